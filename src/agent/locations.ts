@@ -10,6 +10,10 @@ import type { ExecOptions, ExecResult } from "../sandbox/types.js";
 export interface CheckedLocation extends Location {
   valid: boolean;
   problem?: string;
+  start_line?: number;
+  end_line?: number;
+  snippet?: string;
+  snippet_truncated?: boolean;
 }
 
 const MAX_LOCATIONS = 200;
@@ -40,76 +44,136 @@ export function normalizeLocations(locations: Location[], workingDir: string): L
   return out;
 }
 
-/** Runs inside the sandbox, as the sandbox user, on the read-only tree. */
+/**
+ * Runs inside the sandbox, as the sandbox user, on the read-only tree: the host never
+ * parses untrusted code. For each location: a problem (or null), the 1-based span of the
+ * class or function (decorators included), and with snippets on, its first lines.
+ */
 const CHECK_SCRIPT = String.raw`
 import ast, json, os, sys
 root = sys.argv[1]
+request = json.load(sys.stdin)
+max_lines = int(request.get("snippet_lines", 0))
+budget = [int(request.get("snippet_chars", 0))]
+parsed = {}
+def parse(path):
+    if path not in parsed:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            parsed[path] = (ast.parse(data), data.decode("utf-8", "replace").split("\n"), None)
+        except Exception as e:
+            parsed[path] = (None, None, "cannot parse: %s" % type(e).__name__)
+    return parsed[path]
+funcs = (ast.FunctionDef, ast.AsyncFunctionDef)
+def find_class(tree, dotted):
+    parts = dotted.split(".")
+    scope = None
+    for name in parts:
+        nodes = tree.body if scope is None else scope.body
+        scope = next((n for n in nodes if isinstance(n, ast.ClassDef) and n.name == name), None)
+        if scope is None and len(parts) == 1:
+            scope = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name), None)
+        if scope is None:
+            return None
+    return scope
+def span(node):
+    first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+    return first, getattr(node, "end_lineno", None) or node.lineno
+def answer(problem, node=None, lines=None):
+    out = {"problem": problem}
+    if node is None:
+        return out
+    first, last = span(node)
+    out["start"], out["end"] = first, last
+    if max_lines > 0 and budget[0] > 0:
+        chosen = [l[:400] for l in lines[first - 1:min(last, first + max_lines - 1)]]
+        text = "\n".join(chosen)[:budget[0]]
+        budget[0] -= len(text)
+        out["snippet"] = text
+        out["truncated"] = last - first + 1 > len(chosen) or len(text) < len("\n".join(chosen))
+    return out
 out = []
-for loc in json.load(sys.stdin):
+for loc in request["locations"]:
     f = loc.get("file", "")
     path = os.path.normpath(os.path.join(root, f))
     if not f or ".." in f.split("/") or not path.startswith(root + os.sep):
-        out.append("path outside the repository"); continue
+        out.append(answer("path outside the repository")); continue
     if not os.path.isfile(path):
-        out.append("file not found"); continue
+        out.append(answer("file not found")); continue
     cls, fn = loc.get("class_name"), loc.get("function_name")
-    if not cls and not fn:
-        out.append(None); continue
-    if not f.endswith(".py"):
-        out.append(None); continue
-    try:
-        with open(path, "rb") as fh:
-            tree = ast.parse(fh.read())
-    except Exception as e:
-        out.append("cannot parse: %s" % type(e).__name__); continue
-    def find_class(body, dotted):
-        parts = dotted.split(".")
-        scope = None
-        for name in parts:
-            nodes = body if scope is None else scope.body
-            scope = next((n for n in nodes if isinstance(n, ast.ClassDef) and n.name == name), None)
-            if scope is None:
-                scope = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name), None) if len(parts) == 1 else None
-            if scope is None:
-                return None
-        return scope
-    funcs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    if (not cls and not fn) or not f.endswith(".py"):
+        out.append(answer(None)); continue
+    tree, lines, error = parse(path)
+    if error:
+        out.append(answer(error)); continue
     if cls:
-        c = find_class(tree.body, cls)
+        c = find_class(tree, cls)
         if c is None:
-            out.append("class not found"); continue
-        if fn and not any(isinstance(n, funcs) and n.name == fn for n in c.body):
-            out.append("function not found in class"); continue
-        out.append(None); continue
-    if any(isinstance(n, funcs) and n.name == fn for n in tree.body):
-        out.append(None)
-    elif any(isinstance(n, funcs) and n.name == fn for n in ast.walk(tree)):
-        out.append(None)
-    else:
-        out.append("function not found")
+            out.append(answer("class not found")); continue
+        if not fn:
+            out.append(answer(None, c, lines)); continue
+        m = next((n for n in c.body if isinstance(n, funcs) and n.name == fn), None)
+        out.append(answer(None, m, lines) if m else answer("function not found in class")); continue
+    m = next((n for n in tree.body if isinstance(n, funcs) and n.name == fn), None)
+    m = m or next((n for n in ast.walk(tree) if isinstance(n, funcs) and n.name == fn), None)
+    out.append(answer(None, m, lines) if m else answer("function not found"))
 print(json.dumps(out))
 `;
 
 export type Exec = (argv: string[], options?: ExecOptions) => Promise<ExecResult>;
 
-export async function checkLocations(locations: Location[], workingDir: string, exec: Exec): Promise<CheckedLocation[]> {
+export interface CheckOptions {
+  /** Lines of code returned per location; 0 for none. */
+  snippetLines?: number;
+}
+
+/** All snippets of one answer together stay under this many characters. */
+const SNIPPET_BUDGET_CHARS = 200_000;
+
+interface CheckAnswer {
+  problem: string | null;
+  start?: number;
+  end?: number;
+  snippet?: string;
+  truncated?: boolean;
+}
+
+export async function checkLocations(locations: Location[], workingDir: string, exec: Exec, options: CheckOptions = {}): Promise<CheckedLocation[]> {
   if (locations.length === 0) return [];
+  const snippetLines = Math.max(0, Math.floor(options.snippetLines ?? 0));
   const result = await exec(["python3", "-c", CHECK_SCRIPT, workingDir], {
-    stdin: JSON.stringify(locations),
+    stdin: JSON.stringify({ locations, snippet_lines: snippetLines, snippet_chars: snippetLines > 0 ? SNIPPET_BUDGET_CHARS : 0 }),
     timeoutMs: 30_000,
-    maxOutputBytes: 1 << 20,
+    maxOutputBytes: 4 << 20,
   });
-  let problems: unknown;
+  let answers: unknown;
   try {
-    problems = JSON.parse(result.stdout);
+    answers = JSON.parse(result.stdout);
   } catch {
-    problems = null;
+    answers = null;
   }
-  if (!Array.isArray(problems) || problems.length !== locations.length) {
+  if (!Array.isArray(answers) || answers.length !== locations.length) {
     return locations.map((l) => ({ ...l, valid: false, problem: "could not be checked" }));
   }
+  // The sandbox's answer is untrusted too: only well-formed fields are taken.
   return locations.map((l, i) => {
-    const p = problems[i];
-    return typeof p === "string" ? { ...l, valid: false, problem: p.slice(0, 200) } : { ...l, valid: true };
+    const a = (answers as unknown[])[i] as Partial<CheckAnswer> | null;
+    if (!a || typeof a !== "object" || a.problem !== null) {
+      const problem = a && typeof a === "object" && typeof a.problem === "string" ? a.problem.slice(0, 200) : "could not be checked";
+      return { ...l, valid: false, problem };
+    }
+    const checked: CheckedLocation = { ...l, valid: true };
+    if (isLine(a.start) && isLine(a.end) && a.end >= a.start) {
+      checked.start_line = a.start;
+      checked.end_line = a.end;
+      if (snippetLines > 0 && typeof a.snippet === "string") {
+        checked.snippet = a.snippet.slice(0, SNIPPET_BUDGET_CHARS);
+        checked.snippet_truncated = a.truncated === true;
+      }
+    }
+    return checked;
   });
 }
+
+const isLine = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 10_000_000;

@@ -22,6 +22,8 @@ export const envSchema = z.object({
   MODEL_MAX_RETRIES: int(0, 10).default(4),
   PROMPT_PACK_DIR: z.string().min(1).optional(),
   MAX_TURNS: int(1, 100).default(10),
+  /** Lines of code per location when a request asks for snippets. */
+  SNIPPET_MAX_LINES: int(1, 2000).default(60),
 
   SANDBOX_IMAGE: z.string().min(1).default("codescout-sandbox:latest"),
   SANDBOX_MOUNT_MODE: z.enum(["bind", "copy"]).default("bind"),

@@ -17,6 +17,7 @@ export function resultCacheKey(input: { url: string; sha: string; issue: string;
     max_turns: o.max_turns ?? null,
     temperature: o.temperature ?? null,
     finish_policy: o.finish_policy ?? null,
+    snippets: o.snippets ?? false,
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }

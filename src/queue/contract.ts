@@ -25,6 +25,10 @@ export const localizeOptionsSchema = z
       .optional()
       .describe("recover: one extra turn asking for the answer when the episode ends without one; strict: exactly as in training."),
     cache: z.boolean().optional().describe("Answer from the result cache when the same request was answered before (default true)."),
+    snippets: z
+      .boolean()
+      .optional()
+      .describe("Add the code of each valid class or function location (`snippet`, at most SNIPPET_MAX_LINES lines). Default false."),
   })
   .strict();
 
@@ -68,7 +72,17 @@ export type LocalizePayload = z.infer<typeof localizePayloadSchema>;
 export const checkedLocationSchema = locationSchema.extend({
   valid: z.boolean().describe("The file (and class/function, when given) exists at the commit."),
   problem: z.string().optional().describe("Why the location is not valid."),
+  start_line: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("First line (1-based) of the class or function, decorators included; absent for a file-only location."),
+  end_line: z.number().int().min(1).optional().describe("Last line (1-based, inclusive) of the class or function."),
+  snippet: z.string().optional().describe("The location's code (with `options.snippets`), cut after SNIPPET_MAX_LINES lines."),
+  snippet_truncated: z.boolean().optional().describe("True when `snippet` was cut."),
 });
+export type CheckedLocationView = z.infer<typeof checkedLocationSchema>;
 
 export const usageSchema = z.object({
   model_calls: z.number().int(),

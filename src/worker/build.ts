@@ -76,6 +76,7 @@ export async function startWorker(config: Config, logger: Logger = pino({ level:
     policyFor,
     jobTimeoutS: config.SANDBOX_JOB_TIMEOUT_S,
     defaultMaxTurns: config.MAX_TURNS,
+    snippetMaxLines: config.SNIPPET_MAX_LINES,
     logger,
     shutdownSignal: shutdown.signal,
   });

@@ -40,6 +40,8 @@ export interface ProcessorDeps {
   jobTimeoutS: number;
   /** The model-call budget when a job does not set one (MAX_TURNS). */
   defaultMaxTurns: number;
+  /** Lines of code per location when a job asks for snippets (SNIPPET_MAX_LINES). */
+  snippetMaxLines: number;
   logger: Logger;
   /** Fires when the worker's shutdown grace is over: running jobs go back to the queue. */
   shutdownSignal?: AbortSignal;
@@ -140,7 +142,9 @@ export function createProcessor(deps: ProcessorDeps) {
 
       await progress({ phase: "validating", turn: outcome.turns });
       const normalized = normalizeLocations(outcome.locations ?? [], workingDir);
-      const checked = await checkLocations(normalized, workingDir, (argv, options) => box.exec(argv, options));
+      const checked = await checkLocations(normalized, workingDir, (argv, options) => box.exec(argv, options), {
+        snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0,
+      });
       const sets = locationSets(normalized);
 
       await deps.store.saveTrajectory(payload.jobId, {

@@ -1,0 +1,100 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { checkLocations, normalizeLocations } from "../../src/agent/locations.js";
+import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+
+/** Location checks and line ranges, computed by Python's ast inside a real sandbox. */
+const FILES: Record<string, string> = {
+  "app/__init__.py": "",
+  "app/views.py": [
+    "import functools", // 1
+    "", // 2
+    "", // 3
+    "def cached(fn):", // 4
+    "    return fn", // 5
+    "", // 6
+    "", // 7
+    "@cached", // 8
+    "@functools.lru_cache()", // 9
+    "def render(name):", // 10
+    "    return name.upper()", // 11
+    "", // 12
+    "", // 13
+    "class View:", // 14
+    '    """A view."""', // 15
+    "", // 16
+    "    @property", // 17
+    "    def title(self):", // 18
+    "        return 'x'", // 19
+    "", // 20
+    "    class Meta:", // 21
+    "        def ordering(self):", // 22
+    "            return []", // 23
+    "", // 24
+    "    async def fetch(self, url):", // 25
+    "        return url", // 26
+    "", // 27
+  ].join("\n"),
+  "app/broken.py": "def oops(:\n",
+  "README.md": "# app\n",
+};
+
+let box: SandboxFixture;
+beforeAll(async () => {
+  box = await startSandbox(FILES);
+});
+afterAll(async () => {
+  await box?.cleanup();
+});
+
+const exec = (argv: string[], options?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, options);
+
+describe("location checks", () => {
+  it("gives each valid class or function its span, decorators included", async () => {
+    const locations = normalizeLocations(
+      [
+        { file: "app/views.py", function_name: "render" },
+        { file: "app/views.py", class_name: "View" },
+        { file: "app/views.py", class_name: "View", function_name: "title" },
+        { file: "app/views.py", class_name: "View", function_name: "fetch" },
+        { file: "app/views.py", class_name: "View.Meta", function_name: "ordering" },
+        { file: "app/views.py", function_name: "View.fetch" },
+        { file: "README.md" },
+        { file: "app/views.py", class_name: "View", function_name: "missing" },
+        { file: "app/broken.py", function_name: "oops" },
+        { file: "../etc/passwd" },
+      ],
+      box.workingDir,
+    );
+    // "View.fetch" as a bare function is the same location as View + fetch: kept once.
+    expect(locations).toHaveLength(9);
+    const checked = await checkLocations(locations, box.workingDir, exec);
+    const spans = checked.map((c) => [c.valid, c.start_line ?? null, c.end_line ?? null, c.problem ?? null]);
+    expect(spans).toEqual([
+      [true, 8, 11, null],
+      [true, 14, 26, null],
+      [true, 17, 19, null],
+      [true, 25, 26, null],
+      [true, 22, 23, null],
+      [true, null, null, null],
+      [false, null, null, "function not found in class"],
+      [false, null, null, "cannot parse: SyntaxError"],
+      [false, null, null, "path outside the repository"],
+    ]);
+    expect(checked.some((c) => "snippet" in c)).toBe(false);
+  });
+
+  it("adds the code of each location when asked, cut after the line cap", async () => {
+    const checked = await checkLocations(
+      [
+        { file: "app/views.py", function_name: "render" },
+        { file: "app/views.py", class_name: "View" },
+      ],
+      box.workingDir,
+      exec,
+      { snippetLines: 4 },
+    );
+    expect(checked[0]).toMatchObject({ start_line: 8, end_line: 11, snippet: "@cached\n@functools.lru_cache()\ndef render(name):\n    return name.upper()", snippet_truncated: false });
+    expect(checked[1]!.snippet).toBe('class View:\n    """A view."""\n\n    @property');
+    expect(checked[1]!.snippet_truncated).toBe(true);
+  });
+});
