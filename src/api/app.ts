@@ -12,6 +12,7 @@ import { Limits } from "./limits.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { localizeRoutes } from "./routes/localize.js";
+import { uploadRoutes } from "./routes/uploads.js";
 import { Submitter } from "./submit.js";
 
 export const API_VERSION = "0.1.0";
@@ -24,12 +25,17 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const { config, store, redis } = deps;
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
+  const limits = new Limits(redis, store.keys, store, {
+    submitPerMinute: config.RATE_LIMIT_PER_MIN,
+    pollPerMinute: config.POLL_RATE_LIMIT_PER_MIN,
+    maxOpen: config.MAX_OPEN_JOBS_PER_KEY,
+  });
   const ctx: AppContext = {
     ...deps,
     events,
     cache,
-    submitter: new Submitter({ ...deps, cache, events }),
-    limits: new Limits(redis, store.keys, store, config.RATE_LIMIT_PER_MIN, config.MAX_OPEN_JOBS_PER_KEY),
+    limits,
+    submitter: new Submitter({ ...deps, cache, events, limits }),
     authenticate: authenticate(config.AUTH_MODE, KeyRing.fromConfig(config)),
   };
 
@@ -38,6 +44,8 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.setErrorHandler(errorHandler);
   fastify.setNotFoundHandler(notFoundHandler);
+  // JSON only: a text/plain body is refused (415) instead of failing validation as a string.
+  fastify.removeContentTypeParser("text/plain");
 
   await fastify.register(swagger, {
     openapi: {
@@ -51,6 +59,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
       tags: [
         { name: "localize", description: "Submit localization jobs" },
         { name: "jobs", description: "Follow, read and cancel jobs" },
+        { name: "uploads", description: "Send a working tree that is not in a reachable repository" },
         { name: "operations", description: "Health, readiness and metrics" },
       ],
       components: {
@@ -65,6 +74,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   await fastify.register(healthRoutes, ctx);
   await fastify.register(localizeRoutes, ctx);
   await fastify.register(jobRoutes, ctx);
+  await fastify.register(uploadRoutes, ctx);
 }
 
 export default fp(app, { name: "codescout-api", fastify: "5.x" });

@@ -88,9 +88,7 @@ export function authenticate(mode: Config["AUTH_MODE"], ring: KeyRing) {
   };
 }
 
-/** A job belongs to the key that submitted it. */
-export function assertOwner(requester: string, owner: string) {
-  if (requester !== owner && requester !== ANONYMOUS) {
-    throw new ApiError(403, "forbidden", "this job belongs to another API key");
-  }
+/** A job belongs to the key that submitted it (everyone is anonymous with auth off). */
+export function mayRead(requester: string, owner: string): boolean {
+  return requester === owner || requester === ANONYMOUS;
 }

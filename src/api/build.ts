@@ -7,6 +7,7 @@ import app from "./app.js";
 import { ServiceMetrics } from "./metrics.js";
 import { QueueEvents } from "bullmq";
 import { QUEUES } from "../queue/contract.js";
+import { uploadStoreFromConfig } from "../uploads/fromConfig.js";
 
 /** Secrets that must never reach a log line, whatever logs them. */
 export const REDACT_PATHS = [
@@ -29,14 +30,16 @@ export async function buildApiServer(config: Config, options: { logger?: boolean
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
   const store = new JobStore(queue, redis, config.JOB_TTL_S);
   const metrics = new ServiceMetrics(queue);
+  const uploads = uploadStoreFromConfig(config, redis);
   const queueEvents = new QueueEvents(QUEUES.localize, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX });
   metrics.follow(queueEvents);
   const fastify = Fastify({
     logger: options.logger === false ? false : { level: config.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: "[redacted]" } },
-    bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + 65_536),
+    // JSON bodies: an issue and a patch, both escaped. Uploads stream past this limit (uploads.ts).
+    bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + config.PATCH_MAX_BYTES * 2 + 65_536),
     genReqId: () => crypto.randomUUID(),
   });
-  await fastify.register(app, { config, queue, store, redis, metrics });
+  await fastify.register(app, { config, queue, store, redis, metrics, uploads });
   await fastify.ready();
   return {
     fastify,

@@ -8,6 +8,7 @@ import type { ResultCache } from "../store/resultCache.js";
 import type { Limits } from "./limits.js";
 import type { Submitter } from "./submit.js";
 import type { ServiceMetrics } from "./metrics.js";
+import type { UploadStore } from "../uploads/store.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
 export interface AppDeps {
@@ -16,6 +17,7 @@ export interface AppDeps {
   store: JobStore;
   redis: Redis;
   metrics: ServiceMetrics;
+  uploads: UploadStore;
 }
 
 /** The app's own pieces, made once from AppDeps and shared by the route plugins. */

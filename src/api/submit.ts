@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config/env.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
-import { REF_RE, SHA_RE, type LocalizePayload } from "../queue/contract.js";
+import { REF_RE, SHA_RE, type LocalizePayload, type PublicRepoRef, type RepoRef } from "../queue/contract.js";
 import { checkHost, parseHostList, type HostPolicy } from "../queue/hostPolicy.js";
 import { enqueueLocalize, type LocalizeQueue } from "../queue/producer.js";
 import { parseRepoUrl } from "../queue/repoUrl.js";
@@ -9,7 +9,9 @@ import { sealSecret } from "../queue/secrets.js";
 import type { JobEvents } from "../store/events.js";
 import { newJobView, type JobStore, type JobView } from "../store/jobStore.js";
 import type { ResultCache } from "../store/resultCache.js";
+import type { UploadStore } from "../uploads/store.js";
 import { ApiError } from "./errors.js";
+import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
 
 /**
@@ -30,6 +32,8 @@ export interface SubmitDeps {
   store: JobStore;
   cache: ResultCache;
   events: JobEvents;
+  uploads: UploadStore;
+  limits: Limits;
 }
 
 export class Submitter {
@@ -45,19 +49,7 @@ export class Submitter {
     if (body.issue.length > config.ISSUE_MAX_CHARS) {
       throw new ApiError(422, "issue_too_long", `issue has ${body.issue.length} characters; the limit is ${config.ISSUE_MAX_CHARS}`, `${at}issue`);
     }
-    let url: string;
-    try {
-      url = parseRepoUrl(body.repo.url, { allowFileUrls: config.ALLOW_FILE_URLS }).url;
-      await checkHost(url, this.hosts);
-    } catch (err) {
-      throw new ApiError(422, "invalid_repository", (err as Error).message, `${at}repo.url`);
-    }
-    if (!SHA_RE.test(body.repo.commit) && !REF_RE.test(body.repo.commit)) {
-      throw new ApiError(422, "invalid_commit", "commit must be a 40-hex sha or a branch/tag name", `${at}repo.commit`);
-    }
-    if (body.repo.token && !config.SECRET_KEY) {
-      throw new ApiError(422, "tokens_disabled", "this server takes no repository tokens (SECRET_KEY is not set)", `${at}repo.token`);
-    }
+    const source = await this.source(body.repo, `${at}repo.`);
     if (body.callback_url) {
       if (!config.WEBHOOK_SECRET) throw new ApiError(422, "webhooks_disabled", "this server sends no webhooks (WEBHOOK_SECRET is not set)", `${at}callback_url`);
       try {
@@ -70,10 +62,12 @@ export class Submitter {
       }
     }
     const options = { ...body.options, policy: body.options?.policy ?? (config.MODEL_BASE_URL ? "codescout" : "baseline") } as LocalizePayload["options"];
+    const token = body.repo.token;
     const payload: LocalizePayload = {
       jobId: randomUUID(),
-      repo: { url, commit: body.repo.commit },
-      ...(body.repo.token && config.SECRET_KEY ? { sealedToken: sealSecret(body.repo.token, config.SECRET_KEY) } : {}),
+      repo: source.repo,
+      ...(token && config.SECRET_KEY ? { sealedToken: sealSecret(token, config.SECRET_KEY) } : {}),
+      ...(body.repo.patch ? { patch: body.repo.patch } : {}),
       issue: body.issue,
       options,
       owner,
@@ -81,13 +75,73 @@ export class Submitter {
       submittedAt: new Date().toISOString(),
     };
     const cacheKey =
-      SHA_RE.test(body.repo.commit) && options.cache !== false && !body.repo.token
-        ? resultCacheKey({ url, sha: body.repo.commit, issue: body.issue, options, model: config.MODEL_NAME })
+      source.identity && options.cache !== false && !token
+        ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, issue: body.issue, options, model: config.MODEL_NAME })
         : null;
     const bodyHash = createHash("sha256")
-      .update(JSON.stringify({ ...body, repo: { ...body.repo, token: body.repo.token ? createHash("sha256").update(body.repo.token).digest("hex") : null } }))
+      .update(JSON.stringify({ ...body, repo: { ...body.repo, token: token ? sha256(token) : null } }))
       .digest("hex");
     return { payload, cacheKey, bodyHash };
+  }
+
+  /**
+   * The tree a request names: an upload, or a repository at a commit with an optional patch.
+   * `identity` is what the result cache may key on (a full sha or an upload id), or null.
+   */
+  private async source(repo: RepoRef, at: string): Promise<{ repo: PublicRepoRef; identity: { url: string; sha: string } | null }> {
+    const { config, uploads } = this.deps;
+    if (repo.upload !== undefined) {
+      const extra = (["url", "commit", "token", "patch"] as const).find((k) => repo[k] !== undefined);
+      if (extra) throw new ApiError(422, "invalid_repository", `repo.upload names a whole tree; it is not combined with repo.${extra}`, `${at}${extra}`);
+      if (!(await uploads.touch(repo.upload))) {
+        throw new ApiError(422, "upload_not_found", `no upload ${repo.upload} (never sent, or expired): send the tree with POST /v1/uploads`, `${at}upload`);
+      }
+      return { repo: { upload: repo.upload }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };
+    }
+    if (repo.url === undefined) {
+      throw new ApiError(422, "invalid_repository", "give repo.url and repo.commit (a repository at a commit), or repo.upload (an uploaded tree)", `${at}url`);
+    }
+    if (repo.commit === undefined) throw new ApiError(422, "invalid_commit", "repo.commit is required with repo.url", `${at}commit`);
+    let url: string;
+    try {
+      url = parseRepoUrl(repo.url, { allowFileUrls: config.ALLOW_FILE_URLS }).url;
+      await checkHost(url, this.hosts);
+    } catch (err) {
+      throw new ApiError(422, "invalid_repository", (err as Error).message, `${at}url`);
+    }
+    if (!SHA_RE.test(repo.commit) && !REF_RE.test(repo.commit)) {
+      throw new ApiError(422, "invalid_commit", "commit must be a 40-hex sha or a branch/tag name", `${at}commit`);
+    }
+    if (repo.token && !config.SECRET_KEY) {
+      throw new ApiError(422, "tokens_disabled", "this server takes no repository tokens (SECRET_KEY is not set)", `${at}token`);
+    }
+    let patchSha: string | undefined;
+    if (repo.patch !== undefined) {
+      const bytes = Buffer.byteLength(repo.patch);
+      if (bytes > config.PATCH_MAX_BYTES) {
+        throw new ApiError(422, "patch_too_large", `the patch has ${bytes} bytes; the limit is ${config.PATCH_MAX_BYTES} (send a larger change as an upload)`, `${at}patch`);
+      }
+      if (repo.patch.includes("\0") || !/^(diff --git |--- |@@ )/m.test(repo.patch)) {
+        throw new ApiError(422, "invalid_patch", "the patch is not a unified diff (as `git diff --binary HEAD` prints it)", `${at}patch`);
+      }
+      patchSha = sha256(repo.patch);
+    }
+    const publicRepo: PublicRepoRef = { url, commit: repo.commit, ...(patchSha ? { patch_sha256: patchSha } : {}) };
+    return { repo: publicRepo, identity: SHA_RE.test(repo.commit) ? { url, sha: repo.commit } : null };
+  }
+
+  /**
+   * One job accepted from a client, limits included: what POST /v1/localize and the MCP
+   * `localize` tool both do.
+   */
+  async accept(body: LocalizeBody, owner: string, idempotencyKey?: string): Promise<JobView> {
+    const { limits, config } = this.deps;
+    await limits.takeRequest(owner);
+    const prepared = await this.prepare(body, owner);
+    await limits.assertRoom(owner, 1);
+    const { view } = await this.submit(prepared, idempotencyKey);
+    await limits.opened(owner, [view.id], config.JOB_TTL_S);
+    return view;
   }
 
   /** Returns the job for a prepared request, and whether a new job was queued. */
@@ -128,3 +182,5 @@ export class Submitter {
     return { view: newJobView(payload), queued: true };
   }
 }
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");

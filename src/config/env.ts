@@ -39,6 +39,20 @@ export const envSchema = z.object({
   /** Per-commit trees kept; the least recently used idle ones beyond this are removed. 0: keep all. */
   REPO_MAX_TREES: int(0, 1_000_000).default(200),
   ALLOW_FILE_URLS: bool.default(false),
+  /** Size cap of `repo.patch` (the caller's uncommitted changes), in bytes. */
+  PATCH_MAX_BYTES: int(1024, 64 << 20).default(2 << 20),
+
+  /** Where uploaded working trees wait for a worker: a directory (one host or a shared volume) or Redis. */
+  UPLOAD_STORE: z.enum(["dir", "redis"]).default("dir"),
+  UPLOAD_DIR: z.string().min(1).default(".cache/uploads"),
+  UPLOAD_TTL_S: int(60, 30 * 86_400).default(86_400),
+  /** The archive as sent (compressed or not). */
+  UPLOAD_MAX_ARCHIVE_BYTES: int(1024, 4 * 1024 ** 3).default(100 << 20),
+  /** Sum of file sizes once unpacked. */
+  UPLOAD_MAX_BYTES: int(1024, 16 * 1024 ** 3).default(512 << 20),
+  UPLOAD_MAX_FILES: int(1, 10_000_000).default(100_000),
+  UPLOAD_MAX_PATH_BYTES: int(64, 4096).default(1024),
+  UPLOAD_MAX_RATIO: int(2, 10_000).default(100),
 
   WORKER_CONCURRENCY: int(1, 64).default(2),
   /** A job whose worker stops renewing its lock this long is taken as stalled and retried. */
@@ -65,7 +79,10 @@ export const envSchema = z.object({
   API_KEYS: z.string().optional(),
   /** A file with one `name:key` or `name:sha256:<hex>` per line. */
   API_KEYS_FILE: z.string().optional(),
+  /** Jobs submitted (each job of a batch counts) and uploads, per minute per key. */
   RATE_LIMIT_PER_MIN: int(0, 1_000_000).default(120),
+  /** Reads (job status, waits, event streams, trajectories, cancels, upload lookups), per minute per key. */
+  POLL_RATE_LIMIT_PER_MIN: int(0, 1_000_000).default(600),
   MAX_OPEN_JOBS_PER_KEY: int(0, 100_000).default(500),
 
   WEBHOOK_SECRET: z.string().min(16).optional(),

@@ -32,21 +32,47 @@ export const localizeOptionsSchema = z
   })
   .strict();
 
+export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * Which tree a job localizes: a commit of a git repository (`url` + `commit`), optionally
+ * with the caller's uncommitted changes on top (`patch`), or a working tree the caller
+ * uploaded (`upload`). One flat object so that every mistake names its own field.
+ */
 export const repoRefSchema = z
   .object({
-    url: z.string().min(1).max(2048).describe("Git URL of the repository (https; file:// only when the server allows it)."),
-    commit: z.string().min(1).max(256).describe("A 40-hex commit sha, or a branch/tag resolved to one."),
+    url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https; http and file:// only when the server allows them)."),
+    commit: z.string().min(1).max(256).optional().describe("A 40-hex commit sha, or a branch/tag resolved to one. Required with `url`."),
     token: z
       .string()
       .min(1)
       .max(4096)
       .optional()
       .describe("Access token for a private repository; used only by git on the worker host, never stored in clear, never in the sandbox."),
+    patch: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A unified diff as `git diff --binary HEAD` prints it, applied on top of `commit` in a copy of the tree (the caller's uncommitted edits). At most PATCH_MAX_BYTES. A patch that does not apply fails the job with `patch_does_not_apply` naming the first failing file.",
+      ),
+    upload: z
+      .string()
+      .regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters")
+      .optional()
+      .describe("An upload id from POST /v1/uploads: localize that working tree instead of a commit. Not combined with the other fields."),
   })
   .strict();
+export type RepoRef = z.infer<typeof repoRefSchema>;
 
-/** A repository reference as stored and shown: never with its token. */
-export const publicRepoRefSchema = repoRefSchema.omit({ token: true });
+/** A repository reference as stored in a job and shown: never its token, the patch only by its hash. */
+export const publicRepoRefSchema = z.object({
+  url: z.string().optional(),
+  commit: z.string().optional(),
+  upload: z.string().optional(),
+  patch_sha256: z.string().optional().describe("SHA-256 of the patch applied on top of the commit."),
+});
+export type PublicRepoRef = z.infer<typeof publicRepoRefSchema>;
 
 export const locationSchema = z.object({
   file: z.string(),
@@ -60,6 +86,8 @@ export const localizePayloadSchema = z.object({
   repo: publicRepoRefSchema,
   /** The request's repository token sealed with SECRET_KEY (queue/secrets.ts). */
   sealedToken: z.string().optional(),
+  /** The caller's uncommitted changes, applied on top of repo.commit by the worker. */
+  patch: z.string().optional(),
   issue: z.string().min(1),
   options: localizeOptionsSchema,
   /** The API key name that submitted the job ("anonymous" when auth is off). */
@@ -123,6 +151,9 @@ export const failureCodeSchema = z.enum([
   "invalid_repository",
   "repository_unavailable",
   "commit_not_found",
+  "patch_does_not_apply",
+  "upload_not_found",
+  "invalid_upload",
   "sandbox_failed",
   "job_timeout",
   "llm_unavailable",

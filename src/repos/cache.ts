@@ -4,7 +4,11 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { runGit, GitError } from "./git.js";
-import { REF_RE, SHA_RE } from "../queue/contract.js";
+import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
+import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
+import { extractArchive } from "../uploads/extract.js";
+import type { UploadStore } from "../uploads/store.js";
+import { applyPatch, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 
 /**
@@ -30,6 +34,8 @@ export interface RepoCacheOptions extends RepoUrlPolicy {
    */
   treeIdleMs?: number;
   gitTimeoutMs?: number;
+  /** Where uploaded trees are read from, and the caps they are checked against again. */
+  uploads?: { store: UploadStore; limits: ArchiveLimits };
 }
 
 export interface PrepareRequest {
@@ -41,6 +47,8 @@ export interface PrepareRequest {
    * (never argv, never the mirror's config), so it is neither in `ps` nor on disk.
    */
   token?: string;
+  /** A unified diff applied on top of the commit, in a tree of its own. */
+  patch?: string;
 }
 
 export interface PreparedTree extends RepoIdentity {
@@ -54,7 +62,7 @@ export interface PreparedTree extends RepoIdentity {
 export class RepoError extends Error {
   override name = "RepoError";
   constructor(
-    readonly reason: "invalid_url" | "fetch_failed" | "commit_not_found" | "materialize_failed",
+    readonly reason: "invalid_url" | "fetch_failed" | "commit_not_found" | "materialize_failed" | "patch_does_not_apply" | "upload_not_found" | "invalid_upload",
     message: string,
   ) {
     super(message);
@@ -96,7 +104,7 @@ export class RepoCache {
     if (existsSync(join(mirror, PRIVATE_MARK))) await this.authorize(id.url, env, signal);
 
     // A tree at a full sha needs no git at all when it is already there.
-    if (SHA_RE.test(req.commit)) {
+    if (SHA_RE.test(req.commit) && !req.patch) {
       const treePath = join(this.treeDir, key, req.commit);
       if (existsSync(treePath)) {
         await touch(treePath);
@@ -118,6 +126,7 @@ export class RepoCache {
         sha = await this.resolve(mirror, req.commit, signal);
       }
       if (!sha) throw new RepoError("commit_not_found", `commit ${req.commit} not found in ${id.url}`);
+      if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
       const treePath = join(this.treeDir, key, sha);
       if (existsSync(treePath)) {
         await touch(treePath);
@@ -126,6 +135,83 @@ export class RepoCache {
       await this.materialize(mirror, sha, treePath, signal);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
+    });
+  }
+
+  /**
+   * The commit with the caller's changes on top, in a tree named by its git tree id (never
+   * the commit's own tree): the same edit on the same commit is prepared once.
+   */
+  private async preparePatched(
+    id: RepoIdentity,
+    key: string,
+    mirror: string,
+    sha: string,
+    patch: string,
+    cache: PreparedTree["cache"],
+    started: number,
+    signal?: AbortSignal,
+  ): Promise<PreparedTree> {
+    let patched;
+    try {
+      patched = await applyPatch(mirror, sha, patch, join(this.dir, "scratch"), signal);
+    } catch (err) {
+      if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
+      throw err;
+    }
+    try {
+      const treePath = join(this.treeDir, key, `patched-${patched.treeId}`);
+      if (existsSync(treePath)) {
+        await touch(treePath);
+        return { ...id, sha, treePath, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
+      }
+      await this.materialize(mirror, patched.treeId, treePath, signal, patched.env);
+      await this.evict().catch(() => 0);
+      return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
+    } finally {
+      await patched.dispose();
+    }
+  }
+
+  /**
+   * An uploaded working tree, extracted once per content address and checked again entry by
+   * entry on the way: the store is not trusted more than the client was.
+   */
+  async prepareUpload(uploadId: string, signal?: AbortSignal): Promise<PreparedTree> {
+    const started = performance.now();
+    const uploads = this.options.uploads;
+    if (!uploads) throw new RepoError("upload_not_found", "this worker has no upload store");
+    if (!UPLOAD_ID_RE.test(uploadId)) throw new RepoError("upload_not_found", `${uploadId} is not an upload id`);
+    const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
+    const treePath = join(this.treeDir, "uploads", uploadId);
+    const ready = (cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
+    if (existsSync(treePath)) {
+      await touch(treePath);
+      return ready("hot");
+    }
+    return this.withLock(`upload:${uploadId}`, async () => {
+      if (existsSync(treePath)) return ready("hot");
+      const archive = await uploads.store.open(uploadId);
+      if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
+      const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
+      await mkdir(tmp, { recursive: true, mode: 0o755 });
+      const abort = () => archive.destroy(new Error("aborted"));
+      signal?.addEventListener("abort", abort, { once: true });
+      try {
+        await extractArchive(archive, tmp, uploads.limits);
+        await rename(tmp, treePath).catch(async (err) => {
+          if (!existsSync(treePath)) throw err;
+          await rm(tmp, { recursive: true, force: true });
+        });
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        if (err instanceof ArchiveError) throw new RepoError("invalid_upload", `upload ${uploadId} was refused: ${err.message}`);
+        throw new RepoError("materialize_failed", `could not extract upload ${uploadId}: ${(err as Error).message}`);
+      } finally {
+        signal?.removeEventListener("abort", abort);
+      }
+      await this.evict().catch(() => 0);
+      return ready("warm");
     });
   }
 
@@ -155,6 +241,7 @@ export class RepoCache {
       }
     };
     await scan(join(this.dir, "mirrors"), 0);
+    await scan(join(this.dir, "scratch"), 0);
     await scan(this.treeDir, 1);
     return removed;
   }
@@ -240,11 +327,11 @@ export class RepoCache {
     }
   }
 
-  private async materialize(mirror: string, sha: string, treePath: string, signal?: AbortSignal) {
+  private async materialize(mirror: string, sha: string, treePath: string, signal?: AbortSignal, env: Record<string, string> = {}) {
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
     try {
-      await archiveInto(mirror, sha, tmp, signal);
+      await archiveInto(mirror, sha, tmp, signal, env);
       await chmod(tmp, 0o755);
       await rename(tmp, treePath).catch(async (err) => {
         if (!existsSync(treePath)) throw err;
@@ -269,9 +356,9 @@ export class RepoCache {
 }
 
 /** `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. */
-function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal): Promise<void> {
+function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C" };
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C", ...extraEnv };
     const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
     const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
     git.stdout.pipe(tar.stdin);

@@ -10,6 +10,8 @@ export interface GitRunOptions {
   /** Extra environment, e.g. GIT_CONFIG_* entries carrying credentials (never argv). */
   env?: Record<string, string>;
   signal?: AbortSignal;
+  /** Written to git's stdin (e.g. a patch). */
+  input?: string;
 }
 
 export class GitError extends Error {
@@ -39,15 +41,19 @@ export function runGit(args: string[], options: GitRunOptions = {}): Promise<str
         LC_ALL: "C",
         ...options.env,
       },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       signal: options.signal,
     });
+    if (options.input !== undefined) {
+      child.stdin!.on("error", () => undefined);
+      child.stdin!.end(options.input);
+    }
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
+    child.stdout!.on("data", (d: Buffer) => {
       if (stdout.length < MAX_CAPTURE) stdout += d.toString("utf8");
     });
-    child.stderr.on("data", (d: Buffer) => {
+    child.stderr!.on("data", (d: Buffer) => {
       if (stderr.length < MAX_CAPTURE) stderr += d.toString("utf8");
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 600_000);

@@ -15,6 +15,7 @@ import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import { JobEvents } from "../store/events.js";
 import { JobStore } from "../store/jobStore.js";
 import { ResultCache } from "../store/resultCache.js";
+import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
 import { createPolicySelector } from "./policies.js";
 import { createProcessor } from "./processor.js";
@@ -47,6 +48,7 @@ export async function startWorker(config: Config, logger: Logger = pino({ level:
     allowFileUrls: config.ALLOW_FILE_URLS,
     maxTrees: config.REPO_MAX_TREES,
     treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
+    uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
   });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));
   const sandboxes = createDockerSandboxProvider(sandboxOptionsFromConfig(config));
@@ -59,7 +61,7 @@ export async function startWorker(config: Config, logger: Logger = pino({ level:
   const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
   const tokenFor = (payload: LocalizePayload): string | undefined => {
     if (payload.sealedToken && config.SECRET_KEY) return openSecret(payload.sealedToken, config.SECRET_KEY);
-    const host = safeHost(payload.repo.url);
+    const host = payload.repo.url ? safeHost(payload.repo.url) : undefined;
     return host ? hostCredentials[host] : undefined;
   };
 

@@ -6,6 +6,7 @@ import { ModelError } from "../agent/codescout/modelClient.js";
 import type { Policy, PolicyEvent } from "../agent/policy.js";
 import {
   localizePayloadSchema,
+  type FailureCode,
   type JobProgress,
   type LocalizePayload,
   type LocalizeResult,
@@ -88,7 +89,11 @@ export function createProcessor(deps: ProcessorDeps) {
       await progress({ phase: "repository", turn: 0 });
       const tR = performance.now();
       const token = deps.tokenFor(payload);
-      const tree = await deps.repos.prepare({ ...payload.repo, ...(token ? { token } : {}) }, abort.signal).catch((err) => {
+      const { url, commit, upload } = payload.repo;
+      const prepared = upload
+        ? deps.repos.prepareUpload(upload, abort.signal)
+        : deps.repos.prepare({ url: url ?? "", commit: commit ?? "", ...(token ? { token } : {}), ...(payload.patch ? { patch: payload.patch } : {}) }, abort.signal);
+      const tree = await prepared.catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw repoFailure(err);
       });
@@ -97,7 +102,7 @@ export function createProcessor(deps: ProcessorDeps) {
 
       const cacheKey =
         payload.options.cache !== false && !token
-          ? resultCacheKey({ url: tree.url, sha: tree.sha, issue: payload.issue, options: payload.options, model: deps.model })
+          ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, issue: payload.issue, options: payload.options, model: deps.model })
           : null;
       const cached = cacheKey ? await deps.cache.get(cacheKey) : null;
       if (cached) {
@@ -205,7 +210,14 @@ const shorten = (command: string) => (command.length > 200 ? `${command.slice(0,
 
 function repoFailure(err: unknown): JobFailedError {
   if (err instanceof RepoError) {
-    const code = err.reason === "invalid_url" ? "invalid_repository" : err.reason === "commit_not_found" ? "commit_not_found" : "repository_unavailable";
+    const codes: Partial<Record<RepoError["reason"], FailureCode>> = {
+      invalid_url: "invalid_repository",
+      commit_not_found: "commit_not_found",
+      patch_does_not_apply: "patch_does_not_apply",
+      upload_not_found: "upload_not_found",
+      invalid_upload: "invalid_upload",
+    };
+    const code = codes[err.reason] ?? "repository_unavailable";
     return new JobFailedError(code, err.message, { cause: err });
   }
   return new JobFailedError("repository_unavailable", (err as Error).message, { cause: err });

@@ -143,7 +143,10 @@ describe("auth and limits", () => {
     expect(mine.statusCode).toBe(202);
     expect(mine.json().owner).toBe("alice");
     const theirs = await inject({ method: "GET", url: `/v1/jobs/${mine.json().id}`, headers: { "x-api-key": "key-bob-456" } });
-    expect(theirs.statusCode).toBe(403);
+    // Another key's job answers exactly as a job that does not exist.
+    expect(theirs.statusCode).toBe(404);
+    const unknown = await inject({ method: "GET", url: `/v1/jobs/${"0".repeat(36)}`, headers: { "x-api-key": "key-bob-456" } });
+    expect(theirs.json()).toEqual({ error: { ...unknown.json().error, message: `no job ${mine.json().id}` } });
     expect((await inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     const redis = new Redis(config.REDIS_URL);
     const dump = [];

@@ -10,6 +10,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
     QUEUE_PREFIX: `cstest-${randomBytes(5).toString("hex")}`,
     REPO_CACHE_DIR: mkdtempSync(join(tmpdir(), "codescout-repos-")),
+    UPLOAD_DIR: mkdtempSync(join(tmpdir(), "codescout-uploads-")),
     ALLOW_FILE_URLS: "true",
     LOG_LEVEL: "silent",
     ...env,

@@ -55,6 +55,7 @@ export function serviceEnv(config: Config, extra: Record<string, string>): Recor
     REDIS_URL: config.REDIS_URL,
     QUEUE_PREFIX: config.QUEUE_PREFIX,
     REPO_CACHE_DIR: config.REPO_CACHE_DIR,
+    UPLOAD_DIR: config.UPLOAD_DIR,
     ALLOW_FILE_URLS: "true",
     ...extra,
   };

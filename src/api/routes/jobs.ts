@@ -2,23 +2,30 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { TERMINAL_EVENTS } from "../../store/events.js";
 import type { JobView } from "../../store/jobStore.js";
-import { assertOwner } from "../auth.js";
+import { mayRead } from "../auth.js";
+import { cancelJob } from "../cancel.js";
 import { ApiError, errorBodySchema } from "../errors.js";
 import { jobParamsSchema, jobSchema, waitQuerySchema } from "../schemas.js";
 import { hasEnded, waitForEnd } from "../waitFor.js";
 import type { AppContext } from "../context.js";
 import { abortedWith } from "./localize.js";
 
-const errors = { 401: errorBodySchema, 403: errorBodySchema, 404: errorBodySchema };
+const errors = {
+  401: errorBodySchema.describe("No valid API key."),
+  404: errorBodySchema.describe("No such job for this API key (unknown, expired, or another key's)."),
+  429: errorBodySchema.describe("Too many reads for this API key (POLL_RATE_LIMIT_PER_MIN)."),
+};
 
 /** Reading, following and cancelling jobs. */
 export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
   const { store, events, config, redis } = ctx;
 
+  // Every read counts against the key's read budget; another key's job answers exactly as
+  // a job that does not exist, so ids cannot be probed.
   const load = async (id: string, owner: string): Promise<JobView> => {
+    await ctx.limits.takePoll(owner);
     const view = await store.get(id);
-    if (!view) throw new ApiError(404, "job_not_found", `no job ${id}`, "id");
-    assertOwner(owner, view.owner);
+    if (!view || !mayRead(owner, view.owner)) throw new ApiError(404, "job_not_found", `no job ${id}`, "id");
     return view;
   };
 
@@ -59,10 +66,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
     },
     async (request, reply) => {
       await load(request.params.id, request.owner);
-      const outcome = await store.cancel(request.params.id);
+      const outcome = await cancelJob(store, events, request.params.id);
       if (outcome === "missing") throw new ApiError(404, "job_not_found", `no job ${request.params.id}`, "id");
       if (outcome === "finished") throw new ApiError(409, "job_ended", "the job has already ended", "id");
-      if (outcome === "cancelled") await events.publish(request.params.id, "cancelled", { while: "queued" });
       // A running job ends within moments; give it a short while so the answer is final.
       const view = await waitForEnd(store, (await store.get(request.params.id))!, outcome === "signalled" ? 5 : 0, abortedWith(request.raw));
       return reply.code(202).send(view);

@@ -40,11 +40,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         },
       },
       async (request, reply) => {
-        await limits.takeRequest(request.owner);
-        const prepared = await submitter.prepare(request.body, request.owner);
-        await limits.assertRoom(request.owner, 1);
-        let { view } = await submitter.submit(prepared, request.headers["idempotency-key"]);
-        await limits.opened(request.owner, [view.id], config.JOB_TTL_S);
+        let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
         if (wait > 0) view = await waitForEnd(store, view, wait, abortedWith(request.raw));
         return reply
@@ -72,7 +68,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     async (request, reply) => {
       const { jobs } = request.body;
       if (jobs.length > config.BATCH_MAX) throw new ApiError(422, "batch_too_large", `a batch holds at most ${config.BATCH_MAX} jobs`, "jobs");
-      await limits.takeRequest(request.owner);
+      await limits.takeRequest(request.owner, jobs.length);
       const prepared = [];
       for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
       await limits.assertRoom(request.owner, prepared.length);

@@ -1,0 +1,13 @@
+import type { JobEvents } from "../store/events.js";
+import type { JobStore } from "../store/jobStore.js";
+
+/**
+ * Cancels a job for a client (REST DELETE, or an MCP client cancelling its tool call). A
+ * queued job ends here, so its event stream is told here; a running one is signalled and
+ * its worker announces the end.
+ */
+export async function cancelJob(store: JobStore, events: JobEvents, id: string): ReturnType<JobStore["cancel"]> {
+  const outcome = await store.cancel(id);
+  if (outcome === "cancelled") await events.publish(id, "cancelled", { while: "queued" });
+  return outcome;
+}

@@ -1,0 +1,131 @@
+import type { Readable } from "node:stream";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { UPLOAD_ID_RE } from "../../queue/contract.js";
+import { ArchiveError, readArchive } from "../../uploads/archive.js";
+import { uploadInfoSchema, UploadStoreFull, type StagedUpload } from "../../uploads/store.js";
+import { ApiError, errorBodySchema } from "../errors.js";
+import type { AppContext } from "../context.js";
+
+/**
+ * Working trees sent by clients (a local checkout that was never pushed, or has edits):
+ * POST a tar or tar.gz, get back its content address, then localize `repo: {upload: id}`.
+ * The archive is checked entry by entry while it streams in and stored only when all of it
+ * passed; a refused upload leaves nothing behind.
+ */
+const ARCHIVE_TYPES = ["application/gzip", "application/x-gzip", "application/x-tar", "application/x-gtar", "application/octet-stream"];
+
+const uploadParamsSchema = z.object({ id: z.string().regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters") });
+
+const uploadExample = {
+  upload_id: "9f2b6c1e0d4a7b3c5e8f1a2d4c6b8e0f1a3c5e7d9b2f4a6c8e0d2b4f6a8c0e2d",
+  sha256: "9f2b6c1e0d4a7b3c5e8f1a2d4c6b8e0f1a3c5e7d9b2f4a6c8e0d2b4f6a8c0e2d",
+  files: 412,
+  bytes: 5_843_211,
+  archive_bytes: 1_204_733,
+  expires_at: "2026-11-25T12:00:00.000Z",
+};
+
+export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
+  const { config, uploads, limits } = ctx;
+  // The body stays a stream: archives are read as they arrive, never buffered whole here.
+  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
+
+  app.post(
+    "/v1/uploads",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        operationId: "upload",
+        summary: "Upload a working tree (tar or tar.gz)",
+        description: `The body is the archive itself (content-type application/gzip or application/x-tar). Only regular files, directories and symlinks that stay inside the tree are accepted; absolute paths, \`..\`, paths through symlinks, hard links, devices, fifos, sparse files and \`.git\` are refused, as is going past UPLOAD_MAX_ARCHIVE_BYTES (${config.UPLOAD_MAX_ARCHIVE_BYTES}), UPLOAD_MAX_BYTES (${config.UPLOAD_MAX_BYTES}) unpacked, UPLOAD_MAX_FILES (${config.UPLOAD_MAX_FILES}), UPLOAD_MAX_PATH_BYTES (${config.UPLOAD_MAX_PATH_BYTES}) or a compression ratio of UPLOAD_MAX_RATIO (${config.UPLOAD_MAX_RATIO}). The id is the tree's content address (the same tree is stored once): ask GET /v1/uploads/{id} first to skip sending a tree the service already has.`,
+        tags: ["uploads"],
+        security: [{ bearerAuth: [] }],
+        response: {
+          200: uploadInfoSchema.describe("The same tree was already stored; its lifetime was renewed.").meta({ examples: [uploadExample] }),
+          201: uploadInfoSchema.describe("The tree was stored.").meta({ examples: [uploadExample] }),
+          401: errorBodySchema.describe("No valid API key."),
+          413: errorBodySchema.describe("The archive, or the tree in it, is larger than the server takes."),
+          415: errorBodySchema.describe("The body is not sent as application/gzip or application/x-tar."),
+          422: errorBodySchema.describe("The archive is not a readable tar, or holds an entry that is refused (named in the message)."),
+          429: errorBodySchema.describe("Too many requests for this API key."),
+        },
+      },
+    },
+    async (request, reply) => {
+      await limits.takeRequest(request.owner);
+      const declared = Number(request.headers["content-length"] ?? 0);
+      if (declared > config.UPLOAD_MAX_ARCHIVE_BYTES) {
+        reply.header("connection", "close");
+        throw new ApiError(413, "upload_too_large", `the archive has ${declared} bytes; the limit is ${config.UPLOAD_MAX_ARCHIVE_BYTES}`, "body");
+      }
+      const body = request.body as Readable;
+      const staged = await uploads.stage();
+      let summary;
+      try {
+        summary = await readArchive(copyInto(body, staged, config.UPLOAD_MAX_ARCHIVE_BYTES), {
+          maxBytes: config.UPLOAD_MAX_BYTES,
+          maxFiles: config.UPLOAD_MAX_FILES,
+          maxPathBytes: config.UPLOAD_MAX_PATH_BYTES,
+          maxRatio: config.UPLOAD_MAX_RATIO,
+        });
+      } catch (err) {
+        await staged.abort();
+        body.destroy();
+        reply.header("connection", "close");
+        throw refusal(err, config.UPLOAD_MAX_ARCHIVE_BYTES);
+      }
+      const { info, created } = await staged.commit(summary);
+      request.log.info({ upload: info.upload_id, files: info.files, bytes: info.bytes, created }, "upload stored");
+      return reply.code(created ? 201 : 200).send(info);
+    },
+  );
+
+  app.get(
+    "/v1/uploads/:id",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        operationId: "getUpload",
+        summary: "Whether the service holds an uploaded tree (HEAD works too)",
+        description: "Renews the upload's lifetime. A client computes the id of its tree locally (see README) and skips the upload when this answers 200.",
+        tags: ["uploads"],
+        security: [{ bearerAuth: [] }],
+        params: uploadParamsSchema,
+        response: {
+          200: uploadInfoSchema.describe("The tree is stored; use its id as repo.upload.").meta({ examples: [uploadExample] }),
+          401: errorBodySchema.describe("No valid API key."),
+          404: errorBodySchema.describe("No such upload (never sent, or expired)."),
+          422: errorBodySchema.describe("The id is not 64 lowercase hex characters."),
+        },
+      },
+    },
+    async (request) => {
+      await limits.takePoll(request.owner);
+      const info = await uploads.touch(request.params.id);
+      if (!info) throw new ApiError(404, "upload_not_found", `no upload ${request.params.id} (never sent, or expired)`, "id");
+      return info;
+    },
+  );
+};
+
+/** The request body as it arrives, copied into the store's staging area, cut at the cap. */
+async function* copyInto(body: Readable, staged: StagedUpload, max: number): AsyncGenerator<Buffer> {
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new ApiError(413, "upload_too_large", `the archive is larger than ${max} bytes`, "body");
+    await staged.write(chunk);
+    yield chunk;
+  }
+}
+
+function refusal(err: unknown, max: number): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof UploadStoreFull) return new ApiError(413, "upload_too_large", err.message, "body");
+  if (err instanceof ArchiveError) {
+    if (err.code === "too_large") return new ApiError(413, "upload_too_large", err.message, "body");
+    return new ApiError(422, `upload_${err.code}`, err.message, "body");
+  }
+  return new ApiError(422, "upload_invalid_archive", `the upload could not be read (at most ${max} bytes of tar or tar.gz): ${(err as Error).message}`, "body");
+}

@@ -1,0 +1,231 @@
+import { createHash } from "node:crypto";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { posix } from "node:path";
+import { extract as tarExtract, type Header as Headers } from "tar-stream";
+import { treeDigest, type TreeEntry } from "./digest.js";
+
+/**
+ * Reads a working tree sent as a tar or tar.gz, treating every byte as hostile. Only regular
+ * files, directories and symlinks that stay inside the tree are accepted; absolute paths,
+ * `..`, paths through a symlink, hard links, devices, fifos and sparse files are refused,
+ * and so is going past any cap. The API reads an upload this way without writing a file
+ * of it; a worker reads it the same way again while extracting (see extract.ts).
+ */
+
+export interface ArchiveLimits {
+  /** Sum of file sizes after decompression. */
+  maxBytes: number;
+  maxFiles: number;
+  /** Bytes of one path (UTF-8). */
+  maxPathBytes: number;
+  /** Decompressed bytes per compressed byte, beyond a small allowance. */
+  maxRatio: number;
+}
+
+export class ArchiveError extends Error {
+  override name = "ArchiveError";
+  constructor(
+    readonly code: "invalid_archive" | "unsafe_path" | "unsupported_entry" | "too_large" | "too_many_files" | "path_too_long" | "compression_ratio",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ArchiveSummary {
+  /** The tree's digest (digest.ts): the same tree gives the same value, however it was packed. */
+  sha256: string;
+  files: number;
+  /** Sum of file sizes. */
+  bytes: number;
+  /** Bytes read from the source (compressed when it was gzip). */
+  archiveBytes: number;
+}
+
+/** Called for each accepted entry in archive order; a file's content must be consumed. */
+export interface EntrySink {
+  directory(path: string): Promise<void>;
+  file(path: string, executable: boolean, content: Readable): Promise<void>;
+  symlink(path: string, target: string): Promise<void>;
+}
+
+/** Decompressed bytes allowed before the ratio applies, so small archives of small files pass. */
+const RATIO_ALLOWANCE = 8 << 20;
+
+export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: () => void }, limits: ArchiveLimits, sink?: EntrySink): Promise<ArchiveSummary> {
+  let archiveBytes = 0;
+  const chunks = (async function* () {
+    try {
+      for await (const chunk of source) {
+        archiveBytes += chunk.length;
+        yield chunk;
+      }
+    } catch (err) {
+      // The source's own failure (a cap, a dropped connection) is the caller's to judge.
+      throw new SourceError(err);
+    }
+  })();
+  // Gzip or not is told by the magic bytes, not by what the client says it sent.
+  let head = Buffer.alloc(0);
+  while (head.length < 2) {
+    const next = await chunks.next().catch(unwrapSource);
+    if (next.done) break;
+    head = Buffer.concat([head, next.value]);
+  }
+  if (head.length === 0) throw new ArchiveError("invalid_archive", "the archive is empty");
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  const replay = async function* () {
+    yield head;
+    yield* chunks;
+  };
+
+  let unpacked = 0;
+  const ratio = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      unpacked += chunk.length;
+      if (gzip && unpacked > RATIO_ALLOWANCE && unpacked > limits.maxRatio * archiveBytes) {
+        cb(new ArchiveError("compression_ratio", `the archive expands more than ${limits.maxRatio}× its compressed size`));
+        return;
+      }
+      // Tar headers and padding come on top of the file bytes.
+      if (unpacked > limits.maxBytes + limits.maxFiles * 1536 + (1 << 20)) {
+        cb(new ArchiveError("too_large", `the archive holds more than ${limits.maxBytes} bytes`));
+        return;
+      }
+      cb(null, chunk);
+    },
+  });
+
+  const reader = tarExtract();
+  const entries: TreeEntry[] = [];
+  const seen = new Set<string>();
+  const symlinks = new Set<string>();
+  let bytes = 0;
+  let files = 0;
+
+  const consume = (async () => {
+    for await (const entry of reader) {
+      const header = entry.header;
+      const path = checkPath(header, limits);
+      if (path === null) {
+        // The archive's own root ("./"): nothing to make.
+        entry.resume();
+        continue;
+      }
+      for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
+        if (symlinks.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a symlink`);
+      }
+      if (header.type === "directory") {
+        if (symlinks.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a symlink was`);
+        entry.resume();
+        if (!seen.has(`${path}/`)) {
+          seen.add(`${path}/`);
+          await sink?.directory(path);
+        }
+        continue;
+      }
+      if (seen.has(path) || seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
+      seen.add(path);
+      if (header.type === "symlink") {
+        const target = checkLink(path, header.linkname ?? "");
+        symlinks.add(path);
+        entries.push({ kind: "link", path, target });
+        entry.resume();
+        await sink?.symlink(path, target);
+        continue;
+      }
+      if (header.type !== "file") throw new ArchiveError("unsupported_entry", `${path}: ${describe(header)} entries are not accepted`);
+      if (header.pax && Object.keys(header.pax).some((k) => k.startsWith("GNU.sparse"))) {
+        throw new ArchiveError("unsupported_entry", `${path}: sparse files are not accepted`);
+      }
+      if (++files > limits.maxFiles) throw new ArchiveError("too_many_files", `the archive holds more than ${limits.maxFiles} files`);
+      const size = header.size ?? 0;
+      if (bytes + size > limits.maxBytes) throw new ArchiveError("too_large", `the archive holds more than ${limits.maxBytes} bytes`);
+      bytes += size;
+      const executable = ((header.mode ?? 0o644) & 0o111) !== 0;
+      const hash = createHash("sha256");
+      const hashed = new Transform({
+        transform(chunk: Buffer, _enc, cb: TransformCallback) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      const ended = new Promise<void>((resolve, reject) => {
+        hashed.once("end", resolve).once("error", reject);
+        entry.once("error", reject);
+      });
+      entry.pipe(hashed);
+      if (sink) await sink.file(path, executable, hashed);
+      else hashed.resume();
+      await ended;
+      entries.push({ kind: "file", path, executable, sha256: hash.digest("hex") });
+    }
+  })();
+
+  const feed = gzip ? pipeline(Readable.from(replay()), createGunzip(), ratio, reader) : pipeline(Readable.from(replay()), ratio, reader);
+  try {
+    await Promise.all([feed, consume]);
+  } catch (err) {
+    source.destroy?.();
+    reader.destroy();
+    if (err instanceof ArchiveError) throw err;
+    if (err instanceof SourceError) throw err.original;
+    throw new ArchiveError("invalid_archive", `not a readable tar or tar.gz: ${(err as Error).message ?? String(err)}`);
+  }
+  return { sha256: treeDigest(entries), files, bytes, archiveBytes };
+}
+
+/** The entry's path, normalized; null for the archive root. Throws for anything unsafe. */
+function checkPath(header: Headers, limits: ArchiveLimits): string | null {
+  const raw = header.name ?? "";
+  if (Buffer.byteLength(raw) > limits.maxPathBytes) throw new ArchiveError("path_too_long", `a path is longer than ${limits.maxPathBytes} bytes`);
+  if (raw.includes("\0") || raw.includes("\\")) throw new ArchiveError("unsafe_path", `${JSON.stringify(raw)}: backslashes and NUL are not accepted in paths`);
+  if (raw.startsWith("/")) throw new ArchiveError("unsafe_path", `${raw}: absolute paths are not accepted`);
+  const parts = raw.split("/").filter((p: string) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new ArchiveError("unsafe_path", `${raw}: paths with .. are not accepted`);
+  if (parts.length === 0) return null;
+  if (parts.some((p: string) => Buffer.byteLength(p) > 255)) throw new ArchiveError("path_too_long", `${raw}: a path component is longer than 255 bytes`);
+  // Git's own directory would let a tree smuggle hooks and config into a later git run.
+  if (parts[0] === ".git") throw new ArchiveError("unsafe_path", `${raw}: .git is not accepted in an upload`);
+  return parts.join("/");
+}
+
+/** A symlink must stay inside the tree: relative, and never climbing above the root. */
+function checkLink(path: string, target: string): string {
+  if (!target || target.includes("\0")) throw new ArchiveError("unsafe_path", `${path}: a symlink without a target`);
+  if (target.startsWith("/")) throw new ArchiveError("unsafe_path", `${path}: a symlink to an absolute path (${target}) leaves the tree`);
+  const resolved = posix.normalize(posix.join(posix.dirname(path), target));
+  if (resolved === ".." || resolved.startsWith("../")) throw new ArchiveError("unsafe_path", `${path}: a symlink to ${target} leaves the tree`);
+  if (Buffer.byteLength(target) > 4096) throw new ArchiveError("path_too_long", `${path}: the symlink target is too long`);
+  return target;
+}
+
+function describe(header: Headers): string {
+  switch (header.type) {
+    case "link":
+      return "hard link";
+    case "character-device":
+    case "block-device":
+      return "device";
+    case "fifo":
+      return "fifo";
+    case null:
+    case undefined:
+      return "unknown (e.g. sparse)";
+    default:
+      return String(header.type);
+  }
+}
+
+class SourceError extends Error {
+  constructor(readonly original: unknown) {
+    super("the archive source failed");
+  }
+}
+
+function unwrapSource(err: unknown): never {
+  if (err instanceof SourceError) throw err.original;
+  throw err;
+}

@@ -1,0 +1,217 @@
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { UPLOAD_ID_RE } from "../queue/contract.js";
+import type { ArchiveSummary } from "./archive.js";
+
+/**
+ * Where uploaded archives wait for a worker. The API writes, a worker on any host reads,
+ * so the store is the one thing both reach: a directory for a single host (or a shared
+ * volume), or Redis, which every deployment already shares, for archives under a cap.
+ * Archives are content-addressed (digest.ts): the same tree is stored once, and asking by
+ * id renews its lifetime.
+ */
+
+export const uploadInfoSchema = z.object({
+  upload_id: z.string().describe("The tree's content address; pass it as repo.upload."),
+  sha256: z.string().describe("SHA-256 over the tree's sorted entries (the same value as upload_id)."),
+  files: z.number().int().min(0),
+  bytes: z.number().int().min(0).describe("Sum of file sizes."),
+  archive_bytes: z.number().int().min(0).describe("Size of the archive as stored."),
+  expires_at: z.string().describe("When the upload is dropped unless used or asked for again."),
+});
+export type UploadInfo = z.infer<typeof uploadInfoSchema>;
+
+export interface StagedUpload {
+  /** Takes the archive's bytes exactly as they arrive. */
+  write(chunk: Buffer): Promise<void>;
+  /** Keeps the archive under the summary's id; `created` is false when it was there already. */
+  commit(summary: ArchiveSummary): Promise<{ info: UploadInfo; created: boolean }>;
+  /** Drops what was written; nothing stays behind. */
+  abort(): Promise<void>;
+}
+
+export interface UploadStore {
+  /** The upload's info with its lifetime renewed; null when absent or expired. */
+  touch(id: string): Promise<UploadInfo | null>;
+  stage(): Promise<StagedUpload>;
+  /** The archive's bytes; null when absent or expired. */
+  open(id: string): Promise<Readable | null>;
+}
+
+export class UploadStoreFull extends Error {
+  override name = "UploadStoreFull";
+}
+
+const infoOf = (summary: ArchiveSummary, archiveBytes: number, ttlS: number): UploadInfo => ({
+  upload_id: summary.sha256,
+  sha256: summary.sha256,
+  files: summary.files,
+  bytes: summary.bytes,
+  archive_bytes: archiveBytes,
+  expires_at: new Date(Date.now() + ttlS * 1000).toISOString(),
+});
+
+const validId = (id: string) => UPLOAD_ID_RE.test(id);
+
+/** Archives as files: `<id>.archive` beside `<id>.json`; expired ones are swept as new ones arrive. */
+export class DirUploadStore implements UploadStore {
+  readonly dir: string;
+  private lastSweep = 0;
+
+  constructor(
+    dir: string,
+    private readonly ttlS: number,
+  ) {
+    this.dir = resolve(dir);
+  }
+
+  private paths(id: string) {
+    return { archive: join(this.dir, `${id}.archive`), meta: join(this.dir, `${id}.json`) };
+  }
+
+  async touch(id: string): Promise<UploadInfo | null> {
+    if (!validId(id)) return null;
+    const { meta } = this.paths(id);
+    let info: UploadInfo;
+    try {
+      info = uploadInfoSchema.parse(JSON.parse(await readFile(meta, "utf8")));
+    } catch {
+      return null;
+    }
+    if (Date.parse(info.expires_at) < Date.now()) return null;
+    const renewed = { ...info, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
+    await writeFile(meta, JSON.stringify(renewed));
+    return renewed;
+  }
+
+  async stage(): Promise<StagedUpload> {
+    await this.sweep().catch(() => 0);
+    const incoming = join(this.dir, ".incoming");
+    await mkdir(incoming, { recursive: true });
+    const tmp = join(incoming, randomBytes(8).toString("hex"));
+    const out: WriteStream = createWriteStream(tmp, { flags: "wx", mode: 0o600 });
+    const failed = new Promise<never>((_, reject) => out.once("error", reject));
+    failed.catch(() => undefined);
+    let written = 0;
+    const close = () => new Promise<void>((r) => (out.closed ? r() : out.end(() => r())));
+    return {
+      write: async (chunk) => {
+        written += chunk.length;
+        if (!out.write(chunk)) await Promise.race([new Promise<void>((r) => out.once("drain", () => r())), failed]);
+      },
+      commit: async (summary) => {
+        await close();
+        const existing = await this.touch(summary.sha256);
+        if (existing) {
+          await rm(tmp, { force: true });
+          return { info: existing, created: false };
+        }
+        const { archive, meta } = this.paths(summary.sha256);
+        await rename(tmp, archive);
+        const info = infoOf(summary, written, this.ttlS);
+        await writeFile(meta, JSON.stringify(info));
+        return { info, created: true };
+      },
+      abort: async () => {
+        out.destroy();
+        await rm(tmp, { force: true });
+      },
+    };
+  }
+
+  async open(id: string): Promise<Readable | null> {
+    if (!(await this.touch(id))) return null;
+    const { archive } = this.paths(id);
+    try {
+      await stat(archive);
+    } catch {
+      return null;
+    }
+    return createReadStream(archive);
+  }
+
+  /** Removes expired uploads and incoming files abandoned by a crashed process. */
+  async sweep(): Promise<number> {
+    if (Date.now() - this.lastSweep < 60_000) return 0;
+    this.lastSweep = Date.now();
+    let removed = 0;
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      const m = /^([0-9a-f]{64})\.json$/.exec(name);
+      if (!m) continue;
+      const info = await readFile(join(this.dir, name), "utf8").then((t) => uploadInfoSchema.safeParse(JSON.parse(t)), () => null);
+      if (info?.success && Date.parse(info.data.expires_at) >= Date.now()) continue;
+      await rm(this.paths(m[1]!).archive, { force: true });
+      await rm(join(this.dir, name), { force: true });
+      removed++;
+    }
+    const incoming = join(this.dir, ".incoming");
+    for (const name of await readdir(incoming).catch(() => [] as string[])) {
+      const st = await stat(join(incoming, name)).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > 3_600_000) await rm(join(incoming, name), { force: true });
+    }
+    return removed;
+  }
+}
+
+/** Archives as Redis strings with a TTL: shared by every API and worker host, capped in size. */
+export class RedisUploadStore implements UploadStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlS: number,
+    private readonly maxArchiveBytes: number,
+  ) {}
+
+  private keys(id: string) {
+    return { archive: `${this.prefix}:upload:${id}:archive`, meta: `${this.prefix}:upload:${id}:meta` };
+  }
+
+  async touch(id: string): Promise<UploadInfo | null> {
+    if (!validId(id)) return null;
+    const k = this.keys(id);
+    const raw = await this.redis.get(k.meta);
+    if (raw === null) return null;
+    const parsed = uploadInfoSchema.safeParse(JSON.parse(raw));
+    if (!parsed.success) return null;
+    const info = { ...parsed.data, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
+    await this.redis.multi().set(k.meta, JSON.stringify(info), "EX", this.ttlS).expire(k.archive, this.ttlS).exec();
+    return info;
+  }
+
+  async stage(): Promise<StagedUpload> {
+    const parts: Buffer[] = [];
+    let size = 0;
+    return {
+      write: async (chunk) => {
+        size += chunk.length;
+        if (size > this.maxArchiveBytes) throw new UploadStoreFull(`archives kept in Redis are at most ${this.maxArchiveBytes} bytes`);
+        parts.push(chunk);
+      },
+      commit: async (summary) => {
+        const existing = await this.touch(summary.sha256);
+        if (existing) return { info: existing, created: false };
+        const k = this.keys(summary.sha256);
+        const info = infoOf(summary, size, this.ttlS);
+        // The archive first: a reader that finds the meta always finds the bytes.
+        await this.redis.set(k.archive, Buffer.concat(parts), "EX", this.ttlS);
+        await this.redis.set(k.meta, JSON.stringify(info), "EX", this.ttlS);
+        parts.length = 0;
+        return { info, created: true };
+      },
+      abort: async () => {
+        parts.length = 0;
+      },
+    };
+  }
+
+  async open(id: string): Promise<Readable | null> {
+    if (!(await this.touch(id))) return null;
+    const buf = await this.redis.getBuffer(this.keys(id).archive);
+    return buf ? Readable.from([buf]) : null;
+  }
+}

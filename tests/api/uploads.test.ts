@@ -1,0 +1,107 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { buildApiServer, type ApiServer } from "../../src/api/build.js";
+import { testConfig } from "../helpers/config.js";
+import { dropPrefix } from "../helpers/redis.js";
+import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
+
+const servers: Array<{ api: ApiServer; prefix: string }> = [];
+afterEach(async () => {
+  for (const { api, prefix } of servers.splice(0)) {
+    await api.close();
+    await dropPrefix(prefix);
+  }
+});
+
+async function start(env: Record<string, string> = {}) {
+  const config = testConfig(env);
+  const api = await buildApiServer(config, { logger: false });
+  servers.push({ api, prefix: config.QUEUE_PREFIX });
+  return { config, inject: api.fastify.inject.bind(api.fastify) };
+}
+
+const TREE: TarEntry[] = [
+  { name: "app/__init__.py", body: "" },
+  { name: "app/main.py", body: "def main():\n    return 0\n" },
+];
+const gz = { "content-type": "application/gzip" };
+
+/** Every file under a directory, recursively (the upload area must hold nothing but uploads). */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => !d.isDirectory())
+    .map((d) => join(d.parentPath, d.name));
+}
+
+describe("uploads", () => {
+  it("stores a tree once by its content address, answers by hash, and localizes it", async () => {
+    const { inject, config } = await start();
+    const first = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz });
+    expect(first.statusCode).toBe(201);
+    const info = first.json();
+    expect(info).toMatchObject({ files: 2, bytes: 25 });
+    expect(info.upload_id).toBe(info.sha256);
+    // The same tree packed differently (plain tar, other order) is the same upload.
+    const again = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf([...TREE].reverse()), headers: { "content-type": "application/x-tar" } });
+    expect(again.statusCode).toBe(200);
+    expect(again.json().upload_id).toBe(info.upload_id);
+    expect(filesUnder(config.UPLOAD_DIR).filter((f) => f.endsWith(".archive"))).toHaveLength(1);
+
+    expect((await inject({ method: "HEAD", url: `/v1/uploads/${info.upload_id}` })).statusCode).toBe(200);
+    expect((await inject({ method: "GET", url: `/v1/uploads/${info.upload_id}` })).json().files).toBe(2);
+    const unknown = await inject({ method: "GET", url: `/v1/uploads/${"0".repeat(64)}` });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.code).toBe("upload_not_found");
+
+    const job = await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: info.upload_id }, issue: "main returns the wrong code" } });
+    expect(job.statusCode).toBe(202);
+    expect(job.json().repo).toEqual({ upload: info.upload_id });
+    const gone = await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: "f".repeat(64) }, issue: "x" } });
+    expect(gone.statusCode).toBe(422);
+    expect(gone.json().error).toMatchObject({ code: "upload_not_found", field: "repo.upload" });
+    const mixed = await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: info.upload_id, commit: "main" }, issue: "x" } });
+    expect(mixed.statusCode).toBe(422);
+    expect(mixed.json().error.field).toBe("repo.commit");
+  });
+
+  it("refuses hostile archives with a clear 4xx and leaves nothing on disk", async () => {
+    const { inject, config } = await start({ UPLOAD_MAX_BYTES: String(8 << 20), UPLOAD_MAX_ARCHIVE_BYTES: String(4 << 20) });
+    const cases: Array<[Buffer, string, number, RegExp]> = [
+      [await tarOf([{ name: "ok.py", body: "x" }, { name: "../../x", body: "x" }]), "application/x-tar", 422, /\.\.\/\.\.\/x/],
+      [await tarOf([{ name: "/etc/passwd", body: "x" }], { gzip: true }), "application/gzip", 422, /absolute/],
+      [await tarOf([{ name: "etc", type: "symlink", linkname: "/etc" }, { name: "etc/cron.d/x", body: "x" }]), "application/x-tar", 422, /etc/],
+      [await tarOf([{ name: "a", body: "x" }, { name: "b", type: "link", linkname: "a" }]), "application/x-tar", 422, /hard link/],
+      [await tarOf([{ name: "p", type: "fifo" }]), "application/x-tar", 422, /fifo/],
+      [sparseBomb(10 * 1024 ** 3), "application/gzip", 422, /sparse/],
+      [await tarOf([{ name: "big.bin", body: Buffer.alloc(9 << 20, 1) }], { gzip: true }), "application/gzip", 413, /bytes/],
+      [Buffer.alloc(5 << 20, 7), "application/octet-stream", 413, /bytes/],
+    ];
+    for (const [payload, type, status, message] of cases) {
+      const res = await inject({ method: "POST", url: "/v1/uploads", payload, headers: { "content-type": type } });
+      expect(res.statusCode, message.source).toBe(status);
+      expect(res.json().error.field).toBe("body");
+      expect(res.json().error.message).toMatch(message);
+    }
+    expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+    const text = await inject({ method: "POST", url: "/v1/uploads", payload: "hello", headers: { "content-type": "text/plain" } });
+    expect(text.statusCode).toBe(415);
+  });
+
+  it("keeps archives in Redis when configured, under its cap", async () => {
+    const { inject, config } = await start({ UPLOAD_STORE: "redis", UPLOAD_MAX_ARCHIVE_BYTES: String(64 << 10) });
+    const res = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz });
+    expect(res.statusCode).toBe(201);
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      expect(await redis.exists(`${config.QUEUE_PREFIX}:upload:${res.json().upload_id}:archive`)).toBe(1);
+      expect(await redis.ttl(`${config.QUEUE_PREFIX}:upload:${res.json().upload_id}:archive`)).toBeGreaterThan(0);
+    } finally {
+      redis.disconnect();
+    }
+    const big = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf([{ name: "r.bin", body: Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251)) }]), headers: { "content-type": "application/x-tar" } });
+    expect(big.statusCode).toBe(413);
+    expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+  });
+});

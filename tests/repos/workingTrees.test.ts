@@ -1,0 +1,95 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { RepoCache, RepoError } from "../../src/repos/cache.js";
+import { readArchive } from "../../src/uploads/archive.js";
+import { DirUploadStore } from "../../src/uploads/store.js";
+import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { tarOf, type TarEntry } from "../helpers/tarball.js";
+
+/** Trees made from a caller's working tree: a patch on a commit, and an uploaded archive. */
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((f) => f()));
+
+const LIMITS = { maxBytes: 1 << 20, maxFiles: 100, maxPathBytes: 256, maxRatio: 50 };
+
+function setup(): { fx: GitFixture; cache: RepoCache; dir: string; store: DirUploadStore } {
+  const fx = makeGitFixture();
+  const dir = mkdtempSync(join(tmpdir(), "codescout-wt-"));
+  cleanups.push(() => fx.cleanup(), () => rmSync(dir, { recursive: true, force: true }));
+  const store = new DirUploadStore(join(dir, "uploads"), 3600);
+  return { fx, dir, store, cache: new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store, limits: LIMITS } }) };
+}
+
+/** What `git diff --binary HEAD` prints for an edit made in a clone of the fixture. */
+function diffOf(fx: GitFixture, edit: (dir: string) => void): string {
+  const clone = mkdtempSync(join(tmpdir(), "codescout-clone-"));
+  cleanups.push(() => rmSync(clone, { recursive: true, force: true }));
+  execFileSync("git", ["clone", "-q", fx.url, clone]);
+  edit(clone);
+  execFileSync("git", ["add", "-A"], { cwd: clone });
+  return execFileSync("git", ["diff", "--cached", "--binary", "HEAD"], { cwd: clone, encoding: "utf8" });
+}
+
+async function store(s: DirUploadStore, entries: TarEntry[]): Promise<string> {
+  const buf = await tarOf(entries, { gzip: true });
+  const staged = await s.stage();
+  await staged.write(buf);
+  const summary = await readArchive(Readable.from([buf]), LIMITS);
+  return (await staged.commit(summary)).info.upload_id;
+}
+
+describe("working trees", () => {
+  it("applies a patch on top of a commit in a tree of its own, never the commit's cached tree", async () => {
+    const { fx, cache } = setup();
+    const base = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const patch = diffOf(fx, (d) => {
+      writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 42\n\n\ndef only_in_the_edit():\n    return 'new'\n");
+      writeFileSync(join(d, "pkg/added.py"), "VALUE = 1\n");
+    });
+    const patched = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch });
+    expect(patched.treePath).not.toBe(base.treePath);
+    expect(patched.sha).toBe(fx.commits[0]);
+    expect(readFileSync(join(patched.treePath, "pkg/util.py"), "utf8")).toContain("only_in_the_edit");
+    expect(readFileSync(join(patched.treePath, "pkg/added.py"), "utf8")).toBe("VALUE = 1\n");
+    expect(readFileSync(join(base.treePath, "pkg/util.py"), "utf8")).not.toContain("only_in_the_edit");
+    expect(existsSync(join(base.treePath, "pkg/added.py"))).toBe(false);
+    const again = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch });
+    expect(again).toMatchObject({ treePath: patched.treePath, cache: "hot" });
+  });
+
+  it("fails a patch that does not apply, naming the first failing file, and leaves no scratch behind", async () => {
+    const { fx, cache, dir } = setup();
+    const patch = diffOf(fx, (d) => writeFileSync(join(d, "pkg/parser.py"), "class Parser:\n    pass\n"));
+    const moved = fx.commit({ "pkg/parser.py": "# rewritten upstream\n" });
+    const err = await cache.prepare({ url: fx.url, commit: moved, patch }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RepoError);
+    expect((err as RepoError).reason).toBe("patch_does_not_apply");
+    expect((err as RepoError).message).toMatch(/pkg\/parser\.py/);
+    expect(readdirSync(join(dir, "repos", "scratch"))).toEqual([]);
+  });
+
+  it("extracts an uploaded tree once, and refuses a stored archive that fails the checks again", async () => {
+    const { cache, store: s, dir } = setup();
+    const id = await store(s, [
+      { name: "app/main.py", body: "def main():\n    return 0\n" },
+      { name: "app/alias.py", type: "symlink", linkname: "main.py" },
+    ]);
+    const tree = await cache.prepareUpload(id);
+    expect(tree).toMatchObject({ sha: id, cache: "warm", owner: "local", name: "workspace" });
+    expect(readFileSync(join(tree.treePath, "app/main.py"), "utf8")).toContain("def main");
+    expect((await cache.prepareUpload(id)).cache).toBe("hot");
+    expect(((await cache.prepareUpload("a".repeat(64)).catch((e: unknown) => e)) as RepoError).reason).toBe("upload_not_found");
+
+    // The store is not trusted: an archive swapped behind the API's back is checked again.
+    const other = await store(s, [{ name: "b.py", body: "x" }]);
+    writeFileSync(join(s.dir, `${other}.archive`), await tarOf([{ name: "../../escaped.py", body: "x" }]));
+    const err = (await cache.prepareUpload(other).catch((e: unknown) => e)) as RepoError;
+    expect(err.reason).toBe("invalid_upload");
+    expect(existsSync(join(dir, "escaped.py"))).toBe(false);
+    expect(readdirSync(join(cache.treeDir, "uploads"))).toEqual([id]);
+  });
+});
