@@ -14,8 +14,10 @@ import { jobRoutes } from "./routes/jobs.js";
 import { localizeRoutes } from "./routes/localize.js";
 import { uploadRoutes } from "./routes/uploads.js";
 import { Submitter } from "./submit.js";
+import { API_VERSION } from "../version.js";
+import { mcpRoutes } from "../mcp/http.js";
+import { hostGuard } from "./hostGuard.js";
 
-export const API_VERSION = "0.1.0";
 
 /**
  * The HTTP application as a plugin: it never listens (server.ts does), so tests build it
@@ -46,6 +48,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   fastify.setNotFoundHandler(notFoundHandler);
   // JSON only: a text/plain body is refused (415) instead of failing validation as a string.
   fastify.removeContentTypeParser("text/plain");
+  fastify.addHook("onRequest", hostGuard(config));
 
   await fastify.register(swagger, {
     openapi: {
@@ -75,6 +78,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   await fastify.register(localizeRoutes, ctx);
   await fastify.register(jobRoutes, ctx);
   await fastify.register(uploadRoutes, ctx);
+  await fastify.register(mcpRoutes(ctx, { idleMs: config.MCP_SESSION_IDLE_S * 1000, maxSessions: config.MCP_MAX_SESSIONS }));
 }
 
 export default fp(app, { name: "codescout-api", fastify: "5.x" });

@@ -13,6 +13,16 @@ export const envSchema = z.object({
 
   API_HOST: z.string().min(1).default("127.0.0.1"),
   API_PORT: int(0, 65535).default(8080),
+  /**
+   * Host names the API answers to (comma-separated). Default: when API_HOST is a loopback
+   * address, only localhost, 127.0.0.1 and [::1], so a web page cannot reach a local service
+   * through DNS rebinding; otherwise any.
+   */
+  API_ALLOWED_HOSTS: z.string().default(""),
+  /** Browser origins allowed besides the API's own (comma-separated, e.g. https://app.example.com). */
+  API_ALLOWED_ORIGINS: z.string().default(""),
+  MCP_SESSION_IDLE_S: int(10, 7 * 86_400).default(1800),
+  MCP_MAX_SESSIONS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   MODEL_BASE_URL: z.string().url().optional(),

@@ -109,6 +109,7 @@ export const checkedLocationSchema = locationSchema.extend({
   end_line: z.number().int().min(1).optional().describe("Last line (1-based, inclusive) of the class or function."),
   snippet: z.string().optional().describe("The location's code (with `options.snippets`), cut after SNIPPET_MAX_LINES lines."),
   snippet_truncated: z.boolean().optional().describe("True when `snippet` was cut."),
+  evidence: z.array(z.string()).optional().describe("Why the location was chosen (matched issue terms, a traceback frame, a quoted line), when the policy says."),
 });
 export type CheckedLocationView = z.infer<typeof checkedLocationSchema>;
 

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createServer, type Server } from "node:http";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createHmac } from "node:crypto";
 import { startFakeModel, type FakeModel } from "../helpers/fakeModel.js";
@@ -180,12 +180,24 @@ describe("end to end", () => {
     const run = async (...extra: string[]) =>
       (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache", ...extra], { encoding: "utf8" })).stdout;
     const table = await run();
-    expect(table).toMatch(/^file\s+class\s+function/m);
-    expect(table).toMatch(/^pkg\/util\.py\s+helper$/m);
+    expect(table).toMatch(/^location\s+class\s+function/m);
+    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper$/m);
     const json = JSON.parse(await run("--json", "--quiet")) as { status: string; result: { entities: string[] } };
     expect(json).toMatchObject({ status: "succeeded", result: { entities: ["pkg/util.py:helper"] } });
     const refused = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(refused.stderr).toContain("--commit is required");
+
+    // --path: a local checkout with an uncommitted edit is localized as it is on disk.
+    const checkout = join(repo.dir, "..", `checkout-${Date.now()}`);
+    execFileSync("git", ["clone", "-q", repo.url, checkout]);
+    writeFileSync(join(checkout, "pkg/util.py"), "# edited\n\n\ndef helper():\n    return 43\n");
+    const local = JSON.parse(
+      (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue-file", issueFile, "--no-cache", "--json", "--quiet"], { encoding: "utf8" })).stdout,
+    ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ start_line: number }> } };
+    expect(local.status).toBe("succeeded");
+    expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(local.result.locations[0]!.start_line).toBe(4);
+    rmSync(checkout, { recursive: true, force: true });
   });
 
   it("fails a job with a clear reason when the commit does not exist", async () => {

@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { TERMINAL_EVENTS } from "../../store/events.js";
 import type { JobView } from "../../store/jobStore.js";
 import { mayRead } from "../auth.js";
 import { cancelJob } from "../cancel.js";
 import { ApiError, errorBodySchema } from "../errors.js";
 import { jobParamsSchema, jobSchema, waitQuerySchema } from "../schemas.js";
-import { hasEnded, waitForEnd } from "../waitFor.js";
+import { waitForEnd } from "../waitFor.js";
+import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
 import { abortedWith } from "./localize.js";
 
@@ -117,36 +117,19 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
-      const conn = redis.duplicate();
-      const closed = abortedWith(request.raw);
-      let last = typeof request.headers["last-event-id"] === "string" ? request.headers["last-event-id"] : "0";
+      const from = typeof request.headers["last-event-id"] === "string" ? request.headers["last-event-id"] : "0";
       try {
-        if (last === "0") {
-          const queued = { type: "queued", at: view.created_at };
+        if (from === "0") {
+          const queued = { type: "queued", at: view.created_at, data: { job: id } };
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
-        let done = false;
-        while (!done && !closed.aborted) {
-          const batch = await events.read(conn, id, last, 5_000);
-          for (const { id: eventId, event } of batch) {
-            res.write(`id: ${eventId}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-            last = eventId;
-            if (TERMINAL_EVENTS.has(event.type)) done = true;
-          }
-          if (!done && batch.length === 0) {
-            // Nothing new: make sure the job has not ended without an event (e.g. stalled).
-            const current = await store.get(id);
-            if (!current || hasEnded(current)) {
-              const type = current?.status === "succeeded" ? "finished" : current?.status === "cancelled" ? "cancelled" : "failed";
-              res.write(`event: ${type}\ndata: ${JSON.stringify({ type, at: new Date().toISOString(), data: { status: current?.status ?? "expired" } })}\n\n`);
-              done = true;
-            } else res.write(": keep-alive\n\n");
-          }
+        for await (const stored of followJob(redis, events, store, id, from, abortedWith(request.raw))) {
+          if (stored === null) res.write(": keep-alive\n\n");
+          else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
         }
       } catch (err) {
         request.log.warn({ err }, "event stream ended with an error");
       } finally {
-        conn.disconnect();
         res.end();
       }
     },

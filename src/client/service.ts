@@ -1,0 +1,136 @@
+import type { Readable } from "node:stream";
+import type { JobEvent } from "../store/events.js";
+import type { JobView } from "../store/jobStore.js";
+import type { UploadInfo } from "../uploads/store.js";
+
+/**
+ * A client of the service's REST API, for the programs that run on a developer's machine
+ * (the `localize` CLI and the stdio MCP server): they talk to a service URL like any other
+ * client and never reach the service's parts directly.
+ */
+export class ServiceRefused extends Error {
+  override name = "ServiceRefused";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ServiceUnreachable extends Error {
+  override name = "ServiceUnreachable";
+}
+
+export class ServiceClient {
+  readonly baseUrl: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(baseUrl: string, apiKey?: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  }
+
+  /** POST /v1/localize; resolves with the accepted (or already finished) job. */
+  async submit(body: unknown): Promise<JobView> {
+    return this.json<JobView>("POST", "/v1/localize", { body: JSON.stringify(body), contentType: "application/json" });
+  }
+
+  async job(id: string, waitS = 0): Promise<JobView> {
+    return this.json<JobView>("GET", `/v1/jobs/${encodeURIComponent(id)}${waitS > 0 ? `?wait=${waitS}` : ""}`);
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.json("DELETE", `/v1/jobs/${encodeURIComponent(id)}`).catch((err: unknown) => {
+      // Already ended: nothing left to cancel.
+      if (!(err instanceof ServiceRefused && err.status === 409)) throw err;
+    });
+  }
+
+  /** The upload's info when the service holds it, else null. */
+  async upload(id: string): Promise<UploadInfo | null> {
+    try {
+      return await this.json<UploadInfo>("GET", `/v1/uploads/${id}`);
+    } catch (err) {
+      if (err instanceof ServiceRefused && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async sendUpload(archive: Buffer | Readable): Promise<UploadInfo> {
+    return this.json<UploadInfo>("POST", "/v1/uploads", { body: archive, contentType: "application/gzip" });
+  }
+
+  /**
+   * Follows a job to its end: each event goes to `onEvent`; when `signal` fires (the caller
+   * gave up) the job is cancelled. Resolves with the job's final record.
+   */
+  async follow(view: JobView, hooks: { signal?: AbortSignal; onEvent?: (event: JobEvent) => void } = {}): Promise<JobView> {
+    if (["succeeded", "failed", "cancelled"].includes(view.status)) return view;
+    const onAbort = () => void this.cancel(view.id).catch(() => undefined);
+    hooks.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      try {
+        for await (const event of this.events(view.id, hooks.signal)) hooks.onEvent?.(event);
+      } catch (err) {
+        if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
+        // A dropped stream is not the job's end: its record says how it ended.
+        if (!(err instanceof ServiceUnreachable) && (err as Error).name !== "TypeError") throw err;
+      }
+      let final = await this.job(view.id, 30);
+      while (!["succeeded", "failed", "cancelled"].includes(final.status) && !hooks.signal?.aborted) final = await this.job(view.id, 30);
+      return final;
+    } finally {
+      hooks.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The job's events until its last one (Server-Sent Events). */
+  async *events(id: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
+    const res = await this.fetch("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, { signal });
+    if (!res.ok || !res.body) throw await refusal(res);
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (data) yield JSON.parse(data) as JobEvent;
+      }
+    }
+  }
+
+  private async fetch(method: string, path: string, init: { body?: string | Buffer | Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...this.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
+    try {
+      return await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: init.body as BodyInit | undefined,
+        signal: init.signal,
+        // A stream body needs half-duplex mode in Node's fetch.
+        ...(init.body && typeof init.body === "object" && !Buffer.isBuffer(init.body) ? { duplex: "half" } : {}),
+      } as RequestInit);
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      throw new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${(err as Error).message}`);
+    }
+  }
+
+  private async json<T>(method: string, path: string, init: { body?: string | Buffer | Readable; contentType?: string } = {}): Promise<T> {
+    const res = await this.fetch(method, path, init);
+    if (!res.ok) throw await refusal(res);
+    return (await res.json()) as T;
+  }
+}
+
+async function refusal(res: Response): Promise<ServiceRefused> {
+  const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; field?: string } } | null;
+  const e = body?.error;
+  return new ServiceRefused(res.status, e?.code ?? `http_${res.status}`, e?.message ?? res.statusText, e?.field);
+}

@@ -1,0 +1,77 @@
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { CheckoutError, localizeCheckout } from "../client/checkout.js";
+import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
+import type { JobEvent } from "../store/events.js";
+import type { JobView } from "../store/jobStore.js";
+import { API_VERSION } from "../version.js";
+import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeToolInput, type RunHooks } from "./tool.js";
+
+/**
+ * `codescout-mcp`: the MCP server a developer registers in their coding agent. It speaks
+ * MCP over stdio and is a client of a CodeScout service (CODESCOUT_URL, CODESCOUT_API_KEY),
+ * so it can localize in the developer's own checkout, uncommitted edits included.
+ */
+const USAGE = `usage: codescout-mcp [--url URL] [--path DIR]
+  An MCP server over stdio with one tool, localize. Register it in your coding agent.
+  --url   the CodeScout service (default: CODESCOUT_URL, else http://127.0.0.1:8080)
+  --path  the checkout to localize in when a call names none (default: the client's first root, else the working directory)
+  The API key comes from CODESCOUT_API_KEY.`;
+
+function parse() {
+  try {
+    return parseArgs({ options: { url: { type: "string" }, path: { type: "string" }, help: { type: "boolean", default: false } }, strict: true }).values;
+  } catch (err) {
+    process.stderr.write(`codescout-mcp: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+const args = parse();
+if (args.help) {
+  process.stderr.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const client = new ServiceClient(args.url ?? process.env.CODESCOUT_URL ?? "http://127.0.0.1:8080", process.env.CODESCOUT_API_KEY || undefined);
+const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {} } });
+
+class RestBackend implements LocalizeBackend {
+  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<JobView> {
+    const onEvent = (event: JobEvent) => {
+      const line = describeEvent(event);
+      if (line) hooks.progress(line);
+    };
+    const request = { issue: input.issue, options: optionsOf(input) };
+    try {
+      if (input.repo_url) {
+        const view = await client.submit({ repo: { url: input.repo_url, commit: input.commit ?? "HEAD" }, ...request });
+        return await client.follow(view, { signal: hooks.signal, onEvent });
+      }
+      return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
+    } catch (err) {
+      if (err instanceof ServiceRefused && err.status >= 400 && err.status < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));
+      if (err instanceof CheckoutError) throw new LocalizeRefused("invalid_path", err.message, "path");
+      if (err instanceof ServiceUnreachable) throw new LocalizeRefused("service_unreachable", `${err.message} (set CODESCOUT_URL)`);
+      throw err;
+    }
+  }
+}
+
+/** The checkout a call without `path` means: --path, else the client's first file root, else here. */
+async function defaultPath(): Promise<string> {
+  if (args.path) return args.path;
+  if (server.server.getClientCapabilities()?.roots) {
+    const { roots } = await server.server.listRoots().catch(() => ({ roots: [] as Array<{ uri: string }> }));
+    const root = roots.find((r) => r.uri.startsWith("file://"));
+    if (root) return fileURLToPath(root.uri);
+  }
+  return process.cwd();
+}
+
+registerLocalizeTool(server, new RestBackend(), { localPaths: true, defaultPath });
+const transport = new StdioServerTransport();
+transport.onclose = () => process.exit(0);
+process.stdin.on("end", () => process.exit(0));
+await server.connect(transport);

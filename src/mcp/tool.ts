@@ -1,0 +1,217 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CallToolResult, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { policyNameSchema, timingsSchema } from "../queue/contract.js";
+import type { JobEvent } from "../store/events.js";
+import type { JobView } from "../store/jobStore.js";
+
+/**
+ * The MCP face of POST /v1/localize: one tool, `localize`, served over Streamable HTTP by
+ * the API and over stdio by `codescout-mcp`. Both run it through a LocalizeBackend, so the
+ * schemas, the progress messages and the answer the calling model reads are the same.
+ */
+
+export interface LocalizeToolInput {
+  issue: string;
+  repo_url?: string;
+  commit?: string;
+  path?: string;
+  max_turns?: number;
+  policy?: "codescout" | "baseline";
+  snippets?: boolean;
+}
+
+export interface RunHooks {
+  /** Fires when the client cancels the tool call; the backend cancels the job. */
+  signal: AbortSignal;
+  /** One line per step of the job (queued, repository ready, turn 3, ...). */
+  progress(message: string): void;
+}
+
+export interface LocalizeBackend {
+  /** Submits one localization and follows it to its end. Throws LocalizeRefused for a bad request. */
+  run(input: LocalizeToolInput, hooks: RunHooks): Promise<JobView>;
+}
+
+/** The service refused the request (the REST API's 4xx): the tool answers with an error the model can act on. */
+export class LocalizeRefused extends Error {
+  override name = "LocalizeRefused";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+const description = `Find where in a Python repository an issue needs changes: the files, classes and functions to edit, each with its line range.
+
+It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
+
+Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked.`;
+
+const inputShape = {
+  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body), a bug report with its traceback, or a plain question about where something happens."),
+  repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
+  commit: z.string().min(1).max(256).optional().describe("Commit sha, branch or tag of repo_url. Default: HEAD (the default branch)."),
+  max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
+  policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
+  snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
+};
+
+const pathShape = {
+  path: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "A local checkout to localize in, with its uncommitted edits. Default: the client's first root, else the server's working directory. Ignored files (.env, node_modules) never leave the machine.",
+    ),
+};
+
+const locationOutput = z.object({
+  file: z.string(),
+  class_name: z.string().optional(),
+  function_name: z.string().optional(),
+  start_line: z.number().int().optional(),
+  end_line: z.number().int().optional(),
+  valid: z.boolean(),
+  problem: z.string().optional(),
+  snippet: z.string().optional(),
+  snippet_truncated: z.boolean().optional(),
+  evidence: z.array(z.string()).optional(),
+});
+
+export const localizeOutputSchema = z.object({
+  job_id: z.string(),
+  status: z.enum(["succeeded", "failed", "cancelled"]),
+  answered: z.boolean().describe("False when the localizer ended without an answer."),
+  finish_reason: z.string().optional(),
+  policy: z.string().optional(),
+  commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
+  locations: z.array(locationOutput),
+  timings: timingsSchema.optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
+
+/** Registers `localize` on a server; `localPaths` adds the `path` input (stdio: the caller's machine). */
+export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend, options: { localPaths: boolean; defaultPath?: () => Promise<string | undefined> }) {
+  const inputSchema = options.localPaths ? { ...inputShape, ...pathShape } : inputShape;
+  server.registerTool(
+    "localize",
+    {
+      title: "Localize code for an issue",
+      description,
+      inputSchema,
+      outputSchema: localizeOutputSchema.shape,
+      annotations: { title: "Localize code for an issue", readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: !options.localPaths },
+    },
+    async (args, extra): Promise<CallToolResult> => {
+      const input = args as LocalizeToolInput;
+      if (!options.localPaths && !input.repo_url) return refusal(new LocalizeRefused("invalid_repository", "repo_url is required", "repo_url"));
+      if (options.localPaths && !input.repo_url && !input.path) {
+        const fallback = await options.defaultPath?.();
+        if (fallback) input.path = fallback;
+      }
+      const token = extra._meta?.progressToken;
+      let step = 0;
+      const progress = (message: string) => {
+        if (token === undefined) return;
+        const notification: ServerNotification = { method: "notifications/progress", params: { progressToken: token, progress: ++step, message } };
+        void extra.sendNotification(notification).catch(() => undefined);
+      };
+      try {
+        const view = await backend.run(input, { signal: extra.signal, progress });
+        return answer(view);
+      } catch (err) {
+        if (err instanceof LocalizeRefused) return refusal(err);
+        throw err;
+      }
+    },
+  );
+}
+
+/** The progress line for a job event, or null for events not worth a line. */
+export function describeEvent(event: JobEvent): string | null {
+  const d = event.data ?? {};
+  switch (event.type) {
+    case "queued":
+      return d.job ? `queued: job ${String(d.job)}` : "queued";
+    case "started":
+      return `started (${String(d.policy ?? "")})`;
+    case "repository_ready":
+      return `repository ready (${String(d.cache ?? "")}, ${String(d.ms ?? "?")} ms)`;
+    case "sandbox_ready":
+      return `sandbox ready (${String(d.ms ?? "?")} ms)`;
+    case "turn":
+      return `turn ${String(d.turn)}/${String(d.max_turns)}`;
+    case "command":
+      return `$ ${String(d.command ?? "")}`;
+    case "finished":
+      return "finished";
+    case "failed":
+      return `failed: ${String(d.code ?? "")}`;
+    case "cancelled":
+      return "cancelled";
+    default:
+      return null;
+  }
+}
+
+/** A REST field name as the tool's argument name (repo.url → repo_url). */
+export function toolField(field: string | undefined): string | undefined {
+  if (!field) return undefined;
+  const map: Record<string, string> = { "repo.url": "repo_url", "repo.commit": "commit", issue: "issue" };
+  return map[field] ?? field.replace(/^options\./, "");
+}
+
+/** The options of a localize request, from the tool's arguments. */
+export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
+  return {
+    ...(input.policy ? { policy: input.policy } : {}),
+    ...(input.max_turns ? { max_turns: input.max_turns } : {}),
+    ...(input.snippets ? { snippets: true } : {}),
+  };
+}
+
+function refusal(err: LocalizeRefused): CallToolResult {
+  const where = err.field ? ` (${err.field})` : "";
+  return { isError: true, content: [{ type: "text", text: `The request was refused${where}: ${err.message} [${err.code}]` }] };
+}
+
+/** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
+export function answer(view: JobView): CallToolResult {
+  const status = view.status === "succeeded" ? "succeeded" : view.status === "cancelled" ? "cancelled" : "failed";
+  const r = view.result;
+  const structured: LocalizeOutput = {
+    job_id: view.id,
+    status,
+    answered: r?.answered ?? false,
+    ...(r ? { finish_reason: r.finish_reason, policy: r.policy, commit_sha: r.commit_sha, timings: r.timings } : {}),
+    locations: (r?.locations ?? []).map((l) => ({ ...l })),
+    ...(view.error ? { error: view.error } : {}),
+  };
+  if (status !== "succeeded" || !r) {
+    const why = view.error ? `${view.error.code}: ${view.error.message}` : view.status;
+    return { isError: true, structuredContent: structured, content: [{ type: "text", text: `Localization ${status} (${why}).` }] };
+  }
+  return { structuredContent: structured, content: [{ type: "text", text: summary(structured) }] };
+}
+
+function summary(out: LocalizeOutput): string {
+  const seconds = out.timings ? ` in ${(out.timings.total_ms / 1000).toFixed(1)} s` : "";
+  if (!out.answered || out.locations.length === 0) {
+    return `No locations found (${out.policy}, ${out.finish_reason}${seconds}). Try a more specific issue text or a larger max_turns.`;
+  }
+  const lines = out.locations.map((l) => {
+    const where = l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file;
+    const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
+    const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
+    const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
+    const code = l.snippet ? `\n\`\`\`python\n${l.snippet}${l.snippet_truncated ? "\n# ..." : ""}\n\`\`\`` : "";
+    return `${where}  ${what}${flag}${why}${code}`;
+  });
+  return `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
+}

@@ -1,0 +1,294 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CallToolResultSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
+import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
+import { makeGitFixture, SAMPLE_FILES, type GitFixture } from "../helpers/gitFixture.js";
+import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
+import { testConfig } from "../helpers/config.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+/**
+ * The MCP server through real MCP clients: the SDK's own client over Streamable HTTP (the
+ * API's /mcp) and over stdio (bin/codescout-mcp.mjs as a coding agent would start it), the
+ * MCP Inspector's CLI, and the conformance suite's server checks. Real API and worker
+ * processes, Redis, Docker and git; only the model is scripted.
+ */
+const run = promisify(execFile);
+const KEY = "mcp-test-key-0123456789";
+const config = testConfig();
+let model: FakeModel;
+let repo: GitFixture;
+let api: ServiceProcess;
+let openApi: ServiceProcess;
+let worker: ServiceProcess;
+let base: string;
+let openBase: string;
+const scratch: string[] = [];
+
+/** The scripted model answers by the issue it is asked about. */
+function scriptByIssue(answers: Record<string, ScriptedReply[]>) {
+  model.script((req: RecordedRequest) => {
+    const user = String(req.body.messages.find((m) => m.role === "user")?.content ?? "");
+    const key = Object.keys(answers).find((k) => user.includes(k));
+    const replies = key ? answers[key]! : [{ content: "no script" }];
+    const turn = req.body.messages.filter((m) => m.role === "assistant").length;
+    return replies[Math.min(turn, replies.length - 1)]!;
+  });
+}
+
+const finish = (locations: Array<Record<string, string>>): ScriptedReply => ({ toolCalls: [{ name: "localization_finish", arguments: { locations } }] });
+const grep = (command: string): ScriptedReply => ({ toolCalls: [{ name: "terminal", arguments: { command, security_risk: "LOW" } }] });
+
+beforeAll(async () => {
+  model = await startFakeModel();
+  scriptByIssue({
+    "PARSE-ISSUE": [grep('rg -n "def parse" -t py'), grep("sed -n '1,30p' pkg/parser.py"), finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }, { file: "pkg/parser.py", function_name: "parse_file" }])],
+    "EDIT-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "pkg/util.py", function_name: "only_in_the_edit" }])],
+    "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
+  });
+  repo = makeGitFixture();
+  const port = await freePort();
+  const openPort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  openBase = `http://localhost:${openPort}`;
+  const env = serviceEnv(config, { ALLOW_PRIVATE_HOSTS: "true", MODEL_BASE_URL: model.baseURL, MODEL_MAX_RETRIES: "0", LOG_LEVEL: "warn" });
+  worker = startProcess("src/worker/main.ts", { ...env, WORKER_CONCURRENCY: "4" });
+  api = startProcess("src/api/server.ts", { ...env, API_PORT: String(port), AUTH_MODE: "api_key", API_KEYS: `agent:${KEY},other:other-key-0123456789` });
+  // A second API on the same queue, without auth, for clients that cannot send a key.
+  openApi = startProcess("src/api/server.ts", { ...env, API_PORT: String(openPort) });
+  await waitFor(async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined), 60_000, "the service to be ready");
+  await waitFor(async () => ((await fetch(`${openBase}/healthz`)).ok ? true : undefined), 60_000, "the open API");
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([api?.stop(), openApi?.stop(), worker?.stop()]);
+  await model?.close();
+  repo?.cleanup();
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+  await dropPrefix(config.QUEUE_PREFIX);
+});
+
+/** A POST with headers fetch will not send as given (Host). */
+function rawPost(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((res, rej) => {
+    const req = request(url, { method: "POST", headers }, (r) => {
+      r.resume();
+      res(r.statusCode ?? 0);
+    });
+    req.on("error", rej);
+    req.end("{}");
+  });
+}
+
+async function httpClient(key = KEY): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+  const client = new Client({ name: "codescout-test", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+async function stdioClient(env: Record<string, string>, args: string[] = []): Promise<Client> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [resolve("bin/codescout-mcp.mjs"), ...args],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+    stderr: "pipe",
+  });
+  const client = new Client({ name: "codescout-test", version: "1.0.0" });
+  await client.connect(transport);
+  return client;
+}
+
+/** A clone of the fixture with an uncommitted edit: a function that exists only in the edit. */
+function checkoutWithEdit(options: { remote: boolean }): string {
+  const dir = mkdtempSync(join(tmpdir(), "codescout-checkout-"));
+  scratch.push(dir);
+  if (options.remote) execFileSync("git", ["clone", "-q", repo.url, dir]);
+  else {
+    execFileSync("git", ["init", "-q", "-b", "main", dir]);
+    for (const [path, content] of Object.entries(SAMPLE_FILES)) {
+      execFileSync("mkdir", ["-p", join(dir, path, "..")]);
+      writeFileSync(join(dir, path), content);
+    }
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "local only", "--allow-empty"], { cwd: dir });
+    execFileSync("git", ["add", "-A"], { cwd: dir });
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "files"], { cwd: dir });
+  }
+  writeFileSync(join(dir, "pkg/util.py"), "def helper():\n    return 42\n\n\n@staticmethod\ndef only_in_the_edit(x):\n    return x * 2\n");
+  writeFileSync(join(dir, ".gitignore"), ".env\n");
+  writeFileSync(join(dir, ".env"), "SECRET=never-leaves-the-machine\n");
+  return dir;
+}
+
+describe("MCP over Streamable HTTP (/mcp)", () => {
+  it("lists the localize tool with its schemas and annotations, behind the API key", async () => {
+    const { client } = await httpClient();
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toEqual(["localize"]);
+    const tool = tools[0]!;
+    expect(tool.annotations).toMatchObject({ readOnlyHint: true, idempotentHint: true, destructiveHint: false });
+    expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual(expect.arrayContaining(["issue", "repo_url", "commit", "max_turns", "policy"]));
+    expect(tool.inputSchema.properties).not.toHaveProperty("path");
+    expect(tool.outputSchema?.properties).toHaveProperty("locations");
+    await client.close();
+
+    const noKey = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
+    expect(noKey.status).toBe(401);
+    // DNS rebinding: a page whose name resolves to 127.0.0.1 reaches the port under its own name.
+    const evil = await rawPost(`${base}/mcp`, { host: "evil.example.com", authorization: `Bearer ${KEY}`, "content-type": "application/json" });
+    expect(evil).toBe(403);
+  });
+
+  it("localizes with progress per turn, structured output and line ranges", async () => {
+    const { client } = await httpClient();
+    const progress: Progress[] = [];
+    const result = await client.callTool(
+      { name: "localize", arguments: { issue: "PARSE-ISSUE: the parser drops values", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } },
+      CallToolResultSchema,
+      { onprogress: (p) => progress.push(p) },
+    );
+    expect(result.isError).toBeFalsy();
+    const out = result.structuredContent as { status: string; locations: Array<Record<string, unknown>>; job_id: string; finish_reason: string };
+    expect(out.status).toBe("succeeded");
+    expect(out.finish_reason).toBe("finish_tool");
+    expect(out.locations).toEqual([
+      { file: "pkg/parser.py", class_name: "Parser", function_name: "parse", start_line: 10, end_line: 15, valid: true },
+      { file: "pkg/parser.py", function_name: "parse_file", start_line: 18, end_line: 20, valid: true },
+    ]);
+    const text = (result.content as Array<{ type: string; text: string }>)[0]!.text;
+    expect(text).toContain("pkg/parser.py:10-15  Parser.parse");
+    expect(text).toContain("pkg/parser.py:18-20  parse_file");
+    const messages = progress.map((p) => p.message);
+    expect(messages).toEqual(expect.arrayContaining([`queued: job ${out.job_id}`, "turn 1/10", "turn 2/10", "turn 3/10", "finished"]));
+    expect(progress.map((p) => p.progress)).toEqual([...progress.map((p) => p.progress)].sort((a, b) => a - b));
+    expect(containersOf(out.job_id)).toBe("");
+    await client.close();
+  });
+
+  it("answers a bad request with a tool error naming the argument, and keeps sessions to their key", async () => {
+    const { client, transport } = await httpClient();
+    const bad = await client.callTool({ name: "localize", arguments: { issue: "x", repo_url: "ftp://example.com/r.git" } });
+    expect(bad.isError).toBe(true);
+    expect((bad.content as Array<{ text: string }>)[0]!.text).toMatch(/repo_url.*scheme ftp/);
+    const stolen = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: "Bearer other-key-0123456789", "mcp-session-id": transport.sessionId!, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+    });
+    expect(stolen.status).toBe(404);
+    await client.close();
+  });
+
+  it("cancels the job when the client cancels the call", async () => {
+    const { client } = await httpClient();
+    const controller = new AbortController();
+    let jobSeen = false;
+    let jobId = "";
+    const call = client.callTool(
+      { name: "localize", arguments: { issue: "SLOW-ISSUE: it hangs", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } },
+      CallToolResultSchema,
+      {
+        signal: controller.signal,
+        onprogress: (p) => {
+          jobId ||= /^queued: job (\S+)$/.exec(p.message ?? "")?.[1] ?? "";
+          // Cancel once the model has been asked twice (the second request hangs).
+          if (p.message === "turn 2/10" && !jobSeen) {
+            jobSeen = true;
+            setTimeout(() => controller.abort("the agent moved on"), 300);
+          }
+        },
+      },
+    );
+    await expect(call).rejects.toThrow();
+    expect(jobSeen).toBe(true);
+    const ended = await waitFor(
+      async () => {
+        const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+        return job.status === "running" ? undefined : job;
+      },
+      30_000,
+      "the job to end",
+    );
+    expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
+    expect(containersOf(jobId)).toBe("");
+    await client.close();
+  });
+});
+
+describe("MCP over stdio (codescout-mcp)", () => {
+  it("localizes a local checkout against its uncommitted edit, sending url + commit + patch", async () => {
+    const dir = checkoutWithEdit({ remote: true });
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
+    const { tools } = await client.listTools();
+    expect(tools[0]!.inputSchema.properties).toHaveProperty("path");
+    const progress: string[] = [];
+    const result = await client.callTool(
+      { name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", path: dir, policy: "codescout" } },
+      CallToolResultSchema,
+      { onprogress: (p) => progress.push(p.message ?? "") },
+    );
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>> };
+    expect(out.locations).toEqual([{ file: "pkg/util.py", function_name: "only_in_the_edit", start_line: 5, end_line: 7, valid: true }]);
+    expect(progress.some((m) => m.includes("with the uncommitted changes"))).toBe(true);
+    expect(progress.some((m) => m.startsWith("uploading"))).toBe(false);
+    await client.close();
+  });
+
+  it("uploads a checkout no remote holds (nothing ignored leaves the machine), and dedupes it the second time", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
+    const progress: string[] = [];
+    const args = { issue: "EDIT-ISSUE: doubling is wrong", policy: "codescout", snippets: true };
+    const result = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>>; commit_sha: string };
+    expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, snippet: "@staticmethod\ndef only_in_the_edit(x):\n    return x * 2" });
+    expect(progress.some((m) => m.startsWith("uploading"))).toBe(true);
+    // The upload holds the tree git sees: .env is ignored, so it is not in it.
+    const upload = await (await fetch(`${base}/v1/uploads/${out.commit_sha}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+    expect(upload.files).toBe(Object.keys(SAMPLE_FILES).length + 1);
+    const tree = join(config.REPO_CACHE_DIR, "trees", "uploads", out.commit_sha);
+    expect(execFileSync("find", [tree, "-name", ".env"], { encoding: "utf8" })).toBe("");
+
+    const again: string[] = [];
+    await client.callTool({ name: "localize", arguments: { ...args, snippets: false } }, CallToolResultSchema, { onprogress: (p) => again.push(p.message ?? "") });
+    expect(again.some((m) => m.includes("already holds this tree"))).toBe(true);
+    await client.close();
+  });
+});
+
+describe("clients nobody here wrote", () => {
+  it("the MCP Inspector CLI lists and calls the tool over HTTP and stdio", async () => {
+    const inspector = resolve("node_modules/.bin/mcp-inspector");
+    const listed = await run(inspector, ["--cli", `${base}/mcp`, "--transport", "http", "--header", `Authorization: Bearer ${KEY}`, "--method", "tools/list"], { timeout: 60_000 });
+    expect(JSON.parse(listed.stdout).tools[0].name).toBe("localize");
+    const called = await run(
+      inspector,
+      ["--cli", `${base}/mcp`, "--transport", "http", "--header", `Authorization: Bearer ${KEY}`, "--method", "tools/call", "--tool-name", "localize",
+        "--tool-arg", "issue=PARSE-ISSUE: from the inspector", `repo_url=${repo.url}`, `commit=${repo.commits[0]}`, "policy=codescout"],
+      { timeout: 120_000 },
+    );
+    const result = JSON.parse(called.stdout);
+    expect(result.structuredContent.locations[0]).toMatchObject({ file: "pkg/parser.py", class_name: "Parser", start_line: 10 });
+
+    const stdio = await run(inspector, ["--cli", "-e", `CODESCOUT_URL=${base}`, "-e", `CODESCOUT_API_KEY=${KEY}`, process.execPath, resolve("bin/codescout-mcp.mjs"), "--method", "tools/list"], { timeout: 60_000 });
+    expect(JSON.parse(stdio.stdout).tools[0].inputSchema.properties).toHaveProperty("path");
+  }, 240_000);
+
+  it("passes the conformance suite's server checks that apply (initialize, ping, tools/list, DNS rebinding)", async () => {
+    const conformance = resolve("node_modules/.bin/conformance");
+    for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]) {
+      // Exits non-zero when a check fails.
+      const { stdout } = await run(conformance, ["server", "--url", `${openBase}/mcp`, "--scenario", scenario], { timeout: 60_000 });
+      expect(stdout, scenario).toMatch(/Passed: (\d+)\/\1, 0 failed/);
+      expect(stdout, scenario).not.toMatch(/FAILURE/);
+    }
+  }, 240_000);
+});
