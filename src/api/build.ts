@@ -8,6 +8,7 @@ import { ServiceMetrics } from "./metrics.js";
 import { QueueEvents } from "bullmq";
 import { QUEUES } from "../queue/contract.js";
 import { uploadStoreFromConfig } from "../uploads/fromConfig.js";
+import { systemResolver, type Resolver } from "../queue/hostPolicy.js";
 
 /** Secrets that must never reach a log line, whatever logs them. */
 export const REDACT_PATHS = [
@@ -25,7 +26,13 @@ export interface ApiServer {
 }
 
 /** Wires the third-party pieces (Redis, the queue) and registers the app plugin on them. */
-export async function buildApiServer(config: Config, options: { logger?: boolean } = {}): Promise<ApiServer> {
+export interface ApiOptions {
+  logger?: boolean;
+  /** Host name resolution for the URL policy; the system's unless a caller injects one. */
+  resolver?: Resolver;
+}
+
+export async function buildApiServer(config: Config, options: ApiOptions = {}): Promise<ApiServer> {
   const redis = createRedis(config.REDIS_URL, "producer");
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
   const store = new JobStore(queue, redis, config.JOB_TTL_S);
@@ -39,7 +46,7 @@ export async function buildApiServer(config: Config, options: { logger?: boolean
     bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + config.PATCH_MAX_BYTES * 2 + 65_536),
     genReqId: () => crypto.randomUUID(),
   });
-  await fastify.register(app, { config, queue, store, redis, metrics, uploads });
+  await fastify.register(app, { config, queue, store, redis, metrics, uploads, resolver: options.resolver ?? systemResolver });
   await fastify.ready();
   return {
     fastify,

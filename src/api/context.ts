@@ -9,6 +9,7 @@ import type { Limits } from "./limits.js";
 import type { Submitter } from "./submit.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { UploadStore } from "../uploads/store.js";
+import type { Resolver } from "../queue/hostPolicy.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
 export interface AppDeps {
@@ -18,6 +19,8 @@ export interface AppDeps {
   redis: Redis;
   metrics: ServiceMetrics;
   uploads: UploadStore;
+  /** How host names are resolved for the URL policy (the system's resolver unless injected). */
+  resolver: Resolver;
 }
 
 /** The app's own pieces, made once from AppDeps and shared by the route plugins. */

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config/env.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
 import { REF_RE, SHA_RE, type LocalizePayload, type PublicRepoRef, type RepoRef } from "../queue/contract.js";
-import { checkHost, parseHostList, type HostPolicy } from "../queue/hostPolicy.js";
+import { HostGuard, parseHostList, type Resolver } from "../queue/hostPolicy.js";
 import { enqueueLocalize, type LocalizeQueue } from "../queue/producer.js";
 import { parseRepoUrl } from "../queue/repoUrl.js";
 import { sealSecret } from "../queue/secrets.js";
@@ -34,13 +34,19 @@ export interface SubmitDeps {
   events: JobEvents;
   uploads: UploadStore;
   limits: Limits;
+  resolver: Resolver;
 }
 
 export class Submitter {
-  private readonly hosts: HostPolicy;
+  private readonly repoHosts: HostGuard;
+  private readonly callbackHosts: HostGuard;
 
   constructor(private readonly deps: SubmitDeps) {
-    this.hosts = { allowedHosts: parseHostList(deps.config.REPO_ALLOWED_HOSTS), allowPrivate: deps.config.ALLOW_PRIVATE_HOSTS };
+    const { config, resolver } = deps;
+    // Early answers for the client; the worker checks again where it connects, and pins.
+    const options = { timeoutMs: config.DNS_TIMEOUT_MS, cacheTtlMs: 60_000 };
+    this.repoHosts = new HostGuard({ allowedHosts: parseHostList(config.REPO_ALLOWED_HOSTS), allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, options);
+    this.callbackHosts = new HostGuard({ allowedHosts: [], allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, options);
   }
 
   /** Validates one request; `at` prefixes field names (e.g. "jobs.3."). */
@@ -56,7 +62,7 @@ export class Submitter {
         const u = new URL(body.callback_url);
         if (u.protocol !== "https:" && u.protocol !== "http:") throw new Error("callback_url must be http(s)");
         if (u.username || u.password) throw new Error("callback_url must not carry credentials");
-        await checkHost(u.toString(), { allowedHosts: [], allowPrivate: config.ALLOW_PRIVATE_HOSTS }, "callback_url");
+        await this.callbackHosts.check(u, "callback_url");
       } catch (err) {
         throw new ApiError(422, "invalid_callback_url", (err as Error).message, `${at}callback_url`);
       }
@@ -104,8 +110,8 @@ export class Submitter {
     if (repo.commit === undefined) throw new ApiError(422, "invalid_commit", "repo.commit is required with repo.url", `${at}commit`);
     let url: string;
     try {
-      url = parseRepoUrl(repo.url, { allowFileUrls: config.ALLOW_FILE_URLS }).url;
-      await checkHost(url, this.hosts);
+      url = parseRepoUrl(repo.url, { allowFileUrls: config.ALLOW_FILE_URLS, allowHttpUrls: config.ALLOW_HTTP_URLS }).url;
+      if (!url.startsWith("file:")) await this.repoHosts.check(new URL(url));
     } catch (err) {
       throw new ApiError(422, "invalid_repository", (err as Error).message, `${at}url`);
     }

@@ -79,6 +79,10 @@ export const envSchema = z.object({
   REPO_ALLOWED_HOSTS: z.string().default(""),
   /** Loopback, link-local and private addresses are refused unless this is on. */
   ALLOW_PRIVATE_HOSTS: bool.default(false),
+  /** Accept http:// repository URLs (https is always accepted). */
+  ALLOW_HTTP_URLS: bool.default(false),
+  /** A host name lookup slower than this fails the request or the job (fail closed). */
+  DNS_TIMEOUT_MS: int(100, 60_000).default(2_000),
   /** JSON object host → token, used by git on the host for private repositories. */
   GIT_CREDENTIALS: z.string().optional(),
   /** 32+ characters; encrypts per-request repository tokens while they sit in Redis. */

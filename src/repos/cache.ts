@@ -3,7 +3,9 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { runGit, GitError } from "./git.js";
+import { isIP } from "node:net";
+import { gitConfigEnv, runGit, GitError } from "./git.js";
+import { HostGuard, HostPolicyError } from "../queue/hostPolicy.js";
 import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
 import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
 import { extractArchive } from "../uploads/extract.js";
@@ -34,6 +36,11 @@ export interface RepoCacheOptions extends RepoUrlPolicy {
    */
   treeIdleMs?: number;
   gitTimeoutMs?: number;
+  /**
+   * Checks a remote's host right before git connects and returns the addresses to pin.
+   * Default: public addresses only, resolved by the system.
+   */
+  hosts?: HostGuard;
   /** Where uploaded trees are read from, and the caps they are checked against again. */
   uploads?: { store: UploadStore; limits: ArchiveLimits };
 }
@@ -74,10 +81,45 @@ export class RepoCache {
   readonly dir: string;
   readonly treeDir: string;
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
     this.treeDir = resolve(options.treeDir ?? join(this.dir, "trees"));
+    this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
+  }
+
+  /**
+   * The environment of a git command that reaches the network, made right before it runs:
+   * only https (http and file where allowed), no redirects (a redirect could lead to any
+   * host, with the token), and the remote's name pinned to the addresses just checked, so
+   * git cannot resolve it again to something else. Fails closed when the name does not
+   * resolve.
+   */
+  private async networkEnv(url: string, token: string | undefined): Promise<Record<string, string>> {
+    const pairs: Array<[string, string]> = [
+      ["protocol.allow", "never"],
+      ["protocol.https.allow", "always"],
+      ["protocol.http.allow", this.options.allowHttpUrls ? "always" : "never"],
+      ["protocol.file.allow", this.options.allowFileUrls ? "always" : "never"],
+      ["http.followRedirects", "false"],
+    ];
+    const u = new URL(url);
+    if (u.protocol === "http:" || u.protocol === "https:") {
+      let checked;
+      try {
+        checked = await this.hosts.check(u);
+      } catch (err) {
+        if (err instanceof HostPolicyError) throw new RepoError(err.reason === "unresolvable" ? "fetch_failed" : "invalid_url", err.message);
+        throw err;
+      }
+      if (!isIP(checked.host)) {
+        const addresses = checked.addresses.map((a) => (isIP(a) === 6 ? `[${a}]` : a)).join(",");
+        pairs.push(["http.curloptResolve", `${checked.host}:${checked.port}:${addresses}`]);
+      }
+      if (token) pairs.push(["http.extraHeader", `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`]);
+    }
+    return gitConfigEnv(pairs);
   }
 
   identify(url: string): RepoIdentity {
@@ -97,7 +139,9 @@ export class RepoCache {
     }
     const key = createHash("sha256").update(id.url).digest("hex").slice(0, 24);
     const mirror = join(this.dir, "mirrors", `${key}.git`);
-    const env = credentialEnv(id.url, req.token);
+    // Made once per preparation, and only when git has to reach the remote.
+    let envPromise: Promise<Record<string, string>> | undefined;
+    const env = () => (envPromise ??= this.networkEnv(id.url, req.token));
 
     // What was fetched with a token is served again only to a request that can read the
     // repository itself: its own credentials (or none) must pass `git ls-remote`.
@@ -273,19 +317,21 @@ export class RepoCache {
     return removed;
   }
 
-  private async authorize(url: string, env: Record<string, string>, signal?: AbortSignal) {
+  private async authorize(url: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
     try {
-      await runGit(["ls-remote", "--quiet", "--exit-code", "--", url, "HEAD"], { timeoutMs: 60_000, env, signal });
-    } catch {
+      await runGit(["ls-remote", "--quiet", "--exit-code", "--", url, "HEAD"], { timeoutMs: 60_000, env: await env(), signal });
+    } catch (err) {
+      if (err instanceof RepoError) throw err;
       throw new RepoError("fetch_failed", `cannot read ${url} with the credentials given`);
     }
   }
 
-  private async createMirror(url: string, mirror: string, env: Record<string, string>, signal?: AbortSignal) {
+  private async createMirror(url: string, mirror: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
+    const netEnv = await env();
     const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
-      await runGit(["clone", "--mirror", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env, signal });
+      await runGit(["clone", "--mirror", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal });
       await rename(tmp, mirror).catch(async (err) => {
         // Another process made the mirror first: theirs is as good as ours.
         if (!existsSync(join(mirror, "HEAD"))) throw err;
@@ -308,8 +354,8 @@ export class RepoCache {
     }
   }
 
-  private async fetch(mirror: string, commit: string, env: Record<string, string>, signal?: AbortSignal) {
-    const opts = { timeoutMs: this.options.gitTimeoutMs, env, signal };
+  private async fetch(mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
+    const opts = { timeoutMs: this.options.gitTimeoutMs, env: await env(), signal };
     // Asking for the one commit is cheap where the server allows it (GitHub does);
     // otherwise bring the mirror up to date with all refs.
     if (SHA_RE.test(commit)) {
@@ -358,7 +404,7 @@ export class RepoCache {
 /** `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. */
 function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", LC_ALL: "C", ...extraEnv };
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extraEnv };
     const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
     const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
     git.stdout.pipe(tar.stdin);
@@ -382,13 +428,6 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
 }
 
 const PRIVATE_MARK = "codescout-private";
-
-/** An HTTP Authorization header for git, through GIT_CONFIG_* variables. */
-export function credentialEnv(url: string, token: string | undefined): Record<string, string> {
-  if (!token || !/^https?:/.test(url)) return {};
-  const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
-  return { GIT_CONFIG_COUNT: "1", GIT_CONFIG_KEY_0: "http.extraHeader", GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
-}
 
 async function touch(path: string) {
   const now = new Date();

@@ -38,6 +38,9 @@ export function runGit(args: string[], options: GitRunOptions = {}): Promise<str
         GIT_ASKPASS: "/bin/false",
         SSH_ASKPASS: "/bin/false",
         GIT_CONFIG_NOSYSTEM: "1",
+        // Nobody's ~/.gitconfig (url.insteadOf, proxies, helpers) changes what git does here.
+        GIT_CONFIG_GLOBAL: "/dev/null",
+        GIT_PROTOCOL_FROM_USER: "0",
         LC_ALL: "C",
         ...options.env,
       },
@@ -67,4 +70,14 @@ export function runGit(args: string[], options: GitRunOptions = {}): Promise<str
       else reject(new GitError(`git ${args[0]} exited with ${code ?? sig}: ${stderr.trim().slice(-500)}`, code, stderr));
     });
   });
+}
+
+/** Git configuration for one command, through the environment (never argv, never a file). */
+export function gitConfigEnv(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string> {
+  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(pairs.length) };
+  pairs.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
+  return env;
 }

@@ -9,6 +9,7 @@ import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload 
 import { createRedis } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
+import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
 import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../sandbox/config.js";
@@ -31,8 +32,19 @@ export interface RunningWorker {
 
 export const REDACT = ["*.apiKey", "*.api_key", "*.token", "*.sealedToken", "*.authorization", "*.password", "*.MODEL_API_KEY", "*.SECRET_KEY"];
 
+export interface WorkerOptions {
+  logger?: Logger;
+  /** Host name resolution for the URL policy (git remotes, webhooks); the system's unless injected. */
+  resolver?: Resolver;
+}
+
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
-export async function startWorker(config: Config, logger: Logger = pino({ level: config.LOG_LEVEL, redact: REDACT })): Promise<RunningWorker> {
+export async function startWorker(config: Config, options: WorkerOptions = {}): Promise<RunningWorker> {
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL, redact: REDACT });
+  const resolver = options.resolver ?? systemResolver;
+  // At the point of connection: no cached answers, the lookup's own answer is what gets pinned.
+  const guard = (allowedHosts: string[]) => new HostGuard({ allowedHosts, allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, { timeoutMs: config.DNS_TIMEOUT_MS });
+  const callbackHosts = guard([]);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const connection = createRedis(config.REDIS_URL, "worker");
   const redis = createRedis(config.REDIS_URL, "producer");
@@ -46,6 +58,8 @@ export async function startWorker(config: Config, logger: Logger = pino({ level:
     dir: config.REPO_CACHE_DIR,
     treeDir: config.REPO_TREE_DIR,
     allowFileUrls: config.ALLOW_FILE_URLS,
+    allowHttpUrls: config.ALLOW_HTTP_URLS,
+    hosts: guard(parseHostList(config.REPO_ALLOWED_HOSTS)),
     maxTrees: config.REPO_MAX_TREES,
     treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
@@ -110,10 +124,7 @@ export async function startWorker(config: Config, logger: Logger = pino({ level:
         async (job) => {
           const view = await store.get(job.data.jobId);
           if (!view) return { status: 0 };
-          const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, {
-            allowedHosts: [],
-            allowPrivate: config.ALLOW_PRIVATE_HOSTS,
-          });
+          const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
           return { status };
         },
         { connection: connection.duplicate(), prefix: config.QUEUE_PREFIX, concurrency: 4 },

@@ -1,5 +1,8 @@
 import { createHmac } from "node:crypto";
-import { checkHost, type HostPolicy } from "../queue/hostPolicy.js";
+import { request as httpRequest, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP, type LookupFunction } from "node:net";
+import type { HostGuard } from "../queue/hostPolicy.js";
 import type { JobView } from "../store/jobStore.js";
 
 /**
@@ -16,18 +19,43 @@ export class WebhookError extends Error {
   override name = "WebhookError";
 }
 
-export async function deliverWebhook(url: string, view: JobView, secret: string, hosts: HostPolicy, timeoutMs = 10_000): Promise<number> {
-  // Checked again at delivery: a name that resolved to a public address at submission may not now.
-  await checkHost(url, hosts, "callback_url");
+/**
+ * Delivers one webhook. The host is checked at delivery (a name that resolved to a public
+ * address at submission may not now) and the connection goes to exactly the addresses
+ * checked: the socket's own lookup is replaced, so nothing resolves the name again.
+ * Redirects are never followed.
+ */
+export async function deliverWebhook(url: string, view: JobView, secret: string, hosts: HostGuard, timeoutMs = 10_000): Promise<number> {
+  const target = new URL(url);
+  const checked = await hosts.check(target, "callback_url");
   const body = JSON.stringify(view);
-  const res = await fetch(url, {
+  const pinned: LookupFunction = (_hostname, options, callback) => {
+    const list = checked.addresses.map((address) => ({ address, family: isIP(address) }));
+    if ((options as { all?: boolean }).all) (callback as (e: null, a: typeof list) => void)(null, list);
+    else callback(null, list[0]!.address, list[0]!.family);
+  };
+  const options: RequestOptions = {
     method: "POST",
-    headers: { "content-type": "application/json", "user-agent": "codescout-service", "x-codescout-signature": signWebhook(body, secret), "x-codescout-job": view.id },
-    body,
-    redirect: "manual",
-    signal: AbortSignal.timeout(timeoutMs),
+    lookup: pinned,
+    headers: {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      "user-agent": "codescout-service",
+      "x-codescout-signature": signWebhook(body, secret),
+      "x-codescout-job": view.id,
+    },
+    timeout: timeoutMs,
+  };
+  const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = send(target, options, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("timeout", () => req.destroy(new WebhookError(`callback did not answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end(body);
   });
-  await res.body?.cancel().catch(() => undefined);
-  if (res.status < 200 || res.status >= 300) throw new WebhookError(`callback answered ${res.status}`);
-  return res.status;
+  if (status < 200 || status >= 300) throw new WebhookError(`callback answered ${status}`);
+  return status;
 }

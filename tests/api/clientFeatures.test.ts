@@ -7,6 +7,7 @@ import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 
 const servers: Array<{ api: ApiServer; prefix: string }> = [];
 afterEach(async () => {
@@ -18,7 +19,7 @@ afterEach(async () => {
 
 async function start(env: Record<string, string> = {}) {
   const config = testConfig(env);
-  const api = await buildApiServer(config, { logger: false });
+  const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
   servers.push({ api, prefix: config.QUEUE_PREFIX });
   return { api, config, inject: api.fastify.inject.bind(api.fastify) };
 }
@@ -177,7 +178,7 @@ describe("auth and limits", () => {
       expect(res.statusCode, url).toBe(422);
       expect(res.json().error.field).toBe("repo.url");
     }
-    const allowed = await start({ ALLOW_PRIVATE_HOSTS: "true" });
+    const allowed = await start({ ALLOW_PRIVATE_HOSTS: "true", ALLOW_HTTP_URLS: "true" });
     const res = await allowed.inject({ method: "POST", url: "/v1/localize", payload: { ...body(), repo: { url: "http://127.0.0.1/r.git", commit: SHA } } });
     expect(res.statusCode).toBe(202);
   });

@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
+import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { renderOpenApi } from "../../src/api/openapiDocument.js";
 import { loadConfig } from "../../src/config/env.js";
 import { testConfig } from "../helpers/config.js";
@@ -10,7 +11,7 @@ const config = testConfig();
 let api: ApiServer;
 
 beforeAll(async () => {
-  api = await buildApiServer(config, { logger: false });
+  api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
 });
 afterAll(async () => {
   await api.close();
@@ -59,7 +60,7 @@ describe("POST /v1/localize", () => {
   });
 
   it("refuses an over-long issue and malformed JSON with clear errors", async () => {
-    const small = await buildApiServer({ ...config, ISSUE_MAX_CHARS: 100 }, { logger: false });
+    const small = await buildApiServer({ ...config, ISSUE_MAX_CHARS: 100 }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
     try {
       const long = await small.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "x".repeat(101) } });
       expect(long.statusCode).toBe(422);

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
+import { HostGuard } from "../../src/queue/hostPolicy.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 
 /**
@@ -77,7 +78,8 @@ afterAll(() => {
 const newCache = () => {
   const dir = mkdtempSync(join(tmpdir(), "codescout-private-cache-"));
   dirs.push(dir);
-  return new RepoCache({ dir, allowFileUrls: false });
+  // The server is on loopback and speaks http: this test's deployment allows both.
+  return new RepoCache({ dir, allowFileUrls: false, allowHttpUrls: true, hosts: new HostGuard({ allowedHosts: [], allowPrivate: true }) });
 };
 
 describe("private repositories", () => {
