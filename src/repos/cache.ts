@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isIP } from "node:net";
-import { gitConfigEnv, runGit, GitError } from "./git.js";
+import { gitConfigEnv, runGit, transportConfig, GitError } from "./git.js";
 import { HostGuard, HostPolicyError } from "../queue/hostPolicy.js";
 import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
 import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
@@ -97,13 +97,7 @@ export class RepoCache {
    * resolve.
    */
   private async networkEnv(url: string, token: string | undefined): Promise<Record<string, string>> {
-    const pairs: Array<[string, string]> = [
-      ["protocol.allow", "never"],
-      ["protocol.https.allow", "always"],
-      ["protocol.http.allow", this.options.allowHttpUrls ? "always" : "never"],
-      ["protocol.file.allow", this.options.allowFileUrls ? "always" : "never"],
-      ["http.followRedirects", "false"],
-    ];
+    const pairs = transportConfig({ http: this.options.allowHttpUrls ?? false, file: this.options.allowFileUrls });
     const u = new URL(url);
     if (u.protocol === "http:" || u.protocol === "https:") {
       let checked;

@@ -81,3 +81,18 @@ export function gitConfigEnv(pairs: ReadonlyArray<readonly [string, string]>): R
   });
   return env;
 }
+
+/**
+ * Which transports git may use when it reaches a remote, and how: https always, http and
+ * file only where the server allows them, everything else (ssh, git://, ext::, fd::) never,
+ * even for a URL form that slipped past the URL check; redirects never followed.
+ */
+export function transportConfig(allow: { http: boolean; file: boolean }): Array<[string, string]> {
+  return [
+    ["protocol.allow", "never"],
+    ["protocol.https.allow", "always"],
+    ["protocol.http.allow", allow.http ? "always" : "never"],
+    ["protocol.file.allow", allow.file ? "always" : "never"],
+    ["http.followRedirects", "false"],
+  ];
+}

@@ -66,9 +66,13 @@ export function setScore(predicted: Iterable<string>, truth: Iterable<string>): 
 
 const ZERO: LevelScore = Object.freeze({ precision: 0, recall: 0, f1: 0 });
 
-/** Scores one instance; `null` (no answer) scores 0 at every level. */
+/**
+ * Scores one instance; `null` (no answer) scores 0 at every level. So does an answer with
+ * any location whose file is empty: CodeScout's own reward voids the whole answer then, and
+ * the model card's F1 was measured that way.
+ */
 export function scoreInstance(prediction: readonly ScoredLocation[] | null, truth: LocationSets): InstanceScores {
-  if (prediction === null) return { file: { ...ZERO }, module: { ...ZERO }, entity: { ...ZERO } };
+  if (prediction === null || prediction.some((l) => !clean(l.file))) return { file: { ...ZERO }, module: { ...ZERO }, entity: { ...ZERO } };
   const sets = locationSets(prediction);
   return {
     file: setScore(sets.files, truth.files),

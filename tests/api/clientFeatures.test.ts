@@ -171,6 +171,27 @@ describe("auth and limits", () => {
     expect(capped.json().error.code).toBe("too_many_open_jobs");
   });
 
+  it("limits reads apart from submissions, so following jobs never costs a submission", async () => {
+    const { inject } = await start({ RATE_LIMIT_PER_MIN: "2", POLL_RATE_LIMIT_PER_MIN: "5" });
+    const job = (await inject({ method: "POST", url: "/v1/localize", payload: body("1") })).json();
+    for (let i = 0; i < 5; i++) expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}` })).statusCode).toBe(200);
+    const polled = await inject({ method: "GET", url: `/v1/jobs/${job.id}` });
+    expect(polled.statusCode).toBe(429);
+    expect(polled.json().error.message).toMatch(/more than 5 reads a minute/);
+    expect(Number(polled.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await inject({ method: "POST", url: "/v1/localize", payload: body("2") })).statusCode).toBe(202);
+    const submitted = await inject({ method: "POST", url: "/v1/localize", payload: body("3") });
+    expect(submitted.statusCode).toBe(429);
+    expect(submitted.json().error.message).toMatch(/more than 2 submissions a minute/);
+  });
+
+  it("answers 415 to a body that is not JSON", async () => {
+    const { inject } = await start();
+    const res = await inject({ method: "POST", url: "/v1/localize", payload: JSON.stringify(body()), headers: { "content-type": "text/plain" } });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.code).toBe("unsupported_media_type");
+  });
+
   it("refuses private-network repository URLs unless configured", async () => {
     const { inject } = await start({ ALLOW_FILE_URLS: "false" });
     for (const url of ["http://127.0.0.1/r.git", "https://10.1.2.3/r.git", "http://[::1]/r.git", "https://localhost/r.git", "http://169.254.169.254/latest"]) {

@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn, execFileSync } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
 import { HostGuard } from "../../src/queue/hostPolicy.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { startGitHttpServer, type GitHttpServer } from "../helpers/gitHttp.js";
 
 /**
  * A private repository behind HTTP Basic auth (git's own http-backend): the token opens it,
@@ -14,7 +14,7 @@ import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
  * request without valid credentials is not served from the cache.
  */
 const TOKEN = "s3cret-token-value";
-let server: Server;
+let server: GitHttpServer;
 let url: string;
 let fx: GitFixture;
 let root: string;
@@ -24,52 +24,12 @@ beforeAll(async () => {
   fx = makeGitFixture();
   root = mkdtempSync(join(tmpdir(), "codescout-private-"));
   execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(root, "repo.git")]);
-  const expected = `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString("base64")}`;
-  server = createServer((req, res) => {
-    if (req.headers.authorization !== expected) {
-      res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end();
-      return;
-    }
-    const [path = "", query = ""] = (req.url ?? "").split("?");
-    const cgi = spawn("/usr/lib/git-core/git-http-backend", [], {
-      env: {
-        GIT_PROJECT_ROOT: root,
-        GIT_HTTP_EXPORT_ALL: "1",
-        PATH_INFO: path,
-        QUERY_STRING: query,
-        REQUEST_METHOD: req.method ?? "GET",
-        CONTENT_TYPE: req.headers["content-type"] ?? "",
-        REMOTE_USER: "x-access-token",
-      },
-    });
-    req.pipe(cgi.stdin);
-    let head = Buffer.alloc(0);
-    let sent = false;
-    cgi.stdout.on("data", (chunk: Buffer) => {
-      if (sent) return void res.write(chunk);
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const headers: Record<string, string> = {};
-      let status = 200;
-      for (const line of head.subarray(0, end).toString().split("\r\n")) {
-        const [k, ...v] = line.split(":");
-        if (!k) continue;
-        if (k.toLowerCase() === "status") status = Number(v.join(":").trim().split(" ")[0]);
-        else headers[k] = v.join(":").trim();
-      }
-      res.writeHead(status, headers);
-      res.write(head.subarray(end + 4));
-      sent = true;
-    });
-    cgi.on("close", () => res.end());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  url = `http://127.0.0.1:${(server.address() as { port: number }).port}/repo.git`;
+  server = await startGitHttpServer({ root, auth: `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString("base64")}` });
+  url = server.url();
 });
 
-afterAll(() => {
-  server.close();
+afterAll(async () => {
+  await server.close();
   fx.cleanup();
   rmSync(root, { recursive: true, force: true });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

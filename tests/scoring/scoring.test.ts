@@ -75,6 +75,15 @@ describe("scoreInstance", () => {
     expect(s.entity.f1).toBe(0);
   });
 
+  it("voids the whole answer when any location has an empty file, as CodeScout's reward does", () => {
+    const right = { file: "src/m.py", class_name: "Node", function_name: "_repr" };
+    expect(scoreInstance([right], truth).file.f1).toBe(1);
+    for (const empty of [{ file: "" }, { file: "   ", function_name: "run" }]) {
+      const s = scoreInstance([right, empty], truth);
+      expect([s.file.f1, s.module.f1, s.entity.f1]).toEqual([0, 0, 0]);
+    }
+  });
+
   it("scores an instance without an answer as 0", () => {
     const s = scoreInstance(null, truth);
     expect([s.file.f1, s.module.f1, s.entity.f1]).toEqual([0, 0, 0]);

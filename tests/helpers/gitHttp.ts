@@ -1,0 +1,73 @@
+import { spawn } from "node:child_process";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+
+/**
+ * Git's own smart-HTTP server (git-http-backend as a CGI behind Node's http server), serving
+ * the bare repositories under `root`, on the address the test picks. Every request it
+ * receives is recorded, so a test can assert that a refused URL never reached it. With
+ * `redirectTo` it answers every request with a 302 there instead; with `auth` it wants that
+ * Authorization header.
+ */
+export interface GitHttpServer {
+  url(repo?: string): string;
+  port: number;
+  requests: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>;
+  close(): Promise<void>;
+}
+
+export async function startGitHttpServer(options: { root: string; host?: string; redirectTo?: string; auth?: string }): Promise<GitHttpServer> {
+  const requests: GitHttpServer["requests"] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
+    if (options.redirectTo) {
+      res.writeHead(302, { location: `${options.redirectTo}${req.url ?? ""}` }).end();
+      return;
+    }
+    if (options.auth && req.headers.authorization !== options.auth) {
+      res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end();
+      return;
+    }
+    const [path = "", query = ""] = (req.url ?? "").split("?");
+    const cgi = spawn("/usr/lib/git-core/git-http-backend", [], {
+      env: {
+        GIT_PROJECT_ROOT: options.root,
+        GIT_HTTP_EXPORT_ALL: "1",
+        PATH_INFO: path,
+        QUERY_STRING: query,
+        REQUEST_METHOD: req.method ?? "GET",
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        REMOTE_USER: "x-access-token",
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let sent = false;
+    cgi.stdout.on("data", (chunk: Buffer) => {
+      if (sent) return void res.write(chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const headers: Record<string, string> = {};
+      let status = 200;
+      for (const line of head.subarray(0, end).toString().split("\r\n")) {
+        const [k, ...v] = line.split(":");
+        if (!k) continue;
+        if (k.toLowerCase() === "status") status = Number(v.join(":").trim().split(" ")[0]);
+        else headers[k] = v.join(":").trim();
+      }
+      res.writeHead(status, headers);
+      res.write(head.subarray(end + 4));
+      sent = true;
+    });
+    cgi.on("close", () => res.end());
+  });
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    requests,
+    url: (repo = "repo.git") => `http://${host}:${port}/${repo}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
