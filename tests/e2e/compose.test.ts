@@ -3,7 +3,8 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { makeGitFixture } from "../helpers/gitFixture.js";
+import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { tarOf } from "../helpers/tarball.js";
 import { freePort, waitFor } from "../helpers/processes.js";
 
 /**
@@ -63,6 +64,21 @@ describe("docker-compose stack", () => {
     });
     const job = (await post.json()) as { status: string; result?: { policy: string; locations: Array<{ file: string }> } };
     expect(job, JSON.stringify(job).slice(0, 1500)).toMatchObject({ status: "succeeded", result: { policy: "baseline" } });
+    expect(job.result?.locations[0]).toMatchObject({ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" });
+  });
+
+  it("takes an uploaded tree in the API container and localizes it in the worker container (through Redis)", async () => {
+    const archive = await tarOf(Object.entries(SAMPLE_FILES).map(([name, body]) => ({ name, body })), { gzip: true });
+    const up = await fetch(`${base}/v1/uploads`, { method: "POST", headers: { "content-type": "application/gzip" }, body: new Uint8Array(archive) });
+    expect(up.status).toBe(201);
+    const { upload_id } = (await up.json()) as { upload_id: string };
+    const post = await fetch(`${base}/v1/localize?wait=60`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo: { upload: upload_id }, issue: "`Parser.parse` drops values that contain '='" }),
+    });
+    const job = (await post.json()) as { status: string; result?: { commit_sha: string; locations: Array<{ file: string }> } };
+    expect(job, JSON.stringify(job).slice(0, 1500)).toMatchObject({ status: "succeeded", result: { commit_sha: upload_id } });
     expect(job.result?.locations[0]).toMatchObject({ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" });
   });
 });
