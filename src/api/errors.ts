@@ -51,7 +51,8 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
     return reply.code(400).send({ error: { code: "invalid_json", message: "request body is not valid JSON" } });
   }
   if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
-    return reply.code(415).send({ error: { code: "unsupported_media_type", message: "send application/json" } });
+    const wanted = request.url.startsWith("/v1/uploads") ? "application/gzip or application/x-tar" : "application/json";
+    return reply.code(415).send({ error: { code: "unsupported_media_type", message: `content type ${request.headers["content-type"] ?? "(none)"} is not accepted here: send ${wanted}` } });
   }
   if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
     return reply.code(413).send({ error: { code: "body_too_large", message: "request body is too large" } });

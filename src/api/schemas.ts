@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { localizeOptionsSchema, repoRefSchema } from "../queue/contract.js";
 import { jobViewSchema } from "../store/jobStore.js";
+import { errorBodySchema } from "./errors.js";
 
 export const localizeBodySchema = z
   .object({
@@ -39,4 +40,92 @@ export const batchResponseSchema = z.object({ jobs: z.array(jobViewSchema) });
 export const localizeExample = {
   repo: { url: "https://github.com/psf/requests.git", commit: "091991be0da19de9108dbe5e3752917fea3d7fdc" },
   issue: "method = builtin_str(method) problem\n\nIn requests/sessions.py is a command: method = builtin_str(method) ...",
+};
+
+/**
+ * Real examples for every response, so Swagger UI shows what the service answers (without
+ * them it invents values from the schema: "string" ids and ±2^53 integers).
+ */
+const JOB_ID = "3f6c2a9e-8d41-4b7a-9c25-61e0d7b4f8a2";
+const SUBMITTED = "2026-11-24T10:15:02.114Z";
+
+export const queuedJobExample = {
+  id: JOB_ID,
+  status: "queued",
+  repo: { url: "https://github.com/psf/requests.git", commit: "091991be0da19de9108dbe5e3752917fea3d7fdc" },
+  policy: "codescout",
+  owner: "alice",
+  created_at: SUBMITTED,
+  started_at: null,
+  finished_at: null,
+  attempts: 0,
+  progress: null,
+  cached: false,
+  result: null,
+  error: null,
+};
+
+export const finishedJobExample = {
+  ...queuedJobExample,
+  status: "succeeded",
+  started_at: "2026-11-24T10:15:02.131Z",
+  finished_at: "2026-11-24T10:15:09.870Z",
+  attempts: 1,
+  progress: { phase: "done", turn: 4, max_turns: 10 },
+  result: {
+    policy: "codescout",
+    finish_reason: "finish_tool",
+    commit_sha: "091991be0da19de9108dbe5e3752917fea3d7fdc",
+    repo_cache: "hot",
+    answered: true,
+    locations: [
+      { file: "requests/sessions.py", class_name: "Session", function_name: "request", valid: true, start_line: 377, end_line: 459 },
+      { file: "requests/compat.py", valid: true },
+    ],
+    files: ["requests/sessions.py", "requests/compat.py"],
+    modules: ["requests/sessions.py:Session"],
+    entities: ["requests/sessions.py:Session.request"],
+    turns: 4,
+    timings: { queue_wait_ms: 17, repo_ms: 12, sandbox_ms: 104, policy_ms: 7410, model_ms: 7205, tool_ms: 88, total_ms: 7739 },
+    usage: { model_calls: 4, prompt_tokens: 21344, completion_tokens: 611 },
+  },
+};
+
+export const cancelledJobExample = {
+  ...queuedJobExample,
+  status: "cancelled",
+  started_at: "2026-11-24T10:15:02.131Z",
+  finished_at: "2026-11-24T10:15:04.502Z",
+  attempts: 1,
+  progress: { phase: "localizing", turn: 2, max_turns: 10 },
+  error: { code: "cancelled", message: "the job was cancelled" },
+};
+
+export const trajectoryExample = {
+  id: JOB_ID,
+  trajectory: {
+    policy: "codescout",
+    finish_reason: "finish_tool",
+    working_dir: "/tmp/testbed/5f3c2a1b/psf_requests_psf__requests-3f6c2a9e",
+    steps: [
+      { at: "2026-11-24T10:15:02.250Z", kind: "response", durationMs: 1840, content: null, tool_calls: [{ name: "terminal", arguments: '{"command": "rg -n \\"builtin_str\\" requests/sessions.py"}' }] },
+      { at: "2026-11-24T10:15:02.262Z", kind: "tool", durationMs: 12, name: "terminal", exit_code: 0, observation: "428:        method = builtin_str(method)\n[The command completed with exit code 0.]" },
+    ],
+  },
+};
+
+export const errorExample = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
+
+/** An error response with its own description and example. */
+export const errorResponse = (description: string, code: string, message: string, field?: string) =>
+  errorBodySchema.describe(description).meta({ examples: [errorExample(code, message, field)] });
+
+export const commonErrors = {
+  unauthorized: errorResponse("No valid API key (with AUTH_MODE=api_key).", "unauthorized", "an API key is required (Authorization: Bearer <key>)", "authorization"),
+  jobNotFound: errorResponse("No such job for this API key: unknown, expired, or another key's (they answer alike).", "job_not_found", `no job ${JOB_ID}`, "id"),
+  readLimited: errorResponse("More reads than POLL_RATE_LIMIT_PER_MIN for this key; see Retry-After.", "rate_limited", "more than 600 reads a minute for this API key"),
+  submitLimited: errorResponse("More submissions than RATE_LIMIT_PER_MIN, or more open jobs than MAX_OPEN_JOBS_PER_KEY; see Retry-After.", "rate_limited", "more than 120 submissions a minute for this API key"),
+  invalidJson: errorResponse("The body is not valid JSON.", "invalid_json", "request body is not valid JSON"),
+  unsupportedMedia: errorResponse("The body is not sent as application/json.", "unsupported_media_type", "content type text/plain is not accepted here: send application/json"),
+  internal: errorResponse("The service failed; the request may be retried.", "internal", "internal error"),
 };

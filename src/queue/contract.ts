@@ -114,9 +114,9 @@ export const checkedLocationSchema = locationSchema.extend({
 export type CheckedLocationView = z.infer<typeof checkedLocationSchema>;
 
 export const usageSchema = z.object({
-  model_calls: z.number().int(),
-  prompt_tokens: z.number().int(),
-  completion_tokens: z.number().int(),
+  model_calls: z.number().int().min(0),
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
 });
 
 export const timingsSchema = z.object({
@@ -141,7 +141,7 @@ export const localizeResultSchema = z.object({
   files: z.array(z.string()),
   modules: z.array(z.string()),
   entities: z.array(z.string()),
-  turns: z.number().int(),
+  turns: z.number().int().min(0),
   timings: timingsSchema,
   usage: usageSchema,
 });
@@ -170,8 +170,8 @@ export type JobFailure = z.infer<typeof jobFailureSchema>;
 
 export const progressSchema = z.object({
   phase: z.enum(["queued", "repository", "sandbox", "localizing", "validating", "done"]),
-  turn: z.number().int(),
-  max_turns: z.number().int(),
+  turn: z.number().int().min(0),
+  max_turns: z.number().int().min(0),
 });
 export type JobProgress = z.infer<typeof progressSchema>;
 

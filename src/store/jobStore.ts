@@ -30,7 +30,7 @@ export const jobViewSchema = z.object({
   created_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
-  attempts: z.number().int(),
+  attempts: z.number().int().min(0),
   progress: progressSchema.nullable(),
   cached: z.boolean().describe("True when the result came from the result cache."),
   result: localizeResultSchema.nullable(),

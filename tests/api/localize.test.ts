@@ -94,6 +94,28 @@ describe("documentation", () => {
     expect(committed, "openapi/openapi.json is stale: run `npm run openapi`").toBe(await renderOpenApi(loadConfig({})));
   });
 
+  it("gives every response a description and a real example, so Swagger UI shows no placeholders", async () => {
+    const spec = (await api.fastify.inject({ method: "GET", url: "/openapi.json" })).json() as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string; content?: Record<string, { example?: unknown }> }> }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, ops] of Object.entries(spec.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, res] of Object.entries(op.responses)) {
+          const where = `${method.toUpperCase()} ${path} ${status}`;
+          if (!res.description || res.description === "Default Response") missing.push(`${where}: description`);
+          if (!res.content || Object.values(res.content).some((c) => c.example === undefined)) missing.push(`${where}: example`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    // Swagger UI fills an integer without a lower bound with -(2^53 - 1).
+    expect(JSON.stringify(spec)).not.toContain("-9007199254740991");
+    const ok = spec.paths["/v1/localize"]!.post!.responses["200"]!.content!["application/json"]!.example as { id: string; result: { locations: Array<{ start_line: number }> } };
+    expect(ok.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ok.result.locations[0]!.start_line).toBeGreaterThan(0);
+  });
+
   it("answers /healthz", async () => {
     const res = await api.fastify.inject({ method: "GET", url: "/healthz" });
     expect(res.json()).toEqual({ status: "ok" });

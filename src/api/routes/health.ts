@@ -7,7 +7,7 @@ const readySchema = z.object({
   status: z.enum(["ready", "not_ready"]),
   checks: z.object({
     redis: z.boolean(),
-    workers: z.number().int().describe("Workers that sent a heartbeat in the last 30 s."),
+    workers: z.number().int().min(0).describe("Workers that sent a heartbeat in the last 30 s."),
     docker: z.boolean().describe("At least one live worker reaches its Docker engine."),
     model: z.enum(["ok", "down", "none"]).describe("none: no model server configured (baseline policy)."),
   }),
@@ -21,7 +21,7 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         operationId: "health",
         summary: "Liveness: the API process is up",
         tags: ["operations"],
-        response: { 200: z.object({ status: z.literal("ok") }) },
+        response: { 200: z.object({ status: z.literal("ok") }).describe("The process is up.").meta({ examples: [{ status: "ok" }] }) },
       },
     },
     async () => ({ status: "ok" as const }),
@@ -34,7 +34,14 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         operationId: "ready",
         summary: "Readiness: Redis answers, and live workers reach their Docker engine and the model server",
         tags: ["operations"],
-        response: { 200: readySchema, 503: readySchema },
+        response: {
+          200: readySchema.describe("Ready: Redis answers and a live worker reaches Docker (and the model server, when one is configured).").meta({
+            examples: [{ status: "ready", checks: { redis: true, workers: 2, docker: true, model: "ok" } }],
+          }),
+          503: readySchema.describe("Not ready; `checks` says what is missing.").meta({
+            examples: [{ status: "not_ready", checks: { redis: true, workers: 0, docker: false, model: "none" } }],
+          }),
+        },
       },
     },
     async (_request, reply) => {
@@ -50,8 +57,25 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
     },
   );
 
-  app.get("/metrics", { schema: { operationId: "metrics", summary: "Prometheus metrics", tags: ["operations"] } }, async (_request, reply) => {
-    const body = await ctx.metrics.registry.metrics();
-    return reply.header("content-type", ctx.metrics.registry.contentType).send(body);
-  });
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        operationId: "metrics",
+        summary: "Prometheus metrics",
+        tags: ["operations"],
+        response: {
+          200: z
+            .string()
+            .describe("Prometheus text format: queue depth by state, phase durations, tokens, job outcomes.")
+            .meta({ examples: ['# HELP codescout_queue_jobs Jobs in the localize queue by state\n# TYPE codescout_queue_jobs gauge\ncodescout_queue_jobs{state="waiting"} 3\ncodescout_queue_jobs{state="active"} 8\n'] }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      const body = await ctx.metrics.registry.metrics();
+      // Plain text, not a JSON string.
+      return reply.header("content-type", ctx.metrics.registry.contentType).serializer((payload) => payload as string).send(body);
+    },
+  );
 };

@@ -3,18 +3,14 @@ import { z } from "zod";
 import type { JobView } from "../../store/jobStore.js";
 import { mayRead } from "../auth.js";
 import { cancelJob } from "../cancel.js";
-import { ApiError, errorBodySchema } from "../errors.js";
-import { jobParamsSchema, jobSchema, waitQuerySchema } from "../schemas.js";
+import { ApiError } from "../errors.js";
+import { cancelledJobExample, commonErrors, errorResponse, finishedJobExample, jobParamsSchema, jobSchema, trajectoryExample, waitQuerySchema } from "../schemas.js";
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
 import { abortedWith } from "./localize.js";
 
-const errors = {
-  401: errorBodySchema.describe("No valid API key."),
-  404: errorBodySchema.describe("No such job for this API key (unknown, expired, or another key's)."),
-  429: errorBodySchema.describe("Too many reads for this API key (POLL_RATE_LIMIT_PER_MIN)."),
-};
+const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 429: commonErrors.readLimited };
 
 /** Reading, following and cancelling jobs. */
 export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
@@ -40,7 +36,10 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
         querystring: waitQuerySchema,
-        response: { 200: jobSchema, ...errors },
+        response: {
+          200: jobSchema.describe("The job: status, progress (phase, turn), and once it has ended its result or error.").meta({ examples: [finishedJobExample] }),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -61,7 +60,11 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         tags: ["jobs"],
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
-        response: { 202: jobSchema, 409: errorBodySchema, ...errors },
+        response: {
+          202: jobSchema.describe("Cancelled (a running job ends within moments; this is its record then).").meta({ examples: [cancelledJobExample] }),
+          409: errorResponse("The job had already ended.", "job_ended", "the job has already ended", "id"),
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
@@ -85,7 +88,14 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         tags: ["jobs"],
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
-        response: { 200: z.object({ id: z.string(), trajectory: z.unknown() }), ...errors },
+        response: {
+          200: z
+            .object({ id: z.string(), trajectory: z.unknown() })
+            .describe("Every model request and response, tool call and observation, with timings and token counts.")
+            .meta({ examples: [trajectoryExample] }),
+          ...errors,
+          404: errorResponse("No trajectory: the job is unknown, not finished, answered from the cache, or expired.", "trajectory_not_found", "the job has no trajectory (not finished, answered from the cache, or expired)", "id"),
+        },
       },
     },
     async (request) => {
@@ -108,7 +118,13 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         tags: ["jobs"],
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
-        response: errors,
+        response: {
+          200: z
+            .string()
+            .describe("text/event-stream: one event per step, ending with finished, failed or cancelled.")
+            .meta({ examples: [`id: 0-0\nevent: queued\ndata: {"type":"queued","at":"${"2026-11-24T10:15:02.114Z"}","data":{"job":"3f6c2a9e-8d41-4b7a-9c25-61e0d7b4f8a2"}}\n\nid: 1764000902250-0\nevent: turn\ndata: {"type":"turn","at":"2026-11-24T10:15:02.250Z","data":{"turn":1,"max_turns":10}}\n\n`] }),
+          ...errors,
+        },
       },
     },
     async (request, reply) => {

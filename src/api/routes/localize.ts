@@ -1,8 +1,12 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { ApiError, errorBodySchema } from "../errors.js";
+import { ApiError } from "../errors.js";
 import {
   batchBodySchema,
   batchResponseSchema,
+  commonErrors,
+  errorResponse,
+  finishedJobExample,
+  queuedJobExample,
   idempotencyHeadersSchema,
   jobSchema,
   localizeBodySchema,
@@ -12,7 +16,16 @@ import {
 import { hasEnded, waitForEnd } from "../waitFor.js";
 import type { AppContext } from "../context.js";
 
-const errors = { 400: errorBodySchema, 401: errorBodySchema, 409: errorBodySchema, 422: errorBodySchema, 429: errorBodySchema, 500: errorBodySchema };
+const errors = {
+  400: commonErrors.invalidJson,
+  401: commonErrors.unauthorized,
+  409: errorResponse("A request with the same Idempotency-Key is still being accepted; retry shortly.", "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key"),
+  413: errorResponse("The body is larger than the server takes (the issue and patch caps).", "body_too_large", "request body is too large"),
+  415: commonErrors.unsupportedMedia,
+  422: errorResponse("A field is invalid; `field` names it (e.g. repo.url, repo.commit, repo.patch, options.max_turns).", "invalid_repository", "repository URL host 10.0.0.7 points at a private, loopback, link-local or reserved address", "repo.url"),
+  429: commonErrors.submitLimited,
+  500: commonErrors.internal,
+};
 
 /** POST /v1/localize (and its alias POST /localize), and POST /v1/localize/batch. */
 export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
@@ -36,7 +49,11 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
           headers: idempotencyHeadersSchema,
           querystring: waitQuerySchema,
           body: localizeBodySchema.meta({ examples: [localizeExample] }),
-          response: { 200: jobSchema, 202: jobSchema.describe("The job was queued; poll GET /v1/jobs/{id} or stream /events."), ...errors },
+          response: {
+            200: jobSchema.describe("The job has already ended: a result-cache hit, a replayed Idempotency-Key, or `wait` was long enough.").meta({ examples: [finishedJobExample] }),
+            202: jobSchema.describe("The job was queued; poll GET /v1/jobs/{id} (with ?wait=) or stream /v1/jobs/{id}/events.").meta({ examples: [queuedJobExample] }),
+            ...errors,
+          },
         },
       },
       async (request, reply) => {
@@ -62,7 +79,11 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
         body: batchBodySchema,
-        response: { 202: batchResponseSchema, ...errors },
+        response: {
+          202: batchResponseSchema.describe("Every job was accepted, in the order given.").meta({ examples: [{ jobs: [queuedJobExample] }] }),
+          ...errors,
+          422: errorResponse("A request of the batch is invalid; `field` names it by index. No job was queued.", "invalid_commit", "commit must be a 40-hex sha or a branch/tag name", "jobs.3.repo.commit"),
+        },
       },
     },
     async (request, reply) => {

@@ -4,7 +4,8 @@ import { z } from "zod";
 import { UPLOAD_ID_RE } from "../../queue/contract.js";
 import { ArchiveError, readArchive } from "../../uploads/archive.js";
 import { uploadInfoSchema, UploadStoreFull, type StagedUpload } from "../../uploads/store.js";
-import { ApiError, errorBodySchema } from "../errors.js";
+import { ApiError } from "../errors.js";
+import { commonErrors, errorResponse } from "../schemas.js";
 import type { AppContext } from "../context.js";
 
 /**
@@ -44,11 +45,11 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         response: {
           200: uploadInfoSchema.describe("The same tree was already stored; its lifetime was renewed.").meta({ examples: [uploadExample] }),
           201: uploadInfoSchema.describe("The tree was stored.").meta({ examples: [uploadExample] }),
-          401: errorBodySchema.describe("No valid API key."),
-          413: errorBodySchema.describe("The archive, or the tree in it, is larger than the server takes."),
-          415: errorBodySchema.describe("The body is not sent as application/gzip or application/x-tar."),
-          422: errorBodySchema.describe("The archive is not a readable tar, or holds an entry that is refused (named in the message)."),
-          429: errorBodySchema.describe("Too many requests for this API key."),
+          401: commonErrors.unauthorized,
+          413: errorResponse("The archive, or the tree in it, is larger than the server takes.", "upload_too_large", "the archive holds more than 536870912 bytes", "body"),
+          415: errorResponse("The body is not sent as application/gzip or application/x-tar.", "unsupported_media_type", "content type text/plain is not accepted here: send application/gzip or application/x-tar"),
+          422: errorResponse("The archive is not a readable tar, or holds an entry that is refused (named in the message).", "upload_unsafe_path", "../../etc/cron.d/x: paths with .. are not accepted", "body"),
+          429: commonErrors.submitLimited,
         },
       },
     },
@@ -94,9 +95,10 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         params: uploadParamsSchema,
         response: {
           200: uploadInfoSchema.describe("The tree is stored; use its id as repo.upload.").meta({ examples: [uploadExample] }),
-          401: errorBodySchema.describe("No valid API key."),
-          404: errorBodySchema.describe("No such upload (never sent, or expired)."),
-          422: errorBodySchema.describe("The id is not 64 lowercase hex characters."),
+          401: commonErrors.unauthorized,
+          404: errorResponse("No such upload (never sent, or expired).", "upload_not_found", `no upload ${uploadExample.upload_id} (never sent, or expired)`, "id"),
+          422: errorResponse("The id is not 64 lowercase hex characters.", "validation_failed", "params.id: an upload id is 64 lowercase hex characters", "params.id"),
+          429: commonErrors.readLimited,
         },
       },
     },
