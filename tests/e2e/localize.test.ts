@@ -207,6 +207,7 @@ describe("end to end", () => {
       body: JSON.stringify({ repo: { url: repo.url, commit: "f".repeat(40) }, issue: "x" }),
     });
     expect(post.status).toBe(200);
-    expect(await post.json()).toMatchObject({ status: "failed", error: { code: "commit_not_found" } });
+    const failed = await post.json();
+    expect(failed, JSON.stringify(failed.error)).toMatchObject({ status: "failed", error: { code: "commit_not_found" } });
   });
 });
