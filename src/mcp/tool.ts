@@ -60,6 +60,12 @@ const inputShape = {
   snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
 };
 
+/** Where the service cannot see the caller's disk (HTTP, plain function calling), the repository is required. */
+const remoteShape = {
+  ...inputShape,
+  repo_url: z.string().min(1).max(2048).describe("Git URL of the repository (https)."),
+};
+
 const pathShape = {
   path: z
     .string()
@@ -69,6 +75,16 @@ const pathShape = {
       "A local checkout to localize in, with its uncommitted edits. Default: the client's first root, else the server's working directory. Ignored files (.env, node_modules) never leave the machine.",
     ),
 };
+
+/**
+ * The tool as a plain OpenAI function-calling definition, for frameworks without MCP (the
+ * repository form: a framework calls the REST API itself; see docs/agents.md).
+ */
+export function openAiToolDefinition() {
+  const parameters = z.toJSONSchema(z.object(remoteShape).strict(), { target: "draft-7" }) as Record<string, unknown>;
+  delete parameters.$schema;
+  return { type: "function", function: { name: "localize", description, parameters } };
+}
 
 const locationOutput = z.object({
   file: z.string(),
@@ -98,7 +114,7 @@ export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
 
 /** Registers `localize` on a server; `localPaths` adds the `path` input (stdio: the caller's machine). */
 export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend, options: { localPaths: boolean; defaultPath?: () => Promise<string | undefined> }) {
-  const inputSchema = options.localPaths ? { ...inputShape, ...pathShape } : inputShape;
+  const inputSchema: z.ZodRawShape = options.localPaths ? { ...inputShape, ...pathShape } : remoteShape;
   server.registerTool(
     "localize",
     {
@@ -109,8 +125,7 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       annotations: { title: "Localize code for an issue", readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: !options.localPaths },
     },
     async (args, extra): Promise<CallToolResult> => {
-      const input = args as LocalizeToolInput;
-      if (!options.localPaths && !input.repo_url) return refusal(new LocalizeRefused("invalid_repository", "repo_url is required", "repo_url"));
+      const input = args as unknown as LocalizeToolInput;
       if (options.localPaths && !input.repo_url && !input.path) {
         const fallback = await options.defaultPath?.();
         if (fallback) input.path = fallback;

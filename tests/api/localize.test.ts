@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+import { renderOpenAiTool } from "../../src/cli/openaiTool.js";
 import { renderOpenApi } from "../../src/api/openapiDocument.js";
 import { loadConfig } from "../../src/config/env.js";
 import { testConfig } from "../helpers/config.js";
@@ -114,6 +115,12 @@ describe("documentation", () => {
     const ok = spec.paths["/v1/localize"]!.post!.responses["200"]!.content!["application/json"]!.example as { id: string; result: { locations: Array<{ start_line: number }> } };
     expect(ok.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(ok.result.locations[0]!.start_line).toBeGreaterThan(0);
+  });
+
+  it("keeps docs/openai-tool.json, the tool for frameworks without MCP, what the code generates", () => {
+    expect(readFileSync("docs/openai-tool.json", "utf8"), "docs/openai-tool.json is stale: run `npm run openai-tool`").toBe(renderOpenAiTool());
+    const tool = JSON.parse(renderOpenAiTool());
+    expect(tool.function.parameters.required).toEqual(["issue", "repo_url"]);
   });
 
   it("answers /healthz", async () => {
