@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFile, lstat, mkdtemp, mkdir, readFile, readlink, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, lstat, mkdtemp, mkdir, readFile, readlink, rename, rm, writeFile } from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
@@ -105,75 +106,166 @@ export async function workingPatch(root: string): Promise<string> {
   }
 }
 
-export interface PackedTree {
+/** One file or symlink of the tree to send, with what its content hash needs. */
+interface ListedEntry {
+  entry: TreeEntry;
+  size: number;
+}
+
+export interface ListedTree {
+  root: string;
   sha256: string;
   files: number;
   bytes: number;
-  archive: Buffer;
+  entries: ListedEntry[];
   /** Symlinks left out because they point outside the tree (the service would refuse them). */
   skipped: string[];
 }
 
-/** The tracked and untracked-not-ignored files as a tar.gz, and the tree's content address. */
-export async function packCheckout(root: string): Promise<PackedTree> {
+/**
+ * The tracked and untracked-not-ignored files with their content hashes, and the tree's
+ * content address. Hashes of files unchanged since the last call (same size, mtime, inode)
+ * come from a small cache, as git's index does it, so asking "does the service have this
+ * tree?" again costs a stat per file, not a read.
+ */
+export async function listCheckout(root: string, cache = new HashCache(root)): Promise<ListedTree> {
   const listed = (await git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"])).split("\0").filter(Boolean);
   const paths = [...new Set(listed)].sort();
-  const entries: TreeEntry[] = [];
+  await cache.load();
+  const entries: ListedEntry[] = [];
+  const skipped: string[] = [];
+  let bytes = 0;
+  await Promise.all(
+    chunk(paths, 64).map(async (group) => {
+      for (const path of group) {
+        const full = join(root, path);
+        const st = await lstat(full, { bigint: true }).catch(() => null);
+        // Deleted in the work tree, or a submodule's directory: not part of this tree.
+        if (!st || st.isDirectory()) continue;
+        if (st.isSymbolicLink()) {
+          const target = await readlink(full);
+          const inside = !isAbsolute(target) && !posix.normalize(posix.join(posix.dirname(path), target)).startsWith("..");
+          if (inside) entries.push({ entry: { kind: "link", path, target }, size: 0 });
+          else skipped.push(path);
+          continue;
+        }
+        if (!st.isFile()) continue;
+        const executable = (Number(st.mode) & 0o111) !== 0;
+        const sha256 = cache.get(path, st) ?? cache.put(path, st, createHash("sha256").update(await readFile(full)).digest("hex"));
+        bytes += Number(st.size);
+        entries.push({ entry: { kind: "file", path, executable, sha256 }, size: Number(st.size) });
+      }
+    }),
+  );
+  await cache.save();
+  entries.sort((x, y) => (x.entry.path < y.entry.path ? -1 : 1));
+  return { root, sha256: treeDigest(entries.map((e) => e.entry)), files: entries.filter((e) => e.entry.kind === "file").length, bytes, entries, skipped };
+}
+
+/** The listed tree as a tar (gzip-compressed unless the service is on this machine). */
+export async function packTree(tree: ListedTree, compress: boolean): Promise<Buffer> {
   const tar = pack();
   const chunks: Buffer[] = [];
   tar.on("data", (c) => chunks.push(c as Buffer));
   const ended = new Promise<void>((r) => tar.on("end", () => r()));
-  const skipped: string[] = [];
-  let bytes = 0;
-  const add = (header: Parameters<typeof tar.entry>[0], body?: Buffer) =>
-    new Promise<void>((res, rej) => {
-      const cb = (err?: Error | null) => (err ? rej(err) : res());
-      if (body) tar.entry(header, body, cb);
-      else tar.entry(header, cb);
-    });
-  for (const path of paths) {
-    const full = join(root, path);
-    const st = await lstat(full).catch(() => null);
-    // Deleted in the work tree, or a submodule's directory: not part of this tree.
-    if (!st || st.isDirectory()) continue;
-    if (st.isSymbolicLink()) {
-      const target = await readlink(full);
-      const inside = !isAbsolute(target) && !posix.normalize(posix.join(posix.dirname(path), target)).startsWith("..");
-      if (!inside) {
-        skipped.push(path);
-        continue;
-      }
-      entries.push({ kind: "link", path, target });
-      await add({ name: path, type: "symlink", linkname: target, mtime: new Date(0) });
+  for (const { entry } of tree.entries) {
+    if (entry.kind === "link") {
+      await new Promise<void>((res, rej) => tar.entry({ name: entry.path, type: "symlink", linkname: entry.target, mtime: new Date(0) }, (e) => (e ? rej(e) : res())));
       continue;
     }
-    if (!st.isFile()) continue;
-    const content = await readFile(full);
-    const executable = (st.mode & 0o111) !== 0;
-    bytes += content.length;
-    entries.push({ kind: "file", path, executable, sha256: createHash("sha256").update(content).digest("hex") });
-    await add({ name: path, size: content.length, mode: executable ? 0o755 : 0o644, mtime: new Date(0) }, content);
+    const content = await readFile(join(tree.root, entry.path));
+    // A file changed since it was listed would not match the digest: the service would refuse the id.
+    if (createHash("sha256").update(content).digest("hex") !== entry.sha256) throw new CheckoutError(`${entry.path} changed while it was being sent; try again`);
+    await new Promise<void>((res, rej) =>
+      tar.entry({ name: entry.path, size: content.length, mode: entry.executable ? 0o755 : 0o644, mtime: new Date(0) }, content, (e) => (e ? rej(e) : res())),
+    );
   }
   tar.finalize();
   await ended;
+  const raw = Buffer.concat(chunks);
   // Level 1: most of gzip's saving on source code for a fraction of its time.
-  const archive = await promisify(gzip)(Buffer.concat(chunks), { level: 1 });
-  return { sha256: treeDigest(entries), files: entries.filter((e) => e.kind === "file").length, bytes, archive, skipped };
+  return compress ? await promisify(gzip)(raw, { level: 1 }) : raw;
 }
 
 /** Sends the tree unless the service already holds it (asked by its content address first). */
 export async function uploadCheckout(client: ServiceClient, root: string, say: (line: string) => void): Promise<UploadInfo> {
-  const packed = await packCheckout(root);
-  for (const path of packed.skipped) say(`left out ${path}: a symlink that points outside the tree`);
-  const known = await client.upload(packed.sha256);
+  const tree = await listCheckout(root);
+  for (const path of tree.skipped) say(`left out ${path}: a symlink that points outside the tree`);
+  const known = await client.upload(tree.sha256);
   if (known) {
-    say(`the service already holds this tree (${packed.files} files)`);
+    say(`the service already holds this tree (${tree.files} files)`);
     return known;
   }
-  say(`uploading ${packed.files} files (${(packed.archive.length / 1e6).toFixed(1)} MB compressed)`);
-  const info = await client.sendUpload(packed.archive);
-  if (info.upload_id !== packed.sha256) throw new CheckoutError(`the service computed another id for the tree (${info.upload_id}, here ${packed.sha256})`);
+  // Over loopback, compressing costs more time than it saves.
+  const archive = await packTree(tree, !isLoopbackUrl(client.baseUrl));
+  say(`uploading ${tree.files} files (${(archive.length / 1e6).toFixed(1)} MB)`);
+  const info = await client.sendUpload(archive);
+  if (info.upload_id !== tree.sha256) throw new CheckoutError(`the service computed another id for the tree (${info.upload_id}, here ${tree.sha256})`);
   return info;
+}
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+/** `list` cut into at most `groups` runs, read concurrently. */
+function chunk<T>(list: T[], groups: number): T[][] {
+  const size = Math.max(1, Math.ceil(list.length / groups));
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Content hashes of a checkout's files by (size, mtime, ctime, inode), kept under the user's
+ * cache directory (never in the checkout). A file touched within the last two seconds is not
+ * cached: its timestamp could still be shared by a later change.
+ */
+export class HashCache {
+  private entries = new Map<string, [string, string]>();
+  private dirty = false;
+  private readonly file: string;
+
+  constructor(root: string, dir = process.env.CODESCOUT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "codescout")) {
+    this.file = join(dir, "trees", `${createHash("sha256").update(root).digest("hex").slice(0, 32)}.json`);
+  }
+
+  private static key(st: BigIntStats): string {
+    return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`;
+  }
+
+  async load(): Promise<void> {
+    const raw = await readFile(this.file, "utf8").catch(() => null);
+    if (!raw) return;
+    try {
+      this.entries = new Map(Object.entries(JSON.parse(raw) as Record<string, [string, string]>));
+    } catch {
+      this.entries = new Map();
+    }
+  }
+
+  get(path: string, st: BigIntStats): string | undefined {
+    const hit = this.entries.get(path);
+    return hit && hit[0] === HashCache.key(st) ? hit[1] : undefined;
+  }
+
+  put(path: string, st: BigIntStats, sha256: string): string {
+    if (Date.now() - Number(st.mtimeNs / 1_000_000n) > 2_000) {
+      this.entries.set(path, [HashCache.key(st), sha256]);
+      this.dirty = true;
+    }
+    return sha256;
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    await mkdir(join(this.file, ".."), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.entries)));
+    await rename(tmp, this.file);
+    this.dirty = false;
+  }
 }
 
 export interface CheckoutRequest {

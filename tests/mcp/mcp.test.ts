@@ -32,6 +32,8 @@ let worker: ServiceProcess;
 let base: string;
 let openBase: string;
 const scratch: string[] = [];
+const cacheDir = mkdtempSync(join(tmpdir(), "codescout-client-cache-"));
+scratch.push(cacheDir);
 
 /** The scripted model answers by the issue it is asked about. */
 function scriptByIssue(answers: Record<string, ScriptedReply[]>) {
@@ -99,7 +101,7 @@ async function stdioClient(env: Record<string, string>, args: string[] = []): Pr
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [resolve("bin/codescout-mcp.mjs"), ...args],
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", CODESCOUT_CACHE_DIR: cacheDir, ...env },
     stderr: "pipe",
   });
   const client = new Client({ name: "codescout-test", version: "1.0.0" });
