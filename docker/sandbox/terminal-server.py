@@ -644,7 +644,11 @@ class Session:
         content = self.screen.content()
         raw = combine(content, Screen.markers(content))
         out, continued = self.command_output(call["command"] if call else "", raw)
-        self.shell.reap()
+        # The pty can report end of file a moment before the kernel has the shell's exit
+        # status ready; waiting briefly keeps `exit 3` from reading as -1.
+        deadline = time.monotonic() + 2.0
+        while not self.shell.reap() and time.monotonic() < deadline:
+            time.sleep(0.005)
         status = self.shell.exit_status if self.shell.exit_status is not None else -1
         self.shell.kill()
         marker = self.start_shell()

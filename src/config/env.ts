@@ -44,8 +44,10 @@ export const envSchema = z.object({
   SANDBOX_JOB_TIMEOUT_S: int(10, 86_400).default(900),
 
   REPO_CACHE_DIR: z.string().min(1).default(".cache/repos"),
-  /** Per-commit trees; default <REPO_CACHE_DIR>/trees. On tmpfs (/dev/shm/...) warm jobs start much faster. */
+  /** Per-commit trees; default: the host's tmpfs when it has 1 GiB free, else <REPO_CACHE_DIR>/trees. */
   REPO_TREE_DIR: z.string().min(1).optional(),
+  /** Megabytes of trees kept; default: a quarter of the tmpfs they live on, or no limit on disk. 0: no limit. */
+  REPO_TREE_MAX_MB: int(0, 16 * 1024 * 1024).optional(),
   /** Per-commit trees kept; the least recently used idle ones beyond this are removed. 0: keep all. */
   REPO_MAX_TREES: int(0, 1_000_000).default(200),
   ALLOW_FILE_URLS: bool.default(false),

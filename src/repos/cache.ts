@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
+import { accessSync, constants, existsSync, statfsSync } from "node:fs";
+import { mkdir, readFile, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isIP } from "node:net";
 import { gitConfigEnv, runGit, transportConfig, GitError } from "./git.js";
@@ -22,13 +22,16 @@ import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/re
 export interface RepoCacheOptions extends RepoUrlPolicy {
   dir: string;
   /**
-   * Where per-commit trees live (default: <dir>/trees). Creating thousands of small files is
-   * the cost of a warm preparation, and it is ~40x cheaper on tmpfs than on a VM's disk
-   * (BENCHMARKS.md), so hosts with memory to spare point this at /dev/shm.
+   * Where per-commit trees live. Creating thousands of small files is the cost of a warm
+   * preparation, and it is ~20-40x cheaper on tmpfs than on a VM's disk (BENCHMARKS.md), so
+   * by default trees go to the host's tmpfs when it has room (defaultTreeDir), bounded by
+   * `maxTreeBytes`; else to <dir>/trees.
    */
   treeDir?: string;
   /** Trees kept; beyond this the least recently used idle ones are removed (default: no limit). */
   maxTrees?: number;
+  /** Bytes of trees kept; beyond this the least recently used idle ones are removed (default: defaultTreeBudget; 0: no limit). */
+  maxTreeBytes?: number;
   /**
    * A tree is idle, and may be removed, when no job has asked for it for this long. Jobs are
    * capped by the sandbox wall-clock limit, so the worker passes that limit plus a margin:
@@ -82,10 +85,12 @@ export class RepoCache {
   readonly treeDir: string;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly hosts: HostGuard;
+  readonly maxTreeBytes: number;
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
-    this.treeDir = resolve(options.treeDir ?? join(this.dir, "trees"));
+    this.treeDir = resolve(options.treeDir ?? defaultTreeDir(this.dir));
+    this.maxTreeBytes = options.maxTreeBytes ?? defaultTreeBudget(this.treeDir);
     this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
   }
 
@@ -229,14 +234,13 @@ export class RepoCache {
     }
     return this.withLock(`upload:${uploadId}`, async () => {
       if (existsSync(treePath)) return ready("hot");
-      const archive = await uploads.store.open(uploadId);
+      const archive = await uploads.store.read(uploadId);
       if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       await mkdir(tmp, { recursive: true, mode: 0o755 });
-      const abort = () => archive.destroy(new Error("aborted"));
-      signal?.addEventListener("abort", abort, { once: true });
       try {
-        await extractArchive(archive, tmp, uploads.limits);
+        const summary = await extractArchive(archive, tmp, uploads.limits, signal);
+        await writeFile(`${treePath}${SIZE_SUFFIX}`, String(summary.bytes));
         await rename(tmp, treePath).catch(async (err) => {
           if (!existsSync(treePath)) throw err;
           await rm(tmp, { recursive: true, force: true });
@@ -245,8 +249,6 @@ export class RepoCache {
         await rm(tmp, { recursive: true, force: true });
         if (err instanceof ArchiveError) throw new RepoError("invalid_upload", `upload ${uploadId} was refused: ${err.message}`);
         throw new RepoError("materialize_failed", `could not extract upload ${uploadId}: ${(err as Error).message}`);
-      } finally {
-        signal?.removeEventListener("abort", abort);
       }
       await this.evict().catch(() => 0);
       return ready("warm");
@@ -284,28 +286,40 @@ export class RepoCache {
     return removed;
   }
 
-  /** Removes the least recently used idle trees beyond `maxTrees`; returns how many. */
+  /**
+   * Removes the least recently used idle trees while there are more than `maxTrees` or
+   * they hold more than `maxTreeBytes`; returns how many. A tree in use (touched within the
+   * job time limit) is never removed, so the budget can be exceeded by trees in use.
+   */
   async evict(): Promise<number> {
-    const max = this.options.maxTrees;
-    if (!max) return 0;
-    const trees: Array<{ path: string; used: number }> = [];
+    const maxTrees = this.options.maxTrees || Infinity;
+    const maxBytes = this.maxTreeBytes || Infinity;
+    if (maxTrees === Infinity && maxBytes === Infinity) return 0;
+    const trees: Array<{ path: string; used: number; bytes: number }> = [];
     for (const repo of await readdir(this.treeDir).catch(() => [] as string[])) {
       for (const name of await readdir(join(this.treeDir, repo)).catch(() => [] as string[])) {
-        if (name.includes(".tmp-")) continue;
-        const st = await stat(join(this.treeDir, repo, name)).catch(() => null);
-        if (st) trees.push({ path: join(this.treeDir, repo, name), used: st.mtimeMs });
+        if (name.includes(".tmp-") || name.endsWith(SIZE_SUFFIX)) continue;
+        const path = join(this.treeDir, repo, name);
+        const st = await stat(path).catch(() => null);
+        if (st?.isDirectory()) trees.push({ path, used: st.mtimeMs, bytes: await treeBytes(path) });
       }
     }
-    if (trees.length <= max) return 0;
+    let count = trees.length;
+    let bytes = trees.reduce((sum, t) => sum + t.bytes, 0);
+    if (count <= maxTrees && bytes <= maxBytes) return 0;
     trees.sort((a, b) => a.used - b.used);
     const idleBefore = Date.now() - (this.options.treeIdleMs ?? 3_600_000);
     let removed = 0;
-    for (const t of trees.slice(0, trees.length - max)) {
+    for (const t of trees) {
+      if (count <= maxTrees && bytes <= maxBytes) break;
       if (t.used > idleBefore) break;
       // Renamed first so that a concurrent prepare never sees a half-deleted tree.
       const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
       await rename(t.path, doomed).catch(() => undefined);
       await rm(doomed, { recursive: true, force: true });
+      await rm(`${t.path}${SIZE_SUFFIX}`, { force: true });
+      count--;
+      bytes -= t.bytes;
       removed++;
     }
     return removed;
@@ -371,7 +385,8 @@ export class RepoCache {
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
     try {
-      await archiveInto(mirror, sha, tmp, signal, env);
+      const bytes = await archiveInto(mirror, sha, tmp, signal, env);
+      await writeFile(`${treePath}${SIZE_SUFFIX}`, String(bytes));
       await chmod(tmp, 0o755);
       await rename(tmp, treePath).catch(async (err) => {
         if (!existsSync(treePath)) throw err;
@@ -395,12 +410,17 @@ export class RepoCache {
   }
 }
 
-/** `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. */
-function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
+/**
+ * `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in.
+ * Resolves with the archive's size, about the tree's (its headers and padding included).
+ */
+function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extraEnv };
     const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
     const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
+    let bytes = 0;
+    git.stdout.on("data", (d: Buffer) => (bytes += d.length));
     git.stdout.pipe(tar.stdin);
     let err = "";
     git.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -412,7 +432,7 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
         failed = true;
         reject(new Error(err.trim().slice(-500) || `exit ${code}`));
       }
-      if (--pending === 0 && !failed) resolvePromise();
+      if (--pending === 0 && !failed) resolvePromise(bytes);
     };
     git.on("close", done);
     tar.on("close", done);
@@ -422,6 +442,43 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
 }
 
 const PRIVATE_MARK = "codescout-private";
+/** Beside each tree, a small file with its size, for the byte budget. */
+const SIZE_SUFFIX = ".bytes";
+
+const treeBytes = async (path: string) => Number(await readFile(`${path}${SIZE_SUFFIX}`, "utf8").catch(() => "0")) || 0;
+
+const TMPFS_MAGIC = 0x01021994;
+/** A tmpfs with less room than this is left alone (e.g. a container's 64 MB /dev/shm). */
+const TMPFS_MIN_FREE = 1 << 30;
+
+/**
+ * Where trees go when the operator did not say: the host's tmpfs (/dev/shm) when it is a
+ * writable tmpfs with at least 1 GiB free, one directory per cache; else <cacheDir>/trees.
+ */
+export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
+  try {
+    const st = statfsSync(shm);
+    if (st.type === TMPFS_MAGIC && st.bavail * st.bsize >= TMPFS_MIN_FREE) {
+      accessSync(shm, constants.W_OK);
+      return join(shm, `codescout-trees-${createHash("sha256").update(resolve(cacheDir)).digest("hex").slice(0, 12)}`);
+    }
+  } catch {
+    /* no tmpfs here */
+  }
+  return join(resolve(cacheDir), "trees");
+}
+
+/** The default byte budget for trees: a quarter of the tmpfs they live on, or none on disk. */
+export function defaultTreeBudget(treeDir: string): number {
+  try {
+    let dir = treeDir;
+    while (!existsSync(dir)) dir = join(dir, "..");
+    const st = statfsSync(dir);
+    return st.type === TMPFS_MAGIC ? Math.floor((st.blocks * st.bsize) / 4) : 0;
+  } catch {
+    return 0;
+  }
+}
 
 async function touch(path: string) {
   const now = new Date();

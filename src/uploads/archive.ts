@@ -9,9 +9,10 @@ import { treeDigest, type TreeEntry } from "./digest.js";
 /**
  * Reads a working tree sent as a tar or tar.gz, treating every byte as hostile. Only regular
  * files, directories and symlinks that stay inside the tree are accepted; absolute paths,
- * `..`, paths through a symlink, hard links, devices, fifos and sparse files are refused,
- * and so is going past any cap. The API reads an upload this way without writing a file
- * of it; a worker reads it the same way again while extracting (see extract.ts).
+ * `..`, paths through a symlink, hard links, devices, fifos, sparse files and special mode
+ * bits are refused, and so is going past any cap. Nothing is written: the API checks an
+ * upload this way as it arrives, and a worker checks it again before extracting it
+ * (extract.ts).
  */
 
 export interface ArchiveLimits {
@@ -44,17 +45,10 @@ export interface ArchiveSummary {
   archiveBytes: number;
 }
 
-/** Called for each accepted entry in archive order; a file's content must be consumed. */
-export interface EntrySink {
-  directory(path: string): Promise<void>;
-  file(path: string, executable: boolean, content: Readable): Promise<void>;
-  symlink(path: string, target: string): Promise<void>;
-}
-
 /** Decompressed bytes allowed before the ratio applies, so small archives of small files pass. */
 const RATIO_ALLOWANCE = 8 << 20;
 
-export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: () => void }, limits: ArchiveLimits, sink?: EntrySink): Promise<ArchiveSummary> {
+export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: () => void }, limits: ArchiveLimits): Promise<ArchiveSummary> {
   let archiveBytes = 0;
   const chunks = (async function* () {
     try {
@@ -119,11 +113,9 @@ export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: ()
       }
       if (header.type === "directory") {
         if (symlinks.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a symlink was`);
+        if ((header.mode ?? 0o755) & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
         entry.resume();
-        if (!seen.has(`${path}/`)) {
-          seen.add(`${path}/`);
-          await sink?.directory(path);
-        }
+        seen.add(`${path}/`);
         continue;
       }
       if (seen.has(path) || seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
@@ -133,7 +125,6 @@ export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: ()
         symlinks.add(path);
         entries.push({ kind: "link", path, target });
         entry.resume();
-        await sink?.symlink(path, target);
         continue;
       }
       if (header.type !== "file") throw new ArchiveError("unsupported_entry", `${path}: ${describe(header)} entries are not accepted`);
@@ -144,23 +135,11 @@ export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: ()
       const size = header.size ?? 0;
       if (bytes + size > limits.maxBytes) throw new ArchiveError("too_large", `the archive holds more than ${limits.maxBytes} bytes`);
       bytes += size;
-      const executable = ((header.mode ?? 0o644) & 0o111) !== 0;
+      const mode = header.mode ?? 0o644;
+      if (mode & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
       const hash = createHash("sha256");
-      const hashed = new Transform({
-        transform(chunk: Buffer, _enc, cb: TransformCallback) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      const ended = new Promise<void>((resolve, reject) => {
-        hashed.once("end", resolve).once("error", reject);
-        entry.once("error", reject);
-      });
-      entry.pipe(hashed);
-      if (sink) await sink.file(path, executable, hashed);
-      else hashed.resume();
-      await ended;
-      entries.push({ kind: "file", path, executable, sha256: hash.digest("hex") });
+      for await (const chunk of entry) hash.update(chunk as Buffer);
+      entries.push({ kind: "file", path, executable: (mode & 0o111) !== 0, sha256: hash.digest("hex") });
     }
   })();
 

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Readable } from "node:stream";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { UPLOAD_ID_RE } from "../queue/contract.js";
@@ -39,8 +38,8 @@ export interface UploadStore {
   /** The upload's info with its lifetime renewed; null when absent or expired. */
   touch(id: string): Promise<UploadInfo | null>;
   stage(): Promise<StagedUpload>;
-  /** The archive's bytes; null when absent or expired. */
-  open(id: string): Promise<Readable | null>;
+  /** The archive's bytes (read once, so they cannot change between check and use); null when absent or expired. */
+  read(id: string): Promise<Buffer | null>;
 }
 
 export class UploadStoreFull extends Error {
@@ -124,15 +123,9 @@ export class DirUploadStore implements UploadStore {
     };
   }
 
-  async open(id: string): Promise<Readable | null> {
+  async read(id: string): Promise<Buffer | null> {
     if (!(await this.touch(id))) return null;
-    const { archive } = this.paths(id);
-    try {
-      await stat(archive);
-    } catch {
-      return null;
-    }
-    return createReadStream(archive);
+    return readFile(this.paths(id).archive).catch(() => null);
   }
 
   /** Removes expired uploads and incoming files abandoned by a crashed process. */
@@ -209,9 +202,8 @@ export class RedisUploadStore implements UploadStore {
     };
   }
 
-  async open(id: string): Promise<Readable | null> {
+  async read(id: string): Promise<Buffer | null> {
     if (!(await this.touch(id))) return null;
-    const buf = await this.redis.getBuffer(this.keys(id).archive);
-    return buf ? Readable.from([buf]) : null;
+    return this.redis.getBuffer(this.keys(id).archive);
   }
 }

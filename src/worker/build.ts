@@ -61,6 +61,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     allowHttpUrls: config.ALLOW_HTTP_URLS,
     hosts: guard(parseHostList(config.REPO_ALLOWED_HOSTS)),
     maxTrees: config.REPO_MAX_TREES,
+    ...(config.REPO_TREE_MAX_MB !== undefined ? { maxTreeBytes: config.REPO_TREE_MAX_MB * 1024 * 1024 } : {}),
     treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
   });

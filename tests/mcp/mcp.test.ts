@@ -13,6 +13,7 @@ import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedRepl
 import { makeGitFixture, SAMPLE_FILES, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
+import { defaultTreeDir } from "../../src/repos/cache.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 /**
@@ -256,7 +257,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     // The upload holds the tree git sees: .env is ignored, so it is not in it.
     const upload = await (await fetch(`${base}/v1/uploads/${out.commit_sha}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
     expect(upload.files).toBe(Object.keys(SAMPLE_FILES).length + 1);
-    const tree = join(config.REPO_CACHE_DIR, "trees", "uploads", out.commit_sha);
+    const tree = join(defaultTreeDir(config.REPO_CACHE_DIR), "uploads", out.commit_sha);
     expect(execFileSync("find", [tree, "-name", ".env"], { encoding: "utf8" })).toBe("");
 
     const again: string[] = [];

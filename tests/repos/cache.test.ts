@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RepoCache, RepoError } from "../../src/repos/cache.js";
+import { defaultTreeDir, RepoCache, RepoError } from "../../src/repos/cache.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 
 const cleanups: (() => void)[] = [];
@@ -64,6 +64,27 @@ describe("RepoCache", () => {
     expect(await idle.evict()).toBe(1);
     expect(existsSync(a.treePath)).toBe(false);
     expect((await idle.prepare({ url: fx.url, commit: second })).cache).toBe("hot");
+  });
+
+  it("keeps trees on the host's tmpfs by default (one directory per cache), within a byte budget", async () => {
+    const { fx, dir, cache } = setup();
+    expect(cache.treeDir.startsWith("/dev/shm/codescout-trees-")).toBe(true);
+    expect(cache.treeDir).toBe(defaultTreeDir(dir));
+    expect(defaultTreeDir(join(dir, "other"))).not.toBe(cache.treeDir);
+    // A directory that is not a tmpfs with room: trees stay beside the mirrors.
+    expect(defaultTreeDir(dir, dir)).toBe(join(dir, "trees"));
+    expect(cache.maxTreeBytes).toBeGreaterThan(0);
+    cleanups.push(() => rmSync(cache.treeDir, { recursive: true, force: true }));
+
+    const second = fx.commit({ "pkg/big.py": `DATA = "${"x".repeat(20_000)}"\n` });
+    const small = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const budget = new RepoCache({ dir, allowFileUrls: true, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(small.treePath, past, past);
+    const big = await budget.prepare({ url: fx.url, commit: second });
+    // Both are over a 1 kB budget: the idle one goes; the one just made is in use and stays.
+    expect(existsSync(small.treePath)).toBe(false);
+    expect(existsSync(big.treePath)).toBe(true);
   });
 
   it("resolves a ref to a sha", async () => {

@@ -55,6 +55,7 @@ describe("upload archives", () => {
       [[{ name: "tty", type: "character-device", devmajor: 4, devminor: 1 }], "unsupported_entry", /device/],
       [[{ name: "sda", type: "block-device", devmajor: 8, devminor: 0 }], "unsupported_entry", /device/],
       [[{ name: "pipe", type: "fifo" }], "unsupported_entry", /fifo/],
+      [[{ name: "su", body: "x", mode: 0o4755 }], "unsupported_entry", /setuid/],
       [[{ name: ".git/hooks/post-checkout", body: "x" }], "unsafe_path", /\.git/],
       [[{ name: "a.py", body: "1" }, { name: "a.py", body: "2" }], "unsafe_path", /twice/],
       [[{ name: `${"d/".repeat(130)}x.py`, body: "x" }], "path_too_long", /longer than 256/],
@@ -86,7 +87,7 @@ describe("upload archives", () => {
     try {
       const dest = join(parent, "tree");
       mkdirSync(dest);
-      const summary = await extractArchive(Readable.from([await tarOf(TREE, { gzip: true })]), dest, LIMITS);
+      const summary = await extractArchive(await tarOf(TREE, { gzip: true }), dest, LIMITS);
       expect(summary.files).toBe(3);
       expect(readFileSync(join(dest, "pkg/core.py"), "utf8")).toContain("def run");
       expect(statSync(join(dest, "bin/tool")).mode & 0o777).toBe(0o755);
@@ -100,7 +101,8 @@ describe("upload archives", () => {
       ]) {
         const box = join(parent, `hostile-${Math.random().toString(16).slice(2)}`);
         mkdirSync(box);
-        await expect(extractArchive(Readable.from([await tarOf(hostile)]), box, LIMITS)).rejects.toBeInstanceOf(ArchiveError);
+        await expect(extractArchive(await tarOf(hostile), box, LIMITS)).rejects.toBeInstanceOf(ArchiveError);
+        expect(readdirSync(box)).toEqual([]);
       }
       expect(existsSync(join(parent, "escaped.py"))).toBe(false);
       expect(existsSync(join(parent, "escaped2.py"))).toBe(false);

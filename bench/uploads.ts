@@ -1,0 +1,85 @@
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RepoCache } from "../src/repos/cache.js";
+import { HashCache, listCheckout, packTree, uploadCheckout } from "../src/client/checkout.js";
+import { ServiceClient } from "../src/client/service.js";
+import { DirUploadStore } from "../src/uploads/store.js";
+import { ms, quick, report, stats, time } from "./lib.js";
+
+/**
+ * Uploading a working tree of ~50 MB and preparing it for a sandbox, and uploading the same
+ * tree again. The tree is real source (sympy, pylint and pytest side by side), a git
+ * checkout whose files are all untracked-but-not-ignored or tracked; the API is a real
+ * process on loopback; "prepare" is the worker's extraction into its tree cache.
+ *
+ *   npx tsx bench/uploads.ts [--quick]
+ * Needs the repositories brought by the search tool's fetch under /work/.mirror (see BENCHMARKS.md).
+ */
+const work = "/tmp/codescout-bench-uploads";
+const root = join(work, "checkout");
+const sources = ["sympy+sympy", "pylint-dev+pylint", "pytest-dev+pytest"];
+rmSync(work, { recursive: true, force: true });
+mkdirSync(root, { recursive: true });
+for (const s of sources) {
+  const dest = join(root, s.split("+")[1]!);
+  mkdirSync(dest);
+  execFileSync("bash", ["-c", `git --git-dir /work/.mirror/${s}/repo archive HEAD | tar -x -C ${dest}`]);
+}
+const git = (...args: string[]) => execFileSync("git", ["-c", "user.name=b", "-c", "user.email=b@localhost", ...args], { cwd: root, encoding: "utf8" });
+git("init", "-q", "-b", "main");
+git("add", "-A");
+git("commit", "-qm", "tree");
+
+const port = 18000 + Math.floor(Math.random() * 1000);
+const uploadDir = join(work, "uploads");
+const env = { ...process.env, QUEUE_PREFIX: `bench-up-${process.pid}`, API_PORT: String(port), UPLOAD_DIR: uploadDir, LOG_LEVEL: "warn" };
+const api = spawn(process.execPath, ["--import", "tsx", "src/api/server.ts"], { env, stdio: "ignore" });
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; i < 100; i++) {
+  if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+  await new Promise((r) => setTimeout(r, 200));
+}
+const client = new ServiceClient(base);
+const store = new DirUploadStore(uploadDir, 3600);
+const limits = { maxBytes: 512 << 20, maxFiles: 100_000, maxPathBytes: 1024, maxRatio: 100 };
+
+const cold: Array<Record<string, number>> = [];
+let lastId = "";
+let size = { files: 0, bytes: 0, archive: 0 };
+for (let i = 0; i < (quick ? 2 : 5); i++) {
+  // A new file each round: a tree the service has never seen, and a client cache that is empty.
+  writeFileSync(join(root, "bench_round.py"), `ROUND = ${i}\n`);
+  const cache = new HashCache(root, join(work, `client-cache-${i}`));
+  const [listMs, tree] = await time(() => listCheckout(root, cache));
+  const [askMs, known] = await time(() => client.upload(tree.sha256));
+  if (known) throw new Error("the tree should be new");
+  const [packMs, archive] = await time(() => packTree(tree, false));
+  const [sendMs, info] = await time(() => client.sendUpload(archive));
+  const repos = new RepoCache({ dir: join(work, `repos-${i}`), allowFileUrls: false, uploads: { store, limits } });
+  const [prepareMs] = await time(() => repos.prepareUpload(info.upload_id));
+  cold.push({ list_ms: listMs, ask_ms: askMs, pack_ms: packMs, send_ms: sendMs, prepare_ms: prepareMs, total_ms: listMs + askMs + packMs + sendMs + prepareMs });
+  lastId = info.upload_id;
+  size = { files: tree.files, bytes: tree.bytes, archive: archive.length };
+  rmSync(join(work, `repos-${i}`), { recursive: true, force: true });
+}
+
+// The same tree again, as an agent's second call sends it: list (hash cache warm), ask, done.
+const again: number[] = [];
+const warmCache = new HashCache(root, join(work, "client-cache-warm"));
+await listCheckout(root, warmCache);
+for (let i = 0; i < (quick ? 5 : 30); i++) {
+  const [t, info] = await time(() => uploadCheckout(client, root, () => undefined));
+  if (info.upload_id !== lastId) throw new Error("the repeated upload should be the same tree");
+  again.push(t);
+}
+api.kill("SIGTERM");
+
+const pick = (k: string) => stats(cold.map((r) => r[k]!));
+report("uploads", {
+  tree: { files: size.files, mb: ms(size.bytes / 1e6), archive_mb: ms(size.archive / 1e6), compressed: false },
+  cold_upload_and_prepare_ms: Object.fromEntries(["list_ms", "ask_ms", "pack_ms", "send_ms", "prepare_ms", "total_ms"].map((k) => [k, { p50: ms(pick(k).p50), max: ms(pick(k).max) }])),
+  repeated_upload_ms: { p50: ms(stats(again).p50), p95: ms(stats(again).p95), max: ms(stats(again).max) },
+  targets: { cold_total_ms: 1000, repeated_ms: 50 },
+});
+rmSync(work, { recursive: true, force: true });
