@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -108,13 +108,14 @@ export class ServiceClient {
   private async fetch(method: string, path: string, init: { body?: string | Buffer | Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
     try {
+      const stream = init.body && typeof init.body === "object" && !Buffer.isBuffer(init.body) ? init.body : null;
       return await fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
-        body: init.body as BodyInit | undefined,
+        // A stream goes as a web stream, in half-duplex mode, as Node's fetch wants it.
+        body: stream ? (Readable.toWeb(stream) as ReadableStream) : (init.body as BodyInit | undefined),
         signal: init.signal,
-        // A stream body needs half-duplex mode in Node's fetch.
-        ...(init.body && typeof init.body === "object" && !Buffer.isBuffer(init.body) ? { duplex: "half" } : {}),
+        ...(stream ? { duplex: "half" } : {}),
       } as RequestInit);
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;

@@ -252,6 +252,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const args = { issue: "EDIT-ISSUE: doubling is wrong", policy: "codescout", snippets: true };
     const result = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
     const out = result.structuredContent as { locations: Array<Record<string, unknown>>; commit_sha: string };
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
     expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, snippet: "@staticmethod\ndef only_in_the_edit(x):\n    return x * 2" });
     expect(progress.some((m) => m.startsWith("uploading"))).toBe(true);
     // The upload holds the tree git sees: .env is ignored, so it is not in it.

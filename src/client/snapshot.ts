@@ -1,0 +1,176 @@
+import { execFile, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, readlink, rename, rm, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { isAbsolute, join, posix, resolve } from "node:path";
+import { promisify } from "node:util";
+import { createGzip } from "node:zlib";
+import { PassThrough, type Readable } from "node:stream";
+
+/**
+ * The work tree of a checkout as git sees it right now (tracked files with their edits,
+ * untracked files git does not ignore), captured in a scratch index whose new objects go to
+ * a scratch object directory: the user's index and repository are only read. git does the
+ * heavy part in C with its stat cache, so a second look at an unchanged tree costs little.
+ */
+const run = promisify(execFile);
+const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" };
+
+export async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "utf8" });
+  return stdout;
+}
+
+export interface TreeSummary {
+  /** The tree's content address, as the service computed it (uploads/digest.ts). */
+  sha256: string;
+  files: number;
+  bytes: number;
+}
+
+interface Staged {
+  mode: string;
+  blob: string;
+  path: string;
+}
+
+export class Snapshot {
+  private tree: Promise<string> | undefined;
+
+  private constructor(
+    readonly root: string,
+    private readonly env: Record<string, string>,
+    private readonly scratch: string,
+  ) {}
+
+  /** git's id of the captured tree: a key for the client's cache only, never sent. */
+  treeId(): Promise<string> {
+    this.tree ??= git(this.root, ["write-tree"], this.env).then((o) => o.trim());
+    return this.tree;
+  }
+
+  static async take(root: string): Promise<Snapshot> {
+    const scratch = await mkdtemp(join(tmpdir(), "codescout-snapshot-"));
+    try {
+      const [objectsPath = "", indexPath = ""] = (await git(root, ["rev-parse", "--git-path", "objects", "--git-path", "index"])).split("\n");
+      const objects = resolve(root, objectsPath.trim());
+      const index = resolve(root, indexPath.trim());
+      await mkdir(join(scratch, "objects"));
+      const env = { GIT_INDEX_FILE: join(scratch, "index"), GIT_OBJECT_DIRECTORY: join(scratch, "objects"), GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
+      // A copy of the real index keeps git's stat cache: unchanged files are not read again.
+      await copyFile(index, env.GIT_INDEX_FILE).catch(() => undefined);
+      await git(root, ["add", "-A", "--", "."], env);
+      return new Snapshot(root, env, scratch);
+    } catch (err) {
+      await rm(scratch, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await rm(this.scratch, { recursive: true, force: true });
+  }
+
+  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none). */
+  async patch(): Promise<string> {
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"], this.env);
+  }
+
+  private async staged(): Promise<Staged[]> {
+    const out = await git(this.root, ["ls-files", "-s", "-z"], this.env);
+    return out
+      .split("\0")
+      .filter(Boolean)
+      .map((line) => {
+        const [meta = "", path = ""] = line.split("\t");
+        const [mode = "", blob = ""] = meta.split(" ");
+        return { mode, blob, path };
+      })
+      // Submodules (gitlinks) are other repositories, not part of this tree.
+      .filter((e) => e.mode !== "160000");
+  }
+
+  /**
+   * The tree as a tar stream made by GNU tar from the work tree (C, sequential reads: far
+   * faster than packing in JavaScript), gzip-compressed when asked. Owners, times and hard
+   * links are not carried; symlinks that leave the tree are left out. A file edited since
+   * the snapshot is sent as it is then.
+   */
+  /** Symlinks that point outside the tree: left out of the archive (the service would refuse them). */
+  async escapingLinks(): Promise<string[]> {
+    const out: string[] = [];
+    for (const e of await this.staged()) {
+      if (e.mode !== "120000") continue;
+      const target = await readlink(join(this.root, e.path)).catch(() => null);
+      if (target === null || isAbsolute(target) || posix.normalize(posix.join(posix.dirname(e.path), target)).startsWith("..")) out.push(e.path);
+    }
+    return out;
+  }
+
+  async archive(compress: boolean): Promise<Readable> {
+    const skip = new Set(await this.escapingLinks());
+    const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p));
+    const tar = spawn(
+      "tar",
+      ["-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--mode=go-w,a-st", "-C", this.root, "-T", "-"],
+      { stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } },
+    );
+    let err = "";
+    tar.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-1000)));
+    tar.on("close", (code) => {
+      if (code !== 0) tar.stdout.destroy(new CheckoutReadError(`tar could not read the checkout: ${err.trim() || `exit ${code}`}`));
+    });
+    tar.stdin.on("error", () => undefined);
+    tar.stdin.end(paths.map((p) => `${p}\0`).join(""));
+    // Through a stream of our own: a child's pipe that has closed before the request reads
+    // it counts as used, and fetch refuses it. Level 1: most of gzip's saving on source
+    // code for a fraction of its time.
+    return tar.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
+  }
+}
+
+export class CheckoutReadError extends Error {
+  override name = "CheckoutReadError";
+}
+
+/**
+ * What the client remembers between calls, under the user's cache directory (never in the
+ * checkout): the content address the service gave each tree it was sent, by git's id of
+ * that tree, so the same tree is asked for by hash instead of sent again.
+ */
+export class TreeCache {
+  private trees = new Map<string, TreeSummary>();
+  private loaded = false;
+  private readonly file: string;
+
+  constructor(dir = process.env.CODESCOUT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "codescout")) {
+    this.file = join(dir, "trees.json");
+  }
+
+  private async load(): Promise<void> {
+    if (this.loaded) return;
+    this.loaded = true;
+    const raw = await readFile(this.file, "utf8").catch(() => null);
+    try {
+      if (raw) this.trees = new Map(Object.entries(JSON.parse(raw) as Record<string, TreeSummary>));
+    } catch {
+      /* a damaged cache is an empty one */
+    }
+  }
+
+  async get(treeId: string): Promise<TreeSummary | undefined> {
+    await this.load();
+    return this.trees.get(treeId);
+  }
+
+  async put(treeId: string, summary: TreeSummary): Promise<void> {
+    await this.load();
+    this.trees.delete(treeId);
+    this.trees.set(treeId, summary);
+    // Bounded: the oldest entries go first (a Map keeps insertion order).
+    while (this.trees.size > 10_000) this.trees.delete(this.trees.keys().next().value!);
+    await mkdir(join(this.file, ".."), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.trees)));
+    await rename(tmp, this.file);
+  }
+}
