@@ -1,0 +1,50 @@
+import type { Weights } from "./model.js";
+
+/**
+ * Hand-set starting weights; replaced by bench/baseline/train.ts output once fitted.
+ */
+export const WEIGHTS: Weights = {
+  file: {
+    pathMention: 3,
+    frame: 1,
+    frameInner: 3,
+    defClass: 3,
+    defFunc: 3,
+    qualified: 3,
+    frameFuncDefined: 2,
+    phrase: 4,
+    option: 3,
+    textProse: 2,
+    textIdent: 1,
+    defNames: 1,
+    pathWords: 1,
+    mentions: 1,
+    vendored: -3,
+    init: -0.5,
+    size: 0.5,
+  },
+  fn: {
+    nameExact: 6,
+    qualified: 4,
+    classNamed: 1,
+    frame: 3,
+    frameInner: 3,
+    phrase: 4,
+    option: 3,
+    nameWords: 2,
+    argWords: 0.5,
+    docWords: 1,
+    bodyWords: 1,
+    mentions: 1,
+    calledByNamed: 1,
+    callsNamed: 0.5,
+    size: 0.5,
+    dunder: -0.5,
+    private: 0,
+    property: 0,
+  },
+  fileRatio: 0.9,
+  maxFiles: 2,
+  fnRatio: 0.6,
+  maxFunctionsPerFile: 2,
+};
