@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { FILE_FEATURES, FUNCTION_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
@@ -15,49 +16,100 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
  */
 const { values: a, positionals } = parseArgs({
-  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, lambda: { type: "string", default: "0.02" }, all: { type: "boolean", default: false } },
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false } },
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
 const cases = loadCases(positionals, a.dump);
 const tune = cases.filter((c) => a.all || half(c.inst.instance_id) === "tune");
 const held = cases.filter((c) => half(c.inst.instance_id) === "held");
-const lambda = Number(a.lambda);
+const fold = (id: string) => parseInt(createHash("sha256").update(id).digest("hex").slice(8, 16), 16) % 2;
 
 interface Group {
   x: number[][];
   pos: boolean[];
 }
 
-/** Mean negative log-likelihood of the positives' total probability, plus λ‖w‖². */
-function fit(groups: Group[], dims: number, iters = 4000, lr = 0.5): number[] {
-  const w = new Array<number>(dims).fill(0);
+/**
+ * Mean negative log-likelihood of the positives' total probability, plus λ‖w‖², minimized
+ * by plain gradient descent from zero (deterministic).
+ */
+function fit(groups: Group[], dims: number, lambda: number, iters = 3000, lr = 0.5): number[] {
+  const flat = groups.map((g) => ({ x: Float64Array.from(g.x.flat()), n: g.x.length, pos: g.pos }));
+  const w = new Float64Array(dims);
+  const grad = new Float64Array(dims);
   for (let it = 0; it < iters; it++) {
-    const grad = w.map((v) => 2 * lambda * v);
-    for (const g of groups) {
-      const s = g.x.map((x) => x.reduce((acc, v, i) => acc + v * w[i]!, 0));
-      const m = Math.max(...s);
-      const e = s.map((v) => Math.exp(v - m));
-      const z = e.reduce((p, q) => p + q, 0);
-      const zp = e.reduce((p, q, i) => p + (g.pos[i] ? q : 0), 0);
-      g.x.forEach((x, j) => {
-        const coef = e[j]! / z - (g.pos[j] ? e[j]! / zp : 0);
-        if (coef !== 0) for (let i = 0; i < dims; i++) grad[i]! += (coef * x[i]!) / groups.length;
-      });
+    for (let i = 0; i < dims; i++) grad[i] = 2 * lambda * w[i]!;
+    for (const g of flat) {
+      const s = new Float64Array(g.n);
+      let m = -Infinity;
+      for (let j = 0; j < g.n; j++) {
+        let v = 0;
+        for (let i = 0; i < dims; i++) v += g.x[j * dims + i]! * w[i]!;
+        s[j] = v;
+        if (v > m) m = v;
+      }
+      let z = 0;
+      let zp = 0;
+      for (let j = 0; j < g.n; j++) {
+        s[j] = Math.exp(s[j]! - m);
+        z += s[j]!;
+        if (g.pos[j]) zp += s[j]!;
+      }
+      for (let j = 0; j < g.n; j++) {
+        const coef = (s[j]! / z - (g.pos[j] ? s[j]! / zp : 0)) / flat.length;
+        if (coef !== 0) for (let i = 0; i < dims; i++) grad[i] = grad[i]! + coef * g.x[j * dims + i]!;
+      }
     }
-    for (let i = 0; i < dims; i++) w[i]! -= lr * grad[i]!;
+    for (let i = 0; i < dims; i++) w[i] = w[i]! - lr * grad[i]!;
   }
-  return w;
+  return [...w];
 }
+
+/** Share of groups whose best-scored candidate is a positive. */
+function top1(groups: Group[], w: number[]): number {
+  let hits = 0;
+  for (const g of groups) {
+    let best = -Infinity;
+    let pos = false;
+    g.x.forEach((x, j) => {
+      const v = x.reduce((acc, xi, i) => acc + xi * w[i]!, 0);
+      if (v > best) {
+        best = v;
+        pos = g.pos[j]!;
+      }
+    });
+    if (pos) hits++;
+  }
+  return hits / Math.max(1, groups.length);
+}
+
+/** λ by two-fold cross-validation inside the tuning half (folds by the next hash bit). */
+function chooseLambda(groups: Group[], folds: number[], dims: number): number {
+  let best = { lambda: LAMBDAS[0]!, acc: -1 };
+  for (const lambda of LAMBDAS) {
+    let acc = 0;
+    for (const k of [0, 1]) {
+      const w = fit(groups.filter((_, i) => folds[i] !== k), dims, lambda, 1500);
+      acc += top1(groups.filter((_, i) => folds[i] === k), w) / 2;
+    }
+    process.stdout.write(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}\n`);
+    if (acc > best.acc + 1e-9) best = { lambda, acc };
+  }
+  return best.lambda;
+}
+const LAMBDAS = [0.001, 0.003, 0.01, 0.03, 0.1];
 
 function fileGroups(cs: Case[]): Group[] {
   const out: Group[] = [];
+  folds.length = 0;
   for (const c of cs) {
     const g = c.dump.gathered;
     const cands = fileFeatures(rankContext(c.terms, g.query, g.scan));
     const gt = new Set(c.inst.gt.files);
     const pos = cands.map((f) => gt.has(f.path));
     if (!pos.some(Boolean) || pos.every(Boolean)) continue;
+    folds.push(fold(c.inst.instance_id));
     out.push({ x: cands.map((f) => FILE_FEATURES.map((k) => f.features[k])), pos });
   }
   return out;
@@ -65,6 +117,7 @@ function fileGroups(cs: Case[]): Group[] {
 
 function functionGroups(cs: Case[]): Group[] {
   const out: Group[] = [];
+  folds.length = 0;
   for (const c of cs) {
     const g = c.dump.gathered;
     const ctx = rankContext(c.terms, g.query, g.scan);
@@ -73,6 +126,7 @@ function functionGroups(cs: Case[]): Group[] {
       const cands = functionFeatures(ctx, [file]);
       const pos = cands.map((f) => gt.has(`${f.def.file}:${f.def.cls ? `${f.def.cls}.` : ""}${f.def.name}`));
       if (!pos.some(Boolean) || pos.every(Boolean)) continue;
+      folds.push(fold(c.inst.instance_id));
       out.push({ x: cands.map((f) => FUNCTION_FEATURES.map((k) => f.features[k])), pos });
     }
   }
@@ -80,11 +134,17 @@ function functionGroups(cs: Case[]): Group[] {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+/** Cross-validation fold of each group, filled by the group builders. */
+const folds: number[] = [];
 const fg = fileGroups(tune);
-const wf = fit(fg, FILE_FEATURES.length);
+process.stdout.write(`files: ${fg.length} groups\n`);
+const lf = chooseLambda(fg, [...folds], FILE_FEATURES.length);
+const wf = fit(fg, FILE_FEATURES.length, lf);
 const ng = functionGroups(tune);
-const wn = fit(ng, FUNCTION_FEATURES.length);
-process.stdout.write(`fitted on ${fg.length} file groups, ${ng.length} function groups (λ=${lambda})\n`);
+process.stdout.write(`functions: ${ng.length} groups\n`);
+const ln = chooseLambda(ng, [...folds], FUNCTION_FEATURES.length);
+const wn = fit(ng, FUNCTION_FEATURES.length, ln);
+process.stdout.write(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on the tuning half ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
 let weights: Weights = {
   ...WEIGHTS,
   file: Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"],

@@ -27,6 +27,7 @@ export const FILE_FEATURES = [
   "pathWords",
   "mentions",
   "vendored",
+  "outsidePackage",
   "init",
   "size",
 ] as const;
@@ -77,6 +78,10 @@ export interface RankContext {
   proseKeys: Map<string, number>;
   identKeys: Map<string, number>;
   allKeys: Map<string, number>;
+  /** Query key → the issue's word it came from, for evidence. */
+  keyWord: Map<string, string>;
+  /** Directories holding an __init__.py. */
+  packages: Set<string>;
   idfs: Map<string, number>;
   /** Exact identifier → how strongly the issue points at it. */
   identWeight: Map<string, number>;
@@ -93,10 +98,12 @@ const NESTED_PACKAGES = /^[^/]+\/(.+\/)?packages\//;
 export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): RankContext {
   const proseKeys = new Map<string, number>();
   const identKeys = new Map<string, number>();
+  const keyWord = new Map<string, string>();
   query.words.forEach((w, i) => {
     const key = scan.keys[i];
     const from = query.wordFrom[i];
     if (!key || !from) return;
+    if (!keyWord.has(key) || w.length < keyWord.get(key)!.length) keyWord.set(key, w);
     if (from.prose) proseKeys.set(key, 1);
     if (from.ident > 0) identKeys.set(key, Math.max(identKeys.get(key) ?? 0, Math.min(1, from.ident / 3)));
   });
@@ -120,6 +127,8 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
     proseKeys,
     identKeys,
     allKeys,
+    keyWord,
+    packages: new Set(scan.paths.filter((p) => p.endsWith("__init__.py")).map(dirOf)),
     idfs,
     identWeight: new Map(terms.identifiers.map((i) => [i.name, i.weight])),
     phraseFiles,
@@ -166,6 +175,12 @@ export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext
 }
 
 const log1p = (x: number) => Math.log(1 + x);
+const dirOf = (p: string) => (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "");
+/** The issue's words behind matched keys, rarest first. */
+function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6): string {
+  const ks = [...new Set(keys)].filter((k) => ctx.allKeys.has(k)).sort((a, b) => (ctx.idfs.get(b) ?? 0) - (ctx.idfs.get(a) ?? 0) || (a < b ? -1 : 1));
+  return ks.slice(0, n).map((k) => ctx.keyWord.get(k) ?? k).join(", ");
+}
 const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 /** Raw (unnormalized) file features for every scanned file with a signal. */
@@ -231,8 +246,8 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     for (const [k] of f.pathTerms) pathWords += (ctx.allKeys.get(k) ?? 0) * (ctx.idfs.get(k) ?? 0);
     let mentions = 0;
     for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * log1p(c);
-    const matched = [...f.tf.keys()].filter((k) => ctx.allKeys.has(k)).sort((a, b) => (ctx.idfs.get(b) ?? 0) - (ctx.idfs.get(a) ?? 0));
-    if (matched.length) ev.push(`issue terms in the file: ${matched.slice(0, 6).join(", ")}`);
+    const matched = wordsOf(ctx, f.tf.keys());
+    if (matched) ev.push(`issue terms in the file: ${matched}`);
 
     out.push({
       path: f.path,
@@ -253,6 +268,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
         pathWords,
         mentions,
         vendored: VENDORED.test(f.path) || NESTED_PACKAGES.test(f.path) ? 1 : 0,
+        outsidePackage: f.path.includes("/") && !ctx.packages.has(dirOf(f.path)) ? 1 : 0,
         init: f.path.endsWith("__init__.py") ? 1 : 0,
         size: log1p(f.lines) / 8,
       },
@@ -323,8 +339,8 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
       if (callsNamed.length) ev.push(`calls \`${callsNamed[0]}\`, which the issue names`);
 
-      const words = [...new Set([...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()])].filter((k) => ctx.allKeys.has(k));
-      if (words.length) ev.push(`issue terms in its name, signature or docstring: ${words.slice(0, 6).join(", ")}`);
+      const words = wordsOf(ctx, [...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()]);
+      if (words) ev.push(`issue terms in its name, signature or docstring: ${words}`);
       out.push({
         def: d,
         evidence: ev,

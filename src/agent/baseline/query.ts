@@ -1,4 +1,4 @@
-import type { IssueTerms } from "./issueTerms.js";
+import { isStopword, type IssueTerms } from "./issueTerms.js";
 
 /**
  * What the baseline searches for, built from the issue's terms: prose words and the parts
@@ -50,7 +50,7 @@ export function buildQuery(terms: IssueTerms): Query {
   };
   for (const w of terms.words) add(w, true, 0);
   const names = usefulNames(terms).slice(0, MAX_NAMES);
-  for (const id of names) for (const part of identifierParts(id.name)) add(part, false, id.weight);
+  for (const id of names) for (const part of identifierParts(id.name)) if (!isStopword(part)) add(part, false, id.weight);
 
   const phrases: string[] = [];
   const phraseKinds: PhraseKind[] = [];
