@@ -25,7 +25,6 @@ for (const c of cases) {
   const s = scoreInstance(d.locations, c.inst.gt);
   const ranks = c.inst.gt.files.map((f) => d.files.findIndex((x) => x.item.path === f));
   fileRanks.push(Math.min(...ranks.map((r) => (r < 0 ? 999 : r))));
-  const outlined = new Set(c.dump.gathered.outline.map((f) => f.path));
   process.stdout.write(`\n${c.inst.instance_id} [${half(c.inst.instance_id)}] file ${(100 * s.file.f1).toFixed(0)} fn ${(100 * s.entity.f1).toFixed(0)}  gold file ranks ${ranks.join(",")}\n`);
   process.stdout.write(`  top files: ${d.files.slice(0, 4).map((f) => `${f.item.path} (${f.p.toFixed(2)})`).join("  ")}\n`);
   process.stdout.write(`  answered: ${d.locations.map((l) => `${l.file}:${l.class_name ? `${l.class_name}.` : ""}${l.function_name ?? ""}`).join("  ")}\n`);

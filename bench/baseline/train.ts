@@ -16,7 +16,7 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
  */
 const { values: a, positionals } = parseArgs({
-  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false } },
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false } },
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
@@ -85,7 +85,7 @@ function top1(groups: Group[], w: number[]): number {
 }
 
 /** λ by two-fold cross-validation inside the tuning half (folds by the next hash bit). */
-function chooseLambda(groups: Group[], folds: number[], dims: number): number {
+function chooseLambda(groups: Group[], folds: number[], dims: number, say: (s: string) => void): number {
   let best = { lambda: LAMBDAS[0]!, acc: -1 };
   for (const lambda of LAMBDAS) {
     let acc = 0;
@@ -93,7 +93,7 @@ function chooseLambda(groups: Group[], folds: number[], dims: number): number {
       const w = fit(groups.filter((_, i) => folds[i] !== k), dims, lambda, 1500);
       acc += top1(groups.filter((_, i) => folds[i] === k), w) / 2;
     }
-    process.stdout.write(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}\n`);
+    say(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}\n`);
     if (acc > best.acc + 1e-9) best = { lambda, acc };
   }
   return best.lambda;
@@ -136,36 +136,57 @@ function functionGroups(cs: Case[]): Group[] {
 const round = (x: number) => Math.round(x * 1000) / 1000;
 /** Cross-validation fold of each group, filled by the group builders. */
 const folds: number[] = [];
-const fg = fileGroups(tune);
-process.stdout.write(`files: ${fg.length} groups\n`);
-const lf = chooseLambda(fg, [...folds], FILE_FEATURES.length);
-const wf = fit(fg, FILE_FEATURES.length, lf);
-const ng = functionGroups(tune);
-process.stdout.write(`functions: ${ng.length} groups\n`);
-const ln = chooseLambda(ng, [...folds], FUNCTION_FEATURES.length);
-const wn = fit(ng, FUNCTION_FEATURES.length, ln);
-process.stdout.write(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on the tuning half ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
-let weights: Weights = {
-  ...WEIGHTS,
-  file: Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"],
-  fn: Object.fromEntries(FUNCTION_FEATURES.map((k, i) => [k, round(wn[i]!)])) as Weights["fn"],
-};
 
-// How many to answer: grid search on the tuning half's mean of file and function F1.
-let best = { score: -1, weights };
-for (const maxFiles of [1, 2, 3])
-  for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
-    for (const maxFunctionsPerFile of [1, 2, 3])
-      for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
-        const w = { ...weights, maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
-        const s = summary(replay(tune, w)).levels;
-        const score = s.file.f1 + s.entity.f1;
-        if (score > best.score + 1e-9) best = { score, weights: w };
-      }
-weights = best.weights;
-process.stdout.write(`${JSON.stringify(weights, null, 1)}\n`);
-process.stdout.write(`${line("start tune", summary(replay(tune, WEIGHTS)))}\n${line("start held", summary(replay(held, WEIGHTS)))}\n`);
-process.stdout.write(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);
+/** Weights fitted on `cs`: both linear models, then how many files and functions to answer. */
+function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }): Weights {
+  const fg = fileGroups(cs);
+  say(`files: ${fg.length} groups\n`);
+  const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, say);
+  const wf = fit(fg, FILE_FEATURES.length, lf);
+  const ng = functionGroups(cs);
+  say(`functions: ${ng.length} groups\n`);
+  const ln = fixed?.fn ?? chooseLambda(ng, [...folds], FUNCTION_FEATURES.length, say);
+  const wn = fit(ng, FUNCTION_FEATURES.length, ln);
+  lambdas = { file: lf, fn: ln };
+  say(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on these cases ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
+  const weights: Weights = {
+    ...WEIGHTS,
+    file: Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"],
+    fn: Object.fromEntries(FUNCTION_FEATURES.map((k, i) => [k, round(wn[i]!)])) as Weights["fn"],
+  };
+  // How many to answer: grid search on these cases' mean of file and function F1.
+  let best = { score: -1, weights };
+  for (const maxFiles of [1, 2, 3])
+    for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
+      for (const maxFunctionsPerFile of [1, 2, 3])
+        for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
+          const w = { ...weights, maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
+          const s = summary(replay(cs, w)).levels;
+          const score = s.file.f1 + s.entity.f1;
+          if (score > best.score + 1e-9) best = { score, weights: w };
+        }
+  return best.weights;
+}
+let lambdas = { file: 0, fn: 0 };
+
+const out = (s: string) => void process.stdout.write(s);
+const weights = train(tune, out);
+out(`${JSON.stringify(weights, null, 1)}\n`);
+out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
+out(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);
+if (a.loro) {
+  // Leave one repository out: fit on the other repositories' instances (both halves), score
+  // the left-out one; a proxy for repositories never seen.
+  const fixed = lambdas;
+  const outcomes = [];
+  for (const repo of [...new Set(cases.map((c) => c.inst.repo))].sort()) {
+    const w = train(cases.filter((c) => c.inst.repo !== repo), () => undefined, fixed);
+    const o = replay(cases.filter((c) => c.inst.repo === repo), w);
+    out(`${line(`loro ${repo.split("/")[1]}`, summary(o))}\n`);
+    outcomes.push(...o);
+  }
+  out(`${line("loro all", summary(outcomes))}\n`);
+}
 if (a.write) {
   writeFileSync(
     "src/agent/baseline/weights.ts",

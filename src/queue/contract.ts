@@ -66,6 +66,7 @@ export const localizePayloadSchema = z.object({
 export type LocalizePayload = z.infer<typeof localizePayloadSchema>;
 
 export const checkedLocationSchema = locationSchema.extend({
+  evidence: z.array(z.string()).optional().describe("Why the policy chose this location (matched issue terms, a traceback frame, a quoted line); at most 5 short items."),
   valid: z.boolean().describe("The file (and class/function, when given) exists at the commit."),
   problem: z.string().optional().describe("Why the location is not valid."),
 });

@@ -11,7 +11,7 @@ import { toMap, type Exec } from "./repoScan.js";
  * cannot read (Python 2 syntax) are outlined from `def`/`class` lines and indentation.
  */
 
-const OUTLINE_SCRIPT = `${PY_TEXT}
+export const OUTLINE_SCRIPT = `${PY_TEXT}
 import ast
 root = sys.argv[1]
 q = json.load(sys.stdin)

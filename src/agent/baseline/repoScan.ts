@@ -20,7 +20,7 @@ export interface ScanQuery {
   phrases: string[];
 }
 
-const SCAN_SCRIPT = `${PY_TEXT}
+export const SCAN_SCRIPT = `${PY_TEXT}
 root = sys.argv[1]
 q = json.load(sys.stdin)
 SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages"}
