@@ -34,7 +34,7 @@ interface Group {
  * Mean negative log-likelihood of the positives' total probability, plus λ‖w‖², minimized
  * by plain gradient descent from zero (deterministic).
  */
-function fit(groups: Group[], dims: number, lambda: number, iters = 3000, lr = 0.5): number[] {
+function fit(groups: Group[], dims: number, lambda: number, signed: boolean[], iters = 3000, lr = 0.5): number[] {
   const flat = groups.map((g) => ({ x: Float64Array.from(g.x.flat()), n: g.x.length, pos: g.pos }));
   const w = new Float64Array(dims);
   const grad = new Float64Array(dims);
@@ -61,9 +61,24 @@ function fit(groups: Group[], dims: number, lambda: number, iters = 3000, lr = 0
         if (coef !== 0) for (let i = 0; i < dims; i++) grad[i] = grad[i]! + coef * g.x[j * dims + i]!;
       }
     }
-    for (let i = 0; i < dims; i++) w[i] = w[i]! - lr * grad[i]!;
+    // Evidence features may only add to a score (their weight is kept ≥ 0): with a few dozen
+    // instances a negative weight on evidence is noise, and would not carry to new repositories.
+    for (let i = 0; i < dims; i++) w[i] = signed[i] ? Math.max(0, w[i]! - lr * grad[i]!) : w[i]! - lr * grad[i]!;
   }
   return [...w];
+}
+
+/** Mean log-probability of the positives (higher is better). */
+function logLik(groups: Group[], w: number[]): number {
+  let sum = 0;
+  for (const g of groups) {
+    const s = g.x.map((x) => x.reduce((acc, xi, i) => acc + xi * w[i]!, 0));
+    const m = Math.max(...s);
+    const z = s.reduce((acc, v) => acc + Math.exp(v - m), 0);
+    const zp = s.reduce((acc, v, j) => acc + (g.pos[j] ? Math.exp(v - m) : 0), 0);
+    sum += Math.log(zp / z);
+  }
+  return sum / Math.max(1, groups.length);
 }
 
 /** Share of groups whose best-scored candidate is a positive. */
@@ -85,20 +100,27 @@ function top1(groups: Group[], w: number[]): number {
 }
 
 /** λ by two-fold cross-validation inside the tuning half (folds by the next hash bit). */
-function chooseLambda(groups: Group[], folds: number[], dims: number, say: (s: string) => void): number {
-  let best = { lambda: LAMBDAS[0]!, acc: -1 };
+function chooseLambda(groups: Group[], folds: number[], dims: number, signed: boolean[], say: (s: string) => void): number {
+  let best = { lambda: LAMBDAS[0]!, ll: -Infinity };
   for (const lambda of LAMBDAS) {
     let acc = 0;
+    let ll = 0;
     for (const k of [0, 1]) {
-      const w = fit(groups.filter((_, i) => folds[i] !== k), dims, lambda, 1500);
-      acc += top1(groups.filter((_, i) => folds[i] === k), w) / 2;
+      const w = fit(groups.filter((_, i) => folds[i] !== k), dims, lambda, signed, 1500);
+      const test = groups.filter((_, i) => folds[i] === k);
+      acc += top1(test, w) / 2;
+      ll += logLik(test, w) / 2;
     }
-    say(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}\n`);
-    if (acc > best.acc + 1e-9) best = { lambda, acc };
+    say(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}, log-likelihood ${ll.toFixed(3)}\n`);
+    if (ll > best.ll + 1e-9) best = { lambda, ll };
   }
   return best.lambda;
 }
 const LAMBDAS = [0.001, 0.003, 0.01, 0.03, 0.1];
+/** Priors about a candidate (size, kind of path or name) may weigh either way; evidence only adds. */
+const PRIORS = new Set(["vendored", "outsidePackage", "init", "size", "dunder", "private", "property"]);
+const FILE_SIGNED = FILE_FEATURES.map((f) => !PRIORS.has(f));
+const FUNCTION_SIGNED = FUNCTION_FEATURES.map((f) => !PRIORS.has(f));
 
 function fileGroups(cs: Case[]): Group[] {
   const out: Group[] = [];
@@ -141,12 +163,12 @@ const folds: number[] = [];
 function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }): Weights {
   const fg = fileGroups(cs);
   say(`files: ${fg.length} groups\n`);
-  const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, say);
-  const wf = fit(fg, FILE_FEATURES.length, lf);
+  const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, FILE_SIGNED, say);
+  const wf = fit(fg, FILE_FEATURES.length, lf, FILE_SIGNED);
   const ng = functionGroups(cs);
   say(`functions: ${ng.length} groups\n`);
-  const ln = fixed?.fn ?? chooseLambda(ng, [...folds], FUNCTION_FEATURES.length, say);
-  const wn = fit(ng, FUNCTION_FEATURES.length, ln);
+  const ln = fixed?.fn ?? chooseLambda(ng, [...folds], FUNCTION_FEATURES.length, FUNCTION_SIGNED, say);
+  const wn = fit(ng, FUNCTION_FEATURES.length, ln, FUNCTION_SIGNED);
   lambdas = { file: lf, fn: ln };
   say(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on these cases ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
   const weights: Weights = {

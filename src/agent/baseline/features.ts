@@ -7,8 +7,8 @@ import type { ScanResult, ScannedFile } from "./repoScan.js";
 /**
  * Features of candidate files and of the functions in them, from what the sandbox found.
  * Pure: the same features feed the policy and the offline fitting of their weights.
- * Score-like features are divided by their maximum over the repository's files (or the
- * candidate functions), so that weights carry over between short and long issues.
+ * Score-like features are divided by their maximum over the repository's files (or over
+ * the functions of the same file), so that weights carry over between short and long issues.
  */
 
 export const FILE_FEATURES = [
@@ -367,6 +367,8 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       });
     }
   }
-  normalize(out, ["nameWords", "argWords", "docWords", "bodyWords", "mentions"]);
+  // Per file: functions compete with their neighbours, and a file's best function keeps the
+  // same scale whichever other files were outlined.
+  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "argWords", "docWords", "bodyWords", "mentions"]);
   return out;
 }

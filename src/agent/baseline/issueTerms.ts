@@ -277,6 +277,8 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     const opt = m[1] ?? "";
     if (opt.length >= 3 && !["version", "help", "verbose"].includes(opt)) pushUnique(options, opt, 10);
   }
+  // A dashed name in backticks is an option or setting even without its dashes: `ignore-paths`.
+  for (const span of inline) if (/^[a-z][a-z0-9]*(-[a-z0-9]+)+$/.test(span)) pushUnique(options, span, 10);
 
   const wordCounts = new Map<string, number>();
   const countWords = (s: string, w: number) => {

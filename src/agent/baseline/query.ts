@@ -58,9 +58,13 @@ export function buildQuery(terms: IssueTerms): Query {
     phrases.push(p);
     phraseKinds.push("code");
   }
+  // Options as the code declares them: "--name" for argparse-style parsers, or the bare
+  // quoted name for option tables and settings.
   for (const o of terms.options.slice(0, 5)) {
-    phrases.push(`--${o}`);
-    phraseKinds.push("option");
+    for (const p of [`--${o}`, `"${o}"`, `'${o}'`]) {
+      phrases.push(p);
+      phraseKinds.push("option");
+    }
   }
   return { words, wordFrom, names: names.map((n) => n.name), phrases, phraseKinds };
 }
