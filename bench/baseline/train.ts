@@ -16,7 +16,7 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
  */
 const { values: a, positionals } = parseArgs({
-  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false } },
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" } },
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
@@ -118,6 +118,8 @@ function chooseLambda(groups: Group[], folds: number[], dims: number, signed: bo
 }
 const LAMBDAS = [0.001, 0.003, 0.01, 0.03, 0.1];
 /** Priors about a candidate (size, kind of path or name) may weigh either way; evidence only adds. */
+/** Features left out of a fit (weight 0), to measure what each one brings: --drop a,b. */
+const DROP = new Set(a.drop.split(",").filter(Boolean));
 const PRIORS = new Set(["vendored", "outsidePackage", "init", "size", "dunder", "private", "property"]);
 const FILE_SIGNED = FILE_FEATURES.map((f) => !PRIORS.has(f));
 const FUNCTION_SIGNED = FUNCTION_FEATURES.map((f) => !PRIORS.has(f));
@@ -132,7 +134,7 @@ function fileGroups(cs: Case[]): Group[] {
     const pos = cands.map((f) => gt.has(f.path));
     if (!pos.some(Boolean) || pos.every(Boolean)) continue;
     folds.push(fold(c.inst.instance_id));
-    out.push({ x: cands.map((f) => FILE_FEATURES.map((k) => f.features[k])), pos });
+    out.push({ x: cands.map((f) => FILE_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
   }
   return out;
 }
@@ -149,7 +151,7 @@ function functionGroups(cs: Case[]): Group[] {
       const pos = cands.map((f) => gt.has(`${f.def.file}:${f.def.cls ? `${f.def.cls}.` : ""}${f.def.name}`));
       if (!pos.some(Boolean) || pos.every(Boolean)) continue;
       folds.push(fold(c.inst.instance_id));
-      out.push({ x: cands.map((f) => FUNCTION_FEATURES.map((k) => f.features[k])), pos });
+      out.push({ x: cands.map((f) => FUNCTION_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
     }
   }
   return out;
@@ -197,13 +199,14 @@ out(`${JSON.stringify(weights, null, 1)}\n`);
 out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
 out(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);
 if (a.loro) {
-  // Leave one repository out: fit on the other repositories' instances (both halves), score
-  // the left-out one; a proxy for repositories never seen.
+  // Leave one repository out, inside the tuning half: fit on the other repositories' cases,
+  // score the left-out one; a proxy for repositories never seen, for choosing features
+  // without looking at the held-out half.
   const fixed = lambdas;
   const outcomes = [];
-  for (const repo of [...new Set(cases.map((c) => c.inst.repo))].sort()) {
-    const w = train(cases.filter((c) => c.inst.repo !== repo), () => undefined, fixed);
-    const o = replay(cases.filter((c) => c.inst.repo === repo), w);
+  for (const repo of [...new Set(tune.map((c) => c.inst.repo))].sort()) {
+    const w = train(tune.filter((c) => c.inst.repo !== repo), () => undefined, fixed);
+    const o = replay(tune.filter((c) => c.inst.repo === repo), w);
     out(`${line(`loro ${repo.split("/")[1]}`, summary(o))}\n`);
     outcomes.push(...o);
   }

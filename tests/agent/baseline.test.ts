@@ -129,7 +129,7 @@ describe("baseline policy in a real sandbox", () => {
     expect(scan.paths.some((p) => p.includes("tests/") || p.startsWith("docs/"))).toBe(false);
     const pricing = scan.files.find((f) => f.path === "shop/pricing.py")!;
     expect(pricing.tf.get("amount")).toBeGreaterThanOrEqual(6);
-    expect(pricing.defNames.get("round")).toBe(1); // round_amount
+    expect(pricing.tf.get("round")).toBe(3); // round_amount, "Rounds", round(
     expect(pricing.phrases).toEqual([{ phrase: 0, line: 3 }]);
     const cart = scan.files.find((f) => f.path === "shop/cart.py")!;
     expect(cart.defs).toEqual([{ name: "Cart", kind: "class", line: 1 }]);
@@ -203,7 +203,7 @@ describe("baseline pieces", () => {
     expect(() => parseScan({ ...ok, stdout: "not json" })).toThrow(ScanError);
     expect(() => parseScan({ ...ok, stdout: JSON.stringify({ keys: [], paths: [], files: [{ i: 0, n: -1 }] }) })).toThrow(/malformed/);
     expect(() => parseScan({ ...ok, truncated: true, stdout: "{}" })).toThrow(/output cut/);
-    const file = (i: number, tf: string) => `{"i":${i},"n":1,"tf":${tf},"dn":{},"pt":{},"ids":{},"defs":[],"ph":[]}`;
+    const file = (i: number, tf: string) => `{"i":${i},"n":1,"tf":${tf},"pt":{},"ids":{},"defs":[],"ph":[]}`;
     const scan = parseScan({ ...ok, stdout: `{"keys":["a"],"paths":["x.py"],"files":[${file(0, '{"__proto__":2,"a":1}')},${file(9, "{}")}]}` });
     // An index past the path list is dropped; a key that would touch a prototype is dropped.
     expect(scan.files).toHaveLength(1);

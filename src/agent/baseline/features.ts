@@ -13,22 +13,17 @@ import type { ScanResult, ScannedFile } from "./repoScan.js";
 
 export const FILE_FEATURES = [
   "pathMention",
-  "frame",
   "frameInner",
-  "defClass",
-  "defFunc",
   "qualified",
   "frameFuncDefined",
   "phrase",
   "option",
   "textProse",
   "textIdent",
-  "defNames",
   "pathWords",
   "mentions",
   "vendored",
   "outsidePackage",
-  "init",
   "size",
 ] as const;
 export type FileFeature = (typeof FILE_FEATURES)[number];
@@ -37,6 +32,8 @@ export const FUNCTION_FEATURES = [
   "nameExact",
   "qualified",
   "classNamed",
+  "classWords",
+  "namedClassInit",
   "frame",
   "frameInner",
   "phrase",
@@ -196,7 +193,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
   const files: ScannedFile[] = [...ctx.scan.files];
   // A file the issue names but with no other signal is still a candidate.
   for (const path of ctx.pathMatches.keys()) {
-    if (!files.some((f) => f.path === path)) files.push({ path, lines: 0, tf: new Map(), defNames: new Map(), pathTerms: new Map(), ids: new Map(), defs: [], phrases: [] });
+    if (!files.some((f) => f.path === path)) files.push({ path, lines: 0, tf: new Map(), pathTerms: new Map(), ids: new Map(), defs: [], phrases: [] });
   }
   for (const f of files) {
     if (seen.has(f.path)) continue;
@@ -209,18 +206,8 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
       ev.push(`traceback frame: ${last.path}${last.func ? ` in ${last.func}` : ""}`);
     } else if (pm) ev.push(`the issue names the file ${f.path}`);
 
-    let defClass = 0;
-    let defFunc = 0;
     let frameFuncDefined = 0;
-    const definedNames = new Set<string>();
-    for (const d of f.defs) {
-      if (definedNames.has(`${d.kind}:${d.name}`)) continue;
-      definedNames.add(`${d.kind}:${d.name}`);
-      const w = ctx.identWeight.get(d.name) ?? 1;
-      if (d.kind === "class") defClass += w;
-      else defFunc += w;
-      frameFuncDefined = Math.max(frameFuncDefined, frameFuncs.get(d.name) ?? 0);
-    }
+    for (const d of f.defs) frameFuncDefined = Math.max(frameFuncDefined, frameFuncs.get(d.name) ?? 0);
     const defined = new Set(f.defs.map((d) => d.name));
     if (f.defs.length) ev.push(`defines ${[...defined].slice(0, 4).map((n) => `\`${n}\``).join(", ")}, named in the issue`);
     const pairs = qualified.filter(([a, b]) => defined.has(a) && defined.has(b));
@@ -241,7 +228,6 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
 
     const textProse = bm25(f.tf, ctx.proseKeys, ctx.idfs, f.lines, ctx.avgLines);
     const textIdent = bm25(f.tf, ctx.identKeys, ctx.idfs, f.lines, ctx.avgLines);
-    const defNames = bm25(f.defNames, ctx.allKeys, ctx.idfs, 1, 1);
     let pathWords = 0;
     for (const [k] of f.pathTerms) pathWords += (ctx.allKeys.get(k) ?? 0) * (ctx.idfs.get(k) ?? 0);
     let mentions = 0;
@@ -254,27 +240,22 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
       evidence: ev,
       features: {
         pathMention: pm ? pm.quality : 0,
-        frame: pm?.frames.length ? 1 : 0,
         frameInner: inner,
-        defClass,
-        defFunc,
         qualified: Math.min(2, pairs.length),
         frameFuncDefined,
         phrase: Math.min(2, phrase),
         option: Math.min(1, option),
         textProse,
         textIdent,
-        defNames,
         pathWords,
         mentions,
         vendored: VENDORED.test(f.path) || NESTED_PACKAGES.test(f.path) ? 1 : 0,
         outsidePackage: f.path.includes("/") && !ctx.packages.has(dirOf(f.path)) ? 1 : 0,
-        init: f.path.endsWith("__init__.py") ? 1 : 0,
         size: log1p(f.lines) / 8,
       },
     });
   }
-  normalize(out, ["defClass", "defFunc", "textProse", "textIdent", "defNames", "pathWords", "mentions"]);
+  normalize(out, ["textProse", "textIdent", "pathWords", "mentions"]);
   return out;
 }
 
@@ -304,6 +285,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
 
   const out: FunctionCandidate[] = [];
   for (const file of files) {
+    const classes = new Map(file.defs.filter((d) => d.kind === "class").map((d) => [d.cls ? `${d.cls}.${d.name}` : d.name, d]));
     const phraseLines = scanned.get(file.path)?.phrases ?? [];
     const frames = [...(ctx.pathMatches.get(file.path)?.frames ?? [])];
     for (const d of file.defs) {
@@ -315,6 +297,10 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const qualified = d.cls !== null && terms.qualified.some(([a, b]) => b === d.name && d.cls!.split(".").pop() === a);
       if (qualified) ev.push(`the issue writes \`${d.cls!.split(".").pop()}.${d.name}\``);
       const classNamed = d.cls ? (ctx.identWeight.get(d.cls.split(".").pop()!) ?? 0) : 0;
+      const cls = d.cls ? classes.get(d.cls) : undefined;
+      const classWords = cls ? bm25(cls.nameTerms, ctx.allKeys, ctx.idfs, 1, 1) : 0;
+      // An issue about what a class should accept or require is often fixed where it is built.
+      const namedClassInit = d.name === "__init__" && (classNamed > 0 || classWords > 0) ? 1 : 0;
       // A frame in this very file, or (the file renamed since) a frame naming this function.
       const ownFrames = frames.filter((fr) => fr.func === d.name);
       const anyFrames = terms.frames.filter((fr) => fr.func === d.name);
@@ -348,6 +334,8 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
           nameExact: Math.min(1, w / 3),
           qualified: qualified ? 1 : 0,
           classNamed: Math.min(1, classNamed / 3),
+          classWords,
+          namedClassInit,
           frame,
           frameInner,
           phrase: Math.min(2, phrase),
@@ -369,6 +357,6 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
   }
   // Per file: functions compete with their neighbours, and a file's best function keeps the
   // same scale whichever other files were outlined.
-  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "argWords", "docWords", "bodyWords", "mentions"]);
+  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "classWords", "argWords", "docWords", "bodyWords", "mentions"]);
   return out;
 }

@@ -4,7 +4,7 @@ import { PY_TEXT } from "./pyText.js";
 
 /**
  * One pass over every Python source file of the tree, inside the sandbox: per file, how
- * often the issue's words occur in its text, in the names it defines and in its path, how
+ * often the issue's words occur in its text and in its path, how
  * often the issue's identifiers occur, where they are defined, and where the issue's quoted
  * phrases appear. Tests, docs and examples are left out: an issue is fixed in the library.
  */
@@ -57,11 +57,8 @@ for i, p in enumerate(paths):
         continue
     counts = Counter(WORD.findall(text))
     tf = terms.count(counts)
-    dn = {}
     defs = []
     for m in DEF.finditer(text):
-        for k in terms.of(m.group(2)):
-            dn[k] = dn.get(k, 0) + 1
         if m.group(2) in names and len(defs) < 50:
             defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
     ids = {names[n]: counts[n] for n in names if n in counts}
@@ -77,8 +74,8 @@ for i, p in enumerate(paths):
                 break
             ph.append([j, text.count(b"\\n", 0, at) + 1])
             at = text.find(phrase, at + 1)
-    if tf or dn or ids or pt or ph:
-        out.append({"i": i, "n": text.count(b"\\n") + 1, "tf": tf, "dn": dn, "pt": pt, "ids": ids, "defs": defs, "ph": ph})
+    if tf or ids or pt or ph:
+        out.append({"i": i, "n": text.count(b"\\n") + 1, "tf": tf, "pt": pt, "ids": ids, "defs": defs, "ph": ph})
 
 json.dump({"keys": keys, "paths": paths, "files": out}, sys.stdout, separators=(",", ":"), sort_keys=True)
 `;
@@ -93,7 +90,6 @@ const scanSchema = z.object({
         i: z.number().int().nonnegative(),
         n: z.number().int().nonnegative(),
         tf: counts,
-        dn: counts,
         pt: counts,
         ids: counts,
         defs: z.array(z.tuple([z.string().max(200), z.enum(["def", "class"]), z.number().int().positive()])).max(50),
@@ -106,9 +102,8 @@ const scanSchema = z.object({
 export interface ScannedFile {
   path: string;
   lines: number;
-  /** Query key → occurrences in the file's text, in names it defines, in its path. */
+  /** Query key → occurrences in the file's text, and in its path. */
   tf: Map<string, number>;
-  defNames: Map<string, number>;
   pathTerms: Map<string, number>;
   /** Exact identifier → occurrences. */
   ids: Map<string, number>;
@@ -159,7 +154,6 @@ export function parseScan(result: ExecResult): ScanResult {
         path: paths[f.i]!,
         lines: f.n,
         tf: toMap(f.tf),
-        defNames: toMap(f.dn),
         pathTerms: toMap(f.pt),
         ids: toMap(f.ids),
         defs: f.defs.map(([name, kind, line]) => ({ name, kind, line })),
