@@ -58,11 +58,13 @@ class Terms:
         return hit
 
     def count(self, counts):
-        """Term frequencies of the keys in a Counter of tokens (set operations stay in C)."""
-        for tok in counts.keys() - self.cache.keys():
+        """Term frequencies of the keys in a Counter of tokens. Set operations stay in C and
+        cost the file's own vocabulary, never the whole cache's."""
+        toks = set(counts)
+        for tok in toks.difference(self.cache):
             self.of(tok)
         tf = {}
-        for tok in counts.keys() & self.hits.keys():
+        for tok in toks.intersection(self.hits):
             for k in self.hits[tok]:
                 tf[k] = tf.get(k, 0) + counts[tok]
         return tf
