@@ -82,6 +82,8 @@ export interface RankContext {
   idfs: Map<string, number>;
   /** Exact identifier → how strongly the issue points at it. */
   identWeight: Map<string, number>;
+  /** Exact identifier → its rarity among files (idf). */
+  identIdf: Map<string, number>;
   /** Files each phrase was found in. */
   phraseFiles: number[];
   /** Repository file → best match of an issue path (0..1) and the frames in it. */
@@ -113,6 +115,10 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
   const idfs = new Map<string, number>();
   for (const k of allKeys.keys()) idfs.set(k, idf(df.get(k) ?? 0, n));
 
+  const idDf = new Map<string, number>();
+  for (const f of scan.files) for (const name of f.ids.keys()) idDf.set(name, (idDf.get(name) ?? 0) + 1);
+  const identIdf = new Map([...idDf].map(([name, d]) => [name, idf(d, n)]));
+
   const phraseFiles = query.phrases.map(() => 0);
   for (const f of scan.files) for (const p of new Set(f.phrases.map((x) => x.phrase))) if (p < phraseFiles.length) phraseFiles[p]!++;
 
@@ -128,6 +134,7 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
     packages: new Set(scan.paths.filter((p) => p.endsWith("__init__.py")).map(dirOf)),
     idfs,
     identWeight: new Map(terms.identifiers.map((i) => [i.name, i.weight])),
+    identIdf,
     phraseFiles,
     pathMatches: matchIssuePaths(terms, scan.paths),
     avgLines,
@@ -230,8 +237,9 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const textIdent = bm25(f.tf, ctx.identKeys, ctx.idfs, f.lines, ctx.avgLines);
     let pathWords = 0;
     for (const [k] of f.pathTerms) pathWords += (ctx.allKeys.get(k) ?? 0) * (ctx.idfs.get(k) ?? 0);
+    // Names used everywhere (a base class, a common helper) point nowhere: weighed by rarity.
     let mentions = 0;
-    for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * log1p(c);
+    for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
     const matched = wordsOf(ctx, f.tf.keys());
     if (matched) ev.push(`issue terms in the file: ${matched}`);
 
@@ -319,7 +327,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       }
 
       let mentions = 0;
-      for (const [name, c] of d.ids) if (name !== d.name) mentions += (ctx.identWeight.get(name) ?? 1) * log1p(c);
+      for (const [name, c] of d.ids) if (name !== d.name) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
       const caller = calledBy.get(d.name);
       if (caller) ev.push(`called by \`${caller}\`, which the issue names`);
       const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
