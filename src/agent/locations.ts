@@ -18,6 +18,8 @@ export interface CheckedLocation extends Location {
 
 const MAX_LOCATIONS = 200;
 const MAX_NAME = 500;
+const MAX_EVIDENCE = 5;
+const MAX_EVIDENCE_CHARS = 200;
 
 export function normalizeLocations(locations: Location[], workingDir: string): Location[] {
   const seen = new Set<string>();
@@ -35,11 +37,30 @@ export function normalizeLocations(locations: Location[], workingDir: string): L
       className = functionName.slice(0, cut);
       functionName = functionName.slice(cut + 1);
     }
-    const loc: Location = { file, ...(className ? { class_name: className } : {}), ...(functionName ? { function_name: functionName } : {}) };
+    const evidence = normalizeEvidence(raw.evidence);
+    const loc: Location = {
+      file,
+      ...(className ? { class_name: className } : {}),
+      ...(functionName ? { function_name: functionName } : {}),
+      ...(evidence.length ? { evidence } : {}),
+    };
     const key = `${loc.file}\u0000${loc.class_name ?? ""}\u0000${loc.function_name ?? ""}`;
     if (seen.has(key)) continue;
     seen.add(key);
     out.push(loc);
+  }
+  return out;
+}
+
+/** A few short strings, whatever the policy sent (evidence is shown, never trusted). */
+function normalizeEvidence(raw: unknown): string[] {
+  if (!Array.isArray(raw)) return [];
+  const out: string[] = [];
+  for (const item of raw.slice(0, 50)) {
+    if (typeof item !== "string") continue;
+    const s = [...item.replace(/\s+/g, " ").trim()].slice(0, MAX_EVIDENCE_CHARS).join("");
+    if (s && !out.includes(s)) out.push(s);
+    if (out.length >= MAX_EVIDENCE) break;
   }
   return out;
 }

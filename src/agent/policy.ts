@@ -10,6 +10,8 @@ export interface Location {
   file: string;
   class_name?: string;
   function_name?: string;
+  /** Why the policy chose it (matched issue terms, a traceback frame, a quoted line). */
+  evidence?: string[];
 }
 
 export type PolicyName = "codescout" | "baseline";

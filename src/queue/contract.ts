@@ -98,6 +98,7 @@ export const localizePayloadSchema = z.object({
 export type LocalizePayload = z.infer<typeof localizePayloadSchema>;
 
 export const checkedLocationSchema = locationSchema.extend({
+  evidence: z.array(z.string()).optional().describe("Why the policy chose this location (matched issue terms, a traceback frame, a quoted line); at most 5 short items."),
   valid: z.boolean().describe("The file (and class/function, when given) exists at the commit."),
   problem: z.string().optional().describe("Why the location is not valid."),
   start_line: z
@@ -109,7 +110,6 @@ export const checkedLocationSchema = locationSchema.extend({
   end_line: z.number().int().min(1).optional().describe("Last line (1-based, inclusive) of the class or function."),
   snippet: z.string().optional().describe("The location's code (with `options.snippets`), cut after SNIPPET_MAX_LINES lines."),
   snippet_truncated: z.boolean().optional().describe("True when `snippet` was cut."),
-  evidence: z.array(z.string()).optional().describe("Why the location was chosen (matched issue terms, a traceback frame, a quoted line), when the policy says."),
 });
 export type CheckedLocationView = z.infer<typeof checkedLocationSchema>;
 

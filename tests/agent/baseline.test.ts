@@ -1,8 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
+import { matchIssuePaths } from "../../src/agent/baseline/features.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
-import { rankFiles, rankFunctions, type Evidence } from "../../src/agent/baseline/ranking.js";
-import { outputOf, parseRgLines, shellQuote } from "../../src/agent/baseline/shell.js";
+import { choose, rank } from "../../src/agent/baseline/model.js";
+import { outlineFiles } from "../../src/agent/baseline/outline.js";
+import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
+import { parseScan, scanRepository, ScanError } from "../../src/agent/baseline/repoScan.js";
+import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { PolicyEvent } from "../../src/agent/policy.js";
 import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
@@ -10,6 +14,8 @@ const FILES: Record<string, string> = {
   "shop/__init__.py": "",
   "shop/cart.py": [
     "class Cart:",
+    '    """A shopping cart: items and their quantities."""',
+    "",
     "    def __init__(self):",
     "        self.items = []",
     "",
@@ -29,7 +35,20 @@ const FILES: Record<string, string> = {
     "def format_price(amount):",
     "    return f'{amount:.2f}'",
     "",
+    "def round_amount(amount):",
+    '    """Rounds an amount to whole cents."""',
+    "    return round(amount, 2)",
+    "",
   ].join("\n"),
+  "shop/shipping.py": [
+    "from shop.pricing import format_price",
+    "",
+    "def shipping_label(order):",
+    "    return 'ship ' + format_price(order.weight * 3)",
+    "",
+  ].join("\n"),
+  // Python 2 syntax: ast refuses it, the outline still finds its functions from def lines.
+  "shop/legacy.py": ["def export_csv(rows):", "    for r in rows:", "        print ', '.join(r)", "", "def legacy_refund(order):", "    print 'refund', order", ""].join("\n"),
   "shop/tests/test_cart.py": "from shop.cart import Cart\n\ndef test_total():\n    assert Cart().total() == 0\n",
   "docs/conf.py": "project = 'shop'\n",
 };
@@ -55,15 +74,19 @@ async function localize(issue: string) {
   return { result, events };
 }
 
+const exec = () => (argv: string[], o?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, o);
+
 describe("baseline policy in a real sandbox", () => {
-  it("finds the method an issue names in backticks, through the terminal only", async () => {
+  it("finds the method an issue names in backticks, and says why", async () => {
     const { result, events } = await localize("`Cart.total` ignores the quantity of discounted items\n\nCalling `Cart.total()` after `Cart.add(item, 3)` gives the wrong sum.");
     expect(result.policy).toBe("baseline");
     expect(result.finishReason).toBe("finish_tool");
-    expect(result.locations?.[0]).toEqual({ file: "shop/cart.py", class_name: "Cart", function_name: "total" });
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/cart.py", class_name: "Cart", function_name: "total" });
+    expect(result.locations?.[0]?.evidence).toContain("the issue writes `Cart.total`");
     expect(result.locations?.some((l) => l.file.includes("tests/"))).toBe(false);
-    expect(events.filter((e) => e.type === "command").length).toBeGreaterThan(1);
-    expect(result.trajectory.some((s) => s.kind === "tool" && typeof s.observation === "string")).toBe(true);
+    // The scan and the ast outline ran in the sandbox, and the trajectory says so.
+    expect(events.filter((e) => e.type === "command")).toHaveLength(2);
+    expect(result.trajectory.filter((s) => s.kind === "tool" && s.name === "sandbox_exec" && s.exit_code === 0)).toHaveLength(2);
   });
 
   it("follows a traceback and an error message to the function that raises", async () => {
@@ -77,17 +100,54 @@ describe("baseline policy in a real sandbox", () => {
       "```",
     ].join("\n");
     const { result } = await localize(issue);
-    expect(result.locations?.[0]).toEqual({ file: "shop/pricing.py", function_name: "apply_discount" });
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "apply_discount" });
+    const evidence = result.locations?.[0]?.evidence ?? [];
+    expect(evidence.some((e) => e.startsWith("traceback frame: shop/pricing.py"))).toBe(true);
+    expect(evidence.some((e) => /line 3 holds the quoted text "raise ValueError/.test(e))).toBe(true);
+    expect(evidence.length).toBeLessThanOrEqual(5);
   });
 
-  it("answers from prose alone when the issue names no code", async () => {
-    const { result } = await localize("Pricing should round amounts the same way everywhere");
-    expect(result.locations?.[0]?.file).toBe("shop/pricing.py");
+  it("answers from prose alone, matching words to names and docstrings", async () => {
+    const { result } = await localize("Rounding of amounts is off by a cent\n\nAmounts should be rounded to whole cents the same way everywhere.");
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
+  });
+
+  it("outlines files ast cannot parse from their def lines", async () => {
+    const query = buildQuery(extractIssueTerms("legacy refund prints the order"));
+    const [file] = await outlineFiles(exec(), box.workingDir, ["shop/legacy.py"], query);
+    expect(file?.ast).toBe(false);
+    expect(file?.defs.map((d) => [d.name, d.start, d.end])).toEqual([
+      ["export_csv", 1, 4],
+      ["legacy_refund", 5, 7],
+    ]);
+    expect(file?.defs[1]?.nameTerms.get("refund")).toBe(1);
+  });
+
+  it("stems issue words and code tokens alike, and leaves tests and docs out of the scan", async () => {
+    const scan = await scanRepository(exec(), box.workingDir, { words: ["amounts", "rounded", "carts", "quantities"], names: ["Cart", "format_price"], phrases: ["percent must not"] });
+    expect(scan.keys).toEqual(["amount", "round", "cart", "quantity"]);
+    expect(scan.paths.some((p) => p.includes("tests/") || p.startsWith("docs/"))).toBe(false);
+    const pricing = scan.files.find((f) => f.path === "shop/pricing.py")!;
+    expect(pricing.tf.get("amount")).toBeGreaterThanOrEqual(6);
+    expect(pricing.tf.get("round")).toBe(3); // round_amount, "Rounds", round(
+    expect(pricing.phrases).toEqual([{ phrase: 0, line: 3 }]);
+    const cart = scan.files.find((f) => f.path === "shop/cart.py")!;
+    expect(cart.defs).toEqual([{ name: "Cart", kind: "class", line: 1 }]);
+    expect(cart.tf.get("quantity")).toBe(1); // "quantities" in the docstring
+    expect(scan.files.find((f) => f.path === "shop/shipping.py")?.ids.get("format_price")).toBe(2);
+  });
+
+  it("gives the same answer for the same input", async () => {
+    const terms = extractIssueTerms("Shipping label shows the wrong price format for heavy orders");
+    const a = decide(terms, await gather(exec(), box.workingDir, terms, WEIGHTS, 4), WEIGHTS);
+    const b = decide(terms, await gather(exec(), box.workingDir, terms, WEIGHTS, 4), WEIGHTS);
+    expect(a.locations).toEqual(b.locations);
+    expect(a.locations[0]?.file).toBe("shop/shipping.py");
   });
 });
 
 describe("baseline pieces", () => {
-  it("extracts names, qualified pairs, paths and phrases from an issue", () => {
+  it("extracts names, qualified pairs, paths, frames and phrases from an issue", () => {
     const t = extractIssueTerms('`Session.request` fails\n  File "/x/site-packages/requests/sessions.py", line 4, in request\nValueError: method must be a native string here');
     expect(t.qualified).toContainEqual(["Session", "request"]);
     expect(t.paths).toContain("requests/sessions.py");
@@ -95,33 +155,58 @@ describe("baseline pieces", () => {
     expect(t.phrases.some((p) => p.startsWith("method must be a native string"))).toBe(true);
   });
 
-  it("ranks a file defining Class.method above one merely mentioning the names", () => {
-    const terms = extractIssueTerms("`Cart.total` is wrong");
-    const evidence: Evidence = {
-      pathHits: new Map(),
-      definitions: [
-        { file: "a/cart.py", line: 1, kind: "class", name: "Cart" },
-        { file: "a/cart.py", line: 8, kind: "def", name: "total" },
-      ],
-      phraseHits: new Map(),
-      mentionCounts: new Map([["a/report.py", 9], ["a/cart.py", 2]]),
-      wordCounts: new Map(),
-      namedAfter: new Map(),
-      totalFiles: 10,
-    };
-    const ranked = rankFiles(evidence, terms);
-    expect(ranked.map((r) => r.file)).toEqual(["a/cart.py"]);
-    const fns = rankFunctions("a/cart.py", [
-      { kind: "class", name: "Cart", cls: null, start: 1, end: 10 },
-      { kind: "def", name: "add", cls: "Cart", start: 5, end: 6 },
-      { kind: "def", name: "total", cls: "Cart", start: 8, end: 9 },
-    ], terms, evidence, []);
-    expect(fns.map((f) => f.name)).toEqual(["total"]);
+  it("reads pytest's short tracebacks as frames, innermost last", () => {
+    const t = extractIssueTerms(
+      "```\n/usr/lib/python3.9/site-packages/_pytest/runner.py:341: in from_call\n    result = func()\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: in _show_fixture_action\n    tw.write(x)\nE   BytesWarning: str() on a bytes instance\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: BytesWarning\n```",
+    );
+    expect(t.frames.map((f) => [f.path, f.func])).toEqual([
+      ["_pytest/runner.py", "from_call"],
+      ["_pytest/setuponly.py", "_show_fixture_action"],
+      ["_pytest/setuponly.py", null],
+    ]);
   });
 
-  it("quotes for bash, strips status lines, and parses only well-formed rg lines", () => {
-    expect(shellQuote("it's\nx")).toBe("'it'\\''s x'");
-    expect(outputOf("a.py:1:x\n[The command completed with exit code 0.]\n[Current working directory: /w]")).toBe("a.py:1:x");
-    expect(parseRgLines("a/b.py:12:def f():\n<response clipped>\nnoise")).toEqual([{ file: "a/b.py", line: 12, text: "def f():" }]);
+  it("queries identifier parts without stopwords, and option names as phrases", () => {
+    expect(identifierParts("HTTPAdapter")).toEqual(["http", "adapter"]);
+    expect(identifierParts("_lookup_single")).toEqual(["lookup", "single"]);
+    const q = buildQuery(extractIssueTerms("`get_for_model` is slow with --reuse-db"));
+    expect(q.words).toContain("model");
+    expect(q.words).not.toContain("get");
+    expect(q.phrases).toContain("--reuse-db");
+    expect(q.phraseKinds[q.phrases.indexOf("--reuse-db")]).toBe("option");
+  });
+
+  it("matches issue paths to files by their longest common suffix", () => {
+    const terms = extractIssueTerms('File "/home/u/venv/lib/python3.8/site-packages/pkg/core/models.py", line 2, in save\nand see also util.py');
+    const m = matchIssuePaths(terms, ["pkg/core/models.py", "pkg/models.py", "pkg/util.py", "other/util.py"]);
+    expect(m.get("pkg/core/models.py")).toMatchObject({ quality: 1 });
+    expect(m.get("pkg/core/models.py")?.frames.map((f) => f.func)).toEqual(["save"]);
+    expect(m.has("pkg/models.py")).toBe(false);
+    // A bare name shared by two files is a weak match, given to one of them.
+    expect(m.get("other/util.py")?.quality).toBe(0.5);
+  });
+
+  it("answers the best candidate and the next only while close to it, ties broken by key", () => {
+    const cands = [
+      { key: "b", features: { x: 1 }, evidence: [] },
+      { key: "a", features: { x: 1 }, evidence: [] },
+      { key: "c", features: { x: -3 }, evidence: [] },
+    ];
+    const ranked = rank(cands, { x: 1 }, (c) => c.key);
+    expect(ranked.map((r) => r.item.key)).toEqual(["a", "b", "c"]);
+    expect(choose(ranked, 0.9, 3).map((r) => r.item.key)).toEqual(["a", "b"]);
+    expect(choose(ranked, 0.9, 1).map((r) => r.item.key)).toEqual(["a"]);
+  });
+
+  it("refuses scan output that is cut, malformed or not JSON", () => {
+    const ok = { exitCode: 0, stderr: "", truncated: false };
+    expect(() => parseScan({ ...ok, stdout: "not json" })).toThrow(ScanError);
+    expect(() => parseScan({ ...ok, stdout: JSON.stringify({ keys: [], paths: [], files: [{ i: 0, n: -1 }] }) })).toThrow(/malformed/);
+    expect(() => parseScan({ ...ok, truncated: true, stdout: "{}" })).toThrow(/output cut/);
+    const file = (i: number, tf: string) => `{"i":${i},"n":1,"tf":${tf},"pt":{},"ids":{},"defs":[],"ph":[]}`;
+    const scan = parseScan({ ...ok, stdout: `{"keys":["a"],"paths":["x.py"],"files":[${file(0, '{"__proto__":2,"a":1}')},${file(9, "{}")}]}` });
+    // An index past the path list is dropped; a key that would touch a prototype is dropped.
+    expect(scan.files).toHaveLength(1);
+    expect([...scan.files[0]!.tf]).toEqual([["a", 1]]);
   });
 });

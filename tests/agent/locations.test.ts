@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { checkLocations, normalizeLocations } from "../../src/agent/locations.js";
+import type { Location } from "../../src/agent/policy.js";
 import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
 /** Location checks and line ranges, computed by Python's ast inside a real sandbox. */
@@ -96,5 +97,24 @@ describe("location checks", () => {
     expect(checked[0]).toMatchObject({ start_line: 8, end_line: 11, snippet: "@cached\n@functools.lru_cache()\ndef render(name):\n    return name.upper()", snippet_truncated: false });
     expect(checked[1]!.snippet).toBe('class View:\n    """A view."""\n\n    @property');
     expect(checked[1]!.snippet_truncated).toBe(true);
+  });
+});
+
+describe("normalizeLocations", () => {
+  it("keeps a policy's evidence, capped to five short strings, and drops what is not text", () => {
+    const raw = {
+      file: "/tmp/testbed/x/pkg/a.py",
+      function_name: "f",
+      evidence: ["  the issue names\n`f`  ", 42, "the issue names `f`", "x".repeat(500), "b", "c", "d", "e", "f"],
+    } as unknown as Location;
+    const [loc] = normalizeLocations([raw], "/tmp/testbed/x");
+    expect(loc?.file).toBe("pkg/a.py");
+    expect(loc?.evidence).toEqual(["the issue names `f`", "x".repeat(200), "b", "c", "d"]);
+  });
+
+  it("leaves evidence out when there is none, or when it is not a list", () => {
+    const [a, b] = normalizeLocations([{ file: "a.py" }, { file: "b.py", evidence: "why" } as unknown as Location], "/w");
+    expect(a).toEqual({ file: "a.py" });
+    expect(b).toEqual({ file: "b.py" });
   });
 });

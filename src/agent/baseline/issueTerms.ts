@@ -84,6 +84,11 @@ const STOPWORDS = new Set(
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Words too common in issues or code to point anywhere (lowercase). */
+export function isStopword(word: string): boolean {
+  return STOPWORDS.has(word) || PY_KEYWORDS.has(word);
+}
+
 export function normalizeIssuePath(raw: string): string | null {
   let p = raw.replace(/\\/g, "/").trim();
   p = p.replace(/^file:\/+/, "/");
@@ -126,6 +131,10 @@ const FRAME_PATTERNS: RegExp[] = [
   /File ([^\s,"]{1,400}?\.py):\d+, in ([A-Za-z_<][\w<>.]*)/g,
   // IPython 7: ~/x/y.py in func(args)
   /([^\s"'()[\]]{1,400}?\.py) in ([A-Za-z_<][\w<>.]*)\(/g,
+  // pytest's short tracebacks: /x/y.py:12: in func
+  /([^\s"'()[\]:]{1,400}?\.py):\d+: in ([A-Za-z_<][\w<>.]*)/g,
+  // ... and their last line, where the error was raised: /x/y.py:12: ValueError
+  /([^\s"'()[\]:]{1,400}?\.py):\d+: ()[A-Z]\w*(?:Error|Exception|Warning|Exit)\b/g,
 ];
 
 function parseFrames(text: string): Frame[] {
@@ -135,7 +144,7 @@ function parseFrames(text: string): Frame[] {
     for (let m = re.exec(text); m && found.length < MAX_FRAMES * 3; m = re.exec(text)) {
       const path = normalizeIssuePath(m[1] ?? "");
       if (!path) continue;
-      let func = m[2] ?? null;
+      let func = m[2] || null;
       if (func && (func.startsWith("<") || !/^[\w.]+$/.test(func))) func = null;
       // "Plot._repr_png_" names the method; the class is found again from the tree.
       if (func && func.includes(".")) func = func.split(".").pop() ?? null;
@@ -268,6 +277,8 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     const opt = m[1] ?? "";
     if (opt.length >= 3 && !["version", "help", "verbose"].includes(opt)) pushUnique(options, opt, 10);
   }
+  // A dashed name in backticks is an option or setting even without its dashes: `ignore-paths`.
+  for (const span of inline) if (/^[a-z][a-z0-9]*(-[a-z0-9]+)+$/.test(span)) pushUnique(options, span, 10);
 
   const wordCounts = new Map<string, number>();
   const countWords = (s: string, w: number) => {

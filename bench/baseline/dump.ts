@@ -1,0 +1,65 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { gather } from "../../src/agent/baseline.js";
+import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
+import { WEIGHTS } from "../../src/agent/baseline/weights.js";
+import { loadBench, repoUrl } from "../../src/eval/bench.js";
+import { RepoCache } from "../../src/repos/cache.js";
+import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
+import { makeWorkingDir } from "../../src/sandbox/workdir.js";
+import { serialize } from "./store.js";
+
+/**
+ * Runs the baseline's sandbox work (scan and ast outline, through the real repository
+ * cache and sandbox) for every instance of benchmark files and stores what it found, so
+ * weights can be fitted and rules compared offline in seconds. More files are outlined than
+ * the policy outlines, so refitted file weights still find their files' outlines.
+ *
+ *   npx tsx bench/baseline/dump.ts --out /work/eval-baseline/dump.jsonl \
+ *     --url-template 'file:///work/evalmirrors/{owner}+{name}.git' BENCH.jsonl...
+ */
+const { values: a, positionals } = parseArgs({
+  options: {
+    out: { type: "string" },
+    "url-template": { type: "string", default: "https://github.com/{repo}.git" },
+    "cache-dir": { type: "string", default: ".cache/repos" },
+    outline: { type: "string", default: "12" },
+    concurrency: { type: "string", default: "2" },
+  },
+  allowPositionals: true,
+});
+if (!a.out || positionals.length === 0) throw new Error("usage: dump.ts --out FILE [--url-template T] [--cache-dir D] BENCH.jsonl...");
+const out = a.out;
+mkdirSync(dirname(out), { recursive: true });
+const done = new Set(existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { instance_id: string }).instance_id) : []);
+const instances = positionals.flatMap((p) => loadBench(p)).filter((i) => !done.has(i.instance_id));
+
+const repos = new RepoCache({ dir: a["cache-dir"], allowFileUrls: true });
+const sandboxes = createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 600, mountMode: "bind" });
+let next = 0;
+await Promise.all(
+  Array.from({ length: Number(a.concurrency) }, async () => {
+    while (next < instances.length) {
+      const inst = instances[next++]!;
+      const tree = await repos.prepare({ url: repoUrl(a["url-template"], inst.repo), commit: inst.base_commit });
+      const [owner = "o", name = "r"] = inst.repo.split("/");
+      const workingDir = makeWorkingDir(owner, name, inst.instance_id);
+      const box = await sandboxes.create({ jobId: `dump-${inst.instance_id}`, treePath: tree.treePath, workingDir });
+      try {
+        const timings: number[] = [];
+        const exec = async (argv: string[], o?: Parameters<typeof box.exec>[1]) => {
+          const t = performance.now();
+          const r = await box.exec(argv, o);
+          timings.push(performance.now() - t);
+          return r;
+        };
+        const g = await gather(exec, workingDir, extractIssueTerms(inst.problem_statement), WEIGHTS, Number(a.outline));
+        appendFileSync(out, `${serialize({ instance_id: inst.instance_id, repo: inst.repo, exec_ms: timings.map(Math.round), gathered: g })}\n`);
+        process.stderr.write(`${inst.instance_id} ${timings.map(Math.round).join(" ")} ms\n`);
+      } finally {
+        await box.destroy();
+      }
+    }
+  }),
+);

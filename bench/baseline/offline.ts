@@ -1,0 +1,58 @@
+import { createHash } from "node:crypto";
+import { decide } from "../../src/agent/baseline.js";
+import { extractIssueTerms, type IssueTerms } from "../../src/agent/baseline/issueTerms.js";
+import type { Weights } from "../../src/agent/baseline/model.js";
+import { loadBench, type Instance } from "../../src/eval/bench.js";
+import { aggregate, scoreInstance, type AggregateScores, type InstanceScores } from "../../src/scoring/index.js";
+import { loadDump, type Dumped } from "./store.js";
+
+/**
+ * The baseline replayed offline on dumped sandbox findings: same `decide` as the policy, so
+ * figures here match the eval CLI's up to which files were outlined.
+ */
+
+/**
+ * The split every figure uses: an instance is in the tuning half when the first 8 hex digits
+ * of sha256(instance_id) are even, else held out. Nothing about the instance but its id.
+ */
+export function half(instanceId: string): "tune" | "held" {
+  return parseInt(createHash("sha256").update(instanceId).digest("hex").slice(0, 8), 16) % 2 === 0 ? "tune" : "held";
+}
+
+export interface Case {
+  inst: Instance;
+  terms: IssueTerms;
+  dump: Dumped;
+}
+
+export function loadCases(benchFiles: string[], dumpFile: string): Case[] {
+  const dump = loadDump(dumpFile);
+  const out: Case[] = [];
+  for (const inst of benchFiles.flatMap((f) => loadBench(f))) {
+    const d = dump.get(inst.instance_id);
+    if (d) out.push({ inst, terms: extractIssueTerms(inst.problem_statement), dump: d });
+  }
+  return out;
+}
+
+export interface Outcome {
+  id: string;
+  repo: string;
+  scores: InstanceScores;
+}
+
+export function replay(cases: Case[], weights: Weights): Outcome[] {
+  return cases.map((c) => {
+    const { locations } = decide(c.terms, c.dump.gathered, weights);
+    return { id: c.inst.instance_id, repo: c.inst.repo, scores: scoreInstance(locations, c.inst.gt) };
+  });
+}
+
+export function summary(outcomes: Outcome[]): AggregateScores {
+  return aggregate(outcomes.map((o) => ({ scores: o.scores, answered: true })));
+}
+
+export const pct = (x: number) => (100 * x).toFixed(1);
+export function line(label: string, s: AggregateScores): string {
+  return `${label.padEnd(14)} n=${String(s.instances).padStart(3)}  file ${pct(s.levels.file.f1).padStart(5)}  module ${pct(s.levels.module.f1).padStart(5)}  function ${pct(s.levels.entity.f1).padStart(5)}`;
+}

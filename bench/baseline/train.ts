@@ -1,0 +1,228 @@
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { FILE_FEATURES, FUNCTION_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
+import type { Weights } from "../../src/agent/baseline/model.js";
+import { WEIGHTS } from "../../src/agent/baseline/weights.js";
+import { half, line, loadCases, replay, summary, type Case } from "./offline.js";
+
+/**
+ * Fits the baseline's weights on the tuning half of the dev set and reports both halves.
+ * File and function weights are conditional-logit fits (softmax over one instance's
+ * candidates, the gold ones as positives, L2-penalized, plain gradient descent from zero,
+ * so the fit is deterministic); how many files and functions to answer is then chosen by
+ * grid search on the tuning half's mean F1.
+ *
+ *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
+ */
+const { values: a, positionals } = parseArgs({
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" } },
+  allowPositionals: true,
+});
+if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
+const cases = loadCases(positionals, a.dump);
+const tune = cases.filter((c) => a.all || half(c.inst.instance_id) === "tune");
+const held = cases.filter((c) => half(c.inst.instance_id) === "held");
+const fold = (id: string) => parseInt(createHash("sha256").update(id).digest("hex").slice(8, 16), 16) % 2;
+
+interface Group {
+  x: number[][];
+  pos: boolean[];
+}
+
+/**
+ * Mean negative log-likelihood of the positives' total probability, plus λ‖w‖², minimized
+ * by plain gradient descent from zero (deterministic).
+ */
+function fit(groups: Group[], dims: number, lambda: number, signed: boolean[], iters = 3000, lr = 0.5): number[] {
+  const flat = groups.map((g) => ({ x: Float64Array.from(g.x.flat()), n: g.x.length, pos: g.pos }));
+  const w = new Float64Array(dims);
+  const grad = new Float64Array(dims);
+  for (let it = 0; it < iters; it++) {
+    for (let i = 0; i < dims; i++) grad[i] = 2 * lambda * w[i]!;
+    for (const g of flat) {
+      const s = new Float64Array(g.n);
+      let m = -Infinity;
+      for (let j = 0; j < g.n; j++) {
+        let v = 0;
+        for (let i = 0; i < dims; i++) v += g.x[j * dims + i]! * w[i]!;
+        s[j] = v;
+        if (v > m) m = v;
+      }
+      let z = 0;
+      let zp = 0;
+      for (let j = 0; j < g.n; j++) {
+        s[j] = Math.exp(s[j]! - m);
+        z += s[j]!;
+        if (g.pos[j]) zp += s[j]!;
+      }
+      for (let j = 0; j < g.n; j++) {
+        const coef = (s[j]! / z - (g.pos[j] ? s[j]! / zp : 0)) / flat.length;
+        if (coef !== 0) for (let i = 0; i < dims; i++) grad[i] = grad[i]! + coef * g.x[j * dims + i]!;
+      }
+    }
+    // Evidence features may only add to a score (their weight is kept ≥ 0): with a few dozen
+    // instances a negative weight on evidence is noise, and would not carry to new repositories.
+    for (let i = 0; i < dims; i++) w[i] = signed[i] ? Math.max(0, w[i]! - lr * grad[i]!) : w[i]! - lr * grad[i]!;
+  }
+  return [...w];
+}
+
+/** Mean log-probability of the positives (higher is better). */
+function logLik(groups: Group[], w: number[]): number {
+  let sum = 0;
+  for (const g of groups) {
+    const s = g.x.map((x) => x.reduce((acc, xi, i) => acc + xi * w[i]!, 0));
+    const m = Math.max(...s);
+    const z = s.reduce((acc, v) => acc + Math.exp(v - m), 0);
+    const zp = s.reduce((acc, v, j) => acc + (g.pos[j] ? Math.exp(v - m) : 0), 0);
+    sum += Math.log(zp / z);
+  }
+  return sum / Math.max(1, groups.length);
+}
+
+/** Share of groups whose best-scored candidate is a positive. */
+function top1(groups: Group[], w: number[]): number {
+  let hits = 0;
+  for (const g of groups) {
+    let best = -Infinity;
+    let pos = false;
+    g.x.forEach((x, j) => {
+      const v = x.reduce((acc, xi, i) => acc + xi * w[i]!, 0);
+      if (v > best) {
+        best = v;
+        pos = g.pos[j]!;
+      }
+    });
+    if (pos) hits++;
+  }
+  return hits / Math.max(1, groups.length);
+}
+
+/** λ by two-fold cross-validation inside the tuning half (folds by the next hash bit). */
+function chooseLambda(groups: Group[], folds: number[], dims: number, signed: boolean[], say: (s: string) => void): number {
+  let best = { lambda: LAMBDAS[0]!, ll: -Infinity };
+  for (const lambda of LAMBDAS) {
+    let acc = 0;
+    let ll = 0;
+    for (const k of [0, 1]) {
+      const w = fit(groups.filter((_, i) => folds[i] !== k), dims, lambda, signed, 1500);
+      const test = groups.filter((_, i) => folds[i] === k);
+      acc += top1(test, w) / 2;
+      ll += logLik(test, w) / 2;
+    }
+    say(`  λ=${lambda}: cross-validated top-1 ${(100 * acc).toFixed(1)}, log-likelihood ${ll.toFixed(3)}\n`);
+    if (ll > best.ll + 1e-9) best = { lambda, ll };
+  }
+  return best.lambda;
+}
+const LAMBDAS = [0.001, 0.003, 0.01, 0.03, 0.1];
+/** Priors about a candidate (size, kind of path or name) may weigh either way; evidence only adds. */
+/** Features left out of a fit (weight 0), to measure what each one brings: --drop a,b. */
+const DROP = new Set(a.drop.split(",").filter(Boolean));
+const PRIORS = new Set(["vendored", "outsidePackage", "init", "size", "dunder", "private", "property"]);
+const FILE_SIGNED = FILE_FEATURES.map((f) => !PRIORS.has(f));
+const FUNCTION_SIGNED = FUNCTION_FEATURES.map((f) => !PRIORS.has(f));
+
+function fileGroups(cs: Case[]): Group[] {
+  const out: Group[] = [];
+  folds.length = 0;
+  for (const c of cs) {
+    const g = c.dump.gathered;
+    const cands = fileFeatures(rankContext(c.terms, g.query, g.scan));
+    const gt = new Set(c.inst.gt.files);
+    const pos = cands.map((f) => gt.has(f.path));
+    if (!pos.some(Boolean) || pos.every(Boolean)) continue;
+    folds.push(fold(c.inst.instance_id));
+    out.push({ x: cands.map((f) => FILE_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
+  }
+  return out;
+}
+
+function functionGroups(cs: Case[]): Group[] {
+  const out: Group[] = [];
+  folds.length = 0;
+  for (const c of cs) {
+    const g = c.dump.gathered;
+    const ctx = rankContext(c.terms, g.query, g.scan);
+    const gt = new Set(c.inst.gt.entities);
+    for (const file of g.outline.filter((f) => c.inst.gt.files.includes(f.path))) {
+      const cands = functionFeatures(ctx, [file]);
+      const pos = cands.map((f) => gt.has(`${f.def.file}:${f.def.cls ? `${f.def.cls}.` : ""}${f.def.name}`));
+      if (!pos.some(Boolean) || pos.every(Boolean)) continue;
+      folds.push(fold(c.inst.instance_id));
+      out.push({ x: cands.map((f) => FUNCTION_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
+    }
+  }
+  return out;
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+/** Cross-validation fold of each group, filled by the group builders. */
+const folds: number[] = [];
+
+/** Weights fitted on `cs`: both linear models, then how many files and functions to answer. */
+function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }): Weights {
+  const fg = fileGroups(cs);
+  say(`files: ${fg.length} groups\n`);
+  const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, FILE_SIGNED, say);
+  const wf = fit(fg, FILE_FEATURES.length, lf, FILE_SIGNED);
+  const ng = functionGroups(cs);
+  say(`functions: ${ng.length} groups\n`);
+  const ln = fixed?.fn ?? chooseLambda(ng, [...folds], FUNCTION_FEATURES.length, FUNCTION_SIGNED, say);
+  const wn = fit(ng, FUNCTION_FEATURES.length, ln, FUNCTION_SIGNED);
+  lambdas = { file: lf, fn: ln };
+  say(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on these cases ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
+  const weights: Weights = {
+    ...WEIGHTS,
+    file: Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"],
+    fn: Object.fromEntries(FUNCTION_FEATURES.map((k, i) => [k, round(wn[i]!)])) as Weights["fn"],
+  };
+  // How many to answer: grid search on these cases' mean of file and function F1.
+  let best = { score: -1, weights };
+  for (const maxFiles of [1, 2, 3])
+    for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
+      for (const maxFunctionsPerFile of [1, 2, 3])
+        for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
+          const w = { ...weights, maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
+          const s = summary(replay(cs, w)).levels;
+          const score = s.file.f1 + s.entity.f1;
+          if (score > best.score + 1e-9) best = { score, weights: w };
+        }
+  return best.weights;
+}
+let lambdas = { file: 0, fn: 0 };
+
+const out = (s: string) => void process.stdout.write(s);
+const weights = train(tune, out);
+out(`${JSON.stringify(weights, null, 1)}\n`);
+out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
+out(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);
+if (a.loro) {
+  // Leave one repository out, inside the tuning half: fit on the other repositories' cases,
+  // score the left-out one; a proxy for repositories never seen, for choosing features
+  // without looking at the held-out half.
+  const fixed = lambdas;
+  const outcomes = [];
+  for (const repo of [...new Set(tune.map((c) => c.inst.repo))].sort()) {
+    const w = train(tune.filter((c) => c.inst.repo !== repo), () => undefined, fixed);
+    const o = replay(tune.filter((c) => c.inst.repo === repo), w);
+    out(`${line(`loro ${repo.split("/")[1]}`, summary(o))}\n`);
+    outcomes.push(...o);
+  }
+  out(`${line("loro all", summary(outcomes))}\n`);
+}
+if (a.write) {
+  writeFileSync(
+    "src/agent/baseline/weights.ts",
+    `import type { Weights } from "./model.js";
+
+/**
+ * Fitted by bench/baseline/train.ts on the tuning half of the dev set (instances whose
+ * sha256(instance_id) starts with an even 32-bit number); do not edit by hand.
+ */
+export const WEIGHTS: Weights = ${JSON.stringify(weights, null, 2).replace(/"(\w+)":/g, "$1:")};
+`,
+  );
+  process.stdout.write("wrote src/agent/baseline/weights.ts\n");
+}

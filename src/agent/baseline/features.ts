@@ -1,0 +1,370 @@
+import { bm25, idf } from "./bm25.js";
+import type { IssueTerms } from "./issueTerms.js";
+import type { OutlinedDef, OutlinedFile } from "./outline.js";
+import type { Query } from "./query.js";
+import type { ScanResult, ScannedFile } from "./repoScan.js";
+
+/**
+ * Features of candidate files and of the functions in them, from what the sandbox found.
+ * Pure: the same features feed the policy and the offline fitting of their weights.
+ * Score-like features are divided by their maximum over the repository's files (or over
+ * the functions of the same file), so that weights carry over between short and long issues.
+ */
+
+export const FILE_FEATURES = [
+  "pathMention",
+  "frameInner",
+  "qualified",
+  "frameFuncDefined",
+  "phrase",
+  "option",
+  "textProse",
+  "textIdent",
+  "pathWords",
+  "mentions",
+  "vendored",
+  "outsidePackage",
+  "size",
+] as const;
+export type FileFeature = (typeof FILE_FEATURES)[number];
+
+export const FUNCTION_FEATURES = [
+  "nameExact",
+  "qualified",
+  "classNamed",
+  "classWords",
+  "namedClassInit",
+  "frame",
+  "frameInner",
+  "phrase",
+  "option",
+  "nameWords",
+  "argWords",
+  "docWords",
+  "bodyWords",
+  "mentions",
+  "calledByNamed",
+  "callsNamed",
+  "size",
+  "dunder",
+  "private",
+  "property",
+] as const;
+export type FunctionFeature = (typeof FUNCTION_FEATURES)[number];
+
+export interface Candidate<F extends string> {
+  features: Record<F, number>;
+  /** Why, in words a calling agent can check. */
+  evidence: string[];
+}
+
+export interface FileCandidate extends Candidate<FileFeature> {
+  path: string;
+}
+
+export interface FunctionCandidate extends Candidate<FunctionFeature> {
+  def: OutlinedDef;
+}
+
+/** What every feature needs to know about the issue and the repository. */
+export interface RankContext {
+  terms: IssueTerms;
+  query: Query;
+  scan: ScanResult;
+  /** Query key → weight, for prose words, for identifier parts, and for both. */
+  proseKeys: Map<string, number>;
+  identKeys: Map<string, number>;
+  allKeys: Map<string, number>;
+  /** Query key → the issue's word it came from, for evidence. */
+  keyWord: Map<string, string>;
+  /** Directories holding an __init__.py. */
+  packages: Set<string>;
+  idfs: Map<string, number>;
+  /** Exact identifier → how strongly the issue points at it. */
+  identWeight: Map<string, number>;
+  /** Exact identifier → its rarity among files (idf). */
+  identIdf: Map<string, number>;
+  /** Files each phrase was found in. */
+  phraseFiles: number[];
+  /** Repository file → best match of an issue path (0..1) and the frames in it. */
+  pathMatches: Map<string, { quality: number; frames: IssueTerms["frames"] }>;
+  avgLines: number;
+}
+
+const VENDORED = /(^|\/)(_?vendor(ed)?|externals?|extern|third_party|thirdparty)\//;
+const NESTED_PACKAGES = /^[^/]+\/(.+\/)?packages\//;
+
+export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): RankContext {
+  const proseKeys = new Map<string, number>();
+  const identKeys = new Map<string, number>();
+  const keyWord = new Map<string, string>();
+  query.words.forEach((w, i) => {
+    const key = scan.keys[i];
+    const from = query.wordFrom[i];
+    if (!key || !from) return;
+    if (!keyWord.has(key) || w.length < keyWord.get(key)!.length) keyWord.set(key, w);
+    if (from.prose) proseKeys.set(key, 1);
+    if (from.ident > 0) identKeys.set(key, Math.max(identKeys.get(key) ?? 0, Math.min(1, from.ident / 3)));
+  });
+  const allKeys = new Map(proseKeys);
+  for (const [k, w] of identKeys) allKeys.set(k, Math.max(allKeys.get(k) ?? 0, w));
+
+  const df = new Map<string, number>();
+  for (const f of scan.files) for (const k of f.tf.keys()) df.set(k, (df.get(k) ?? 0) + 1);
+  const n = Math.max(scan.paths.length, 1);
+  const idfs = new Map<string, number>();
+  for (const k of allKeys.keys()) idfs.set(k, idf(df.get(k) ?? 0, n));
+
+  const idDf = new Map<string, number>();
+  for (const f of scan.files) for (const name of f.ids.keys()) idDf.set(name, (idDf.get(name) ?? 0) + 1);
+  const identIdf = new Map([...idDf].map(([name, d]) => [name, idf(d, n)]));
+
+  const phraseFiles = query.phrases.map(() => 0);
+  for (const f of scan.files) for (const p of new Set(f.phrases.map((x) => x.phrase))) if (p < phraseFiles.length) phraseFiles[p]!++;
+
+  const avgLines = scan.files.length ? scan.files.reduce((s, f) => s + f.lines, 0) / scan.files.length : 1;
+  return {
+    terms,
+    query,
+    scan,
+    proseKeys,
+    identKeys,
+    allKeys,
+    keyWord,
+    packages: new Set(scan.paths.filter((p) => p.endsWith("__init__.py")).map(dirOf)),
+    idfs,
+    identWeight: new Map(terms.identifiers.map((i) => [i.name, i.weight])),
+    identIdf,
+    phraseFiles,
+    pathMatches: matchIssuePaths(terms, scan.paths),
+    avgLines,
+  };
+}
+
+/**
+ * Issue paths (often absolute, or from an installed copy) matched to repository files by
+ * their longest common suffix of path segments. One segment (a bare file name) counts only
+ * when the issue wrote no directory.
+ */
+export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext["pathMatches"] {
+  const byBase = new Map<string, string[]>();
+  for (const p of paths) {
+    const base = p.slice(p.lastIndexOf("/") + 1);
+    const list = byBase.get(base) ?? [];
+    list.push(p);
+    byBase.set(base, list);
+  }
+  const out: RankContext["pathMatches"] = new Map();
+  for (const issuePath of terms.paths) {
+    const parts = issuePath.split("/");
+    const same = byBase.get(parts[parts.length - 1]!) ?? [];
+    let best: string | undefined;
+    let bestLen = 0;
+    for (const f of same) {
+      const fp = f.split("/");
+      let k = 0;
+      while (k < parts.length && k < fp.length && parts[parts.length - 1 - k] === fp[fp.length - 1 - k]) k++;
+      if (k > bestLen || (k === bestLen && best !== undefined && f < best)) {
+        best = f;
+        bestLen = k;
+      }
+    }
+    if (!best) continue;
+    const quality = bestLen >= 2 || parts.length === 1 ? (same.length === 1 || bestLen >= 2 ? 1 : 0.5) : 0.3;
+    const frames = terms.frames.filter((fr) => fr.path === issuePath);
+    const prev = out.get(best);
+    out.set(best, { quality: Math.max(prev?.quality ?? 0, quality), frames: [...(prev?.frames ?? []), ...frames] });
+  }
+  return out;
+}
+
+const log1p = (x: number) => Math.log(1 + x);
+const dirOf = (p: string) => (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "");
+/** The issue's words behind matched keys, rarest first. */
+function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6): string {
+  const ks = [...new Set(keys)].filter((k) => ctx.allKeys.has(k)).sort((a, b) => (ctx.idfs.get(b) ?? 0) - (ctx.idfs.get(a) ?? 0) || (a < b ? -1 : 1));
+  return ks.slice(0, n).map((k) => ctx.keyWord.get(k) ?? k).join(", ");
+}
+const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** Raw (unnormalized) file features for every scanned file with a signal. */
+export function fileFeatures(ctx: RankContext): FileCandidate[] {
+  const { terms, query } = ctx;
+  const totalFrames = Math.max(1, terms.frames.length);
+  const qualified = terms.qualified;
+  const frameFuncs = new Map<string, number>();
+  for (const f of terms.frames) if (f.func) frameFuncs.set(f.func, Math.max(frameFuncs.get(f.func) ?? 0, (f.index + 1) / totalFrames));
+
+  const out: FileCandidate[] = [];
+  const seen = new Set<string>();
+  const files: ScannedFile[] = [...ctx.scan.files];
+  // A file the issue names but with no other signal is still a candidate.
+  for (const path of ctx.pathMatches.keys()) {
+    if (!files.some((f) => f.path === path)) files.push({ path, lines: 0, tf: new Map(), pathTerms: new Map(), ids: new Map(), defs: [], phrases: [] });
+  }
+  for (const f of files) {
+    if (seen.has(f.path)) continue;
+    seen.add(f.path);
+    const ev: string[] = [];
+    const pm = ctx.pathMatches.get(f.path);
+    const inner = pm?.frames.length ? Math.max(...pm.frames.map((fr) => (fr.index + 1) / totalFrames)) : 0;
+    if (pm?.frames.length) {
+      const last = pm.frames.reduce((a, b) => (b.index > a.index ? b : a));
+      ev.push(`traceback frame: ${last.path}${last.func ? ` in ${last.func}` : ""}`);
+    } else if (pm) ev.push(`the issue names the file ${f.path}`);
+
+    let frameFuncDefined = 0;
+    for (const d of f.defs) frameFuncDefined = Math.max(frameFuncDefined, frameFuncs.get(d.name) ?? 0);
+    const defined = new Set(f.defs.map((d) => d.name));
+    if (f.defs.length) ev.push(`defines ${[...defined].slice(0, 4).map((n) => `\`${n}\``).join(", ")}, named in the issue`);
+    const pairs = qualified.filter(([a, b]) => defined.has(a) && defined.has(b));
+    if (pairs.length) ev.push(`defines \`${pairs[0]![0]}.${pairs[0]![1]}\` as the issue writes it`);
+
+    let phrase = 0;
+    let option = 0;
+    const seenPhrase = new Set<number>();
+    for (const h of f.phrases) {
+      if (seenPhrase.has(h.phrase)) continue;
+      seenPhrase.add(h.phrase);
+      const spread = ctx.phraseFiles[h.phrase] ?? 1;
+      const kind = query.phraseKinds[h.phrase];
+      if (kind === "option") option += 1 / spread;
+      else phrase += 1 / spread;
+      ev.push(`${kind === "option" ? "option" : "quoted text"} "${clip(query.phrases[h.phrase] ?? "")}" at line ${h.line}`);
+    }
+
+    const textProse = bm25(f.tf, ctx.proseKeys, ctx.idfs, f.lines, ctx.avgLines);
+    const textIdent = bm25(f.tf, ctx.identKeys, ctx.idfs, f.lines, ctx.avgLines);
+    let pathWords = 0;
+    for (const [k] of f.pathTerms) pathWords += (ctx.allKeys.get(k) ?? 0) * (ctx.idfs.get(k) ?? 0);
+    // Names used everywhere (a base class, a common helper) point nowhere: weighed by rarity.
+    let mentions = 0;
+    for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
+    const matched = wordsOf(ctx, f.tf.keys());
+    if (matched) ev.push(`issue terms in the file: ${matched}`);
+
+    out.push({
+      path: f.path,
+      evidence: ev,
+      features: {
+        pathMention: pm ? pm.quality : 0,
+        frameInner: inner,
+        qualified: Math.min(2, pairs.length),
+        frameFuncDefined,
+        phrase: Math.min(2, phrase),
+        option: Math.min(1, option),
+        textProse,
+        textIdent,
+        pathWords,
+        mentions,
+        vendored: VENDORED.test(f.path) || NESTED_PACKAGES.test(f.path) ? 1 : 0,
+        outsidePackage: f.path.includes("/") && !ctx.packages.has(dirOf(f.path)) ? 1 : 0,
+        size: log1p(f.lines) / 8,
+      },
+    });
+  }
+  normalize(out, ["textProse", "textIdent", "pathWords", "mentions"]);
+  return out;
+}
+
+/** Divides each named feature by its maximum over the candidates (0 stays 0). */
+export function normalize<F extends string>(cands: Candidate<F>[], names: F[]): void {
+  for (const name of names) {
+    const max = Math.max(0, ...cands.map((c) => c.features[name]));
+    if (max > 0) for (const c of cands) c.features[name] /= max;
+  }
+}
+
+/** Features of every function and method in the outlined files. */
+export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): FunctionCandidate[] {
+  const { terms, query } = ctx;
+  const totalFrames = Math.max(1, terms.frames.length);
+  const named = new Set([...ctx.identWeight.keys()]);
+  for (const f of terms.frames) if (f.func) named.add(f.func);
+  const allDefs = files.flatMap((f) => f.defs);
+  // Callee expansion: names called by the functions the issue or its traceback names.
+  const calledBy = new Map<string, string>();
+  for (const d of allDefs) {
+    if (d.kind !== "def" || !named.has(d.name)) continue;
+    for (const c of d.calls) if (!calledBy.has(c) && c !== d.name) calledBy.set(c, d.name);
+  }
+  const scanned = new Map(ctx.scan.files.map((f) => [f.path, f]));
+  const avgDef = allDefs.length ? allDefs.reduce((s, d) => s + (d.end - d.start + 1), 0) / allDefs.length : 1;
+
+  const out: FunctionCandidate[] = [];
+  for (const file of files) {
+    const classes = new Map(file.defs.filter((d) => d.kind === "class").map((d) => [d.cls ? `${d.cls}.${d.name}` : d.name, d]));
+    const phraseLines = scanned.get(file.path)?.phrases ?? [];
+    const frames = [...(ctx.pathMatches.get(file.path)?.frames ?? [])];
+    for (const d of file.defs) {
+      if (d.kind !== "def") continue;
+      const ev: string[] = [];
+      const lines = d.end - d.start + 1;
+      const w = ctx.identWeight.get(d.name) ?? 0;
+      if (w) ev.push(`the issue names \`${d.name}\``);
+      const qualified = d.cls !== null && terms.qualified.some(([a, b]) => b === d.name && d.cls!.split(".").pop() === a);
+      if (qualified) ev.push(`the issue writes \`${d.cls!.split(".").pop()}.${d.name}\``);
+      const classNamed = d.cls ? (ctx.identWeight.get(d.cls.split(".").pop()!) ?? 0) : 0;
+      const cls = d.cls ? classes.get(d.cls) : undefined;
+      const classWords = cls ? bm25(cls.nameTerms, ctx.allKeys, ctx.idfs, 1, 1) : 0;
+      // An issue about what a class should accept or require is often fixed where it is built.
+      const namedClassInit = d.name === "__init__" && (classNamed > 0 || classWords > 0) ? 1 : 0;
+      // A frame in this very file, or (the file renamed since) a frame naming this function.
+      const ownFrames = frames.filter((fr) => fr.func === d.name);
+      const anyFrames = terms.frames.filter((fr) => fr.func === d.name);
+      const frame = ownFrames.length ? 1 : anyFrames.length ? 0.5 : 0;
+      const frameInner = anyFrames.length ? Math.max(...anyFrames.map((fr) => (fr.index + 1) / totalFrames)) : 0;
+      if (anyFrames.length) ev.push(`traceback frame: ${anyFrames[anyFrames.length - 1]!.path} in ${d.name}`);
+
+      let phrase = 0;
+      let option = 0;
+      for (const h of phraseLines) {
+        if (h.line < d.start || h.line > d.end) continue;
+        const spread = ctx.phraseFiles[h.phrase] ?? 1;
+        if (query.phraseKinds[h.phrase] === "option") option = Math.max(option, 1 / spread);
+        else phrase += 1 / spread;
+        ev.push(`line ${h.line} holds the ${query.phraseKinds[h.phrase] === "option" ? "option" : "quoted text"} "${clip(query.phrases[h.phrase] ?? "")}"`);
+      }
+
+      let mentions = 0;
+      for (const [name, c] of d.ids) if (name !== d.name) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
+      const caller = calledBy.get(d.name);
+      if (caller) ev.push(`called by \`${caller}\`, which the issue names`);
+      const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
+      if (callsNamed.length) ev.push(`calls \`${callsNamed[0]}\`, which the issue names`);
+
+      const words = wordsOf(ctx, [...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()]);
+      if (words) ev.push(`issue terms in its name, signature or docstring: ${words}`);
+      out.push({
+        def: d,
+        evidence: ev,
+        features: {
+          nameExact: Math.min(1, w / 3),
+          qualified: qualified ? 1 : 0,
+          classNamed: Math.min(1, classNamed / 3),
+          classWords,
+          namedClassInit,
+          frame,
+          frameInner,
+          phrase: Math.min(2, phrase),
+          option,
+          nameWords: bm25(d.nameTerms, ctx.allKeys, ctx.idfs, 1, 1),
+          argWords: bm25(d.argTerms, ctx.allKeys, ctx.idfs, 1, 1),
+          docWords: bm25(d.docTerms, ctx.allKeys, ctx.idfs, 1, 1),
+          bodyWords: bm25(d.bodyTerms, ctx.allKeys, ctx.idfs, lines, avgDef),
+          mentions,
+          calledByNamed: caller ? 1 : 0,
+          callsNamed: Math.min(1, callsNamed.length),
+          size: log1p(lines) / 5,
+          dunder: /^__\w+__$/.test(d.name) ? 1 : 0,
+          private: /^_[^_]/.test(d.name) ? 1 : 0,
+          property: d.decorators.some((x) => x === "property" || x === "setter" || x === "cached_property") ? 1 : 0,
+        },
+      });
+    }
+  }
+  // Per file: functions compete with their neighbours, and a file's best function keeps the
+  // same scale whichever other files were outlined.
+  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "classWords", "argWords", "docWords", "bodyWords", "mentions"]);
+  return out;
+}

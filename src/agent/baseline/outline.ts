@@ -1,0 +1,240 @@
+import { z } from "zod";
+import type { ExecResult } from "../../sandbox/types.js";
+import { PY_TEXT } from "./pyText.js";
+import { toMap, type Exec } from "./repoScan.js";
+
+/**
+ * The structural index of a few candidate files, built with Python's own ast inside the
+ * sandbox (the host never parses the repository's code): every class, function and
+ * method with its span, and how the query's words fall in its name, signature, docstring
+ * and body, which of the issue's identifiers it uses, and which names it calls. Files ast
+ * cannot read (Python 2 syntax) are outlined from `def`/`class` lines and indentation.
+ */
+
+export const OUTLINE_SCRIPT = `${PY_TEXT}
+import ast
+root = sys.argv[1]
+q = json.load(sys.stdin)
+terms = Terms([stem(w) for w in q["words"]])
+names = {n.encode(): n for n in q["names"]}
+DEF_LINE = re.compile(r"^([ \\t]*)(?:async[ \\t]+)?(def|class)[ \\t]+(\\w+)[ \\t]*(\\([^)]*\\)?)?")
+CALL = re.compile(r"([A-Za-z_]\\w*)[ \\t]*\\(")
+FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+MAX_BYTES = 2000000
+
+
+def tf_of(text):
+    return terms.count(Counter(WORD.findall(text.encode("utf-8", "replace"))))
+
+
+def record(kind, name, cls, start, end, args, doc, calls, decos, lines):
+    body = "\\n".join(lines[start - 1:end])
+    counts = Counter(WORD.findall(body.encode("utf-8", "replace")))
+    return {
+        "k": kind, "n": name, "c": cls, "s": start, "e": end,
+        "tn": tf_of(name), "ta": tf_of(" ".join(args)), "td": tf_of(doc or ""), "tb": terms.count(counts),
+        "ids": {names[n]: counts[n] for n in names if n in counts},
+        "calls": sorted(calls)[:80], "dec": sorted(decos)[:10],
+    }
+
+
+def callees(node):
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Name):
+                out.add(f.id)
+            elif isinstance(f, ast.Attribute):
+                out.add(f.attr)
+    return out
+
+
+def deco_names(node):
+    out = set()
+    for d in node.decorator_list:
+        f = d.func if isinstance(d, ast.Call) else d
+        if isinstance(f, ast.Name):
+            out.add(f.id)
+        elif isinstance(f, ast.Attribute):
+            out.add(f.attr)
+    return out
+
+
+def arg_names(a):
+    return [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs] + [x.arg for x in (a.vararg, a.kwarg) if x]
+
+
+def from_ast(tree, lines):
+    defs = []
+
+    def walk(body, cls):
+        for n in body:
+            if isinstance(n, ast.ClassDef):
+                q = n.name if cls is None else cls + "." + n.name
+                end = getattr(n, "end_lineno", n.lineno)
+                defs.append(record("class", n.name, cls, n.lineno, end, [], ast.get_docstring(n), set(), deco_names(n), lines))
+                walk(n.body, q)
+            elif isinstance(n, FUNCS):
+                end = getattr(n, "end_lineno", n.lineno)
+                defs.append(record("def", n.name, cls, n.lineno, end, arg_names(n.args), ast.get_docstring(n), callees(n), deco_names(n), lines))
+            elif isinstance(n, (ast.If, ast.Try)) and cls is None:
+                # Definitions under "if sys.version_info ..." or "try: import" still count.
+                walk(n.body + n.orelse + getattr(n, "finalbody", []) + [h for x in getattr(n, "handlers", []) for h in x.body], cls)
+
+    walk(tree.body, None)
+    return defs
+
+
+def from_lines(lines):
+    # Old syntax ast refuses: spans from indentation, classes from the enclosing def lines.
+    found = []
+    for i, line in enumerate(lines):
+        m = DEF_LINE.match(line)
+        if m:
+            found.append((i, len(m.group(1).expandtabs()), m.group(2), m.group(3), m.group(4) or ""))
+    defs = []
+    stack = []
+    for j, (i, ind, kind, name, sig) in enumerate(found):
+        end = len(lines)
+        for k in range(i + 1, len(lines)):
+            s = lines[k]
+            if s.strip() and not s.lstrip().startswith(("#", "@", ")")) and len(s) - len(s.lstrip()) <= ind:
+                end = k
+                break
+        while stack and stack[-1][0] >= ind:
+            stack.pop()
+        parents = [s for s in stack if s[2] == "class"]
+        inside_def = any(s[2] == "def" for s in stack)
+        if not inside_def:
+            cls = ".".join(s[1] for s in parents) or None
+            calls = set(CALL.findall("\\n".join(lines[i + 1:end]))) if kind == "def" else set()
+            args = re.findall(r"[A-Za-z_]\\w*", sig)
+            defs.append(record(kind, name, cls, i + 1, end, args, None, calls, set(), lines))
+        stack.append((ind, name, kind))
+    return defs
+
+
+out = []
+for f in q["files"]:
+    try:
+        with open(os.path.join(root, f), "rb") as fh:
+            src = fh.read(MAX_BYTES + 1)
+    except OSError:
+        out.append({"p": f, "ast": False, "defs": []})
+        continue
+    if len(src) > MAX_BYTES:
+        out.append({"p": f, "ast": False, "defs": []})
+        continue
+    lines = src.decode("utf-8", "replace").split("\\n")
+    try:
+        defs, ok = from_ast(ast.parse(src), lines), True
+    except Exception:
+        defs, ok = from_lines(lines), False
+    out.append({"p": f, "ast": ok, "defs": defs[:3000]})
+
+json.dump({"files": out}, sys.stdout, separators=(",", ":"), sort_keys=True)
+`;
+
+const counts = z.record(z.string().max(200), z.number().int().nonnegative());
+const name = z.string().max(300);
+const outlineSchema = z.object({
+  files: z.array(
+    z.object({
+      p: z.string().max(4096),
+      ast: z.boolean(),
+      defs: z
+        .array(
+          z.object({
+            k: z.enum(["def", "class"]),
+            n: name,
+            c: name.nullable(),
+            s: z.number().int().positive(),
+            e: z.number().int().positive(),
+            tn: counts,
+            ta: counts,
+            td: counts,
+            tb: counts,
+            ids: counts,
+            calls: z.array(name).max(80),
+            dec: z.array(name).max(10),
+          }),
+        )
+        .max(3000),
+    }),
+  ),
+});
+
+export interface OutlinedDef {
+  file: string;
+  kind: "def" | "class";
+  name: string;
+  /** Enclosing class, dotted when nested; null at module level. */
+  cls: string | null;
+  start: number;
+  end: number;
+  /** Query key → occurrences in the name, signature, docstring and whole span. */
+  nameTerms: Map<string, number>;
+  argTerms: Map<string, number>;
+  docTerms: Map<string, number>;
+  bodyTerms: Map<string, number>;
+  /** Issue identifiers used in the span. */
+  ids: Map<string, number>;
+  calls: string[];
+  decorators: string[];
+}
+
+export interface OutlinedFile {
+  path: string;
+  /** False when the file was outlined from its def lines (ast could not read it). */
+  ast: boolean;
+  defs: OutlinedDef[];
+}
+
+export class OutlineError extends Error {
+  override name = "OutlineError";
+}
+
+export async function outlineFiles(exec: Exec, root: string, files: string[], query: { words: string[]; names: string[] }): Promise<OutlinedFile[]> {
+  if (files.length === 0) return [];
+  const result = await exec(["env", "PYTHONHASHSEED=0", "python3", "-c", OUTLINE_SCRIPT, root], {
+    stdin: JSON.stringify({ files, words: query.words, names: query.names }),
+    timeoutMs: 60_000,
+    maxOutputBytes: 16 << 20,
+  });
+  return parseOutline(result, files);
+}
+
+export function parseOutline(result: ExecResult, files: string[]): OutlinedFile[] {
+  if (result.exitCode !== 0 || result.truncated) throw new OutlineError(`outline failed (exit ${result.exitCode}${result.truncated ? ", output cut" : ""}): ${result.stderr.slice(-300)}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(result.stdout);
+  } catch {
+    throw new OutlineError("outline printed no JSON");
+  }
+  const parsed = outlineSchema.safeParse(raw);
+  if (!parsed.success) throw new OutlineError(`outline output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
+  const asked = new Set(files);
+  return parsed.data.files
+    .filter((f) => asked.has(f.p))
+    .map((f) => ({
+      path: f.p,
+      ast: f.ast,
+      defs: f.defs.map((d) => ({
+        file: f.p,
+        kind: d.k,
+        name: d.n,
+        cls: d.c,
+        start: d.s,
+        end: Math.max(d.s, d.e),
+        nameTerms: toMap(d.tn),
+        argTerms: toMap(d.ta),
+        docTerms: toMap(d.td),
+        bodyTerms: toMap(d.tb),
+        ids: toMap(d.ids),
+        calls: d.calls,
+        decorators: d.dec,
+      })),
+    }));
+}

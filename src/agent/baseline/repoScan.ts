@@ -1,0 +1,168 @@
+import { z } from "zod";
+import type { ExecOptions, ExecResult } from "../../sandbox/types.js";
+import { PY_TEXT } from "./pyText.js";
+
+/**
+ * One pass over every Python source file of the tree, inside the sandbox: per file, how
+ * often the issue's words occur in its text and in its path, how
+ * often the issue's identifiers occur, where they are defined, and where the issue's quoted
+ * phrases appear. Tests, docs and examples are left out: an issue is fixed in the library.
+ */
+
+export type Exec = (argv: string[], options?: ExecOptions) => Promise<ExecResult>;
+
+export interface ScanQuery {
+  /** Words and identifier parts; the script stems them (its `keys`, index for index). */
+  words: string[];
+  /** Exact identifiers to count and find definitions of. */
+  names: string[];
+  /** Fixed strings to find (error messages, code lines, option names). */
+  phrases: string[];
+}
+
+export const SCAN_SCRIPT = `${PY_TEXT}
+root = sys.argv[1]
+q = json.load(sys.stdin)
+SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages"}
+TOP_SKIP = {"test", "testing"}
+TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
+MAX_FILES, MAX_BYTES = 20000, 2000000
+DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(\\w+)", re.M)
+
+keys = [stem(w) for w in q["words"]]
+terms = Terms(keys)
+names = {n.encode(): n for n in q["names"]}
+phrases = [p.encode() for p in q["phrases"]]
+
+paths = []
+for d, dirs, files in os.walk(root):
+    rel = os.path.relpath(d, root)
+    top = rel == "."
+    dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP))
+    for f in sorted(files):
+        if f.endswith(".py") and not TESTISH.match(f) and not (top and f == "setup.py"):
+            paths.append(f if top else rel + "/" + f)
+    if len(paths) >= MAX_FILES:
+        break
+paths = paths[:MAX_FILES]
+
+out = []
+for i, p in enumerate(paths):
+    try:
+        with open(os.path.join(root, p), "rb") as fh:
+            text = fh.read(MAX_BYTES + 1)
+    except OSError:
+        continue
+    if len(text) > MAX_BYTES:
+        continue
+    counts = Counter(WORD.findall(text))
+    tf = terms.count(counts)
+    defs = []
+    for m in DEF.finditer(text):
+        if m.group(2) in names and len(defs) < 50:
+            defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
+    ids = {names[n]: counts[n] for n in names if n in counts}
+    pt = {}
+    for part in p[:-3].split("/"):
+        for k in terms.of(part.encode()):
+            pt[k] = pt.get(k, 0) + 1
+    ph = []
+    for j, phrase in enumerate(phrases):
+        at = text.find(phrase)
+        for _ in range(3):
+            if at < 0:
+                break
+            ph.append([j, text.count(b"\\n", 0, at) + 1])
+            at = text.find(phrase, at + 1)
+    if tf or ids or pt or ph:
+        out.append({"i": i, "n": text.count(b"\\n") + 1, "tf": tf, "pt": pt, "ids": ids, "defs": defs, "ph": ph})
+
+json.dump({"keys": keys, "paths": paths, "files": out}, sys.stdout, separators=(",", ":"), sort_keys=True)
+`;
+
+const counts = z.record(z.string().max(200), z.number().int().nonnegative());
+const scanSchema = z.object({
+  keys: z.array(z.string().max(200)),
+  paths: z.array(z.string().max(4096)).max(20_000),
+  files: z
+    .array(
+      z.object({
+        i: z.number().int().nonnegative(),
+        n: z.number().int().nonnegative(),
+        tf: counts,
+        pt: counts,
+        ids: counts,
+        defs: z.array(z.tuple([z.string().max(200), z.enum(["def", "class"]), z.number().int().positive()])).max(50),
+        ph: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])).max(30),
+      }),
+    )
+    .max(20_000),
+});
+
+export interface ScannedFile {
+  path: string;
+  lines: number;
+  /** Query key → occurrences in the file's text, and in its path. */
+  tf: Map<string, number>;
+  pathTerms: Map<string, number>;
+  /** Exact identifier → occurrences. */
+  ids: Map<string, number>;
+  defs: Array<{ name: string; kind: "def" | "class"; line: number }>;
+  /** Phrase index → lines (at most 3 per phrase). */
+  phrases: Array<{ phrase: number; line: number }>;
+}
+
+export interface ScanResult {
+  /** The stemmed key of each query word, index for index. */
+  keys: string[];
+  /** Every source file scanned (tests, docs excluded). */
+  paths: string[];
+  /** Files with any signal. */
+  files: ScannedFile[];
+}
+
+export class ScanError extends Error {
+  override name = "ScanError";
+}
+
+export async function scanRepository(exec: Exec, root: string, query: ScanQuery): Promise<ScanResult> {
+  const result = await exec(["env", "PYTHONHASHSEED=0", "python3", "-c", SCAN_SCRIPT, root], {
+    stdin: JSON.stringify(query),
+    timeoutMs: 60_000,
+    maxOutputBytes: 16 << 20,
+  });
+  return parseScan(result);
+}
+
+export function parseScan(result: ExecResult): ScanResult {
+  if (result.exitCode !== 0 || result.truncated) throw new ScanError(`repository scan failed (exit ${result.exitCode}${result.truncated ? ", output cut" : ""}): ${result.stderr.slice(-300)}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(result.stdout);
+  } catch {
+    throw new ScanError("repository scan printed no JSON");
+  }
+  const parsed = scanSchema.safeParse(raw);
+  if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
+  const { keys, paths, files } = parsed.data;
+  return {
+    keys,
+    paths,
+    files: files
+      .filter((f) => f.i < paths.length)
+      .map((f) => ({
+        path: paths[f.i]!,
+        lines: f.n,
+        tf: toMap(f.tf),
+        pathTerms: toMap(f.pt),
+        ids: toMap(f.ids),
+        defs: f.defs.map(([name, kind, line]) => ({ name, kind, line })),
+        phrases: f.ph.map(([phrase, line]) => ({ phrase, line })),
+      })),
+  };
+}
+
+/** Own entries only, so a key like "__proto__" from untrusted output stays a plain key. */
+export function toMap(record: Record<string, number>): Map<string, number> {
+  return new Map(Object.entries(record));
+}
