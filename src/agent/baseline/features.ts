@@ -42,6 +42,7 @@ export const FUNCTION_FEATURES = [
   "argWords",
   "docWords",
   "bodyWords",
+  "titleWords",
   "mentions",
   "calledByNamed",
   "callsNamed",
@@ -75,6 +76,8 @@ export interface RankContext {
   proseKeys: Map<string, number>;
   identKeys: Map<string, number>;
   allKeys: Map<string, number>;
+  /** Keys of words in the issue's title. */
+  titleKeys: Map<string, number>;
   /** Query key → the issue's word it came from, for evidence. */
   keyWord: Map<string, string>;
   /** Directories holding an __init__.py. */
@@ -106,6 +109,12 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
     if (from.prose) proseKeys.set(key, 1);
     if (from.ident > 0) identKeys.set(key, Math.max(identKeys.get(key) ?? 0, Math.min(1, from.ident / 3)));
   });
+  const titleWords = new Set(terms.title.match(/[a-z0-9]+/g) ?? []);
+  const titleKeys = new Map<string, number>();
+  query.words.forEach((w, i) => {
+    const key = scan.keys[i];
+    if (key && titleWords.has(w.toLowerCase())) titleKeys.set(key, 1);
+  });
   const allKeys = new Map(proseKeys);
   for (const [k, w] of identKeys) allKeys.set(k, Math.max(allKeys.get(k) ?? 0, w));
 
@@ -130,6 +139,7 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
     proseKeys,
     identKeys,
     allKeys,
+    titleKeys,
     keyWord,
     packages: new Set(scan.paths.filter((p) => p.endsWith("__init__.py")).map(dirOf)),
     idfs,
@@ -352,6 +362,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
           argWords: bm25(d.argTerms, ctx.allKeys, ctx.idfs, 1, 1),
           docWords: bm25(d.docTerms, ctx.allKeys, ctx.idfs, 1, 1),
           bodyWords: bm25(d.bodyTerms, ctx.allKeys, ctx.idfs, lines, avgDef),
+          titleWords: bm25(d.bodyTerms, ctx.titleKeys, ctx.idfs, lines, avgDef),
           mentions,
           calledByNamed: caller ? 1 : 0,
           callsNamed: Math.min(1, callsNamed.length),
@@ -365,6 +376,6 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
   }
   // Per file: functions compete with their neighbours, and a file's best function keeps the
   // same scale whichever other files were outlined.
-  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "classWords", "argWords", "docWords", "bodyWords", "mentions"]);
+  for (const file of files) normalize(out.filter((c) => c.def.file === file.path), ["nameWords", "classWords", "argWords", "docWords", "bodyWords", "titleWords", "mentions"]);
   return out;
 }

@@ -31,6 +31,8 @@ export interface IssueTerms {
   options: string[];
   /** Literal snippets worth a fixed-string search (code lines, error messages). */
   phrases: string[];
+  /** The first line, lowercased: what the issue is about, in the reporter's shortest words. */
+  title: string;
 }
 
 const MAX_ISSUE = 60_000;
@@ -308,5 +310,5 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   }
   for (const line of tracebackCodeLines(text).slice(0, 6)) if (line.length >= 12) addPhrase(line);
 
-  return { paths, frames, identifiers, qualified, words, options, phrases };
+  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase() };
 }
