@@ -18,12 +18,14 @@ const url = process.argv.includes("--repo") ? arg("--repo")! : "file:///work/.mi
 // Commits a few hundred apart on the main line, as jobs for different issues would ask for.
 const shas = execFileSync("git", ["--git-dir", url.replace("file://", ""), "rev-list", "--max-count=4000", "HEAD"], { encoding: "utf8" }).trim().split("\n").filter((_, i) => i % 500 === 0);
 const rounds = quick ? 3 : 7;
-// --tree-dir /dev/shm/x measures trees on tmpfs; the default keeps them beside the mirrors.
+// The default puts trees on the host's tmpfs (RepoCache's defaultTreeDir); --tree-dir DIR
+// measures another place, e.g. a directory on disk (the default before trees moved to tmpfs).
 const treeDir = process.argv.includes("--tree-dir") ? arg("--tree-dir") : undefined;
 const cold: number[] = [];
 const warm: number[] = [];
 const hot: number[] = [];
 const clone: number[] = [];
+let usedTreeDir = "";
 
 for (let i = 0; i < rounds; i++) {
   const dir = mkdtempSync(join(tmpdir(), "bench-repo-"));
@@ -40,12 +42,14 @@ for (let i = 0; i < rounds; i++) {
   });
   clone.push(t);
   rmSync(dir, { recursive: true, force: true });
-  if (treeDir) rmSync(join(treeDir, String(i)), { recursive: true, force: true });
+  rmSync(cache.treeDir, { recursive: true, force: true });
+  usedTreeDir = cache.treeDir;
 }
 const s = { cold: stats(cold), warm: stats(warm), hot: stats(hot), clone_checkout: stats(clone) };
-report(treeDir ? "repoPrep-tmpfs" : "repoPrep", {
+report(treeDir ? "repoPrep-treedir" : "repoPrep", {
   repository: url,
-  tree_dir: treeDir ?? "beside the mirrors (disk)",
+  tree_dir: treeDir ? `${treeDir} (as given)` : `${usedTreeDir.replace(/[^/]+$/, "")}… (the default)`,
+  load_average: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100),
   p50_ms: { cold: ms(s.cold.p50), warm: ms(s.warm.p50), hot: ms(s.hot.p50), clone_checkout: ms(s.clone_checkout.p50) },
   speedup_vs_clone: { warm: ms(s.clone_checkout.p50 / s.warm.p50), hot: ms(s.clone_checkout.p50 / s.hot.p50) },
   target: "warm >= 20x faster than clone + checkout",
