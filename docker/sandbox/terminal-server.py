@@ -303,9 +303,11 @@ class Shell:
         # root filesystem is read-only): PS1/PS2 empty, the marker printed by an exported
         # PROMPT_COMMAND, as the reference exported its PS1-setting PROMPT_COMMAND.
         # bash keeps $? across PROMPT_COMMAND, so "$?" there is the command's status.
+        # `command -v` prints the interpreter straight into the marker: capturing it with
+        # $(...) would fork a subshell at every prompt, a few ms on a VM (most of a call's cost).
         prompt_command = (
-            "printf '\\036%sB%s\\037%s\\037%s\\036%sE' "
-            '"$__cs_n" "$?" "$PWD" "$(command -v python)" "$__cs_n"'
+            "printf '\\036%sB%s\\037%s\\037' \"$__cs_n\" \"$?\" \"$PWD\"; "
+            "command -v python; printf '\\036%sE' \"$__cs_n\""
         )
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -391,6 +393,7 @@ class Shell:
             buf = buf[j + len(self.end_tag):]
             code, _, rest = body.partition("\x1f")
             cwd, _, python = rest.rpartition("\x1f")
+            python = python.strip()
             try:
                 exit_code = int(float(code))
             except ValueError:

@@ -66,7 +66,7 @@ export const envSchema = z.object({
   UPLOAD_MAX_PATH_BYTES: int(64, 4096).default(1024),
   UPLOAD_MAX_RATIO: int(2, 10_000).default(100),
 
-  WORKER_CONCURRENCY: int(1, 64).default(2),
+  WORKER_CONCURRENCY: int(1, 1024).default(2),
   /** A job whose worker stops renewing its lock this long is taken as stalled and retried. */
   WORKER_LOCK_MS: int(1_000, 600_000).default(60_000),
   /** On SIGTERM a worker finishes its jobs for this long, then hands the rest back to the queue. */
