@@ -10,6 +10,7 @@ import type { LocalizeResult } from "../src/queue/contract.js";
 import { serviceEnv, startProcess } from "../tests/helpers/processes.js";
 import { testConfig } from "../tests/helpers/config.js";
 import { dropPrefix } from "../tests/helpers/redis.js";
+import { JobStore } from "../src/store/jobStore.js";
 import { H100_CODESCOUT_4B, simulateIdeal, type EpisodeTrace } from "./gpu/batcher.js";
 import { ms, report, stats } from "./lib.js";
 
@@ -24,7 +25,7 @@ import { ms, report, stats } from "./lib.js";
  *
  *   npx tsx bench/inflight.ts [--levels 8,16,32,64,128] [--rounds 2] [--repo URL --commit SHA]
  *
- * Each level runs rounds × level episodes, keeping `level` in flight.
+ * Each level queues rounds × level episodes at once; WORKER_CONCURRENCY=level keeps that many running.
  */
 const { values: a } = parseArgs({
   options: {
@@ -133,14 +134,10 @@ async function level(inFlight: number) {
     }
   }, 2000);
   const total = rounds * inFlight;
-  let next = 0;
-  const results: LocalizeResult[] = [];
+  // All episodes queued at once: the worker's concurrency is what keeps `inFlight` running,
+  // as in production, where the queue is never empty at this scale.
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < total) results.push(await add(next++));
-    }),
-  );
+  const results = await Promise.all(Array.from({ length: total }, (_, i) => add(i)));
   const wall = performance.now() - t0;
   clearInterval(sampler);
   const gpuStats = (await (await fetch(`${gpu.url}/stats`)).json()) as {
@@ -153,6 +150,33 @@ async function level(inFlight: number) {
     stats: { runningSum: number; steps: number; maxRunning: number; maxWaiting: number };
     queue_wait_ms: number[];
   };
+  // The worker's own view of each turn, from the trajectories: from a reply's arrival to the
+  // next request, split into the tool calls' time and everything else.
+  const store = new JobStore(queue, redis, 3600);
+  const toolPerTurn: number[] = [];
+  const restPerTurn: number[] = [];
+  const toolPerCall: number[] = [];
+  for (let i = 0; i < total; i++) {
+    const t = (await store.getTrajectory(`ep-${inFlight}-${i}`)) as { steps: Array<{ at: string; kind: string; durationMs?: number }> } | null;
+    const steps = t?.steps ?? [];
+    let replyAt: number | null = null;
+    let tools = 0;
+    for (const step of steps) {
+      const at = Date.parse(step.at);
+      if (step.kind === "response") {
+        if (replyAt !== null) {
+          const gap = at - (step.durationMs ?? 0) - replyAt;
+          toolPerTurn.push(tools);
+          restPerTurn.push(gap - tools);
+        }
+        replyAt = at;
+        tools = 0;
+      } else if (step.kind === "tool" && step.durationMs !== undefined) {
+        tools += step.durationMs;
+        toolPerCall.push(step.durationMs);
+      }
+    }
+  }
   await worker.stop();
   await events.close();
   await queue.close();
@@ -181,7 +205,12 @@ async function level(inFlight: number) {
     gpu_queue_wait_ms_p50: ms(stats(gpuStats.queue_wait_ms).p50),
     outside_model_ms: { p50: ms(outside.p50), p95: ms(outside.p95), p99: ms(outside.p99), n: outside.n },
     outside_model_ms_p50_by_turn: gpuStats.outside_model_ms_by_turn.slice(1).map((x) => ms(stats(x ?? []).p50)),
-    tool_ms_per_turn_p50: ms(stats(results.map((r) => r.timings.tool_ms / Math.max(1, r.usage.model_calls - 1))).p50),
+    worker_view_per_turn_ms: {
+      tools: { p50: ms(stats(toolPerTurn).p50), p99: ms(stats(toolPerTurn).p99) },
+      rest: { p50: ms(stats(restPerTurn).p50), p99: ms(stats(restPerTurn).p99) },
+      per_call: { p50: ms(stats(toolPerCall).p50), p99: ms(stats(toolPerCall).p99) },
+    },
+    phases_p50_ms: Object.fromEntries((["queue_wait_ms", "repo_ms", "sandbox_ms", "tool_ms", "model_ms", "total_ms"] as const).map((k) => [k, ms(stats(results.map((r) => r.timings[k])).p50)])),
     prompt_tokens: { first_turn_p50: first.p50, last_turn_p50: last.p50, last_turn_max: last.max },
     timer_lateness_ms_p99: ms(stats(gpuStats.timer_lateness_ms).p99),
     gpu_clock_resyncs: gpuStats.resyncs,
