@@ -204,7 +204,11 @@ export function simulateIdeal(params: GpuParams, traces: EpisodeTrace[], inFligh
           else {
             finished++;
             b.forget(`e${i}`);
-            if (next < traces.length) pending.push([at, () => start(next++, 0)]);
+            // The index is taken now: several episodes may end in one step.
+            if (next < traces.length) {
+              const j = next++;
+              pending.push([at, () => start(j, 0)]);
+            }
           }
         },
       },

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 /**
@@ -42,6 +43,8 @@ export const envSchema = z.object({
   SANDBOX_CPUS: z.coerce.number().min(0.1).max(64).default(1),
   SANDBOX_TMPFS_MB: int(1, 65_536).default(256),
   SANDBOX_JOB_TIMEOUT_S: int(10, 86_400).default(900),
+  /** Sandboxes starting at once per worker; default: one per core. */
+  SANDBOX_START_CONCURRENCY: int(1, 1024).optional(),
 
   REPO_CACHE_DIR: z.string().min(1).default(".cache/repos"),
   /** Per-commit trees; default: the host's tmpfs when it has 1 GiB free, else <REPO_CACHE_DIR>/trees. */
@@ -66,7 +69,8 @@ export const envSchema = z.object({
   UPLOAD_MAX_PATH_BYTES: int(64, 4096).default(1024),
   UPLOAD_MAX_RATIO: int(2, 10_000).default(100),
 
-  WORKER_CONCURRENCY: int(1, 1024).default(2),
+  /** Jobs per worker process; default: workerConcurrency() below. */
+  WORKER_CONCURRENCY: int(1, 1024).optional(),
   /** A job whose worker stops renewing its lock this long is taken as stalled and retried. */
   WORKER_LOCK_MS: int(1_000, 600_000).default(60_000),
   /** On SIGTERM a worker finishes its jobs for this long, then hands the rest back to the queue. */
@@ -106,6 +110,22 @@ export const envSchema = z.object({
 });
 
 export type Config = Readonly<z.infer<typeof envSchema>>;
+
+/**
+ * Episodes one GPU serves fastest at once (CodeScout-4B, one H100 80 GB): beyond this,
+ * conversations evict each other's prefix cache and throughput falls (bench/inflight.ts,
+ * BENCHMARKS.md). A worker with a model server takes this many jobs; the queue holds the rest.
+ */
+export const EPISODES_PER_GPU = 20;
+
+/**
+ * Jobs a worker runs at once unless WORKER_CONCURRENCY says: with a model server, one GPU's
+ * knee (the model is the bottleneck, a job waiting on it costs ~8 MB); without, one per core,
+ * because the baseline policy's scan and outline are CPU-bound.
+ */
+export function workerConcurrency(config: Pick<Config, "WORKER_CONCURRENCY" | "MODEL_BASE_URL">, cores = availableParallelism()): number {
+  return config.WORKER_CONCURRENCY ?? (config.MODEL_BASE_URL ? EPISODES_PER_GPU : Math.max(1, cores));
+}
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -11,5 +11,6 @@ export function sandboxOptionsFromConfig(config: Config): DockerSandboxOptions {
     tmpfsMb: config.SANDBOX_TMPFS_MB,
     jobTimeoutS: config.SANDBOX_JOB_TIMEOUT_S,
     mountMode: config.SANDBOX_MOUNT_MODE,
+    startConcurrency: config.SANDBOX_START_CONCURRENCY,
   };
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import Dockerode from "dockerode";
+import pLimit, { type LimitFunction } from "p-limit";
 import {
   SandboxError,
   type ExecOptions,
@@ -44,6 +45,8 @@ export interface DockerSandboxOptions {
   copyTmpfsMb?: number;
   /** How long the shell may take to answer after the container started. */
   readyTimeoutMs?: number;
+  /** Sandboxes starting at once (default: one per core); the others wait their turn. */
+  startConcurrency?: number;
 }
 
 export const SANDBOX_UID = 10001;
@@ -61,7 +64,14 @@ export class DockerSandboxProvider implements SandboxProvider {
   /** Identifies this provider's containers: host, pid and a random part. */
   readonly ownerId: string;
   private readonly live = new Map<string, DockerSandbox>();
-  private readonly opts: Required<Omit<DockerSandboxOptions, "docker">>;
+  private readonly opts: Required<Omit<DockerSandboxOptions, "docker" | "startConcurrency">>;
+  /**
+   * Starting a container is the most CPU a job takes on the host (the engine's work, then
+   * the shell's start). Dozens at once, as when a worker at GPU-scale concurrency picks up a
+   * full queue, starve the tool calls of episodes already running: their per-turn time went
+   * from ~40 ms to ~1 s at p99 (bench/inflight.ts). Queued starts cost a job only its wait.
+   */
+  private readonly starts: LimitFunction;
 
   constructor(options: DockerSandboxOptions) {
     this.docker = options.docker ?? new Dockerode();
@@ -79,6 +89,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       copyTmpfsMb: options.copyTmpfsMb ?? 2048,
       readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
     };
+    this.starts = pLimit(options.startConcurrency ?? availableParallelism());
   }
 
   get serviceLabel(): string {
@@ -152,6 +163,11 @@ export class DockerSandboxProvider implements SandboxProvider {
     if (!WORKDIR_RE.test(spec.workingDir)) {
       throw new SandboxError("create_failed", `working directory must look like /tmp/testbed/<8 hex>/<name>, got ${spec.workingDir}`);
     }
+    signal?.throwIfAborted();
+    return this.starts(() => this.start(spec, signal));
+  }
+
+  private async start(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     signal?.throwIfAborted();
     let container: Dockerode.Container;
     try {

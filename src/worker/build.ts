@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Worker } from "bullmq";
 import { pino, type Logger } from "pino";
-import type { Config } from "../config/env.js";
+import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
@@ -100,7 +100,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, processor, {
     connection,
     prefix: config.QUEUE_PREFIX,
-    concurrency: config.WORKER_CONCURRENCY,
+    concurrency: workerConcurrency(config),
     // A worker that dies mid-job loses its lock after lockDuration; the job is then picked
     // up again (once) by another worker.
     lockDuration: config.WORKER_LOCK_MS,
@@ -139,7 +139,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
 
   await worker.waitUntilReady();
-  logger.info({ id, concurrency: config.WORKER_CONCURRENCY, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline" }, "worker ready");
+  logger.info({ id, concurrency: workerConcurrency(config), defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline" }, "worker ready");
 
   return {
     id,

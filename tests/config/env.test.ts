@@ -1,7 +1,7 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { envSchema, loadConfig, ConfigError } from "../../src/config/env.js";
+import { envSchema, loadConfig, ConfigError, workerConcurrency, EPISODES_PER_GPU } from "../../src/config/env.js";
 
 describe("configuration", () => {
   it("has defaults for a local run", () => {
@@ -9,6 +9,14 @@ describe("configuration", () => {
     expect(c.REDIS_URL).toBe("redis://127.0.0.1:6379");
     expect(c.MAX_TURNS).toBe(10);
     expect(c.ALLOW_FILE_URLS).toBe(false);
+  });
+
+  it("runs one GPU's knee of jobs with a model server, one per core without, unless told", () => {
+    expect(workerConcurrency(loadConfig({}), 2)).toBe(2);
+    expect(workerConcurrency(loadConfig({}), 8)).toBe(8);
+    expect(workerConcurrency(loadConfig({ MODEL_BASE_URL: "http://vllm:8000/v1" }), 2)).toBe(EPISODES_PER_GPU);
+    expect(workerConcurrency(loadConfig({ MODEL_BASE_URL: "http://vllm:8000/v1", WORKER_CONCURRENCY: "40" }), 2)).toBe(40);
+    expect(workerConcurrency(loadConfig({ WORKER_CONCURRENCY: "3" }), 8)).toBe(3);
   });
 
   it("names the variable when a value is bad", () => {

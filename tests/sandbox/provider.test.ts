@@ -31,6 +31,33 @@ describe("sandbox lifecycle", () => {
     await expect(sb.terminal.run({ command: "ls" })).rejects.toBeInstanceOf(SandboxError);
   });
 
+  it("starts at most startConcurrency sandboxes at once; the others wait and then start", async () => {
+    // The real engine, counted: how many container creations are under way at once.
+    let running = 0;
+    let most = 0;
+    class CountingDocker extends Dockerode {
+      override async createContainer(options: Dockerode.ContainerCreateOptions) {
+        most = Math.max(most, ++running);
+        try {
+          const c = await super.createContainer(options);
+          await new Promise((r) => setTimeout(r, 50));
+          return c;
+        } finally {
+          running--;
+        }
+      }
+    }
+    const p = provider({ serviceLabel: testServiceLabel("starts"), docker: new CountingDocker(), startConcurrency: 2 });
+    const t = await tree();
+    const boxes = await Promise.all([1, 2, 3, 4, 5].map((i) => p.create(spec(t, `job-start-${i}`))));
+    try {
+      expect(most).toBe(2);
+      for (const sb of boxes) expect(await see(sb, "echo up")).toMatch(/^up\n/);
+    } finally {
+      await Promise.all(boxes.map((sb) => sb.destroy()));
+    }
+  });
+
   it("reaps orphans: a dead owner's containers and its own forgotten ones, never a live sandbox", async () => {
     const label = testServiceLabel("reap");
     const p = provider({ serviceLabel: label });
