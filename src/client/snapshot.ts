@@ -128,8 +128,7 @@ export class Snapshot {
 
 /**
  * The checkout's object directory and index. A plain `.git` directory (the usual case) needs
- * no git process: one fewer spawn on every call, a fifth of a repeated upload's time here.
- * Worktrees, submodules and GIT_* overrides ask git.
+ * no git process, and this runs on every call; worktrees, submodules and GIT_* overrides ask git.
  */
 async function gitPaths(root: string): Promise<{ objects: string; index: string }> {
   const overridden = ["GIT_DIR", "GIT_OBJECT_DIRECTORY", "GIT_INDEX_FILE", "GIT_COMMON_DIR"].some((k) => process.env[k]);

@@ -168,6 +168,7 @@ export class DockerSandboxProvider implements SandboxProvider {
   }
 
   private async start(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+    // The job may have been cancelled while its start waited its turn.
     signal?.throwIfAborted();
     let container: Dockerode.Container;
     try {

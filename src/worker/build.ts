@@ -97,10 +97,11 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     logger,
     shutdownSignal: shutdown.signal,
   });
+  const concurrency = workerConcurrency(config);
   const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, processor, {
     connection,
     prefix: config.QUEUE_PREFIX,
-    concurrency: workerConcurrency(config),
+    concurrency,
     // A worker that dies mid-job loses its lock after lockDuration; the job is then picked
     // up again (once) by another worker.
     lockDuration: config.WORKER_LOCK_MS,
@@ -139,7 +140,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
 
   await worker.waitUntilReady();
-  logger.info({ id, concurrency: workerConcurrency(config), defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline" }, "worker ready");
+  logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline" }, "worker ready");
 
   return {
     id,
