@@ -73,7 +73,15 @@ export class Snapshot {
     return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"], this.env);
   }
 
-  private async staged(): Promise<Staged[]> {
+  private entries: Promise<Staged[]> | undefined;
+
+  /** The captured index's entries; read once, since the snapshot does not change. */
+  private staged(): Promise<Staged[]> {
+    this.entries ??= this.readStaged();
+    return this.entries;
+  }
+
+  private async readStaged(): Promise<Staged[]> {
     const out = await git(this.root, ["ls-files", "-s", "-z"], this.env);
     return out
       .split("\0")
