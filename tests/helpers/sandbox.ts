@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
 import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import type { Sandbox } from "../../src/sandbox/types.js";
 import { makeGitFixture, SAMPLE_FILES } from "./gitFixture.js";
+import { removeCacheDir } from "./tempDirs.js";
 
 /** A real sandbox (real Docker engine) over a real tree from a git repository the test makes. */
 export interface SandboxFixture {
@@ -39,7 +40,7 @@ export async function startSandbox(files: Record<string, string> = SAMPLE_FILES,
     async cleanup() {
       await sandbox.destroy();
       fx.cleanup();
-      rmSync(cacheDir, { recursive: true, force: true });
+      removeCacheDir(cacheDir);
     },
   };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultTreeDir, RepoCache, RepoError } from "../../src/repos/cache.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((f) => f()));
@@ -11,7 +12,7 @@ afterEach(() => cleanups.splice(0).forEach((f) => f()));
 function setup(): { fx: GitFixture; cache: RepoCache; dir: string } {
   const fx = makeGitFixture();
   const dir = mkdtempSync(join(tmpdir(), "codescout-cache-"));
-  cleanups.push(() => fx.cleanup(), () => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => fx.cleanup(), () => removeCacheDir(dir));
   return { fx, cache: new RepoCache({ dir, allowFileUrls: true }), dir };
 }
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
 import { HostGuard } from "../../src/queue/hostPolicy.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
 import { startGitHttpServer, type GitHttpServer } from "../helpers/gitHttp.js";
 
 /**
@@ -32,7 +33,7 @@ afterAll(async () => {
   await server.close();
   fx.cleanup();
   rmSync(root, { recursive: true, force: true });
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) removeCacheDir(d);
 });
 
 const newCache = () => {

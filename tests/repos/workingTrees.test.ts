@@ -9,6 +9,7 @@ import { readArchive } from "../../src/uploads/archive.js";
 import { DirUploadStore } from "../../src/uploads/store.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 import { tarOf, type TarEntry } from "../helpers/tarball.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
 
 /** Trees made from a caller's working tree: a patch on a commit, and an uploaded archive. */
 const cleanups: (() => void)[] = [];
@@ -19,7 +20,7 @@ const LIMITS = { maxBytes: 1 << 20, maxFiles: 100, maxPathBytes: 256, maxRatio: 
 function setup(): { fx: GitFixture; cache: RepoCache; dir: string; store: DirUploadStore } {
   const fx = makeGitFixture();
   const dir = mkdtempSync(join(tmpdir(), "codescout-wt-"));
-  cleanups.push(() => fx.cleanup(), () => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => fx.cleanup(), () => removeCacheDir(join(dir, "repos")), () => rmSync(dir, { recursive: true, force: true }));
   const store = new DirUploadStore(join(dir, "uploads"), 3600);
   return { fx, dir, store, cache: new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store, limits: LIMITS } }) };
 }

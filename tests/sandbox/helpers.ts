@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { RepoCache } from "../../src/repos/cache.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
 import { createDockerSandboxProvider, type DockerSandboxOptions } from "../../src/sandbox/docker.js";
 import type { Sandbox, SandboxSpec } from "../../src/sandbox/types.js";
 
@@ -47,7 +48,7 @@ export async function makeTree(files: Record<string, string> = SAMPLE_FILES): Pr
     name: tree.name,
     cleanup() {
       fx.cleanup();
-      rmSync(dir, { recursive: true, force: true });
+      removeCacheDir(dir);
     },
   };
 }
