@@ -55,7 +55,7 @@ for (let i = 0; i < (quick ? 2 : 5); i++) {
   // (GNU tar straight into the request), then check the work tree did not change meanwhile.
   const cache = new TreeCache(join(work, `client-cache-${i}`));
   const [uploadMs, info] = await time(async () => {
-    const snap = await Snapshot.take(root);
+    const snap = await Snapshot.take(root, cache.dir);
     try {
       return await uploadCheckout(client, snap, () => undefined, cache);
     } finally {
@@ -78,7 +78,7 @@ const again: number[] = [];
 const warmCache = new TreeCache(join(work, `client-cache-${cold.length - 1}`));
 for (let i = 0; i < (quick ? 5 : 30); i++) {
   const [t, info] = await time(async () => {
-    const snap = await Snapshot.take(root);
+    const snap = await Snapshot.take(root, warmCache.dir);
     try {
       return await uploadCheckout(client, snap, () => undefined, warmCache);
     } finally {

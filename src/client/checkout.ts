@@ -98,7 +98,7 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   // Over loopback, compressing costs more time than it saves.
   const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl)));
   say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
-  const after = await Snapshot.take(snapshot.root);
+  const after = await Snapshot.take(snapshot.root, cache.dir);
   try {
     if ((await after.treeId()) === treeId) await cache.put(treeId, { sha256: info.sha256, files: info.files, bytes: info.bytes });
   } finally {

@@ -1,6 +1,7 @@
 import { execFile, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
@@ -20,6 +21,11 @@ export async function git(cwd: string, args: string[], env: Record<string, strin
   return stdout;
 }
 
+/** Where the client keeps what it remembers between calls: never inside the checkout. */
+export function clientCacheDir(): string {
+  return process.env.CODESCOUT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "codescout");
+}
+
 export interface TreeSummary {
   /** The tree's content address, as the service computed it (uploads/digest.ts). */
   sha256: string;
@@ -33,13 +39,17 @@ interface Staged {
   path: string;
 }
 
+/** Scratch indexes of an older base are kept this long: a snapshot started before the change may still use them. */
+const STALE_SCRATCH_MS = 10 * 60_000;
+
 export class Snapshot {
   private tree: Promise<string> | undefined;
 
   private constructor(
     readonly root: string,
     private readonly env: Record<string, string>,
-    private readonly scratch: string,
+    /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
+    private readonly keep: { index: string; as: string } | null,
   ) {}
 
   /** git's id of the captured tree: a key for the client's cache only, never sent. */
@@ -48,24 +58,41 @@ export class Snapshot {
     return this.tree;
   }
 
-  static async take(root: string): Promise<Snapshot> {
-    const scratch = await mkdtemp(join(tmpdir(), "codescout-snapshot-"));
+  /**
+   * Captures the checkout at `root`. The scratch index and objects live under `cacheDir`, one
+   * set per checkout and per state of the user's own index, and outlast the snapshot: the next
+   * one starts from git's stat cache and tree cache as this one left them, so an unchanged tree
+   * is recognized without reading a file or writing an object. A change to the user's index
+   * (a commit, a `git add -f`) starts a fresh set from it, since that index says what is tracked.
+   */
+  static async take(root: string, cacheDir = clientCacheDir()): Promise<Snapshot> {
+    const { objects, index } = await gitPaths(root);
+    const base = await indexChecksum(index);
+    const dir = join(cacheDir, "snapshots", createHash("sha256").update(resolve(root)).digest("hex").slice(0, 16));
+    const scratchObjects = join(dir, `objects-${base}`);
+    const kept = join(dir, `index-${base}`);
+    const working = join(dir, `index.${process.pid}.${randomBytes(4).toString("hex")}`);
+    await mkdir(scratchObjects, { recursive: true });
+    // Concurrent snapshots of one checkout each work on a copy; the last one done is kept.
+    const copied = await copyFile(kept, working).then(
+      () => true,
+      () => false,
+    );
+    if (!copied) await copyFile(index, working).catch(() => undefined);
+    const env = { GIT_INDEX_FILE: working, GIT_OBJECT_DIRECTORY: scratchObjects, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
     try {
-      const { objects, index } = await gitPaths(root);
-      await mkdir(join(scratch, "objects"));
-      const env = { GIT_INDEX_FILE: join(scratch, "index"), GIT_OBJECT_DIRECTORY: join(scratch, "objects"), GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
-      // A copy of the real index keeps git's stat cache: unchanged files are not read again.
-      await copyFile(index, env.GIT_INDEX_FILE).catch(() => undefined);
       await git(root, ["add", "-A", "--", "."], env);
-      return new Snapshot(root, env, scratch);
     } catch (err) {
-      await rm(scratch, { recursive: true, force: true });
+      await rm(working, { force: true });
       throw err;
     }
+    if (!copied) await dropStale(dir, base);
+    return new Snapshot(root, env, { index: working, as: kept });
   }
 
   async dispose(): Promise<void> {
-    await rm(this.scratch, { recursive: true, force: true });
+    if (!this.keep) return;
+    await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep!.index, { force: true }));
   }
 
   /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none). */
@@ -148,6 +175,30 @@ async function gitPaths(root: string): Promise<{ objects: string; index: string 
   return { objects: resolve(root, objectsPath.trim()), index: resolve(root, indexPath.trim()) };
 }
 
+/** The trailing checksum git writes into every index: it changes whenever the index does. */
+async function indexChecksum(index: string): Promise<string> {
+  const file = await open(index, "r").catch(() => null);
+  if (!file) return "none";
+  try {
+    const { size } = await file.stat();
+    const tail = Buffer.alloc(Math.min(size, 32));
+    await file.read(tail, 0, tail.length, size - tail.length);
+    return tail.toString("hex").slice(-40);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Scratch indexes and objects made from an earlier state of the user's index, once nothing can be using them. */
+async function dropStale(dir: string, base: string): Promise<void> {
+  const cutoff = Date.now() - STALE_SCRATCH_MS;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.endsWith(base) || !/^(index|objects)-[0-9a-f]+$|^index\.\d+\.[0-9a-f]+$|^objects-none$|^index-none$/.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => null);
+    if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
 export class CheckoutReadError extends Error {
   override name = "CheckoutReadError";
 }
@@ -162,7 +213,7 @@ export class TreeCache {
   private loaded = false;
   private readonly file: string;
 
-  constructor(dir = process.env.CODESCOUT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "codescout")) {
+  constructor(readonly dir = clientCacheDir()) {
     this.file = join(dir, "trees.json");
   }
 

@@ -3,7 +3,9 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { posix } from "node:path";
-import { extract as tarExtract, type Header as Headers } from "tar-stream";
+import { extract as tarExtract, type ExtractEvents, type Header as Headers } from "tar-stream";
+
+type EntryStream = ExtractEvents["entry"][1];
 import { treeDigest, type TreeEntry } from "./digest.js";
 
 /**
@@ -36,7 +38,7 @@ export class ArchiveError extends Error {
 }
 
 export interface ArchiveSummary {
-  /** The tree's digest (digest.ts): the same tree gives the same value, however it was packed. */
+  /** The tree's digest (digest.ts): the same tree gives the same value, however it was packed. "" when contents were not hashed. */
   sha256: string;
   files: number;
   /** Sum of file sizes. */
@@ -48,7 +50,11 @@ export interface ArchiveSummary {
 /** Decompressed bytes allowed before the ratio applies, so small archives of small files pass. */
 const RATIO_ALLOWANCE = 8 << 20;
 
-export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: () => void }, limits: ArchiveLimits): Promise<ArchiveSummary> {
+export async function readArchive(
+  source: AsyncIterable<Buffer> & { destroy?: () => void },
+  limits: ArchiveLimits,
+  options: { hashContents: boolean } = { hashContents: true },
+): Promise<ArchiveSummary> {
   let archiveBytes = 0;
   const chunks = (async function* () {
     try {
@@ -99,49 +105,66 @@ export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: ()
   let bytes = 0;
   let files = 0;
 
-  const consume = (async () => {
-    for await (const entry of reader) {
-      const header = entry.header;
-      const path = checkPath(header, limits);
-      if (path === null) {
-        // The archive's own root ("./"): nothing to make.
-        entry.resume();
-        continue;
-      }
-      for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
-        if (symlinks.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a symlink`);
-      }
-      if (header.type === "directory") {
-        if (symlinks.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a symlink was`);
-        if ((header.mode ?? 0o755) & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
-        entry.resume();
-        seen.add(`${path}/`);
-        continue;
-      }
-      if (seen.has(path) || seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
-      seen.add(path);
-      if (header.type === "symlink") {
-        const target = checkLink(path, header.linkname ?? "");
-        symlinks.add(path);
-        entries.push({ kind: "link", path, target });
-        entry.resume();
-        continue;
-      }
-      if (header.type !== "file") throw new ArchiveError("unsupported_entry", `${path}: ${describe(header)} entries are not accepted`);
-      if (header.pax && Object.keys(header.pax).some((k) => k.startsWith("GNU.sparse"))) {
-        throw new ArchiveError("unsupported_entry", `${path}: sparse files are not accepted`);
-      }
-      if (++files > limits.maxFiles) throw new ArchiveError("too_many_files", `the archive holds more than ${limits.maxFiles} files`);
-      const size = header.size ?? 0;
-      if (bytes + size > limits.maxBytes) throw new ArchiveError("too_large", `the archive holds more than ${limits.maxBytes} bytes`);
-      bytes += size;
-      const mode = header.mode ?? 0o644;
-      if (mode & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
-      const hash = createHash("sha256");
-      for await (const chunk of entry) hash.update(chunk as Buffer);
-      entries.push({ kind: "file", path, executable: (mode & 0o111) !== 0, sha256: hash.digest("hex") });
+  // Entry callbacks rather than async iteration: a tree has thousands of small files, and an
+  // iterator per entry cost more than the checks and the hashing together.
+  const onEntry = (header: Headers, entry: EntryStream, next: () => void): void => {
+    const path = checkPath(header, limits);
+    if (path === null) {
+      // The archive's own root ("./"): nothing to make.
+      return skip(entry, next);
     }
-  })();
+    for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
+      if (symlinks.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a symlink`);
+    }
+    if (header.type === "directory") {
+      if (symlinks.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a symlink was`);
+      if ((header.mode ?? 0o755) & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
+      seen.add(`${path}/`);
+      return skip(entry, next);
+    }
+    if (seen.has(path) || seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
+    seen.add(path);
+    if (header.type === "symlink") {
+      const target = checkLink(path, header.linkname ?? "");
+      symlinks.add(path);
+      entries.push({ kind: "link", path, target });
+      return skip(entry, next);
+    }
+    if (header.type !== "file") throw new ArchiveError("unsupported_entry", `${path}: ${describe(header)} entries are not accepted`);
+    if (header.pax && Object.keys(header.pax).some((k) => k.startsWith("GNU.sparse"))) {
+      throw new ArchiveError("unsupported_entry", `${path}: sparse files are not accepted`);
+    }
+    if (++files > limits.maxFiles) throw new ArchiveError("too_many_files", `the archive holds more than ${limits.maxFiles} files`);
+    const size = header.size ?? 0;
+    if (bytes + size > limits.maxBytes) throw new ArchiveError("too_large", `the archive holds more than ${limits.maxBytes} bytes`);
+    bytes += size;
+    const mode = header.mode ?? 0o644;
+    if (mode & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
+    if (!options.hashContents) {
+      entries.push({ kind: "file", path, executable: (mode & 0o111) !== 0, sha256: "" });
+      return skip(entry, next);
+    }
+    const hash = createHash("sha256");
+    entry.on("data", (chunk) => hash.update(chunk as Buffer));
+    entry.once("end", () => {
+      entries.push({ kind: "file", path, executable: (mode & 0o111) !== 0, sha256: hash.digest("hex") });
+      next();
+    });
+  };
+  const consume = new Promise<void>((resolve, reject) => {
+    reader.on("entry", (header, entry, next) => {
+      // Destroying the reader fails the entry in flight too; that failure is already the reader's.
+      entry.on("error", () => undefined);
+      try {
+        onEntry(header, entry, next);
+      } catch (err) {
+        reject(err);
+        reader.destroy(err as Error);
+      }
+    });
+    reader.once("finish", resolve);
+    reader.once("error", reject);
+  });
 
   const feed = gzip ? pipeline(Readable.from(replay()), createGunzip(), ratio, reader) : pipeline(Readable.from(replay()), ratio, reader);
   try {
@@ -153,7 +176,7 @@ export async function readArchive(source: AsyncIterable<Buffer> & { destroy?: ()
     if (err instanceof SourceError) throw err.original;
     throw new ArchiveError("invalid_archive", `not a readable tar or tar.gz: ${(err as Error).message ?? String(err)}`);
   }
-  return { sha256: treeDigest(entries), files, bytes, archiveBytes };
+  return { sha256: options.hashContents ? treeDigest(entries) : "", files, bytes, archiveBytes };
 }
 
 /** The entry's path, normalized; null for the archive root. Throws for anything unsafe. */
@@ -179,6 +202,11 @@ function checkLink(path: string, target: string): string {
   if (resolved === ".." || resolved.startsWith("../")) throw new ArchiveError("unsafe_path", `${path}: a symlink to ${target} leaves the tree`);
   if (Buffer.byteLength(target) > 4096) throw new ArchiveError("path_too_long", `${path}: the symlink target is too long`);
   return target;
+}
+
+function skip(entry: EntryStream, next: () => void): void {
+  entry.once("end", () => next());
+  entry.resume();
 }
 
 function describe(header: Headers): string {

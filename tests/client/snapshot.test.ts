@@ -1,6 +1,7 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { Snapshot } from "../../src/client/snapshot.js";
@@ -33,6 +34,47 @@ describe("work tree snapshot", () => {
     expect(patch).toContain("+    return 2");
     expect(patch).toContain("+def only_here():");
     expect(indexUntouched).toBe(true);
+  });
+
+  it("reuses its scratch index between calls and still sees every later change, including to the user's index", async () => {
+    const other = makeGitFixture({ "m/keep.py": "K = 1\n", "m/gone.py": "G = 1\n", ".gitignore": "secret.txt\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const look = async () => {
+      const snap = await Snapshot.take(other.dir, cache);
+      try {
+        return { tree: await snap.treeId(), patch: await snap.patch() };
+      } finally {
+        await snap.dispose();
+      }
+    };
+    try {
+      const first = await look();
+      expect(first.patch).toBe("");
+      expect((await look()).tree).toBe(first.tree);
+      // The kept index is what the second call started from.
+      expect(readdirSync(join(cache, "snapshots", readdirSync(join(cache, "snapshots"))[0]!)).filter((n) => n.startsWith("index-"))).toHaveLength(1);
+
+      writeFileSync(join(other.dir, "m", "keep.py"), "K = 2\n");
+      unlinkSync(join(other.dir, "m", "gone.py"));
+      writeFileSync(join(other.dir, "m", "new.py"), "def fresh():\n    pass\n");
+      writeFileSync(join(other.dir, "secret.txt"), "token\n");
+      const edited = await look();
+      expect(edited.tree).not.toBe(first.tree);
+      expect(edited.patch).toContain("+K = 2");
+      expect(edited.patch).toContain("deleted file mode");
+      expect(edited.patch).toContain("+def fresh():");
+      expect(edited.patch).not.toContain("token");
+      expect((await look()).tree).toBe(edited.tree);
+
+      // The user tracks an ignored file: their index changed, so the snapshot starts from it again.
+      execFileSync("git", ["add", "-f", "secret.txt"], { cwd: other.dir });
+      const forced = await look();
+      expect(forced.patch).toContain("+token");
+      expect(forced.tree).not.toBe(edited.tree);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      other.cleanup();
+    }
   });
 
   it("does the same in a linked worktree, whose .git is a file", async () => {
