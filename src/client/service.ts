@@ -1,4 +1,7 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -59,8 +62,40 @@ export class ServiceClient {
     }
   }
 
+  /**
+   * POST /v1/uploads with the archive as it is produced. Through node:http, not fetch: fetch
+   * carries a body through a web stream, which made a 50 MB upload ~40% slower over loopback.
+   */
   async sendUpload(archive: Buffer | Readable): Promise<UploadInfo> {
-    return this.json<UploadInfo>("POST", "/v1/uploads", { body: archive, contentType: "application/gzip" });
+    const url = new URL(`${this.baseUrl}/v1/uploads`);
+    const headers: Record<string, string | number> = { ...this.headers, "content-type": "application/gzip" };
+    if (Buffer.isBuffer(archive)) headers["content-length"] = archive.length;
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method: "POST", headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      });
+      // A refusal may come (and the connection close) before the whole archive is sent: the
+      // answer counts, not the broken pipe.
+      req.on("error", (err) => setTimeout(() => reject(new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${err.message}`)), 50));
+      if (Buffer.isBuffer(archive)) req.end(archive);
+      else
+        pipeline(archive, req).catch((err: unknown) => {
+          // The archive's own failure (tar could not read the checkout) is the caller's.
+          if (archive.errored) reject(err);
+        });
+    });
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      /* not JSON: judged by the status below */
+    }
+    if (status >= 200 && status < 300 && parsed) return parsed as UploadInfo;
+    const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+    throw new ServiceRefused(status, e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.field);
   }
 
   /**

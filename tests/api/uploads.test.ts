@@ -6,6 +6,8 @@ import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
 import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
+import { Readable } from "node:stream";
+import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
 
 const servers: Array<{ api: ApiServer; prefix: string }> = [];
 afterEach(async () => {
@@ -19,7 +21,7 @@ async function start(env: Record<string, string> = {}) {
   const config = testConfig(env);
   const api = await buildApiServer(config, { logger: false });
   servers.push({ api, prefix: config.QUEUE_PREFIX });
-  return { config, inject: api.fastify.inject.bind(api.fastify) };
+  return { config, api, inject: api.fastify.inject.bind(api.fastify) };
 }
 
 const TREE: TarEntry[] = [
@@ -103,5 +105,25 @@ describe("uploads", () => {
     const big = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf([{ name: "r.bin", body: Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251)) }]), headers: { "content-type": "application/x-tar" } });
     expect(big.statusCode).toBe(413);
     expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+  });
+
+  it("takes a streamed archive from the client over HTTP, and reports a refusal sent mid-stream as the service's answer", async () => {
+    const { api } = await start({ UPLOAD_MAX_ARCHIVE_BYTES: String(2 << 20) });
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const client = new ServiceClient(base);
+    const archive = await tarOf(TREE);
+    // In small pieces, as GNU tar's pipe delivers them.
+    const info = await client.sendUpload(Readable.from([archive.subarray(0, 700), archive.subarray(700)]));
+    expect(info).toMatchObject({ files: 2, bytes: 25 });
+    expect((await client.upload(info.upload_id))?.files).toBe(2);
+
+    // A 16 MB archive the service stops reading after 2 MB: the 413 must come back, not a broken pipe.
+    const big = await tarOf([{ name: "big.bin", body: Buffer.alloc(16 << 20, 1) }]);
+    const pieces = Readable.from((function* () {
+      for (let i = 0; i < big.length; i += 64 << 10) yield big.subarray(i, i + (64 << 10));
+    })());
+    const refused = await client.sendUpload(pieces).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(ServiceRefused);
+    expect(refused).toMatchObject({ status: 413, code: "upload_too_large", field: "body" });
   });
 });
