@@ -16,7 +16,7 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
  */
 const { values: a, positionals } = parseArgs({
-  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" } },
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" }, lambda: { type: "string" } },
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
@@ -194,7 +194,9 @@ function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn:
 let lambdas = { file: 0, fn: 0 };
 
 const out = (s: string) => void process.stdout.write(s);
-const weights = train(tune, out);
+// --lambda FILE,FN fixes the penalties instead of choosing them by cross-validation.
+const fixedLambda = a.lambda ? (([f, n]) => ({ file: Number(f), fn: Number(n ?? f) }))(a.lambda.split(",")) : undefined;
+const weights = train(tune, out, fixedLambda);
 out(`${JSON.stringify(weights, null, 1)}\n`);
 out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
 out(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);

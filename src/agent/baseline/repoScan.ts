@@ -27,12 +27,16 @@ SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "bui
 TOP_SKIP = {"test", "testing"}
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
 MAX_FILES, MAX_BYTES = 20000, 2000000
-DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(\\w+)", re.M)
+# Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
+# tokens a bytes \\w+ regex finds, at a fraction of its cost.
+NONWORD = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32 for c in range(256))
 
 keys = [stem(w) for w in q["words"]]
 terms = Terms(keys)
 names = {n.encode(): n for n in q["names"]}
 phrases = [p.encode() for p in q["phrases"]]
+# Definitions of the names the issue uses only: the regex engine passes every other def in C.
+DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(" + b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + rb")(?!\\w)", re.M) if names else None
 
 paths = []
 for d, dirs, files in os.walk(root):
@@ -55,12 +59,13 @@ for i, p in enumerate(paths):
         continue
     if len(text) > MAX_BYTES:
         continue
-    counts = Counter(WORD.findall(text))
+    counts = Counter(text.translate(NONWORD).split())
     tf = terms.count(counts)
     defs = []
-    for m in DEF.finditer(text):
-        if m.group(2) in names and len(defs) < 50:
-            defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
+    for m in DEF.finditer(text) if DEF else ():
+        if len(defs) >= 50:
+            break
+        defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
     ids = {names[n]: counts[n] for n in names if n in counts}
     pt = {}
     for part in p[:-3].split("/"):
