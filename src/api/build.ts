@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
-import { createRedis, redisOptions } from "../queue/connection.js";
+import { closeRedis, createRedis, redisOptions } from "../queue/connection.js";
 import { createLocalizeQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
@@ -54,7 +54,7 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
       await fastify.close();
       await queueEvents.close();
       await queue.close();
-      redis.disconnect();
+      await closeRedis(redis);
     },
   };
 }

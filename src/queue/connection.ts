@@ -10,6 +10,18 @@ export function createRedis(url: string, role: "producer" | "worker"): Redis {
 }
 
 /**
+ * Closes a connection after the replies it is still owed: `disconnect` alone rejects the
+ * commands in flight ("Connection is closed"), an unhandled rejection when nobody awaits them
+ * any more. Bounded, for a Redis that has gone away.
+ */
+export async function closeRedis(redis: Redis, waitMs = 1000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+  clearTimeout(timer);
+  redis.disconnect();
+}
+
+/**
  * Connection options (not a connection) for BullMQ objects that should own theirs, such as
  * QueueEvents: BullMQ then closes it itself, after its blocking read has stopped.
  */

@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { createRedis } from "../queue/connection.js";
+import { closeRedis, createRedis } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -157,8 +157,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       subscriber.disconnect();
       await queue.close();
       await webhooks.close();
-      redis.disconnect();
-      connection.disconnect();
+      await closeRedis(redis);
+      await closeRedis(connection);
     },
   };
 }
