@@ -86,7 +86,10 @@ export class Snapshot {
       await rm(working, { force: true });
       throw err;
     }
-    if (!copied) await dropStale(dir, base);
+    if (!copied) {
+      await dropStale(dir, base);
+      await dropUnusedCheckouts(join(cacheDir, "snapshots"));
+    }
     return new Snapshot(root, env, { index: working, as: kept });
   }
 
@@ -196,6 +199,19 @@ async function dropStale(dir: string, base: string): Promise<void> {
     if (name.endsWith(base) || !/^(index|objects)-[0-9a-f]+$|^index\.\d+\.[0-9a-f]+$|^objects-none$|^index-none$/.test(name)) continue;
     const st = await stat(join(dir, name)).catch(() => null);
     if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Scratch sets of checkouts not looked at for this long (moved, deleted, forgotten) are removed. */
+const UNUSED_CHECKOUT_MS = 30 * 24 * 3600_000;
+
+async function dropUnusedCheckouts(snapshots: string): Promise<void> {
+  const cutoff = Date.now() - UNUSED_CHECKOUT_MS;
+  for (const name of await readdir(snapshots).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{16}$/.test(name)) continue;
+    // The directory's mtime moves each time a snapshot keeps its index there.
+    const st = await stat(join(snapshots, name)).catch(() => null);
+    if (st && st.mtimeMs < cutoff) await rm(join(snapshots, name), { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeGitFixture } from "../helpers/gitFixture.js";
@@ -47,12 +47,22 @@ describe("work tree snapshot", () => {
         await snap.dispose();
       }
     };
+    // Another checkout's scratch set, untouched for 40 days, and one used yesterday.
+    const old = join(cache, "snapshots", "0123456789abcdef");
+    const recent = join(cache, "snapshots", "fedcba9876543210");
+    for (const [dir, days] of [[old, 40], [recent, 1]] as const) {
+      mkdirSync(join(dir, "objects-none"), { recursive: true });
+      const t = new Date(Date.now() - days * 86_400_000);
+      utimesSync(dir, t, t);
+    }
     try {
       const first = await look();
       expect(first.patch).toBe("");
+      expect([existsSync(old), existsSync(recent)]).toEqual([false, true]);
       expect((await look()).tree).toBe(first.tree);
       // The kept index is what the second call started from.
-      expect(readdirSync(join(cache, "snapshots", readdirSync(join(cache, "snapshots"))[0]!)).filter((n) => n.startsWith("index-"))).toHaveLength(1);
+      const own = readdirSync(join(cache, "snapshots")).find((n) => join(cache, "snapshots", n) !== recent)!;
+      expect(readdirSync(join(cache, "snapshots", own)).filter((n) => n.startsWith("index-"))).toHaveLength(1);
 
       writeFileSync(join(other.dir, "m", "keep.py"), "K = 2\n");
       unlinkSync(join(other.dir, "m", "gone.py"));
