@@ -49,7 +49,7 @@ export class Snapshot {
     readonly root: string,
     private readonly env: Record<string, string>,
     /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
-    private readonly keep: { index: string; as: string } | null,
+    private readonly keep: { index: string; as: string },
   ) {}
 
   /** git's id of the captured tree: a key for the client's cache only, never sent. */
@@ -94,8 +94,7 @@ export class Snapshot {
   }
 
   async dispose(): Promise<void> {
-    if (!this.keep) return;
-    await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep!.index, { force: true }));
+    await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep.index, { force: true }));
   }
 
   /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none). */
@@ -178,15 +177,22 @@ async function gitPaths(root: string): Promise<{ objects: string; index: string 
   return { objects: resolve(root, objectsPath.trim()), index: resolve(root, indexPath.trim()) };
 }
 
-/** The trailing checksum git writes into every index: it changes whenever the index does. */
+/**
+ * What identifies this state of the user's index: the checksum git writes at its end, which
+ * changes whenever the index does. With `index.skipHash` (git 2.40+, `feature.manyFiles`) that
+ * checksum is all zeros, so the file's identity and time stand in for it.
+ */
 async function indexChecksum(index: string): Promise<string> {
   const file = await open(index, "r").catch(() => null);
   if (!file) return "none";
   try {
-    const { size } = await file.stat();
+    const st = await file.stat({ bigint: true });
+    const size = Number(st.size);
     const tail = Buffer.alloc(Math.min(size, 32));
     await file.read(tail, 0, tail.length, size - tail.length);
-    return tail.toString("hex").slice(-40);
+    const sum = tail.subarray(-20);
+    if (sum.some((b) => b !== 0)) return sum.toString("hex");
+    return createHash("sha256").update(`${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`).digest("hex").slice(0, 40);
   } finally {
     await file.close();
   }

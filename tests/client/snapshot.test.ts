@@ -81,6 +81,9 @@ describe("work tree snapshot", () => {
       const forced = await look();
       expect(forced.patch).toContain("+token");
       expect(forced.tree).not.toBe(edited.tree);
+      // And stops tracking it again: the kept scratch index must not keep it.
+      execFileSync("git", ["rm", "-q", "--cached", "secret.txt"], { cwd: other.dir });
+      expect((await look()).patch).not.toContain("token");
     } finally {
       rmSync(cache, { recursive: true, force: true });
       other.cleanup();
