@@ -13,7 +13,7 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  * so the fit is deterministic); how many files and functions to answer is then chosen by
  * grid search on the tuning half's mean F1.
  *
- *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] BENCH.jsonl...
+ *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] [--loro] [--lambda FILE,FN] [--drop a,b] BENCH.jsonl...
  */
 const { values: a, positionals } = parseArgs({
   options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" }, lambda: { type: "string" } },
@@ -196,6 +196,7 @@ let lambdas = { file: 0, fn: 0 };
 const out = (s: string) => void process.stdout.write(s);
 // --lambda FILE,FN fixes the penalties instead of choosing them by cross-validation.
 const fixedLambda = a.lambda ? (([f, n]) => ({ file: Number(f), fn: Number(n ?? f) }))(a.lambda.split(",")) : undefined;
+if (fixedLambda && !(fixedLambda.file > 0 && fixedLambda.fn > 0)) throw new Error(`--lambda takes FILE[,FN], two positive numbers (got ${a.lambda})`);
 const weights = train(tune, out, fixedLambda);
 out(`${JSON.stringify(weights, null, 1)}\n`);
 out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
