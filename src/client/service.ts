@@ -1,6 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
@@ -94,8 +94,7 @@ export class ServiceClient {
       /* not JSON: judged by the status below */
     }
     if (status >= 200 && status < 300 && parsed) return parsed as UploadInfo;
-    const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
-    throw new ServiceRefused(status, e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.field);
+    throw refusalOf(status, parsed, `HTTP ${status}`);
   }
 
   /**
@@ -125,7 +124,7 @@ export class ServiceClient {
   /** The job's events until its last one (Server-Sent Events). */
   async *events(id: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
     const res = await this.fetch("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, { signal });
-    if (!res.ok || !res.body) throw await refusal(res);
+    if (!res.ok || !res.body) throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
     const decoder = new TextDecoder();
     let buffer = "";
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -140,33 +139,25 @@ export class ServiceClient {
     }
   }
 
-  private async fetch(method: string, path: string, init: { body?: string | Buffer | Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  private async fetch(method: string, path: string, init: { body?: string; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
     try {
-      const stream = init.body && typeof init.body === "object" && !Buffer.isBuffer(init.body) ? init.body : null;
-      return await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        // A stream goes as a web stream, in half-duplex mode, as Node's fetch wants it.
-        body: stream ? (Readable.toWeb(stream) as ReadableStream) : (init.body as BodyInit | undefined),
-        signal: init.signal,
-        ...(stream ? { duplex: "half" } : {}),
-      } as RequestInit);
+      return await fetch(`${this.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;
       throw new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${(err as Error).message}`);
     }
   }
 
-  private async json<T>(method: string, path: string, init: { body?: string | Buffer | Readable; contentType?: string } = {}): Promise<T> {
+  private async json<T>(method: string, path: string, init: { body?: string; contentType?: string } = {}): Promise<T> {
     const res = await this.fetch(method, path, init);
-    if (!res.ok) throw await refusal(res);
+    if (!res.ok) throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
     return (await res.json()) as T;
   }
 }
 
-async function refusal(res: Response): Promise<ServiceRefused> {
-  const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; field?: string } } | null;
-  const e = body?.error;
-  return new ServiceRefused(res.status, e?.code ?? `http_${res.status}`, e?.message ?? res.statusText, e?.field);
+/** The service's error body (`{error: {code, message, field}}`) as a ServiceRefused. */
+function refusalOf(status: number, body: unknown, statusText: string): ServiceRefused {
+  const e = (body as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+  return new ServiceRefused(status, e?.code ?? `http_${status}`, e?.message ?? statusText, e?.field);
 }

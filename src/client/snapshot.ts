@@ -202,7 +202,7 @@ async function indexChecksum(index: string): Promise<string> {
 async function dropStale(dir: string, base: string): Promise<void> {
   const cutoff = Date.now() - STALE_SCRATCH_MS;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (name.endsWith(base) || !/^(index|objects)-[0-9a-f]+$|^index\.\d+\.[0-9a-f]+$|^objects-none$|^index-none$/.test(name)) continue;
+    if (name.endsWith(base) || !/^(index|objects)-([0-9a-f]+|none)$|^index\.\d+\.[0-9a-f]+$/.test(name)) continue;
     const st = await stat(join(dir, name)).catch(() => null);
     if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
   }

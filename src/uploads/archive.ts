@@ -127,7 +127,7 @@ export async function readArchive(
     if (header.type === "symlink") {
       const target = checkLink(path, header.linkname ?? "");
       symlinks.add(path);
-      entries.push({ kind: "link", path, target });
+      if (options.hashContents) entries.push({ kind: "link", path, target });
       return skip(entry, next);
     }
     if (header.type !== "file") throw new ArchiveError("unsupported_entry", `${path}: ${describe(header)} entries are not accepted`);
@@ -140,10 +140,8 @@ export async function readArchive(
     bytes += size;
     const mode = header.mode ?? 0o644;
     if (mode & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
-    if (!options.hashContents) {
-      entries.push({ kind: "file", path, executable: (mode & 0o111) !== 0, sha256: "" });
-      return skip(entry, next);
-    }
+    // The entries are only for the digest.
+    if (!options.hashContents) return skip(entry, next);
     const hash = createHash("sha256");
     entry.on("data", (chunk) => hash.update(chunk as Buffer));
     entry.once("end", () => {

@@ -10,6 +10,6 @@ const clientCache = mkdtempSync(join(tmpdir(), "codescout-client-cache-"));
 process.env.CODESCOUT_CACHE_DIR = clientCache;
 afterAll(() => rmSync(clientCache, { recursive: true, force: true }));
 
-// Registered first, so it runs after each test file's own afterAll (hooks run as a stack):
-// the file's worker processes are stopped before their cache dirs go.
+// Registered before each test file's own afterAll, so it runs after them (hooks run as a
+// stack): the file's worker processes are stopped before their cache dirs go.
 afterAll(removeTestConfigDirs);
