@@ -42,7 +42,12 @@ await Promise.all(
   Array.from({ length: Number(a.concurrency) }, async () => {
     while (next < instances.length) {
       const inst = instances[next++]!;
-      const tree = await repos.prepare({ url: repoUrl(a["url-template"], inst.repo), commit: inst.base_commit });
+      // A mined commit whose tree a local snapshot cannot produce is skipped, not fatal.
+      const tree = await repos.prepare({ url: repoUrl(a["url-template"], inst.repo), commit: inst.base_commit }).catch((err: Error) => {
+        process.stderr.write(`${inst.instance_id} skipped: ${err.message}\n`);
+        return null;
+      });
+      if (!tree) continue;
       const [owner = "o", name = "r"] = inst.repo.split("/");
       const workingDir = makeWorkingDir(owner, name, inst.instance_id);
       const box = await sandboxes.create({ jobId: `dump-${inst.instance_id}`, treePath: tree.treePath, workingDir });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { decide } from "../../src/agent/baseline.js";
+import { decide, pick, rankFiles, type RankedFiles } from "../../src/agent/baseline.js";
 import { extractIssueTerms, type IssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import type { Weights } from "../../src/agent/baseline/model.js";
 import { loadBench, type Instance } from "../../src/eval/bench.js";
@@ -46,6 +46,19 @@ export function replay(cases: Case[], weights: Weights): Outcome[] {
     const { locations } = decide(c.terms, c.dump.gathered, weights);
     return { id: c.inst.instance_id, repo: c.inst.repo, scores: scoreInstance(locations, c.inst.gt) };
   });
+}
+
+/**
+ * Replays for many answer counts under the same linear weights: files are ranked once per
+ * case, then only the choosing is repeated (what a grid search over counts needs).
+ */
+export function replayCounts(cases: Case[], weights: Weights): (counts: Pick<Weights, "maxFiles" | "fileRatio" | "maxFunctionsPerFile" | "fnRatio">) => Outcome[] {
+  const ranked: RankedFiles[] = cases.map((c) => rankFiles(c.terms, c.dump.gathered, weights));
+  return (counts) =>
+    cases.map((c, i) => {
+      const { locations } = pick(ranked[i]!, c.dump.gathered, { ...weights, ...counts });
+      return { id: c.inst.instance_id, repo: c.inst.repo, scores: scoreInstance(locations, c.inst.gt) };
+    });
 }
 
 export function summary(outcomes: Outcome[]): AggregateScores {

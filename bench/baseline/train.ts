@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { FILE_FEATURES, FUNCTION_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
 import type { Weights } from "../../src/agent/baseline/model.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
-import { half, line, loadCases, replay, summary, type Case } from "./offline.js";
+import { half, line, loadCases, replay, replayCounts, summary, type Case } from "./offline.js";
 
 /**
  * Fits the baseline's weights on the tuning half of the dev set and reports both halves.
@@ -13,14 +13,20 @@ import { half, line, loadCases, replay, summary, type Case } from "./offline.js"
  * so the fit is deterministic); how many files and functions to answer is then chosen by
  * grid search on the tuning half's mean F1.
  *
- *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] [--loro] [--lambda FILE,FN] [--drop a,b] BENCH.jsonl...
+ *   npx tsx bench/baseline/train.ts --dump DUMP.jsonl [--write] [--loro] [--lambda FILE,FN] [--drop a,b]
+ *     [--extra MINED.jsonl --extra-dump MINED-DUMP.jsonl] BENCH.jsonl...
+ *
+ * --extra adds instances mined from other repositories' histories (bench/baseline/commits.py)
+ * to every fit; they are never scored, so the dev halves and the leave-one-repository-out
+ * figures stay comparable with and without them.
  */
 const { values: a, positionals } = parseArgs({
-  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" }, lambda: { type: "string" } },
+  options: { dump: { type: "string" }, write: { type: "boolean", default: false }, all: { type: "boolean", default: false }, loro: { type: "boolean", default: false }, drop: { type: "string", default: "" }, lambda: { type: "string" }, extra: { type: "string", multiple: true, default: [] }, "counts-on-dev": { type: "boolean", default: false }, "dev-weight": { type: "string", default: "1" }, "kfold-extra": { type: "string", default: "0" }, "extra-dump": { type: "string" } },
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: train.ts --dump FILE [--write] BENCH.jsonl...");
 const cases = loadCases(positionals, a.dump);
+const extra = a.extra.length > 0 ? loadCases(a.extra, a["extra-dump"] ?? a.dump) : [];
 const tune = cases.filter((c) => a.all || half(c.inst.instance_id) === "tune");
 const held = cases.filter((c) => half(c.inst.instance_id) === "held");
 const fold = (id: string) => parseInt(createHash("sha256").update(id).digest("hex").slice(8, 16), 16) % 2;
@@ -162,7 +168,7 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 const folds: number[] = [];
 
 /** Weights fitted on `cs`: both linear models, then how many files and functions to answer. */
-function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }): Weights {
+function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }, countCases: Case[] = cs): Weights {
   const fg = fileGroups(cs);
   say(`files: ${fg.length} groups\n`);
   const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, FILE_SIGNED, say);
@@ -180,12 +186,13 @@ function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn:
   };
   // How many to answer: grid search on these cases' mean of file and function F1.
   let best = { score: -1, weights };
+  const replayWith = replayCounts(countCases, weights);
   for (const maxFiles of [1, 2, 3])
     for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
       for (const maxFunctionsPerFile of [1, 2, 3])
         for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
           const w = { ...weights, maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
-          const s = summary(replay(cs, w)).levels;
+          const s = summary(replayWith(w)).levels;
           const score = s.file.f1 + s.entity.f1;
           if (score > best.score + 1e-9) best = { score, weights: w };
         }
@@ -197,7 +204,16 @@ const out = (s: string) => void process.stdout.write(s);
 // --lambda FILE,FN fixes the penalties instead of choosing them by cross-validation.
 const fixedLambda = a.lambda ? (([f, n]) => ({ file: Number(f), fn: Number(n ?? f) }))(a.lambda.split(",")) : undefined;
 if (fixedLambda && !(fixedLambda.file > 0 && fixedLambda.fn > 0)) throw new Error(`--lambda takes FILE[,FN], two positive numbers (got ${a.lambda})`);
-const weights = train(tune, out, fixedLambda);
+if (extra.length > 0) out(`extra: ${extra.length} mined instances from ${new Set(extra.map((c) => c.inst.repo)).size} repositories\n`);
+// How many locations to answer follows the benchmarks' ground truth, which mined commits
+// (larger, multi-function changes) may not share: --counts-on-dev chooses it on dev cases only.
+const countsOn = (dev: Case[]) => (a["counts-on-dev"] ? dev : [...dev, ...extra]);
+// --dev-weight k counts each dev case k times in the fit, so a few dozen benchmark issues are
+// not outweighed by hundreds of mined commits.
+const devWeight = Number(a["dev-weight"]);
+if (!(Number.isInteger(devWeight) && devWeight >= 1)) throw new Error(`--dev-weight takes a whole number ≥ 1 (got ${a["dev-weight"]})`);
+const withExtra = (dev: Case[]) => [...Array.from({ length: devWeight }, () => dev).flat(), ...extra];
+const weights = train(withExtra(tune), out, fixedLambda, countsOn(tune));
 out(`${JSON.stringify(weights, null, 1)}\n`);
 out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
 out(`${line("fitted tune", summary(replay(tune, weights)))}\n${line("fitted held", summary(replay(held, weights)))}\n`);
@@ -208,12 +224,29 @@ if (a.loro) {
   const fixed = lambdas;
   const outcomes = [];
   for (const repo of [...new Set(tune.map((c) => c.inst.repo))].sort()) {
-    const w = train(tune.filter((c) => c.inst.repo !== repo), () => undefined, fixed);
+    const rest = tune.filter((c) => c.inst.repo !== repo);
+    const w = train(withExtra(rest), () => undefined, fixed, countsOn(rest));
     const o = replay(tune.filter((c) => c.inst.repo === repo), w);
     out(`${line(`loro ${repo.split("/")[1]}`, summary(o))}\n`);
     outcomes.push(...o);
   }
   out(`${line("loro all", summary(outcomes))}\n`);
+  // The mined instances alone: every dev repository is then one never seen in fitting.
+  if (extra.length > 0) out(`${line("extra only", summary(replay(tune, train(extra, () => undefined, fixed))))}\n`);
+}
+// The mined repositories as a second, larger proxy for repositories never seen: split by
+// repository into K groups, each scored with weights fitted without it.
+const k = Number(a["kfold-extra"]);
+if (k > 0 && extra.length > 0) {
+  const group = (repo: string) => parseInt(createHash("sha256").update(repo).digest("hex").slice(0, 8), 16) % k;
+  const outcomes = [];
+  for (let g = 0; g < k; g++) {
+    const rest = extra.filter((c) => group(c.inst.repo) !== g);
+    const w = train([...Array.from({ length: devWeight }, () => tune).flat(), ...rest], () => undefined, lambdas, a["counts-on-dev"] ? tune : [...tune, ...rest]);
+    outcomes.push(...replay(extra.filter((c) => group(c.inst.repo) === g), w));
+  }
+  out(`${line("dev → mined", summary(replay(extra, train(tune, () => undefined, lambdas))))}\n`);
+  out(`${line(`${k}-fold mined`, summary(outcomes))}\n`);
 }
 if (a.write) {
   writeFileSync(
@@ -222,7 +255,8 @@ if (a.write) {
 
 /**
  * Fitted by bench/baseline/train.ts on the tuning half of the dev set (instances whose
- * sha256(instance_id) starts with an even 32-bit number); do not edit by hand.
+ * sha256(instance_id) starts with an even 32-bit number) together with instances mined from
+ * other repositories' histories (bench/baseline/mined-repos.txt); do not edit by hand.
  */
 export const WEIGHTS: Weights = ${JSON.stringify(weights, null, 2).replace(/"(\w+)":/g, "$1:")};
 `,

@@ -1,6 +1,6 @@
 import { emptyUsage, type Location, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "./policy.js";
 import { extractIssueTerms, type IssueTerms } from "./baseline/issueTerms.js";
-import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate } from "./baseline/features.js";
+import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
@@ -81,8 +81,22 @@ export async function gather(exec: Exec, root: string, terms: IssueTerms, weight
 
 /** Chooses files, then functions in them, and says why. */
 export function decide(terms: IssueTerms, g: Gathered, weights: Weights): Decision {
+  return pick(rankFiles(terms, g, weights), g, weights);
+}
+
+/** The issue's context and every file ranked: all that does not depend on how many to answer. */
+export interface RankedFiles {
+  ctx: RankContext;
+  files: Scored<FileCandidate>[];
+}
+
+export function rankFiles(terms: IssueTerms, g: Gathered, weights: Weights): RankedFiles {
   const ctx = rankContext(terms, g.query, g.scan);
-  const files = rank(fileFeatures(ctx), weights.file, (c) => c.path);
+  return { ctx, files: rank(fileFeatures(ctx), weights.file, (c) => c.path) };
+}
+
+/** How many files, and which functions in them: split from ranking so offline fitting can vary it cheaply. */
+export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights): Decision {
   const chosen = choose(files, weights.fileRatio, weights.maxFiles);
   const outlined = new Map(g.outline.map((f) => [f.path, f]));
   const functions = rank(

@@ -2,49 +2,50 @@ import type { Weights } from "./model.js";
 
 /**
  * Fitted by bench/baseline/train.ts on the tuning half of the dev set (instances whose
- * sha256(instance_id) starts with an even 32-bit number); do not edit by hand.
+ * sha256(instance_id) starts with an even 32-bit number) together with instances mined from
+ * other repositories' histories (bench/baseline/mined-repos.txt); do not edit by hand.
  */
 export const WEIGHTS: Weights = {
   file: {
-    pathMention: 1.509,
-    frameInner: 1.229,
-    qualified: 1.965,
-    frameFuncDefined: 1.491,
-    phrase: 2.535,
-    option: 1.608,
-    textProse: 3.302,
-    textIdent: 1.289,
-    pathWords: 1.061,
-    mentions: 1.641,
-    vendored: -2.233,
-    outsidePackage: -0.441,
-    size: 0.356
+    pathMention: 1.499,
+    frameInner: 1.305,
+    qualified: 1.767,
+    frameFuncDefined: 1.605,
+    phrase: 2.587,
+    option: 0.786,
+    textProse: 4.393,
+    textIdent: 1.511,
+    pathWords: 1.857,
+    mentions: 2.912,
+    vendored: -2.292,
+    outsidePackage: -0.79,
+    size: 0.641
   },
   fn: {
-    nameExact: 3.512,
-    qualified: 0.994,
-    classNamed: 0.193,
-    classWords: 1.333,
+    nameExact: 2.834,
+    qualified: 0.485,
+    classNamed: 1.04,
+    classWords: 1.467,
     namedClassInit: 0,
-    frame: 0.076,
-    frameInner: 0.09,
-    phrase: 1.207,
+    frame: 0,
+    frameInner: 0.026,
+    phrase: 0.824,
     option: 0,
-    nameWords: 0.332,
-    argWords: 0.472,
+    nameWords: 0.763,
+    argWords: 0.022,
     docWords: 0,
-    bodyWords: 2.131,
-    titleWords: 1.425,
-    mentions: 0.261,
-    calledByNamed: 0.95,
-    callsNamed: 1.078,
-    size: 2.398,
-    dunder: -0.129,
-    private: 1.059,
-    property: -0.568
+    bodyWords: 2.58,
+    titleWords: 1.141,
+    mentions: 0.886,
+    calledByNamed: 0.812,
+    callsNamed: 0.725,
+    size: 1.901,
+    dunder: -0.084,
+    private: 0.474,
+    property: -0.275
   },
-  fileRatio: 0.2,
-  maxFiles: 1,
-  fnRatio: 0.5,
+  fileRatio: 0.65,
+  maxFiles: 3,
+  fnRatio: 0.65,
   maxFunctionsPerFile: 2
 };

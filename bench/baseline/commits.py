@@ -1,0 +1,134 @@
+"""Localization instances mined from a repository's own history, for fitting the baseline's
+weights on more repositories than the dev set holds.
+
+A commit that edits a few source files and explains itself at length stands in for an issue
+and its fix: the message is the problem statement, the parent is the base commit, and the
+edited functions (old side of the diff, mapped onto the parent's definitions with `ast`) are
+the ground truth in the dev set's convention. Commit messages describe fixes rather than
+symptoms, so these instances are only ever used for fitting, never reported as accuracy.
+
+  python3 bench/baseline/commits.py --per-repo 30 OUT.jsonl GIT_DIR:owner/name@COMMIT ...
+
+The history is walked back from COMMIT (the newest first), so a pinned list of sources
+(bench/baseline/mined-repos.txt) always yields the same instances.
+"""
+import argparse
+import ast
+import json
+import re
+import subprocess
+import sys
+
+TRAILER = re.compile(r"^(co-authored-by|signed-off-by|reviewed-by|acked-by|cc|fixes|closes|refs?)\b.*$", re.I | re.M)
+SKIP_TITLE = re.compile(r"^\W*(bump|update|upgrade|release|prepare|merge|revert|pre-commit|\[pre-commit|docs?\b|typo|changelog|ci\b|test|tests\b|lint|format|style|refactor|version)", re.I)
+TEST_PATH = re.compile(r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|scripts?|tools?)/|(^|/)(test_[^/]*|[^/]*_tests?|conftest|setup|noxfile|conf)\.py$")
+# Issues in the benchmarks report faults; keep commits that say they fix one.
+BUGFIX = re.compile(r"\b(fix(es|ed)?|bug|crash(es)?|error|incorrect(ly)?|wrong|fail(s|ure)?|regression|broken|exception|raises?)\b", re.I)
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", re.M)
+
+
+def git(gd, *args):
+    return subprocess.run(["git", "--git-dir", gd, *args], check=True, capture_output=True, text=True, errors="replace").stdout
+
+
+def definitions(source):
+    """(start, end, module, entity) for top-level functions and methods; classes as modules."""
+    out = []
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((node.lineno, node.end_lineno, node.name, node.name))
+        elif isinstance(node, ast.ClassDef):
+            out.append((node.lineno, node.end_lineno, node.name, None))
+            for sub in node.body:
+                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    out.append((sub.lineno, sub.end_lineno, node.name, f"{node.name}.{sub.name}"))
+    return out
+
+
+def edited(gd, parent, sha, path):
+    defs = definitions(git(gd, "show", f"{parent}:{path}"))
+    if defs is None:
+        return None
+    lines = set()
+    for m in HUNK.finditer(git(gd, "diff", "-U0", parent, sha, "--", path)):
+        start, count = int(m.group(1)), int(m.group(2) or 1)
+        # A pure insertion after line `start` edits whatever encloses both neighbours.
+        lines.update(range(start, start + count) if count else [start, start + 1] if start else [])
+    modules, entities = set(), set()
+    for line in lines:
+        inner = [d for d in defs if d[0] <= line <= d[1]]
+        ents = [d for d in inner if d[3]]
+        if ents:
+            best = max(ents, key=lambda d: d[0])
+            modules.add(f"{path}:{best[2]}")
+            entities.add(f"{path}:{best[3]}")
+        elif inner:
+            modules.add(f"{path}:{inner[0][2]}")
+    return modules, entities
+
+
+def mine(gd, repo, tip, per_repo):
+    log = git(gd, "log", "--no-merges", "--format=%H%x00%P%x00%B%x01", tip)
+    found = []
+    for rec in log.split("\x01"):
+        if "\x00" not in rec:
+            continue
+        sha, parents, msg = rec.strip("\n").split("\x00", 2)
+        if len(parents.split()) != 1:
+            continue
+        msg = TRAILER.sub("", msg).strip()
+        title, _, body = msg.partition("\n")
+        if len(body.strip()) < 200 or len(msg) > 6000 or SKIP_TITLE.search(title) or not BUGFIX.search(title):
+            continue
+        # Squashed pull requests list their commits ("* Update x.py"): no description left.
+        if len(re.findall(r"^\s*[*-] ", body, re.M)) > 3:
+            continue
+        changes = [l.split("\t") for l in git(gd, "diff", "--name-status", "--no-renames", parents, sha).splitlines()]
+        py = [c for c in changes if c[-1].endswith(".py") and not TEST_PATH.search(c[-1])]
+        if not 1 <= len(py) <= 3 or any(c[0] != "M" for c in py):
+            continue
+        files, modules, entities = [], set(), set()
+        for _, path in py:
+            got = edited(gd, parents, sha, path)
+            if got is None:
+                break
+            files.append(path)
+            modules |= got[0]
+            entities |= got[1]
+        else:
+            if 1 <= len(entities) <= 6:
+                owner, name = repo.split("/")
+                found.append({
+                    "instance_id": f"{owner}__{name}-{sha[:12]}",
+                    "repo": repo,
+                    "base_commit": parents,
+                    "problem_statement": msg,
+                    "gt": {"files": sorted(files), "modules": sorted(modules), "entities": sorted(entities)},
+                })
+        if len(found) >= per_repo:
+            break
+    return found
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--per-repo", type=int, default=30)
+    p.add_argument("out")
+    p.add_argument("sources", nargs="+", help="GIT_DIR:owner/name@COMMIT")
+    a = p.parse_args()
+    with open(a.out, "w") as f:
+        for src in a.sources:
+            gd, spec = src.rsplit(":", 1)
+            repo, _, tip = spec.partition("@")
+            rows = mine(gd, repo, tip or "HEAD", a.per_repo)
+            print(f"{repo}: {len(rows)} instances", file=sys.stderr)
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
