@@ -1,0 +1,69 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+
+/**
+ * bench/baseline/commits.py turns commits into fitting instances; the weights every user without
+ * a GPU gets are fitted on them, so a wrong ground truth would quietly skew the baseline.
+ */
+const parser = SAMPLE_FILES["pkg/parser.py"]!;
+const explanation =
+  "\n\nA line without an equals sign was stored under its whole text with an empty value, so a stray " +
+  "comment line in a settings file became a setting. Lines without a separator are skipped now, and " +
+  "strict parsers report them. parse_file also closes the file before returning, even on errors.";
+
+describe("mining fitting instances from commit history", () => {
+  const repo = makeGitFixture();
+  const out = mkdtempSync(join(tmpdir(), "codescout-mined-"));
+  afterAll(() => {
+    repo.cleanup();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  const base = repo.commits[0]!;
+  const fix = repo.commit(
+    {
+      // an edited line in Parser.parse, an inserted line inside parse_file
+      "pkg/parser.py": parser
+        .replace("            key, _, value = line.partition('=')", "            key, sep, value = line.partition('=')\n            if not sep:\n                continue")
+        .replace("        return Parser().parse(fh.read())", "        text = fh.read()\n        return Parser().parse(text)"),
+      "tests/test_parser.py": `${SAMPLE_FILES["tests/test_parser.py"]}\n\ndef test_skip():\n    assert Parser().parse('x') == {}\n`,
+      "README.md": "# sample\n\nLines need an equals sign.\n",
+    },
+    `Fix stray lines parsed as settings${explanation}`,
+  );
+  repo.commit({ "pkg/util.py": "def helper():\n    return 43\n" }, `Bump helper value${explanation}`);
+  repo.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "Fix helper value\n\ntoo short to stand in for an issue");
+  repo.commit({ "pkg/new.py": "def fresh():\n    return 1\n" }, `Fix missing module${explanation}`);
+
+  const mine = (tip: string) => {
+    const file = join(out, `${tip.slice(0, 8)}.jsonl`);
+    execFileSync("python3", ["bench/baseline/commits.py", "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@${tip}`], { stdio: "pipe" });
+    return readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+
+  it("keeps an explained fix, with the parent as base and the edited functions as ground truth", () => {
+    const rows = mine("HEAD");
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      instance_id: `acme__sample-${fix.slice(0, 12)}`,
+      repo: "acme/sample",
+      base_commit: base,
+      gt: {
+        // tests and docs are not where the fix goes; added files have nothing to find
+        files: ["pkg/parser.py"],
+        modules: ["pkg/parser.py:Parser", "pkg/parser.py:parse_file"],
+        entities: ["pkg/parser.py:Parser.parse", "pkg/parser.py:parse_file"],
+      },
+    });
+    expect(rows[0]!.problem_statement).toMatch(/^Fix stray lines parsed as settings\n\nA line without/);
+  });
+
+  it("walks back from the pinned commit, so later history does not change the set", () => {
+    expect(mine(base)).toEqual([]);
+    expect(mine(fix).map((r) => r.base_commit)).toEqual([base]);
+  });
+});
