@@ -56,8 +56,12 @@ export class JobStore {
    * no worker was involved: answered from the result cache, or cancelled while queued.
    */
   async get(id: string): Promise<JobView | null> {
+    // State first, then the job: BullMQ writes a job's return value in the same step that
+    // makes it completed, so a job read after its state is at least as new as that state.
+    // The other order let a job finishing in between read as succeeded with no result.
+    const state = await this.queue.getJobState(id);
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
-    if (job) return toView(job, await job.getState());
+    if (job) return toView(job, state);
     const raw = await this.redis.get(this.keys.staticView(id));
     if (raw === null) return null;
     const parsed = jobViewSchema.safeParse(JSON.parse(raw));
