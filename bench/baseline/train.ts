@@ -207,12 +207,12 @@ if (fixedLambda && !(fixedLambda.file > 0 && fixedLambda.fn > 0)) throw new Erro
 if (extra.length > 0) out(`extra: ${extra.length} mined instances from ${new Set(extra.map((c) => c.inst.repo)).size} repositories\n`);
 // How many locations to answer follows the benchmarks' ground truth, which mined commits
 // (larger, multi-function changes) may not share: --counts-on-dev chooses it on dev cases only.
-const countsOn = (dev: Case[]) => (a["counts-on-dev"] ? dev : [...dev, ...extra]);
+const countsOn = (dev: Case[], mined = extra) => (a["counts-on-dev"] ? dev : [...dev, ...mined]);
 // --dev-weight k counts each dev case k times in the fit, so a few dozen benchmark issues are
 // not outweighed by hundreds of mined commits.
 const devWeight = Number(a["dev-weight"]);
 if (!(Number.isInteger(devWeight) && devWeight >= 1)) throw new Error(`--dev-weight takes a whole number ≥ 1 (got ${a["dev-weight"]})`);
-const withExtra = (dev: Case[]) => [...Array.from({ length: devWeight }, () => dev).flat(), ...extra];
+const withExtra = (dev: Case[], mined = extra) => [...Array.from({ length: devWeight }, () => dev).flat(), ...mined];
 const weights = train(withExtra(tune), out, fixedLambda, countsOn(tune));
 out(`${JSON.stringify(weights, null, 1)}\n`);
 out(`${line("current tune", summary(replay(tune, WEIGHTS)))}\n${line("current held", summary(replay(held, WEIGHTS)))}\n`);
@@ -242,7 +242,7 @@ if (k > 0 && extra.length > 0) {
   const outcomes = [];
   for (let g = 0; g < k; g++) {
     const rest = extra.filter((c) => group(c.inst.repo) !== g);
-    const w = train([...Array.from({ length: devWeight }, () => tune).flat(), ...rest], () => undefined, lambdas, a["counts-on-dev"] ? tune : [...tune, ...rest]);
+    const w = train(withExtra(tune, rest), () => undefined, lambdas, countsOn(tune, rest));
     outcomes.push(...replay(extra.filter((c) => group(c.inst.repo) === g), w));
   }
   out(`${line("dev → mined", summary(replay(extra, train(tune, () => undefined, lambdas))))}\n`);

@@ -4,9 +4,9 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { posix } from "node:path";
 import { extract as tarExtract, type ExtractEvents, type Header as Headers } from "tar-stream";
+import { treeDigest, type TreeEntry } from "./digest.js";
 
 type EntryStream = ExtractEvents["entry"][1];
-import { treeDigest, type TreeEntry } from "./digest.js";
 
 /**
  * Reads a working tree sent as a tar or tar.gz, treating every byte as hostile. Only regular

@@ -1,6 +1,8 @@
-import { Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+import { Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
+import type { LocalizePayload } from "../../src/queue/contract.js";
+import { closeRedis, createRedis } from "../../src/queue/connection.js";
+import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
 import { JobStore, type JobView } from "../../src/store/jobStore.js";
 import { dropPrefix } from "../helpers/redis.js";
 
@@ -8,29 +10,33 @@ const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `test-jobstore-${process.pid}-${Date.now()}`;
 
 describe("job store", () => {
-  const connection = { url, maxRetriesPerRequest: null };
-  const queue = new Queue("localize", { connection, prefix });
-  const redis = new Redis(url);
-  const store = new JobStore(queue as never, redis, 600);
+  const redis = createRedis(url, "producer");
+  const queue = createLocalizeQueue(redis, { prefix, retentionS: 600 });
+  const store = new JobStore(queue, redis, 600);
   const workers: Worker[] = [];
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.close()));
     await queue.close();
-    redis.disconnect();
+    await closeRedis(redis);
     await dropPrefix(prefix, url);
   });
 
   it("never shows a finished job as succeeded without its result, however the reads interleave", async () => {
     // Jobs finish while clients poll them as fast as they can: a view read half before and
     // half after a job completes must not say "succeeded" with no result.
-    for (let i = 0; i < 2; i++) workers.push(new Worker("localize", async (job) => ({ n: job.data.n as number }), { connection, prefix, concurrency: 4 }));
-    const n = 300;
-    const jobs = await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: "localize", data: { n: i, repo: { url: "file:///x", commit: "a".repeat(40) }, owner: "t", options: { policy: "baseline" } } })));
+    const connection = { url, maxRetriesPerRequest: null };
+    for (let i = 0; i < 2; i++) workers.push(new Worker<LocalizePayload>("localize", async (job) => ({ id: job.data.jobId }), { connection, prefix, concurrency: 4 }));
+    const ids = Array.from({ length: 300 }, (_, i) => `job-${i}`);
+    await Promise.all(
+      ids.map((jobId) =>
+        enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() }),
+      ),
+    );
     const bad: JobView[] = [];
     await Promise.all(
-      jobs.map(async (job) => {
+      ids.map(async (id) => {
         for (;;) {
-          const view = await store.get(job.id!);
+          const view = await store.get(id);
           if (view?.status === "succeeded") {
             if (view.result === null) bad.push(view);
             return;
