@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { FILE_FEATURES, FUNCTION_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
-import type { Weights } from "../../src/agent/baseline/model.js";
+import { OUTLINE_FILES } from "../../src/agent/baseline.js";
+import { FILE_FEATURES, FUNCTION_FEATURES, RERANK_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
+import { rank, type Weights } from "../../src/agent/baseline/model.js";
+import { rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { half, line, loadCases, replay, replayCounts, summary, type Case } from "./offline.js";
 
@@ -129,6 +131,7 @@ const DROP = new Set(a.drop.split(",").filter(Boolean));
 const PRIORS = new Set(["vendored", "outsidePackage", "init", "size", "dunder", "private", "property"]);
 const FILE_SIGNED = FILE_FEATURES.map((f) => !PRIORS.has(f));
 const FUNCTION_SIGNED = FUNCTION_FEATURES.map((f) => !PRIORS.has(f));
+const RERANK_SIGNED = RERANK_FEATURES.map(() => true);
 
 function fileGroups(cs: Case[]): Group[] {
   const out: Group[] = [];
@@ -141,6 +144,23 @@ function fileGroups(cs: Case[]): Group[] {
     if (!pos.some(Boolean) || pos.every(Boolean)) continue;
     folds.push(fold(c.inst.instance_id));
     out.push({ x: cands.map((f) => FILE_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
+  }
+  return out;
+}
+
+/** The outlined files of each case, first ranked by fitted file weights, as the second model sees them. */
+function rerankGroups(cs: Case[], fileWeights: Weights["file"]): Group[] {
+  const out: Group[] = [];
+  folds.length = 0;
+  for (const c of cs) {
+    const g = c.dump.gathered;
+    const ctx = rankContext(c.terms, g.query, g.scan);
+    const cands = rerankFeatures(ctx, rank(fileFeatures(ctx), fileWeights, (f) => f.path), g.outline, OUTLINE_FILES);
+    const gt = new Set(c.inst.gt.files);
+    const pos = cands.map((f) => gt.has(f.file.item.path));
+    if (!pos.some(Boolean) || pos.every(Boolean)) continue;
+    folds.push(fold(c.inst.instance_id));
+    out.push({ x: cands.map((f) => RERANK_FEATURES.map((k) => (DROP.has(k) ? 0 : f.features[k]))), pos });
   }
   return out;
 }
@@ -168,7 +188,7 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 const folds: number[] = [];
 
 /** Weights fitted on `cs`: both linear models, then how many files and functions to answer. */
-function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number }, countCases: Case[] = cs): Weights {
+function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn: number; rerank: number }, countCases: Case[] = cs): Weights {
   const fg = fileGroups(cs);
   say(`files: ${fg.length} groups\n`);
   const lf = fixed?.file ?? chooseLambda(fg, [...folds], FILE_FEATURES.length, FILE_SIGNED, say);
@@ -177,12 +197,18 @@ function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn:
   say(`functions: ${ng.length} groups\n`);
   const ln = fixed?.fn ?? chooseLambda(ng, [...folds], FUNCTION_FEATURES.length, FUNCTION_SIGNED, say);
   const wn = fit(ng, FUNCTION_FEATURES.length, ln, FUNCTION_SIGNED);
-  lambdas = { file: lf, fn: ln };
-  say(`fitted with λ ${lf} (files), ${ln} (functions); top-1 on these cases ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)}\n`);
+  const file = Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"];
+  const rg = rerankGroups(cs, file);
+  say(`outlined files: ${rg.length} groups\n`);
+  const lr = fixed?.rerank ?? chooseLambda(rg, [...folds], RERANK_FEATURES.length, RERANK_SIGNED, say);
+  const wr = fit(rg, RERANK_FEATURES.length, lr, RERANK_SIGNED);
+  lambdas = { file: lf, fn: ln, rerank: lr };
+  say(`fitted with λ ${lf} (files), ${ln} (functions), ${lr} (outlined files); top-1 on these cases ${(100 * top1(fg, wf)).toFixed(1)} / ${(100 * top1(ng, wn)).toFixed(1)} / ${(100 * top1(rg, wr)).toFixed(1)}\n`);
   const weights: Weights = {
     ...WEIGHTS,
-    file: Object.fromEntries(FILE_FEATURES.map((k, i) => [k, round(wf[i]!)])) as Weights["file"],
+    file,
     fn: Object.fromEntries(FUNCTION_FEATURES.map((k, i) => [k, round(wn[i]!)])) as Weights["fn"],
+    rerank: Object.fromEntries(RERANK_FEATURES.map((k, i) => [k, round(wr[i]!)])) as Weights["rerank"],
   };
   // How many to answer: grid search on these cases' mean of file and function F1.
   let best = { score: -1, weights };
@@ -198,12 +224,12 @@ function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn:
         }
   return best.weights;
 }
-let lambdas = { file: 0, fn: 0 };
+let lambdas = { file: 0, fn: 0, rerank: 0 };
 
 const out = (s: string) => void process.stdout.write(s);
 // --lambda FILE,FN fixes the penalties instead of choosing them by cross-validation.
-const fixedLambda = a.lambda ? (([f, n]) => ({ file: Number(f), fn: Number(n ?? f) }))(a.lambda.split(",")) : undefined;
-if (fixedLambda && !(fixedLambda.file > 0 && fixedLambda.fn > 0)) throw new Error(`--lambda takes FILE[,FN], two positive numbers (got ${a.lambda})`);
+const fixedLambda = a.lambda ? (([f, n, r]) => ({ file: Number(f), fn: Number(n ?? f), rerank: Number(r ?? f) }))(a.lambda.split(",")) : undefined;
+if (fixedLambda && !(fixedLambda.file > 0 && fixedLambda.fn > 0 && fixedLambda.rerank > 0)) throw new Error(`--lambda takes FILE[,FN[,RERANK]], positive numbers (got ${a.lambda})`);
 if (extra.length > 0) out(`extra: ${extra.length} mined instances from ${new Set(extra.map((c) => c.inst.repo)).size} repositories\n`);
 // How many locations to answer follows the benchmarks' ground truth, which mined commits
 // (larger, multi-function changes) may not share: --counts-on-dev chooses it on dev cases only.

@@ -4,6 +4,7 @@ import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type F
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
+import { rerank } from "./baseline/rerank.js";
 import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
 
@@ -16,8 +17,8 @@ import { WEIGHTS } from "./baseline/weights.js";
  * so the service localizes on a machine with no GPU, and as the floor the model has to beat.
  */
 
-/** Files outlined with ast: the answer's files come from these. */
-export const OUTLINE_FILES = 4;
+/** Files outlined with ast and ranked again on their definitions: the answer's files come from these. */
+export const OUTLINE_FILES = 6;
 const MAX_EVIDENCE = 5;
 
 /** What the sandbox told us; everything after it is a pure function of this and the issue. */
@@ -92,7 +93,8 @@ export interface RankedFiles {
 
 export function rankFiles(terms: IssueTerms, g: Gathered, weights: Weights): RankedFiles {
   const ctx = rankContext(terms, g.query, g.scan);
-  return { ctx, files: rank(fileFeatures(ctx), weights.file, (c) => c.path) };
+  const first = rank(fileFeatures(ctx), weights.file, (c) => c.path);
+  return { ctx, files: rerank(ctx, first, g.outline, OUTLINE_FILES, weights.rerank) };
 }
 
 /** How many files, and which functions in them: split from ranking so offline fitting can vary it cheaply. */

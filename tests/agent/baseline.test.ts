@@ -1,10 +1,11 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
-import { matchIssuePaths } from "../../src/agent/baseline/features.js";
+import { fileFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
+import { rerank, rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { parseScan, scanRepository, ScanError } from "../../src/agent/baseline/repoScan.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { PolicyEvent } from "../../src/agent/policy.js";
@@ -143,6 +144,48 @@ describe("baseline policy in a real sandbox", () => {
     const b = decide(terms, await gather(exec(), box.workingDir, terms, WEIGHTS, 4), WEIGHTS);
     expect(a.locations).toEqual(b.locations);
     expect(a.locations[0]?.file).toBe("shop/shipping.py");
+  });
+});
+
+describe("the second look at outlined files", () => {
+  // One file talks about refunds everywhere; another holds the one function that computes them.
+  const spread = Array.from({ length: 12 }, (_, i) => [`def report_${i}(order):`, `    """Order report ${i}: refund totals, partial refund notes."""`, `    return order.refund_note_${i}`, ""]).flat();
+  const FILES2: Record<string, string> = {
+    "shop/__init__.py": "",
+    "shop/reports.py": spread.join("\n"),
+    "shop/refunds.py": ["def partial_refund(order, items):", "    kept = [i for i in order.items if i not in items]", "    return sum(i.price for i in items) - len(kept) * 0", ""].join("\n"),
+    "shop/misc.py": "def helper():\n    return 1\n",
+  };
+  let box2: SandboxFixture;
+  beforeAll(async () => {
+    box2 = await startSandbox(FILES2);
+  });
+  afterAll(async () => {
+    await box2.cleanup();
+  });
+
+  it("re-ranks the outlined files on their best definition, and only those", async () => {
+    const terms = extractIssueTerms("Partial refund of an order returns the wrong amount\n\nA partial refund should only return the refunded items.");
+    const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
+    const ctx = rankContext(terms, g.query, g.scan);
+    const first = rank(fileFeatures(ctx), WEIGHTS.file, (c) => c.path);
+    const feats = new Map(rerankFeatures(ctx, first, g.outline, 6).map((c) => [c.file.item.path, c.features]));
+    // Each file's best definition, scaled by the best over the outlined files.
+    expect(feats.get("shop/refunds.py")?.defName).toBe(1);
+    expect(feats.get("shop/reports.py")?.defName).toBeLessThan(1);
+    expect(feats.get("shop/reports.py")?.defDoc).toBe(1);
+    expect(feats.get("shop/refunds.py")?.first).toBeLessThanOrEqual(0);
+    const zero = { first: 0, defName: 0, defArgs: 0, defDoc: 0, defBody: 0, defTitle: 0, defNamed: 0 };
+    // The first score alone keeps the first order; the best definition's name can overturn it.
+    const same = rerank(ctx, first, g.outline, 6, { ...zero, first: 1 });
+    expect(same.map((f) => f.item.path)).toEqual(first.slice(0, same.length).map((f) => f.item.path));
+    expect(rerank(ctx, first, g.outline, 6, { ...zero, defName: 1 })[0]?.item.path).toBe("shop/refunds.py");
+    expect(rerank(ctx, first, g.outline, 6, { ...zero, defDoc: 1 })[0]?.item.path).toBe("shop/reports.py");
+    // A file not outlined cannot be answered (its functions are unknown), so it is not ranked.
+    const onlyReports = g.outline.filter((f) => f.path === "shop/reports.py");
+    expect(rerank(ctx, first, onlyReports, 6, { ...zero, defName: 1 }).map((f) => f.item.path)).toEqual(["shop/reports.py"]);
+    // With the fitted weights the answer is the function that computes refunds.
+    expect(decide(terms, g, WEIGHTS).locations[0]).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
   });
 });
 

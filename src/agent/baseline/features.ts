@@ -53,6 +53,10 @@ export const FUNCTION_FEATURES = [
 ] as const;
 export type FunctionFeature = (typeof FUNCTION_FEATURES)[number];
 
+/** The second look at the outlined files (rerank.ts): the first score and their best definitions. */
+export const RERANK_FEATURES = ["first", "defName", "defArgs", "defDoc", "defBody", "defTitle", "defNamed"] as const;
+export type RerankFeature = (typeof RERANK_FEATURES)[number];
+
 export interface Candidate<F extends string> {
   features: Record<F, number>;
   /** Why, in words a calling agent can check. */

@@ -1,4 +1,4 @@
-import { FILE_FEATURES, FUNCTION_FEATURES, type Candidate, type FileFeature, type FunctionFeature } from "./features.js";
+import { FILE_FEATURES, FUNCTION_FEATURES, type Candidate, type FileFeature, type FunctionFeature, type RerankFeature } from "./features.js";
 
 /**
  * A linear score per candidate (weights fitted offline, see bench/baseline/train.ts) and
@@ -10,6 +10,8 @@ import { FILE_FEATURES, FUNCTION_FEATURES, type Candidate, type FileFeature, typ
 export interface Weights {
   file: Record<FileFeature, number>;
   fn: Record<FunctionFeature, number>;
+  /** The second look at the outlined files (see rerank.ts). */
+  rerank: Record<RerankFeature, number>;
   /** A further file is answered when its probability is at least this share of the best. */
   fileRatio: number;
   maxFiles: number;

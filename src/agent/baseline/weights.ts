@@ -44,6 +44,15 @@ export const WEIGHTS: Weights = {
     private: 0.474,
     property: -0.275
   },
+  rerank: {
+    first: 1,
+    defName: 0,
+    defArgs: 0,
+    defDoc: 0,
+    defBody: 0,
+    defTitle: 0,
+    defNamed: 0
+  },
   fileRatio: 0.65,
   maxFiles: 3,
   fnRatio: 0.65,
