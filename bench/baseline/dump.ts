@@ -24,7 +24,7 @@ const { values: a, positionals } = parseArgs({
     out: { type: "string" },
     "url-template": { type: "string", default: "https://github.com/{repo}.git" },
     "cache-dir": { type: "string", default: ".cache/repos" },
-    outline: { type: "string", default: "12" },
+    outline: { type: "string", default: "16" },
     concurrency: { type: "string", default: "2" },
   },
   allowPositionals: true,
