@@ -5,8 +5,8 @@ import type { OutlinedFile } from "./outline.js";
 
 /**
  * The second look at the best files: once their definitions are outlined, a file whose one
- * function or class matches the issue (in its name, docstring or body) is a better answer
- * than a file where the same words are spread thin. The first-pass score is one feature
+ * function or class matches the issue (in its name, docstring or body, or the title's words in
+ * its body) is a better answer than a file where the same words are spread thin. The first-pass score is one feature
  * among these, so the files are re-ranked by a second linear model, fitted like the first.
  */
 
@@ -34,10 +34,11 @@ export function rerankFeatures(ctx: RankContext, ranked: Scored<FileCandidate>[]
       f.defName = Math.max(f.defName, bm25(d.nameTerms, ctx.allKeys, ctx.idfs, 1, 1));
       f.defArgs = Math.max(f.defArgs, bm25(d.argTerms, ctx.allKeys, ctx.idfs, 1, 1));
       f.defDoc = Math.max(f.defDoc, bm25(d.docTerms, ctx.allKeys, ctx.idfs, 1, 1));
-      const body = bm25(d.bodyTerms, ctx.allKeys, ctx.idfs, d.end - d.start + 1, avgDef);
+      // A class's body is all its methods: only a function's body says the words gather.
       if (d.kind === "def") {
-        f.defBody = Math.max(f.defBody, body);
-        f.defTitle = Math.max(f.defTitle, bm25(d.bodyTerms, ctx.titleKeys, ctx.idfs, d.end - d.start + 1, avgDef));
+        const lines = d.end - d.start + 1;
+        f.defBody = Math.max(f.defBody, bm25(d.bodyTerms, ctx.allKeys, ctx.idfs, lines, avgDef));
+        f.defTitle = Math.max(f.defTitle, bm25(d.bodyTerms, ctx.titleKeys, ctx.idfs, lines, avgDef));
       }
       f.defNamed = Math.max(f.defNamed, Math.min(1, (ctx.identWeight.get(d.name) ?? 0) / 3));
     }
