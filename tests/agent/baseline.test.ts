@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
-import { fileFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
+import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
@@ -186,6 +186,16 @@ describe("the second look at outlined files", () => {
     expect(rerank(ctx, first, onlyReports, 6, { ...zero, defName: 1 }).map((f) => f.item.path)).toEqual(["shop/reports.py"]);
     // With the fitted weights the answer is the function that computes refunds.
     expect(decide(terms, g, WEIGHTS).locations[0]).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
+  });
+
+  it("says which issue words a function's body holds when its name and docstring hold none", async () => {
+    const terms = extractIssueTerms("The kept list is summed with the wrong price");
+    const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
+    const refunds = g.outline.filter((f) => f.path === "shop/refunds.py");
+    const [fn] = functionFeatures(rankContext(terms, g.query, g.scan), refunds);
+    expect(fn?.def.name).toBe("partial_refund");
+    expect(fn?.evidence.find((e) => e.startsWith("issue terms in its body:"))).toMatch(/kept/);
+    expect(fn?.evidence.some((e) => e.startsWith("issue terms in its name"))).toBe(false);
   });
 });
 

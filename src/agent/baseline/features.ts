@@ -349,6 +349,11 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
 
       const words = wordsOf(ctx, [...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()]);
       if (words) ev.push(`issue terms in its name, signature or docstring: ${words}`);
+      else {
+        // Chosen for what its body says (often the second look's reason): name those words.
+        const inBody = wordsOf(ctx, d.bodyTerms.keys(), 4);
+        if (inBody) ev.push(`issue terms in its body: ${inBody}`);
+      }
       out.push({
         def: d,
         evidence: ev,
