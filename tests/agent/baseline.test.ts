@@ -104,7 +104,12 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "apply_discount" });
     const evidence = result.locations?.[0]?.evidence ?? [];
     expect(evidence.some((e) => e.startsWith("traceback frame: shop/pricing.py"))).toBe(true);
-    expect(evidence.some((e) => /line 3 holds the quoted text "raise ValueError/.test(e))).toBe(true);
+    expect(evidence.filter((e) => /line 3 holds the quoted text "raise ValueError/.test(e))).toHaveLength(1);
+    // The file and the function both hold the quoted line, in the same words, so it is said once.
+    const terms = extractIssueTerms(issue);
+    const d = decide(terms, await gather(exec(), box.workingDir, terms, WEIGHTS, 4), WEIGHTS);
+    const said = (ev: string[]) => ev.filter((e) => e.includes("raise ValueError"));
+    expect(said(d.files.find((f) => f.item.path === "shop/pricing.py")!.item.evidence)).toEqual(said(d.functions.find((f) => f.item.def.name === "apply_discount")!.item.evidence));
     expect(evidence.length).toBeLessThanOrEqual(5);
   });
 

@@ -200,6 +200,14 @@ function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6): string {
   return ks.slice(0, n).map((k) => ctx.keyWord.get(k) ?? k).join(", ");
 }
 const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+/**
+ * One wording for a phrase's line, whether the file or a function in it gives it, so the two
+ * merge into one evidence line; an option already quoted as the code writes it is not quoted again.
+ */
+function phraseEvidence(query: Query, h: { phrase: number; line: number }): string {
+  const text = clip(query.phrases[h.phrase] ?? "");
+  return `line ${h.line} holds the ${query.phraseKinds[h.phrase] === "option" ? "option" : "quoted text"} ${/^["']/.test(text) ? text : `"${text}"`}`;
+}
 
 /** Raw (unnormalized) file features for every scanned file with a signal. */
 export function fileFeatures(ctx: RankContext): FileCandidate[] {
@@ -244,7 +252,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
       const kind = query.phraseKinds[h.phrase];
       if (kind === "option") option += 1 / spread;
       else phrase += 1 / spread;
-      ev.push(`${kind === "option" ? "option" : "quoted text"} "${clip(query.phrases[h.phrase] ?? "")}" at line ${h.line}`);
+      ev.push(phraseEvidence(query, h));
     }
 
     const textProse = bm25(f.tf, ctx.proseKeys, ctx.idfs, f.lines, ctx.avgLines);
@@ -337,7 +345,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
         const spread = ctx.phraseFiles[h.phrase] ?? 1;
         if (query.phraseKinds[h.phrase] === "option") option = Math.max(option, 1 / spread);
         else phrase += 1 / spread;
-        ev.push(`line ${h.line} holds the ${query.phraseKinds[h.phrase] === "option" ? "option" : "quoted text"} "${clip(query.phrases[h.phrase] ?? "")}"`);
+        ev.push(phraseEvidence(query, h));
       }
 
       let mentions = 0;
