@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { RERANK_FEATURES } from "../../src/agent/baseline/features.js";
-import type { Weights } from "../../src/agent/baseline/model.js";
+import { zeroWeights, type Weights } from "../../src/agent/baseline/model.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { line, loadCases, replay, summary } from "./offline.js";
 
@@ -19,7 +18,7 @@ const { values: a, positionals } = parseArgs({
   allowPositionals: true,
 });
 if (!a.dump || positionals.length === 0) throw new Error("usage: score.ts --dump DUMP.jsonl [--weights W.json] BENCH.jsonl...");
-const firstOnly = Object.fromEntries(RERANK_FEATURES.map((k) => [k, k === "first" ? 1 : 0])) as Weights["rerank"];
+const firstOnly = { ...zeroWeights().rerank, first: 1 };
 const weights: Weights = a.weights ? { rerank: firstOnly, ...(JSON.parse(readFileSync(a.weights, "utf8")) as Omit<Weights, "rerank">) } : WEIGHTS;
 const cases = loadCases(positionals, a.dump);
 for (const repo of [...new Set(cases.map((c) => c.inst.repo))].sort()) process.stdout.write(`${line(repo.slice(0, 14), summary(replay(cases.filter((c) => c.inst.repo === repo), weights)))}  ${repo}\n`);

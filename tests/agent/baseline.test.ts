@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
-import { choose, rank } from "../../src/agent/baseline/model.js";
+import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
 import { rerank, rerankFeatures } from "../../src/agent/baseline/rerank.js";
@@ -180,7 +180,7 @@ describe("the second look at outlined files", () => {
     expect(feats.get("shop/reports.py")?.defName).toBeLessThan(1);
     expect(feats.get("shop/reports.py")?.defDoc).toBe(1);
     expect(feats.get("shop/refunds.py")?.first).toBeLessThanOrEqual(0);
-    const zero = { first: 0, defName: 0, defArgs: 0, defDoc: 0, defBody: 0, defTitle: 0, defNamed: 0 };
+    const zero = zeroWeights().rerank;
     // The first score alone keeps the first order; the best definition's name can overturn it.
     const same = rerank(ctx, first, g.outline, 6, { ...zero, first: 1 });
     expect(same.map((f) => f.item.path)).toEqual(first.slice(0, same.length).map((f) => f.item.path));

@@ -1,4 +1,4 @@
-import { FILE_FEATURES, FUNCTION_FEATURES, type Candidate, type FileFeature, type FunctionFeature, type RerankFeature } from "./features.js";
+import { FILE_FEATURES, FUNCTION_FEATURES, RERANK_FEATURES, type Candidate, type FileFeature, type FunctionFeature, type RerankFeature } from "./features.js";
 
 /**
  * A linear score per candidate (weights fitted offline, see bench/baseline/train.ts) and
@@ -49,9 +49,10 @@ export function choose<C>(ranked: Scored<C>[], ratio: number, max: number): Scor
   return ranked.slice(0, max).filter((x, i) => i === 0 || x.p >= ratio * top.p);
 }
 
-export function zeroWeights(): Pick<Weights, "file" | "fn"> {
+export function zeroWeights(): Pick<Weights, "file" | "fn" | "rerank"> {
   return {
     file: Object.fromEntries(FILE_FEATURES.map((f) => [f, 0])) as Record<FileFeature, number>,
     fn: Object.fromEntries(FUNCTION_FEATURES.map((f) => [f, 0])) as Record<FunctionFeature, number>,
+    rerank: Object.fromEntries(RERANK_FEATURES.map((f) => [f, 0])) as Record<RerankFeature, number>,
   };
 }

@@ -5,9 +5,10 @@ import type { OutlinedFile } from "./outline.js";
 
 /**
  * The second look at the best files: once their definitions are outlined, a file whose one
- * function or class matches the issue (in its name, docstring or body, or the title's words in
- * its body) is a better answer than a file where the same words are spread thin. The first-pass score is one feature
- * among these, so the files are re-ranked by a second linear model, fitted like the first.
+ * function or class matches the issue (in its name, docstring or body, or the title's words
+ * in its body) is a better answer than a file where the same words are spread thin. The
+ * first-pass score is one feature among these, so the files are re-ranked by a second linear
+ * model, fitted like the first.
  */
 
 export interface RerankCandidate {
