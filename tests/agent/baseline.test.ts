@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
+import { dropEnvironment } from "../../src/agent/baseline/environment.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
@@ -160,6 +161,14 @@ describe("the second look at outlined files", () => {
     "shop/reports.py": spread.join("\n"),
     "shop/refunds.py": ["def partial_refund(order, items):", "    kept = [i for i in order.items if i not in items]", "    return sum(i.price for i in items) - len(kept) * 0", ""].join("\n"),
     "shop/misc.py": "def helper():\n    return 1\n",
+    "shop/versions.py": [
+      "def show_versions():",
+      '    """Prints the versions of the optional dependencies."""',
+      "    import payment_gateway, currency_rates, tax_tables, invoice_renderer, label_printer, stock_sync",
+      "    for mod in (payment_gateway, currency_rates, tax_tables, invoice_renderer, label_printer, stock_sync):",
+      "        print(mod.__name__, mod.__version__)",
+      "",
+    ].join("\n"),
   };
   let box2: SandboxFixture;
   beforeAll(async () => {
@@ -193,6 +202,27 @@ describe("the second look at outlined files", () => {
     expect(decide(terms, g, WEIGHTS).locations[0]).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
   });
 
+  it("leaves the reporter's environment out: a versions dump does not pull the answer to the module that prints versions", async () => {
+    const dump = ["<details>", "", "INSTALLED VERSIONS", "------------------", "payment_gateway: None", "currency_rates: None", "tax_tables: None", "invoice_renderer: None", "label_printer: None", "stock_sync: None", "shop: 1.2.3", "", "</details>"];
+    const bug = ["Partial refund returns the wrong amount", "", "Refunding two of three items returns the price of all three."];
+    const answer = async (issue: string) => {
+      const terms = extractIssueTerms(issue);
+      const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
+      const d = decide(terms, g, WEIGHTS);
+      return { terms, first: d.locations[0], ranked: d.files.map((f) => f.item.path) };
+    };
+    const env = await answer([...bug, "", ...dump].join("\n"));
+    expect(env.terms.identifiers.map((i) => i.name)).not.toContain("payment_gateway");
+    expect(env.first).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
+    expect(env.ranked).not.toContain("shop/versions.py");
+    // The control: the same lines under a heading that is not about the environment are read,
+    // and they pull the module that prints versions into the ranking (on a real repository,
+    // with dozens of such names, to the top: see BENCHMARKS.md).
+    const read = await answer([...bug, "", "### Gateway settings", "", ...dump.slice(4, 10)].join("\n"));
+    expect(read.terms.identifiers.map((i) => i.name)).toContain("payment_gateway");
+    expect(read.ranked.slice(0, 2)).toContain("shop/versions.py");
+  });
+
   it("says which issue words a function's body holds when its name and docstring hold none", async () => {
     const terms = extractIssueTerms("The kept list is summed with the wrong price");
     const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
@@ -205,6 +235,50 @@ describe("the second look at outlined files", () => {
 });
 
 describe("baseline pieces", () => {
+  it("drops environment sections and version lines from an issue, and nothing else", () => {
+    const issue = [
+      "### Versions are compared wrongly", // the title stays, whatever it looks like
+      "`parse_version` orders 1.10.0 before 1.9.0.",
+      "### Steps",
+      "```python",
+      "# Versions",
+      "parse_version('1.10.0')",
+      "linewidth: 2.5",
+      "```",
+      "### Environment",
+      "Ubuntu 22.04, conda_forge_channel",
+      "**Additional dependencies**",
+      "numpy_extras: None",
+      "### `os.path` handling",
+      "path_join_helper is involved",
+      "INSTALLED VERSIONS",
+      "------------------",
+      "backend_registry: None",
+      "</details>",
+      "after_details_name stays",
+      "pytest==7.2.0",
+      "- numpy 1.24.2",
+    ].join("\n");
+    const kept = dropEnvironment(issue).split("\n");
+    expect(kept).toEqual([
+      "### Versions are compared wrongly",
+      "`parse_version` orders 1.10.0 before 1.9.0.",
+      "### Steps",
+      "```python",
+      "# Versions",
+      "parse_version('1.10.0')",
+      "linewidth: 2.5",
+      "```",
+      "### `os.path` handling",
+      "path_join_helper is involved",
+      "</details>",
+      "after_details_name stays",
+    ]);
+    const names = extractIssueTerms(issue).identifiers.map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(["parse_version", "path_join_helper", "after_details_name"]));
+    for (const gone of ["conda_forge_channel", "numpy_extras", "backend_registry"]) expect(names).not.toContain(gone);
+  });
+
   it("extracts names, qualified pairs, paths, frames and phrases from an issue", () => {
     const t = extractIssueTerms('`Session.request` fails\n  File "/x/site-packages/requests/sessions.py", line 4, in request\nValueError: method must be a native string here');
     expect(t.qualified).toContainEqual(["Session", "request"]);

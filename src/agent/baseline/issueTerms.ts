@@ -5,6 +5,8 @@
  * blow up the commands built from it.
  */
 
+import { dropEnvironment } from "./environment.js";
+
 export interface Frame {
   /** Path as written, normalized (site-packages prefix and leading separators removed). */
   path: string;
@@ -210,7 +212,8 @@ function looksLikeCodeLine(line: string): boolean {
 }
 
 export function extractIssueTerms(issueText: string): IssueTerms {
-  const text = issueText.slice(0, MAX_ISSUE).replace(/\r\n?/g, "\n");
+  // The environment goes first, so a long pip list does not crowd the bug out of the budget.
+  const text = dropEnvironment(issueText.slice(0, 4 * MAX_ISSUE).replace(/\r\n?/g, "\n")).slice(0, MAX_ISSUE);
   const { prose, code } = splitFences(text);
   const title = text.split("\n", 1)[0] ?? "";
 
