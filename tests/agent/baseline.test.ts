@@ -235,11 +235,12 @@ describe("the second look at outlined files", () => {
 });
 
 describe("baseline pieces", () => {
-  it("drops environment sections and version lines from an issue, and nothing else", () => {
+  it("drops environment sections, version lines and template checklists from an issue, and nothing else", () => {
     const issue = [
       "### Versions are compared wrongly", // the title stays, whatever it looks like
       "`parse_version` orders 1.10.0 before 1.9.0.",
       "### Steps",
+      "- [x] I searched the existing issues for a duplicate_ticket_check",
       "```python",
       "# Versions",
       "parse_version('1.10.0')",
@@ -276,7 +277,7 @@ describe("baseline pieces", () => {
     ]);
     const names = extractIssueTerms(issue).identifiers.map((i) => i.name);
     expect(names).toEqual(expect.arrayContaining(["parse_version", "path_join_helper", "after_details_name"]));
-    for (const gone of ["conda_forge_channel", "numpy_extras", "backend_registry"]) expect(names).not.toContain(gone);
+    for (const gone of ["duplicate_ticket_check", "conda_forge_channel", "numpy_extras", "backend_registry"]) expect(names).not.toContain(gone);
   });
 
   it("extracts names, qualified pairs, paths, frames and phrases from an issue", () => {

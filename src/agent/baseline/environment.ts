@@ -1,7 +1,7 @@
 /**
  * The part of an issue that describes the reporter's machine rather than the bug: sections
  * headed "Versions", "Environment", "System information", "pip list" (what issue templates
- * ask for), and lines that are a package and its version. Their names are real identifiers
+ * ask for), and lines that are a package and its version; also templates' checklists. Their names are real identifiers
  * (`system_ssl`, `openssl_version`, `nc_time_axis`), so left in they pull every issue of a
  * repository towards the one file that prints versions, or towards optional back-ends.
  */
@@ -16,6 +16,9 @@ const ENV_HEADING =
  */
 const VERSION_LINE =
   /^\s*(?:[-*]\s+)?[`'"]?[A-Za-z][\w.+-]*(?: [A-Za-z][\w.+-]*){0,2}[`'"]?\s*(?:(?::|\s)\s*[`'"]?v?\d+\.\d+\.\d+|==\s*\d+(?:\.\d+)+)[\w.+-]*[`'"]?,?\s*(?:[([].*)?$/;
+
+/** A ticked or unticked checklist item: templates' boilerplate ("I searched the existing issues"), not the bug. */
+const TASK_ITEM = /^\s*[-*]\s+\[[ xX]\]\s/;
 
 const FENCE = /^\s*(```|~~~)/;
 
@@ -58,7 +61,7 @@ export function dropEnvironment(text: string): string {
       const heading = headingText(line, lines[i + 1]);
       if (heading !== null) skipping = ENV_HEADING.test(heading);
     }
-    if (skipping || VERSION_LINE.test(line)) continue;
+    if (skipping || VERSION_LINE.test(line) || (!inFence && TASK_ITEM.test(line))) continue;
     out.push(line);
   }
   return out.join("\n");
