@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { decide, pick, rankFiles, type RankedFiles } from "../../src/agent/baseline.js";
+import { pick, rankFiles, type RankedFiles } from "../../src/agent/baseline.js";
 import { extractIssueTerms, type IssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import type { Weights } from "../../src/agent/baseline/model.js";
 import { loadBench, type Instance } from "../../src/eval/bench.js";
@@ -42,10 +42,7 @@ export interface Outcome {
 }
 
 export function replay(cases: Case[], weights: Weights): Outcome[] {
-  return cases.map((c) => {
-    const { locations } = decide(c.terms, c.dump.gathered, weights);
-    return { id: c.inst.instance_id, repo: c.inst.repo, scores: scoreInstance(locations, c.inst.gt) };
-  });
+  return replayCounts(cases, weights)(weights);
 }
 
 /**

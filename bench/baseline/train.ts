@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { OUTLINE_FILES } from "../../src/agent/baseline.js";
+import { OUTLINE_FILES, firstRanking } from "../../src/agent/baseline.js";
 import { FILE_FEATURES, FUNCTION_FEATURES, RERANK_FEATURES, fileFeatures, functionFeatures, rankContext } from "../../src/agent/baseline/features.js";
-import { rank, type Weights } from "../../src/agent/baseline/model.js";
+import type { Weights } from "../../src/agent/baseline/model.js";
 import { rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { half, line, loadCases, replay, replayCounts, summary, type Case } from "./offline.js";
@@ -155,7 +155,7 @@ function rerankGroups(cs: Case[], fileWeights: Weights["file"]): Group[] {
   for (const c of cs) {
     const g = c.dump.gathered;
     const ctx = rankContext(c.terms, g.query, g.scan);
-    const cands = rerankFeatures(ctx, rank(fileFeatures(ctx), fileWeights, (f) => f.path), g.outline, OUTLINE_FILES);
+    const cands = rerankFeatures(ctx, firstRanking(ctx, fileWeights), g.outline, OUTLINE_FILES);
     const gt = new Set(c.inst.gt.files);
     const pos = cands.map((f) => gt.has(f.file.item.path));
     if (!pos.some(Boolean) || pos.every(Boolean)) continue;

@@ -76,7 +76,7 @@ export class BaselinePolicy implements Policy {
 export async function gather(exec: Exec, root: string, terms: IssueTerms, weights: Weights, outlineCount: number): Promise<Gathered> {
   const query = buildQuery(terms);
   const scan = await scanRepository(exec, root, query);
-  const files = rank(fileFeatures(rankContext(terms, query, scan)), weights.file, (c) => c.path);
+  const files = firstRanking(rankContext(terms, query, scan), weights.file);
   const outline = await outlineFiles(exec, root, files.slice(0, outlineCount).map((f) => f.item.path), query);
   return { query, scan, outline };
 }
@@ -94,8 +94,12 @@ export interface RankedFiles {
 
 export function rankFiles(terms: IssueTerms, g: Gathered, weights: Weights): RankedFiles {
   const ctx = rankContext(terms, g.query, g.scan);
-  const first = rank(fileFeatures(ctx), weights.file, (c) => c.path);
-  return { ctx, files: rerank(ctx, first, g.outline, OUTLINE_FILES, weights.rerank) };
+  return { ctx, files: rerank(ctx, firstRanking(ctx, weights.file), g.outline, OUTLINE_FILES, weights.rerank) };
+}
+
+/** Every scanned file by the first model: which files to outline, and the second look's first feature. */
+export function firstRanking(ctx: RankContext, fileWeights: Weights["file"]): Scored<FileCandidate>[] {
+  return rank(fileFeatures(ctx), fileWeights, (c) => c.path);
 }
 
 /** How many files, and which functions in them: split from ranking so offline fitting can vary it cheaply. */

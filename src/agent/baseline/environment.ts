@@ -1,9 +1,9 @@
 /**
  * The part of an issue that describes the reporter's machine rather than the bug: sections
  * headed "Versions", "Environment", "System information", "pip list" (what issue templates
- * ask for), and lines that are a package and its version; also templates' checklists. Their names are real identifiers
- * (`system_ssl`, `openssl_version`, `nc_time_axis`), so left in they pull every issue of a
- * repository towards the one file that prints versions, or towards optional back-ends.
+ * ask for), lines that are a package and its version, and templates' checklists. Their names
+ * are real identifiers (`system_ssl`, `openssl_version`, `nc_time_axis`), so left in they pull
+ * every issue of a repository towards the one file that prints versions, or towards back-ends.
  */
 
 /** A heading that announces the reporter's environment. */
@@ -42,15 +42,11 @@ function headingText(line: string, next: string | undefined): string | null {
  */
 export function dropEnvironment(text: string): string {
   const lines = text.split("\n");
-  const out: string[] = [];
+  const out = lines.slice(0, 1);
   let inFence = false;
   let skipping = false;
-  for (let i = 0; i < lines.length; i++) {
+  for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    if (i === 0) {
-      out.push(line);
-      continue;
-    }
     if (FENCE.test(line)) {
       inFence = !inFence;
       if (!skipping) out.push(line);
