@@ -272,12 +272,47 @@ describe("baseline pieces", () => {
       "```",
       "### `os.path` handling",
       "path_join_helper is involved",
-      "</details>",
+      " ",
       "after_details_name stays",
     ]);
     const names = extractIssueTerms(issue).identifiers.map((i) => i.name);
     expect(names).toEqual(expect.arrayContaining(["parse_version", "path_join_helper", "after_details_name"]));
     for (const gone of ["duplicate_ticket_check", "conda_forge_channel", "numpy_extras", "backend_registry"]) expect(names).not.toContain(gone);
+  });
+
+  it("drops template comments and layout tags outside code, and keeps code and an unclosed comment", () => {
+    const issue = [
+      "Refund totals are wrong",
+      "<!-- Example:",
+      "```python",
+      "from shop.template_example import ExampleWidget",
+      "```",
+      "-->",
+      "The refund_total <!-- inline hint_name --> is wrong.",
+      "<details><summary>Traceback</summary>",
+      "```html",
+      "<!-- kept_in_code -->",
+      "```",
+      "</details>",
+      "A stray <!-- opener keeps stray_name",
+    ].join("\n");
+    expect(dropEnvironment(issue).split("\n")).toEqual([
+      "Refund totals are wrong",
+      " ",
+      "The refund_total   is wrong.",
+      "  Traceback ",
+      "```html",
+      "<!-- kept_in_code -->",
+      "```",
+      " ",
+      "A stray <!-- opener keeps stray_name",
+    ]);
+    const t = extractIssueTerms(issue);
+    const names = t.identifiers.map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(["refund_total", "stray_name"]));
+    for (const gone of ["ExampleWidget", "template_example", "hint_name"]) expect(names).not.toContain(gone);
+    expect(t.words).not.toContain("details");
+    expect(t.words).not.toContain("summary");
   });
 
   it("extracts names, qualified pairs, paths, frames and phrases from an issue", () => {

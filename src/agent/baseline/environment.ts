@@ -4,6 +4,7 @@
  * ask for), lines that are a package and its version, and templates' checklists. Their names
  * are real identifiers (`system_ssl`, `openssl_version`, `nc_time_axis`), so left in they pull
  * every issue of a repository towards the one file that prints versions, or towards back-ends.
+ * Templates' hidden instructions (HTML comments) and layout tags go for the same reason.
  */
 
 /** A heading that announces the reporter's environment. */
@@ -22,6 +23,41 @@ const TASK_ITEM = /^\s*[-*]\s+\[[ xX]\]\s/;
 
 const FENCE = /^\s*(```|~~~)/;
 
+/**
+ * Markup GitHub renders as layout, not words: left in, `</details>` and `<tt>` are read as
+ * issue words. Only layout tags: `<select multiple>` or `<input>` in prose may be the bug.
+ */
+const LAYOUT_TAG = /<\/?(?:details|summary|br|tt|sub|sup|kbd|img|hr)\b[^>\n]*>/gi;
+
+/**
+ * The issue without HTML comments outside code. Templates put their instructions in comments
+ * (`<!-- Example: … from sklearn.decomposition import … -->`, `import numpy; print(numpy.__version__)`);
+ * the rendered issue never shows them and the reporter did not write them, yet their names are
+ * real identifiers. An unclosed `<!--` is kept: a stray one in prose is likelier than a template.
+ */
+function dropComments(text: string): string {
+  let out = "";
+  let inFence = false;
+  let i = 0;
+  while (i < text.length) {
+    const eol = text.indexOf("\n", i);
+    const end = eol < 0 ? text.length : eol + 1;
+    const line = text.slice(i, end);
+    if (FENCE.test(line)) inFence = !inFence;
+    const open = inFence ? -1 : line.indexOf("<!--");
+    const close = open < 0 ? -1 : text.indexOf("-->", i + open + 4);
+    if (close < 0) {
+      out += line;
+      i = end;
+      continue;
+    }
+    // The comment may span lines (and hold fences of its own); go on after it, on the same line.
+    out += line.slice(0, open) + " ";
+    i = close + 3;
+  }
+  return out;
+}
+
 /** The heading's text if the line is one (markdown, bold line, a short line ending in a colon, an HTML summary). */
 function headingText(line: string, next: string | undefined): string | null {
   const m =
@@ -37,11 +73,12 @@ function headingText(line: string, next: string | undefined): string | null {
 }
 
 /**
- * The issue without its environment sections and version lines. The title (first line) is
- * always kept; a section runs to the next heading or the end of its `<details>` block.
+ * The issue without its environment sections, version lines, template comments and layout
+ * tags. The title (first line) is always kept; a section runs to the next heading or the end
+ * of its `<details>` block.
  */
 export function dropEnvironment(text: string): string {
-  const lines = text.split("\n");
+  const lines = dropComments(text).split("\n");
   const out = lines.slice(0, 1);
   let inFence = false;
   let skipping = false;
@@ -58,7 +95,7 @@ export function dropEnvironment(text: string): string {
       if (heading !== null) skipping = ENV_HEADING.test(heading);
     }
     if (skipping || VERSION_LINE.test(line) || (!inFence && TASK_ITEM.test(line))) continue;
-    out.push(line);
+    out.push(inFence ? line : line.replace(LAYOUT_TAG, " "));
   }
   return out.join("\n");
 }
