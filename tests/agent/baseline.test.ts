@@ -323,6 +323,11 @@ describe("baseline pieces", () => {
     expect(t.phrases.some((p) => p.startsWith("method must be a native string"))).toBe(true);
   });
 
+  it("does not take pytest's separator rules for names", () => {
+    const t = extractIssueTerms("Teardown fails\n```\n________________ ERROR at teardown of test_refund_total ________________\n```");
+    expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);
+  });
+
   it("reads pytest's short tracebacks as frames, innermost last", () => {
     const t = extractIssueTerms(
       "```\n/usr/lib/python3.9/site-packages/_pytest/runner.py:341: in from_call\n    result = func()\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: in _show_fixture_action\n    tw.write(x)\nE   BytesWarning: str() on a bytes instance\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: BytesWarning\n```",

@@ -86,7 +86,8 @@ const STOPWORDS = new Set(
     .split(" "),
 );
 
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A name with a letter in it: pytest's `_____ test_x _____` rules are separators, not names. */
+const IDENT = /^_*[A-Za-z][A-Za-z0-9_]*$/;
 
 /** Words too common in issues or code to point anywhere (lowercase). */
 export function isStopword(word: string): boolean {
