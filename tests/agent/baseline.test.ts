@@ -323,6 +323,13 @@ describe("baseline pieces", () => {
     expect(t.phrases.some((p) => p.startsWith("method must be a native string"))).toBe(true);
   });
 
+  it("takes what the reporter's code calls as names, however plain", () => {
+    const t = extractIssueTerms("Refunds are wrong\n```python\ncart = Cart()\nprint(cart.refund(order))\nrefunds = 3\n```");
+    const names = t.identifiers.map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(["Cart", "refund"]));
+    for (const gone of ["print", "refunds", "order"]) expect(names).not.toContain(gone);
+  });
+
   it("does not take pytest's separator rules for names", () => {
     const t = extractIssueTerms("Teardown fails\n```\n________________ ERROR at teardown of test_refund_total ________________\n```");
     expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);

@@ -262,6 +262,9 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     const tok = m[0];
     if (/_|[a-z][A-Z]|^[A-Z][a-z0-9]+[A-Z]/.test(tok)) bump(tok, 1);
   }
+  // What the reporter's code calls is the API the bug is met through (`ds.stack(...)`,
+  // `Response(...)`), however plain its name; prose calls count already.
+  for (const m of code.matchAll(/\b([A-Za-z_]\w*)\(/g)) bump(m[1] ?? "", 1);
 
   const frames = parseFrames(text);
   for (const f of frames) if (f.func) bump(f.func, 1.5);
