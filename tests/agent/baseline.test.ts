@@ -330,6 +330,12 @@ describe("baseline pieces", () => {
     for (const gone of ["print", "refunds", "order"]) expect(names).not.toContain(gone);
   });
 
+  it("takes CamelCase names that start with an acronym, not acronyms' plurals", () => {
+    const names = extractIssueTerms("HTTPRefundError is raised\nThe URLs and APIs of the CSVExporter fail").identifiers.map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(["HTTPRefundError", "CSVExporter"]));
+    for (const gone of ["URLs", "APIs"]) expect(names).not.toContain(gone);
+  });
+
   it("does not take pytest's separator rules for names", () => {
     const t = extractIssueTerms("Teardown fails\n```\n________________ ERROR at teardown of test_refund_total ________________\n```");
     expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);

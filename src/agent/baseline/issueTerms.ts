@@ -86,6 +86,10 @@ const STOPWORDS = new Set(
     .split(" "),
 );
 
+/** CamelCase after an acronym (`URLValidator`, `HDUList`); short ones are plurals (`URLs`, `OSes`). */
+const ACRONYM_CAMEL = /\b[A-Z]{2,}[a-z]{2,}\w*\b/g;
+const isAcronymCamel = (tok: string) => tok.length >= 6 && /^[A-Z]{2,}[a-z]{2,}\w*$/.test(tok);
+
 /** A name with a letter in it: pytest's `_____ test_x _____` rules are separators, not names. */
 const IDENT = /^_*[A-Za-z][A-Za-z0-9_]*$/;
 
@@ -253,6 +257,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const m of proseNoInline.matchAll(/\b[A-Za-z]*_\w*\b|\b_?[a-z]+[A-Z]\w*\b|\b[A-Z][a-z0-9]+[A-Z]\w*\b/g)) {
     bump(m[0], 2);
   }
+  for (const m of proseNoInline.matchAll(ACRONYM_CAMEL)) if (isAcronymCamel(m[0])) bump(m[0], 2);
   // Markdown eats underscores: "**init**" was "__init__".
   for (const m of proseNoInline.matchAll(/\*\*([a-z]\w*)\*\*\(/g)) bump(`__${m[1]}__`, 1.5);
 
@@ -260,7 +265,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const m of code.matchAll(/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g)) addQualified(m[0]);
   for (const m of code.matchAll(/\b[A-Za-z_]\w*\b/g)) {
     const tok = m[0];
-    if (/_|[a-z][A-Z]|^[A-Z][a-z0-9]+[A-Z]/.test(tok)) bump(tok, 1);
+    if (/_|[a-z][A-Z]|^[A-Z][a-z0-9]+[A-Z]/.test(tok) || isAcronymCamel(tok)) bump(tok, 1);
   }
   // What the reporter's code calls is the API the bug is met through (`ds.stack(...)`,
   // `Response(...)`), however plain its name; prose calls count already.
