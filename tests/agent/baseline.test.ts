@@ -336,6 +336,13 @@ describe("baseline pieces", () => {
     for (const gone of ["URLs", "APIs"]) expect(names).not.toContain(gone);
   });
 
+  it("takes no names from a link's address, but keeps its anchor", () => {
+    const t = extractIssueTerms(
+      "Refunds are wrong\n![image](https://user-images.example.com/152253204-fdb845df-b791f6cde568.png)\nSee https://docs.example.org/api.html#shop.refunds.RefundPolicy and shot.png",
+    );
+    expect(t.identifiers.map((i) => i.name).sort()).toEqual(["RefundPolicy", "refunds", "shop"]);
+  });
+
   it("does not take pytest's separator rules for names", () => {
     const t = extractIssueTerms("Teardown fails\n```\n________________ ERROR at teardown of test_refund_total ________________\n```");
     expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);

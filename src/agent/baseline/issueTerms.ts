@@ -245,11 +245,13 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     for (const tok of span.match(/[A-Za-z_]\w*/g) ?? []) bump(tok, 3);
   }
 
-  // Prose: names that cannot be English words (snake_case, CamelCase, dotted, calls).
-  const proseNoInline = prose.replace(/`[^`\n]*`/g, " ");
+  // Prose: names that cannot be English words (snake_case, CamelCase, dotted, calls). A link's
+  // address is not a name (a screenshot's `b791f6cde568.png`) but its anchor may be one (docs'
+  // `#pkg.module.Class`); a linked file still counts as a path, below.
+  const proseNoInline = prose.replace(/`[^`\n]*`/g, " ").replace(/https?:\/\/[^\s#)\]]*/g, " ");
   for (const m of proseNoInline.matchAll(/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g)) {
     const dotted = m[0];
-    if (/\.(py|com|org|io|net|html|txt|md|rst|cfg|toml|ini|json|yaml|yml)$/i.test(dotted)) continue;
+    if (/\.(py|com|org|io|net|html|txt|md|rst|cfg|toml|ini|json|yaml|yml|png|jpe?g|gif|svg|pdf|zip|gz|whl|csv|log)$/i.test(dotted)) continue;
     addQualified(dotted);
     for (const part of dotted.split(".")) bump(part, 2);
   }
@@ -302,7 +304,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
       wordCounts.set(word, (wordCounts.get(word) ?? 0) + w);
     }
   };
-  countWords(proseNoInline.replace(/https?:\/\/\S+/g, " "), 1);
+  countWords(proseNoInline, 1);
   countWords(title, 2);
   const words = [...wordCounts.entries()]
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
