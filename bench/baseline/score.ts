@@ -20,6 +20,8 @@ const { values: a, positionals } = parseArgs({
 if (!a.dump || positionals.length === 0) throw new Error("usage: score.ts --dump DUMP.jsonl [--weights W.json] BENCH.jsonl...");
 const firstOnly = { ...zeroWeights().rerank, first: 1 };
 const weights: Weights = a.weights ? { rerank: firstOnly, ...(JSON.parse(readFileSync(a.weights, "utf8")) as Omit<Weights, "rerank">) } : WEIGHTS;
-const cases = loadCases(positionals, a.dump);
-for (const repo of [...new Set(cases.map((c) => c.inst.repo))].sort()) process.stdout.write(`${line(repo.slice(0, 14), summary(replay(cases.filter((c) => c.inst.repo === repo), weights)))}  ${repo}\n`);
-process.stdout.write(`${line("all", summary(replay(cases, weights)))}  (${new Set(cases.map((c) => c.inst.repo)).size} repositories)\n`);
+// Replayed once; each repository's line is a slice of the same outcomes.
+const outcomes = replay(loadCases(positionals, a.dump), weights);
+const repos = [...new Set(outcomes.map((o) => o.repo))].sort();
+for (const repo of repos) process.stdout.write(`${line(repo.slice(0, 14), summary(outcomes.filter((o) => o.repo === repo)))}  ${repo}\n`);
+process.stdout.write(`${line("all", summary(outcomes))}  (${repos.length} repositories)\n`);

@@ -21,7 +21,8 @@ const VERSION_LINE =
 /** A ticked or unticked checklist item: templates' boilerplate ("I searched the existing issues"), not the bug. */
 const TASK_ITEM = /^\s*[-*]\s+\[[ xX]\]\s/;
 
-const FENCE = /^\s*(```|~~~)/;
+/** A line that opens or closes a fenced code block (issue terms split prose from code on it too). */
+export const FENCE = /^\s*(```|~~~)/;
 
 /**
  * Markup GitHub renders as layout, not words: left in, `</details>` and `<tt>` are read as

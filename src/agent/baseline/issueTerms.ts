@@ -5,7 +5,7 @@
  * blow up the commands built from it.
  */
 
-import { dropEnvironment } from "./environment.js";
+import { FENCE, dropEnvironment } from "./environment.js";
 
 export interface Frame {
   /** Path as written, normalized (site-packages prefix and leading separators removed). */
@@ -124,7 +124,7 @@ function splitFences(text: string): { prose: string; code: string } {
   const code: string[] = [];
   let inFence = false;
   for (const line of text.split("\n")) {
-    if (/^\s*(```|~~~)/.test(line)) {
+    if (FENCE.test(line)) {
       inFence = !inFence;
       continue;
     }
