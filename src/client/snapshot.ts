@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -74,11 +74,8 @@ export class Snapshot {
     const working = join(dir, `index.${process.pid}.${randomBytes(4).toString("hex")}`);
     await mkdir(scratchObjects, { recursive: true });
     // Concurrent snapshots of one checkout each work on a copy; the last one done is kept.
-    const copied = await copyFile(kept, working).then(
-      () => true,
-      () => false,
-    );
-    if (!copied) await copyFile(index, working).catch(() => undefined);
+    const copied = await copyIndex(kept, working);
+    if (!copied) await copyIndex(index, working);
     const env = { GIT_INDEX_FILE: working, GIT_OBJECT_DIRECTORY: scratchObjects, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
     try {
       await git(root, ["add", "-A", "--", "."], env);
@@ -175,6 +172,22 @@ async function gitPaths(root: string): Promise<{ objects: string; index: string 
   }
   const [objectsPath = "", indexPath = ""] = (await git(root, ["rev-parse", "--git-path", "objects", "--git-path", "index"])).split("\n");
   return { objects: resolve(root, objectsPath.trim()), index: resolve(root, indexPath.trim()) };
+}
+
+/**
+ * Copies an index keeping its modification time (rounded down to the second); false when there
+ * is none. git trusts a file's cached stat only when the file is older than the index holding
+ * it; a copy stamped "now" would make an edit made in the same second as the index was
+ * written, at the same size, look unchanged ("racy git"). Rounding down only re-reads more.
+ */
+async function copyIndex(index: string, to: string): Promise<boolean> {
+  const st = await stat(index).catch(() => null);
+  if (!st) return false;
+  // Gone since the stat (a concurrent snapshot replaced it): as if it had not been there.
+  if (!(await copyFile(index, to).then(() => true, (e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? false : Promise.reject(e))))) return false;
+  const t = Math.floor(st.mtimeMs / 1000);
+  await utimes(to, t, t);
+  return true;
 }
 
 /**

@@ -90,6 +90,51 @@ describe("work tree snapshot", () => {
     }
   });
 
+  it("sees an edit made in the same second as the index it starts from was written, at the same size", async () => {
+    // git trusts a cached stat only for files older than their index ("racy git"); only
+    // mtime seconds and size are compared here, so each edit below is invisible to the stat.
+    const racy = makeGitFixture({ "r.py": "X = 1\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const look = async () => {
+      const snap = await Snapshot.take(racy.dir, cache);
+      try {
+        return await snap.treeId();
+      } finally {
+        await snap.dispose();
+      }
+    };
+    // The tree as a fresh index (no stat cache at all) sees it. Not the patch: git diff
+    // reads a stat-clean file from the work tree, so its text would look right regardless.
+    const truth = () => {
+      const env = { ...process.env, GIT_INDEX_FILE: join(cache, "fresh-index") };
+      rmSync(env.GIT_INDEX_FILE, { force: true });
+      execFileSync("git", ["add", "-A"], { cwd: racy.dir, env });
+      return execFileSync("git", ["write-tree"], { cwd: racy.dir, env, encoding: "utf8" }).trim();
+    };
+    try {
+      for (const [k, v] of [["core.checkStat", "minimal"], ["core.trustctime", "false"]]) execFileSync("git", ["config", k!, v!], { cwd: racy.dir });
+      const file = join(racy.dir, "r.py");
+      const then = new Date(Date.now() - 3600_000);
+      const edit = (text: string) => {
+        writeFileSync(file, text);
+        utimesSync(file, then, then);
+      };
+      edit("X = 1\n");
+      execFileSync("git", ["update-index", "--refresh"], { cwd: racy.dir });
+      edit("X = 2\n");
+      utimesSync(join(racy.dir, ".git", "index"), then, then);
+      // From the user's index, then from the scratch index the first look kept.
+      expect(await look()).toBe(truth());
+      const dir = join(cache, "snapshots", readdirSync(join(cache, "snapshots"))[0]!);
+      utimesSync(join(dir, readdirSync(dir).find((n) => n.startsWith("index-"))!), then, then);
+      edit("X = 3\n");
+      expect(await look()).toBe(truth());
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      racy.cleanup();
+    }
+  });
+
   it("does the same in a linked worktree, whose .git is a file", async () => {
     execFileSync("git", ["worktree", "add", "-q", "--detach", worktree], { cwd: fx.dir });
     writeFileSync(join(worktree, "pkg", "c.py"), "def in_worktree():\n    pass\n");
