@@ -183,8 +183,13 @@ async function gitPaths(root: string): Promise<{ objects: string; index: string 
 async function copyIndex(index: string, to: string): Promise<boolean> {
   const st = await stat(index).catch(() => null);
   if (!st) return false;
-  // Gone since the stat (a concurrent snapshot replaced it): as if it had not been there.
-  if (!(await copyFile(index, to).then(() => true, (e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? false : Promise.reject(e))))) return false;
+  try {
+    await copyFile(index, to);
+  } catch (err) {
+    // Gone since the stat (a concurrent snapshot replaced it): as if it had not been there.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
   const t = Math.floor(st.mtimeMs / 1000);
   await utimes(to, t, t);
   return true;
