@@ -343,6 +343,29 @@ describe("baseline pieces", () => {
     expect(t.identifiers.map((i) => i.name).sort()).toEqual(["RefundPolicy", "refunds", "shop"]);
   });
 
+  it("reads code pasted without a fence as code, as if it were fenced, and a sentence that starts like code as prose", () => {
+    const code = ["from shop.cart import Cart", "cart = Cart(discount=0.5)", "for item in cart.lines():", "\tcart.refund(item, rounding=Rounding.HALF_UP)", ">>> cart.total()"];
+    const before = "Refund total is wrong for discounted carts\nDescription\nI refund every line of a discounted cart:";
+    const after = "If the discount is zero then every refund works and the totals match what customers paid.";
+    const fenced = extractIssueTerms([before, "```python", ...code, "```", after].join("\n"));
+    // Trac and mail keep a block's indentation as tabs and nothing else marks it.
+    const bare = extractIssueTerms([before, ...code, after].join("\n"));
+    expect(bare.identifiers).toEqual(fenced.identifiers);
+    expect(bare.words).toEqual(fenced.words);
+    expect(bare.words).toEqual(expect.arrayContaining(["customers", "totals", "discounted"]));
+    expect(bare.words).not.toContain("rounding");
+  });
+
+  it("takes ```name``` in a sentence for inline code, not for a fence", () => {
+    const t = extractIssueTerms("Refunds fail\n```refund_total``` rounds twice before ```apply_discount``` runs\n```python\ncart = Cart()\n```");
+    // Between two spans is prose, not a third span.
+    expect(t.words).toEqual(expect.arrayContaining(["rounds", "twice"]));
+    expect(t.identifiers.map((i) => i.name)).not.toContain("twice");
+    const weight = (n: string) => t.identifiers.find((i) => i.name === n)?.weight ?? 0;
+    expect(weight("refund_total")).toBeGreaterThanOrEqual(3);
+    expect(weight("Cart")).toBeLessThan(2);
+  });
+
   it("does not take pytest's separator rules for names", () => {
     const t = extractIssueTerms("Teardown fails\n```\n________________ ERROR at teardown of test_refund_total ________________\n```");
     expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);

@@ -21,8 +21,11 @@ const VERSION_LINE =
 /** A ticked or unticked checklist item: templates' boilerplate ("I searched the existing issues"), not the bug. */
 const TASK_ITEM = /^\s*[-*]\s+\[[ xX]\]\s/;
 
-/** A line that opens or closes a fenced code block (issue terms split prose from code on it too). */
-export const FENCE = /^\s*(```|~~~)/;
+/**
+ * A line that opens or closes a fenced code block (issue terms split prose from code on it too).
+ * Backticks that close on the same line (```name``` in a sentence) are inline code, as in CommonMark.
+ */
+export const FENCE = /^\s*(```(?!.*`)|~~~)/;
 
 /**
  * Markup GitHub renders as layout, not words: left in, `</details>` and `<tt>` are read as

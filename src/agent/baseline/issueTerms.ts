@@ -90,6 +90,9 @@ const STOPWORDS = new Set(
 const ACRONYM_CAMEL = /\b[A-Z]{2,}[a-z]{2,}\w*\b/g;
 const isAcronymCamel = (tok: string) => tok.length >= 6 && /^[A-Z]{2,}[a-z]{2,}\w*$/.test(tok);
 
+/** A code span: a run of backticks closed by a run of the same length (```name``` too, as in CommonMark). */
+const INLINE_CODE = /(?<!`)(`+)([^`\n]{1,200}?)\1(?!`)/g;
+
 /** A name with a letter in it: pytest's `_____ test_x _____` rules are separators, not names. */
 const IDENT = /^_*[A-Za-z][A-Za-z0-9_]*$/;
 
@@ -118,19 +121,53 @@ function pushUnique<T>(list: T[], item: T, max: number) {
   if (list.length < max && !list.includes(item)) list.push(item);
 }
 
-/** Splits markdown into fenced code blocks and prose. Unclosed fences count as code. */
-function splitFences(text: string): { prose: string; code: string } {
+/**
+ * A line of Python written outside a fence: trackers that are not markdown (Trac, Jira, mail)
+ * and hurried reporters paste code bare. Read as prose, its names would count as the reporter's
+ * own words and its plain words (`filter`, `create`) as what the issue is about.
+ */
+const BARE_CODE = [
+  /^\s*(>>>|\.\.\.)(\s|$)/, // interpreter prompts
+  /^\s*(from\s+\.*[\w.]+\s+import\s+[\w*(]|import\s+[\w.]+(\s+as\s+\w+)?(\s*,\s*[\w.]+)*\s*$)/,
+  /^\s*((async\s+)?def\s+\w+\s*\(|class\s+\w+\s*[(:])/,
+  /^\s*@[\w.]+(\(.*\))?\s*$/, // decorators
+  /^\s*(if|elif|while|for|with|try|except|else|finally)\b(?:[^.!?]|\.(?=\w))*:\s*$/, // block headers
+  /^\s*[\w.]+(\[[^\]]*\])?\s*(=|\+=|-=|\|=)\s*\S/, // assignments
+  /^\s*[\w.]+\(.*\)[\s,;)]*$/, // a call alone on its line
+  /^\s*(return|raise|yield|assert|print)\b(?:[^.!?]|\.(?=\w))*$/,
+];
+
+function isBareCode(line: string): boolean {
+  const s = line.trim();
+  if (s.length < 4 || s.length > 300) return false;
+  // A sentence that happens to begin like code ("for example, if x = 3 ...") is still prose.
+  if ((s.match(/\b[a-z]{3,}\b/g) ?? []).length > 8 && !/[()[\]]/.test(s)) return false;
+  return BARE_CODE.some((re) => re.test(line));
+}
+
+/**
+ * Splits markdown into code and prose: fenced blocks (unclosed fences count as code), and
+ * outside them bare code lines together with the indented lines that follow one (a block's body).
+ */
+function splitFences(text: string): { prose: string; code: string; unfenced: string } {
   const prose: string[] = [];
   const code: string[] = [];
+  const unfenced: string[] = [];
   let inFence = false;
+  let inBare = false;
   for (const line of text.split("\n")) {
     if (FENCE.test(line)) {
       inFence = !inFence;
+      inBare = false;
       continue;
     }
-    (inFence ? code : prose).push(line);
+    if (!inFence) {
+      inBare = isBareCode(line) || (inBare && /^(\t| {2,})\S/.test(line));
+      unfenced.push(line);
+    }
+    (inFence || inBare ? code : prose).push(line);
   }
-  return { prose: prose.join("\n"), code: code.join("\n") };
+  return { prose: prose.join("\n"), code: code.join("\n"), unfenced: unfenced.join("\n") };
 }
 
 const FRAME_PATTERNS: RegExp[] = [
@@ -219,7 +256,7 @@ function looksLikeCodeLine(line: string): boolean {
 export function extractIssueTerms(issueText: string): IssueTerms {
   // The environment goes first, so a long pip list does not crowd the bug out of the budget.
   const text = dropEnvironment(issueText.slice(0, 4 * MAX_ISSUE).replace(/\r\n?/g, "\n")).slice(0, MAX_ISSUE);
-  const { prose, code } = splitFences(text);
+  const { prose, code, unfenced } = splitFences(text);
   const title = text.split("\n", 1)[0] ?? "";
 
   const weights = new Map<string, number>();
@@ -239,7 +276,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   };
 
   // Inline code: the strongest pointer a reporter gives.
-  const inline = [...prose.matchAll(/`([^`\n]{1,200})`/g)].map((m) => m[1] ?? "");
+  const inline = [...prose.matchAll(INLINE_CODE)].map((m) => m[2] ?? "");
   for (const span of inline) {
     for (const dotted of span.match(/[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+/g) ?? []) addQualified(dotted);
     for (const tok of span.match(/[A-Za-z_]\w*/g) ?? []) bump(tok, 3);
@@ -248,7 +285,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // Prose: names that cannot be English words (snake_case, CamelCase, dotted, calls). A link's
   // address is not a name (a screenshot's `b791f6cde568.png`) but its anchor may be one (docs'
   // `#pkg.module.Class`); a linked file still counts as a path, below.
-  const proseNoInline = prose.replace(/`[^`\n]*`/g, " ").replace(/https?:\/\/[^\s#)\]]*/g, " ");
+  const proseNoInline = prose.replace(INLINE_CODE, " ").replace(/https?:\/\/[^\s#)\]]*/g, " ");
   for (const m of proseNoInline.matchAll(/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g)) {
     const dotted = m[0];
     if (/\.(py|com|org|io|net|html|txt|md|rst|cfg|toml|ini|json|yaml|yml|png|jpe?g|gif|svg|pdf|zip|gz|whl|csv|log)$/i.test(dotted)) continue;
@@ -317,7 +354,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     if (s.length >= 10 && s.length <= 100 && /[A-Za-z]/.test(s)) pushUnique(phrases, s, MAX_PHRASES);
   };
   for (const span of inline) if (/[ (=]/.test(span) && looksLikeCodeLine(span)) addPhrase(span);
-  for (const line of prose.split("\n")) if (looksLikeCodeLine(line)) addPhrase(line);
+  for (const line of unfenced.split("\n")) if (looksLikeCodeLine(line)) addPhrase(line);
   for (const msg of errorMessages(text)) {
     const lit = literalPrefix(msg);
     if (lit) addPhrase(lit);
