@@ -149,7 +149,7 @@ function isBareCode(line: string): boolean {
  * Splits markdown into code and prose: fenced blocks (unclosed fences count as code), and
  * outside them bare code lines together with the indented lines that follow one (a block's body).
  */
-function splitFences(text: string): { prose: string; code: string; unfenced: string } {
+function splitCode(text: string): { prose: string; code: string; unfenced: string } {
   const prose: string[] = [];
   const code: string[] = [];
   const unfenced: string[] = [];
@@ -256,7 +256,7 @@ function looksLikeCodeLine(line: string): boolean {
 export function extractIssueTerms(issueText: string): IssueTerms {
   // The environment goes first, so a long pip list does not crowd the bug out of the budget.
   const text = dropEnvironment(issueText.slice(0, 4 * MAX_ISSUE).replace(/\r\n?/g, "\n")).slice(0, MAX_ISSUE);
-  const { prose, code, unfenced } = splitFences(text);
+  const { prose, code, unfenced } = splitCode(text);
   const title = text.split("\n", 1)[0] ?? "";
 
   const weights = new Map<string, number>();
