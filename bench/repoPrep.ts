@@ -42,8 +42,8 @@ for (let i = 0; i < rounds; i++) {
   });
   clone.push(t);
   rmSync(dir, { recursive: true, force: true });
-  rmSync(cache.treeDir, { recursive: true, force: true });
-  usedTreeDir = cache.treeDir;
+  rmSync(cache.trees.dir, { recursive: true, force: true });
+  usedTreeDir = cache.trees.dir;
 }
 const s = { cold: stats(cold), warm: stats(warm), hot: stats(hot), clone_checkout: stats(clone) };
 report(treeDir ? "repoPrep-treedir" : "repoPrep", {

@@ -69,7 +69,7 @@ for (let i = 0; i < (quick ? 2 : 5); i++) {
   lastId = info.upload_id;
   size = { files: info.files, bytes: info.bytes, archive: info.archive_bytes };
   rmSync(join(work, `repos-${i}`), { recursive: true, force: true });
-  rmSync(repos.treeDir, { recursive: true, force: true });
+  rmSync(repos.trees.dir, { recursive: true, force: true });
 }
 
 // The same tree again, as an agent's second call sends it: snapshot (git's stat cache warm),

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
-import { accessSync, constants, existsSync, statfsSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, rm, chmod, stat, utimes, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rename, rm, chmod, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isIP } from "node:net";
 import { gitConfigEnv, runGit, transportConfig, GitError } from "./git.js";
@@ -12,6 +12,7 @@ import { extractArchive } from "../uploads/extract.js";
 import type { UploadStore } from "../uploads/store.js";
 import { applyPatch, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
+import { TreeStore, type TreeStoreOptions } from "./trees.js";
 
 /**
  * Repository cache on the host: one bare mirror per repository URL, fetched once and then
@@ -19,25 +20,16 @@ import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/re
  * at that commit. Knows nothing of containers.
  */
 
-export interface RepoCacheOptions extends RepoUrlPolicy {
+/**
+ * Where per-commit trees live (TreeStore). Creating thousands of small files is the cost of a
+ * warm preparation, and it is ~20-40x cheaper on tmpfs than on a VM's disk (BENCHMARKS.md), so
+ * by default trees go to the host's tmpfs when it has room, under one budget shared by every
+ * cache on the host, and spill to <dir>/trees beyond it. A tree is idle, and may be removed,
+ * when no job has asked for it for `treeIdleMs`: jobs are capped by the sandbox wall-clock
+ * limit, so the worker passes that limit plus a margin.
+ */
+export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, "cacheDir"> {
   dir: string;
-  /**
-   * Where per-commit trees live. Creating thousands of small files is the cost of a warm
-   * preparation, and it is ~20-40x cheaper on tmpfs than on a VM's disk (BENCHMARKS.md), so
-   * by default trees go to the host's tmpfs when it has room (defaultTreeDir), bounded by
-   * `maxTreeBytes`; else to <dir>/trees.
-   */
-  treeDir?: string;
-  /** Trees kept; beyond this the least recently used idle ones are removed (default: no limit). */
-  maxTrees?: number;
-  /** Bytes of trees kept; beyond this the least recently used idle ones are removed (default: defaultTreeBudget; 0: no limit). */
-  maxTreeBytes?: number;
-  /**
-   * A tree is idle, and may be removed, when no job has asked for it for this long. Jobs are
-   * capped by the sandbox wall-clock limit, so the worker passes that limit plus a margin:
-   * a tree older than that cannot be mounted in a running sandbox.
-   */
-  treeIdleMs?: number;
   gitTimeoutMs?: number;
   /**
    * Checks a remote's host right before git connects and returns the addresses to pin.
@@ -82,15 +74,13 @@ export class RepoError extends Error {
 
 export class RepoCache {
   readonly dir: string;
-  readonly treeDir: string;
+  readonly trees: TreeStore;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly hosts: HostGuard;
-  readonly maxTreeBytes: number;
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
-    this.treeDir = resolve(options.treeDir ?? defaultTreeDir(this.dir));
-    this.maxTreeBytes = options.maxTreeBytes ?? defaultTreeBudget(this.treeDir);
+    this.trees = new TreeStore({ ...options, cacheDir: this.dir });
     this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
   }
 
@@ -148,11 +138,8 @@ export class RepoCache {
 
     // A tree at a full sha needs no git at all when it is already there.
     if (SHA_RE.test(req.commit) && !req.patch) {
-      const treePath = join(this.treeDir, key, req.commit);
-      if (existsSync(treePath)) {
-        await touch(treePath);
-        return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
-      }
+      const treePath = await this.trees.find(join(key, req.commit));
+      if (treePath) return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
     }
 
     return this.withLock(key, async () => {
@@ -170,11 +157,9 @@ export class RepoCache {
       }
       if (!sha) throw new RepoError("commit_not_found", `commit ${req.commit} not found in ${id.url}`);
       if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
-      const treePath = join(this.treeDir, key, sha);
-      if (existsSync(treePath)) {
-        await touch(treePath);
-        return { ...id, sha, treePath, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      }
+      const found = await this.trees.find(join(key, sha));
+      if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
+      const treePath = await this.trees.place(join(key, sha));
       await this.materialize(mirror, sha, treePath, signal);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
@@ -203,11 +188,10 @@ export class RepoCache {
       throw err;
     }
     try {
-      const treePath = join(this.treeDir, key, `patched-${patched.treeId}`);
-      if (existsSync(treePath)) {
-        await touch(treePath);
-        return { ...id, sha, treePath, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      }
+      const rel = join(key, `patched-${patched.treeId}`);
+      const found = await this.trees.find(rel);
+      if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
+      const treePath = await this.trees.place(rel);
       await this.materialize(mirror, patched.treeId, treePath, signal, patched.env);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
@@ -226,21 +210,21 @@ export class RepoCache {
     if (!uploads) throw new RepoError("upload_not_found", "this worker has no upload store");
     if (!UPLOAD_ID_RE.test(uploadId)) throw new RepoError("upload_not_found", `${uploadId} is not an upload id`);
     const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
-    const treePath = join(this.treeDir, "uploads", uploadId);
-    const ready = (cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
-    if (existsSync(treePath)) {
-      await touch(treePath);
-      return ready("hot");
-    }
+    const rel = join("uploads", uploadId);
+    const ready = (treePath: string, cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
+    const hot = await this.trees.find(rel);
+    if (hot) return ready(hot, "hot");
     return this.withLock(`upload:${uploadId}`, async () => {
-      if (existsSync(treePath)) return ready("hot");
+      const found = await this.trees.find(rel);
+      if (found) return ready(found, "hot");
+      const treePath = await this.trees.place(rel);
       const archive = await uploads.store.read(uploadId);
       if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       await mkdir(tmp, { recursive: true, mode: 0o755 });
       try {
-        const summary = await extractArchive(archive, tmp, uploads.limits, signal);
-        await writeFile(`${treePath}${SIZE_SUFFIX}`, String(summary.bytes));
+        await extractArchive(archive, tmp, uploads.limits, signal);
+        await this.trees.recordSize(treePath, tmp);
         await rename(tmp, treePath).catch(async (err) => {
           if (!existsSync(treePath)) throw err;
           await rm(tmp, { recursive: true, force: true });
@@ -251,78 +235,39 @@ export class RepoCache {
         throw new RepoError("materialize_failed", `could not extract upload ${uploadId}: ${(err as Error).message}`);
       }
       await this.evict().catch(() => 0);
-      return ready("warm");
+      return ready(treePath, "warm");
     });
   }
 
   /**
-   * Removes half-made mirrors and trees (`*.tmp-*`) that a crashed worker left behind. Only
-   * old ones: a live worker on the same host may be writing a fresh one right now.
+   * Removes half-made mirrors and trees (`*.tmp-*`) that a crashed worker left behind, and
+   * trees of caches whose directory is gone. Only old half-made ones: a live worker on the
+   * same host may be writing a fresh one right now.
    */
   async sweep(olderThanMs = 15 * 60_000): Promise<number> {
     let removed = 0;
     const cutoff = Date.now() - olderThanMs;
-    const scan = async (dir: string, depth: number) => {
-      let entries: string[];
-      try {
-        entries = await readdir(dir);
-      } catch {
-        return;
-      }
-      for (const name of entries) {
+    for (const dir of [join(this.dir, "mirrors"), join(this.dir, "scratch")]) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (!name.includes(".tmp-")) continue;
         const path = join(dir, name);
-        if (name.includes(".tmp-")) {
-          const st = await stat(path).catch(() => null);
-          if (st && st.mtimeMs < cutoff) {
-            await rm(path, { recursive: true, force: true });
-            removed++;
-          }
-        } else if (depth > 0) await scan(path, depth - 1);
+        const st = await stat(path).catch(() => null);
+        if (st && st.mtimeMs < cutoff) {
+          await rm(path, { recursive: true, force: true });
+          removed++;
+        }
       }
-    };
-    await scan(join(this.dir, "mirrors"), 0);
-    await scan(join(this.dir, "scratch"), 0);
-    await scan(this.treeDir, 1);
-    return removed;
+    }
+    return removed + (await this.trees.sweep(olderThanMs));
   }
 
   /**
    * Removes the least recently used idle trees while there are more than `maxTrees` or
-   * they hold more than `maxTreeBytes`; returns how many. A tree in use (touched within the
-   * job time limit) is never removed, so the budget can be exceeded by trees in use.
+   * they hold more than `maxTreeBytes`; returns how many. A tree in use (touched within its
+   * cache's idle time) is never removed; new trees spill to disk instead.
    */
-  async evict(): Promise<number> {
-    const maxTrees = this.options.maxTrees || Infinity;
-    const maxBytes = this.maxTreeBytes || Infinity;
-    if (maxTrees === Infinity && maxBytes === Infinity) return 0;
-    const trees: Array<{ path: string; used: number; bytes: number }> = [];
-    for (const repo of await readdir(this.treeDir).catch(() => [] as string[])) {
-      for (const name of await readdir(join(this.treeDir, repo)).catch(() => [] as string[])) {
-        if (name.includes(".tmp-") || name.endsWith(SIZE_SUFFIX)) continue;
-        const path = join(this.treeDir, repo, name);
-        const st = await stat(path).catch(() => null);
-        if (st?.isDirectory()) trees.push({ path, used: st.mtimeMs, bytes: await treeBytes(path) });
-      }
-    }
-    let count = trees.length;
-    let bytes = trees.reduce((sum, t) => sum + t.bytes, 0);
-    if (count <= maxTrees && bytes <= maxBytes) return 0;
-    trees.sort((a, b) => a.used - b.used);
-    const idleBefore = Date.now() - (this.options.treeIdleMs ?? 3_600_000);
-    let removed = 0;
-    for (const t of trees) {
-      if (count <= maxTrees && bytes <= maxBytes) break;
-      if (t.used > idleBefore) break;
-      // Renamed first so that a concurrent prepare never sees a half-deleted tree.
-      const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
-      await rename(t.path, doomed).catch(() => undefined);
-      await rm(doomed, { recursive: true, force: true });
-      await rm(`${t.path}${SIZE_SUFFIX}`, { force: true });
-      count--;
-      bytes -= t.bytes;
-      removed++;
-    }
-    return removed;
+  evict(): Promise<number> {
+    return this.trees.evict();
   }
 
   private async authorize(url: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
@@ -385,8 +330,8 @@ export class RepoCache {
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
     try {
-      const bytes = await archiveInto(mirror, sha, tmp, signal, env);
-      await writeFile(`${treePath}${SIZE_SUFFIX}`, String(bytes));
+      await archiveInto(mirror, sha, tmp, signal, env);
+      await this.trees.recordSize(treePath, tmp);
       await chmod(tmp, 0o755);
       await rename(tmp, treePath).catch(async (err) => {
         if (!existsSync(treePath)) throw err;
@@ -410,17 +355,12 @@ export class RepoCache {
   }
 }
 
-/**
- * `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in.
- * Resolves with the archive's size, about the tree's (its headers and padding included).
- */
-function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<number> {
+/** `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. */
+function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extraEnv };
     const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
     const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
-    let bytes = 0;
-    git.stdout.on("data", (d: Buffer) => (bytes += d.length));
     git.stdout.pipe(tar.stdin);
     let err = "";
     git.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -432,7 +372,7 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
         failed = true;
         reject(new Error(err.trim().slice(-500) || `exit ${code}`));
       }
-      if (--pending === 0 && !failed) resolvePromise(bytes);
+      if (--pending === 0 && !failed) resolvePromise();
     };
     git.on("close", done);
     tar.on("close", done);
@@ -442,45 +382,3 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
 }
 
 const PRIVATE_MARK = "codescout-private";
-/** Beside each tree, a small file with its size, for the byte budget. */
-const SIZE_SUFFIX = ".bytes";
-
-const treeBytes = async (path: string) => Number(await readFile(`${path}${SIZE_SUFFIX}`, "utf8").catch(() => "0")) || 0;
-
-const TMPFS_MAGIC = 0x01021994;
-/** A tmpfs with less room than this is left alone (e.g. a container's 64 MB /dev/shm). */
-const TMPFS_MIN_FREE = 1 << 30;
-
-/**
- * Where trees go when the operator did not say: the host's tmpfs (/dev/shm) when it is a
- * writable tmpfs with at least 1 GiB free, one directory per cache; else <cacheDir>/trees.
- */
-export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
-  try {
-    const st = statfsSync(shm);
-    if (st.type === TMPFS_MAGIC && st.bavail * st.bsize >= TMPFS_MIN_FREE) {
-      accessSync(shm, constants.W_OK);
-      return join(shm, `codescout-trees-${createHash("sha256").update(resolve(cacheDir)).digest("hex").slice(0, 12)}`);
-    }
-  } catch {
-    /* no tmpfs here */
-  }
-  return join(resolve(cacheDir), "trees");
-}
-
-/** The default byte budget for trees: a quarter of the tmpfs they live on, or none on disk. */
-export function defaultTreeBudget(treeDir: string): number {
-  try {
-    let dir = treeDir;
-    while (!existsSync(dir)) dir = join(dir, "..");
-    const st = statfsSync(dir);
-    return st.type === TMPFS_MAGIC ? Math.floor((st.blocks * st.bsize) / 4) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-async function touch(path: string) {
-  const now = new Date();
-  await utimes(path, now, now).catch(() => undefined);
-}

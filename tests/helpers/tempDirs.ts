@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { defaultTreeDir } from "../../src/repos/cache.js";
+import { defaultTreeDir } from "../../src/repos/trees.js";
 
 /**
  * Removes a repository cache dir a test made, and the trees RepoCache put on the host's tmpfs

@@ -13,7 +13,7 @@ import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedRepl
 import { makeGitFixture, SAMPLE_FILES, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
-import { defaultTreeDir } from "../../src/repos/cache.js";
+import { defaultTreeDir } from "../../src/repos/trees.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 /**

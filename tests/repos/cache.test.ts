@@ -1,8 +1,9 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { defaultTreeDir, RepoCache, RepoError } from "../../src/repos/cache.js";
+import { dirname, join } from "node:path";
+import { RepoCache, RepoError } from "../../src/repos/cache.js";
+import { defaultTreeDir } from "../../src/repos/trees.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 import { removeCacheDir } from "../helpers/tempDirs.js";
 
@@ -14,6 +15,19 @@ function setup(): { fx: GitFixture; cache: RepoCache; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "codescout-cache-"));
   cleanups.push(() => fx.cleanup(), () => removeCacheDir(dir));
   return { fx, cache: new RepoCache({ dir, allowFileUrls: true }), dir };
+}
+
+/** A tree root of the test's own, so that other test files' caches do not share its budget. */
+function privateRoot(): string {
+  const root = mkdtempSync(join(tmpdir(), "codescout-treeroot-"));
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  return root;
+}
+
+function cacheDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "codescout-cache-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 describe("RepoCache", () => {
@@ -37,7 +51,8 @@ describe("RepoCache", () => {
   });
 
   it("sweeps half-made trees a crashed worker left, but not fresh ones", async () => {
-    const { fx, cache } = setup();
+    const { fx, dir } = setup();
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot() });
     const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
     const parent = join(tree.treePath, "..");
     const old = join(parent, `${"a".repeat(40)}.tmp-dead`);
@@ -69,13 +84,12 @@ describe("RepoCache", () => {
 
   it("keeps trees on the host's tmpfs by default (one directory per cache), within a byte budget", async () => {
     const { fx, dir, cache } = setup();
-    expect(cache.treeDir.startsWith("/dev/shm/codescout-trees-")).toBe(true);
-    expect(cache.treeDir).toBe(defaultTreeDir(dir));
-    expect(defaultTreeDir(join(dir, "other"))).not.toBe(cache.treeDir);
+    expect(cache.trees.dir.startsWith("/dev/shm/codescout-trees/")).toBe(true);
+    expect(cache.trees.dir).toBe(defaultTreeDir(dir));
+    expect(defaultTreeDir(join(dir, "other"))).not.toBe(cache.trees.dir);
     // A directory that is not a tmpfs with room: trees stay beside the mirrors.
     expect(defaultTreeDir(dir, dir)).toBe(join(dir, "trees"));
-    expect(cache.maxTreeBytes).toBeGreaterThan(0);
-    cleanups.push(() => rmSync(cache.treeDir, { recursive: true, force: true }));
+    expect(cache.trees.maxBytes).toBeGreaterThan(0);
 
     const second = fx.commit({ "pkg/big.py": `DATA = "${"x".repeat(20_000)}"\n` });
     const small = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
@@ -86,6 +100,40 @@ describe("RepoCache", () => {
     // Both are over a 1 kB budget: the idle one goes; the one just made is in use and stays.
     expect(existsSync(small.treePath)).toBe(false);
     expect(existsSync(big.treePath)).toBe(true);
+  });
+
+  it("shares one budget among a host's caches, never takes a tree in use, and spills to disk when the budget is all in use", async () => {
+    const fx = makeGitFixture();
+    cleanups.push(() => fx.cleanup());
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    const root = privateRoot();
+    const [dirA, dirB, dirC] = [cacheDir(), cacheDir(), cacheDir()];
+    const a = new RepoCache({ dir: dirA, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
+    const b = new RepoCache({ dir: dirB, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
+    const c = new RepoCache({ dir: dirC, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 3_600_000 });
+
+    const ta = await a.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(ta.treePath.startsWith(`${root}/`)).toBe(true);
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(ta.treePath, past, past);
+    // Another cache's tree, idle by its own cache's time, goes to make room under the one budget.
+    const tb = await b.prepare({ url: fx.url, commit: second });
+    expect(existsSync(ta.treePath)).toBe(false);
+    expect(tb.treePath.startsWith(`${root}/`)).toBe(true);
+
+    // The budget is all b's tree, still in use: c's tree goes to c's own disk, b's stays.
+    const tc = await c.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(tc.treePath.startsWith(join(dirC, "trees", "/"))).toBe(true);
+    expect(readFileSync(join(tc.treePath, "pkg/util.py"), "utf8")).toContain("42");
+    expect(existsSync(tb.treePath)).toBe(true);
+    const again = await c.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(again).toMatchObject({ cache: "hot", treePath: tc.treePath });
+
+    // A cache whose directory is gone leaves trees nobody can use: the next sweep takes them.
+    rmSync(dirB, { recursive: true, force: true });
+    expect(await c.sweep()).toBeGreaterThanOrEqual(1);
+    expect(existsSync(dirname(dirname(tb.treePath)))).toBe(false);
+    expect(existsSync(tc.treePath)).toBe(true);
   });
 
   it("resolves a ref to a sha", async () => {

@@ -91,6 +91,6 @@ describe("working trees", () => {
     const err = (await cache.prepareUpload(other).catch((e: unknown) => e)) as RepoError;
     expect(err.reason).toBe("invalid_upload");
     expect(existsSync(join(dir, "escaped.py"))).toBe(false);
-    expect(readdirSync(join(cache.treeDir, "uploads")).filter((n) => !n.endsWith(".bytes"))).toEqual([id]);
+    expect(readdirSync(join(cache.trees.dir, "uploads")).filter((n) => !n.endsWith(".bytes"))).toEqual([id]);
   });
 });
