@@ -70,11 +70,13 @@ describe("RepoCache", () => {
   it("evicts the least recently used idle trees beyond the limit, never a recently used one", async () => {
     const { fx, dir } = setup();
     const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
-    const busy = new RepoCache({ dir, allowFileUrls: true, maxTrees: 1, treeIdleMs: 3_600_000 });
+    // A root of its own: under the host's shared one, a one-tree limit would take other test files' idle trees too.
+    const treeRoot = privateRoot();
+    const busy = new RepoCache({ dir, allowFileUrls: true, treeRoot, maxTrees: 1, treeIdleMs: 3_600_000 });
     const a = await busy.prepare({ url: fx.url, commit: fx.commits[0]! });
     await busy.prepare({ url: fx.url, commit: second });
     expect(existsSync(a.treePath)).toBe(true); // used within the idle time: kept
-    const idle = new RepoCache({ dir, allowFileUrls: true, maxTrees: 1, treeIdleMs: 0 });
+    const idle = new RepoCache({ dir, allowFileUrls: true, treeRoot, maxTrees: 1, treeIdleMs: 0 });
     const past = new Date(Date.now() - 60_000);
     utimesSync(a.treePath, past, past);
     expect(await idle.evict()).toBe(1);
