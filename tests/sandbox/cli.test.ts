@@ -1,17 +1,18 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { makeGitFixture } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
 import { IMAGE } from "./helpers.js";
 
 const fx = makeGitFixture();
 const cacheDir = mkdtempSync(join(tmpdir(), "codescout-cli-cache-"));
 afterAll(() => {
   fx.cleanup();
-  rmSync(cacheDir, { recursive: true, force: true });
+  removeCacheDir(cacheDir);
 });
 
 const cli = (input: string, extra: string[] = []) =>
