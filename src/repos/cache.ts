@@ -13,6 +13,7 @@ import type { UploadStore } from "../uploads/store.js";
 import { applyPatch, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
+import { MirrorBudget } from "./mirrors.js";
 
 /**
  * Repository cache on the host: one bare mirror per repository URL, fetched once and then
@@ -30,6 +31,10 @@ import { TreeStore, type TreeStoreOptions } from "./trees.js";
  */
 export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, "cacheDir"> {
   dir: string;
+  /** Bytes of mirrors kept; the least recently used idle ones beyond it are removed (default 0: no fixed limit). */
+  maxMirrorBytes?: number;
+  /** Idle mirrors are also removed while less than this share of their filesystem is free (default 0.1; 0: never). */
+  mirrorMinFreeShare?: number;
   gitTimeoutMs?: number;
   /**
    * Checks a remote's host right before git connects and returns the addresses to pin.
@@ -75,12 +80,18 @@ export class RepoError extends Error {
 export class RepoCache {
   readonly dir: string;
   readonly trees: TreeStore;
+  private readonly mirrors: MirrorBudget;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
     this.trees = new TreeStore({ ...options, cacheDir: this.dir });
+    this.mirrors = new MirrorBudget(join(this.dir, "mirrors"), {
+      maxBytes: options.maxMirrorBytes ?? 0,
+      minFreeShare: options.mirrorMinFreeShare ?? 0.1,
+      idleMs: options.treeIdleMs ?? 3_600_000,
+    });
     this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
   }
 
@@ -144,6 +155,7 @@ export class RepoCache {
 
     return this.withLock(key, async () => {
       let cache: PreparedTree["cache"] = "warm";
+      await this.mirrors.touch(mirror);
       if (!existsSync(join(mirror, "HEAD"))) {
         await this.createMirror(id.url, mirror, env, signal);
         cache = "cold";
@@ -155,6 +167,8 @@ export class RepoCache {
         if (cache === "warm") cache = "cold";
         sha = await this.resolve(mirror, req.commit, signal);
       }
+      // Only a clone or a fetch makes the mirrors bigger.
+      if (cache === "cold") await this.mirrors.evict().catch(() => 0);
       if (!sha) throw new RepoError("commit_not_found", `commit ${req.commit} not found in ${id.url}`);
       if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
       const found = await this.trees.find(join(key, sha));

@@ -1,8 +1,8 @@
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { diskUsage } from "./diskUsage.js";
 
 /**
  * Where materialized trees live, and how much of the host they may take. Trees go to a fast
@@ -197,17 +197,6 @@ const SIZE_SUFFIX = ".bytes";
 const OWNER_FILE = ".owner.json";
 
 const treeBytes = async (path: string) => Number(await readFile(`${path}${SIZE_SUFFIX}`, "utf8").catch(() => "0")) || 0;
-
-/** `du`: one C walk of the tree, ~30 ms for django's 6,800 files on tmpfs. */
-function diskUsage(path: string): Promise<number> {
-  return new Promise((done, fail) =>
-    execFile("du", ["-s", "-B1", "--", path], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } }, (err, out) => {
-      const bytes = Number(out.split("\t")[0]);
-      if (err || !Number.isFinite(bytes)) fail(err ?? new Error(`du ${path}: ${out}`));
-      else done(bytes);
-    }),
-  );
-}
 
 const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
 

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
-import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, utimesSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { RepoCache, RepoError } from "../../src/repos/cache.js";
@@ -136,6 +136,27 @@ describe("RepoCache", () => {
     expect(await c.sweep()).toBeGreaterThanOrEqual(1);
     expect(existsSync(dirname(dirname(tb.treePath)))).toBe(false);
     expect(existsSync(tc.treePath)).toBe(true);
+  });
+
+  it("removes the least recently used idle mirrors beyond the mirror budget, never one in use", async () => {
+    const [fa, fb] = [makeGitFixture(), makeGitFixture()];
+    cleanups.push(() => fa.cleanup(), () => fb.cleanup());
+    const dir = cacheDir();
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), maxMirrorBytes: 1, treeIdleMs: 30_000 });
+    const mirrors = () => readdirSync(join(dir, "mirrors")).filter((n) => n.endsWith(".git"));
+    await cache.prepare({ url: fa.url, commit: fa.commits[0]! });
+    const [mirrorA] = mirrors();
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, "mirrors", mirrorA!), past, past);
+    // Over a 1-byte budget: the idle mirror goes, the one just cloned is in use and stays.
+    await cache.prepare({ url: fb.url, commit: fb.commits[0]! });
+    expect(mirrors()).toHaveLength(1);
+    expect(mirrors()).not.toContain(mirrorA);
+    // Its next job clones again; the tree already made is still served without git.
+    expect((await cache.prepare({ url: fa.url, commit: fa.commits[0]! })).cache).toBe("hot");
+    const second = fa.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    expect((await cache.prepare({ url: fa.url, commit: second })).cache).toBe("cold");
+    expect(mirrors()).toHaveLength(2);
   });
 
   it("resolves a ref to a sha", async () => {

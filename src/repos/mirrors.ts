@@ -1,0 +1,76 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, statfsSync } from "node:fs";
+import { readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { diskUsage } from "./diskUsage.js";
+
+export interface MirrorBudgetOptions {
+  /** Bytes of mirrors kept (0: no fixed limit). */
+  maxBytes: number;
+  /** Below this share of the filesystem free, idle mirrors go whatever they hold (0: never). */
+  minFreeShare: number;
+  /** A mirror no preparation has used for this long is idle. */
+  idleMs: number;
+}
+
+/**
+ * Bounds the disk the bare mirrors take: every repository a client names is a clone kept for
+ * good, so without a bound the cache grows until the disk is full. The least recently used
+ * mirrors go first, and only idle ones, so a mirror is never removed under a preparation in
+ * progress. A removed mirror costs its next job a clone.
+ */
+export class MirrorBudget {
+  constructor(
+    private readonly mirrorsDir: string,
+    private readonly options: MirrorBudgetOptions,
+  ) {}
+
+  /** Marks a mirror as just used (its directory's mtime is its last use). */
+  async touch(mirror: string): Promise<void> {
+    const now = new Date();
+    await utimes(mirror, now, now).catch(() => undefined);
+  }
+
+  /** Removes the least recently used idle mirrors while over the budget or the free-space floor; returns how many. */
+  async evict(): Promise<number> {
+    const { maxBytes, minFreeShare, idleMs } = this.options;
+    let short = minFreeShare > 0 ? shortOfFree(this.mirrorsDir, minFreeShare) : 0;
+    if (maxBytes <= 0 && short <= 0) return 0;
+    const mirrors: Array<{ path: string; used: number; bytes: number }> = [];
+    for (const name of await readdir(this.mirrorsDir).catch(() => [] as string[])) {
+      if (!name.endsWith(".git")) continue;
+      const path = join(this.mirrorsDir, name);
+      const st = await stat(path).catch(() => null);
+      // A bare mirror is a few pack files: `du` is cheap even for a large repository.
+      if (st?.isDirectory()) mirrors.push({ path, used: st.mtimeMs, bytes: await diskUsage(path).catch(() => 0) });
+    }
+    let bytes = mirrors.reduce((sum, m) => sum + m.bytes, 0);
+    const over = () => (maxBytes > 0 && bytes > maxBytes) || short > 0;
+    let removed = 0;
+    const idleBefore = Date.now() - idleMs;
+    for (const m of mirrors.sort((a, b) => a.used - b.used)) {
+      if (!over()) break;
+      if (m.used > idleBefore) continue;
+      // Renamed first: a preparation that starts now finds no mirror and clones a new one.
+      const doomed = `${m.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
+      await rename(m.path, doomed).catch(() => undefined);
+      await rm(doomed, { recursive: true, force: true });
+      bytes -= m.bytes;
+      short -= m.bytes;
+      removed++;
+    }
+    return removed;
+  }
+}
+
+/** How many bytes the filesystem holding `dir` lacks to have `share` of it free (≤ 0: none). */
+function shortOfFree(dir: string, share: number): number {
+  try {
+    let d = dir;
+    while (!existsSync(d)) d = join(d, "..");
+    const st = statfsSync(d);
+    return share * st.blocks * st.bsize - st.bavail * st.bsize;
+  } catch {
+    return 0;
+  }
+}
