@@ -33,8 +33,13 @@ export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, 
   dir: string;
   /** Bytes of mirrors kept; the least recently used idle ones beyond it are removed (default 0: no fixed limit). */
   maxMirrorBytes?: number;
-  /** Idle mirrors are also removed while less than this share of their filesystem is free (default 0.1; 0: never). */
+  /**
+   * Idle mirrors are also removed while less than this share of their filesystem is free, and
+   * a clone or fetch stops below half of it (default 0.1; 0: never).
+   */
   mirrorMinFreeShare?: number;
+  /** How often a clone or fetch in progress is measured against those limits (default 1 s). */
+  mirrorWatchEveryMs?: number;
   gitTimeoutMs?: number;
   /**
    * Checks a remote's host right before git connects and returns the addresses to pin.
@@ -91,6 +96,7 @@ export class RepoCache {
       maxBytes: options.maxMirrorBytes ?? 0,
       minFreeShare: options.mirrorMinFreeShare ?? 0.1,
       idleMs: options.treeIdleMs ?? 3_600_000,
+      watchEveryMs: options.mirrorWatchEveryMs,
     });
     this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
   }
@@ -298,7 +304,7 @@ export class RepoCache {
     const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
-      await runGit(["clone", "--mirror", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal });
+      await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--mirror", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
       await rename(tmp, mirror).catch(async (err) => {
         // Another process made the mirror first: theirs is as good as ours.
         if (!existsSync(join(mirror, "HEAD"))) throw err;
@@ -322,19 +328,22 @@ export class RepoCache {
   }
 
   private async fetch(mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
-    const opts = { timeoutMs: this.options.gitTimeoutMs, env: await env(), signal };
-    // Asking for the one commit is cheap where the server allows it (GitHub does);
-    // otherwise bring the mirror up to date with all refs.
-    if (SHA_RE.test(commit)) {
-      try {
-        await runGit(["--git-dir", mirror, "fetch", "--quiet", "origin", "--", commit], opts);
-        return;
-      } catch {
-        /* fall through to a full update */
-      }
-    }
+    const netEnv = await env();
     try {
-      await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin"], opts);
+      await this.mirrors.watch(mirror, signal, async (watched) => {
+        const opts = { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched };
+        // Asking for the one commit is cheap where the server allows it (GitHub does);
+        // otherwise bring the mirror up to date with all refs.
+        if (SHA_RE.test(commit)) {
+          try {
+            await runGit(["--git-dir", mirror, "fetch", "--quiet", "origin", "--", commit], opts);
+            return;
+          } catch (err) {
+            if (watched.aborted) throw err;
+          }
+        }
+        await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin"], opts);
+      });
     } catch (err) {
       throw new RepoError("fetch_failed", `could not fetch: ${(err as Error).message}`);
     }

@@ -11,6 +11,8 @@ export interface MirrorBudgetOptions {
   minFreeShare: number;
   /** A mirror no preparation has used for this long is idle. */
   idleMs: number;
+  /** How often a clone or fetch in progress is measured (default 1 s). */
+  watchEveryMs?: number;
 }
 
 /**
@@ -29,6 +31,32 @@ export class MirrorBudget {
   async touch(mirror: string): Promise<void> {
     const now = new Date();
     await utimes(mirror, now, now).catch(() => undefined);
+  }
+
+  /**
+   * Runs a clone or fetch into `path` and stops it when `path` alone outgrows the budget, or
+   * the disk falls below half the free-space floor: one client naming a huge repository must
+   * not fill the disk before the budget is next looked at.
+   */
+  async watch<T>(path: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { maxBytes, minFreeShare } = this.options;
+    if (maxBytes <= 0 && minFreeShare <= 0) return run(signal ?? new AbortController().signal);
+    const stop = new AbortController();
+    let reason: string | undefined;
+    const timer = setInterval(() => {
+      void (async () => {
+        if (minFreeShare > 0 && shortOfFree(this.mirrorsDir, minFreeShare / 2) > 0) reason = `the disk has less than ${Math.round(minFreeShare * 50)}% free`;
+        else if (maxBytes > 0 && (await diskUsage(path).catch(() => 0)) > maxBytes) reason = `the repository is larger than the mirror budget (${Math.round(maxBytes / 2 ** 20)} MB)`;
+        if (reason) stop.abort();
+      })();
+    }, this.options.watchEveryMs ?? 1000);
+    try {
+      return await run(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal);
+    } catch (err) {
+      throw reason ? new Error(reason) : err;
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /** Removes the least recently used idle mirrors while over the budget or the free-space floor; returns how many. */

@@ -2,6 +2,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { RepoCache, RepoError } from "../../src/repos/cache.js";
 import { defaultTreeDir } from "../../src/repos/trees.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
@@ -157,6 +158,19 @@ describe("RepoCache", () => {
     const second = fa.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
     expect((await cache.prepare({ url: fa.url, commit: second })).cache).toBe("cold");
     expect(mirrors()).toHaveLength(2);
+  });
+
+  it("stops a clone of a repository larger than the mirror budget, and names why", async () => {
+    // Random text does not compress: ~24 MB of pack for git to send.
+    const fx = makeGitFixture({ "blob.txt": randomBytes(18 << 20).toString("base64") });
+    cleanups.push(() => fx.cleanup());
+    const dir = cacheDir();
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), maxMirrorBytes: 1 << 20, mirrorWatchEveryMs: 10 });
+    await expect(cache.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
+      reason: "fetch_failed",
+      message: expect.stringContaining("larger than the mirror budget (1 MB)"),
+    });
+    expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
   });
 
   it("resolves a ref to a sha", async () => {
