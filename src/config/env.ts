@@ -55,8 +55,8 @@ export const envSchema = z.object({
   REPO_MAX_TREES: int(0, 1_000_000).default(200),
   /** Megabytes of bare mirrors kept; the least recently used idle ones beyond it are removed. Default: no fixed limit. */
   REPO_MIRROR_MAX_MB: int(0, 1 << 30).optional(),
-  /** Idle mirrors are also removed while less than this percentage of their disk is free. 0: never. */
-  REPO_MIRROR_MIN_FREE_PERCENT: int(0, 90).default(10),
+  /** Idle mirrors are also removed while their disk has less than this many megabytes free. 0: never. */
+  REPO_MIRROR_MIN_FREE_MB: int(0, 1 << 30).default(2048),
   ALLOW_FILE_URLS: bool.default(false),
   /** Size cap of `repo.patch` (the caller's uncommitted changes), in bytes. */
   PATCH_MAX_BYTES: int(1024, 64 << 20).default(2 << 20),

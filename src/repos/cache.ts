@@ -34,10 +34,11 @@ export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, 
   /** Bytes of mirrors kept; the least recently used idle ones beyond it are removed (default 0: no fixed limit). */
   maxMirrorBytes?: number;
   /**
-   * Idle mirrors are also removed while less than this share of their filesystem is free, and
-   * a clone or fetch stops below half of it (default 0.1; 0: never).
+   * Idle mirrors are also removed while their filesystem has less than this free, and a clone
+   * or fetch stops below half of it (default 2 GiB; 0: never). Bytes, not a share of the disk:
+   * 5% of a large disk that is nearly full is still room for many clones.
    */
-  mirrorMinFreeShare?: number;
+  mirrorMinFreeBytes?: number;
   /** How often a clone or fetch in progress is measured against those limits (default 1 s). */
   mirrorWatchEveryMs?: number;
   gitTimeoutMs?: number;
@@ -94,7 +95,7 @@ export class RepoCache {
     this.trees = new TreeStore({ ...options, cacheDir: this.dir });
     this.mirrors = new MirrorBudget(join(this.dir, "mirrors"), {
       maxBytes: options.maxMirrorBytes ?? 0,
-      minFreeShare: options.mirrorMinFreeShare ?? 0.1,
+      minFreeBytes: options.mirrorMinFreeBytes ?? 2 << 30,
       idleMs: options.treeIdleMs ?? 3_600_000,
       watchEveryMs: options.mirrorWatchEveryMs,
     });

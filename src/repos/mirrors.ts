@@ -7,8 +7,8 @@ import { diskUsage } from "./diskUsage.js";
 export interface MirrorBudgetOptions {
   /** Bytes of mirrors kept (0: no fixed limit). */
   maxBytes: number;
-  /** Below this share of the filesystem free, idle mirrors go whatever they hold (0: never). */
-  minFreeShare: number;
+  /** Below this many bytes free on the filesystem, idle mirrors go whatever they hold (0: never). */
+  minFreeBytes: number;
   /** A mirror no preparation has used for this long is idle. */
   idleMs: number;
   /** How often a clone or fetch in progress is measured (default 1 s). */
@@ -39,13 +39,13 @@ export class MirrorBudget {
    * not fill the disk before the budget is next looked at.
    */
   async watch<T>(path: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const { maxBytes, minFreeShare } = this.options;
-    if (maxBytes <= 0 && minFreeShare <= 0) return run(signal ?? new AbortController().signal);
+    const { maxBytes, minFreeBytes } = this.options;
+    if (maxBytes <= 0 && minFreeBytes <= 0) return run(signal ?? new AbortController().signal);
     const stop = new AbortController();
     let reason: string | undefined;
     const timer = setInterval(() => {
       void (async () => {
-        if (minFreeShare > 0 && shortOfFree(this.mirrorsDir, minFreeShare / 2) > 0) reason = `the disk has less than ${Math.round(minFreeShare * 50)}% free`;
+        if (minFreeBytes > 0 && shortOfFree(this.mirrorsDir, minFreeBytes / 2) > 0) reason = `the disk has less than ${Math.round(minFreeBytes / 2 ** 21)} MB free`;
         else if (maxBytes > 0 && (await diskUsage(path).catch(() => 0)) > maxBytes) reason = `the repository is larger than the mirror budget (${Math.round(maxBytes / 2 ** 20)} MB)`;
         if (reason) stop.abort();
       })();
@@ -61,8 +61,8 @@ export class MirrorBudget {
 
   /** Removes the least recently used idle mirrors while over the budget or the free-space floor; returns how many. */
   async evict(): Promise<number> {
-    const { maxBytes, minFreeShare, idleMs } = this.options;
-    let short = minFreeShare > 0 ? shortOfFree(this.mirrorsDir, minFreeShare) : 0;
+    const { maxBytes, minFreeBytes, idleMs } = this.options;
+    let short = minFreeBytes > 0 ? shortOfFree(this.mirrorsDir, minFreeBytes) : 0;
     if (maxBytes <= 0 && short <= 0) return 0;
     const mirrors: Array<{ path: string; used: number; bytes: number }> = [];
     for (const name of await readdir(this.mirrorsDir).catch(() => [] as string[])) {
@@ -91,13 +91,13 @@ export class MirrorBudget {
   }
 }
 
-/** How many bytes the filesystem holding `dir` lacks to have `share` of it free (≤ 0: none). */
-function shortOfFree(dir: string, share: number): number {
+/** How many bytes the filesystem holding `dir` lacks to have `want` bytes free (≤ 0: none). */
+function shortOfFree(dir: string, want: number): number {
   try {
     let d = dir;
     while (!existsSync(d)) d = join(d, "..");
     const st = statfsSync(d);
-    return share * st.blocks * st.bsize - st.bavail * st.bsize;
+    return want - st.bavail * st.bsize;
   } catch {
     return 0;
   }

@@ -64,7 +64,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     ...(config.REPO_TREE_MAX_MB !== undefined ? { maxTreeBytes: config.REPO_TREE_MAX_MB * 1024 * 1024 } : {}),
     treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
     ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
-    mirrorMinFreeShare: config.REPO_MIRROR_MIN_FREE_PERCENT / 100,
+    mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
   });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));

@@ -160,7 +160,7 @@ describe("RepoCache", () => {
     expect(mirrors()).toHaveLength(2);
   });
 
-  it("stops a clone of a repository larger than the mirror budget, and names why", async () => {
+  it("stops a clone that outgrows the mirror budget or leaves the disk too little room, and names why", async () => {
     // Random text does not compress: ~24 MB of pack for git to send.
     const fx = makeGitFixture({ "blob.txt": randomBytes(18 << 20).toString("base64") });
     cleanups.push(() => fx.cleanup());
@@ -169,6 +169,13 @@ describe("RepoCache", () => {
     await expect(cache.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
       reason: "fetch_failed",
       message: expect.stringContaining("larger than the mirror budget (1 MB)"),
+    });
+    expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
+    // A floor no disk here has room for: the same clone stops for the disk's sake.
+    const floor = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), mirrorMinFreeBytes: 2 ** 60, mirrorWatchEveryMs: 10 });
+    await expect(floor.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
+      reason: "fetch_failed",
+      message: expect.stringMatching(/the disk has less than \d+ MB free/),
     });
     expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
   });
