@@ -73,7 +73,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const reaped = await sandboxes.reapOrphans();
   if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
   const swept = await repos.sweep();
-  if (swept > 0) logger.warn({ swept }, "removed half-made mirrors and trees left behind by a crashed worker");
+  if (swept > 0) logger.warn({ swept }, "removed what no job will use: half-made mirrors and trees a crashed worker left, trees of caches whose directory is gone, idle trees over the budget");
 
   const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
   const tokenFor = (payload: LocalizePayload): string | undefined => {
