@@ -173,7 +173,7 @@ export class TreeStore {
       if (count <= maxTrees && bytes <= maxBytes) break;
       if (t.used > now - t.idleMs) continue;
       await removeDir(t.path);
-      await rm(`${t.path}${SIZE_SUFFIX}`, { force: true });
+      await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
       count--;
       bytes -= t.bytes;
       if (t.fast) fastBytes -= t.bytes;
@@ -210,11 +210,14 @@ async function readOwner(dir: string): Promise<{ cacheDir: string; idleMs: numbe
   return undefined;
 }
 
-/** Renamed first so that a concurrent prepare never sees a half-deleted tree. */
+/**
+ * Renamed first so that a concurrent prepare never sees a half-deleted tree. A tree that
+ * cannot be removed (another process's, gone already) is left: a budget is not worth a failed job.
+ */
 async function removeDir(path: string) {
   const doomed = `${path}.tmp-evict-${randomBytes(3).toString("hex")}`;
   await rename(path, doomed).catch(() => undefined);
-  await rm(doomed, { recursive: true, force: true });
+  await rm(doomed, { recursive: true, force: true }).catch(() => undefined);
 }
 
 async function touch(path: string) {
@@ -242,15 +245,16 @@ function tmpfsHasRoom(dir: string): boolean {
 }
 
 /**
- * The shared root for trees when the operator did not say: <shm>/codescout-trees when `shm`
- * is a writable tmpfs with at least 1 GiB free; else none (trees stay under each cache).
+ * The shared root for trees when the operator did not say: <shm>/codescout-trees-u<uid> when
+ * `shm` is a writable tmpfs with at least 1 GiB free; else none (trees stay under each cache).
+ * One root per user: another user's root could not be written, nor its trees removed.
  */
 export function defaultTreeRoot(shm = "/dev/shm"): string | undefined {
   try {
     const st = statfsSync(shm);
     if (st.type === TMPFS_MAGIC && st.bavail * st.bsize >= TMPFS_MIN_FREE) {
       accessSync(shm, constants.W_OK);
-      return join(shm, "codescout-trees");
+      return join(shm, `codescout-trees-u${process.getuid?.() ?? 0}`);
     }
   } catch {
     /* no tmpfs here */

@@ -87,7 +87,7 @@ describe("RepoCache", () => {
 
   it("keeps trees on the host's tmpfs by default (one directory per cache), within a byte budget", async () => {
     const { fx, dir, cache } = setup();
-    expect(cache.trees.dir.startsWith("/dev/shm/codescout-trees/")).toBe(true);
+    expect(cache.trees.dir.startsWith(`/dev/shm/codescout-trees-u${process.getuid!()}/`)).toBe(true);
     expect(cache.trees.dir).toBe(defaultTreeDir(dir));
     expect(defaultTreeDir(join(dir, "other"))).not.toBe(cache.trees.dir);
     // A directory that is not a tmpfs with room: trees stay beside the mirrors.
