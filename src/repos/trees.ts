@@ -102,8 +102,8 @@ export class TreeStore {
 
   /**
    * Removes what nobody will use again: half-made trees (`*.tmp-*`) older than `olderThanMs`
-   * that a crashed worker left, and under a shared root the trees of caches whose directory
-   * is gone. Returns how many.
+   * that a crashed worker left, under a shared root the trees of caches whose directory is
+   * gone, and this cache's trees in the layout before the shared root. Returns how many.
    */
   async sweep(olderThanMs: number): Promise<number> {
     let removed = 0;
@@ -119,6 +119,14 @@ export class TreeStore {
             removed++;
           }
         }
+      }
+    }
+    // Before the shared root, this cache's trees had a tmpfs directory of their own beside it.
+    if (this.root) {
+      const legacy = join(this.root, "..", `codescout-trees-${cacheId(this.cacheDir)}`);
+      if (existsSync(legacy)) {
+        await removeDir(legacy);
+        removed++;
       }
     }
     await this.trim(() => removed++);

@@ -1,7 +1,7 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { RepoCache, RepoError } from "../../src/repos/cache.js";
 import { defaultTreeDir } from "../../src/repos/trees.js";
@@ -132,11 +132,17 @@ describe("RepoCache", () => {
     const again = await c.prepare({ url: fx.url, commit: fx.commits[0]! });
     expect(again).toMatchObject({ cache: "hot", treePath: tc.treePath });
 
-    // A cache whose directory is gone leaves trees nobody can use: the next sweep takes them.
+    // A cache whose directory is gone leaves trees nobody can use: the next sweep takes them,
+    // and the trees a cache kept beside the root before there was one.
     rmSync(dirB, { recursive: true, force: true });
+    const legacy = join(root, "..", `codescout-trees-${basename(dirname(dirname(ta.treePath)))}`);
+    mkdirSync(join(legacy, "repo", "sha"), { recursive: true });
+    cleanups.push(() => rmSync(legacy, { recursive: true, force: true }));
     expect(await c.sweep()).toBeGreaterThanOrEqual(1);
     expect(existsSync(dirname(dirname(tb.treePath)))).toBe(false);
     expect(existsSync(tc.treePath)).toBe(true);
+    expect(await a.sweep()).toBeGreaterThanOrEqual(1);
+    expect(existsSync(legacy)).toBe(false);
   });
 
   it("removes the least recently used idle mirrors beyond the mirror budget, never one in use", async () => {
