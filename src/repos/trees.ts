@@ -90,7 +90,8 @@ export class TreeStore {
    * twice its size (a page per file at least).
    */
   async recordSize(treePath: string, builtAt: string): Promise<void> {
-    await writeFile(`${treePath}${SIZE_SUFFIX}`, String(await diskUsage(builtAt)));
+    // Without `du` (a minimal image) the tree goes uncounted rather than the job failing.
+    await writeFile(`${treePath}${SIZE_SUFFIX}`, String(await diskUsage(builtAt).catch(() => 0)));
   }
 
   /** Removes idle trees over the limits; returns how many. */
