@@ -181,12 +181,17 @@ export class TreeStore {
     for (const t of trees.sort((a, b) => a.used - b.used)) {
       if (count <= maxTrees && bytes <= maxBytes) break;
       if (t.used > now - t.idleMs) continue;
-      await removeDir(t.path);
-      await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
+      // Looked at again right before: a job may have taken the tree up since the listing.
+      const st = await stat(t.path).catch(() => null);
+      if (st && st.mtimeMs > Date.now() - t.idleMs) continue;
+      if (st) {
+        await removeDir(t.path);
+        await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
+        onRemove();
+      }
       count--;
       bytes -= t.bytes;
       if (t.fast) fastBytes -= t.bytes;
-      onRemove();
     }
     return fastBytes;
   }

@@ -145,6 +145,19 @@ describe("RepoCache", () => {
     expect(existsSync(legacy)).toBe(false);
   });
 
+  it("with a tree directory the operator chose, keeps its budget there and spills past it in the same way", async () => {
+    const fx = makeGitFixture();
+    cleanups.push(() => fx.cleanup());
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    const [dir, treeDir] = [cacheDir(), privateRoot()];
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeDir, maxTreeBytes: 1, treeIdleMs: 3_600_000 });
+    const first = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const next = await cache.prepare({ url: fx.url, commit: second });
+    expect(first.treePath.startsWith(`${treeDir}/`)).toBe(true);
+    expect(next.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
+    expect(existsSync(first.treePath)).toBe(true);
+  });
+
   it("removes the least recently used idle mirrors beyond the mirror budget, never one in use", async () => {
     const [fa, fb] = [makeGitFixture(), makeGitFixture()];
     cleanups.push(() => fa.cleanup(), () => fb.cleanup());
