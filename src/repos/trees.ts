@@ -116,7 +116,7 @@ export class TreeStore {
           const path = join(base, repo, name);
           const st = await stat(path).catch(() => null);
           if (st && st.mtimeMs < cutoff) {
-            await rm(path, { recursive: true, force: true });
+            await rm(path, { recursive: true, force: true }).catch(() => undefined);
             removed++;
           }
         }
@@ -139,12 +139,12 @@ export class TreeStore {
   }
 
   /**
-   * Removes orphaned caches' trees, then the least recently used idle trees while the limits
+   * Removes orphaned caches' idle trees, then the least recently used idle trees while the limits
    * are exceeded, each judged idle by its own cache's idle time (written beside its trees),
    * so one cache never takes a tree another is using. Returns the bytes left in the fast place.
    */
   private async trim(onRemove: () => void = () => undefined): Promise<number> {
-    const trees: Tree[] = [];
+    let trees: Tree[] = [];
     const scan = async (base: string, idleMs: number, fast: boolean) => {
       for (const repo of await list(base)) {
         if (repo.startsWith(".")) continue;
@@ -162,10 +162,16 @@ export class TreeStore {
         // Only caches' directories: whatever else an operator keeps there is not ours to take.
         if (dir === this.dir || !CACHE_ID_RE.test(id)) continue;
         const owner = await readOwner(dir);
-        if (owner && !existsSync(owner.cacheDir)) {
+        const before = trees.length;
+        await scan(dir, owner?.idleMs ?? this.idleMs, true);
+        // An orphan goes whole once its trees are idle too: a worker in another mount namespace
+        // may see its cache directory where this process does not.
+        const own = trees.slice(before);
+        if (owner && !existsSync(owner.cacheDir) && own.every((t) => t.used <= Date.now() - t.idleMs)) {
           await removeDir(dir);
+          trees = trees.slice(0, before);
           onRemove();
-        } else await scan(dir, owner?.idleMs ?? this.idleMs, true);
+        }
       }
     }
     await scan(this.dir, this.idleMs, this.dir !== this.spillDir);

@@ -135,6 +135,8 @@ describe("RepoCache", () => {
     // A cache whose directory is gone leaves trees nobody can use: the next sweep takes them,
     // and the trees a cache kept beside the root before there was one.
     rmSync(dirB, { recursive: true, force: true });
+    expect(await c.sweep()).toBe(0); // ... once they are idle: b's tree was just used
+    utimesSync(tb.treePath, past, past);
     const legacy = join(root, "..", `codescout-trees-${basename(dirname(dirname(ta.treePath)))}`);
     mkdirSync(join(legacy, "repo", "sha"), { recursive: true });
     cleanups.push(() => rmSync(legacy, { recursive: true, force: true }));
