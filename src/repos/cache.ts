@@ -77,8 +77,9 @@ export class RepoError extends Error {
   constructor(
     readonly reason: "invalid_url" | "fetch_failed" | "commit_not_found" | "materialize_failed" | "patch_does_not_apply" | "upload_not_found" | "invalid_upload",
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -180,8 +181,7 @@ export class RepoCache {
       if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
       const found = await this.trees.find(join(key, sha));
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      const treePath = await this.trees.place(join(key, sha));
-      await this.materialize(mirror, sha, treePath, signal);
+      const treePath = await this.materialize(mirror, sha, join(key, sha), signal);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
     });
@@ -212,8 +212,7 @@ export class RepoCache {
       const rel = join(key, `patched-${patched.treeId}`);
       const found = await this.trees.find(rel);
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      const treePath = await this.trees.place(rel);
-      await this.materialize(mirror, patched.treeId, treePath, signal, patched.env);
+      const treePath = await this.materialize(mirror, patched.treeId, rel, signal, patched.env);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
     } finally {
@@ -350,11 +349,28 @@ export class RepoCache {
     }
   }
 
-  private async materialize(mirror: string, sha: string, treePath: string, signal?: AbortSignal, env: Record<string, string> = {}) {
+  /**
+   * Writes the tree of `sha` where the tree store places `rel`, and returns its path. A tree
+   * larger than its place allows is written again on the cache's own disk.
+   */
+  private async materialize(mirror: string, sha: string, rel: string, signal?: AbortSignal, env: Record<string, string> = {}): Promise<string> {
+    const treePath = await this.trees.place(rel);
+    try {
+      await this.writeTree(mirror, sha, treePath, this.trees.limitFor(treePath), signal, env);
+      return treePath;
+    } catch (err) {
+      if (!(err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
+      const spilled = this.trees.spillPath(rel);
+      await this.writeTree(mirror, sha, spilled, Infinity, signal, env);
+      return spilled;
+    }
+  }
+
+  private async writeTree(mirror: string, sha: string, treePath: string, maxBytes: number, signal?: AbortSignal, env: Record<string, string> = {}) {
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
     try {
-      await archiveInto(mirror, sha, tmp, signal, env);
+      await archiveInto(mirror, sha, tmp, maxBytes, signal, env);
       await this.trees.recordSize(treePath, tmp);
       await chmod(tmp, 0o755);
       await rename(tmp, treePath).catch(async (err) => {
@@ -363,7 +379,7 @@ export class RepoCache {
       });
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
-      throw new RepoError("materialize_failed", `could not materialize ${sha}: ${(err as Error).message}`);
+      throw new RepoError("materialize_failed", `could not materialize ${sha}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -379,13 +395,32 @@ export class RepoCache {
   }
 }
 
-/** `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. */
-function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
+class TreeTooLarge extends Error {
+  override name = "TreeTooLarge";
+}
+
+/**
+ * `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in.
+ * Stopped once the archive passes `maxBytes` (about the tree's size, headers included).
+ */
+function archiveInto(mirror: string, sha: string, dest: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extraEnv };
     const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
     const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
+    // A tar that is gone (killed, or failed) must not take the process down with EPIPE.
+    tar.stdin.on("error", () => undefined);
     git.stdout.pipe(tar.stdin);
+    let bytes = 0;
+    let tooLarge = false;
+    git.stdout.on("data", (d: Buffer) => {
+      bytes += d.length;
+      if (bytes > maxBytes && !tooLarge) {
+        tooLarge = true;
+        git.kill("SIGKILL");
+        tar.kill("SIGKILL");
+      }
+    });
     let err = "";
     git.stderr.on("data", (d: Buffer) => (err += d.toString()));
     tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -394,7 +429,7 @@ function archiveInto(mirror: string, sha: string, dest: string, signal?: AbortSi
     const done = (code: number | null) => {
       if (code !== 0 && !failed) {
         failed = true;
-        reject(new Error(err.trim().slice(-500) || `exit ${code}`));
+        reject(tooLarge ? new TreeTooLarge(`the tree is larger than ${Math.round(maxBytes / 2 ** 20)} MB`) : new Error(err.trim().slice(-500) || `exit ${code}`));
       }
       if (--pending === 0 && !failed) resolvePromise();
     };

@@ -85,6 +85,20 @@ export class TreeStore {
   }
 
   /**
+   * The most a single tree written at `treePath` may take: in the fast place, the whole budget
+   * (one repository of huge files must not take the host's memory); on disk, no limit here.
+   */
+  limitFor(treePath: string): number {
+    const fast = this.dir !== this.spillDir && treePath.startsWith(`${this.dir}/`);
+    return fast && this.maxBytes > 0 ? this.maxBytes : Infinity;
+  }
+
+  /** Where a tree at `rel` goes on the cache's own disk. */
+  spillPath(rel: string): string {
+    return join(this.spillDir, rel);
+  }
+
+  /**
    * Records what a new tree, still at `builtAt`, costs the host (for the budget) before it is
    * renamed to `treePath`. Blocks, not bytes: on a tmpfs a tree of small files takes up to
    * twice its size (a page per file at least).

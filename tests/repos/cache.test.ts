@@ -111,9 +111,11 @@ describe("RepoCache", () => {
     const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
     const root = privateRoot();
     const [dirA, dirB, dirC] = [cacheDir(), cacheDir(), cacheDir()];
-    const a = new RepoCache({ dir: dirA, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
-    const b = new RepoCache({ dir: dirB, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
-    const c = new RepoCache({ dir: dirC, allowFileUrls: true, treeRoot: root, maxTreeBytes: 1_000, treeIdleMs: 3_600_000 });
+    // Room for one of these trees (a 10 kB archive, 28 kB in blocks) and not for two.
+    const budget = 16_000;
+    const a = new RepoCache({ dir: dirA, allowFileUrls: true, treeRoot: root, maxTreeBytes: budget, treeIdleMs: 30_000 });
+    const b = new RepoCache({ dir: dirB, allowFileUrls: true, treeRoot: root, maxTreeBytes: budget, treeIdleMs: 30_000 });
+    const c = new RepoCache({ dir: dirC, allowFileUrls: true, treeRoot: root, maxTreeBytes: budget, treeIdleMs: 3_600_000 });
 
     const ta = await a.prepare({ url: fx.url, commit: fx.commits[0]! });
     expect(ta.treePath.startsWith(`${root}/`)).toBe(true);
@@ -152,12 +154,25 @@ describe("RepoCache", () => {
     cleanups.push(() => fx.cleanup());
     const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
     const [dir, treeDir] = [cacheDir(), privateRoot()];
-    const cache = new RepoCache({ dir, allowFileUrls: true, treeDir, maxTreeBytes: 1, treeIdleMs: 3_600_000 });
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeDir, maxTreeBytes: 16_000, treeIdleMs: 3_600_000 });
     const first = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
     const next = await cache.prepare({ url: fx.url, commit: second });
     expect(first.treePath.startsWith(`${treeDir}/`)).toBe(true);
     expect(next.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
     expect(existsSync(first.treePath)).toBe(true);
+  });
+
+  it("writes a tree larger than the whole memory budget on the cache's disk instead", async () => {
+    const fx = makeGitFixture({ "pkg/blob.txt": randomBytes(3 << 20).toString("base64") });
+    cleanups.push(() => fx.cleanup());
+    const [dir, treeRoot] = [cacheDir(), privateRoot()];
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot, maxTreeBytes: 1 << 20 });
+    const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(tree.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
+    expect(readFileSync(join(tree.treePath, "pkg/blob.txt"), "utf8")).toHaveLength(4 << 20);
+    // Nothing half-written is left in the memory budget's place.
+    const repos = readdirSync(cache.trees.dir).filter((n) => !n.startsWith("."));
+    expect(repos.flatMap((r) => readdirSync(join(cache.trees.dir, r)))).toEqual([]);
   });
 
   it("removes the least recently used idle mirrors beyond the mirror budget, never one in use", async () => {
