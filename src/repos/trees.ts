@@ -118,7 +118,7 @@ export class TreeStore {
   /**
    * Removes what nobody will use again: half-made trees (`*.tmp-*`) older than `olderThanMs`
    * that a crashed worker left, under a shared root the trees of caches whose directory is
-   * gone, and this cache's trees in the layout before the shared root. Returns how many.
+   * gone, and trees in the layout before the shared root. Returns how many.
    */
   async sweep(olderThanMs: number): Promise<number> {
     let removed = 0;
@@ -136,10 +136,14 @@ export class TreeStore {
         }
       }
     }
-    // Before the shared root, this cache's trees had a tmpfs directory of their own beside it.
+    // Before the shared root, each cache had a tmpfs directory of its own beside it: this
+    // cache's goes now, any other once every tree in it is idle (an older worker may still run).
     if (this.root) {
-      const legacy = join(this.root, "..", `codescout-trees-${cacheId(this.cacheDir)}`);
-      if (existsSync(legacy)) {
+      const parent = join(this.root, "..");
+      for (const name of await list(parent)) {
+        if (!LEGACY_RE.test(name)) continue;
+        const legacy = join(parent, name);
+        if (name !== `codescout-trees-${cacheId(this.cacheDir)}` && !(await allIdle(legacy, this.idleMs))) continue;
         await removeDir(legacy);
         removed++;
       }
@@ -257,6 +261,20 @@ async function removeDir(path: string) {
 async function touch(path: string) {
   const now = new Date();
   await utimes(path, now, now).catch(() => undefined);
+}
+
+const LEGACY_RE = /^codescout-trees-[0-9a-f]{12}$/;
+
+/** True when no tree in an old-layout directory (<dir>/<repo>/<tree>) was used within `idleMs`. */
+async function allIdle(dir: string, idleMs: number): Promise<boolean> {
+  const cutoff = Date.now() - idleMs;
+  for (const repo of await list(dir)) {
+    for (const name of await list(join(dir, repo))) {
+      const st = await stat(join(dir, repo, name)).catch(() => null);
+      if (st && st.mtimeMs > cutoff) return false;
+    }
+  }
+  return true;
 }
 
 const CACHE_ID_RE = /^[0-9a-f]{12}(\.tmp-evict-[0-9a-f]{6})?$/;

@@ -145,8 +145,16 @@ describe("RepoCache", () => {
     expect(await c.sweep()).toBeGreaterThanOrEqual(1);
     expect(existsSync(dirname(dirname(tb.treePath)))).toBe(false);
     expect(existsSync(tc.treePath)).toBe(true);
+    // Another cache's old directory goes once every tree in it is idle.
+    const other = join(root, "..", `codescout-trees-${"0".repeat(12)}`);
+    mkdirSync(join(other, "repo", "sha"), { recursive: true });
+    cleanups.push(() => rmSync(other, { recursive: true, force: true }));
     expect(await a.sweep()).toBeGreaterThanOrEqual(1);
     expect(existsSync(legacy)).toBe(false);
+    expect(existsSync(other)).toBe(true);
+    utimesSync(join(other, "repo", "sha"), past, past);
+    expect(await a.sweep()).toBeGreaterThanOrEqual(1);
+    expect(existsSync(other)).toBe(false);
   });
 
   it("with a tree directory the operator chose, keeps its budget there and spills past it in the same way", async () => {
