@@ -22,10 +22,11 @@ import { MirrorBudget } from "./mirrors.js";
  */
 
 /**
- * Where per-commit trees live (TreeStore). Creating thousands of small files is the cost of a
- * warm preparation, and it is ~20-40x cheaper on tmpfs than on a VM's disk (BENCHMARKS.md), so
- * by default trees go to the host's tmpfs when it has room, under one budget shared by every
- * cache on the host, and spill to <dir>/trees beyond it. A tree is idle, and may be removed,
+ * A cache's settings. Per-commit trees (TreeStore): creating thousands of small files is the
+ * cost of a warm preparation, and it is ~20-40x cheaper on tmpfs than on a VM's disk
+ * (BENCHMARKS.md), so by default trees go to the host's tmpfs when it has room, under one
+ * budget shared by the user's caches on the host, and spill to <dir>/trees beyond it. Bare
+ * mirrors (MirrorBudget) are bounded on disk. A tree or mirror is idle, and may be removed,
  * when no job has asked for it for `treeIdleMs`: jobs are capped by the sandbox wall-clock
  * limit, so the worker passes that limit plus a margin.
  */
