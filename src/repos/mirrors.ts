@@ -1,8 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { existsSync, statfsSync } from "node:fs";
-import { readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { diskUsage } from "./diskUsage.js";
+import { diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
 
 export interface MirrorBudgetOptions {
   /** Bytes of mirrors kept (0: no fixed limit). */
@@ -28,9 +26,8 @@ export class MirrorBudget {
   ) {}
 
   /** Marks a mirror as just used (its directory's mtime is its last use). */
-  async touch(mirror: string): Promise<void> {
-    const now = new Date();
-    await utimes(mirror, now, now).catch(() => undefined);
+  touch(mirror: string): Promise<void> {
+    return touch(mirror);
   }
 
   /**
@@ -79,10 +76,8 @@ export class MirrorBudget {
     for (const m of mirrors.sort((a, b) => a.used - b.used)) {
       if (!over()) break;
       if (m.used > idleBefore) continue;
-      // Renamed first: a preparation that starts now finds no mirror and clones a new one.
-      const doomed = `${m.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
-      await rename(m.path, doomed).catch(() => undefined);
-      await rm(doomed, { recursive: true, force: true });
+      // A preparation that starts now finds no mirror and clones a new one.
+      await removeDir(m.path);
       bytes -= m.bytes;
       short -= m.bytes;
       removed++;
@@ -93,12 +88,6 @@ export class MirrorBudget {
 
 /** How many bytes the filesystem holding `dir` lacks to have `want` bytes free (≤ 0: none). */
 function shortOfFree(dir: string, want: number): number {
-  try {
-    let d = dir;
-    while (!existsSync(d)) d = join(d, "..");
-    const st = statfsSync(d);
-    return want - st.bavail * st.bsize;
-  } catch {
-    return 0;
-  }
+  const st = filesystemOf(dir);
+  return st ? want - st.bavail * st.bsize : 0;
 }

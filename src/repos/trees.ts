@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { diskUsage } from "./diskUsage.js";
+import { diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
 
 /**
  * Where materialized trees live, and how much of the host they may take. Trees go to a fast
@@ -248,21 +248,6 @@ async function readOwner(dir: string): Promise<{ cacheDir: string; idleMs: numbe
   return undefined;
 }
 
-/**
- * Renamed first so that a concurrent prepare never sees a half-deleted tree. A tree that
- * cannot be removed (another process's, gone already) is left: a budget is not worth a failed job.
- */
-async function removeDir(path: string) {
-  const doomed = `${path}.tmp-evict-${randomBytes(3).toString("hex")}`;
-  await rename(path, doomed).catch(() => undefined);
-  await rm(doomed, { recursive: true, force: true }).catch(() => undefined);
-}
-
-async function touch(path: string) {
-  const now = new Date();
-  await utimes(path, now, now).catch(() => undefined);
-}
-
 const LEGACY_RE = /^codescout-trees-[0-9a-f]{12}$/;
 
 /** True when no tree in an old-layout directory (<dir>/<repo>/<tree>) was used within `idleMs`. */
@@ -286,14 +271,8 @@ const TMPFS_MIN_FREE = 1 << 30;
 
 /** False when `dir` is on a tmpfs with less than TMPFS_MIN_FREE left (whoever filled it). */
 function tmpfsHasRoom(dir: string): boolean {
-  try {
-    let d = dir;
-    while (!existsSync(d)) d = join(d, "..");
-    const st = statfsSync(d);
-    return st.type !== TMPFS_MAGIC || st.bavail * st.bsize >= TMPFS_MIN_FREE;
-  } catch {
-    return true;
-  }
+  const st = filesystemOf(dir);
+  return !st || st.type !== TMPFS_MAGIC || st.bavail * st.bsize >= TMPFS_MIN_FREE;
 }
 
 /**
@@ -322,12 +301,6 @@ export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
 
 /** The default byte budget for trees: a quarter of the tmpfs they live on, or none on disk. */
 export function defaultTreeBudget(treeDir: string): number {
-  try {
-    let dir = treeDir;
-    while (!existsSync(dir)) dir = join(dir, "..");
-    const st = statfsSync(dir);
-    return st.type === TMPFS_MAGIC ? Math.floor((st.blocks * st.bsize) / 4) : 0;
-  } catch {
-    return 0;
-  }
+  const st = filesystemOf(treeDir);
+  return st?.type === TMPFS_MAGIC ? Math.floor((st.blocks * st.bsize) / 4) : 0;
 }
