@@ -114,6 +114,17 @@ describe("baseline policy in a real sandbox", () => {
     expect(evidence.length).toBeLessThanOrEqual(5);
   });
 
+  it("answers the function whose line the issue links to, and says so", async () => {
+    const issue = "The receipt shows too many digits\n\nThey come from here: https://github.com/acme/shop/blob/0123abc/shop/pricing.py#L11";
+    const { result } = await localize(issue);
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
+    expect(result.locations?.[0]?.evidence).toContain("the issue links to line 11 of shop/pricing.py");
+    // The control: the file named without its line; then its function is not told apart.
+    const { result: unlinked } = await localize(issue.replace(/https\S+/, "shop/pricing.py"));
+    expect(unlinked.locations?.[0]?.file).toBe("shop/pricing.py");
+    expect(unlinked.locations?.[0]?.function_name).not.toBe("round_amount");
+  });
+
   it("answers from prose alone, matching words to names and docstrings", async () => {
     const { result } = await localize("Rounding of amounts is off by a cent\n\nAmounts should be rounded to whole cents the same way everywhere.");
     expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
@@ -390,6 +401,39 @@ describe("baseline pieces", () => {
     expect(q.words).not.toContain("get");
     expect(q.phrases).toContain("--reuse-db");
     expect(q.phraseKinds[q.phrases.indexOf("--reuse-db")]).toBe("option");
+  });
+
+  it("reads the lines a reporter points at: a permalink's lines, and what a pasted diff removes or inserts at", () => {
+    const t = extractIssueTerms(
+      [
+        "Prices print wrong",
+        "It happens here: https://github.com/acme/shop/blob/0123abc/shop/pricing.py#L6-L7 (and see [the label](https://gitlab.example.com/acme/shop/-/blob/main/shop/shipping.py#L4)).",
+        "The whole module, https://github.com/acme/shop/blob/main/shop/cart.py#L1-L900, is old.",
+        "```diff",
+        "diff --git a/shop/legacy.py b/shop/legacy.py",
+        "--- a/shop/legacy.py",
+        "+++ b/shop/legacy.py",
+        "@@ -4,4 +4,5 @@ def export_csv(rows):",
+        " ",
+        " def legacy_refund(order):",
+        "-    print 'refund', order",
+        "+    print('refund', order)",
+        "+    return order",
+        "--- /dev/null",
+        "+++ b/shop/new.py",
+        "@@ -0,0 +1,2 @@",
+        "+def fresh():",
+        "+    pass",
+        "```",
+      ].join("\n"),
+    );
+    expect(t.pointers).toEqual([
+      { path: "shop/pricing.py", start: 6, end: 7, how: "link" },
+      { path: "shop/shipping.py", start: 4, end: 4, how: "link" },
+      { path: "shop/legacy.py", start: 6, end: 6, how: "patch" },
+    ]);
+    // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).
+    expect(t.paths).toEqual(expect.arrayContaining(["shop/pricing.py", "shop/shipping.py", "shop/cart.py", "shop/legacy.py"]));
   });
 
   it("matches issue paths to files by their longest common suffix", () => {

@@ -36,6 +36,7 @@ export const FUNCTION_FEATURES = [
   "namedClassInit",
   "frame",
   "frameInner",
+  "pointed",
   "phrase",
   "option",
   "nameWords",
@@ -93,8 +94,8 @@ export interface RankContext {
   identIdf: Map<string, number>;
   /** Files each phrase was found in. */
   phraseFiles: number[];
-  /** Repository file → best match of an issue path (0..1) and the frames in it. */
-  pathMatches: Map<string, { quality: number; frames: IssueTerms["frames"] }>;
+  /** Repository file → best match of an issue path (0..1), the frames in it and the lines pointed at. */
+  pathMatches: Map<string, { quality: number; frames: IssueTerms["frames"]; pointers: IssueTerms["pointers"] }>;
   avgLines: number;
 }
 
@@ -186,8 +187,13 @@ export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext
     if (!best) continue;
     const quality = bestLen >= 2 || parts.length === 1 ? (same.length === 1 || bestLen >= 2 ? 1 : 0.5) : 0.3;
     const frames = terms.frames.filter((fr) => fr.path === issuePath);
+    const pointers = terms.pointers.filter((p) => p.path === issuePath);
     const prev = out.get(best);
-    out.set(best, { quality: Math.max(prev?.quality ?? 0, quality), frames: [...(prev?.frames ?? []), ...frames] });
+    out.set(best, {
+      quality: Math.max(prev?.quality ?? 0, quality),
+      frames: [...(prev?.frames ?? []), ...frames],
+      pointers: [...(prev?.pointers ?? []), ...pointers],
+    });
   }
   return out;
 }
@@ -318,6 +324,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
     const classes = new Map(file.defs.filter((d) => d.kind === "class").map((d) => [d.cls ? `${d.cls}.${d.name}` : d.name, d]));
     const phraseLines = scanned.get(file.path)?.phrases ?? [];
     const frames = [...(ctx.pathMatches.get(file.path)?.frames ?? [])];
+    const pointers = ctx.pathMatches.get(file.path)?.pointers ?? [];
     for (const d of file.defs) {
       if (d.kind !== "def") continue;
       const ev: string[] = [];
@@ -337,6 +344,9 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const frame = ownFrames.length ? 1 : anyFrames.length ? 0.5 : 0;
       const frameInner = anyFrames.length ? Math.max(...anyFrames.map((fr) => (fr.index + 1) / totalFrames)) : 0;
       if (anyFrames.length) ev.push(`traceback frame: ${anyFrames[anyFrames.length - 1]!.path} in ${d.name}`);
+      // The reporter linked to its lines or pasted a diff of them.
+      const pointer = pointers.find((p) => p.start <= d.end && p.end >= d.start);
+      if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);
 
       let phrase = 0;
       let option = 0;
@@ -373,6 +383,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
           namedClassInit,
           frame,
           frameInner,
+          pointed: pointer ? 1 : 0,
           phrase: Math.min(2, phrase),
           option,
           nameWords: bm25(d.nameTerms, ctx.allKeys, ctx.idfs, 1, 1),

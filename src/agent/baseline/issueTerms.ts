@@ -15,6 +15,15 @@ export interface Frame {
   index: number;
 }
 
+/** Lines of a file the reporter pointed at: a permalink's `#L12-L20`, or what a pasted diff changes. */
+export interface LinePointer {
+  /** Path as written, normalized like every issue path. */
+  path: string;
+  start: number;
+  end: number;
+  how: "link" | "patch";
+}
+
 export interface Identifier {
   name: string;
   /** How strongly the issue points at this name (backticks > prose > code blocks). */
@@ -35,6 +44,7 @@ export interface IssueTerms {
   phrases: string[];
   /** The first line, lowercased: what the issue is about, in the reporter's shortest words. */
   title: string;
+  pointers: LinePointer[];
 }
 
 const MAX_ISSUE = 60_000;
@@ -43,6 +53,7 @@ const MAX_WORDS = 30;
 const MAX_PHRASES = 10;
 const MAX_PATHS = 30;
 const MAX_FRAMES = 60;
+const MAX_POINTERS = 20;
 
 const PY_KEYWORDS = new Set(
   ("False None True and as assert async await break class continue def del elif else except finally for from global " +
@@ -104,6 +115,12 @@ export function isStopword(word: string): boolean {
 export function normalizeIssuePath(raw: string): string | null {
   let p = raw.replace(/\\/g, "/").trim();
   p = p.replace(/^file:\/+/, "/");
+  // A link to a file in a code host: the repository path follows its ref (`/blob/<ref>/`).
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
+    p = p.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, "").replace(/[?#].*$/, "");
+    const ref = /\/(?:-\/)?(?:blob|tree|raw|src)\/[^/]+\//.exec(p);
+    if (ref) p = p.slice(ref.index + ref[0].length);
+  }
   // Installed copies and eggs carry the package path after a known marker.
   const markers = ["site-packages/", "dist-packages/", ".egg/"];
   for (const m of markers) {
@@ -208,6 +225,59 @@ function parseFrames(text: string): Frame[] {
     if (frames.length >= MAX_FRAMES) break;
   }
   return frames;
+}
+
+const PERMALINK = /(https?:\/\/[^\s#)\]>"'`]+?\.py)#L(\d+)(?:C\d+)?(?:-L(\d+))?/g;
+const HUNK = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/;
+
+/**
+ * Where the reporter points in the code by line: permalinks to lines (`blob/<ref>/x.py#L12-L20`)
+ * and the lines a pasted diff removes or inserts at (counted in the old file, which is the one
+ * the issue was written against). Lines are the reporter's version, so near, not exact.
+ */
+function linePointers(text: string): LinePointer[] {
+  const out: LinePointer[] = [];
+  const push = (raw: string, start: number, end: number, how: LinePointer["how"]) => {
+    const path = normalizeIssuePath(raw);
+    if (!path || start < 1 || out.length >= MAX_POINTERS) return;
+    // A range of a whole file says no more than its path.
+    end = Math.max(start, end);
+    if (end - start > 200) return;
+    if (!out.some((p) => p.path === path && p.start === start && p.end === end)) out.push({ path, start, end, how });
+  };
+  for (const m of text.matchAll(PERMALINK)) push(m[1] ?? "", Number(m[2]), Number(m[3] ?? m[2]), "link");
+
+  const lines = text.split("\n");
+  let file: string | null = null;
+  for (let i = 0; i < lines.length; i++) {
+    // Lines are counted in the old file, so its name is the one that counts (`/dev/null` for a new file).
+    if (/^--- /.test(lines[i] ?? "")) {
+      file = /^--- (?:a\/)?(\S+?\.py)(?:\s|$|\.\w+)/.exec(lines[i] ?? "")?.[1] ?? null;
+      continue;
+    }
+    const hunk = HUNK.exec(lines[i] ?? "");
+    if (!hunk || !file) continue;
+    let old = Number(hunk[1]);
+    let first = Infinity;
+    let last = -Infinity;
+    for (i++; i < lines.length; i++) {
+      const l = lines[i] ?? "";
+      if (l.startsWith("-") && !l.startsWith("---")) {
+        first = Math.min(first, old);
+        last = Math.max(last, old);
+        old++;
+      } else if (l.startsWith("+") && !l.startsWith("+++")) {
+        // Inserted after the line before: the definition that holds it.
+        const at = Math.max(Number(hunk[1]), old - 1);
+        first = Math.min(first, at);
+        last = Math.max(last, at);
+      } else if (l.startsWith(" ") || l === "") old++;
+      else if (!l.startsWith("\\")) break;
+    }
+    i--;
+    if (first <= last) push(file, first, last, "patch");
+  }
+  return out;
 }
 
 /** Code lines quoted in tracebacks ("--> 144  value = ..." or the line under a File frame). */
@@ -361,5 +431,8 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   }
   for (const line of tracebackCodeLines(text).slice(0, 6)) if (line.length >= 12) addPhrase(line);
 
-  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase() };
+  const pointers = linePointers(text);
+  for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
+
+  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers };
 }
