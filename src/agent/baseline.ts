@@ -142,6 +142,7 @@ function summarize(terms: IssueTerms) {
   return {
     paths: terms.paths.slice(0, 10),
     frames: terms.frames.slice(0, 10),
+    pointers: terms.pointers.slice(0, 10),
     identifiers: terms.identifiers.slice(0, 16),
     phrases: terms.phrases.slice(0, 6),
     words: terms.words.slice(0, 16),
