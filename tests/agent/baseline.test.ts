@@ -407,7 +407,8 @@ describe("baseline pieces", () => {
     const t = extractIssueTerms(
       [
         "Prices print wrong",
-        "It happens here: https://github.com/acme/shop/blob/0123abc/shop/pricing.py#L6-L7 (and see [the label](https://gitlab.example.com/acme/shop/-/blob/main/shop/shipping.py#L4)).",
+        "It happens here: https://github.com/acme/shop/blob/0123abc/shop/pricing.py#L6-L7 (and see [the label](https://gitlab.example.com/acme/shop/-/blob/main/shop/shipping.py#L4-6)).",
+        "The rendered one: https://github.com/acme/shop/blob/main/shop/reports.py?plain=1#L9",
         "The whole module, https://github.com/acme/shop/blob/main/shop/cart.py#L1-L900, is old.",
         "```diff",
         "diff --git a/shop/legacy.py b/shop/legacy.py",
@@ -429,7 +430,8 @@ describe("baseline pieces", () => {
     );
     expect(t.pointers).toEqual([
       { path: "shop/pricing.py", start: 6, end: 7, how: "link" },
-      { path: "shop/shipping.py", start: 4, end: 4, how: "link" },
+      { path: "shop/shipping.py", start: 4, end: 6, how: "link" },
+      { path: "shop/reports.py", start: 9, end: 9, how: "link" },
       { path: "shop/legacy.py", start: 6, end: 6, how: "patch" },
     ]);
     // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).

@@ -227,7 +227,8 @@ function parseFrames(text: string): Frame[] {
   return frames;
 }
 
-const PERMALINK = /(https?:\/\/[^\s#)\]>"'`]+?\.py)#L(\d+)(?:C\d+)?(?:-L(\d+))?/g;
+// GitHub writes `#L12-L20` (after `?plain=1` for rendered files), GitLab `#L12-20`.
+const PERMALINK = /(https?:\/\/[^\s#?)\]>"'`]+?\.py)(?:\?[^\s#)\]>"'`]*)?#L(\d+)(?:C\d+)?(?:-L?(\d+))?/g;
 const HUNK = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/;
 
 /**
