@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { dropEnvironment } from "../../src/agent/baseline/environment.js";
-import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
+import { dottedNames, extractIssueTerms, pyPathsIn } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
@@ -436,6 +436,30 @@ describe("baseline pieces", () => {
     ]);
     // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).
     expect(t.paths).toEqual(expect.arrayContaining(["shop/pricing.py", "shop/shipping.py", "shop/cart.py", "shop/legacy.py"]));
+  });
+
+  it("finds dotted names and .py paths exactly as the regular expressions they replace did", () => {
+    // The expressions backtrack on long runs; on short strings they are the reference.
+    const DOTTED = /[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g;
+    const PY_PATH = /[\w.~:\\/-]*[\w-]+\.py\b/g;
+    const alphabet = ["a", "B", "1", "_", ".", "/", "-", ":", "~", "\\", "py", ".py", " ", "(", "é"];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 1000; i++) {
+      const s = Array.from({ length: 1 + (next() % 24) }, () => alphabet[next() % alphabet.length]).join("");
+      expect(dottedNames(s), s).toEqual(s.match(DOTTED) ?? []);
+      expect(pyPathsIn(s), s).toEqual(s.match(PY_PATH) ?? []);
+    }
+  });
+
+  it("reads a hostile issue (60,000 characters of one word, of blank lines, of dots) and still finds what is around it", () => {
+    const head = 'Crash in refunds\n  File "/x/site-packages/shop/refunds.py", line 3, in partial_refund\nValueError: refund exceeds the order total\n';
+    for (const unit of ["a", "\n", "a.", "a/", " ", "`"]) {
+      const t = extractIssueTerms(head + unit.repeat(60_000 / unit.length));
+      expect(t.paths).toContain("shop/refunds.py");
+      expect(t.frames.map((f) => f.func)).toContain("partial_refund");
+      expect(t.phrases.some((p) => p.startsWith("refund exceeds the order total"))).toBe(true);
+    }
   });
 
   it("matches issue paths to files by their longest common suffix", () => {

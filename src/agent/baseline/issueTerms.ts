@@ -107,6 +107,46 @@ const INLINE_CODE = /(?<!`)(`+)([^`\n]{1,200}?)\1(?!`)/g;
 /** A name with a letter in it: pytest's `_____ test_x _____` rules are separators, not names. */
 const IDENT = /^_*[A-Za-z][A-Za-z0-9_]*$/;
 
+/*
+ * Issue text is untrusted and up to 60,000 characters: every pattern over it must take linear
+ * time. The two below were regular expressions that backtrack on a long run of word characters
+ * (one 8,000-character word took minutes), so they are scans of maximal runs instead.
+ */
+
+/** Dotted names (`pkg.mod.Class`), as `/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g` finds them. */
+export function dottedNames(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/[\w.]+/g)) {
+    let chain: string[] = [];
+    for (const seg of m[0].split(".")) {
+      if (chain.length && /^[A-Za-z_]/.test(seg)) {
+        chain.push(seg);
+        continue;
+      }
+      if (chain.length >= 2) out.push(chain.join("."));
+      // A name may start inside a segment, after digits (`3d` gives `d`).
+      const start = seg.search(/[A-Za-z_]/);
+      chain = start >= 0 ? [seg.slice(start)] : [];
+    }
+    if (chain.length >= 2) out.push(chain.join("."));
+  }
+  return out;
+}
+
+/** Paths ending in `.py`, as `/[\w.~:\\/-]*[\w-]+\.py\b/g` finds them: a run up to its last `.py`. */
+export function pyPathsIn(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/[\w.~:\\/-]+/g)) {
+    const run = m[0];
+    let end = -1;
+    for (let at = run.indexOf(".py"); at >= 0; at = run.indexOf(".py", at + 1)) {
+      if (at > 0 && /[\w-]/.test(run[at - 1] ?? "") && !/\w/.test(run[at + 3] ?? "")) end = at + 3;
+    }
+    if (end > 0) out.push(run.slice(0, end));
+  }
+  return out;
+}
+
 /** Words too common in issues or code to point anywhere (lowercase). */
 export function isStopword(word: string): boolean {
   return STOPWORDS.has(word) || PY_KEYWORDS.has(word);
@@ -228,7 +268,7 @@ function parseFrames(text: string): Frame[] {
 }
 
 // GitHub writes `#L12-L20` (after `?plain=1` for rendered files), GitLab `#L12-20`.
-const PERMALINK = /(https?:\/\/[^\s#?)\]>"'`]+?\.py)(?:\?[^\s#)\]>"'`]*)?#L(\d+)(?:C\d+)?(?:-L?(\d+))?/g;
+const PERMALINK = /(https?:\/\/[^\s#?)\]>"'`]{1,500}?\.py)(?:\?[^\s#)\]>"'`]*)?#L(\d+)(?:C\d+)?(?:-L?(\d+))?/g;
 const HUNK = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/;
 
 /**
@@ -289,7 +329,7 @@ function tracebackCodeLines(text: string): string[] {
     const line = lines[i] ?? "";
     const arrow = /^\s*-*>\s*\d+\s+(.+)$/.exec(line);
     if (arrow?.[1]) out.push(arrow[1]);
-    if (/^\s*(INTERNALERROR>)?\s*File "[^"]+", line \d+, in /.test(line)) {
+    if (/^\s*(?:INTERNALERROR>\s*)?File "[^"]+", line \d+, in /.test(line)) {
       const next = (lines[i + 1] ?? "").replace(/^\s*INTERNALERROR>/, "");
       if (next.trim() && !/^\s*File /.test(next)) out.push(next);
     }
@@ -299,7 +339,8 @@ function tracebackCodeLines(text: string): string[] {
 
 function errorMessages(text: string): string[] {
   const out: string[] = [];
-  const re = /^\s*(?:E\s+|>\s*)?(?:[\w.]+\.)?([A-Z]\w*(?:Error|Exception|Warning)):\s+(.{8,300})$/gm;
+  // Blanks, not \s, before the name: with `m`, \s* at every line start ran over all the lines after it.
+  const re = /^[ \t]*(?:E[ \t]+|>[ \t]*)?(?:[\w.]+\.)?([A-Z]\w*(?:Error|Exception|Warning)):\s+(.{8,300})$/gm;
   for (let m = re.exec(text); m; m = re.exec(text)) out.push(m[2] ?? "");
   return out;
 }
@@ -349,7 +390,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // Inline code: the strongest pointer a reporter gives.
   const inline = [...prose.matchAll(INLINE_CODE)].map((m) => m[2] ?? "");
   for (const span of inline) {
-    for (const dotted of span.match(/[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+/g) ?? []) addQualified(dotted);
+    for (const dotted of dottedNames(span)) addQualified(dotted);
     for (const tok of span.match(/[A-Za-z_]\w*/g) ?? []) bump(tok, 3);
   }
 
@@ -357,8 +398,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // address is not a name (a screenshot's `b791f6cde568.png`) but its anchor may be one (docs'
   // `#pkg.module.Class`); a linked file still counts as a path, below.
   const proseNoInline = prose.replace(INLINE_CODE, " ").replace(/https?:\/\/[^\s#)\]]*/g, " ");
-  for (const m of proseNoInline.matchAll(/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g)) {
-    const dotted = m[0];
+  for (const dotted of dottedNames(proseNoInline)) {
     if (/\.(py|com|org|io|net|html|txt|md|rst|cfg|toml|ini|json|yaml|yml|png|jpe?g|gif|svg|pdf|zip|gz|whl|csv|log)$/i.test(dotted)) continue;
     addQualified(dotted);
     for (const part of dotted.split(".")) bump(part, 2);
@@ -372,7 +412,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const m of proseNoInline.matchAll(/\*\*([a-z]\w*)\*\*\(/g)) bump(`__${m[1]}__`, 1.5);
 
   // Code blocks: user code and logs, so weaker, but names defined in the repo still count.
-  for (const m of code.matchAll(/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g)) addQualified(m[0]);
+  for (const dotted of dottedNames(code)) addQualified(dotted);
   for (const m of code.matchAll(/\b[A-Za-z_]\w*\b/g)) {
     const tok = m[0];
     if (/_|[a-z][A-Z]|^[A-Z][a-z0-9]+[A-Z]/.test(tok) || isAcronymCamel(tok)) bump(tok, 1);
@@ -390,8 +430,8 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     .map(([name, weight]) => ({ name, weight }));
 
   const paths: string[] = [];
-  for (const m of text.matchAll(/[\w.~:\\/-]*[\w-]+\.py\b/g)) {
-    const p = normalizeIssuePath(m[0]);
+  for (const raw of pyPathsIn(text)) {
+    const p = normalizeIssuePath(raw);
     if (p) pushUnique(paths, p, MAX_PATHS);
   }
   for (const f of frames) pushUnique(paths, f.path, MAX_PATHS);
