@@ -27,6 +27,14 @@ const shapes: Record<string, string> = {
   "code lines": fill("if a.b(c) == d[e]:\n\tx = f(y)\n"),
   "diff hunks": `--- a/x.py\n@@ -1,3 +1,3 @@\n${fill(" a\n-b\n+c\n", SIZE - 30)}`,
   "traceback frames": fill('  File "/x/site-packages/pkg/mod.py", line 12, in func\n'),
+  "a heading, blanks inside": `# a${fill(" ", SIZE - 4)}x`,
+  "a version line's shape, blanks inside": `a${fill(" ", SIZE - 2)}x`,
+  "a bold heading, blanks inside": `**a**${fill(" ", SIZE - 6)}x`,
+  "layout tags, never closed": fill("<br "),
+  "comment openers, never closed": fill("<!--\n"),
+  // The environment filter reads up to four times the kept length.
+  "empty lines, 240,000": fill("\n", 4 * SIZE),
+  "comment openers, 240,000": fill("<!--\n", 4 * SIZE),
 };
 
 function timeOf(text: string): number {

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
-import { dropEnvironment } from "../../src/agent/baseline/environment.js";
+import { atxHeading, dropEnvironment } from "../../src/agent/baseline/environment.js";
 import { dottedNames, extractIssueTerms, pyPathsIn } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
@@ -450,6 +450,35 @@ describe("baseline pieces", () => {
       expect(dottedNames(s), s).toEqual(s.match(DOTTED) ?? []);
       expect(pyPathsIn(s), s).toEqual(s.match(PY_PATH) ?? []);
     }
+  });
+
+  it("reads a markdown heading's text exactly as the pattern it replaces did", () => {
+    const ATX = /^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$/;
+    const alphabet = [" ", "\t", "#", "##", "a", "b c", "\u2028", "\u00a0", ":"];
+    let seed = 11;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 5000; i++) {
+      const line = Array.from({ length: 1 + (next() % 10) }, () => alphabet[next() % alphabet.length]).join("");
+      expect(atxHeading(line), JSON.stringify(line)).toBe(ATX.exec(line)?.[1] ?? null);
+    }
+  });
+
+  it("drops environment sections from hostile lines too (headings, version and layout lines of 60,000 characters)", () => {
+    const blanks = " ".repeat(60_000);
+    const issue = [
+      "Refund totals are wrong",
+      `# Versions${blanks}#`,
+      "payment_gateway: 1.2.3",
+      `### Steps${blanks}`,
+      "The refund_total is off.",
+      `**Steps**${blanks}x`,
+      `numpy${blanks}x`,
+      "<br ".repeat(15_000),
+      `<!--\n`.repeat(10_000),
+    ].join("\n");
+    const kept = dropEnvironment(issue);
+    expect(kept).not.toContain("payment_gateway");
+    expect(kept).toContain("The refund_total is off.");
   });
 
   it("reads a hostile issue (60,000 characters of one word, of blank lines, of dots) and still finds what is around it", () => {

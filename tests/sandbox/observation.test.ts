@@ -10,6 +10,7 @@ import {
   MAX_OBSERVATION_CHARS,
 } from "../../src/sandbox/observation.js";
 import { splitBashCommands } from "../../src/sandbox/commandSplit.js";
+import { pyStrip } from "../../src/sandbox/terminal.js";
 import type { ResultMessage } from "../../src/sandbox/protocol.js";
 
 const golden = loadGolden();
@@ -85,6 +86,21 @@ describe("observation formatting (pure, against the golden examples)", () => {
 
   it("prints timeouts as Python floats", () => {
     expect([2, 2.5, 0.1, 30, 1e-5, 1e16, 120].map(pyFloat)).toEqual(["2.0", "2.5", "0.1", "30.0", "1e-05", "1e+16", "120.0"]);
+  });
+});
+
+describe("stripping the model's command like Python's str.strip()", () => {
+  it("strips what the pattern it replaces stripped, and a command with a million blanks inside at once", () => {
+    const pattern = (x: string) => x.replace(/^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/gu, "");
+    const alphabet = [" ", "\t", "\n", "\x1c", "\x85", "\u00a0", "\ufeff", "\u2028", "\u3000", "a", "é", "😀"];
+    let seed = 3;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 2000; i++) {
+      const x = Array.from({ length: next() % 12 }, () => alphabet[next() % alphabet.length]).join("");
+      expect(pyStrip(x), JSON.stringify(x)).toBe(pattern(x));
+    }
+    // Quadratic before: 40,000 blanks took 3.4 s, a million would have taken half an hour.
+    expect(pyStrip(` ls${" ".repeat(1_000_000)}-la\n`)).toBe(`ls${" ".repeat(1_000_000)}-la`);
   });
 });
 

@@ -31,7 +31,7 @@ export const FENCE = /^\s*(```(?!.*`)|~~~)/;
  * Markup GitHub renders as layout, not words: left in, `</details>` and `<tt>` are read as
  * issue words. Only layout tags: `<select multiple>` or `<input>` in prose may be the bug.
  */
-const LAYOUT_TAG = /<\/?(?:details|summary|br|tt|sub|sup|kbd|img|hr)\b[^>\n]*>/gi;
+const LAYOUT_TAG = /<\/?(?:details|summary|br|tt|sub|sup|kbd|img|hr)\b[^>\n]{0,1000}>/gi;
 
 /**
  * The issue without HTML comments outside code. Templates put their instructions in comments
@@ -40,6 +40,7 @@ const LAYOUT_TAG = /<\/?(?:details|summary|br|tt|sub|sup|kbd|img|hr)\b[^>\n]*>/g
  * real identifiers. An unclosed `<!--` is kept: a stray one in prose is likelier than a template.
  */
 function dropComments(text: string): string {
+  const lastClose = text.lastIndexOf("-->");
   let out = "";
   let inFence = false;
   let i = 0;
@@ -49,7 +50,8 @@ function dropComments(text: string): string {
     const line = text.slice(i, end);
     if (FENCE.test(line)) inFence = !inFence;
     const open = inFence ? -1 : line.indexOf("<!--");
-    const close = open < 0 ? -1 : text.indexOf("-->", i + open + 4);
+    // Past the last `-->` no comment closes: not searching again keeps many openers linear.
+    const close = open < 0 || i + open + 4 > lastClose ? -1 : text.indexOf("-->", i + open + 4);
     if (close < 0) {
       out += line;
       i = end;
@@ -62,17 +64,49 @@ function dropComments(text: string): string {
   return out;
 }
 
+/*
+ * The lines here are untrusted and may be long: each pattern runs on a trimmed line of at most
+ * SHAPE_MAX characters, or is a scan (atxHeading), so none can backtrack over a long line.
+ */
+const SHAPE_MAX = 300;
+
+/**
+ * A markdown heading's text, as `/^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$/` captures it: that pattern
+ * backtracks cubically on a long run of blanks, so the closing `#`s and blanks are cut by a scan.
+ */
+export function atxHeading(line: string): string | null {
+  const open = /^\s{0,3}#{1,6}\s+/.exec(line);
+  if (!open) return null;
+  const rest = line.slice(open[0].length);
+  if (!rest) {
+    // The text takes one character at least: with nothing after the blanks, the last of them
+    // but the first that `.` can match.
+    const blanks = open[0].slice(open[0].lastIndexOf("#") + 1);
+    for (let k = blanks.length - 1; k >= 1; k--) if (!LINE_END.test(blanks[k]!)) return blanks[k]!;
+    return null;
+  }
+  let end = rest.length;
+  while (end > 1 && /\s/.test(rest[end - 1]!)) end--;
+  while (end > 1 && rest[end - 1] === "#") end--;
+  while (end > 1 && /\s/.test(rest[end - 1]!)) end--;
+  const text = rest.slice(0, end);
+  // `.` stops at line terminators; after the text only blanks and `#`s may follow.
+  return LINE_END.test(text) ? null : text;
+}
+const LINE_END = /[\n\r\u2028\u2029]/;
+
 /** The heading's text if the line is one (markdown, bold line, a short line ending in a colon, an HTML summary). */
 function headingText(line: string, next: string | undefined): string | null {
+  const t = line.trim();
+  const short = t.length <= SHAPE_MAX;
+  const atx = atxHeading(line);
   const m =
-    /^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$/.exec(line) ??
-    /^\s*\*\*([^*\n]{1,60})\*\*\s*:?\s*$/.exec(line) ??
-    /^\s*<summary>(.{1,80}?)<\/summary>\s*$/i.exec(line) ??
-    /^\s*([A-Za-z][\w /-]{1,40}):\s*$/.exec(line);
+    (atx !== null ? [line, atx] : null) ??
+    (short ? /^\*\*([^*\n]{1,60})\*\*\s*:?\s*$/.exec(t) ?? /^<summary>(.{1,80}?)<\/summary>$/i.exec(t) ?? /^([A-Za-z][\w /-]{1,40}):$/.exec(t) : null);
   // Long headings are about the bug ("Installation of extras fails on Windows"), not the machine.
   if (m) return (m[1] ?? "").split(/\s+/).length <= 5 ? (m[1] ?? "") : "";
   // Setext (and reStructuredText) headings: the text, then a line of - or =.
-  if (next !== undefined && /^\s*[-=]{3,}\s*$/.test(next) && /^\s*[A-Za-z][\w ./-]{1,60}$/.test(line)) return line.trim();
+  if (short && next !== undefined && /^\s*[-=]{3,}\s*$/.test(next) && /^[A-Za-z][\w ./-]{1,60}$/.test(t)) return t;
   return null;
 }
 
@@ -98,7 +132,8 @@ export function dropEnvironment(text: string): string {
       const heading = headingText(line, lines[i + 1]);
       if (heading !== null) skipping = ENV_HEADING.test(heading);
     }
-    if (skipping || VERSION_LINE.test(line) || (!inFence && TASK_ITEM.test(line))) continue;
+    const t = line.trim();
+    if (skipping || (t.length <= SHAPE_MAX && VERSION_LINE.test(t)) || (!inFence && TASK_ITEM.test(line))) continue;
     out.push(inFence ? line : line.replace(LAYOUT_TAG, " "));
   }
   return out.join("\n");

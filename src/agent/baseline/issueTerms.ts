@@ -199,7 +199,8 @@ function isBareCode(line: string): boolean {
   if (s.length < 4 || s.length > 300) return false;
   // A sentence that happens to begin like code ("for example, if x = 3 ...") is still prose.
   if ((s.match(/\b[a-z]{3,}\b/g) ?? []).length > 8 && !/[()[\]]/.test(s)) return false;
-  return BARE_CODE.some((re) => re.test(line));
+  // The trimmed line: its length is bounded, so no pattern backtracks over a long run of blanks.
+  return BARE_CODE.some((re) => re.test(s));
 }
 
 /**
