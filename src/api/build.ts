@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
-import { closeRedis, createRedis, redisOptions } from "../queue/connection.js";
+import { closeRedis, createRedis, redisOptions, settleConnections } from "../queue/connection.js";
 import { createLocalizeQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
@@ -52,6 +52,7 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     fastify,
     async close() {
       await fastify.close();
+      await settleConnections([queueEvents, queue]);
       await queueEvents.close();
       await queue.close();
       await closeRedis(redis);

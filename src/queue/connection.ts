@@ -14,6 +14,19 @@ export function createRedis(url: string, role: "producer" | "worker"): Redis {
  * commands in flight ("Connection is closed"), an unhandled rejection when nobody awaits them
  * any more. Bounded, for a Redis that has gone away.
  */
+/**
+ * Waits (a bounded time: Redis may be down) for BullMQ objects to finish connecting before they
+ * are closed. Closed while still initializing, BullMQ disconnects instead of quitting, and its
+ * own init commands (CLIENT SETNAME, INFO) then reject with nothing awaiting them: an unhandled
+ * rejection (taskforcesh/bullmq's RedisConnection.close; CI failed on one).
+ */
+export async function settleConnections(objects: Array<{ waitUntilReady(): Promise<unknown> } | null | undefined>, waitMs = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ready = Promise.all(objects.map((o) => o?.waitUntilReady())).catch(() => undefined);
+  await Promise.race([ready, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+  clearTimeout(timer);
+}
+
 export async function closeRedis(redis: Redis, waitMs = 1000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, waitMs)))]);

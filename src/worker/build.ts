@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { closeRedis, createRedis } from "../queue/connection.js";
+import { closeRedis, createRedis, settleConnections } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -152,6 +152,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       // Finish what is running for the grace period, then hand the rest back; each job's
       // own cleanup removes its container either way.
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
+      await settleConnections([worker, webhookWorker, queue, webhooks]);
       await worker.close();
       clearTimeout(grace);
       await webhookWorker?.close();
