@@ -9,11 +9,13 @@ export function createRedis(url: string, role: "producer" | "worker"): Redis {
   return new Redis(url, { maxRetriesPerRequest: role === "worker" ? null : 3 });
 }
 
-/**
- * Closes a connection after the replies it is still owed: `disconnect` alone rejects the
- * commands in flight ("Connection is closed"), an unhandled rejection when nobody awaits them
- * any more. Bounded, for a Redis that has gone away.
- */
+/** Waits for `work` at most `ms`, whatever it settles to: for steps that a dead Redis must not hang. */
+async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * Waits (a bounded time: Redis may be down) for BullMQ objects to finish connecting before they
  * are closed. Closed while still initializing, BullMQ disconnects instead of quitting, and its
@@ -21,16 +23,16 @@ export function createRedis(url: string, role: "producer" | "worker"): Redis {
  * rejection (taskforcesh/bullmq's RedisConnection.close; CI failed on one).
  */
 export async function settleConnections(objects: Array<{ waitUntilReady(): Promise<unknown> } | null | undefined>, waitMs = 2000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const ready = Promise.all(objects.map((o) => o?.waitUntilReady())).catch(() => undefined);
-  await Promise.race([ready, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
-  clearTimeout(timer);
+  await atMost(Promise.all(objects.map((o) => o?.waitUntilReady())), waitMs);
 }
 
+/**
+ * Closes a connection after the replies it is still owed: `disconnect` alone rejects the
+ * commands in flight ("Connection is closed"), an unhandled rejection when nobody awaits them
+ * any more. Bounded, for a Redis that has gone away.
+ */
 export async function closeRedis(redis: Redis, waitMs = 1000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
-  clearTimeout(timer);
+  await atMost(redis.quit(), waitMs);
   redis.disconnect();
 }
 

@@ -11,6 +11,7 @@ import { parseScan, scanRepository, ScanError } from "../../src/agent/baseline/r
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { PolicyEvent } from "../../src/agent/policy.js";
 import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+import { seeded } from "../helpers/random.js";
 
 const FILES: Record<string, string> = {
   "shop/__init__.py": "",
@@ -443,8 +444,7 @@ describe("baseline pieces", () => {
     const DOTTED = /[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+/g;
     const PY_PATH = /[\w.~:\\/-]*[\w-]+\.py\b/g;
     const alphabet = ["a", "B", "1", "_", ".", "/", "-", ":", "~", "\\", "py", ".py", " ", "(", "é"];
-    let seed = 7;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const next = seeded(7);
     for (let i = 0; i < 1000; i++) {
       const s = Array.from({ length: 1 + (next() % 24) }, () => alphabet[next() % alphabet.length]).join("");
       expect(dottedNames(s), s).toEqual(s.match(DOTTED) ?? []);
@@ -455,8 +455,7 @@ describe("baseline pieces", () => {
   it("reads a markdown heading's text exactly as the pattern it replaces did", () => {
     const ATX = /^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$/;
     const alphabet = [" ", "\t", "#", "##", "a", "b c", "\u2028", "\u00a0", ":"];
-    let seed = 11;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const next = seeded(11);
     for (let i = 0; i < 5000; i++) {
       const line = Array.from({ length: 1 + (next() % 10) }, () => alphabet[next() % alphabet.length]).join("");
       expect(atxHeading(line), JSON.stringify(line)).toBe(ATX.exec(line)?.[1] ?? null);

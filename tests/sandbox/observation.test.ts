@@ -12,6 +12,7 @@ import {
 import { splitBashCommands } from "../../src/sandbox/commandSplit.js";
 import { pyStrip } from "../../src/sandbox/terminal.js";
 import type { ResultMessage } from "../../src/sandbox/protocol.js";
+import { seeded } from "../helpers/random.js";
 
 const golden = loadGolden();
 const bySeq = (n: number) => golden.find((g) => g.seq === n)!;
@@ -93,8 +94,7 @@ describe("stripping the model's command like Python's str.strip()", () => {
   it("strips what the pattern it replaces stripped, and a command with a million blanks inside at once", () => {
     const pattern = (x: string) => x.replace(/^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/gu, "");
     const alphabet = [" ", "\t", "\n", "\x1c", "\x85", "\u00a0", "\ufeff", "\u2028", "\u3000", "a", "é", "😀"];
-    let seed = 3;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const next = seeded(3);
     for (let i = 0; i < 2000; i++) {
       const x = Array.from({ length: next() % 12 }, () => alphabet[next() % alphabet.length]).join("");
       expect(pyStrip(x), JSON.stringify(x)).toBe(pattern(x));

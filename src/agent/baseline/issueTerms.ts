@@ -292,18 +292,19 @@ function linePointers(text: string): LinePointer[] {
   const lines = text.split("\n");
   let file: string | null = null;
   for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
     // Lines are counted in the old file, so its name is the one that counts (`/dev/null` for a new file).
-    if (/^--- /.test(lines[i] ?? "")) {
-      file = /^--- (?:a\/)?(\S+?\.py)(?:\s|$|\.\w+)/.exec(lines[i] ?? "")?.[1] ?? null;
+    if (line.startsWith("--- ")) {
+      file = /^--- (?:a\/)?(\S+?\.py)(?:\s|$|\.\w+)/.exec(line)?.[1] ?? null;
       continue;
     }
-    const hunk = HUNK.exec(lines[i] ?? "");
+    const hunk = HUNK.exec(line);
     if (!hunk || !file) continue;
     let old = Number(hunk[1]);
     let first = Infinity;
     let last = -Infinity;
     for (i++; i < lines.length; i++) {
-      const l = lines[i] ?? "";
+      const l = lines[i]!;
       if (l.startsWith("-") && !l.startsWith("---")) {
         first = Math.min(first, old);
         last = Math.max(last, old);
