@@ -26,6 +26,8 @@ const shapes: Record<string, string> = {
   "error lines": fill("a.Error: message text\n"),
   "code lines": fill("if a.b(c) == d[e]:\n\tx = f(y)\n"),
   "diff hunks": `--- a/x.py\n@@ -1,3 +1,3 @@\n${fill(" a\n-b\n+c\n", SIZE - 30)}`,
+  "commit-like words": fill("regression in a1b2c3d4e5 "),
+  "one hex word": fill("a1"),
   "traceback frames": fill('  File "/x/site-packages/pkg/mod.py", line 12, in func\n'),
   "a heading, blanks inside": `# a${fill(" ", SIZE - 4)}x`,
   "a version line's shape, blanks inside": `a${fill(" ", SIZE - 2)}x`,

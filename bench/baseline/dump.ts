@@ -6,6 +6,7 @@ import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { loadBench, repoUrl } from "../../src/eval/bench.js";
 import { RepoCache } from "../../src/repos/cache.js";
+import { commitChanges } from "../../src/repos/history.js";
 import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { makeWorkingDir } from "../../src/sandbox/workdir.js";
 import { serialize } from "./store.js";
@@ -18,6 +19,10 @@ import { serialize } from "./store.js";
  *
  *   npx tsx bench/baseline/dump.ts --out /work/eval-baseline/dump.jsonl \
  *     --url-template 'file:///work/evalmirrors/{owner}+{name}.git' BENCH.jsonl...
+ *
+ * Shallow per-commit mirrors have no history: --history-template names a bare repository
+ * with it (e.g. '/work/.mirror/{owner}+{name}/repo'), read for the commits issues name, as the
+ * service reads its own full mirror.
  */
 const { values: a, positionals } = parseArgs({
   options: {
@@ -26,6 +31,7 @@ const { values: a, positionals } = parseArgs({
     "cache-dir": { type: "string", default: ".cache/repos" },
     outline: { type: "string", default: "16" },
     concurrency: { type: "string", default: "2" },
+    "history-template": { type: "string" },
   },
   allowPositionals: true,
 });
@@ -35,6 +41,9 @@ mkdirSync(dirname(out), { recursive: true });
 const done = new Set(existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { instance_id: string }).instance_id) : []);
 const instances = positionals.flatMap((p) => loadBench(p)).filter((i) => !done.has(i.instance_id));
 
+// Files a named commit changed are outlined whatever their weight now, so a refit that raises
+// it still finds their functions.
+const OUTLINE_WEIGHTS = { ...WEIGHTS, file: { ...WEIGHTS.file, namedCommit: Math.max(WEIGHTS.file.namedCommit, 10) } };
 const repos = new RepoCache({ dir: a["cache-dir"], allowFileUrls: true });
 const sandboxes = createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 600, mountMode: "bind" });
 let next = 0;
@@ -59,7 +68,13 @@ await Promise.all(
           timings.push(performance.now() - t);
           return r;
         };
-        const g = await gather(exec, workingDir, extractIssueTerms(inst.problem_statement), WEIGHTS, Number(a.outline));
+        const history = a["history-template"]?.replace("{owner}", owner).replace("{name}", name);
+        const terms = extractIssueTerms(inst.problem_statement);
+        const changes = history && terms.commits.length ? await commitChanges(history, inst.base_commit, terms.commits) : [];
+        // The commits' files go first in the outline, and as many more are outlined, so the best
+        // files under the weights of the day are outlined as well.
+        const more = new Set(changes.flatMap((c) => c.files)).size;
+        const g = await gather(exec, workingDir, terms, OUTLINE_WEIGHTS, Number(a.outline) + more, history ? async () => changes : undefined);
         appendFileSync(out, `${serialize({ instance_id: inst.instance_id, repo: inst.repo, exec_ms: timings.map(Math.round), gathered: g })}\n`);
         process.stderr.write(`${inst.instance_id} ${timings.map(Math.round).join(" ")} ms\n`);
       } finally {

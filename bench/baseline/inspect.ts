@@ -33,7 +33,7 @@ for (const c of cases) {
     const outline = c.dump.gathered.outline.find((f) => f.path === file);
     if (!outline) continue;
     // The gold file's functions as if it had been chosen.
-    const ctx = rankContext(c.terms, c.dump.gathered.query, c.dump.gathered.scan);
+    const ctx = rankContext(c.terms, c.dump.gathered.query, c.dump.gathered.scan, c.dump.gathered.commits);
     const fns = rank(functionFeatures(ctx, [outline]), WEIGHTS.fn, (x) => `${x.def.start}`);
     const name = (x: (typeof fns)[number]) => `${x.item.def.cls ? `${x.item.def.cls}.` : ""}${x.item.def.name}`;
     const gold = fns.map((x, i) => [i, x] as const).filter(([, x]) => c.inst.gt.entities.includes(`${file}:${name(x)}`));

@@ -138,7 +138,7 @@ function fileGroups(cs: Case[]): Group[] {
   folds.length = 0;
   for (const c of cs) {
     const g = c.dump.gathered;
-    const cands = fileFeatures(rankContext(c.terms, g.query, g.scan));
+    const cands = fileFeatures(rankContext(c.terms, g.query, g.scan, g.commits));
     const gt = new Set(c.inst.gt.files);
     const pos = cands.map((f) => gt.has(f.path));
     if (!pos.some(Boolean) || pos.every(Boolean)) continue;
@@ -154,7 +154,7 @@ function rerankGroups(cs: Case[], fileWeights: Weights["file"]): Group[] {
   folds.length = 0;
   for (const c of cs) {
     const g = c.dump.gathered;
-    const ctx = rankContext(c.terms, g.query, g.scan);
+    const ctx = rankContext(c.terms, g.query, g.scan, g.commits);
     const cands = rerankFeatures(ctx, firstRanking(ctx, fileWeights), g.outline, OUTLINE_FILES);
     const gt = new Set(c.inst.gt.files);
     const pos = cands.map((f) => gt.has(f.file.item.path));
@@ -170,7 +170,7 @@ function functionGroups(cs: Case[]): Group[] {
   folds.length = 0;
   for (const c of cs) {
     const g = c.dump.gathered;
-    const ctx = rankContext(c.terms, g.query, g.scan);
+    const ctx = rankContext(c.terms, g.query, g.scan, g.commits);
     const gt = new Set(c.inst.gt.entities);
     for (const file of g.outline.filter((f) => c.inst.gt.files.includes(f.path))) {
       const cands = functionFeatures(ctx, [file]);

@@ -1,4 +1,4 @@
-import { emptyUsage, type Location, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "./policy.js";
+import { emptyUsage, type Location, type NamedCommit, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "./policy.js";
 import { extractIssueTerms, type IssueTerms } from "./baseline/issueTerms.js";
 import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
@@ -27,6 +27,8 @@ export interface Gathered {
   query: Query;
   scan: ScanResult;
   outline: OutlinedFile[];
+  /** What the commits the issue names changed, where the host has the history (absent in older dumps). */
+  commits?: NamedCommit[];
 }
 
 export interface Decision {
@@ -58,7 +60,15 @@ export class BaselinePolicy implements Policy {
 
     const terms = extractIssueTerms(ctx.issue);
     trajectory.push({ at: new Date().toISOString(), kind: "request", terms: summarize(terms) });
-    const gathered = await gather(exec, ctx.workingDir, terms, this.weights, OUTLINE_FILES);
+    const gathered = await gather(exec, ctx.workingDir, terms, this.weights, OUTLINE_FILES, ctx.namedCommits?.bind(ctx));
+    if (gathered.commits?.length) {
+      trajectory.push({
+        at: new Date().toISOString(),
+        kind: "tool",
+        name: "named_commits",
+        commits: gathered.commits.map((c) => ({ ref: c.ref, sha: c.sha, files: c.files.slice(0, 10), defs: c.defs.length })),
+      });
+    }
     const decision = decide(terms, gathered, this.weights);
     trajectory.push({
       at: new Date().toISOString(),
@@ -72,13 +82,26 @@ export class BaselinePolicy implements Policy {
   }
 }
 
-/** The sandbox work: one scan of the repository, then an ast outline of the best files. */
-export async function gather(exec: Exec, root: string, terms: IssueTerms, weights: Weights, outlineCount: number): Promise<Gathered> {
+/**
+ * The sandbox work: one scan of the repository (beside it, on the host, what the commits the
+ * issue names changed), then an ast outline of the best files.
+ */
+export async function gather(
+  exec: Exec,
+  root: string,
+  terms: IssueTerms,
+  weights: Weights,
+  outlineCount: number,
+  namedCommits?: (refs: string[]) => Promise<NamedCommit[]>,
+): Promise<Gathered> {
   const query = buildQuery(terms);
-  const scan = await scanRepository(exec, root, query);
-  const files = firstRanking(rankContext(terms, query, scan), weights.file);
+  const [scan, commits] = await Promise.all([
+    scanRepository(exec, root, query),
+    namedCommits && terms.commits.length ? namedCommits(terms.commits) : Promise.resolve([]),
+  ]);
+  const files = firstRanking(rankContext(terms, query, scan, commits), weights.file);
   const outline = await outlineFiles(exec, root, files.slice(0, outlineCount).map((f) => f.item.path), query);
-  return { query, scan, outline };
+  return { query, scan, outline, commits };
 }
 
 /** Chooses files, then functions in them, and says why. */
@@ -93,7 +116,7 @@ export interface RankedFiles {
 }
 
 export function rankFiles(terms: IssueTerms, g: Gathered, weights: Weights): RankedFiles {
-  const ctx = rankContext(terms, g.query, g.scan);
+  const ctx = rankContext(terms, g.query, g.scan, g.commits);
   return { ctx, files: rerank(ctx, firstRanking(ctx, weights.file), g.outline, OUTLINE_FILES, weights.rerank) };
 }
 
@@ -143,6 +166,7 @@ function summarize(terms: IssueTerms) {
     paths: terms.paths.slice(0, 10),
     frames: terms.frames.slice(0, 10),
     pointers: terms.pointers.slice(0, 10),
+    commits: terms.commits,
     identifiers: terms.identifiers.slice(0, 16),
     phrases: terms.phrases.slice(0, 6),
     words: terms.words.slice(0, 16),

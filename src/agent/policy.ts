@@ -66,6 +66,19 @@ export interface PolicyContext {
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   signal: AbortSignal;
   onEvent(event: PolicyEvent): void;
+  /**
+   * What commits the issue names changed, where the host holds the tree's history: only
+   * commits in the tree's own past. Absent, or answering nothing, where there is no history.
+   */
+  namedCommits?(refs: string[]): Promise<NamedCommit[]>;
+}
+
+/** A commit an issue names, and what it changed (paths; `def` names its hunks sit in). */
+export interface NamedCommit {
+  ref: string;
+  sha: string;
+  files: string[];
+  defs: { file: string; name: string }[];
 }
 
 export interface Policy {

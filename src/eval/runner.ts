@@ -59,6 +59,7 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
         exec: (argv, o) => sandbox.exec(argv, o),
         signal,
         onEvent: () => undefined,
+        namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
       });
       durations.policy = performance.now() - t;
       const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;

@@ -14,6 +14,7 @@ import { applyPatch, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { MirrorBudget } from "./mirrors.js";
+import { commitChanges, type CommitChange } from "./history.js";
 
 /**
  * Repository cache on the host: one bare mirror per repository URL, fetched once and then
@@ -146,8 +147,7 @@ export class RepoCache {
     if (!SHA_RE.test(req.commit) && !REF_RE.test(req.commit)) {
       throw new RepoError("commit_not_found", "commit must be a 40-hex sha or a ref name");
     }
-    const key = createHash("sha256").update(id.url).digest("hex").slice(0, 24);
-    const mirror = join(this.dir, "mirrors", `${key}.git`);
+    const { key, mirror } = this.mirrorOf(id.url);
     // Made once per preparation, and only when git has to reach the remote.
     let envPromise: Promise<Record<string, string>> | undefined;
     const env = () => (envPromise ??= this.networkEnv(id.url, req.token));
@@ -186,6 +186,24 @@ export class RepoCache {
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
     });
+  }
+
+  /**
+   * What the commits an issue names changed, among the prepared tree's ancestors (see
+   * history.ts). An upload has no history, and a mirror removed since has none left: both
+   * answer nothing, as a hint that is not there.
+   */
+  async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
+    if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];
+    const { mirror } = this.mirrorOf(tree.url);
+    if (!existsSync(join(mirror, "HEAD"))) return [];
+    await this.mirrors.touch(mirror);
+    return commitChanges(mirror, tree.sha, refs, signal);
+  }
+
+  private mirrorOf(url: string): { key: string; mirror: string } {
+    const key = createHash("sha256").update(url).digest("hex").slice(0, 24);
+    return { key, mirror: join(this.dir, "mirrors", `${key}.git`) };
   }
 
   /**

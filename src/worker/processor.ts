@@ -138,6 +138,7 @@ export function createProcessor(deps: ProcessorDeps) {
           exec: (argv, options) => box.exec(argv, options),
           signal: abort.signal,
           onEvent,
+          namedCommits: (refs) => deps.repos.namedCommits(tree, refs, abort.signal),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();

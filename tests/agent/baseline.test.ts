@@ -9,7 +9,7 @@ import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
 import { rerank, rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { parseScan, scanRepository, ScanError } from "../../src/agent/baseline/repoScan.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
-import type { PolicyEvent } from "../../src/agent/policy.js";
+import type { PolicyContext, PolicyEvent } from "../../src/agent/policy.js";
 import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 import { seeded } from "../helpers/random.js";
 
@@ -64,7 +64,7 @@ afterAll(async () => {
   await box.cleanup();
 });
 
-async function localize(issue: string) {
+async function localize(issue: string, namedCommits?: PolicyContext["namedCommits"]) {
   const events: PolicyEvent[] = [];
   const result = await new BaselinePolicy().run({
     issue,
@@ -73,6 +73,7 @@ async function localize(issue: string) {
     exec: (argv, o) => box.sandbox.exec(argv, o),
     signal: new AbortController().signal,
     onEvent: (e) => events.push(e),
+    ...(namedCommits ? { namedCommits } : {}),
   });
   return { result, events };
 }
@@ -124,6 +125,25 @@ describe("baseline policy in a real sandbox", () => {
     const { result: unlinked } = await localize(issue.replace(/https\S+/, "shop/pricing.py"));
     expect(unlinked.locations?.[0]?.file).toBe("shop/pricing.py");
     expect(unlinked.locations?.[0]?.function_name).not.toBe("round_amount");
+  });
+
+  it("answers in the file and function a commit the issue names changed, and says so", async () => {
+    const issue = "Checkout gives wrong results since the upgrade\n\nThis is a regression in 4d5e6f7a8b; before it checkout was right.";
+    const asked: string[][] = [];
+    const change = { ref: "4d5e6f7a8b", sha: `4d5e6f7a8b${"0".repeat(30)}`, files: ["shop/pricing.py", "docs/conf.py"], defs: [{ file: "shop/pricing.py", name: "round_amount" }] };
+    const { result } = await localize(issue, async (refs) => {
+      asked.push(refs);
+      return [change];
+    });
+    expect(asked).toEqual([["4d5e6f7a8b"]]);
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
+    expect(result.locations?.[0]?.evidence).toEqual(
+      expect.arrayContaining(["commit 4d5e6f7a8b, which the issue names, changed it", "changed by commit 4d5e6f7a8b, which the issue names"]),
+    );
+    expect(result.trajectory.find((s) => s.name === "named_commits")).toMatchObject({ commits: [{ ref: "4d5e6f7a8b", files: change.files, defs: 1 }] });
+    // The control: the same issue where the history is not known.
+    const { result: unknown } = await localize(issue);
+    expect(unknown.locations?.[0]?.function_name).not.toBe("round_amount");
   });
 
   it("answers from prose alone, matching words to names and docstrings", async () => {
@@ -437,6 +457,20 @@ describe("baseline pieces", () => {
     ]);
     // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).
     expect(t.paths).toEqual(expect.arrayContaining(["shop/pricing.py", "shop/shipping.py", "shop/cart.py", "shop/legacy.py"]));
+  });
+
+  it("reads the commits an issue may name, those beside a word about history first", () => {
+    const t = extractIssueTerms(
+      [
+        "Pickling a cart fails",
+        "The object id 1a2b3c4d5e is in the log, at 0x7f3a9c2b10 (an address), build 20240115, word deadbeef, HASH ABCDEF1234.",
+        "Bisected: this is a regression in b3db6c8dcb. See https://github.com/acme/shop/commit/0f71fe7a9e2d5c1b for the change.",
+        "Still broken at a13a2556a29b3c5ba342a402b2598bab42939b46 and b3db6c8dcb.",
+        "Not commits: a permalink's ref https://github.com/acme/shop/blob/ca6f9af5db/shop/cart.py#L4, an image ![x](https://user-images.example.com/1/2055-778966db-f8d8.png).",
+      ].join("\n"),
+    );
+    expect(t.commits).toEqual(["b3db6c8dcb", "0f71fe7a9e2d5c1b", "a13a2556a29b3c5ba342a402b2598bab42939b46", "1a2b3c4d5e"]);
+    expect(extractIssueTerms(Array.from({ length: 20 }, (_, i) => `commit ${(0xabc0000 + i).toString(16)}`).join("\n")).commits).toHaveLength(8);
   });
 
   it("finds dotted names and .py paths exactly as the regular expressions they replace did", () => {

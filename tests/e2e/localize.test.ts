@@ -210,4 +210,22 @@ describe("end to end", () => {
     const failed = await post.json();
     expect(failed, JSON.stringify(failed.error)).toMatchObject({ status: "failed", error: { code: "commit_not_found" } });
   });
+
+  it("reads the commit an issue names from the repository's history, on the worker's mirror", async () => {
+    const culprit = repo.commit({ "pkg/util.py": "def helper():\n    return 41\n" }, "a change that broke it");
+    const at = repo.commit({ "README.md": "# sample, later\n" }, "docs");
+    const post = await fetch(`${base}/v1/localize?wait=60`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        repo: { url: repo.url, commit: at },
+        issue: `The answer is off by one\n\nRegression in ${culprit.slice(0, 9)}.`,
+        options: { policy: "baseline", cache: false },
+      }),
+    });
+    const done = await post.json();
+    expect(done, JSON.stringify(done).slice(0, 1500)).toMatchObject({ status: "succeeded", result: { policy: "baseline" } });
+    expect(done.result.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
+    expect(done.result.locations[0].evidence).toContain(`changed by commit ${culprit.slice(0, 9)}, which the issue names`);
+  });
 });

@@ -1,4 +1,5 @@
 import { bm25, idf } from "./bm25.js";
+import type { NamedCommit } from "../policy.js";
 import type { IssueTerms } from "./issueTerms.js";
 import type { OutlinedDef, OutlinedFile } from "./outline.js";
 import type { Query } from "./query.js";
@@ -22,6 +23,7 @@ export const FILE_FEATURES = [
   "textIdent",
   "pathWords",
   "mentions",
+  "namedCommit",
   "vendored",
   "outsidePackage",
   "size",
@@ -37,6 +39,7 @@ export const FUNCTION_FEATURES = [
   "frame",
   "frameInner",
   "pointed",
+  "namedCommit",
   "phrase",
   "option",
   "nameWords",
@@ -97,12 +100,16 @@ export interface RankContext {
   /** Repository file → best match of an issue path (0..1), the frames in it and the lines pointed at. */
   pathMatches: Map<string, { quality: number; frames: IssueTerms["frames"]; pointers: IssueTerms["pointers"] }>;
   avgLines: number;
+  /** Source file → the named commit that changed it, and 1/√n for the n source files that commit changed. */
+  commitFiles: Map<string, { ref: string; share: number }>;
+  /** `file\0def name` → the named commit whose hunks sit in or change that definition. */
+  commitDefs: Map<string, string>;
 }
 
 const VENDORED = /(^|\/)(_?vendor(ed)?|externals?|extern|third_party|thirdparty)\//;
 const NESTED_PACKAGES = /^[^/]+\/(.+\/)?packages\//;
 
-export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): RankContext {
+export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, commits: NamedCommit[] = []): RankContext {
   const proseKeys = new Map<string, number>();
   const identKeys = new Map<string, number>();
   const keyWord = new Map<string, string>();
@@ -153,7 +160,37 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
     phraseFiles,
     pathMatches: matchIssuePaths(terms, scan.paths),
     avgLines,
+    ...commitMaps(commits, scan.paths),
   };
+}
+
+/**
+ * A commit that changed one source file points at it; one that changed ten points at each
+ * less (1/√n fitted a little better than 1/n, BENCHMARKS.md). A file moved since (`_pytest/x.py` now `src/_pytest/x.py`) is found by the longest
+ * common suffix of at least two segments; tests and files removed since are left out.
+ */
+function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, "commitFiles" | "commitDefs"> {
+  const known = new Set(paths);
+  const match = suffixMatcher(paths);
+  const now = (f: string) => {
+    if (known.has(f)) return f;
+    const m = match(f);
+    return m && m.segments >= 2 ? m.path : undefined;
+  };
+  const commitFiles: RankContext["commitFiles"] = new Map();
+  const commitDefs: RankContext["commitDefs"] = new Map();
+  for (const c of commits) {
+    const files = [...new Set(c.files.map(now).filter((f): f is string => f !== undefined))];
+    for (const f of files) {
+      const share = 1 / Math.sqrt(files.length);
+      if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { ref: c.ref, share });
+    }
+    for (const d of c.defs) {
+      const key = `${now(d.file)}\0${d.name}`;
+      if (now(d.file) !== undefined && !commitDefs.has(key)) commitDefs.set(key, c.ref);
+    }
+  }
+  return { commitFiles, commitDefs };
 }
 
 /**
@@ -162,6 +199,28 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult): 
  * when the issue wrote no directory.
  */
 export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext["pathMatches"] {
+  const match = suffixMatcher(paths);
+  const out: RankContext["pathMatches"] = new Map();
+  for (const issuePath of terms.paths) {
+    const parts = issuePath.split("/");
+    const found = match(issuePath);
+    if (!found) continue;
+    const { path: best, segments: bestLen, sameName } = found;
+    const quality = bestLen >= 2 || parts.length === 1 ? (sameName === 1 || bestLen >= 2 ? 1 : 0.5) : 0.3;
+    const frames = terms.frames.filter((fr) => fr.path === issuePath);
+    const pointers = terms.pointers.filter((p) => p.path === issuePath);
+    const prev = out.get(best);
+    out.set(best, {
+      quality: Math.max(prev?.quality ?? 0, quality),
+      frames: [...(prev?.frames ?? []), ...frames],
+      pointers: [...(prev?.pointers ?? []), ...pointers],
+    });
+  }
+  return out;
+}
+
+/** The repository file sharing the longest suffix of segments with a path, ties to the first by name. */
+function suffixMatcher(paths: string[]): (p: string) => { path: string; segments: number; sameName: number } | undefined {
   const byBase = new Map<string, string[]>();
   for (const p of paths) {
     const base = p.slice(p.lastIndexOf("/") + 1);
@@ -169,9 +228,8 @@ export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext
     list.push(p);
     byBase.set(base, list);
   }
-  const out: RankContext["pathMatches"] = new Map();
-  for (const issuePath of terms.paths) {
-    const parts = issuePath.split("/");
+  return (path) => {
+    const parts = path.split("/");
     const same = byBase.get(parts[parts.length - 1]!) ?? [];
     let best: string | undefined;
     let bestLen = 0;
@@ -184,18 +242,8 @@ export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext
         bestLen = k;
       }
     }
-    if (!best) continue;
-    const quality = bestLen >= 2 || parts.length === 1 ? (same.length === 1 || bestLen >= 2 ? 1 : 0.5) : 0.3;
-    const frames = terms.frames.filter((fr) => fr.path === issuePath);
-    const pointers = terms.pointers.filter((p) => p.path === issuePath);
-    const prev = out.get(best);
-    out.set(best, {
-      quality: Math.max(prev?.quality ?? 0, quality),
-      frames: [...(prev?.frames ?? []), ...frames],
-      pointers: [...(prev?.pointers ?? []), ...pointers],
-    });
-  }
-  return out;
+    return best === undefined ? undefined : { path: best, segments: bestLen, sameName: same.length };
+  };
 }
 
 const log1p = (x: number) => Math.log(1 + x);
@@ -226,8 +274,8 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
   const out: FileCandidate[] = [];
   const seen = new Set<string>();
   const files: ScannedFile[] = [...ctx.scan.files];
-  // A file the issue names but with no other signal is still a candidate.
-  for (const path of ctx.pathMatches.keys()) {
+  // A file the issue names (or a commit it names changed) but with no other signal is still a candidate.
+  for (const path of [...ctx.pathMatches.keys(), ...ctx.commitFiles.keys()]) {
     if (!files.some((f) => f.path === path)) files.push({ path, lines: 0, tf: new Map(), pathTerms: new Map(), ids: new Map(), defs: [], phrases: [] });
   }
   for (const f of files) {
@@ -270,6 +318,8 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
     const matched = wordsOf(ctx, f.tf.keys());
     if (matched) ev.push(`issue terms in the file: ${matched}`);
+    const commit = ctx.commitFiles.get(f.path);
+    if (commit) ev.push(`changed by commit ${commit.ref}, which the issue names`);
 
     out.push({
       path: f.path,
@@ -285,6 +335,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
         textIdent,
         pathWords,
         mentions,
+        namedCommit: commit?.share ?? 0,
         vendored: VENDORED.test(f.path) || NESTED_PACKAGES.test(f.path) ? 1 : 0,
         outsidePackage: f.path.includes("/") && !ctx.packages.has(dirOf(f.path)) ? 1 : 0,
         size: log1p(f.lines) / 8,
@@ -348,6 +399,9 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const pointer = pointers.find((p) => p.start <= d.end && p.end >= d.start);
       if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);
 
+      const commit = ctx.commitDefs.get(`${file.path}\0${d.name}`);
+      if (commit) ev.push(`commit ${commit}, which the issue names, changed it`);
+
       let phrase = 0;
       let option = 0;
       for (const h of phraseLines) {
@@ -384,6 +438,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
           frame,
           frameInner,
           pointed: pointer ? 1 : 0,
+          namedCommit: commit ? 1 : 0,
           phrase: Math.min(2, phrase),
           option,
           nameWords: bm25(d.nameTerms, ctx.allKeys, ctx.idfs, 1, 1),

@@ -45,6 +45,11 @@ export interface IssueTerms {
   /** The first line, lowercased: what the issue is about, in the reporter's shortest words. */
   title: string;
   pointers: LinePointer[];
+  /**
+   * Hex words that may be commits ("Regression in b3db6c8", a `/commit/<sha>` link), those
+   * written beside a word about history first. Only the repository can say which are.
+   */
+  commits: string[];
 }
 
 const MAX_ISSUE = 60_000;
@@ -54,6 +59,7 @@ const MAX_PHRASES = 10;
 const MAX_PATHS = 30;
 const MAX_FRAMES = 60;
 const MAX_POINTERS = 20;
+const MAX_COMMITS = 8;
 
 const PY_KEYWORDS = new Set(
   ("False None True and as assert async await break class continue def del elif else except finally for from global " +
@@ -477,5 +483,36 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   const pointers = linePointers(text);
   for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
 
-  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers };
+  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text) };
+}
+
+const COMMIT_CONTEXT = /(commit|regress|introduc|bisect|caused|broke|since|revert)/i;
+const COMMIT_LINK = /\/commits?\/$/;
+
+/**
+ * Abbreviated or full shas: a whole word of 7-40 lowercase hex digits with a letter and a
+ * digit in it (a plain number or word is not one). In a link only a commit's own address
+ * counts: a permalink's `/blob/<sha>/` is where the reporter happened to look, and an image's
+ * name is random. Words are split by a plain scan, and the look back is bounded, so any text
+ * is read in linear time.
+ */
+export function commitRefs(text: string): string[] {
+  const near: string[] = [];
+  const other: string[] = [];
+  const seen = new Set<string>();
+  // `0x7f3a…` is one word here and not all hex, so an address is not taken for a commit.
+  for (const m of text.matchAll(/[0-9A-Za-z_]+/g)) {
+    const w = m[0];
+    if (w.length < 7 || w.length > 40 || seen.has(w) || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w)) continue;
+    // The link the word is in, if any: the run of non-blanks before it (a link is not that long).
+    const before = text.slice(Math.max(0, m.index - 300), m.index);
+    let start = before.length;
+    while (start > 0 && !/\s/.test(before[start - 1]!)) start--;
+    const run = before.slice(start);
+    const inLink = run.includes("://") || /www\./i.test(run);
+    if (inLink && !COMMIT_LINK.test(run)) continue;
+    seen.add(w);
+    (inLink || COMMIT_CONTEXT.test(before.slice(-40)) ? near : other).push(w);
+  }
+  return [...near, ...other].slice(0, MAX_COMMITS);
 }

@@ -1,0 +1,71 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RepoCache } from "../../src/repos/cache.js";
+import { hunkDefs } from "../../src/repos/history.js";
+import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((f) => f()));
+
+function setup() {
+  const fx = makeGitFixture();
+  const dir = mkdtempSync(join(tmpdir(), "codescout-cache-"));
+  cleanups.push(() => fx.cleanup(), () => removeCacheDir(dir));
+  return { fx, cache: new RepoCache({ dir, allowFileUrls: true }) };
+}
+
+const parser = SAMPLE_FILES["pkg/parser.py"]!;
+
+describe("what the commits an issue names changed", () => {
+  it("reads a named commit's files and the definitions its hunks sit in, from the tree's own past only", async () => {
+    const { fx, cache } = setup();
+    const culprit = fx.commit({ "pkg/parser.py": parser.replace("value.strip()", "value.rstrip()"), "pkg/util.py": "def helper():\n    return 43\n" }, "tidy");
+    const base = fx.commit({ "README.md": "# sample v2\n" }, "docs");
+    const later = fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "the fix, after the issue");
+    const tree = await cache.prepare({ url: fx.url, commit: base });
+
+    const found = await cache.namedCommits(tree, [culprit.slice(0, 7), later.slice(0, 10), "deadbeef1234", base]);
+    // The later commit is not in the tree's past, and an unknown one is no commit at all.
+    expect(found.map((c) => c.sha)).toEqual([culprit, base]);
+    expect(found[0]).toMatchObject({ ref: culprit.slice(0, 7), files: ["pkg/parser.py", "pkg/util.py"] });
+    expect(found[0]!.defs).toEqual([
+      { file: "pkg/parser.py", name: "parse" },
+      { file: "pkg/util.py", name: "helper" },
+    ]);
+    expect(found[1]).toMatchObject({ files: ["README.md"], defs: [] });
+  });
+
+  it("passes nothing but hex to git, and answers nothing for a tree without history", async () => {
+    const { fx, cache } = setup();
+    const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    // Refs that would be options, revision expressions or other objects' names.
+    expect(await cache.namedCommits(tree, ["--output=/tmp/x", "HEAD~1", `${fx.commits[0]}:pkg`, "main"])).toEqual([]);
+    expect(await cache.namedCommits({ ...tree, url: "upload:ab", sha: "a".repeat(64) }, [fx.commits[0]!.slice(0, 8)])).toEqual([]);
+  });
+
+  it("reads the def a hunk sits in, defs it adds or removes, and nothing from deleted files", () => {
+    const diff = [
+      "diff --git a/pkg/a.py b/pkg/a.py",
+      "--- a/pkg/a.py",
+      "+++ b/pkg/a.py",
+      "@@ -10,2 +10,2 @@ def outer(x):",
+      "-    return 1",
+      "+    return 2",
+      "@@ -30 +30,3 @@ class Thing:",
+      "+    async def fresh(self):",
+      "+        pass",
+      "diff --git a/pkg/gone.py b/pkg/gone.py",
+      "--- a/pkg/gone.py",
+      "+++ /dev/null",
+      "@@ -1,2 +0,0 @@",
+      "-def gone():",
+    ].join("\n");
+    expect(hunkDefs(diff)).toEqual([
+      { file: "pkg/a.py", name: "outer" },
+      { file: "pkg/a.py", name: "fresh" },
+    ]);
+  });
+});
