@@ -166,8 +166,9 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, c
 
 /**
  * A commit that changed one source file points at it; one that changed ten points at each
- * less (1/√n fitted a little better than 1/n, BENCHMARKS.md). A file moved since (`_pytest/x.py` now `src/_pytest/x.py`) is found by the longest
- * common suffix of at least two segments; tests and files removed since are left out.
+ * less (1/√n fitted a little better than 1/n, BENCHMARKS.md). A file moved since
+ * (`_pytest/x.py`, now `src/_pytest/x.py`) is found by the longest common suffix of at least
+ * two segments; tests and files removed since are left out.
  */
 function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, "commitFiles" | "commitDefs"> {
   const known = new Set(paths);
@@ -181,13 +182,11 @@ function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, 
   const commitDefs: RankContext["commitDefs"] = new Map();
   for (const c of commits) {
     const files = [...new Set(c.files.map(now).filter((f): f is string => f !== undefined))];
-    for (const f of files) {
-      const share = 1 / Math.sqrt(files.length);
-      if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { ref: c.ref, share });
-    }
+    const share = 1 / Math.sqrt(files.length);
+    for (const f of files) if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { ref: c.ref, share });
     for (const d of c.defs) {
-      const key = `${now(d.file)}\0${d.name}`;
-      if (now(d.file) !== undefined && !commitDefs.has(key)) commitDefs.set(key, c.ref);
+      const file = now(d.file);
+      if (file !== undefined && !commitDefs.has(`${file}\0${d.name}`)) commitDefs.set(`${file}\0${d.name}`, c.ref);
     }
   }
   return { commitFiles, commitDefs };
