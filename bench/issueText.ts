@@ -28,6 +28,7 @@ const shapes: Record<string, string> = {
   "diff hunks": `--- a/x.py\n@@ -1,3 +1,3 @@\n${fill(" a\n-b\n+c\n", SIZE - 30)}`,
   "commit-like words": fill("regression in a1b2c3d4e5 "),
   "one hex word": fill("a1"),
+  "issue numbers": fill("see #12345 and https://x.org/o/r/issues/678 "),
   "traceback frames": fill('  File "/x/site-packages/pkg/mod.py", line 12, in func\n'),
   "a heading, blanks inside": `# a${fill(" ", SIZE - 4)}x`,
   "a version line's shape, blanks inside": `a${fill(" ", SIZE - 2)}x`,

@@ -52,7 +52,7 @@ It runs CodeScout (a code-localization agent that explores the tree with rg, gre
 Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked.`;
 
 const inputShape = {
-  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs and the commit that broke it if known (they point at the code); or a plain question about where something happens."),
+  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens."),
   repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
   commit: z.string().min(1).max(256).optional().describe("Commit sha, branch or tag of repo_url. Default: HEAD (the default branch)."),
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),

@@ -1,60 +1,84 @@
 import { GitError, gitConfigEnv, runGit } from "./git.js";
 
 /**
- * What commits named in an issue changed ("Regression in b3db6c8"), read from the host's bare
- * mirror: the reporter who bisected a bug has named the change that holds it. Only commits in
- * the tree's own past count, so a job can never learn of a later commit (its fix among them).
- * The refs are untrusted text: each is checked to be hex before git sees it, after
- * `--end-of-options`, and git runs on the local mirror only, never reaching a remote.
+ * What commits named in an issue changed, read from the host's bare mirror: the commit a
+ * reporter who bisected names ("Regression in b3db6c8"), and the commits whose messages mention
+ * an issue or pull request it names ("see #30408": "Fixed #30408 --", "(#30408)"): the code
+ * around a related fix. Only commits in the tree's own past count, so a job can never learn of
+ * a later commit (its fix among them). The refs are untrusted text: each is checked to be hex or
+ * `#` and digits before git sees it, after `--end-of-options`, and git runs on the local mirror
+ * only, never reaching a remote.
  */
 
 export interface CommitChange {
-  /** As the issue wrote it (often abbreviated). */
+  /** As the issue wrote it: a sha (often abbreviated), or `#123` for a commit whose message mentions it. */
   ref: string;
   sha: string;
-  /** Paths the commit changed, against its first parent. */
+  /** Paths the commit changed (a merge: against its first parent). */
   files: string[];
   /** Python definitions its hunks sit in or add: the hunk header's `def`, and `def` lines changed. */
   defs: { file: string; name: string }[];
 }
 
-const REF = /^[0-9a-f]{7,40}$/;
+const SHA_REF = /^[0-9a-f]{7,40}$/;
+const NUMBER_REF = /^#[0-9]{2,7}$/;
 const MAX_REFS = 8;
+/** Per number, the newest commits whose messages mention it. */
+const PER_NUMBER = 3;
 /** A commit that changed more than this is a merge of everything or a reformat: it points nowhere. */
 export const MAX_CHANGED_FILES = 50;
 const TIMEOUT_MS = 10_000;
 /** Every hunk's header names the `def` or `class` before it, with Python's own funcname rule. */
 const PY_FUNCNAME = gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"]]);
 
+type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
+
 export async function commitChanges(mirror: string, base: string, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
-  const out: CommitChange[] = [];
-  const seen = new Set<string>();
-  for (const ref of refs.filter((r) => REF.test(r)).slice(0, MAX_REFS)) {
-    const change = await one(mirror, base, ref, signal).catch((err) => {
+  const git: Git = (args, env) => runGit(["--git-dir", mirror, ...args], { signal, timeoutMs: TIMEOUT_MS, env });
+  // A git failure (unknown, ambiguous, not an ancestor, a broken mirror) means no answer for that ref.
+  const orNull = <T>(p: Promise<T>) =>
+    p.catch((err) => {
       if (err instanceof GitError) return null;
       throw err;
     });
-    if (change && !seen.has(change.sha)) {
-      seen.add(change.sha);
-      out.push(change);
+  const out: CommitChange[] = [];
+  const seen = new Set<string>();
+  for (const ref of refs.filter((r) => SHA_REF.test(r) || NUMBER_REF.test(r)).slice(0, MAX_REFS)) {
+    for (const sha of (await orNull(commitsFor(git, base, ref))) ?? []) {
+      if (seen.has(sha)) continue;
+      seen.add(sha);
+      const change = await orNull(changed(git, sha));
+      if (change) out.push({ ref, sha, ...change });
     }
   }
   return out;
 }
 
-async function one(mirror: string, base: string, ref: string, signal?: AbortSignal): Promise<CommitChange | null> {
-  const git = (args: string[], env?: Record<string, string>) => runGit(["--git-dir", mirror, ...args], { signal, timeoutMs: TIMEOUT_MS, env });
+/** The commits a ref names, in the past of `base` only. */
+async function commitsFor(git: Git, base: string, ref: string): Promise<string[]> {
+  if (ref.startsWith("#")) {
+    // Messages say what they fix or follow: "Fixed #30408 --", "(#1234)", "closes #12".
+    const log = await git(["log", "-E", `--grep=#${ref.slice(1)}([^0-9]|$)`, "--format=%H", "-n", String(PER_NUMBER), "--end-of-options", base]);
+    return log.split("\n").filter((l) => /^[0-9a-f]{40}$/.test(l));
+  }
   // Ambiguous or unknown: rev-parse fails, and the ref is not a commit of this repository.
   const sha = (await git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${ref}^{commit}`])).trim();
-  if (!/^[0-9a-f]{40}$/.test(sha)) return null;
+  if (!/^[0-9a-f]{40}$/.test(sha)) return [];
   // Exit 1 (not an ancestor) rejects with a GitError like any other failure.
   await git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]);
-  const files = (await git(["diff-tree", "-r", "--root", "--no-commit-id", "--name-only", "--no-renames", "-z", "--end-of-options", sha]))
+  return [sha];
+}
+
+/** What a commit changed; a merge, what it brought to its first parent (a pull request's whole change). */
+async function changed(git: Git, sha: string): Promise<Omit<CommitChange, "ref" | "sha"> | null> {
+  const parents = (await git(["rev-list", "--parents", "-n", "1", "--end-of-options", sha])).trim().split(" ").length - 1;
+  const range = parents > 1 ? [`${sha}^1`, sha] : [sha];
+  const files = (await git(["diff-tree", "-r", "--root", "--no-commit-id", "--name-only", "--no-renames", "-z", "--end-of-options", ...range]))
     .split("\0")
     .filter(Boolean);
   if (files.length === 0 || files.length > MAX_CHANGED_FILES) return null;
-  const diff = await git(["show", "--format=", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", sha, "--", "*.py"], PY_FUNCNAME);
-  return { ref, sha, files, defs: hunkDefs(diff) };
+  const diff = await git(["diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", "*.py"], PY_FUNCNAME);
+  return { files, defs: hunkDefs(diff) };
 }
 
 /** The definitions a `-U0` diff's hunks sit in or change, per new-side file. */

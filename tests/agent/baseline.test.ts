@@ -138,7 +138,7 @@ describe("baseline policy in a real sandbox", () => {
     expect(asked).toEqual([["4d5e6f7a8b"]]);
     expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
     expect(result.locations?.[0]?.evidence).toEqual(
-      expect.arrayContaining(["commit 4d5e6f7a8b, which the issue names, changed it", "changed by commit 4d5e6f7a8b, which the issue names"]),
+      expect.arrayContaining(["changed in commit 4d5e6f7a8b, which the issue names", "changed by commit 4d5e6f7a8b, which the issue names"]),
     );
     expect(result.trajectory.find((s) => s.name === "named_commits")).toMatchObject({ commits: [{ ref: "4d5e6f7a8b", files: change.files, defs: 1 }] });
     // The control: the same issue where the history is not known.
@@ -471,6 +471,19 @@ describe("baseline pieces", () => {
     );
     expect(t.commits).toEqual(["b3db6c8dcb", "0f71fe7a9e2d5c1b", "a13a2556a29b3c5ba342a402b2598bab42939b46", "1a2b3c4d5e"]);
     expect(extractIssueTerms(Array.from({ length: 20 }, (_, i) => `commit ${(0xabc0000 + i).toString(16)}`).join("\n")).commits).toHaveLength(8);
+  });
+
+  it("reads the issues and pull requests an issue names as numbers that commits' messages mention", () => {
+    const t = extractIssueTerms(
+      [
+        "Saving crashes again",
+        "Same as #30408 (and see [the PR](https://github.com/acme/shop/pull/1234), https://code.example.org/ticket/30408).",
+        "Not numbers of issues: &#123; in HTML, page.html#45, step#67, #7 (one digit), https://acme.example/issues/12a.",
+        "Regression in b3db6c8dcb. Also https://gitlab.example.com/acme/shop/-/issues/88 and #99, #100.",
+      ].join("\n"),
+    );
+    // Shas first; numbers after, at most four.
+    expect(t.commits).toEqual(["b3db6c8dcb", "#30408", "#1234", "#88", "#99"]);
   });
 
   it("finds dotted names and .py paths exactly as the regular expressions they replace did", () => {

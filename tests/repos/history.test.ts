@@ -1,4 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,11 +39,35 @@ describe("what the commits an issue names changed", () => {
     expect(found[1]).toMatchObject({ files: ["README.md"], defs: [] });
   });
 
-  it("passes nothing but hex to git, and answers nothing for a tree without history", async () => {
+  it("finds the commits whose messages mention an issue's number, a merged pull request's whole change among them, in the past only", async () => {
+    const { fx, cache } = setup();
+    const git = (...args: string[]) =>
+      execFileSync("git", args, { cwd: fx.dir, encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.invalid", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.invalid" } }).trim();
+    const related = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" }, "Fixed #4242 -- helper returns the answer");
+    fx.commit({ "README.md": "# about #42424\n" }, "Mentions #42424, a longer number");
+    // A pull request merged with a merge commit: its own commits do not say its number.
+    git("checkout", "-q", "-b", "feature");
+    fx.commit({ "pkg/parser.py": parser.replace("out = {}", "out = dict()") }, "use dict()");
+    git("checkout", "-q", "main");
+    git("merge", "-q", "--no-ff", "-m", "Merge pull request #77 from someone/feature", "feature");
+    const base = git("rev-parse", "HEAD");
+    fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "Refs #4242 -- after the issue");
+    const tree = await cache.prepare({ url: fx.url, commit: base });
+
+    const found = await cache.namedCommits(tree, ["#4242", "#77", "#5"]);
+    expect(found.map((c) => [c.ref, c.files])).toEqual([
+      ["#4242", ["pkg/util.py"]],
+      ["#77", ["pkg/parser.py"]],
+    ]);
+    expect(found[0]!.sha).toBe(related);
+    expect(found[1]!.defs).toEqual([{ file: "pkg/parser.py", name: "parse" }]);
+  });
+
+  it("passes nothing but hex and numbers to git, and answers nothing for a tree without history", async () => {
     const { fx, cache } = setup();
     const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
     // Refs that would be options, revision expressions or other objects' names.
-    expect(await cache.namedCommits(tree, ["--output=/tmp/x", "HEAD~1", `${fx.commits[0]}:pkg`, "main"])).toEqual([]);
+    expect(await cache.namedCommits(tree, ["--output=/tmp/x", "HEAD~1", `${fx.commits[0]}:pkg`, "main", "#1 --all", "#12|.", "#"])).toEqual([]);
     expect(await cache.namedCommits({ ...tree, url: "upload:ab", sha: "a".repeat(64) }, [fx.commits[0]!.slice(0, 8)])).toEqual([]);
   });
 

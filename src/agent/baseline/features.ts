@@ -100,9 +100,9 @@ export interface RankContext {
   /** Repository file → best match of an issue path (0..1), the frames in it and the lines pointed at. */
   pathMatches: Map<string, { quality: number; frames: IssueTerms["frames"]; pointers: IssueTerms["pointers"] }>;
   avgLines: number;
-  /** Source file → the named commit that changed it, and 1/√n for the n source files that commit changed. */
-  commitFiles: Map<string, { ref: string; share: number }>;
-  /** `file\0def name` → the named commit whose hunks sit in or change that definition. */
+  /** Source file → the named commit that changed it (in words), and 1/√n for the n source files that commit changed. */
+  commitFiles: Map<string, { commit: string; share: number }>;
+  /** `file\0def name` → the named commit whose hunks sit in or change that definition (in words). */
   commitDefs: Map<string, string>;
 }
 
@@ -181,12 +181,13 @@ function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, 
   const commitFiles: RankContext["commitFiles"] = new Map();
   const commitDefs: RankContext["commitDefs"] = new Map();
   for (const c of commits) {
+    const commit = c.ref.startsWith("#") ? `commit ${c.sha.slice(0, 10)}, which mentions ${c.ref} as the issue does` : `commit ${c.ref}, which the issue names`;
     const files = [...new Set(c.files.map(now).filter((f): f is string => f !== undefined))];
     const share = 1 / Math.sqrt(files.length);
-    for (const f of files) if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { ref: c.ref, share });
+    for (const f of files) if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { commit, share });
     for (const d of c.defs) {
       const file = now(d.file);
-      if (file !== undefined && !commitDefs.has(`${file}\0${d.name}`)) commitDefs.set(`${file}\0${d.name}`, c.ref);
+      if (file !== undefined && !commitDefs.has(`${file}\0${d.name}`)) commitDefs.set(`${file}\0${d.name}`, commit);
     }
   }
   return { commitFiles, commitDefs };
@@ -318,7 +319,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const matched = wordsOf(ctx, f.tf.keys());
     if (matched) ev.push(`issue terms in the file: ${matched}`);
     const commit = ctx.commitFiles.get(f.path);
-    if (commit) ev.push(`changed by commit ${commit.ref}, which the issue names`);
+    if (commit) ev.push(`changed by ${commit.commit}`);
 
     out.push({
       path: f.path,
@@ -399,7 +400,7 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);
 
       const commit = ctx.commitDefs.get(`${file.path}\0${d.name}`);
-      if (commit) ev.push(`commit ${commit}, which the issue names, changed it`);
+      if (commit) ev.push(`changed in ${commit}`);
 
       let phrase = 0;
       let option = 0;

@@ -46,8 +46,10 @@ export interface IssueTerms {
   title: string;
   pointers: LinePointer[];
   /**
-   * Hex words that may be commits ("Regression in b3db6c8", a `/commit/<sha>` link), those
-   * written beside a word about history first. Only the repository can say which are.
+   * What may name commits: hex words ("Regression in b3db6c8", a `/commit/<sha>` link), those
+   * written beside a word about history first, then issue and pull-request numbers ("#30408",
+   * an `/issues/123` link) as `#123`, which commits' messages mention. Only the repository
+   * can say which are.
    */
   commits: string[];
 }
@@ -488,31 +490,45 @@ export function extractIssueTerms(issueText: string): IssueTerms {
 
 const COMMIT_CONTEXT = /(commit|regress|introduc|bisect|caused|broke|since|revert)/i;
 const COMMIT_LINK = /\/commits?\/$/;
+const TICKET_LINK = /\/(issues|pull|pulls|merge_requests|ticket)\/$/;
+const MAX_TICKETS = 4;
 
 /**
  * Abbreviated or full shas: a whole word of 7-40 lowercase hex digits with a letter and a
  * digit in it (a plain number or word is not one). In a link only a commit's own address
  * counts: a permalink's `/blob/<sha>/` is where the reporter happened to look, and an image's
- * name is random. Words are split by a plain scan, and the look back is bounded, so any text
- * is read in linear time.
+ * name is random. Issue and pull-request numbers, at most four: `#123` as written, or an
+ * `/issues/123`, `/pull/123`, `/merge_requests/123` or `/ticket/123` address. Words are split
+ * by a plain scan, and the look back is bounded, so any text is read in linear time.
  */
 export function commitRefs(text: string): string[] {
   const near: string[] = [];
   const other: string[] = [];
+  const tickets: string[] = [];
   const seen = new Set<string>();
   // `0x7f3a…` is one word here and not all hex, so an address is not taken for a commit.
   for (const m of text.matchAll(/[0-9A-Za-z_]+/g)) {
     const w = m[0];
-    if (w.length < 7 || w.length > 40 || seen.has(w) || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w)) continue;
+    const number = /^[0-9]{2,7}$/.test(w);
+    if (seen.has(w) || (!number && (w.length < 7 || w.length > 40 || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w)))) continue;
     // The link the word is in, if any: the run of non-blanks before it (a link is not that long).
     const before = text.slice(Math.max(0, m.index - 300), m.index);
     let start = before.length;
     while (start > 0 && !/\s/.test(before[start - 1]!)) start--;
     const run = before.slice(start);
     const inLink = run.includes("://") || /www\./i.test(run);
+    if (number) {
+      // `#123` written as such (not `&#123;`, not a URL's fragment), or an issue's own address.
+      const hashed = run.endsWith("#") && !inLink && !/[\w&/]#$/.test(run);
+      if ((hashed || (inLink && TICKET_LINK.test(run))) && tickets.length < MAX_TICKETS) {
+        seen.add(w);
+        tickets.push(`#${w}`);
+      }
+      continue;
+    }
     if (inLink && !COMMIT_LINK.test(run)) continue;
     seen.add(w);
     (inLink || COMMIT_CONTEXT.test(before.slice(-40)) ? near : other).push(w);
   }
-  return [...near, ...other].slice(0, MAX_COMMITS);
+  return [...[...near, ...other].slice(0, MAX_COMMITS - Math.min(tickets.length, MAX_TICKETS)), ...tickets];
 }

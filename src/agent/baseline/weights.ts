@@ -19,7 +19,7 @@ export const WEIGHTS: Weights = {
     textIdent: 1.387,
     pathWords: 1.752,
     mentions: 2.868,
-    namedCommit: 1.676,
+    namedCommit: 2.077,
     vendored: -2.24,
     outsidePackage: -0.798,
     size: 0.553
@@ -33,7 +33,7 @@ export const WEIGHTS: Weights = {
     frame: 0.023,
     frameInner: 0.071,
     pointed: 0.722,
-    namedCommit: 0.971,
+    namedCommit: 1.812,
     phrase: 0.786,
     option: 0.043,
     nameWords: 0.822,
