@@ -32,6 +32,8 @@ const { values: a, positionals } = parseArgs({
     outline: { type: "string", default: "16" },
     concurrency: { type: "string", default: "2" },
     "history-template": { type: "string" },
+    // Only the instances whose issue names a commit (a sha or a number), e.g. to dump them again with --history-template.
+    "naming-commits": { type: "boolean", default: false },
   },
   allowPositionals: true,
 });
@@ -39,7 +41,9 @@ if (!a.out || positionals.length === 0) throw new Error("usage: dump.ts --out FI
 const out = a.out;
 mkdirSync(dirname(out), { recursive: true });
 const done = new Set(existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { instance_id: string }).instance_id) : []);
-const instances = positionals.flatMap((p) => loadBench(p)).filter((i) => !done.has(i.instance_id));
+const instances = positionals
+  .flatMap((p) => loadBench(p))
+  .filter((i) => !done.has(i.instance_id) && (!a["naming-commits"] || extractIssueTerms(i.problem_statement).commits.length > 0));
 
 // Files a named commit changed are outlined whatever their weight now, so a refit that raises
 // it still finds their functions.

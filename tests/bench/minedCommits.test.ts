@@ -67,3 +67,26 @@ describe("mining fitting instances from commit history", () => {
     expect(mine(fix).map((r) => r.base_commit)).toEqual([base]);
   });
 });
+
+describe("mining instances whose message names an earlier commit (--names-commit)", () => {
+  const repo = makeGitFixture();
+  const out = mkdtempSync(join(tmpdir(), "codescout-mined-"));
+  afterAll(() => {
+    repo.cleanup();
+    rmSync(out, { recursive: true, force: true });
+  });
+  const why = "\n\nStrict parsers stopped reporting lines without a separator, so a typo in a settings file went unnoticed.";
+  const v1 = parser.replace("self.strict = strict", "self.strict = bool(strict)");
+  const v2 = v1.replace("out = {}", "out = dict()");
+  const culprit = repo.commit({ "pkg/parser.py": v1 }, `Fix strict flag parsing${why}`);
+  const named = repo.commit({ "pkg/parser.py": v2 }, `Fix regression in strict mode from ${culprit.slice(0, 9)}${why}`);
+  repo.commit({ "pkg/parser.py": v2.replace("return out", "return dict(out)") }, `Fix regression in deadbeef123, not a commit here${why}`);
+
+  it("keeps only the fixes whose message names a commit before them", () => {
+    const file = join(out, "named.jsonl");
+    execFileSync("python3", ["bench/baseline/commits.py", "--names-commit", "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@HEAD`], { stdio: "pipe" });
+    const rows = readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.map((r) => r.instance_id)).toEqual([`acme__sample-${named.slice(0, 12)}`]);
+    expect(rows[0]).toMatchObject({ base_commit: culprit, gt: { files: ["pkg/parser.py"], entities: ["pkg/parser.py:Parser.parse"] } });
+  });
+});
