@@ -67,7 +67,8 @@ export interface PolicyContext {
   signal: AbortSignal;
   onEvent(event: PolicyEvent): void;
   /**
-   * What commits the issue names changed, where the host holds the tree's history: only
+   * What commits the issue names changed (a sha, or `#123` for the commits whose messages
+   * mention it), where the host holds the tree's history (the repository cache's mirror): only
    * commits in the tree's own past. Absent, or answering nothing, where there is no history.
    */
   namedCommits?(refs: string[]): Promise<NamedCommit[]>;
