@@ -29,6 +29,8 @@ const shapes: Record<string, string> = {
   "commit-like words": fill("regression in a1b2c3d4e5 "),
   "one hex word": fill("a1"),
   "issue numbers": fill("see #12345 and https://x.org/o/r/issues/678 "),
+  "cross-references": fill("a.b-c/d.e_f#12 "),
+  "cross-references, no blanks": fill("a.b/c.d#12!"),
   "traceback frames": fill('  File "/x/site-packages/pkg/mod.py", line 12, in func\n'),
   "a heading, blanks inside": `# a${fill(" ", SIZE - 4)}x`,
   "a version line's shape, blanks inside": `a${fill(" ", SIZE - 2)}x`,

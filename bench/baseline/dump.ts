@@ -74,7 +74,7 @@ await Promise.all(
         };
         const history = a["history-template"]?.replace("{owner}", owner).replace("{name}", name);
         const terms = extractIssueTerms(inst.problem_statement);
-        const changes = history && terms.commits.length ? await commitChanges(history, inst.base_commit, terms.commits) : [];
+        const changes = history && terms.commits.length ? await commitChanges(history, inst.base_commit, terms.commits, { owner, name }) : [];
         // The commits' files go first in the outline, and as many more are outlined, so the best
         // files under the weights of the day are outlined as well.
         const more = new Set(changes.flatMap((c) => c.files)).size;

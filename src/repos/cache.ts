@@ -198,7 +198,7 @@ export class RepoCache {
     const { mirror } = this.mirrorOf(tree.url);
     if (!existsSync(join(mirror, "HEAD"))) return [];
     await this.mirrors.touch(mirror);
-    return commitChanges(mirror, tree.sha, refs, signal);
+    return commitChanges(mirror, tree.sha, refs, tree, signal);
   }
 
   private mirrorOf(url: string): { key: string; mirror: string } {

@@ -21,7 +21,8 @@ export interface CommitChange {
 }
 
 const SHA_REF = /^[0-9a-f]{7,40}$/;
-const NUMBER_REF = /^#[0-9]{2,7}$/;
+/** `#123`, or `owner/name#123` from a cross-reference or an issue's address. */
+const NUMBER_REF = /^(?:([\w.-]+)\/([\w.-]+))?#([0-9]{2,7})$/;
 const MAX_REFS = 8;
 /** Per number, the newest commits whose messages mention it. */
 const PER_NUMBER = 3;
@@ -33,7 +34,13 @@ const PY_FUNCNAME = gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(as
 
 type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
 
-export async function commitChanges(mirror: string, base: string, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
+/**
+ * `repo` is the tree's own owner and name: a number written as another project's
+ * (`numpy/numpy#123`, a link to its tracker) is that project's issue, and is skipped. Only the
+ * name is compared: projects move between owners (`kennethreitz/requests` is `psf/requests`
+ * now), and a fork keeps its project's numbers.
+ */
+export async function commitChanges(mirror: string, base: string, refs: string[], repo: { owner: string; name: string }, signal?: AbortSignal): Promise<CommitChange[]> {
   const git: Git = (args, env) => runGit(["--git-dir", mirror, ...args], { signal, timeoutMs: TIMEOUT_MS, env });
   // A git failure (unknown, ambiguous, not an ancestor, a broken mirror) means no answer for that ref.
   const orNull = <T>(p: Promise<T>) =>
@@ -43,7 +50,11 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
     });
   const out: CommitChange[] = [];
   const seen = new Set<string>();
-  for (const ref of refs.filter((r) => SHA_REF.test(r) || NUMBER_REF.test(r)).slice(0, MAX_REFS)) {
+  const ours = (r: string) => {
+    const m = NUMBER_REF.exec(r);
+    return !m || !m[2] || m[2].toLowerCase() === repo.name.toLowerCase();
+  };
+  for (const ref of refs.filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r)).slice(0, MAX_REFS)) {
     for (const sha of (await orNull(commitsFor(git, base, ref))) ?? []) {
       if (seen.has(sha)) continue;
       seen.add(sha);
@@ -56,9 +67,10 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
 
 /** The commits a ref names, in the past of `base` only. */
 async function commitsFor(git: Git, base: string, ref: string): Promise<string[]> {
-  if (ref.startsWith("#")) {
+  const number = NUMBER_REF.exec(ref)?.[3];
+  if (number) {
     // Messages say what they fix or follow: "Fixed #30408 --", "(#1234)", "closes #12".
-    const log = await git(["log", "-E", `--grep=#${ref.slice(1)}([^0-9]|$)`, "--format=%H", "-n", String(PER_NUMBER), "--end-of-options", base]);
+    const log = await git(["log", "-E", `--grep=#${number}([^0-9]|$)`, "--format=%H", "-n", String(PER_NUMBER), "--end-of-options", base]);
     return log.split("\n").filter((l) => /^[0-9a-f]{40}$/.test(l));
   }
   // Ambiguous or unknown: rev-parse fails, and the ref is not a commit of this repository.

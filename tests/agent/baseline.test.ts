@@ -479,11 +479,11 @@ describe("baseline pieces", () => {
         "Saving crashes again",
         "Same as #30408 (and see [the PR](https://github.com/acme/shop/pull/1234), https://code.example.org/ticket/30408).",
         "Not numbers of issues: &#123; in HTML, page.html#45, step#67, #7 (one digit), https://acme.example/issues/12a.",
-        "Regression in b3db6c8dcb. Also https://gitlab.example.com/acme/shop/-/issues/88 and #99, #100.",
+        "Regression in b3db6c8dcb. Also https://gitlab.example.com/acme/shop/-/issues/88, numpy/numpy#4321 and #99, #100.",
       ].join("\n"),
     );
-    // Shas first; numbers after, at most four.
-    expect(t.commits).toEqual(["b3db6c8dcb", "#30408", "#1234", "#88", "#99"]);
+    // Shas first; numbers after, at most four; a link or a cross-reference says whose number it is.
+    expect(t.commits).toEqual(["b3db6c8dcb", "#30408", "acme/shop#1234", "acme/shop#88", "numpy/numpy#4321"]);
   });
 
   it("finds dotted names and .py paths exactly as the regular expressions they replace did", () => {

@@ -54,9 +54,11 @@ describe("what the commits an issue names changed", () => {
     fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "Refs #4242 -- after the issue");
     const tree = await cache.prepare({ url: fx.url, commit: base });
 
-    const found = await cache.namedCommits(tree, ["#4242", "#77", "#5"]);
+    // Another project's #4242 (a cross-reference, a link to its tracker) is not this one's; the
+    // same project under an owner it had before is.
+    const found = await cache.namedCommits(tree, ["other/project#4242", `former-owner/${tree.name.toUpperCase()}#4242`, "#77", "#5"]);
     expect(found.map((c) => [c.ref, c.files])).toEqual([
-      ["#4242", ["pkg/util.py"]],
+      [`former-owner/${tree.name.toUpperCase()}#4242`, ["pkg/util.py"]],
       ["#77", ["pkg/parser.py"]],
     ]);
     expect(found[0]!.sha).toBe(related);

@@ -181,7 +181,7 @@ function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, 
   const commitFiles: RankContext["commitFiles"] = new Map();
   const commitDefs: RankContext["commitDefs"] = new Map();
   for (const c of commits) {
-    const commit = c.ref.startsWith("#") ? `commit ${c.sha.slice(0, 10)}, which mentions ${c.ref} as the issue does` : `commit ${c.ref}, which the issue names`;
+    const commit = c.ref.includes("#") ? `commit ${c.sha.slice(0, 10)}, which mentions ${c.ref.slice(c.ref.indexOf("#"))} as the issue does` : `commit ${c.ref}, which the issue names`;
     const files = [...new Set(c.files.map(now).filter((f): f is string => f !== undefined))];
     const share = 1 / Math.sqrt(files.length);
     for (const f of files) if (share > (commitFiles.get(f)?.share ?? 0)) commitFiles.set(f, { commit, share });

@@ -491,6 +491,10 @@ export function extractIssueTerms(issueText: string): IssueTerms {
 const COMMIT_CONTEXT = /(commit|regress|introduc|bisect|caused|broke|since|revert)/i;
 const COMMIT_LINK = /\/commits?\/$/;
 const TICKET_LINK = /\/(issues|pull|pulls|merge_requests|ticket)\/$/;
+/** A code host's address up to the issue number: `https://github.com/<owner>/<name>/issues/`, GitLab's `/-/`. */
+const REPO_LINK = /https?:\/\/[^/\s]+\/([\w.-]+)\/([\w.-]+)\/(?:-\/)?(?:issues|pull|pulls|merge_requests)\/$/;
+/** GitHub's cross-reference, `owner/name#123`. */
+const REPO_HASH = /(?:^|[^\w/.-])([\w.-]+)\/([\w.-]+)#$/;
 const MAX_TICKETS = 4;
 
 /**
@@ -518,11 +522,15 @@ export function commitRefs(text: string): string[] {
     const run = before.slice(start);
     const inLink = run.includes("://") || /www\./i.test(run);
     if (number) {
-      // `#123` written as such (not `&#123;`, not a URL's fragment), or an issue's own address.
+      // `#123` written as such (not `&#123;`, not a URL's fragment), `owner/name#123`, or an
+      // issue's own address; the last two say whose, and another project's number means
+      // nothing here (history.ts keeps only the tree's own).
       const hashed = run.endsWith("#") && !inLink && !/[\w&/]#$/.test(run);
-      if ((hashed || (inLink && TICKET_LINK.test(run))) && tickets.length < MAX_TICKETS) {
-        seen.add(w);
-        tickets.push(`#${w}`);
+      const whose = inLink ? REPO_LINK.exec(run) : REPO_HASH.exec(run);
+      const ref = hashed ? `#${w}` : whose && (!inLink || TICKET_LINK.test(run)) ? `${whose[1]}/${whose[2]}#${w}` : inLink && TICKET_LINK.test(run) ? `#${w}` : null;
+      if (ref && !seen.has(ref) && tickets.length < MAX_TICKETS) {
+        seen.add(ref);
+        tickets.push(ref);
       }
       continue;
     }
