@@ -47,9 +47,9 @@ export interface IssueTerms {
   pointers: LinePointer[];
   /**
    * What may name commits: hex words ("Regression in b3db6c8", a `/commit/<sha>` link), those
-   * written beside a word about history first, then issue and pull-request numbers ("#30408",
-   * an `/issues/123` link) as `#123`, which commits' messages mention. Only the repository
-   * can say which are.
+   * written beside a word about history first, then issue and pull-request numbers ("#30408";
+   * `owner/name#123` for a cross-reference or a link to a tracker), which commits' messages
+   * mention. Only the repository can say which are.
    */
   commits: string[];
 }
@@ -501,8 +501,9 @@ const MAX_TICKETS = 4;
  * Abbreviated or full shas: a whole word of 7-40 lowercase hex digits with a letter and a
  * digit in it (a plain number or word is not one). In a link only a commit's own address
  * counts: a permalink's `/blob/<sha>/` is where the reporter happened to look, and an image's
- * name is random. Issue and pull-request numbers, at most four: `#123` as written, or an
- * `/issues/123`, `/pull/123`, `/merge_requests/123` or `/ticket/123` address. Words are split
+ * name is random. Issue and pull-request numbers, at most four: `#123` as written, an
+ * `owner/name#123` cross-reference, or an `/issues/123`, `/pull/123`, `/merge_requests/123` or
+ * `/ticket/123` address (with its owner and name where the address has them). Words are split
  * by a plain scan, and the look back is bounded, so any text is read in linear time.
  */
 export function commitRefs(text: string): string[] {
@@ -526,8 +527,8 @@ export function commitRefs(text: string): string[] {
       // issue's own address; the last two say whose, and another project's number means
       // nothing here (history.ts keeps only the tree's own).
       const hashed = run.endsWith("#") && !inLink && !/[\w&/]#$/.test(run);
-      const whose = inLink ? REPO_LINK.exec(run) : REPO_HASH.exec(run);
-      const ref = hashed ? `#${w}` : whose && (!inLink || TICKET_LINK.test(run)) ? `${whose[1]}/${whose[2]}#${w}` : inLink && TICKET_LINK.test(run) ? `#${w}` : null;
+      const whose = (inLink ? REPO_LINK : REPO_HASH).exec(run);
+      const ref = hashed ? `#${w}` : whose ? `${whose[1]}/${whose[2]}#${w}` : inLink && TICKET_LINK.test(run) ? `#${w}` : null;
       if (ref && !seen.has(ref) && tickets.length < MAX_TICKETS) {
         seen.add(ref);
         tickets.push(ref);
