@@ -15,13 +15,24 @@ const explanation =
   "comment line in a settings file became a setting. Lines without a separator are skipped now, and " +
   "strict parsers report them. parse_file also closes the file before returning, even on errors.";
 
-describe("mining fitting instances from commit history", () => {
+/** A repository of the test's own, and commits.py run over its history from `tip` (with `flags`). */
+function minedRepository() {
   const repo = makeGitFixture();
   const out = mkdtempSync(join(tmpdir(), "codescout-mined-"));
   afterAll(() => {
     repo.cleanup();
     rmSync(out, { recursive: true, force: true });
   });
+  const mine = (tip: string, ...flags: string[]) => {
+    const file = join(out, `${tip.slice(0, 8)}${flags.join("")}.jsonl`);
+    execFileSync("python3", ["bench/baseline/commits.py", ...flags, "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@${tip}`], { stdio: "pipe" });
+    return readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  return { repo, mine };
+}
+
+describe("mining fitting instances from commit history", () => {
+  const { repo, mine } = minedRepository();
 
   const base = repo.commits[0]!;
   const fix = repo.commit(
@@ -38,12 +49,6 @@ describe("mining fitting instances from commit history", () => {
   repo.commit({ "pkg/util.py": "def helper():\n    return 43\n" }, `Bump helper value${explanation}`);
   repo.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "Fix helper value\n\ntoo short to stand in for an issue");
   repo.commit({ "pkg/new.py": "def fresh():\n    return 1\n" }, `Fix missing module${explanation}`);
-
-  const mine = (tip: string) => {
-    const file = join(out, `${tip.slice(0, 8)}.jsonl`);
-    execFileSync("python3", ["bench/baseline/commits.py", "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@${tip}`], { stdio: "pipe" });
-    return readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
 
   it("keeps an explained fix, with the parent as base and the edited functions as ground truth", () => {
     const rows = mine("HEAD");
@@ -69,12 +74,7 @@ describe("mining fitting instances from commit history", () => {
 });
 
 describe("mining instances whose message names an earlier commit (--names-commit)", () => {
-  const repo = makeGitFixture();
-  const out = mkdtempSync(join(tmpdir(), "codescout-mined-"));
-  afterAll(() => {
-    repo.cleanup();
-    rmSync(out, { recursive: true, force: true });
-  });
+  const { repo, mine } = minedRepository();
   const why = "\n\nStrict parsers stopped reporting lines without a separator, so a typo in a settings file went unnoticed.";
   const v1 = parser.replace("self.strict = strict", "self.strict = bool(strict)");
   const v2 = v1.replace("out = {}", "out = dict()");
@@ -83,9 +83,7 @@ describe("mining instances whose message names an earlier commit (--names-commit
   repo.commit({ "pkg/parser.py": v2.replace("return out", "return dict(out)") }, `Fix regression in deadbeef123, not a commit here${why}`);
 
   it("keeps only the fixes whose message names a commit before them", () => {
-    const file = join(out, "named.jsonl");
-    execFileSync("python3", ["bench/baseline/commits.py", "--names-commit", "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@HEAD`], { stdio: "pipe" });
-    const rows = readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = mine("HEAD", "--names-commit");
     expect(rows.map((r) => r.instance_id)).toEqual([`acme__sample-${named.slice(0, 12)}`]);
     expect(rows[0]).toMatchObject({ base_commit: culprit, gt: { files: ["pkg/parser.py"], entities: ["pkg/parser.py:Parser.parse"] } });
   });

@@ -10,6 +10,8 @@ export interface GitFixture {
   /** Commit shas in creation order. */
   commits: string[];
   commit(files: Record<string, string>, message?: string): string;
+  /** Runs git in the repository as its author (branches, merges); returns its output, trimmed. */
+  git(...args: string[]): string;
   cleanup(): void;
 }
 
@@ -76,6 +78,7 @@ export function makeGitFixture(files: Record<string, string> = SAMPLE_FILES): Gi
       commits.push(sha);
       return sha;
     },
+    git: (...args) => git(dir, ...args),
     cleanup() {
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,5 +1,4 @@
 import { describe, it, expect, afterEach } from "vitest";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,16 +40,14 @@ describe("what the commits an issue names changed", () => {
 
   it("finds the commits whose messages mention an issue's number, a merged pull request's whole change among them, in the past only", async () => {
     const { fx, cache } = setup();
-    const git = (...args: string[]) =>
-      execFileSync("git", args, { cwd: fx.dir, encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.invalid", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.invalid" } }).trim();
     const related = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" }, "Fixed #4242 -- helper returns the answer");
     fx.commit({ "README.md": "# about #42424\n" }, "Mentions #42424, a longer number");
     // A pull request merged with a merge commit: its own commits do not say its number.
-    git("checkout", "-q", "-b", "feature");
+    fx.git("checkout", "-q", "-b", "feature");
     fx.commit({ "pkg/parser.py": parser.replace("out = {}", "out = dict()") }, "use dict()");
-    git("checkout", "-q", "main");
-    git("merge", "-q", "--no-ff", "-m", "Merge pull request #77 from someone/feature", "feature");
-    const base = git("rev-parse", "HEAD");
+    fx.git("checkout", "-q", "main");
+    fx.git("merge", "-q", "--no-ff", "-m", "Merge pull request #77 from someone/feature", "feature");
+    const base = fx.git("rev-parse", "HEAD");
     fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "Refs #4242 -- after the issue");
     const tree = await cache.prepare({ url: fx.url, commit: base });
 

@@ -515,7 +515,8 @@ export function commitRefs(text: string): string[] {
   for (const m of text.matchAll(/[0-9A-Za-z_]+/g)) {
     const w = m[0];
     const number = /^[0-9]{2,7}$/.test(w);
-    if (seen.has(w) || (!number && (w.length < 7 || w.length > 40 || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w)))) continue;
+    // A number is kept once per ref (below); a sha, once per word.
+    if (!number && (seen.has(w) || w.length < 7 || w.length > 40 || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w))) continue;
     // The link the word is in, if any: the run of non-blanks before it (a link is not that long).
     const before = text.slice(Math.max(0, m.index - 300), m.index);
     let start = before.length;
