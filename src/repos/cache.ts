@@ -156,8 +156,11 @@ export class RepoCache {
     // repository itself: its own credentials (or none) must pass `git ls-remote`.
     if (existsSync(join(mirror, PRIVATE_MARK))) await this.authorize(id.url, env, signal);
 
-    // A tree at a full sha needs no git at all when it is already there.
-    if (SHA_RE.test(req.commit) && !req.patch) {
+    // A tree at a full sha needs no git at all when it is already there, as long as its
+    // mirror is: the mirror holds the mark above and the history a job reads (history.ts).
+    // Without it, a tree fetched with a token would be served to anyone, and an issue
+    // naming a commit would be answered without it.
+    if (SHA_RE.test(req.commit) && !req.patch && existsSync(join(mirror, "HEAD"))) {
       const treePath = await this.trees.find(join(key, req.commit));
       if (treePath) return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
     }
@@ -190,8 +193,8 @@ export class RepoCache {
 
   /**
    * What the commits an issue names changed, among the prepared tree's ancestors (see
-   * history.ts). An upload has no history, and a mirror removed since has none left: both
-   * answer nothing, as a hint that is not there.
+   * history.ts). An upload has no history: it answers nothing, as a hint that is not there.
+   * The tree's mirror was used by its preparation, so the budget does not count it idle yet.
    */
   async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
     if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];

@@ -189,7 +189,7 @@ describe("RepoCache", () => {
     const dir = cacheDir();
     const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), maxMirrorBytes: 1, treeIdleMs: 30_000 });
     const mirrors = () => readdirSync(join(dir, "mirrors")).filter((n) => n.endsWith(".git"));
-    await cache.prepare({ url: fa.url, commit: fa.commits[0]! });
+    const first = await cache.prepare({ url: fa.url, commit: fa.commits[0]! });
     const [mirrorA] = mirrors();
     const past = new Date(Date.now() - 60_000);
     utimesSync(join(dir, "mirrors", mirrorA!), past, past);
@@ -197,8 +197,11 @@ describe("RepoCache", () => {
     await cache.prepare({ url: fb.url, commit: fb.commits[0]! });
     expect(mirrors()).toHaveLength(1);
     expect(mirrors()).not.toContain(mirrorA);
-    // Its next job clones again; the tree already made is still served without git.
-    expect((await cache.prepare({ url: fa.url, commit: fa.commits[0]! })).cache).toBe("hot");
+    // Its next job clones again, so the history the job reads is there as it was, and the
+    // tree already made is used as it is.
+    const again = await cache.prepare({ url: fa.url, commit: fa.commits[0]! });
+    expect(again).toMatchObject({ cache: "cold", treePath: first.treePath });
+    expect((await cache.namedCommits(again, [fa.commits[0]!])).map((c) => c.sha)).toEqual([fa.commits[0]]);
     const second = fa.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
     expect((await cache.prepare({ url: fa.url, commit: second })).cache).toBe("cold");
     expect(mirrors()).toHaveLength(2);

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
@@ -64,5 +64,18 @@ describe("private repositories", () => {
     await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed" });
     await expect(cache.prepare({ url, commit: fx.commits[0]!, token: "wrong" })).rejects.toMatchObject({ reason: "fetch_failed" });
     expect((await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN })).cache).toBe("hot");
+  });
+
+  it("are not served from a cached tree once their mirror is gone, where the mark that asks for credentials was kept", async () => {
+    const cache = newCache();
+    await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN });
+    // The mirror budget removes an idle mirror whole; the tree made from it stays in its own cache.
+    const mirrors = join(cache.dir, "mirrors");
+    for (const name of readdirSync(mirrors).filter((n) => n.endsWith(".git"))) rmSync(join(mirrors, name), { recursive: true, force: true });
+
+    await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed" });
+    const again = await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN });
+    expect(again.cache).toBe("cold");
+    expect(readFileSync(join(again.treePath, "pkg/util.py"), "utf8")).toContain("def helper");
   });
 });
