@@ -74,6 +74,7 @@ export class Submitter {
       repo: source.repo,
       ...(token && config.SECRET_KEY ? { sealedToken: sealSecret(token, config.SECRET_KEY) } : {}),
       ...(body.repo.patch ? { patch: body.repo.patch } : {}),
+      ...(body.repo.commits?.length ? { commits: body.repo.commits } : {}),
       issue: body.issue,
       options,
       owner,
@@ -82,7 +83,7 @@ export class Submitter {
     };
     const cacheKey =
       source.identity && options.cache !== false && !token
-        ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, issue: body.issue, options, model: config.MODEL_NAME })
+        ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, commits: body.repo.commits, issue: body.issue, options, model: config.MODEL_NAME })
         : null;
     const bodyHash = createHash("sha256")
       .update(JSON.stringify({ ...body, repo: { ...body.repo, token: token ? sha256(token) : null } }))
@@ -103,6 +104,9 @@ export class Submitter {
         throw new ApiError(422, "upload_not_found", `no upload ${repo.upload} (never sent, or expired): send the tree with POST /v1/uploads`, `${at}upload`);
       }
       return { repo: { upload: repo.upload }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };
+    }
+    if (repo.commits !== undefined) {
+      throw new ApiError(422, "invalid_repository", "repo.commits goes with repo.upload only: the service reads a repository's own history", `${at}commits`);
     }
     if (repo.url === undefined) {
       throw new ApiError(422, "invalid_repository", "give repo.url and repo.commit (a repository at a commit), or repo.upload (an uploaded tree)", `${at}url`);

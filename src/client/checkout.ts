@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
+import { checkoutCommits } from "./history.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
 import { git, Snapshot, TreeCache } from "./snapshot.js";
 
@@ -149,7 +150,10 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       }
     }
     const upload = await uploadCheckout(client, snapshot, hooks.say);
-    const view = await client.submit({ repo: { upload: upload.upload_id }, issue: request.issue, options: request.options });
+    const commits = checkout.head ? await checkoutCommits(checkout.root, checkout.head, request.issue, hooks.signal) : [];
+    if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
+    const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
+    const view = await client.submit({ repo, issue: request.issue, options: request.options });
     return await client.follow(view, hooks);
   } finally {
     await snapshot.dispose();

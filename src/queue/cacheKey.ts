@@ -6,12 +6,23 @@ import type { LocalizePayload } from "./contract.js";
  * issue text, the same model and the same options give the same answer (up to sampling),
  * so a repeated request can be answered from the cache.
  */
-export function resultCacheKey(input: { url: string; sha: string; patch?: string; issue: string; options: LocalizePayload["options"]; model: string }): string {
+export function resultCacheKey(input: {
+  url: string;
+  sha: string;
+  patch?: string;
+  /** An uploaded tree's history as its caller sent it: the same tree with other history can answer otherwise. */
+  commits?: LocalizePayload["commits"];
+  issue: string;
+  options: LocalizePayload["options"];
+  model: string;
+}): string {
   const o = input.options;
   const identity = {
     url: input.url,
     sha: input.sha,
     patch: input.patch ?? null,
+    // Absent rather than null, so the keys of results cached before this field stay the same.
+    ...(input.commits?.length ? { commits: createHash("sha256").update(JSON.stringify(input.commits)).digest("hex") } : {}),
     issue: createHash("sha256").update(input.issue).digest("hex"),
     policy: o.policy ?? null,
     model: o.policy === "baseline" ? null : input.model,

@@ -35,6 +35,27 @@ export const localizeOptionsSchema = z
 export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
 
 /**
+ * What one commit an issue names changed, as a client read it from its own checkout's history:
+ * an uploaded tree comes without history, so the service cannot read it there (repos/history.ts
+ * does for a repository URL). It only guides that job's own answer.
+ */
+export const namedCommitSchema = z
+  .object({
+    ref: z
+      .string()
+      .regex(/^(?:[0-9a-f]{7,40}|(?:[\w.-]{1,100}\/[\w.-]{1,100})?#[0-9]{2,7})$/, "a ref is a sha (7-40 hex) or #123")
+      .describe("How the issue names it: a sha as written, or `#123` for a commit whose message mentions that number."),
+    sha: z.string().regex(/^[0-9a-f]{40}$/, "a sha is 40 lowercase hex characters"),
+    files: z.array(z.string().min(1).max(1024)).max(50).describe("Paths the commit changed, relative to the tree's root."),
+    defs: z
+      .array(z.object({ file: z.string().min(1).max(1024), name: z.string().min(1).max(200) }).strict())
+      .max(200)
+      .describe("Python functions and classes its hunks sit in."),
+  })
+  .strict();
+export type NamedCommitRef = z.infer<typeof namedCommitSchema>;
+
+/**
  * Which tree a job localizes: a commit of a git repository (`url` + `commit`), optionally
  * with the caller's uncommitted changes on top (`patch`), or a working tree the caller
  * uploaded (`upload`). One flat object so that every mistake names its own field.
@@ -60,7 +81,14 @@ export const repoRefSchema = z
       .string()
       .regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters")
       .optional()
-      .describe("An upload id from POST /v1/uploads: localize that working tree instead of a commit. Not combined with the other fields."),
+      .describe("An upload id from POST /v1/uploads: localize that working tree instead of a commit. Combined with no other field but `commits`."),
+    commits: z
+      .array(namedCommitSchema)
+      .max(8)
+      .optional()
+      .describe(
+        "Only with `upload`: what the commits the issue names changed, read from the caller's own history (`codescout-mcp` and the `localize` CLI send it). The service reads a repository URL's history itself.",
+      ),
   })
   .strict();
 export type RepoRef = z.infer<typeof repoRefSchema>;
@@ -88,6 +116,8 @@ export const localizePayloadSchema = z.object({
   sealedToken: z.string().optional(),
   /** The caller's uncommitted changes, applied on top of repo.commit by the worker. */
   patch: z.string().optional(),
+  /** With repo.upload: what the commits the issue names changed, from the caller's history. */
+  commits: z.array(namedCommitSchema).optional(),
   issue: z.string().min(1),
   options: localizeOptionsSchema,
   /** The API key name that submitted the job ("anonymous" when auth is off). */

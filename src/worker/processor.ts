@@ -102,7 +102,7 @@ export function createProcessor(deps: ProcessorDeps) {
 
       const cacheKey =
         payload.options.cache !== false && !token
-          ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, issue: payload.issue, options: payload.options, model: deps.model })
+          ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, commits: payload.commits, issue: payload.issue, options: payload.options, model: deps.model })
           : null;
       const cached = cacheKey ? await deps.cache.get(cacheKey) : null;
       if (cached) {
@@ -138,7 +138,10 @@ export function createProcessor(deps: ProcessorDeps) {
           exec: (argv, options) => box.exec(argv, options),
           signal: abort.signal,
           onEvent,
-          namedCommits: (refs) => deps.repos.namedCommits(tree, refs, abort.signal),
+          // An uploaded tree has no history here; its caller read the named commits from its own.
+          namedCommits: upload
+            ? async (refs) => (payload.commits ?? []).filter((c) => refs.includes(c.ref))
+            : (refs) => deps.repos.namedCommits(tree, refs, abort.signal),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();

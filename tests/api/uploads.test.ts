@@ -8,6 +8,9 @@ import { dropPrefix } from "../helpers/redis.js";
 import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 import { Readable } from "node:stream";
 import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
+import { resultCacheKey } from "../../src/queue/cacheKey.js";
+import type { LocalizeResult } from "../../src/queue/contract.js";
+import { ResultCache } from "../../src/store/resultCache.js";
 
 const servers: Array<{ api: ApiServer; prefix: string }> = [];
 afterEach(async () => {
@@ -29,6 +32,20 @@ const TREE: TarEntry[] = [
   { name: "app/main.py", body: "def main():\n    return 0\n" },
 ];
 const gz = { "content-type": "application/gzip" };
+const CACHED: LocalizeResult = {
+  policy: "baseline",
+  finish_reason: "finish_tool",
+  commit_sha: "0".repeat(40),
+  repo_cache: "hot",
+  answered: true,
+  locations: [{ file: "app/main.py", function_name: "main", valid: true }],
+  files: ["app/main.py"],
+  modules: [],
+  entities: ["app/main.py:main"],
+  turns: 1,
+  timings: { queue_wait_ms: 1, repo_ms: 1, sandbox_ms: 1, policy_ms: 1, model_ms: 0, tool_ms: 1, total_ms: 5 },
+  usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
+};
 
 /** Every file under a directory, recursively (the upload area must hold nothing but uploads). */
 function filesUnder(dir: string): string[] {
@@ -66,6 +83,42 @@ describe("uploads", () => {
     const mixed = await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: info.upload_id, commit: "main" }, issue: "x" } });
     expect(mixed.statusCode).toBe(422);
     expect(mixed.json().error.field).toBe("repo.commit");
+  });
+
+  it("takes what the commits an issue names changed with an upload only, checked field by field, and keeps it out of the job's view", async () => {
+    const { inject, config } = await start();
+    const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();
+    const commit = { ref: "b3db6c8", sha: "b3db6c8".padEnd(40, "0"), files: ["app/main.py"], defs: [{ file: "app/main.py", name: "main" }] };
+    const post = (repo: Record<string, unknown>, issue = "main broke in b3db6c8") => inject({ method: "POST", url: "/v1/localize", payload: { repo, issue } });
+
+    const job = await post({ upload: info.upload_id, commits: [commit, { ...commit, ref: "#1234" }] });
+    expect(job.statusCode).toBe(202);
+    expect(job.json().repo).toEqual({ upload: info.upload_id });
+    // The same tree and issue with other history is another question: a result cached without it is not its answer.
+    const options = { policy: "baseline" } as const;
+    const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main broke in b3db6c8", options, model: config.MODEL_NAME });
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
+    } finally {
+      redis.disconnect();
+    }
+    expect((await post({ upload: info.upload_id })).json().cached).toBe(true);
+    expect((await post({ upload: info.upload_id, commits: [commit] })).json().cached).toBe(false);
+    // A repository URL's history is read by the service itself.
+    const withUrl = await post({ url: "https://github.com/o/r", commit: "main", commits: [commit] });
+    expect(withUrl.statusCode).toBe(422);
+    expect(withUrl.json().error).toMatchObject({ code: "invalid_repository", field: "repo.commits" });
+    for (const [bad, field] of [
+      [{ ...commit, ref: "--all" }, "repo.commits.0.ref"],
+      [{ ...commit, sha: "HEAD" }, "repo.commits.0.sha"],
+      [{ ...commit, files: Array.from({ length: 51 }, (_, i) => `f${i}.py`) }, "repo.commits.0.files"],
+      [{ ...commit, extra: 1 }, "repo.commits.0"],
+    ] as const) {
+      const refused = await post({ upload: info.upload_id, commits: [bad] });
+      expect(refused.statusCode, JSON.stringify(bad).slice(0, 80)).toBe(422);
+      expect(refused.json().error.field, JSON.stringify(refused.json())).toBe(field);
+    }
   });
 
   it("refuses hostile archives with a clear 4xx and leaves nothing on disk", async () => {

@@ -266,6 +266,27 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(again.some((m) => m.includes("already holds this tree"))).toBe(true);
     await client.close();
   });
+
+  it("sends what the commit an issue names changed, read from the local history, with an upload (the service has none for it)", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    const commit = (message: string) => execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", message], { cwd: dir });
+    writeFileSync(join(dir, "pkg/util.py"), "def helper():\n    return 41\n");
+    commit("a change that broke it");
+    const culprit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, encoding: "utf8" }).trim();
+    writeFileSync(join(dir, "README.md"), "# sample, later\n");
+    commit("docs");
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
+    const progress: string[] = [];
+    const issue = `The answer is off by one\n\nRegression in ${culprit.slice(0, 9)}.`;
+    const result = await client.callTool({ name: "localize", arguments: { issue, policy: "baseline" } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect(progress.some((m) => m.startsWith("uploading"))).toBe(true);
+    expect(progress).toContain("sending what the commit the issue names changed, read from the local history");
+    const out = result.structuredContent as { locations: Array<{ file: string; function_name?: string; evidence?: string[] }> };
+    expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
+    expect(out.locations[0]!.evidence).toContain(`changed by commit ${culprit.slice(0, 9)}, which the issue names`);
+    await client.close();
+  });
 });
 
 describe("clients nobody here wrote", () => {

@@ -1,0 +1,32 @@
+import { basename } from "node:path";
+import { extractIssueTerms } from "../agent/baseline/issueTerms.js";
+import { namedCommitSchema, type NamedCommitRef } from "../queue/contract.js";
+import { commitChanges } from "../repos/history.js";
+import { git } from "./snapshot.js";
+
+/**
+ * What the commits an issue names changed, read from the developer's own checkout, for a tree
+ * that is uploaded: the service has no history for an upload, and the checkout has it all
+ * ("Regression in b3db6c8", "same as #123"). The issue is read as the baseline reads it and the
+ * history as the service reads a mirror's (repos/history.ts, which only reads: no fetch, no
+ * hooks), so an upload is answered as its repository URL would be. Only HEAD's past counts.
+ * A failure here costs the hint, never the request.
+ */
+export async function checkoutCommits(root: string, head: string, issue: string, signal?: AbortSignal): Promise<NamedCommitRef[]> {
+  const refs = extractIssueTerms(issue).commits;
+  if (refs.length === 0) return [];
+  try {
+    const gitDir = (await git(root, ["rev-parse", "--absolute-git-dir"])).trim();
+    // The checkout's directory stands for the project's name, which says whose `owner/name#123` is ours.
+    const changes = await commitChanges(gitDir, head, refs, { owner: "", name: basename(root) }, signal);
+    // The contract's bounds: what does not fit is left out rather than refused.
+    return changes.flatMap((c) => {
+      const parsed = namedCommitSchema.safeParse({ ...c, defs: c.defs.slice(0, DEFS_MAX) });
+      return parsed.success ? [parsed.data] : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+const DEFS_MAX = 200;
