@@ -149,8 +149,10 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
       }
     }
+    // Read while the tree is sent: a long history's log walks cost the upload no time.
+    const reading = checkout.head ? checkoutCommits(checkout.root, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
     const upload = await uploadCheckout(client, snapshot, hooks.say);
-    const commits = checkout.head ? await checkoutCommits(checkout.root, checkout.head, request.issue, hooks.signal) : [];
+    const commits = await reading;
     if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
     const view = await client.submit({ repo, issue: request.issue, options: request.options });

@@ -10,12 +10,12 @@ import { git } from "./snapshot.js";
  * ("Regression in b3db6c8", "same as #123"). The issue is read as the baseline reads it and the
  * history as the service reads a mirror's (repos/history.ts, which only reads: no fetch, no
  * hooks), so an upload is answered as its repository URL would be. Only HEAD's past counts.
- * A failure here costs the hint, never the request.
+ * It never rejects (it runs beside the upload): a failure here costs the hint, never the request.
  */
 export async function checkoutCommits(root: string, head: string, issue: string, signal?: AbortSignal): Promise<NamedCommitRef[]> {
-  const refs = extractIssueTerms(issue).commits;
-  if (refs.length === 0) return [];
   try {
+    const refs = extractIssueTerms(issue).commits;
+    if (refs.length === 0) return [];
     const gitDir = (await git(root, ["rev-parse", "--absolute-git-dir"])).trim();
     // The checkout's directory stands for the project's name, which says whose `owner/name#123` is ours.
     const changes = await commitChanges(gitDir, head, refs, { owner: "", name: basename(root) }, signal);
