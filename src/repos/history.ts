@@ -54,9 +54,16 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
     const m = NUMBER_REF.exec(r);
     return !m || !m[2] || m[2].toLowerCase() === repo.name.toLowerCase();
   };
-  for (const ref of refs.filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r)).slice(0, MAX_REFS)) {
-    for (const sha of (await orNull(commitsFor(git, base, ref))) ?? []) {
+  const kept = refs.filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r)).slice(0, MAX_REFS);
+  const numbers = [...new Set(kept.map((r) => NUMBER_REF.exec(r)?.[3]).filter((n): n is string => n !== undefined))];
+  const mentioning = numbers.length ? await orNull(commitsMentioning(git, base, numbers)) : null;
+  for (const ref of kept) {
+    const number = NUMBER_REF.exec(ref)?.[3];
+    const shas = number ? mentioning?.get(number) : await orNull(commitsFor(git, base, ref));
+    for (const sha of shas ?? []) {
       if (seen.has(sha)) continue;
+      // A message is the repository's text: whatever it holds, only the tree's own past counts.
+      if (number && (await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) continue;
       seen.add(sha);
       const change = await orNull(changed(git, sha));
       if (change) out.push({ ref, sha, ...change });
@@ -65,14 +72,30 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
   return out;
 }
 
-/** The commits a ref names, in the past of `base` only. */
-async function commitsFor(git: Git, base: string, ref: string): Promise<string[]> {
-  const number = NUMBER_REF.exec(ref)?.[3];
-  if (number) {
-    // Messages say what they fix or follow: "Fixed #30408 --", "(#1234)", "closes #12".
-    const log = await git(["log", "-E", `--grep=#${number}([^0-9]|$)`, "--format=%H", "-n", String(PER_NUMBER), "--end-of-options", base]);
-    return log.split("\n").filter((l) => /^[0-9a-f]{40}$/.test(l));
+/**
+ * Per number, the newest commits in the past of `base` whose messages mention it: "Fixed #30408
+ * --", "(#1234)", "closes #12". One walk of the history for all of them, since a number
+ * mentioned once costs a walk of most of it; one number stops at its first few.
+ */
+async function commitsMentioning(git: Git, base: string, numbers: string[]): Promise<Map<string, string[]>> {
+  const mention = (n: string) => `#${n}([^0-9]|$)`;
+  const limit = numbers.length === 1 ? ["-n", String(PER_NUMBER)] : [];
+  const log = await git(["log", "-E", ...numbers.map((n) => `--grep=${mention(n)}`), ...limit, "--format=%x1e%H%x00%B", "--end-of-options", base]);
+  const found = new Map(numbers.map((n) => [n, [] as string[]]));
+  // Newest first; git matched each line of a message, so each pattern is read line by line here too.
+  for (const record of log.split("\x1e")) {
+    const [sha, message = ""] = record.split("\0");
+    if (!sha || !/^[0-9a-f]{40}$/.test(sha)) continue;
+    for (const n of numbers) {
+      const list = found.get(n)!;
+      if (list.length < PER_NUMBER && new RegExp(mention(n), "m").test(message)) list.push(sha);
+    }
   }
+  return found;
+}
+
+/** The commit a sha names, if it is one in the past of `base`. */
+async function commitsFor(git: Git, base: string, ref: string): Promise<string[]> {
   // Ambiguous or unknown: rev-parse fails, and the ref is not a commit of this repository.
   const sha = (await git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${ref}^{commit}`])).trim();
   if (!/^[0-9a-f]{40}$/.test(sha)) return [];

@@ -62,6 +62,20 @@ describe("what the commits an issue names changed", () => {
     expect(found[1]!.defs).toEqual([{ file: "pkg/parser.py", name: "parse" }]);
   });
 
+  it("reads every number in one walk of the history: each gets its own newest three commits", async () => {
+    const { fx, cache } = setup();
+    const shas = [1, 2, 3, 4].map((i) => fx.commit({ "pkg/util.py": `def helper():\n    return ${i}\n` }, `Refs #31 -- step ${i}`));
+    const other = fx.commit({ "pkg/parser.py": parser.replace("out = {}", "out = dict()") }, "Tidy\n\nThe body says it: closes #32.");
+    const tree = await cache.prepare({ url: fx.url, commit: other });
+    const found = await cache.namedCommits(tree, ["#31", "#32", "#33"]);
+    expect(found.map((c) => [c.ref, c.sha])).toEqual([
+      ["#31", shas[3]],
+      ["#31", shas[2]],
+      ["#31", shas[1]],
+      ["#32", other],
+    ]);
+  });
+
   it("passes nothing but hex and numbers to git, and answers nothing for a tree without history", async () => {
     const { fx, cache } = setup();
     const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
