@@ -20,6 +20,8 @@ export class CheckoutError extends Error {
 
 export interface Checkout {
   root: string;
+  /** Its git directory (where its history is). */
+  gitDir: string;
   /** HEAD's sha; null in a repository with no commit yet. */
   head: string | null;
   /** The URL of a remote whose branches contain HEAD (credentials removed); null when none does. */
@@ -28,8 +30,9 @@ export interface Checkout {
 
 export async function describeCheckout(dir: string): Promise<Checkout> {
   let root: string;
+  let gitDir: string;
   try {
-    root = (await git(resolve(dir), ["rev-parse", "--show-toplevel"])).trim();
+    [root = "", gitDir = ""] = (await git(resolve(dir), ["rev-parse", "--show-toplevel", "--absolute-git-dir"])).trim().split("\n");
   } catch {
     throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones)`);
   }
@@ -39,7 +42,7 @@ export async function describeCheckout(dir: string): Promise<Checkout> {
     git(root, ["for-each-ref", "--contains", "HEAD", "--format=%(refname:lstrip=2)", "refs/remotes"]).catch(() => ""),
     git(root, ["config", "--get-regexp", "^remote\\..*\\.url$"]).catch(() => ""),
   ]);
-  if (!head) return { root, head, remoteUrl: null };
+  if (!head) return { root, gitDir, head, remoteUrl: null };
   const urlOf = new Map(
     urls
       .split("\n")
@@ -52,9 +55,9 @@ export async function describeCheckout(dir: string): Promise<Checkout> {
   );
   for (const remote of remotes) {
     const url = serviceUrlOf(urlOf.get(remote) ?? "", root);
-    if (url) return { root, head, remoteUrl: url };
+    if (url) return { root, gitDir, head, remoteUrl: url };
   }
-  return { root, head, remoteUrl: null };
+  return { root, gitDir, head, remoteUrl: null };
 }
 
 /**
@@ -150,7 +153,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       }
     }
     // Read while the tree is sent: a long history's log walks cost the upload no time.
-    const reading = checkout.head ? checkoutCommits(checkout.root, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
+    const reading = checkout.head ? checkoutCommits(checkout, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
     const upload = await uploadCheckout(client, snapshot, hooks.say);
     const commits = await reading;
     if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);

@@ -2,7 +2,6 @@ import { basename } from "node:path";
 import { extractIssueTerms } from "../agent/baseline/issueTerms.js";
 import { namedCommitSchema, type NamedCommitRef } from "../queue/contract.js";
 import { commitChanges } from "../repos/history.js";
-import { git } from "./snapshot.js";
 
 /**
  * What the commits an issue names changed, read from the developer's own checkout, for a tree
@@ -12,14 +11,13 @@ import { git } from "./snapshot.js";
  * hooks), so an upload is answered as its repository URL would be. Only HEAD's past counts.
  * It never rejects (it runs beside the upload): a failure here costs the hint, never the request.
  */
-export async function checkoutCommits(root: string, head: string, issue: string, signal?: AbortSignal): Promise<NamedCommitRef[]> {
+export async function checkoutCommits(checkout: { root: string; gitDir: string }, head: string, issue: string, signal?: AbortSignal): Promise<NamedCommitRef[]> {
   try {
     // As much as the service takes by default: the reading is linear, but a megabyte is seconds.
     const refs = extractIssueTerms(issue.slice(0, READ_MAX_CHARS)).commits;
     if (refs.length === 0) return [];
-    const gitDir = (await git(root, ["rev-parse", "--absolute-git-dir"])).trim();
     // The checkout's directory stands for the project's name, which says whose `owner/name#123` is ours.
-    const changes = await commitChanges(gitDir, head, refs, { owner: "", name: basename(root) }, signal);
+    const changes = await commitChanges(checkout.gitDir, head, refs, { owner: "", name: basename(checkout.root) }, signal);
     // The contract's bounds: what does not fit is left out rather than refused.
     return changes.flatMap((c) => {
       const parsed = namedCommitSchema.safeParse({ ...c, defs: c.defs.slice(0, DEFS_MAX) });

@@ -21,6 +21,7 @@ export interface CommitChange {
 }
 
 const SHA_REF = /^[0-9a-f]{7,40}$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
 /** `#123`, or `owner/name#123` from a cross-reference or an issue's address. */
 const NUMBER_REF = /^(?:([\w.-]+)\/([\w.-]+))?#([0-9]{2,7})$/;
 const MAX_REFS = 8;
@@ -54,16 +55,18 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
     const m = NUMBER_REF.exec(r);
     return !m || !m[2] || m[2].toLowerCase() === repo.name.toLowerCase();
   };
-  const kept = refs.filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r)).slice(0, MAX_REFS);
-  const numbers = [...new Set(kept.map((r) => NUMBER_REF.exec(r)?.[3]).filter((n): n is string => n !== undefined))];
+  const kept = refs
+    .filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r))
+    .slice(0, MAX_REFS)
+    .map((ref) => ({ ref, number: NUMBER_REF.exec(ref)?.[3] }));
+  const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
   const mentioning = numbers.length ? await orNull(commitsMentioning(git, base, numbers)) : null;
-  for (const ref of kept) {
-    const number = NUMBER_REF.exec(ref)?.[3];
-    const shas = number ? mentioning?.get(number) : await orNull(commitsFor(git, base, ref));
+  for (const { ref, number } of kept) {
+    const shas = number ? mentioning?.get(number) : await orNull(commitOf(git, ref));
     for (const sha of shas ?? []) {
       if (seen.has(sha)) continue;
-      // A message is the repository's text: whatever it holds, only the tree's own past counts.
-      if (number && (await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) continue;
+      // Whatever the issue or a message names, only the tree's own past counts (exit 1 rejects).
+      if ((await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) continue;
       seen.add(sha);
       const change = await orNull(changed(git, sha));
       if (change) out.push({ ref, sha, ...change });
@@ -85,7 +88,7 @@ async function commitsMentioning(git: Git, base: string, numbers: string[]): Pro
   // Newest first; git matched each line of a message, so each pattern is read line by line here too.
   for (const record of log.split("\x1e")) {
     const [sha, message = ""] = record.split("\0");
-    if (!sha || !/^[0-9a-f]{40}$/.test(sha)) continue;
+    if (!sha || !FULL_SHA.test(sha)) continue;
     for (const n of numbers) {
       const list = found.get(n)!;
       if (list.length < PER_NUMBER && new RegExp(mention(n), "m").test(message)) list.push(sha);
@@ -94,14 +97,11 @@ async function commitsMentioning(git: Git, base: string, numbers: string[]): Pro
   return found;
 }
 
-/** The commit a sha names, if it is one in the past of `base`. */
-async function commitsFor(git: Git, base: string, ref: string): Promise<string[]> {
+/** The commit an abbreviated sha names, if it is one of this repository. */
+async function commitOf(git: Git, ref: string): Promise<string[]> {
   // Ambiguous or unknown: rev-parse fails, and the ref is not a commit of this repository.
   const sha = (await git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${ref}^{commit}`])).trim();
-  if (!/^[0-9a-f]{40}$/.test(sha)) return [];
-  // Exit 1 (not an ancestor) rejects with a GitError like any other failure.
-  await git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]);
-  return [sha];
+  return FULL_SHA.test(sha) ? [sha] : [];
 }
 
 /** What a commit changed; a merge, what it brought to its first parent (a pull request's whole change). */
