@@ -49,8 +49,24 @@ def definitions(source):
     return out
 
 
+# With --other-languages: the sandbox's reader of other languages' definitions (its Python text,
+# printed from src/agent/sourceOutline.ts), so their gold is read as the baseline reads them.
+READER = {}
+
+
+def definitions_other(source, lang):
+    out = []
+    for d in READER["outline_source"](source.split("\n"), lang):
+        # As definitions() has it: a method's module is its class, a function's itself.
+        qual = f"{d['cls']}.{d['name']}" if d["cls"] else d["name"]
+        out.append((d["start"], d["end"], d["cls"] or d["name"], qual if d["kind"] == "def" else None))
+    return out
+
+
 def edited(gd, parent, sha, path):
-    defs = definitions(git(gd, "show", f"{parent}:{path}"))
+    source = git(gd, "show", f"{parent}:{path}")
+    lang = READER["lang_of"](path) if READER and not path.endswith(".py") else None
+    defs = definitions_other(source, lang) if lang else definitions(source)
     if defs is None:
         return None
     lines = set()
@@ -85,6 +101,15 @@ def names_ancestor(gd, msg, sha):
     return False
 
 
+def is_source(path):
+    if not READER:
+        return path.endswith(".py")
+    return READER["lang_of"](path) not in (None, "py") and not READER["OTHER_TESTISH"].search(path) and not OTHER_TEST_PATH.search(path)
+
+
+OTHER_TEST_PATH = re.compile(r"(^|/)(__tests__|__mocks__|testdata|spec|test|benches|fixtures?)/")
+
+
 def mine(gd, repo, tip, per_repo, names_commit=False):
     log = git(gd, "log", "--no-merges", "--format=%H%x00%P%x00%B%x01", tip)
     found = []
@@ -105,7 +130,7 @@ def mine(gd, repo, tip, per_repo, names_commit=False):
         if names_commit and not names_ancestor(gd, msg, sha):
             continue
         changes = [l.split("\t") for l in git(gd, "diff", "--name-status", "--no-renames", parents, sha).splitlines()]
-        py = [c for c in changes if c[-1].endswith(".py") and not TEST_PATH.search(c[-1])]
+        py = [c for c in changes if is_source(c[-1]) and not TEST_PATH.search(c[-1])]
         if not 1 <= len(py) <= 3 or any(c[0] != "M" for c in py):
             continue
         files, modules, entities = [], set(), set()
@@ -137,9 +162,14 @@ def main():
     # Only messages naming an earlier commit ("Regression in b3db6c8"): fitting instances for
     # the baseline's named-commit features, which the newest commits alone seldom exercise.
     p.add_argument("--names-commit", action="store_true")
+    # Fixes in other languages' files instead of Python's (FILE: the reader's Python text).
+    p.add_argument("--other-languages", metavar="FILE")
     p.add_argument("out")
     p.add_argument("sources", nargs="+", help="GIT_DIR:owner/name@COMMIT")
     a = p.parse_args()
+    if a.other_languages:
+        with open(a.other_languages) as f:
+            exec(f.read(), READER)
     with open(a.out, "w") as f:
         for src in a.sources:
             gd, spec = src.rsplit(":", 1)

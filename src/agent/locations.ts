@@ -1,10 +1,12 @@
 import type { Location } from "./policy.js";
 import type { ExecOptions, ExecResult } from "../sandbox/types.js";
+import { SOURCE_OUTLINE } from "./sourceOutline.js";
 
 /**
  * What a policy answers is untrusted: paths are normalized, duplicates dropped, and every
  * location is checked against the tree at the commit (file exists; class and function
- * exist, found by Python's own ast inside the sandbox). Invalid entries are kept, marked.
+ * exist, found by Python's own ast inside the sandbox, or for other languages read from their
+ * declaration lines). Invalid entries are kept, marked.
  */
 
 export interface CheckedLocation extends Location {
@@ -70,7 +72,7 @@ function normalizeEvidence(raw: unknown): string[] {
  * parses untrusted code. For each location: a problem (or null), the 1-based span of the
  * class or function (decorators included), and with snippets on, its first lines.
  */
-const CHECK_SCRIPT = String.raw`
+const CHECK_SCRIPT = String.raw`${SOURCE_OUTLINE}
 import ast, json, os, sys
 root = sys.argv[1]
 request = json.load(sys.stdin)
@@ -98,6 +100,16 @@ def find_class(tree, dotted):
         if scope is None:
             return None
     return scope
+source_lines = {}
+def source_defs(path, lang):
+    if path not in source_lines:
+        with open(path, "rb") as fh:
+            source_lines[path] = fh.read(4000000).decode("utf-8", "replace").split("\n")
+    return outline_source(source_lines[path], lang)
+class Span:
+    # A definition read from lines, shaped as the ast nodes answer() takes.
+    def __init__(self, d):
+        self.decorator_list, self.lineno, self.end_lineno = [], d["start"], d["end"]
 def span(node):
     first = min([d.lineno for d in node.decorator_list] + [node.lineno])
     return first, getattr(node, "end_lineno", None) or node.lineno
@@ -123,8 +135,13 @@ for loc in request["locations"]:
     if not os.path.isfile(path):
         out.append(answer("file not found")); continue
     cls, fn = loc.get("class_name"), loc.get("function_name")
-    if (not cls and not fn) or not f.endswith(".py"):
+    lang = lang_of(f)
+    if (not cls and not fn) or lang is None:
         out.append(answer(None)); continue
+    if lang != "py":
+        d = find_source_def(source_defs(path, lang), cls, fn)
+        # Read from lines, a miss may be the reader's: the location stays valid, without a span.
+        out.append(answer(None, Span(d), source_lines[path]) if d else answer(None)); continue
     tree, lines, error = parse(path)
     if error:
         out.append(answer(error)); continue

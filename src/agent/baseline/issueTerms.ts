@@ -5,6 +5,7 @@
  * blow up the commands built from it.
  */
 
+import { SOURCE_EXTENSIONS } from "../sourceOutline.js";
 import { FENCE, dropEnvironment } from "./environment.js";
 
 export interface Frame {
@@ -155,6 +156,25 @@ export function pyPathsIn(text: string): string[] {
   return out;
 }
 
+/**
+ * Paths of source files in other languages (`src/server/router.ts`, `internal/app/run.go`): with
+ * a directory only, so "Node.js" or "Vue.js" in a sentence is not taken for a file.
+ */
+export function otherSourcePathsIn(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/[\w.~:\\/@-]+/g)) {
+    const run = m[0].replace(/[.:]+$/, "");
+    const ext = extOf(run);
+    if (SOURCE_EXTENSIONS[ext] && /[\w-]\.\w+$/.test(run) && /[\\/]/.test(run)) out.push(run);
+  }
+  return out;
+}
+
+function extOf(path: string): string {
+  const dot = path.lastIndexOf(".");
+  return dot > path.lastIndexOf("/") ? path.slice(dot).toLowerCase() : "";
+}
+
 /** Words too common in issues or code to point anywhere (lowercase). */
 export function isStopword(word: string): boolean {
   return STOPWORDS.has(word) || PY_KEYWORDS.has(word);
@@ -177,7 +197,7 @@ export function normalizeIssuePath(raw: string): string | null {
   }
   p = p.replace(/^[A-Za-z]:\//, "/").replace(/^~\//, "/").replace(/^(\.\.?\/)+/, "");
   p = p.replace(/^\/+/, "");
-  if (!/\.py$/.test(p) || p.length > 300) return null;
+  if (!(p.endsWith(".py") || SOURCE_EXTENSIONS[extOf(p)]) || p.length > 300) return null;
   if (p.split("/").some((seg) => seg === "" || seg === "..")) return null;
   return p;
 }
@@ -249,19 +269,35 @@ const FRAME_PATTERNS: RegExp[] = [
   /([^\s"'()[\]:]{1,400}?\.py):\d+: ()[A-Z]\w*(?:Error|Exception|Warning|Exit)\b/g,
 ];
 
-function parseFrames(text: string): Frame[] {
-  const found: { at: number; path: string; func: string | null }[] = [];
+/** Node's stack lines: `at Router.find (/app/lib/router.js:12:5)`, `at /app/index.mjs:3:1`. */
+const NODE_FRAME = /\bat (?:async )?(?:new )?(?:([\w$.]{1,200}) \()?(?:file:\/\/)?([^\s()]{1,400}?\.(?:[cm]?js|jsx|[cm]?ts|tsx)):\d+:\d+\)?/g;
+/** The JVM's: `at com.google.gson.Gson.toJson(Gson.java:123)`, the file found under its package. */
+const JVM_FRAME = /\bat ((?:[\w$]{1,100}\.){1,30})([\w$<>]{1,100})\(([\w$]{1,100}\.(?:java|kt|scala|groovy)):\d+\)/g;
+
+/** Every pattern's matches as [path, function]: Python's tracebacks, then Node's and the JVM's. */
+function* frameMatches(text: string): Generator<{ at: number; path: string; func: string | undefined }> {
   for (const re of FRAME_PATTERNS) {
     re.lastIndex = 0;
-    for (let m = re.exec(text); m && found.length < MAX_FRAMES * 3; m = re.exec(text)) {
-      const path = normalizeIssuePath(m[1] ?? "");
-      if (!path) continue;
-      let func = m[2] || null;
-      if (func && (func.startsWith("<") || !/^[\w.]+$/.test(func))) func = null;
-      // "Plot._repr_png_" names the method; the class is found again from the tree.
-      if (func && func.includes(".")) func = func.split(".").pop() ?? null;
-      found.push({ at: m.index, path, func });
-    }
+    for (let m = re.exec(text); m; m = re.exec(text)) yield { at: m.index, path: m[1] ?? "", func: m[2] };
+  }
+  for (const m of text.matchAll(NODE_FRAME)) yield { at: m.index, path: m[2] ?? "", func: m[1] };
+  for (const m of text.matchAll(JVM_FRAME)) {
+    const qualified = (m[1] ?? "").split(".").slice(0, -2);
+    yield { at: m.index, path: [...qualified, m[3] ?? ""].join("/"), func: m[2] };
+  }
+}
+
+function parseFrames(text: string): Frame[] {
+  const found: { at: number; path: string; func: string | null }[] = [];
+  for (const m of frameMatches(text)) {
+    if (found.length >= MAX_FRAMES * 3) break;
+    const path = normalizeIssuePath(m.path);
+    if (!path) continue;
+    let func = m.func || null;
+    if (func && (func.startsWith("<") || !/^[\w.]+$/.test(func))) func = null;
+    // "Plot._repr_png_" names the method; the class is found again from the tree.
+    if (func && func.includes(".")) func = func.split(".").pop() ?? null;
+    found.push({ at: m.at, path, func });
   }
   found.sort((a, b) => a.at - b.at);
   const frames: Frame[] = [];
@@ -445,6 +481,11 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     if (p) pushUnique(paths, p, MAX_PATHS);
   }
   for (const f of frames) pushUnique(paths, f.path, MAX_PATHS);
+  // After Python's: a Python tree is scanned for Python only, so these never displace its paths.
+  for (const raw of otherSourcePathsIn(text)) {
+    const p = normalizeIssuePath(raw);
+    if (p) pushUnique(paths, p, MAX_PATHS);
+  }
 
   const options: string[] = [];
   for (const m of text.matchAll(/(?:^|[\s`"'(=])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)/g)) {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ExecResult } from "../../sandbox/types.js";
 import { PY_TEXT } from "./pyText.js";
+import { SOURCE_OUTLINE } from "../sourceOutline.js";
 import { toMap, type Exec } from "./repoScan.js";
 
 /**
@@ -12,6 +13,7 @@ import { toMap, type Exec } from "./repoScan.js";
  */
 
 export const OUTLINE_SCRIPT = `${PY_TEXT}
+${SOURCE_OUTLINE}
 import ast
 root = sys.argv[1]
 q = json.load(sys.stdin)
@@ -127,6 +129,11 @@ for f in q["files"]:
         out.append({"p": f, "ast": False, "defs": []})
         continue
     lines = src.decode("utf-8", "replace").split("\\n")
+    lang = lang_of(f)
+    if lang not in (None, "py"):
+        defs = [record(d["kind"], d["name"], d["cls"], d["start"], d["end"], d["params"], d["doc"], d["calls"], set(d["decos"]), lines) for d in outline_source(lines, lang)]
+        out.append({"p": f, "ast": False, "defs": defs[:3000]})
+        continue
     try:
         defs, ok = from_ast(ast.parse(src), lines), True
     except Exception:

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ExecOptions, ExecResult } from "../../sandbox/types.js";
 import { PY_TEXT } from "./pyText.js";
+import { SOURCE_OUTLINE } from "../sourceOutline.js";
 
 /**
  * One pass over every Python source file of the tree, inside the sandbox: per file, how
@@ -21,9 +22,10 @@ export interface ScanQuery {
 }
 
 export const SCAN_SCRIPT = `${PY_TEXT}
+${SOURCE_OUTLINE}
 root = sys.argv[1]
 q = json.load(sys.stdin)
-SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages"}
+SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages", "__tests__", "__mocks__", "testdata"}
 TOP_SKIP = {"test", "testing"}
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
 MAX_FILES, MAX_BYTES = 20000, 2000000
@@ -37,18 +39,32 @@ names = {n.encode(): n for n in q["names"]}
 phrases = [p.encode() for p in q["phrases"]]
 # Definitions of the names the issue uses only: the regex engine passes every other def in C.
 DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(" + b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + rb")(?!\\w)", re.M) if names else None
+NAMED = re.compile(rb"(?<![\\w$])(" + b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + rb")(?![\\w$])") if names else None
 
-paths = []
+found = []
 for d, dirs, files in os.walk(root):
     rel = os.path.relpath(d, root)
     top = rel == "."
     dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP))
     for f in sorted(files):
-        if f.endswith(".py") and not TESTISH.match(f) and not (top and f == "setup.py"):
-            paths.append(f if top else rel + "/" + f)
-    if len(paths) >= MAX_FILES:
+        lang = lang_of(f)
+        if lang == "py":
+            if TESTISH.match(f) or (top and f == "setup.py"):
+                continue
+        elif lang is None or OTHER_TESTISH.search(f):
+            continue
+        found.append((f if top else rel + "/" + f, lang))
+    if len(found) >= MAX_FILES:
         break
-paths = paths[:MAX_FILES]
+# The tree's own languages. Python alone when it is a quarter of the source or more: Python
+# packages carry generated C, vendored C libraries and JavaScript assets (matplotlib's agg,
+# scikit-learn's Cython output, sphinx's translations), and the issues are about the Python.
+# Otherwise the most common language and any other at least half as common, so a TypeScript
+# project's few build scripts in Python stay out.
+per_lang = Counter(lang for _, lang in found[:MAX_FILES])
+top_count = max(per_lang.values(), default=0)
+langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_count}
+paths = [p for p, lang in found[:MAX_FILES] if lang in langs]
 
 out = []
 for i, p in enumerate(paths):
@@ -62,13 +78,29 @@ for i, p in enumerate(paths):
     counts = Counter(text.translate(NONWORD).split())
     tf = terms.count(counts)
     defs = []
-    for m in DEF.finditer(text) if DEF else ():
-        if len(defs) >= 50:
-            break
-        defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
+    lang = lang_of(p)
+    if lang == "py":
+        for m in DEF.finditer(text) if DEF else ():
+            if len(defs) >= 50:
+                break
+            defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
+    elif NAMED:
+        # Other languages: only lines that hold a name the issue uses are read as declarations.
+        seen = set()
+        for k, m in enumerate(NAMED.finditer(text)):
+            if len(defs) >= 50 or k >= 2000:
+                break
+            start = text.rfind(b"\\n", 0, m.start()) + 1
+            if start in seen:
+                continue
+            seen.add(start)
+            end = text.find(b"\\n", m.end())
+            d = declaration(text[start:end if end >= 0 else len(text)].decode("utf-8", "replace"), lang)
+            if d and d[1] == names[m.group(1)]:
+                defs.append([d[1], d[0], text.count(b"\\n", 0, start) + 1])
     ids = {names[n]: counts[n] for n in names if n in counts}
     pt = {}
-    for part in p[:-3].split("/"):
+    for part in os.path.splitext(p)[0].split("/"):
         for k in terms.of(part.encode()):
             pt[k] = pt.get(k, 0) + 1
     ph = []

@@ -1,0 +1,244 @@
+/**
+ * Python run inside the sandbox (embedded by the scripts that need it): which files are source
+ * in languages other than Python, and their definitions read from lines, since the sandbox has
+ * no parser for them and the host never parses the repository's code. Python keeps its own
+ * ast; everything here is for the TypeScript, Go, Rust, Java or Ruby tree a coding agent works
+ * in. A definition is a declaration line (a keyword form such as `function`, `func`, `fn`,
+ * `class`, `impl`; a `const f = (…) =>` binding; a method head `name(params) {`) and its span:
+ * braces matched outside strings and comments, or `end` at the same indentation for Ruby.
+ * Reading lines misses what a parser would not (a declaration split oddly over lines), and
+ * that costs a location, never a wrong span for the ones found.
+ */
+/** Source files in languages other than Python, by extension, and the family each is read as. */
+export const SOURCE_EXTENSIONS: Readonly<Record<string, string>> = {
+  ".js": "js", ".jsx": "js", ".mjs": "js", ".cjs": "js", ".ts": "js", ".tsx": "js", ".mts": "js", ".cts": "js",
+  ".vue": "js", ".svelte": "js", ".go": "go", ".rs": "rust", ".java": "jvm", ".kt": "jvm", ".kts": "jvm",
+  ".scala": "jvm", ".groovy": "jvm", ".rb": "ruby", ".php": "php", ".c": "c", ".h": "c", ".cc": "c",
+  ".cpp": "c", ".cxx": "c", ".hpp": "c", ".hh": "c", ".cs": "cs", ".swift": "swift",
+};
+
+export const SOURCE_OUTLINE = String.raw`
+import json, re
+
+EXT_LANG = json.loads(${JSON.stringify(JSON.stringify(SOURCE_EXTENSIONS))})
+# Tests, stories and bundles of those languages, by name: an issue is fixed in the library.
+OTHER_TESTISH = re.compile(r"(\.(test|spec|e2e|stories|min|bundle)\.\w+|_test\.(go|rb)|_spec\.rb|Tests?\.(java|kt|scala|cs|swift))$")
+
+
+def lang_of(path):
+    if path.endswith(".py"):
+        return "py"
+    dot = path.rfind(".")
+    if dot <= path.rfind("/"):
+        return None
+    return EXT_LANG.get(path[dot:].lower())
+
+
+CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "object", "record", "namespace", "protocol", "extension", "type", "union"}
+MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn))\s+)*"
+KEYWORD_DECL = re.compile(
+    r"^\s*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
+    r"(?:\(\s*(?:[A-Za-z_]\w*\s+)?\*?\s*([A-Za-z_][\w.]*)(?:\[[^\]]*\])?\s*\)\s*)?"  # Go's receiver: its type is the class
+    r"(?:self\.)?([A-Za-z_$][\w$]*[?!]?)"
+)
+IMPL_DECL = re.compile(r"^\s*(?:unsafe\s+)?impl\b(?:\s*<[^{]*?>)?\s+(?:[\w:<>, ]+?\s+for\s+)?(?:[\w]+::)*([A-Za-z_]\w*)")
+BINDING_DECL = re.compile(r"^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]{0,80})?=\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*(?::[^=]{0,80})?=>|[A-Za-z_$][\w$]*\s*=>)")
+PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?function\b")
+# A method head: modifiers, up to three type words, a name, a parameter list with no strings or
+# calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
+# (or the parameters going on over the next lines).
+METHOD_DECL = re.compile(
+    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:([A-Za-z_]\w*)::)?([A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*"
+    r"\(((?:[^;'\"\x60()]|\([^;'\"\x60()]*\))*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*[^{;=]{0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*\{?)?\s*$"
+)
+NOT_NAMES = {"if", "for", "while", "switch", "catch", "return", "new", "else", "do", "function", "sizeof", "typeof", "await", "yield", "super", "this", "with", "foreach", "elseif", "using", "lock", "fixed", "unless", "until", "when", "match", "loop", "synchronized"}
+CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
+IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+MAX_DECL_LINE = 400
+CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")")
+
+
+def strip_code(lines, lang):
+    """Each line with strings and comments blanked, so braces and words in them do not count."""
+    out = []
+    block = False
+    tmpl = False
+    quotes = "\"\x60" if lang == "rust" else "\"'\x60"
+    for line in lines:
+        buf = []
+        i, n = 0, len(line)
+        while i < n:
+            ch = line[i]
+            if block:
+                if line.startswith("*/", i):
+                    block = False
+                    i += 2
+                else:
+                    i += 1
+                continue
+            if tmpl:
+                if ch == "\\":
+                    i += 2
+                    continue
+                if ch == "\x60":
+                    tmpl = False
+                i += 1
+                continue
+            if line.startswith("/*", i):
+                block = True
+                i += 2
+                continue
+            if line.startswith("//", i) or (lang in ("ruby", "php") and ch == "#"):
+                break
+            if ch in quotes:
+                if ch == "\x60" and lang in ("js", "go"):
+                    tmpl = True
+                    i += 1
+                    continue
+                j = i + 1
+                while j < n and line[j] != ch:
+                    j += 2 if line[j] == "\\" else 1
+                buf.append(" ")
+                i = j + 1
+                continue
+            buf.append(ch)
+            i += 1
+        out.append("".join(buf))
+    return out
+
+
+def brace_end(code, i):
+    """The last line of the body whose brace opens on line i, or on the lines that carry on its
+    head (parameters over several lines, a where clause, a brace on the next line); else None."""
+    depth = parens = 0
+    opened = False
+    prev = ""
+    for k in range(i, len(code)):
+        line = code[k]
+        if not opened and k > i:
+            t = line.strip()
+            if not t or k - i > 40:
+                return None
+            if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(")):
+                return None
+        for ch in line:
+            if opened:
+                if ch == "{":
+                    depth += 1
+                elif ch == "}":
+                    depth -= 1
+                    if depth <= 0:
+                        return k
+            elif ch == "(":
+                parens += 1
+            elif ch == ")":
+                parens -= 1
+            elif ch == ";" and parens <= 0:
+                return None
+            elif ch == "{" and parens <= 0:
+                opened = True
+                depth = 1
+        prev = line.rstrip()
+    return len(code) - 1 if opened else None
+
+
+def ruby_end(lines, i, indent):
+    for k in range(i + 1, len(lines)):
+        s = lines[k]
+        t = s.strip()
+        if t and len(s) - len(s.lstrip()) <= indent and (t == "end" or t.startswith(("end ", "end.", "end)"))):
+            return k
+    return None
+
+
+def comments_above(lines, i, lang):
+    doc, decos = [], []
+    k = i - 1
+    while k >= 0 and i - k <= 40:
+        t = lines[k].strip()
+        if t.startswith("@"):
+            m = IDENT.match(t[1:])
+            if m:
+                decos.append(m.group(0))
+        elif t.startswith(("//", "/*", "*", "#[")) or (lang == "ruby" and t.startswith("#")):
+            if not t.startswith("#["):
+                doc.append(t.lstrip("/*#! "))
+        else:
+            break
+        k -= 1
+    return " ".join(reversed(doc)), decos
+
+
+def declaration(line, lang):
+    """(kind, name, receiver class, parameter text) for a declaration line, else None."""
+    if len(line) > MAX_DECL_LINE:
+        return None
+    m = IMPL_DECL.match(line) if lang == "rust" else None
+    if m:
+        return "class", m.group(1), None, ""
+    m = KEYWORD_DECL.match(line)
+    if m:
+        kw, recv, name = m.group(1), m.group(2), m.group(3)
+        if kw == "type" and lang != "go" and "{" not in line:
+            return None
+        kind = "class" if kw in CLASSISH else "def"
+        rest = line[m.end():]
+        params = rest[rest.find("(") + 1:rest.find(")")] if "(" in rest and ")" in rest else ""
+        return kind, name, recv.split(".")[-1] if recv else None, params
+    if lang == "js":
+        m = BINDING_DECL.match(line)
+        if m:
+            rest = line[m.end(1):]
+            return "def", m.group(1), None, rest[rest.find("(") + 1:rest.find(")")] if "(" in rest else ""
+        m = PROTO_DECL.match(line)
+        if m:
+            return "def", m.group(2), m.group(1), ""
+    if lang in ("ruby", "go", "rust"):
+        return None
+    m = METHOD_DECL.match(line)
+    if m and m.group(2) not in NOT_NAMES:
+        return "def", m.group(2), m.group(1), m.group(3)
+    return None
+
+
+def find_source_def(defs, cls, fn):
+    """The definition a location names (class, function or both), as the ast check finds Python's."""
+    if not fn:
+        last = cls.split(".")[-1]
+        return next((d for d in defs if d["kind"] == "class" and d["name"] == last and (d["cls"] or "") + "." + last in ("." + cls, cls)), None) or next((d for d in defs if d["kind"] == "class" and d["name"] == last), None)
+    named = [d for d in defs if d["kind"] == "def" and d["name"] == fn]
+    if cls:
+        return next((d for d in named if d["cls"] == cls), None) or next((d for d in named if d["cls"] and d["cls"].split(".")[-1] == cls.split(".")[-1]), None)
+    return next((d for d in named if d["cls"] is None), None) or (named[0] if named else None)
+
+
+def outline_source(lines, lang):
+    """Definitions as dicts: kind, name, cls (dotted or None), start, end (1-based), params, doc, calls, decos."""
+    code = strip_code(lines, lang) if lang != "ruby" else lines
+    found = []
+    for i, line in enumerate(code):
+        d = declaration(line, lang)
+        if d is None:
+            continue
+        kind, name, recv, params = d
+        indent = len(line) - len(line.lstrip())
+        end = ruby_end(lines, i, indent) if lang == "ruby" else brace_end(code, i)
+        if end is None:
+            continue
+        found.append((i, end, kind, name, recv, params))
+    defs = []
+    stack = []
+    for i, end, kind, name, recv, params in found:
+        while stack and stack[-1][1] < i:
+            stack.pop()
+        # Nested in a function: a closure or a callback, not a location an issue names.
+        if any(s[2] == "def" for s in stack):
+            continue
+        owners = [s[3] for s in stack if s[2] == "class"]
+        cls = ".".join(owners) or recv
+        doc, decos = comments_above(lines, i, lang)
+        calls = set(CALL_ANY.findall("\n".join(code[i + 1:end + 1]))) - NOT_NAMES if kind == "def" else set()
+        defs.append({"kind": kind, "name": name, "cls": cls, "start": i + 1, "end": end + 1, "params": IDENT.findall(params), "doc": doc, "calls": calls, "decos": decos})
+        stack.append((i, end, kind, name))
+    return defs
+`;

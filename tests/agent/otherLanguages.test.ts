@@ -1,0 +1,222 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
+import { outlineFiles } from "../../src/agent/baseline/outline.js";
+import { checkLocations } from "../../src/agent/locations.js";
+import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+
+/**
+ * The baseline in trees that are not Python (what a coding agent on a laptop works in): the
+ * scan takes the tree's own language, definitions are read from declaration lines inside the
+ * sandbox, and locations get their line ranges the same way.
+ */
+const TS_FILES: Record<string, string> = {
+  "package.json": '{ "name": "shop" }\n',
+  "src/cart.ts": [
+    "import { applyDiscount } from './pricing';", // 1
+    "", // 2
+    "/** A shopping cart: items and their quantities. */", // 3
+    "export class Cart {", // 4
+    "  private items: Array<{ price: number; qty: number }> = [];", // 5
+    "", // 6
+    "  add(item: { price: number }, qty = 1): void {", // 7
+    "    this.items.push({ price: item.price, qty });", // 8
+    "  }", // 9
+    "", // 10
+    "  /** The sum of the items' prices times their quantities. */", // 11
+    "  total(percent: number): number {", // 12
+    "    const sum = this.items.reduce((s, i) => s + i.price, 0); // '}' in a comment", // 13
+    "    return applyDiscount(sum, percent);", // 14
+    "  }", // 15
+    "}", // 16
+    "", // 17
+  ].join("\n"),
+  "src/pricing.ts": [
+    "export function applyDiscount(amount: number, percent: number): number {", // 1
+    "  if (percent > 100) {", // 2
+    '    throw new RangeError("discount percent must not exceed one hundred {");', // 3
+    "  }", // 4
+    "  return amount - (amount * percent) / 100;", // 5
+    "}", // 6
+    "", // 7
+    "export const formatPrice = (amount: number): string => {", // 8
+    "  return amount.toFixed(2);", // 9
+    "};", // 10
+    "", // 11
+  ].join("\n"),
+  "src/shipping.ts": [
+    "import { formatPrice } from './pricing';",
+    "export async function shippingLabel(order: { weight: number }) {",
+    "  return `ship ${formatPrice(order.weight * 3)}`;",
+    "}",
+    "",
+  ].join("\n"),
+  "src/cart.test.ts": "import { Cart } from './cart';\ntest('total', () => { new Cart().total(0); });\n",
+  // A build script in Python: the tree is TypeScript, so the scan leaves it out.
+  "scripts/release.py": "def total_discount_cart():\n    return 'total discount cart quantity'\n",
+  // Other languages, outlined directly.
+  "other/server.go": [
+    "package server", // 1
+    "", // 2
+    "type Server struct {", // 3
+    "\tAddr string", // 4
+    "}", // 5
+    "", // 6
+    "// Serve accepts connections.", // 7
+    "func (s *Server) Serve(l net.Listener) error {", // 8
+    '\tif s.Addr == "}" {', // 9
+    "\t\treturn nil", // 10
+    "\t}", // 11
+    "\treturn accept(l)", // 12
+    "}", // 13
+    "", // 14
+  ].join("\n"),
+  "other/lib.rs": [
+    "pub struct Matcher {", // 1
+    "    pat: String,", // 2
+    "}", // 3
+    "", // 4
+    "impl<'a> Display for Matcher {", // 5
+    "    fn fmt(&self, f: &mut Formatter<'_>) -> Result {", // 6
+    "        write!(f, \"{}\", self.pat)", // 7
+    "    }", // 8
+    "}", // 9
+    "", // 10
+  ].join("\n"),
+  "other/Gson.java": [
+    "package com.google.gson;", // 1
+    "", // 2
+    "public final class Gson {", // 3
+    "  @Override", // 4
+    "  public <T> String toJson(T src, Map<String, Integer> opts) throws IOException {", // 5
+    "    return write(src);", // 6
+    "  }", // 7
+    "}", // 8
+  ].join("\n"),
+  "other/request.rb": [
+    "module Rack", // 1
+    "  class Request", // 2
+    "    def params", // 3
+    "      @params ||= {}", // 4
+    "    end", // 5
+    "  end", // 6
+    "end", // 7
+  ].join("\n"),
+  // Hostile: a declaration line of 100,000 characters and braces that never close.
+  "other/hostile.js": `function ${"a".repeat(100_000)}() {\nfunction open() {\n  {{{{\n`,
+};
+
+let box: SandboxFixture;
+beforeAll(async () => {
+  box = await startSandbox(TS_FILES);
+});
+afterAll(async () => {
+  await box?.cleanup();
+});
+
+async function localize(issue: string) {
+  return new BaselinePolicy().run({
+    issue,
+    workingDir: box.workingDir,
+    terminal: box.sandbox.terminal,
+    exec: (argv, o) => box.sandbox.exec(argv, o),
+    signal: new AbortController().signal,
+    onEvent: () => {},
+  });
+}
+
+const exec = (argv: string[], options?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, options);
+
+describe("the baseline in a TypeScript tree", () => {
+  it("answers the method an issue names, in its class, with the line range of its body", async () => {
+    const result = await localize("`Cart.total` ignores the quantity of each item\n\nCalling `cart.total(0)` after `cart.add(item, 3)` sums the prices once each.");
+    expect(result.locations?.[0]).toMatchObject({ file: "src/cart.ts", class_name: "Cart", function_name: "total" });
+    expect(result.locations?.[0]?.evidence).toContain("the issue writes `Cart.total`");
+    // The test file and the Python build script are not the library.
+    expect(result.locations?.some((l) => l.file.endsWith(".test.ts") || l.file.endsWith(".py"))).toBe(false);
+    const [checked] = await checkLocations(result.locations!.slice(0, 1), box.workingDir, exec);
+    expect(checked).toMatchObject({ valid: true, start_line: 12, end_line: 15 });
+  });
+
+  it("follows a Node stack trace and a quoted message to the function that throws", async () => {
+    const issue = [
+      "Checkout crashes on a large discount",
+      "```",
+      "RangeError: discount percent must not exceed one hundred {",
+      "    at applyDiscount (/home/dev/shop/src/pricing.ts:3:11)",
+      "    at Cart.total (/home/dev/shop/src/cart.ts:14:12)",
+      "    at processTicksAndRejections (node:internal/process/task_queues:95:5)",
+      "```",
+    ].join("\n");
+    const terms = extractIssueTerms(issue);
+    expect(terms.frames.map((f) => [f.path, f.func])).toEqual([
+      ["home/dev/shop/src/pricing.ts", "applyDiscount"],
+      ["home/dev/shop/src/cart.ts", "total"],
+    ]);
+    const result = await localize(issue);
+    expect(result.locations?.[0]).toMatchObject({ file: "src/pricing.ts", function_name: "applyDiscount" });
+    expect(result.locations?.[0]?.evidence).toEqual(expect.arrayContaining(["traceback frame: home/dev/shop/src/pricing.ts in applyDiscount", 'line 3 holds the quoted text "discount percent must not exceed one hundred"']));
+  });
+
+  it("reads paths of other languages only with a directory, and the JVM's frames under their package", () => {
+    const terms = extractIssueTerms(
+      "Since Node.js 20 the router in `lib/router/index.js` drops the query.\n```\njava.lang.NullPointerException\n\tat com.google.gson.Gson.toJson(Gson.java:123)\n```",
+    );
+    expect(terms.paths).toEqual(["com/google/gson/Gson.java", "lib/router/index.js"]);
+    expect(terms.frames[0]).toMatchObject({ path: "com/google/gson/Gson.java", func: "toJson" });
+  });
+});
+
+describe("definitions of other languages, read from their lines in the sandbox", () => {
+  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings and comments aside", async () => {
+    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts"];
+    const outlined = await outlineFiles(exec, box.workingDir, files, { words: ["serve", "total"], names: ["Serve"] });
+    const defs = outlined.flatMap((f) => f.defs.map((d) => `${f.path} ${d.kind} ${d.cls ?? "-"}.${d.name} ${d.start}-${d.end}`));
+    expect(defs).toEqual([
+      "other/server.go class -.Server 3-5",
+      "other/server.go def Server.Serve 8-13",
+      "other/lib.rs class -.Matcher 1-3",
+      "other/lib.rs class -.Matcher 5-9",
+      "other/lib.rs def Matcher.fmt 6-8",
+      "other/Gson.java class -.Gson 3-8",
+      "other/Gson.java def Gson.toJson 5-7",
+      "other/request.rb class -.Rack 1-7",
+      "other/request.rb class Rack.Request 2-6",
+      "other/request.rb def Rack.Request.params 3-5",
+      "src/cart.ts class -.Cart 4-16",
+      "src/cart.ts def Cart.add 7-9",
+      "src/cart.ts def Cart.total 12-15",
+      "src/pricing.ts def -.applyDiscount 1-6",
+      "src/pricing.ts def -.formatPrice 8-10",
+    ]);
+    const serve = outlined[0]!.defs[1]!;
+    expect(serve.docTerms.get("serv")).toBe(1);
+    expect(serve.ids.get("Serve")).toBe(1);
+    expect(serve.calls).toEqual(["accept"]);
+    expect(outlined[2]!.defs[1]!.decorators).toEqual(["Override"]);
+  });
+
+  it("gives line ranges to locations in other languages, and keeps one it cannot find valid without a range", async () => {
+    const checked = await checkLocations(
+      [
+        { file: "other/server.go", class_name: "Server", function_name: "Serve" },
+        { file: "other/request.rb", class_name: "Rack.Request" },
+        { file: "other/Gson.java", function_name: "toJson" },
+        { file: "other/server.go", function_name: "listen" },
+      ],
+      box.workingDir,
+      exec,
+    );
+    expect(checked.map((c) => [c.valid, c.start_line, c.end_line])).toEqual([
+      [true, 8, 13],
+      [true, 2, 6],
+      [true, 5, 7],
+      [true, undefined, undefined],
+    ]);
+  });
+
+  it("outlines a hostile file (a declaration of 100,000 characters, braces that never close) without failing", async () => {
+    const [hostile] = await outlineFiles(exec, box.workingDir, ["other/hostile.js"], { words: [], names: [] });
+    expect(hostile!.defs.map((d) => [d.name, d.start, d.end])).toEqual([["open", 2, 4]]);
+  });
+});
