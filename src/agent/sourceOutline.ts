@@ -34,10 +34,10 @@ def lang_of(path):
     return EXT_LANG.get(path[dot:].lower())
 
 
-CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "object", "record", "namespace", "protocol", "extension", "type", "union"}
+CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "mod", "object", "record", "namespace", "protocol", "extension", "type", "union"}
 MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn))\s+)*"
 KEYWORD_DECL = re.compile(
-    r"^\s*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
+    r"^\s*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|mod|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
     r"(?:\(\s*(?:[A-Za-z_]\w*\s+)?\*?\s*([A-Za-z_][\w.]*)(?:\[[^\]]*\])?\s*\)\s*)?"  # Go's receiver: its type is the class
     r"(?:self\.)?([A-Za-z_$][\w$]*[?!]?)"
 )
@@ -151,8 +151,13 @@ def ruby_end(lines, i, indent):
     return None
 
 
+RUST_TEST = re.compile(r"^#\[(?:[\w:]+::)?test\b|^#\[cfg\(test\)\]")
+
+
 def comments_above(lines, i, lang):
+    """The comment over a definition, its annotations, and whether an attribute marks it a test (Rust)."""
     doc, decos = [], []
+    test = False
     k = i - 1
     while k >= 0 and i - k <= 40:
         t = lines[k].strip()
@@ -160,13 +165,14 @@ def comments_above(lines, i, lang):
             m = IDENT.match(t[1:])
             if m:
                 decos.append(m.group(0))
-        elif t.startswith(("//", "/*", "*", "#[")) or (lang == "ruby" and t.startswith("#")):
-            if not t.startswith("#["):
-                doc.append(t.lstrip("/*#! "))
+        elif t.startswith("#["):
+            test = test or bool(RUST_TEST.match(t))
+        elif t.startswith(("//", "/*", "*")) or (lang == "ruby" and t.startswith("#")):
+            doc.append(t.lstrip("/*#! "))
         else:
             break
         k -= 1
-    return " ".join(reversed(doc)), decos
+    return " ".join(reversed(doc)), decos, test
 
 
 def declaration(line, lang):
@@ -231,12 +237,15 @@ def outline_source(lines, lang):
     for i, end, kind, name, recv, params in found:
         while stack and stack[-1][1] < i:
             stack.pop()
-        # Nested in a function: a closure or a callback, not a location an issue names.
-        if any(s[2] == "def" for s in stack):
+        # Nested in a function (a closure, a callback) or in tests: not a location an issue names.
+        if any(s[2] != "class" for s in stack):
+            continue
+        doc, decos, test = comments_above(lines, i, lang)
+        if test:
+            stack.append((i, end, "test", name))
             continue
         owners = [s[3] for s in stack if s[2] == "class"]
         cls = ".".join(owners) or recv
-        doc, decos = comments_above(lines, i, lang)
         calls = set(CALL_ANY.findall("\n".join(code[i + 1:end + 1]))) - NOT_NAMES if kind == "def" else set()
         defs.append({"kind": kind, "name": name, "cls": cls, "start": i + 1, "end": end + 1, "params": IDENT.findall(params), "doc": doc, "calls": calls, "decos": decos})
         stack.append((i, end, kind, name))
