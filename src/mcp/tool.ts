@@ -45,9 +45,9 @@ export class LocalizeRefused extends Error {
   }
 }
 
-const description = `Find where in a Python repository an issue needs changes: the files, classes and functions to edit, each with its line range.
+const description = `Find where in a repository an issue needs changes: the files, classes and functions to edit, each with its line range.
 
-It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
+It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Best on Python, the language CodeScout was trained on; the baseline also reads TypeScript/JavaScript, Go, Rust, Java/Kotlin, Ruby, PHP, C/C++, C# and Swift trees. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
 
 Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked.`;
 
@@ -215,6 +215,13 @@ export function answer(view: JobView): CallToolResult {
   return { structuredContent: structured, content: [{ type: "text", text: summary(structured) }] };
 }
 
+/** A snippet's fence language and line-comment marker, by file extension (Python's when unknown). */
+const FENCES: Record<string, [string, string]> = {
+  py: ["python", "#"], js: ["js", "//"], jsx: ["jsx", "//"], mjs: ["js", "//"], cjs: ["js", "//"], ts: ["ts", "//"], tsx: ["tsx", "//"],
+  go: ["go", "//"], rs: ["rust", "//"], java: ["java", "//"], kt: ["kotlin", "//"], scala: ["scala", "//"], rb: ["ruby", "#"],
+  php: ["php", "//"], c: ["c", "//"], h: ["c", "//"], cc: ["cpp", "//"], cpp: ["cpp", "//"], hpp: ["cpp", "//"], cs: ["csharp", "//"], swift: ["swift", "//"],
+};
+
 function summary(out: LocalizeOutput): string {
   const seconds = out.timings ? ` in ${(out.timings.total_ms / 1000).toFixed(1)} s` : "";
   if (!out.answered || out.locations.length === 0) {
@@ -225,7 +232,8 @@ function summary(out: LocalizeOutput): string {
     const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
     const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
     const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
-    const code = l.snippet ? `\n\`\`\`python\n${l.snippet}${l.snippet_truncated ? "\n# ..." : ""}\n\`\`\`` : "";
+    const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["python", "#"];
+    const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
     return `${where}  ${what}${flag}${why}${code}`;
   });
   return `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;

@@ -82,6 +82,14 @@ const TS_FILES: Record<string, string> = {
     "    }", // 8
     "}", // 9
     "", // 10
+    // Tests inside the file: not locations an issue names.
+    "#[cfg(test)]", // 11
+    "mod tests {", // 12
+    "    fn helper() {}", // 13
+    "}", // 14
+    "#[test]", // 15
+    "fn fmt_works() {", // 16
+    "}", // 17
   ].join("\n"),
   "other/Gson.java": [
     "package com.google.gson;", // 1
@@ -168,7 +176,7 @@ describe("the baseline in a TypeScript tree", () => {
 });
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {
-  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings and comments aside", async () => {
+  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings and comments aside, Rust's tests left out", async () => {
     const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts"];
     const outlined = await outlineFiles(exec, box.workingDir, files, { words: ["serve", "total"], names: ["Serve"] });
     const defs = outlined.flatMap((f) => f.defs.map((d) => `${f.path} ${d.kind} ${d.cls ?? "-"}.${d.name} ${d.start}-${d.end}`));

@@ -287,6 +287,27 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(out.locations[0]!.evidence).toContain(`changed by commit ${culprit.slice(0, 9)}, which the issue names`);
     await client.close();
   });
+
+  it("localizes in a TypeScript checkout with the baseline: the method, its line range, its code fenced as TypeScript", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codescout-checkout-"));
+    scratch.push(dir);
+    execFileSync("git", ["init", "-q", "-b", "main", dir]);
+    execFileSync("mkdir", ["-p", join(dir, "src")]);
+    writeFileSync(join(dir, "src/retry.ts"), "export class Backoff {\n  delay(attempt: number): number {\n    return 100 * 2 ** attempt;\n  }\n}\n");
+    writeFileSync(join(dir, "src/client.ts"), "export async function send(url: string) {\n  return fetch(url);\n}\n");
+    execFileSync("git", ["add", "-A"], { cwd: dir });
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "files"], { cwd: dir });
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
+    const issue = "`Backoff.delay` grows without a cap: the retry delay after attempt 20 is hours";
+    const result = await client.callTool({ name: "localize", arguments: { issue, policy: "baseline", snippets: true } }, CallToolResultSchema);
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>> };
+    expect(out.locations[0]).toMatchObject({ file: "src/retry.ts", class_name: "Backoff", function_name: "delay", start_line: 2, end_line: 4, valid: true });
+    const text = (result.content as Array<{ text: string }>)[0]!.text;
+    expect(text).toContain("src/retry.ts:2-4  Backoff.delay");
+    expect(text).toContain("```ts\n  delay(attempt: number): number {");
+    await client.close();
+  });
 });
 
 describe("clients nobody here wrote", () => {
