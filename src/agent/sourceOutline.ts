@@ -42,14 +42,17 @@ KEYWORD_DECL = re.compile(
     r"(?:self\.)?([A-Za-z_$][\w$]*[?!]?)"
 )
 IMPL_DECL = re.compile(r"^\s*(?:unsafe\s+)?impl\b(?:\s*<[^{]*?>)?\s+(?:[\w:<>, ]+?\s+for\s+)?(?:[\w]+::)*([A-Za-z_]\w*)")
-BINDING_DECL = re.compile(r"^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]{0,80})?=\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*(?::[^=]{0,80})?=>|[A-Za-z_$][\w$]*\s*=>)")
+# \`const f = (…) => {\`, a class's \`handle = async () => {\`; a type annotation may hold arrows.
+BINDING_DECL = re.compile(r"^\s*(?:export\s+)?(?:(?:const|let|var|static|public|private|protected|readonly)\s+)*([A-Za-z_$][\w$]*)\s*(?::(?:[^=]|=>){0,160}?)?=\s*(?:async\s+)?(?:function\b|(?:<[^()]{0,120}?>\s*)?\((?:[^()]*\)\s*(?::[^=]{0,80})?=>|[^()]*$)|[A-Za-z_$][\w$]*\s*=>)")
+# A block that opens an anonymous function (a callback, a closure): what is defined in it is not a location.
+CLOSURE = re.compile(r"(=>|->|\bfunction\b\s*\*?\s*\([^()]*\)|\bfunc\s*\([^()]*\)[^{]*|\|[^|]*\|)\s*\{\s*$")
 PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?function\b")
 # A method head: modifiers, up to three type words, a name, a parameter list with no strings or
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
 METHOD_DECL = re.compile(
     r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:([A-Za-z_]\w*)::)?([A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*"
-    r"\(((?:[^;'\"\x60()]|\([^;'\"\x60()]*\))*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*[^{;=]{0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*\{?)?\s*$"
+    r"\(((?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*\{?)?\s*$"
 )
 NOT_NAMES = {"if", "for", "while", "switch", "catch", "return", "new", "else", "do", "function", "sizeof", "typeof", "await", "yield", "super", "this", "with", "foreach", "elseif", "using", "lock", "fixed", "unless", "until", "when", "match", "loop", "synchronized"}
 CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
@@ -117,9 +120,9 @@ def brace_end(code, i):
         line = code[k]
         if not opened and k > i:
             t = line.strip()
-            if not t or k - i > 40:
+            if k - i > 40 or not (t or parens > 0):
                 return None
-            if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(")):
+            if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(", "<")):
                 return None
         for ch in line:
             if opened:
@@ -140,6 +143,20 @@ def brace_end(code, i):
                 depth = 1
         prev = line.rstrip()
     return len(code) - 1 if opened else None
+
+
+def block_end(code, i):
+    """The line where the block the end of line i opens is closed, or None if line i opens none."""
+    depth = 0
+    for k in range(i, len(code)):
+        for ch in code[k]:
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+        if depth <= 0:
+            return None if k == i else k
+    return len(code) - 1
 
 
 def ruby_end(lines, i, indent):
@@ -225,6 +242,10 @@ def outline_source(lines, lang):
     for i, line in enumerate(code):
         d = declaration(line, lang)
         if d is None:
+            if lang != "ruby" and len(line) <= MAX_DECL_LINE and CLOSURE.search(line):
+                end = block_end(code, i)
+                if end is not None:
+                    found.append((i, end, "closure", "", None, ""))
             continue
         kind, name, recv, params = d
         indent = len(line) - len(line.lstrip())
@@ -239,6 +260,9 @@ def outline_source(lines, lang):
             stack.pop()
         # Nested in a function (a closure, a callback) or in tests: not a location an issue names.
         if any(s[2] != "class" for s in stack):
+            continue
+        if kind == "closure":
+            stack.append((i, end, kind, name))
             continue
         doc, decos, test = comments_above(lines, i, lang)
         if test:
