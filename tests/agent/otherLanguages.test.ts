@@ -173,6 +173,19 @@ describe("the baseline in a TypeScript tree", () => {
     expect(terms.paths).toEqual(["com/google/gson/Gson.java", "lib/router/index.js"]);
     expect(terms.frames[0]).toMatchObject({ path: "com/google/gson/Gson.java", func: "toJson" });
   });
+
+  it("reads Go's, Rust's, PHP's, .NET's and Ruby's stack frames, innermost first as printed", () => {
+    const frames = (issue: string) => extractIssueTerms(issue).frames.map((f) => `${f.path} ${f.func}`);
+    expect(frames("goroutine 1 [running]:\nmain.(*Server).Serve(0xc000010000)\n\t/home/u/app/server.go:42 +0x25\nmain.main()\n\t/home/u/app/main.go:10 +0x1d\n")).toEqual([
+      "home/u/app/server.go Serve",
+      "home/u/app/main.go main",
+    ]);
+    expect(frames("thread 'main' panicked at src/lexer.rs:12:5:\nstack backtrace:\n   3: mycrate::parser::Parser::parse_expr\n             at ./src/parser.rs:120:9\n")).toEqual(["src/parser.rs parse_expr"]);
+    expect(extractIssueTerms("thread 'main' panicked at src/lexer.rs:12:5:\nindex out of bounds").paths).toEqual(["src/lexer.rs"]);
+    expect(frames("#0 /var/www/src/Cart.php(12): App\\Cart->total()\n#1 /var/www/index.php(3): App\\Shop::run()")).toEqual(["var/www/src/Cart.php total", "var/www/index.php run"]);
+    expect(frames("   at Shop.Cart.Total() in /src/Shop/Cart.cs:line 12")).toEqual(["src/Shop/Cart.cs Total"]);
+    expect(frames("/app/lib/rack/request.rb:12:in `params'\n/app/lib/rack/lint.rb:5:in 'Rack::Lint#call'")).toEqual(["app/lib/rack/request.rb params", "app/lib/rack/lint.rb call"]);
+  });
 });
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {

@@ -163,7 +163,8 @@ export function pyPathsIn(text: string): string[] {
 export function otherSourcePathsIn(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/[\w.~:\\/@-]+/g)) {
-    const run = m[0].replace(/[.:]+$/, "");
+    // `src/main.rs:12:5:` as a panic prints it: the path without its line and column.
+    const run = m[0].replace(/(?::\d+)*[.:]*$/, "");
     const ext = extOf(run);
     if (SOURCE_EXTENSIONS[ext] && /[\w-]\.\w+$/.test(run) && /[\\/]/.test(run)) out.push(run);
   }
@@ -274,13 +275,28 @@ const NODE_FRAME = /\bat (?:async )?(?:new )?(?:([\w$.]{1,200}) \()?(?:file:\/\/
 /** The JVM's: `at com.google.gson.Gson.toJson(Gson.java:123)`, the file found under its package. */
 const JVM_FRAME = /\bat ((?:[\w$]{1,100}\.){1,30})([\w$<>]{1,100})\(([\w$]{1,100}\.(?:java|kt|scala|groovy)):\d+\)/g;
 
-/** Every pattern's matches as [path, function]: Python's tracebacks, then Node's and the JVM's. */
+/** Other runtimes' frames whose function comes before the path: [pattern, function group, path group]. */
+const FUNC_FIRST_FRAMES: [RegExp, number, number][] = [
+  // Go's panics: `main.(*Server).Serve(0xc0000)` and, on the next line, `\t/app/server.go:42 +0x25`.
+  [/^[ \t]*(?:[\w./-]{1,200}\.)?(?:\(\*?\w{1,100}\)\.)?(\w{1,100})\([^()\n]{0,400}\)[ \t]*\n[ \t]+([^\s:]{1,400}\.go):\d+/gm, 1, 2],
+  // Rust's backtraces: `3: app::server::serve` and, on the next line, `at ./src/server.rs:12:5`.
+  [/^[ \t]*\d+: (?:[\w<>]{1,100}::){0,20}(\w{1,100})(?:::h[0-9a-f]{16})?[ \t]*\n[ \t]+at ([^\s:]{1,400}\.rs):\d+/gm, 1, 2],
+  // PHP's: `#0 /app/src/Cart.php(12): App\Cart->total()`.
+  [/#\d+ ([^\s()]{1,400}\.php)\(\d+\): [\w\\]{0,200}(?:->|::)(\w{1,100})\(/g, 2, 1],
+  // .NET's: `at Shop.Cart.Total() in /src/Cart.cs:line 12`.
+  [/\bat [\w.`]{0,200}\.(\w{1,100})\([^()\n]{0,400}\) in ([^\n]{1,400}?\.cs):line \d+/g, 1, 2],
+  // Ruby's: ``/app/lib/rack/request.rb:12:in `params'`` (3.4: `'Rack::Request#params'`).
+  [/([^\s:'"`]{1,400}\.rb):\d+:in [`'](?:[\w:]{0,200}[#.])?(\w{1,100}[?!]?)'/g, 2, 1],
+];
+
+/** Every pattern's matches as [path, function]: Python's tracebacks, then other runtimes'. */
 function* frameMatches(text: string): Generator<{ at: number; path: string; func: string | undefined }> {
   for (const re of FRAME_PATTERNS) {
     re.lastIndex = 0;
     for (let m = re.exec(text); m; m = re.exec(text)) yield { at: m.index, path: m[1] ?? "", func: m[2] };
   }
   for (const m of text.matchAll(NODE_FRAME)) yield { at: m.index, path: m[2] ?? "", func: m[1] };
+  for (const [re, func, path] of FUNC_FIRST_FRAMES) for (const m of text.matchAll(re)) yield { at: m.index, path: m[path] ?? "", func: m[func] };
   for (const m of text.matchAll(JVM_FRAME)) {
     const qualified = (m[1] ?? "").split(".").slice(0, -2);
     yield { at: m.index, path: [...qualified, m[3] ?? ""].join("/"), func: m[2] };
