@@ -11,8 +11,9 @@ import { half } from "./offline.js";
  * precision, recall and F1, and latency percentiles.
  *
  *   npx tsx bench/baseline/report.ts --name baseline-dev lite=DIR/results.jsonl verified=DIR/results.jsonl
+ *   (--title "…" heads the page: "Baseline on the dev set" unless told)
  */
-const { values: a, positionals } = parseArgs({ options: { name: { type: "string", default: "baseline-dev" } }, allowPositionals: true });
+const { values: a, positionals } = parseArgs({ options: { name: { type: "string", default: "baseline-dev" }, title: { type: "string", default: "Baseline on the dev set" } }, allowPositionals: true });
 const sets = positionals.map((p) => {
   const [label, path] = p.split("=") as [string, string];
   const records = readFileSync(path, "utf8")
@@ -59,7 +60,7 @@ const latency = [
   ...bySet.map((r) => `| ${r.label} | ${r.scores.instances} | ${(r.latency.total_p50 / 1000).toFixed(2)} s | ${(r.latency.total_p95 / 1000).toFixed(2)} s | ${(r.latency.policy_p50 / 1000).toFixed(2)} s | ${(r.latency.policy_p95 / 1000).toFixed(2)} s |`),
 ];
 const md = [
-  `# Baseline on the dev set (${a.name})`,
+  `# ${a.title} (${a.name})`,
   "",
   "## Per set",
   "",
