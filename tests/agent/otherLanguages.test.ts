@@ -52,6 +52,7 @@ const TS_FILES: Record<string, string> = {
     "",
   ].join("\n"),
   "src/cart.test.ts": "import { Cart } from './cart';\ntest('total', () => { new Cart().total(0); });\n",
+  "src/test/cartQuantity.ts": "export function totalQuantityOfEachItem(cart) {\n  return cart.total(0); // total quantity of each item\n}\n",
   // A build script in Python: the tree is TypeScript, so the scan leaves it out.
   "scripts/release.py": "def total_discount_cart():\n    return 'total discount cart quantity'\n",
   // Other languages, outlined directly.
@@ -141,7 +142,9 @@ describe("the baseline in a TypeScript tree", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "src/cart.ts", class_name: "Cart", function_name: "total" });
     expect(result.locations?.[0]?.evidence).toContain("the issue writes `Cart.total`");
     // The test file and the Python build script are not the library.
-    expect(result.locations?.some((l) => l.file.endsWith(".test.ts") || l.file.endsWith(".py"))).toBe(false);
+    expect(result.locations?.some((l) => l.file.endsWith(".test.ts") || l.file.includes("test/") || l.file.endsWith(".py"))).toBe(false);
+    const scanned = result.trajectory.find((s) => s.kind === "tool" && s.name === "localization_finish") as { ranked_files?: { file: string }[] } | undefined;
+    expect(scanned?.ranked_files?.map((f) => f.file).filter((f) => f.includes("test/") || f.endsWith(".py"))).toEqual([]);
     const [checked] = await checkLocations(result.locations!.slice(0, 1), box.workingDir, exec);
     expect(checked).toMatchObject({ valid: true, start_line: 12, end_line: 15 });
   });

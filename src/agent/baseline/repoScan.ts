@@ -48,12 +48,13 @@ for d, dirs, files in os.walk(root):
     dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP))
     for f in sorted(files):
         lang = lang_of(f)
+        path = f if top else rel + "/" + f
         if lang == "py":
             if TESTISH.match(f) or (top and f == "setup.py"):
                 continue
-        elif lang is None or OTHER_TESTISH.search(f):
+        elif lang is None or OTHER_TESTISH.search(path):
             continue
-        found.append((f if top else rel + "/" + f, lang))
+        found.append((path, lang))
     if len(found) >= MAX_FILES:
         break
 # The tree's own languages. Python alone when it is a quarter of the source or more: Python
