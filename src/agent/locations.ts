@@ -100,16 +100,17 @@ def find_class(tree, dotted):
         if scope is None:
             return None
     return scope
-source_lines = {}
-def source_defs(path, lang):
-    if path not in source_lines:
+read_sources = {}
+def read_source(path, lang):
+    if path not in read_sources:
         with open(path, "rb") as fh:
-            source_lines[path] = fh.read(4000000).decode("utf-8", "replace").split("\n")
-    return outline_source(source_lines[path], lang)
+            lines = fh.read(4000000).decode("utf-8", "replace").split("\n")
+        read_sources[path] = (lines, outline_source(lines, lang))
+    return read_sources[path]
 class Span:
     # A definition read from lines, shaped as the ast nodes answer() takes.
     def __init__(self, d):
-        self.decorator_list, self.lineno, self.end_lineno = [], d["start"], d["end"]
+        self.decorator_list, self.lineno, self.end_lineno = [], d["first"], d["end"]
 def span(node):
     first = min([d.lineno for d in node.decorator_list] + [node.lineno])
     return first, getattr(node, "end_lineno", None) or node.lineno
@@ -139,9 +140,10 @@ for loc in request["locations"]:
     if (not cls and not fn) or lang is None:
         out.append(answer(None)); continue
     if lang != "py":
-        d = find_source_def(source_defs(path, lang), cls, fn)
+        lines, defs = read_source(path, lang)
+        d = find_source_def(defs, cls, fn)
         # Read from lines, a miss may be the reader's: the location stays valid, without a span.
-        out.append(answer(None, Span(d), source_lines[path]) if d else answer(None)); continue
+        out.append(answer(None, Span(d), lines) if d else answer(None)); continue
     tree, lines, error = parse(path)
     if error:
         out.append(answer(error)); continue

@@ -173,9 +173,11 @@ RUST_TEST = re.compile(r"^#\[(?:[\w:]+::)?test\b|^#\[cfg\(test\)\]")
 
 
 def comments_above(lines, i, lang):
-    """The comment over a definition, its annotations, and whether an attribute marks it a test (Rust)."""
+    """The comment over a definition, its annotations, whether an attribute marks it a test (Rust),
+    and the line its annotations start on (the span, as Python's includes its decorators)."""
     doc, decos = [], []
     test = False
+    first = i
     k = i - 1
     while k >= 0 and i - k <= 40:
         t = lines[k].strip()
@@ -183,6 +185,7 @@ def comments_above(lines, i, lang):
             m = IDENT.match(t[1:])
             if m:
                 decos.append(m.group(0))
+                first = k
         elif t.startswith("#["):
             test = test or bool(RUST_TEST.match(t))
         elif t.startswith(("//", "/*", "*")) or (lang == "ruby" and t.startswith("#")):
@@ -190,7 +193,7 @@ def comments_above(lines, i, lang):
         else:
             break
         k -= 1
-    return " ".join(reversed(doc)), decos, test
+    return " ".join(reversed(doc)), decos, test, first
 
 
 def declaration(line, lang):
@@ -237,7 +240,8 @@ def find_source_def(defs, cls, fn):
 
 
 def outline_source(lines, lang):
-    """Definitions as dicts: kind, name, cls (dotted or None), start, end (1-based), params, doc, calls, decos."""
+    """Definitions as dicts: kind, name, cls (dotted or None), start (the declaration), first (its
+    annotations' first line), end (1-based), params, doc, calls, decos."""
     code = strip_code(lines, lang) if lang != "ruby" else lines
     found = []
     for i, line in enumerate(code):
@@ -265,14 +269,14 @@ def outline_source(lines, lang):
         if kind == "closure":
             stack.append((i, end, kind, name))
             continue
-        doc, decos, test = comments_above(lines, i, lang)
+        doc, decos, test, first = comments_above(lines, i, lang)
         if test:
             stack.append((i, end, "test", name))
             continue
         owners = [s[3] for s in stack if s[2] == "class"]
         cls = ".".join(owners) or recv
         calls = set(CALL_ANY.findall("\n".join(code[i + 1:end + 1]))) - NOT_NAMES if kind == "def" else set()
-        defs.append({"kind": kind, "name": name, "cls": cls, "start": i + 1, "end": end + 1, "params": IDENT.findall(params), "doc": doc, "calls": calls, "decos": decos})
+        defs.append({"kind": kind, "name": name, "cls": cls, "start": i + 1, "first": first + 1, "end": end + 1, "params": IDENT.findall(params), "doc": doc, "calls": calls, "decos": decos})
         stack.append((i, end, kind, name))
     return defs
 `;

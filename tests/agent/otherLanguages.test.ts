@@ -234,7 +234,8 @@ describe("definitions of other languages, read from their lines in the sandbox",
     expect(checked.map((c) => [c.valid, c.start_line, c.end_line])).toEqual([
       [true, 8, 13],
       [true, 2, 6],
-      [true, 5, 7],
+      // Its annotation included, as Python's decorators are.
+      [true, 4, 7],
       [true, undefined, undefined],
     ]);
   });

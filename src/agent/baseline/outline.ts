@@ -9,7 +9,8 @@ import { toMap, type Exec } from "./repoScan.js";
  * sandbox (the host never parses the repository's code): every class, function and
  * method with its span, and how the query's words fall in its name, signature, docstring
  * and body, which of the issue's identifiers it uses, and which names it calls. Files ast
- * cannot read (Python 2 syntax) are outlined from `def`/`class` lines and indentation.
+ * cannot read (Python 2 syntax) are outlined from `def`/`class` lines and indentation; files
+ * in other languages, from their declaration lines (sourceOutline.ts).
  */
 
 export const OUTLINE_SCRIPT = `${PY_TEXT}

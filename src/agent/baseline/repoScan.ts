@@ -4,7 +4,8 @@ import { PY_TEXT } from "./pyText.js";
 import { SOURCE_OUTLINE } from "../sourceOutline.js";
 
 /**
- * One pass over every Python source file of the tree, inside the sandbox: per file, how
+ * One pass over every source file of the tree in its own language (Python, or those of
+ * sourceOutline.ts), inside the sandbox: per file, how
  * often the issue's words occur in its text and in its path, how
  * often the issue's identifiers occur, where they are defined, and where the issue's quoted
  * phrases appear. Tests, docs and examples are left out: an issue is fixed in the library.
