@@ -16,7 +16,7 @@ export interface CommitChange {
   sha: string;
   /** Paths the commit changed (a merge: against its first parent). */
   files: string[];
-  /** Python definitions its hunks sit in or add: the hunk header's `def`, and `def` lines changed. */
+  /** Definitions its hunks sit in or add: the hunk header's function or class, and declarations changed. */
   defs: { file: string; name: string }[];
 }
 
@@ -32,6 +32,52 @@ export const MAX_CHANGED_FILES = 50;
 const TIMEOUT_MS = 10_000;
 /** Every hunk's header names the `def` or `class` before it, with Python's own funcname rule. */
 const PY_FUNCNAME = gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"]]);
+
+/**
+ * Other languages, each diffed with a funcname rule of its own (POSIX extended regular
+ * expressions, as git takes them) so hunk headers name the enclosing function or type. The
+ * extensions are those the baseline reads (agent/sourceOutline.ts); git has no rule for
+ * JavaScript, and its own rules for the others would need an attributes file.
+ */
+const MODS = "((export|default|declare|public|protected|private|internal|static|final|abstract|async|override|readonly|open|sealed|data|suspend|synchronized|native|unsafe|const|extern|pub(\\([a-z]+\\))?)[ \t]+)*";
+/** Words that open a block like a method head does: `if (…) {`, `catch (e) {`. */
+const BLOCK_WORDS = ["if", "for", "while", "switch", "catch", "with", "return", "typeof", "await", "yield", "function", "foreach", "using", "lock", "synchronized", "elseif"];
+
+/**
+ * An ERE matching identifiers other than `words` (POSIX has no lookahead): an identifier leaves
+ * the words' prefix tree at some letter, or ends on a prefix that is not itself a word.
+ */
+export function identifierExcept(words: string[]): string {
+  const first = [..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_$"];
+  const rest = [...first, ..."0123456789"];
+  // Every prefix of a word, the words included (`iff` goes on past `if`).
+  const prefixes = [...new Set(words.flatMap((w) => [...w, ""].map((_, i) => w.slice(0, i))))].sort();
+  const alternatives: string[] = [];
+  for (const p of prefixes) {
+    const next = new Set(words.filter((w) => w.length > p.length && w.startsWith(p)).map((w) => w[p.length]));
+    alternatives.push(`${p}[${(p ? rest : first).filter((c) => !next.has(c)).join("")}][A-Za-z0-9_$]*`);
+    if (p && !words.includes(p)) alternatives.push(p);
+  }
+  return `(${alternatives.join("|")})`;
+}
+
+/** At least one modifier: a method head without a keyword, told from `throw new E(` by its `public`. */
+const MODIFIED = MODS.replace(/\*$/, "+");
+const OTHER_LANGUAGES: { globs: string[]; funcname: string }[] = [
+  {
+    globs: ["*.js", "*.jsx", "*.mjs", "*.cjs", "*.ts", "*.tsx", "*.mts", "*.cts", "*.vue", "*.svelte"],
+    // Declarations, bindings of functions, and method heads indented once (deeper, `if (…) {` is likelier).
+    funcname: `^([ \t]*${MODS}(function|class|interface|enum)[ \t*].*|[ \t]*${MODS}(const|let|var)[ \t]+[A-Za-z_$][A-Za-z0-9_$]*[ \t]*=[ \t]*(async[ \t]+)?(function|\\(|[A-Za-z_$][A-Za-z0-9_$]*[ \t]*=>).*|( {1,4}|\t)${MODS}((get|set)[ \t]+)?${identifierExcept(BLOCK_WORDS)}[ \t]*\\(.*\\{[ \t]*)$`,
+  },
+  { globs: ["*.go"], funcname: "^((func|type)[ \t].*)$" },
+  { globs: ["*.rs"], funcname: `^[ \t]*(${MODS}(fn|impl|struct|enum|trait|mod|union)[ \t<].*)$` },
+  {
+    globs: ["*.java", "*.kt", "*.kts", "*.scala", "*.groovy", "*.cs", "*.swift", "*.php"],
+    funcname: `^[ \t]*(${MODS}(class|interface|enum|record|object|trait|struct|protocol|extension|fun|def|func|function)[ \t].*|${MODIFIED}[A-Za-z_][][A-Za-z0-9_<>,.? ]*[ \t]+[A-Za-z_][A-Za-z0-9_]*[ \t]*\\([^;]*)$`,
+  },
+  { globs: ["*.rb"], funcname: "^[ \t]*((class|module|def)[ \t].*)$" },
+  { globs: ["*.c", "*.h", "*.cc", "*.cpp", "*.cxx", "*.hpp", "*.hh"], funcname: "^((class|struct)[ \t].*|[A-Za-z_][A-Za-z0-9_ \t*&:<>,]*[ \t*&:]~?[A-Za-z_][A-Za-z0-9_]*[ \t]*\\(.*)$" },
+];
 
 type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
 
@@ -112,12 +158,46 @@ async function changed(git: Git, sha: string): Promise<Omit<CommitChange, "ref" 
     .split("\0")
     .filter(Boolean);
   if (files.length === 0 || files.length > MAX_CHANGED_FILES) return null;
-  const diff = await git(["diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", "*.py"], PY_FUNCNAME);
-  return { files, defs: hunkDefs(diff) };
+  const hunks = (globs: string[], env: Record<string, string>) =>
+    git(["diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", ...globs], env);
+  const defs = hunkDefs(await hunks(["*.py"], PY_FUNCNAME));
+  // Only the languages the commit touched cost a diff.
+  for (const lang of OTHER_LANGUAGES) {
+    if (!files.some((f) => lang.globs.some((g) => f.endsWith(g.slice(1))))) continue;
+    defs.push(...hunkDefs(await hunks(lang.globs, gitConfigEnv([["diff.default.xfuncname", lang.funcname]])), declaredName, declaredByKeyword));
+  }
+  return { files, defs };
 }
 
-/** The definitions a `-U0` diff's hunks sit in or change, per new-side file. */
-export function hunkDefs(diff: string): CommitChange["defs"] {
+/** Words a declaration's name never is: a method-head rule also meets `if (…) {`. */
+const NOT_NAMES = new Set(["if", "for", "while", "switch", "catch", "return", "new", "else", "do", "function", "typeof", "await", "yield", "super", "this", "with", "foreach", "using", "lock", "synchronized", "sizeof"]);
+/** A keyword declaration: `function f`, `func (r *T) f`, `pub fn f`, `class C`, `def self.f`. */
+const KEYWORD_DECL = /\b(?:function\*?|class|interface|struct|enum|trait|mod|module|object|record|protocol|extension|fn|func|fun|def)\s+(?:\([^)]{0,200}\)\s*)?(?:self\.)?([A-Za-z_$][\w$]*)/;
+
+/** The name a hunk header's declaration line declares (any language but Python). */
+function declaredName(line: string): string | undefined {
+  const impl = /\bimpl\b(?:\s*<[^{]{0,200}?>)?\s+(?:[\w:<>, ]{1,200}?\s+for\s+)?(?:\w+::)*([A-Za-z_]\w*)/.exec(line);
+  if (impl) return impl[1];
+  const name =
+    KEYWORD_DECL.exec(line)?.[1] ??
+    /\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=/.exec(line)?.[1] ??
+    /([A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*\(/.exec(line)?.[1];
+  return name && !NOT_NAMES.has(name) ? name : undefined;
+}
+
+/** A changed line that declares something, by keyword only: a call `f(x) {` is no declaration. */
+function declaredByKeyword(line: string): string | undefined {
+  return KEYWORD_DECL.exec(line)?.[1];
+}
+
+const pyHeader = (header: string) => /^(?:async\s+)?def\s+(\w+)/.exec(header)?.[1];
+const pyChanged = (line: string) => /^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)/.exec(line)?.[1];
+
+/**
+ * The definitions a `-U0` diff's hunks sit in or change, per new-side file: what each hunk
+ * header names (`header`: the text after its `@@ … @@`) and what changed lines declare.
+ */
+export function hunkDefs(diff: string, header: (text: string) => string | undefined = pyHeader, changedLine: (text: string) => string | undefined = pyChanged): CommitChange["defs"] {
   const defs: CommitChange["defs"] = [];
   const seen = new Set<string>();
   let file: string | null = null;
@@ -128,8 +208,10 @@ export function hunkDefs(diff: string): CommitChange["defs"] {
   };
   for (const line of diff.split("\n")) {
     if (line.startsWith("+++ ")) file = line.startsWith("+++ b/") ? line.slice(6) : null;
-    else if (line.startsWith("@@")) add(/^@@ [^@]*@@ (?:async\s+)?def\s+(\w+)/.exec(line)?.[1]);
-    else if (line.startsWith("+") || line.startsWith("-")) add(/^[+-][ \t]*(?:async[ \t]+)?def[ \t]+(\w+)/.exec(line)?.[1]);
+    else if (line.startsWith("@@")) {
+      const text = /^@@ [^@]*@@ (.*)$/.exec(line)?.[1];
+      if (text) add(header(text.slice(0, 1000)));
+    } else if (line.startsWith("+") || line.startsWith("-")) add(changedLine(line.slice(1, 1001)));
   }
   return defs;
 }

@@ -19,7 +19,37 @@ function setup() {
 
 const parser = SAMPLE_FILES["pkg/parser.py"]!;
 
+const ROUTER_TS = [
+  "export class Router {",
+  "  private routes: string[] = [];",
+  "",
+  "  find(path: string): string | undefined {",
+  "    if (path === '') {",
+  "      return undefined;",
+  "    }",
+  "    return this.routes.find((r) => r === path);",
+  "  }",
+  "}",
+  "",
+].join("\n");
+const SERVER_GO = ["package server", "", "func (s *Server) Serve(addr string) error {", "\tif addr == \"\" {", "\t\treturn nil", "\t}", "\treturn listen(addr)", "}", ""].join("\n");
+
 describe("what the commits an issue names changed", () => {
+  it("names the definitions a commit's hunks sit in, in TypeScript and Go too (not the `if` above them)", async () => {
+    const { fx, cache } = setup();
+    fx.commit({ "src/router.ts": ROUTER_TS, "server/server.go": SERVER_GO }, "add router and server");
+    const culprit = fx.commit(
+      { "src/router.ts": ROUTER_TS.replace("this.routes.find((r) => r === path)", "this.routes.find((r) => r.startsWith(path))"), "server/server.go": SERVER_GO.replace("listen(addr)", "listen(addr + \":80\")") },
+      "match prefixes",
+    );
+    const tree = await cache.prepare({ url: fx.url, commit: culprit });
+    const [found] = await cache.namedCommits(tree, [culprit.slice(0, 8)]);
+    expect(found!.defs).toEqual([
+      { file: "src/router.ts", name: "find" },
+      { file: "server/server.go", name: "Serve" },
+    ]);
+  });
+
   it("reads a named commit's files and the definitions its hunks sit in, from the tree's own past only", async () => {
     const { fx, cache } = setup();
     const culprit = fx.commit({ "pkg/parser.py": parser.replace("value.strip()", "value.rstrip()"), "pkg/util.py": "def helper():\n    return 43\n" }, "tidy");
