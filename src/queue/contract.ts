@@ -50,7 +50,7 @@ export const namedCommitSchema = z
     defs: z
       .array(z.object({ file: z.string().min(1).max(1024), name: z.string().min(1).max(200) }).strict())
       .max(200)
-      .describe("Python functions and classes its hunks sit in."),
+      .describe("Functions and classes its hunks sit in (any language the baseline reads)."),
   })
   .strict();
 export type NamedCommitRef = z.infer<typeof namedCommitSchema>;
