@@ -28,7 +28,7 @@ def issue(url):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--set", required=True, choices=["unseen", "large", "mined"])
+    p.add_argument("--set", required=True, choices=["unseen", "large", "mined", "other"])
     p.add_argument("--pairs", default=os.path.join(os.path.dirname(__file__), "real-issues.tsv"))
     p.add_argument("out")
     p.add_argument("mined", nargs="+", help="instances from commits.py")

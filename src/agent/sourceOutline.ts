@@ -23,7 +23,7 @@ import json, re
 EXT_LANG = json.loads(${JSON.stringify(JSON.stringify(SOURCE_EXTENSIONS))})
 # Tests, stories, bundles and generated code of those languages, by name or by directory
 # (Maven's src/test, Go's testdata, Jest's __tests__): an issue is fixed in the library.
-OTHER_TESTISH = re.compile(r"(\.(test|spec|e2e|stories|min|bundle|generated)\.\w+|_test\.(go|rb)|_spec\.rb|Tests?\.(java|kt|scala|cs|swift)|\.pb\.go)$|(^|/)(tests?|specs?|e2e|__tests__|__mocks__|__fixtures__|fixtures|testdata|testing|benches|examples?)/")
+OTHER_TESTISH = re.compile(r"(\.(test|spec|e2e|stories|min|bundle|generated)(-d)?\.\w+|_test\.(go|rb)|_spec\.rb|Tests?\.(java|kt|scala|cs|swift)|\.pb\.go)$|(^|/)(tests?|specs?|e2e|__tests__|__mocks__|__fixtures__|fixtures|testdata|testing|benches|examples?)/")
 
 
 def lang_of(path):
