@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
 import { hunkDefs } from "../../src/repos/history.js";
+import { identifierExcept } from "../../src/repos/funcnames.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
 import { removeCacheDir } from "../helpers/tempDirs.js";
 
@@ -35,6 +36,12 @@ const ROUTER_TS = [
 const SERVER_GO = ["package server", "", "func (s *Server) Serve(addr string) error {", "\tif addr == \"\" {", "\t\treturn nil", "\t}", "\treturn listen(addr)", "}", ""].join("\n");
 
 describe("what the commits an issue names changed", () => {
+  it("builds a regular expression for identifiers other than given words, which git's POSIX rules cannot say with a lookahead", () => {
+    const re = new RegExp(`^${identifierExcept(["if", "for", "foreach", "while"])}$`);
+    const taken = ["if", "for", "foreach", "while", "i", "fo", "fore", "iff", "format", "forEach", "whilst", "_if", "$el"].filter((w) => re.test(w));
+    expect(taken).toEqual(["i", "fo", "fore", "iff", "format", "forEach", "whilst", "_if", "$el"]);
+  });
+
   it("names the definitions a commit's hunks sit in, in TypeScript and Go too (not the `if` above them)", async () => {
     const { fx, cache } = setup();
     fx.commit({ "src/router.ts": ROUTER_TS, "server/server.go": SERVER_GO }, "add router and server");
