@@ -163,6 +163,8 @@ export function pyPathsIn(text: string): string[] {
 export function otherSourcePathsIn(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/[\w.~:\\/@-]+/g)) {
+    // Longer than any path taken (300), and the suffix below would backtrack over all of it.
+    if (m[0].length > 400) continue;
     // `src/main.rs:12:5:` as a panic prints it: the path without its line and column.
     const run = m[0].replace(/(?::\d+)*[.:]*$/, "");
     const ext = extOf(run);
