@@ -59,6 +59,7 @@ NOT_NAMES = {"if", "for", "while", "switch", "catch", "return", "new", "else", "
 CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
 IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 MAX_DECL_LINE = 400
+MAX_NESTING = 64
 CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")")
 
 
@@ -111,62 +112,78 @@ def strip_code(lines, lang):
     return out
 
 
-def brace_end(code, i):
+def brace_pairs(code):
+    """Every line's opening braces as [column, closing line], matched in one pass (None: never
+    closed), so spans cost one walk of the file however deep or unclosed its blocks are."""
+    opens = [[] for _ in code]
+    stack = []
+    for k, line in enumerate(code):
+        if "{" not in line and "}" not in line:
+            continue
+        for col, ch in enumerate(line):
+            if ch == "{":
+                entry = [col, None]
+                opens[k].append(entry)
+                stack.append(entry)
+            elif ch == "}" and stack:
+                stack.pop()[1] = k
+    return opens
+
+
+def closing(opens, k, col, last):
+    entry = next(e for e in opens[k] if e[0] == col)
+    return last if entry[1] is None else entry[1]
+
+
+def brace_end(code, opens, i):
     """The last line of the body whose brace opens on line i, or on the lines that carry on its
     head (parameters over several lines, a where clause, a brace on the next line); else None."""
-    depth = parens = 0
-    opened = False
+    parens = 0
     prev = ""
-    for k in range(i, len(code)):
+    for k in range(i, min(i + 41, len(code))):
         line = code[k]
-        if not opened and k > i:
+        if k > i:
             t = line.strip()
-            if k - i > 40 or not (t or parens > 0):
+            if not (t or parens > 0):
                 return None
             if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(", "<")):
                 return None
-        for ch in line:
-            if opened:
-                if ch == "{":
-                    depth += 1
-                elif ch == "}":
-                    depth -= 1
-                    if depth <= 0:
-                        return k
-            elif ch == "(":
+        for col, ch in enumerate(line):
+            if ch == "(":
                 parens += 1
             elif ch == ")":
                 parens -= 1
             elif ch == ";" and parens <= 0:
                 return None
             elif ch == "{" and parens <= 0:
-                opened = True
-                depth = 1
+                return closing(opens, k, col, len(code) - 1)
         prev = line.rstrip()
-    return len(code) - 1 if opened else None
-
-
-def block_end(code, i):
-    """The line where the block the end of line i opens is closed, or None if line i opens none."""
-    depth = 0
-    for k in range(i, len(code)):
-        for ch in code[k]:
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-        if depth <= 0:
-            return None if k == i else k
-    return len(code) - 1
-
-
-def ruby_end(lines, i, indent):
-    for k in range(i + 1, len(lines)):
-        s = lines[k]
-        t = s.strip()
-        if t and len(s) - len(s.lstrip()) <= indent and (t == "end" or t.startswith(("end ", "end.", "end)"))):
-            return k
     return None
+
+
+def block_end(code, opens, i):
+    """The line where the block line i leaves open is closed, or None if it leaves none open."""
+    entry = next((e for e in opens[i] if e[1] != i), None)
+    if entry is None:
+        return None
+    return len(code) - 1 if entry[1] is None else entry[1]
+
+
+def ruby_ends(lines, starts):
+    """The line of each Ruby definition's "end" (start line → indentation): the first "end" at its
+    indentation or less, matched in one pass."""
+    ends = {}
+    stack = []
+    for k, s in enumerate(lines):
+        if k in starts:
+            stack.append((starts[k], k))
+            continue
+        t = s.strip()
+        if t == "end" or t.startswith(("end ", "end.", "end)")):
+            e = len(s) - len(s.lstrip())
+            while stack and stack[-1][0] >= e:
+                ends[stack.pop()[1]] = k
+    return ends
 
 
 RUST_TEST = re.compile(r"^#\[(?:[\w:]+::)?test\b|^#\[cfg\(test\)\]")
@@ -243,40 +260,42 @@ def outline_source(lines, lang):
     """Definitions as dicts: kind, name, cls (dotted or None), start (the declaration), first (its
     annotations' first line), end (1-based), params, doc, calls, decos."""
     code = strip_code(lines, lang) if lang != "ruby" else lines
-    found = []
+    decls = []
     for i, line in enumerate(code):
         d = declaration(line, lang)
-        if d is None:
-            if lang != "ruby" and len(line) <= MAX_DECL_LINE and CLOSURE.search(line):
-                end = block_end(code, i)
-                if end is not None:
-                    found.append((i, end, "closure", "", None, ""))
-            continue
-        kind, name, recv, params = d
-        indent = len(line) - len(line.lstrip())
-        end = ruby_end(lines, i, indent) if lang == "ruby" else brace_end(code, i)
+        if d is not None:
+            decls.append((i,) + d)
+        elif lang != "ruby" and len(line) <= MAX_DECL_LINE and CLOSURE.search(line):
+            decls.append((i, "closure", "", None, ""))
+    if lang == "ruby":
+        ends = ruby_ends(lines, {i: len(lines[i]) - len(lines[i].lstrip()) for i, kind, *_ in decls})
+        spans = [(ends.get(d[0]),) + d for d in decls]
+    else:
+        opens = brace_pairs(code)
+        spans = [((block_end if d[1] == "closure" else brace_end)(code, opens, d[0]),) + d for d in decls]
+    defs = []
+    # Open scopes: classes, and at most one function, closure or test on top (nothing is kept
+    # inside those); each class with its dotted name.
+    stack = []
+    for end, i, kind, name, recv, params in spans:
         if end is None:
             continue
-        found.append((i, end, kind, name, recv, params))
-    defs = []
-    stack = []
-    for i, end, kind, name, recv, params in found:
-        while stack and stack[-1][1] < i:
+        while stack and stack[-1][0] < i:
             stack.pop()
         # Nested in a function (a closure, a callback) or in tests: not a location an issue names.
-        if any(s[2] != "class" for s in stack):
+        # Classes nested past any real code's depth are a hostile file's, and are left out too.
+        if (stack and stack[-1][1] != "class") or len(stack) >= MAX_NESTING:
             continue
         if kind == "closure":
-            stack.append((i, end, kind, name))
+            stack.append((end, kind, None))
             continue
         doc, decos, test, first = comments_above(lines, i, lang)
         if test:
-            stack.append((i, end, "test", name))
+            stack.append((end, "test", None))
             continue
-        owners = [s[3] for s in stack if s[2] == "class"]
-        cls = ".".join(owners) or recv
+        cls = stack[-1][2] if stack else recv
         calls = set(CALL_ANY.findall("\n".join(code[i + 1:end + 1]))) - NOT_NAMES if kind == "def" else set()
         defs.append({"kind": kind, "name": name, "cls": cls, "start": i + 1, "first": first + 1, "end": end + 1, "params": IDENT.findall(params), "doc": doc, "calls": calls, "decos": decos})
-        stack.append((i, end, kind, name))
+        stack.append((end, kind, f"{cls}.{name}" if stack and kind == "class" else name))
     return defs
 `;

@@ -113,6 +113,10 @@ const TS_FILES: Record<string, string> = {
   ].join("\n"),
   // Hostile: a declaration line of 100,000 characters and braces that never close.
   "other/hostile.js": `function ${"a".repeat(100_000)}() {\nfunction open() {\n  {{{{\n`,
+  // Hostile: 20,000 blocks that never close, and as many Ruby definitions without an end
+  // (read one line at a time against each, they took minutes).
+  "other/deep.js": "class A {\n".repeat(10_000) + "function f() {\n".repeat(10_000),
+  "other/deep.rb": "def f\n".repeat(20_000),
 };
 
 let box: SandboxFixture;
@@ -240,8 +244,13 @@ describe("definitions of other languages, read from their lines in the sandbox",
     ]);
   });
 
-  it("outlines a hostile file (a declaration of 100,000 characters, braces that never close) without failing", async () => {
+  it("outlines hostile files (a declaration of 100,000 characters, braces that never close, 20,000 open blocks) without failing", async () => {
     const [hostile] = await outlineFiles(exec, box.workingDir, ["other/hostile.js"], { words: [], names: [] });
     expect(hostile!.defs.map((d) => [d.name, d.start, d.end])).toEqual([["open", 2, 4]]);
+    const [deepJs, deepRb] = await outlineFiles(exec, box.workingDir, ["other/deep.js", "other/deep.rb"], { words: [], names: [] });
+    // Classes as deep as real code nests them, then nothing: the rest is a hostile file's.
+    expect(deepJs!.defs).toHaveLength(64);
+    expect(deepJs!.defs.at(-1)).toMatchObject({ kind: "class", cls: Array(63).fill("A").join("."), start: 64, end: 20_001 });
+    expect(deepRb!.defs).toEqual([]);
   });
 });
