@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
 
 /**
@@ -24,7 +25,7 @@ function minedRepository() {
     rmSync(out, { recursive: true, force: true });
   });
   const mine = (tip: string, ...flags: string[]) => {
-    const file = join(out, `${tip.slice(0, 8)}${flags.join("")}.jsonl`);
+    const file = join(out, `${tip.slice(0, 8)}${flags.join("").replace(/[^\w-]/g, "_")}.jsonl`);
     execFileSync("python3", ["bench/baseline/commits.py", ...flags, "--per-repo", "10", file, `${repo.dir}/.git:acme/sample@${tip}`], { stdio: "pipe" });
     return readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   };
@@ -86,5 +87,28 @@ describe("mining instances whose message names an earlier commit (--names-commit
     const rows = mine("HEAD", "--names-commit");
     expect(rows.map((r) => r.instance_id)).toEqual([`acme__sample-${named.slice(0, 12)}`]);
     expect(rows[0]).toMatchObject({ base_commit: culprit, gt: { files: ["pkg/parser.py"], entities: ["pkg/parser.py:Parser.parse"] } });
+  });
+});
+
+describe("mining fixes in other languages (--other-languages, with the sandbox's reader)", () => {
+  const { repo, mine } = minedRepository();
+  const reader = join(mkdtempSync(join(tmpdir(), "codescout-reader-")), "reader.py");
+  writeFileSync(reader, SOURCE_OUTLINE);
+  const router = ["export class Router {", "  find(path: string) {", "    return this.routes.get(path);", "  }", "", "  add(path: string) {", "    this.routes.set(path, true);", "  }", "}", ""].join("\n");
+  repo.commit({ "src/router.ts": router, "src/router.test.ts": "test('find', () => {});\n" }, "Add a router");
+  const fix = repo.commit(
+    { "src/router.ts": router.replace("this.routes.get(path)", "this.routes.get(path.replace(/\\/$/, ''))"), "src/router.test.ts": "test('find', () => { /* slash */ });\n" },
+    `Fix routes with a trailing slash not found${explanation}`,
+  );
+
+  it("takes the TypeScript method a fix edits as its ground truth, read as the baseline reads it, and leaves the test file out", () => {
+    const rows = mine("HEAD", "--other-languages", reader);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      instance_id: `acme__sample-${fix.slice(0, 12)}`,
+      gt: { files: ["src/router.ts"], modules: ["src/router.ts:Router"], entities: ["src/router.ts:Router.find"] },
+    });
+    // Without the flag, the same history holds no Python fix to mine.
+    expect(mine("HEAD")).toEqual([]);
   });
 });
