@@ -49,7 +49,7 @@ export class BaselinePolicy implements Policy {
     let turn = 0;
     const exec: Exec = async (argv, options) => {
       turn++;
-      const label = `python3 ${turn === 1 ? "<repository scan>" : "<ast outline>"} ${ctx.workingDir}`;
+      const label = `python3 ${turn === 1 ? "<repository scan>" : "<outline>"} ${ctx.workingDir}`;
       ctx.onEvent({ type: "command", turn, maxTurns: 0, command: label });
       const t = performance.now();
       const result = await ctx.exec(argv, options);
@@ -85,7 +85,7 @@ export class BaselinePolicy implements Policy {
 
 /**
  * The sandbox work: one scan of the repository (beside it, on the host, what the commits the
- * issue names changed), then an ast outline of the best files.
+ * issue names changed), then an outline of the best files (Python's ast; other languages read from their lines).
  */
 export async function gather(
   exec: Exec,
