@@ -91,20 +91,25 @@ def from_ast(tree, lines):
 
 def from_lines(lines):
     # Old syntax ast refuses: spans from indentation, classes from the enclosing def lines.
+    # A definition ends at the first later line of code indented no deeper than it: one walk,
+    # with the open definitions on a stack (their indentations strictly increase).
     found = []
-    for i, line in enumerate(lines):
-        m = DEF_LINE.match(line)
+    ends = {}
+    open_defs = []
+    for k, s in enumerate(lines):
+        if s.strip() and not s.lstrip().startswith(("#", "@", ")")):
+            d = len(s) - len(s.lstrip())
+            while open_defs and open_defs[-1][0] >= d:
+                ends[open_defs.pop()[1]] = k
+        m = DEF_LINE.match(s)
         if m:
-            found.append((i, len(m.group(1).expandtabs()), m.group(2), m.group(3), m.group(4) or ""))
+            ind = len(m.group(1).expandtabs())
+            found.append((k, ind, m.group(2), m.group(3), m.group(4) or ""))
+            open_defs.append((ind, k))
     defs = []
     stack = []
-    for j, (i, ind, kind, name, sig) in enumerate(found):
-        end = len(lines)
-        for k in range(i + 1, len(lines)):
-            s = lines[k]
-            if s.strip() and not s.lstrip().startswith(("#", "@", ")")) and len(s) - len(s.lstrip()) <= ind:
-                end = k
-                break
+    for i, ind, kind, name, sig in found:
+        end = ends.get(i, len(lines))
         while stack and stack[-1][0] >= ind:
             stack.pop()
         parents = [s for s in stack if s[2] == "class"]
