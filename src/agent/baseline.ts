@@ -12,14 +12,14 @@ import { WEIGHTS } from "./baseline/weights.js";
  * A deterministic, model-free localizer. It reads the issue for terms (paths, traceback
  * frames, identifiers, quoted lines, commits and issue numbers, prose words), scans the
  * repository once inside the sandbox (and asks the host what the named commits changed),
- * ranks files with a linear model over field-weighted matches, outlines the best files with
- * Python's ast (in the sandbox), ranks those files again on their best definitions, ranks the
+ * ranks files with a linear model over field-weighted matches, outlines the best files in the
+ * sandbox (Python's ast, or other languages' declaration lines), ranks those files again on their best definitions, ranks the
  * chosen files' functions the same way, and answers as localization_finish would, each
  * location with the evidence it was chosen on. It exists so the service localizes on a
  * machine with no GPU, and as the floor the model has to beat.
  */
 
-/** Files outlined with ast and ranked again on their definitions: the answer's files come from these. */
+/** Files outlined and ranked again on their definitions: the answer's files come from these. */
 export const OUTLINE_FILES = 6;
 const MAX_EVIDENCE = 5;
 

@@ -1,7 +1,8 @@
+import { gitConfigEnv } from "./git.js";
+
 /**
- * How hunk headers name the definition a change sits in, for languages other than Python (whose
- * rule stays in history.ts): a funcname rule per language for git, and the name read back from
- * the header or from a changed line. Applied to git's own diff text, as Python's rule is.
+ * How hunk headers name the definition a change sits in: a funcname rule per language for git,
+ * and the name read back from the header or from a changed line (git's own diff text).
  */
 const MODS = "((export|default|declare|public|protected|private|internal|static|final|abstract|async|override|readonly|open|sealed|data|suspend|synchronized|native|unsafe|const|extern|pub(\\([a-z]+\\))?)[ \t]+)*";
 /** Words that open a block like a method head does: `if (…) {`, `catch (e) {`. */
@@ -33,7 +34,7 @@ const MODIFIED = MODS.replace(/\*$/, "+");
  * extensions are those the baseline reads (agent/sourceOutline.ts); git has no rule for
  * JavaScript, and its own rules for the others would need an attributes file.
  */
-export const OTHER_LANGUAGES: { globs: string[]; funcname: string }[] = [
+const OTHER_LANGUAGES: { globs: string[]; funcname: string }[] = [
   {
     globs: ["*.js", "*.jsx", "*.mjs", "*.cjs", "*.ts", "*.tsx", "*.mts", "*.cts", "*.vue", "*.svelte"],
     // Declarations, bindings of functions, and method heads in a class body (indented at most
@@ -56,7 +57,7 @@ const NOT_NAMES = new Set(["if", "for", "while", "switch", "catch", "return", "n
 const KEYWORD_DECL = /\b(?:function\*?|class|interface|struct|enum|trait|mod|module|object|record|protocol|extension|fn|func|fun|def)\s+(?:\([^)]{0,200}\)\s*)?(?:self\.)?([A-Za-z_$][\w$]*)/;
 
 /** The name a hunk header's declaration line declares (any language but Python). */
-export function declaredName(line: string): string | undefined {
+function declaredName(line: string): string | undefined {
   const impl = /\bimpl\b(?:\s*<[^{]{0,200}?>)?\s+(?:[\w:<>, ]{1,200}?\s+for\s+)?(?:\w+::)*([A-Za-z_]\w*)/.exec(line);
   if (impl) return impl[1];
   const name =
@@ -67,6 +68,27 @@ export function declaredName(line: string): string | undefined {
 }
 
 /** A changed line that declares something, by keyword only: a call `f(x) {` is no declaration. */
-export function declaredByKeyword(line: string): string | undefined {
+function declaredByKeyword(line: string): string | undefined {
   return KEYWORD_DECL.exec(line)?.[1];
 }
+
+/** Python's: the `def` a hunk header or a changed line names. */
+export const pyHeader = (header: string) => /^(?:async\s+)?def\s+(\w+)/.exec(header)?.[1];
+export const pyChanged = (line: string) => /^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)/.exec(line)?.[1];
+
+export interface FuncnameRule {
+  /** Pathspecs of the language's files. */
+  globs: string[];
+  /** The environment that gives git the rule (diff.default.xfuncname). */
+  env: Record<string, string>;
+  /** The name a hunk header (the text after its `@@ … @@`) declares. */
+  header: (text: string) => string | undefined;
+  /** The name a changed line declares. */
+  changed: (line: string) => string | undefined;
+}
+
+/** Every language's rule, Python's first (git's own Python rule is kept as it was). */
+export const FUNCNAME_RULES: FuncnameRule[] = [
+  { globs: ["*.py"], env: gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"]]), header: pyHeader, changed: pyChanged },
+  ...OTHER_LANGUAGES.map((l) => ({ globs: l.globs, env: gitConfigEnv([["diff.default.xfuncname", l.funcname]]), header: declaredName, changed: declaredByKeyword })),
+];

@@ -1,5 +1,5 @@
-import { GitError, gitConfigEnv, runGit } from "./git.js";
-import { OTHER_LANGUAGES, declaredByKeyword, declaredName } from "./funcnames.js";
+import { GitError, runGit } from "./git.js";
+import { FUNCNAME_RULES, pyChanged, pyHeader } from "./funcnames.js";
 
 /**
  * What commits named in an issue changed, read from the host's bare mirror: the commit a
@@ -31,9 +31,6 @@ const PER_NUMBER = 3;
 /** A commit that changed more than this is a merge of everything or a reformat: it points nowhere. */
 export const MAX_CHANGED_FILES = 50;
 const TIMEOUT_MS = 10_000;
-/** Every hunk's header names the `def` or `class` before it, with Python's own funcname rule. */
-const PY_FUNCNAME = gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"]]);
-
 
 type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
 
@@ -116,17 +113,14 @@ async function changed(git: Git, sha: string): Promise<Omit<CommitChange, "ref" 
   if (files.length === 0 || files.length > MAX_CHANGED_FILES) return null;
   const hunks = (globs: string[], env: Record<string, string>) =>
     git(["diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", ...globs], env);
-  const defs = hunkDefs(await hunks(["*.py"], PY_FUNCNAME));
-  // Only the languages the commit touched cost a diff.
-  for (const lang of OTHER_LANGUAGES) {
-    if (!files.some((f) => lang.globs.some((g) => f.endsWith(g.slice(1))))) continue;
-    defs.push(...hunkDefs(await hunks(lang.globs, gitConfigEnv([["diff.default.xfuncname", lang.funcname]])), declaredName, declaredByKeyword));
+  const defs: CommitChange["defs"] = [];
+  // Each language the commit touched costs one diff, with its own funcname rule; others, none.
+  for (const rule of FUNCNAME_RULES) {
+    if (!files.some((f) => rule.globs.some((g) => f.endsWith(g.slice(1))))) continue;
+    defs.push(...hunkDefs(await hunks(rule.globs, rule.env), rule.header, rule.changed));
   }
   return { files, defs };
 }
-
-const pyHeader = (header: string) => /^(?:async\s+)?def\s+(\w+)/.exec(header)?.[1];
-const pyChanged = (line: string) => /^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)/.exec(line)?.[1];
 
 /**
  * The definitions a `-U0` diff's hunks sit in or change, per new-side file: what each hunk

@@ -39,8 +39,9 @@ terms = Terms(keys)
 names = {n.encode(): n for n in q["names"]}
 phrases = [p.encode() for p in q["phrases"]]
 # Definitions of the names the issue uses only: the regex engine passes every other def in C.
-DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(" + b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + rb")(?!\\w)", re.M) if names else None
-NAMED = re.compile(rb"(?<![\\w$])(" + b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + rb")(?![\\w$])") if names else None
+NAMES = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(" + NAMES + rb")(?!\\w)", re.M) if names else None
+NAMED = re.compile(rb"(?<![\\w$])(" + NAMES + rb")(?![\\w$])") if names else None
 
 found = []
 for d, dirs, files in os.walk(root):
@@ -66,10 +67,11 @@ for d, dirs, files in os.walk(root):
 per_lang = Counter(lang for _, lang in found[:MAX_FILES])
 top_count = max(per_lang.values(), default=0)
 langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_count}
-paths = [p for p, lang in found[:MAX_FILES] if lang in langs]
+kept = [(p, lang) for p, lang in found[:MAX_FILES] if lang in langs]
+paths = [p for p, _ in kept]
 
 out = []
-for i, p in enumerate(paths):
+for i, (p, lang) in enumerate(kept):
     try:
         with open(os.path.join(root, p), "rb") as fh:
             text = fh.read(MAX_BYTES + 1)
@@ -80,7 +82,6 @@ for i, p in enumerate(paths):
     counts = Counter(text.translate(NONWORD).split())
     tf = terms.count(counts)
     defs = []
-    lang = lang_of(p)
     if lang == "py":
         for m in DEF.finditer(text) if DEF else ():
             if len(defs) >= 50:
