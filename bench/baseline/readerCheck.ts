@@ -1,24 +1,33 @@
-/**
- * How well the sandbox's line reader of other languages (src/agent/sourceOutline.ts) finds
- * definitions, against TypeScript's own parser on JavaScript/TypeScript files: functions,
- * methods, constructors, accessors and arrow functions bound to a name, not nested in a
- * function, matched by name and start line (within 3 lines: decorators, comments). Run on
- * trees we fetched ourselves; the service never parses a repository's code on the host.
- *
- *   npx tsx bench/baseline/readerCheck.ts FILE.ts...
- */
 import ts from "typescript";
+import Parser from "web-tree-sitter";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { execFileSync } from "node:child_process";
+import { parseArgs } from "node:util";
 import { PY_TEXT } from "../../src/agent/baseline/pyText.js";
 import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
 
+/**
+ * How well the sandbox's line reader of other languages (src/agent/sourceOutline.ts) finds
+ * definitions, against a real parser: TypeScript's own for JavaScript/TypeScript files,
+ * tree-sitter's grammars for Go, Rust, Java and Ruby. Counted: functions, methods and
+ * constructors with a body (Ruby's empty ones too; in JavaScript also accessors, arrow functions
+ * bound to a name and functions assigned to a prototype's property), not nested in a function
+ * (nor, in Rust, test functions and test modules), matched by name and start line (within 3
+ * lines: decorators, comments). Run on
+ * trees we fetched ourselves; the service never parses a repository's code on the host.
+ *
+ *   npx tsx bench/baseline/readerCheck.ts [--show N] FILE...
+ *
+ * Prints a line per language and the first N misses and extras (default 20).
+ */
 type ReaderDef = [kind: string, cls: string | null, name: string, start: number, end: number];
 
-const files = process.argv.slice(2);
-if (files.length === 0) throw new Error("usage: readerCheck.ts FILE.ts...");
+const { values: opts, positionals: files } = parseArgs({ options: { show: { type: "string", default: "20" } }, allowPositionals: true });
+if (files.length === 0) throw new Error("usage: readerCheck.ts [--show N] FILE...");
+const show = Number(opts.show);
 const dir = mkdtempSync(join(tmpdir(), "reader-check-"));
 const script = join(dir, "reader.py");
 writeFileSync(
@@ -28,11 +37,17 @@ writeFileSync(
 const reader = JSON.parse(execFileSync("python3", [script, ...files], { maxBuffer: 1 << 28 }).toString()) as Record<string, ReaderDef[]>;
 rmSync(dir, { recursive: true, force: true });
 
-/** The parser's definitions of one file, as the reader should find them. */
-function parsed(file: string): { name: string; line: number; end: number }[] {
+interface Def {
+  name: string;
+  line: number;
+  end: number;
+}
+
+/** The TypeScript parser's definitions of a JavaScript/TypeScript file. */
+function parsedTs(file: string): Def[] {
   const sf = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true, file.endsWith("x") ? ts.ScriptKind.TSX : undefined);
   const lineOf = (pos: number) => sf.getLineAndCharacterOfPosition(pos).line + 1;
-  const out: { name: string; line: number; end: number }[] = [];
+  const out: Def[] = [];
   const visit = (node: ts.Node, inFunction: boolean) => {
     let name: string | undefined;
     if ((ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isGetAccessor(node) || ts.isSetAccessor(node)) && node.body && node.name) name = node.name.getText(sf);
@@ -40,6 +55,10 @@ function parsed(file: string): { name: string; line: number; end: number }[] {
     else if ((ts.isVariableDeclaration(node) || ts.isPropertyDeclaration(node)) && node.initializer && ts.isIdentifier(node.name)) {
       const init = node.initializer;
       if ((ts.isArrowFunction(init) || ts.isFunctionExpression(init)) && (ts.isBlock(init.body) || ts.isArrowFunction(init.body))) name = node.name.text;
+    } else if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.EqualsToken && ts.isPropertyAccessExpression(node.left) && ts.isFunctionExpression(node.right)) {
+      // `Reply.prototype.send = function (…) {`: a method, as the reader counts it.
+      const target = node.left.expression;
+      if (ts.isPropertyAccessExpression(target) && target.name.text === "prototype") name = node.left.name.text;
     }
     if (name && !inFunction) out.push({ name, line: lineOf(node.getStart(sf)), end: lineOf(node.getEnd()) });
     const nowInFunction = inFunction || name !== undefined || ts.isArrowFunction(node) || ts.isFunctionExpression(node);
@@ -49,32 +68,91 @@ function parsed(file: string): { name: string; line: number; end: number }[] {
   return out;
 }
 
-let found = 0;
-let missed = 0;
-let extra = 0;
-let sameEnd = 0;
+/** Per tree-sitter grammar: the node types that are definitions, and those that open a function. */
+const GRAMMARS: Record<string, { lang: string; defs: string[]; scopes: string[] }> = {
+  ".go": { lang: "go", defs: ["function_declaration", "method_declaration"], scopes: ["func_literal"] },
+  ".rs": { lang: "rust", defs: ["function_item"], scopes: ["closure_expression"] },
+  ".java": { lang: "java", defs: ["method_declaration", "constructor_declaration"], scopes: ["lambda_expression"] },
+  ".rb": { lang: "ruby", defs: ["method", "singleton_method"], scopes: ["block", "do_block", "lambda"] },
+};
+const require = createRequire(import.meta.url);
+await Parser.init();
+const parsers = new Map<string, Parser>();
+async function parserFor(lang: string): Promise<Parser> {
+  let p = parsers.get(lang);
+  if (!p) {
+    p = new Parser();
+    p.setLanguage(await Parser.Language.load(require.resolve(`tree-sitter-wasms/out/tree-sitter-${lang}.wasm`)));
+    parsers.set(lang, p);
+  }
+  return p;
+}
+
+/** Rust's tests (`#[test]`, `#[cfg(test)] mod`): the attributes just before a node. */
+function testAttributed(node: Parser.SyntaxNode): boolean {
+  for (let prev = node.previousNamedSibling; prev?.type === "attribute_item"; prev = prev.previousNamedSibling) {
+    if (/^#\[(test|cfg\(test\)|tokio::test)/.test(prev.text)) return true;
+  }
+  return false;
+}
+
+async function parsedTreeSitter(file: string, grammar: (typeof GRAMMARS)[string]): Promise<Def[]> {
+  const tree = (await parserFor(grammar.lang)).parse(readFileSync(file, "utf8"));
+  const out: Def[] = [];
+  const visit = (node: Parser.SyntaxNode, inFunction: boolean) => {
+    if (grammar.lang === "rust" && (node.type === "function_item" || node.type === "mod_item") && testAttributed(node)) return;
+    // Ruby's "def x; end" has no body node and is a definition all the same.
+    const isDef = grammar.defs.includes(node.type) && (grammar.lang === "ruby" || node.childForFieldName("body") !== null);
+    const name = isDef ? node.childForFieldName("name")?.text : undefined;
+    if (name && !inFunction) out.push({ name, line: node.startPosition.row + 1, end: node.endPosition.row + 1 });
+    const nowInFunction = inFunction || isDef || grammar.scopes.includes(node.type);
+    for (const c of node.namedChildren) visit(c, nowInFunction);
+  };
+  visit(tree.rootNode, false);
+  tree.delete();
+  return out;
+}
+
+const TS_EXT = new Set([".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"]);
+interface Tally {
+  files: number;
+  found: number;
+  missed: number;
+  extra: number;
+  sameEnd: number;
+}
+const tallies = new Map<string, Tally>();
 const misses: string[] = [];
 const extras: string[] = [];
 for (const f of files) {
+  const ext = extname(f).toLowerCase();
+  const grammar = GRAMMARS[ext];
+  if (!TS_EXT.has(ext) && !grammar) throw new Error(`${f}: no parser for ${ext || "files without an extension"}`);
+  const lang = grammar?.lang ?? "typescript/javascript";
+  const t = tallies.get(lang) ?? { files: 0, found: 0, missed: 0, extra: 0, sameEnd: 0 };
+  tallies.set(lang, t);
+  t.files++;
   const mine = (reader[f] ?? []).filter((d) => d[0] === "def");
   const used = new Set<number>();
-  for (const g of parsed(f)) {
+  for (const g of grammar ? await parsedTreeSitter(f, grammar) : parsedTs(f)) {
     const k = mine.findIndex((d, i) => !used.has(i) && d[2] === g.name && Math.abs(d[3] - g.line) <= 3);
     if (k < 0) {
-      missed++;
-      if (misses.length < 20) misses.push(`${f}:${g.line} ${g.name}`);
+      t.missed++;
+      if (misses.length < show) misses.push(`${f}:${g.line} ${g.name}`);
       continue;
     }
     used.add(k);
-    found++;
-    if (mine[k]![4] === g.end) sameEnd++;
+    t.found++;
+    if (mine[k]![4] === g.end) t.sameEnd++;
   }
   mine.forEach((d, i) => {
     if (used.has(i)) return;
-    extra++;
-    if (extras.length < 20) extras.push(`${f}:${d[3]} ${d[2]}`);
+    t.extra++;
+    if (extras.length < show) extras.push(`${f}:${d[3]} ${d[2]}`);
   });
 }
 const pct = (a: number, b: number) => (b ? ((100 * a) / b).toFixed(1) : "-");
-console.log(`${files.length} files; parser ${found + missed} definitions, reader ${found + extra}: recall ${pct(found, found + missed)}, precision ${pct(found, found + extra)}, same end line ${pct(sameEnd, found)}`);
+for (const [lang, t] of tallies) {
+  console.log(`${lang}: ${t.files} files; parser ${t.found + t.missed} definitions, reader ${t.found + t.extra}: recall ${pct(t.found, t.found + t.missed)}, precision ${pct(t.found, t.found + t.extra)}, same end line ${pct(t.sameEnd, t.found)}`);
+}
 console.log(`first misses:\n  ${misses.join("\n  ")}\nfirst extras:\n  ${extras.join("\n  ")}`);

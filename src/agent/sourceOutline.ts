@@ -52,9 +52,10 @@ PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
 METHOD_DECL = re.compile(
-    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:([A-Za-z_]\w*)::)?([A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*"
-    r"\(((?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*\{?)?\s*$"
+    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:([A-Za-z_]\w*)::)?(#?[A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*"
+    r"\(((?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*(?:\{[^{}]*\}\s*;?|\{?))?\s*$"
 )
+NEW_WORD = re.compile(r"(^|\s)new\s")
 NOT_NAMES = {"if", "for", "while", "switch", "catch", "return", "new", "else", "do", "function", "sizeof", "typeof", "await", "yield", "super", "this", "with", "foreach", "elseif", "using", "lock", "fixed", "unless", "until", "when", "match", "loop", "synchronized"}
 CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
 IDENT = re.compile(r"[A-Za-z_$][\w$]*")
@@ -63,48 +64,129 @@ MAX_NESTING = 64
 CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")")
 
 
+# What may stand before a regular expression literal; after anything else a slash divides.
+REGEX_AFTER = re.compile(r"(^|[(,=:\[!&|?{};+\-*%>~^]|\b(return|typeof|case|in|of|delete|void|throw|new|else|do|yield|await))$")
+
+
+def regex_end(line, i, before):
+    """Where a JavaScript regular expression literal opening at line[i] ends (past its flags):
+    its quotes, backticks and braces are not code. None where the slash divides, -1 where it
+    would open one that the line never closes."""
+    if not REGEX_AFTER.search(before):
+        return None
+    j, n, in_class = i + 1, len(line), False
+    while j < n:
+        c = line[j]
+        if c == "\\":
+            j += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "/":
+            j += 1
+            while j < n and line[j].isalpha():
+                j += 1
+            return j
+        j += 1
+    return -1
+
+
+# A Rust character literal ('"', '\'', '\u{7f}'); a quote not starting one begins a lifetime.
+RUST_CHAR = re.compile(r"'(?:\\(?:u\{[0-9A-Fa-f]{1,6}\}|x[0-9A-Fa-f]{2}|.)|[^\\'\n])'")
+RUST_RAW = re.compile(r"b?r(#*)\"")
+
+
+def string_at(line, i, lang):
+    """The string literal opening at line[i], as (index past its opening, its terminator, whether
+    backslash escapes, whether it may run over lines), or None."""
+    ch = line[i]
+    if lang == "rust":
+        if ch in "rb" and (i == 0 or not (line[i - 1].isalnum() or line[i - 1] == "_")):
+            m = RUST_RAW.match(line, i)
+            if m:
+                return m.end(), '"' + m.group(1), False, True
+        if ch == '"':
+            return i + 1, '"', True, True
+        if ch == "'":
+            m = RUST_CHAR.match(line, i)
+            return (m.end(), "", False, False) if m else None
+        return None
+    if ch == "\x60" and lang in ("js", "go"):
+        return i + 1, "\x60", lang == "js", True
+    if ch == '"' and lang in ("jvm", "swift", "cs") and line.startswith('"""', i):
+        return i + 3, '"""', lang != "cs", True
+    if ch in "\"'":
+        return i + 1, ch, True, False
+    return None
+
+
+def string_end(line, j, end, escapes):
+    """Where the string whose terminator is end, open at line[j], ends on this line, else None."""
+    n = len(line)
+    while j < n:
+        if escapes and line[j] == "\\":
+            j += 2
+        elif line.startswith(end, j):
+            return j + len(end)
+        else:
+            j += 1
+    return None
+
+
 def strip_code(lines, lang):
-    """Each line with strings and comments blanked, so braces and words in them do not count."""
+    """Each line with strings and comments blanked, so braces and words in them do not count
+    (strings that run over lines included: templates, raw strings, text blocks)."""
     out = []
     block = False
-    tmpl = False
-    quotes = "\"\x60" if lang == "rust" else "\"'\x60"
+    open_string = None
     for line in lines:
         buf = []
         i, n = 0, len(line)
+        regexes = lang == "js"
         while i < n:
-            ch = line[i]
             if block:
-                if line.startswith("*/", i):
-                    block = False
-                    i += 2
-                else:
-                    i += 1
+                k = line.find("*/", i)
+                if k < 0:
+                    break
+                block = False
+                i = k + 2
                 continue
-            if tmpl:
-                if ch == "\\":
-                    i += 2
-                    continue
-                if ch == "\x60":
-                    tmpl = False
-                i += 1
+            if open_string is not None:
+                k = string_end(line, i, *open_string)
+                if k is None:
+                    break
+                open_string = None
+                buf.append(" ")
+                i = k
                 continue
+            ch = line[i]
             if line.startswith("/*", i):
                 block = True
                 i += 2
                 continue
             if line.startswith("//", i) or (lang in ("ruby", "php") and ch == "#"):
                 break
-            if ch in quotes:
-                if ch == "\x60" and lang in ("js", "go"):
-                    tmpl = True
-                    i += 1
+            if ch == "/" and regexes:
+                # The context is the last characters kept; a slash that opens nothing ends the
+                # tries on this line, so a line costs one scan whatever it holds.
+                j = regex_end(line, i, "".join(buf[-64:]).rstrip())
+                if j is not None and j > 0:
+                    buf.append(" ")
+                    i = j
                     continue
-                j = i + 1
-                while j < n and line[j] != ch:
-                    j += 2 if line[j] == "\\" else 1
+                regexes = j is None
+            opened = string_at(line, i, lang)
+            if opened is not None:
+                j, end, escapes, multiline = opened
+                k = string_end(line, j, end, escapes) if end else j
                 buf.append(" ")
-                i = j + 1
+                if k is None:
+                    # Unclosed on its line: a string that may go on holds the lines after it.
+                    open_string = (end, escapes) if multiline else None
+                    break
+                i = k
                 continue
             buf.append(ch)
             i += 1
@@ -169,6 +251,13 @@ def block_end(code, opens, i):
     return len(code) - 1 if entry[1] is None else entry[1]
 
 
+# A definition on one line: "def x; y; end", or Ruby 3's "def x(y) = y".
+RUBY_ONE_LINE = re.compile(r"(^|[;\s])end\s*$|^\s*def\s+\S+?(?:\([^)]*\)\s*|\s+)=(?![=~])")
+RUBY_COMMENT = re.compile(r"\s#[^'\"{}]*$")
+# Ruby's own method names: setters ("name=(v)") and operators ("[]=", "<=>", "-@").
+RUBY_DEF = re.compile(r"^\s*def\s+(?:self\.)?([A-Za-z_]\w*(?:[?!]|=(?=\())?|\[\]=?|<=>|===?|=~|!~|\*\*|<<|>>|[+\-*/%<>!~^&|]=?@?)")
+
+
 def ruby_ends(lines, starts):
     """The line of each Ruby definition's "end" (start line → indentation): the first "end" at its
     indentation or less, matched in one pass."""
@@ -176,7 +265,10 @@ def ruby_ends(lines, starts):
     stack = []
     for k, s in enumerate(lines):
         if k in starts:
-            stack.append((starts[k], k))
+            if RUBY_ONE_LINE.search(RUBY_COMMENT.sub("", s)):
+                ends[k] = k
+            else:
+                stack.append((starts[k], k))
             continue
         t = s.strip()
         if t == "end" or t.startswith(("end ", "end.", "end)")):
@@ -220,6 +312,9 @@ def declaration(line, lang):
     m = IMPL_DECL.match(line) if lang == "rust" else None
     if m:
         return "class", m.group(1), None, ""
+    m = RUBY_DEF.match(line) if lang == "ruby" else None
+    if m:
+        return "def", m.group(1), None, line[m.end():].strip("() ")
     m = KEYWORD_DECL.match(line)
     if m:
         kw, recv, name = m.group(1), m.group(2), m.group(3)
@@ -240,7 +335,15 @@ def declaration(line, lang):
     if lang in ("ruby", "go", "rust"):
         return None
     m = METHOD_DECL.match(line)
-    if m and m.group(2) not in NOT_NAMES:
+    # "#name(" is a JavaScript class's private method; elsewhere "#" starts a directive.
+    if m and m.group(2) not in NOT_NAMES and (lang == "js" or not m.group(2).startswith("#")):
+        head = line[:m.start(2)]
+        # "new Type() {" opens an anonymous class; in Java a head with no type or modifier is a
+        # constructor or an enum constant's body, told apart by the enclosing class's name.
+        if NEW_WORD.search(head):
+            return "anon", m.group(2), None, ""
+        if lang == "jvm" and not head.strip() and m.group(2) != "constructor":
+            return "bare", m.group(2), m.group(1), m.group(3)
         return "def", m.group(2), m.group(1), m.group(3)
     return None
 
@@ -288,6 +391,12 @@ def outline_source(lines, lang):
             continue
         if kind == "closure":
             stack.append((end, kind, None))
+            continue
+        if kind == "bare":
+            kind = "def" if stack and (stack[-1][2] or "").split(".")[-1] == name else "anon"
+        if kind == "anon":
+            # Its methods are the enclosing class's (a field's value, an enum constant).
+            stack.append((end, "class", stack[-1][2] if stack else None))
             continue
         doc, decos, test, first = comments_above(lines, i, lang)
         if test:

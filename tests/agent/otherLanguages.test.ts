@@ -111,6 +111,70 @@ const TS_FILES: Record<string, string> = {
     "  end", // 6
     "end", // 7
   ].join("\n"),
+  // Regular expressions hold quotes, a backtick and braces that are not code; "#name(" is a
+  // private method.
+  "other/headers.ts": [
+    "const isValidName = (s: string) => /^[-\\w`'\"]+$/.test(s.trim());", // 1
+    "const TOKENS = /[{]+/g;", // 2
+    "", // 3
+    "export class Headers {", // 4
+    "  #normalize(name: string): string {", // 5
+    '    return name.replace(/\\/+$/, "").toLowerCase();', // 6
+    "  }", // 7
+    "", // 8
+    "  get(name: string, half: number) {", // 9
+    "    return this.#normalize(name).length / half / 2;", // 10
+    "  }", // 11
+    "}", // 12
+  ].join("\n"),
+  // A raw string over lines with quotes and braces in it, and character literals that hold quotes.
+  "other/flags.rs": [
+    "impl Flag for Glob {", // 1
+    "    fn doc_long(&self) -> &'static str {", // 2
+    '        r#"', // 3
+    '.BI "\\-g \'" ab{c,d}* \'', // 4
+    '"#', // 5
+    "    }", // 6
+    "    fn quote(&self) -> char {", // 7
+    "        if self.0 == '\"' { '{' } else { '\\'' }", // 8
+    "    }", // 9
+    "}", // 10
+  ].join("\n"),
+  // Java: a field's anonymous class and an enum constant's body hold methods of the enclosing
+  // class; one-line bodies.
+  "other/Adapters.java": [
+    "public final class Adapters {", // 1
+    "  private Adapters() {}", // 2
+    "  public static final TypeAdapter<Class> CLASS =", // 3
+    "      new TypeAdapter<Class>() {", // 4
+    "        @Override", // 5
+    "        public void write(JsonWriter out, Class value) {", // 6
+    "          out.value(value.getName());", // 7
+    "        }", // 8
+    "      };", // 9
+    "  public int size() { return 0; }", // 10
+    "}", // 11
+    "enum Naming {", // 12
+    "  IDENTITY() {", // 13
+    "    @Override", // 14
+    "    public String translate(Field f) {", // 15
+    "      return f.getName();", // 16
+    "    }", // 17
+    "  };", // 18
+    "}", // 19
+  ].join("\n"),
+  // Ruby: one-line definitions, setters and operators.
+  "other/headers.rb": [
+    "class Headers", // 1
+    "  def host;       get('HOST') end", // 2
+    "  def host=(v);   set('HOST', v) end", // 3
+    "  def [](key)", // 4
+    "    get(key)", // 5
+    "  end", // 6
+    "  def ==(other) = other.to_h == to_h", // 7
+    "  def close; end", // 8
+    "end", // 9
+  ].join("\n"),
   // Hostile: a declaration line of 100,000 characters and braces that never close.
   "other/hostile.js": `function ${"a".repeat(100_000)}() {\nfunction open() {\n  {{{{\n`,
   // Hostile: 20,000 blocks that never close, and as many Ruby definitions without an end
@@ -196,8 +260,8 @@ describe("the baseline in a TypeScript tree", () => {
 });
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {
-  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings and comments aside, Rust's tests left out", async () => {
-    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts"];
+  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings (over lines too), comments and regular expressions aside, Java's anonymous classes and Ruby's one-line definitions read, Rust's tests left out", async () => {
+    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts", "other/headers.ts", "other/flags.rs", "other/Adapters.java", "other/headers.rb"];
     const outlined = await outlineFiles(exec, box.workingDir, files, { words: ["serve", "total"], names: ["Serve"] });
     const defs = outlined.flatMap((f) => f.defs.map((d) => `${f.path} ${d.kind} ${d.cls ?? "-"}.${d.name} ${d.start}-${d.end}`));
     expect(defs).toEqual([
@@ -216,6 +280,24 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "src/cart.ts def Cart.total 12-15",
       "src/pricing.ts def -.applyDiscount 1-6",
       "src/pricing.ts def -.formatPrice 8-10",
+      "other/headers.ts class -.Headers 4-12",
+      "other/headers.ts def Headers.#normalize 5-7",
+      "other/headers.ts def Headers.get 9-11",
+      "other/flags.rs class -.Glob 1-10",
+      "other/flags.rs def Glob.doc_long 2-6",
+      "other/flags.rs def Glob.quote 7-9",
+      "other/Adapters.java class -.Adapters 1-11",
+      "other/Adapters.java def Adapters.Adapters 2-2",
+      "other/Adapters.java def Adapters.write 6-8",
+      "other/Adapters.java def Adapters.size 10-10",
+      "other/Adapters.java class -.Naming 12-19",
+      "other/Adapters.java def Naming.translate 15-17",
+      "other/headers.rb class -.Headers 1-9",
+      "other/headers.rb def Headers.host 2-2",
+      "other/headers.rb def Headers.host= 3-3",
+      "other/headers.rb def Headers.[] 4-6",
+      "other/headers.rb def Headers.== 7-7",
+      "other/headers.rb def Headers.close 8-8",
     ]);
     const serve = outlined[0]!.defs[1]!;
     expect(serve.docTerms.get("serv")).toBe(1);
