@@ -306,7 +306,9 @@ def comments_above(lines, i, lang):
 
 
 def declaration(line, lang):
-    """(kind, name, receiver class, parameter text) for a declaration line, else None."""
+    """(kind, name, receiver class, parameter text) for a declaration line, else None. kind is
+    "def" or "class"; or "anon", the head of an anonymous class ("new Type() {"); or "bare", a
+    Java head with no type, a constructor or an enum constant's body by the enclosing class."""
     if len(line) > MAX_DECL_LINE:
         return None
     m = IMPL_DECL.match(line) if lang == "rust" else None

@@ -336,3 +336,52 @@ describe("definitions of other languages, read from their lines in the sandbox",
     expect(deepRb!.defs).toEqual([]);
   });
 });
+
+describe("the baseline in a Java tree", () => {
+  // Gson's pattern: each type's adapter is a field holding an anonymous class.
+  const JAVA_FILES: Record<string, string> = {
+    "src/main/java/com/acme/Adapters.java": [
+      "package com.acme;", // 1
+      "", // 2
+      "public final class Adapters {", // 3
+      "  private Adapters() {}", // 4
+      "", // 5
+      "  public static final TypeAdapter<Currency> CURRENCY =", // 6
+      "      new TypeAdapter<Currency>() {", // 7
+      "        @Override", // 8
+      "        public void write(JsonWriter out, Currency value) {", // 9
+      "          out.value(value.getCurrencyCode());", // 10
+      "        }", // 11
+      "      };", // 12
+      "}", // 13
+    ].join("\n"),
+    "src/main/java/com/acme/TypeAdapter.java": [
+      "package com.acme;",
+      "",
+      "public abstract class TypeAdapter<T> {",
+      "  public abstract void write(JsonWriter out, T value);",
+      "}",
+    ].join("\n"),
+  };
+  let java: SandboxFixture;
+  beforeAll(async () => {
+    java = await startSandbox(JAVA_FILES);
+  });
+  afterAll(async () => {
+    await java?.cleanup();
+  });
+
+  it("reads the methods of a field's anonymous class as the enclosing class's, and answers the one the issue names", async () => {
+    const result = await new BaselinePolicy().run({
+      issue: "Currency adapter writes the currency code for a null `Currency`\n\n`TypeAdapter.write` in `Adapters.CURRENCY` calls `getCurrencyCode` on a null value.",
+      workingDir: java.workingDir,
+      terminal: java.sandbox.terminal,
+      exec: (argv, o) => java.sandbox.exec(argv, o),
+      signal: new AbortController().signal,
+      onEvent: () => {},
+    });
+    expect(result.locations?.[0]).toMatchObject({ file: "src/main/java/com/acme/Adapters.java", class_name: "Adapters", function_name: "write" });
+    const [checked] = await checkLocations(result.locations!.slice(0, 1), java.workingDir, (argv, o) => java.sandbox.exec(argv, o));
+    expect(checked).toMatchObject({ valid: true, start_line: 8, end_line: 11 });
+  });
+});

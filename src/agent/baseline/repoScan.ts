@@ -99,8 +99,10 @@ for i, (p, lang) in enumerate(kept):
             seen.add(start)
             end = text.find(b"\\n", m.end())
             d = declaration(text[start:end if end >= 0 else len(text)].decode("utf-8", "replace"), lang)
-            if d and d[1] == names[m.group(1)]:
-                defs.append([d[1], d[0], text.count(b"\\n", 0, start) + 1])
+            # An anonymous class's head names its type, not a definition; a Java head with no
+            # type (a constructor, an enum constant's body) counts as a function here.
+            if d and d[0] != "anon" and d[1] == names[m.group(1)]:
+                defs.append([d[1], "def" if d[0] == "bare" else d[0], text.count(b"\\n", 0, start) + 1])
     ids = {names[n]: counts[n] for n in names if n in counts}
     pt = {}
     for part in os.path.splitext(p)[0].split("/"):
