@@ -12,12 +12,12 @@ import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
 /**
  * How well the sandbox's line reader of other languages (src/agent/sourceOutline.ts) finds
  * definitions, against a real parser: TypeScript's own for JavaScript/TypeScript files,
- * tree-sitter's grammars for Go, Rust, Java and Ruby. Counted: functions, methods and
- * constructors with a body (Ruby's empty ones too; in JavaScript also accessors, arrow functions
- * bound to a name and functions assigned to a prototype's property), not nested in a function
- * (nor, in Rust, test functions and test modules), matched by name and start line (within 3
- * lines: decorators, comments). Run on
- * trees we fetched ourselves; the service never parses a repository's code on the host.
+ * tree-sitter's grammars for Go, Rust, Java, Kotlin, Ruby, PHP, C#, Swift, C and C++. Counted:
+ * functions, methods and constructors with a body (Ruby's empty ones too; in
+ * JavaScript also accessors, arrow functions bound to a name and functions assigned to a
+ * prototype's property), not nested in a function (nor, in Rust, test functions and test
+ * modules), matched by name and start line (within 3 lines: decorators, comments). Run on trees
+ * we fetched ourselves; the service never parses a repository's code on the host.
  *
  *   npx tsx bench/baseline/readerCheck.ts [--show N] FILE...
  *
@@ -73,7 +73,16 @@ const GRAMMARS: Record<string, { lang: string; defs: string[]; scopes: string[] 
   ".go": { lang: "go", defs: ["function_declaration", "method_declaration"], scopes: ["func_literal"] },
   ".rs": { lang: "rust", defs: ["function_item"], scopes: ["closure_expression"] },
   ".java": { lang: "java", defs: ["method_declaration", "constructor_declaration"], scopes: ["lambda_expression"] },
+  ".kt": { lang: "kotlin", defs: ["function_declaration", "secondary_constructor"], scopes: ["lambda_literal", "anonymous_function"] },
   ".rb": { lang: "ruby", defs: ["method", "singleton_method"], scopes: ["block", "do_block", "lambda"] },
+  ".php": { lang: "php", defs: ["function_definition", "method_declaration"], scopes: ["anonymous_function_creation_expression", "arrow_function"] },
+  ".cs": { lang: "c_sharp", defs: ["method_declaration", "constructor_declaration"], scopes: ["lambda_expression", "anonymous_method_expression"] },
+  ".swift": { lang: "swift", defs: ["function_declaration", "init_declaration"], scopes: ["lambda_literal"] },
+  ".c": { lang: "c", defs: ["function_definition"], scopes: [] },
+  ".h": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
+  ".cc": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
+  ".cpp": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
+  ".hpp": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
 };
 const require = createRequire(import.meta.url);
 await Parser.init();
@@ -96,15 +105,36 @@ function testAttributed(node: Parser.SyntaxNode): boolean {
   return false;
 }
 
+/** A definition's name as the reader gives it (C's and C++'s sit in declarators), and where it is. */
+function nameOf(node: Parser.SyntaxNode): { text: string; startPosition: Parser.Point } | undefined {
+  const named = node.childForFieldName("name");
+  if (named) return named;
+  if (node.type === "secondary_constructor") return { text: "constructor", startPosition: node.startPosition };
+  if (node.type === "init_declaration") return { text: "init", startPosition: node.startPosition };
+  let d = node.childForFieldName("declarator");
+  while (d?.childForFieldName("declarator")) d = d.childForFieldName("declarator");
+  if (d) return d.childForFieldName("name") ?? d;
+  return node.namedChildren.find((c) => c.type === "simple_identifier");
+}
+
+/** Whether a definition has a body (an abstract or interface method has none; Ruby's "def x;
+ * end" has no body node and counts all the same; Kotlin's secondary constructor keeps its
+ * braces as bare tokens). */
+function hasBody(node: Parser.SyntaxNode, lang: string): boolean {
+  if (lang === "ruby") return true;
+  const body = node.childForFieldName("body") ?? node.namedChildren.find((c) => c.type === "function_body");
+  return body !== undefined && body !== null ? true : node.text.trimEnd().endsWith("}");
+}
+
 async function parsedTreeSitter(file: string, grammar: (typeof GRAMMARS)[string]): Promise<Def[]> {
   const tree = (await parserFor(grammar.lang)).parse(readFileSync(file, "utf8"));
   const out: Def[] = [];
   const visit = (node: Parser.SyntaxNode, inFunction: boolean) => {
     if (grammar.lang === "rust" && (node.type === "function_item" || node.type === "mod_item") && testAttributed(node)) return;
-    // Ruby's "def x; end" has no body node and is a definition all the same.
-    const isDef = grammar.defs.includes(node.type) && (grammar.lang === "ruby" || node.childForFieldName("body") !== null);
-    const name = isDef ? node.childForFieldName("name")?.text : undefined;
-    if (name && !inFunction) out.push({ name, line: node.startPosition.row + 1, end: node.endPosition.row + 1 });
+    const isDef = grammar.defs.includes(node.type) && hasBody(node, grammar.lang);
+    const name = isDef ? nameOf(node) : undefined;
+    // The line that names it, as the reader's start (annotations over lines come before it).
+    if (name && !inFunction) out.push({ name: name.text, line: name.startPosition.row + 1, end: node.endPosition.row + 1 });
     const nowInFunction = inFunction || isDef || grammar.scopes.includes(node.type);
     for (const c of node.namedChildren) visit(c, nowInFunction);
   };

@@ -36,10 +36,12 @@ def lang_of(path):
 
 
 CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "mod", "object", "record", "namespace", "protocol", "extension", "type", "union"}
-MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn))\s+)*"
+MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn)|operator|infix|tailrec|actual|expect|inner|enum|annotation|value|external)\s+)*"
 KEYWORD_DECL = re.compile(
     r"^\s*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|mod|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
     r"(?:\(\s*(?:[A-Za-z_]\w*\s+)?\*?\s*([A-Za-z_][\w.]*)(?:\[[^\]]*\])?\s*\)\s*)?"  # Go's receiver: its type is the class
+    # Kotlin's type parameters and an extension's receiver type come before the name.
+    r"(?:<[^>]*>\s*)?(?:[A-Za-z_][\w.]*(?:<[^()]*?>)?\??\.(?=[A-Za-z_$]))?"
     r"(?:self\.)?([A-Za-z_$][\w$]*[?!]?)"
 )
 IMPL_DECL = re.compile(r"^\s*(?:unsafe\s+)?impl\b(?:\s*<[^{]*?>)?\s+(?:[\w:<>, ]+?\s+for\s+)?(?:[\w]+::)*([A-Za-z_]\w*)")
@@ -52,10 +54,12 @@ PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
 METHOD_DECL = re.compile(
-    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:([A-Za-z_]\w*)::)?(#?[A-Za-z_$~][\w$]*)\s*(?:<[^<>()]{0,80}>)?\s*"
-    r"\(((?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:const\s*)?(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?\s*(?:\{[^{}]*\}\s*;?|\{?))?\s*$"
+    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:(?P<recv>[A-Za-z_]\w*(?:<[^()]*>)?)(?P<sep>::|\.))?(?P<name>#?[A-Za-z_$~][\w$]*|operator\s*(?:\(\)|\[\]|[^\s\w()]{1,3}|\s[\w:]+[*&]*))\s*(?:<[^<>()]{0,80}>)?\s*"
+    r"\((?P<params>(?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:(?:const|noexcept|override|final|mutable|volatile)\b\s*|&&?\s*)*(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?(?:\s*where\s+[^{};=]*?)?\s*(?:\{[^{}]*\}\s*;?|(?P<arrow>=>).*|\{?))?\s*$"
 )
-NEW_WORD = re.compile(r"(^|\s)new\s")
+# What stands before an anonymous class's type: Java's "new", Kotlin's "object :".
+ANON_HEAD = re.compile(r"(^|\s)(new|object\s*:)\s*$")
+C_RETURNED = re.compile(r"[\s*&]+[A-Za-z_]\w*\s*\(")
 NOT_NAMES = {"if", "for", "while", "switch", "catch", "return", "new", "else", "do", "function", "sizeof", "typeof", "await", "yield", "super", "this", "with", "foreach", "elseif", "using", "lock", "fixed", "unless", "until", "when", "match", "loop", "synchronized"}
 CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
 IDENT = re.compile(r"[A-Za-z_$][\w$]*")
@@ -243,6 +247,28 @@ def brace_end(code, opens, i):
     return None
 
 
+# Kotlin's and Scala's "fun f(x) = x + 1", C#'s "int F() => 1;": a body that is an expression.
+EXPRESSION_BODY = re.compile(r"\)\s*(?::\s*[^={};]+?)?\s*(?:=(?![=>])|=>)\s*(\S|$)")
+
+
+def expression_end(code, i):
+    """The last line of an expression body that starts on line i (or on the next, after an "="
+    that ends the line): where its brackets close."""
+    m = EXPRESSION_BODY.search(code[i])
+    if not m:
+        return None
+    depth = 0
+    for k in range(i if m.group(1) else i + 1, min(i + 41, len(code))):
+        for ch in code[k]:
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+        if depth <= 0:
+            return k
+    return None
+
+
 def block_end(code, opens, i):
     """The line where the block line i leaves open is closed, or None if it leaves none open."""
     entry = next((e for e in opens[i] if e[1] != i), None)
@@ -318,7 +344,9 @@ def declaration(line, lang):
     if m:
         return "def", m.group(1), None, line[m.end():].strip("() ")
     m = KEYWORD_DECL.match(line)
-    if m:
+    # "object" declares one in Kotlin and Scala; elsewhere (C#) it is a type. In C a struct's
+    # name followed by a function's is the type that function returns.
+    if m and not (m.group(1) == "object" and lang != "jvm") and not (lang == "c" and C_RETURNED.match(line, m.end())):
         kw, recv, name = m.group(1), m.group(2), m.group(3)
         if kw == "type" and lang != "go" and "{" not in line:
             return None
@@ -337,16 +365,21 @@ def declaration(line, lang):
     if lang in ("ruby", "go", "rust"):
         return None
     m = METHOD_DECL.match(line)
+    name = m and m.group("name")
     # "#name(" is a JavaScript class's private method; elsewhere "#" starts a directive.
-    if m and m.group(2) not in NOT_NAMES and (lang == "js" or not m.group(2).startswith("#")):
-        head = line[:m.start(2)]
-        # "new Type() {" opens an anonymous class; in Java a head with no type or modifier is a
+    # "Type.name(" and "name() => x" are C#'s (an explicit interface member, an expression body).
+    if name and name not in NOT_NAMES and (lang == "js" or not name.startswith("#")) and (lang == "cs" or not (m.group("sep") == "." or m.group("arrow"))):
+        head = line[:m.start("name")]
+        # "new Type() {" opens an anonymous class (C#'s "new" modifier comes before a return
+        # type, so the name never follows it); in Java a head with no type or modifier is a
         # constructor or an enum constant's body, told apart by the enclosing class's name.
-        if NEW_WORD.search(head):
-            return "anon", m.group(2), None, ""
-        if lang == "jvm" and not head.strip() and m.group(2) != "constructor":
-            return "bare", m.group(2), m.group(1), m.group(3)
-        return "def", m.group(2), m.group(1), m.group(3)
+        if ANON_HEAD.search(head):
+            return "anon", name, None, ""
+        if head.split()[:1] and head.split()[0] in NOT_NAMES:
+            return None
+        if lang == "jvm" and not head.strip() and name != "constructor":
+            return "bare", name, m.group("recv"), m.group("params")
+        return "def", name, m.group("recv"), m.group("params")
     return None
 
 
@@ -378,6 +411,8 @@ def outline_source(lines, lang):
     else:
         opens = brace_pairs(code)
         spans = [((block_end if d[1] == "closure" else brace_end)(code, opens, d[0]),) + d for d in decls]
+        if lang in ("jvm", "cs"):
+            spans = [(expression_end(code, d[1]) if d[0] is None and d[2] in ("def", "bare") else d[0],) + d[1:] for d in spans]
     defs = []
     # Open scopes: classes, and at most one function, closure or test on top (nothing is kept
     # inside those); each class with its dotted name.

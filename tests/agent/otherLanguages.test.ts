@@ -175,6 +175,74 @@ const TS_FILES: Record<string, string> = {
     "  def close; end", // 8
     "end", // 9
   ].join("\n"),
+  // Kotlin: an extension function, expression bodies, an anonymous object's method.
+  "other/Client.kt": [
+    "class Client {", // 1
+    "  internal fun <T : Any> Headers.Builder.commonSet(name: String): Headers.Builder {", // 2
+    "    return this", // 3
+    "  }", // 4
+    "  fun size(): Int = calls.size", // 5
+    "  fun timeout(", // 6
+    "    ms: Long,", // 7
+    "  ) = apply {", // 8
+    "    timeout = ms", // 9
+    "  }", // 10
+    "  val body =", // 11
+    "    object : RequestBody() {", // 12
+    "      override fun contentType() = type", // 13
+    "    }", // 14
+    "  companion object {", // 15
+    "    fun create(): Client {", // 16
+    "      return Client()", // 17
+    "    }", // 18
+    "  }", // 19
+    "}", // 20
+  ].join("\n"),
+  // C#: the "new" modifier, an explicit interface member, "object" as a type, a where clause,
+  // an expression body.
+  "other/JArray.cs": [
+    "public class JArray : JContainer, IList<JToken>", // 1
+    "{", // 2
+    "    public new static JArray Load(JsonReader reader)", // 3
+    "    {", // 4
+    "        return null;", // 5
+    "    }", // 6
+    "    int IList<JToken>.IndexOf(JToken item)", // 7
+    "    {", // 8
+    "        return 0;", // 9
+    "    }", // 10
+    "    internal static object Get(decimal value)", // 11
+    "    {", // 12
+    "        return value;", // 13
+    "    }", // 14
+    "    public static IJEnumerable<T> Children<T>(this IEnumerable<T> source) where T : JToken", // 15
+    "    {", // 16
+    "        return source;", // 17
+    "    }", // 18
+    "    public int Count => _values.Count;", // 19
+    "    public string Name() => \"x\";", // 20
+    "}", // 21
+  ].join("\n"),
+  // C and C++: a function returning a struct, an operator, qualifiers after the parameters.
+  "other/style.cc": [
+    "static struct sort_entry* sort_items(jv objects, int *too_deep) {", // 1
+    "  return 0;", // 2
+    "}", // 3
+    "namespace detail {", // 4
+    "class text_style {", // 5
+    " public:", // 6
+    "  FMT_CONSTEXPR auto operator|=(text_style rhs) -> text_style& {", // 7
+    "    return *this;", // 8
+    "  }", // 9
+    "  auto has_emphasis() const noexcept -> bool { return em_ != 0; }", // 10
+    "  void run() {", // 11
+    "    if FMT_CONSTEXPR20 (need_copy<T>::value) {", // 12
+    "      go();", // 13
+    "    }", // 14
+    "  }", // 15
+    "};", // 16
+    "}", // 17
+  ].join("\n"),
   // Hostile: a declaration line of 100,000 characters and braces that never close.
   "other/hostile.js": `function ${"a".repeat(100_000)}() {\nfunction open() {\n  {{{{\n`,
   // Hostile: 20,000 blocks that never close, and as many Ruby definitions without an end
@@ -260,8 +328,8 @@ describe("the baseline in a TypeScript tree", () => {
 });
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {
-  it("finds classes, methods and their spans in Go, Rust, Java, Ruby and TypeScript, braces in strings (over lines too), comments and regular expressions aside, Java's anonymous classes and Ruby's one-line definitions read, Rust's tests left out", async () => {
-    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts", "other/headers.ts", "other/flags.rs", "other/Adapters.java", "other/headers.rb"];
+  it("finds classes, methods and their spans in Go, Rust, Java, Kotlin, C#, C++, Ruby and TypeScript, braces in strings (over lines too), comments and regular expressions aside, Java's anonymous classes and Ruby's one-line definitions read, Rust's tests left out", async () => {
+    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts", "other/headers.ts", "other/flags.rs", "other/Adapters.java", "other/headers.rb", "other/Client.kt", "other/JArray.cs", "other/style.cc"];
     const outlined = await outlineFiles(exec, box.workingDir, files, { words: ["serve", "total"], names: ["Serve"] });
     const defs = outlined.flatMap((f) => f.defs.map((d) => `${f.path} ${d.kind} ${d.cls ?? "-"}.${d.name} ${d.start}-${d.end}`));
     expect(defs).toEqual([
@@ -298,6 +366,24 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "other/headers.rb def Headers.[] 4-6",
       "other/headers.rb def Headers.== 7-7",
       "other/headers.rb def Headers.close 8-8",
+      "other/Client.kt class -.Client 1-20",
+      "other/Client.kt def Client.commonSet 2-4",
+      "other/Client.kt def Client.size 5-5",
+      "other/Client.kt def Client.timeout 6-10",
+      "other/Client.kt def Client.contentType 13-13",
+      "other/Client.kt def Client.create 16-18",
+      "other/JArray.cs class -.JArray 1-21",
+      "other/JArray.cs def JArray.Load 3-6",
+      "other/JArray.cs def JArray.IndexOf 7-10",
+      "other/JArray.cs def JArray.Get 11-14",
+      "other/JArray.cs def JArray.Children 15-18",
+      "other/JArray.cs def JArray.Name 20-20",
+      "other/style.cc def -.sort_items 1-3",
+      "other/style.cc class -.detail 4-17",
+      "other/style.cc class detail.text_style 5-16",
+      "other/style.cc def detail.text_style.operator|= 7-9",
+      "other/style.cc def detail.text_style.has_emphasis 10-10",
+      "other/style.cc def detail.text_style.run 11-15",
     ]);
     const serve = outlined[0]!.defs[1]!;
     expect(serve.docTerms.get("serv")).toBe(1);
