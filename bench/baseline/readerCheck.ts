@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { PY_TEXT } from "../../src/agent/baseline/pyText.js";
 import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
+import { SCAN_SKIP_DIRS, SCAN_TOP_SKIP_DIRS } from "../../src/agent/baseline/repoScan.js";
 
 /**
  * How well the sandbox's line reader of other languages (src/agent/sourceOutline.ts) finds
@@ -19,22 +20,47 @@ import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
  * modules), matched by name and start line (within 3 lines: decorators, comments). Run on trees
  * we fetched ourselves; the service never parses a repository's code on the host.
  *
- *   npx tsx bench/baseline/readerCheck.ts [--show N] FILE...
+ *   npx tsx bench/baseline/readerCheck.ts [--show N] FILE|DIR...
  *
- * Prints a line per language and the first N misses and extras (default 20).
+ * A directory stands for the files the scan would read in it: source of other languages than
+ * Python, without the directories the scan skips and the tests, fixtures and generated code
+ * the reader's own rule leaves out. Prints a line per language and the first N misses and
+ * extras (default 20); files of a language no parser here reads are counted apart.
  */
 type ReaderDef = [kind: string, cls: string | null, name: string, start: number, end: number];
 
-const { values: opts, positionals: files } = parseArgs({ options: { show: { type: "string", default: "20" } }, allowPositionals: true });
-if (files.length === 0) throw new Error("usage: readerCheck.ts [--show N] FILE...");
+/** After the reader's text: each file given, and the files of each directory given, outlined. */
+const WALK = String.raw`
+import os
+SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
+TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
+def source_files(root):
+    for top, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS and not (top == root and d in TOP_SKIP))
+        for n in sorted(names):
+            path = os.path.join(top, n)
+            lang = lang_of(n)
+            if lang not in (None, "py") and not OTHER_TESTISH.search(os.path.relpath(path, root).replace(os.sep, "/")):
+                yield path
+out = {}
+for arg in sys.argv[1:]:
+    for f in (source_files(arg) if os.path.isdir(arg) else [arg]):
+        lines = open(f, encoding="utf-8", errors="replace").read().split("\n")
+        out[f] = [(d["kind"], d["cls"], d["name"], d["start"], d["end"]) for d in outline_source(lines, lang_of(f))]
+json.dump(out, sys.stdout)
+`;
+
+const { values: opts, positionals: args } = parseArgs({ options: { show: { type: "string", default: "20" } }, allowPositionals: true });
+if (args.length === 0) throw new Error("usage: readerCheck.ts [--show N] FILE|DIR...");
 const show = Number(opts.show);
 const dir = mkdtempSync(join(tmpdir(), "reader-check-"));
 const script = join(dir, "reader.py");
 writeFileSync(
   script,
-  `${PY_TEXT}\n${SOURCE_OUTLINE}\nout = {}\nfor f in sys.argv[1:]:\n    lines = open(f, encoding="utf-8", errors="replace").read().split("\\n")\n    out[f] = [(d["kind"], d["cls"], d["name"], d["start"], d["end"]) for d in outline_source(lines, lang_of(f))]\njson.dump(out, sys.stdout)\n`,
+  `${PY_TEXT}\n${SOURCE_OUTLINE}\n${WALK}`,
 );
-const reader = JSON.parse(execFileSync("python3", [script, ...files], { maxBuffer: 1 << 28 }).toString()) as Record<string, ReaderDef[]>;
+const reader = JSON.parse(execFileSync("python3", [script, ...args], { maxBuffer: 1 << 28 }).toString()) as Record<string, ReaderDef[]>;
+const files = Object.keys(reader);
 rmSync(dir, { recursive: true, force: true });
 
 interface Def {
@@ -152,12 +178,16 @@ interface Tally {
   sameEnd: number;
 }
 const tallies = new Map<string, Tally>();
+const unparsed = new Map<string, number>();
 const misses: string[] = [];
 const extras: string[] = [];
 for (const f of files) {
   const ext = extname(f).toLowerCase();
   const grammar = GRAMMARS[ext];
-  if (!TS_EXT.has(ext) && !grammar) throw new Error(`${f}: no parser for ${ext || "files without an extension"}`);
+  if (!TS_EXT.has(ext) && !grammar) {
+    unparsed.set(ext, (unparsed.get(ext) ?? 0) + 1);
+    continue;
+  }
   const lang = grammar?.lang ?? "typescript/javascript";
   const t = tallies.get(lang) ?? { files: 0, found: 0, missed: 0, extra: 0, sameEnd: 0 };
   tallies.set(lang, t);
@@ -185,4 +215,5 @@ const pct = (a: number, b: number) => (b ? ((100 * a) / b).toFixed(1) : "-");
 for (const [lang, t] of tallies) {
   console.log(`${lang}: ${t.files} files; parser ${t.found + t.missed} definitions, reader ${t.found + t.extra}: recall ${pct(t.found, t.found + t.missed)}, precision ${pct(t.found, t.found + t.extra)}, same end line ${pct(t.sameEnd, t.found)}`);
 }
+if (unparsed.size) console.log(`no parser here: ${[...unparsed].map(([ext, n]) => `${n} ${ext || "(none)"}`).join(", ")} files`);
 console.log(`first misses:\n  ${misses.join("\n  ")}\nfirst extras:\n  ${extras.join("\n  ")}`);

@@ -22,12 +22,16 @@ export interface ScanQuery {
   phrases: string[];
 }
 
+/** Directories the scan never enters (docs, builds, tests, vendored installs), and those it skips at the top only. */
+export const SCAN_SKIP_DIRS: readonly string[] = ["tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages", "__tests__", "__mocks__", "testdata"];
+export const SCAN_TOP_SKIP_DIRS: readonly string[] = ["test", "testing"];
+
 export const SCAN_SCRIPT = `${PY_TEXT}
 ${SOURCE_OUTLINE}
 root = sys.argv[1]
 q = json.load(sys.stdin)
-SKIP_DIRS = {"tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages", "__tests__", "__mocks__", "testdata"}
-TOP_SKIP = {"test", "testing"}
+SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
+TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
 MAX_FILES, MAX_BYTES = 20000, 2000000
 # Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
