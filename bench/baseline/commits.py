@@ -154,6 +154,23 @@ def mine(gd, repo, tip, per_repo, names_commit=False):
     return found
 
 
+def relabel(src, out, gds):
+    """The instances of src with their gold read again (same commits, same texts): after a
+    change to the reader, so the gold is what the reader now sees."""
+    with open(src) as f, open(out, "w") as w:
+        for line in f:
+            r = json.loads(line)
+            gd = gds[r["repo"]]
+            sha = git(gd, "rev-parse", r["instance_id"].rsplit("-", 1)[1]).strip()
+            modules, entities = set(), set()
+            for path in r["gt"]["files"]:
+                got = edited(gd, r["base_commit"], sha, path)
+                modules |= got[0]
+                entities |= got[1]
+            r["gt"] = {"files": r["gt"]["files"], "modules": sorted(modules), "entities": sorted(entities)}
+            w.write(json.dumps(r) + "\n")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--per-repo", type=int, default=30)
@@ -162,12 +179,17 @@ def main():
     p.add_argument("--names-commit", action="store_true")
     # Fixes in other languages' files instead of Python's (FILE: the reader's Python text).
     p.add_argument("--other-languages", metavar="FILE")
+    # Instead of mining: IN's instances with their gold read again by the reader.
+    p.add_argument("--relabel", metavar="IN")
     p.add_argument("out")
     p.add_argument("sources", nargs="+", help="GIT_DIR:owner/name@COMMIT")
     a = p.parse_args()
     if a.other_languages:
         with open(a.other_languages) as f:
             exec(f.read(), READER)
+    if a.relabel:
+        relabel(a.relabel, a.out, {s.rsplit(":", 1)[1].partition("@")[0]: s.rsplit(":", 1)[0] for s in a.sources})
+        return
     with open(a.out, "w") as f:
         for src in a.sources:
             gd, spec = src.rsplit(":", 1)
