@@ -54,7 +54,7 @@ PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
 METHOD_DECL = re.compile(
-    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?(?:(?P<recv>[A-Za-z_]\w*(?:<[^()]*>)?)(?P<sep>::|\.))?(?P<name>#?[A-Za-z_$~][\w$]*|operator\s*(?:\(\)|\[\]|[^\s\w()]{1,3}|\s[\w:]+[*&]*))\s*(?:<[^<>()]{0,80}>)?\s*"
+    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*" + MODS + r"(?:get\s+|set\s+|\*\s*)?(?:[\w$<>\[\],.:*&?]+\s+){0,3}?[*&]*(?:(?P<recv>[A-Za-z_]\w*(?:<[^()]*>)?)(?P<sep>::|\.))?(?P<name>#?[A-Za-z_$~][\w$]*|operator\s*(?:\(\)|\[\]|[^\s\w()]{1,3}|\s[\w:]+[*&]*))\s*(?:<[^<>()]{0,80}>)?\s*"
     r"\((?P<params>(?:[^;'\"\x60(){}]|\([^;'\"\x60()]*\)|\{[^{}'\"\x60]*\})*)(?:\)\s*(?:(?:const|noexcept|override|final|mutable|volatile)\b\s*|&&?\s*)*(?:(?::|->)\s*(?:[^{};=]|\{[^{}]*\}){0,120}?)?\s*(?:throws\s+[\w., ]+)?(?:\s*where\s+[^{};=]*?)?\s*(?:\{[^{}]*\}\s*;?|(?P<arrow>=>).*|\{?))?\s*$"
 )
 # What stands before an anonymous class's type: Java's "new", Kotlin's "object :".

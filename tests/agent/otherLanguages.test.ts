@@ -223,7 +223,8 @@ const TS_FILES: Record<string, string> = {
     "    public string Name() => \"x\";", // 20
     "}", // 21
   ].join("\n"),
-  // C and C++: a function returning a struct, an operator, qualifiers after the parameters.
+  // C and C++: functions returning a struct or a pointer, an operator, qualifiers after the
+  // parameters.
   "other/style.cc": [
     "static struct sort_entry* sort_items(jv objects, int *too_deep) {", // 1
     "  return 0;", // 2
@@ -242,6 +243,9 @@ const TS_FILES: Record<string, string> = {
     "  }", // 15
     "};", // 16
     "}", // 17
+    "FILE *open_file(const char *path) {", // 18
+    "  return 0;", // 19
+    "}", // 20
   ].join("\n"),
   // Hostile: a declaration line of 100,000 characters and braces that never close.
   "other/hostile.js": `function ${"a".repeat(100_000)}() {\nfunction open() {\n  {{{{\n`,
@@ -384,6 +388,7 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "other/style.cc def detail.text_style.operator|= 7-9",
       "other/style.cc def detail.text_style.has_emphasis 10-10",
       "other/style.cc def detail.text_style.run 11-15",
+      "other/style.cc def -.open_file 18-20",
     ]);
     const serve = outlined[0]!.defs[1]!;
     expect(serve.docTerms.get("serv")).toBe(1);
