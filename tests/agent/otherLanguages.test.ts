@@ -476,3 +476,47 @@ describe("the baseline in a Java tree", () => {
     expect(checked).toMatchObject({ valid: true, start_line: 8, end_line: 11 });
   });
 });
+
+describe("the baseline in a C++ tree with Python helper scripts", () => {
+  // fmt's shape: a few large headers, and as many small scripts beside them. Counted by files,
+  // the scripts made it a Python tree; by size (each file up to 64 KiB) it is C++.
+  const filler = (what: string) => Array.from({ length: 120 }, (_, i) => `// ${what}: note ${i} on buffers, widths and locales.`).join("\n");
+  const CPP_FILES: Record<string, string> = {
+    "include/lib/format.h": [
+      "#pragma once", // 1
+      "namespace lib {", // 2
+      "inline char* format_to(char* out, const char* fmt, int width) {", // 3
+      "  for (int i = 0; i < width; ++i) *out++ = ' ';", // 4
+      "  return out;", // 5
+      "}", // 6
+      "}  // namespace lib", // 7
+      filler("format"),
+    ].join("\n"),
+    "include/lib/chrono.h": ["#pragma once", "namespace lib {", "inline int format_duration(int s) { return s; }", "}", filler("chrono")].join("\n"),
+    "include/lib/ostream.h": ["#pragma once", "namespace lib {", "inline void print(int v) {}", "}", filler("ostream")].join("\n"),
+    "src/format.cc": ['#include "lib/format.h"', "namespace lib {", "int width_of(const char* s) { return 0; }", "}", filler("source")].join("\n"),
+    "support/release.py": "def format_release(width):\n    return 'format to width'\n",
+    "support/docs.py": "def build_docs():\n    return 'docs'\n",
+    "support/bloat.py": "def measure_width():\n    return 0\n",
+  };
+  let cpp: SandboxFixture;
+  beforeAll(async () => {
+    cpp = await startSandbox(CPP_FILES);
+  });
+  afterAll(async () => {
+    await cpp?.cleanup();
+  });
+
+  it("reads the tree as C++ and answers the header's function, not a script", async () => {
+    const result = await new BaselinePolicy().run({
+      issue: "`format_to` writes past the end of the buffer when the width is larger than the output\n\nCalling `lib::format_to(buf, \"{}\", 80)` on a 64-byte buffer overflows it.",
+      workingDir: cpp.workingDir,
+      terminal: cpp.sandbox.terminal,
+      exec: (argv, o) => cpp.sandbox.exec(argv, o),
+      signal: new AbortController().signal,
+      onEvent: () => {},
+    });
+    expect(result.locations?.[0]).toMatchObject({ file: "include/lib/format.h", function_name: "format_to" });
+    expect(result.locations?.some((l) => l.file.endsWith(".py"))).toBe(false);
+  });
+});

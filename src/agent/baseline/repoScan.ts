@@ -33,7 +33,7 @@ q = json.load(sys.stdin)
 SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
 TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
-MAX_FILES, MAX_BYTES = 20000, 2000000
+MAX_FILES, MAX_BYTES, LANG_CAP = 20000, 2000000, 65536
 # Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
 # tokens a bytes \\w+ regex finds, at a fraction of its cost.
 NONWORD = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32 for c in range(256))
@@ -60,18 +60,26 @@ for d, dirs, files in os.walk(root):
                 continue
         elif lang is None or OTHER_TESTISH.search(path):
             continue
-        found.append((path, lang))
+        try:
+            size = os.path.getsize(os.path.join(d, f))
+        except OSError:
+            size = 0
+        found.append((path, lang, size))
     if len(found) >= MAX_FILES:
         break
-# The tree's own languages. Python alone when it is a quarter of the source or more: Python
-# packages carry generated C, vendored C libraries and JavaScript assets (matplotlib's agg,
-# scikit-learn's Cython output, sphinx's translations), and the issues are about the Python.
-# Otherwise the most common language and any other at least half as common, so a TypeScript
-# project's few build scripts in Python stay out.
-per_lang = Counter(lang for _, lang in found[:MAX_FILES])
-top_count = max(per_lang.values(), default=0)
-langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_count}
-kept = [(p, lang) for p, lang in found[:MAX_FILES] if lang in langs]
+# The tree's own languages, by size, each file counted up to LANG_CAP bytes. Python alone when
+# it is a quarter of the source or more: Python packages carry generated C, vendored C libraries
+# and JavaScript assets (matplotlib's agg, scikit-learn's Cython output, sphinx's translations),
+# large files the cap keeps from outweighing the package's own Python, and the issues are about
+# the Python. Otherwise the largest language and any other at least half as large, so a
+# TypeScript project's build scripts, or a C++ library's helper scripts, in Python stay out
+# (counted by files, fmt's eight small scripts outnumbered half its sixteen large headers).
+per_lang = Counter()
+for _, lang, size in found[:MAX_FILES]:
+    per_lang[lang] += min(size, LANG_CAP) + 1
+top_size = max(per_lang.values(), default=0)
+langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_size}
+kept = [(p, lang) for p, lang, _ in found[:MAX_FILES] if lang in langs]
 paths = [p for p, _ in kept]
 
 out = []
