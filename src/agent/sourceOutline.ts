@@ -375,7 +375,8 @@ def declaration(line, lang):
         # constructor or an enum constant's body, told apart by the enclosing class's name.
         if ANON_HEAD.search(head):
             return "anon", name, None, ""
-        if head.split()[:1] and head.split()[0] in NOT_NAMES:
+        words = head.split()
+        if words and words[0] in NOT_NAMES:
             return None
         if lang == "jvm" and not head.strip() and name != "constructor":
             return "bare", name, m.group("recv"), m.group("params")
