@@ -215,11 +215,12 @@ export function answer(view: JobView): CallToolResult {
   return { structuredContent: structured, content: [{ type: "text", text: summary(structured) }] };
 }
 
-/** A snippet's fence language and line-comment marker, by file extension (Python's when unknown). */
+/** A snippet's fence language and line-comment marker, by file extension: each one the baseline reads, a bare fence for any other. */
 const FENCES: Record<string, [string, string]> = {
   py: ["python", "#"], js: ["js", "//"], jsx: ["jsx", "//"], mjs: ["js", "//"], cjs: ["js", "//"], ts: ["ts", "//"], tsx: ["tsx", "//"],
   go: ["go", "//"], rs: ["rust", "//"], java: ["java", "//"], kt: ["kotlin", "//"], scala: ["scala", "//"], rb: ["ruby", "#"],
   php: ["php", "//"], c: ["c", "//"], h: ["c", "//"], cc: ["cpp", "//"], cpp: ["cpp", "//"], hpp: ["cpp", "//"], cs: ["csharp", "//"], swift: ["swift", "//"],
+  mts: ["ts", "//"], cts: ["ts", "//"], vue: ["vue", "//"], svelte: ["svelte", "//"], kts: ["kotlin", "//"], groovy: ["groovy", "//"], cxx: ["cpp", "//"], hh: ["cpp", "//"],
 };
 
 function summary(out: LocalizeOutput): string {
@@ -232,7 +233,7 @@ function summary(out: LocalizeOutput): string {
     const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
     const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
     const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
-    const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["python", "#"];
+    const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["", "//"];
     const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
     return `${where}  ${what}${flag}${why}${code}`;
   });
