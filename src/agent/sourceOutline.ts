@@ -38,7 +38,7 @@ def lang_of(path):
 CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "mod", "object", "record", "namespace", "protocol", "extension", "type", "union"}
 MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn)|operator|infix|tailrec|actual|expect|inner|enum|annotation|value|external)\s+)*"
 KEYWORD_DECL = re.compile(
-    r"^\s*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|mod|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
+    r"^\s*(?:@[\w.]+(?:\([^)]*\))?\s+)*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|mod|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
     r"(?:\(\s*(?:[A-Za-z_]\w*\s+)?\*?\s*([A-Za-z_][\w.]*)(?:\[[^\]]*\])?\s*\)\s*)?"  # Go's receiver: its type is the class
     # Kotlin's type parameters and an extension's receiver type come before the name.
     r"(?:<[^>]*>\s*)?(?:[A-Za-z_][\w.]*(?:<[^()]*?>)?\??\.(?=[A-Za-z_$]))?"
@@ -252,13 +252,21 @@ EXPRESSION_BODY = re.compile(r"\)\s*(?::\s*[^={};]+?)?\s*(?:=(?![=>])|=>)\s*(\S|
 
 
 def expression_end(code, i):
-    """The last line of an expression body that starts on line i (or on the next, after an "="
-    that ends the line): where its brackets close."""
-    m = EXPRESSION_BODY.search(code[i])
+    """The last line of an expression body whose head starts on line i: where its brackets close.
+    The body starts where the parameters close (on a later line when they run over lines), or on
+    the next line after an "=" that ends one."""
+    depth = 0
+    for h in range(i, min(i + 41, len(code))):
+        depth += code[h].count("(") - code[h].count(")")
+        if depth <= 0:
+            break
+    else:
+        return None
+    m = EXPRESSION_BODY.search(code[h])
     if not m:
         return None
     depth = 0
-    for k in range(i if m.group(1) else i + 1, min(i + 41, len(code))):
+    for k in range(h if m.group(1) else h + 1, min(h + 41, len(code))):
         for ch in code[k]:
             if ch in "([{":
                 depth += 1

@@ -175,7 +175,8 @@ const TS_FILES: Record<string, string> = {
     "  def close; end", // 8
     "end", // 9
   ].join("\n"),
-  // Kotlin: an extension function, expression bodies, an anonymous object's method.
+  // Kotlin: an extension function, expression bodies (after parameters over lines too), an
+  // anonymous object's method, an annotation before the keyword.
   "other/Client.kt": [
     "class Client {", // 1
     "  internal fun <T : Any> Headers.Builder.commonSet(name: String): Headers.Builder {", // 2
@@ -197,6 +198,12 @@ const TS_FILES: Record<string, string> = {
     "    }", // 18
     "  }", // 19
     "}", // 20
+    "class Listener {", // 21
+    "  @Synchronized fun hitCount(): Int = hits", // 22
+    "  override fun dnsStart(", // 23
+    "    call: Call,", // 24
+    "  ) = onEvent(call)", // 25
+    "}", // 26
   ].join("\n"),
   // C#: the "new" modifier, an explicit interface member, "object" as a type, a where clause,
   // an expression body.
@@ -376,6 +383,9 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "other/Client.kt def Client.timeout 6-10",
       "other/Client.kt def Client.contentType 13-13",
       "other/Client.kt def Client.create 16-18",
+      "other/Client.kt class -.Listener 21-26",
+      "other/Client.kt def Listener.hitCount 22-22",
+      "other/Client.kt def Listener.dnsStart 23-25",
       "other/JArray.cs class -.JArray 1-21",
       "other/JArray.cs def JArray.Load 3-6",
       "other/JArray.cs def JArray.IndexOf 7-10",
