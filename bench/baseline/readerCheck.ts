@@ -14,11 +14,12 @@ import { SCAN_SKIP_DIRS, SCAN_TOP_SKIP_DIRS } from "../../src/agent/baseline/rep
  * How well the sandbox's line reader of other languages (src/agent/sourceOutline.ts) finds
  * definitions, against a real parser: TypeScript's own for JavaScript/TypeScript files,
  * tree-sitter's grammars for Go, Rust, Java, Kotlin, Ruby, PHP, C#, Swift, C and C++. Counted:
- * functions, methods and constructors with a body (Ruby's empty ones too; in
- * JavaScript also accessors, arrow functions bound to a name and functions assigned to a
- * prototype's property), not nested in a function (nor, in Rust, test functions and test
- * modules), matched by name and start line (within 3 lines: decorators, comments). Run on trees
- * we fetched ourselves; the service never parses a repository's code on the host.
+ * functions, methods and constructors with a body (Ruby's empty ones too; in JavaScript also
+ * accessors, arrow functions bound to a name and functions assigned to a prototype's property),
+ * not nested in a function (nor, in Rust, test functions and test modules), matched by name and
+ * by the line that names them (within 3 lines; TypeScript's parser gives the line decorators
+ * start on). Run on trees we fetched ourselves; the service never parses a repository's code on
+ * the host.
  *
  *   npx tsx bench/baseline/readerCheck.ts [--show N] FILE|DIR...
  *
