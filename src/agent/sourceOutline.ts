@@ -2,10 +2,12 @@
  * Python run inside the sandbox (embedded by the scripts that need it): which files are source
  * in languages other than Python, and their definitions read from lines, since the sandbox has
  * no parser for them and the host never parses the repository's code. Python keeps its own
- * ast; everything here is for the TypeScript, Go, Rust, Java or Ruby tree a coding agent works
- * in. A definition is a declaration line (a keyword form such as `function`, `func`, `fn`,
- * `class`, `impl`; a `const f = (…) =>` binding; a method head `name(params) {`) and its span:
- * braces matched outside strings and comments, or `end` at the same indentation for Ruby.
+ * ast; everything here is for the TypeScript, Go, Rust, Java, Kotlin, C#, C/C++, Swift, PHP or
+ * Ruby tree a coding agent works in. A definition is a declaration line (a keyword form such as
+ * `function`, `func`, `fn`, `fun`, `class`, `impl`; a `const f = (…) =>` binding; a method head
+ * `name(params) {`) and its span: braces matched outside strings (over lines too), comments and
+ * regular expressions, an expression body's brackets, or `end` at the same indentation for Ruby.
+ * bench/baseline/readerCheck.ts measures it against parsers.
  * Reading lines misses what a parser would not (a declaration split oddly over lines), and
  * that costs a location, never a wrong span for the ones found.
  */
