@@ -141,6 +141,44 @@ def string_end(line, j, end, escapes):
     return None
 
 
+def template_end(line, j, stack):
+    """Where a JavaScript template literal closes on this line, else None. stack says where the
+    scan is: -1 in template text, n >= 0 in a \x24{…} substitution at brace depth n, which may
+    hold strings and templates of its own; it carries over to the next line."""
+    n = len(line)
+    while j < n:
+        c = line[j]
+        if stack[-1] < 0:
+            if c == "\\":
+                j += 2
+                continue
+            if c == "\x60":
+                stack.pop()
+                j += 1
+                if not stack:
+                    return j
+                continue
+            if c == "$" and line.startswith("{", j + 1):
+                stack.append(0)
+                j += 2
+                continue
+        elif c == "\x60":
+            stack.append(-1)
+        elif c in "\"'":
+            k = string_end(line, j + 1, c, True)
+            j = n if k is None else k
+            continue
+        elif c == "{":
+            stack[-1] += 1
+        elif c == "}":
+            if stack[-1] == 0:
+                stack.pop()
+            else:
+                stack[-1] -= 1
+        j += 1
+    return None
+
+
 def strip_code(lines, lang):
     """Each line with strings and comments blanked, so braces and words in them do not count
     (strings that run over lines included: templates, raw strings, text blocks)."""
@@ -160,7 +198,7 @@ def strip_code(lines, lang):
                 i = k + 2
                 continue
             if open_string is not None:
-                k = string_end(line, i, *open_string)
+                k = template_end(line, i, open_string[1]) if open_string[0] is None else string_end(line, i, *open_string)
                 if k is None:
                     break
                 open_string = None
@@ -186,7 +224,14 @@ def strip_code(lines, lang):
             opened = string_at(line, i, lang)
             if opened is not None:
                 j, end, escapes, multiline = opened
-                k = string_end(line, j, end, escapes) if end else j
+                if lang == "js" and end == "\x60":
+                    # A template: its substitutions nest strings, braces and templates.
+                    stack = [-1]
+                    k = template_end(line, j, stack)
+                    end = None
+                    escapes = stack
+                else:
+                    k = string_end(line, j, end, escapes) if end else j
                 buf.append(" ")
                 if k is None:
                     # Unclosed on its line: a string that may go on holds the lines after it.
@@ -237,9 +282,10 @@ def brace_end(code, opens, i):
             if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(", "<")):
                 return None
         for col, ch in enumerate(line):
-            if ch == "(":
+            # Brackets too: a return type may be a tuple over lines ("): [ … ] {").
+            if ch in "([":
                 parens += 1
-            elif ch == ")":
+            elif ch in ")]":
                 parens -= 1
             elif ch == ";" and parens <= 0:
                 return None

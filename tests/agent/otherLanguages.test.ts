@@ -127,6 +127,20 @@ const TS_FILES: Record<string, string> = {
     "  }", // 11
     "}", // 12
   ].join("\n"),
+  // A return type over lines in brackets, and templates nested in a template's substitution.
+  "other/render.ts": [
+    "export function render(raw: string): [", // 1
+    "  string,", // 2
+    "  number,", // 3
+    "] {", // 4
+    "  return [`${wrap(raw)}${", // 5
+    "    isTS ? ` //@ts-ignore\\n` : ``", // 6
+    "  } ? ${raw}`, 1]", // 7
+    "}", // 8
+    "export function after() {", // 9
+    "  return 1", // 10
+    "}", // 11
+  ].join("\n"),
   // A raw string over lines with quotes and braces in it, and character literals that hold quotes.
   "other/flags.rs": [
     "impl Flag for Glob {", // 1
@@ -340,7 +354,7 @@ describe("the baseline in a TypeScript tree", () => {
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {
   it("finds classes, methods and their spans in Go, Rust, Java, Kotlin, C#, C++, Ruby and TypeScript, braces in strings (over lines too), comments and regular expressions aside, Java's anonymous classes and Ruby's one-line definitions read, Rust's tests left out", async () => {
-    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts", "other/headers.ts", "other/flags.rs", "other/Adapters.java", "other/headers.rb", "other/Client.kt", "other/JArray.cs", "other/style.cc"];
+    const files = ["other/server.go", "other/lib.rs", "other/Gson.java", "other/request.rb", "src/cart.ts", "src/pricing.ts", "other/headers.ts", "other/render.ts", "other/flags.rs", "other/Adapters.java", "other/headers.rb", "other/Client.kt", "other/JArray.cs", "other/style.cc"];
     const outlined = await outlineFiles(exec, box.workingDir, files, { words: ["serve", "total"], names: ["Serve"] });
     const defs = outlined.flatMap((f) => f.defs.map((d) => `${f.path} ${d.kind} ${d.cls ?? "-"}.${d.name} ${d.start}-${d.end}`));
     expect(defs).toEqual([
@@ -362,6 +376,8 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "other/headers.ts class -.Headers 4-12",
       "other/headers.ts def Headers.#normalize 5-7",
       "other/headers.ts def Headers.get 9-11",
+      "other/render.ts def -.render 1-8",
+      "other/render.ts def -.after 9-11",
       "other/flags.rs class -.Glob 1-10",
       "other/flags.rs def Glob.doc_long 2-6",
       "other/flags.rs def Glob.quote 7-9",
