@@ -108,6 +108,18 @@ def is_source(path):
     return READER["lang_of"](path) not in (None, "py") and not READER["OTHER_TESTISH"].search(path)
 
 
+def gold(gd, parent, sha, files):
+    """The ground truth of a fix that changed these files, or None where one cannot be read."""
+    modules, entities = set(), set()
+    for path in files:
+        got = edited(gd, parent, sha, path)
+        if got is None:
+            return None
+        modules |= got[0]
+        entities |= got[1]
+    return {"files": sorted(files), "modules": sorted(modules), "entities": sorted(entities)}
+
+
 def mine(gd, repo, tip, per_repo, names_commit=False):
     log = git(gd, "log", "--no-merges", "--format=%H%x00%P%x00%B%x01", tip)
     found = []
@@ -131,24 +143,17 @@ def mine(gd, repo, tip, per_repo, names_commit=False):
         py = [c for c in changes if is_source(c[-1]) and not TEST_PATH.search(c[-1])]
         if not 1 <= len(py) <= 3 or any(c[0] != "M" for c in py):
             continue
-        files, modules, entities = [], set(), set()
-        for _, path in py:
-            got = edited(gd, parents, sha, path)
-            if got is None:
-                break
-            files.append(path)
-            modules |= got[0]
-            entities |= got[1]
-        else:
-            if 1 <= len(entities) <= 6:
-                owner, name = repo.split("/")
-                found.append({
-                    "instance_id": f"{owner}__{name}-{sha[:12]}",
-                    "repo": repo,
-                    "base_commit": parents,
-                    "problem_statement": msg,
-                    "gt": {"files": sorted(files), "modules": sorted(modules), "entities": sorted(entities)},
-                })
+        files = [path for _, path in py]
+        gt = gold(gd, parents, sha, files)
+        if gt is not None and 1 <= len(gt["entities"]) <= 6:
+            owner, name = repo.split("/")
+            found.append({
+                "instance_id": f"{owner}__{name}-{sha[:12]}",
+                "repo": repo,
+                "base_commit": parents,
+                "problem_statement": msg,
+                "gt": gt,
+            })
         if len(found) >= per_repo:
             break
     return found
@@ -162,12 +167,7 @@ def relabel(src, out, gds):
             r = json.loads(line)
             gd = gds[r["repo"]]
             sha = git(gd, "rev-parse", r["instance_id"].rsplit("-", 1)[1]).strip()
-            modules, entities = set(), set()
-            for path in r["gt"]["files"]:
-                got = edited(gd, r["base_commit"], sha, path)
-                modules |= got[0]
-                entities |= got[1]
-            r["gt"] = {"files": r["gt"]["files"], "modules": sorted(modules), "entities": sorted(entities)}
+            r["gt"] = gold(gd, r["base_commit"], sha, r["gt"]["files"])
             w.write(json.dumps(r) + "\n")
 
 

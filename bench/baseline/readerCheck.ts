@@ -106,10 +106,8 @@ const GRAMMARS: Record<string, { lang: string; defs: string[]; scopes: string[] 
   ".cs": { lang: "c_sharp", defs: ["method_declaration", "constructor_declaration"], scopes: ["lambda_expression", "anonymous_method_expression"] },
   ".swift": { lang: "swift", defs: ["function_declaration", "init_declaration"], scopes: ["lambda_literal"] },
   ".c": { lang: "c", defs: ["function_definition"], scopes: [] },
-  ".h": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
-  ".cc": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
-  ".cpp": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
-  ".hpp": { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] },
+  // Headers are read as C++: its grammar reads C's too.
+  ...Object.fromEntries([".h", ".cc", ".cpp", ".hpp"].map((ext) => [ext, { lang: "cpp", defs: ["function_definition"], scopes: ["lambda_expression"] }])),
 };
 const require = createRequire(import.meta.url);
 await Parser.init();

@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import { extractIssueTerms } from "../agent/baseline/issueTerms.js";
-import { namedCommitSchema, type NamedCommitRef } from "../queue/contract.js";
+import { NAMED_COMMIT_DEFS_MAX, namedCommitSchema, type NamedCommitRef } from "../queue/contract.js";
 import { commitChanges } from "../repos/history.js";
 
 /**
@@ -20,7 +20,7 @@ export async function checkoutCommits(checkout: { root: string; gitDir: string }
     const changes = await commitChanges(checkout.gitDir, head, refs, { owner: "", name: basename(checkout.root) }, signal);
     // The contract's bounds: what does not fit is left out rather than refused.
     return changes.flatMap((c) => {
-      const parsed = namedCommitSchema.safeParse({ ...c, defs: c.defs.slice(0, DEFS_MAX) });
+      const parsed = namedCommitSchema.safeParse({ ...c, defs: c.defs.slice(0, NAMED_COMMIT_DEFS_MAX) });
       return parsed.success ? [parsed.data] : [];
     });
   } catch {
@@ -28,5 +28,4 @@ export async function checkoutCommits(checkout: { root: string; gitDir: string }
   }
 }
 
-const DEFS_MAX = 200;
 const READ_MAX_CHARS = 100_000;

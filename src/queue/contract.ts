@@ -39,6 +39,8 @@ export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
  * an uploaded tree comes without history, so the service cannot read it there (repos/history.ts
  * does for a repository URL). It only guides that job's own answer.
  */
+/** How many definitions a named commit carries at most; a client cuts what it read to this. */
+export const NAMED_COMMIT_DEFS_MAX = 200;
 export const namedCommitSchema = z
   .object({
     ref: z
@@ -49,7 +51,7 @@ export const namedCommitSchema = z
     files: z.array(z.string().min(1).max(1024)).max(50).describe("Paths the commit changed, relative to the tree's root."),
     defs: z
       .array(z.object({ file: z.string().min(1).max(1024), name: z.string().min(1).max(200) }).strict())
-      .max(200)
+      .max(NAMED_COMMIT_DEFS_MAX)
       .describe("Functions and classes its hunks sit in (any language the baseline reads)."),
   })
   .strict();

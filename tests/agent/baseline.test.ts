@@ -10,7 +10,7 @@ import { rerank, rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { parseScan, scanRepository, ScanError } from "../../src/agent/baseline/repoScan.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { PolicyContext, PolicyEvent } from "../../src/agent/policy.js";
-import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 import { seeded } from "../helpers/random.js";
 
 const FILES: Record<string, string> = {
@@ -66,15 +66,7 @@ afterAll(async () => {
 
 async function localize(issue: string, namedCommits?: PolicyContext["namedCommits"]) {
   const events: PolicyEvent[] = [];
-  const result = await new BaselinePolicy().run({
-    issue,
-    workingDir: box.workingDir,
-    terminal: box.sandbox.terminal,
-    exec: (argv, o) => box.sandbox.exec(argv, o),
-    signal: new AbortController().signal,
-    onEvent: (e) => events.push(e),
-    ...(namedCommits ? { namedCommits } : {}),
-  });
+  const result = await new BaselinePolicy().run({ ...policyContext(box, issue, (e) => events.push(e)), ...(namedCommits ? { namedCommits } : {}) });
   return { result, events };
 }
 

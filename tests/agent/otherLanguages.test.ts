@@ -3,7 +3,7 @@ import { BaselinePolicy } from "../../src/agent/baseline.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { checkLocations } from "../../src/agent/locations.js";
-import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
 /**
  * The baseline in trees that are not Python (what a coding agent on a laptop works in): the
@@ -284,16 +284,7 @@ afterAll(async () => {
   await box?.cleanup();
 });
 
-async function localize(issue: string) {
-  return new BaselinePolicy().run({
-    issue,
-    workingDir: box.workingDir,
-    terminal: box.sandbox.terminal,
-    exec: (argv, o) => box.sandbox.exec(argv, o),
-    signal: new AbortController().signal,
-    onEvent: () => {},
-  });
-}
+const localize = (issue: string, fx: SandboxFixture = box) => new BaselinePolicy().run(policyContext(fx, issue));
 
 const exec = (argv: string[], options?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, options);
 
@@ -489,16 +480,9 @@ describe("the baseline in a Java tree", () => {
   });
 
   it("reads the methods of a field's anonymous class as the enclosing class's, and answers the one the issue names", async () => {
-    const result = await new BaselinePolicy().run({
-      issue: "Currency adapter writes the currency code for a null `Currency`\n\n`TypeAdapter.write` in `Adapters.CURRENCY` calls `getCurrencyCode` on a null value.",
-      workingDir: java.workingDir,
-      terminal: java.sandbox.terminal,
-      exec: (argv, o) => java.sandbox.exec(argv, o),
-      signal: new AbortController().signal,
-      onEvent: () => {},
-    });
+    const result = await localize("Currency adapter writes the currency code for a null `Currency`\n\n`TypeAdapter.write` in `Adapters.CURRENCY` calls `getCurrencyCode` on a null value.", java);
     expect(result.locations?.[0]).toMatchObject({ file: "src/main/java/com/acme/Adapters.java", class_name: "Adapters", function_name: "write" });
-    const [checked] = await checkLocations(result.locations!.slice(0, 1), java.workingDir, (argv, o) => java.sandbox.exec(argv, o));
+    const [checked] = await checkLocations(result.locations!.slice(0, 1), java.workingDir, policyContext(java, "").exec);
     expect(checked).toMatchObject({ valid: true, start_line: 8, end_line: 11 });
   });
 });
@@ -534,14 +518,7 @@ describe("the baseline in a C++ tree with Python helper scripts", () => {
   });
 
   it("reads the tree as C++ and answers the header's function, not a script", async () => {
-    const result = await new BaselinePolicy().run({
-      issue: "`format_to` writes past the end of the buffer when the width is larger than the output\n\nCalling `lib::format_to(buf, \"{}\", 80)` on a 64-byte buffer overflows it.",
-      workingDir: cpp.workingDir,
-      terminal: cpp.sandbox.terminal,
-      exec: (argv, o) => cpp.sandbox.exec(argv, o),
-      signal: new AbortController().signal,
-      onEvent: () => {},
-    });
+    const result = await localize("`format_to` writes past the end of the buffer when the width is larger than the output\n\nCalling `lib::format_to(buf, \"{}\", 80)` on a 64-byte buffer overflows it.", cpp);
     expect(result.locations?.[0]).toMatchObject({ file: "include/lib/format.h", function_name: "format_to" });
     expect(result.locations?.some((l) => l.file.endsWith(".py"))).toBe(false);
   });

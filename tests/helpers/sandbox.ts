@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
 import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import type { Sandbox } from "../../src/sandbox/types.js";
+import type { PolicyContext } from "../../src/agent/policy.js";
 import { makeGitFixture, SAMPLE_FILES } from "./gitFixture.js";
 import { removeCacheDir } from "./tempDirs.js";
 
@@ -43,4 +44,9 @@ export async function startSandbox(files: Record<string, string> = SAMPLE_FILES,
       removeCacheDir(cacheDir);
     },
   };
+}
+
+/** What a policy is given to run on an issue in the fixture's sandbox (no history). */
+export function policyContext(fx: SandboxFixture, issue: string, onEvent: PolicyContext["onEvent"] = () => {}): PolicyContext {
+  return { issue, workingDir: fx.workingDir, terminal: fx.sandbox.terminal, exec: (argv, o) => fx.sandbox.exec(argv, o), signal: new AbortController().signal, onEvent };
 }
