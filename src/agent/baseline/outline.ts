@@ -146,7 +146,8 @@ for f in q["files"]:
         defs, ok = from_lines(lines), False
     out.append({"p": f, "ast": ok, "defs": defs[:3000]})
 
-json.dump({"files": out}, sys.stdout, separators=(",", ":"), sort_keys=True)
+# dumps, not dump: only a one-shot encode runs in C.
+sys.stdout.write(json.dumps({"files": out}, separators=(",", ":"), sort_keys=True))
 `;
 
 const counts = z.record(z.string().max(200), z.number().int().nonnegative());

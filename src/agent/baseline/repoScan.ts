@@ -43,9 +43,33 @@ terms = Terms(keys)
 names = {n.encode(): n for n in q["names"]}
 phrases = [p.encode() for p in q["phrases"]]
 # Definitions of the names the issue uses only: the regex engine passes every other def in C.
+# Each pattern begins with a literal, which the engine jumps to; a leading \`^\` (multiline) or
+# lookbehind is tried at every byte instead (sympy's tree: 0.46 s against 0.03 s for the defs,
+# 0.7 against 0.2 for the names). What the literal cannot say, that the keyword begins its line
+# and the name begins a word, is checked on the few matches.
 NAMES = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-DEF = re.compile(rb"^[ \\t]*(?:async[ \\t]+)?(def|class)[ \\t]+(" + NAMES + rb")(?!\\w)", re.M) if names else None
-NAMED = re.compile(rb"(?<![\\w$])(" + NAMES + rb")(?![\\w$])") if names else None
+DEFS = [(kw, re.compile(kw.encode() + rb"[ \\t]+(" + NAMES + rb")(?!\\w)")) for kw in ("def", "class")] if names else []
+DEF_LEAD = re.compile(rb"[ \\t]*(?:async[ \\t]+)?")
+NAMED = re.compile(rb"(" + NAMES + rb")(?![\\w$])") if names else None
+NAME_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
+
+
+def py_defs(text):
+    """(offset, keyword, name) of the defs and classes of the issue's names, in order."""
+    out = []
+    for kw, rx in DEFS:
+        for m in rx.finditer(text):
+            if DEF_LEAD.fullmatch(text, text.rfind(b"\\n", 0, m.start()) + 1, m.start()):
+                out.append((m.start(), kw, m.group(1)))
+    return sorted(out)
+
+
+def named(text):
+    """The issue's names where they stand as whole words (a name's bytes are all NAME_BYTES,
+    so a match refused for the byte before it never hides one that would not be)."""
+    for m in NAMED.finditer(text):
+        if not (m.start() and text[m.start() - 1] in NAME_BYTES):
+            yield m
 
 found = []
 for d, dirs, files in os.walk(root):
@@ -95,14 +119,12 @@ for i, (p, lang) in enumerate(kept):
     tf = terms.count(counts)
     defs = []
     if lang == "py":
-        for m in DEF.finditer(text) if DEF else ():
-            if len(defs) >= 50:
-                break
-            defs.append([names[m.group(2)], m.group(1).decode(), text.count(b"\\n", 0, m.start()) + 1])
+        for at, kw, name in py_defs(text)[:50]:
+            defs.append([names[name], kw, text.count(b"\\n", 0, at) + 1])
     elif NAMED:
         # Other languages: only lines that hold a name the issue uses are read as declarations.
         seen = set()
-        for k, m in enumerate(NAMED.finditer(text)):
+        for k, m in enumerate(named(text)):
             if len(defs) >= 50 or k >= 2000:
                 break
             start = text.rfind(b"\\n", 0, m.start()) + 1
@@ -131,7 +153,8 @@ for i, (p, lang) in enumerate(kept):
     if tf or ids or pt or ph:
         out.append({"i": i, "n": text.count(b"\\n") + 1, "tf": tf, "pt": pt, "ids": ids, "defs": defs, "ph": ph})
 
-json.dump({"keys": keys, "paths": paths, "files": out}, sys.stdout, separators=(",", ":"), sort_keys=True)
+# dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
+sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out}, separators=(",", ":"), sort_keys=True))
 `;
 
 const counts = z.record(z.string().max(200), z.number().int().nonnegative());
