@@ -1,7 +1,7 @@
 import { describe, it, expect, afterAll } from "vitest";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BenchError, loadBench, repoUrl } from "../../src/eval/bench.js";
 import { percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
@@ -81,14 +81,17 @@ describe("eval CLI", () => {
     const out = join(dir, "out");
     execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(dir, "local+fixture.git")]);
     const args = ["tsx", "src/cli/eval.ts", "--bench", bench, "--url-template", `file://${dir}/{owner}+{name}.git`, "--out", out, "--cache-dir", join(dir, "cache")];
-    const run = () => execFileSync("npx", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const run = () => spawnSync("npx", args, { encoding: "utf8" });
     const first = run();
-    expect(first).toMatch(/file F1 100\.0 .* function F1 100\.0 .*answered 2\/2/);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/file F1 100\.0 .* function F1 100\.0 .*answered 2\/2/);
+    // The baseline is CPU-bound: by default, one instance at a time per two cores.
+    expect(first.stderr).toContain(`(policy baseline, concurrency ${Math.max(1, Math.floor(availableParallelism() / 2))})`);
     const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n");
     expect(lines).toHaveLength(2);
     expect(JSON.parse(lines[0]!)).toMatchObject({ policy: "baseline", answered: true, scores: { file: { f1: 1 } } });
     expect(readFileSync(join(out, "summary.md"), "utf8")).toContain("| file |");
-    run();
+    expect(run().status).toBe(0);
     expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
   });
 
