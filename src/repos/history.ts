@@ -1,3 +1,4 @@
+import pLimit from "p-limit";
 import { GitError, runGit } from "./git.js";
 import { FUNCNAME_RULES, pyChanged, pyHeader } from "./funcnames.js";
 
@@ -31,6 +32,8 @@ const PER_NUMBER = 3;
 /** A commit that changed more than this is a merge of everything or a reformat: it points nowhere. */
 export const MAX_CHANGED_FILES = 50;
 const TIMEOUT_MS = 10_000;
+/** Commits read at once. */
+const COMMIT_READERS = 4;
 
 type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
 
@@ -48,8 +51,6 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
       if (err instanceof GitError) return null;
       throw err;
     });
-  const out: CommitChange[] = [];
-  const seen = new Set<string>();
   const ours = (r: string) => {
     const m = NUMBER_REF.exec(r);
     return !m || !m[2] || m[2].toLowerCase() === repo.name.toLowerCase();
@@ -59,19 +60,25 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
     .slice(0, MAX_REFS)
     .map((ref) => ({ ref, number: NUMBER_REF.exec(ref)?.[3] }));
   const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
-  const mentioning = numbers.length ? await orNull(commitsMentioning(git, base, numbers)) : null;
-  for (const { ref, number } of kept) {
-    const shas = number ? mentioning?.get(number) : await orNull(commitOf(git, ref));
-    for (const sha of shas ?? []) {
-      if (seen.has(sha)) continue;
-      // Whatever the issue or a message names, only the tree's own past counts (exit 1 rejects).
-      if ((await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) continue;
-      seen.add(sha);
-      const change = await orNull(changed(git, sha));
-      if (change) out.push({ ref, sha, ...change });
-    }
-  }
-  return out;
+  const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers)) : Promise.resolve(null);
+  const shasOf = await Promise.all(kept.map(({ ref, number }) => (number ? mentioning.then((m) => m?.get(number)) : orNull(commitOf(git, ref)))));
+  // Each commit once, under the first ref that led to it, in the refs' order.
+  const seen = new Set<string>();
+  const candidates = kept.flatMap(({ ref }, i) => (shasOf[i] ?? []).filter((sha) => !seen.has(sha) && seen.add(sha)).map((sha) => ({ ref, sha })));
+  // A commit costs a few git processes, each waiting on the disk or a core: read a few commits
+  // at once rather than one after another (a ticket's three commits on django: ~0.3 s less).
+  const limit = pLimit(COMMIT_READERS);
+  const read = await Promise.all(
+    candidates.map(({ ref, sha }) =>
+      limit(async (): Promise<CommitChange | null> => {
+        // Whatever the issue or a message names, only the tree's own past counts (exit 1 rejects).
+        if ((await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) return null;
+        const change = await orNull(changed(git, sha));
+        return change ? { ref, sha, ...change } : null;
+      }),
+    ),
+  );
+  return read.filter((c): c is CommitChange => c !== null);
 }
 
 /**
