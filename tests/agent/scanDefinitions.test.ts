@@ -21,7 +21,11 @@ const PY_FILES: Record<string, string> = {
     "class WidgetBase: pass", // 10
     "\tdef refresh(): pass", // 11
     "x = 1; class Widget: pass", // 12
-    "", // 13
+    "asyncdef render(): pass", // 13
+    "async async def render(): pass", // 14
+    "  async\tdef render(): pass", // 15
+    `${"y = 'def refresh' ".repeat(2000)}`, // 16: the keyword mid-line, many times on one long line
+    "", // 17
   ].join("\n"),
 };
 
@@ -63,6 +67,7 @@ describe("the scan's definitions of the issue's names", () => {
       { name: "render", kind: "def", line: 5 },
       { name: "render", kind: "def", line: 9 },
       { name: "refresh", kind: "def", line: 11 },
+      { name: "render", kind: "def", line: 15 },
     ]);
   });
 

@@ -49,19 +49,35 @@ phrases = [p.encode() for p in q["phrases"]]
 # and the name begins a word, is checked on the few matches.
 NAMES = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
 DEFS = [(kw, re.compile(kw.encode() + rb"[ \\t]+(" + NAMES + rb")(?!\\w)")) for kw in ("def", "class")] if names else []
-DEF_LEAD = re.compile(rb"[ \\t]*(?:async[ \\t]+)?")
 NAMED = re.compile(rb"(" + NAMES + rb")(?![\\w$])") if names else None
 NAME_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 
 
-def py_defs(text):
-    """(offset, keyword, name) of the defs and classes of the issue's names, in order."""
+def begins_line(text, at):
+    """Whether only indentation, and \`async\` after it, stand before \`at\` on its line. Read
+    backwards over those bytes alone: a long line (generated code) is never read again per match."""
+    i = at
+    while i and text[i - 1] in b" \\t":
+        i -= 1
+    if i < at and text.endswith(b"async", 0, i):
+        i -= 5
+        while i and text[i - 1] in b" \\t":
+            i -= 1
+    return i == 0 or text[i - 1] == 10
+
+
+def py_defs(text, limit):
+    """(offset, keyword, name) of the first \`limit\` defs and classes of the issue's names."""
     out = []
     for kw, rx in DEFS:
+        found = 0
         for m in rx.finditer(text):
-            if DEF_LEAD.fullmatch(text, text.rfind(b"\\n", 0, m.start()) + 1, m.start()):
+            if begins_line(text, m.start()):
                 out.append((m.start(), kw, m.group(1)))
-    return sorted(out)
+                found += 1
+                if found == limit:
+                    break
+    return sorted(out)[:limit]
 
 
 def named(text):
@@ -119,7 +135,7 @@ for i, (p, lang) in enumerate(kept):
     tf = terms.count(counts)
     defs = []
     if lang == "py":
-        for at, kw, name in py_defs(text)[:50]:
+        for at, kw, name in py_defs(text, 50):
             defs.append([names[name], kw, text.count(b"\\n", 0, at) + 1])
     elif NAMED:
         # Other languages: only lines that hold a name the issue uses are read as declarations.
