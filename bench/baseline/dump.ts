@@ -7,9 +7,9 @@ import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { loadBench, repoUrl } from "../../src/eval/bench.js";
 import { RepoCache } from "../../src/repos/cache.js";
 import { commitChanges } from "../../src/repos/history.js";
-import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { makeWorkingDir } from "../../src/sandbox/workdir.js";
 import { serialize } from "./store.js";
+import { baselineSandboxes } from "./sandboxes.js";
 
 /**
  * Runs the baseline's sandbox work (scan and ast outline, through the real repository
@@ -49,7 +49,7 @@ const instances = positionals
 // it still finds their functions.
 const OUTLINE_WEIGHTS = { ...WEIGHTS, file: { ...WEIGHTS.file, namedCommit: Math.max(WEIGHTS.file.namedCommit, 10) } };
 const repos = new RepoCache({ dir: a["cache-dir"], allowFileUrls: true });
-const sandboxes = createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 600, mountMode: "bind" });
+const sandboxes = baselineSandboxes();
 let next = 0;
 await Promise.all(
   Array.from({ length: Number(a.concurrency) }, async () => {

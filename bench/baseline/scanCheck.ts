@@ -7,8 +7,8 @@ import { buildQuery } from "../../src/agent/baseline/query.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { loadBench, repoUrl } from "../../src/eval/bench.js";
 import { RepoCache } from "../../src/repos/cache.js";
-import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { makeWorkingDir } from "../../src/sandbox/workdir.js";
+import { baselineSandboxes } from "./sandboxes.js";
 
 /**
  * The repository scan of another revision against this tree's, on each instance's tree and
@@ -42,7 +42,7 @@ execFileSync("git", ["worktree", "add", "--detach", worktree, rev], { stdio: "ig
 const before = ((await import(`${worktree}/src/agent/baseline/repoScan.ts`)) as { SCAN_SCRIPT: string }).SCAN_SCRIPT;
 
 const cache = new RepoCache({ dir: a["cache-dir"], allowFileUrls: true });
-const provider = createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 600, mountMode: "bind" });
+const provider = baselineSandboxes();
 const times = new Map<string, { before: number[]; after: number[] }>();
 let same = 0;
 const differ: string[] = [];

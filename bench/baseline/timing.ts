@@ -3,8 +3,8 @@ import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import { loadBench, repoUrl } from "../../src/eval/bench.js";
 import { RepoCache } from "../../src/repos/cache.js";
-import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { makeWorkingDir } from "../../src/sandbox/workdir.js";
+import { baselineSandboxes } from "./sandboxes.js";
 
 /**
  * Time of the baseline's sandbox work on one instance, repeated in one sandbox:
@@ -14,7 +14,7 @@ const [bench, id, template = "file:///work/evalmirrors/{owner}+{name}.git", cach
 const inst = loadBench(bench!).find((i) => i.instance_id === id)!;
 const tree = await new RepoCache({ dir: cacheDir, allowFileUrls: true }).prepare({ url: repoUrl(template, inst.repo), commit: inst.base_commit });
 const wd = makeWorkingDir("o", "r", id!);
-const box = await createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 600, mountMode: "bind" }).create({ jobId: `timing-${id}`, treePath: tree.treePath, workingDir: wd });
+const box = await baselineSandboxes().create({ jobId: `timing-${id}`, treePath: tree.treePath, workingDir: wd });
 try {
   for (let i = 0; i < 5; i++) {
     const t: number[] = [];

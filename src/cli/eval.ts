@@ -64,7 +64,8 @@ if (!a.bench) fail("--bench is required");
 // ranking, so more at once than half the cores only lengthens each instance's latency, which the
 // report measures (django's trees, 2 cores: p50 1.38 s one at a time, 1.83 s two). The model
 // policy waits on its server instead.
-const concurrency = a.concurrency === undefined ? (a.policy === "baseline" ? Math.max(1, Math.floor(availableParallelism() / 2)) : 2) : Number(a.concurrency);
+const defaultConcurrency = a.policy === "baseline" ? Math.max(1, Math.floor(availableParallelism() / 2)) : 2;
+const concurrency = a.concurrency === undefined ? defaultConcurrency : Number(a.concurrency);
 if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) fail("--concurrency must be an integer from 1 to 32");
 const maxTurns = Number(a["max-turns"]);
 const temperature = Number(a.temperature);

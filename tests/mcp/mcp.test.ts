@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -13,7 +13,7 @@ import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedRepl
 import { makeGitFixture, SAMPLE_FILES, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
-import { defaultTreeDir } from "../../src/repos/trees.js";
+import { TreeStore } from "../../src/repos/trees.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 /**
@@ -259,7 +259,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const upload = await (await fetch(`${base}/v1/uploads/${out.commit_sha}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
     expect(upload.files).toBe(Object.keys(SAMPLE_FILES).length + 1);
     // In the fast place, or on the cache's own disk while other caches' trees fill the fast place's budget.
-    const tree = [defaultTreeDir(config.REPO_CACHE_DIR), join(resolve(config.REPO_CACHE_DIR), "trees")].map((d) => join(d, "uploads", out.commit_sha)).find((p) => existsSync(p));
+    const tree = await new TreeStore({ cacheDir: config.REPO_CACHE_DIR }).find(join("uploads", out.commit_sha));
     expect(tree).toBeDefined();
     expect(execFileSync("find", [tree!, "-name", ".env"], { encoding: "utf8" })).toBe("");
 
