@@ -326,7 +326,16 @@ export class RepoCache {
     const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
-      await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--mirror", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
+      // Branches and tags only, not `clone --mirror`: GitHub also advertises a head and a merge
+      // commit for every pull request (refs/pull/*), and in a repository with thousands of
+      // pull requests those are much of what a mirror would download and keep. A commit that
+      // only a pull request holds is still fetched by its sha when a job names it (fetch()).
+      await this.mirrors.watch(tmp, signal, async (watched) => {
+        await runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched });
+        // A bare clone records no refspec, so without these a later fetch would update no branch.
+        await runGit(["--git-dir", tmp, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], { signal: watched });
+        await runGit(["--git-dir", tmp, "config", "--add", "remote.origin.fetch", "+refs/tags/*:refs/tags/*"], { signal: watched });
+      });
       await rename(tmp, mirror).catch(async (err) => {
         // Another process made the mirror first: theirs is as good as ours.
         if (!existsSync(join(mirror, "HEAD"))) throw err;

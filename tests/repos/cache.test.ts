@@ -1,4 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -225,6 +226,35 @@ describe("RepoCache", () => {
       message: expect.stringMatching(/the disk has less than \d+ MB free/),
     });
     expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
+  });
+
+  it("mirrors branches and tags but not pull requests' refs, and still fetches a pull request's commit a job names", async () => {
+    const { fx, cache, dir } = setup();
+    fx.git("tag", "v1");
+    // As GitHub does: a pull request's head under refs/pull/, on no branch, fetchable by its sha.
+    fx.git("checkout", "-q", "-b", "contrib");
+    const pr = fx.commit({ "pkg/contrib.py": "def contributed():\n    return 1\n" }, "a pull request");
+    fx.git("checkout", "-q", "main");
+    fx.git("update-ref", "refs/pull/7/head", pr);
+    fx.git("branch", "-q", "-D", "contrib");
+    fx.git("config", "uploadpack.allowReachableSHA1InWant", "true");
+
+    await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const [mirror] = readdirSync(join(dir, "mirrors")).filter((m) => !m.includes(".tmp-"));
+    const gitDir = join(dir, "mirrors", mirror!);
+    const refs = execFileSync("git", ["--git-dir", gitDir, "for-each-ref", "--format=%(refname)"], { encoding: "utf8" }).trim().split("\n");
+    expect(refs).toEqual(["refs/heads/main", "refs/tags/v1"]);
+    expect(() => execFileSync("git", ["--git-dir", gitDir, "cat-file", "-e", pr], { stdio: "ignore" })).toThrow();
+
+    const tree = await cache.prepare({ url: fx.url, commit: pr });
+    expect(tree.sha).toBe(pr);
+    expect(readFileSync(join(tree.treePath, "pkg/contrib.py"), "utf8")).toContain("def contributed");
+
+    // A branch pushed later is found by name: the mirror's refspec still updates branches.
+    fx.git("checkout", "-q", "-b", "later");
+    const later = fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "later");
+    fx.git("checkout", "-q", "main");
+    expect((await cache.prepare({ url: fx.url, commit: "later" })).sha).toBe(later);
   });
 
   it("resolves a ref to a sha", async () => {
