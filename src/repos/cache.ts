@@ -326,16 +326,8 @@ export class RepoCache {
     const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
-      // Branches and tags only, not `clone --mirror`: GitHub also advertises a head and a merge
-      // commit for every pull request (refs/pull/*), and in a repository with thousands of
-      // pull requests those are much of what a mirror would download and keep. A commit that
-      // only a pull request holds is still fetched by its sha when a job names it (fetch()).
-      await this.mirrors.watch(tmp, signal, async (watched) => {
-        await runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched });
-        // A bare clone records no refspec, so without these a later fetch would update no branch.
-        await runGit(["--git-dir", tmp, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], { signal: watched });
-        await runGit(["--git-dir", tmp, "config", "--add", "remote.origin.fetch", "+refs/tags/*:refs/tags/*"], { signal: watched });
-      });
+      // Branches and tags only (MIRRORED_REFS), not `clone --mirror`.
+      await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
       await rename(tmp, mirror).catch(async (err) => {
         // Another process made the mirror first: theirs is as good as ours.
         if (!existsSync(join(mirror, "HEAD"))) throw err;
@@ -373,7 +365,9 @@ export class RepoCache {
             if (watched.aborted) throw err;
           }
         }
-        await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin"], opts);
+        // The refspecs are spelled out: a bare clone records none, and a mirror made by an
+        // earlier version (`clone --mirror`) records every ref, pull requests' included.
+        await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin", ...MIRRORED_REFS], opts);
       });
     } catch (err) {
       throw new RepoError("fetch_failed", `could not fetch: ${(err as Error).message}`);
@@ -425,6 +419,14 @@ export class RepoCache {
     }
   }
 }
+
+/**
+ * What a mirror keeps: branches and tags. GitHub also advertises a head and a merge commit for
+ * every pull request (refs/pull/*), which `clone --mirror` would bring: much of what a mirror
+ * downloads and keeps in a repository with thousands of them (BENCHMARKS.md). A commit only a
+ * pull request holds is still fetched by its sha when a job names it.
+ */
+const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
 class TreeTooLarge extends Error {
   override name = "TreeTooLarge";

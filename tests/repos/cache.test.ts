@@ -255,6 +255,8 @@ describe("RepoCache", () => {
     const later = fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "later");
     fx.git("checkout", "-q", "main");
     expect((await cache.prepare({ url: fx.url, commit: "later" })).sha).toBe(later);
+    const after = execFileSync("git", ["--git-dir", gitDir, "for-each-ref", "--format=%(refname)"], { encoding: "utf8" }).trim().split("\n");
+    expect(after).toEqual(["refs/heads/later", "refs/heads/main", "refs/tags/v1"]);
   });
 
   it("resolves a ref to a sha", async () => {
