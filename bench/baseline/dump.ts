@@ -83,6 +83,7 @@ await Promise.all(
         process.stderr.write(`${inst.instance_id} ${timings.map(Math.round).join(" ")} ms\n`);
       } finally {
         await box.destroy();
+        await tree.release();
       }
     }
   }),

@@ -43,40 +43,45 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
     let t = performance.now();
     const tree = await deps.repos.prepare({ url: repoUrl(deps.urlTemplate, inst.repo), commit: inst.base_commit }, signal);
     durations.repo = performance.now() - t;
-    phase = "sandbox";
-    t = performance.now();
-    const [owner = "o", name = "r"] = inst.repo.split("/");
-    const workingDir = makeWorkingDir(owner, name, inst.instance_id);
-    const sandbox = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir }, signal);
-    durations.sandbox = performance.now() - t;
     try {
-      phase = "policy";
+      phase = "sandbox";
       t = performance.now();
-      const out = await policy.run({
-        issue: inst.problem_statement,
-        workingDir,
-        terminal: sandbox.terminal,
-        exec: (argv, o) => sandbox.exec(argv, o),
-        signal,
-        onEvent: () => undefined,
-        namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
-      });
-      durations.policy = performance.now() - t;
-      const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
-      return {
-        ...base,
-        answered: prediction !== null,
-        finish_reason: out.finishReason,
-        prediction,
-        scores: scoreInstance(prediction, inst.gt),
-        turns: out.turns,
-        model_calls: out.usage.modelCalls,
-        prompt_tokens: out.usage.promptTokens,
-        completion_tokens: out.usage.completionTokens,
-        durations_ms: { ...durations, total: performance.now() - t0 },
-      };
+      const [owner = "o", name = "r"] = inst.repo.split("/");
+      const workingDir = makeWorkingDir(owner, name, inst.instance_id);
+      const sandbox = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir }, signal);
+      durations.sandbox = performance.now() - t;
+      try {
+        phase = "policy";
+        t = performance.now();
+        const out = await policy.run({
+          issue: inst.problem_statement,
+          workingDir,
+          terminal: sandbox.terminal,
+          exec: (argv, o) => sandbox.exec(argv, o),
+          signal,
+          onEvent: () => undefined,
+          namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
+        });
+        durations.policy = performance.now() - t;
+        const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
+        return {
+          ...base,
+          answered: prediction !== null,
+          finish_reason: out.finishReason,
+          prediction,
+          scores: scoreInstance(prediction, inst.gt),
+          turns: out.turns,
+          model_calls: out.usage.modelCalls,
+          prompt_tokens: out.usage.promptTokens,
+          completion_tokens: out.usage.completionTokens,
+          durations_ms: { ...durations, total: performance.now() - t0 },
+        };
+      } finally {
+        await sandbox.destroy();
+      }
     } finally {
-      await sandbox.destroy();
+      // Once no sandbox mounts it: a released tree may make room for the next instance's.
+      await tree.release();
     }
   } catch (err) {
     const reason = (err as { reason?: string }).reason ?? phase;

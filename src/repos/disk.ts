@@ -48,3 +48,9 @@ export async function touch(path: string): Promise<void> {
   const now = new Date();
   await utimes(path, now, now).catch(() => undefined);
 }
+
+/** Dates `path`'s last use `idleMs` (and a second) ago, so it counts as idle now. */
+export async function backdate(path: string, idleMs: number): Promise<void> {
+  const then = new Date(Date.now() - idleMs - 1000);
+  await utimes(path, then, then).catch(() => undefined);
+}

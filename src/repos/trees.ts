@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
+import { backdate, diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
 
 /**
  * Where materialized trees live, and how much of the host they may take. Trees go to a fast
@@ -26,16 +26,19 @@ export interface TreeStoreOptions {
   maxTrees?: number;
   /** Bytes of trees in the fast place (default: defaultTreeBudget; 0: no limit). */
   maxTreeBytes?: number;
-  /** A tree untouched for this long is idle and may be removed (default 1 h). */
+  /** A tree is idle, and may be removed, once its jobs released it, or when untouched this long (default 1 h). */
   treeIdleMs?: number;
 }
 
 interface Tree {
   path: string;
+  /** When a job last touched it; Infinity while a job holds it. */
   used: number;
   bytes: number;
   idleMs: number;
   fast: boolean;
+  /** Where its holds are. */
+  holds: string;
 }
 
 export class TreeStore {
@@ -72,6 +75,38 @@ export class TreeStore {
   }
 
   /**
+   * Marks the tree at `treePath` as used by one job until the returned release runs. Released
+   * and held by no other job, the tree is idle at once instead of after the idle time, so the
+   * budget can make room with it rather than send the next new tree to disk (an eval writes a
+   * tree per instance and uses each for seconds). A holder that dies without releasing holds
+   * the tree for the idle time, as a plain use does. Undefined when the tree went meanwhile.
+   */
+  async hold(treePath: string): Promise<(() => Promise<void>) | undefined> {
+    const { holds, name } = this.holdsOf(treePath);
+    await mkdir(holds, { recursive: true });
+    const file = join(holds, `${name}.${randomBytes(6).toString("hex")}`);
+    await writeFile(file, "");
+    await touch(treePath);
+    if (!existsSync(treePath)) {
+      await rm(file, { force: true });
+      return undefined;
+    }
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await rm(file, { force: true });
+      if (!(await liveHolds(holds, this.idleMs)).has(name)) await backdate(treePath, this.idleMs);
+    };
+  }
+
+  /** A tree's holds live in its cache's fast directory (spilled trees' too), beside no tree. */
+  private holdsOf(treePath: string): { holds: string; name: string } {
+    const parts = treePath.split("/");
+    return { holds: join(this.dir, HOLDS_DIR, parts.at(-2)!), name: parts.at(-1)! };
+  }
+
+  /**
    * Where a new tree at `rel` goes: the fast place when, idle trees removed, the trees there
    * hold less than the budget and the tmpfs keeps a margin free; else the spill directory.
    */
@@ -105,7 +140,12 @@ export class TreeStore {
    */
   async recordSize(treePath: string, builtAt: string): Promise<void> {
     // Without `du` (a minimal image) the tree goes uncounted rather than the job failing.
-    await writeFile(`${treePath}${SIZE_SUFFIX}`, String(await diskUsage(builtAt).catch(() => 0)));
+    await this.recordBytes(treePath, await diskUsage(builtAt).catch(() => 0));
+  }
+
+  /** The same, for a tree whose cost is known without reading it back (a git tree: its files' pages). */
+  async recordBytes(treePath: string, bytes: number): Promise<void> {
+    await writeFile(`${treePath}${SIZE_SUFFIX}`, String(bytes));
   }
 
   /** Removes idle trees over the limits; returns how many. */
@@ -136,6 +176,14 @@ export class TreeStore {
         }
       }
     }
+    // Holds whose job died without releasing them: they count no longer than the idle time.
+    const holds = join(this.dir, HOLDS_DIR);
+    for (const repo of await list(holds)) {
+      for (const name of await list(join(holds, repo))) {
+        const st = await stat(join(holds, repo, name)).catch(() => null);
+        if (st && st.mtimeMs < Date.now() - this.idleMs) await rm(join(holds, repo, name), { force: true }).catch(() => undefined);
+      }
+    }
     // Before the shared root, each cache had a tmpfs directory of its own beside it: this
     // cache's goes now, any other once every tree in it is idle (an older worker may still run).
     if (this.root) {
@@ -163,14 +211,17 @@ export class TreeStore {
    */
   private async trim(onRemove: () => void = () => undefined): Promise<number> {
     let trees: Tree[] = [];
-    const scan = async (base: string, idleMs: number, fast: boolean) => {
+    // `owner`: the cache directory whose holds say which of these trees jobs still use.
+    const scan = async (base: string, idleMs: number, fast: boolean, owner: string) => {
       for (const repo of await list(base)) {
         if (repo.startsWith(".")) continue;
+        const holds = join(owner, HOLDS_DIR, repo);
+        const held = await liveHolds(holds, idleMs);
         for (const name of await list(join(base, repo))) {
           if (name.includes(".tmp-") || name.endsWith(SIZE_SUFFIX)) continue;
           const path = join(base, repo, name);
           const st = await stat(path).catch(() => null);
-          if (st?.isDirectory()) trees.push({ path, used: st.mtimeMs, bytes: await treeBytes(path), idleMs, fast });
+          if (st?.isDirectory()) trees.push({ path, used: held.has(name) ? Infinity : st.mtimeMs, bytes: await treeBytes(path), idleMs, fast, holds });
         }
       }
     };
@@ -181,7 +232,7 @@ export class TreeStore {
         if (dir === this.dir || !CACHE_ID_RE.test(id)) continue;
         const owner = await readOwner(dir);
         const before = trees.length;
-        await scan(dir, owner?.idleMs ?? this.idleMs, true);
+        await scan(dir, owner?.idleMs ?? this.idleMs, true, dir);
         // An orphan goes whole once its trees are idle too: a worker in another mount namespace
         // may see its cache directory where this process does not.
         const own = trees.slice(before);
@@ -192,8 +243,8 @@ export class TreeStore {
         }
       }
     }
-    await scan(this.dir, this.idleMs, this.dir !== this.spillDir);
-    if (this.dir !== this.spillDir) await scan(this.spillDir, this.idleMs, false);
+    await scan(this.dir, this.idleMs, this.dir !== this.spillDir, this.dir);
+    if (this.dir !== this.spillDir) await scan(this.spillDir, this.idleMs, false, this.dir);
 
     const maxTrees = this.options.maxTrees || Infinity;
     const maxBytes = this.maxBytes || Infinity;
@@ -208,6 +259,7 @@ export class TreeStore {
       // Looked at again right before: a job may have taken the tree up since the listing.
       const st = await stat(t.path).catch(() => null);
       if (st && st.mtimeMs > Date.now() - t.idleMs) continue;
+      if ((await liveHolds(t.holds, t.idleMs)).has(t.path.slice(t.path.lastIndexOf("/") + 1))) continue;
       if (st) {
         await removeDir(t.path);
         await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
@@ -232,11 +284,24 @@ export class TreeStore {
 
 /** Beside each tree, a small file with its size, for the byte budget. */
 const SIZE_SUFFIX = ".bytes";
+/** In a cache's directory: <repo>/<tree>.<id>, one empty file per job holding the tree. */
+const HOLDS_DIR = ".holds";
 const OWNER_FILE = ".owner.json";
 
 const treeBytes = async (path: string) => Number(await readFile(`${path}${SIZE_SUFFIX}`, "utf8").catch(() => "0")) || 0;
 
 const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
+
+/** The trees in one repository's holds directory that a job holds (a hold older than `idleMs` lapsed). */
+async function liveHolds(holds: string, idleMs: number): Promise<Set<string>> {
+  const live = new Set<string>();
+  const cutoff = Date.now() - idleMs;
+  for (const file of await list(holds)) {
+    const st = await stat(join(holds, file)).catch(() => null);
+    if (st && st.mtimeMs > cutoff) live.add(file.slice(0, file.lastIndexOf(".")));
+  }
+  return live;
+}
 
 async function readOwner(dir: string): Promise<{ cacheDir: string; idleMs: number } | undefined> {
   try {

@@ -81,6 +81,7 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.events.publish(payload.jobId, type, data).catch((err) => log.warn({ err }, "event publish failed"));
 
     let sandbox: Sandbox | undefined;
+    let release: (() => Promise<void>) | undefined;
     try {
       // Cancelled while it sat in the queue, or between a crash and this retry.
       if (await deps.store.isCancelRequested(payload.jobId)) throw new JobFailedError("cancelled", "the job was cancelled");
@@ -97,6 +98,7 @@ export function createProcessor(deps: ProcessorDeps) {
         if (abort.signal.aborted) throw failAborted();
         throw repoFailure(err);
       });
+      release = tree.release;
       const repoMs = performance.now() - tR;
       await publish("repository_ready", { sha: tree.sha, cache: tree.cache, ms: Math.round(repoMs) });
 
@@ -206,6 +208,8 @@ export function createProcessor(deps: ProcessorDeps) {
       cancelSignal?.removeEventListener("abort", onCancel);
       deps.shutdownSignal?.removeEventListener("abort", onShutdown);
       if (sandbox) await sandbox.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
+      // Only once no sandbox mounts it: a released tree may be removed to make room.
+      await release?.().catch((err) => log.warn({ err }, "tree release failed"));
     }
   };
 }

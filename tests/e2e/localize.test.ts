@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createServer, type Server } from "node:http";
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
@@ -10,6 +10,7 @@ import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { TreeStore } from "../../src/repos/trees.js";
 
 /**
  * The whole road with real processes: the API and a worker started from their entry
@@ -119,6 +120,10 @@ describe("end to end", () => {
       },
     });
     expect(containersOf(id)).toBe("");
+    // The worker is done with the tree: it holds it no longer, so the cache may reuse its room.
+    const holds = join(new TreeStore({ cacheDir: config.REPO_CACHE_DIR }).dir, ".holds");
+    expect(readdirSync(holds, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())).toEqual([]);
+    expect(readdirSync(holds).length).toBeGreaterThan(0); // ... and did hold it
 
     const events = await (await fetch(`${base}/v1/jobs/${id}/events`)).text();
     const types = [...events.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);

@@ -1,11 +1,12 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BenchError, loadBench, repoUrl } from "../../src/eval/bench.js";
 import { percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { TreeStore } from "../../src/repos/trees.js";
 
 const dir = mkdtempSync(join(tmpdir(), "codescout-eval-"));
 const fx = makeGitFixture(SAMPLE_FILES);
@@ -91,6 +92,10 @@ describe("eval CLI", () => {
     expect(lines).toHaveLength(2);
     expect(JSON.parse(lines[0]!)).toMatchObject({ policy: "baseline", answered: true, scores: { file: { f1: 1 } } });
     expect(readFileSync(join(out, "summary.md"), "utf8")).toContain("| file |");
+    // Each instance released its tree once done: an eval of many commits reuses the trees' room.
+    const holds = join(new TreeStore({ cacheDir: join(dir, "cache") }).dir, ".holds");
+    expect(readdirSync(holds, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())).toEqual([]);
+    expect(readdirSync(holds).length).toBeGreaterThan(0);
     expect(run().status).toBe(0);
     expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
   });

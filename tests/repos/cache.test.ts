@@ -98,8 +98,7 @@ describe("RepoCache", () => {
     const second = fx.commit({ "pkg/big.py": `DATA = "${"x".repeat(20_000)}"\n` });
     const small = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
     const budget = new RepoCache({ dir, allowFileUrls: true, maxTreeBytes: 1_000, treeIdleMs: 30_000 });
-    const past = new Date(Date.now() - 60_000);
-    utimesSync(small.treePath, past, past);
+    await small.release();
     const big = await budget.prepare({ url: fx.url, commit: second });
     // Both are over a 1 kB budget: the idle one goes; the one just made is in use and stays.
     expect(existsSync(small.treePath)).toBe(false);
@@ -121,8 +120,8 @@ describe("RepoCache", () => {
     const ta = await a.prepare({ url: fx.url, commit: fx.commits[0]! });
     expect(ta.treePath.startsWith(`${root}/`)).toBe(true);
     const past = new Date(Date.now() - 60_000);
-    utimesSync(ta.treePath, past, past);
-    // Another cache's tree, idle by its own cache's time, goes to make room under the one budget.
+    await ta.release();
+    // Another cache's tree, idle (its job released it), goes to make room under the one budget.
     const tb = await b.prepare({ url: fx.url, commit: second });
     expect(existsSync(ta.treePath)).toBe(false);
     expect(tb.treePath.startsWith(`${root}/`)).toBe(true);
@@ -138,8 +137,8 @@ describe("RepoCache", () => {
     // A cache whose directory is gone leaves trees nobody can use: the next sweep takes them,
     // and the trees a cache kept beside the root before there was one.
     rmSync(dirB, { recursive: true, force: true });
-    expect(await c.sweep()).toBe(0); // ... once they are idle: b's tree was just used
-    utimesSync(tb.treePath, past, past);
+    expect(await c.sweep()).toBe(0); // ... once they are idle: b's tree is still held
+    await tb.release();
     const legacy = join(root, "..", `codescout-trees-${basename(dirname(dirname(ta.treePath)))}`);
     mkdirSync(join(legacy, "repo", "sha"), { recursive: true });
     cleanups.push(() => rmSync(legacy, { recursive: true, force: true }));
@@ -156,6 +155,48 @@ describe("RepoCache", () => {
     utimesSync(join(other, "repo", "sha"), past, past);
     expect(await a.sweep()).toBeGreaterThanOrEqual(1);
     expect(existsSync(other)).toBe(false);
+  });
+
+  it("makes room with a tree once every job holding it released it, and with one whose job died once the idle time passed", async () => {
+    const fx = makeGitFixture();
+    cleanups.push(() => fx.cleanup());
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    const third = fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" });
+    const [dir, treeDir] = [cacheDir(), privateRoot()];
+    // Room for one tree, and an idle time no test waits for: only a release frees a tree early.
+    const cache = new RepoCache({ dir, allowFileUrls: true, treeDir, maxTreeBytes: 16_000, treeIdleMs: 3_600_000 });
+    const one = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const two = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(two.treePath).toBe(one.treePath);
+
+    // One of its two jobs is done: the tree is still in use, so the next one spills to disk.
+    await one.release();
+    const spilled = await cache.prepare({ url: fx.url, commit: second });
+    expect(spilled.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
+    expect(existsSync(one.treePath)).toBe(true);
+    await spilled.release();
+
+    // Both are done: the tree makes room, and the next one is written in the fast place.
+    await two.release();
+    const fast = await cache.prepare({ url: fx.url, commit: third });
+    expect(fast.treePath.startsWith(`${treeDir}/`)).toBe(true);
+    expect(existsSync(one.treePath)).toBe(false);
+    expect(readFileSync(join(fast.treePath, "pkg/util.py"), "utf8")).toContain("44");
+
+    // A job that died holds its tree until the idle time has passed since its hold and last use.
+    const holds = join(treeDir, ".holds", basename(dirname(fast.treePath)));
+    const [hold] = readdirSync(holds);
+    expect(hold!.startsWith(`${basename(fast.treePath)}.`)).toBe(true);
+    const past = new Date(Date.now() - 3_700_000);
+    utimesSync(fast.treePath, past, past);
+    const blocked = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(blocked.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
+    expect(existsSync(fast.treePath)).toBe(true);
+    await blocked.release();
+    utimesSync(join(holds, hold!), past, past);
+    await cache.sweep();
+    expect(existsSync(fast.treePath)).toBe(false);
+    expect(readdirSync(holds)).toEqual([]);
   });
 
   it("with a tree directory the operator chose, keeps its budget there and spills past it in the same way", async () => {
