@@ -32,7 +32,7 @@ export interface TreeStoreOptions {
 
 interface Tree {
   path: string;
-  /** When a job last touched it; Infinity while a job holds it. */
+  /** When a job last touched it; HELD (never idle) while a job holds it. */
   used: number;
   bytes: number;
   idleMs: number;
@@ -221,7 +221,7 @@ export class TreeStore {
           if (name.includes(".tmp-") || name.endsWith(SIZE_SUFFIX)) continue;
           const path = join(base, repo, name);
           const st = await stat(path).catch(() => null);
-          if (st?.isDirectory()) trees.push({ path, used: held.has(name) ? Infinity : st.mtimeMs, bytes: await treeBytes(path), idleMs, fast, holds });
+          if (st?.isDirectory()) trees.push({ path, used: held.has(name) ? HELD : st.mtimeMs, bytes: await treeBytes(path), idleMs, fast, holds });
         }
       }
     };
@@ -286,6 +286,8 @@ export class TreeStore {
 const SIZE_SUFFIX = ".bytes";
 /** In a cache's directory: <repo>/<tree>.<id>, one empty file per job holding the tree. */
 const HOLDS_DIR = ".holds";
+/** A held tree's last use: later than any, and finite, so that sorting by it stays consistent. */
+const HELD = Number.MAX_SAFE_INTEGER;
 const OWNER_FILE = ".owner.json";
 
 const treeBytes = async (path: string) => Number(await readFile(`${path}${SIZE_SUFFIX}`, "utf8").catch(() => "0")) || 0;
