@@ -292,7 +292,10 @@ class DockerSandbox implements Sandbox {
     this.expiry.unref();
     if (mode === "copy") await this.copyTree(signal);
     signal?.throwIfAborted();
-    await this.terminal.start(readyTimeoutMs, signal);
+    // Not awaited: the shell comes up while the job goes on (a model's first turn hides it, and
+    // the baseline never uses it; ~65 ms on a slow engine). Its first command waits for it, and
+    // fails as it would have if the shell never answers.
+    this.terminal.start(readyTimeoutMs).catch(() => undefined);
   }
 
   private async onStreamClosed() {

@@ -90,15 +90,16 @@ export class TerminalClient implements Terminal {
     return this.failure;
   }
 
-  /** Starts the shell and waits for its first prompt. */
+  /**
+   * Starts the shell and resolves at its first prompt. Commands wait for it, so a caller need
+   * not: the sandbox lets the shell come up while the job goes on.
+   */
   start(timeoutMs: number, signal?: AbortSignal): Promise<ReadyMessage> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ready) return Promise.resolve(this.ready);
-    return new Promise<ReadyMessage>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new SandboxError("terminal_died", `the sandbox shell did not answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+    const starting = new Promise<ReadyMessage>((resolve, reject) => {
+      // A shell that never answers fails every later command too, not only this wait.
+      const timer = setTimeout(() => this.fail(new SandboxError("terminal_died", `the sandbox shell did not answer within ${timeoutMs} ms`)), timeoutMs);
       const onAbort = () => reject(signal?.reason ?? new Error("aborted"));
       signal?.addEventListener("abort", onAbort, { once: true });
       const done = () => {
@@ -111,6 +112,8 @@ export class TerminalClient implements Terminal {
       };
       this.send({ op: "start" });
     });
+    this.queue = this.queue.then(() => starting).catch(() => undefined);
+    return starting;
   }
 
   run(call: TerminalCall, signal?: AbortSignal): Promise<TerminalResult> {

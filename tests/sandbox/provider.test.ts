@@ -97,6 +97,25 @@ describe("sandbox lifecycle", () => {
     expect(await exists(sb.id)).toBe(false);
   });
 
+  it("is ready before its shell answers: commands wait for the shell, and fail clearly if it never answers, while exec still works", async () => {
+    const p = provider({ serviceLabel: testServiceLabel("shell") });
+    const sb = await p.create(spec(await tree(), "job-shell"));
+    try {
+      // The first command, sent at once, waits for the shell instead of failing.
+      expect(await see(sb, "echo up")).toMatch(/^up\n/);
+    } finally {
+      await sb.destroy();
+    }
+    const never = provider({ serviceLabel: testServiceLabel("noshell"), readyTimeoutMs: 1 });
+    const broken = await never.create(spec(await tree(), "job-noshell"));
+    try {
+      expect(await broken.exec(["echo", "exec works"])).toMatchObject({ exitCode: 0, stdout: "exec works\n" });
+      await expect(broken.terminal.run({ command: "ls" })).rejects.toThrow(/did not answer within 1 ms/);
+    } finally {
+      await broken.destroy();
+    }
+  });
+
   it("exec runs one-off processes with byte caps and a timeout", async () => {
     const p = provider({ serviceLabel: testServiceLabel("exec") });
     const sb = await p.create(spec(await tree(), "job-exec"));
