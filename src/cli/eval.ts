@@ -11,7 +11,7 @@ import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { BenchError, loadBench } from "../eval/bench.js";
 import { markdownReport, summarize, type InstanceRecord } from "../eval/report.js";
-import { runInstance } from "../eval/runner.js";
+import { EVAL_SANDBOX, runInstance } from "../eval/runner.js";
 
 /**
  * Evaluates a policy on a SWE-bench-style JSONL the way the field reports it: mean file,
@@ -109,7 +109,7 @@ const policy = (): Policy =>
     : new BaselinePolicy();
 const deps = {
   repos: new RepoCache({ dir: a["cache-dir"], allowFileUrls: true }),
-  sandboxes: createDockerSandboxProvider({ image: a.image, memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 1800, mountMode: "bind" }),
+  sandboxes: createDockerSandboxProvider({ image: a.image, ...EVAL_SANDBOX }),
   policy,
   urlTemplate: a["url-template"],
 };

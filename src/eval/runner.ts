@@ -2,7 +2,8 @@ import { normalizeLocations } from "../agent/locations.js";
 import type { Policy } from "../agent/policy.js";
 import type { RepoCache } from "../repos/cache.js";
 import { makeWorkingDir } from "../sandbox/workdir.js";
-import type { SandboxProvider } from "../sandbox/types.js";
+import type { DockerSandboxOptions } from "../sandbox/docker.js";
+import type { Sandbox, SandboxProvider } from "../sandbox/types.js";
 import { scoreInstance } from "../scoring/index.js";
 import { repoUrl, type Instance } from "./bench.js";
 import type { InstanceRecord } from "./report.js";
@@ -12,6 +13,9 @@ import type { InstanceRecord } from "./report.js";
  * a sandbox with the training layout's working directory, the policy, the normalized
  * answer, and its scores. A failure is recorded (and scores 0), never thrown.
  */
+/** The sandbox an eval runs each instance in (the eval CLI adds the image; benchmarks of the baseline's sandbox work use the same). */
+export const EVAL_SANDBOX = { memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 1800, mountMode: "bind" } satisfies Omit<DockerSandboxOptions, "image">;
+
 export interface RunnerDeps {
   repos: RepoCache;
   sandboxes: SandboxProvider;
@@ -43,45 +47,43 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
     let t = performance.now();
     const tree = await deps.repos.prepare({ url: repoUrl(deps.urlTemplate, inst.repo), commit: inst.base_commit }, signal);
     durations.repo = performance.now() - t;
+    let sandbox: Sandbox | undefined;
     try {
       phase = "sandbox";
       t = performance.now();
       const [owner = "o", name = "r"] = inst.repo.split("/");
       const workingDir = makeWorkingDir(owner, name, inst.instance_id);
-      const sandbox = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir }, signal);
+      const box = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir }, signal);
+      sandbox = box;
       durations.sandbox = performance.now() - t;
-      try {
-        phase = "policy";
-        t = performance.now();
-        const out = await policy.run({
-          issue: inst.problem_statement,
-          workingDir,
-          terminal: sandbox.terminal,
-          exec: (argv, o) => sandbox.exec(argv, o),
-          signal,
-          onEvent: () => undefined,
-          namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
-        });
-        durations.policy = performance.now() - t;
-        const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
-        return {
-          ...base,
-          answered: prediction !== null,
-          finish_reason: out.finishReason,
-          prediction,
-          scores: scoreInstance(prediction, inst.gt),
-          turns: out.turns,
-          model_calls: out.usage.modelCalls,
-          prompt_tokens: out.usage.promptTokens,
-          completion_tokens: out.usage.completionTokens,
-          durations_ms: { ...durations, total: performance.now() - t0 },
-        };
-      } finally {
-        await sandbox.destroy();
-      }
+      phase = "policy";
+      t = performance.now();
+      const out = await policy.run({
+        issue: inst.problem_statement,
+        workingDir,
+        terminal: box.terminal,
+        exec: (argv, o) => box.exec(argv, o),
+        signal,
+        onEvent: () => undefined,
+        namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
+      });
+      durations.policy = performance.now() - t;
+      const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
+      return {
+        ...base,
+        answered: prediction !== null,
+        finish_reason: out.finishReason,
+        prediction,
+        scores: scoreInstance(prediction, inst.gt),
+        turns: out.turns,
+        model_calls: out.usage.modelCalls,
+        prompt_tokens: out.usage.promptTokens,
+        completion_tokens: out.usage.completionTokens,
+        durations_ms: { ...durations, total: performance.now() - t0 },
+      };
     } finally {
-      // Once no sandbox mounts it: a released tree may make room for the next instance's.
-      await tree.release();
+      // The tree goes back once no sandbox mounts it: a released tree may make room for the next instance's.
+      await Promise.resolve(sandbox?.destroy()).finally(() => tree.release());
     }
   } catch (err) {
     const reason = (err as { reason?: string }).reason ?? phase;

@@ -94,21 +94,15 @@ export class TerminalClient implements Terminal {
    * Starts the shell and resolves at its first prompt. Commands wait for it, so a caller need
    * not: the sandbox lets the shell come up while the job goes on.
    */
-  start(timeoutMs: number, signal?: AbortSignal): Promise<ReadyMessage> {
+  start(timeoutMs: number): Promise<ReadyMessage> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ready) return Promise.resolve(this.ready);
     const starting = new Promise<ReadyMessage>((resolve, reject) => {
       // A shell that never answers fails every later command too, not only this wait.
       const timer = setTimeout(() => this.fail(new SandboxError("terminal_died", `the sandbox shell did not answer within ${timeoutMs} ms`)), timeoutMs);
-      const onAbort = () => reject(signal?.reason ?? new Error("aborted"));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      };
       this.readyWaiter = {
-        resolve: (m) => (done(), resolve(m)),
-        reject: (e) => (done(), reject(e)),
+        resolve: (m) => (clearTimeout(timer), resolve(m)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
       };
       this.send({ op: "start" });
     });
