@@ -14,6 +14,7 @@ import {
   type SandboxSpec,
 } from "./types.js";
 import { TerminalClient } from "./terminal.js";
+import { DEFAULT_EXEC_BYTES, ExecChannel, MAX_CHANNEL_STDIN } from "./serverExec.js";
 import { LineReader } from "./lineReader.js";
 import { CappedBuffer, TailBuffer, demux } from "./demux.js";
 import { MAX_LINE_BYTES, ProtocolError, parseServerLine } from "./protocol.js";
@@ -54,8 +55,6 @@ const LABEL_SERVICE = "codescout.service";
 const LABEL_JOB = "codescout.job";
 const LABEL_OWNER = "codescout.owner";
 const SERVER = ["python3", "-I", "-S", "-u", "/opt/codescout/terminal-server.py"];
-/** Exec output kept per stream unless the caller asks for another cap. */
-const DEFAULT_EXEC_BYTES = 1024 * 1024;
 
 const WORKDIR_RE = /^\/tmp\/testbed\/[0-9a-f]{8}\/[A-Za-z0-9._-]{1,200}$/;
 
@@ -238,6 +237,7 @@ class DockerSandbox implements Sandbox {
   readonly id: string;
   readonly workingDir: string;
   readonly terminal: TerminalClient;
+  private readonly execs: ExecChannel;
   private stream: Duplex | null = null;
   private readonly stderr = new TailBuffer(8192);
   private expiry: NodeJS.Timeout | null = null;
@@ -251,13 +251,12 @@ class DockerSandbox implements Sandbox {
   ) {
     this.id = container.id;
     this.workingDir = spec.workingDir;
-    this.terminal = new TerminalClient({
-      softTimeoutMs,
-      write: (line) => {
-        if (!this.stream || this.stream.destroyed) throw new Error("stream closed");
-        this.stream.write(line);
-      },
-    });
+    const write = (line: string) => {
+      if (!this.stream || this.stream.destroyed) throw new Error("stream closed");
+      this.stream.write(line);
+    };
+    this.terminal = new TerminalClient({ softTimeoutMs, write });
+    this.execs = new ExecChannel(write);
   }
 
   async boot(mode: "bind" | "copy", readyTimeoutMs: number, jobTimeoutS: number, signal?: AbortSignal) {
@@ -274,7 +273,9 @@ class DockerSandbox implements Sandbox {
       (line) => {
         if (!line.trim()) return;
         try {
-          this.terminal.handle(parseServerLine(line));
+          const msg = parseServerLine(line);
+          if (msg.type === "exec_data" || msg.type === "exec_done") this.execs.handle(msg);
+          else this.terminal.handle(msg);
         } catch (err) {
           const msg = err instanceof ProtocolError ? err.message : String(err);
           this.kill(new SandboxError("terminal_died", msg));
@@ -299,7 +300,8 @@ class DockerSandbox implements Sandbox {
   }
 
   private async onStreamClosed() {
-    if (this.destroyed || this.terminal.failed) return;
+    // A shell that never answered failed the terminal only: execs still need to hear of it.
+    if (this.destroyed) return;
     let detail = "";
     try {
       const state = (await this.container.inspect()).State;
@@ -314,6 +316,7 @@ class DockerSandbox implements Sandbox {
   /** Fails the terminal with `err` and removes the container. */
   private kill(err: SandboxError) {
     this.terminal.fail(err);
+    this.execs.fail(err);
     void this.destroy();
   }
 
@@ -353,6 +356,19 @@ class DockerSandbox implements Sandbox {
 
   async exec(argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) throw new SandboxError("create_failed", "exec needs a command");
+    if (options.stdin === undefined || Buffer.byteLength(options.stdin) <= MAX_CHANNEL_STDIN) {
+      const result = await this.execs.run(argv, options);
+      if (result) return result;
+    }
+    return this.engineExec(argv, options);
+  }
+
+  /**
+   * Through the engine: for an input too large for one request line to the server, or when
+   * the server cannot start a process because the sandbox's process limit is reached (a fork
+   * bomb); the engine's exec still gets in, so the bomb can be killed and answers checked.
+   */
+  private async engineExec(argv: string[], options: ExecOptions): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     const cap = options.maxOutputBytes ?? DEFAULT_EXEC_BYTES;
     // coreutils `timeout` kills the process inside the container, where the host cannot reach it.
@@ -398,7 +414,9 @@ class DockerSandbox implements Sandbox {
   destroy(): Promise<void> {
     this.destroyed ??= (async () => {
       if (this.expiry) clearTimeout(this.expiry);
-      this.terminal.fail(new SandboxError("terminal_died", "the sandbox was destroyed"));
+      const gone = new SandboxError("terminal_died", "the sandbox was destroyed");
+      this.terminal.fail(gone);
+      this.execs.fail(gone);
       this.stream?.destroy();
       await removeContainer(this.container);
       this.provider.forget(this.id);

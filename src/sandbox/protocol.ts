@@ -58,11 +58,33 @@ export const resultMessage = z.discriminatedUnion("kind", [
 
 export const fatalMessage = z.object({ type: z.literal("fatal"), message: z.string().max(4096) });
 
-export const serverMessage = z.union([readyMessage, resultMessage, fatalMessage]);
+/** Base64 of at most the server's 48 KiB chunk, with room to spare. */
+const EXEC_CHUNK_B64 = 96 * 1024;
+
+export const execDataMessage = z.object({
+  type: z.literal("exec_data"),
+  id: z.number().int().min(0),
+  fd: z.union([z.literal(1), z.literal(2)]),
+  b64: z.string().max(EXEC_CHUNK_B64).regex(/^[A-Za-z0-9+/]*={0,2}$/),
+});
+
+export const execDoneMessage = z.object({
+  type: z.literal("exec_done"),
+  id: z.number().int().min(0),
+  exit_code: z.number().int(),
+  timed_out: z.boolean(),
+  truncated: z.boolean(),
+  /** The server could not start the process (the sandbox's process limit). */
+  unstarted: z.boolean().optional(),
+});
+
+export const serverMessage = z.union([readyMessage, resultMessage, fatalMessage, execDataMessage, execDoneMessage]);
 
 export type ReadyMessage = z.infer<typeof readyMessage>;
 export type ResultMessage = z.infer<typeof resultMessage>;
 export type ServerMessage = z.infer<typeof serverMessage>;
+export type ExecMessage = z.infer<typeof execDataMessage> | z.infer<typeof execDoneMessage>;
+export type TerminalMessage = Exclude<ServerMessage, ExecMessage>;
 
 /** Output as the server sends it: all of it, or its head and tail with the middle counted. */
 export interface CappedOutput {
@@ -75,7 +97,9 @@ export type HostRequest =
   | { op: "start" }
   | { op: "run"; id: number; command: string; is_input: boolean; timeout: number | null; soft_timeout: number }
   | { op: "reset"; id: number }
-  | { op: "cancel"; id: number };
+  | { op: "cancel"; id: number }
+  /** A one-off process; `stdin` is base64, null for none; `timeout` in seconds. */
+  | { op: "exec"; id: number; argv: string[]; stdin: string | null; timeout: number; max_bytes: number };
 
 export function encodeRequest(req: HostRequest): string {
   return `${JSON.stringify(req)}\n`;

@@ -1,5 +1,5 @@
 import { SandboxError, type Terminal, type TerminalCall, type TerminalResult } from "./types.js";
-import { type HostRequest, type ReadyMessage, type ResultMessage, type ServerMessage, encodeRequest } from "./protocol.js";
+import { type HostRequest, type ReadyMessage, type ResultMessage, type TerminalMessage, encodeRequest } from "./protocol.js";
 import {
   formatResult,
   multipleCommandsText,
@@ -57,7 +57,7 @@ export class TerminalClient implements Terminal {
   constructor(private readonly options: TerminalClientOptions) {}
 
   /** Feeds one validated message from the container. */
-  handle(msg: ServerMessage): void {
+  handle(msg: TerminalMessage): void {
     if (msg.type === "ready") {
       this.ready = msg;
       this.readyWaiter?.resolve(msg);

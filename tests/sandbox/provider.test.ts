@@ -131,6 +131,39 @@ describe("sandbox lifecycle", () => {
     }
   });
 
+  it("exec goes through the terminal server: output over many chunks intact, several at once, a timeout kills the process group, a missing command is named", async () => {
+    const p = provider({ serviceLabel: testServiceLabel("chan") });
+    const sb = await p.create(spec(await tree(), "job-chan"));
+    try {
+      // 300,000 two-byte characters: split across the server's 48 KiB chunks mid-character.
+      const wide = sb.exec(["python", "-c", "import sys; sys.stdout.write('\u00e9' * 300000); sys.stderr.write('err')"]);
+      const cwd = sb.exec(["pwd"]);
+      const [w, c] = await Promise.all([wide, cwd]);
+      expect(w).toMatchObject({ exitCode: 0, stderr: "err", truncated: false });
+      expect(w.stdout).toBe("\u00e9".repeat(300000));
+      expect(c.stdout).toBe(`${sb.workingDir}\n`);
+
+      // A child left in the background holds the pipes; the whole group dies at the deadline.
+      const t0 = Date.now();
+      const bg = await sb.exec(["sh", "-c", "sleep 60 & echo started; sleep 60"], { timeoutMs: 500 });
+      expect(bg).toMatchObject({ exitCode: 137, stdout: "started\n", timedOut: true });
+      expect(Date.now() - t0).toBeLessThan(4_000);
+      expect((await sb.exec(["sh", "-c", "pgrep -x sleep || echo none"])).stdout).toBe("none\n");
+
+      const missing = await sb.exec(["no-such-command"]);
+      expect(missing.exitCode).toBe(127);
+      expect(missing.stderr).toMatch(/no-such-command/);
+
+      // Input too large for one request line goes through the engine instead, unchanged.
+      const input = "x".repeat(3 * 1024 * 1024);
+      const big = await sb.exec(["wc", "-c"], { stdin: input, timeoutMs: 20_000 });
+      expect(big).toMatchObject({ exitCode: 0, stdout: `${input.length}\n` });
+    } finally {
+      await sb.destroy();
+    }
+    await expect(sb.exec(["true"])).rejects.toBeInstanceOf(SandboxError);
+  });
+
   it("reset restarts the shell: variables and cwd are gone; `exit` restarts it too", async () => {
     const p = provider({ serviceLabel: testServiceLabel("reset") });
     const t = await tree();
