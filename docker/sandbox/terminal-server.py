@@ -705,7 +705,7 @@ def run_exec(msg, workdir):
     cid = msg["id"]
     deadline = time.monotonic() + float(msg["timeout"])
     cap = int(msg["max_bytes"])
-    data = base64.b64decode(msg["stdin"]) if msg.get("stdin") is not None else None
+    data = memoryview(base64.b64decode(msg["stdin"])) if msg.get("stdin") is not None else None
     try:
         proc = subprocess.Popen(
             [str(a) for a in msg["argv"]],
@@ -756,14 +756,19 @@ def run_exec(msg, workdir):
             if key.data == 0:
                 try:
                     n = os.write(key.fileobj.fileno(), data[:65536])
-                except (BrokenPipeError, OSError):
+                except BlockingIOError:
+                    n = 0
+                except OSError:  # the process closed its input: the rest is not wanted
                     n = len(data)
                 data = data[n:]
                 if not data:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
                 continue
-            chunk = os.read(key.fileobj.fileno(), EXEC_CHUNK)
+            try:
+                chunk = os.read(key.fileobj.fileno(), EXEC_CHUNK)
+            except BlockingIOError:
+                continue
             if not chunk:
                 sel.unregister(key.fileobj)
                 continue

@@ -154,6 +154,10 @@ describe("sandbox lifecycle", () => {
       expect(missing.exitCode).toBe(127);
       expect(missing.stderr).toMatch(/no-such-command/);
 
+      // Input larger than a pipe holds reaches the process whole, written as it reads.
+      const mid = await sb.exec(["wc", "-c"], { stdin: "y".repeat(1_500_000) });
+      expect(mid).toMatchObject({ exitCode: 0, stdout: "1500000\n" });
+
       // Input too large for one request line goes through the engine instead, unchanged.
       const input = "x".repeat(3 * 1024 * 1024);
       const big = await sb.exec(["wc", "-c"], { stdin: input, timeoutMs: 20_000 });
