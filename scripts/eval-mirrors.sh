@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Makes local bare repositories holding exactly the base commits of a benchmark file, from
-# local copies of the upstream repositories (e.g. snapshots brought by the search tool's
-# fetch, which lack files of 4 MiB and more and so cannot be cloned whole). Each base
-# commit is fetched shallow and kept under refs/heads/base/<sha>, so the service's
-# repository cache can mirror it through a file:// URL.
+# Makes local bare repositories holding the base commits of a benchmark file, from local
+# copies of the upstream repositories (e.g. snapshots brought by the search tool's fetch),
+# so the service's repository cache can mirror them through a file:// URL. A copy that can
+# be cloned whole is, history and all, as the service clones GitHub (the baseline reads the
+# commits an issue names from the history). Snapshots that lack files of 4 MiB and more cannot
+# be: then each base commit is fetched shallow. Either way each base commit is kept under
+# refs/heads/base/<sha>. HISTORY=0 makes every repository shallow (the figures before stop 33).
 #
 #   scripts/eval-mirrors.sh BENCH.jsonl SOURCE_TEMPLATE DEST_DIR
 #   e.g. scripts/eval-mirrors.sh ../shared/bench/swe-bench-lite-dev.jsonl '/work/.mirror/{owner}+{name}/repo' /work/evalmirrors
@@ -19,8 +21,22 @@ node -e '
   owner=${repo%%/*}; name=${repo##*/}
   src=${template//\{owner\}/$owner}; src=${src//\{name\}/$name}
   out="$dest/$owner+$name.git"
-  [ -d "$out" ] || git init -q --bare "$out"
+  if [ ! -d "$out" ]; then
+    tmp="$out.tmp-$$"
+    rm -rf "$tmp"
+    if [ "${HISTORY:-1}" != 0 ] && git clone -q --bare "file://$src" "$tmp" 2>/dev/null; then
+      mv "$tmp" "$out"
+      echo "eval-mirrors: $repo: cloned whole" >&2
+    else
+      rm -rf "$tmp"
+      git init -q --bare "$out"
+    fi
+  fi
   if git --git-dir "$out" rev-parse -q --verify "refs/heads/base/$sha" >/dev/null; then continue; fi
+  if git --git-dir "$out" rev-parse -q --verify "$sha^{commit}" >/dev/null; then
+    git --git-dir "$out" update-ref "refs/heads/base/$sha" "$sha"
+    continue
+  fi
   git --git-dir "$out" fetch -q --depth 1 \
     --upload-pack="git -c uploadpack.allowAnySHA1InWant=true upload-pack" \
     "file://$src" "+$sha:refs/heads/base/$sha" || echo "eval-mirrors: $repo $sha: fetch failed" >&2

@@ -10,6 +10,8 @@ import { SandboxError, type ExecOptions, type ExecResult } from "./types.js";
  * untrusted, so ids that are not pending are dropped and the byte caps are applied here again.
  */
 
+/** Exec output kept per stream unless the caller asks for another cap. */
+export const DEFAULT_EXEC_BYTES = 1024 * 1024;
 /** The largest stdin sent in one request line (the server refuses lines over 4 MiB). */
 export const MAX_CHANNEL_STDIN = 2 * 1024 * 1024;
 /** How long after its deadline an exec may still answer before it is given up. */
@@ -95,6 +97,3 @@ export class ExecChannel {
     this.pending.clear();
   }
 }
-
-/** Exec output kept per stream unless the caller asks for another cap. */
-export const DEFAULT_EXEC_BYTES = 1024 * 1024;
