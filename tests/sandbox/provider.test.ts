@@ -168,6 +168,26 @@ describe("sandbox lifecycle", () => {
     await expect(sb.exec(["true"])).rejects.toBeInstanceOf(SandboxError);
   });
 
+  it("treats what a process writes on the server's stream as untrusted: an answer to no exec is dropped, a malformed line ends the sandbox", async () => {
+    const p = provider({ serviceLabel: testServiceLabel("forge") });
+    const sb = await p.create(spec(await tree(), "job-forge"));
+    try {
+      // The server is the container's first process and runs as the sandbox's user: its stdout is writable.
+      const forged = JSON.stringify({ type: "exec_done", id: 999, exit_code: 0, timed_out: false, truncated: false });
+      expect(await sb.exec(["sh", "-c", `printf '%s\\n' '${forged}' > /proc/1/fd/1 && echo wrote`])).toMatchObject({ exitCode: 0, stdout: "wrote\n" });
+      expect((await sb.exec(["echo", "still"])).stdout).toBe("still\n");
+      const bad = JSON.stringify({ type: "exec_data", id: 1, fd: 3, b64: "!!" });
+      const err = await sb.exec(["sh", "-c", `printf '%s\\n' '${bad}' > /proc/1/fd/1; sleep 5`]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SandboxError);
+      expect((err as SandboxError).message).toMatch(/invalid message/);
+      const deadline = Date.now() + 15_000;
+      while ((await exists(sb.id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(await exists(sb.id)).toBe(false);
+    } finally {
+      await sb.destroy();
+    }
+  });
+
   it("reset restarts the shell: variables and cwd are gone; `exit` restarts it too", async () => {
     const p = provider({ serviceLabel: testServiceLabel("reset") });
     const t = await tree();
