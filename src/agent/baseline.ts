@@ -40,6 +40,7 @@ export interface Decision {
 
 export class BaselinePolicy implements Policy {
   readonly name = "baseline" as const;
+  readonly usesShell = false;
 
   constructor(private readonly weights: Weights = WEIGHTS) {}
 

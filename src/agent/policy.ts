@@ -84,6 +84,8 @@ export interface NamedCommit {
 
 export interface Policy {
   readonly name: PolicyName;
+  /** False for a policy that never runs a terminal command: its sandbox starts no shell. */
+  readonly usesShell?: boolean;
   run(ctx: PolicyContext): Promise<PolicyResult>;
 }
 

@@ -53,7 +53,7 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
       t = performance.now();
       const [owner = "o", name = "r"] = inst.repo.split("/");
       const workingDir = makeWorkingDir(owner, name, inst.instance_id);
-      const box = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir }, signal);
+      const box = await deps.sandboxes.create({ jobId: `eval-${inst.instance_id}`, treePath: tree.treePath, workingDir, lazyShell: policy.usesShell === false }, signal);
       sandbox = box;
       durations.sandbox = performance.now() - t;
       phase = "policy";

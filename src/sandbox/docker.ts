@@ -175,10 +175,10 @@ export class DockerSandboxProvider implements SandboxProvider {
     } catch (err) {
       throw classifyEngineError(err, this.opts.image);
     }
-    const sandbox = new DockerSandbox(this, container, spec, this.opts.softTimeoutMs);
+    const sandbox = new DockerSandbox(this, container, spec, this.opts.softTimeoutMs, this.opts.readyTimeoutMs);
     this.live.set(container.id, sandbox);
     try {
-      await sandbox.boot(this.opts.mountMode, this.opts.readyTimeoutMs, this.opts.jobTimeoutS, signal);
+      await sandbox.boot(this.opts.mountMode, this.opts.jobTimeoutS, signal);
       return sandbox;
     } catch (err) {
       await sandbox.destroy();
@@ -248,6 +248,7 @@ class DockerSandbox implements Sandbox {
     private readonly container: Dockerode.Container,
     private readonly spec: SandboxSpec,
     softTimeoutMs: number,
+    readyTimeoutMs: number,
   ) {
     this.id = container.id;
     this.workingDir = spec.workingDir;
@@ -255,11 +256,11 @@ class DockerSandbox implements Sandbox {
       if (!this.stream || this.stream.destroyed) throw new Error("stream closed");
       this.stream.write(line);
     };
-    this.terminal = new TerminalClient({ softTimeoutMs, write });
+    this.terminal = new TerminalClient({ softTimeoutMs, readyTimeoutMs, write });
     this.execs = new ExecChannel(write);
   }
 
-  async boot(mode: "bind" | "copy", readyTimeoutMs: number, jobTimeoutS: number, signal?: AbortSignal) {
+  async boot(mode: "bind" | "copy", jobTimeoutS: number, signal?: AbortSignal) {
     const stream = (await this.container.attach({
       stream: true,
       stdin: true,
@@ -293,10 +294,10 @@ class DockerSandbox implements Sandbox {
     this.expiry.unref();
     if (mode === "copy") await this.copyTree(signal);
     signal?.throwIfAborted();
-    // Not awaited: the shell comes up while the job goes on (a model's first turn hides it, and
-    // the baseline never uses it; ~65 ms on a slow engine). Its first command waits for it, and
-    // fails as it would have if the shell never answers.
-    this.terminal.start(readyTimeoutMs).catch(() => undefined);
+    // Not awaited: the shell comes up while the job goes on (a model's first turn hides it;
+    // ~65 ms on a slow engine). Its first command waits for it, and fails as it would have if
+    // the shell never answers. A lazy sandbox starts it with the first command.
+    if (!this.spec.lazyShell) this.terminal.start().catch(() => undefined);
   }
 
   private async onStreamClosed() {

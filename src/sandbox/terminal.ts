@@ -24,6 +24,8 @@ export interface TerminalClientOptions {
   write(line: string): void;
   /** The reference's 30 s "no new output" timeout. */
   softTimeoutMs: number;
+  /** How long the shell may take to answer once started. */
+  readyTimeoutMs: number;
 }
 
 interface Pending {
@@ -53,6 +55,7 @@ export class TerminalClient implements Terminal {
   private running = false;
   private readyWaiter: { resolve(m: ReadyMessage): void; reject(e: Error): void } | null = null;
   private ready: ReadyMessage | null = null;
+  private starting: Promise<ReadyMessage> | null = null;
 
   constructor(private readonly options: TerminalClientOptions) {}
 
@@ -94,9 +97,11 @@ export class TerminalClient implements Terminal {
    * Starts the shell and resolves at its first prompt. Commands wait for it, so a caller need
    * not: the sandbox lets the shell come up while the job goes on.
    */
-  start(timeoutMs: number): Promise<ReadyMessage> {
+  start(): Promise<ReadyMessage> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ready) return Promise.resolve(this.ready);
+    if (this.starting) return this.starting;
+    const timeoutMs = this.options.readyTimeoutMs;
     const starting = new Promise<ReadyMessage>((resolve, reject) => {
       // A shell that never answers fails every later command too, not only this wait.
       const timer = setTimeout(() => this.fail(new SandboxError("terminal_died", `the sandbox shell did not answer within ${timeoutMs} ms`)), timeoutMs);
@@ -106,11 +111,14 @@ export class TerminalClient implements Terminal {
       };
       this.send({ op: "start" });
     });
+    this.starting = starting;
     this.queue = this.queue.then(() => starting).catch(() => undefined);
     return starting;
   }
 
   run(call: TerminalCall, signal?: AbortSignal): Promise<TerminalResult> {
+    // A shell not started yet (a lazy sandbox) starts with its first command, which waits for it.
+    if (!this.starting && !this.failure) this.start().catch(() => undefined);
     const next = this.queue.then(() => this.runNow(call, signal));
     this.queue = next.catch(() => undefined);
     return next;

@@ -116,7 +116,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const tS = performance.now();
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
       const workingDir = `/tmp/testbed/${randomBytes(4).toString("hex")}/${tree.owner}_${tree.name}_${instance}`;
-      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath: tree.treePath, workingDir }, abort.signal).catch((err) => {
+      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath: tree.treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });

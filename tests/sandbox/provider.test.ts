@@ -116,6 +116,24 @@ describe("sandbox lifecycle", () => {
     }
   });
 
+  it("a lazy sandbox (a policy that never uses the shell) starts its shell with the first command only", async () => {
+    const p = provider({ serviceLabel: testServiceLabel("lazy") });
+    const t = await tree();
+    const lazy = await p.create({ ...spec(t, "job-lazy"), lazyShell: true });
+    const eager = await p.create(spec(t, "job-eager"));
+    try {
+      const bash = async (sb: typeof lazy) => (await sb.exec(["sh", "-c", "pgrep -x bash || true"])).stdout.trim() !== "";
+      await see(eager, "true");
+      expect(await bash(eager)).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await bash(lazy)).toBe(false);
+      expect(await see(lazy, "echo up")).toMatch(/^up\n/);
+      expect(await bash(lazy)).toBe(true);
+    } finally {
+      await Promise.all([lazy.destroy(), eager.destroy()]);
+    }
+  });
+
   it("exec runs one-off processes with byte caps and a timeout", async () => {
     const p = provider({ serviceLabel: testServiceLabel("exec") });
     const sb = await p.create(spec(await tree(), "job-exec"));
