@@ -14,7 +14,7 @@ import {
   type SandboxSpec,
 } from "./types.js";
 import { TerminalClient } from "./terminal.js";
-import { DEFAULT_EXEC_BYTES, ExecChannel, MAX_CHANNEL_STDIN } from "./serverExec.js";
+import { DEFAULT_EXEC_BYTES, EXEC_UNKNOWN, ExecChannel, MAX_CHANNEL_STDIN } from "./serverExec.js";
 import { LineReader } from "./lineReader.js";
 import { CappedBuffer, TailBuffer, demux } from "./demux.js";
 import { MAX_LINE_BYTES, ProtocolError, parseServerLine } from "./protocol.js";
@@ -276,6 +276,8 @@ class DockerSandbox implements Sandbox {
         try {
           const msg = parseServerLine(line);
           if (msg.type === "exec_data" || msg.type === "exec_done") this.execs.handle(msg);
+          // A sandbox image older than the worker: its execs go through the engine, as they did.
+          else if (msg.type === "fatal" && msg.message === EXEC_UNKNOWN) this.execs.notSupported();
           else this.terminal.handle(msg);
         } catch (err) {
           const msg = err instanceof ProtocolError ? err.message : String(err);
@@ -365,9 +367,10 @@ class DockerSandbox implements Sandbox {
   }
 
   /**
-   * Through the engine: for an input too large for one request line to the server, or when
-   * the server cannot start a process because the sandbox's process limit is reached (a fork
-   * bomb); the engine's exec still gets in, so the bomb can be killed and answers checked.
+   * Through the engine: for an input too large for one request line to the server, when the
+   * server cannot start a process because the sandbox's process limit is reached (a fork bomb;
+   * the engine's exec still gets in, so the bomb can be killed and answers checked), or when the
+   * sandbox image's server predates the `exec` request.
    */
   private async engineExec(argv: string[], options: ExecOptions): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? 30_000;

@@ -14,6 +14,8 @@ import { SandboxError, type ExecOptions, type ExecResult } from "./types.js";
 export const DEFAULT_EXEC_BYTES = 1024 * 1024;
 /** The largest stdin sent in one request line (the server refuses lines over 4 MiB). */
 export const MAX_CHANNEL_STDIN = 2 * 1024 * 1024;
+/** What a terminal server that predates the `exec` request answers to it (it goes on serving). */
+export const EXEC_UNKNOWN = "unexpected op 'exec'";
 /** How long after its deadline an exec may still answer before it is given up. */
 const GRACE_MS = 5_000;
 
@@ -28,12 +30,14 @@ export class ExecChannel {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private failure: SandboxError | null = null;
+  private unsupported = false;
 
   constructor(private readonly write: (line: string) => void) {}
 
   /** Resolves null when the server could not start the process: the sandbox's process limit is reached. */
   run(argv: string[], options: ExecOptions = {}): Promise<ExecResult | null> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.unsupported) return Promise.resolve(null);
     const timeoutMs = options.timeoutMs ?? 30_000;
     const cap = options.maxOutputBytes ?? DEFAULT_EXEC_BYTES;
     const id = this.nextId++;
@@ -87,6 +91,16 @@ export class ExecChannel {
     }
     this.pending.delete(msg.id);
     p.finish({ exitCode: msg.exit_code, timedOut: msg.timed_out, truncated: msg.truncated, unstarted: msg.unstarted ?? false });
+  }
+
+  /**
+   * The server does not know the request (an image built before it could start processes):
+   * every pending and future exec resolves null, so the caller asks the engine instead.
+   */
+  notSupported(): void {
+    this.unsupported = true;
+    for (const p of this.pending.values()) p.finish({ exitCode: -1, timedOut: false, truncated: false, unstarted: true });
+    this.pending.clear();
   }
 
   /** Ends every pending and future exec with `err` (the sandbox is gone). */

@@ -1,6 +1,9 @@
 import { describe, it, expect, afterAll } from "vitest";
 import Dockerode from "dockerode";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { makeTree, provider, spec, see, testServiceLabel, IMAGE, type Tree } from "./helpers.js";
 import { SandboxError } from "../../src/sandbox/types.js";
 
@@ -113,6 +116,37 @@ describe("sandbox lifecycle", () => {
       await expect(broken.terminal.run({ command: "ls" })).rejects.toThrow(/did not answer within 1 ms/);
     } finally {
       await broken.destroy();
+    }
+  });
+
+  it("with a sandbox image whose terminal server predates exec, exec goes through the engine and the shell still works", async () => {
+    // That image made here: the current one with the server's exec branch taken out.
+    const tag = `codescout-sandbox-test-noexec:${process.pid}`;
+    const ctx = mkdtempSync(join(tmpdir(), "codescout-noexec-"));
+    writeFileSync(
+      join(ctx, "Dockerfile"),
+      [
+        `FROM ${IMAGE}`,
+        "USER 0:0",
+        `RUN sed -i 's/if msg\\["op"\\] == "exec":/if False:/' /opt/codescout/terminal-server.py && ! grep -q 'if msg\\["op"\\] == "exec":' /opt/codescout/terminal-server.py`,
+        "USER 10001:10001",
+        "",
+      ].join("\n"),
+    );
+    const built = spawnSync("docker", ["build", "-q", "-t", tag, ctx], { encoding: "utf8" });
+    rmSync(ctx, { recursive: true, force: true });
+    expect(built.status, built.stderr).toBe(0);
+    const p = provider({ serviceLabel: testServiceLabel("noexec"), image: tag });
+    const sb = await p.create(spec(await tree(), "job-noexec"));
+    try {
+      const [a, b] = await Promise.all([sb.exec(["echo", "one"]), sb.exec(["python", "-c", "import sys; print(sys.stdin.read())"], { stdin: "two" })]);
+      expect(a).toMatchObject({ exitCode: 0, stdout: "one\n" });
+      expect(b).toMatchObject({ exitCode: 0, stdout: "two\n" });
+      expect((await sb.exec(["echo", "three"])).stdout).toBe("three\n");
+      expect(await see(sb, "echo shell")).toMatch(/^shell\n/);
+    } finally {
+      await sb.destroy();
+      spawnSync("docker", ["rmi", "-f", tag]);
     }
   });
 
