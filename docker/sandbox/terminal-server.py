@@ -688,13 +688,32 @@ EXEC_CHUNK = 48 * 1024
 EXEC_GRACE_S = 1.0
 
 
+def exec_data(cid, fd, chunk):
+    send({"type": "exec_data", "id": cid, "fd": fd, "b64": base64.b64encode(chunk).decode()})
+
+
+def exec_done(cid, code, timed_out=False, truncated=False, unstarted=False):
+    msg = {"type": "exec_done", "id": cid, "exit_code": code, "timed_out": timed_out, "truncated": truncated}
+    # Only said when true, as the host's schema allows it to be absent.
+    if unstarted:
+        msg["unstarted"] = True
+    send(msg)
+
+
+def kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def exec_thread(msg, workdir):
     try:
         run_exec(msg, workdir)
     except Exception as e:  # a malformed request: answered, never left hanging
         err = f"exec: {type(e).__name__}: {e}\n".encode()[:4096]
-        send({"type": "exec_data", "id": msg.get("id", -1), "fd": 2, "b64": base64.b64encode(err).decode()})
-        send({"type": "exec_done", "id": msg.get("id", -1), "exit_code": 125, "timed_out": False, "truncated": False})
+        exec_data(msg.get("id", -1), 2, err)
+        exec_done(msg.get("id", -1), 125)
 
 
 def run_exec(msg, workdir):
@@ -719,12 +738,12 @@ def run_exec(msg, workdir):
         if e.errno in (errno.EAGAIN, errno.ENOMEM):
             # The sandbox's process limit is reached (a fork bomb): the host asks the engine,
             # whose exec the kernel lets join even a full group.
-            send({"type": "exec_done", "id": cid, "exit_code": -1, "timed_out": False, "truncated": False, "unstarted": True})
+            exec_done(cid, -1, unstarted=True)
             return
         # What coreutils `timeout` says and returns when it cannot run the command.
         err = f"exec: failed to run command {msg['argv'][0]!r}: {e.strerror}\n".encode()
-        send({"type": "exec_data", "id": cid, "fd": 2, "b64": base64.b64encode(err[:cap]).decode()})
-        send({"type": "exec_done", "id": cid, "exit_code": 126 if isinstance(e, PermissionError) else 127, "timed_out": False, "truncated": False})
+        exec_data(cid, 2, err[:cap])
+        exec_done(cid, 126 if isinstance(e, PermissionError) else 127)
         return
     sel = selectors.DefaultSelector()
     sent = {1: 0, 2: 0}
@@ -745,10 +764,7 @@ def run_exec(msg, workdir):
         if not timed_out and now >= deadline:
             timed_out = True
             killed_at = now
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            kill_group(proc)
         if killed_at is not None and now - killed_at > EXEC_GRACE_S:
             break
         wait = (deadline - now) if not timed_out else EXEC_GRACE_S
@@ -778,7 +794,7 @@ def run_exec(msg, workdir):
                 chunk = chunk[: max(0, room)]
             if chunk:
                 sent[key.data] += len(chunk)
-                send({"type": "exec_data", "id": cid, "fd": key.data, "b64": base64.b64encode(chunk).decode()})
+                exec_data(cid, key.data, chunk)
     sel.close()
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
@@ -789,13 +805,10 @@ def run_exec(msg, workdir):
     try:
         code = proc.wait(timeout=EXEC_GRACE_S)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        kill_group(proc)
         code = proc.wait()
     # A signal reads as the shell would report it (SIGKILL: 137), as under coreutils `timeout`.
-    send({"type": "exec_done", "id": cid, "exit_code": 128 - code if code < 0 else code, "timed_out": timed_out, "truncated": truncated})
+    exec_done(cid, 128 - code if code < 0 else code, timed_out, truncated)
 
 
 def main():
@@ -858,7 +871,7 @@ def main():
                     try:
                         threading.Thread(target=exec_thread, args=(msg, session.workdir), daemon=True).start()
                     except RuntimeError:  # no thread to be had: the process limit again
-                        send({"type": "exec_done", "id": msg.get("id", -1), "exit_code": -1, "timed_out": False, "truncated": False, "unstarted": True})
+                        exec_done(msg.get("id", -1), -1, unstarted=True)
                 else:
                     msgs.append(msg)
             for msg in msgs:

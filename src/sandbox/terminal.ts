@@ -118,7 +118,7 @@ export class TerminalClient implements Terminal {
 
   run(call: TerminalCall, signal?: AbortSignal): Promise<TerminalResult> {
     // A shell not started yet (a lazy sandbox) starts with its first command, which waits for it.
-    if (!this.starting && !this.failure) this.start().catch(() => undefined);
+    if (!this.starting) this.start().catch(() => undefined);
     const next = this.queue.then(() => this.runNow(call, signal));
     this.queue = next.catch(() => undefined);
     return next;
