@@ -13,7 +13,7 @@ import { ms, quick, report, stats } from "./lib.js";
  * patched tree exist after the first call; each call asks about another issue, so none is
  * answered from the result cache. Timed from the tool call to its result.
  *
- *   npx tsx bench/mcpLocal.ts [--quick]
+ *   npx tsx bench/mcpLocal.ts [--quick] [--pause-ms N]
  * The checkout is Debian's python3-requests made into a git repository with a file:// remote.
  */
 const work = "/tmp/codescout-bench-mcp";
@@ -79,7 +79,10 @@ const times: number[] = [];
 const phases: Array<Record<string, number>> = [];
 const answers: string[] = [];
 const rounds = quick ? 4 : 12;
+// An agent reads what it got before it asks again: --pause-ms leaves the service idle between calls.
+const pauseMs = process.argv.includes("--pause-ms") ? Number(process.argv[process.argv.indexOf("--pause-ms") + 1]) : 0;
 for (let i = 0; i < rounds; i++) {
+  if (i > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
   const t = performance.now();
   const result = await client.callTool({ name: "localize", arguments: { issue: issues[i % issues.length]!, path: checkout, policy: "baseline" } }, CallToolResultSchema);
   const elapsed = performance.now() - t;
@@ -101,6 +104,7 @@ report("mcpLocal", {
   checkout: "Debian python3-requests as a git checkout, file:// remote, one uncommitted new file",
   policy: "baseline",
   calls_timed: times.length,
+  pause_between_calls_ms: pauseMs,
   tool_call_to_result_ms: { p50: ms(s.p50), p95: ms(s.p95), max: ms(s.max) },
   phases_p50_ms: Object.fromEntries(Object.keys(phases[0] ?? {}).map((k) => [k, ms(stats(phases.map((p) => p[k]!)).p50)])),
   load_average: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100),

@@ -122,7 +122,7 @@ async function follow(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<
       const line = stored && describeEvent(stored.event);
       if (line) hooks.progress(line);
     }
-    // The worker stores its result before it announces the end; a short wait covers a lag.
+    // The worker announces the end just before its result is stored; a short wait covers the lag.
     return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, hooks.signal);
   } finally {
     hooks.signal.removeEventListener("abort", onAbort);

@@ -13,12 +13,14 @@ import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queu
 import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../sandbox/config.js";
+import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
 import { JobStore } from "../store/jobStore.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
 import { createPolicySelector } from "./policies.js";
+import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
 import { deliverWebhook } from "./webhooks.js";
 
@@ -36,6 +38,8 @@ export interface WorkerOptions {
   logger?: Logger;
   /** Host name resolution for the URL policy (git remotes, webhooks); the system's unless injected. */
   resolver?: Resolver;
+  /** Where sandboxes come from; Docker, configured from `config`, unless injected. */
+  sandboxes?: SandboxProvider;
 }
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
@@ -68,7 +72,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
   });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));
-  const sandboxes = createDockerSandboxProvider(sandboxOptionsFromConfig(config));
+  const sandboxes = options.sandboxes ?? createDockerSandboxProvider(sandboxOptionsFromConfig(config));
   await heartbeat.start();
   const reaped = await sandboxes.reapOrphans();
   if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
@@ -83,6 +87,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   };
 
   const shutdown = new AbortController();
+  const concurrency = workerConcurrency(config);
+  const cleanups = new Cleanups(concurrency, (err) => logger.error({ err }, "job cleanup failed"));
   const policyFor = createPolicySelector(config, (): Policy => new BaselinePolicy());
   const processor = createProcessor({
     repos,
@@ -98,8 +104,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     snippetMaxLines: config.SNIPPET_MAX_LINES,
     logger,
     shutdownSignal: shutdown.signal,
+    cleanups,
   });
-  const concurrency = workerConcurrency(config);
   const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, processor, {
     connection,
     prefix: config.QUEUE_PREFIX,
@@ -155,6 +161,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       await settleConnections([worker, webhookWorker, queue, webhooks]);
       await worker.close();
       clearTimeout(grace);
+      await cleanups.settle();
       await webhookWorker?.close();
       await heartbeat.stop();
       subscriber.disconnect();

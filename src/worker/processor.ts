@@ -19,11 +19,13 @@ import type { JobStore } from "../store/jobStore.js";
 import type { JobEvents } from "../store/events.js";
 import type { ResultCache } from "../store/resultCache.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
+import type { Cleanups } from "./cleanups.js";
 
 /**
  * One job, start to end: a tree from the repository cache, a sandbox for it, a policy run
  * in the sandbox's terminal, the answer checked and stored. The sandbox is destroyed
- * however the job ends; a wall-clock cap and cancellation abort whatever is in flight.
+ * however the job ends (once the answer is out, see cleanups.ts); a wall-clock cap and
+ * cancellation abort whatever is in flight.
  */
 
 export interface ProcessorDeps {
@@ -46,6 +48,8 @@ export interface ProcessorDeps {
   logger: Logger;
   /** Fires when the worker's shutdown grace is over: running jobs go back to the queue. */
   shutdownSignal?: AbortSignal;
+  /** Where each job's sandbox removal and tree release run once its answer is out. */
+  cleanups: Cleanups;
 }
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
@@ -207,9 +211,12 @@ export function createProcessor(deps: ProcessorDeps) {
       clearTimeout(timer);
       cancelSignal?.removeEventListener("abort", onCancel);
       deps.shutdownSignal?.removeEventListener("abort", onShutdown);
-      if (sandbox) await sandbox.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
-      // Only once no sandbox mounts it: a released tree may be removed to make room.
-      await release?.().catch((err) => log.warn({ err }, "tree release failed"));
+      const box = sandbox;
+      await deps.cleanups.run(async () => {
+        if (box) await box.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
+        // Only once no sandbox mounts it: a released tree may be removed to make room.
+        await release?.().catch((err) => log.warn({ err }, "tree release failed"));
+      });
     }
   };
 }
