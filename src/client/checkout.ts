@@ -29,20 +29,16 @@ export interface Checkout {
 }
 
 export async function describeCheckout(dir: string): Promise<Checkout> {
-  let root: string;
-  let gitDir: string;
-  try {
-    [root = "", gitDir = ""] = (await git(resolve(dir), ["rev-parse", "--show-toplevel", "--absolute-git-dir"])).trim().split("\n");
-  } catch {
-    throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones)`);
-  }
-  // Three questions at once: HEAD, the remote branches that contain it, the remotes' URLs.
-  const [head, branches, urls] = await Promise.all([
-    git(root, ["rev-parse", "--verify", "--quiet", "HEAD"]).then((o) => o.trim() || null, () => null),
-    git(root, ["for-each-ref", "--contains", "HEAD", "--format=%(refname:lstrip=2)", "refs/remotes"]).catch(() => ""),
-    git(root, ["config", "--get-regexp", "^remote\\..*\\.url$"]).catch(() => ""),
+  const cwd = resolve(dir);
+  // The usual case in two processes: the branch's upstream is on origin and is HEAD itself
+  // (edits not committed yet), so no remote branch needs asking whether it contains HEAD.
+  const [usual, urls] = await Promise.all([
+    git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir", "HEAD", "@{upstream}", "--symbolic-full-name", "@{upstream}"]).then(
+      (o) => o.trim().split("\n"),
+      () => null,
+    ),
+    git(cwd, ["config", "--get-regexp", "^remote\\..*\\.url$"]).catch(() => ""),
   ]);
-  if (!head) return { root, gitDir, head, remoteUrl: null };
   const urlOf = new Map(
     urls
       .split("\n")
@@ -50,6 +46,28 @@ export async function describeCheckout(dir: string): Promise<Checkout> {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1]!, m[2]!]),
   );
+  if (usual?.length === 5) {
+    const [root = "", gitDir = "", head = "", upstream = "", upstreamRef = ""] = usual;
+    const url = head === upstream && upstreamRef.startsWith("refs/remotes/origin/") ? serviceUrlOf(urlOf.get("origin") ?? "", root) : null;
+    if (url) return { root, gitDir, head, remoteUrl: url };
+  }
+  return scanRemotes(cwd, dir, urlOf);
+}
+
+/** Any other case: HEAD, and origin or else the first remote (by name) with a branch that contains it. */
+async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>): Promise<Checkout> {
+  let root: string;
+  let gitDir: string;
+  try {
+    [root = "", gitDir = ""] = (await git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir"])).trim().split("\n");
+  } catch {
+    throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones)`);
+  }
+  const [head, branches] = await Promise.all([
+    git(root, ["rev-parse", "--verify", "--quiet", "HEAD"]).then((o) => o.trim() || null, () => null),
+    git(root, ["for-each-ref", "--contains", "HEAD", "--format=%(refname:lstrip=2)", "refs/remotes"]).catch(() => ""),
+  ]);
+  if (!head) return { root, gitDir, head, remoteUrl: null };
   const remotes = [...new Set(branches.split("\n").map((b) => b.trim()).filter((b) => b && !b.endsWith("/HEAD")).map((b) => b.split("/")[0]!))].sort((a, b) =>
     a === "origin" ? -1 : b === "origin" ? 1 : a.localeCompare(b),
   );

@@ -1,0 +1,98 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CheckoutError, describeCheckout } from "../../src/client/checkout.js";
+
+/**
+ * Which remote the service is told to fetch a checkout's HEAD from: real git repositories made
+ * here, with remotes that do and do not hold HEAD.
+ */
+const root = mkdtempSync(join(tmpdir(), "codescout-checkout-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const g = (cwd: string, ...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main", ...args], { cwd, encoding: "utf8" }).trim();
+
+/** A bare "upstream" with one commit, and a clone of it whose origin is that upstream. */
+function cloned(name: string): { upstream: string; clone: string } {
+  const seed = join(root, `${name}-seed`);
+  execFileSync("mkdir", ["-p", seed]);
+  g(seed, "init", "-q");
+  writeFileSync(join(seed, "a.py"), "def f():\n    return 1\n");
+  g(seed, "add", "-A");
+  g(seed, "commit", "-qm", "one");
+  const upstream = join(root, `${name}-upstream.git`);
+  g(root, "clone", "-q", "--bare", seed, upstream);
+  const clone = join(root, `${name}-clone`);
+  g(root, "clone", "-q", upstream, clone);
+  return { upstream, clone };
+}
+
+describe("describeCheckout", () => {
+  it("names origin when its branch holds HEAD, uncommitted edits or not", async () => {
+    const { upstream, clone } = cloned("plain");
+    writeFileSync(join(clone, "a.py"), "def f():\n    return 2\n");
+    const c = await describeCheckout(join(clone));
+    expect(c.root).toBe(clone);
+    expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
+    expect(c.remoteUrl).toBe(`file://${upstream}`);
+  });
+
+  it("names no remote once HEAD has a commit no remote holds", async () => {
+    const { clone } = cloned("ahead");
+    writeFileSync(join(clone, "b.py"), "x = 1\n");
+    g(clone, "add", "-A");
+    g(clone, "commit", "-qm", "local");
+    const c = await describeCheckout(clone);
+    expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
+    expect(c.remoteUrl).toBeNull();
+  });
+
+  it("prefers origin when the branch tracks another remote that holds HEAD too", async () => {
+    const { upstream, clone } = cloned("fork");
+    const fork = join(root, "fork-other.git");
+    g(root, "clone", "-q", "--bare", upstream, fork);
+    g(clone, "remote", "add", "mine", fork);
+    g(clone, "fetch", "-q", "mine");
+    g(clone, "branch", "-q", "--set-upstream-to", "mine/main");
+    const c = await describeCheckout(clone);
+    expect(c.remoteUrl).toBe(`file://${upstream}`);
+  });
+
+  it("names the remote that holds HEAD when origin does not, whatever the branch tracks", async () => {
+    const { clone } = cloned("pushed");
+    writeFileSync(join(clone, "b.py"), "x = 1\n");
+    g(clone, "add", "-A");
+    g(clone, "commit", "-qm", "local");
+    const fork = join(root, "pushed-fork.git");
+    g(root, "init", "-q", "--bare", fork);
+    g(clone, "remote", "add", "mine", fork);
+    g(clone, "push", "-q", "mine", "main");
+    g(clone, "fetch", "-q", "mine");
+    const c = await describeCheckout(clone);
+    expect(c.remoteUrl).toBe(`file://${fork}`);
+  });
+
+  it("finds origin's commit from a detached HEAD with no upstream", async () => {
+    const { upstream, clone } = cloned("detached");
+    g(clone, "checkout", "-q", "--detach", "HEAD");
+    const c = await describeCheckout(clone);
+    expect(c.remoteUrl).toBe(`file://${upstream}`);
+  });
+
+  it("answers a repository with no commit yet, and refuses a directory outside git", async () => {
+    const empty = join(root, "empty");
+    execFileSync("mkdir", ["-p", empty]);
+    g(empty, "init", "-q");
+    const c = await describeCheckout(empty);
+    expect(c).toMatchObject({ root: empty, head: null, remoteUrl: null });
+    const outside = mkdtempSync(join(tmpdir(), "codescout-nogit-"));
+    try {
+      await expect(describeCheckout(outside)).rejects.toBeInstanceOf(CheckoutError);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
