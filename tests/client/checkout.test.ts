@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckoutError, describeCheckout } from "../../src/client/checkout.js";
@@ -18,7 +18,7 @@ const g = (cwd: string, ...args: string[]) =>
 /** A bare "upstream" with one commit, and a clone of it whose origin is that upstream. */
 function cloned(name: string): { upstream: string; clone: string } {
   const seed = join(root, `${name}-seed`);
-  execFileSync("mkdir", ["-p", seed]);
+  mkdirSync(seed, { recursive: true });
   g(seed, "init", "-q");
   writeFileSync(join(seed, "a.py"), "def f():\n    return 1\n");
   g(seed, "add", "-A");
@@ -34,7 +34,7 @@ describe("describeCheckout", () => {
   it("names origin when its branch holds HEAD, uncommitted edits or not", async () => {
     const { upstream, clone } = cloned("plain");
     writeFileSync(join(clone, "a.py"), "def f():\n    return 2\n");
-    const c = await describeCheckout(join(clone));
+    const c = await describeCheckout(clone);
     expect(c.root).toBe(clone);
     expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
     expect(c.remoteUrl).toBe(`file://${upstream}`);
@@ -84,7 +84,7 @@ describe("describeCheckout", () => {
 
   it("answers a repository with no commit yet, and refuses a directory outside git", async () => {
     const empty = join(root, "empty");
-    execFileSync("mkdir", ["-p", empty]);
+    mkdirSync(empty, { recursive: true });
     g(empty, "init", "-q");
     const c = await describeCheckout(empty);
     expect(c).toMatchObject({ root: empty, head: null, remoteUrl: null });
