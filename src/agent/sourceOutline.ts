@@ -19,7 +19,8 @@ export const SOURCE_EXTENSIONS: Readonly<Record<string, string>> = {
   ".cpp": "c", ".cxx": "c", ".hpp": "c", ".hh": "c", ".cs": "cs", ".swift": "swift",
 };
 
-export const SOURCE_OUTLINE = String.raw`
+/** Which files are source in other languages, and of which family: wanted by every tree's scan. */
+const SOURCE_LANGUAGES = String.raw`
 import json, re
 
 EXT_LANG = json.loads(${JSON.stringify(JSON.stringify(SOURCE_EXTENSIONS))})
@@ -35,9 +36,14 @@ def lang_of(path):
     if dot <= path.rfind("/"):
         return None
     return EXT_LANG.get(path[dot:].lower())
+`;
 
-
-CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "mod", "object", "record", "namespace", "protocol", "extension", "type", "union"}
+/**
+ * The reader itself, wanted only for trees and locations in other languages. Compiling it and
+ * its patterns costs ~15-20 ms of each sandbox process, so it is handed over as text and
+ * compiled on first use.
+ */
+const SOURCE_READER = String.raw`CLASSISH = {"class", "interface", "struct", "enum", "trait", "impl", "module", "mod", "object", "record", "namespace", "protocol", "extension", "type", "union"}
 MODS = r"(?:(?:export|default|declare|public|private|protected|internal|static|abstract|final|async|override|readonly|virtual|inline|extern|unsafe|open|sealed|data|suspend|partial|pub(?:\([\w:]+\))?|const(?=\s+fn)|operator|infix|tailrec|actual|expect|inner|enum|annotation|value|external)\s+)*"
 KEYWORD_DECL = re.compile(
     r"^\s*(?:@[\w.]+(?:\([^)]*\))?\s+)*" + MODS + r"(function\*?|class|interface|struct|enum|trait|module|mod|object|record|namespace|protocol|extension|union|type|fn|func|fun|def)\s+"
@@ -502,3 +508,30 @@ def outline_source(lines, lang):
         stack.append((end, kind, f"{cls}.{name}" if stack and kind == "class" else name))
     return defs
 `;
+
+export const SOURCE_OUTLINE = `${SOURCE_LANGUAGES}
+
+_READER_SOURCE = ${JSON.stringify(SOURCE_READER)}
+_reader = None
+
+
+def _read():
+    global _reader
+    if _reader is None:
+        _reader = dict(globals())
+        exec(compile(_READER_SOURCE, "source_reader", "exec"), _reader)
+    return _reader
+
+
+def declaration(line, lang):
+    return _read()["declaration"](line, lang)
+
+
+def outline_source(lines, lang):
+    return _read()["outline_source"](lines, lang)
+
+
+def find_source_def(defs, cls, fn):
+    return _read()["find_source_def"](defs, cls, fn)
+`;
+
