@@ -30,6 +30,13 @@ function cloned(name: string): { upstream: string; clone: string } {
   return { upstream, clone };
 }
 
+/** A commit made in the clone only: no remote holds it yet. */
+function commitLocally(clone: string): void {
+  writeFileSync(join(clone, "b.py"), "x = 1\n");
+  g(clone, "add", "-A");
+  g(clone, "commit", "-qm", "local");
+}
+
 describe("describeCheckout", () => {
   it("names origin when its branch holds HEAD, uncommitted edits or not", async () => {
     const { upstream, clone } = cloned("plain");
@@ -42,9 +49,7 @@ describe("describeCheckout", () => {
 
   it("names no remote once HEAD has a commit no remote holds", async () => {
     const { clone } = cloned("ahead");
-    writeFileSync(join(clone, "b.py"), "x = 1\n");
-    g(clone, "add", "-A");
-    g(clone, "commit", "-qm", "local");
+    commitLocally(clone);
     const c = await describeCheckout(clone);
     expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
     expect(c.remoteUrl).toBeNull();
@@ -63,9 +68,7 @@ describe("describeCheckout", () => {
 
   it("names the remote that holds HEAD when origin does not, whatever the branch tracks", async () => {
     const { clone } = cloned("pushed");
-    writeFileSync(join(clone, "b.py"), "x = 1\n");
-    g(clone, "add", "-A");
-    g(clone, "commit", "-qm", "local");
+    commitLocally(clone);
     const fork = join(root, "pushed-fork.git");
     g(root, "init", "-q", "--bare", fork);
     g(clone, "remote", "add", "mine", fork);
