@@ -4,6 +4,7 @@ import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type F
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
+import { CALIBRATION, calibrate, type Calibration } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
 import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
@@ -107,8 +108,8 @@ export async function gather(
 }
 
 /** Chooses files, then functions in them, and says why. */
-export function decide(terms: IssueTerms, g: Gathered, weights: Weights): Decision {
-  return pick(rankFiles(terms, g, weights), g, weights);
+export function decide(terms: IssueTerms, g: Gathered, weights: Weights, calibration: Calibration = CALIBRATION): Decision {
+  return pick(rankFiles(terms, g, weights), g, weights, calibration);
 }
 
 /** The issue's context and every file ranked: all that does not depend on how many to answer. */
@@ -127,8 +128,11 @@ export function firstRanking(ctx: RankContext, fileWeights: Weights["file"]): Sc
   return rank(fileFeatures(ctx), fileWeights, (c) => c.path);
 }
 
-/** How many files, and which functions in them: split from ranking so offline fitting can vary it cheaply. */
-export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights): Decision {
+/**
+ * How many files, and which functions in them, each with how sure the rankers are of it:
+ * split from ranking so offline fitting can vary it cheaply.
+ */
+export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights, calibration: Calibration = CALIBRATION): Decision {
   const chosen = choose(files, weights.fileRatio, weights.maxFiles);
   const outlined = new Map(g.outline.map((f) => [f.path, f]));
   const functions = rank(
@@ -140,8 +144,9 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
   for (const file of chosen) {
     const inFile = functions.filter((f) => f.item.def.file === file.item.path);
     const picked = choose(inFile, weights.fnRatio, weights.maxFunctionsPerFile);
+    const fileConfidence = round2(calibrate(file.p, calibration.file));
     if (picked.length === 0) {
-      locations.push({ file: file.item.path, evidence: cap(file.item.evidence) });
+      locations.push({ file: file.item.path, evidence: cap(file.item.evidence), confidence: { file: fileConfidence } });
       continue;
     }
     for (const fn of picked) {
@@ -151,6 +156,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
         ...(d.cls ? { class_name: d.cls } : {}),
         function_name: d.name,
         evidence: cap([...fn.item.evidence, ...file.item.evidence]),
+        confidence: { file: fileConfidence, function: round2(calibrate(fn.p, calibration.function)) },
       });
     }
   }
@@ -162,6 +168,7 @@ function cap(evidence: string[]): string[] {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 function summarize(terms: IssueTerms) {
   return {

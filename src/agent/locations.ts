@@ -1,4 +1,4 @@
-import type { Location } from "./policy.js";
+import type { Confidence, Location } from "./policy.js";
 import type { ExecOptions, ExecResult } from "../sandbox/types.js";
 import { SOURCE_OUTLINE } from "./sourceOutline.js";
 
@@ -40,11 +40,13 @@ export function normalizeLocations(locations: Location[], workingDir: string): L
       functionName = functionName.slice(cut + 1);
     }
     const evidence = normalizeEvidence(raw.evidence);
+    const confidence = normalizeConfidence(raw.confidence, !!functionName);
     const loc: Location = {
       file,
       ...(className ? { class_name: className } : {}),
       ...(functionName ? { function_name: functionName } : {}),
       ...(evidence.length ? { evidence } : {}),
+      ...(confidence ? { confidence } : {}),
     };
     const key = `${loc.file}\u0000${loc.class_name ?? ""}\u0000${loc.function_name ?? ""}`;
     if (seen.has(key)) continue;
@@ -65,6 +67,15 @@ function normalizeEvidence(raw: unknown): string[] {
     if (out.length >= MAX_EVIDENCE) break;
   }
   return out;
+}
+
+/** A probability, or nothing: a function's only where the location names one. */
+function normalizeConfidence(raw: unknown, named: boolean): Confidence | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const { file, function: fn } = raw as Record<string, unknown>;
+  const probability = (x: unknown) => typeof x === "number" && x >= 0 && x <= 1;
+  if (!probability(file)) return undefined;
+  return { file: file as number, ...(named && probability(fn) ? { function: fn as number } : {}) };
 }
 
 /**

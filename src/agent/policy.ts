@@ -12,6 +12,16 @@ export interface Location {
   function_name?: string;
   /** Why the policy chose it (matched issue terms, a traceback frame, a quoted line). */
   evidence?: string[];
+  /**
+   * How likely the file, and the function when one is named, is one the fix changes (0-1):
+   * the baseline's calibrated estimate; the model answers without one.
+   */
+  confidence?: Confidence;
+}
+
+export interface Confidence {
+  file: number;
+  function?: number;
 }
 
 export type PolicyName = "codescout" | "baseline";

@@ -113,9 +113,10 @@ else if (final.status === "succeeded" && final.result) {
     l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file,
     l.class_name ?? "",
     l.function_name ?? "",
+    l.confidence ? `${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : ` / ${l.confidence.function.toFixed(2)}`}` : "",
     l.valid ? "" : "(not found)",
   ]);
-  const head = ["location", "class", "function", ""];
+  const head = ["location", "class", "function", rows.some((r) => r[3]) ? "confidence" : "", ""];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(width[i]!)).join("  ").trimEnd();
   process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}\n`);

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { policyNameSchema, timingsSchema } from "../queue/contract.js";
+import { confidenceSchema, policyNameSchema, timingsSchema } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 
@@ -49,7 +49,7 @@ const description = `Find where in a repository an issue needs changes: the file
 
 It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Best on Python, the language CodeScout was trained on; the baseline also reads TypeScript/JavaScript, Go, Rust, Java/Kotlin, Ruby, PHP, C/C++, C# and Swift trees. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
 
-Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked.`;
+Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function): below about 0.5, check before relying on it.`;
 
 const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens."),
@@ -97,6 +97,7 @@ const locationOutput = z.object({
   snippet: z.string().optional(),
   snippet_truncated: z.boolean().optional(),
   evidence: z.array(z.string()).optional(),
+  confidence: confidenceSchema.optional(),
 });
 
 export const localizeOutputSchema = z.object({
@@ -232,10 +233,11 @@ function summary(out: LocalizeOutput): string {
     const where = l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file;
     const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
     const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
+    const sure = l.confidence ? `  [confidence: file ${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : `, function ${l.confidence.function.toFixed(2)}`}]` : "";
     const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
     const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["", "//"];
     const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
-    return `${where}  ${what}${flag}${why}${code}`;
+    return `${where}  ${what}${flag}${sure}${why}${code}`;
   });
   return `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
 }

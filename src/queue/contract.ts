@@ -129,8 +129,18 @@ export const localizePayloadSchema = z.object({
 });
 export type LocalizePayload = z.infer<typeof localizePayloadSchema>;
 
+export const confidenceSchema = z
+  .object({
+    file: z.number().min(0).max(1).describe("How likely the file is one the fix changes."),
+    function: z.number().min(0).max(1).optional().describe("How likely the function is one the fix changes (present when the location names one)."),
+  })
+  .describe(
+    "The baseline's calibrated estimate (the model answers without one): of the locations it gave about 0.8 on issues of repositories it was never tuned on, about 8 in 10 were right. Low values say: check before relying on it.",
+  );
+
 export const checkedLocationSchema = locationSchema.extend({
   evidence: z.array(z.string()).optional().describe("Why the policy chose this location (matched issue terms, a traceback frame, a quoted line); at most 5 short items."),
+  confidence: confidenceSchema.optional(),
   valid: z.boolean().describe("The file (and class/function, when given) exists at the commit."),
   problem: z.string().optional().describe("Why the location is not valid."),
   start_line: z

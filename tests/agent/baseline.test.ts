@@ -85,6 +85,21 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.trajectory.filter((s) => s.kind === "tool" && s.name === "sandbox_exec" && s.exit_code === 0)).toHaveLength(2);
   });
 
+  it("says how sure it is: surer of the method an issue names than of a guess from vague prose", async () => {
+    const { result: named } = await localize("`Cart.total` ignores the quantity of discounted items\n\nCalling `Cart.total()` after `Cart.add(item, 3)` gives the wrong sum.");
+    const { result: vague } = await localize("The price looks wrong\n\nSometimes the price shown is not what I expected.");
+    const sure = named.locations![0]!.confidence!;
+    const guess = vague.locations![0]!.confidence!;
+    expect(sure.file).toBeGreaterThan(0.6);
+    expect(sure.function).toBeGreaterThan(guess.function ?? 0);
+    expect(sure.file).toBeGreaterThan(guess.file);
+    for (const l of [...named.locations!, ...vague.locations!]) {
+      expect(l.confidence!.file).toBeGreaterThanOrEqual(0);
+      expect(l.confidence!.file).toBeLessThanOrEqual(1);
+      expect(l.confidence!.function === undefined).toBe(l.function_name === undefined);
+    }
+  });
+
   it("follows a traceback and an error message to the function that raises", async () => {
     const issue = [
       "Discount over 100 crashes checkout",

@@ -112,6 +112,19 @@ describe("normalizeLocations", () => {
     expect(loc?.evidence).toEqual(["the issue names `f`", "x".repeat(200), "b", "c", "d"]);
   });
 
+  it("keeps a policy's confidence only as probabilities, and a function's only where a function is named", () => {
+    const raw = [
+      { file: "a.py", function_name: "f", confidence: { file: 0.8, function: 0.35 } },
+      { file: "b.py", confidence: { file: 0.4, function: 0.9 } },
+      { file: "c.py", function_name: "g", confidence: { file: 0.7, function: 1.5 } },
+      { file: "d.py", confidence: { file: Number.NaN } },
+      { file: "e.py", confidence: { file: "0.9" } },
+      { file: "f.py", confidence: 0.9 },
+      { file: "g.py", confidence: { file: -0.1 } },
+    ] as unknown as Location[];
+    expect(normalizeLocations(raw, "/w").map((l) => l.confidence)).toEqual([{ file: 0.8, function: 0.35 }, { file: 0.4 }, { file: 0.7 }, undefined, undefined, undefined, undefined]);
+  });
+
   it("leaves evidence out when there is none, or when it is not a list", () => {
     const [a, b] = normalizeLocations([{ file: "a.py" }, { file: "b.py", evidence: "why" } as unknown as Location], "/w");
     expect(a).toEqual({ file: "a.py" });

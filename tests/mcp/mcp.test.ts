@@ -310,6 +310,10 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const text = (result.content as Array<{ text: string }>)[0]!.text;
     expect(text).toContain("src/retry.ts:2-4  Backoff.delay");
     expect(text).toContain("```ts\n  delay(attempt: number): number {");
+    // How sure the baseline is, for programs and for the calling model alike.
+    const confidence = out.locations[0]!.confidence as { file: number; function: number };
+    expect(confidence.file).toBeGreaterThan(0.5);
+    expect(text).toContain(`Backoff.delay  [confidence: file ${confidence.file.toFixed(2)}, function ${confidence.function.toFixed(2)}]`);
     await client.close();
   });
 });
