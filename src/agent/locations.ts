@@ -227,4 +227,31 @@ export async function checkLocations(locations: Location[], workingDir: string, 
   });
 }
 
+/** At most this many alternatives are kept from a policy. */
+const MAX_ALTERNATIVES = 10;
+
+/**
+ * An answer and its alternatives checked in one sandbox process. The answer comes first, so it
+ * has the snippets' budget; alternatives that repeat a location of the answer or do not exist
+ * in the tree are dropped (they are leads, not claims), and carry no snippet.
+ */
+export async function checkAnswer(
+  locations: Location[],
+  alternatives: Location[],
+  workingDir: string,
+  exec: Exec,
+  options: CheckOptions = {},
+): Promise<{ locations: CheckedLocation[]; alternatives: CheckedLocation[] }> {
+  const answered = new Set(locations.map((l) => l.file));
+  const leads = alternatives.filter((l) => !answered.has(l.file)).slice(0, MAX_ALTERNATIVES);
+  const checked = await checkLocations([...locations, ...leads], workingDir, exec, options);
+  return {
+    locations: checked.slice(0, locations.length),
+    alternatives: checked
+      .slice(locations.length)
+      .filter((l) => l.valid)
+      .map(({ snippet: _s, snippet_truncated: _t, ...l }) => l),
+  };
+}
+
 const isLine = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 10_000_000;

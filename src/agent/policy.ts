@@ -61,6 +61,11 @@ export interface PolicyUsage {
 export interface PolicyResult {
   policy: PolicyName;
   locations: Location[] | null;
+  /**
+   * Candidates the policy ranked next and did not answer, surest first: where a calling agent
+   * reads when the answer's confidence is low. Never scored.
+   */
+  alternatives?: Location[];
   finishReason: FinishReason;
   turns: number;
   usage: PolicyUsage;

@@ -108,6 +108,7 @@ export const localizeOutputSchema = z.object({
   policy: z.string().optional(),
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
   locations: z.array(locationOutput),
+  alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not answered: where to read when the answer's confidence is low."),
   timings: timingsSchema.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
@@ -207,6 +208,7 @@ export function answer(view: JobView): CallToolResult {
     answered: r?.answered ?? false,
     ...(r ? { finish_reason: r.finish_reason, policy: r.policy, commit_sha: r.commit_sha, timings: r.timings } : {}),
     locations: (r?.locations ?? []).map((l) => ({ ...l })),
+    ...(r?.alternatives?.length ? { alternatives: r.alternatives.map((l) => ({ ...l })) } : {}),
     ...(view.error ? { error: view.error } : {}),
   };
   if (status !== "succeeded" || !r) {
@@ -229,15 +231,19 @@ function summary(out: LocalizeOutput): string {
   if (!out.answered || out.locations.length === 0) {
     return `No locations found (${out.policy}, ${out.finish_reason}${seconds}). Try a more specific issue text or a larger max_turns.`;
   }
-  const lines = out.locations.map((l) => {
-    const where = l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file;
-    const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
-    const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
-    const sure = l.confidence ? `  [confidence: file ${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : `, function ${l.confidence.function.toFixed(2)}`}]` : "";
-    const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
-    const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["", "//"];
-    const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
-    return `${where}  ${what}${flag}${sure}${why}${code}`;
-  });
-  return `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
+  const lines = out.locations.map(describeLocation);
+  const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
+  if (!out.alternatives?.length) return head;
+  return `${head}\nAlso considered, less likely (read these if the confidence above is low):\n${out.alternatives.map(describeLocation).join("\n")}`;
+}
+
+function describeLocation(l: LocalizeOutput["locations"][number]): string {
+  const where = l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file;
+  const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
+  const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
+  const sure = l.confidence ? `  [confidence: file ${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : `, function ${l.confidence.function.toFixed(2)}`}]` : "";
+  const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
+  const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["", "//"];
+  const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
+  return `${where}  ${what}${flag}${sure}${why}${code}`;
 }

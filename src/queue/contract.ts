@@ -180,6 +180,12 @@ export const localizeResultSchema = z.object({
   repo_cache: z.enum(["hot", "warm", "cold"]),
   answered: z.boolean().describe("False when the episode ended without a localization_finish call."),
   locations: z.array(checkedLocationSchema),
+  alternatives: z
+    .array(checkedLocationSchema)
+    .optional()
+    .describe(
+      "The baseline's next candidates, which it did not answer: the files it ranked after the answer's (five in all), each with its best definition and the file's confidence. Read them when the answer's confidence is low. Not part of files/modules/entities; the model answers without them.",
+    ),
   files: z.array(z.string()),
   modules: z.array(z.string()),
   entities: z.array(z.string()),

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { WaitingError, type Job } from "bullmq";
 import type { Logger } from "pino";
-import { checkLocations, normalizeLocations } from "../agent/locations.js";
+import { checkAnswer, normalizeLocations } from "../agent/locations.js";
 import { ModelError } from "../agent/codescout/modelClient.js";
 import type { Policy, PolicyEvent } from "../agent/policy.js";
 import {
@@ -157,9 +157,13 @@ export function createProcessor(deps: ProcessorDeps) {
 
       await progress({ phase: "validating", turn: outcome.turns });
       const normalized = normalizeLocations(outcome.locations ?? [], workingDir);
-      const checked = await checkLocations(normalized, workingDir, (argv, options) => box.exec(argv, options), {
-        snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0,
-      });
+      const { locations: checked, alternatives } = await checkAnswer(
+        normalized,
+        normalizeLocations(outcome.alternatives ?? [], workingDir),
+        workingDir,
+        (argv, options) => box.exec(argv, options),
+        { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
+      );
       const sets = locationSets(normalized);
 
       await deps.store.saveTrajectory(payload.jobId, {
@@ -176,6 +180,7 @@ export function createProcessor(deps: ProcessorDeps) {
         repo_cache: tree.cache,
         answered: outcome.locations !== null,
         locations: checked,
+        ...(alternatives.length ? { alternatives } : {}),
         ...sets,
         turns: outcome.turns,
         timings: {

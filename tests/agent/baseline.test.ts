@@ -100,6 +100,22 @@ describe("baseline policy in a real sandbox", () => {
     }
   });
 
+  it("names the next files it did not answer, less likely, each with its best function, and leaves out the unlikely", async () => {
+    const { result } = await localize("The price looks wrong\n\nSometimes the price shown is not what I expected.");
+    expect(result.locations?.map((l) => l.file)).toEqual(["shop/pricing.py"]);
+    expect(result.alternatives).toEqual([
+      expect.objectContaining({ file: "shop/shipping.py", function_name: "shipping_label", confidence: { file: expect.any(Number) } }),
+      expect.objectContaining({ file: "shop/cart.py", class_name: "Cart", function_name: "total", confidence: { file: expect.any(Number) } }),
+    ]);
+    const [first, second] = result.alternatives!.map((a) => a.confidence!.file);
+    expect(first).toBeLessThan(result.locations![0]!.confidence!.file);
+    expect(second).toBeLessThan(first!);
+    expect(result.alternatives![0]!.evidence).toContain("issue terms in its body: price");
+    // Where the answer is near certain, the rest are too unlikely to name.
+    const { result: named } = await localize("`Cart.total` ignores the quantity of discounted items\n\nCalling `Cart.total()` after `Cart.add(item, 3)` gives the wrong sum.");
+    expect(named.alternatives).toEqual([]);
+  });
+
   it("follows a traceback and an error message to the function that raises", async () => {
     const issue = [
       "Discount over 100 crashes checkout",

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { checkLocations, normalizeLocations } from "../../src/agent/locations.js";
+import { checkAnswer, checkLocations, normalizeLocations } from "../../src/agent/locations.js";
 import type { Location } from "../../src/agent/policy.js";
 import { startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
@@ -97,6 +97,29 @@ describe("location checks", () => {
     expect(checked[0]).toMatchObject({ start_line: 8, end_line: 11, snippet: "@cached\n@functools.lru_cache()\ndef render(name):\n    return name.upper()", snippet_truncated: false });
     expect(checked[1]!.snippet).toBe('class View:\n    """A view."""\n\n    @property');
     expect(checked[1]!.snippet_truncated).toBe(true);
+  });
+});
+
+describe("an answer and its alternatives", () => {
+  it("checks both in one process, gives the answer the snippets, and keeps only alternatives that exist in other files", async () => {
+    let processes = 0;
+    const counted = (argv: string[], options?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => (processes++, exec(argv, options));
+    const { locations, alternatives } = await checkAnswer(
+      [{ file: "app/views.py", function_name: "render" }],
+      [
+        { file: "app/views.py", class_name: "View", function_name: "title" },
+        { file: "app/missing.py", function_name: "gone" },
+        { file: "app/views.py", function_name: "nowhere" },
+        { file: "README.md", confidence: { file: 0.2 } },
+      ],
+      box.workingDir,
+      counted,
+      { snippetLines: 2 },
+    );
+    expect(processes).toBe(1);
+    expect(locations).toEqual([expect.objectContaining({ file: "app/views.py", function_name: "render", valid: true, start_line: 8, snippet: "@cached\n@functools.lru_cache()" })]);
+    // The same file as the answer is not an alternative; a missing one is not a lead.
+    expect(alternatives).toEqual([{ file: "README.md", confidence: { file: 0.2 }, valid: true }]);
   });
 });
 

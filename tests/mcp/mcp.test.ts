@@ -299,6 +299,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     execFileSync("mkdir", ["-p", join(dir, "src")]);
     writeFileSync(join(dir, "src/retry.ts"), "export class Backoff {\n  delay(attempt: number): number {\n    return 100 * 2 ** attempt;\n  }\n}\n");
     writeFileSync(join(dir, "src/client.ts"), "export async function send(url: string) {\n  return fetch(url);\n}\n");
+    writeFileSync(join(dir, "src/jitter.ts"), "// Spreads each retry delay a little, so clients do not retry together.\nexport function jitter(delay: number): number {\n  return delay * (0.9 + Math.random() / 5);\n}\n");
     execFileSync("git", ["add", "-A"], { cwd: dir });
     execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "files"], { cwd: dir });
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
@@ -314,6 +315,15 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const confidence = out.locations[0]!.confidence as { file: number; function: number };
     expect(confidence.file).toBeGreaterThan(0.5);
     expect(text).toContain(`Backoff.delay  [confidence: file ${confidence.file.toFixed(2)}, function ${confidence.function.toFixed(2)}]`);
+    const vague = await client.callTool({ name: "localize", arguments: { issue: "Clients retry together\n\nAfter an outage every client retries at the same moment.", policy: "baseline" } }, CallToolResultSchema);
+    // A vaguer issue: the answer is less sure, and the next files come as leads, checked and with their line ranges.
+    const leads = vague.structuredContent as { locations: Array<{ file: string; confidence: { file: number } }>; alternatives: Array<Record<string, unknown>> };
+    expect(leads.locations.map((l) => l.file)).toEqual(["src/jitter.ts"]);
+    expect(leads.alternatives[0]).toMatchObject({ file: "src/retry.ts", class_name: "Backoff", function_name: "delay", start_line: 2, end_line: 4, valid: true });
+    expect((leads.alternatives[0]!.confidence as { file: number }).file).toBeLessThan(leads.locations[0]!.confidence.file);
+    const vagueText = (vague.content as Array<{ text: string }>)[0]!.text;
+    expect(vagueText).toMatch(/\nAlso considered, less likely .*\nsrc\/retry\.ts:2-4 {2}Backoff\.delay {2}\[confidence: file 0\.\d\d\]/);
+    expect(text).not.toContain("Also considered");
     await client.close();
   });
 });

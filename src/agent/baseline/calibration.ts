@@ -18,7 +18,7 @@ export interface Calibration {
 }
 
 export const CALIBRATION: Calibration = {
-  file: { bias: 0.105, slope: 0.537 },
+  file: { bias: -0.289, slope: 0.785 },
   function: { bias: -0.436, slope: 0.413 },
 };
 
