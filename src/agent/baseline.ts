@@ -23,11 +23,12 @@ import { WEIGHTS } from "./baseline/weights.js";
 /** Files outlined and ranked again on their definitions: the answer's files come from these. */
 export const OUTLINE_FILES = 6;
 /**
- * Files named in all, answered and alternatives: a gold file is among the first five in 85-87%
- * of real issues against 66-69% among those answered (BENCHMARKS.md, "Alternatives").
+ * Files named in all, answered and alternatives: with the alternatives a gold file is among
+ * those named for 82-87% of real issues, against 66-69% in the answer alone (BENCHMARKS.md,
+ * "How sure the baseline is, and what it would read next").
  */
 export const CANDIDATE_FILES = 5;
-/** Alternatives less likely than this are left out: they were almost never right (same section). */
+/** Alternatives less likely than this are left out: on the dev set none of them was right (same section). */
 const MIN_ALTERNATIVE = 0.02;
 const MAX_EVIDENCE = 5;
 

@@ -10,6 +10,9 @@ export interface InstanceRecord {
   failure: string | null;
   prediction: Array<{ file: string; class_name?: string; function_name?: string }> | null;
   scores: InstanceScores | null;
+  /** The policy's alternatives (the baseline's next files), and the answer scored with them: never part of `scores`. */
+  alternatives?: Array<{ file: string; class_name?: string; function_name?: string }>;
+  scores_with_alternatives?: InstanceScores;
   turns: number;
   model_calls: number;
   prompt_tokens: number;
@@ -25,6 +28,12 @@ export interface Summary {
   latency_ms: { p50: number; p90: number; p99: number; max: number };
   tokens: { prompt_mean: number; completion_mean: number };
   failures: Record<string, number>;
+  /** Where a policy names alternatives: the share of instances with a gold file (function) among those named, without and with them. */
+  alternatives?: {
+    per_instance: number;
+    gold_file_named: { answer: number; with_alternatives: number };
+    gold_function_named: { answer: number; with_alternatives: number };
+  };
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -50,6 +59,19 @@ export function summarize(records: InstanceRecord[]): Summary {
       completion_mean: records.reduce((s, r) => s + r.completion_tokens, 0) / n,
     },
     failures,
+    ...(records.some((r) => r.alternatives?.length) ? { alternatives: alternativesSummary(records) } : {}),
+  };
+}
+
+/** A gold location is named when the recall at its level is above 0. */
+function alternativesSummary(records: InstanceRecord[]): NonNullable<Summary["alternatives"]> {
+  const n = Math.max(records.length, 1);
+  const share = (level: Level, scores: (r: InstanceRecord) => InstanceScores | null | undefined) => records.filter((r) => (scores(r)?.[level].recall ?? 0) > 0).length / n;
+  const withThem = (r: InstanceRecord) => r.scores_with_alternatives ?? r.scores;
+  return {
+    per_instance: records.reduce((s, r) => s + (r.alternatives?.length ?? 0), 0) / n,
+    gold_file_named: { answer: share("file", (r) => r.scores), with_alternatives: share("file", withThem) },
+    gold_function_named: { answer: share("entity", (r) => r.scores), with_alternatives: share("entity", withThem) },
   };
 }
 
@@ -72,6 +94,12 @@ export function markdownReport(summary: Summary, title: string, records: Instanc
     `Latency per instance: p50 ${(summary.latency_ms.p50 / 1000).toFixed(2)} s, p90 ${(summary.latency_ms.p90 / 1000).toFixed(2)} s, p99 ${(summary.latency_ms.p99 / 1000).toFixed(2)} s, max ${(summary.latency_ms.max / 1000).toFixed(2)} s.`,
     `Tokens per instance (mean): prompt ${summary.tokens.prompt_mean.toFixed(0)}, completion ${summary.tokens.completion_mean.toFixed(0)}.`,
   ];
+  const alt = summary.alternatives;
+  if (alt) {
+    lines.push(
+      `With the alternatives (${alt.per_instance.toFixed(1)} per instance, not scored): a gold file is among the files named for ${pct(alt.gold_file_named.answer)}% → ${pct(alt.gold_file_named.with_alternatives)}% of instances, a gold function for ${pct(alt.gold_function_named.answer)}% → ${pct(alt.gold_function_named.with_alternatives)}%.`,
+    );
+  }
   if (Object.keys(summary.failures).length) lines.push("", `Failures: ${Object.entries(summary.failures).map(([k, v]) => `${k} ${v}`).join(", ")}.`);
   lines.push("", "| instance | file F1 | function F1 | finish |", "| --- | ---: | ---: | --- |");
   for (const r of records) {

@@ -69,12 +69,14 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
       });
       durations.policy = performance.now() - t;
       const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
+      const alternatives = prediction && out.alternatives?.length ? normalizeLocations(out.alternatives, workingDir) : [];
       return {
         ...base,
         answered: prediction !== null,
         finish_reason: out.finishReason,
         prediction,
         scores: scoreInstance(prediction, inst.gt),
+        ...(prediction && alternatives.length ? { alternatives, scores_with_alternatives: scoreInstance([...prediction, ...alternatives], inst.gt) } : {}),
         turns: out.turns,
         model_calls: out.usage.modelCalls,
         prompt_tokens: out.usage.promptTokens,

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BenchError, loadBench, repoUrl } from "../../src/eval/bench.js";
-import { percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
+import { markdownReport, percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
 import { TreeStore } from "../../src/repos/trees.js";
 
@@ -64,6 +64,32 @@ describe("summary", () => {
     expect(s).toMatchObject({ instances: 4, answered: 3, failed: 1, failures: { sandbox_failed: 1 } });
     expect(s.latency_ms).toEqual({ p50: 200, p90: 400, p99: 400, max: 400 });
     expect(percentile([], 50)).toBe(0);
+    expect(s.alternatives).toBeUndefined();
+  });
+
+  it("says how often the alternatives name a gold file or function the answer missed, apart from the scores", () => {
+    const level = (recall: number) => ({ precision: recall, recall, f1: recall });
+    const rec = (id: string, answer: [number, number], withAlternatives?: [number, number]): InstanceRecord => ({
+      instance_id: id,
+      repo: "r",
+      policy: "baseline",
+      answered: true,
+      finish_reason: "finish_tool",
+      failure: null,
+      prediction: [{ file: "a.py" }],
+      scores: { file: level(answer[0]), module: level(0), entity: level(answer[1]) },
+      ...(withAlternatives ? { alternatives: [{ file: "b.py" }, { file: "c.py", function_name: "f" }], scores_with_alternatives: { file: level(withAlternatives[0]), module: level(0), entity: level(withAlternatives[1]) } } : {}),
+      turns: 1,
+      model_calls: 0,
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      durations_ms: { repo: 0, sandbox: 0, policy: 0, total: 1 },
+    });
+    const records = [rec("1", [1, 0], [1, 0.5]), rec("2", [0, 0], [0.5, 0]), rec("3", [0, 0], [0, 0]), rec("4", [1, 1])];
+    const s = summarize(records);
+    expect(s.levels.file.f1).toBeCloseTo(0.5);
+    expect(s.alternatives).toEqual({ per_instance: 1.5, gold_file_named: { answer: 0.5, with_alternatives: 0.75 }, gold_function_named: { answer: 0.25, with_alternatives: 0.5 } });
+    expect(markdownReport(s, "t", records)).toContain("With the alternatives (1.5 per instance, not scored): a gold file is among the files named for 50.0% → 75.0% of instances, a gold function for 25.0% → 50.0%.");
   });
 });
 
