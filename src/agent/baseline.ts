@@ -2,7 +2,7 @@ import { emptyUsage, type Location, type NamedCommit, type Policy, type PolicyCo
 import { extractIssueTerms, type IssueTerms } from "./baseline/issueTerms.js";
 import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
-import { outlineFiles, type OutlinedFile } from "./baseline/outline.js";
+import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
 import { CALIBRATION, calibrate, type Calibration } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
@@ -165,6 +165,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights,
         file: d.file,
         ...(d.cls ? { class_name: d.cls } : {}),
         function_name: d.name,
+        ...span(d),
         evidence: cap([...fn.item.evidence, ...file.item.evidence]),
         confidence: { file: fileConfidence, function: round2(calibrate(fn.p, calibration.function)) },
       });
@@ -199,11 +200,16 @@ function alternatives(
     return {
       file: file.item.path,
       ...(best?.def.cls ? { class_name: best.def.cls } : {}),
-      ...(best ? { function_name: best.def.name } : {}),
+      ...(best ? { function_name: best.def.name, ...span(best.def) } : {}),
       evidence: cap([...(best?.evidence ?? []), ...file.item.evidence]),
       confidence: { file: confidence },
     };
   });
+}
+
+/** The outline's span of a definition, which spares the check of the answer parsing its file again. */
+function span(d: OutlinedDef): Pick<Location, "start_line" | "end_line"> {
+  return { start_line: d.first ?? d.start, end_line: d.end };
 }
 
 function cap(evidence: string[]): string[] {

@@ -17,6 +17,12 @@ export interface Location {
    * the baseline's calibrated estimate; the model answers without one.
    */
   confidence?: Confidence;
+  /**
+   * Where the policy read the class or function (1-based, decorators included): a hint. The
+   * check of the answer confirms it from the file's lines or finds the span itself.
+   */
+  start_line?: number;
+  end_line?: number;
 }
 
 export interface Confidence {

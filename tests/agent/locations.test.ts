@@ -36,6 +36,8 @@ const FILES: Record<string, string> = {
     "", // 27
   ].join("\n"),
   "app/broken.py": "def oops(:\n",
+  // Python 2: ast refuses it, its lines still show where each function is.
+  "app/legacy.py": "def export(rows):\n    for r in rows:\n        print ', '.join(r)\n\ndef refund(order):\n    print 'refund', order\n",
   "README.md": "# app\n",
 };
 
@@ -82,6 +84,30 @@ describe("location checks", () => {
       [false, null, null, "path outside the repository"],
     ]);
     expect(checked.some((c) => "snippet" in c)).toBe(false);
+  });
+
+  it("takes a policy's span where the file's lines confirm it, and finds the span itself where they do not", async () => {
+    const at = (start_line: number, end_line: number) => ({ start_line, end_line });
+    const cases: Array<[Location, [boolean, number | null, number | null, string | null]]> = [
+      [{ file: "app/views.py", function_name: "render", ...at(8, 11) }, [true, 8, 11, null]],
+      [{ file: "app/views.py", class_name: "View", function_name: "title", ...at(17, 19) }, [true, 17, 19, null]],
+      [{ file: "app/views.py", class_name: "View.Meta", ...at(21, 23) }, [true, 21, 23, null]],
+      // A file ast refuses: its lines confirm the span (trailing blank lines left out), where the parse cannot.
+      [{ file: "app/legacy.py", function_name: "export", ...at(1, 4) }, [true, 1, 3, null]],
+      [{ file: "app/legacy.py", function_name: "refund", ...at(1, 3) }, [false, null, null, "cannot parse: SyntaxError"]],
+      // Hints the lines contradict: the span is found as without one.
+      [{ file: "app/views.py", function_name: "render", ...at(8, 10) }, [true, 8, 11, null]],
+      [{ file: "app/views.py", function_name: "render", ...at(9, 11) }, [true, 8, 11, null]],
+      [{ file: "app/views.py", function_name: "cached", ...at(4, 11) }, [true, 4, 5, null]],
+      [{ file: "app/views.py", function_name: "render", ...at(14, 26) }, [true, 8, 11, null]],
+      [{ file: "app/views.py", class_name: "Meta", function_name: "title", ...at(17, 19) }, [false, null, null, "function not found in class"]],
+      [{ file: "app/views.py", function_name: "missing", ...at(1, 2) }, [false, null, null, "function not found"]],
+    ];
+    // One at a time: several are the same location with different hints.
+    const locations = cases.flatMap(([l]) => normalizeLocations([l], box.workingDir));
+    expect(locations.map((l) => [l.start_line, l.end_line])).toEqual(cases.map(([l]) => [l.start_line, l.end_line]));
+    const checked = await checkLocations(locations, box.workingDir, exec);
+    expect(checked.map((c) => [c.valid, c.start_line ?? null, c.end_line ?? null, c.problem ?? null])).toEqual(cases.map(([, want]) => want));
   });
 
   it("adds the code of each location when asked, cut after the line cap", async () => {
@@ -146,6 +172,18 @@ describe("normalizeLocations", () => {
       { file: "g.py", confidence: { file: -0.1 } },
     ] as unknown as Location[];
     expect(normalizeLocations(raw, "/w").map((l) => l.confidence)).toEqual([{ file: 0.8, function: 0.35 }, { file: 0.4 }, { file: 0.7 }, undefined, undefined, undefined, undefined]);
+  });
+
+  it("keeps a policy's span only as two whole line numbers in order, on a named class or function", () => {
+    const raw = [
+      { file: "a.py", function_name: "f", start_line: 3, end_line: 9 },
+      { file: "a.py", function_name: "g", start_line: 9, end_line: 3 },
+      { file: "a.py", function_name: "h", start_line: 2.5, end_line: 9 },
+      { file: "a.py", function_name: "i", start_line: "3", end_line: 9 },
+      { file: "a.py", function_name: "j", start_line: 0, end_line: 9 },
+      { file: "b.py", start_line: 3, end_line: 9 },
+    ] as unknown as Location[];
+    expect(normalizeLocations(raw, "/w").map((l) => [l.start_line, l.end_line])).toEqual([[3, 9], ...Array(5).fill([undefined, undefined])]);
   });
 
   it("leaves evidence out when there is none, or when it is not a list", () => {

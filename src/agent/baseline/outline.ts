@@ -30,11 +30,11 @@ def tf_of(text):
     return terms.count(Counter(WORD.findall(text.encode("utf-8", "replace"))))
 
 
-def record(kind, name, cls, start, end, args, doc, calls, decos, lines):
+def record(kind, name, cls, start, end, args, doc, calls, decos, lines, first=None):
     body = "\\n".join(lines[start - 1:end])
     counts = Counter(WORD.findall(body.encode("utf-8", "replace")))
     return {
-        "k": kind, "n": name, "c": cls, "s": start, "e": end,
+        "k": kind, "n": name, "c": cls, "s": start, "e": end, "f": first or start,
         "tn": tf_of(name), "ta": tf_of(" ".join(args)), "td": tf_of(doc or ""), "tb": terms.count(counts),
         "ids": {names[n]: counts[n] for n in names if n in counts},
         "calls": sorted(calls)[:80], "dec": sorted(decos)[:10],
@@ -64,6 +64,10 @@ def deco_names(node):
     return out
 
 
+def first_line(node):
+    return min([d.lineno for d in node.decorator_list] + [node.lineno])
+
+
 def arg_names(a):
     return [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs] + [x.arg for x in (a.vararg, a.kwarg) if x]
 
@@ -76,11 +80,11 @@ def from_ast(tree, lines):
             if isinstance(n, ast.ClassDef):
                 q = n.name if cls is None else cls + "." + n.name
                 end = getattr(n, "end_lineno", n.lineno)
-                defs.append(record("class", n.name, cls, n.lineno, end, [], ast.get_docstring(n), set(), deco_names(n), lines))
+                defs.append(record("class", n.name, cls, n.lineno, end, [], ast.get_docstring(n), set(), deco_names(n), lines, first_line(n)))
                 walk(n.body, q)
             elif isinstance(n, FUNCS):
                 end = getattr(n, "end_lineno", n.lineno)
-                defs.append(record("def", n.name, cls, n.lineno, end, arg_names(n.args), ast.get_docstring(n), callees(n), deco_names(n), lines))
+                defs.append(record("def", n.name, cls, n.lineno, end, arg_names(n.args), ast.get_docstring(n), callees(n), deco_names(n), lines, first_line(n)))
             elif isinstance(n, (ast.If, ast.Try)) and cls is None:
                 # Definitions under "if sys.version_info ..." or "try: import" still count.
                 walk(n.body + n.orelse + getattr(n, "finalbody", []) + [h for x in getattr(n, "handlers", []) for h in x.body], cls)
@@ -165,6 +169,7 @@ const outlineSchema = z.object({
             c: name.nullable(),
             s: z.number().int().positive(),
             e: z.number().int().positive(),
+            f: z.number().int().positive(),
             tn: counts,
             ta: counts,
             td: counts,
@@ -187,6 +192,8 @@ export interface OutlinedDef {
   cls: string | null;
   start: number;
   end: number;
+  /** Where its span starts, decorators included: what the check of an answer calls its start. Absent in dumps made before stop 35. */
+  first?: number;
   /** Query key → occurrences in the name, signature, docstring and whole span. */
   nameTerms: Map<string, number>;
   argTerms: Map<string, number>;
@@ -242,6 +249,7 @@ export function parseOutline(result: ExecResult, files: string[]): OutlinedFile[
         cls: d.c,
         start: d.s,
         end: Math.max(d.s, d.e),
+        first: Math.min(d.f, d.s),
         nameTerms: toMap(d.tn),
         argTerms: toMap(d.ta),
         docTerms: toMap(d.td),
