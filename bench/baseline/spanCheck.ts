@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { checkAnswer, checkLocations } from "../../src/agent/locations.js";
@@ -81,6 +83,15 @@ try {
     const cut = qualified.lastIndexOf(".");
     return cut < 0 ? { file, function_name: qualified } : { file, class_name: qualified.slice(0, cut), function_name: qualified.slice(cut + 1) };
   });
+  const missing = wanted.find((l) => !existsSync(join(tree, l.file)));
+  if (missing) {
+    console.log(`(no answer timed: ${missing.file} is not in the tree; see --answer)`);
+  } else await timeAnswer(wanted);
+} finally {
+  await box.destroy();
+}
+
+async function timeAnswer(wanted: Location[]) {
   const outlined = await outlineFiles(exec, workingDir, [...new Set(wanted.map((l) => l.file))], { words: [], names: [] });
   const withHints = wanted.map((l) => {
     const d = outlined.find((f) => f.path === l.file)?.defs.find((x) => x.name === l.function_name && (x.cls ?? undefined) === l.class_name);
@@ -102,6 +113,4 @@ try {
     }
   }
   for (const [k, [name]] of runs.entries()) console.log(`${name}: p50 ${times[k]!.sort((x, y) => x - y)[5]!.toFixed(0)} ms (11 rounds, in turn)`);
-} finally {
-  await box.destroy();
 }

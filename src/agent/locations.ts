@@ -6,7 +6,8 @@ import { SOURCE_OUTLINE } from "./sourceOutline.js";
  * What a policy answers is untrusted: paths are normalized, duplicates dropped, and every
  * location is checked against the tree at the commit (file exists; class and function
  * exist, found by Python's own ast inside the sandbox, or for other languages read from their
- * declaration lines). Invalid entries are kept, marked.
+ * declaration lines; a span the policy gives is taken only where the file's lines confirm it).
+ * Invalid entries are kept, marked.
  */
 
 export interface CheckedLocation extends Location {
