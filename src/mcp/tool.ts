@@ -49,7 +49,7 @@ const description = `Find where in a repository an issue needs changes: the file
 
 It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Best on Python, the language CodeScout was trained on; the baseline also reads TypeScript/JavaScript, Go, Rust, Java/Kotlin, Ruby, PHP, C/C++, C# and Swift trees. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
 
-Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function): below about 0.5, check before relying on it.`;
+Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function) and lists the files it would read next: below about 0.5, check before relying on it, and look at those.`;
 
 const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens."),
