@@ -205,6 +205,14 @@ describe("end to end", () => {
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(local.result.locations[0]!.start_line).toBe(4);
     rmSync(checkout, { recursive: true, force: true });
+
+    // The baseline's table has its confidence, and the files it would read next under it.
+    const vague = join(repo.dir, "..", `vague-${Date.now()}.md`);
+    writeFileSync(vague, "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.");
+    const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
+    expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
+    expect(leads).toMatch(/^pkg\/parser\.py:18-20\s+parse_file\s+0\.\d\d \/ 0\.\d\d$/m);
+    expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
   });
 
   it("fails a job with a clear reason when the commit does not exist", async () => {
