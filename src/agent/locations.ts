@@ -149,14 +149,15 @@ def hinted(path, s, e, cls, fn):
         c = code_at(line)
         if c is not None and c <= width and not line.lstrip().startswith((")", "]", "}")):
             return None
-    after = next((c for c in map(code_at, lines[e:]) if c is not None), None)
+    # Index ranges, not slices: up to 200 locations in a file of a million lines stay cheap.
+    after = next((c for c in (code_at(lines[i]) for i in range(e, len(lines))) if c is not None), None)
     if after is not None and after > width:
         return None
     # A method's class, or a nested class's parent, is the nearest shallower line of code.
     parts = cls.split(".") if cls else []
     parent = parts[-1] if fn and cls else (parts[-2] if len(parts) > 1 else None)
     if parent is not None:
-        up = next((l for l in reversed(lines[:s - 1]) if code_at(l) is not None and code_at(l) < width), None)
+        up = next((lines[i] for i in range(s - 2, -1, -1) if code_at(lines[i]) is not None and code_at(lines[i]) < width), None)
         if up is None or not re.match(r"[ \t]*class[ \t]+" + re.escape(parent) + r"\b", up):
             return None
     return s, e
