@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
+import { API_VERSION } from "../version.js";
 import type { LocalizePayload } from "./contract.js";
 
 /**
- * The identity of a result: the same repository at the same resolved commit, the same
- * issue text, the same model and the same options give the same answer (up to sampling),
+ * The identity of a result: the same service version, repository at the same resolved commit,
+ * issue text, model and options give the same answer (up to sampling),
  * so a repeated request can be answered from the cache.
  */
 export function resultCacheKey(input: {
@@ -15,9 +16,14 @@ export function resultCacheKey(input: {
   issue: string;
   options: LocalizePayload["options"];
   model: string;
+  /** The service version that answers; this one's unless told. */
+  service?: string;
 }): string {
   const o = input.options;
   const identity = {
+    // A newer service may answer otherwise, or with more (0.3.0: confidence and alternatives):
+    // what an older one cached is not its answer.
+    service: input.service ?? API_VERSION,
     url: input.url,
     sha: input.sha,
     patch: input.patch ?? null,

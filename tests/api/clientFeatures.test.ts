@@ -75,6 +75,14 @@ describe("result cache", () => {
       const read = await inject({ method: "GET", url: `/v1/jobs/${hit.json().id}` });
       expect(read.json().status).toBe("succeeded");
 
+      // What an older service cached is not this one's answer: it may lack what this one adds.
+      const older = { ...body(), issue: `${body().issue} (asked of an older service)` };
+      const olderKey = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: older.issue, options: older.options, model: config.MODEL_NAME, service: "0.2.0" });
+      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(olderKey, cached);
+      const miss = await inject({ method: "POST", url: "/v1/localize", payload: older });
+      expect(miss.statusCode).toBe(202);
+      expect(miss.json().cached).toBe(false);
+
       const optOut = await inject({ method: "POST", url: "/v1/localize", payload: { ...body(), options: { policy: "baseline", cache: false } } });
       expect(optOut.statusCode).toBe(202);
       expect(optOut.json().cached).toBe(false);
