@@ -1,7 +1,7 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CANDIDATE_FILES, pick, rankFiles } from "../../src/agent/baseline.js";
-import { CALIBRATION, UNCALIBRATED, calibrate, type Calibration, type Curve } from "../../src/agent/baseline/calibration.js";
+import { CALIBRATION, calibrate, type Calibration, type Curve } from "../../src/agent/baseline/calibration.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { Location } from "../../src/agent/policy.js";
 import { half, loadCases, type Case } from "./offline.js";
@@ -15,9 +15,9 @@ import { half, loadCases, type Case } from "./offline.js";
  *   npx tsx bench/baseline/calibrate.ts --dump DUMP.jsonl [--write] [--report NAME=BENCH.jsonl:DUMP.jsonl]... BENCH.jsonl...
  *
  * Files are those answered and the alternatives (the next files, whose confidence says they
- * are less likely), functions those answered. A file location is right when the file is a gold file; a function location when the
- * function (with its class) is a gold function. The curve is a logistic regression of that on
- * the ranker's log-odds, plain gradient descent from zero (deterministic).
+ * are less likely), functions those answered. A file is right when it is a gold file, a
+ * function when it is a gold function (with its class). The curve is a logistic regression of
+ * that on the ranker's log-odds, plain gradient descent from zero (deterministic).
  */
 const { values: a, positionals } = parseArgs({
   options: { dump: { type: "string" }, write: { type: "boolean", default: false }, report: { type: "string", multiple: true, default: [] } },
@@ -37,7 +37,7 @@ function rows(cases: Case[]): Row[] {
   const out: Row[] = [];
   for (const c of cases) {
     const ranked = rankFiles(c.terms, c.dump.gathered, WEIGHTS);
-    const d = pick(ranked, c.dump.gathered, WEIGHTS, UNCALIBRATED);
+    const d = pick(ranked, c.dump.gathered, WEIGHTS);
     const files = new Set(c.inst.gt.files);
     const entities = new Set(c.inst.gt.entities);
     // The answer's files are the first ranked; the rest of the first five are the alternatives.
@@ -125,7 +125,6 @@ for (const [name, cases] of [["dev", dev] as [string, Case[]], ...reported]) out
 
 if (a.write) {
   const path = new URL("../../src/agent/baseline/calibration.ts", import.meta.url);
-  const { readFileSync } = await import("node:fs");
   const src = readFileSync(path, "utf8").replace(
     /export const CALIBRATION: Calibration = \{[\s\S]*?\n\};/,
     `export const CALIBRATION: Calibration = {\n  file: { bias: ${fitted.file.bias}, slope: ${fitted.file.slope} },\n  function: { bias: ${fitted.function.bias}, slope: ${fitted.function.slope} },\n};`,

@@ -4,7 +4,7 @@ import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type F
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
-import { CALIBRATION, calibrate, type Calibration } from "./baseline/calibration.js";
+import { CALIBRATION, calibrate } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
 import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
@@ -118,8 +118,8 @@ export async function gather(
 }
 
 /** Chooses files, then functions in them, and says why. */
-export function decide(terms: IssueTerms, g: Gathered, weights: Weights, calibration: Calibration = CALIBRATION): Decision {
-  return pick(rankFiles(terms, g, weights), g, weights, calibration);
+export function decide(terms: IssueTerms, g: Gathered, weights: Weights): Decision {
+  return pick(rankFiles(terms, g, weights), g, weights);
 }
 
 /** The issue's context and every file ranked: all that does not depend on how many to answer. */
@@ -142,7 +142,7 @@ export function firstRanking(ctx: RankContext, fileWeights: Weights["file"]): Sc
  * How many files, and which functions in them, each with how sure the rankers are of it:
  * split from ranking so offline fitting can vary it cheaply.
  */
-export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights, calibration: Calibration = CALIBRATION): Decision {
+export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights): Decision {
   const chosen = choose(files, weights.fileRatio, weights.maxFiles);
   const outlined = new Map(g.outline.map((f) => [f.path, f]));
   const functions = rank(
@@ -154,7 +154,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights,
   for (const file of chosen) {
     const inFile = functions.filter((f) => f.item.def.file === file.item.path);
     const picked = choose(inFile, weights.fnRatio, weights.maxFunctionsPerFile);
-    const fileConfidence = round2(calibrate(file.p, calibration.file));
+    const fileConfidence = round2(calibrate(file.p, CALIBRATION.file));
     if (picked.length === 0) {
       locations.push({ file: file.item.path, evidence: cap(file.item.evidence), confidence: { file: fileConfidence } });
       continue;
@@ -167,11 +167,11 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights,
         function_name: d.name,
         ...span(d),
         evidence: cap([...fn.item.evidence, ...file.item.evidence]),
-        confidence: { file: fileConfidence, function: round2(calibrate(fn.p, calibration.function)) },
+        confidence: { file: fileConfidence, function: round2(calibrate(fn.p, CALIBRATION.function)) },
       });
     }
   }
-  return { locations, alternatives: alternatives(ctx, files, chosen, outlined, weights, calibration), files, functions };
+  return { locations, alternatives: alternatives(ctx, files, chosen, outlined, weights), files, functions };
 }
 
 /**
@@ -185,7 +185,6 @@ function alternatives(
   chosen: Scored<FileCandidate>[],
   outlined: Map<string, OutlinedFile>,
   weights: Weights,
-  calibration: Calibration,
 ): Location[] {
   const rest = files.filter((f) => !chosen.includes(f)).slice(0, Math.max(0, CANDIDATE_FILES - chosen.length));
   const functions = rank(
@@ -194,7 +193,7 @@ function alternatives(
     (c) => `${c.def.file}:${c.def.start}`,
   );
   return rest.flatMap((file) => {
-    const confidence = round2(calibrate(file.p, calibration.file));
+    const confidence = round2(calibrate(file.p, CALIBRATION.file));
     if (confidence < MIN_ALTERNATIVE) return [];
     const best = functions.find((f) => f.item.def.file === file.item.path)?.item;
     return {

@@ -22,9 +22,6 @@ export const CALIBRATION: Calibration = {
   function: { bias: -0.436, slope: 0.413 },
 };
 
-/** The raw probabilities, unchanged: what the fit starts from. */
-export const UNCALIBRATED: Calibration = { file: { bias: 0, slope: 1 }, function: { bias: 0, slope: 1 } };
-
 const EDGE = 1e-4;
 
 export function calibrate(p: number, curve: Curve): number {
