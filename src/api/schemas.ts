@@ -91,6 +91,35 @@ export const finishedJobExample = {
   },
 };
 
+/** The same job answered by the baseline (no model server): how sure it is, and what it would read next. */
+export const baselineJobExample = {
+  ...finishedJobExample,
+  progress: { phase: "done", turn: 2, max_turns: 0 },
+  result: {
+    ...finishedJobExample.result,
+    policy: "baseline",
+    locations: [
+      {
+        file: "requests/sessions.py",
+        class_name: "Session",
+        function_name: "request",
+        evidence: ["the issue names `builtin_str`", "issue terms in its body: method, builtin"],
+        confidence: { file: 0.84, function: 0.53 },
+        valid: true,
+        start_line: 377,
+        end_line: 459,
+      },
+    ],
+    alternatives: [{ file: "requests/models.py", class_name: "PreparedRequest", function_name: "prepare_method", confidence: { file: 0.09 }, valid: true, start_line: 329, end_line: 333 }],
+    files: ["requests/sessions.py"],
+    modules: ["requests/sessions.py:Session"],
+    entities: ["requests/sessions.py:Session.request"],
+    turns: 2,
+    timings: { queue_wait_ms: 3, repo_ms: 12, sandbox_ms: 221, policy_ms: 402, model_ms: 0, tool_ms: 388, total_ms: 731 },
+    usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
+  },
+};
+
 export const cancelledJobExample = {
   ...queuedJobExample,
   status: "cancelled",

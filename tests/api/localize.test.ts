@@ -4,6 +4,7 @@ import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { renderOpenAiTool } from "../../src/cli/openaiTool.js";
 import { renderOpenApi } from "../../src/api/openapiDocument.js";
+import { jobSchema } from "../../src/api/schemas.js";
 import { loadConfig } from "../../src/config/env.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
@@ -97,7 +98,7 @@ describe("documentation", () => {
 
   it("gives every response a description and a real example, so Swagger UI shows no placeholders", async () => {
     const spec = (await api.fastify.inject({ method: "GET", url: "/openapi.json" })).json() as {
-      paths: Record<string, Record<string, { responses: Record<string, { description: string; content?: Record<string, { example?: unknown }> }> }>>;
+      paths: Record<string, Record<string, { responses: Record<string, { description: string; content?: Record<string, { example?: unknown; examples?: Record<string, { value: unknown }> }> }> }>>;
     };
     const missing: string[] = [];
     for (const [path, ops] of Object.entries(spec.paths)) {
@@ -105,7 +106,7 @@ describe("documentation", () => {
         for (const [status, res] of Object.entries(op.responses)) {
           const where = `${method.toUpperCase()} ${path} ${status}`;
           if (!res.description || res.description === "Default Response") missing.push(`${where}: description`);
-          if (!res.content || Object.values(res.content).some((c) => c.example === undefined)) missing.push(`${where}: example`);
+          if (!res.content || Object.values(res.content).some((c) => c.example === undefined && c.examples === undefined)) missing.push(`${where}: example`);
         }
       }
     }
@@ -115,6 +116,10 @@ describe("documentation", () => {
     const ok = spec.paths["/v1/localize"]!.post!.responses["200"]!.content!["application/json"]!.example as { id: string; result: { locations: Array<{ start_line: number }> } };
     expect(ok.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(ok.result.locations[0]!.start_line).toBeGreaterThan(0);
+    // A job read back: the model's answer and the baseline's (with its confidence and alternatives), each a valid job.
+    const jobs = Object.values(spec.paths["/v1/jobs/{id}"]!.get!.responses["200"]!.content!["application/json"]!.examples!).map((e) => e.value);
+    expect(jobs.map((j) => jobSchema.safeParse(j).success)).toEqual([true, true]);
+    expect(jobs[1]).toMatchObject({ result: { policy: "baseline", locations: [{ confidence: { file: 0.84 } }], alternatives: [{ confidence: { file: 0.09 } }] } });
   });
 
   it("keeps docs/openai-tool.json, the tool for frameworks without MCP, what the code generates", () => {

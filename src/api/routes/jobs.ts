@@ -4,7 +4,7 @@ import type { JobView } from "../../store/jobStore.js";
 import { mayRead } from "../auth.js";
 import { cancelJob } from "../cancel.js";
 import { ApiError } from "../errors.js";
-import { cancelledJobExample, commonErrors, errorResponse, finishedJobExample, jobParamsSchema, jobSchema, trajectoryExample, waitQuerySchema } from "../schemas.js";
+import { baselineJobExample, cancelledJobExample, commonErrors, errorResponse, finishedJobExample, jobParamsSchema, jobSchema, trajectoryExample, waitQuerySchema } from "../schemas.js";
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
@@ -37,7 +37,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         params: jobParamsSchema,
         querystring: waitQuerySchema,
         response: {
-          200: jobSchema.describe("The job: status, progress (phase, turn), and once it has ended its result or error.").meta({ examples: [finishedJobExample] }),
+          200: jobSchema.describe("The job: status, progress (phase, turn), and once it has ended its result or error.").meta({ examples: [finishedJobExample, baselineJobExample] }),
           ...errors,
         },
       },
