@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { API_VERSION } from "../version.js";
 import type { LocalizePayload } from "./contract.js";
 
 /**
@@ -16,14 +15,13 @@ export function resultCacheKey(input: {
   issue: string;
   options: LocalizePayload["options"];
   model: string;
-  /** The service version that answers; this one's unless told. */
-  service?: string;
+  /** The version of the service that answers (API_VERSION): a newer one may answer otherwise, or with more. */
+  service: string;
 }): string {
   const o = input.options;
   const identity = {
-    // A newer service may answer otherwise, or with more (0.3.0: confidence and alternatives):
-    // what an older one cached is not its answer.
-    service: input.service ?? API_VERSION,
+    // What an older service cached is not a newer one's answer (0.3.0 added confidence and alternatives).
+    service: input.service,
     url: input.url,
     sha: input.sha,
     patch: input.patch ?? null,

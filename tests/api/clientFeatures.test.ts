@@ -2,6 +2,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
+import { API_VERSION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
@@ -66,7 +67,7 @@ describe("result cache", () => {
         timings: { queue_wait_ms: 1, repo_ms: 1, sandbox_ms: 1, policy_ms: 1, model_ms: 0, tool_ms: 1, total_ms: 5 },
         usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
       };
-      const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME });
+      const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME, service: API_VERSION });
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, cached);
 
       const hit = await inject({ method: "POST", url: "/v1/localize", payload: body() });
