@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CANDIDATE_FILES, pick, rankFiles } from "../../src/agent/baseline.js";
-import { CALIBRATION, calibrate, type Calibration, type Curve } from "../../src/agent/baseline/calibration.js";
+import { CALIBRATION, calibrate, logit, type Calibration, type Curve } from "../../src/agent/baseline/calibration.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
 import type { Location } from "../../src/agent/policy.js";
 import { half, loadCases, type Case } from "./offline.js";
@@ -52,7 +52,7 @@ function rows(cases: Case[]): Row[] {
 }
 
 function fit(data: Row[]): Curve {
-  const x = data.map((r) => Math.log(Math.min(1 - 1e-4, Math.max(1e-4, r.p)) / (1 - Math.min(1 - 1e-4, Math.max(1e-4, r.p)))));
+  const x = data.map((r) => logit(r.p));
   let bias = 0;
   let slope = 0;
   for (let it = 0; it < 5000; it++) {

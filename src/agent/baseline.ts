@@ -4,7 +4,7 @@ import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type F
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
-import { CALIBRATION, calibrate } from "./baseline/calibration.js";
+import { CALIBRATION, calibrate, type Curve } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
 import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
@@ -145,16 +145,12 @@ export function firstRanking(ctx: RankContext, fileWeights: Weights["file"]): Sc
 export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights): Decision {
   const chosen = choose(files, weights.fileRatio, weights.maxFiles);
   const outlined = new Map(g.outline.map((f) => [f.path, f]));
-  const functions = rank(
-    functionFeatures(ctx, chosen.map((f) => outlined.get(f.item.path)).filter((f): f is OutlinedFile => !!f)),
-    weights.fn,
-    (c) => `${c.def.file}:${c.def.start}`,
-  );
+  const functions = rankFunctions(ctx, chosen, outlined, weights);
   const locations: Location[] = [];
   for (const file of chosen) {
     const inFile = functions.filter((f) => f.item.def.file === file.item.path);
     const picked = choose(inFile, weights.fnRatio, weights.maxFunctionsPerFile);
-    const fileConfidence = round2(calibrate(file.p, CALIBRATION.file));
+    const fileConfidence = sure(file.p, CALIBRATION.file);
     if (picked.length === 0) {
       locations.push({ file: file.item.path, evidence: cap(file.item.evidence), confidence: { file: fileConfidence } });
       continue;
@@ -167,7 +163,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
         function_name: d.name,
         ...span(d),
         evidence: cap([...fn.item.evidence, ...file.item.evidence]),
-        confidence: { file: fileConfidence, function: round2(calibrate(fn.p, CALIBRATION.function)) },
+        confidence: { file: fileConfidence, function: sure(fn.p, CALIBRATION.function) },
       });
     }
   }
@@ -187,13 +183,9 @@ function alternatives(
   weights: Weights,
 ): Location[] {
   const rest = files.filter((f) => !chosen.includes(f)).slice(0, Math.max(0, CANDIDATE_FILES - chosen.length));
-  const functions = rank(
-    functionFeatures(ctx, rest.map((f) => outlined.get(f.item.path)).filter((f): f is OutlinedFile => !!f)),
-    weights.fn,
-    (c) => `${c.def.file}:${c.def.start}`,
-  );
+  const functions = rankFunctions(ctx, rest, outlined, weights);
   return rest.flatMap((file) => {
-    const confidence = round2(calibrate(file.p, CALIBRATION.file));
+    const confidence = sure(file.p, CALIBRATION.file);
     if (confidence < MIN_ALTERNATIVE) return [];
     const best = functions.find((f) => f.item.def.file === file.item.path)?.item;
     return {
@@ -206,6 +198,15 @@ function alternatives(
   });
 }
 
+/** The definitions of these files (those outlined), ranked together by the function model. */
+function rankFunctions(ctx: RankContext, files: Scored<FileCandidate>[], outlined: Map<string, OutlinedFile>, weights: Weights): Scored<FunctionCandidate>[] {
+  return rank(
+    functionFeatures(ctx, files.map((f) => outlined.get(f.item.path)).filter((f): f is OutlinedFile => !!f)),
+    weights.fn,
+    (c) => `${c.def.file}:${c.def.start}`,
+  );
+}
+
 /** The outline's span of a definition, which spares the check of the answer parsing its file again. */
 function span(d: OutlinedDef): Pick<Location, "start_line" | "end_line"> {
   return { start_line: d.first ?? d.start, end_line: d.end };
@@ -216,7 +217,8 @@ function cap(evidence: string[]): string[] {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
-const round2 = (x: number) => Math.round(x * 100) / 100;
+/** A calibrated probability, to two places: what a location shows. */
+const sure = (p: number, curve: Curve) => Math.round(calibrate(p, curve) * 100) / 100;
 
 function summarize(terms: IssueTerms) {
   return {

@@ -92,13 +92,22 @@ root = sys.argv[1]
 request = json.load(sys.stdin)
 max_lines = int(request.get("snippet_lines", 0))
 budget = [int(request.get("snippet_chars", 0))]
+files_read = {}
+def read_file(path):
+    # Once per file, whether a hint confirms a location in it or it is parsed: bytes and lines.
+    if path not in files_read:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        files_read[path] = (data, data.decode("utf-8", "replace").split("\n"))
+    return files_read[path]
+def source_lines(path):
+    return read_file(path)[1]
 parsed = {}
 def parse(path):
     if path not in parsed:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            parsed[path] = (ast.parse(data), data.decode("utf-8", "replace").split("\n"), None)
+            data, lines = read_file(path)
+            parsed[path] = (ast.parse(data), lines, None)
         except Exception as e:
             parsed[path] = (None, None, "cannot parse: %s" % type(e).__name__)
     return parsed[path]
@@ -114,12 +123,6 @@ def find_class(tree, dotted):
         if scope is None:
             return None
     return scope
-lines_of = {}
-def source_lines(path):
-    if path not in lines_of:
-        with open(path, "rb") as fh:
-            lines_of[path] = fh.read().decode("utf-8", "replace").split("\n")
-    return lines_of[path]
 def code_at(line):
     # Indentation of a line of code; None for a blank or comment line.
     s = line.lstrip()
@@ -257,12 +260,13 @@ export async function checkLocations(locations: Location[], workingDir: string, 
   } catch {
     answers = null;
   }
+  // A policy's span was a hint: only the check's own stands.
+  const unhinted = locations.map(({ start_line: _start, end_line: _end, ...l }) => l);
   if (!Array.isArray(answers) || answers.length !== locations.length) {
-    return locations.map(({ start_line: _start, end_line: _end, ...l }) => ({ ...l, valid: false, problem: "could not be checked" }));
+    return unhinted.map((l) => ({ ...l, valid: false, problem: "could not be checked" }));
   }
-  // The sandbox's answer is untrusted too: only well-formed fields are taken. A policy's span
-  // was a hint: only the check's own stands.
-  return locations.map(({ start_line: _start, end_line: _end, ...l }, i) => {
+  // The sandbox's answer is untrusted too: only well-formed fields are taken.
+  return unhinted.map((l, i) => {
     const a = (answers as unknown[])[i] as Partial<CheckAnswer> | null;
     if (!a || typeof a !== "object" || a.problem !== null) {
       const problem = a && typeof a === "object" && typeof a.problem === "string" ? a.problem.slice(0, 200) : "could not be checked";

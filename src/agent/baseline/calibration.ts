@@ -24,7 +24,12 @@ export const CALIBRATION: Calibration = {
 
 const EDGE = 1e-4;
 
-export function calibrate(p: number, curve: Curve): number {
+/** Log-odds, with the probability kept off 0 and 1. */
+export function logit(p: number): number {
   const q = Math.min(1 - EDGE, Math.max(EDGE, p));
-  return 1 / (1 + Math.exp(-(curve.bias + curve.slope * Math.log(q / (1 - q)))));
+  return Math.log(q / (1 - q));
+}
+
+export function calibrate(p: number, curve: Curve): number {
+  return 1 / (1 + Math.exp(-(curve.bias + curve.slope * logit(p))));
 }
