@@ -23,7 +23,7 @@ import { ms, report, stats } from "./lib.js";
  * each turn spends outside the model (tool runs, queueing, event publishing, HTTP), worker
  * RSS and sandbox memory per episode.
  *
- *   npx tsx bench/inflight.ts [--levels 8,16,32,64,128] [--rounds 2] [--concurrency N] [--repo URL --commit SHA]
+ *   npx tsx bench/inflight.ts [--levels 8,16,32,64,128] [--rounds 2] [--concurrency N] [--repo URL --commit SHA] [--alternatives false]
  *
  * Each level queues rounds × level episodes at once; WORKER_CONCURRENCY=level keeps that many
  * running, or N with --concurrency (the queue then holds the rest, as in production).
@@ -36,6 +36,8 @@ const { values: a } = parseArgs({
     commit: { type: "string", default: "e950d313a932bc6cccbc95376b3821cd2f8b5af4" },
     concurrency: { type: "string" },
     name: { type: "string", default: "inflight" },
+    // The baseline's leads beside each episode (MODEL_ALTERNATIVES): on by default, as in production.
+    alternatives: { type: "string", default: "true" },
   },
 });
 const levels = a.levels.split(",").map(Number);
@@ -111,7 +113,7 @@ async function level(inFlight: number) {
   const gpu = await startGpu();
   const config = testConfig();
   const label = "codescout";
-  const worker = startProcess("src/worker/main.ts", serviceEnv(config, { MODEL_BASE_URL: `${gpu.url}/v1`, WORKER_CONCURRENCY: String(concurrency), LOG_LEVEL: "warn" }));
+  const worker = startProcess("src/worker/main.ts", serviceEnv(config, { MODEL_BASE_URL: `${gpu.url}/v1`, WORKER_CONCURRENCY: String(concurrency), MODEL_ALTERNATIVES: a.alternatives, LOG_LEVEL: "warn" }));
   const redis = createRedis(config.REDIS_URL, "producer");
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 3600 });
   const events = new QueueEvents("localize", { connection: createRedis(config.REDIS_URL, "worker"), prefix: config.QUEUE_PREFIX });
@@ -159,8 +161,9 @@ async function level(inFlight: number) {
   const toolPerTurn: number[] = [];
   const restPerTurn: number[] = [];
   const toolPerCall: number[] = [];
+  const leadsMs: number[] = [];
   for (let i = 0; i < total; i++) {
-    const t = (await store.getTrajectory(`ep-${inFlight}-${i}`)) as { steps: Array<{ at: string; kind: string; durationMs?: number }> } | null;
+    const t = (await store.getTrajectory(`ep-${inFlight}-${i}`)) as { steps: Array<{ at: string; kind: string; name?: string; durationMs?: number }> } | null;
     const steps = t?.steps ?? [];
     let replyAt: number | null = null;
     let tools = 0;
@@ -174,6 +177,8 @@ async function level(inFlight: number) {
         }
         replyAt = at;
         tools = 0;
+      } else if (step.name === "leads") {
+        leadsMs.push(step.durationMs ?? 0);
       } else if (step.kind === "tool" && step.durationMs !== undefined) {
         tools += step.durationMs;
         toolPerCall.push(step.durationMs);
@@ -214,6 +219,9 @@ async function level(inFlight: number) {
       rest: { p50: ms(stats(restPerTurn).p50), p99: ms(stats(restPerTurn).p99) },
       per_call: { p50: ms(stats(toolPerCall).p50), p99: ms(stats(toolPerCall).p99) },
     },
+    model_alternatives: a.alternatives,
+    with_leads: results.filter((r) => r.alternatives?.length).length,
+    leads_ms: { p50: ms(stats(leadsMs).p50), p99: ms(stats(leadsMs).p99) },
     phases_p50_ms: Object.fromEntries((["queue_wait_ms", "repo_ms", "sandbox_ms", "tool_ms", "model_ms", "total_ms"] as const).map((k) => [k, ms(stats(results.map((r) => r.timings[k])).p50)])),
     prompt_tokens: { first_turn_p50: first.p50, last_turn_p50: last.p50, last_turn_max: last.max },
     timer_lateness_ms_p99: ms(stats(gpuStats.timer_lateness_ms).p99),

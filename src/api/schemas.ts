@@ -82,6 +82,8 @@ export const finishedJobExample = {
       { file: "requests/sessions.py", class_name: "Session", function_name: "request", valid: true, start_line: 377, end_line: 459 },
       { file: "requests/compat.py", valid: true },
     ],
+    // The baseline's next file beside the model's answer (MODEL_ALTERNATIVES).
+    alternatives: [{ file: "requests/models.py", class_name: "PreparedRequest", function_name: "prepare_method", confidence: { file: 0.09 }, valid: true, start_line: 329, end_line: 333 }],
     files: ["requests/sessions.py", "requests/compat.py"],
     modules: ["requests/sessions.py:Session"],
     entities: ["requests/sessions.py:Session.request"],
@@ -110,7 +112,6 @@ export const baselineJobExample = {
         end_line: 459,
       },
     ],
-    alternatives: [{ file: "requests/models.py", class_name: "PreparedRequest", function_name: "prepare_method", confidence: { file: 0.09 }, valid: true, start_line: 329, end_line: 333 }],
     files: ["requests/sessions.py"],
     modules: ["requests/sessions.py:Session"],
     entities: ["requests/sessions.py:Session.request"],

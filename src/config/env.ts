@@ -31,6 +31,12 @@ export const envSchema = z.object({
   MODEL_API_KEY: z.string().optional(),
   MODEL_TIMEOUT_MS: int(1_000, 3_600_000).default(300_000),
   MODEL_MAX_RETRIES: int(0, 10).default(4),
+  /**
+   * The model's answers also carry the baseline's next files as `alternatives` (one scan of the
+   * tree beside the episode, ~0.4-1.2 s of a sandbox's CPU). Off where that CPU is scarcer than
+   * the callers' reading time.
+   */
+  MODEL_ALTERNATIVES: bool.default(true),
   PROMPT_PACK_DIR: z.string().min(1).optional(),
   MAX_TURNS: int(1, 100).default(10),
   /** Lines of code per location when a request asks for snippets. */

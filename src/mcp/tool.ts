@@ -49,7 +49,7 @@ const description = `Find where in a repository an issue needs changes: the file
 
 It runs CodeScout (a code-localization agent that explores the tree with rg, grep, sed and cat in a locked-down sandbox), or a model-free baseline when no model server is configured. Best on Python, the language CodeScout was trained on; the baseline also reads TypeScript/JavaScript, Go, Rust, Java/Kotlin, Ruby, PHP, C/C++, C# and Swift trees. Use it before editing, to read the right places first. It answers in seconds to a few minutes; progress is reported per turn.
 
-Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function) and lists the files it would read next: below about 0.5, check before relying on it, and look at those.`;
+Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function). Either answer lists the files the baseline would read next: where the confidence is below about 0.5, or the model's answer does not fit, look at those.`;
 
 const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens."),
@@ -108,7 +108,7 @@ export const localizeOutputSchema = z.object({
   policy: z.string().optional(),
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
   locations: z.array(locationOutput),
-  alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not answered: where to read when the answer's confidence is low."),
+  alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
@@ -228,13 +228,18 @@ const FENCES: Record<string, [string, string]> = {
 
 function summary(out: LocalizeOutput): string {
   const seconds = out.timings ? ` in ${(out.timings.total_ms / 1000).toFixed(1)} s` : "";
+  const leads = out.alternatives?.map(describeLocation).join("\n");
   if (!out.answered || out.locations.length === 0) {
-    return `No locations found (${out.policy}, ${out.finish_reason}${seconds}). Try a more specific issue text or a larger max_turns.`;
+    const none = `No locations found (${out.policy}, ${out.finish_reason}${seconds}).`;
+    if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
+    return `${none} Where the model-free ranking would start reading (leads, not an answer):\n${leads}`;
   }
   const lines = out.locations.map(describeLocation);
   const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
-  if (!out.alternatives?.length) return head;
-  return `${head}\nAlso considered, less likely (read these if the confidence above is low):\n${out.alternatives.map(describeLocation).join("\n")}`;
+  if (!leads) return head;
+  // The model's locations carry no confidence: its leads come from the baseline's ranking.
+  const why = out.policy === "baseline" ? "less likely (read these if the confidence above is low)" : "by the model-free ranking (leads, not part of the model's answer)";
+  return `${head}\nAlso considered, ${why}:\n${leads}`;
 }
 
 function describeLocation(l: LocalizeOutput["locations"][number]): string {

@@ -20,7 +20,7 @@ export function resultCacheKey(input: {
 }): string {
   const o = input.options;
   const identity = {
-    // What an older service cached is not a newer one's answer (0.3.0 added confidence and alternatives).
+    // What an older service cached is not a newer one's answer (0.3.0 added confidence and alternatives, 0.4.0 leads to the model's answers).
     service: input.service,
     url: input.url,
     sha: input.sha,

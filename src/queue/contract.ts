@@ -184,7 +184,7 @@ export const localizeResultSchema = z.object({
     .array(checkedLocationSchema)
     .optional()
     .describe(
-      "The baseline's next candidates, which it did not answer: the files it ranked after the answer's (five in all), each with its best definition and the file's confidence. Read them when the answer's confidence is low. Not part of files/modules/entities; the model answers without them.",
+      "The baseline's next candidates, not part of the answer: the files it ranked best that the answer does not name (five files in all), each with its best definition and the file's confidence. Read them when the answer's confidence is low (the model's answer has none: it is wrong about a third of the time). Not part of files/modules/entities.",
     ),
   files: z.array(z.string()),
   modules: z.array(z.string()),

@@ -2,13 +2,16 @@ import type { Config } from "../config/env.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
+import { CANDIDATE_FILES } from "../agent/baseline.js";
+import { WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import type { LocalizePayload } from "../queue/contract.js";
 import { JobFailedError } from "../queue/failure.js";
 
 /**
  * Chooses a policy per job. The model loop needs a model server; without one the baseline
- * is the default, so the service localizes on a machine with no GPU.
+ * is the default, so the service localizes on a machine with no GPU. With one, the model's
+ * answer gets the baseline's next files beside it (MODEL_ALTERNATIVES).
  */
 export function createPolicySelector(config: Config, baseline: () => Policy) {
   const prompts = loadPromptPack(config.PROMPT_PACK_DIR);
@@ -26,7 +29,7 @@ export function createPolicySelector(config: Config, baseline: () => Policy) {
     const name = options.policy ?? (client ? "codescout" : "baseline");
     if (name === "baseline") return baseline();
     if (!client) throw new JobFailedError("llm_unavailable", "policy codescout needs a model server (MODEL_BASE_URL is not set)");
-    return new CodeScoutPolicy({
+    const model = new CodeScoutPolicy({
       ...CODESCOUT_DEFAULTS,
       client,
       prompts,
@@ -34,5 +37,6 @@ export function createPolicySelector(config: Config, baseline: () => Policy) {
       temperature: options.temperature ?? CODESCOUT_DEFAULTS.temperature,
       finishPolicy: options.finish_policy ?? CODESCOUT_DEFAULTS.finishPolicy,
     });
+    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), CANDIDATE_FILES) : model;
   };
 }

@@ -215,6 +215,40 @@ describe("end to end", () => {
     expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
   });
 
+  it("gives the model's answer, and a model that did not answer, the baseline's next files as leads", async () => {
+    type Lead = { file: string; function_name?: string; valid: boolean; confidence?: { file: number; function?: number } };
+    type Done = { id: string; status: string; result: { answered: boolean; finish_reason: string; files: string[]; locations: Lead[]; alternatives?: Lead[] } };
+    const ask = async (issue: string): Promise<Done> => {
+      const post = await fetch(`${base}/v1/localize?wait=60`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo: { url: repo.url, commit: repo.commits[0] }, issue, options: { cache: false, finish_policy: "strict" } }),
+      });
+      return (await post.json()) as Done;
+    };
+    const vague = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
+
+    // The model answers the helper; the baseline would have answered the parser: that is the lead.
+    model.script([{ toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py", function_name: "helper" }] } }] }]);
+    const answered = await ask(vague);
+    expect(answered, worker.output().slice(-3000)).toMatchObject({ status: "succeeded", result: { answered: true, files: ["pkg/util.py"] } });
+    const leads = answered.result.alternatives ?? [];
+    expect(leads[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", valid: true, confidence: { file: expect.any(Number) } });
+    expect(leads.map((l) => l.file)).not.toContain("pkg/util.py");
+    // Ranked beside the episode, outside the model's terminal: a step after the model's last,
+    // and no progress events of its own.
+    const trajectory = (await (await fetch(`${base}/v1/jobs/${answered.id}/trajectory`)).json()) as { trajectory: { steps: Array<Record<string, unknown>> } };
+    expect(trajectory.trajectory.steps.at(-1)).toMatchObject({ kind: "tool", name: "leads", policy: "baseline", files: leads.map((l) => l.file) });
+    const events = await (await fetch(`${base}/v1/jobs/${answered.id}/events`)).text();
+    expect(events).not.toContain("repository scan");
+
+    // A model that ends without an answer still leaves the caller somewhere to start.
+    model.script([{ content: "I could not find it." }]);
+    const unanswered = await ask(vague);
+    expect(unanswered).toMatchObject({ status: "succeeded", result: { answered: false, finish_reason: "text_reply", locations: [], files: [] } });
+    expect((unanswered.result.alternatives ?? []).map((l) => l.file)).toEqual(["pkg/parser.py", "pkg/util.py"]);
+  });
+
   it("fails a job with a clear reason when the commit does not exist", async () => {
     const post = await fetch(`${base}/v1/localize?wait=30`, {
       method: "POST",

@@ -56,6 +56,7 @@ beforeAll(async () => {
     "PARSE-ISSUE": [grep('rg -n "def parse" -t py'), grep("sed -n '1,30p' pkg/parser.py"), finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }, { file: "pkg/parser.py", function_name: "parse_file" }])],
     "EDIT-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "pkg/util.py", function_name: "only_in_the_edit" }])],
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
+    "LEADS-ISSUE": [finish([{ file: "pkg/util.py", function_name: "helper" }])],
   });
   repo = makeGitFixture();
   const port = await freePort();
@@ -174,6 +175,15 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     expect(progress.map((p) => p.progress)).toEqual([...progress.map((p) => p.progress)].sort((a, b) => a - b));
     // Removed once the answer is out (worker/cleanups.ts), not before.
     await waitFor(async () => (containersOf(out.job_id) === "" ? true : undefined), 15_000, "the job's container to be removed");
+
+    // Where the model's answer and the baseline's ranking part, the calling model is told where else to read.
+    const issue = "LEADS-ISSUE: values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
+    const led = await client.callTool({ name: "localize", arguments: { issue, repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
+    const ledOut = led.structuredContent as { locations: Array<{ file: string }>; alternatives?: Array<{ file: string }> };
+    expect(ledOut.locations.map((l) => l.file)).toEqual(["pkg/util.py"]);
+    expect(ledOut.alternatives?.[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", start_line: 18, end_line: 20, valid: true });
+    const ledText = (led.content as Array<{ text: string }>)[0]!.text;
+    expect(ledText).toMatch(/\nAlso considered, by the model-free ranking \(leads, not part of the model's answer\):\npkg\/parser\.py:18-20 {2}parse_file {2}\[confidence: file 0\.\d\d/);
     await client.close();
   });
 

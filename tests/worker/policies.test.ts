@@ -1,0 +1,24 @@
+import { describe, it, expect } from "vitest";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { CodeScoutPolicy } from "../../src/agent/codescout/loop.js";
+import { WithLeads } from "../../src/agent/leads.js";
+import { createPolicySelector } from "../../src/worker/policies.js";
+import { testConfig } from "../helpers/config.js";
+
+/** Which policy a job gets: the end-to-end tests run each of them; this says which the settings pick. */
+describe("policy selection", () => {
+  const model = { MODEL_BASE_URL: "http://127.0.0.1:9/v1" };
+
+  it("gives the model's answers the baseline's leads unless MODEL_ALTERNATIVES is off", () => {
+    const withLeads = createPolicySelector(testConfig(model), () => new BaselinePolicy())({});
+    expect(withLeads).toBeInstanceOf(WithLeads);
+    expect(withLeads.name).toBe("codescout");
+    const plain = createPolicySelector(testConfig({ ...model, MODEL_ALTERNATIVES: "false" }), () => new BaselinePolicy())({});
+    expect(plain).toBeInstanceOf(CodeScoutPolicy);
+  });
+
+  it("answers with the baseline alone, never wrapped, where it is asked for or there is no model", () => {
+    expect(createPolicySelector(testConfig(model), () => new BaselinePolicy())({ policy: "baseline" })).toBeInstanceOf(BaselinePolicy);
+    expect(createPolicySelector(testConfig(), () => new BaselinePolicy())({})).toBeInstanceOf(BaselinePolicy);
+  });
+});
