@@ -178,7 +178,8 @@ async function level(inFlight: number) {
         replyAt = at;
         tools = 0;
       } else if (step.name === "leads") {
-        leadsMs.push(step.durationMs ?? 0);
+        // Ranked (with leads or not: late, or failed); skipped steps have no duration.
+        if (step.durationMs !== undefined) leadsMs.push(step.durationMs);
       } else if (step.kind === "tool" && step.durationMs !== undefined) {
         tools += step.durationMs;
         toolPerCall.push(step.durationMs);
@@ -221,6 +222,7 @@ async function level(inFlight: number) {
     },
     model_alternatives: a.alternatives,
     with_leads: results.filter((r) => r.alternatives?.length).length,
+    leads_ranked: leadsMs.length,
     leads_ms: { p50: ms(stats(leadsMs).p50), p99: ms(stats(leadsMs).p99) },
     phases_p50_ms: Object.fromEntries((["queue_wait_ms", "repo_ms", "sandbox_ms", "tool_ms", "model_ms", "total_ms"] as const).map((k) => [k, ms(stats(results.map((r) => r.timings[k])).p50)])),
     prompt_tokens: { first_turn_p50: first.p50, last_turn_p50: last.p50, last_turn_max: last.max },

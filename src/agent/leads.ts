@@ -2,16 +2,26 @@ import { normalizeLocations } from "./locations.js";
 import type { Location, Policy, PolicyContext, PolicyResult } from "./policy.js";
 
 /**
+ * How long a job waits for its leads after the answer: sympy's scan and outline take ~1.1 s on an
+ * idle host; on one busy with other episodes the ranking gets only the CPU they leave idle.
+ */
+export const LEADS_DEADLINE_MS = 5_000;
+
+/**
  * A policy's answer with a second policy's ranking beside it as alternatives: the model's
  * answer, and where the model-free baseline would read next. The model answers without
  * confidence and without leads; its file is wrong about a third of the time (model card), and
  * the baseline's next files cost one scan of a tree the sandbox already holds (~0.4-1.2 s of
  * CPU, against tens of seconds of a model episode).
  *
- * The leads are ranked beside the episode, in the same sandbox, through the helper exec and
- * not the model's terminal, so the episode the model sees is the one it was trained in. They never
- * change the answer, and a failure to rank is recorded in the trajectory, not raised: the job
- * answers without them.
+ * The leads are ranked after the answer, in the same sandbox, through the helper exec and not
+ * the model's terminal, so the episode the model sees is the one it was trained in. At GPU scale
+ * a worker host's CPU serves the tool calls of every episode in flight; ranked beside the
+ * episodes, twenty scans of sympy at once slowed those calls from ~60 ms to ~0.8 s and the GPU's
+ * throughput by a quarter (BENCHMARKS.md, "At GPU scale"). So the sandbox yields its CPU while it
+ * ranks (it runs on what the episodes leave idle), the ranking has a deadline, after which the
+ * job answers without leads, and only so many rank at once. They never change the answer, and a
+ * failed, late or skipped ranking is recorded in the trajectory, not raised.
  */
 export class WithLeads implements Policy {
   readonly name: Policy["name"];
@@ -20,31 +30,61 @@ export class WithLeads implements Policy {
   constructor(
     private readonly primary: Policy,
     private readonly ranker: Policy,
-    /** Files named in all, the answer's and the leads' (the baseline's own CANDIDATE_FILES). */
-    private readonly files: number,
+    private readonly limits: {
+      /** Files named in all, the answer's and the leads' (the baseline's own CANDIDATE_FILES). */
+      files: number;
+      /** How long the job may wait for its leads after the answer. */
+      deadlineMs: number;
+    },
+    /** Rankings running at once across the worker's jobs: one past these is skipped, not queued. */
+    private readonly slots: RankingSlots,
+
   ) {
     this.name = primary.name;
     if (primary.usesShell !== undefined) this.usesShell = primary.usesShell;
   }
 
   async run(ctx: PolicyContext): Promise<PolicyResult> {
-    // Ranked while the model works, so the leads add little or nothing to the job's time.
-    // Muted: the caller follows the model's turns, not these.
-    const t = performance.now();
-    const ranking = this.ranker.run({ ...ctx, onEvent: () => {} }).then(
-      (r) => ({ ok: true as const, locations: [...(r.locations ?? []), ...(r.alternatives ?? [])], durationMs: performance.now() - t }),
-      (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err), durationMs: performance.now() - t }),
-    );
     const answer = await this.primary.run(ctx);
-    if (answer.alternatives?.length) return answer;
-    const ranked = await ranking;
+    if (answer.alternatives?.length || ctx.signal.aborted) return answer;
+    if (!this.slots.take()) {
+      return { ...answer, trajectory: [...answer.trajectory, { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, skipped: "the worker's rankings are all busy" }] };
+    }
+    try {
+      return await this.rank(ctx, answer);
+    } finally {
+      this.slots.give();
+    }
+  }
+
+  private async rank(ctx: PolicyContext, answer: PolicyResult): Promise<PolicyResult> {
+    const t = performance.now();
+    const deadline = t + this.limits.deadlineMs;
+    // A failure to yield only costs the other jobs some CPU: the leads go on.
+    const yielded = ctx.yieldCpu ? await ctx.yieldCpu(true).then(() => true, () => false) : false;
+    const ranked = await this.ranker
+      .run({
+        ...ctx,
+        // Each process is killed at the deadline, so nothing of the ranking outlives it.
+        exec: (argv, options) => ctx.exec(argv, { ...options, timeoutMs: Math.max(1, Math.min(options?.timeoutMs ?? Infinity, deadline - performance.now())) }),
+        // Muted: the caller follows the model's turns, and this is not one.
+        onEvent: () => {},
+      })
+      .then(
+        (r) => ({ ok: true as const, locations: [...(r.locations ?? []), ...(r.alternatives ?? [])] }),
+        (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err) }),
+      );
+    if (yielded) await ctx.yieldCpu!(false).catch(() => undefined);
     if (ctx.signal.aborted) return answer;
-    const alternatives = ranked.ok ? leadsBeside(normalizeLocations(answer.locations ?? [], ctx.workingDir), ranked.locations, this.files) : [];
-    const at = new Date().toISOString();
-    const durationMs = Math.round(ranked.durationMs);
-    const step = ranked.ok
-      ? { at, kind: "tool" as const, name: "leads", policy: this.ranker.name, files: alternatives.map((l) => l.file), durationMs }
-      : { at, kind: "tool" as const, name: "leads", policy: this.ranker.name, error: ranked.error.slice(0, 500), durationMs };
+    const alternatives = ranked.ok ? leadsBeside(normalizeLocations(answer.locations ?? [], ctx.workingDir), ranked.locations, this.limits.files) : [];
+    const step = {
+      at: new Date().toISOString(),
+      kind: "tool" as const,
+      name: "leads",
+      policy: this.ranker.name,
+      ...(ranked.ok ? { files: alternatives.map((l) => l.file) } : { error: ranked.error.slice(0, 500) }),
+      durationMs: Math.round(performance.now() - t),
+    };
     return { ...answer, ...(alternatives.length ? { alternatives } : {}), trajectory: [...answer.trajectory, step] };
   }
 }
@@ -63,4 +103,25 @@ export function leadsBeside(answer: Location[], ranked: Location[], files: numbe
     leads.push(l);
   }
   return leads;
+}
+
+/**
+ * How many rankings may run at once in one worker. A job that finds them all busy answers
+ * without leads rather than wait: on a host whose CPU the episodes already use, a ranking would
+ * only hold the job's slot until its deadline (BENCHMARKS.md, "At GPU scale").
+ */
+export class RankingSlots {
+  private running = 0;
+
+  constructor(readonly size: number) {}
+
+  take(): boolean {
+    if (this.running >= this.size) return false;
+    this.running++;
+    return true;
+  }
+
+  give(): void {
+    this.running = Math.max(0, this.running - 1);
+  }
 }

@@ -86,6 +86,8 @@ export interface PolicyContext {
   /** One-off helper processes inside the sandbox (not part of the model's terminal). */
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   signal: AbortSignal;
+  /** While on, the sandbox runs only on CPU other jobs leave idle (Sandbox.yieldCpu): for work no one waits on. */
+  yieldCpu?(yielding: boolean): Promise<void>;
   onEvent(event: PolicyEvent): void;
   /**
    * What commits the issue names changed (a sha, or `#123` for the commits whose messages

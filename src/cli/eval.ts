@@ -2,10 +2,11 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { BaselinePolicy } from "../agent/baseline.js";
+import { BaselinePolicy, CANDIDATE_FILES } from "../agent/baseline.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
+import { LEADS_DEADLINE_MS, RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
@@ -103,9 +104,12 @@ const client = a["model-url"]
   ? new ModelClient({ baseURL: a["model-url"], apiKey: process.env.MODEL_API_KEY, model: a.model, timeoutMs: 300_000, maxRetries: 4 })
   : null;
 const prompts = loadPromptPack(process.env.PROMPT_PACK_DIR);
+// As the service answers (MODEL_ALTERNATIVES on), but every instance is ranked: the report's
+// "with the alternatives" line measures the leads, not how busy this machine was.
+const rankings = new RankingSlots(concurrency);
 const policy = (): Policy =>
   a.policy === "codescout" && client
-    ? new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts, maxTurns, temperature })
+    ? new WithLeads(new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts, maxTurns, temperature }), new BaselinePolicy(), { files: CANDIDATE_FILES, deadlineMs: LEADS_DEADLINE_MS }, rankings)
     : new BaselinePolicy();
 const deps = {
   repos: new RepoCache({ dir: a["cache-dir"], allowFileUrls: true }),

@@ -119,12 +119,15 @@ else if (final.status === "succeeded" && final.result) {
   const head = ["location", "class", "function", rows.some((r) => r[3]) ? "confidence" : "", ""];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(width[i]!)).join("  ").trimEnd();
-  process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}\n`);
+  if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}\n`);
+  else process.stdout.write("no locations found\n");
   const leads = final.result.alternatives ?? [];
   if (leads.length) {
     const lead = (l: (typeof leads)[number]) =>
       [l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file, [l.class_name, l.function_name].filter(Boolean).join("."), l.confidence ? l.confidence.file.toFixed(2) : ""].filter(Boolean).join("  ");
-    process.stdout.write(`\nalso considered, less likely:\n${leads.map(lead).join("\n")}\n`);
+    // The model's locations have no confidence to compare with: its leads are the baseline's ranking.
+    const title = final.result.policy === "baseline" ? "also considered, less likely" : rows.length ? "also considered, by the model-free ranking" : "where the model-free ranking would start reading";
+    process.stdout.write(`\n${title}:\n${leads.map(lead).join("\n")}\n`);
   }
   say(`(${final.result.policy}, ${final.result.finish_reason})`);
 } else process.stdout.write(`job ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}\n`);

@@ -33,8 +33,8 @@ export const envSchema = z.object({
   MODEL_MAX_RETRIES: int(0, 10).default(4),
   /**
    * The model's answers also carry the baseline's next files as `alternatives` (one scan of the
-   * tree beside the episode, ~0.4-1.2 s of a sandbox's CPU). Off where that CPU is scarcer than
-   * the callers' reading time.
+   * tree after the answer, ~0.4-1.2 s of CPU the sandbox takes only where other episodes leave it
+   * idle). Off where even idle CPU is wanted elsewhere.
    */
   MODEL_ALTERNATIVES: bool.default(true),
   PROMPT_PACK_DIR: z.string().min(1).optional(),

@@ -146,6 +146,8 @@ export class DockerSandboxProvider implements SandboxProvider {
         Memory: memory,
         MemorySwap: memory,
         NanoCpus: Math.round(o.cpus * 1e9),
+        // Set, not left to the engine's default, so yieldCpu(false) restores exactly this.
+        CpuShares: NORMAL_CPU_SHARES,
         Init: true,
         IpcMode: "private",
         ShmSize: 16 * 1024 * 1024,
@@ -232,6 +234,13 @@ export class DockerSandboxProvider implements SandboxProvider {
     return removed;
   }
 }
+
+/**
+ * CPU weights (cgroup v1 shares; the engine maps them onto cgroup v2's weights): every sandbox
+ * at the engine's usual 1024, one that yields at the least the kernel takes, ~1/500 of another's share.
+ */
+const NORMAL_CPU_SHARES = 1024;
+const YIELDING_CPU_SHARES = 2;
 
 class DockerSandbox implements Sandbox {
   readonly id: string;
@@ -413,6 +422,10 @@ class DockerSandbox implements Sandbox {
       truncated: stdout.truncated || stderr.truncated,
       timedOut: timedOut || exitCode === 137,
     };
+  }
+
+  async yieldCpu(yielding: boolean): Promise<void> {
+    await this.container.update({ CpuShares: yielding ? YIELDING_CPU_SHARES : NORMAL_CPU_SHARES });
   }
 
   destroy(): Promise<void> {

@@ -54,6 +54,11 @@ export interface Sandbox {
   readonly terminal: Terminal;
   /** A one-off process beside the shell (e.g. Python's ast to check locations). */
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * While yielding, the sandbox gets only CPU that other sandboxes leave idle (the lowest CPU
+   * weight): for work in it that no episode waits on. Off again restores the weight every sandbox has.
+   */
+  yieldCpu(yielding: boolean): Promise<void>;
   /** Idempotent; never throws for a container that is already gone. */
   destroy(): Promise<void>;
 }

@@ -1,9 +1,10 @@
+import { availableParallelism } from "node:os";
 import type { Config } from "../config/env.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
 import { CANDIDATE_FILES } from "../agent/baseline.js";
-import { WithLeads } from "../agent/leads.js";
+import { LEADS_DEADLINE_MS, RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import type { LocalizePayload } from "../queue/contract.js";
 import { JobFailedError } from "../queue/failure.js";
@@ -13,7 +14,7 @@ import { JobFailedError } from "../queue/failure.js";
  * is the default, so the service localizes on a machine with no GPU. With one, the model's
  * answer gets the baseline's next files beside it (MODEL_ALTERNATIVES).
  */
-export function createPolicySelector(config: Config, baseline: () => Policy) {
+export function createPolicySelector(config: Config, baseline: () => Policy, cores = availableParallelism()) {
   const prompts = loadPromptPack(config.PROMPT_PACK_DIR);
   const client = config.MODEL_BASE_URL
     ? new ModelClient({
@@ -24,6 +25,8 @@ export function createPolicySelector(config: Config, baseline: () => Policy) {
         maxRetries: config.MODEL_MAX_RETRIES,
       })
     : null;
+  // Half the cores: the other half stays with the episodes' tool calls.
+  const rankings = new RankingSlots(Math.max(1, Math.floor(cores / 2)));
 
   return (options: LocalizePayload["options"]): Policy => {
     const name = options.policy ?? (client ? "codescout" : "baseline");
@@ -37,6 +40,6 @@ export function createPolicySelector(config: Config, baseline: () => Policy) {
       temperature: options.temperature ?? CODESCOUT_DEFAULTS.temperature,
       finishPolicy: options.finish_policy ?? CODESCOUT_DEFAULTS.finishPolicy,
     });
-    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), CANDIDATE_FILES) : model;
+    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), { files: CANDIDATE_FILES, deadlineMs: LEADS_DEADLINE_MS }, rankings) : model;
   };
 }

@@ -235,12 +235,18 @@ describe("end to end", () => {
     const leads = answered.result.alternatives ?? [];
     expect(leads[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", valid: true, confidence: { file: expect.any(Number) } });
     expect(leads.map((l) => l.file)).not.toContain("pkg/util.py");
-    // Ranked beside the episode, outside the model's terminal: a step after the model's last,
-    // and no progress events of its own.
+    // Ranked after the answer, outside the model's terminal: a step after the model's last, and
+    // no progress events of its own.
     const trajectory = (await (await fetch(`${base}/v1/jobs/${answered.id}/trajectory`)).json()) as { trajectory: { steps: Array<Record<string, unknown>> } };
     expect(trajectory.trajectory.steps.at(-1)).toMatchObject({ kind: "tool", name: "leads", policy: "baseline", files: leads.map((l) => l.file) });
     const events = await (await fetch(`${base}/v1/jobs/${answered.id}/events`)).text();
     expect(events).not.toContain("repository scan");
+    // The command-line client lists them under the model's table, as the ranking's, not the model's.
+    const issueFile = join(repo.dir, "..", `leads-${Date.now()}.md`);
+    writeFileSync(issueFile, vague);
+    const table = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache"], { encoding: "utf8" })).stdout;
+    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper$/m);
+    expect(table).toMatch(/^also considered, by the model-free ranking:\npkg\/parser\.py:18-20 {2}parse_file {2}0\.\d\d$/m);
 
     // A model that ends without an answer still leaves the caller somewhere to start.
     model.script([{ content: "I could not find it." }]);

@@ -1,11 +1,13 @@
 import { describe, it, expect, afterAll } from "vitest";
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BenchError, loadBench, repoUrl } from "../../src/eval/bench.js";
 import { markdownReport, percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { startFakeModel } from "../helpers/fakeModel.js";
 import { TreeStore } from "../../src/repos/trees.js";
 
 const dir = mkdtempSync(join(tmpdir(), "codescout-eval-"));
@@ -124,6 +126,27 @@ describe("eval CLI", () => {
     expect(readdirSync(holds).length).toBeGreaterThan(0);
     expect(run().status).toBe(0);
     expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
+  });
+
+  it("runs the model with the baseline's leads beside its answers, and reports what they add", async () => {
+    const model = await startFakeModel();
+    try {
+      // The model answers the helper; the issue is about the parser, which the baseline ranks first.
+      model.script([{ toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py", function_name: "helper" }] } }] }]);
+      const bench = join(dir, "bench-model.jsonl");
+      const issue = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
+      writeFileSync(bench, JSON.stringify(instance("fixture-m", issue, ["pkg/parser.py:parse_file"])));
+      if (!existsSync(join(dir, "local+fixture.git"))) execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(dir, "local+fixture.git")]);
+      const out = join(dir, "out-model");
+      const args = ["tsx", "src/cli/eval.ts", "--bench", bench, "--url-template", `file://${dir}/{owner}+{name}.git`, "--out", out, "--cache-dir", join(dir, "cache"), "--policy", "codescout", "--model-url", model.baseURL];
+      await promisify(execFile)("npx", args, { encoding: "utf8" });
+      const record = JSON.parse(readFileSync(join(out, "results.jsonl"), "utf8").trim()) as InstanceRecord;
+      expect(record).toMatchObject({ policy: "codescout", answered: true, scores: { file: { f1: 0 } } });
+      expect(record.alternatives?.[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file" });
+      expect(readFileSync(join(out, "summary.md"), "utf8")).toMatch(/a gold file is among the files named for 0\.0% → 100\.0% of instances/);
+    } finally {
+      await model.close();
+    }
   });
 
   it("refuses bad arguments with a message naming the problem", () => {

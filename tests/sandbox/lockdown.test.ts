@@ -85,6 +85,18 @@ describe.each(["bind", "copy"] as const)("lock-down (%s mode)", (mode) => {
     expect(info.HostConfig.MemorySwap).toBe(256 * 1024 * 1024);
   });
 
+  it("yields its CPU to other sandboxes while asked to, and takes back the same share", async () => {
+    // The kernel's own figure, read inside: cgroup v1's shares, or v2's weight.
+    const share = async () => out((await sb.terminal.run({ command: "cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight" })).parts.join("")).trim();
+    const normal = await share();
+    expect((await docker.getContainer(sb.id).inspect()).HostConfig.CpuShares).toBe(1024);
+    await sb.yieldCpu(true);
+    const yielding = await share();
+    expect(Number(yielding)).toBeLessThan(Number(normal) / 20);
+    await sb.yieldCpu(false);
+    expect(await share()).toBe(normal);
+  });
+
   it("cannot see the docker socket or host files", async () => {
     const marker = `codescout-host-secret-${randomBytes(4).toString("hex")}`;
     writeFileSync(`/tmp/${marker}`, "secret");

@@ -43,6 +43,7 @@ function gatedProvider(): { provider: SandboxProvider; open(): void; destroyed: 
         workingDir: box.workingDir,
         terminal: box.terminal,
         exec: (argv, options) => box.exec(argv, options),
+        yieldCpu: (yielding) => box.yieldCpu(yielding),
         destroy: async () => {
           await gate;
           await box.destroy();
