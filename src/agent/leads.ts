@@ -38,7 +38,6 @@ export class WithLeads implements Policy {
     },
     /** Rankings running at once across the worker's jobs: one past these is skipped, not queued. */
     private readonly slots: RankingSlots,
-
   ) {
     this.name = primary.name;
     if (primary.usesShell !== undefined) this.usesShell = primary.usesShell;
