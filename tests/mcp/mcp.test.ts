@@ -57,6 +57,7 @@ beforeAll(async () => {
     "EDIT-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "pkg/util.py", function_name: "only_in_the_edit" }])],
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
     "LEADS-ISSUE": [finish([{ file: "pkg/util.py", function_name: "helper" }])],
+    "NO-ANSWER-ISSUE": [{ content: "I could not find it." }],
   });
   repo = makeGitFixture();
   const port = await freePort();
@@ -184,6 +185,10 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     expect(ledOut.alternatives?.[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", start_line: 18, end_line: 20, valid: true });
     const ledText = (led.content as Array<{ text: string }>)[0]!.text;
     expect(ledText).toMatch(/\nAlso considered, by the model-free ranking \(leads, not part of the model's answer\):\npkg\/parser\.py:18-20 {2}parse_file {2}\[confidence: file 0\.\d\d/);
+    // A model that gives no answer still leaves the calling model somewhere to start.
+    const none = await client.callTool({ name: "localize", arguments: { issue: issue.replace("LEADS-ISSUE", "NO-ANSWER-ISSUE"), repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
+    expect(none.structuredContent).toMatchObject({ answered: false, locations: [], alternatives: [{ file: "pkg/parser.py" }, { file: "pkg/util.py" }] });
+    expect((none.content as Array<{ text: string }>)[0]!.text).toMatch(/^No locations found \(codescout, \w+ in [\d.]+ s\)\. Where the model-free ranking would start reading \(leads, not an answer\):\npkg\/parser\.py:18-20 {2}parse_file/);
     await client.close();
   });
 
