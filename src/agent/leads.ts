@@ -1,5 +1,5 @@
 import { normalizeLocations } from "./locations.js";
-import type { Location, Policy, PolicyContext, PolicyResult } from "./policy.js";
+import type { Location, Policy, PolicyContext, PolicyResult, TrajectoryStep } from "./policy.js";
 
 /**
  * How long a job waits for its leads after the answer: sympy's scan and outline take ~1.1 s on an
@@ -45,10 +45,8 @@ export class WithLeads implements Policy {
 
   async run(ctx: PolicyContext): Promise<PolicyResult> {
     const answer = await this.primary.run(ctx);
-    if (answer.alternatives?.length || ctx.signal.aborted) return answer;
-    if (!this.slots.take()) {
-      return { ...answer, trajectory: [...answer.trajectory, { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, skipped: "the worker's rankings are all busy" }] };
-    }
+    if (ctx.signal.aborted) return answer;
+    if (!this.slots.take()) return { ...answer, trajectory: [...answer.trajectory, this.step({ skipped: "the worker's rankings are all busy" })] };
     try {
       return await this.rank(ctx, answer);
     } finally {
@@ -76,15 +74,16 @@ export class WithLeads implements Policy {
     if (yielded) await ctx.yieldCpu!(false).catch(() => undefined);
     if (ctx.signal.aborted) return answer;
     const alternatives = ranked.ok ? leadsBeside(normalizeLocations(answer.locations ?? [], ctx.workingDir), ranked.locations, this.limits.files) : [];
-    const step = {
-      at: new Date().toISOString(),
-      kind: "tool" as const,
-      name: "leads",
-      policy: this.ranker.name,
+    const step = this.step({
       ...(ranked.ok ? { files: alternatives.map((l) => l.file) } : { error: ranked.error.slice(0, 500) }),
       durationMs: Math.round(performance.now() - t),
-    };
+    });
     return { ...answer, ...(alternatives.length ? { alternatives } : {}), trajectory: [...answer.trajectory, step] };
+  }
+
+  /** The trajectory's last step: what became of the leads (ranked, failed, late or skipped). */
+  private step(outcome: Record<string, unknown>): TrajectoryStep {
+    return { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, ...outcome };
   }
 }
 
@@ -107,7 +106,8 @@ export function leadsBeside(answer: Location[], ranked: Location[], files: numbe
 /**
  * How many rankings may run at once in one worker. A job that finds them all busy answers
  * without leads rather than wait: on a host whose CPU the episodes already use, a ranking would
- * only hold the job's slot until its deadline (BENCHMARKS.md, "At GPU scale").
+ * only hold the job's slot until its deadline (BENCHMARKS.md, "At GPU scale"). Not p-limit,
+ * which the project has: it queues what is over its limit, and this must refuse it.
  */
 export class RankingSlots {
   private running = 0;
