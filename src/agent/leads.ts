@@ -8,6 +8,16 @@ import type { Location, Policy, PolicyContext, PolicyResult, TrajectoryStep } fr
 export const LEADS_DEADLINE_MS = 5_000;
 
 /**
+ * What a job keeps of its time limit after its leads: the check of the answer, the trajectory's
+ * write and the result's. Leads that cannot end this long before the job's limit are not ranked,
+ * since a job still ranking at its limit fails and loses the answer it already has.
+ */
+export const LEADS_JOB_MARGIN_MS = 2_000;
+
+/** Leads given less time than this are not worth starting (a scan of a small tree takes ~0.3 s). */
+const LEADS_MIN_MS = 500;
+
+/**
  * A policy's answer with a second policy's ranking beside it as alternatives: the model's
  * answer, and where the model-free baseline would read next. The model answers without
  * confidence and without leads; its file is wrong about a third of the time (model card), and
@@ -33,7 +43,7 @@ export class WithLeads implements Policy {
     private readonly limits: {
       /** Files named in all, the answer's and the leads' (the baseline's own CANDIDATE_FILES). */
       files: number;
-      /** How long the job may wait for its leads after the answer. */
+      /** How long the job may wait for its leads after the answer (less near the job's own limit). */
       deadlineMs: number;
     },
     /** Rankings running at once across the worker's jobs: one past these is skipped, not queued. */
@@ -46,17 +56,18 @@ export class WithLeads implements Policy {
   async run(ctx: PolicyContext): Promise<PolicyResult> {
     const answer = await this.primary.run(ctx);
     if (ctx.signal.aborted) return answer;
+    const deadline = Math.min(performance.now() + this.limits.deadlineMs, (ctx.deadlineAt ?? Infinity) - LEADS_JOB_MARGIN_MS);
+    if (deadline - performance.now() < LEADS_MIN_MS) return { ...answer, trajectory: [...answer.trajectory, this.step({ skipped: "too close to the job's time limit" })] };
     if (!this.slots.take()) return { ...answer, trajectory: [...answer.trajectory, this.step({ skipped: "the worker's rankings are all busy" })] };
     try {
-      return await this.rank(ctx, answer);
+      return await this.rank(ctx, answer, deadline);
     } finally {
       this.slots.give();
     }
   }
 
-  private async rank(ctx: PolicyContext, answer: PolicyResult): Promise<PolicyResult> {
+  private async rank(ctx: PolicyContext, answer: PolicyResult, deadline: number): Promise<PolicyResult> {
     const t = performance.now();
-    const deadline = t + this.limits.deadlineMs;
     // A failure to yield only costs the other jobs some CPU: the leads go on.
     const yielded = ctx.yieldCpu ? await ctx.yieldCpu(true).then(() => true, () => false) : false;
     const ranked = await this.ranker

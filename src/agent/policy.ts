@@ -86,6 +86,11 @@ export interface PolicyContext {
   /** One-off helper processes inside the sandbox (not part of the model's terminal). */
   exec(argv: string[], options?: ExecOptions): Promise<ExecResult>;
   signal: AbortSignal;
+  /**
+   * When the job's time runs out (a `performance.now()` reading): `signal` aborts then, and work
+   * that only adds to an answer (the leads) must end before it, so as not to cost the answer.
+   */
+  deadlineAt?: number;
   /** While on, the sandbox runs only on CPU other jobs leave idle (Sandbox.yieldCpu): for work no one waits on. */
   yieldCpu?(yielding: boolean): Promise<void>;
   onEvent(event: PolicyEvent): void;

@@ -144,6 +144,7 @@ export function createProcessor(deps: ProcessorDeps) {
           terminal: box.terminal,
           exec: (argv, options) => box.exec(argv, options),
           signal: abort.signal,
+          deadlineAt: t0 + deps.jobTimeoutS * 1000,
           yieldCpu: (yielding) => box.yieldCpu(yielding),
           onEvent,
           // An uploaded tree has no history here; its caller read the named commits from its own.

@@ -1,5 +1,8 @@
-import { describe, it, expect } from "vitest";
-import { leadsBeside, RankingSlots } from "../../src/agent/leads.js";
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { LEADS_JOB_MARGIN_MS, leadsBeside, RankingSlots, WithLeads } from "../../src/agent/leads.js";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { emptyUsage, type Policy, type PolicyResult } from "../../src/agent/policy.js";
+import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
 /** The leads beside a model's answer: the pure parts (the end-to-end tests run them through a worker). */
 describe("leads beside an answer", () => {
@@ -26,5 +29,68 @@ describe("leads beside an answer", () => {
     expect([slots.take(), slots.take(), slots.take()]).toEqual([true, true, false]);
     slots.give();
     expect(slots.take()).toBe(true);
+  });
+});
+
+/**
+ * The leads and the job's own time limit, in a real sandbox with the real baseline ranking. The
+ * answering policy stands in for the model (its answer is all WithLeads reads of it).
+ */
+describe("leads near the job's time limit", () => {
+  let box: SandboxFixture;
+  beforeAll(async () => {
+    box = await startSandbox();
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  const answering: Policy = {
+    name: "codescout",
+    async run(): Promise<PolicyResult> {
+      return { policy: "codescout", locations: [{ file: "pkg/util.py", function_name: "helper" }], finishReason: "finish_tool", turns: 1, usage: emptyUsage(), trajectory: [] };
+    },
+  };
+  const issue = "Parser.parse drops the value after a second '=' in parse_file";
+  const withLeads = () => new WithLeads(answering, new BaselinePolicy(), { files: 5, deadlineMs: 30_000 }, new RankingSlots(1));
+  const leadsStep = (r: PolicyResult) => r.trajectory.at(-1) as Record<string, unknown>;
+
+  it("ranks them when the job has time to spare", async () => {
+    const r = await withLeads().run({ ...policyContext(box, issue), deadlineAt: performance.now() + 120_000 });
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper" }]);
+    expect(r.alternatives?.[0]?.file).toBe("pkg/parser.py");
+    expect(leadsStep(r)).toMatchObject({ name: "leads", policy: "baseline", files: expect.arrayContaining(["pkg/parser.py"]) });
+  });
+
+  it("does not start them when the job's limit is nearer than its margin, and keeps the answer", async () => {
+    const slots = new RankingSlots(1);
+    const r = await new WithLeads(answering, new BaselinePolicy(), { files: 5, deadlineMs: 30_000 }, slots).run({
+      ...policyContext(box, issue),
+      deadlineAt: performance.now() + LEADS_JOB_MARGIN_MS,
+    });
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper" }]);
+    expect(r.alternatives).toBeUndefined();
+    expect(leadsStep(r)).toMatchObject({ name: "leads", skipped: "too close to the job's time limit" });
+    // The slot was never taken.
+    expect(slots.take()).toBe(true);
+  });
+
+  it("ends the ranking's processes before the job's limit, whatever the leads' own deadline", async () => {
+    // A ranker whose one process would run 20 s: the job's limit leaves it about one.
+    const sleeper: Policy = {
+      name: "baseline",
+      async run(ctx): Promise<PolicyResult> {
+        const out = await ctx.exec(["sleep", "20"], { timeoutMs: 60_000 });
+        return { policy: "baseline", locations: out.exitCode === 0 ? [{ file: "pkg/parser.py" }] : null, finishReason: "finish_tool", turns: 0, usage: emptyUsage(), trajectory: [] };
+      },
+    };
+    const r = await new WithLeads(answering, sleeper, { files: 5, deadlineMs: 30_000 }, new RankingSlots(1)).run({
+      ...policyContext(box, issue),
+      deadlineAt: performance.now() + LEADS_JOB_MARGIN_MS + 1_000,
+    });
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper" }]);
+    expect(r.alternatives).toBeUndefined();
+    // Killed at the job's limit less its margin (~1 s), far before the process's 20 s or the leads' 30 s.
+    expect(leadsStep(r).durationMs).toBeLessThan(10_000);
   });
 });
