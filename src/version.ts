@@ -1,2 +1,14 @@
 /** The service's version, shown in the OpenAPI document and the MCP server's identity. */
 export const API_VERSION = "0.4.0";
+
+/**
+ * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,
+ * calibration.ts). A refit answers otherwise under the same API_VERSION, so the result cache's
+ * key names it too; tests/agent/baselineFit.test.ts fails, giving the new digest, when a refit
+ * leaves it behind. Written out rather than computed so that the API, which never imports the
+ * agent, names the same answerer as the worker.
+ */
+export const BASELINE_FIT = "695c3eab93c5";
+
+/** The answerer the result cache's key names: what the service returns and how it ranks. */
+export const ANSWER_REVISION = `${API_VERSION}+${BASELINE_FIT}`;

@@ -130,5 +130,5 @@ if (a.write) {
     `export const CALIBRATION: Calibration = {\n  file: { bias: ${fitted.file.bias}, slope: ${fitted.file.slope} },\n  function: { bias: ${fitted.function.bias}, slope: ${fitted.function.slope} },\n};`,
   );
   writeFileSync(path, src);
-  out("wrote src/agent/baseline/calibration.ts");
+  out("wrote src/agent/baseline/calibration.ts; tests/agent/baselineFit.test.ts gives src/version.ts's new BASELINE_FIT");
 }

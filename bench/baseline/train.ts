@@ -287,5 +287,5 @@ if (a.write) {
 export const WEIGHTS: Weights = ${JSON.stringify(weights, null, 2).replace(/"(\w+)":/g, "$1:")};
 `,
   );
-  process.stdout.write("wrote src/agent/baseline/weights.ts\n");
+  process.stdout.write("wrote src/agent/baseline/weights.ts; tests/agent/baselineFit.test.ts gives src/version.ts's new BASELINE_FIT\n");
 }

@@ -13,7 +13,7 @@ import type { UploadStore } from "../uploads/store.js";
 import { ApiError } from "./errors.js";
 import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
-import { API_VERSION } from "../version.js";
+import { ANSWER_REVISION } from "../version.js";
 
 /**
  * Turns an accepted request into a job: checks what the schema cannot (issue size, URL
@@ -84,7 +84,7 @@ export class Submitter {
     };
     const cacheKey =
       source.identity && options.cache !== false && !token
-        ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, commits: body.repo.commits, issue: body.issue, options, model: config.MODEL_NAME, service: API_VERSION })
+        ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, commits: body.repo.commits, issue: body.issue, options, model: config.MODEL_NAME, service: ANSWER_REVISION })
         : null;
     const bodyHash = createHash("sha256")
       .update(JSON.stringify({ ...body, repo: { ...body.repo, token: token ? sha256(token) : null } }))

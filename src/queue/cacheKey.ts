@@ -15,12 +15,12 @@ export function resultCacheKey(input: {
   issue: string;
   options: LocalizePayload["options"];
   model: string;
-  /** The version of the service that answers (API_VERSION): a newer one may answer otherwise, or with more. */
+  /** The answerer (ANSWER_REVISION: the service's version and the baseline's fit): another may answer otherwise, or with more. */
   service: string;
 }): string {
   const o = input.options;
   const identity = {
-    // What an older service cached is not a newer one's answer (0.3.0 added confidence and alternatives, 0.4.0 leads to the model's answers).
+    // What an older service or fit cached is not this one's answer (0.3.0 added confidence and alternatives, 0.4.0 leads to the model's answers).
     service: input.service,
     url: input.url,
     sha: input.sha,

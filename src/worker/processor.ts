@@ -19,7 +19,7 @@ import type { JobStore } from "../store/jobStore.js";
 import type { JobEvents } from "../store/events.js";
 import type { ResultCache } from "../store/resultCache.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
-import { API_VERSION } from "../version.js";
+import { ANSWER_REVISION } from "../version.js";
 import type { Cleanups } from "./cleanups.js";
 
 /**
@@ -109,7 +109,7 @@ export function createProcessor(deps: ProcessorDeps) {
 
       const cacheKey =
         payload.options.cache !== false && !token
-          ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, commits: payload.commits, issue: payload.issue, options: payload.options, model: deps.model, service: API_VERSION })
+          ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, commits: payload.commits, issue: payload.issue, options: payload.options, model: deps.model, service: ANSWER_REVISION })
           : null;
       const cached = cacheKey ? await deps.cache.get(cacheKey) : null;
       if (cached) {

@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
-import { API_VERSION } from "../../src/version.js";
+import { ANSWER_REVISION, API_VERSION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
@@ -67,7 +67,7 @@ describe("result cache", () => {
         timings: { queue_wait_ms: 1, repo_ms: 1, sandbox_ms: 1, policy_ms: 1, model_ms: 0, tool_ms: 1, total_ms: 5 },
         usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
       };
-      const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME, service: API_VERSION });
+      const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME, service: ANSWER_REVISION });
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, cached);
 
       const hit = await inject({ method: "POST", url: "/v1/localize", payload: body() });
@@ -83,6 +83,13 @@ describe("result cache", () => {
       const miss = await inject({ method: "POST", url: "/v1/localize", payload: older });
       expect(miss.statusCode).toBe(202);
       expect(miss.json().cached).toBe(false);
+      // Nor is what another fit of the baseline cached under this version.
+      const refit = { ...body(), issue: `${body().issue} (asked before a refit)` };
+      const refitKey = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: refit.issue, options: refit.options, model: config.MODEL_NAME, service: `${API_VERSION}+000000000000` });
+      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(refitKey, cached);
+      const refitMiss = await inject({ method: "POST", url: "/v1/localize", payload: refit });
+      expect(refitMiss.statusCode).toBe(202);
+      expect(refitMiss.json().cached).toBe(false);
 
       const optOut = await inject({ method: "POST", url: "/v1/localize", payload: { ...body(), options: { policy: "baseline", cache: false } } });
       expect(optOut.statusCode).toBe(202);

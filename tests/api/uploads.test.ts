@@ -9,7 +9,7 @@ import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 import { Readable } from "node:stream";
 import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
-import { API_VERSION } from "../../src/version.js";
+import { ANSWER_REVISION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 
@@ -97,7 +97,7 @@ describe("uploads", () => {
     expect(job.json().repo).toEqual({ upload: info.upload_id });
     // The same tree and issue with other history is another question: a result cached without it is not its answer.
     const options = { policy: "baseline" } as const;
-    const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main broke in b3db6c8", options, model: config.MODEL_NAME, service: API_VERSION });
+    const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main broke in b3db6c8", options, model: config.MODEL_NAME, service: ANSWER_REVISION });
     const redis = new Redis(config.REDIS_URL);
     try {
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
