@@ -84,18 +84,46 @@ export class WithLeads implements Policy {
       );
     if (yielded) await ctx.yieldCpu!(false).catch(() => undefined);
     if (ctx.signal.aborted) return answer;
-    const alternatives = ranked.ok ? leadsBeside(normalizeLocations(answer.locations ?? [], ctx.workingDir), ranked.locations, this.limits.files) : [];
-    const step = this.step({
-      ...(ranked.ok ? { files: alternatives.map((l) => l.file) } : { error: ranked.error.slice(0, 500) }),
-      durationMs: Math.round(performance.now() - t),
-    });
-    return { ...answer, ...(alternatives.length ? { alternatives } : {}), trajectory: [...answer.trajectory, step] };
+    const step = (outcome: Record<string, unknown>) => this.step({ ...outcome, durationMs: Math.round(performance.now() - t) });
+    if (!ranked.ok) return { ...answer, trajectory: [...answer.trajectory, step({ error: ranked.error.slice(0, 500) })] };
+    const located = answer.locations && withAgreement(normalizeLocations(answer.locations, ctx.workingDir), ranked.locations);
+    const alternatives = leadsBeside(located ?? [], ranked.locations, this.limits.files);
+    return {
+      ...answer,
+      locations: located,
+      ...(alternatives.length ? { alternatives } : {}),
+      trajectory: [...answer.trajectory, step({ files: alternatives.map((l) => l.file) })],
+    };
   }
 
   /** The trajectory's last step: what became of the leads (ranked, failed, late or skipped). */
   private step(outcome: Record<string, unknown>): TrajectoryStep {
     return { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, ...outcome };
   }
+}
+
+/**
+ * The answer's locations, each with what the second ranking made of its file as evidence: its
+ * place among that ranking's files and that ranking's confidence in it, or that they leave it
+ * out. The model answers with neither evidence nor confidence; two rankings agreeing on a file
+ * is a reason to believe it, and their disagreeing one to check it.
+ */
+export function withAgreement(answer: Location[], ranked: Location[]): Location[] {
+  const files: Location[] = [];
+  for (const l of ranked) if (!files.some((f) => f.file === l.file)) files.push(l);
+  if (!files.length) return answer;
+  return answer.map((l) => {
+    const at = files.findIndex((f) => f.file === l.file);
+    const sure = files[at]?.confidence;
+    const its = sure ? ` (its confidence ${sure.file.toFixed(2)})` : "";
+    const said =
+      at < 0
+        ? `not among the model-free ranking's ${files.length} file${files.length === 1 ? "" : "s"}`
+        : at === 0
+          ? `the model-free ranking's first file too${its}`
+          : `the model-free ranking's file ${at + 1} of ${files.length}${its}`;
+    return { ...l, evidence: [...(l.evidence ?? []), said] };
+  });
 }
 
 /**

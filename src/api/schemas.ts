@@ -78,11 +78,19 @@ export const finishedJobExample = {
     commit_sha: "091991be0da19de9108dbe5e3752917fea3d7fdc",
     repo_cache: "hot",
     answered: true,
+    // Each with where the baseline's ranking put its file, and the baseline's next file beside them (MODEL_ALTERNATIVES).
     locations: [
-      { file: "requests/sessions.py", class_name: "Session", function_name: "request", valid: true, start_line: 377, end_line: 459 },
-      { file: "requests/compat.py", valid: true },
+      {
+        file: "requests/sessions.py",
+        class_name: "Session",
+        function_name: "request",
+        evidence: ["the model-free ranking's first file too (its confidence 0.84)"],
+        valid: true,
+        start_line: 377,
+        end_line: 459,
+      },
+      { file: "requests/compat.py", evidence: ["not among the model-free ranking's 5 files"], valid: true },
     ],
-    // The baseline's next file beside the model's answer (MODEL_ALTERNATIVES).
     alternatives: [{ file: "requests/models.py", class_name: "PreparedRequest", function_name: "prepare_method", confidence: { file: 0.09 }, valid: true, start_line: 329, end_line: 333 }],
     files: ["requests/sessions.py", "requests/compat.py"],
     modules: ["requests/sessions.py:Session"],

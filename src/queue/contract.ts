@@ -139,7 +139,7 @@ export const confidenceSchema = z
   );
 
 export const checkedLocationSchema = locationSchema.extend({
-  evidence: z.array(z.string()).optional().describe("Why the policy chose this location (matched issue terms, a traceback frame, a quoted line); at most 5 short items."),
+  evidence: z.array(z.string()).optional().describe("Why the policy chose this location (matched issue terms, a traceback frame, a quoted line); on the model's locations, where the model-free ranking put their file (with MODEL_ALTERNATIVES). At most 5 short items."),
   confidence: confidenceSchema.optional(),
   valid: z.boolean().describe("The file (and class/function, when given) exists at the commit."),
   problem: z.string().optional().describe("Why the location is not valid."),

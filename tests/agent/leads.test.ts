@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { LEADS_JOB_MARGIN_MS, leadsBeside, RankingSlots, WithLeads } from "../../src/agent/leads.js";
+import { LEADS_JOB_MARGIN_MS, leadsBeside, RankingSlots, withAgreement, WithLeads } from "../../src/agent/leads.js";
 import { BaselinePolicy } from "../../src/agent/baseline.js";
 import { emptyUsage, type Policy, type PolicyResult } from "../../src/agent/policy.js";
 import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
@@ -22,6 +22,23 @@ describe("leads beside an answer", () => {
 
   it("gives none to an answer that already names that many files", () => {
     expect(leadsBeside([{ file: "x.py" }, { file: "y.py" }], ranked, 2)).toEqual([]);
+  });
+
+  it("says where the second ranking put each answered file, with its confidence, or that it left the file out", () => {
+    const ranked = [
+      { file: "a.py", function_name: "f", confidence: { file: 0.7, function: 0.4 } },
+      { file: "a.py", function_name: "g", confidence: { file: 0.7, function: 0.1 } },
+      { file: "b.py", confidence: { file: 0.2 } },
+      { file: "c.py" },
+    ];
+    expect(withAgreement([{ file: "a.py", function_name: "h" }, { file: "b.py", evidence: ["its own"] }, { file: "c.py" }, { file: "z.py" }], ranked)).toEqual([
+      { file: "a.py", function_name: "h", evidence: ["the model-free ranking's first file too (its confidence 0.70)"] },
+      { file: "b.py", evidence: ["its own", "the model-free ranking's file 2 of 3 (its confidence 0.20)"] },
+      { file: "c.py", evidence: ["the model-free ranking's file 3 of 3"] },
+      { file: "z.py", evidence: ["not among the model-free ranking's 3 files"] },
+    ]);
+    // A ranking that found nothing says nothing.
+    expect(withAgreement([{ file: "a.py" }], [])).toEqual([{ file: "a.py" }]);
   });
 
   it("lets only so many rankings run at once, and frees a slot when one ends", () => {
@@ -55,9 +72,9 @@ describe("leads near the job's time limit", () => {
   const withLeads = () => new WithLeads(answering, new BaselinePolicy(), { files: 5, deadlineMs: 30_000 }, new RankingSlots(1));
   const leadsStep = (r: PolicyResult) => r.trajectory.at(-1) as Record<string, unknown>;
 
-  it("ranks them when the job has time to spare", async () => {
+  it("ranks them when the job has time to spare, and says where the ranking put the answer's file", async () => {
     const r = await withLeads().run({ ...policyContext(box, issue), deadlineAt: performance.now() + 120_000 });
-    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper" }]);
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper", evidence: [expect.stringMatching(/^(the model-free ranking's file \d of \d|not among the model-free ranking's \d files?)/)] }]);
     expect(r.alternatives?.[0]?.file).toBe("pkg/parser.py");
     expect(leadsStep(r)).toMatchObject({ name: "leads", policy: "baseline", files: expect.arrayContaining(["pkg/parser.py"]) });
   });

@@ -216,7 +216,7 @@ describe("end to end", () => {
   });
 
   it("gives the model's answer, and a model that did not answer, the baseline's next files as leads", async () => {
-    type Lead = { file: string; function_name?: string; valid: boolean; confidence?: { file: number; function?: number } };
+    type Lead = { file: string; function_name?: string; valid: boolean; evidence?: string[]; confidence?: { file: number; function?: number } };
     type Done = { id: string; status: string; result: { answered: boolean; finish_reason: string; files: string[]; locations: Lead[]; alternatives?: Lead[] } };
     const ask = async (issue: string): Promise<Done> => {
       const post = await fetch(`${base}/v1/localize?wait=60`, {
@@ -235,6 +235,8 @@ describe("end to end", () => {
     const leads = answered.result.alternatives ?? [];
     expect(leads[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", valid: true, confidence: { file: expect.any(Number) } });
     expect(leads.map((l) => l.file)).not.toContain("pkg/util.py");
+    // The model's own location says where that ranking put its file: second, behind the parser.
+    expect(answered.result.locations[0]!.evidence).toEqual([expect.stringMatching(/^the model-free ranking's file 2 of \d \(its confidence 0\.\d\d\)$/)]);
     // Ranked after the answer, outside the model's terminal: a step after the model's last, and
     // no progress events of its own.
     const trajectory = (await (await fetch(`${base}/v1/jobs/${answered.id}/trajectory`)).json()) as { trajectory: { steps: Array<Record<string, unknown>> } };
