@@ -19,7 +19,7 @@ export interface Calibration {
 
 export const CALIBRATION: Calibration = {
   file: { bias: -0.289, slope: 0.785 },
-  function: { bias: -0.436, slope: 0.413 },
+  function: { bias: -0.701, slope: 0.588 },
 };
 
 const EDGE = 1e-4;
