@@ -1,8 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { Weights } from "../../src/agent/baseline/model.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
-import { half, loadCases, pct, replayCounts, summary, type Outcome } from "./offline.js";
+import { bestCounts, half, loadCases, pct, replayCounts, summary, type Counts, type Outcome } from "./offline.js";
 
 /**
  * How many files and functions to answer, under the committed weights, on several sets at once
@@ -24,7 +23,6 @@ const sets = a.set.map((spec) => {
   return { name: m[1]!, cases, run: replayCounts(cases, WEIGHTS) };
 });
 
-type Counts = Pick<Weights, "maxFiles" | "fileRatio" | "maxFunctionsPerFile" | "fnRatio">;
 const committed: Counts = { maxFiles: WEIGHTS.maxFiles, fileRatio: WEIGHTS.fileRatio, maxFunctionsPerFile: WEIGHTS.maxFunctionsPerFile, fnRatio: WEIGHTS.fnRatio };
 const isCommitted = (c: Counts) => (Object.keys(committed) as (keyof Counts)[]).every((k) => c[k] === committed[k]);
 const f1s = (outcomes: Outcome[]) => {
@@ -44,19 +42,8 @@ if (!a.choose) {
 } else {
   const names = a.choose.split(",");
   const on = names.map((n) => sets.find((s) => s.name === n) ?? (() => { throw new Error(`--choose ${n}: no --set of that name`); })());
-  const pooled = replayCounts(on.flatMap((s) => s.cases), WEIGHTS);
-  let best: { score: number; counts: Counts } | undefined;
-  // train.ts's grid, so a choice here is one the fit could have made.
-  for (const maxFiles of [1, 2, 3])
-    for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
-      for (const maxFunctionsPerFile of [1, 2, 3])
-        for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
-          const counts = { maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
-          const l = summary(pooled(counts)).levels;
-          const score = l.file.f1 + l.entity.f1;
-          if (!best || score > best.score + 1e-9) best = { score, counts };
-        }
-  const chosen = best!.counts;
+  // train.ts's grid and objective, so a choice here is one the fit could have made.
+  const chosen = bestCounts(replayCounts(on.flatMap((s) => s.cases), WEIGHTS));
   const show = (c: Counts) => `files ≤${c.maxFiles} ≥${c.fileRatio}, functions ≤${c.maxFunctionsPerFile} ≥${c.fnRatio}`;
   process.stdout.write(`chosen on ${on.map((s) => `${s.name} (${s.cases.length})`).join(" + ")}\ncommitted: ${show(committed)}\nchosen:    ${show(chosen)}\n\n`);
   process.stdout.write(`${"set".padEnd(12)}${"n".padStart(5)}  ${"committed".padStart(13)}  ${"chosen".padStart(13)}\n`);

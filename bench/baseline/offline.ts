@@ -49,13 +49,36 @@ export function replay(cases: Case[], weights: Weights): Outcome[] {
  * Replays for many answer counts under the same linear weights: files are ranked once per
  * case, then only the choosing is repeated (what a grid search over counts needs).
  */
-export function replayCounts(cases: Case[], weights: Weights): (counts: Pick<Weights, "maxFiles" | "fileRatio" | "maxFunctionsPerFile" | "fnRatio">) => Outcome[] {
+export function replayCounts(cases: Case[], weights: Weights): (counts: Counts) => Outcome[] {
   const ranked: RankedFiles[] = cases.map((c) => rankFiles(c.terms, c.dump.gathered, weights));
   return (counts) =>
     cases.map((c, i) => {
       const { locations } = pick(ranked[i]!, c.dump.gathered, { ...weights, ...counts });
       return { id: c.inst.instance_id, repo: c.inst.repo, scores: scoreInstance(locations, c.inst.gt) };
     });
+}
+
+export type Counts = Pick<Weights, "maxFiles" | "fileRatio" | "maxFunctionsPerFile" | "fnRatio">;
+
+/** The answer counts a fit chooses among (train.ts, counts.ts --choose). */
+export function countGrid(): Counts[] {
+  const grid: Counts[] = [];
+  for (const maxFiles of [1, 2, 3])
+    for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
+      for (const maxFunctionsPerFile of [1, 2, 3])
+        for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) grid.push({ maxFiles, fileRatio, maxFunctionsPerFile, fnRatio });
+  return grid;
+}
+
+/** The counts of `grid` with the best mean file F1 + mean function F1 (the first of equals). */
+export function bestCounts(replayWith: (counts: Counts) => Outcome[], grid = countGrid()): Counts {
+  let best: { score: number; counts: Counts } | undefined;
+  for (const counts of grid) {
+    const l = summary(replayWith(counts)).levels;
+    const score = l.file.f1 + l.entity.f1;
+    if (!best || score > best.score + 1e-9) best = { score, counts };
+  }
+  return best!.counts;
 }
 
 export function summary(outcomes: Outcome[]): AggregateScores {

@@ -6,7 +6,7 @@ import { FILE_FEATURES, FUNCTION_FEATURES, RERANK_FEATURES, fileFeatures, functi
 import type { Weights } from "../../src/agent/baseline/model.js";
 import { rerankFeatures } from "../../src/agent/baseline/rerank.js";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
-import { half, line, loadCases, replay, replayCounts, summary, type Case } from "./offline.js";
+import { bestCounts, half, line, loadCases, replay, replayCounts, summary, type Case } from "./offline.js";
 
 /**
  * Fits the baseline's weights on the tuning half of the dev set and reports both halves.
@@ -211,18 +211,7 @@ function train(cs: Case[], say: (s: string) => void, fixed?: { file: number; fn:
     rerank: Object.fromEntries(RERANK_FEATURES.map((k, i) => [k, round(wr[i]!)])) as Weights["rerank"],
   };
   // How many to answer: grid search on these cases' mean of file and function F1.
-  let best = { score: -1, weights };
-  const replayWith = replayCounts(countCases, weights);
-  for (const maxFiles of [1, 2, 3])
-    for (const fileRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
-      for (const maxFunctionsPerFile of [1, 2, 3])
-        for (const fnRatio of [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
-          const w = { ...weights, maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
-          const s = summary(replayWith(w)).levels;
-          const score = s.file.f1 + s.entity.f1;
-          if (score > best.score + 1e-9) best = { score, weights: w };
-        }
-  return best.weights;
+  return { ...weights, ...bestCounts(replayCounts(countCases, weights)) };
 }
 let lambdas = { file: 0, fn: 0, rerank: 0 };
 
