@@ -115,7 +115,7 @@ export function withAgreement(answer: Location[], ranked: Location[]): Location[
   return answer.map((l) => {
     const at = files.findIndex((f) => f.file === l.file);
     const sure = files[at]?.confidence;
-    const its = sure ? ` (its confidence ${sure.file.toFixed(2)})` : "";
+    const its = sure ? `, at confidence ${sure.file.toFixed(2)}` : "";
     const said =
       at < 0
         ? `not among the model-free ranking's ${files.length} file${files.length === 1 ? "" : "s"}`

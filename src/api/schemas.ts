@@ -84,7 +84,7 @@ export const finishedJobExample = {
         file: "requests/sessions.py",
         class_name: "Session",
         function_name: "request",
-        evidence: ["the model-free ranking's first file too (its confidence 0.84)"],
+        evidence: ["the model-free ranking's first file too, at confidence 0.84"],
         valid: true,
         start_line: 377,
         end_line: 459,

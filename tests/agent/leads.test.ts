@@ -32,8 +32,8 @@ describe("leads beside an answer", () => {
       { file: "c.py" },
     ];
     expect(withAgreement([{ file: "a.py", function_name: "h" }, { file: "b.py", evidence: ["its own"] }, { file: "c.py" }, { file: "z.py" }], ranked)).toEqual([
-      { file: "a.py", function_name: "h", evidence: ["the model-free ranking's first file too (its confidence 0.70)"] },
-      { file: "b.py", evidence: ["its own", "the model-free ranking's file 2 of 3 (its confidence 0.20)"] },
+      { file: "a.py", function_name: "h", evidence: ["the model-free ranking's first file too, at confidence 0.70"] },
+      { file: "b.py", evidence: ["its own", "the model-free ranking's file 2 of 3, at confidence 0.20"] },
       { file: "c.py", evidence: ["the model-free ranking's file 3 of 3"] },
       { file: "z.py", evidence: ["not among the model-free ranking's 3 files"] },
     ]);
@@ -75,7 +75,7 @@ describe("leads near the job's time limit", () => {
   it("ranks them when the job has time to spare, and says where the ranking put the answer's file", async () => {
     const r = await withLeads().run({ ...policyContext(box, issue), deadlineAt: performance.now() + 120_000 });
     // The ranking puts the parser first and the helper's file second: the model's file says so.
-    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper", evidence: [expect.stringMatching(/^the model-free ranking's file 2 of 2 \(its confidence 0\.\d\d\)$/)] }]);
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper", evidence: [expect.stringMatching(/^the model-free ranking's file 2 of 2, at confidence 0\.\d\d$/)] }]);
     expect(r.alternatives?.[0]?.file).toBe("pkg/parser.py");
     expect(leadsStep(r)).toMatchObject({ name: "leads", policy: "baseline", files: expect.arrayContaining(["pkg/parser.py"]) });
   });

@@ -236,7 +236,7 @@ describe("end to end", () => {
     expect(leads[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file", valid: true, confidence: { file: expect.any(Number) } });
     expect(leads.map((l) => l.file)).not.toContain("pkg/util.py");
     // The model's own location says where that ranking put its file: second, behind the parser.
-    expect(answered.result.locations[0]!.evidence).toEqual([expect.stringMatching(/^the model-free ranking's file 2 of \d \(its confidence 0\.\d\d\)$/)]);
+    expect(answered.result.locations[0]!.evidence).toEqual([expect.stringMatching(/^the model-free ranking's file 2 of \d, at confidence 0\.\d\d$/)]);
     // Ranked after the answer, outside the model's terminal: a step after the model's last, and
     // no progress events of its own.
     const trajectory = (await (await fetch(`${base}/v1/jobs/${answered.id}/trajectory`)).json()) as { trajectory: { steps: Array<Record<string, unknown>> } };

@@ -165,13 +165,13 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     expect(out.status).toBe("succeeded");
     expect(out.finish_reason).toBe("finish_tool");
     // The model's locations, each with what the model-free ranking made of its file (here the only one it ranks).
-    const agreed = ["the model-free ranking's first file too (its confidence 1.00)"];
+    const agreed = ["the model-free ranking's first file too, at confidence 1.00"];
     expect(out.locations).toEqual([
       { file: "pkg/parser.py", class_name: "Parser", function_name: "parse", start_line: 10, end_line: 15, valid: true, evidence: agreed },
       { file: "pkg/parser.py", function_name: "parse_file", start_line: 18, end_line: 20, valid: true, evidence: agreed },
     ]);
     const text = (result.content as Array<{ type: string; text: string }>)[0]!.text;
-    expect(text).toContain("pkg/parser.py:10-15  Parser.parse  (the model-free ranking's first file too (its confidence 1.00))");
+    expect(text).toContain("pkg/parser.py:10-15  Parser.parse  (the model-free ranking's first file too, at confidence 1.00)");
     expect(text).toContain("pkg/parser.py:18-20  parse_file");
     const messages = progress.map((p) => p.message);
     expect(messages).toEqual(expect.arrayContaining([`queued: job ${out.job_id}`, "turn 1/10", "turn 2/10", "turn 3/10", "finished"]));
@@ -260,7 +260,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const out = result.structuredContent as { locations: Array<Record<string, unknown>> };
     // The edit's function is read from the edited tree, by the model and by the ranking beside it.
     expect(out.locations).toEqual([
-      { file: "pkg/util.py", function_name: "only_in_the_edit", start_line: 5, end_line: 7, valid: true, evidence: ["the model-free ranking's first file too (its confidence 1.00)"] },
+      { file: "pkg/util.py", function_name: "only_in_the_edit", start_line: 5, end_line: 7, valid: true, evidence: ["the model-free ranking's first file too, at confidence 1.00"] },
     ]);
     expect(progress.some((m) => m.includes("with the uncommitted changes"))).toBe(true);
     expect(progress.some((m) => m.startsWith("uploading"))).toBe(false);
