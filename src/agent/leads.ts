@@ -1,3 +1,4 @@
+import { CANDIDATE_FILES } from "./baseline.js";
 import { normalizeLocations } from "./locations.js";
 import type { Location, Policy, PolicyContext, PolicyResult, TrajectoryStep } from "./policy.js";
 
@@ -40,14 +41,14 @@ export class WithLeads implements Policy {
   constructor(
     private readonly primary: Policy,
     private readonly ranker: Policy,
+    /** Rankings running at once across the worker's jobs: one past these is skipped, not queued. */
+    private readonly slots: RankingSlots,
     private readonly limits: {
       /** Files named in all, the answer's and the leads' (the baseline's own CANDIDATE_FILES). */
       files: number;
       /** How long the job may wait for its leads after the answer (less near the job's own limit). */
       deadlineMs: number;
-    },
-    /** Rankings running at once across the worker's jobs: one past these is skipped, not queued. */
-    private readonly slots: RankingSlots,
+    } = { files: CANDIDATE_FILES, deadlineMs: LEADS_DEADLINE_MS },
   ) {
     this.name = primary.name;
     if (primary.usesShell !== undefined) this.usesShell = primary.usesShell;
@@ -57,8 +58,8 @@ export class WithLeads implements Policy {
     const answer = await this.primary.run(ctx);
     if (ctx.signal.aborted) return answer;
     const deadline = Math.min(performance.now() + this.limits.deadlineMs, (ctx.deadlineAt ?? Infinity) - LEADS_JOB_MARGIN_MS);
-    if (deadline - performance.now() < LEADS_MIN_MS) return { ...answer, trajectory: [...answer.trajectory, this.step({ skipped: "too close to the job's time limit" })] };
-    if (!this.slots.take()) return { ...answer, trajectory: [...answer.trajectory, this.step({ skipped: "the worker's rankings are all busy" })] };
+    if (deadline - performance.now() < LEADS_MIN_MS) return this.noted(answer, { skipped: "too close to the job's time limit" });
+    if (!this.slots.take()) return this.noted(answer, { skipped: "the worker's rankings are all busy" });
     try {
       return await this.rank(ctx, answer, deadline);
     } finally {
@@ -84,21 +85,17 @@ export class WithLeads implements Policy {
       );
     if (yielded) await ctx.yieldCpu!(false).catch(() => undefined);
     if (ctx.signal.aborted) return answer;
-    const step = (outcome: Record<string, unknown>) => this.step({ ...outcome, durationMs: Math.round(performance.now() - t) });
-    if (!ranked.ok) return { ...answer, trajectory: [...answer.trajectory, step({ error: ranked.error.slice(0, 500) })] };
+    const durationMs = Math.round(performance.now() - t);
+    if (!ranked.ok) return this.noted(answer, { error: ranked.error.slice(0, 500), durationMs });
     const located = answer.locations && withAgreement(normalizeLocations(answer.locations, ctx.workingDir), ranked.locations);
     const alternatives = leadsBeside(located ?? [], ranked.locations, this.limits.files);
-    return {
-      ...answer,
-      locations: located,
-      ...(alternatives.length ? { alternatives } : {}),
-      trajectory: [...answer.trajectory, step({ files: alternatives.map((l) => l.file) })],
-    };
+    return this.noted({ ...answer, locations: located, ...(alternatives.length ? { alternatives } : {}) }, { files: alternatives.map((l) => l.file), durationMs });
   }
 
-  /** The trajectory's last step: what became of the leads (ranked, failed, late or skipped). */
-  private step(outcome: Record<string, unknown>): TrajectoryStep {
-    return { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, ...outcome };
+  /** The answer with the trajectory's last step: what became of the leads (ranked, failed, late or skipped). */
+  private noted(answer: PolicyResult, outcome: Record<string, unknown>): PolicyResult {
+    const step: TrajectoryStep = { at: new Date().toISOString(), kind: "tool", name: "leads", policy: this.ranker.name, ...outcome };
+    return { ...answer, trajectory: [...answer.trajectory, step] };
   }
 }
 
@@ -109,8 +106,7 @@ export class WithLeads implements Policy {
  * is a reason to believe it, and their disagreeing one to check it.
  */
 export function withAgreement(answer: Location[], ranked: Location[]): Location[] {
-  const files: Location[] = [];
-  for (const l of ranked) if (!files.some((f) => f.file === l.file)) files.push(l);
+  const files = bestPerFile(ranked);
   if (!files.length) return answer;
   return answer.map((l) => {
     const at = files.findIndex((f) => f.file === l.file);
@@ -132,14 +128,15 @@ export function withAgreement(answer: Location[], ranked: Location[]): Location[
  */
 export function leadsBeside(answer: Location[], ranked: Location[], files: number): Location[] {
   const named = new Set(answer.map((l) => l.file));
-  const leads: Location[] = [];
-  for (const l of ranked) {
-    if (named.size >= files) break;
-    if (named.has(l.file)) continue;
-    named.add(l.file);
-    leads.push(l);
-  }
-  return leads;
+  return bestPerFile(ranked)
+    .filter((l) => !named.has(l.file))
+    .slice(0, Math.max(0, files - named.size));
+}
+
+/** The first (best) location of each file, in the ranking's order. */
+function bestPerFile(ranked: Location[]): Location[] {
+  const seen = new Set<string>();
+  return ranked.filter((l) => !seen.has(l.file) && seen.add(l.file));
 }
 
 /**

@@ -2,11 +2,11 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { BaselinePolicy, CANDIDATE_FILES } from "../agent/baseline.js";
+import { BaselinePolicy } from "../agent/baseline.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
-import { LEADS_DEADLINE_MS, RankingSlots, WithLeads } from "../agent/leads.js";
+import { RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
@@ -109,7 +109,7 @@ const prompts = loadPromptPack(process.env.PROMPT_PACK_DIR);
 const rankings = new RankingSlots(concurrency);
 const policy = (): Policy =>
   a.policy === "codescout" && client
-    ? new WithLeads(new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts, maxTurns, temperature }), new BaselinePolicy(), { files: CANDIDATE_FILES, deadlineMs: LEADS_DEADLINE_MS }, rankings)
+    ? new WithLeads(new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts, maxTurns, temperature }), new BaselinePolicy(), rankings)
     : new BaselinePolicy();
 const deps = {
   repos: new RepoCache({ dir: a["cache-dir"], allowFileUrls: true }),

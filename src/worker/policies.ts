@@ -3,8 +3,7 @@ import type { Config } from "../config/env.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
-import { CANDIDATE_FILES } from "../agent/baseline.js";
-import { LEADS_DEADLINE_MS, RankingSlots, WithLeads } from "../agent/leads.js";
+import { RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import type { LocalizePayload } from "../queue/contract.js";
 import { JobFailedError } from "../queue/failure.js";
@@ -40,6 +39,6 @@ export function createPolicySelector(config: Config, baseline: () => Policy, cor
       temperature: options.temperature ?? CODESCOUT_DEFAULTS.temperature,
       finishPolicy: options.finish_policy ?? CODESCOUT_DEFAULTS.finishPolicy,
     });
-    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), { files: CANDIDATE_FILES, deadlineMs: LEADS_DEADLINE_MS }, rankings) : model;
+    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), rankings) : model;
   };
 }

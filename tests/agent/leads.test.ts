@@ -69,7 +69,7 @@ describe("leads near the job's time limit", () => {
     },
   };
   const issue = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
-  const withLeads = () => new WithLeads(answering, new BaselinePolicy(), { files: 5, deadlineMs: 30_000 }, new RankingSlots(1));
+  const withLeads = () => new WithLeads(answering, new BaselinePolicy(), new RankingSlots(1), { files: 5, deadlineMs: 30_000 });
   const leadsStep = (r: PolicyResult) => r.trajectory.at(-1) as Record<string, unknown>;
 
   it("ranks them when the job has time to spare, and says where the ranking put the answer's file", async () => {
@@ -82,7 +82,7 @@ describe("leads near the job's time limit", () => {
 
   it("does not start them when the job's limit is nearer than its margin, and keeps the answer", async () => {
     const slots = new RankingSlots(1);
-    const r = await new WithLeads(answering, new BaselinePolicy(), { files: 5, deadlineMs: 30_000 }, slots).run({
+    const r = await new WithLeads(answering, new BaselinePolicy(), slots, { files: 5, deadlineMs: 30_000 }).run({
       ...policyContext(box, issue),
       deadlineAt: performance.now() + LEADS_JOB_MARGIN_MS,
     });
@@ -102,7 +102,7 @@ describe("leads near the job's time limit", () => {
         return { policy: "baseline", locations: out.exitCode === 0 ? [{ file: "pkg/parser.py" }] : null, finishReason: "finish_tool", turns: 0, usage: emptyUsage(), trajectory: [] };
       },
     };
-    const r = await new WithLeads(answering, sleeper, { files: 5, deadlineMs: 30_000 }, new RankingSlots(1)).run({
+    const r = await new WithLeads(answering, sleeper, new RankingSlots(1), { files: 5, deadlineMs: 30_000 }).run({
       ...policyContext(box, issue),
       deadlineAt: performance.now() + LEADS_JOB_MARGIN_MS + 1_000,
     });
