@@ -93,6 +93,22 @@ describe("leads near the job's time limit", () => {
     expect(slots.take()).toBe(true);
   });
 
+  it("skips them when the worker's rankings are all busy, keeps the answer, and frees no slot it did not take", async () => {
+    const slots = new RankingSlots(1);
+    expect(slots.take()).toBe(true);
+    const r = await new WithLeads(answering, new BaselinePolicy(), slots, { files: 5, deadlineMs: 30_000 }).run({
+      ...policyContext(box, issue),
+      deadlineAt: performance.now() + 120_000,
+    });
+    expect(r.locations).toEqual([{ file: "pkg/util.py", function_name: "helper" }]);
+    expect(r.alternatives).toBeUndefined();
+    expect(leadsStep(r)).toMatchObject({ name: "leads", skipped: "the worker's rankings are all busy" });
+    // The other job's ranking still holds the one slot; it frees it when it ends.
+    expect(slots.take()).toBe(false);
+    slots.give();
+    expect(slots.take()).toBe(true);
+  });
+
   it("ends the ranking's processes before the job's limit, whatever the leads' own deadline", async () => {
     // A ranker whose one process would run 20 s: the job's limit leaves it about one.
     const sleeper: Policy = {
