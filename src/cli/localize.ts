@@ -119,7 +119,10 @@ else if (final.status === "succeeded" && final.result) {
   const head = ["location", "class", "function", rows.some((r) => r[3]) ? "confidence" : "", ""];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(width[i]!)).join("  ").trimEnd();
-  if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}\n`);
+  // A location without a confidence is the model's: its evidence (where the model-free ranking
+  // put its file) is what a reader has to weigh it by, so it is printed under it.
+  const said = final.result.locations.map((l) => (l.confidence ? [] : (l.evidence ?? []).map((e) => `    ${e}`)));
+  if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map((r, i) => [line(r), ...said[i]!].join("\n")).join("\n")}\n`);
   else process.stdout.write("no locations found\n");
   const leads = final.result.alternatives ?? [];
   if (leads.length) {

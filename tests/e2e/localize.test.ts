@@ -188,7 +188,7 @@ describe("end to end", () => {
       (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache", ...extra], { encoding: "utf8" })).stdout;
     const table = await run();
     expect(table).toMatch(/^location\s+class\s+function/m);
-    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper$/m);
+    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper\n {4}the model-free ranking's file 2 of \d, at confidence 0\.\d\d$/m);
     const json = JSON.parse(await run("--json", "--quiet")) as { status: string; result: { entities: string[] } };
     expect(json).toMatchObject({ status: "succeeded", result: { entities: ["pkg/util.py:helper"] } });
     const refused = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
@@ -247,7 +247,7 @@ describe("end to end", () => {
     const issueFile = join(repo.dir, "..", `leads-${Date.now()}.md`);
     writeFileSync(issueFile, vague);
     const table = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache"], { encoding: "utf8" })).stdout;
-    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper$/m);
+    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper\n {4}the model-free ranking's file 2 of \d, at confidence 0\.\d\d$/m);
     expect(table).toMatch(/^also considered, by the model-free ranking:\npkg\/parser\.py:18-20 {2}parse_file {2}0\.\d\d$/m);
 
     // A model that ends without an answer still leaves the caller somewhere to start.
