@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
@@ -167,6 +168,22 @@ describe("baseline policy in a real sandbox", () => {
     // The control: the same issue where the history is not known.
     const { result: unknown } = await localize(issue);
     expect(unknown.locations?.[0]?.function_name).not.toBe("round_amount");
+  });
+
+  it("answers the file a linked diff points at by its hash, and says so", async () => {
+    // GitHub names a file in a diff by the SHA-256 of its path (MD5 before 2020).
+    const hash = (algorithm: string, path: string) => createHash(algorithm).update(path).digest("hex");
+    const issue = (anchor: string) =>
+      `Wrong output since the refactoring\n\nIt has been wrong since [this change](https://github.com/acme/shop/commit/4d5e6f7a8b9c#diff-${anchor}R3).`;
+    for (const algorithm of ["sha256", "md5"]) {
+      const { result } = await localize(issue(hash(algorithm, "shop/shipping.py")));
+      expect(result.locations?.[0]?.file, algorithm).toBe("shop/shipping.py");
+      expect(result.locations?.[0]?.evidence).toContain("changed by the commit or pull request the issue links to (its diff of this file)");
+    }
+    // The controls: a link to another file's diff, and one to no file of this tree.
+    expect((await localize(issue(hash("sha256", "shop/cart.py")))).result.locations?.[0]?.file).toBe("shop/cart.py");
+    const { result: unlinked } = await localize(issue("ab".repeat(32)));
+    expect(unlinked.locations?.flatMap((l) => l.evidence ?? []).join("\n")).not.toMatch(/diff|names the file/);
   });
 
   it("answers from prose alone, matching words to names and docstrings", async () => {
@@ -480,6 +497,13 @@ describe("baseline pieces", () => {
     ]);
     // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).
     expect(t.paths).toEqual(expect.arrayContaining(["shop/pricing.py", "shop/shipping.py", "shop/cart.py", "shop/legacy.py"]));
+  });
+
+  it("reads a diff link's anchor as a file's hash, once, without its line suffix", () => {
+    const sha = "c73f63e529ab4065cca1aa23d93c91a3b060f314e2e498b708b90fef87141a88";
+    const md5 = "0cc175b9c0f1b6a831c399e269772661";
+    const text = `See https://github.com/o/n/commit/a13a2556#diff-${sha} and /pull/12/files#diff-${sha.toUpperCase()}R243, old: #diff-${md5}L5; not #diff-${sha.slice(0, 40)} nor #diff-${sha}0`;
+    expect(extractIssueTerms(text).diffAnchors).toEqual([sha, md5]);
   });
 
   it("reads the commits an issue may name, those beside a word about history first", () => {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { bm25, idf } from "./bm25.js";
 import type { NamedCommit } from "../policy.js";
 import type { IssueTerms } from "./issueTerms.js";
@@ -144,6 +145,8 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, c
   for (const f of scan.files) for (const p of new Set(f.phrases.map((x) => x.phrase))) if (p < phraseFiles.length) phraseFiles[p]!++;
 
   const avgLines = scan.files.length ? scan.files.reduce((s, f) => s + f.lines, 0) / scan.files.length : 1;
+  // A diff link names a file (as a path does) in a change (as a named commit does): it counts as both.
+  const linked = linkedDiffFiles(terms.diffAnchors, scan.paths);
   return {
     terms,
     query,
@@ -158,10 +161,24 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, c
     identWeight: new Map(terms.identifiers.map((i) => [i.name, i.weight])),
     identIdf,
     phraseFiles,
-    pathMatches: matchIssuePaths(terms, scan.paths),
+    pathMatches: matchIssuePaths(terms, scan.paths, linked),
     avgLines,
-    ...commitMaps(commits, scan.paths),
+    ...commitMaps(commits, scan.paths, linked),
   };
+}
+
+/**
+ * The files the issue's diff links point at: the path whose SHA-256 (or, in older links, MD5)
+ * is the anchor. Hashed only when the issue has such a link.
+ */
+export function linkedDiffFiles(anchors: string[], paths: string[]): string[] {
+  if (!anchors.length) return [];
+  const wanted = new Set(anchors);
+  const found: string[] = [];
+  for (const p of paths) {
+    if (wanted.has(createHash("sha256").update(p).digest("hex")) || wanted.has(createHash("md5").update(p).digest("hex"))) found.push(p);
+  }
+  return found;
 }
 
 /**
@@ -170,7 +187,7 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, c
  * (`_pytest/x.py`, now `src/_pytest/x.py`) is found by the longest common suffix of at least
  * two segments; tests and files removed since are left out.
  */
-function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, "commitFiles" | "commitDefs"> {
+function commitMaps(commits: NamedCommit[], paths: string[], linked: string[]): Pick<RankContext, "commitFiles" | "commitDefs"> {
   const known = new Set(paths);
   const match = suffixMatcher(paths);
   const now = (f: string) => {
@@ -190,17 +207,19 @@ function commitMaps(commits: NamedCommit[], paths: string[]): Pick<RankContext, 
       if (file !== undefined && !commitDefs.has(`${file}\0${d.name}`)) commitDefs.set(`${file}\0${d.name}`, commit);
     }
   }
+  // The one file of a change the reporter looked at: as sure as a commit that changed that file alone.
+  for (const f of linked) commitFiles.set(f, { commit: "the commit or pull request the issue links to (its diff of this file)", share: 1 });
   return { commitFiles, commitDefs };
 }
 
 /**
  * Issue paths (often absolute, or from an installed copy) matched to repository files by
  * their longest common suffix of path segments. One segment (a bare file name) counts only
- * when the issue wrote no directory.
+ * when the issue wrote no directory. The files its diff links name are matched already.
  */
-export function matchIssuePaths(terms: IssueTerms, paths: string[]): RankContext["pathMatches"] {
+export function matchIssuePaths(terms: IssueTerms, paths: string[], linked: string[] = []): RankContext["pathMatches"] {
   const match = suffixMatcher(paths);
-  const out: RankContext["pathMatches"] = new Map();
+  const out: RankContext["pathMatches"] = new Map(linked.map((f) => [f, { quality: 1, frames: [], pointers: [] }]));
   for (const issuePath of terms.paths) {
     const parts = issuePath.split("/");
     const found = match(issuePath);

@@ -53,6 +53,12 @@ export interface IssueTerms {
    * mention. Only the repository can say which are.
    */
   commits: string[];
+  /**
+   * Files a linked diff points at: GitHub's `/commit/<sha>#diff-<hash>` and
+   * `/pull/<n>/files#diff-<hash>` anchors name a file by the SHA-256 of its path (MD5 before
+   * 2020), lowercase hex. Only the repository's paths can say which file.
+   */
+  diffAnchors: string[];
 }
 
 const MAX_ISSUE = 60_000;
@@ -544,7 +550,19 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   const pointers = linePointers(text);
   for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
 
-  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text) };
+  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text), diffAnchors: diffAnchors(text) };
+}
+
+const MAX_DIFF_ANCHORS = 8;
+
+/** The `#diff-<hash>` anchors of links, each once (a line suffix such as `R120` is not part of the hash). */
+export function diffAnchors(text: string): string[] {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/#diff-([0-9a-fA-F]{64}|[0-9a-fA-F]{32})(?![0-9a-fA-F])/g)) {
+    out.add(m[1]!.toLowerCase());
+    if (out.size >= MAX_DIFF_ANCHORS) break;
+  }
+  return [...out];
 }
 
 const COMMIT_CONTEXT = /(commit|regress|introduc|bisect|caused|broke|since|revert)/i;
