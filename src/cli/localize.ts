@@ -122,7 +122,7 @@ else if (final.status === "succeeded" && final.result) {
   // A location without a confidence is the model's: its evidence (where the model-free ranking
   // put its file) is what a reader has to weigh it by, so it is printed under it.
   const said = final.result.locations.map((l) => (l.confidence ? [] : (l.evidence ?? []).map((e) => `    ${e}`)));
-  if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ")}\n${rows.map((r, i) => [line(r), ...said[i]!].join("\n")).join("\n")}\n`);
+  if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ").trimEnd()}\n${rows.map((r, i) => [line(r), ...said[i]!].join("\n")).join("\n")}\n`);
   else process.stdout.write("no locations found\n");
   const leads = final.result.alternatives ?? [];
   if (leads.length) {

@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createServer, type Server } from "node:http";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
@@ -24,12 +25,15 @@ let api: ServiceProcess;
 let worker: ServiceProcess;
 let base: string;
 let hooks: Server;
+/** The issue files the command-line client reads. */
+let issues: string;
 const received: Array<{ headers: Record<string, unknown>; body: string }> = [];
 const WEBHOOK_SECRET = "e2e-webhook-secret-0123456789";
 
 beforeAll(async () => {
   model = await startFakeModel();
   repo = makeGitFixture();
+  issues = mkdtempSync(join(tmpdir(), "codescout-issues-"));
   hooks = createServer((req, res) => {
     let body = "";
     req.on("data", (d: Buffer) => (body += d));
@@ -59,6 +63,7 @@ afterAll(async () => {
   await model?.close();
   hooks?.close();
   repo?.cleanup();
+  if (issues) rmSync(issues, { recursive: true, force: true });
   await dropPrefix(config.QUEUE_PREFIX);
 });
 
@@ -181,14 +186,15 @@ describe("end to end", () => {
       { toolCalls: [{ name: "terminal", arguments: { command: "rg -n helper", security_risk: "LOW" } }] },
       { toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py", function_name: "helper" }] } }] },
     ]);
-    const issueFile = join(repo.dir, "..", `issue-${Date.now()}.md`);
+    const issueFile = join(issues, "issue.md");
     writeFileSync(issueFile, "helper() returns 42 instead of 43");
     // Asynchronously: the scripted model answers from this very process.
     const run = async (...extra: string[]) =>
       (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache", ...extra], { encoding: "utf8" })).stdout;
     const table = await run();
     expect(table).toMatch(/^location\s+class\s+function/m);
-    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper\n {4}the model-free ranking's file 2 of \d, at confidence 0\.\d\d$/m);
+    // The model's location has no confidence: under it, where the model-free ranking put its file.
+    expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper\n {4}the model-free ranking's first file too, at confidence [01]\.\d\d$/m);
     const json = JSON.parse(await run("--json", "--quiet")) as { status: string; result: { entities: string[] } };
     expect(json).toMatchObject({ status: "succeeded", result: { entities: ["pkg/util.py:helper"] } });
     const refused = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
@@ -207,7 +213,7 @@ describe("end to end", () => {
     rmSync(checkout, { recursive: true, force: true });
 
     // The baseline's table has its confidence, and the files it would read next under it.
-    const vague = join(repo.dir, "..", `vague-${Date.now()}.md`);
+    const vague = join(issues, "vague.md");
     writeFileSync(vague, "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.");
     const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
     expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
@@ -244,7 +250,7 @@ describe("end to end", () => {
     const events = await (await fetch(`${base}/v1/jobs/${answered.id}/events`)).text();
     expect(events).not.toContain("repository scan");
     // The command-line client lists them under the model's table, as the ranking's, not the model's.
-    const issueFile = join(repo.dir, "..", `leads-${Date.now()}.md`);
+    const issueFile = join(issues, "leads.md");
     writeFileSync(issueFile, vague);
     const table = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache"], { encoding: "utf8" })).stdout;
     expect(table).toMatch(/^pkg\/util\.py:1-2\s+helper\n {4}the model-free ranking's file 2 of \d, at confidence 0\.\d\d$/m);
