@@ -443,6 +443,18 @@ describe("baseline pieces", () => {
     expect(t.identifiers.map((i) => i.name)).toEqual(["test_refund_total"]);
   });
 
+  it("reads IPython's tracebacks as frames, and Colab's, where each frame's path is a link", () => {
+    const frame = (path: string, func: string, line: number) => `${path} in ${func}(self, key)\n    ${line - 1}         try:\n--> ${line}             return f(key)\n`;
+    const ipython = frame("/opt/conda/lib/python3.8/site-packages/xarray/core/dataset.py", "__getitem__", 1410) + frame("/opt/conda/lib/python3.8/site-packages/xarray/core/indexes.py", "lookup", 212);
+    const colab = ipython.replace(/(\/opt\S+\.py)/g, "[$1](https://localhost:8080/#)");
+    for (const text of [ipython, colab]) {
+      expect(extractIssueTerms(`Indexing fails\n\n\`\`\`\n${text}\`\`\`\n`).frames.map((f) => [f.path, f.func])).toEqual([
+        ["xarray/core/dataset.py", "__getitem__"],
+        ["xarray/core/indexes.py", "lookup"],
+      ]);
+    }
+  });
+
   it("reads pytest's short tracebacks as frames, innermost last", () => {
     const t = extractIssueTerms(
       "```\n/usr/lib/python3.9/site-packages/_pytest/runner.py:341: in from_call\n    result = func()\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: in _show_fixture_action\n    tw.write(x)\nE   BytesWarning: str() on a bytes instance\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: BytesWarning\n```",

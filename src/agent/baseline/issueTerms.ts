@@ -270,8 +270,8 @@ const FRAME_PATTERNS: RegExp[] = [
   /File "([^"\n]{1,400}?\.py)", line \d+, in ([A-Za-z_<][\w<>.]*)/g,
   // IPython 8: File ~/x/y.py:265, in Plot._repr_png_(self)
   /File ([^\s,"]{1,400}?\.py):\d+, in ([A-Za-z_<][\w<>.]*)/g,
-  // IPython 7: ~/x/y.py in func(args)
-  /([^\s"'()[\]]{1,400}?\.py) in ([A-Za-z_<][\w<>.]*)\(/g,
+  // IPython 7: ~/x/y.py in func(args); Colab writes the path as a link, [/x/y.py](https://localhost:8080/#) in func(args)
+  /([^\s"'()[\]]{1,400}?\.py)(?:\]\([^()\s]{0,300}\))? in ([A-Za-z_<][\w<>.]*)\(/g,
   // pytest's short tracebacks: /x/y.py:12: in func
   /([^\s"'()[\]:]{1,400}?\.py):\d+: in ([A-Za-z_<][\w<>.]*)/g,
   // ... and their last line, where the error was raised: /x/y.py:12: ValueError
