@@ -20,7 +20,7 @@ export function resultCacheKey(input: {
 }): string {
   const o = input.options;
   const identity = {
-    // What an older service or fit cached is not this one's answer (0.3.0 added confidence and alternatives, 0.4.0 leads to the model's answers, 0.5.0 the model's locations' evidence, 0.5.1 the baseline's reading of diff links and of Colab's tracebacks).
+    // What an older service or fit cached is not this one's answer: each may answer otherwise, or with more.
     service: input.service,
     url: input.url,
     sha: input.sha,

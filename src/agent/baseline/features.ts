@@ -174,11 +174,9 @@ export function rankContext(terms: IssueTerms, query: Query, scan: ScanResult, c
 export function linkedDiffFiles(anchors: string[], paths: string[]): string[] {
   if (!anchors.length) return [];
   const wanted = new Set(anchors);
-  const found: string[] = [];
-  for (const p of paths) {
-    if (wanted.has(createHash("sha256").update(p).digest("hex")) || wanted.has(createHash("md5").update(p).digest("hex"))) found.push(p);
-  }
-  return found;
+  // Only the hashes the anchors are written in: 64 hex digits are SHA-256, 32 are MD5.
+  const algorithms = [...new Set(anchors.map((a) => (a.length === 64 ? "sha256" : "md5")))];
+  return paths.filter((p) => algorithms.some((algorithm) => wanted.has(createHash(algorithm).update(p).digest("hex"))));
 }
 
 /**
