@@ -455,6 +455,17 @@ describe("baseline pieces", () => {
     }
   });
 
+  it("leaves out the frames of a test's own check, and their file, but not the test's frame", () => {
+    const t = extractIssueTerms(
+      'Union ordering fails on MySQL\n```\nTraceback (most recent call last):\n  File "/home/u/django/tests/queries/test_qs_combinators.py", line 121, in test_ordering_with_null_first\n    self.assertQuerysetEqual(qs, [None, 1])\n  File "/home/u/django/django/test/testcases.py", line 1053, in assertQuerysetEqual\n    return self.assertEqual(list(items), values, msg=msg)\nAssertionError: Lists differ\n```',
+    );
+    expect(t.frames.map((f) => f.func)).toEqual(["test_ordering_with_null_first"]);
+    expect(t.paths.filter((p) => p.endsWith("testcases.py"))).toEqual([]);
+    expect(t.paths.filter((p) => p.endsWith("test_qs_combinators.py")).length).toBeGreaterThan(0);
+    // Still a name the issue uses: a definition of it is still found, only not as the fault.
+    expect(t.identifiers.map((i) => i.name)).toContain("assertQuerysetEqual");
+  });
+
   it("reads pytest's short tracebacks as frames, innermost last", () => {
     const t = extractIssueTerms(
       "```\n/usr/lib/python3.9/site-packages/_pytest/runner.py:341: in from_call\n    result = func()\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: in _show_fixture_action\n    tw.write(x)\nE   BytesWarning: str() on a bytes instance\n/usr/lib/python3.9/site-packages/_pytest/setuponly.py:69: BytesWarning\n```",

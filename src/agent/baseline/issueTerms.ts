@@ -311,7 +311,7 @@ function* frameMatches(text: string): Generator<{ at: number; path: string; func
   }
 }
 
-function parseFrames(text: string): Frame[] {
+function parseFrames(text: string, checks?: Set<string>): Frame[] {
   const found: { at: number; path: string; func: string | null }[] = [];
   for (const m of frameMatches(text)) {
     if (found.length >= MAX_FRAMES * 3) break;
@@ -321,6 +321,12 @@ function parseFrames(text: string): Frame[] {
     if (func && (func.startsWith("<") || !/^[\w.]+$/.test(func))) func = null;
     // "Plot._repr_png_" names the method; the class is found again from the tree.
     if (func && func.includes(".")) func = func.split(".").pop() ?? null;
+    // A test's own check (`assertQuerysetEqual`, `assert_equivalent`) is where a fault shows,
+    // not where it lies: its frame would point at the test helpers' file.
+    if (func && /^assert/i.test(func)) {
+      checks?.add(path);
+      continue;
+    }
     found.push({ at: m.at, path, func });
   }
   found.sort((a, b) => a.at - b.at);
@@ -491,8 +497,10 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // `Response(...)`), however plain its name; prose calls count already.
   for (const m of code.matchAll(/\b([A-Za-z_]\w*)\(/g)) bump(m[1] ?? "", 1);
 
-  const frames = parseFrames(text);
+  const checks = new Set<string>();
+  const frames = parseFrames(text, checks);
   for (const f of frames) if (f.func) bump(f.func, 1.5);
+  for (const f of frames) checks.delete(f.path);
 
   const identifiers = [...weights.entries()]
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
@@ -502,7 +510,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   const paths: string[] = [];
   for (const raw of pyPathsIn(text)) {
     const p = normalizeIssuePath(raw);
-    if (p) pushUnique(paths, p, MAX_PATHS);
+    if (p && !checks.has(p)) pushUnique(paths, p, MAX_PATHS);
   }
   for (const f of frames) pushUnique(paths, f.path, MAX_PATHS);
   // After Python's: a Python tree is scanned for Python only, so these never displace its paths.
