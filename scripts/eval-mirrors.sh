@@ -6,6 +6,9 @@
 # commits an issue names from the history). Snapshots that lack files of 4 MiB and more cannot
 # be: then each base commit is fetched shallow. Either way each base commit is kept under
 # refs/heads/base/<sha>. HISTORY=0 makes every repository shallow (the figures before stop 33).
+# Each repository is DEST/<owner>+<name>.git, and DEST/<owner>/<name>.git links to it: a URL of
+# that form gives the service the repository's own name, as a GitHub URL does, so an issue's
+# `owner/name#123` cross-reference is read as this repository's (the form to use since stop 39).
 #
 #   scripts/eval-mirrors.sh BENCH.jsonl SOURCE_TEMPLATE DEST_DIR
 #   e.g. scripts/eval-mirrors.sh ../shared/bench/swe-bench-lite-dev.jsonl '/work/.mirror/{owner}+{name}/repo' /work/evalmirrors
@@ -32,6 +35,8 @@ node -e '
       git init -q --bare "$out"
     fi
   fi
+  mkdir -p "$dest/$owner"
+  [ -e "$dest/$owner/$name.git" ] || ln -s "../$owner+$name.git" "$dest/$owner/$name.git"
   if git --git-dir "$out" rev-parse -q --verify "refs/heads/base/$sha" >/dev/null; then continue; fi
   if git --git-dir "$out" rev-parse -q --verify "$sha^{commit}" >/dev/null; then
     git --git-dir "$out" update-ref "refs/heads/base/$sha" "$sha"
@@ -41,4 +46,4 @@ node -e '
     --upload-pack="git -c uploadpack.allowAnySHA1InWant=true upload-pack" \
     "file://$src" "+$sha:refs/heads/base/$sha" || echo "eval-mirrors: $repo $sha: fetch failed" >&2
 done
-echo "eval-mirrors: $(ls "$dest" | wc -l) repositories in $dest"
+echo "eval-mirrors: $(ls -d "$dest"/*+*.git | wc -l) repositories in $dest"

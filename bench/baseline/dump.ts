@@ -20,9 +20,11 @@ import { baselineSandboxes } from "./sandboxes.js";
  *   npx tsx bench/baseline/dump.ts --out /work/eval-baseline/dump.jsonl \
  *     --url-template 'file:///work/evalmirrors/{owner}+{name}.git' BENCH.jsonl...
  *
- * Shallow per-commit mirrors have no history: --history-template names a bare repository
- * with it (e.g. '/work/.mirror/{owner}+{name}/repo'), read for the commits issues name, as the
- * service reads its own full mirror.
+ * The commits issues name are read from the cache's mirror, as the service reads them (so a
+ * whole-history mirror from scripts/eval-mirrors.sh gives what the eval CLI sees; before stop 39
+ * they were read only with --history-template, and dumps made without it have none). Shallow
+ * per-commit mirrors have no history: --history-template names a bare repository with it
+ * (e.g. '/work/.mirror/{owner}+{name}/repo') to read instead.
  */
 const { values: a, positionals } = parseArgs({
   options: {
@@ -74,11 +76,11 @@ await Promise.all(
         };
         const history = a["history-template"]?.replace("{owner}", owner).replace("{name}", name);
         const terms = extractIssueTerms(inst.problem_statement);
-        const changes = history && terms.commits.length ? await commitChanges(history, inst.base_commit, terms.commits, { owner, name }) : [];
+        const changes = !terms.commits.length ? [] : history ? await commitChanges(history, inst.base_commit, terms.commits, { owner, name }) : await repos.namedCommits(tree, terms.commits);
         // The commits' files go first in the outline, and as many more are outlined, so the best
         // files under the weights of the day are outlined as well.
         const more = new Set(changes.flatMap((c) => c.files)).size;
-        const g = await gather(exec, workingDir, terms, OUTLINE_WEIGHTS, Number(a.outline) + more, history ? async () => changes : undefined);
+        const g = await gather(exec, workingDir, terms, OUTLINE_WEIGHTS, Number(a.outline) + more, async () => changes);
         appendFileSync(out, `${serialize({ instance_id: inst.instance_id, repo: inst.repo, exec_ms: timings.map(Math.round), gathered: g })}\n`);
         process.stderr.write(`${inst.instance_id} ${timings.map(Math.round).join(" ")} ms\n`);
       } finally {
