@@ -464,6 +464,8 @@ describe("baseline pieces", () => {
     expect(t.paths.filter((p) => p.endsWith("test_qs_combinators.py")).length).toBeGreaterThan(0);
     // Still a name the issue uses: a definition of it is still found, only not as the fault.
     expect(t.identifiers.map((i) => i.name)).toContain("assertQuerysetEqual");
+    const repr = extractIssueTerms('```\n  File "/usr/lib/python3.11/site-packages/_pytest/assertion/util.py", line 180, in assertrepr_compare\n    explanation = _compare_eq_any(left, right)\n```');
+    expect(repr.frames.map((f) => [f.path, f.func])).toEqual([["_pytest/assertion/util.py", "assertrepr_compare"]]);
   });
 
   it("reads pytest's short tracebacks as frames, innermost last", () => {

@@ -311,7 +311,7 @@ function* frameMatches(text: string): Generator<{ at: number; path: string; func
   }
 }
 
-function parseFrames(text: string, checks?: Set<string>): Frame[] {
+function parseFrames(text: string, checks: Set<string>): Frame[] {
   const found: { at: number; path: string; func: string | null }[] = [];
   for (const m of frameMatches(text)) {
     if (found.length >= MAX_FRAMES * 3) break;
@@ -322,9 +322,10 @@ function parseFrames(text: string, checks?: Set<string>): Frame[] {
     // "Plot._repr_png_" names the method; the class is found again from the tree.
     if (func && func.includes(".")) func = func.split(".").pop() ?? null;
     // A test's own check (`assertQuerysetEqual`, `assert_equivalent`) is where a fault shows,
-    // not where it lies: its frame would point at the test helpers' file.
-    if (func && /^assert/i.test(func)) {
-      checks?.add(path);
+    // not where it lies: its frame would point at the test helpers' file. (pytest's
+    // `assertrepr_compare` is no check: it builds the message, and can be the fault.)
+    if (func && /^assert(_|[A-Z])/.test(func)) {
+      checks.add(path);
       continue;
     }
     found.push({ at: m.at, path, func });
