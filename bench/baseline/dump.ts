@@ -18,7 +18,10 @@ import { baselineSandboxes } from "./sandboxes.js";
  * the policy outlines, so refitted file weights still find their files' outlines.
  *
  *   npx tsx bench/baseline/dump.ts --out /work/eval-baseline/dump.jsonl \
- *     --url-template 'file:///work/evalmirrors/{owner}+{name}.git' BENCH.jsonl...
+ *     --url-template 'file:///work/evalmirrors/{owner}/{name}.git' BENCH.jsonl...
+ *
+ * (The `{owner}/{name}.git` links of scripts/eval-mirrors.sh give the service the repository's
+ * own name, so an issue's `owner/name#N` is read; `{owner}+{name}.git` drops it.)
  *
  * The commits issues name are read from the cache's mirror, as the service reads them (so a
  * whole-history mirror from scripts/eval-mirrors.sh gives what the eval CLI sees; before stop 39
