@@ -1,11 +1,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { WEIGHTS } from "../../src/agent/baseline/weights.js";
-import { bestCounts, half, loadCases, pct, replayCounts, summary, type Counts, type Outcome } from "./offline.js";
+import { bestCounts, countGrid, half, loadCases, pct, replayCounts, summary, type Counts, type Outcome } from "./offline.js";
 
 /**
  * How many files and functions to answer, under the committed weights, on several sets at once
- * (file / function F1 for each point of a small grid), so a change of counts is judged on every
+ * (file / function F1 for each point of train.ts's grid), so a change of counts is judged on every
  * proxy together rather than on the set it was chosen on:
  *
  *   npx tsx bench/baseline/counts.ts --set NAME=BENCH[,BENCH…]@DUMP[@tune|@held] ... [--choose NAME,NAME… [--write]]
@@ -31,14 +31,11 @@ const f1s = (outcomes: Outcome[]) => {
 };
 
 if (!a.choose) {
-  for (const maxFiles of [1, 2, 3])
-    for (const fileRatio of [0.5, 0.65, 0.8])
-      for (const maxFunctionsPerFile of [1, 2, 3])
-        for (const fnRatio of [0.5, 0.65, 0.8]) {
-          const c = { maxFiles, fileRatio, maxFunctionsPerFile, fnRatio };
-          const cells = sets.map((s) => `${s.name} ${f1s(s.run(c))}`);
-          process.stdout.write(`files ≤${maxFiles} ≥${fileRatio}  functions ≤${maxFunctionsPerFile} ≥${fnRatio}  ${cells.join("   ")}${isCommitted(c) ? "   (committed)" : ""}\n`);
-        }
+  // The fit's own grid, so the committed counts are among the lines.
+  for (const c of countGrid()) {
+    const cells = sets.map((s) => `${s.name} ${f1s(s.run(c))}`);
+    process.stdout.write(`files ≤${c.maxFiles} ≥${c.fileRatio}  functions ≤${c.maxFunctionsPerFile} ≥${c.fnRatio}  ${cells.join("   ")}${isCommitted(c) ? "   (committed)" : ""}\n`);
+  }
 } else {
   const names = a.choose.split(",");
   const on = names.map((n) => sets.find((s) => s.name === n) ?? (() => { throw new Error(`--choose ${n}: no --set of that name`); })());

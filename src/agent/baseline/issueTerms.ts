@@ -311,8 +311,10 @@ function* frameMatches(text: string): Generator<{ at: number; path: string; func
   }
 }
 
-function parseFrames(text: string, checks: Set<string>): Frame[] {
+/** The traceback's frames, and the files only a test's own check was in (not to be read as named). */
+function parseFrames(text: string): { frames: Frame[]; checkFiles: Set<string> } {
   const found: { at: number; path: string; func: string | null }[] = [];
+  const checkFiles = new Set<string>();
   for (const m of frameMatches(text)) {
     if (found.length >= MAX_FRAMES * 3) break;
     const path = normalizeIssuePath(m.path);
@@ -325,7 +327,7 @@ function parseFrames(text: string, checks: Set<string>): Frame[] {
     // not where it lies: its frame would point at the test helpers' file. (pytest's
     // `assertrepr_compare` is no check: it builds the message, and can be the fault.)
     if (func && /^assert(_|[A-Z])/.test(func)) {
-      checks.add(path);
+      checkFiles.add(path);
       continue;
     }
     found.push({ at: m.at, path, func });
@@ -340,7 +342,8 @@ function parseFrames(text: string, checks: Set<string>): Frame[] {
     frames.push({ path: f.path, func: f.func, index: frames.length });
     if (frames.length >= MAX_FRAMES) break;
   }
-  return frames;
+  for (const f of frames) checkFiles.delete(f.path);
+  return { frames, checkFiles };
 }
 
 // GitHub writes `#L12-L20` (after `?plain=1` for rendered files), GitLab `#L12-20`.
@@ -498,10 +501,8 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // `Response(...)`), however plain its name; prose calls count already.
   for (const m of code.matchAll(/\b([A-Za-z_]\w*)\(/g)) bump(m[1] ?? "", 1);
 
-  const checks = new Set<string>();
-  const frames = parseFrames(text, checks);
+  const { frames, checkFiles } = parseFrames(text);
   for (const f of frames) if (f.func) bump(f.func, 1.5);
-  for (const f of frames) checks.delete(f.path);
 
   const identifiers = [...weights.entries()]
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
@@ -511,7 +512,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   const paths: string[] = [];
   for (const raw of pyPathsIn(text)) {
     const p = normalizeIssuePath(raw);
-    if (p && !checks.has(p)) pushUnique(paths, p, MAX_PATHS);
+    if (p && !checkFiles.has(p)) pushUnique(paths, p, MAX_PATHS);
   }
   for (const f of frames) pushUnique(paths, f.path, MAX_PATHS);
   // After Python's: a Python tree is scanned for Python only, so these never displace its paths.
