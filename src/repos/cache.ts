@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from "node:crypto";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -15,6 +14,7 @@ import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/re
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { MirrorBudget } from "./mirrors.js";
 import { commitChanges, type CommitChange } from "./history.js";
+import { archiveInto, deriveInto, linkTree, NotDerivable, TreeTooLarge } from "./treeWrite.js";
 
 /**
  * Repository cache on the host: one bare mirror per repository URL, fetched once and then
@@ -417,11 +417,46 @@ export class RepoCache {
     }
   }
 
-  private async writeTree(mirror: string, sha: string, treePath: string, maxBytes: number, signal?: AbortSignal, env: Record<string, string> = {}) {
+  /**
+   * Writes the tree into a fresh directory renamed to `treePath` once complete: derived from
+   * the newest commit's tree of the same repository beside it when there is one (treeWrite.ts),
+   * else whole. A commit's tree takes that tree over when no job uses it, as eviction would;
+   * a patched tree links to it instead, since the next edit of the same commit starts there.
+   */
+  private async writeTree(mirror: string, object: string, treePath: string, maxBytes: number, signal?: AbortSignal, env: Record<string, string> = {}) {
+    const neighbour = await this.trees.newestBeside(treePath, (name) => SHA_RE.test(name));
+    if (neighbour) {
+      const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
+      const patched = treePath.slice(treePath.lastIndexOf("/") + 1).startsWith("patched-");
+      let release: (() => Promise<void>) | undefined;
+      const base = async () => {
+        if (!patched && (await this.trees.take(neighbour, tmp))) return;
+        release = await this.trees.hold(neighbour);
+        if (!release) throw new NotDerivable("the tree went");
+        await linkTree(neighbour, tmp, signal);
+        // Eviction renames a tree before it deletes it: still there, it was whole throughout.
+        if (!existsSync(neighbour)) throw new NotDerivable(`${neighbour} was removed while it was linked`);
+      };
+      const from = neighbour.slice(neighbour.lastIndexOf("/") + 1);
+      try {
+        await this.finishTree(object, treePath, tmp, () => deriveInto(mirror, from, object, tmp, maxBytes, base, signal, env));
+        return;
+      } catch (err) {
+        // Anything else, the tree is written whole: that way has its own checks (tar's).
+        if (signal?.aborted || (err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
+      } finally {
+        await release?.();
+      }
+    }
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
+    await this.finishTree(object, treePath, tmp, () => archiveInto(mirror, object, tmp, maxBytes, signal, env));
+  }
+
+  /** Runs `write` into `tmp`, then records the tree's size and moves it to `treePath`. */
+  private async finishTree(object: string, treePath: string, tmp: string, write: () => Promise<number>): Promise<void> {
     try {
-      await this.trees.recordBytes(treePath, await archiveInto(mirror, sha, tmp, maxBytes, signal, env));
+      await this.trees.recordBytes(treePath, await write());
       await chmod(tmp, 0o755);
       await rename(tmp, treePath).catch(async (err) => {
         if (!existsSync(treePath)) throw err;
@@ -429,7 +464,7 @@ export class RepoCache {
       });
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
-      throw new RepoError("materialize_failed", `could not materialize ${sha}: ${(err as Error).message}`, { cause: err });
+      throw new RepoError("materialize_failed", `could not materialize ${object}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -452,63 +487,5 @@ export class RepoCache {
  * pull request holds is still fetched by its sha when a job names it.
  */
 const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
-
-class TreeTooLarge extends Error {
-  override name = "TreeTooLarge";
-}
-
-/**
- * `git archive | tar -x`: a plain tree without .git, so nothing of the mirror leaks in. git
- * writes into tar's pipe itself (passed through this process, django's 45 MB took 0.17 s
- * more). Beside it, `git ls-tree -l` sizes the tree from its objects: both are stopped once
- * the tree passes `maxBytes` (as tar would count it, headers included). Resolves to the
- * pages its files take, what it costs a tmpfs (within 0.1% of `du` on django's tree, which
- * took 70 ms more).
- */
-function archiveInto(mirror: string, sha: string, dest: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extraEnv };
-    const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
-    const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", sha], { env, stdio: ["ignore", tar.stdin, "pipe"], signal });
-    // git has its own copy of the pipe: tar sees the end of the archive when git exits.
-    tar.stdin.destroy();
-    const sizes = spawn("git", ["--git-dir", mirror, "ls-tree", "-r", "-l", "-z", "--full-tree", sha], { env, stdio: ["ignore", "pipe", "pipe"], signal });
-    let tarBytes = 0;
-    let pages = 0;
-    let partial = "";
-    let tooLarge = false;
-    sizes.stdout.on("data", (d: Buffer) => {
-      const entries = (partial + d.toString("utf8")).split("\0");
-      partial = entries.pop() ?? "";
-      for (const entry of entries) {
-        // "<mode> <type> <object> <size>\t<path>"; a submodule's size is "-" and it is not archived.
-        const [, type, , size] = entry.slice(0, entry.indexOf("\t")).split(/ +/);
-        const n = Number(size);
-        if (type !== "blob" || !Number.isFinite(n)) continue;
-        tarBytes += 512 + Math.ceil(n / 512) * 512;
-        pages += Math.ceil(n / 4096) * 4096;
-      }
-      if (tarBytes > maxBytes && !tooLarge) {
-        tooLarge = true;
-        for (const child of [sizes, git, tar]) child.kill("SIGKILL");
-      }
-    });
-    let err = "";
-    for (const child of [git, tar, sizes]) child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    let pending = 3;
-    let failed = false;
-    const done = (code: number | null) => {
-      if (code !== 0 && !failed) {
-        failed = true;
-        reject(tooLarge ? new TreeTooLarge(`the tree is larger than ${Math.round(maxBytes / 2 ** 20)} MB`) : new Error(err.trim().slice(-500) || `exit ${code}`));
-      }
-      if (--pending === 0 && !failed) resolvePromise(pages);
-    };
-    for (const child of [git, tar, sizes]) {
-      child.on("close", done);
-      child.on("error", (e) => reject(e));
-    }
-  });
-}
 
 const PRIVATE_MARK = "codescout-private";

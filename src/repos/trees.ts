@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { backdate, diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
 
@@ -126,6 +126,42 @@ export class TreeStore {
   limitFor(treePath: string): number {
     const fast = this.dir !== this.spillDir && treePath.startsWith(`${this.dir}/`);
     return fast && this.maxBytes > 0 ? this.maxBytes : Infinity;
+  }
+
+  /**
+   * The most recently used complete tree in the directory a new tree at `treePath` goes to
+   * (the same repository, the same filesystem) whose name `accept`s, if any: what a new tree
+   * can be derived from.
+   */
+  async newestBeside(treePath: string, accept: (name: string) => boolean): Promise<string | undefined> {
+    const dir = treePath.slice(0, treePath.lastIndexOf("/"));
+    let newest: { path: string; used: number } | undefined;
+    for (const name of await list(dir)) {
+      if (name.includes(".tmp-") || !accept(name) || join(dir, name) === treePath) continue;
+      const st = await stat(join(dir, name)).catch(() => null);
+      if (st?.isDirectory() && (!newest || st.mtimeMs > newest.used)) newest = { path: join(dir, name), used: st.mtimeMs };
+    }
+    return newest?.path;
+  }
+
+  /**
+   * Moves the tree at `treePath` to `dest`, for a new tree to be made of it, when no job uses
+   * it (idle, no live hold); false when one does or it is gone. A job that holds the tree as
+   * it moves gets it back: hold() writes its hold before it looks for the tree, and this looks
+   * for holds again after the move, so one of the two sees the other.
+   */
+  async take(treePath: string, dest: string): Promise<boolean> {
+    const st = await stat(treePath).catch(() => null);
+    if (!st?.isDirectory() || st.mtimeMs > Date.now() - this.idleMs) return false;
+    const { holds, name } = this.holdsOf(treePath);
+    if ((await liveHolds(holds, this.idleMs)).has(name)) return false;
+    if (!(await rename(treePath, dest).then(() => true, () => false))) return false;
+    if ((await liveHolds(holds, this.idleMs)).has(name)) {
+      await rename(dest, treePath).catch(() => undefined);
+      return false;
+    }
+    await rm(`${treePath}${SIZE_SUFFIX}`, { force: true });
+    return true;
   }
 
   /** Where a tree at `rel` goes on the cache's own disk. */

@@ -1,0 +1,164 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RepoCache } from "../../src/repos/cache.js";
+import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { removeCacheDir } from "../helpers/tempDirs.js";
+
+/**
+ * A commit's tree made from another tree of the same repository on the host (treeWrite.ts):
+ * it must hold exactly what `git archive` of the commit gives, and leave the tree it came
+ * from as it was unless no job uses that one any more.
+ */
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((f) => f()));
+
+function setup(): { fx: GitFixture; cache: RepoCache } {
+  const fx = makeGitFixture();
+  const dir = mkdtempSync(join(tmpdir(), "codescout-derive-"));
+  // A tree root of its own: another test file's cache with a small budget may remove idle trees under a shared one.
+  const treeRoot = mkdtempSync(join(tmpdir(), "codescout-derive-trees-"));
+  cleanups.push(() => fx.cleanup(), () => removeCacheDir(dir), () => rmSync(treeRoot, { recursive: true, force: true }));
+  return { fx, cache: new RepoCache({ dir, allowFileUrls: true, treeRoot }) };
+}
+
+/** Every entry of a tree: its type, permission bits, and content or link target. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(root, path));
+      const mode = (st.mode & 0o777).toString(8);
+      if (st.isSymbolicLink()) out[path] = `link -> ${readlinkSync(join(root, path))}`;
+      else if (st.isDirectory()) {
+        out[path] = `dir ${mode}`;
+        walk(path);
+      } else out[path] = `file ${mode} ${readFileSync(join(root, path), "utf8")}`;
+    }
+  };
+  walk("");
+  return out;
+}
+
+/** What a whole `git archive` of the commit gives, the way the cache extracts it. */
+function archived(fx: GitFixture, sha: string): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), "codescout-archive-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync("sh", ["-c", `git -C "${fx.dir}" archive --format=tar ${sha} | tar -x --no-same-owner --no-same-permissions -C "${dir}"`]);
+  return snapshot(dir);
+}
+
+/** Commits whatever `edit` did in the fixture's work tree. */
+function commitEdit(fx: GitFixture, edit: (dir: string) => void): string {
+  edit(fx.dir);
+  fx.git("add", "-A");
+  fx.git("commit", "-q", "-m", "edit");
+  const sha = fx.git("rev-parse", "HEAD");
+  fx.commits.push(sha);
+  return sha;
+}
+
+describe("derived trees", () => {
+  it("hold exactly what the commit's archive holds, and take over the tree they came from only once no job uses it", async () => {
+    const { fx, cache } = setup();
+    const a = commitEdit(fx, (d) => {
+      writeFileSync(join(d, "docs"), "a file, later a directory\n");
+      mkdirSync(join(d, "pkg/sub"));
+      writeFileSync(join(d, "pkg/sub/only.py"), "X = 1\n");
+      writeFileSync(join(d, "tool.sh"), "#!/bin/sh\necho hi\n");
+      symlinkSync("pkg/util.py", join(d, "latest"));
+      writeFileSync(join(d, ".gitattributes"), "*.secret export-ignore\n");
+      // Files no commit changes: a tree is derived only where less than a quarter changed.
+      mkdirSync(join(d, "lib"));
+      for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
+    });
+    // Every kind of change: edited, deleted (emptying two directories), a file become a
+    // directory, an executable bit, a symlink's target, a new deep directory, a file the
+    // archive leaves out.
+    const b = commitEdit(fx, (d) => {
+      writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n");
+      rmSync(join(d, "pkg/sub"), { recursive: true });
+      rmSync(join(d, "tests"), { recursive: true });
+      unlinkSync(join(d, "docs"));
+      mkdirSync(join(d, "docs"));
+      writeFileSync(join(d, "docs/index.md"), "# docs\n");
+      chmodSync(join(d, "tool.sh"), 0o755);
+      unlinkSync(join(d, "latest"));
+      symlinkSync("README.md", join(d, "latest"));
+      mkdirSync(join(d, "new/deep"), { recursive: true });
+      writeFileSync(join(d, "new/deep/y.py"), "Y = 2\n");
+      writeFileSync(join(d, "keys.secret"), "not for the archive\n");
+    });
+    const c = commitEdit(fx, (d) => writeFileSync(join(d, "README.md"), "# sample, again\n"));
+
+    // A job still holds a's tree: b's links to its files, and a's stays as it was.
+    const first = await cache.prepare({ url: fx.url, commit: a });
+    const second = await cache.prepare({ url: fx.url, commit: b });
+    expect(second.cache).toBe("warm");
+    expect(snapshot(second.treePath)).toEqual(archived(fx, b));
+    expect(snapshot(second.treePath)["keys.secret"]).toBeUndefined();
+    expect(snapshot(first.treePath)).toEqual(archived(fx, a));
+    expect(lstatSync(join(second.treePath, "README.md")).ino).toBe(lstatSync(join(first.treePath, "README.md")).ino);
+
+    // Released, b's tree is idle: c's takes it over.
+    await first.release();
+    // Released later (a tree's last use has the clock's resolution), b's is the newest.
+    await new Promise((r) => setTimeout(r, 20));
+    await second.release();
+    const third = await cache.prepare({ url: fx.url, commit: c });
+    expect(snapshot(third.treePath)).toEqual(archived(fx, c));
+    expect(existsSync(second.treePath)).toBe(false);
+    expect(snapshot(first.treePath)).toEqual(archived(fx, a));
+
+    // Asked for again, b's tree is made again, from c's this time (c is held: linked).
+    const again = await cache.prepare({ url: fx.url, commit: b });
+    expect(again.cache).toBe("warm");
+    expect(snapshot(again.treePath)).toEqual(archived(fx, b));
+    expect(snapshot(third.treePath)).toEqual(archived(fx, c));
+  });
+
+  it("link a patched tree to its commit's tree, which stays for the next edit even when no job uses it", async () => {
+    const { fx, cache } = setup();
+    const base = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const before = snapshot(base.treePath);
+    await base.release();
+    const patch = [
+      "diff --git a/pkg/util.py b/pkg/util.py",
+      "--- a/pkg/util.py",
+      "+++ b/pkg/util.py",
+      "@@ -1,2 +1,2 @@",
+      " def helper():",
+      "-    return 42",
+      "+    return 'only in the edit'",
+      "",
+    ].join("\n");
+    const patched = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch });
+    expect(readFileSync(join(patched.treePath, "pkg/util.py"), "utf8")).toContain("only in the edit");
+    expect(lstatSync(join(patched.treePath, "pkg/parser.py")).ino).toBe(lstatSync(join(base.treePath, "pkg/parser.py")).ino);
+    expect(snapshot(base.treePath)).toEqual(before);
+    const hot = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(hot).toMatchObject({ cache: "hot", treePath: base.treePath });
+  });
+
+  it("are written whole where attributes make the archive rewrite files, and the tree they would come from stays", async () => {
+    const { fx, cache } = setup();
+    // export-subst writes the archived commit into the file: an unchanged file differs.
+    const a = commitEdit(fx, (d) => {
+      writeFileSync(join(d, ".gitattributes"), "version.txt export-subst\n");
+      writeFileSync(join(d, "version.txt"), "$Format:%H$\n");
+      mkdirSync(join(d, "lib"));
+      for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
+    });
+    const b = commitEdit(fx, (d) => writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n"));
+    const first = await cache.prepare({ url: fx.url, commit: a });
+    await first.release();
+    const second = await cache.prepare({ url: fx.url, commit: b });
+    const tree = snapshot(second.treePath);
+    expect(tree).toEqual(archived(fx, b));
+    expect(tree["version.txt"]).toBe(`file 644 ${b}\n`);
+    expect(existsSync(first.treePath)).toBe(true);
+  });
+});
