@@ -51,6 +51,8 @@ export class TreeStore {
   readonly maxBytes: number;
   private readonly cacheDir: string;
   private readonly idleMs: number;
+  /** What each tree's size file said, by path (a tree at a path is always the same tree). */
+  private sizes = new Map<string, number>();
 
   constructor(private readonly options: TreeStoreOptions) {
     this.cacheDir = resolve(options.cacheDir);
@@ -247,19 +249,30 @@ export class TreeStore {
    */
   private async trim(onRemove: () => void = () => undefined): Promise<number> {
     let trees: Tree[] = [];
+    const sizes = new Map<string, number>();
     // `owner`: the cache directory whose holds say which of these trees jobs still use.
+    // Every tree's stat read at once, and its size read once per process (a tree never
+    // changes once in place): one after another they took ~0.25 ms a tree, twice per new
+    // tree, and a budget of trees on a large tmpfs is a thousand of them.
     const scan = async (base: string, idleMs: number, fast: boolean, owner: string) => {
-      for (const repo of await list(base)) {
-        if (repo.startsWith(".")) continue;
-        const holds = join(owner, HOLDS_DIR, repo);
-        const held = await liveHolds(holds, idleMs);
-        for (const name of await list(join(base, repo))) {
-          if (name.includes(".tmp-") || name.endsWith(SIZE_SUFFIX)) continue;
-          const path = join(base, repo, name);
-          const st = await stat(path).catch(() => null);
-          if (st?.isDirectory()) trees.push({ path, used: held.has(name) ? HELD : st.mtimeMs, bytes: await treeBytes(path), idleMs, fast, holds });
-        }
-      }
+      const repos = (await list(base)).filter((repo) => !repo.startsWith("."));
+      const found = await Promise.all(
+        repos.map(async (repo) => {
+          const holds = join(owner, HOLDS_DIR, repo);
+          const [held, names] = await Promise.all([liveHolds(holds, idleMs), list(join(base, repo))]);
+          const local = names.filter((name) => !name.includes(".tmp-") && !name.endsWith(SIZE_SUFFIX));
+          return Promise.all(
+            local.map(async (name): Promise<Tree | undefined> => {
+              const path = join(base, repo, name);
+              const [st, bytes] = await Promise.all([stat(path).catch(() => null), this.sizes.get(path) ?? treeBytes(path)]);
+              if (!st?.isDirectory()) return undefined;
+              if (bytes > 0) sizes.set(path, bytes);
+              return { path, used: held.has(name) ? HELD : st.mtimeMs, bytes, idleMs, fast, holds };
+            }),
+          );
+        }),
+      );
+      for (const tree of found.flat()) if (tree) trees.push(tree);
     };
     if (this.root) {
       for (const id of await list(this.root)) {
@@ -281,6 +294,8 @@ export class TreeStore {
     }
     await scan(this.dir, this.idleMs, this.dir !== this.spillDir, this.dir);
     if (this.dir !== this.spillDir) await scan(this.spillDir, this.idleMs, false, this.dir);
+    // Only the trees still there: the map stays as small as the store.
+    this.sizes = sizes;
 
     const maxTrees = this.options.maxTrees || Infinity;
     const maxBytes = this.maxBytes || Infinity;
@@ -332,13 +347,10 @@ const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
 
 /** The trees in one repository's holds directory that a job holds (a hold older than `idleMs` lapsed). */
 async function liveHolds(holds: string, idleMs: number): Promise<Set<string>> {
-  const live = new Set<string>();
   const cutoff = Date.now() - idleMs;
-  for (const file of await list(holds)) {
-    const st = await stat(join(holds, file)).catch(() => null);
-    if (st && st.mtimeMs > cutoff) live.add(file.slice(0, file.lastIndexOf(".")));
-  }
-  return live;
+  const files = await list(holds);
+  const times = await Promise.all(files.map((file) => stat(join(holds, file)).then((st) => st.mtimeMs, () => 0)));
+  return new Set(files.filter((_, i) => times[i]! > cutoff).map((file) => file.slice(0, file.lastIndexOf("."))));
 }
 
 async function readOwner(dir: string): Promise<{ cacheDir: string; idleMs: number } | undefined> {
