@@ -109,7 +109,7 @@ export async function deriveInto(
     if (c.oldMode === ABSENT) continue;
     const path = join(root, c.path);
     // A parent that is a symlink (a crafted tree) would take the unlink outside the tree.
-    if ((await realpath(dirname(path)).catch(() => "")) !== dirname(path)) throw new NotDerivable(`${c.path} is not under a plain directory`);
+    if (!(await underPlainDirs(root, c.path))) throw new NotDerivable(`${c.path} is not under plain directories`);
     await unlink(path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "ENOENT") throw err;
     });
@@ -118,6 +118,9 @@ export async function deriveInto(
   // The archive has no empty directories: neither may the derived tree. Deepest first.
   for (const d of [...emptied].sort((a, b) => b.length - a.length)) await rmdir(join(root, d)).catch(() => undefined);
   if (written.length > 0) {
+    // tar replaces a symlink where it needs a directory, but a crafted tree gets no benefit of the doubt.
+    const plain = await Promise.all(written.map((path) => underPlainDirs(root, path)));
+    if (plain.includes(false)) throw new NotDerivable("a changed path is not under plain directories");
     await new Promise<void>((done, fail) => {
       const env = gitEnv({ ...extraEnv, GIT_LITERAL_PATHSPECS: "1" });
       const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
@@ -169,6 +172,15 @@ export function parseRawDiff(out: string): Change[] {
     changes.push({ oldMode, newMode, path: fields[i + 1]! });
   }
   return changes;
+}
+
+/** True when the nearest existing directory above `rel` in the tree at `root` is reached through no symlink. */
+async function underPlainDirs(root: string, rel: string): Promise<boolean> {
+  for (let dir = dirname(join(root, rel)); dir.startsWith(root); dir = dirname(dir)) {
+    const real = await realpath(dir).catch(() => undefined);
+    if (real !== undefined) return real === dir;
+  }
+  return false;
 }
 
 /** A repository path as git writes a sane tree's: relative, no empty, `.` or `..` parts. */

@@ -70,14 +70,15 @@ describe("derived trees", () => {
       writeFileSync(join(d, "pkg/sub/only.py"), "X = 1\n");
       writeFileSync(join(d, "tool.sh"), "#!/bin/sh\necho hi\n");
       symlinkSync("pkg/util.py", join(d, "latest"));
+      symlinkSync("pkg", join(d, "alias"));
       writeFileSync(join(d, ".gitattributes"), "*.secret export-ignore\n");
       // Files no commit changes: a tree is derived only where less than a quarter changed.
       mkdirSync(join(d, "lib"));
       for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
     });
-    // Every kind of change: edited, deleted (emptying two directories), a file become a
-    // directory, an executable bit, a symlink's target, a new deep directory, a file the
-    // archive leaves out.
+    // Every kind of change: edited, deleted (emptying two directories), a file and a symlink
+    // to a directory become directories, an executable bit, a symlink's target, a new deep
+    // directory, a file the archive leaves out.
     const b = commitEdit(fx, (d) => {
       writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n");
       rmSync(join(d, "pkg/sub"), { recursive: true });
@@ -91,6 +92,9 @@ describe("derived trees", () => {
       mkdirSync(join(d, "new/deep"), { recursive: true });
       writeFileSync(join(d, "new/deep/y.py"), "Y = 2\n");
       writeFileSync(join(d, "keys.secret"), "not for the archive\n");
+      unlinkSync(join(d, "alias"));
+      mkdirSync(join(d, "alias"));
+      writeFileSync(join(d, "alias/z.py"), "Z = 3\n");
     });
     const c = commitEdit(fx, (d) => writeFileSync(join(d, "README.md"), "# sample, again\n"));
 
