@@ -14,7 +14,7 @@ import { ms, quick, report, stats, time } from "./lib.js";
  * ~230 django instances over ~4.5 years). Then what the tree store's scan costs with many trees
  * under the shared root (each new tree scans twice: to place it and to keep the budget).
  *
- *   npx tsx bench/treeDerive.ts [--quick] [--repo /work/evalmirrors-h/django+django.git] [--since 2019-01-01]
+ *   npx tsx bench/treeDerive.ts [--quick] [--repo /work/evalmirrors-h/django+django.git] [--since 2019-01-01] [--name treeDerive]
  */
 const arg = (name: string) => process.argv[process.argv.indexOf(name) + 1];
 const mirror = process.argv.includes("--repo") ? arg("--repo")! : "/work/evalmirrors-h/django+django.git";
@@ -101,7 +101,7 @@ for (const n of quick ? [200] : [200, 1000]) {
 
 const d = stats(derived);
 const w = stats(whole);
-report("treeDerive", {
+report(process.argv.includes("--name") ? arg("--name")! : "treeDerive", {
   repository: mirror,
   commits: `${shas.length}, first-parent, one a week since ${since}`,
   changed_files_p50: stats(changed).p50,

@@ -12,6 +12,7 @@ import type { UploadStore } from "../uploads/store.js";
 import { applyPatch, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
+import { touch } from "./disk.js";
 import { MirrorBudget } from "./mirrors.js";
 import { commitChanges, type CommitChange } from "./history.js";
 import { archiveInto, deriveInto, linkTree, NotDerivable, TreeTooLarge } from "./treeWrite.js";
@@ -260,7 +261,7 @@ export class RepoCache {
       const rel = join(key, `patched-${patched.treeId}`);
       const found = await this.trees.find(rel);
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      const treePath = await this.materialize(mirror, patched.treeId, rel, signal, patched.env);
+      const treePath = await this.materialize(mirror, patched.treeId, rel, signal, patched.env, true);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
     } finally {
@@ -402,17 +403,18 @@ export class RepoCache {
 
   /**
    * Writes the tree of `sha` where the tree store places `rel`, and returns its path. A tree
-   * larger than its place allows is written again on the cache's own disk.
+   * larger than its place allows is written again on the cache's own disk. A patched tree
+   * (`patched`) leaves the commit's tree it is made from in place: the next edit starts there.
    */
-  private async materialize(mirror: string, sha: string, rel: string, signal?: AbortSignal, env: Record<string, string> = {}): Promise<string> {
+  private async materialize(mirror: string, sha: string, rel: string, signal?: AbortSignal, env: Record<string, string> = {}, patched = false): Promise<string> {
     const treePath = await this.trees.place(rel);
     try {
-      await this.writeTree(mirror, sha, treePath, this.trees.limitFor(treePath), signal, env);
+      await this.writeTree(mirror, sha, treePath, this.trees.limitFor(treePath), patched, signal, env);
       return treePath;
     } catch (err) {
       if (!(err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
       const spilled = this.trees.spillPath(rel);
-      await this.writeTree(mirror, sha, spilled, Infinity, signal, env);
+      await this.writeTree(mirror, sha, spilled, Infinity, patched, signal, env);
       return spilled;
     }
   }
@@ -421,13 +423,12 @@ export class RepoCache {
    * Writes the tree into a fresh directory renamed to `treePath` once complete: derived from
    * the newest commit's tree of the same repository beside it when there is one (treeWrite.ts),
    * else whole. A commit's tree takes that tree over when no job uses it, as eviction would;
-   * a patched tree links to it instead, since the next edit of the same commit starts there.
+   * a patched one only links to it.
    */
-  private async writeTree(mirror: string, object: string, treePath: string, maxBytes: number, signal?: AbortSignal, env: Record<string, string> = {}) {
+  private async writeTree(mirror: string, object: string, treePath: string, maxBytes: number, patched: boolean, signal?: AbortSignal, env: Record<string, string> = {}) {
     const neighbour = await this.trees.newestBeside(treePath, (name) => SHA_RE.test(name));
     if (neighbour) {
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
-      const patched = treePath.slice(treePath.lastIndexOf("/") + 1).startsWith("patched-");
       let release: (() => Promise<void>) | undefined;
       const base = async () => {
         if (!patched && (await this.trees.take(neighbour, tmp))) return;
@@ -458,6 +459,9 @@ export class RepoCache {
     try {
       await this.trees.recordBytes(treePath, await write());
       await chmod(tmp, 0o755);
+      // Its last use is now: a tree made from an idle one (or linked, `cp -a` keeps the times)
+      // would otherwise look idle, and the budget could take it before its job holds it.
+      await touch(tmp);
       await rename(tmp, treePath).catch(async (err) => {
         if (!existsSync(treePath)) throw err;
         await rm(tmp, { recursive: true, force: true });

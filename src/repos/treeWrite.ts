@@ -68,10 +68,11 @@ export function archiveInto(mirror: string, object: string, dest: string, maxByt
  * the tree itself moved there), then what `git diff-tree` says changed is unlinked and written
  * from `git archive` as in archiveInto. Nobody writes a tree's files (they are read-only to
  * jobs, and a changed file is unlinked before it is written), so linked trees stay apart.
- * Throws NotDerivable, before `base` runs, when the result could differ from archiveInto's:
- * .gitattributes that rewrite files (export-subst) or that the diff touches, submodules, a
- * path that is not a plain relative one; also when a quarter of the tree changed, where
- * writing it whole costs as much. Resolves to the tree's pages.
+ * Files the archive writes the commit into (export-subst) are written again whatever the
+ * diff says. Throws NotDerivable, before `base` runs, when the result could differ from
+ * archiveInto's: a .gitattributes the diff touches or whose export-subst files are not named
+ * plainly, submodules, a path that is not a plain relative one; also when a quarter of the
+ * tree changed, where writing it whole costs as much. Resolves to the tree's pages.
  */
 export async function deriveInto(
   mirror: string,
@@ -92,11 +93,15 @@ export async function deriveInto(
   // runGit keeps the first MiB of output: a diff that long is not worth deriving anyway.
   if (diff.length >= 1_000_000) throw new NotDerivable("the diff is too long");
   const changes = parseRawDiff(diff);
-  if (changes.length * 4 > tree.files) throw new NotDerivable(`${changes.length} of ${tree.files} files changed`);
-  if (await substitutes(mirror, tree.attributes, signal, extraEnv)) throw new NotDerivable("the archive rewrites files (export-subst)");
+  if (changes.length * 4 > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
+  // Files the archive writes the commit into change with every commit: written again too.
+  const named = new Set(changes.map((c) => c.path));
+  for (const path of await substituted(mirror, tree, signal, extraEnv)) {
+    if (!named.has(path)) changes.push({ oldMode: "100644", newMode: "100644", path });
+  }
   for (const c of changes) {
     if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`);
-    if (c.path === ".gitattributes" || c.path.endsWith("/.gitattributes")) throw new NotDerivable(`${c.path} changed`);
+    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`);
     if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`);
   }
   const written = changes.filter((c) => c.newMode !== ABSENT).map((c) => c.path);
@@ -164,7 +169,7 @@ interface Change {
 }
 
 /** `git diff-tree -r -z` without renames: ":<old mode> <new mode> <old> <new> <status>\0<path>\0" per change. */
-export function parseRawDiff(out: string): Change[] {
+function parseRawDiff(out: string): Change[] {
   const fields = out.split("\0");
   const changes: Change[] = [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -189,9 +194,10 @@ const safePath = (path: string) => path.split("/").every((part) => part !== "" &
 interface Listing {
   /** Bytes of pages the files take. */
   pages: number;
-  files: number;
-  /** Blob ids of the tree's .gitattributes files. */
-  attributes: string[];
+  /** The files' paths. */
+  paths: string[];
+  /** The tree's .gitattributes files: path and blob id. */
+  attributes: Array<{ path: string; blob: string }>;
 }
 
 /**
@@ -202,7 +208,7 @@ interface Listing {
 function listTree(mirror: string, object: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}, onTooLarge = () => {}): Promise<Listing> {
   return new Promise((done, fail) => {
     const sizes = spawn("git", ["--git-dir", mirror, "ls-tree", "-r", "-l", "-z", "--full-tree", object], { env: gitEnv(extraEnv), stdio: ["ignore", "pipe", "pipe"], signal });
-    const listing: Listing = { pages: 0, files: 0, attributes: [] };
+    const listing: Listing = { pages: 0, paths: [], attributes: [] };
     let tarBytes = 0;
     let partial = "";
     let tooLarge = false;
@@ -218,9 +224,9 @@ function listTree(mirror: string, object: string, maxBytes: number, signal?: Abo
         if (type !== "blob" || !Number.isFinite(n)) continue;
         tarBytes += 512 + Math.ceil(n / 512) * 512;
         listing.pages += Math.ceil(n / 4096) * 4096;
-        listing.files++;
         const path = entry.slice(tab + 1);
-        if (path === ".gitattributes" || path.endsWith("/.gitattributes")) listing.attributes.push(id);
+        listing.paths.push(path);
+        if (isAttributes(path)) listing.attributes.push({ path, blob: id });
       }
       if (tarBytes > maxBytes && !tooLarge) {
         tooLarge = true;
@@ -240,15 +246,28 @@ function listTree(mirror: string, object: string, maxBytes: number, signal?: Abo
 
 const tooLargeError = (maxBytes: number) => new TreeTooLarge(`the tree is larger than ${Math.round(maxBytes / 2 ** 20)} MB`);
 
+const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
+
 /**
- * True when one of these .gitattributes blobs has the archive rewrite files with the commit
- * it archives (export-subst): a file the diff does not name can differ. What export-ignore
- * leaves out, the archive of the changed paths leaves out too.
+ * The files the archive rewrites with the commit it archives (`export-subst`, e.g. setuptools-
+ * scm's `.git_archival.txt`): they differ from commit to commit although their blobs do not.
+ * Read from the tree's .gitattributes where each such line names a file by a plain path or
+ * name; any other such line (a glob, a macro, an unset) throws NotDerivable.
  */
-async function substitutes(mirror: string, blobs: string[], signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<boolean> {
-  for (const blob of blobs) {
+async function substituted(mirror: string, tree: Listing, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<string[]> {
+  const out: string[] = [];
+  for (const { path, blob } of tree.attributes) {
     const text = await runGit(["--git-dir", mirror, "cat-file", "blob", blob], { env: extraEnv, signal });
-    if (/\bexport-subst\b/.test(text)) return true;
+    if (!text.includes("export-subst")) continue;
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/") + 1) : "";
+    for (const line of text.split("\n")) {
+      if (!line.includes("export-subst")) continue;
+      const [pattern = "", ...attrs] = line.trim().split(/\s+/);
+      if (!attrs.includes("export-subst") || /[*?[\\!]/.test(pattern) || pattern.startsWith("#") || pattern.endsWith("/")) throw new NotDerivable(`${path}: ${line.trim()}`);
+      // With a slash, a path from the attributes' directory; without, a name at any depth below it.
+      const match = pattern.includes("/") ? (p: string) => p === dir + pattern.replace(/^\//, "") : (p: string) => p.startsWith(dir) && (p === dir + pattern || p.endsWith(`/${pattern}`));
+      out.push(...tree.paths.filter(match));
+    }
   }
-  return false;
+  return out;
 }

@@ -147,14 +147,15 @@ describe("derived trees", () => {
     expect(hot).toMatchObject({ cache: "hot", treePath: base.treePath });
   });
 
-  it("are written whole where attributes make the archive rewrite files, and the tree they would come from stays", async () => {
+  it("write again the files the archive writes the commit into, and are written whole where the attributes do not name those files plainly", async () => {
     const { fx, cache } = setup();
     // export-subst writes the archived commit into the file: an unchanged file differs.
     const a = commitEdit(fx, (d) => {
-      writeFileSync(join(d, ".gitattributes"), "version.txt export-subst\n");
-      writeFileSync(join(d, "version.txt"), "$Format:%H$\n");
+      writeFileSync(join(d, ".gitattributes"), ".git_archival.txt export-subst\n");
+      writeFileSync(join(d, ".git_archival.txt"), "node: $Format:%H$\n");
       mkdirSync(join(d, "lib"));
       for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
+      writeFileSync(join(d, "lib/.git_archival.txt"), "lib: $Format:%H$\n");
     });
     const b = commitEdit(fx, (d) => writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n"));
     const first = await cache.prepare({ url: fx.url, commit: a });
@@ -162,7 +163,18 @@ describe("derived trees", () => {
     const second = await cache.prepare({ url: fx.url, commit: b });
     const tree = snapshot(second.treePath);
     expect(tree).toEqual(archived(fx, b));
-    expect(tree["version.txt"]).toBe(`file 644 ${b}\n`);
-    expect(existsSync(first.treePath)).toBe(true);
+    expect(tree[".git_archival.txt"]).toBe(`file 644 node: ${b}\n`);
+    expect(tree["lib/.git_archival.txt"]).toBe(`file 644 lib: ${b}\n`);
+    expect(existsSync(first.treePath)).toBe(false);
+
+    // A glob: which files it names is not read here, so the tree is written whole.
+    const c = commitEdit(fx, (d) => writeFileSync(join(d, "lib/.gitattributes"), "*.py export-subst\n"));
+    const d = commitEdit(fx, (w) => writeFileSync(join(w, "pkg/util.py"), "def helper():\n    return 44\n"));
+    await second.release();
+    const before = await cache.prepare({ url: fx.url, commit: c });
+    await before.release();
+    const third = await cache.prepare({ url: fx.url, commit: d });
+    expect(snapshot(third.treePath)).toEqual(archived(fx, d));
+    expect(existsSync(before.treePath)).toBe(true);
   });
 });
