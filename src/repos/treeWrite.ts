@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { realpath, rmdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runGit } from "./git.js";
@@ -26,40 +26,46 @@ export class NotDerivable extends Error {
 const gitEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extra });
 
 /**
- * `git archive | tar -x`. git writes into tar's pipe itself (passed through this process,
- * django's 45 MB took 0.17 s more). Beside it, `git ls-tree -l` sizes the tree from its
- * objects: both are stopped once the tree passes `maxBytes` (as tar would count it, headers
- * included). Resolves to the pages its files take, what it costs a tmpfs (within 0.1% of
- * `du` on django's tree, which took 70 ms more).
+ * `git archive | tar -x`. Beside it, `git ls-tree -l` sizes the tree from its objects: both
+ * are stopped once the tree passes `maxBytes` (as tar would count it, headers included).
+ * Resolves to the pages its files take, what it costs a tmpfs (within 0.1% of `du` on
+ * django's tree, which took 70 ms more).
  */
 export function archiveInto(mirror: string, object: string, dest: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const env = gitEnv(extraEnv);
-    const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
-    const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", object], { env, stdio: ["ignore", tar.stdin, "pipe"], signal });
-    // git has its own copy of the pipe: tar sees the end of the archive when git exits.
-    tar.stdin.destroy();
-    let err = "";
-    let tooLarge = false;
-    const listing = listTree(mirror, object, maxBytes, signal, extraEnv, () => {
-      tooLarge = true;
-      for (const child of [git, tar]) child.kill("SIGKILL");
-    });
-    for (const child of [git, tar]) child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const exited = (child: ReturnType<typeof spawn>) =>
-      new Promise<number | null>((done, fail) => {
-        child.on("close", done);
-        child.on("error", fail);
-      });
-    Promise.allSettled([listing, exited(git), exited(tar)]).then(([size, gitCode, tarCode]) => {
-      if (size.status === "rejected") return reject(size.reason);
-      for (const code of [gitCode, tarCode]) {
-        if (code.status === "rejected") return reject(code.reason);
-        if (code.value !== 0) return reject(tooLarge ? tooLargeError(maxBytes) : new Error(err.trim().slice(-500) || `exit ${code.value}`));
-      }
-      resolvePromise(size.value.pages);
-    });
+  const extraction = extract(mirror, [object], dest, extraEnv, signal);
+  let tooLarge = false;
+  const listing = listTree(mirror, object, maxBytes, signal, extraEnv, () => {
+    tooLarge = true;
+    extraction.kill();
   });
+  return Promise.allSettled([listing, extraction.done]).then(([size, extracted]) => {
+    if (size.status === "rejected") throw size.reason;
+    if (extracted.status === "rejected") throw tooLarge ? tooLargeError(maxBytes) : extracted.reason;
+    return size.value.pages;
+  });
+}
+
+/**
+ * `git archive <args> | tar -x -C <dest>`, a plain tree without .git. git writes into tar's
+ * pipe itself (passed through this process, django's 45 MB took 0.17 s more).
+ */
+function extract(mirror: string, args: string[], dest: string, extraEnv: Record<string, string>, signal?: AbortSignal): { done: Promise<void>; kill(): void } {
+  const env = gitEnv(extraEnv);
+  const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
+  const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", ...args], { env, stdio: ["ignore", tar.stdin, "pipe"], signal });
+  // git has its own copy of the pipe: tar sees the end of the archive when git exits.
+  tar.stdin.destroy();
+  let err = "";
+  const exited = (child: ChildProcess) =>
+    new Promise<void>((done, fail) => {
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("error", fail);
+      child.on("close", (code) => (code === 0 ? done() : fail(new Error(err.trim().slice(-500) || `exit ${code}`))));
+    });
+  return {
+    done: Promise.all([exited(git), exited(tar)]).then(() => undefined),
+    kill: () => [git, tar].forEach((child) => child.kill("SIGKILL")),
+  };
 }
 
 /**
@@ -126,22 +132,7 @@ export async function deriveInto(
     // tar replaces a symlink where it needs a directory, but a crafted tree gets no benefit of the doubt.
     const plain = await Promise.all(written.map((path) => underPlainDirs(root, path)));
     if (plain.includes(false)) throw new NotDerivable("a changed path is not under plain directories");
-    await new Promise<void>((done, fail) => {
-      const env = gitEnv({ ...extraEnv, GIT_LITERAL_PATHSPECS: "1" });
-      const tar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", dest], { env, stdio: ["pipe", "ignore", "pipe"], signal });
-      const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", object, "--", ...written], { env, stdio: ["ignore", tar.stdin, "pipe"], signal });
-      tar.stdin.destroy();
-      let err = "";
-      let pending = 2;
-      for (const child of [git, tar]) {
-        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-        child.on("error", fail);
-        child.on("close", (code) => {
-          if (code !== 0) fail(new Error(err.trim().slice(-500) || `exit ${code}`));
-          else if (--pending === 0) done();
-        });
-      }
-    });
+    await extract(mirror, [object, "--", ...written], dest, { ...extraEnv, GIT_LITERAL_PATHSPECS: "1" }, signal).done;
   }
   return tree.pages;
 }
