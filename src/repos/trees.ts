@@ -251,9 +251,9 @@ export class TreeStore {
     let trees: Tree[] = [];
     const sizes = new Map<string, number>();
     // `owner`: the cache directory whose holds say which of these trees jobs still use.
-    // Every tree's stat read at once, and its size read once per process (a tree never
-    // changes once in place): one after another they took ~0.25 ms a tree, twice per new
-    // tree, and a budget of trees on a large tmpfs is a thousand of them.
+    // Every tree's stat read at once, and its size file read once by this store (a tree
+    // never changes once in place): one after another they took ~0.25 ms a tree, twice per
+    // new tree, and a budget of trees on a large tmpfs is a thousand of them.
     const scan = async (base: string, idleMs: number, fast: boolean, owner: string) => {
       const repos = (await list(base)).filter((repo) => !repo.startsWith("."));
       const found = await Promise.all(
