@@ -77,8 +77,9 @@ function extract(mirror: string, args: string[], dest: string, extraEnv: Record<
  * Files the archive writes the commit into (export-subst) are written again whatever the
  * diff says. Throws NotDerivable, before `base` runs, when the result could differ from
  * archiveInto's: a .gitattributes the diff touches or whose export-subst files are not named
- * plainly, submodules, a path that is not a plain relative one; also when a quarter of the
- * tree changed, where writing it whole costs as much. Resolves to the tree's pages.
+ * plainly, submodules, a path that is not a plain relative one; also when more than an
+ * eighth of the tree changed, where writing it whole costs as much (pylint, 900 of 3,900
+ * files changed: 0.36-0.40 s derived, 0.20-0.24 s whole). Resolves to the tree's pages.
  */
 export async function deriveInto(
   mirror: string,
@@ -99,7 +100,7 @@ export async function deriveInto(
   // runGit keeps the first MiB of output: a diff that long is not worth deriving anyway.
   if (diff.length >= 1_000_000) throw new NotDerivable("the diff is too long");
   const changes = parseRawDiff(diff);
-  if (changes.length * 4 > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
+  if (changes.length * 8 > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
   // Files the archive writes the commit into change with every commit: written again too.
   const named = new Set(changes.map((c) => c.path));
   for (const path of await substituted(mirror, tree, signal, extraEnv)) {
@@ -115,23 +116,33 @@ export async function deriveInto(
 
   await base();
   const root = await realpath(dest);
+  // A parent that is a symlink (a crafted tree) would take an unlink or a write outside the
+  // tree: each directory is checked once, and all at once, as are the unlinks (pylint's 900
+  // changed files one after another took longer than writing the tree whole).
+  const plainDirs = async (paths: string[]) => {
+    const checked = new Map<string, Promise<boolean>>();
+    for (const path of paths) if (!checked.has(dirname(path))) checked.set(dirname(path), underPlainDirs(root, path));
+    if ((await Promise.all(checked.values())).includes(false)) throw new NotDerivable("a changed path is not under plain directories");
+  };
+  const gone = changes.filter((c) => c.oldMode !== ABSENT).map((c) => c.path);
+  await plainDirs(gone);
+  await Promise.all(
+    gone.map((path) =>
+      unlink(join(root, path)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      }),
+    ),
+  );
+  // The archive has no empty directories: neither may the derived tree. Only a deletion can
+  // leave one (a changed file is written again); deepest first.
   const emptied = new Set<string>();
-  for (const c of changes) {
-    if (c.oldMode === ABSENT) continue;
-    const path = join(root, c.path);
-    // A parent that is a symlink (a crafted tree) would take the unlink outside the tree.
-    if (!(await underPlainDirs(root, c.path))) throw new NotDerivable(`${c.path} is not under plain directories`);
-    await unlink(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err;
-    });
-    for (let d = dirname(c.path); d !== "."; d = dirname(d)) emptied.add(d);
-  }
-  // The archive has no empty directories: neither may the derived tree. Deepest first.
-  for (const d of [...emptied].sort((a, b) => b.length - a.length)) await rmdir(join(root, d)).catch(() => undefined);
+  for (const c of changes) if (c.newMode === ABSENT) for (let d = dirname(c.path); d !== "."; d = dirname(d)) emptied.add(d);
+  const byDepth = new Map<number, string[]>();
+  for (const d of emptied) byDepth.set(d.split("/").length, [...(byDepth.get(d.split("/").length) ?? []), d]);
+  for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) await Promise.all(byDepth.get(depth)!.map((d) => rmdir(join(root, d)).catch(() => undefined)));
   if (written.length > 0) {
     // tar replaces a symlink where it needs a directory, but a crafted tree gets no benefit of the doubt.
-    const plain = await Promise.all(written.map((path) => underPlainDirs(root, path)));
-    if (plain.includes(false)) throw new NotDerivable("a changed path is not under plain directories");
+    await plainDirs(written);
     await extract(mirror, [object, "--", ...written], dest, { ...extraEnv, GIT_LITERAL_PATHSPECS: "1" }, signal).done;
   }
   return tree.pages;

@@ -72,9 +72,9 @@ describe("derived trees", () => {
       symlinkSync("pkg/util.py", join(d, "latest"));
       symlinkSync("pkg", join(d, "alias"));
       writeFileSync(join(d, ".gitattributes"), "*.secret export-ignore\n");
-      // Files no commit changes: a tree is derived only where less than a quarter changed.
+      // Files no commit changes: a tree is derived only where at most an eighth changed.
       mkdirSync(join(d, "lib"));
-      for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
+      for (let i = 0; i < 100; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
     });
     // Every kind of change: edited, deleted (emptying two directories), a file and a symlink
     // to a directory become directories, an executable bit, a symlink's target, a new deep
@@ -126,7 +126,11 @@ describe("derived trees", () => {
 
   it("link a patched tree to its commit's tree, which stays for the next edit even when no job uses it", async () => {
     const { fx, cache } = setup();
-    const base = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const commit = commitEdit(fx, (d) => {
+      mkdirSync(join(d, "lib"));
+      for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
+    });
+    const base = await cache.prepare({ url: fx.url, commit });
     const before = snapshot(base.treePath);
     await base.release();
     const patch = [
@@ -139,11 +143,11 @@ describe("derived trees", () => {
       "+    return 'only in the edit'",
       "",
     ].join("\n");
-    const patched = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch });
+    const patched = await cache.prepare({ url: fx.url, commit, patch });
     expect(readFileSync(join(patched.treePath, "pkg/util.py"), "utf8")).toContain("only in the edit");
     expect(lstatSync(join(patched.treePath, "pkg/parser.py")).ino).toBe(lstatSync(join(base.treePath, "pkg/parser.py")).ino);
     expect(snapshot(base.treePath)).toEqual(before);
-    const hot = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const hot = await cache.prepare({ url: fx.url, commit });
     expect(hot).toMatchObject({ cache: "hot", treePath: base.treePath });
   });
 
