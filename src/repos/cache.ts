@@ -427,6 +427,7 @@ export class RepoCache {
    */
   private async writeTree(mirror: string, object: string, treePath: string, maxBytes: number, patched: boolean, signal?: AbortSignal, env: Record<string, string> = {}) {
     const neighbour = await this.trees.newestBeside(treePath, (name) => SHA_RE.test(name));
+    let pages: number | undefined;
     if (neighbour) {
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       let release: (() => Promise<void>) | undefined;
@@ -439,19 +440,21 @@ export class RepoCache {
         if (!existsSync(neighbour)) throw new NotDerivable(`${neighbour} was removed while it was linked`);
       };
       const from = neighbour.slice(neighbour.lastIndexOf("/") + 1);
+      const fromPages = await this.trees.bytesOf(neighbour);
       try {
-        await this.finishTree(object, treePath, tmp, () => deriveInto(mirror, from, object, tmp, maxBytes, base, signal, env));
+        await this.finishTree(object, treePath, tmp, () => deriveInto(mirror, from, fromPages, object, tmp, maxBytes, base, signal, env));
         return;
       } catch (err) {
         // Anything else, the tree is written whole: that way has its own checks (tar's).
         if (signal?.aborted || (err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
+        if (err instanceof RepoError && err.cause instanceof NotDerivable) pages = err.cause.pages;
       } finally {
         await release?.();
       }
     }
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(tmp, { recursive: true });
-    await this.finishTree(object, treePath, tmp, () => archiveInto(mirror, object, tmp, maxBytes, signal, env));
+    await this.finishTree(object, treePath, tmp, () => archiveInto(mirror, object, tmp, maxBytes, signal, env, pages));
   }
 
   /** Runs `write` into `tmp`, then records the tree's size and moves it to `treePath`. */

@@ -18,9 +18,18 @@ export class TreeTooLarge extends Error {
   override name = "TreeTooLarge";
 }
 
-/** The neighbour cannot give this tree exactly, or not cheaply: write it whole instead. */
+/**
+ * The neighbour cannot give this tree exactly, or not cheaply: write it whole instead.
+ * `pages`: the tree's size where it was read already (archiveInto need not read it again).
+ */
 export class NotDerivable extends Error {
   override name = "NotDerivable";
+  constructor(
+    message: string,
+    readonly pages?: number,
+  ) {
+    super(message);
+  }
 }
 
 const gitEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extra });
@@ -31,8 +40,10 @@ const gitEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "
  * Resolves to the pages its files take, what it costs a tmpfs (within 0.1% of `du` on
  * django's tree, which took 70 ms more).
  */
-export function archiveInto(mirror: string, object: string, dest: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<number> {
+export function archiveInto(mirror: string, object: string, dest: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}, knownPages?: number): Promise<number> {
   const extraction = extract(mirror, [object], dest, extraEnv, signal);
+  // Sized already (and within maxBytes) by a derivation that gave up.
+  if (knownPages !== undefined) return extraction.done.then(() => knownPages);
   let tooLarge = false;
   const listing = listTree(mirror, object, maxBytes, signal, extraEnv, () => {
     tooLarge = true;
@@ -70,20 +81,23 @@ function extract(mirror: string, args: string[], dest: string, extraEnv: Record<
 
 /**
  * The tree of `object` written into `dest` from the tree of `from` (another commit's, or the
- * same commit's for a patched tree): `base` puts that tree's files at `dest` (hard links, or
- * the tree itself moved there), then what `git diff-tree` says changed is unlinked and written
- * from `git archive` as in archiveInto. Nobody writes a tree's files (they are read-only to
- * jobs, and a changed file is unlinked before it is written), so linked trees stay apart.
- * Files the archive writes the commit into (export-subst) are written again whatever the
- * diff says. Throws NotDerivable, before `base` runs, when the result could differ from
- * archiveInto's: a .gitattributes the diff touches or whose export-subst files are not named
- * plainly, submodules, a path that is not a plain relative one; also when more than an
- * eighth of the tree changed, where writing it whole costs as much (pylint, 900 of 3,900
- * files changed: 0.36-0.40 s derived, 0.20-0.24 s whole). Resolves to the tree's pages.
+ * same commit's for a patched tree), whose files take `fromPages` bytes (0: not known):
+ * `base` puts that tree's files at `dest` (hard links, or the tree itself moved there), then
+ * what `git diff-tree` says changed is unlinked and written from `git archive` as in
+ * archiveInto. Nobody writes a tree's files (they are read-only to jobs, and a changed file is
+ * unlinked before it is written), so linked trees stay apart. Files the archive writes the
+ * commit into (export-subst) are written again whatever the diff says. Throws NotDerivable,
+ * before `base` runs, when the result could differ from archiveInto's: a .gitattributes the
+ * diff touches or whose export-subst files are not named plainly, submodules, a path that is
+ * not a plain relative one; also when more than one file in eight changed (one per eight
+ * pages of the neighbour, when its size is known), where writing the tree whole costs as much
+ * (pylint, 900 of 3,900 files changed: 0.36-0.40 s derived, 0.20-0.24 s whole). Resolves to
+ * the tree's pages.
  */
 export async function deriveInto(
   mirror: string,
   from: string,
+  fromPages: number,
   object: string,
   dest: string,
   maxBytes: number,
@@ -91,28 +105,32 @@ export async function deriveInto(
   signal?: AbortSignal,
   extraEnv: Record<string, string> = {},
 ): Promise<number> {
-  const [tree, diff] = await Promise.all([
-    listTree(mirror, object, maxBytes, signal, extraEnv),
-    runGit(["--git-dir", mirror, "diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", "--end-of-options", from, object], { env: extraEnv, signal }).catch((err: Error) => {
-      throw new NotDerivable(`no diff from ${from}: ${err.message}`);
-    }),
-  ]);
+  const diff = await runGit(["--git-dir", mirror, "diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", "--end-of-options", from, object], { env: extraEnv, signal }).catch((err: Error) => {
+    throw new NotDerivable(`no diff from ${from}: ${err.message}`);
+  });
   // runGit keeps the first MiB of output: a diff that long is not worth deriving anyway.
   if (diff.length >= 1_000_000) throw new NotDerivable("the diff is too long");
   const changes = parseRawDiff(diff);
-  if (changes.length * 8 > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
+  // Writing a tree whole costs about what its pages do (git inflates every blob): the
+  // neighbour's pages say, before the new tree is read, when a diff is too large to pay.
+  if (fromPages > 0 && changes.length * MAX_CHANGED_SHARE * PAGE > fromPages) throw new NotDerivable(`${changes.length} files changed, in a tree of ${fromPages / PAGE} pages`);
+  const tree = await listTree(mirror, object, maxBytes, signal, extraEnv);
+  if (fromPages === 0 && changes.length * MAX_CHANGED_SHARE > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`, tree.pages);
   // Files the archive writes the commit into change with every commit: written again too.
   const named = new Set(changes.map((c) => c.path));
-  for (const path of await substituted(mirror, tree, signal, extraEnv)) {
+  const rewritten = await substituted(mirror, tree, signal, extraEnv).catch((err: unknown) => {
+    throw err instanceof NotDerivable ? new NotDerivable(err.message, tree.pages) : err;
+  });
+  for (const path of rewritten) {
     if (!named.has(path)) changes.push({ oldMode: "100644", newMode: "100644", path });
   }
   for (const c of changes) {
-    if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`);
-    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`);
-    if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`);
+    if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`, tree.pages);
+    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`, tree.pages);
+    if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`, tree.pages);
   }
   const written = changes.filter((c) => c.newMode !== ABSENT).map((c) => c.path);
-  if (written.reduce((n, p) => n + p.length + 1, 0) > MAX_PATHSPEC_BYTES) throw new NotDerivable("too many paths for one command");
+  if (written.reduce((n, p) => n + p.length + 1, 0) > MAX_PATHSPEC_BYTES) throw new NotDerivable("too many paths for one command", tree.pages);
 
   await base();
   const root = await realpath(dest);
@@ -160,6 +178,9 @@ export function linkTree(from: string, dest: string, signal?: AbortSignal): Prom
 }
 
 const ABSENT = "000000";
+const PAGE = 4096;
+/** A tree is derived where at most one file in this many changed (or one page's worth: fromPages). */
+const MAX_CHANGED_SHARE = 8;
 const GITLINK = "160000";
 /** Well under the kernel's limit on one command's arguments (2 MiB with the environment). */
 const MAX_PATHSPEC_BYTES = 256 * 1024;

@@ -146,6 +146,11 @@ export class TreeStore {
     return newest?.path;
   }
 
+  /** The bytes recorded for the tree at `treePath` (0: none recorded). */
+  async bytesOf(treePath: string): Promise<number> {
+    return this.sizes.get(treePath) ?? treeBytes(treePath);
+  }
+
   /**
    * Moves the tree at `treePath` to `dest`, for a new tree to be made of it, when no job uses
    * it (idle, no live hold); false when one does or it is gone. A job that holds the tree as
