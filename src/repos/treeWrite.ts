@@ -66,13 +66,6 @@ function extract(mirror: string, args: string[], dest: string, extraEnv: Record<
   const git = spawn("git", ["--git-dir", mirror, "archive", "--format=tar", ...args], { env, stdio: ["ignore", tar.stdin, "pipe"], signal });
   // git has its own copy of the pipe: tar sees the end of the archive when git exits.
   tar.stdin.destroy();
-  let err = "";
-  const exited = (child: ChildProcess) =>
-    new Promise<void>((done, fail) => {
-      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      child.on("error", fail);
-      child.on("close", (code) => (code === 0 ? done() : fail(new Error(err.trim().slice(-500) || `exit ${code}`))));
-    });
   return {
     done: Promise.all([exited(git), exited(tar)]).then(() => undefined),
     kill: () => [git, tar].forEach((child) => child.kill("SIGKILL")),
@@ -115,22 +108,10 @@ export async function deriveInto(
   // neighbour's pages say, before the new tree is read, when a diff is too large to pay.
   if (fromPages > 0 && changes.length * MAX_CHANGED_SHARE * PAGE > fromPages) throw new NotDerivable(`${changes.length} files changed, in a tree of ${fromPages / PAGE} pages`);
   const tree = await listTree(mirror, object, maxBytes, signal, extraEnv);
-  if (fromPages === 0 && changes.length * MAX_CHANGED_SHARE > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`, tree.pages);
-  // Files the archive writes the commit into change with every commit: written again too.
-  const named = new Set(changes.map((c) => c.path));
-  const rewritten = await substituted(mirror, tree, signal, extraEnv).catch((err: unknown) => {
+  // A refusal from here on hands the tree's size on: archiveInto need not read it again.
+  const written = await checkChanges(mirror, tree, changes, fromPages, signal, extraEnv).catch((err: unknown) => {
     throw err instanceof NotDerivable ? new NotDerivable(err.message, tree.pages) : err;
   });
-  for (const path of rewritten) {
-    if (!named.has(path)) changes.push({ oldMode: "100644", newMode: "100644", path });
-  }
-  for (const c of changes) {
-    if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`, tree.pages);
-    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`, tree.pages);
-    if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`, tree.pages);
-  }
-  const written = changes.filter((c) => c.newMode !== ABSENT).map((c) => c.path);
-  if (written.reduce((n, p) => n + p.length + 1, 0) > MAX_PATHSPEC_BYTES) throw new NotDerivable("too many paths for one command", tree.pages);
 
   await base();
   const root = await realpath(dest);
@@ -155,9 +136,7 @@ export async function deriveInto(
   // leave one (a changed file is written again); deepest first.
   const emptied = new Set<string>();
   for (const c of changes) if (c.newMode === ABSENT) for (let d = dirname(c.path); d !== "."; d = dirname(d)) emptied.add(d);
-  const byDepth = new Map<number, string[]>();
-  for (const d of emptied) byDepth.set(d.split("/").length, [...(byDepth.get(d.split("/").length) ?? []), d]);
-  for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) await Promise.all(byDepth.get(depth)!.map((d) => rmdir(join(root, d)).catch(() => undefined)));
+  for (const d of [...emptied].sort((a, b) => b.length - a.length)) await rmdir(join(root, d)).catch(() => undefined);
   if (written.length > 0) {
     // tar replaces a symlink where it needs a directory, but a crafted tree gets no benefit of the doubt.
     await plainDirs(written);
@@ -166,14 +145,40 @@ export async function deriveInto(
   return tree.pages;
 }
 
+/**
+ * deriveInto's checks once the new tree is listed: adds the files the archive rewrites to
+ * `changes`, and returns the paths to write. Throws NotDerivable where the tree must be
+ * written whole.
+ */
+async function checkChanges(mirror: string, tree: Listing, changes: Change[], fromPages: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<string[]> {
+  if (fromPages === 0 && changes.length * MAX_CHANGED_SHARE > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
+  // Files the archive writes the commit into change with every commit: written again too.
+  const named = new Set(changes.map((c) => c.path));
+  for (const path of await substituted(mirror, tree, signal, extraEnv)) {
+    if (!named.has(path)) changes.push({ oldMode: "100644", newMode: "100644", path });
+  }
+  for (const c of changes) {
+    if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`);
+    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`);
+    if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`);
+  }
+  const written = changes.filter((c) => c.newMode !== ABSENT).map((c) => c.path);
+  if (written.reduce((n, p) => n + p.length + 1, 0) > MAX_PATHSPEC_BYTES) throw new NotDerivable("too many paths for one command");
+  return written;
+}
+
 /** Hard links to every file of the tree at `from`, in `dest` (which must not exist yet). */
 export function linkTree(from: string, dest: string, signal?: AbortSignal): Promise<void> {
+  return exited(spawn("cp", ["-al", "--", from, dest], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"], signal }));
+}
+
+/** Resolves when the process exits 0; otherwise rejects with the end of what it wrote on stderr. */
+function exited(child: ChildProcess): Promise<void> {
+  let err = "";
   return new Promise((done, fail) => {
-    const cp = spawn("cp", ["-al", "--", from, dest], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"], signal });
-    let err = "";
-    cp.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    cp.on("error", fail);
-    cp.on("close", (code) => (code === 0 ? done() : fail(new Error(err.trim().slice(-500) || `cp exited with ${code}`))));
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", fail);
+    child.on("close", (code) => (code === 0 ? done() : fail(new Error(err.trim().slice(-500) || `exit ${code}`))));
   });
 }
 

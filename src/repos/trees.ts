@@ -269,7 +269,7 @@ export class TreeStore {
           return Promise.all(
             local.map(async (name): Promise<Tree | undefined> => {
               const path = join(base, repo, name);
-              const [st, bytes] = await Promise.all([stat(path).catch(() => null), this.sizes.get(path) ?? treeBytes(path)]);
+              const [st, bytes] = await Promise.all([stat(path).catch(() => null), this.bytesOf(path)]);
               if (!st?.isDirectory()) return undefined;
               if (bytes > 0) sizes.set(path, bytes);
               return { path, used: held.has(name) ? HELD : st.mtimeMs, bytes, idleMs, fast, holds };
