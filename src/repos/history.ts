@@ -24,8 +24,10 @@ export interface CommitChange {
 
 const SHA_REF = /^[0-9a-f]{7,40}$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
-/** `#123`, or `owner/name#123` from a cross-reference or an issue's address. */
-const NUMBER_REF = /^(?:([\w.-]+)\/([\w.-]+))?#([0-9]{2,7})$/;
+/** `#123`, `owner/name#123` from a cross-reference or an issue's address, or `host#123` from a tracker's address. */
+const NUMBER_REF = /^(?:([\w.-]+)\/([\w.-]+)|([\w-]+(?:\.[\w-]+)+))?#([0-9]{2,7})$/;
+/** Words of a tracker's host that say nothing of whose it is. */
+const HOST_WORDS = new Set(["www", "code", "bugs", "issues", "tracker", "trac", "jira", "redmine", "project", "projects", "dev", "git", "github", "gitlab", "com", "org", "net", "io"]);
 const MAX_REFS = 8;
 /** Per number, the newest commits whose messages mention it. */
 const PER_NUMBER = 3;
@@ -51,14 +53,26 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
       if (err instanceof GitError) return null;
       throw err;
     });
+  const name = repo.name.toLowerCase();
+  // A tracker's host is the project's own when one of its words holds the name or the name holds
+  // it (code.djangoproject.com for django, bugs.python.org for cpython); bugs.ruby-lang.org's
+  // `/issues/10789` is Ruby's, and django's own #10789 is another ticket.
+  const ownHost = (host: string) =>
+    name.length >= 3 && host.split(/[.-]/).some((w) => w.length >= 4 && !HOST_WORDS.has(w) && (w.includes(name) || name.includes(w)));
   const ours = (r: string) => {
     const m = NUMBER_REF.exec(r);
-    return !m || !m[2] || m[2].toLowerCase() === repo.name.toLowerCase();
+    if (!m) return true;
+    if (m[3]) return ownHost(m[3].toLowerCase());
+    return !m[2] || m[2].toLowerCase() === name;
   };
   const kept = refs
     .filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r))
     .slice(0, MAX_REFS)
-    .map((ref) => ({ ref, number: NUMBER_REF.exec(ref)?.[3] }));
+    // An own tracker's number is written `#123` from here on, as the issue would write it.
+    .map((r) => {
+      const m = NUMBER_REF.exec(r);
+      return m?.[3] ? { ref: `#${m[4]}`, number: m[4] } : { ref: r, number: m?.[4] };
+    });
   const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
   const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers)) : Promise.resolve(null);
   const shasOf = await Promise.all(kept.map(({ ref, number }) => (number ? mentioning.then((m) => m?.get(number)) : orNull(commitOf(git, ref)))));

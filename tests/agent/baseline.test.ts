@@ -554,8 +554,13 @@ describe("baseline pieces", () => {
         "Regression in b3db6c8dcb. Also https://gitlab.example.com/acme/shop/-/issues/88, numpy/numpy#4321 and #99, #100.",
       ].join("\n"),
     );
-    // Shas first; numbers after, at most four; a link or a cross-reference says whose number it is.
-    expect(t.commits).toEqual(["b3db6c8dcb", "#30408", "acme/shop#1234", "acme/shop#88", "numpy/numpy#4321"]);
+    // Shas first; numbers after, at most four; a link or a cross-reference says whose number it
+    // is, and a tracker's address without them its host.
+    expect(t.commits).toEqual(["b3db6c8dcb", "#30408", "acme/shop#1234", "code.example.org#30408", "acme/shop#88"]);
+    expect(extractIssueTerms("Ruby does the same: https://bugs.ruby-lang.org/issues/10789 and www.example.org/ticket/55.").commits).toEqual([
+      "bugs.ruby-lang.org#10789",
+      "www.example.org#55",
+    ]);
   });
 
   it("finds dotted names and .py paths exactly as the regular expressions they replace did", () => {

@@ -580,6 +580,8 @@ const COMMIT_LINK = /\/commits?\/$/;
 const TICKET_LINK = /\/(issues|pull|pulls|merge_requests|ticket)\/$/;
 /** A code host's address up to the issue number: `https://github.com/<owner>/<name>/issues/`, GitLab's `/-/`. */
 const REPO_LINK = /https?:\/\/[^/\s]+\/([\w.-]+)\/([\w.-]+)\/(?:-\/)?(?:issues|pull|pulls|merge_requests)\/$/;
+/** The host of a link that starts the run: a tracker's address without an owner and name. */
+const LINK_HOST = /(?:[a-z][a-z0-9+.-]*:\/\/|(?=www\.))([\w-]+(?:\.[\w-]+)+)/i;
 /** GitHub's cross-reference, `owner/name#123`. */
 const REPO_HASH = /(?:^|[^\w/.-])([\w.-]+)\/([\w.-]+)#$/;
 const MAX_TICKETS = 4;
@@ -590,7 +592,8 @@ const MAX_TICKETS = 4;
  * counts: a permalink's `/blob/<sha>/` is where the reporter happened to look, and an image's
  * name is random. Issue and pull-request numbers, at most four: `#123` as written, an
  * `owner/name#123` cross-reference, or an `/issues/123`, `/pull/123`, `/merge_requests/123` or
- * `/ticket/123` address (with its owner and name where the address has them). Words are split
+ * `/ticket/123` address (with its owner and name where the address has them, else its host:
+ * `code.djangoproject.com#123`). Words are split
  * by a plain scan, and the look back is bounded, so any text is read in linear time.
  */
 export function commitRefs(text: string): string[] {
@@ -616,7 +619,10 @@ export function commitRefs(text: string): string[] {
       // nothing here (history.ts keeps only the tree's own).
       const hashed = run.endsWith("#") && !inLink && !/[\w&/]#$/.test(run);
       const whose = (inLink ? REPO_LINK : REPO_HASH).exec(run);
-      const ref = hashed ? `#${w}` : whose ? `${whose[1]}/${whose[2]}#${w}` : inLink && TICKET_LINK.test(run) ? `#${w}` : null;
+      // A tracker's address without an owner and name (Trac's `/ticket/123`, Redmine's
+      // `/issues/123`) is the project's own or another's: its host says which (history.ts).
+      const host = !whose && inLink && TICKET_LINK.test(run) ? LINK_HOST.exec(run)?.[1]?.toLowerCase() : undefined;
+      const ref = hashed ? `#${w}` : whose ? `${whose[1]}/${whose[2]}#${w}` : host ? `${host}#${w}` : null;
       if (ref && !seen.has(ref) && tickets.length < MAX_TICKETS) {
         seen.add(ref);
         tickets.push(ref);
