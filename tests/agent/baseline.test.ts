@@ -274,6 +274,20 @@ describe("the second look at outlined files", () => {
     expect(decide(terms, g, WEIGHTS).locations[0]).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
   });
 
+  it("lifts a file where a definition holds a line the issue links to, and not one where the line falls outside every definition", async () => {
+    const terms = extractIssueTerms(
+      "Partial refund of an order returns the wrong amount\n\nSee https://github.com/acme/shop/blob/main/shop/reports.py#L10 and https://github.com/acme/shop/blob/main/shop/refunds.py#L40.",
+    );
+    const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
+    const ctx = rankContext(terms, g.query, g.scan);
+    const first = rank(fileFeatures(ctx), WEIGHTS.file, (c) => c.path);
+    const feats = new Map(rerankFeatures(ctx, first, g.outline, 6).map((c) => [c.file.item.path, c.features]));
+    // Line 10 is in report_2; refunds.py has three lines, so its link points at none of its definitions.
+    expect(feats.get("shop/reports.py")?.defPointed).toBe(1);
+    expect(feats.get("shop/refunds.py")?.defPointed).toBe(0);
+    expect(rerank(ctx, first, g.outline, 6, { ...zeroWeights().rerank, defPointed: 1 })[0]?.item.path).toBe("shop/reports.py");
+  });
+
   it("leaves the reporter's environment out: a versions dump does not pull the answer to the module that prints versions", async () => {
     const dump = ["<details>", "", "INSTALLED VERSIONS", "------------------", "payment_gateway: None", "currency_rates: None", "tax_tables: None", "invoice_renderer: None", "label_printer: None", "stock_sync: None", "shop: 1.2.3", "", "</details>"];
     const bug = ["Partial refund returns the wrong amount", "", "Refunding two of three items returns the price of all three."];

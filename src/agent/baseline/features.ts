@@ -59,7 +59,7 @@ export const FUNCTION_FEATURES = [
 export type FunctionFeature = (typeof FUNCTION_FEATURES)[number];
 
 /** The second look at the outlined files (rerank.ts): the first score and their best definitions. */
-export const RERANK_FEATURES = ["first", "defName", "defArgs", "defDoc", "defBody", "defTitle", "defNamed"] as const;
+export const RERANK_FEATURES = ["first", "defName", "defArgs", "defDoc", "defBody", "defTitle", "defNamed", "defPointed"] as const;
 export type RerankFeature = (typeof RERANK_FEATURES)[number];
 
 export interface Candidate<F extends string> {

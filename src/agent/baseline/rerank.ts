@@ -6,7 +6,8 @@ import type { OutlinedFile } from "./outline.js";
 /**
  * The second look at the best files: once their definitions are outlined, a file whose one
  * function or class matches the issue (in its name, docstring or body, or the title's words
- * in its body) is a better answer than a file where the same words are spread thin. The
+ * in its body), or holds a line the issue links to, is a better answer than a file where the
+ * same words are spread thin (a link to a file's top or past its end points at no code). The
  * first-pass score is one feature among these, so the files are re-ranked by a second linear
  * model, fitted like the first.
  */
@@ -30,8 +31,10 @@ export function rerankFeatures(ctx: RankContext, ranked: Scored<FileCandidate>[]
   const avgDef = allDefs.length ? allDefs.reduce((s, d) => s + (d.end - d.start + 1), 0) / allDefs.length : 1;
   const best = top[0]?.score ?? 0;
   const out = top.map((file) => {
-    const f = { first: file.score - best, defName: 0, defArgs: 0, defDoc: 0, defBody: 0, defTitle: 0, defNamed: 0 };
+    const f = { first: file.score - best, defName: 0, defArgs: 0, defDoc: 0, defBody: 0, defTitle: 0, defNamed: 0, defPointed: 0 };
+    const pointers = ctx.pathMatches.get(file.item.path)?.pointers ?? [];
     for (const d of outlined.get(file.item.path)!.defs) {
+      if (pointers.some((p) => p.start <= d.end && p.end >= d.start)) f.defPointed = 1;
       f.defName = Math.max(f.defName, bm25(d.nameTerms, ctx.allKeys, ctx.idfs, 1, 1));
       f.defArgs = Math.max(f.defArgs, bm25(d.argTerms, ctx.allKeys, ctx.idfs, 1, 1));
       f.defDoc = Math.max(f.defDoc, bm25(d.docTerms, ctx.allKeys, ctx.idfs, 1, 1));
