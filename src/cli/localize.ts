@@ -12,7 +12,9 @@ import type { JobView } from "../store/jobStore.js";
  *   localize --path DIR --issue-file FILE     (a local checkout, uncommitted edits included)
  */
 const USAGE = `usage: localize (--repo URL --commit SHA|REF | --path DIR) --issue-file FILE [--api URL]
-                [--policy baseline|codescout] [--max-turns N] [--snippets] [--json] [--quiet] [--no-cache]
+                [--policy baseline|codescout] [--max-turns N] [--snippets] [--no-alternatives] [--json]
+                [--quiet] [--no-cache]
+  --no-alternatives  the answer alone, without the files the model-free ranking would read next.
   --path DIR   localize in a local checkout as it is on disk: url + commit + patch when HEAD is on a
                remote the service can fetch, else an upload of the files git does not ignore.
   The API key comes from CODESCOUT_API_KEY; the API URL from --api, CODESCOUT_URL or CODESCOUT_API
@@ -38,6 +40,7 @@ function parse() {
         json: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         "no-cache": { type: "boolean", default: false },
+        "no-alternatives": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -86,6 +89,7 @@ if (args.policy) options.policy = args.policy;
 if (maxTurns) options.max_turns = maxTurns;
 if (args.snippets) options.snippets = true;
 if (args["no-cache"]) options.cache = false;
+if (args["no-alternatives"]) options.alternatives = false;
 
 const interrupt = new AbortController();
 process.once("SIGINT", () => interrupt.abort());

@@ -19,6 +19,7 @@ export interface LocalizeToolInput {
   max_turns?: number;
   policy?: "codescout" | "baseline";
   snippets?: boolean;
+  alternatives?: boolean;
 }
 
 export interface RunHooks {
@@ -58,6 +59,7 @@ const inputShape = {
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
   snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
+  alternatives: z.boolean().optional().describe("List the files the model-free ranking would read next, after the answer. Default true; false for the answer alone."),
 };
 
 /** Where the service cannot see the caller's disk (HTTP, plain function calling), the repository is required. */
@@ -190,6 +192,7 @@ export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
     ...(input.policy ? { policy: input.policy } : {}),
     ...(input.max_turns ? { max_turns: input.max_turns } : {}),
     ...(input.snippets ? { snippets: true } : {}),
+    ...(input.alternatives === false ? { alternatives: false } : {}),
   };
 }
 

@@ -34,6 +34,8 @@ export function resultCacheKey(input: {
     temperature: o.temperature ?? null,
     finish_policy: o.finish_policy ?? null,
     snippets: o.snippets ?? false,
+    // Absent unless false, so the keys of results cached before this field stay the same.
+    ...(o.alternatives === false ? { alternatives: false } : {}),
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }

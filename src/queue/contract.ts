@@ -29,6 +29,12 @@ export const localizeOptionsSchema = z
       .boolean()
       .optional()
       .describe("Add the code of each valid class or function location (`snippet`, at most SNIPPET_MAX_LINES lines). Default false."),
+    alternatives: z
+      .boolean()
+      .optional()
+      .describe(
+        "Name the files the model-free ranking would read next beside the answer (`alternatives`, not part of it). Default true. false leaves them out; with the model it also skips that ranking (its CPU, and the model's locations' evidence of where it ranks their file).",
+      ),
   })
   .strict();
 

@@ -11,7 +11,8 @@ import { JobFailedError } from "../queue/failure.js";
 /**
  * Chooses a policy per job. The model loop needs a model server; without one the baseline
  * is the default, so the service localizes on a machine with no GPU. With one, the model's
- * answer gets the baseline's next files beside it (MODEL_ALTERNATIVES).
+ * answer gets the baseline's next files beside it (MODEL_ALTERNATIVES), unless the request
+ * asks for none.
  */
 export function createPolicySelector(config: Config, baseline: () => Policy, cores = availableParallelism()) {
   const prompts = loadPromptPack(config.PROMPT_PACK_DIR);
@@ -39,6 +40,6 @@ export function createPolicySelector(config: Config, baseline: () => Policy, cor
       temperature: options.temperature ?? CODESCOUT_DEFAULTS.temperature,
       finishPolicy: options.finish_policy ?? CODESCOUT_DEFAULTS.finishPolicy,
     });
-    return config.MODEL_ALTERNATIVES ? new WithLeads(model, baseline(), rankings) : model;
+    return config.MODEL_ALTERNATIVES && options.alternatives !== false ? new WithLeads(model, baseline(), rankings) : model;
   };
 }

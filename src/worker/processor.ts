@@ -162,7 +162,8 @@ export function createProcessor(deps: ProcessorDeps) {
       const normalized = normalizeLocations(outcome.locations ?? [], workingDir);
       const { locations: checked, alternatives } = await checkAnswer(
         normalized,
-        normalizeLocations(outcome.alternatives ?? [], workingDir),
+        // The baseline ranks its next files in the same pass as its answer: left out here when not asked for.
+        normalizeLocations(payload.options.alternatives === false ? [] : (outcome.alternatives ?? []), workingDir),
         workingDir,
         (argv, options) => box.exec(argv, options),
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },

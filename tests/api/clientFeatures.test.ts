@@ -69,6 +69,11 @@ describe("result cache", () => {
       };
       const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME, service: ANSWER_REVISION });
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, cached);
+      // Asking for the leads, the default, is the same request; asking for none is another answer.
+      const keyWith = (alternatives: boolean) =>
+        resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: { ...body().options, alternatives }, model: config.MODEL_NAME, service: ANSWER_REVISION });
+      expect(keyWith(true)).toBe(key);
+      expect(keyWith(false)).not.toBe(key);
 
       const hit = await inject({ method: "POST", url: "/v1/localize", payload: body() });
       expect(hit.statusCode).toBe(200);

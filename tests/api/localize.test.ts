@@ -52,6 +52,7 @@ describe("POST /v1/localize", () => {
     [{ ...validBody, repo: { ...validBody.repo, commit: "--upload-pack=x" } }, "repo.commit"],
     [{ ...validBody, options: { max_turns: 0 } }, "options.max_turns"],
     [{ ...validBody, options: { policy: "gpt" } }, "options.policy"],
+    [{ ...validBody, options: { alternatives: "no" } }, "options.alternatives"],
     [{ ...validBody, extra: 1 }, undefined],
   ])("refuses a bad request with 422 naming the field (%#)", async (payload, field) => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload });

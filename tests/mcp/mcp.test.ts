@@ -344,6 +344,12 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const vagueText = (vague.content as Array<{ text: string }>)[0]!.text;
     expect(vagueText).toMatch(/\nAlso considered, less likely .*\nsrc\/retry\.ts:2-4 {2}Backoff\.delay {2}\[confidence: file 0\.\d\d\]/);
     expect(text).not.toContain("Also considered");
+    // The answer alone, when the caller asks for no leads: the same answer, nothing beside it.
+    const alone = await client.callTool({ name: "localize", arguments: { issue: "Clients retry together\n\nAfter an outage every client retries at the same moment.", policy: "baseline", alternatives: false } }, CallToolResultSchema);
+    const aloneOut = alone.structuredContent as { locations: Array<{ file: string }>; alternatives?: unknown };
+    expect(aloneOut.locations.map((l) => l.file)).toEqual(["src/jitter.ts"]);
+    expect(aloneOut.alternatives).toBeUndefined();
+    expect((alone.content as Array<{ text: string }>)[0]!.text).not.toContain("Also considered");
     await client.close();
   });
 });

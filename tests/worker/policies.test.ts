@@ -15,6 +15,8 @@ describe("policy selection", () => {
     expect(withLeads.name).toBe("codescout");
     const plain = createPolicySelector(testConfig({ ...model, MODEL_ALTERNATIVES: "false" }), () => new BaselinePolicy())({});
     expect(plain).toBeInstanceOf(CodeScoutPolicy);
+    // A request that asks for no leads is not made to wait for them.
+    expect(createPolicySelector(testConfig(model), () => new BaselinePolicy())({ alternatives: false })).toBeInstanceOf(CodeScoutPolicy);
   });
 
   it("answers with the baseline alone, never wrapped, where it is asked for or there is no model", () => {
