@@ -51,8 +51,10 @@ export const namedCommitSchema = z
   .object({
     ref: z
       .string()
-      .regex(/^(?:[0-9a-f]{7,40}|(?:[\w.-]{1,100}\/[\w.-]{1,100})?#[0-9]{2,7})$/, "a ref is a sha (7-40 hex) or #123")
-      .describe("How the issue names it: a sha as written, or `#123` for a commit whose message mentions that number."),
+      .regex(/^(?:[0-9a-f]{7,40}|(?:[\w.-]{1,100}\/[\w.-]{1,100}|[\w-]{1,63}(?:\.[\w-]{1,63}){1,8})?#[0-9]{2,7})$/, "a ref is a sha (7-40 hex) or #123")
+      .describe(
+        "How the issue names it: a sha as written, or `#123` for a commit whose message mentions that number (`owner/name#123`, `host#123` where the issue links to a tracker).",
+      ),
     sha: z.string().regex(/^[0-9a-f]{40}$/, "a sha is 40 lowercase hex characters"),
     files: z.array(z.string().min(1).max(1024)).max(50).describe("Paths the commit changed, relative to the tree's root."),
     defs: z

@@ -13,7 +13,7 @@ import { FUNCNAME_RULES, pyChanged, pyHeader } from "./funcnames.js";
  */
 
 export interface CommitChange {
-  /** As the issue wrote it: a sha (often abbreviated), or `#123` for a commit whose message mentions it. */
+  /** As the issue wrote it: a sha (often abbreviated), or `#123` (`owner/name#123`, `host#123`) for a commit whose message mentions it. */
   ref: string;
   sha: string;
   /** Paths the commit changed (a merge: against its first parent). */
@@ -68,11 +68,7 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
   const kept = refs
     .filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r))
     .slice(0, MAX_REFS)
-    // An own tracker's number is written `#123` from here on, as the issue would write it.
-    .map((r) => {
-      const m = NUMBER_REF.exec(r);
-      return m?.[3] ? { ref: `#${m[4]}`, number: m[4] } : { ref: r, number: m?.[4] };
-    });
+    .map((ref) => ({ ref, number: NUMBER_REF.exec(ref)?.[4] }));
   const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
   const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers)) : Promise.resolve(null);
   const shasOf = await Promise.all(kept.map(({ ref, number }) => (number ? mentioning.then((m) => m?.get(number)) : orNull(commitOf(git, ref)))));

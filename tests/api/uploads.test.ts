@@ -92,7 +92,7 @@ describe("uploads", () => {
     const commit = { ref: "b3db6c8", sha: "b3db6c8".padEnd(40, "0"), files: ["app/main.py"], defs: [{ file: "app/main.py", name: "main" }] };
     const post = (repo: Record<string, unknown>, issue = "main broke in b3db6c8") => inject({ method: "POST", url: "/v1/localize", payload: { repo, issue } });
 
-    const job = await post({ upload: info.upload_id, commits: [commit, { ...commit, ref: "#1234" }] });
+    const job = await post({ upload: info.upload_id, commits: [commit, { ...commit, ref: "#1234" }, { ...commit, ref: "code.example.org#1234" }] });
     expect(job.statusCode).toBe(202);
     expect(job.json().repo).toEqual({ upload: info.upload_id });
     // The same tree and issue with other history is another question: a result cached without it is not its answer.
@@ -112,6 +112,7 @@ describe("uploads", () => {
     expect(withUrl.json().error).toMatchObject({ code: "invalid_repository", field: "repo.commits" });
     for (const [bad, field] of [
       [{ ...commit, ref: "--all" }, "repo.commits.0.ref"],
+      [{ ...commit, ref: "a b.org#12" }, "repo.commits.0.ref"],
       [{ ...commit, sha: "HEAD" }, "repo.commits.0.sha"],
       [{ ...commit, files: Array.from({ length: 51 }, (_, i) => `f${i}.py`) }, "repo.commits.0.files"],
       [{ ...commit, extra: 1 }, "repo.commits.0"],

@@ -97,10 +97,9 @@ describe("what the commits an issue names changed", () => {
     ]);
     expect(found[0]!.sha).toBe(related);
     expect(found[1]!.defs).toEqual([{ file: "pkg/parser.py", name: "parse" }]);
-    // A tracker's address without owner and name: the project's own when its host names the
-    // project, and then written as the issue would write the number.
+    // A tracker's address without owner and name: the project's own when its host names the project.
     const viaTracker = await cache.namedCommits(tree, ["bugs.ruby-lang.org#4242", `code.${tree.name}.org#77`]);
-    expect(viaTracker.map((c) => [c.ref, c.files])).toEqual([["#77", ["pkg/parser.py"]]]);
+    expect(viaTracker.map((c) => [c.ref, c.files])).toEqual([[`code.${tree.name}.org#77`, ["pkg/parser.py"]]]);
   });
 
   it("reads every number in one walk of the history: each gets its own newest three commits", async () => {
