@@ -26,8 +26,8 @@ const SHA_REF = /^[0-9a-f]{7,40}$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
 /** `#123`, `owner/name#123` from a cross-reference or an issue's address, or `host#123` from a tracker's address. */
 const NUMBER_REF = /^(?:([\w.-]+)\/([\w.-]+)|([\w-]+(?:\.[\w-]+)+))?#([0-9]{2,7})$/;
-/** Words of a tracker's host that say nothing of whose it is. */
-const HOST_WORDS = new Set(["www", "code", "bugs", "issues", "tracker", "trac", "jira", "redmine", "project", "projects", "dev", "git", "github", "gitlab", "com", "org", "net", "io"]);
+/** Words of a tracker's host (of four letters or more: shorter ones are not compared) that say nothing of whose it is. */
+const HOST_WORDS = new Set(["code", "bugs", "issues", "tracker", "trac", "jira", "redmine", "project", "projects", "github", "gitlab"]);
 const MAX_REFS = 8;
 /** Per number, the newest commits whose messages mention it. */
 const PER_NUMBER = 3;
@@ -59,16 +59,13 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
   // `/issues/10789` is Ruby's, and django's own #10789 is another ticket.
   const ownHost = (host: string) =>
     name.length >= 3 && host.split(/[.-]/).some((w) => w.length >= 4 && !HOST_WORDS.has(w) && (w.includes(name) || name.includes(w)));
-  const ours = (r: string) => {
-    const m = NUMBER_REF.exec(r);
-    if (!m) return true;
-    if (m[3]) return ownHost(m[3].toLowerCase());
-    return !m[2] || m[2].toLowerCase() === name;
-  };
+  // Each ref read once: a sha, or a number and whose it says it is.
+  const ours = ([, , repoName, host]: RegExpExecArray) => (host ? ownHost(host.toLowerCase()) : !repoName || repoName.toLowerCase() === name);
   const kept = refs
-    .filter((r) => (SHA_REF.test(r) || NUMBER_REF.test(r)) && ours(r))
+    .map((ref) => ({ ref, m: NUMBER_REF.exec(ref) }))
+    .filter(({ ref, m }) => (m ? ours(m) : SHA_REF.test(ref)))
     .slice(0, MAX_REFS)
-    .map((ref) => ({ ref, number: NUMBER_REF.exec(ref)?.[4] }));
+    .map(({ ref, m }) => ({ ref, number: m?.[4] }));
   const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
   const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers)) : Promise.resolve(null);
   const shasOf = await Promise.all(kept.map(({ ref, number }) => (number ? mentioning.then((m) => m?.get(number)) : orNull(commitOf(git, ref)))));
