@@ -21,6 +21,7 @@ import type { ResultCache } from "../store/resultCache.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
 import { ANSWER_REVISION } from "../version.js";
 import type { Cleanups } from "./cleanups.js";
+import { uploadedCommitsNamed } from "./uploadedCommits.js";
 
 /**
  * One job, start to end: a tree from the repository cache, a sandbox for it, a policy run
@@ -149,7 +150,7 @@ export function createProcessor(deps: ProcessorDeps) {
           onEvent,
           // An uploaded tree has no history here; its caller read the named commits from its own.
           namedCommits: upload
-            ? async (refs) => (payload.commits ?? []).filter((c) => refs.includes(c.ref))
+            ? async (refs) => uploadedCommitsNamed(refs, payload.commits ?? [])
             : (refs) => deps.repos.namedCommits(tree, refs, abort.signal),
         })
         .catch((err) => {
