@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
@@ -61,6 +62,9 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>)
   try {
     [root = "", gitDir = ""] = (await git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir"])).trim().split("\n");
   } catch {
+    const kind = statSync(cwd, { throwIfNoEntry: false });
+    if (!kind) throw new CheckoutError(`${dir} does not exist`);
+    if (!kind.isDirectory()) throw new CheckoutError(`${dir} is not a directory (give the checkout's directory)`);
     throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones)`);
   }
   const [head, branches] = await Promise.all([

@@ -93,7 +93,11 @@ describe("describeCheckout", () => {
     expect(c).toMatchObject({ root: empty, head: null, remoteUrl: null });
     const outside = mkdtempSync(join(tmpdir(), "codescout-nogit-"));
     try {
-      await expect(describeCheckout(outside)).rejects.toBeInstanceOf(CheckoutError);
+      await expect(describeCheckout(outside)).rejects.toThrow(/is not inside a git work tree/);
+      // A mistyped path is named as such, not as a directory outside git.
+      await expect(describeCheckout(join(outside, "missing"))).rejects.toThrow(new CheckoutError(`${join(outside, "missing")} does not exist`));
+      writeFileSync(join(outside, "issue.md"), "x");
+      await expect(describeCheckout(join(outside, "issue.md"))).rejects.toThrow(/issue\.md is not a directory/);
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
