@@ -9,11 +9,12 @@ import type { JobView } from "../store/jobStore.js";
  * The small client: submit a job, follow its progress in the terminal, print the answer.
  *
  *   localize --repo URL --commit SHA --issue-file FILE [--api URL] [--policy baseline|codescout] [--json]
- *   localize --path DIR --issue-file FILE     (a local checkout, uncommitted edits included)
+ *   localize --path DIR --issue TEXT          (a local checkout, uncommitted edits included)
  */
-const USAGE = `usage: localize (--repo URL --commit SHA|REF | --path DIR) --issue-file FILE [--api URL]
-                [--policy baseline|codescout] [--max-turns N] [--snippets] [--no-alternatives] [--json]
-                [--quiet] [--no-cache]
+const USAGE = `usage: localize (--repo URL --commit SHA|REF | --path DIR) (--issue TEXT | --issue-file FILE|-)
+                [--api URL] [--policy baseline|codescout] [--max-turns N] [--snippets] [--no-alternatives]
+                [--json] [--quiet] [--no-cache]
+  --issue TEXT, --issue-file FILE  the issue or question; --issue-file - reads it from stdin.
   --no-alternatives  the answer alone, without the files the model-free ranking would read next.
   --path DIR   localize in a local checkout as it is on disk: url + commit + patch when HEAD is on a
                remote the service can fetch, else an upload of the files git does not ignore.
@@ -33,6 +34,7 @@ function parse() {
         repo: { type: "string" },
         commit: { type: "string" },
         path: { type: "string" },
+        issue: { type: "string" },
         "issue-file": { type: "string" },
         policy: { type: "string" },
         "max-turns": { type: "string" },
@@ -60,15 +62,17 @@ if (!args.path) {
   if (!args.repo) fail("--repo (or --path) is required");
   if (!args.commit) fail("--commit is required with --repo");
 }
-if (!args["issue-file"]) fail("--issue-file is required");
+if (args.issue !== undefined && args["issue-file"] !== undefined) fail("give the issue once: --issue TEXT or --issue-file FILE");
+if (args.issue === undefined && args["issue-file"] === undefined) fail("--issue TEXT or --issue-file FILE is required");
 if (args.policy && args.policy !== "baseline" && args.policy !== "codescout") fail(`--policy must be baseline or codescout, not ${args.policy}`);
 const maxTurns = args["max-turns"] === undefined ? undefined : Number(args["max-turns"]);
 if (maxTurns !== undefined && (!Number.isInteger(maxTurns) || maxTurns < 1)) fail("--max-turns must be a positive integer");
 let issue: string;
 try {
-  issue = readFileSync(args["issue-file"], "utf8");
+  // File descriptor 0 is stdin: `gh issue view 12 --json body -q .body | localize --path . --issue-file -`.
+  issue = args.issue ?? readFileSync(args["issue-file"] === "-" ? 0 : args["issue-file"]!, "utf8");
 } catch (err) {
-  fail(`cannot read the issue file: ${(err as Error).message}`);
+  fail(`cannot read the issue ${args["issue-file"] === "-" ? "from stdin" : "file"}: ${(err as Error).message}`);
 }
 
 const api = args.api ?? process.env.CODESCOUT_URL ?? process.env.CODESCOUT_API ?? "http://127.0.0.1:8080";

@@ -199,13 +199,18 @@ describe("end to end", () => {
     expect(json).toMatchObject({ status: "succeeded", result: { entities: ["pkg/util.py:helper"] } });
     const refused = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(refused.stderr).toContain("--commit is required");
+    const twice = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", ".", "--issue", "x", "--issue-file", issueFile], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
+    expect(twice.stderr).toContain("give the issue once");
 
     // --path: a local checkout with an uncommitted edit is localized as it is on disk.
     const checkout = join(repo.dir, "..", `checkout-${Date.now()}`);
     execFileSync("git", ["clone", "-q", repo.url, checkout]);
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n\n\ndef helper():\n    return 43\n");
+    // The issue from stdin, as an agent pipes it (`gh issue view … | localize --issue-file -`).
+    const piped = promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue-file", "-", "--no-cache", "--json", "--quiet"], { encoding: "utf8" });
+    piped.child.stdin!.end("helper() returns 42 instead of 43");
     const local = JSON.parse(
-      (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue-file", issueFile, "--no-cache", "--json", "--quiet"], { encoding: "utf8" })).stdout,
+      (await piped).stdout,
     ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ start_line: number }> } };
     expect(local.status).toBe("succeeded");
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -213,9 +218,9 @@ describe("end to end", () => {
     rmSync(checkout, { recursive: true, force: true });
 
     // The baseline's table has its confidence, and the files it would read next under it.
-    const vague = join(issues, "vague.md");
-    writeFileSync(vague, "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.");
-    const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
+    // The issue given as text on the command line.
+    const vague = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
+    const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
     expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
     expect(leads).toMatch(/^pkg\/parser\.py:18-20\s+parse_file\s+0\.\d\d \/ 0\.\d\d$/m);
     expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
