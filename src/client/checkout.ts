@@ -5,7 +5,7 @@ import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
 import { checkoutCommits } from "./history.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
-import { git, Snapshot, TreeCache } from "./snapshot.js";
+import { git, MAX_UNTRACKED_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
 
 /**
  * Localizing in a developer's own checkout, edits included. When HEAD is on a remote the
@@ -159,6 +159,7 @@ const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "inv
 export async function localizeCheckout(client: ServiceClient, dir: string, request: CheckoutRequest, hooks: CheckoutHooks): Promise<JobView> {
   const checkout = await describeCheckout(dir);
   const snapshot = await Snapshot.take(checkout.root);
+  for (const f of snapshot.leftOut) hooks.say(`left out ${f.path}: untracked and ${(f.bytes / 2 ** 20).toFixed(0)} MiB (over ${MAX_UNTRACKED_FILE_BYTES / 2 ** 20} MiB)`);
   try {
     if (checkout.remoteUrl && checkout.head) {
       const patch = await snapshot.patch();

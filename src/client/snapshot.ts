@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { copyFile, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -42,6 +42,13 @@ interface Staged {
 /** Scratch indexes of an older base are kept this long: a snapshot started before the change may still use them. */
 const STALE_SCRATCH_MS = 10 * 60_000;
 
+/**
+ * Untracked files larger than this are left out of what is sent: a dataset or a build's output
+ * that nobody ignored is not code a localization reads, and would push an upload or a patch
+ * past the service's limits (a 100 MB archive by default) for nothing. Tracked files always go.
+ */
+export const MAX_UNTRACKED_FILE_BYTES = 8 << 20;
+
 export class Snapshot {
   private tree: Promise<string> | undefined;
 
@@ -50,6 +57,8 @@ export class Snapshot {
     private readonly env: Record<string, string>,
     /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
     private readonly keep: { index: string; as: string },
+    /** Untracked files left out for their size, with it. */
+    readonly leftOut: { path: string; bytes: number }[],
   ) {}
 
   /** git's id of the captured tree: a key for the client's cache only, never sent. */
@@ -65,7 +74,7 @@ export class Snapshot {
    * is recognized without reading a file or writing an object. A change to the user's index
    * (a commit, a `git add -f`) starts a fresh set from it, since that index says what is tracked.
    */
-  static async take(root: string, cacheDir = clientCacheDir()): Promise<Snapshot> {
+  static async take(root: string, cacheDir = clientCacheDir(), maxUntrackedBytes = MAX_UNTRACKED_FILE_BYTES): Promise<Snapshot> {
     const { objects, index } = await gitPaths(root);
     const base = await indexChecksum(index);
     const dir = join(cacheDir, "snapshots", createHash("sha256").update(resolve(root)).digest("hex").slice(0, 16));
@@ -77,8 +86,14 @@ export class Snapshot {
     const copied = await copyIndex(kept, working);
     if (!copied) await copyIndex(index, working);
     const env = { GIT_INDEX_FILE: working, GIT_OBJECT_DIRECTORY: scratchObjects, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
+    let leftOut: { path: string; bytes: number }[] = [];
     try {
-      await git(root, ["add", "-A", "--", "."], env);
+      leftOut = await largeUntracked(root, maxUntrackedBytes);
+      // Literal pathspecs: a file named `*.py` or `:x` means itself. One kept in the scratch
+      // index from when it was small goes from it too.
+      const literal = leftOut.map((f) => `:(literal)${f.path}`);
+      await git(root, ["add", "-A", "--", ".", ...leftOut.map((f) => `:(exclude,literal)${f.path}`)], env);
+      if (literal.length) await git(root, ["rm", "--cached", "--force", "-q", "--ignore-unmatch", "--", ...literal], env);
     } catch (err) {
       await rm(working, { force: true });
       throw err;
@@ -87,7 +102,7 @@ export class Snapshot {
       await dropStale(dir, base);
       await dropUnusedCheckouts(join(cacheDir, "snapshots"));
     }
-    return new Snapshot(root, env, { index: working, as: kept });
+    return new Snapshot(root, env, { index: working, as: kept }, leftOut);
   }
 
   async dispose(): Promise<void> {
@@ -158,6 +173,18 @@ export class Snapshot {
     // code for a fraction of its time.
     return tar.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
   }
+}
+
+/** Files git does not track nor ignore (by the user's own index) over `limit` bytes, by path. */
+async function largeUntracked(root: string, limit: number): Promise<{ path: string; bytes: number }[]> {
+  const paths = (await git(root, ["ls-files", "-o", "--exclude-standard", "-z", "--full-name", "--", "."])).split("\0").filter(Boolean);
+  const out: { path: string; bytes: number }[] = [];
+  for (const path of paths) {
+    // lstat: a symlink's own size (its target is not what would be sent).
+    const st = await lstat(join(root, path)).catch(() => null);
+    if (st?.isFile() && st.size > limit) out.push({ path, bytes: st.size });
+  }
+  return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
 /**

@@ -135,6 +135,43 @@ describe("work tree snapshot", () => {
     }
   });
 
+  it("leaves out untracked files over the size limit, names them, and takes one back once it is small", async () => {
+    const repo = makeGitFixture({ "m/keep.py": "K = 1\n", "m/table.dat": "0".repeat(1500) });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const look = async () => {
+      const snap = await Snapshot.take(repo.dir, cache, 1000);
+      try {
+        return { leftOut: snap.leftOut, patch: await snap.patch() };
+      } finally {
+        await snap.dispose();
+      }
+    };
+    try {
+      writeFileSync(join(repo.dir, "m", "new.py"), "def fresh():\n    pass\n");
+      writeFileSync(join(repo.dir, "dump*.bin"), "x".repeat(2000));
+      // A tracked file goes whatever its size.
+      writeFileSync(join(repo.dir, "m", "table.dat"), "1".repeat(1500));
+      let seen = await look();
+      expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
+      expect(seen.patch).toContain("+def fresh():");
+      expect(seen.patch).toContain("m/table.dat");
+      expect(seen.patch).not.toContain("dump*.bin");
+      writeFileSync(join(repo.dir, "dump*.bin"), "small\n");
+      seen = await look();
+      expect(seen.leftOut).toEqual([]);
+      expect(seen.patch).toContain("+small");
+      // Grown again: out of the scratch index that held it small.
+      writeFileSync(join(repo.dir, "dump*.bin"), "y".repeat(2000));
+      seen = await look();
+      expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
+      expect(seen.patch).not.toContain("dump*.bin");
+      expect(seen.patch).toContain("+def fresh():");
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      repo.cleanup();
+    }
+  });
+
   it("does the same in a linked worktree, whose .git is a file", async () => {
     execFileSync("git", ["worktree", "add", "-q", "--detach", worktree], { cwd: fx.dir });
     writeFileSync(join(worktree, "pkg", "c.py"), "def in_worktree():\n    pass\n");
