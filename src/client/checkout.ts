@@ -122,7 +122,13 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
   say("uploading the tree");
   // Over loopback, compressing costs more time than it saves.
-  const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl)));
+  const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl))).catch(async (err: unknown) => {
+    if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
+    // What to leave out is the user's call: say where the bulk is, and how to leave it out.
+    const { bySize, byCount } = await snapshot.largestParts();
+    const largest = err.code === "upload_too_large" ? `the largest parts: ${bySize.join(", ")}` : `the parts with most files: ${byCount.join(", ")}`;
+    throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. What is not source can go in .gitignore (or .git/info/exclude): ignored files are never sent`);
+  });
   say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
   const after = await Snapshot.take(snapshot.root, cache.dir);
   try {

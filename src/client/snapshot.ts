@@ -153,6 +153,29 @@ export class Snapshot {
     return out;
   }
 
+  /**
+   * The tree's largest parts (top-level directories and files) by bytes and by files, for a
+   * refusal to say what to ignore; only read when the service refused the tree as too large.
+   */
+  async largestParts(n = 3): Promise<{ bySize: string[]; byCount: string[] }> {
+    const parts = new Map<string, { bytes: number; files: number }>();
+    for (const e of await this.staged()) {
+      const slash = e.path.indexOf("/");
+      const part = slash < 0 ? e.path : `${e.path.slice(0, slash)}/`;
+      const st = await lstat(join(this.root, e.path)).catch(() => null);
+      const p = parts.get(part) ?? { bytes: 0, files: 0 };
+      p.bytes += st?.size ?? 0;
+      p.files += 1;
+      parts.set(part, p);
+    }
+    const all = [...parts];
+    const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    return {
+      bySize: all.sort((a, b) => b[1].bytes - a[1].bytes).slice(0, n).map(([k, v]) => `${k} (${mb(v.bytes)})`),
+      byCount: all.sort((a, b) => b[1].files - a[1].files).slice(0, n).map(([k, v]) => `${k} (${v.files} files)`),
+    };
+  }
+
   async archive(compress: boolean): Promise<Readable> {
     const skip = new Set(await this.escapingLinks());
     const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p));

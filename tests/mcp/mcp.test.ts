@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -67,8 +67,9 @@ beforeAll(async () => {
   const env = serviceEnv(config, { ALLOW_PRIVATE_HOSTS: "true", MODEL_BASE_URL: model.baseURL, MODEL_MAX_RETRIES: "0", LOG_LEVEL: "warn" });
   worker = startProcess("src/worker/main.ts", { ...env, WORKER_CONCURRENCY: "4" });
   api = startProcess("src/api/server.ts", { ...env, API_PORT: String(port), AUTH_MODE: "api_key", API_KEYS: `agent:${KEY},other:other-key-0123456789` });
-  // A second API on the same queue, without auth, for clients that cannot send a key.
-  openApi = startProcess("src/api/server.ts", { ...env, API_PORT: String(openPort) });
+  // A second API on the same queue, without auth, for clients that cannot send a key; it takes
+  // small uploads only, so a refusal for size is cheap to bring about.
+  openApi = startProcess("src/api/server.ts", { ...env, API_PORT: String(openPort), UPLOAD_MAX_ARCHIVE_BYTES: String(64 << 10) });
   await waitFor(async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined), 60_000, "the service to be ready");
   await waitFor(async () => ((await fetch(`${openBase}/healthz`)).ok ? true : undefined), 60_000, "the open API");
 }, 90_000);
@@ -288,6 +289,20 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const again: string[] = [];
     await client.callTool({ name: "localize", arguments: { ...args, snippets: false } }, CallToolResultSchema, { onprogress: (p) => again.push(p.message ?? "") });
     expect(again.some((m) => m.includes("already holds this tree"))).toBe(true);
+    await client.close();
+  });
+
+  it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    mkdirSync(join(dir, "fixtures"));
+    writeFileSync(join(dir, "fixtures", "recording.json"), "x".repeat(200_000));
+    const client = await stdioClient({ CODESCOUT_URL: openBase }, ["--path", dir]);
+    const result = await client.callTool({ name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", policy: "codescout" } }, CallToolResultSchema);
+    expect(result.isError).toBe(true);
+    const text = JSON.stringify(result.content);
+    expect(text).toContain("upload_too_large");
+    expect(text).toMatch(/the largest parts: fixtures\/ \(0\.2 MiB\), pkg\/ \(0\.0 MiB\)/);
+    expect(text).toContain(".gitignore");
     await client.close();
   });
 
