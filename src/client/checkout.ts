@@ -5,7 +5,7 @@ import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
 import { checkoutCommits } from "./history.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
-import { git, MAX_UNTRACKED_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
+import { git, MAX_NEW_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
 
 /**
  * Localizing in a developer's own checkout, edits included. When HEAD is on a remote the
@@ -120,6 +120,7 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   }
   const skipped = await snapshot.escapingLinks();
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
+  await sayLeftOut(snapshot, say);
   say("uploading the tree");
   // Over loopback, compressing costs more time than it saves.
   const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl))).catch(async (err: unknown) => {
@@ -137,6 +138,16 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
     await after.dispose();
   }
   return info;
+}
+
+/** Said once per snapshot: an upload after a refused patch leaves out the same files. */
+const toldLeftOut = new WeakSet<Snapshot>();
+
+async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Promise<void> {
+  const files = await snapshot.leftOut();
+  if (toldLeftOut.has(snapshot)) return;
+  toldLeftOut.add(snapshot);
+  for (const f of files) say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
 }
 
 function isLoopbackUrl(url: string): boolean {
@@ -165,10 +176,10 @@ const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "inv
 export async function localizeCheckout(client: ServiceClient, dir: string, request: CheckoutRequest, hooks: CheckoutHooks): Promise<JobView> {
   const checkout = await describeCheckout(dir);
   const snapshot = await Snapshot.take(checkout.root);
-  for (const f of snapshot.leftOut) hooks.say(`left out ${f.path}: untracked and ${(f.bytes / 2 ** 20).toFixed(0)} MiB (over ${MAX_UNTRACKED_FILE_BYTES / 2 ** 20} MiB)`);
   try {
     if (checkout.remoteUrl && checkout.head) {
       const patch = await snapshot.patch();
+      await sayLeftOut(snapshot, hooks.say);
       const repo = { url: checkout.remoteUrl, commit: checkout.head, ...(patch ? { patch } : {}) };
       try {
         const view = await client.submit({ repo, issue: request.issue, options: request.options });

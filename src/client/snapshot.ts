@@ -43,11 +43,12 @@ interface Staged {
 const STALE_SCRATCH_MS = 10 * 60_000;
 
 /**
- * Untracked files larger than this are left out of what is sent: a dataset or a build's output
- * that nobody ignored is not code a localization reads, and would push an upload or a patch
- * past the service's limits (a 100 MB archive by default) for nothing. Tracked files always go.
+ * Files HEAD does not hold (untracked, or added but not committed) larger than this are left out
+ * of what is sent: a dataset or a build's output that nobody ignored is not code a localization
+ * reads, and would push an upload or a patch past the service's limits (a 100 MB archive by
+ * default) for nothing. Files HEAD holds always go.
  */
-export const MAX_UNTRACKED_FILE_BYTES = 8 << 20;
+export const MAX_NEW_FILE_BYTES = 8 << 20;
 
 export class Snapshot {
   private tree: Promise<string> | undefined;
@@ -57,8 +58,7 @@ export class Snapshot {
     private readonly env: Record<string, string>,
     /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
     private readonly keep: { index: string; as: string },
-    /** Untracked files left out for their size, with it. */
-    readonly leftOut: { path: string; bytes: number }[],
+    private readonly maxNewFileBytes: number,
   ) {}
 
   /** git's id of the captured tree: a key for the client's cache only, never sent. */
@@ -74,7 +74,7 @@ export class Snapshot {
    * is recognized without reading a file or writing an object. A change to the user's index
    * (a commit, a `git add -f`) starts a fresh set from it, since that index says what is tracked.
    */
-  static async take(root: string, cacheDir = clientCacheDir(), maxUntrackedBytes = MAX_UNTRACKED_FILE_BYTES): Promise<Snapshot> {
+  static async take(root: string, cacheDir = clientCacheDir(), maxNewFileBytes = MAX_NEW_FILE_BYTES): Promise<Snapshot> {
     const { objects, index } = await gitPaths(root);
     const base = await indexChecksum(index);
     const dir = join(cacheDir, "snapshots", createHash("sha256").update(resolve(root)).digest("hex").slice(0, 16));
@@ -86,14 +86,8 @@ export class Snapshot {
     const copied = await copyIndex(kept, working);
     if (!copied) await copyIndex(index, working);
     const env = { GIT_INDEX_FILE: working, GIT_OBJECT_DIRECTORY: scratchObjects, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
-    let leftOut: { path: string; bytes: number }[] = [];
     try {
-      leftOut = await largeUntracked(root, maxUntrackedBytes);
-      // Literal pathspecs: a file named `*.py` or `:x` means itself. One kept in the scratch
-      // index from when it was small goes from it too.
-      const literal = leftOut.map((f) => `:(literal)${f.path}`);
-      await git(root, ["add", "-A", "--", ".", ...leftOut.map((f) => `:(exclude,literal)${f.path}`)], env);
-      if (literal.length) await git(root, ["rm", "--cached", "--force", "-q", "--ignore-unmatch", "--", ...literal], env);
+      await git(root, ["add", "-A", "--", "."], env);
     } catch (err) {
       await rm(working, { force: true });
       throw err;
@@ -102,16 +96,43 @@ export class Snapshot {
       await dropStale(dir, base);
       await dropUnusedCheckouts(join(cacheDir, "snapshots"));
     }
-    return new Snapshot(root, env, { index: working, as: kept }, leftOut);
+    return new Snapshot(root, env, { index: working, as: kept }, maxNewFileBytes);
   }
 
   async dispose(): Promise<void> {
     await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep.index, { force: true }));
   }
 
-  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none). */
+  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none), without the files left out. */
   async patch(): Promise<string> {
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"], this.env);
+    // Literal pathspecs: a file named `*.csv` or `:x` means itself.
+    const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path}`);
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD", ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
+  }
+
+  private large: Promise<{ path: string; bytes: number }[]> | undefined;
+
+  /**
+   * Files HEAD does not hold, over MAX_NEW_FILE_BYTES: left out of the patch and the archive.
+   * Asked only when one is made (the scratch index has them: `git add` hashed them once, and its
+   * stat cache spares them after), so a tree the service already holds costs no more.
+   */
+  leftOut(): Promise<{ path: string; bytes: number }[]> {
+    this.large ??= (async () => {
+      // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
+      const added = await git(this.root, ["diff", "--cached", "--name-only", "--diff-filter=A", "--no-renames", "-z", "HEAD"], this.env).then(
+        (o) => o.split("\0").filter(Boolean),
+        async () => (await this.staged()).map((e) => e.path),
+      );
+      const out: { path: string; bytes: number }[] = [];
+      for (const path of added) {
+        // lstat: a symlink's own size; its target is not what would be sent.
+        const st = await lstat(join(this.root, path)).catch(() => null);
+        if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, bytes: st.size });
+      }
+      return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+    })();
+    return this.large;
   }
 
   private entries: Promise<Staged[]> | undefined;
@@ -177,7 +198,7 @@ export class Snapshot {
   }
 
   async archive(compress: boolean): Promise<Readable> {
-    const skip = new Set(await this.escapingLinks());
+    const skip = new Set([...(await this.escapingLinks()), ...(await this.leftOut()).map((f) => f.path)]);
     const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p));
     const tar = spawn(
       "tar",
@@ -196,18 +217,6 @@ export class Snapshot {
     // code for a fraction of its time.
     return tar.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
   }
-}
-
-/** Files git does not track nor ignore (by the user's own index) over `limit` bytes, by path. */
-async function largeUntracked(root: string, limit: number): Promise<{ path: string; bytes: number }[]> {
-  const paths = (await git(root, ["ls-files", "-o", "--exclude-standard", "-z", "--full-name", "--", "."])).split("\0").filter(Boolean);
-  const out: { path: string; bytes: number }[] = [];
-  for (const path of paths) {
-    // lstat: a symlink's own size (its target is not what would be sent).
-    const st = await lstat(join(root, path)).catch(() => null);
-    if (st?.isFile() && st.size > limit) out.push({ path, bytes: st.size });
-  }
-  return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterAll } from "vitest";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,13 +135,21 @@ describe("work tree snapshot", () => {
     }
   });
 
-  it("leaves out untracked files over the size limit, names them, and takes one back once it is small", async () => {
+  it("leaves files HEAD does not hold out of the patch and the archive when they are over the size limit", async () => {
     const repo = makeGitFixture({ "m/keep.py": "K = 1\n", "m/table.dat": "0".repeat(1500) });
     const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
     const look = async () => {
       const snap = await Snapshot.take(repo.dir, cache, 1000);
       try {
-        return { leftOut: snap.leftOut, patch: await snap.patch() };
+        const archived = await new Promise<string>((res, rej) => {
+          const tar = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "inherit"] });
+          let names = "";
+          tar.stdout.on("data", (d: Buffer) => (names += d.toString()));
+          tar.on("close", () => res(names));
+          tar.on("error", rej);
+          void snap.archive(false).then((a) => a.pipe(tar.stdin));
+        });
+        return { leftOut: await snap.leftOut(), patch: await snap.patch(), archived: archived.split("\n").filter(Boolean).sort() };
       } finally {
         await snap.dispose();
       }
@@ -149,23 +157,25 @@ describe("work tree snapshot", () => {
     try {
       writeFileSync(join(repo.dir, "m", "new.py"), "def fresh():\n    pass\n");
       writeFileSync(join(repo.dir, "dump*.bin"), "x".repeat(2000));
-      // A tracked file goes whatever its size.
+      // A file HEAD holds goes whatever its size.
       writeFileSync(join(repo.dir, "m", "table.dat"), "1".repeat(1500));
       let seen = await look();
       expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
       expect(seen.patch).toContain("+def fresh():");
       expect(seen.patch).toContain("m/table.dat");
       expect(seen.patch).not.toContain("dump*.bin");
+      expect(seen.archived).toEqual(["m/keep.py", "m/new.py", "m/table.dat"]);
       writeFileSync(join(repo.dir, "dump*.bin"), "small\n");
       seen = await look();
       expect(seen.leftOut).toEqual([]);
       expect(seen.patch).toContain("+small");
-      // Grown again: out of the scratch index that held it small.
+      expect(seen.archived).toContain("dump*.bin");
+      // Grown again, though the scratch index holds it from when it was small.
       writeFileSync(join(repo.dir, "dump*.bin"), "y".repeat(2000));
       seen = await look();
       expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
       expect(seen.patch).not.toContain("dump*.bin");
-      expect(seen.patch).toContain("+def fresh():");
+      expect(seen.archived).not.toContain("dump*.bin");
     } finally {
       rmSync(cache, { recursive: true, force: true });
       repo.cleanup();
