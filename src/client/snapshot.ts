@@ -175,12 +175,13 @@ export class Snapshot {
   }
 
   /**
-   * The tree's largest parts (top-level directories and files) by bytes and by files, for a
-   * refusal to say what to ignore; only read when the service refused the tree as too large.
+   * The sent tree's largest parts (top-level directories and files) by bytes and by files, for
+   * a refusal to say what to ignore; only read when the service refused the tree as too large.
    */
   async largestParts(n = 3): Promise<{ bySize: string[]; byCount: string[] }> {
     const parts = new Map<string, { bytes: number; files: number }>();
-    for (const e of await this.staged()) {
+    const notSent = new Set((await this.leftOut()).map((f) => f.path));
+    for (const e of (await this.staged()).filter((s) => !notSent.has(s.path))) {
       const slash = e.path.indexOf("/");
       const part = slash < 0 ? e.path : `${e.path.slice(0, slash)}/`;
       const st = await lstat(join(this.root, e.path)).catch(() => null);
