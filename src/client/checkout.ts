@@ -118,9 +118,9 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
     say(`the service already holds this tree (${held.files} files)`);
     return held;
   }
+  await sayLeftOut(snapshot, say);
   const skipped = await snapshot.escapingLinks();
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
-  await sayLeftOut(snapshot, say);
   say("uploading the tree");
   // Over loopback, compressing costs more time than it saves.
   const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl))).catch(async (err: unknown) => {
@@ -147,7 +147,10 @@ async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Prom
   const files = await snapshot.leftOut();
   if (toldLeftOut.has(snapshot)) return;
   toldLeftOut.add(snapshot);
-  for (const f of files) say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
+  for (const f of files) {
+    if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
+    else say(`left out ${f.path}: installed packages or a cache, ${f.files} files HEAD does not hold`);
+  }
 }
 
 function isLoopbackUrl(url: string): boolean {

@@ -50,6 +50,34 @@ const STALE_SCRATCH_MS = 10 * 60_000;
  */
 export const MAX_NEW_FILE_BYTES = 8 << 20;
 
+/** Something the tree holds and HEAD does not that is not sent: a directory (ends in `/`) or a file. */
+export interface LeftOut {
+  path: string;
+  files: number;
+  bytes: number;
+  why: "environment" | "size";
+}
+
+/**
+ * Directories of installed packages and caches: never code to localize (the service's scan skips
+ * them too), and a virtualenv or node_modules nobody ignored is most of an upload.
+ */
+const ENVIRONMENT_DIRS = new Set(["node_modules", "site-packages", "__pycache__", ".tox", ".nox"]);
+
+/** The outermost environment directories among these paths, each ending in `/`. */
+function environmentDirs(paths: string[]): string[] {
+  const found = new Set<string>();
+  for (const path of paths) {
+    const parts = path.split("/");
+    const named = parts.findIndex((p, i) => i < parts.length - 1 && ENVIRONMENT_DIRS.has(p));
+    if (named >= 0) found.add(`${parts.slice(0, named + 1).join("/")}/`);
+    // A virtualenv, whatever its name (`.venv`, `env`): its root holds pyvenv.cfg.
+    if (parts.length > 1 && parts[parts.length - 1] === "pyvenv.cfg") found.add(`${parts.slice(0, -1).join("/")}/`);
+  }
+  const dirs = [...found].sort((a, b) => a.length - b.length);
+  return dirs.filter((d, i) => !dirs.slice(0, i).some((outer) => d.startsWith(outer)));
+}
+
 export class Snapshot {
   private tree: Promise<string> | undefined;
 
@@ -103,36 +131,53 @@ export class Snapshot {
     await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep.index, { force: true }));
   }
 
-  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none), without the files left out. */
+  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none), without what is left out. */
   async patch(): Promise<string> {
-    // Literal pathspecs: a file named `*.csv` or `:x` means itself.
-    const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path}`);
+    // Literal pathspecs: a file named `*.csv` or `:x` means itself; a directory, all under it.
+    const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path.replace(/\/$/, "")}`);
     return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD", ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
   }
 
-  private large: Promise<{ path: string; bytes: number }[]> | undefined;
+  private notSent: Promise<LeftOut[]> | undefined;
 
   /**
-   * Files HEAD does not hold, over MAX_NEW_FILE_BYTES: left out of the patch and the archive.
-   * Asked only when one is made (the scratch index has them: `git add` hashed them once, and its
-   * stat cache spares them after), so a tree the service already holds costs no more.
+   * What HEAD does not hold and is not sent: installed packages and caches (a directory named as
+   * ENVIRONMENT_DIRS, or holding a virtualenv's pyvenv.cfg, none of whose files HEAD holds),
+   * and files over MAX_NEW_FILE_BYTES. Asked only when a patch or an archive is made (the
+   * scratch index has them: `git add` hashed them once, and its stat cache spares them after),
+   * so a tree the service already holds costs no more.
    */
-  leftOut(): Promise<{ path: string; bytes: number }[]> {
-    this.large ??= (async () => {
+  leftOut(): Promise<LeftOut[]> {
+    this.notSent ??= (async () => {
+      const staged = (await this.staged()).map((e) => e.path);
       // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
       const added = await git(this.root, ["diff", "--cached", "--name-only", "--diff-filter=A", "--no-renames", "-z", "HEAD"], this.env).then(
         (o) => o.split("\0").filter(Boolean),
-        async () => (await this.staged()).map((e) => e.path),
+        () => staged,
       );
-      const out: { path: string; bytes: number }[] = [];
+      const isNew = new Set(added);
+      const out: LeftOut[] = [];
+      for (const dir of environmentDirs(added)) {
+        const under = staged.filter((p) => p.startsWith(dir));
+        // A directory HEAD holds files of is the project's own (vendored packages, say): it goes.
+        if (under.every((p) => isNew.has(p))) out.push({ path: dir, files: under.length, bytes: 0, why: "environment" });
+      }
+      const dirs = out.map((d) => d.path);
       for (const path of added) {
+        if (dirs.some((d) => path.startsWith(d))) continue;
         // lstat: a symlink's own size; its target is not what would be sent.
         const st = await lstat(join(this.root, path)).catch(() => null);
-        if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, bytes: st.size });
+        if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
       }
       return out.sort((a, b) => (a.path < b.path ? -1 : 1));
     })();
-    return this.large;
+    return this.notSent;
+  }
+
+  /** Whether a path is sent: not under or at anything left out. */
+  private async sendsPath(): Promise<(path: string) => boolean> {
+    const out = await this.leftOut();
+    return (path) => !out.some((f) => (f.path.endsWith("/") ? path.startsWith(f.path) : path === f.path));
   }
 
   private entries: Promise<Staged[]> | undefined;
@@ -166,8 +211,10 @@ export class Snapshot {
   /** Symlinks that point outside the tree: left out of the archive (the service would refuse them). */
   async escapingLinks(): Promise<string[]> {
     const out: string[] = [];
+    // A virtualenv's python -> /usr/bin/python3 goes with its directory, said once for all.
+    const sent = await this.sendsPath();
     for (const e of await this.staged()) {
-      if (e.mode !== "120000") continue;
+      if (e.mode !== "120000" || !sent(e.path)) continue;
       const target = await readlink(join(this.root, e.path)).catch(() => null);
       if (target === null || isAbsolute(target) || posix.normalize(posix.join(posix.dirname(e.path), target)).startsWith("..")) out.push(e.path);
     }
@@ -180,8 +227,8 @@ export class Snapshot {
    */
   async largestParts(n = 3): Promise<{ bySize: string[]; byCount: string[] }> {
     const parts = new Map<string, { bytes: number; files: number }>();
-    const notSent = new Set((await this.leftOut()).map((f) => f.path));
-    for (const e of (await this.staged()).filter((s) => !notSent.has(s.path))) {
+    const sent = await this.sendsPath();
+    for (const e of (await this.staged()).filter((s) => sent(s.path))) {
       const slash = e.path.indexOf("/");
       const part = slash < 0 ? e.path : `${e.path.slice(0, slash)}/`;
       const st = await lstat(join(this.root, e.path)).catch(() => null);
@@ -199,8 +246,9 @@ export class Snapshot {
   }
 
   async archive(compress: boolean): Promise<Readable> {
-    const skip = new Set([...(await this.escapingLinks()), ...(await this.leftOut()).map((f) => f.path)]);
-    const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p));
+    const skip = new Set(await this.escapingLinks());
+    const sent = await this.sendsPath();
+    const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p) && sent(p));
     const tar = spawn(
       "tar",
       ["-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--mode=go-w,a-st", "-C", this.root, "-T", "-"],

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeGitFixture } from "../helpers/gitFixture.js";
@@ -24,6 +24,18 @@ async function capture(root: string) {
   } finally {
     await snap.dispose();
   }
+}
+
+/** The paths of the archive a snapshot would upload, as tar lists them, sorted. */
+function archivedNames(snap: Snapshot): Promise<string[]> {
+  return new Promise((res, rej) => {
+    const tar = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "inherit"] });
+    let names = "";
+    tar.stdout.on("data", (d: Buffer) => (names += d.toString()));
+    tar.on("close", () => res(names.split("\n").filter(Boolean).sort()));
+    tar.on("error", rej);
+    void snap.archive(false).then((a) => a.pipe(tar.stdin), rej);
+  });
 }
 
 describe("work tree snapshot", () => {
@@ -141,15 +153,7 @@ describe("work tree snapshot", () => {
     const look = async () => {
       const snap = await Snapshot.take(repo.dir, cache, 1000);
       try {
-        const archived = await new Promise<string>((res, rej) => {
-          const tar = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "inherit"] });
-          let names = "";
-          tar.stdout.on("data", (d: Buffer) => (names += d.toString()));
-          tar.on("close", () => res(names));
-          tar.on("error", rej);
-          void snap.archive(false).then((a) => a.pipe(tar.stdin));
-        });
-        return { leftOut: await snap.leftOut(), patch: await snap.patch(), archived: archived.split("\n").filter(Boolean).sort() };
+        return { leftOut: await snap.leftOut(), patch: await snap.patch(), archived: await archivedNames(snap) };
       } finally {
         await snap.dispose();
       }
@@ -160,7 +164,7 @@ describe("work tree snapshot", () => {
       // A file HEAD holds goes whatever its size.
       writeFileSync(join(repo.dir, "m", "table.dat"), "1".repeat(1500));
       let seen = await look();
-      expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
+      expect(seen.leftOut).toEqual([{ path: "dump*.bin", files: 1, bytes: 2000, why: "size" }]);
       expect(seen.patch).toContain("+def fresh():");
       expect(seen.patch).toContain("m/table.dat");
       expect(seen.patch).not.toContain("dump*.bin");
@@ -173,10 +177,49 @@ describe("work tree snapshot", () => {
       // Grown again, though the scratch index holds it from when it was small.
       writeFileSync(join(repo.dir, "dump*.bin"), "y".repeat(2000));
       seen = await look();
-      expect(seen.leftOut).toEqual([{ path: "dump*.bin", bytes: 2000 }]);
+      expect(seen.leftOut).toEqual([{ path: "dump*.bin", files: 1, bytes: 2000, why: "size" }]);
       expect(seen.patch).not.toContain("dump*.bin");
       expect(seen.archived).not.toContain("dump*.bin");
     } finally {
+      rmSync(cache, { recursive: true, force: true });
+      repo.cleanup();
+    }
+  });
+
+  it("leaves out installed packages and caches HEAD does not hold, and sends a vendored directory HEAD holds", async () => {
+    const repo = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "web/node_modules/vendored/index.js": "module.exports = 1;\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const put = (path: string, body: string) => {
+      mkdirSync(join(repo.dir, path, ".."), { recursive: true });
+      writeFileSync(join(repo.dir, path), body);
+    };
+    // A virtualenv under any name, a package manager's installs, a cache: none of it committed.
+    put("env/pyvenv.cfg", "home = /usr/bin\n");
+    put("env/lib/python3.11/site-packages/requests/__init__.py", "x = 1\n");
+    put("env/bin/activate", "# venv\n");
+    put("ui/node_modules/left/index.js", "module.exports = 2;\n");
+    put("app/__pycache__/main.cpython-311.pyc", "\0\0");
+    put("app/extra.py", "def extra():\n    pass\n");
+    // A file the committed vendored directory gains goes with it.
+    put("web/node_modules/vendored/more.js", "module.exports = 3;\n");
+    // Links out of the tree are left out; the virtualenv's own goes with its directory, unnamed.
+    symlinkSync("/usr/bin/python3", join(repo.dir, "env/bin/python3"));
+    symlinkSync("/etc/passwd", join(repo.dir, "leak.txt"));
+    const snap = await Snapshot.take(repo.dir, cache);
+    try {
+      expect(await snap.escapingLinks()).toEqual(["leak.txt"]);
+      expect(await snap.leftOut()).toEqual([
+        { path: "app/__pycache__/", files: 1, bytes: 0, why: "environment" },
+        { path: "env/", files: 4, bytes: 0, why: "environment" },
+        { path: "ui/node_modules/", files: 1, bytes: 0, why: "environment" },
+      ]);
+      const patch = await snap.patch();
+      expect(patch).toContain("+def extra():");
+      expect(patch).toContain("web/node_modules/vendored/more.js");
+      expect(patch).not.toMatch(/env\/|ui\/node_modules|__pycache__/);
+      expect(await archivedNames(snap)).toEqual(["app/extra.py", "app/main.py", "web/node_modules/vendored/index.js", "web/node_modules/vendored/more.js"]);
+    } finally {
+      await snap.dispose();
       rmSync(cache, { recursive: true, force: true });
       repo.cleanup();
     }
