@@ -149,15 +149,17 @@ export class Snapshot {
    */
   leftOut(): Promise<LeftOut[]> {
     this.notSent ??= (async () => {
-      const staged = (await this.staged()).map((e) => e.path);
+      const allPaths = async () => (await this.staged()).map((e) => e.path);
       // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
       const added = await git(this.root, ["diff", "--cached", "--name-only", "--diff-filter=A", "--no-renames", "-z", "HEAD"], this.env).then(
         (o) => o.split("\0").filter(Boolean),
-        () => staged,
+        allPaths,
       );
       const isNew = new Set(added);
       const out: LeftOut[] = [];
-      for (const dir of environmentDirs(added)) {
+      const envDirs = environmentDirs(added);
+      const staged = envDirs.length ? await allPaths() : [];
+      for (const dir of envDirs) {
         const under = staged.filter((p) => p.startsWith(dir));
         // A directory HEAD holds files of is the project's own (vendored packages, say): it goes.
         if (under.every((p) => isNew.has(p))) out.push({ path: dir, files: under.length, bytes: 0, why: "environment" });
