@@ -207,6 +207,10 @@ describe("work tree snapshot", () => {
     symlinkSync("/etc/passwd", join(repo.dir, "leak.txt"));
     const snap = await Snapshot.take(repo.dir, cache);
     try {
+      // The virtualenv at the top was never read into the scratch objects, only left out.
+      const blob = execFileSync("git", ["hash-object", "--stdin"], { input: "x = 1\n", encoding: "utf8" }).trim();
+      const scratch = execFileSync("find", [cache, "-path", `*/${blob.slice(0, 2)}/${blob.slice(2)}`], { encoding: "utf8" });
+      expect(scratch).toBe("");
       expect(await snap.escapingLinks()).toEqual(["leak.txt"]);
       expect(await snap.leftOut()).toEqual([
         { path: "app/__pycache__/", files: 1, bytes: 0, why: "environment" },
