@@ -149,7 +149,7 @@ async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Prom
   toldLeftOut.add(snapshot);
   for (const f of files) {
     if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
-    else say(`left out ${f.path}: installed packages or a cache, ${f.files} files HEAD does not hold`);
+    else say(`left out ${f.path}: installed packages or a cache${f.files ? `, ${f.files} files` : ""} HEAD does not hold`);
   }
 }
 

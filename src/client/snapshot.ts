@@ -79,21 +79,27 @@ function environmentDirs(paths: string[]): string[] {
 }
 
 /**
- * Virtualenvs in the top two levels of the tree (where `python -m venv .venv` puts one), found by
- * their pyvenv.cfg: left out of `git add` itself, which would otherwise hash every file of one
- * nobody ignored (16,700 files: 9.4 s) only for leftOut to drop them. Nobody commits a
- * virtualenv; other environment directories (`node_modules`, which some projects do commit)
- * are left to leftOut, which sends what HEAD holds.
+ * Environment directories in the top two levels of the tree, where `python -m venv .venv` and
+ * `npm install` put them: left out of `git add` itself, which would otherwise hash every file of
+ * one nobody ignored (a 16,700-file virtualenv: 9.4 s; a 23,400-file node_modules: 8.1 s) only
+ * for leftOut to drop them: a virtualenv, known by its pyvenv.cfg, or a directory named as
+ * ENVIRONMENT_DIRS, when git would send it whole (untracked, not ignored; some projects commit
+ * their node_modules). Deeper ones are left to leftOut.
  */
-async function virtualenvRoots(root: string): Promise<string[]> {
+async function environmentRoots(root: string): Promise<string[]> {
   const isVenv = (path: string) => lstat(join(root, path, "pyvenv.cfg")).then((st) => st.isFile(), () => false);
+  const named: string[] = [];
   const visit = async (rel: string, depth: number): Promise<string[]> => {
     const entries = await readdir(join(root, rel), { withFileTypes: true }).catch(() => []);
     const found = await Promise.all(
       entries
-        .filter((e) => e.isDirectory() && e.name !== ".git" && !ENVIRONMENT_DIRS.has(e.name))
+        .filter((e) => e.isDirectory() && e.name !== ".git")
         .map(async (e) => {
           const path = rel ? `${rel}/${e.name}` : e.name;
+          if (ENVIRONMENT_DIRS.has(e.name)) {
+            named.push(path);
+            return [];
+          }
           // A second level's directories are many (a test suite's): only venv-like names are asked.
           if ((depth === 1 || VENV_NAME.test(e.name)) && (await isVenv(path))) return [path];
           return depth < 2 ? visit(path, depth + 1) : [];
@@ -101,7 +107,35 @@ async function virtualenvRoots(root: string): Promise<string[]> {
     );
     return found.flat();
   };
-  return (await visit("", 1)).sort();
+  const venvs = await visit("", 1);
+  const candidates = (await Promise.all([...venvs, ...named].map(async (d) => ((await plainlyIgnored(root, d)) ? [] : [d])))).flat();
+  if (!candidates.length) return [];
+  // One look, without descending: git lists a directory it would send whole as `dir/`, a tracked
+  // file under one by its path, and an ignored one not at all.
+  const listed = (await git(root, ["ls-files", "-z", "-c", "-o", "--exclude-standard", "--directory", "--", ...candidates.map((d) => `:(literal)${d}`)]).catch(() => ""))
+    .split("\0")
+    .filter(Boolean);
+  const whole = new Set(listed.filter((p) => p.endsWith("/")));
+  // Only those: `git add` refuses a pathspec, even an excluding one, that names an ignored path.
+  return candidates.filter((d) => whole.has(`${d}/`)).sort();
+}
+
+/**
+ * Whether an ignore file plainly ignores this directory: a line naming it in the `.gitignore`
+ * beside it or at the top (`node_modules/`, `/.venv`), or a `*` in its own (uv's and Python
+ * 3.13's virtualenvs ignore themselves). Spares the usual case, an ignored node_modules, a git
+ * process per snapshot; what it misses, git is asked.
+ */
+async function plainlyIgnored(root: string, dir: string): Promise<boolean> {
+  const slash = dir.lastIndexOf("/");
+  const name = dir.slice(slash + 1);
+  const lines = async (path: string) => (await readFile(join(root, path), "utf8").catch(() => "")).split("\n").map((l) => l.trim());
+  if ((await lines(`${dir}/.gitignore`)).includes("*")) return true;
+  const naming = new Set([name, `${name}/`, `/${name}`, `/${name}/`, `**/${name}`, `**/${name}/`]);
+  const beside = slash < 0 ? [] : await lines(`${dir.slice(0, slash)}/.gitignore`);
+  const top = await lines(".gitignore");
+  // At the top, `/name` is the top's own directory only.
+  return beside.some((l) => naming.has(l)) || top.some((l) => naming.has(l) && (slash < 0 || !l.startsWith("/")));
 }
 
 const VENV_NAME = /^\.?(venv|env|virtualenv)\b/i;
@@ -115,7 +149,7 @@ export class Snapshot {
     /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
     private readonly keep: { index: string; as: string },
     private readonly maxNewFileBytes: number,
-    /** Virtualenvs `git add` was told to leave alone (virtualenvRoots). */
+    /** Environment directories `git add` was told to leave alone (environmentRoots): git would have sent them whole. */
     private readonly unread: string[],
   ) {}
 
@@ -134,8 +168,8 @@ export class Snapshot {
    */
   static async take(root: string, cacheDir = clientCacheDir(), maxNewFileBytes = MAX_NEW_FILE_BYTES): Promise<Snapshot> {
     // Looked for beside the scratch index's set-up, which waits on the disk too.
-    const virtualenvs = virtualenvRoots(root);
-    virtualenvs.catch(() => undefined);
+    const environments = environmentRoots(root);
+    environments.catch(() => undefined);
     const { objects, index } = await gitPaths(root);
     const base = await indexChecksum(index);
     const dir = join(cacheDir, "snapshots", createHash("sha256").update(resolve(root)).digest("hex").slice(0, 16));
@@ -151,7 +185,7 @@ export class Snapshot {
     try {
       // Environments near the top are not even read: git would hash every file of a virtualenv
       // nobody ignored (16,700 files: 9.4 s) only for leftOut to drop them.
-      unread = await virtualenvs;
+      unread = await environments;
       await git(root, ["add", "-A", "--", ".", ...unread.map((d) => `:(exclude,literal)${d}`)], env);
     } catch (err) {
       await rm(working, { force: true });
@@ -171,7 +205,7 @@ export class Snapshot {
   /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none), without what is left out. */
   async patch(): Promise<string> {
     // Literal pathspecs: a file named `*.csv` or `:x` means itself; a directory, all under it.
-    const excluded = [...new Set([...(await this.leftOut()).map((f) => f.path.replace(/\/$/, "")), ...this.unread])].map((p) => `:(exclude,literal)${p}`);
+    const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path.replace(/\/$/, "")}`);
     return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD", ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
   }
 
@@ -194,15 +228,7 @@ export class Snapshot {
       );
       const isNew = new Set(added);
       const out: LeftOut[] = [];
-      // What git would have sent of the virtualenvs it was told to leave alone (none, when ignored).
-      if (this.unread.length) {
-        const others = await git(this.root, ["ls-files", "-o", "--exclude-standard", "-z", "--", ...this.unread.map((d) => `:(literal)${d}`)]).catch(() => "");
-        const paths = others.split("\0").filter(Boolean);
-        for (const dir of this.unread) {
-          const files = paths.filter((p) => p.startsWith(`${dir}/`)).length;
-          if (files) out.push({ path: `${dir}/`, files, bytes: 0, why: "environment" });
-        }
-      }
+      for (const dir of this.unread) out.push({ path: `${dir}/`, files: 0, bytes: 0, why: "environment" });
       const envDirs = environmentDirs(added).filter((d) => !this.unread.some((u) => d.startsWith(`${u}/`)));
       const staged = envDirs.length ? await allPaths() : [];
       for (const dir of envDirs) {
@@ -210,7 +236,7 @@ export class Snapshot {
         // A directory HEAD holds files of is the project's own (vendored packages, say): it goes.
         if (under.every((p) => isNew.has(p))) out.push({ path: dir, files: under.length, bytes: 0, why: "environment" });
       }
-      const dirs = [...out.map((d) => d.path), ...this.unread.map((d) => `${d}/`)];
+      const dirs = out.map((d) => d.path);
       for (const path of added) {
         if (dirs.some((d) => path.startsWith(d))) continue;
         // lstat: a symlink's own size; its target is not what would be sent.
@@ -222,9 +248,9 @@ export class Snapshot {
     return this.notSent;
   }
 
-  /** Whether a path is sent: not under or at anything left out (nor in a virtualenv an older snapshot read). */
+  /** Whether a path is sent: not under or at anything left out (a directory left alone may hold what an older snapshot read). */
   private async sendsPath(): Promise<(path: string) => boolean> {
-    const out = [...(await this.leftOut()).map((f) => f.path), ...this.unread.map((d) => `${d}/`)];
+    const out = (await this.leftOut()).map((f) => f.path);
     return (path) => !out.some((f) => (f.endsWith("/") ? path.startsWith(f) : path === f));
   }
 

@@ -200,6 +200,16 @@ describe("work tree snapshot", () => {
     put("ui/node_modules/left/index.js", "module.exports = 2;\n");
     put("app/__pycache__/main.cpython-311.pyc", "\0\0");
     put("app/extra.py", "def extra():\n    pass\n");
+    // Deeper down, found among the new files once git has read them.
+    put("pkgs/ui/node_modules/dep/index.js", "module.exports = 4;\n");
+    // An ignored virtualenv is nothing git would send: not named.
+    put(".gitignore", "quiet/\n");
+    put("quiet/pyvenv.cfg", "home = /usr/bin\n");
+    // Nor one that ignores itself, as uv's do; nor one whose ignore line git alone can read.
+    put("selfish/.gitignore", "*\n");
+    put("selfish/pyvenv.cfg", "home = /usr/bin\n");
+    put("srv/.gitignore", "[v]env/\n");
+    put("srv/venv/pyvenv.cfg", "home = /usr/bin\n");
     // A file the committed vendored directory gains goes with it.
     put("web/node_modules/vendored/more.js", "module.exports = 3;\n");
     // Links out of the tree are left out; the virtualenv's own goes with its directory, unnamed.
@@ -207,21 +217,23 @@ describe("work tree snapshot", () => {
     symlinkSync("/etc/passwd", join(repo.dir, "leak.txt"));
     const snap = await Snapshot.take(repo.dir, cache);
     try {
-      // The virtualenv at the top was never read into the scratch objects, only left out.
-      const blob = execFileSync("git", ["hash-object", "--stdin"], { input: "x = 1\n", encoding: "utf8" }).trim();
-      const scratch = execFileSync("find", [cache, "-path", `*/${blob.slice(0, 2)}/${blob.slice(2)}`], { encoding: "utf8" });
-      expect(scratch).toBe("");
+      // The virtualenv and node_modules near the top were never read into the scratch objects, only left out.
+      for (const body of ["x = 1\n", "module.exports = 2;\n"]) {
+        const blob = execFileSync("git", ["hash-object", "--stdin"], { input: body, encoding: "utf8" }).trim();
+        expect(execFileSync("find", [cache, "-path", `*/${blob.slice(0, 2)}/${blob.slice(2)}`], { encoding: "utf8" }), body).toBe("");
+      }
       expect(await snap.escapingLinks()).toEqual(["leak.txt"]);
       expect(await snap.leftOut()).toEqual([
-        { path: "app/__pycache__/", files: 1, bytes: 0, why: "environment" },
-        { path: "env/", files: 4, bytes: 0, why: "environment" },
-        { path: "ui/node_modules/", files: 1, bytes: 0, why: "environment" },
+        { path: "app/__pycache__/", files: 0, bytes: 0, why: "environment" },
+        { path: "env/", files: 0, bytes: 0, why: "environment" },
+        { path: "pkgs/ui/node_modules/", files: 1, bytes: 0, why: "environment" },
+        { path: "ui/node_modules/", files: 0, bytes: 0, why: "environment" },
       ]);
       const patch = await snap.patch();
       expect(patch).toContain("+def extra():");
       expect(patch).toContain("web/node_modules/vendored/more.js");
-      expect(patch).not.toMatch(/env\/|ui\/node_modules|__pycache__/);
-      expect(await archivedNames(snap)).toEqual(["app/extra.py", "app/main.py", "web/node_modules/vendored/index.js", "web/node_modules/vendored/more.js"]);
+      expect(patch).not.toMatch(/^diff --git a\/(env|ui\/node_modules|app\/__pycache__|pkgs|quiet|selfish|srv\/venv)\//m);
+      expect(await archivedNames(snap)).toEqual([".gitignore", "app/extra.py", "app/main.py", "srv/.gitignore", "web/node_modules/vendored/index.js", "web/node_modules/vendored/more.js"]);
     } finally {
       await snap.dispose();
       rmSync(cache, { recursive: true, force: true });
