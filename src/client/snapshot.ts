@@ -79,12 +79,12 @@ function environmentDirs(paths: string[]): string[] {
 }
 
 /**
- * Environment directories in the top two levels of the tree, where `python -m venv .venv` and
- * `npm install` put them: left out of `git add` itself, which would otherwise hash every file of
- * one nobody ignored (a 16,700-file virtualenv: 9.4 s; a 23,400-file node_modules: 8.1 s) only
- * for leftOut to drop them: a virtualenv, known by its pyvenv.cfg, or a directory named as
- * ENVIRONMENT_DIRS, when git would send it whole (untracked, not ignored; some projects commit
- * their node_modules). Deeper ones are left to leftOut.
+ * Environment directories in the top two levels of the tree (where `python -m venv .venv` and
+ * `npm install` put them) that git would send whole, untracked and not ignored: a virtualenv,
+ * known by its pyvenv.cfg, or a directory named as ENVIRONMENT_DIRS (a project that commits its
+ * node_modules has no whole one). They are left out of `git add` itself, which would otherwise
+ * hash every file of one (a 16,700-file virtualenv: 9.4 s; a 23,400-file node_modules: 8.1 s)
+ * only for leftOut to drop it. Deeper ones are left to leftOut.
  */
 async function environmentRoots(root: string): Promise<string[]> {
   const isVenv = (path: string) => lstat(join(root, path, "pyvenv.cfg")).then((st) => st.isFile(), () => false);
