@@ -108,7 +108,8 @@ async function environmentRoots(root: string): Promise<string[]> {
     return found.flat();
   };
   const venvs = await visit("", 1);
-  const candidates = (await Promise.all([...venvs, ...named].map(async (d) => ((await plainlyIgnored(root, d)) ? [] : [d])))).flat();
+  const top = await ignoreLines(root, ".gitignore");
+  const candidates = (await Promise.all([...venvs, ...named].map(async (d) => ((await plainlyIgnored(root, d, top)) ? [] : [d])))).flat();
   if (!candidates.length) return [];
   // One look, without descending: git lists a directory it would send whole as `dir/`, a tracked
   // file under one by its path, and an ignored one not at all.
@@ -126,16 +127,19 @@ async function environmentRoots(root: string): Promise<string[]> {
  * 3.13's virtualenvs ignore themselves). Spares the usual case, an ignored node_modules, a git
  * process per snapshot; what it misses, git is asked.
  */
-async function plainlyIgnored(root: string, dir: string): Promise<boolean> {
+async function plainlyIgnored(root: string, dir: string, top: string[]): Promise<boolean> {
   const slash = dir.lastIndexOf("/");
   const name = dir.slice(slash + 1);
-  const lines = async (path: string) => (await readFile(join(root, path), "utf8").catch(() => "")).split("\n").map((l) => l.trim());
-  if ((await lines(`${dir}/.gitignore`)).includes("*")) return true;
+  if ((await ignoreLines(root, `${dir}/.gitignore`)).includes("*")) return true;
   const naming = new Set([name, `${name}/`, `/${name}`, `/${name}/`, `**/${name}`, `**/${name}/`]);
-  const beside = slash < 0 ? [] : await lines(`${dir.slice(0, slash)}/.gitignore`);
-  const top = await lines(".gitignore");
-  // At the top, `/name` is the top's own directory only.
+  const beside = slash < 0 ? [] : await ignoreLines(root, `${dir.slice(0, slash)}/.gitignore`);
+  // `top` is the top .gitignore's lines, where `/name` is the top's own directory only.
   return beside.some((l) => naming.has(l)) || top.some((l) => naming.has(l) && (slash < 0 || !l.startsWith("/")));
+}
+
+/** An ignore file's lines, trimmed ([] when there is none). */
+async function ignoreLines(root: string, path: string): Promise<string[]> {
+  return (await readFile(join(root, path), "utf8").catch(() => "")).split("\n").map((l) => l.trim());
 }
 
 const VENV_NAME = /^\.?(venv|env|virtualenv)\b/i;

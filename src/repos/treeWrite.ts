@@ -251,7 +251,7 @@ function listTree(mirror: string, object: string, maxBytes: number, signal?: Abo
         const n = Number(size);
         if (type !== "blob" || !Number.isFinite(n)) continue;
         tarBytes += 512 + Math.ceil(n / 512) * 512;
-        listing.pages += Math.ceil(n / 4096) * 4096;
+        listing.pages += Math.ceil(n / PAGE) * PAGE;
         const path = entry.slice(tab + 1);
         listing.paths.push(path);
         if (isAttributes(path)) listing.attributes.push({ path, blob: id });

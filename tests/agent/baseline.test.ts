@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { atxHeading, dropEnvironment } from "../../src/agent/baseline/environment.js";
-import { dottedNames, extractIssueTerms, pyPathsIn } from "../../src/agent/baseline/issueTerms.js";
+import { dottedNames, extractIssueTerms, pyPathsIn, type IssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
 import { buildQuery, identifierParts } from "../../src/agent/baseline/query.js";
@@ -250,12 +250,18 @@ describe("the second look at outlined files", () => {
     await box2.cleanup();
   });
 
-  it("re-ranks the outlined files on their best definition, and only those", async () => {
-    const terms = extractIssueTerms("Partial refund of an order returns the wrong amount\n\nA partial refund should only return the refunded items.");
+  /** The first ranking of the second tree's files, and the second look's features of the six outlined. */
+  async function secondLook(terms: IssueTerms) {
     const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
     const ctx = rankContext(terms, g.query, g.scan);
     const first = rank(fileFeatures(ctx), WEIGHTS.file, (c) => c.path);
     const feats = new Map(rerankFeatures(ctx, first, g.outline, 6).map((c) => [c.file.item.path, c.features]));
+    return { g, ctx, first, feats };
+  }
+
+  it("re-ranks the outlined files on their best definition, and only those", async () => {
+    const terms = extractIssueTerms("Partial refund of an order returns the wrong amount\n\nA partial refund should only return the refunded items.");
+    const { g, ctx, first, feats } = await secondLook(terms);
     // Each file's best definition, scaled by the best over the outlined files.
     expect(feats.get("shop/refunds.py")?.defName).toBe(1);
     expect(feats.get("shop/reports.py")?.defName).toBeLessThan(1);
@@ -278,10 +284,7 @@ describe("the second look at outlined files", () => {
     const terms = extractIssueTerms(
       "Partial refund of an order returns the wrong amount\n\nSee https://github.com/acme/shop/blob/main/shop/reports.py#L10 and https://github.com/acme/shop/blob/main/shop/refunds.py#L40.",
     );
-    const g = await gather((argv, o) => box2.sandbox.exec(argv, o), box2.workingDir, terms, WEIGHTS, 6);
-    const ctx = rankContext(terms, g.query, g.scan);
-    const first = rank(fileFeatures(ctx), WEIGHTS.file, (c) => c.path);
-    const feats = new Map(rerankFeatures(ctx, first, g.outline, 6).map((c) => [c.file.item.path, c.features]));
+    const { g, ctx, first, feats } = await secondLook(terms);
     // Line 10 is in report_2; refunds.py has three lines, so its link points at none of its definitions.
     expect(feats.get("shop/reports.py")?.defPointed).toBe(1);
     expect(feats.get("shop/refunds.py")?.defPointed).toBe(0);
