@@ -10,7 +10,7 @@ import { RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import { RepoCache } from "../repos/cache.js";
 import { createDockerSandboxProvider } from "../sandbox/docker.js";
-import { BenchError, loadBench } from "../eval/bench.js";
+import { BenchError, loadBench, misnamedBy } from "../eval/bench.js";
 import { markdownReport, summarize, type InstanceRecord } from "../eval/report.js";
 import { EVAL_SANDBOX, runInstance } from "../eval/runner.js";
 
@@ -23,7 +23,8 @@ const USAGE = `usage: npm run eval -- --bench FILE [--out DIR] [--policy baselin
     [--url-template TEMPLATE] [--model-url URL] [--model NAME] [--max-turns N] [--temperature T]
     [--limit N] [--cache-dir DIR] [--image IMAGE]
   --url-template   git URL per instance, with {repo}, {owner}, {name} (default https://github.com/{repo}.git);
-                   file:// templates are allowed, e.g. file:///srv/mirrors/{owner}+{name}.git
+                   file:// templates are allowed, e.g. file:///srv/mirrors/{owner}/{name}.git (end it in
+                   {name}: the repository's name is read from the URL, and an issue's owner/name#N with it)
   --model-url      OpenAI-compatible base URL (policy codescout); MODEL_API_KEY is read from the environment
   --concurrency    instances at once (default: half the cores, at least 1, for the baseline; 2 for codescout)
   Writes DIR/results.jsonl (one line per instance), DIR/summary.json and DIR/summary.md.`;
@@ -83,6 +84,14 @@ try {
   fail((err as BenchError).message);
 }
 if (a.limit) instances = instances.slice(0, Number(a.limit));
+const misnamed = misnamedBy(a["url-template"], instances);
+if (misnamed) {
+  // Not refused: a mirror may be named anything. But the score drops where an issue points at its fix by reference.
+  process.stderr.write(
+    `eval: warning: --url-template gives ${misnamed.url}, which names the repository "${misnamed.got}", not "${misnamed.want}": ` +
+      `the issues' references written ${misnamed.repo}#N are not read. Name mirrors .../{owner}/{name}.git\n`,
+  );
+}
 
 mkdirSync(a.out, { recursive: true });
 const resultsPath = join(a.out, "results.jsonl");

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { parseRepoUrl } from "../queue/repoUrl.js";
 
 /** One benchmark instance in the shared/bench format (SWE-bench fields plus ground truth). */
 export const instanceSchema = z.object({
@@ -48,4 +49,24 @@ export function loadBench(path: string): Instance[] {
 export function repoUrl(template: string, repo: string): string {
   const [owner = "", name = ""] = repo.split("/");
   return template.replaceAll("{repo}", repo).replaceAll("{owner}", owner).replaceAll("{name}", name);
+}
+
+/**
+ * The first instance whose URL from the template names another repository than its own (the
+ * URL's last segment is the name the service knows the tree by: `{owner}+{name}.git` gives
+ * `psf+requests`), or null. URLs the service would refuse are left to the run to report.
+ */
+export function misnamedBy(template: string, instances: Pick<Instance, "repo">[]): { url: string; repo: string; want: string; got: string } | null {
+  for (const { repo } of instances) {
+    const url = repoUrl(template, repo);
+    const want = repo.split("/").at(-1)!;
+    let got: string;
+    try {
+      got = parseRepoUrl(url, { allowFileUrls: true, allowHttpUrls: true }).name;
+    } catch {
+      continue;
+    }
+    if (got.toLowerCase() !== want.toLowerCase()) return { url, repo, want, got };
+  }
+  return null;
 }

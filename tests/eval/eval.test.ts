@@ -1,10 +1,10 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { BenchError, loadBench, repoUrl } from "../../src/eval/bench.js";
+import { BenchError, loadBench, misnamedBy, repoUrl } from "../../src/eval/bench.js";
 import { markdownReport, percentile, summarize, type InstanceRecord } from "../../src/eval/report.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
 import { startFakeModel } from "../helpers/fakeModel.js";
@@ -38,6 +38,17 @@ describe("benchmark input", () => {
   it("fills URL templates", () => {
     expect(repoUrl("https://github.com/{repo}.git", "psf/requests")).toBe("https://github.com/psf/requests.git");
     expect(repoUrl("file:///m/{owner}+{name}.git", "psf/requests")).toBe("file:///m/psf+requests.git");
+  });
+
+  it("says when a template's URLs name other repositories than the instances'", () => {
+    const instances = [{ repo: "psf/requests" }, { repo: "django/django" }];
+    expect(misnamedBy("https://github.com/{repo}.git", instances)).toBeNull();
+    expect(misnamedBy("file:///m/{owner}/{name}.git", instances)).toBeNull();
+    expect(misnamedBy("file:///m/{owner}/{name}", instances)).toBeNull();
+    expect(misnamedBy("file:///m/{owner}+{name}.git", instances)).toEqual({ url: "file:///m/psf+requests.git", repo: "psf/requests", want: "requests", got: "psf_requests" });
+    expect(misnamedBy("file:///m/{name}/repo", instances)).toMatchObject({ got: "repo", want: "requests" });
+    // A URL the service refuses is the run's to report, once per instance.
+    expect(misnamedBy("ext::{repo}", instances)).toBeNull();
   });
 });
 
@@ -114,6 +125,7 @@ describe("eval CLI", () => {
     const first = run();
     expect(first.status, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/file F1 100\.0 .* function F1 100\.0 .*answered 2\/2/);
+    expect(first.stderr).toContain(`names the repository "local_fixture", not "fixture": the issues' references written local/fixture#N are not read`);
     // The baseline is CPU-bound: by default, one instance at a time per two cores.
     expect(first.stderr).toContain(`(policy baseline, concurrency ${Math.max(1, Math.floor(availableParallelism() / 2))})`);
     const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n");
@@ -136,10 +148,11 @@ describe("eval CLI", () => {
       const bench = join(dir, "bench-model.jsonl");
       const issue = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
       writeFileSync(bench, JSON.stringify(instance("fixture-m", issue, ["pkg/parser.py:parse_file"])));
-      if (!existsSync(join(dir, "local+fixture.git"))) execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(dir, "local+fixture.git")]);
+      execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(dir, "local", "fixture.git")]);
       const out = join(dir, "out-model");
-      const args = ["tsx", "src/cli/eval.ts", "--bench", bench, "--url-template", `file://${dir}/{owner}+{name}.git`, "--out", out, "--cache-dir", join(dir, "cache"), "--policy", "codescout", "--model-url", model.baseURL];
-      await promisify(execFile)("npx", args, { encoding: "utf8" });
+      const args = ["tsx", "src/cli/eval.ts", "--bench", bench, "--url-template", `file://${dir}/{owner}/{name}.git`, "--out", out, "--cache-dir", join(dir, "cache"), "--policy", "codescout", "--model-url", model.baseURL];
+      const { stderr } = await promisify(execFile)("npx", args, { encoding: "utf8" });
+      expect(stderr).not.toContain("warning");
       const record = JSON.parse(readFileSync(join(out, "results.jsonl"), "utf8").trim()) as InstanceRecord;
       expect(record).toMatchObject({ policy: "codescout", answered: true, scores: { file: { f1: 0 } } });
       expect(record.alternatives?.[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file" });
