@@ -99,10 +99,11 @@ const interrupt = new AbortController();
 process.once("SIGINT", () => interrupt.abort());
 
 let final: JobView;
+/** A checkout's top directory: the answer's paths are relative to it, wherever below it --path was. */
+let root: string | undefined;
 try {
-  final = args.path
-    ? await localizeCheckout(client, args.path, { issue, options }, { signal: interrupt.signal, onEvent, say })
-    : await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit }, issue, options }), { signal: interrupt.signal, onEvent });
+  if (args.path) ({ view: final, root } = await localizeCheckout(client, args.path, { issue, options }, { signal: interrupt.signal, onEvent, say }));
+  else final = await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit }, issue, options }), { signal: interrupt.signal, onEvent });
 } catch (err) {
   if (err instanceof ServiceRefused) {
     process.stderr.write(`localize: the API refused the job (${err.status} ${err.code}): ${err.message}${err.field ? ` [${err.field}]` : ""}\n`);
@@ -115,8 +116,9 @@ try {
   throw err;
 }
 
-if (args.json) process.stdout.write(`${JSON.stringify(final, null, 2)}\n`);
+if (args.json) process.stdout.write(`${JSON.stringify(root ? { ...final, root } : final, null, 2)}\n`);
 else if (final.status === "succeeded" && final.result) {
+  if (root && root !== process.cwd()) process.stdout.write(`paths are relative to ${root}\n`);
   const rows = final.result.locations.map((l) => [
     l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file,
     l.class_name ?? "",

@@ -175,8 +175,15 @@ const UPLOAD_INSTEAD = new Set(["invalid_repository", "invalid_commit", "patch_t
 /** Job failures after which the tree is uploaded instead: the service could not fetch, or apply. */
 const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "invalid_repository", "patch_does_not_apply"]);
 
+/** A local checkout's job at its end, and the directory its answer's paths are relative to. */
+export interface CheckoutJob {
+  view: JobView;
+  /** The checkout's top level (`git rev-parse --show-toplevel`), which `dir` may be below. */
+  root: string;
+}
+
 /** Localizes in the checkout at `dir`, as it is on disk now; resolves with the job's end. */
-export async function localizeCheckout(client: ServiceClient, dir: string, request: CheckoutRequest, hooks: CheckoutHooks): Promise<JobView> {
+export async function localizeCheckout(client: ServiceClient, dir: string, request: CheckoutRequest, hooks: CheckoutHooks): Promise<CheckoutJob> {
   const checkout = await describeCheckout(dir);
   const snapshot = await Snapshot.take(checkout.root);
   try {
@@ -188,7 +195,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         const view = await client.submit({ repo, issue: request.issue, options: request.options });
         hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.head.slice(0, 12)}${patch ? ` with the uncommitted changes (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
         const final = await client.follow(view, hooks);
-        if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return final;
+        if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
         hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
       } catch (err) {
         if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
@@ -202,7 +209,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
     const view = await client.submit({ repo, issue: request.issue, options: request.options });
-    return await client.follow(view, hooks);
+    return { view: await client.follow(view, hooks), root: checkout.root };
   } finally {
     await snapshot.dispose();
   }

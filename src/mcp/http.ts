@@ -11,7 +11,7 @@ import type { LocalizeBody } from "../api/schemas.js";
 import { waitForEnd, hasEnded } from "../api/waitFor.js";
 import type { JobView } from "../store/jobStore.js";
 import { API_VERSION } from "../version.js";
-import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeToolInput, type RunHooks } from "./tool.js";
+import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
  * MCP over Streamable HTTP at /mcp, behind the same API keys as the REST routes. Each
@@ -94,7 +94,7 @@ class InProcessBackend implements LocalizeBackend {
     private readonly owner: string,
   ) {}
 
-  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<JobView> {
+  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
     const body: LocalizeBody = {
       repo: { url: input.repo_url, commit: input.commit ?? "HEAD" },
       issue: input.issue,
@@ -107,7 +107,7 @@ class InProcessBackend implements LocalizeBackend {
       if (err instanceof ApiError && err.statusCode < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));
       throw err;
     }
-    return follow(this.ctx, view, hooks);
+    return { view: await follow(this.ctx, view, hooks) };
   }
 }
 

@@ -5,9 +5,8 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
-import type { JobView } from "../store/jobStore.js";
 import { API_VERSION } from "../version.js";
-import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeToolInput, type RunHooks } from "./tool.js";
+import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
  * `codescout-mcp`: the MCP server a developer registers in their coding agent. It speaks
@@ -38,7 +37,7 @@ const client = new ServiceClient(args.url ?? process.env.CODESCOUT_URL ?? "http:
 const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {} } });
 
 class RestBackend implements LocalizeBackend {
-  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<JobView> {
+  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
     const onEvent = (event: JobEvent) => {
       const line = describeEvent(event);
       if (line) hooks.progress(line);
@@ -47,7 +46,7 @@ class RestBackend implements LocalizeBackend {
     try {
       if (input.repo_url) {
         const view = await client.submit({ repo: { url: input.repo_url, commit: input.commit ?? "HEAD" }, ...request });
-        return await client.follow(view, { signal: hooks.signal, onEvent });
+        return { view: await client.follow(view, { signal: hooks.signal, onEvent }) };
       }
       return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
     } catch (err) {

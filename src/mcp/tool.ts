@@ -29,9 +29,16 @@ export interface RunHooks {
   progress(message: string): void;
 }
 
+/** A localization at its end. */
+export interface LocalizeRun {
+  view: JobView;
+  /** Where the tree was the caller's own checkout: its top directory, which the answer's paths are relative to. */
+  root?: string;
+}
+
 export interface LocalizeBackend {
   /** Submits one localization and follows it to its end. Throws LocalizeRefused for a bad request. */
-  run(input: LocalizeToolInput, hooks: RunHooks): Promise<JobView>;
+  run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun>;
 }
 
 /** The service refused the request (the REST API's 4xx): the tool answers with an error the model can act on. */
@@ -109,6 +116,7 @@ export const localizeOutputSchema = z.object({
   finish_reason: z.string().optional(),
   policy: z.string().optional(),
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
+  root: z.string().optional().describe("For a local checkout: its top directory on this machine. Every location's file is relative to it (also when the path given was below it)."),
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
@@ -142,8 +150,8 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
         void extra.sendNotification(notification).catch(() => undefined);
       };
       try {
-        const view = await backend.run(input, { signal: extra.signal, progress });
-        return answer(view);
+        const { view, root } = await backend.run(input, { signal: extra.signal, progress });
+        return answer(view, root);
       } catch (err) {
         if (err instanceof LocalizeRefused) return refusal(err);
         throw err;
@@ -202,7 +210,7 @@ function refusal(err: LocalizeRefused): CallToolResult {
 }
 
 /** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
-export function answer(view: JobView): CallToolResult {
+export function answer(view: JobView, root?: string): CallToolResult {
   const status = view.status === "succeeded" ? "succeeded" : view.status === "cancelled" ? "cancelled" : "failed";
   const r = view.result;
   const structured: LocalizeOutput = {
@@ -210,6 +218,7 @@ export function answer(view: JobView): CallToolResult {
     status,
     answered: r?.answered ?? false,
     ...(r ? { finish_reason: r.finish_reason, policy: r.policy, commit_sha: r.commit_sha, timings: r.timings } : {}),
+    ...(root ? { root } : {}),
     locations: (r?.locations ?? []).map((l) => ({ ...l })),
     ...(r?.alternatives?.length ? { alternatives: r.alternatives.map((l) => ({ ...l })) } : {}),
     ...(view.error ? { error: view.error } : {}),
@@ -231,14 +240,16 @@ const FENCES: Record<string, [string, string]> = {
 
 function summary(out: LocalizeOutput): string {
   const seconds = out.timings ? ` in ${(out.timings.total_ms / 1000).toFixed(1)} s` : "";
+  // An agent started below a checkout's top (a monorepo's package) would otherwise look for the files under its own directory.
+  const under = out.root ? `; paths are relative to ${out.root}` : "";
   const leads = out.alternatives?.map(describeLocation).join("\n");
   if (!out.answered || out.locations.length === 0) {
     const none = `No locations found (${out.policy}, ${out.finish_reason}${seconds}).`;
     if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
-    return `${none} Where the model-free ranking would start reading (leads, not an answer):\n${leads}`;
+    return `${none} Where the model-free ranking would start reading (leads, not an answer${under}):\n${leads}`;
   }
   const lines = out.locations.map(describeLocation);
-  const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}):\n${lines.join("\n")}`;
+  const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}${under}):\n${lines.join("\n")}`;
   if (!leads) return head;
   // The model's locations carry no confidence: its leads come from the baseline's ranking.
   const why = out.policy === "baseline" ? "less likely (read these if the confidence above is low)" : "by the model-free ranking (leads, not part of the model's answer)";

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createServer, type Server } from "node:http";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFile, execFileSync } from "node:child_process";
@@ -206,13 +206,16 @@ describe("end to end", () => {
     const checkout = join(repo.dir, "..", `checkout-${Date.now()}`);
     execFileSync("git", ["clone", "-q", repo.url, checkout]);
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n\n\ndef helper():\n    return 43\n");
-    // The issue from stdin, as an agent pipes it (`gh issue view … | localize --issue-file -`).
-    const piped = promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue-file", "-", "--no-cache", "--json", "--quiet"], { encoding: "utf8" });
+    // The issue from stdin, as an agent pipes it (`gh issue view … | localize --issue-file -`), from a directory below the top.
+    const piped = promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", join(checkout, "pkg"), "--issue-file", "-", "--no-cache", "--json", "--quiet"], { encoding: "utf8" });
     piped.child.stdin!.end("helper() returns 42 instead of 43");
     const local = JSON.parse(
       (await piped).stdout,
-    ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ start_line: number }> } };
+    ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> }; root: string };
     expect(local.status).toBe("succeeded");
+    // The paths are the checkout's, from its top, and the top is named.
+    expect(local.result.locations[0]!.file).toBe("pkg/util.py");
+    expect(local.root).toBe(realpathSync(checkout));
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(local.result.locations[0]!.start_line).toBe(4);
     rmSync(checkout, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -165,6 +165,8 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const out = result.structuredContent as { status: string; locations: Array<Record<string, unknown>>; job_id: string; finish_reason: string };
     expect(out.status).toBe("succeeded");
     expect(out.finish_reason).toBe("finish_tool");
+    // A repository's paths are its own: there is no local directory to name.
+    expect(out).not.toHaveProperty("root");
     // The model's locations, each with what the model-free ranking made of its file (here the only one it ranks).
     const agreed = ["the model-free ranking's first file too, at confidence 1.00"];
     expect(out.locations).toEqual([
@@ -247,18 +249,21 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
 });
 
 describe("MCP over stdio (codescout-mcp)", () => {
-  it("localizes a local checkout against its uncommitted edit, sending url + commit + patch", async () => {
+  it("localizes a local checkout against its uncommitted edit, sending url + commit + patch, and names the directory its paths are relative to", async () => {
     const dir = checkoutWithEdit({ remote: true });
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
     const { tools } = await client.listTools();
     expect(tools[0]!.inputSchema.properties).toHaveProperty("path");
     const progress: string[] = [];
     const result = await client.callTool(
-      { name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", path: dir, policy: "codescout" } },
+      // An agent started in a package of the checkout (a monorepo's) gives that directory.
+      { name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", path: join(dir, "pkg"), policy: "codescout" } },
       CallToolResultSchema,
       { onprogress: (p) => progress.push(p.message ?? "") },
     );
-    const out = result.structuredContent as { locations: Array<Record<string, unknown>> };
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>>; root: string };
+    expect(out.root).toBe(realpathSync(dir));
+    expect((result.content as Array<{ text: string }>)[0]!.text).toMatch(new RegExp(`^1 location \\(codescout, finish_tool in [\\d.]+ s; paths are relative to ${realpathSync(dir)}\\):\\npkg/util\\.py:5-7  only_in_the_edit`));
     // The edit's function is read from the edited tree, by the model and by the ranking beside it.
     expect(out.locations).toEqual([
       { file: "pkg/util.py", function_name: "only_in_the_edit", start_line: 5, end_line: 7, valid: true, evidence: ["the model-free ranking's first file too, at confidence 1.00"] },
