@@ -278,6 +278,8 @@ def brace_end(code, opens, i):
     """The last line of the body whose brace opens on line i, or on the lines that carry on its
     head (parameters over several lines, a where clause, a brace on the next line); else None."""
     parens = 0
+    types = 0
+    last = ""
     prev = ""
     for k in range(i, min(i + 41, len(code))):
         line = code[k]
@@ -293,10 +295,19 @@ def brace_end(code, opens, i):
                 parens += 1
             elif ch in ")]":
                 parens -= 1
+            elif ch == "{" and last in ":<":
+                # An object type, not the body: "): { ok: boolean; value: T } | null {", "Promise<{ ok: boolean }>".
+                types += 1
+                parens += 1
+            elif ch == "}" and types > 0:
+                types -= 1
+                parens -= 1
             elif ch == ";" and parens <= 0:
                 return None
             elif ch == "{" and parens <= 0:
                 return closing(opens, k, col, len(code) - 1)
+            if not ch.isspace():
+                last = ch
         prev = line.rstrip()
     return None
 

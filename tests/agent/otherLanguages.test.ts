@@ -140,6 +140,14 @@ const TS_FILES: Record<string, string> = {
     "export function after() {", // 9
     "  return 1", // 10
     "}", // 11
+    // Object types in the head are not the body.
+    "export function misnamed(url: string): { url: string; name: string } | null {", // 12
+    "  if (!url) return null;", // 13
+    "  return { url, name: url };", // 14
+    "}", // 15
+    "export async function fetched(): Promise<{ ok: boolean }> {", // 16
+    "  return { ok: true };", // 17
+    "}", // 18
   ].join("\n"),
   // A raw string over lines with quotes and braces in it, and character literals that hold quotes.
   "other/flags.rs": [
@@ -369,6 +377,8 @@ describe("definitions of other languages, read from their lines in the sandbox",
       "other/headers.ts def Headers.get 9-11",
       "other/render.ts def -.render 1-8",
       "other/render.ts def -.after 9-11",
+      "other/render.ts def -.misnamed 12-15",
+      "other/render.ts def -.fetched 16-18",
       "other/flags.rs class -.Glob 1-10",
       "other/flags.rs def Glob.doc_long 2-6",
       "other/flags.rs def Glob.quote 7-9",
