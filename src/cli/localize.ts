@@ -13,11 +13,14 @@ import type { JobView } from "../store/jobStore.js";
  */
 const USAGE = `usage: localize (--repo URL --commit SHA|REF | --path DIR) (--issue TEXT | --issue-file FILE|-)
                 [--api URL] [--policy baseline|codescout] [--max-turns N] [--snippets] [--no-alternatives]
-                [--json] [--quiet] [--no-cache]
+                [--scope DIR] [--json] [--quiet] [--no-cache]
   --issue TEXT, --issue-file FILE  the issue or question; --issue-file - reads it from stdin.
   --no-alternatives  the answer alone, without the files the model-free ranking would read next.
   --path DIR   localize in a local checkout as it is on disk: url + commit + patch when HEAD is on a
-               remote the service can fetch, else an upload of the files git does not ignore.
+               remote the service can fetch, else an upload of the files git does not ignore. A
+               directory below the checkout's top is searched alone (its --scope).
+  --scope DIR  search only this directory of the repository (a monorepo's package: packages/core);
+               the answer's paths stay relative to the repository's top.
   The API key comes from CODESCOUT_API_KEY; the API URL from --api, CODESCOUT_URL or CODESCOUT_API
   (default http://127.0.0.1:8080).`;
 
@@ -43,6 +46,7 @@ function parse() {
         quiet: { type: "boolean", default: false },
         "no-cache": { type: "boolean", default: false },
         "no-alternatives": { type: "boolean", default: false },
+        scope: { type: "string" },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -94,6 +98,7 @@ if (maxTurns) options.max_turns = maxTurns;
 if (args.snippets) options.snippets = true;
 if (args["no-cache"]) options.cache = false;
 if (args["no-alternatives"]) options.alternatives = false;
+if (args.scope !== undefined) options.scope = args.scope;
 
 const interrupt = new AbortController();
 process.once("SIGINT", () => interrupt.abort());

@@ -1,5 +1,5 @@
-import { statSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { realpathSync, statSync } from "node:fs";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -153,6 +153,12 @@ async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Prom
   }
 }
 
+/** `dir` as a directory of the checkout whose top is `root` (`services/api`), or undefined for the top itself. */
+export function scopeOf(root: string, dir: string): string | undefined {
+  const rel = relative(root, realpathSync(resolve(dir)));
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel.split(sep).join("/") : undefined;
+}
+
 function isLoopbackUrl(url: string): boolean {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
   return host === "localhost" || host === "::1" || /^127\./.test(host);
@@ -185,6 +191,11 @@ export interface CheckoutJob {
 /** Localizes in the checkout at `dir`, as it is on disk now; resolves with the job's end. */
 export async function localizeCheckout(client: ServiceClient, dir: string, request: CheckoutRequest, hooks: CheckoutHooks): Promise<CheckoutJob> {
   const checkout = await describeCheckout(dir);
+  // A directory below the top (an agent started in a monorepo's package) is where to look, as
+  // the agent's own searches do; a scope the caller gave is theirs.
+  const scope = request.options.scope === undefined ? scopeOf(checkout.root, dir) : undefined;
+  const options = scope ? { ...request.options, scope } : request.options;
+  if (scope) hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   const snapshot = await Snapshot.take(checkout.root);
   try {
     if (checkout.remoteUrl && checkout.head) {
@@ -192,7 +203,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       await sayLeftOut(snapshot, hooks.say);
       const repo = { url: checkout.remoteUrl, commit: checkout.head, ...(patch ? { patch } : {}) };
       try {
-        const view = await client.submit({ repo, issue: request.issue, options: request.options });
+        const view = await client.submit({ repo, issue: request.issue, options });
         hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.head.slice(0, 12)}${patch ? ` with the uncommitted changes (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
         const final = await client.follow(view, hooks);
         if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
@@ -208,7 +219,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     const commits = await reading;
     if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
-    const view = await client.submit({ repo, issue: request.issue, options: request.options });
+    const view = await client.submit({ repo, issue: request.issue, options });
     return { view: await client.follow(view, hooks), root: checkout.root };
   } finally {
     await snapshot.dispose();

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { confidenceSchema, policyNameSchema, timingsSchema } from "../queue/contract.js";
+import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 
@@ -20,6 +20,7 @@ export interface LocalizeToolInput {
   policy?: "codescout" | "baseline";
   snippets?: boolean;
   alternatives?: boolean;
+  scope?: string;
 }
 
 export interface RunHooks {
@@ -67,6 +68,9 @@ const inputShape = {
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
   snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
   alternatives: z.boolean().optional().describe("List the files the model-free ranking would read next, after the answer. Default true; false for the answer alone."),
+  scope: scopeSchema
+    .optional()
+    .describe("Localize within this directory of the repository only (a monorepo's package: packages/core); paths in the answer stay relative to the repository's top. Default: the whole repository (for a local path below the checkout's top: that directory)."),
 };
 
 /** Where the service cannot see the caller's disk (HTTP, plain function calling), the repository is required. */
@@ -81,7 +85,7 @@ const pathShape = {
     .min(1)
     .optional()
     .describe(
-      "A local checkout to localize in, with its uncommitted edits. Default: the client's first root, else the server's working directory. Ignored files (.env, node_modules) never leave the machine.",
+      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (.env, node_modules) never leave the machine.",
     ),
 };
 
@@ -201,6 +205,7 @@ export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
     ...(input.max_turns ? { max_turns: input.max_turns } : {}),
     ...(input.snippets ? { snippets: true } : {}),
     ...(input.alternatives === false ? { alternatives: false } : {}),
+    ...(input.scope ? { scope: input.scope } : {}),
   };
 }
 

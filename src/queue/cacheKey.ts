@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { LocalizePayload } from "./contract.js";
+import { normalScope, type LocalizePayload } from "./contract.js";
 
 /**
  * The identity of a result: the same service version, repository at the same resolved commit,
@@ -36,6 +36,8 @@ export function resultCacheKey(input: {
     snippets: o.snippets ?? false,
     // Absent unless false, so the keys of results cached before this field stay the same.
     ...(o.alternatives === false ? { alternatives: false } : {}),
+    // The same directory however it was written (`pkg`, `pkg/`); absent for the whole tree, as before.
+    ...(normalScope(o.scope) ? { scope: normalScope(o.scope) } : {}),
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }

@@ -15,6 +15,27 @@ export const REF_RE = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/@{}^~-]{1,200}$/;
 
 export const policyNameSchema = z.enum(["codescout", "baseline"]);
 
+/**
+ * A directory of the repository, relative to its top: plain segments only, so it names a place
+ * inside the tree however it is spelled (the worker still checks where it leads on disk).
+ */
+export const scopeSchema = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((s) => {
+    const segments = s.replace(/\/+$/, "").split("/");
+    return segments.every((x) => x !== "" && x !== "." && x !== ".." && !/[\0-\x1f\\]/.test(x));
+  }, "a directory of the repository relative to its top (packages/core), without leading /, . or .. segments")
+  .describe(
+    "Localize within this directory of the repository only (a monorepo's package: `packages/core`). The answer's paths stay relative to the repository's top. Default: the whole repository.",
+  );
+
+/** The scope as the worker and the cache use it: without trailing slashes. */
+export function normalScope(scope: string | undefined): string | undefined {
+  return scope?.replace(/\/+$/, "") || undefined;
+}
+
 export const localizeOptionsSchema = z
   .object({
     policy: policyNameSchema.optional().describe("Which localizer runs. Default: codescout when a model server is configured, else baseline."),
@@ -35,6 +56,7 @@ export const localizeOptionsSchema = z
       .describe(
         "Name the files the model-free ranking would read next beside the answer (`alternatives`, not part of it). Default true. false leaves them out; with the model it also skips that ranking (its CPU, and the model's locations' evidence of where it ranks their file).",
       ),
+    scope: scopeSchema.optional(),
   })
   .strict();
 
@@ -211,6 +233,7 @@ export const failureCodeSchema = z.enum([
   "patch_does_not_apply",
   "upload_not_found",
   "invalid_upload",
+  "scope_not_found",
   "sandbox_failed",
   "job_timeout",
   "llm_unavailable",

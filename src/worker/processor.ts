@@ -6,6 +6,7 @@ import { ModelError } from "../agent/codescout/modelClient.js";
 import type { Policy, PolicyEvent } from "../agent/policy.js";
 import {
   localizePayloadSchema,
+  normalScope,
   type FailureCode,
   type JobProgress,
   type LocalizePayload,
@@ -21,6 +22,7 @@ import type { ResultCache } from "../store/resultCache.js";
 import { resultCacheKey } from "../queue/cacheKey.js";
 import { ANSWER_REVISION } from "../version.js";
 import type { Cleanups } from "./cleanups.js";
+import { scopedCommits, scopedTree, unscoped } from "./scope.js";
 import { uploadedCommitsNamed } from "./uploadedCommits.js";
 
 /**
@@ -118,11 +120,15 @@ export function createProcessor(deps: ProcessorDeps) {
         return { ...cached, timings: { ...cached.timings, queue_wait_ms: queueWaitMs, total_ms: Math.round(performance.now() - t0) } };
       }
 
+      // The sandbox holds the scope's directory alone, as if it were the repository.
+      const scope = normalScope(payload.options.scope);
+      const treePath = scope ? await scopedTree(tree.treePath, scope, tree.sha) : tree.treePath;
+
       await progress({ phase: "sandbox", turn: 0 });
       const tS = performance.now();
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
       const workingDir = `/tmp/testbed/${randomBytes(4).toString("hex")}/${tree.owner}_${tree.name}_${instance}`;
-      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath: tree.treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
+      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
@@ -150,8 +156,8 @@ export function createProcessor(deps: ProcessorDeps) {
           onEvent,
           // An uploaded tree has no history here; its caller read the named commits from its own.
           namedCommits: upload
-            ? async (refs) => uploadedCommitsNamed(refs, payload.commits ?? [])
-            : (refs) => deps.repos.namedCommits(tree, refs, abort.signal),
+            ? async (refs) => scopedCommits(uploadedCommitsNamed(refs, payload.commits ?? []), scope)
+            : async (refs) => scopedCommits(await deps.repos.namedCommits(tree, refs, abort.signal), scope),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();
@@ -169,7 +175,7 @@ export function createProcessor(deps: ProcessorDeps) {
         (argv, options) => box.exec(argv, options),
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
       );
-      const sets = locationSets(normalized);
+      const sets = locationSets(unscoped(normalized, scope));
 
       await deps.store.saveTrajectory(payload.jobId, {
         policy: outcome.policy,
@@ -184,8 +190,8 @@ export function createProcessor(deps: ProcessorDeps) {
         commit_sha: tree.sha,
         repo_cache: tree.cache,
         answered: outcome.locations !== null,
-        locations: checked,
-        ...(alternatives.length ? { alternatives } : {}),
+        locations: unscoped(checked, scope),
+        ...(alternatives.length ? { alternatives: unscoped(alternatives, scope) } : {}),
         ...sets,
         turns: outcome.turns,
         timings: {

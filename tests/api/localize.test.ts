@@ -53,6 +53,14 @@ describe("POST /v1/localize", () => {
     [{ ...validBody, options: { max_turns: 0 } }, "options.max_turns"],
     [{ ...validBody, options: { policy: "gpt" } }, "options.policy"],
     [{ ...validBody, options: { alternatives: "no" } }, "options.alternatives"],
+    // A scope is a directory inside the repository, however it is spelled.
+    [{ ...validBody, options: { scope: "../other" } }, "options.scope"],
+    [{ ...validBody, options: { scope: "pkg/../../etc" } }, "options.scope"],
+    [{ ...validBody, options: { scope: "/etc" } }, "options.scope"],
+    [{ ...validBody, options: { scope: "pkg//core" } }, "options.scope"],
+    [{ ...validBody, options: { scope: "./pkg" } }, "options.scope"],
+    [{ ...validBody, options: { scope: "pkg\\..\\.." } }, "options.scope"],
+    [{ ...validBody, options: { scope: "" } }, "options.scope"],
     [{ ...validBody, extra: 1 }, undefined],
   ])("refuses a bad request with 422 naming the field (%#)", async (payload, field) => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload });

@@ -207,14 +207,14 @@ describe("end to end", () => {
     execFileSync("git", ["clone", "-q", repo.url, checkout]);
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n\n\ndef helper():\n    return 43\n");
     // The issue from stdin, as an agent pipes it (`gh issue view … | localize --issue-file -`), from a directory below the top.
-    const piped = promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", join(checkout, "pkg"), "--issue-file", "-", "--no-cache", "--json", "--quiet"], { encoding: "utf8" });
+    const piped = promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", join(checkout, "pkg"), "--issue-file", "-", "--no-cache", "--json", "--quiet", "--policy", "baseline"], { encoding: "utf8" });
     piped.child.stdin!.end("helper() returns 42 instead of 43");
     const local = JSON.parse(
       (await piped).stdout,
     ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> }; root: string };
     expect(local.status).toBe("succeeded");
-    // The paths are the checkout's, from its top, and the top is named.
-    expect(local.result.locations[0]!.file).toBe("pkg/util.py");
+    // Searched in pkg/ alone (the directory given), answered as the checkout's paths, the top named.
+    expect(local.result.locations.map((l) => l.file)).toEqual(["pkg/util.py"]);
     expect(local.root).toBe(realpathSync(checkout));
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(local.result.locations[0]!.start_line).toBe(4);
@@ -280,6 +280,13 @@ describe("end to end", () => {
     expect(post.status).toBe(200);
     const failed = await post.json();
     expect(failed, JSON.stringify(failed.error)).toMatchObject({ status: "failed", error: { code: "commit_not_found" } });
+    // A scope the commit does not hold is that job's failure, named.
+    const scoped = await fetch(`${base}/v1/localize?wait=30`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo: { url: repo.url, commit: repo.commits[0] }, issue: "x", options: { policy: "baseline", scope: "pkg/nope" } }),
+    });
+    expect(await scoped.json()).toMatchObject({ status: "failed", error: { code: "scope_not_found", message: `options.scope: pkg/nope is not a directory of the repository at ${repo.commits[0]!.slice(0, 12)}` } });
   });
 
   it("reads the commit an issue names from the repository's history, on the worker's mirror", async () => {

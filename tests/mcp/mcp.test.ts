@@ -55,6 +55,8 @@ beforeAll(async () => {
   scriptByIssue({
     "PARSE-ISSUE": [grep('rg -n "def parse" -t py'), grep("sed -n '1,30p' pkg/parser.py"), finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }, { file: "pkg/parser.py", function_name: "parse_file" }])],
     "EDIT-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "pkg/util.py", function_name: "only_in_the_edit" }])],
+    // Asked in the checkout's package: the model's tree is that directory.
+    "SCOPED-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "util.py", function_name: "only_in_the_edit" }])],
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
     "LEADS-ISSUE": [finish([{ file: "pkg/util.py", function_name: "helper" }])],
     "NO-ANSWER-ISSUE": [{ content: "I could not find it." }],
@@ -249,7 +251,7 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
 });
 
 describe("MCP over stdio (codescout-mcp)", () => {
-  it("localizes a local checkout against its uncommitted edit, sending url + commit + patch, and names the directory its paths are relative to", async () => {
+  it("localizes a local checkout against its uncommitted edit, sending url + commit + patch; from a directory below the top, in that directory, naming the top its paths are relative to", async () => {
     const dir = checkoutWithEdit({ remote: true });
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
     const { tools } = await client.listTools();
@@ -257,14 +259,16 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const progress: string[] = [];
     const result = await client.callTool(
       // An agent started in a package of the checkout (a monorepo's) gives that directory.
-      { name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", path: join(dir, "pkg"), policy: "codescout" } },
+      { name: "localize", arguments: { issue: "SCOPED-ISSUE: the edit doubles wrongly", path: join(dir, "pkg"), policy: "codescout" } },
       CallToolResultSchema,
       { onprogress: (p) => progress.push(p.message ?? "") },
     );
     const out = result.structuredContent as { locations: Array<Record<string, unknown>>; root: string };
     expect(out.root).toBe(realpathSync(dir));
     expect((result.content as Array<{ text: string }>)[0]!.text).toMatch(new RegExp(`^1 location \\(codescout, finish_tool in [\\d.]+ s; paths are relative to ${realpathSync(dir)}\\):\\npkg/util\\.py:5-7  only_in_the_edit`));
-    // The edit's function is read from the edited tree, by the model and by the ranking beside it.
+    // The edit's function is read from the edited tree, by the model and by the ranking beside it,
+    // both in pkg/ alone, and answered as the checkout's path.
+    expect(progress).toContain(`localizing in pkg/ only, the directory given (give ${realpathSync(dir)} to search the whole checkout)`);
     expect(out.locations).toEqual([
       { file: "pkg/util.py", function_name: "only_in_the_edit", start_line: 5, end_line: 7, valid: true, evidence: ["the model-free ranking's first file too, at confidence 1.00"] },
     ]);

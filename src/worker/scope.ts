@@ -1,0 +1,39 @@
+import { realpath, stat } from "node:fs/promises";
+import { isAbsolute, join, relative } from "node:path";
+import type { Location, NamedCommit } from "../agent/policy.js";
+import { JobFailedError } from "../queue/failure.js";
+
+/**
+ * A job's scope (`options.scope`): the directory of the tree the sandbox is given, as if it were
+ * the repository, and the prefix its answer's paths get back. The schema admits only plain
+ * segments; what they lead to on disk is checked here, since a tree is the repository's own
+ * content and a committed symlink may point anywhere on the worker's host.
+ */
+export async function scopedTree(treePath: string, scope: string, sha: string): Promise<string> {
+  const missing = () => new JobFailedError("scope_not_found", `options.scope: ${scope} is not a directory of the repository at ${sha.slice(0, 12)}`);
+  const [top, inside] = await Promise.all([realpath(treePath), realpath(join(treePath, scope)).catch(() => null)]);
+  if (inside === null) throw missing();
+  const rel = relative(top, inside);
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) throw missing();
+  if (!(await stat(inside)).isDirectory()) throw missing();
+  return inside;
+}
+
+/** Locations found in the scope, as paths of the whole repository. */
+export function unscoped<L extends Pick<Location, "file">>(locations: L[], scope: string | undefined): L[] {
+  return scope ? locations.map((l) => ({ ...l, file: `${scope}/${l.file}` })) : locations;
+}
+
+/** What named commits changed inside the scope, as paths of the scope; the rest is not in its tree. */
+export function scopedCommits(commits: NamedCommit[], scope: string | undefined): NamedCommit[] {
+  if (!scope) return commits;
+  const prefix = `${scope}/`;
+  const inScope = (f: string) => f.startsWith(prefix);
+  return commits
+    .map((c) => ({
+      ...c,
+      files: c.files.filter(inScope).map((f) => f.slice(prefix.length)),
+      defs: c.defs.filter((d) => inScope(d.file)).map((d) => ({ ...d, file: d.file.slice(prefix.length) })),
+    }))
+    .filter((c) => c.files.length > 0);
+}

@@ -1,0 +1,64 @@
+import { describe, it, expect, afterAll } from "vitest";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { scopedCommits, scopedTree, unscoped } from "../../src/worker/scope.js";
+import { JobFailedError } from "../../src/queue/failure.js";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A tree as the cache writes one, with what a hostile repository could commit: links out of it. */
+function tree(): { top: string; outside: string } {
+  const root = mkdtempSync(join(tmpdir(), "codescout-scope-"));
+  dirs.push(root);
+  const top = join(root, "tree");
+  const outside = join(root, "host");
+  mkdirSync(join(top, "services/api/app"), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(top, "services/api/app/main.py"), "def main():\n    pass\n");
+  writeFileSync(join(top, "README.md"), "# mono\n");
+  symlinkSync(outside, join(top, "escape"));
+  symlinkSync("/", join(top, "services/root"));
+  symlinkSync("api", join(top, "services/api-link"));
+  return { top, outside };
+}
+
+async function failure(p: Promise<unknown>): Promise<JobFailedError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(JobFailedError);
+  return err as JobFailedError;
+}
+
+describe("a job's scope", () => {
+  it("gives the sandbox a directory of the tree, and only one inside it", async () => {
+    const { top } = tree();
+    const sha = "a".repeat(40);
+    expect(await scopedTree(top, "services/api", sha)).toBe(realpathSync(join(top, "services/api")));
+    // A link to a directory of the same tree is that directory.
+    expect(await scopedTree(top, "services/api-link", sha)).toBe(realpathSync(join(top, "services/api")));
+    for (const scope of ["escape", "services/root", "services/root/etc", "services/nope", "README.md", "services/api/app/main.py"]) {
+      const err = await failure(scopedTree(top, scope, sha));
+      expect(err.code).toBe("scope_not_found");
+      expect(err.detail).toBe(`options.scope: ${scope} is not a directory of the repository at aaaaaaaaaaaa`);
+    }
+  });
+
+  it("answers with the repository's paths, and gives the policy what named commits changed in the scope", () => {
+    expect(unscoped([{ file: "app/main.py" }], "services/api")).toEqual([{ file: "services/api/app/main.py" }]);
+    expect(unscoped([{ file: "app/main.py" }], undefined)).toEqual([{ file: "app/main.py" }]);
+    const commits = [
+      { ref: "#12", sha: "b".repeat(40), files: ["services/api/app/main.py", "services/web/x.py"], defs: [{ file: "services/api/app/main.py", name: "main" }, { file: "services/web/x.py", name: "x" }] },
+      { ref: "#13", sha: "c".repeat(40), files: ["services/web/x.py"], defs: [] },
+      // A sibling whose name starts like the scope is not in it.
+      { ref: "#14", sha: "d".repeat(40), files: ["services/api-v2/y.py"], defs: [] },
+    ];
+    expect(scopedCommits(commits, "services/api")).toEqual([{ ref: "#12", sha: "b".repeat(40), files: ["app/main.py"], defs: [{ file: "app/main.py", name: "main" }] }]);
+    expect(scopedCommits(commits, undefined)).toBe(commits);
+  });
+});
