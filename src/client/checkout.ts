@@ -1,5 +1,6 @@
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
+import { normalScope, scopeSchema } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -110,30 +111,37 @@ export function serviceUrlOf(raw: string, root: string): string | null {
  * streamed at once, and the address the service gives it is remembered, but only when the
  * work tree did not change while it was being sent.
  */
-export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache()): Promise<UploadInfo> {
+/**
+ * Uploads the checkout's tree, or only its directory `under` (a job scoped to it needs no more:
+ * a monorepo's package, where the whole tree may be past the service's limits).
+ */
+export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();
-  const known = await cache.get(treeId);
+  const key = under ? `${treeId}:${under}` : treeId;
+  const what = under ? `${under}/ of the tree` : "the tree";
+  const known = await cache.get(key);
   const held = known ? await client.upload(known.sha256) : null;
   if (held) {
-    say(`the service already holds this tree (${held.files} files)`);
+    say(`the service already holds ${under ? what : "this tree"} (${held.files} files)`);
     return held;
   }
+  if (under && (await snapshot.sentFiles(under)) === 0) throw new CheckoutError(`${under}/ holds no file git would send (tracked, or untracked and not ignored)`);
   await sayLeftOut(snapshot, say);
-  const skipped = await snapshot.escapingLinks();
+  const skipped = await snapshot.escapingLinks(under);
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
-  say("uploading the tree");
+  say(`uploading ${what}`);
   // Over loopback, compressing costs more time than it saves.
-  const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl))).catch(async (err: unknown) => {
+  const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl), under)).catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
     // What to leave out is the user's call: say where the bulk is, and how to leave it out.
-    const { bySize, byCount } = await snapshot.largestParts();
+    const { bySize, byCount } = await snapshot.largestParts(3, under);
     const largest = err.code === "upload_too_large" ? `the largest parts: ${bySize.join(", ")}` : `the parts with most files: ${byCount.join(", ")}`;
     throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. What is not source can go in .gitignore (or .git/info/exclude): ignored files are never sent`);
   });
   say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
   const after = await Snapshot.take(snapshot.root, cache.dir);
   try {
-    if ((await after.treeId()) === treeId) await cache.put(treeId, { sha256: info.sha256, files: info.files, bytes: info.bytes });
+    if ((await after.treeId()) === treeId) await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
   } finally {
     await after.dispose();
   }
@@ -215,7 +223,9 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     }
     // Read while the tree is sent: a long history's log walks cost the upload no time.
     const reading = checkout.head ? checkoutCommits(checkout, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
-    const upload = await uploadCheckout(client, snapshot, hooks.say);
+    // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
+    const under = typeof options.scope === "string" && scopeSchema.safeParse(options.scope).success ? normalScope(options.scope) : undefined;
+    const upload = await uploadCheckout(client, snapshot, hooks.say, undefined, under);
     const commits = await reading;
     if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };

@@ -252,10 +252,14 @@ export class Snapshot {
     return this.notSent;
   }
 
-  /** Whether a path is sent: not under or at anything left out (a directory left alone may hold what an older snapshot read). */
-  private async sendsPath(): Promise<(path: string) => boolean> {
+  /**
+   * Whether a path is sent: under `under` (a directory of the tree, when only it is sent) and
+   * not under or at anything left out (a directory left alone may hold what an older snapshot read).
+   */
+  private async sendsPath(under?: string): Promise<(path: string) => boolean> {
     const out = (await this.leftOut()).map((f) => f.path);
-    return (path) => !out.some((f) => (f.endsWith("/") ? path.startsWith(f) : path === f));
+    const inside = under ? (path: string) => path.startsWith(`${under}/`) : () => true;
+    return (path) => inside(path) && !out.some((f) => (f.endsWith("/") ? path.startsWith(f) : path === f));
   }
 
   private entries: Promise<Staged[]> | undefined;
@@ -287,10 +291,10 @@ export class Snapshot {
    * the snapshot is sent as it is then.
    */
   /** Symlinks that point outside the tree: left out of the archive (the service would refuse them). */
-  async escapingLinks(): Promise<string[]> {
+  async escapingLinks(under?: string): Promise<string[]> {
     const out: string[] = [];
     // A virtualenv's python -> /usr/bin/python3 goes with its directory, said once for all.
-    const sent = await this.sendsPath();
+    const sent = await this.sendsPath(under);
     for (const e of await this.staged()) {
       if (e.mode !== "120000" || !sent(e.path)) continue;
       const target = await readlink(join(this.root, e.path)).catch(() => null);
@@ -303,11 +307,12 @@ export class Snapshot {
    * The sent tree's largest parts (top-level directories and files) by bytes and by files, for
    * a refusal to say what to ignore; only read when the service refused the tree as too large.
    */
-  async largestParts(n = 3): Promise<{ bySize: string[]; byCount: string[] }> {
+  async largestParts(n = 3, under?: string): Promise<{ bySize: string[]; byCount: string[] }> {
     const parts = new Map<string, { bytes: number; files: number }>();
-    const sent = await this.sendsPath();
+    const sent = await this.sendsPath(under);
+    const from = under ? under.length + 1 : 0;
     for (const e of (await this.staged()).filter((s) => sent(s.path))) {
-      const slash = e.path.indexOf("/");
+      const slash = e.path.indexOf("/", from);
       const part = slash < 0 ? e.path : `${e.path.slice(0, slash)}/`;
       const st = await lstat(join(this.root, e.path)).catch(() => null);
       const p = parts.get(part) ?? { bytes: 0, files: 0 };
@@ -323,9 +328,16 @@ export class Snapshot {
     };
   }
 
-  async archive(compress: boolean): Promise<Readable> {
-    const skip = new Set(await this.escapingLinks());
-    const sent = await this.sendsPath();
+  /** How many files the archive holds (of `under` alone, when given). */
+  async sentFiles(under?: string): Promise<number> {
+    const sent = await this.sendsPath(under);
+    return (await this.staged()).filter((e) => sent(e.path)).length;
+  }
+
+  /** The archive of the tree, or of its directory `under` alone (paths still from the top). */
+  async archive(compress: boolean, under?: string): Promise<Readable> {
+    const skip = new Set(await this.escapingLinks(under));
+    const sent = await this.sendsPath(under);
     const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p) && sent(p));
     const tar = spawn(
       "tar",

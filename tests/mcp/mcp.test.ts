@@ -301,6 +301,27 @@ describe("MCP over stdio (codescout-mcp)", () => {
     await client.close();
   });
 
+  it("uploads only the directory below the top it was given, when no remote holds the checkout, and answers in it", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
+    const ask = async () => {
+      const progress: string[] = [];
+      const args = { issue: "the edit doubles wrongly in only_in_the_edit", path: join(dir, "pkg"), policy: "baseline" };
+      const result = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
+      expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+      return { progress, out: result.structuredContent as { locations: Array<Record<string, unknown>>; commit_sha: string; root: string } };
+    };
+    const { progress, out } = await ask();
+    expect(progress).toContain("uploading pkg/ of the tree");
+    // pkg/__init__.py, parser.py and util.py: not README.md, tests/ or the ignored .env.
+    const upload = await (await fetch(`${base}/v1/uploads/${out.commit_sha}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+    expect(upload.files).toBe(3);
+    expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, start_line: 5, end_line: 7 });
+    expect(out.root).toBe(realpathSync(dir));
+    expect((await ask()).progress).toContain("the service already holds pkg/ of the tree (3 files)");
+    await client.close();
+  });
+
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
     const dir = checkoutWithEdit({ remote: false });
     mkdirSync(join(dir, "fixtures"));
