@@ -109,11 +109,9 @@ export function serviceUrlOf(raw: string, root: string): string | null {
  * Sends the tree unless the service already holds it. A tree sent before (the same git tree,
  * as the snapshot captured it) is asked for by its content address first; a new one is
  * streamed at once, and the address the service gives it is remembered, but only when the
- * work tree did not change while it was being sent.
- */
-/**
- * Uploads the checkout's tree, or only its directory `under` (a job scoped to it needs no more:
- * a monorepo's package, where the whole tree may be past the service's limits).
+ * work tree did not change while it was being sent. With `under`, only that directory is sent
+ * (a job scoped to it needs no more: a monorepo's package, where the whole tree may be past the
+ * service's limits).
  */
 export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();

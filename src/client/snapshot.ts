@@ -284,12 +284,6 @@ export class Snapshot {
       .filter((e) => e.mode !== "160000");
   }
 
-  /**
-   * The tree as a tar stream made by GNU tar from the work tree (C, sequential reads: far
-   * faster than packing in JavaScript), gzip-compressed when asked. Owners, times and hard
-   * links are not carried; symlinks that leave the tree are left out. A file edited since
-   * the snapshot is sent as it is then.
-   */
   /** Symlinks that point outside the tree: left out of the archive (the service would refuse them). */
   async escapingLinks(under?: string): Promise<string[]> {
     const out: string[] = [];
@@ -334,7 +328,12 @@ export class Snapshot {
     return (await this.staged()).filter((e) => sent(e.path)).length;
   }
 
-  /** The archive of the tree, or of its directory `under` alone (paths still from the top). */
+  /**
+   * The tree, or its directory `under` alone (paths still from the top), as a tar stream made by
+   * GNU tar from the work tree (C, sequential reads: far faster than packing in JavaScript),
+   * gzip-compressed when asked. Owners, times and hard links are not carried; symlinks that
+   * leave the tree are left out. A file edited since the snapshot is sent as it is then.
+   */
   async archive(compress: boolean, under?: string): Promise<Readable> {
     const skip = new Set(await this.escapingLinks(under));
     const sent = await this.sendsPath(under);
