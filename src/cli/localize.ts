@@ -123,6 +123,7 @@ try {
 
 if (args.json) process.stdout.write(`${JSON.stringify(root ? { ...final, root } : final, null, 2)}\n`);
 else if (final.status === "succeeded" && final.result) {
+  if (final.result.scope) process.stdout.write(`searched in ${final.result.scope}/ only\n`);
   if (root && root !== process.cwd()) process.stdout.write(`paths are relative to ${root}\n`);
   const rows = final.result.locations.map((l) => [
     l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file,

@@ -121,6 +121,7 @@ export const localizeOutputSchema = z.object({
   policy: z.string().optional(),
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
   root: z.string().optional().describe("For a local checkout: its top directory on this machine. Every location's file is relative to it (also when the path given was below it)."),
+  scope: z.string().optional().describe("The directory of the repository searched, when not all of it (the scope, or a local path below the checkout's top)."),
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
@@ -224,6 +225,7 @@ export function answer(view: JobView, root?: string): CallToolResult {
     answered: r?.answered ?? false,
     ...(r ? { finish_reason: r.finish_reason, policy: r.policy, commit_sha: r.commit_sha, timings: r.timings } : {}),
     ...(root ? { root } : {}),
+    ...(r?.scope ? { scope: r.scope } : {}),
     locations: (r?.locations ?? []).map((l) => ({ ...l })),
     ...(r?.alternatives?.length ? { alternatives: r.alternatives.map((l) => ({ ...l })) } : {}),
     ...(view.error ? { error: view.error } : {}),
@@ -245,8 +247,10 @@ const FENCES: Record<string, [string, string]> = {
 
 function summary(out: LocalizeOutput): string {
   const seconds = out.timings ? ` in ${(out.timings.total_ms / 1000).toFixed(1)} s` : "";
-  // An agent started below a checkout's top (a monorepo's package) would otherwise look for the files under its own directory.
-  const under = out.root ? `; paths are relative to ${out.root}` : "";
+  // An agent started below a checkout's top (a monorepo's package) would otherwise look for the
+  // files under its own directory, and take a scoped search for the whole repository's.
+  const searched = out.scope ? `; searched in ${out.scope}/ only` : "";
+  const under = `${searched}${out.root ? `; paths are relative to ${out.root}` : ""}`;
   const leads = out.alternatives?.map(describeLocation).join("\n");
   if (!out.answered || out.locations.length === 0) {
     const none = `No locations found (${out.policy}, ${out.finish_reason}${seconds}).`;

@@ -207,6 +207,7 @@ export const localizeResultSchema = z.object({
   policy: policyNameSchema,
   finish_reason: finishReasonSchema,
   commit_sha: z.string(),
+  scope: z.string().optional().describe("The directory of the repository the job localized in (`options.scope`); absent for the whole repository."),
   repo_cache: z.enum(["hot", "warm", "cold"]),
   answered: z.boolean().describe("False when the episode ended without a localization_finish call."),
   locations: z.array(checkedLocationSchema),

@@ -188,6 +188,7 @@ export function createProcessor(deps: ProcessorDeps) {
         policy: outcome.policy,
         finish_reason: outcome.finishReason,
         commit_sha: tree.sha,
+        ...(scope ? { scope } : {}),
         repo_cache: tree.cache,
         answered: outcome.locations !== null,
         locations: unscoped(checked, scope),

@@ -211,10 +211,11 @@ describe("end to end", () => {
     piped.child.stdin!.end("helper() returns 42 instead of 43");
     const local = JSON.parse(
       (await piped).stdout,
-    ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> }; root: string };
+    ) as { status: string; repo: { patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }>; scope?: string }; root: string };
     expect(local.status).toBe("succeeded");
     // Searched in pkg/ alone (the directory given), answered as the checkout's paths, the top named.
     expect(local.result.locations.map((l) => l.file)).toEqual(["pkg/util.py"]);
+    expect(local.result.scope).toBe("pkg");
     expect(local.root).toBe(realpathSync(checkout));
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(local.result.locations[0]!.start_line).toBe(4);

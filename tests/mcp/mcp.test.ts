@@ -263,9 +263,10 @@ describe("MCP over stdio (codescout-mcp)", () => {
       CallToolResultSchema,
       { onprogress: (p) => progress.push(p.message ?? "") },
     );
-    const out = result.structuredContent as { locations: Array<Record<string, unknown>>; root: string };
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>>; root: string; scope: string };
     expect(out.root).toBe(realpathSync(dir));
-    expect((result.content as Array<{ text: string }>)[0]!.text).toMatch(new RegExp(`^1 location \\(codescout, finish_tool in [\\d.]+ s; paths are relative to ${realpathSync(dir)}\\):\\npkg/util\\.py:5-7  only_in_the_edit`));
+    expect(out.scope).toBe("pkg");
+    expect((result.content as Array<{ text: string }>)[0]!.text).toMatch(new RegExp(`^1 location \\(codescout, finish_tool in [\\d.]+ s; searched in pkg/ only; paths are relative to ${realpathSync(dir)}\\):\\npkg/util\\.py:5-7  only_in_the_edit`));
     // The edit's function is read from the edited tree, by the model and by the ranking beside it,
     // both in pkg/ alone, and answered as the checkout's path.
     expect(progress).toContain(`localizing in pkg/ only, the directory given (give ${realpathSync(dir)} to search the whole checkout)`);
