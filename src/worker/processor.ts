@@ -121,8 +121,10 @@ export function createProcessor(deps: ProcessorDeps) {
       }
 
       // The sandbox holds the scope's directory alone, as if it were the repository.
-      const scope = normalScope(payload.options.scope);
-      const treePath = scope ? await scopedTree(tree.treePath, scope, tree.sha) : tree.treePath;
+      const asked = normalScope(payload.options.scope);
+      const scoped = asked ? await scopedTree(tree.treePath, asked, tree.sha) : undefined;
+      const treePath = scoped?.dir ?? tree.treePath;
+      const scope = scoped?.scope;
 
       await progress({ phase: "sandbox", turn: 0 });
       const tS = performance.now();

@@ -1,5 +1,5 @@
 import { realpath, stat } from "node:fs/promises";
-import { isAbsolute, join, relative } from "node:path";
+import { isAbsolute, join, relative, sep } from "node:path";
 import type { Location, NamedCommit } from "../agent/policy.js";
 import { JobFailedError } from "../queue/failure.js";
 
@@ -9,14 +9,18 @@ import { JobFailedError } from "../queue/failure.js";
  * segments; what they lead to on disk is checked here, since a tree is the repository's own
  * content and a committed symlink may point anywhere on the worker's host.
  */
-export async function scopedTree(treePath: string, scope: string, sha: string): Promise<string> {
+/**
+ * The scope's directory on disk, and the scope as the tree's own path to it (a committed link
+ * to a directory of the tree, `api-link`, is answered as that directory, `services/api`).
+ */
+export async function scopedTree(treePath: string, scope: string, sha: string): Promise<{ dir: string; scope: string }> {
   const missing = () => new JobFailedError("scope_not_found", `options.scope: ${scope} is not a directory of the repository at ${sha.slice(0, 12)}`);
   const [top, inside] = await Promise.all([realpath(treePath), realpath(join(treePath, scope)).catch(() => null)]);
   if (inside === null) throw missing();
   const rel = relative(top, inside);
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) throw missing();
   if (!(await stat(inside)).isDirectory()) throw missing();
-  return inside;
+  return { dir: inside, scope: rel.split(sep).join("/") };
 }
 
 /** Locations found in the scope, as paths of the whole repository. */

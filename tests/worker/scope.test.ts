@@ -39,9 +39,9 @@ describe("a job's scope", () => {
   it("gives the sandbox a directory of the tree, and only one inside it", async () => {
     const { top } = tree();
     const sha = "a".repeat(40);
-    expect(await scopedTree(top, "services/api", sha)).toBe(realpathSync(join(top, "services/api")));
-    // A link to a directory of the same tree is that directory.
-    expect(await scopedTree(top, "services/api-link", sha)).toBe(realpathSync(join(top, "services/api")));
+    expect(await scopedTree(top, "services/api", sha)).toEqual({ dir: realpathSync(join(top, "services/api")), scope: "services/api" });
+    // A link to a directory of the same tree is that directory, and answered as its path.
+    expect(await scopedTree(top, "services/api-link", sha)).toEqual({ dir: realpathSync(join(top, "services/api")), scope: "services/api" });
     for (const scope of ["escape", "services/root", "services/root/etc", "services/nope", "README.md", "services/api/app/main.py"]) {
       const err = await failure(scopedTree(top, scope, sha));
       expect(err.code).toBe("scope_not_found");
