@@ -191,6 +191,16 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "shop/pricing.py", function_name: "round_amount" });
   });
 
+  it("answers a short plain question from its own words when the rules for issues keep none", async () => {
+    // "qty" is short and "set" is a word issues use about anything: an issue's rules keep neither.
+    expect(extractIssueTerms("Where is the qty set?").words).toEqual(["qty", "set"]);
+    expect(extractIssueTerms("where is the API key checked?").words).toEqual(["api", "key", "checked"]);
+    // Where anything is kept, nothing is added: an issue is read as before.
+    expect(extractIssueTerms("where is the retry backoff checked?").words).toEqual(["backoff", "retry"]);
+    const { result } = await localize("Where is the qty set?");
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/cart.py", class_name: "Cart" });
+  });
+
   it("outlines files ast cannot parse from their def lines", async () => {
     const query = buildQuery(extractIssueTerms("legacy refund prints the order"));
     const [file] = await outlineFiles(exec(), box.workingDir, ["shop/legacy.py"], query);

@@ -560,7 +560,28 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   const pointers = linePointers(text);
   for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
 
+  // A short plain question ("where is the API key checked?") may hold nothing the rules above
+  // keep, written for issues: then its own words are all there is, short and common ones too.
+  // No issue of the benchmarks (1,113) comes here.
+  if (!words.length && !identifiers.length && !paths.length && !phrases.length) words.push(...plainWords(text));
+
   return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text), diffAnchors: diffAnchors(text) };
+}
+
+/** English's function words: what a question is made of besides what it asks about. */
+const FUNCTION_WORDS = new Set(
+  ("the and but for nor yet are was were been being has had have does did doing can could should would will shall " +
+    "may might must where what which who whom whose when why how there here this that these those its our your their " +
+    "his her him she they them you any all some each every from into onto with within without about over under " +
+    "than then also not only just very too out off per via")
+    .split(" "),
+);
+
+/** A question's words of three letters or more, but function words, in order, each once. */
+function plainWords(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.toLowerCase().matchAll(/\b[a-z][a-z0-9]{2,24}\b/g)) if (!FUNCTION_WORDS.has(m[0])) pushUnique(out, m[0], MAX_WORDS);
+  return out;
 }
 
 const MAX_DIFF_ANCHORS = 8;
