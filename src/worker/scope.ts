@@ -23,9 +23,17 @@ export async function scopedTree(treePath: string, scope: string, sha: string): 
   return { dir: inside, scope: rel.split(sep).join("/") };
 }
 
-/** Locations found in the scope, as paths of the whole repository. */
-export function unscoped<L extends Pick<Location, "file">>(locations: L[], scope: string | undefined): L[] {
-  return scope ? locations.map((l) => ({ ...l, file: `${scope}/${l.file}` })) : locations;
+/**
+ * Locations found in the scope, as paths of the whole repository: their files, and their file
+ * where their evidence names it ("the issue names the file app.py").
+ */
+export function unscoped<L extends Pick<Location, "file" | "evidence">>(locations: L[], scope: string | undefined): L[] {
+  if (!scope) return locations;
+  return locations.map((l) => {
+    const file = `${scope}/${l.file}`;
+    const named = new RegExp(`(^|[\\s(\`'"])${l.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=$|[\\s)\`'",:;])`, "g");
+    return { ...l, file, ...(l.evidence ? { evidence: l.evidence.map((e) => e.replace(named, `$1${file}`)) } : {}) };
+  });
 }
 
 /** What named commits changed inside the scope, as paths of the scope; the rest is not in its tree. */

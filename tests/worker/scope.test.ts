@@ -51,6 +51,14 @@ describe("a job's scope", () => {
 
   it("answers with the repository's paths, and gives the policy what named commits changed in the scope", () => {
     expect(unscoped([{ file: "app/main.py" }], "services/api")).toEqual([{ file: "services/api/app/main.py" }]);
+    // Its evidence names it as the repository does; another file's name that ends the same is left.
+    const evidence = ["the issue names the file app/main.py", "the issue links to line 3 of app/main.py", "traceback frame: lib/app/main.py in main", "issue terms in its body: main"];
+    expect(unscoped([{ file: "app/main.py", evidence }], "services/api")[0]!.evidence).toEqual([
+      "the issue names the file services/api/app/main.py",
+      "the issue links to line 3 of services/api/app/main.py",
+      "traceback frame: lib/app/main.py in main",
+      "issue terms in its body: main",
+    ]);
     expect(unscoped([{ file: "app/main.py" }], undefined)).toEqual([{ file: "app/main.py" }]);
     const commits = [
       { ref: "#12", sha: "b".repeat(40), files: ["services/api/app/main.py", "services/web/x.py"], defs: [{ file: "services/api/app/main.py", name: "main" }, { file: "services/web/x.py", name: "x" }] },
