@@ -19,6 +19,7 @@ export function resultCacheKey(input: {
   service: string;
 }): string {
   const o = input.options;
+  const scope = normalScope(o.scope);
   const identity = {
     // What an older service or fit cached is not this one's answer: each may answer otherwise, or with more.
     service: input.service,
@@ -37,7 +38,7 @@ export function resultCacheKey(input: {
     // Absent unless false, so the keys of results cached before this field stay the same.
     ...(o.alternatives === false ? { alternatives: false } : {}),
     // The same directory however it was written (`pkg`, `pkg/`); absent for the whole tree, as before.
-    ...(normalScope(o.scope) ? { scope: normalScope(o.scope) } : {}),
+    ...(scope ? { scope } : {}),
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }
