@@ -118,12 +118,14 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   const key = under ? `${treeId}:${under}` : treeId;
   const what = under ? `${under}/ of the tree` : "the tree";
   const known = await cache.get(key);
-  const held = known ? await client.upload(known.sha256) : null;
+  // An empty upload remembered (one a client before this check sent) is not asked for: it is refused below.
+  const held = known?.files ? await client.upload(known.sha256) : null;
   if (held) {
     say(`the service already holds ${under ? what : "this tree"} (${held.files} files)`);
     return held;
   }
-  if (under && (await snapshot.sentFiles(under)) === 0) throw new CheckoutError(`${under}/ holds no file git would send (tracked, or untracked and not ignored)`);
+  // Said here rather than answered as "no locations": there was nothing to search.
+  if ((await snapshot.sentFiles(under)) === 0) throw new CheckoutError(`${under ? `${under}/` : snapshot.root} holds no file git would send (tracked, or untracked and not ignored)`);
   await sayLeftOut(snapshot, say);
   const skipped = await snapshot.escapingLinks(under);
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);

@@ -419,7 +419,11 @@ async function dropStale(dir: string, base: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (name.endsWith(base) || !/^(index|objects)-([0-9a-f]+|none)$|^index\.\d+\.[0-9a-f]+$/.test(name)) continue;
     const st = await stat(join(dir, name)).catch(() => null);
-    if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
+    // ctime, not mtime: a working copy carries its source index's mtime (copyIndex), which git
+    // add leaves as it is when nothing changed, so a snapshot in use of a clean checkout whose
+    // index is old would look stale (its tree then read as empty). ctime moves on every copy,
+    // utimes and rename, and nothing can set it back.
+    if (st && st.ctimeMs < cutoff) await rm(join(dir, name), { recursive: true, force: true });
   }
 }
 

@@ -3,7 +3,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CheckoutError, describeCheckout } from "../../src/client/checkout.js";
+import { CheckoutError, describeCheckout, uploadCheckout } from "../../src/client/checkout.js";
+import { ServiceClient } from "../../src/client/service.js";
+import { Snapshot, TreeCache } from "../../src/client/snapshot.js";
 
 /**
  * Which remote the service is told to fetch a checkout's HEAD from: real git repositories made
@@ -100,6 +102,33 @@ describe("describeCheckout", () => {
       await expect(describeCheckout(join(outside, "issue.md"))).rejects.toThrow(/issue\.md is not a directory/);
     } finally {
       rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("uploadCheckout", () => {
+  it("refuses a tree, or a directory of it, with nothing git would send, before asking the service anything", async () => {
+    const dir = join(root, "nothing-to-send");
+    mkdirSync(join(dir, "pkg"), { recursive: true });
+    g(dir, "init", "-q");
+    writeFileSync(join(dir, ".gitignore"), "*.log\npkg/\n");
+    writeFileSync(join(dir, "pkg", "run.log"), "x\n");
+    const cache = join(root, "nothing-cache");
+    // Nothing listens on the discard port: a request would fail with another error.
+    const client = new ServiceClient("http://127.0.0.1:9");
+    const snap = await Snapshot.take(dir, cache);
+    try {
+      await expect(uploadCheckout(client, snap, () => undefined, new TreeCache(cache), "pkg")).rejects.toThrow(new CheckoutError("pkg/ holds no file git would send (tracked, or untracked and not ignored)"));
+      rmSync(join(dir, ".gitignore"));
+      writeFileSync(join(dir, ".git", "info", "exclude"), "*\n");
+      const empty = await Snapshot.take(dir, cache);
+      try {
+        await expect(uploadCheckout(client, empty, () => undefined, new TreeCache(cache))).rejects.toThrow(new CheckoutError(`${dir} holds no file git would send (tracked, or untracked and not ignored)`));
+      } finally {
+        await empty.dispose();
+      }
+    } finally {
+      await snap.dispose();
     }
   });
 });

@@ -147,6 +147,32 @@ describe("work tree snapshot", () => {
     }
   });
 
+  it("captures a clean checkout whose index was last written long ago, on its first call", async () => {
+    // git add leaves an index with nothing to change unwritten: the scratch copy keeps the
+    // user's index's old time, which must not make it look like a stale set's leftover.
+    const clean = makeGitFixture({ "c/one.py": "def one():\n    pass\n", "c/two.py": "T = 2\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    try {
+      // Files older than the index that caches their stat, as in a checkout left alone a while.
+      const older = new Date(Date.now() - 7200_000);
+      for (const f of ["c/one.py", "c/two.py"]) utimesSync(join(clean.dir, f), older, older);
+      clean.git("update-index", "--refresh");
+      const then = new Date(Date.now() - 3600_000);
+      utimesSync(join(clean.dir, ".git", "index"), then, then);
+      const snap = await Snapshot.take(clean.dir, cache);
+      try {
+        expect(await snap.treeId()).toBe(clean.git("rev-parse", "HEAD^{tree}"));
+        expect(await snap.sentFiles()).toBe(2);
+        expect(await archivedNames(snap)).toEqual(["c/one.py", "c/two.py"]);
+      } finally {
+        await snap.dispose();
+      }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      clean.cleanup();
+    }
+  });
+
   it("leaves files HEAD does not hold out of the patch and the archive when they are over the size limit", async () => {
     const repo = makeGitFixture({ "m/keep.py": "K = 1\n", "m/table.dat": "0".repeat(1500) });
     const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
