@@ -201,6 +201,13 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "shop/cart.py", class_name: "Cart" });
   });
 
+  it("reads three capitals in the prose as what the issue is about, but not a quoted value, a placeholder or emphasis", async () => {
+    expect(extractIssueTerms("The SQL compiler drops the CSV header, NOT the 'ABC' value or XXX").words).toEqual(["compiler", "csv", "drops", "header", "sql"]);
+    // Too short for a prose word, the acronym is all that points at export_csv.
+    const { result } = await localize("The CSV has a blank line after each entry");
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/legacy.py", function_name: "export_csv" });
+  });
+
   it("outlines files ast cannot parse from their def lines", async () => {
     const query = buildQuery(extractIssueTerms("legacy refund prints the order"));
     const [file] = await outlineFiles(exec(), box.workingDir, ["shop/legacy.py"], query);

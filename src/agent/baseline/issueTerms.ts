@@ -530,16 +530,26 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const span of inline) if (/^[a-z][a-z0-9]*(-[a-z0-9]+)+$/.test(span)) pushUnique(options, span, 10);
 
   const wordCounts = new Map<string, number>();
+  let proseWords = false;
   const countWords = (s: string, w: number) => {
     for (const m of s.toLowerCase().matchAll(/\b[a-z][a-z]{3,24}\b/g)) {
       const word = m[0];
       if (STOPWORDS.has(word)) continue;
       wordCounts.set(word, (wordCounts.get(word) ?? 0) + w);
+      proseWords = true;
+    }
+    // Three capitals (SQL, CSV, ORM; "URLs" is a word already): shorter than a prose word may
+    // be, yet what the issue is about, and what packages and modules are named after
+    // (db/models/sql/, csv.py). Not a quoted value ('CA', "AAA") nor a placeholder (XXX).
+    for (const m of s.matchAll(/(?<!['"])\b([A-Z]{3})\b/g)) {
+      const word = m[1]!.toLowerCase();
+      if (/^(.)\1\1$/.test(word) || STOPWORDS.has(word) || FUNCTION_WORDS.has(word) || NOT_ACRONYMS.has(word)) continue;
+      wordCounts.set(word, (wordCounts.get(word) ?? 0) + w);
     }
   };
   countWords(proseNoInline, 1);
   countWords(title, 2);
-  const words = [...wordCounts.entries()]
+  let words = [...wordCounts.entries()]
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .slice(0, MAX_WORDS)
     .map(([w]) => w);
@@ -561,12 +571,15 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
 
   // A short plain question ("where is the API key checked?") may hold nothing the rules above
-  // keep, written for issues: then its own words are all there is, short and common ones too.
-  // No issue of the benchmarks (1,113) comes here.
-  if (!words.length && !identifiers.length && !paths.length && !phrases.length) words.push(...plainWords(text));
+  // keep, written for issues, but an acronym: then its own words are all there is, short and
+  // common ones too. No issue of the benchmarks (1,113) comes here.
+  if (!proseWords && !identifiers.length && !paths.length && !phrases.length) words = plainWords(text);
 
   return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text), diffAnchors: diffAnchors(text) };
 }
+
+/** Capitals that are a writer's, not the code's: chat and Roman numerals (emphasis, "NOT", is a function word). */
+const NOT_ACRONYMS = new Set("imo fyi btw wip tbd aka eta lol omg vii xii xiv xvi xix xxi etc".split(" "));
 
 /** English's function words: what a question is made of besides what it asks about. */
 const FUNCTION_WORDS = new Set(
