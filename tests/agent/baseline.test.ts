@@ -80,6 +80,9 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.finishReason).toBe("finish_tool");
     expect(result.locations?.[0]).toMatchObject({ file: "shop/cart.py", class_name: "Cart", function_name: "total" });
     expect(result.locations?.[0]?.evidence).toContain("the issue writes `Cart.total`");
+    // Where the file defines what the issue names, by line: the agent checks it in one read.
+    expect(result.locations?.[0]?.evidence).toContain("defines `Cart.total` (line 10) as the issue writes it");
+    expect(result.locations?.[0]?.evidence).toContain("defines `Cart` (line 1), `total` (line 10), named in the issue");
     expect(result.locations?.some((l) => l.file.includes("tests/"))).toBe(false);
     // The scan and the ast outline ran in the sandbox, and the trajectory says so.
     expect(events.filter((e) => e.type === "command")).toHaveLength(2);

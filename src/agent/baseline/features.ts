@@ -309,9 +309,14 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     let frameFuncDefined = 0;
     for (const d of f.defs) frameFuncDefined = Math.max(frameFuncDefined, frameFuncs.get(d.name) ?? 0);
     const defined = new Set(f.defs.map((d) => d.name));
-    if (f.defs.length) ev.push(`defines ${[...defined].slice(0, 4).map((n) => `\`${n}\``).join(", ")}, named in the issue`);
+    // With the line, so the calling agent checks the evidence in one read.
+    const lineOf = (name: string, after = 0) => (f.defs.find((d) => d.name === name && d.line > after) ?? f.defs.find((d) => d.name === name))?.line;
+    if (f.defs.length) ev.push(`defines ${[...defined].slice(0, 4).map((n) => `\`${n}\` (line ${lineOf(n)})`).join(", ")}, named in the issue`);
     const pairs = qualified.filter(([a, b]) => defined.has(a) && defined.has(b));
-    if (pairs.length) ev.push(`defines \`${pairs[0]![0]}.${pairs[0]![1]}\` as the issue writes it`);
+    if (pairs.length) {
+      const [cls, name] = pairs[0]!;
+      ev.push(`defines \`${cls}.${name}\` (line ${lineOf(name, lineOf(cls))}) as the issue writes it`);
+    }
 
     let phrase = 0;
     let option = 0;
