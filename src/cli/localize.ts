@@ -114,7 +114,11 @@ try {
     process.stderr.write(`localize: the API refused the job (${err.status} ${err.code}): ${err.message}${err.field ? ` [${err.field}]` : ""}\n`);
     process.exit(1);
   }
-  if (err instanceof ServiceUnreachable || err instanceof CheckoutError) {
+  if (err instanceof ServiceUnreachable) {
+    process.stderr.write(`localize: ${err.message} (is it running? \`npm start\` in the codescout-service checkout starts one; --api or CODESCOUT_URL names another)\n`);
+    process.exit(1);
+  }
+  if (err instanceof CheckoutError) {
     process.stderr.write(`localize: ${err.message}\n`);
     process.exit(1);
   }

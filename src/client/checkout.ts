@@ -66,7 +66,7 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>)
     const kind = statSync(cwd, { throwIfNoEntry: false });
     if (!kind) throw new CheckoutError(`${dir} does not exist`);
     if (!kind.isDirectory()) throw new CheckoutError(`${dir} is not a directory (give the checkout's directory)`);
-    throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones)`);
+    throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones: \`git init\` there, with a .gitignore for what must not leave the machine, then ask again)`);
   }
   const [head, branches] = await Promise.all([
     git(root, ["rev-parse", "--verify", "--quiet", "HEAD"]).then((o) => o.trim() || null, () => null),

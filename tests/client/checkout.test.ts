@@ -95,7 +95,7 @@ describe("describeCheckout", () => {
     expect(c).toMatchObject({ root: empty, head: null, remoteUrl: null });
     const outside = mkdtempSync(join(tmpdir(), "codescout-nogit-"));
     try {
-      await expect(describeCheckout(outside)).rejects.toThrow(/is not inside a git work tree/);
+      await expect(describeCheckout(outside)).rejects.toThrow(/is not inside a git work tree .*`git init` there, with a \.gitignore for what must not leave the machine/);
       // A mistyped path is named as such, not as a directory outside git.
       await expect(describeCheckout(join(outside, "missing"))).rejects.toThrow(new CheckoutError(`${join(outside, "missing")} does not exist`));
       writeFileSync(join(outside, "issue.md"), "x");

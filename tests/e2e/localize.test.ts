@@ -201,6 +201,9 @@ describe("end to end", () => {
     expect(refused.stderr).toContain("--commit is required");
     const twice = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", ".", "--issue", "x", "--issue-file", issueFile], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(twice.stderr).toContain("give the issue once");
+    // Nothing listens on the discard port: the message says what to start or set.
+    const down = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", "http://127.0.0.1:9", "--repo", repo.url, "--commit", repo.commits[0]!, "--issue", "x"], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
+    expect(down.stderr).toMatch(/^localize: cannot reach the service at http:\/\/127\.0\.0\.1:9: .* \(is it running\? `npm start` in the codescout-service checkout starts one; --api or CODESCOUT_URL names another\)$/m);
 
     // --path: a local checkout with an uncommitted edit is localized as it is on disk.
     const checkout = join(repo.dir, "..", `checkout-${Date.now()}`);
