@@ -17,7 +17,8 @@ export const policyNameSchema = z.enum(["codescout", "baseline"]);
 
 /**
  * A directory of the repository, relative to its top: plain segments only, so it names a place
- * inside the tree however it is spelled (the worker still checks where it leads on disk).
+ * inside the tree however it is spelled (the worker still checks where it leads on disk). A `.`
+ * segment means nothing and is dropped (`./packages/core/`, as a shell completes it).
  */
 export const scopeSchema = z
   .string()
@@ -25,15 +26,21 @@ export const scopeSchema = z
   .max(1024)
   .refine((s) => {
     const segments = s.replace(/\/+$/, "").split("/");
-    return segments.every((x) => x !== "" && x !== "." && x !== ".." && !/[\0-\x1f\\]/.test(x));
-  }, "a directory of the repository relative to its top (packages/core), without leading /, . or .. segments")
+    return segments.every((x) => x !== "" && x !== ".." && !/[\0-\x1f\\]/.test(x));
+  }, "a directory of the repository relative to its top (packages/core), without leading /, empty or .. segments")
   .describe(
     "Localize within this directory of the repository only (a monorepo's package: `packages/core`). The answer's paths stay relative to the repository's top. Default: the whole repository.",
   );
 
-/** The scope as the worker and the cache use it: without trailing slashes. */
+/** The scope as the worker and the cache use it: without `.` segments and trailing slashes (`.` alone: the whole tree). */
 export function normalScope(scope: string | undefined): string | undefined {
-  return scope?.replace(/\/+$/, "") || undefined;
+  return (
+    scope
+      ?.replace(/\/+$/, "")
+      .split("/")
+      .filter((x) => x !== ".")
+      .join("/") || undefined
+  );
 }
 
 export const localizeOptionsSchema = z

@@ -74,10 +74,12 @@ describe("result cache", () => {
         resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: { ...body().options, alternatives }, model: config.MODEL_NAME, service: ANSWER_REVISION });
       expect(keyWith(true)).toBe(key);
       expect(keyWith(false)).not.toBe(key);
-      // A scope is another answer; the same directory written with a slash is the same one.
+      // A scope is another answer; the same directory written with a slash, or as a shell completes it, is the same one.
       const keyIn = (scope: string) => resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: { ...body().options, scope }, model: config.MODEL_NAME, service: ANSWER_REVISION });
       expect(keyIn("requests")).not.toBe(key);
       expect(keyIn("requests/")).toBe(keyIn("requests"));
+      expect(keyIn("./requests/")).toBe(keyIn("requests"));
+      expect(keyIn(".")).toBe(key);
 
       const hit = await inject({ method: "POST", url: "/v1/localize", payload: body() });
       expect(hit.statusCode).toBe(200);

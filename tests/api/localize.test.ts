@@ -44,6 +44,11 @@ describe("POST /v1/localize", () => {
     expect(res.json().status).toBe("queued");
   });
 
+  it("takes a scope as a shell completes it (./pkg/): the same directory", async () => {
+    const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { scope: "./pkg/" } } });
+    expect(res.statusCode).toBe(202);
+  });
+
   it.each([
     [{ ...validBody, repo: { url: "https://x/y.git" } }, "repo.commit"],
     [{ ...validBody, issue: "" }, "issue"],
@@ -58,7 +63,6 @@ describe("POST /v1/localize", () => {
     [{ ...validBody, options: { scope: "pkg/../../etc" } }, "options.scope"],
     [{ ...validBody, options: { scope: "/etc" } }, "options.scope"],
     [{ ...validBody, options: { scope: "pkg//core" } }, "options.scope"],
-    [{ ...validBody, options: { scope: "./pkg" } }, "options.scope"],
     [{ ...validBody, options: { scope: "pkg\\..\\.." } }, "options.scope"],
     [{ ...validBody, options: { scope: "" } }, "options.scope"],
     [{ ...validBody, extra: 1 }, undefined],
