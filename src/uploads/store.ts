@@ -85,8 +85,26 @@ export class DirUploadStore implements UploadStore {
     }
     if (Date.parse(info.expires_at) < Date.now()) return null;
     const renewed = { ...info, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
-    await writeFile(meta, JSON.stringify(renewed));
+    await this.writeMeta(meta, renewed);
     return renewed;
+  }
+
+  /**
+   * Replaces an upload's meta file at once: the API renews it while a worker on the same
+   * directory reads it, and a file rewritten in place is empty or half-written for a moment,
+   * which a reader in another process took for no upload (upload_not_found).
+   */
+  private async writeMeta(meta: string, info: UploadInfo): Promise<void> {
+    const incoming = join(this.dir, ".incoming");
+    await mkdir(incoming, { recursive: true });
+    const tmp = join(incoming, `meta-${randomBytes(8).toString("hex")}`);
+    try {
+      await writeFile(tmp, JSON.stringify(info), { mode: 0o600 });
+      await rename(tmp, meta);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   async stage(): Promise<StagedUpload> {
@@ -138,7 +156,7 @@ export class DirUploadStore implements UploadStore {
         const { archive, meta } = this.paths(summary.sha256);
         await rename(tmp, archive);
         const info = infoOf(summary, written, this.ttlS);
-        await writeFile(meta, JSON.stringify(info));
+        await this.writeMeta(meta, info);
         return { info, created: true };
       },
       abort: async () => {
