@@ -68,6 +68,10 @@ export class Submitter {
         throw new ApiError(422, "invalid_callback_url", (err as Error).message, `${at}callback_url`);
       }
     }
+    // A job that can only fail is not queued: without a model server the model's policy has nothing to ask.
+    if (body.options?.policy === "codescout" && !config.MODEL_BASE_URL) {
+      throw new ApiError(422, "model_disabled", "policy codescout needs a model server and this service has none (MODEL_BASE_URL is not set); ask for policy baseline, or leave policy out", `${at}options.policy`);
+    }
     const options = { ...body.options, policy: body.options?.policy ?? (config.MODEL_BASE_URL ? "codescout" : "baseline") } as LocalizePayload["options"];
     const token = body.repo.token;
     const payload: LocalizePayload = {

@@ -44,6 +44,13 @@ describe("POST /v1/localize", () => {
     expect(res.json().status).toBe("queued");
   });
 
+  it("refuses the model's policy where no model server is configured, naming the field, and queues nothing", async () => {
+    const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { policy: "codescout" } } });
+    expect(res.statusCode).toBe(422);
+    expect(res.json().error).toMatchObject({ code: "model_disabled", field: "options.policy" });
+    expect(res.json().error.message).toContain("MODEL_BASE_URL is not set");
+  });
+
   it("takes a scope as a shell completes it (./pkg/): the same directory", async () => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { scope: "./pkg/" } } });
     expect(res.statusCode).toBe(202);
