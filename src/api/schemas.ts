@@ -6,7 +6,7 @@ import { errorBodySchema } from "./errors.js";
 export const localizeBodySchema = z
   .object({
     repo: repoRefSchema,
-    issue: z.string().min(1).describe("The issue text (title and body)."),
+    issue: z.string().min(1).describe("The issue text (title and body). The service follows no link: a reference to an issue alone (`Fix https://github.com/o/r/issues/123`, `see #123`) is refused (422 issue_is_a_reference)."),
     options: localizeOptionsSchema.optional(),
     callback_url: z.string().max(2048).optional().describe("Receives the finished job as a signed POST (X-CodeScout-Signature)."),
   })

@@ -11,6 +11,7 @@ import { newJobView, type JobStore, type JobView } from "../store/jobStore.js";
 import type { ResultCache } from "../store/resultCache.js";
 import type { UploadStore } from "../uploads/store.js";
 import { ApiError } from "./errors.js";
+import { onlyAnIssueReference } from "./issueReference.js";
 import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
 import { ANSWER_REVISION } from "../version.js";
@@ -55,6 +56,10 @@ export class Submitter {
     const { config } = this.deps;
     if (body.issue.length > config.ISSUE_MAX_CHARS) {
       throw new ApiError(422, "issue_too_long", `issue has ${body.issue.length} characters; the limit is ${config.ISSUE_MAX_CHARS}`, `${at}issue`);
+    }
+    const reference = onlyAnIssueReference(body.issue);
+    if (reference) {
+      throw new ApiError(422, "issue_is_a_reference", `issue holds only a reference to an issue (${reference}), and the service follows no link: send the issue's title and text (for a GitHub issue, \`gh issue view <number> --json title,body\` prints them)`, `${at}issue`);
     }
     const source = await this.source(body.repo, `${at}repo.`);
     if (body.callback_url) {

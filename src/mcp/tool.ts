@@ -61,7 +61,7 @@ It runs CodeScout (a code-localization agent that explores the tree with rg, gre
 Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function); the model's locations say where the baseline ranks their file. Either answer lists the files the baseline would read next: where the confidence is below about 0.5, or the baseline does not rank the model's file first, or the answer does not fit, look at those.`;
 
 const inputShape = {
-  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens."),
+  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
   repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
   commit: z.string().min(1).max(256).optional().describe("Commit sha, branch or tag of repo_url. Default: HEAD (the default branch)."),
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),

@@ -51,6 +51,19 @@ describe("POST /v1/localize", () => {
     expect(res.json().error.message).toContain("MODEL_BASE_URL is not set");
   });
 
+  it("refuses an issue that is only a reference to one, and takes one that says anything, or points at code", async () => {
+    for (const issue of ["Fix https://github.com/psf/requests/issues/6000", "see #123", "(https://code.djangoproject.com/ticket/30408)"]) {
+      const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue } });
+      expect(res.statusCode, issue).toBe(422);
+      expect(res.json().error).toMatchObject({ code: "issue_is_a_reference", field: "issue" });
+      expect(res.json().error.message).toContain("the service follows no link: send the issue's title and text");
+    }
+    for (const issue of ["Sessions leak sockets, see https://github.com/psf/requests/issues/6000", "Regression https://github.com/psf/requests/commit/abc1234", "https://github.com/psf/requests/blob/main/src/requests/models.py#L401"]) {
+      const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue } });
+      expect(res.statusCode, issue).toBe(202);
+    }
+  });
+
   it("takes a scope as a shell completes it (./pkg/): the same directory", async () => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { scope: "./pkg/" } } });
     expect(res.statusCode).toBe(202);
