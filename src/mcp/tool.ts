@@ -251,13 +251,21 @@ function summary(out: LocalizeOutput): string {
   // files under its own directory, and take a scoped search for the whole repository's.
   const searched = out.scope ? `; searched in ${out.scope}/ only` : "";
   const under = `${searched}${out.root ? `; paths are relative to ${out.root}` : ""}`;
-  const leads = out.alternatives?.map(describeLocation).join("\n");
+  // What is said of a file (its terms, what it defines) comes with each of its locations; the
+  // calling model reads it once, with the file's first location, and no more of its context goes to it.
+  const first = new Map<string, Set<string>>();
+  const describe = (l: LocalizeOutput["locations"][number]) => {
+    const said = first.get(l.file);
+    if (!said) first.set(l.file, new Set(l.evidence));
+    return describeLocation(l, (l.evidence ?? []).filter((e) => !said?.has(e)));
+  };
+  const lines = out.locations.map(describe);
+  const leads = out.alternatives?.map(describe).join("\n");
   if (!out.answered || out.locations.length === 0) {
     const none = `No locations found (${out.policy}, ${out.finish_reason}${seconds}).`;
     if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
     return `${none} Where the model-free ranking would start reading (leads, not an answer${under}):\n${leads}`;
   }
-  const lines = out.locations.map(describeLocation);
   const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}${under}):\n${lines.join("\n")}`;
   if (!leads) return head;
   // The model's locations carry no confidence: its leads come from the baseline's ranking.
@@ -265,12 +273,12 @@ function summary(out: LocalizeOutput): string {
   return `${head}\nAlso considered, ${why}:\n${leads}`;
 }
 
-function describeLocation(l: LocalizeOutput["locations"][number]): string {
+function describeLocation(l: LocalizeOutput["locations"][number], evidence: string[]): string {
   const where = l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file;
   const what = [l.class_name, l.function_name].filter(Boolean).join(".") || "(whole file)";
   const flag = l.valid ? "" : `  [not found: ${l.problem ?? "invalid"}]`;
   const sure = l.confidence ? `  [confidence: file ${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : `, function ${l.confidence.function.toFixed(2)}`}]` : "";
-  const why = l.evidence?.length ? `  (${l.evidence.join("; ")})` : "";
+  const why = evidence.length ? `  (${evidence.join("; ")})` : "";
   const [lang, comment] = FENCES[l.file.slice(l.file.lastIndexOf(".") + 1).toLowerCase()] ?? ["", "//"];
   const code = l.snippet ? `\n\`\`\`${lang}\n${l.snippet}${l.snippet_truncated ? `\n${comment} ...` : ""}\n\`\`\`` : "";
   return `${where}  ${what}${flag}${sure}${why}${code}`;
