@@ -10,7 +10,7 @@ const URL = /https?:\/\/\S+/gi;
 /** `#123`, `GH-123`, `owner/name#123`. */
 const BARE_REF = /(?:^|\s)(?:[\w.-]+\/[\w.-]+)?#\d+\b|\bGH-\d+\b/gi;
 
-/** The reference when the text holds issue references and fewer than two words besides; else null. */
+/** The reference when the text holds issue references and, besides, fewer than two words and six letters; else null. */
 export function onlyAnIssueReference(text: string): string | null {
   // Without the punctuation a link ends a sentence or a parenthesis with.
   const urls = (text.match(URL) ?? []).map((u) => u.replace(/[).,;:!?'"\]>]+$/, ""));
@@ -18,6 +18,8 @@ export function onlyAnIssueReference(text: string): string | null {
   if (!urls.length && !bare.length) return null;
   if (!urls.every((u) => ISSUE_PAGE.test(u))) return null;
   const rest = text.replace(URL, " ").replace(BARE_REF, " ");
-  const words = rest.match(/[A-Za-z]{2,}/g) ?? [];
-  return words.length < 2 ? (urls[0] ?? bare[0]!.trim()) : null;
+  // Letters of any script: a sentence in Chinese or Japanese is one run of them.
+  const words = rest.match(/\p{L}{2,}/gu) ?? [];
+  const letters = words.join("").length;
+  return words.length < 2 && letters < 6 ? (urls[0] ?? bare[0]!.trim()) : null;
 }
