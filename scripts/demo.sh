@@ -34,5 +34,5 @@ for _ in $(seq 1 120); do
 done
 curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "demo: the service did not become ready; see $demo/*.log" >&2; exit 1; }
 
-npx tsx src/cli/localize.ts --api "http://127.0.0.1:$API_PORT" --repo "file://$PWD/$demo/requests.git" --commit "$commit" \
+node bin/localize.mjs --api "http://127.0.0.1:$API_PORT" --repo "file://$PWD/$demo/requests.git" --commit "$commit" \
   --issue-file scripts/demo/issue.md --no-cache "$@"
