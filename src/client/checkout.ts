@@ -11,9 +11,11 @@ import { git, MAX_NEW_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
 /**
  * Localizing in a developer's own checkout, edits included. When HEAD is on a remote the
  * service can fetch, the request names that commit and carries the uncommitted changes as
- * a patch (small, and the service reuses its cached mirror). Otherwise, or when the service
- * cannot fetch the remote, the tree itself is uploaded: the tracked files and the untracked
- * ones git does not ignore, so nothing ignored (.env, node_modules) leaves the machine.
+ * a patch (small, and the service reuses its cached mirror); when HEAD has commits of its own
+ * on top of one (a branch not pushed yet), it names that commit and the patch carries those
+ * commits too. Otherwise, or when the service cannot fetch the remote or take the patch, the
+ * tree itself is uploaded: the tracked files and the untracked ones git does not ignore, so
+ * nothing ignored (.env, node_modules) leaves the machine.
  */
 
 export class CheckoutError extends Error {
@@ -26,8 +28,16 @@ export interface Checkout {
   gitDir: string;
   /** HEAD's sha; null in a repository with no commit yet. */
   head: string | null;
-  /** The URL of a remote whose branches contain HEAD (credentials removed); null when none does. */
+  /**
+   * The URL of a remote whose branches contain `base` (credentials removed); null when none does.
+   */
   remoteUrl: string | null;
+  /**
+   * The commit the service is asked for: HEAD when a remote holds it, else where HEAD's own
+   * commits begin (its merge base with the upstream or the remote's default branch); null
+   * when no remote holds any commit of HEAD's past.
+   */
+  base: string | null;
 }
 
 export async function describeCheckout(dir: string): Promise<Checkout> {
@@ -51,7 +61,7 @@ export async function describeCheckout(dir: string): Promise<Checkout> {
   if (usual?.length === 5) {
     const [root = "", gitDir = "", head = "", upstream = "", upstreamRef = ""] = usual;
     const url = head === upstream && upstreamRef.startsWith("refs/remotes/origin/") ? serviceUrlOf(urlOf.get("origin") ?? "", root) : null;
-    if (url) return { root, gitDir, head, remoteUrl: url };
+    if (url) return { root, gitDir, head, remoteUrl: url, base: head };
   }
   return scanRemotes(cwd, dir, urlOf);
 }
@@ -72,15 +82,31 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>)
     git(root, ["rev-parse", "--verify", "--quiet", "HEAD"]).then((o) => o.trim() || null, () => null),
     git(root, ["for-each-ref", "--contains", "HEAD", "--format=%(refname:lstrip=2)", "refs/remotes"]).catch(() => ""),
   ]);
-  if (!head) return { root, gitDir, head, remoteUrl: null };
+  if (!head) return { root, gitDir, head, remoteUrl: null, base: null };
   const remotes = [...new Set(branches.split("\n").map((b) => b.trim()).filter((b) => b && !b.endsWith("/HEAD")).map((b) => b.split("/")[0]!))].sort((a, b) =>
     a === "origin" ? -1 : b === "origin" ? 1 : a.localeCompare(b),
   );
   for (const remote of remotes) {
     const url = serviceUrlOf(urlOf.get(remote) ?? "", root);
-    if (url) return { root, gitDir, head, remoteUrl: url };
+    if (url) return { root, gitDir, head, remoteUrl: url, base: head };
   }
-  return { root, gitDir, head, remoteUrl: null };
+  return { root, gitDir, head, ...(await forkPoint(root, urlOf)) };
+}
+
+/**
+ * Where HEAD's own commits begin, on a remote: its merge base with the branch's upstream, else
+ * with origin's default branch (or main, or master). The commits since travel in the patch.
+ */
+async function forkPoint(root: string, urlOf: Map<string, string>): Promise<{ remoteUrl: string | null; base: string | null }> {
+  const upstream = await git(root, ["rev-parse", "--symbolic-full-name", "@{upstream}"]).then((o) => o.trim(), () => "");
+  const candidates = [...(upstream.startsWith("refs/remotes/") ? [upstream] : []), "refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master"];
+  for (const ref of candidates) {
+    const base = await git(root, ["merge-base", "HEAD", ref]).then((o) => o.trim(), () => "");
+    if (!base) continue;
+    const url = serviceUrlOf(urlOf.get(ref.split("/")[2] ?? "") ?? "", root);
+    if (url) return { remoteUrl: url, base };
+  }
+  return { remoteUrl: null, base: null };
 }
 
 /**
@@ -206,13 +232,17 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   if (scope) hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   const snapshot = await Snapshot.take(checkout.root);
   try {
-    if (checkout.remoteUrl && checkout.head) {
-      const patch = await snapshot.patch();
+    if (checkout.remoteUrl && checkout.base) {
+      const [patch, ahead] = await Promise.all([
+        snapshot.patch(checkout.base),
+        checkout.base === checkout.head ? 0 : git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0),
+      ]);
       await sayLeftOut(snapshot, hooks.say);
-      const repo = { url: checkout.remoteUrl, commit: checkout.head, ...(patch ? { patch } : {}) };
+      const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
       try {
         const view = await client.submit({ repo, issue: request.issue, options });
-        hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.head.slice(0, 12)}${patch ? ` with the uncommitted changes (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
+        const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
+        hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
         const final = await client.follow(view, hooks);
         if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
         hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);

@@ -206,11 +206,14 @@ export class Snapshot {
     await rename(this.keep.index, this.keep.as).catch(() => rm(this.keep.index, { force: true }));
   }
 
-  /** The difference from HEAD, as `git diff --binary` prints it ("" when there is none), without what is left out. */
-  async patch(): Promise<string> {
+  /**
+   * The difference from `base` (HEAD, or a commit of its past: then the commits since are in it
+   * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
+   */
+  async patch(base = "HEAD"): Promise<string> {
     // Literal pathspecs: a file named `*.csv` or `:x` means itself; a directory, all under it.
     const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path.replace(/\/$/, "")}`);
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", "HEAD", ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base, ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
   }
 
   private notSent: Promise<LeftOut[]> | undefined;

@@ -47,14 +47,26 @@ describe("describeCheckout", () => {
     expect(c.root).toBe(clone);
     expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
     expect(c.remoteUrl).toBe(`file://${upstream}`);
+    expect(c.base).toBe(c.head);
   });
 
-  it("names no remote once HEAD has a commit no remote holds", async () => {
-    const { clone } = cloned("ahead");
+  it("names where HEAD's own commits begin once it has commits no remote holds, and no remote once none holds any of its past", async () => {
+    const { upstream, clone } = cloned("ahead");
+    const pushed = g(clone, "rev-parse", "HEAD");
     commitLocally(clone);
+    writeFileSync(join(clone, "c.py"), "y = 2\n");
+    g(clone, "add", "-A");
+    g(clone, "commit", "-qm", "local too");
     const c = await describeCheckout(clone);
     expect(c.head).toBe(g(clone, "rev-parse", "HEAD"));
-    expect(c.remoteUrl).toBeNull();
+    expect(c).toMatchObject({ remoteUrl: `file://${upstream}`, base: pushed });
+    // The same with no upstream set (a branch made locally): origin's default branch says it.
+    g(clone, "checkout", "-q", "-b", "topic");
+    expect(await describeCheckout(clone)).toMatchObject({ remoteUrl: `file://${upstream}`, base: pushed });
+    // A history of its own (an orphan branch): nothing a remote holds.
+    g(clone, "checkout", "-q", "--orphan", "alone");
+    g(clone, "commit", "-qm", "alone");
+    expect(await describeCheckout(clone)).toMatchObject({ remoteUrl: null, base: null });
   });
 
   it("prefers origin when the branch tracks another remote that holds HEAD too", async () => {

@@ -222,6 +222,18 @@ describe("end to end", () => {
     expect(local.root).toBe(realpathSync(checkout));
     expect(local.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(local.result.locations[0]!.start_line).toBe(4);
+
+    // The edit committed on a branch no remote holds, and edited again: the request names the
+    // commit the remote holds, and the patch carries the local commit and the new edit.
+    const pushed = execFileSync("git", ["rev-parse", "HEAD"], { cwd: checkout, encoding: "utf8" }).trim();
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "local"], { cwd: checkout });
+    writeFileSync(join(checkout, "pkg/util.py"), "# edited\n# twice\n\n\ndef helper():\n    return 43\n");
+    const ahead = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue", "helper() returns 42 instead of 43", "--no-cache", "--json", "--policy", "baseline"], { encoding: "utf8" });
+    expect(ahead.stderr).toContain(`localizing ${repo.url} at ${pushed.slice(0, 12)} with the commit no remote holds yet and the uncommitted changes`);
+    expect(ahead.stderr).not.toContain("uploading");
+    const aheadView = JSON.parse(ahead.stdout) as { status: string; repo: { commit?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> } };
+    expect(aheadView).toMatchObject({ status: "succeeded", repo: { commit: pushed } });
+    expect(aheadView.result.locations[0]).toMatchObject({ file: "pkg/util.py", start_line: 5 });
     rmSync(checkout, { recursive: true, force: true });
 
     // The baseline's table has its confidence, and the files it would read next under it.
