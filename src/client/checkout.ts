@@ -58,16 +58,18 @@ export async function describeCheckout(dir: string): Promise<Checkout> {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1]!, m[2]!]),
   );
+  // The branch's upstream as the look above found it; none when that look failed (no upstream, or no HEAD).
+  const upstreamRef = usual?.length === 5 ? usual[4]! : "";
   if (usual?.length === 5) {
-    const [root = "", gitDir = "", head = "", upstream = "", upstreamRef = ""] = usual;
+    const [root = "", gitDir = "", head = "", upstream = ""] = usual;
     const url = head === upstream && upstreamRef.startsWith("refs/remotes/origin/") ? serviceUrlOf(urlOf.get("origin") ?? "", root) : null;
     if (url) return { root, gitDir, head, remoteUrl: url, base: head };
   }
-  return scanRemotes(cwd, dir, urlOf);
+  return scanRemotes(cwd, dir, urlOf, upstreamRef);
 }
 
 /** Any other case: HEAD, and origin or else the first remote (by name) with a branch that contains it. */
-async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>): Promise<Checkout> {
+async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>, upstreamRef: string): Promise<Checkout> {
   let root: string;
   let gitDir: string;
   try {
@@ -90,16 +92,15 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>)
     const url = serviceUrlOf(urlOf.get(remote) ?? "", root);
     if (url) return { root, gitDir, head, remoteUrl: url, base: head };
   }
-  return { root, gitDir, head, ...(await forkPoint(root, urlOf)) };
+  return { root, gitDir, head, ...(await forkPoint(root, urlOf, upstreamRef)) };
 }
 
 /**
  * Where HEAD's own commits begin, on a remote: its merge base with the branch's upstream, else
  * with origin's default branch (or main, or master). The commits since travel in the patch.
  */
-async function forkPoint(root: string, urlOf: Map<string, string>): Promise<{ remoteUrl: string | null; base: string | null }> {
-  const upstream = await git(root, ["rev-parse", "--symbolic-full-name", "@{upstream}"]).then((o) => o.trim(), () => "");
-  const candidates = [...(upstream.startsWith("refs/remotes/") ? [upstream] : []), "refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master"];
+async function forkPoint(root: string, urlOf: Map<string, string>, upstreamRef: string): Promise<{ remoteUrl: string | null; base: string | null }> {
+  const candidates = [...(upstreamRef.startsWith("refs/remotes/") ? [upstreamRef] : []), "refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master"];
   for (const ref of candidates) {
     const base = await git(root, ["merge-base", "HEAD", ref]).then((o) => o.trim(), () => "");
     if (!base) continue;

@@ -287,8 +287,20 @@ export class Snapshot {
       .filter((e) => e.mode !== "160000");
   }
 
-  /** Symlinks that point outside the tree: left out of the archive (the service would refuse them). */
-  async escapingLinks(under?: string): Promise<string[]> {
+  private links = new Map<string, Promise<string[]>>();
+
+  /**
+   * Symlinks that point outside the tree: left out of the archive (the service would refuse them).
+   * Read once per directory sent: the upload names them, then the archive leaves them out.
+   */
+  escapingLinks(under?: string): Promise<string[]> {
+    const key = under ?? "";
+    let found = this.links.get(key);
+    if (!found) this.links.set(key, (found = this.readEscapingLinks(under)));
+    return found;
+  }
+
+  private async readEscapingLinks(under?: string): Promise<string[]> {
     const out: string[] = [];
     // A virtualenv's python -> /usr/bin/python3 goes with its directory, said once for all.
     const sent = await this.sendsPath(under);

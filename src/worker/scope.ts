@@ -3,12 +3,11 @@ import { isAbsolute, join, relative, sep } from "node:path";
 import type { Location, NamedCommit } from "../agent/policy.js";
 import { JobFailedError } from "../queue/failure.js";
 
-/**
- * A job's scope (`options.scope`): the directory of the tree the sandbox is given, as if it were
- * the repository, and the prefix its answer's paths get back. The schema admits only plain
- * segments; what they lead to on disk is checked here, since a tree is the repository's own
- * content and a committed symlink may point anywhere on the worker's host.
- */
+// A job's scope (`options.scope`): the directory of the tree the sandbox is given, as if it were
+// the repository, and the prefix its answer's paths get back. The schema admits only plain
+// segments; what they lead to on disk is checked here, since a tree is the repository's own
+// content and a committed symlink may point anywhere on the worker's host.
+
 /**
  * The scope's directory on disk, and the scope as the tree's own path to it (a committed link
  * to a directory of the tree, `api-link`, is answered as that directory, `services/api`).
