@@ -108,12 +108,13 @@ export class Submitter {
   private async source(repo: RepoRef, at: string): Promise<{ repo: PublicRepoRef; identity: { url: string; sha: string } | null }> {
     const { config, uploads } = this.deps;
     if (repo.upload !== undefined) {
-      const extra = (["url", "commit", "token", "patch"] as const).find((k) => repo[k] !== undefined);
+      const extra = (["url", "commit", "token"] as const).find((k) => repo[k] !== undefined);
       if (extra) throw new ApiError(422, "invalid_repository", `repo.upload names a whole tree; it is not combined with repo.${extra}`, `${at}${extra}`);
+      const patchSha = repo.patch === undefined ? undefined : this.checkedPatch(repo.patch, at);
       if (!(await uploads.touch(repo.upload))) {
         throw new ApiError(422, "upload_not_found", `no upload ${repo.upload} (never sent, or expired): send the tree with POST /v1/uploads`, `${at}upload`);
       }
-      return { repo: { upload: repo.upload }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };
+      return { repo: { upload: repo.upload, ...(patchSha ? { patch_sha256: patchSha } : {}) }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };
     }
     if (repo.commits !== undefined) {
       throw new ApiError(422, "invalid_repository", "repo.commits goes with repo.upload only: the service reads a repository's own history", `${at}commits`);
@@ -135,19 +136,21 @@ export class Submitter {
     if (repo.token && !config.SECRET_KEY) {
       throw new ApiError(422, "tokens_disabled", "this server takes no repository tokens (SECRET_KEY is not set)", `${at}token`);
     }
-    let patchSha: string | undefined;
-    if (repo.patch !== undefined) {
-      const bytes = Buffer.byteLength(repo.patch);
-      if (bytes > config.PATCH_MAX_BYTES) {
-        throw new ApiError(422, "patch_too_large", `the patch has ${bytes} bytes; the limit is ${config.PATCH_MAX_BYTES} (send a larger change as an upload)`, `${at}patch`);
-      }
-      if (repo.patch.includes("\0") || !/^(diff --git |--- |@@ )/m.test(repo.patch)) {
-        throw new ApiError(422, "invalid_patch", "the patch is not a unified diff (as `git diff --binary HEAD` prints it)", `${at}patch`);
-      }
-      patchSha = sha256(repo.patch);
-    }
+    const patchSha = repo.patch === undefined ? undefined : this.checkedPatch(repo.patch, at);
     const publicRepo: PublicRepoRef = { url, commit: repo.commit, ...(patchSha ? { patch_sha256: patchSha } : {}) };
     return { repo: publicRepo, identity: SHA_RE.test(repo.commit) ? { url, sha: repo.commit } : null };
+  }
+
+  /** A patch within the limit that reads as a unified diff: its SHA-256, for the job's record and the result cache. */
+  private checkedPatch(patch: string, at: string): string {
+    const bytes = Buffer.byteLength(patch);
+    if (bytes > this.deps.config.PATCH_MAX_BYTES) {
+      throw new ApiError(422, "patch_too_large", `the patch has ${bytes} bytes; the limit is ${this.deps.config.PATCH_MAX_BYTES} (send a larger change as an upload)`, `${at}patch`);
+    }
+    if (patch.includes("\0") || !/^(diff --git |--- |@@ )/m.test(patch)) {
+      throw new ApiError(422, "invalid_patch", "the patch is not a unified diff (as `git diff --binary HEAD` prints it)", `${at}patch`);
+    }
+    return sha256(patch);
   }
 
   /**

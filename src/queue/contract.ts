@@ -97,7 +97,7 @@ export type NamedCommitRef = z.infer<typeof namedCommitSchema>;
 /**
  * Which tree a job localizes: a commit of a git repository (`url` + `commit`), optionally
  * with the caller's uncommitted changes on top (`patch`), or a working tree the caller
- * uploaded (`upload`). One flat object so that every mistake names its own field.
+ * uploaded (`upload`), with its changes since on top (`patch`). One flat object so that every mistake names its own field.
  */
 export const repoRefSchema = z
   .object({
@@ -114,13 +114,13 @@ export const repoRefSchema = z
       .min(1)
       .optional()
       .describe(
-        "A unified diff as `git diff --binary HEAD` prints it, applied on top of `commit` in a copy of the tree (the caller's uncommitted edits). At most PATCH_MAX_BYTES. A patch that does not apply fails the job with `patch_does_not_apply` naming the first failing file.",
+        "A unified diff as `git diff --binary HEAD` prints it, applied on top of `commit` (the caller's uncommitted edits), or of the tree `upload` names (the caller's changes since it was sent), in a copy of the tree. At most PATCH_MAX_BYTES. A patch that does not apply fails the job with `patch_does_not_apply` naming the first failing file.",
       ),
     upload: z
       .string()
       .regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters")
       .optional()
-      .describe("An upload id from POST /v1/uploads: localize that working tree instead of a commit. Combined with no other field but `commits`."),
+      .describe("An upload id from POST /v1/uploads: localize that working tree instead of a commit. Combined with no other field but `patch` and `commits`."),
     commits: z
       .array(namedCommitSchema)
       .max(8)

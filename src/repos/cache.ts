@@ -9,7 +9,7 @@ import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
 import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
 import { extractArchive } from "../uploads/extract.js";
 import type { UploadStore } from "../uploads/store.js";
-import { applyPatch, PatchError } from "./patch.js";
+import { applyPatch, applyPatchToDirectory, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { touch } from "./disk.js";
@@ -149,8 +149,15 @@ export class RepoCache {
     return this.held(() => this.prepareTree(req, signal));
   }
 
-  async prepareUpload(uploadId: string, signal?: AbortSignal): Promise<PreparedTree> {
-    return this.held(() => this.prepareUploadTree(uploadId, signal));
+  async prepareUpload(uploadId: string, signal?: AbortSignal, patch?: string): Promise<PreparedTree> {
+    if (!patch) return this.held(() => this.prepareUploadTree(uploadId, signal));
+    // The upload's own tree is held while the patched one is made from it, then let go.
+    const base = await this.held(() => this.prepareUploadTree(uploadId, signal));
+    try {
+      return await this.held(() => this.preparePatchedUpload(uploadId, base.treePath, patch, signal));
+    } finally {
+      await base.release();
+    }
   }
 
   /** A prepared tree with a hold on it; prepared again if it was evicted before the hold took. */
@@ -306,6 +313,32 @@ export class RepoCache {
       await this.evict().catch(() => 0);
       return ready(treePath, "warm");
     });
+  }
+
+  /**
+   * An upload with the caller's changes since on top (a checkout with no remote, edited after
+   * it was sent): a tree of its own beside the upload's, named by its git tree id.
+   */
+  private async preparePatchedUpload(uploadId: string, baseTree: string, patch: string, signal?: AbortSignal): Promise<Unheld> {
+    const started = performance.now();
+    const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
+    let patched;
+    try {
+      patched = await applyPatchToDirectory(baseTree, patch, join(this.dir, "scratch"), signal);
+    } catch (err) {
+      if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
+      throw err;
+    }
+    try {
+      const rel = join("uploads", `${uploadId}-patched-${patched.treeId}`);
+      const found = await this.trees.find(rel);
+      if (found) return { ...identity, sha: uploadId, treePath: found, cache: "hot", durationMs: performance.now() - started };
+      const treePath = await this.materialize(patched.env.GIT_DIR!, patched.treeId, rel, signal, patched.env, true);
+      await this.evict().catch(() => 0);
+      return { ...identity, sha: uploadId, treePath, cache: "warm", durationMs: performance.now() - started };
+    } finally {
+      await patched.dispose();
+    }
   }
 
   /**

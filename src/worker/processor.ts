@@ -100,7 +100,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const token = deps.tokenFor(payload);
       const { url, commit, upload } = payload.repo;
       const prepared = upload
-        ? deps.repos.prepareUpload(upload, abort.signal)
+        ? deps.repos.prepareUpload(upload, abort.signal, payload.patch)
         : deps.repos.prepare({ url: url ?? "", commit: commit ?? "", ...(token ? { token } : {}), ...(payload.patch ? { patch: payload.patch } : {}) }, abort.signal);
       const tree = await prepared.catch((err) => {
         if (abort.signal.aborted) throw failAborted();

@@ -1,4 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -121,6 +122,36 @@ describe("uploads", () => {
       expect(refused.statusCode, JSON.stringify(bad).slice(0, 80)).toBe(422);
       expect(refused.json().error.field, JSON.stringify(refused.json())).toBe(field);
     }
+  });
+
+  it("takes an upload with the caller's changes since as a patch, checked as a commit's patch is, and caches its answer apart", async () => {
+    const { inject, config } = await start({ PATCH_MAX_BYTES: "2048" });
+    const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();
+    const patch = "diff --git a/app/main.py b/app/main.py\n--- a/app/main.py\n+++ b/app/main.py\n@@ -1,2 +1,2 @@\n def main():\n-    return 0\n+    return 1\n";
+    const post = (repo: Record<string, unknown>) => inject({ method: "POST", url: "/v1/localize", payload: { repo, issue: "main returns the wrong code" } });
+    const options = { policy: "baseline" } as const;
+    const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main returns the wrong code", options, model: config.MODEL_NAME, service: ANSWER_REVISION });
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
+    } finally {
+      redis.disconnect();
+    }
+    expect((await post({ upload: info.upload_id })).json().cached).toBe(true);
+    // The patched tree is another tree: the upload's cached answer is not its answer.
+    const job = await post({ upload: info.upload_id, patch });
+    expect(job.statusCode).toBe(202);
+    expect(job.json()).toMatchObject({ cached: false, repo: { upload: info.upload_id, patch_sha256: createHash("sha256").update(patch).digest("hex") } });
+    for (const [bad, code] of [
+      [`${patch}${"+# more\n".repeat(400)}`, "patch_too_large"],
+      ["just some text", "invalid_patch"],
+    ] as const) {
+      const refused = await post({ upload: info.upload_id, patch: bad });
+      expect(refused.statusCode).toBe(422);
+      expect(refused.json().error).toMatchObject({ code, field: "repo.patch" });
+    }
+    const gone = await post({ upload: "f".repeat(64), patch });
+    expect(gone.json().error).toMatchObject({ code: "upload_not_found", field: "repo.upload" });
   });
 
   it("refuses hostile archives with a clear 4xx and leaves nothing on disk", async () => {

@@ -73,6 +73,47 @@ describe("working trees", () => {
     expect(readdirSync(join(dir, "repos", "scratch"))).toEqual([]);
   });
 
+  it("applies a patch on top of an upload: every file it holds, ignored or not, and the upload's own tree untouched", async () => {
+    const { cache, store: s, dir } = setup();
+    const files = { ".gitignore": "*.log\n", "app/main.py": "def main():\n    return 0\n", "app/debug.log": "sent anyway\n" };
+    const id = await store(s, [...Object.entries(files).map(([name, body]) => ({ name, body })), { name: "app/alias.py", type: "symlink", linkname: "main.py" }]);
+    // The caller's side: the same tree in git, edited since it was sent.
+    const work = mkdtempSync(join(tmpdir(), "codescout-sent-"));
+    cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+    const sh = (...args: string[]) => execFileSync("git", args, { cwd: work, encoding: "utf8" });
+    sh("init", "-q");
+    for (const [name, body] of Object.entries(files)) {
+      execFileSync("mkdir", ["-p", join(work, name, "..")]);
+      writeFileSync(join(work, name), body);
+    }
+    execFileSync("ln", ["-s", "main.py", join(work, "app/alias.py")]);
+    sh("add", "-A", "-f");
+    const sent = sh("write-tree").trim();
+    writeFileSync(join(work, "app/main.py"), "def main():\n    return only_in_the_edit()\n");
+    writeFileSync(join(work, "app/added.py"), "def only_in_the_edit():\n    return 1\n");
+    sh("add", "-A");
+    const patch = sh("diff", "--cached", "--binary", sent);
+
+    const base = await cache.prepareUpload(id);
+    const patched = await cache.prepareUpload(id, undefined, patch);
+    expect(patched).toMatchObject({ sha: id, cache: "warm", owner: "local", name: "workspace" });
+    expect(patched.treePath).not.toBe(base.treePath);
+    expect(readFileSync(join(patched.treePath, "app/main.py"), "utf8")).toContain("only_in_the_edit");
+    expect(readFileSync(join(patched.treePath, "app/added.py"), "utf8")).toContain("def only_in_the_edit");
+    expect(readFileSync(join(patched.treePath, "app/debug.log"), "utf8")).toBe("sent anyway\n");
+    expect(readFileSync(join(patched.treePath, "app/alias.py"), "utf8")).toContain("only_in_the_edit");
+    expect(readFileSync(join(base.treePath, "app/main.py"), "utf8")).not.toContain("only_in_the_edit");
+    expect(existsSync(join(base.treePath, "app/added.py"))).toBe(false);
+    expect(await cache.prepareUpload(id, undefined, patch)).toMatchObject({ treePath: patched.treePath, cache: "hot" });
+
+    // A patch made against another tree names the file it cannot change, and leaves no scratch.
+    const stale = patch.replace("return 0", "return 7");
+    const err = (await cache.prepareUpload(id, undefined, stale).catch((e: unknown) => e)) as RepoError;
+    expect(err.reason).toBe("patch_does_not_apply");
+    expect(err.message).toMatch(/app\/main\.py/);
+    expect(readdirSync(join(dir, "repos", "scratch"))).toEqual([]);
+  });
+
   it("extracts an uploaded tree once, and refuses a stored archive that fails the checks again", async () => {
     const { cache, store: s, dir } = setup();
     const id = await store(s, [
