@@ -15,7 +15,8 @@ import { git, MAX_NEW_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
  * on top of one (a branch not pushed yet), it names that commit and the patch carries those
  * commits too. Otherwise, or when the service cannot fetch the remote or take the patch, the
  * tree itself is uploaded: the tracked files and the untracked ones git does not ignore, so
- * nothing ignored (.env, node_modules) leaves the machine.
+ * nothing ignored (.env, node_modules) leaves the machine. Once uploaded, an edited tree is
+ * sent as that upload and a patch of the changes since.
  */
 
 export class CheckoutError extends Error {
@@ -149,6 +150,7 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   const held = known?.files ? await client.upload(known.sha256) : null;
   if (held) {
     say(`the service already holds ${under ? what : "this tree"} (${held.files} files)`);
+    await rememberLast(cache, snapshot, under, treeId, held);
     return held;
   }
   // Said here rather than answered as "no locations": there was nothing to search.
@@ -168,11 +170,38 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
   const after = await Snapshot.take(snapshot.root, cache.dir);
   try {
-    if ((await after.treeId()) === treeId) await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
+    if ((await after.treeId()) === treeId) {
+      await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
+      await rememberLast(cache, snapshot, under, treeId, info);
+    }
   } finally {
     await after.dispose();
   }
   return info;
+}
+
+/** The cache's entry for the last tree of this checkout (of `under` in it) the service took. */
+const lastKey = (root: string, under?: string) => `last:${root}:${under ?? ""}`;
+
+async function rememberLast(cache: TreeCache, snapshot: Snapshot, under: string | undefined, tree: string, info: UploadInfo): Promise<void> {
+  const key = lastKey(snapshot.root, under);
+  if ((await cache.get(key))?.tree !== tree) await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes, tree });
+}
+
+/**
+ * The checkout as the last upload the service still holds, with the changes since as a patch: an
+ * edit to a checkout no remote holds then costs its diff, not the whole tree again. Null when
+ * there is none, or when the changes are over 64 KiB and half the tree's bytes (an upload then
+ * costs about as much, and the next patches start from it).
+ */
+export async function changesSinceUpload(client: ServiceClient, snapshot: Snapshot, cache = new TreeCache(), under?: string): Promise<{ upload: UploadInfo; patch: string } | null> {
+  const last = await cache.get(lastKey(snapshot.root, under));
+  if (!last?.tree || !last.files || last.tree === (await snapshot.treeId())) return null;
+  const [held, patch] = await Promise.all([client.upload(last.sha256), snapshot.changesSince(last.tree, under)]);
+  if (!held || patch === null) return null;
+  const bytes = Buffer.byteLength(patch);
+  if (bytes > 64 << 10 && bytes > held.bytes / 2) return null;
+  return { upload: held, patch };
 }
 
 /** Said once per snapshot: an upload after a refused patch leaves out the same files. */
@@ -214,7 +243,7 @@ export interface CheckoutHooks {
 /** Refusals after which the tree is uploaded instead: the service cannot use the remote, or the patch. */
 const UPLOAD_INSTEAD = new Set(["invalid_repository", "invalid_commit", "patch_too_large", "invalid_patch", "tokens_disabled"]);
 /** Job failures after which the tree is uploaded instead: the service could not fetch, or apply. */
-const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "invalid_repository", "patch_does_not_apply"]);
+const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "invalid_repository", "patch_does_not_apply", "upload_not_found"]);
 
 /** A local checkout's job at its end, and the directory its answer's paths are relative to. */
 export interface CheckoutJob {
@@ -256,9 +285,31 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     const reading = checkout.head ? checkoutCommits(checkout, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
     // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
     const under = typeof options.scope === "string" && scopeSchema.safeParse(options.scope).success ? normalScope(options.scope) : undefined;
-    const upload = await uploadCheckout(client, snapshot, hooks.say, undefined, under);
+    const cache = new TreeCache();
+    const sayCommits = (commits: unknown[]) => {
+      if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
+    };
+    const since = await changesSinceUpload(client, snapshot, cache, under);
+    if (since) {
+      const commits = await reading;
+      sayCommits(commits);
+      try {
+        const repo = { upload: since.upload.upload_id, ...(since.patch ? { patch: since.patch } : {}), ...(commits.length ? { commits } : {}) };
+        const view = await client.submit({ repo, issue: request.issue, options });
+        const changes = since.patch ? `; sending the changes since (${Buffer.byteLength(since.patch)} bytes of patch)` : ", and nothing it would send has changed since";
+        hooks.say(`the service holds this checkout as it was last sent (${since.upload.files} files)${changes}`);
+        const final = await client.follow(view, hooks);
+        if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
+        hooks.say(`the service could not apply the changes to the tree it holds (${final.error?.code}); uploading the tree instead`);
+      } catch (err) {
+        // A service before API 0.8.0 takes no patch with an upload (invalid_repository, naming repo.patch).
+        if (!(err instanceof ServiceRefused && (UPLOAD_INSTEAD.has(err.code) || err.code === "upload_not_found"))) throw err;
+        hooks.say(`the service refused the changes since the last upload (${err.code}: ${err.message}); uploading the tree instead`);
+      }
+    }
+    const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under);
     const commits = await reading;
-    if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
+    if (!since) sayCommits(commits);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
     const view = await client.submit({ repo, issue: request.issue, options });
     return { view: await client.follow(view, hooks), root: checkout.root };

@@ -31,6 +31,8 @@ export interface TreeSummary {
   sha256: string;
   files: number;
   bytes: number;
+  /** git's id of the tree sent (in the checkout's last upload's entry, which a patch is made against). */
+  tree?: string;
 }
 
 interface Staged {
@@ -149,6 +151,8 @@ export class Snapshot {
 
   private constructor(
     readonly root: string,
+    /** This checkout's scratch sets (indexes and objects), under the client's cache. */
+    private readonly dir: string,
     private readonly env: Record<string, string>,
     /** The scratch index, kept for the next snapshot of this checkout when this one is done. */
     private readonly keep: { index: string; as: string },
@@ -199,7 +203,7 @@ export class Snapshot {
       await dropStale(dir, base);
       await dropUnusedCheckouts(join(cacheDir, "snapshots"));
     }
-    return new Snapshot(root, env, { index: working, as: kept }, maxNewFileBytes, unread);
+    return new Snapshot(root, dir, env, { index: working, as: kept }, maxNewFileBytes, unread);
   }
 
   async dispose(): Promise<void> {
@@ -214,6 +218,21 @@ export class Snapshot {
     // Literal pathspecs: a file named `*.csv` or `:x` means itself; a directory, all under it.
     const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path.replace(/\/$/, "")}`);
     return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base, ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
+  }
+
+  /**
+   * The changes since an earlier snapshot's tree of this checkout (one the service took as an
+   * upload), limited to what an upload of `under` would send now; null when that tree is no
+   * longer here. An earlier tree's objects stay in its own scratch set until dropStale takes it.
+   */
+  async changesSince(tree: string, under?: string): Promise<string | null> {
+    const sets = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.startsWith("objects-")).map((n) => join(this.dir, n));
+    const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(":") };
+    if (!(await git(this.root, ["cat-file", "-e", `${tree}^{tree}`], env).then(() => true, () => false))) return null;
+    const literal = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
+    const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
+    const within = under ? `:(literal)${under}` : ".";
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", within, ...excluded], env);
   }
 
   private notSent: Promise<LeftOut[]> | undefined;

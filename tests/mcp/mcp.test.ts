@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -300,6 +300,26 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const again: string[] = [];
     await client.callTool({ name: "localize", arguments: { ...args, snippets: false } }, CallToolResultSchema, { onprogress: (p) => again.push(p.message ?? "") });
     expect(again.some((m) => m.includes("already holds this tree"))).toBe(true);
+
+    // Edited since: the tree the service holds, and a patch of the changes since, without .env.
+    writeFileSync(join(dir, "pkg/util.py"), `${readFileSync(join(dir, "pkg/util.py"), "utf8")}\n\ndef only_after_the_upload(y):\n    return y - 1\n`);
+    writeFileSync(join(dir, ".env"), "SECRET=changed-and-still-never-leaves\n");
+    const third: string[] = [];
+    const edited = await client.callTool(
+      { name: "localize", arguments: { issue: "only_after_the_upload subtracts one too many", policy: "baseline", snippets: true } },
+      CallToolResultSchema,
+      { onprogress: (p) => third.push(p.message ?? "") },
+    );
+    expect(edited.isError, JSON.stringify(edited.content)).toBeFalsy();
+    expect(third.some((m) => /^the service holds this checkout as it was last sent \(\d+ files\); sending the changes since \(\d+ bytes of patch\)$/.test(m)), third.join("\n")).toBe(true);
+    expect(third.some((m) => m.startsWith("uploading"))).toBe(false);
+    const after = edited.structuredContent as { locations: Array<Record<string, unknown>>; commit_sha: string };
+    expect(after.commit_sha).toBe(out.commit_sha);
+    expect(after.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_after_the_upload", valid: true, snippet: "def only_after_the_upload(y):\n    return y - 1" });
+    const trees = new TreeStore({ cacheDir: config.REPO_CACHE_DIR });
+    const places = [...new Set([trees.dir, trees.spillDir])].filter((d) => existsSync(d));
+    expect(places.length).toBeGreaterThan(0);
+    for (const place of places) expect(execFileSync("find", [place, "-name", ".env"], { encoding: "utf8" })).toBe("");
     await client.close();
   });
 
@@ -321,6 +341,13 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, start_line: 5, end_line: 7 });
     expect(out.root).toBe(realpathSync(dir));
     expect((await ask()).progress).toContain("the service already holds pkg/ of the tree (3 files)");
+    // An edit outside pkg/ changes nothing the job reads; one inside it goes as a patch on the upload.
+    writeFileSync(join(dir, "README.md"), "# edited outside the package\n");
+    expect((await ask()).progress).toContain("the service holds this checkout as it was last sent (3 files), and nothing it would send has changed since");
+    writeFileSync(join(dir, "pkg/parser.py"), "class Parser:\n    pass\n");
+    const edited = await ask();
+    expect(edited.progress.some((m) => /^the service holds this checkout as it was last sent \(3 files\); sending the changes since \(\d+ bytes of patch\)$/.test(m)), edited.progress.join("\n")).toBe(true);
+    expect(edited.out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true });
     await client.close();
   });
 
