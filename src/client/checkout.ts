@@ -7,6 +7,7 @@ import type { UploadInfo } from "../uploads/store.js";
 import { checkoutCommits } from "./history.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
 import { git, MAX_NEW_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
+import { UnfetchableRemotes } from "./unfetchable.js";
 
 /**
  * Localizing in a developer's own checkout, edits included. When HEAD is on a remote the
@@ -245,6 +246,9 @@ const UPLOAD_INSTEAD = new Set(["invalid_repository", "invalid_commit", "patch_t
 /** Job failures after which the tree is uploaded instead: the service could not fetch, or apply. */
 const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "invalid_repository", "patch_does_not_apply", "upload_not_found"]);
 
+/** Job failures that say the service cannot fetch the remote at all (not this commit, not this patch). */
+const UNFETCHABLE = new Set(["repository_unavailable", "invalid_repository"]);
+
 /** A local checkout's job at its end, and the directory its answer's paths are relative to. */
 export interface CheckoutJob {
   view: JobView;
@@ -261,8 +265,11 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   const options = scope ? { ...request.options, scope } : request.options;
   if (scope) hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   const snapshot = await Snapshot.take(checkout.root);
+  const unfetchable = new UnfetchableRemotes();
   try {
-    if (checkout.remoteUrl && checkout.base) {
+    const failedBefore = checkout.remoteUrl ? await unfetchable.since(client.baseUrl, checkout.remoteUrl) : null;
+    if (failedBefore) hooks.say(`the service could not fetch ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
+    if (checkout.remoteUrl && checkout.base && !failedBefore) {
       const [patch, ahead] = await Promise.all([
         snapshot.patch(checkout.base),
         checkout.base === checkout.head ? 0 : git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0),
@@ -275,6 +282,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
         const final = await client.follow(view, hooks);
         if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
+        if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
         hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
       } catch (err) {
         if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;

@@ -234,6 +234,26 @@ describe("end to end", () => {
     const aheadView = JSON.parse(ahead.stdout) as { status: string; repo: { commit?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> } };
     expect(aheadView).toMatchObject({ status: "succeeded", repo: { commit: pushed } });
     expect(aheadView.result.locations[0]).toMatchObject({ file: "pkg/util.py", start_line: 5 });
+
+    // A remote the service cannot fetch (a private repository; here a path that is not there):
+    // the first call's job fails and the tree is uploaded; after an edit, the next call goes
+    // straight to that upload with a patch of the edit, and asks nothing of the remote.
+    const gone = `file://${join(repo.dir, "..", `gone-${Date.now()}.git`)}`;
+    execFileSync("git", ["remote", "set-url", "origin", gone], { cwd: checkout });
+    const env = { ...process.env, CODESCOUT_CACHE_DIR: join(issues, `client-cache-${Date.now()}`) };
+    const fromHere = (issue: string) =>
+      promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue", issue, "--no-cache", "--json", "--policy", "baseline"], { encoding: "utf8", env });
+    const first = await fromHere("helper() returns 42 instead of 43");
+    expect(first.stderr).toContain(`the service could not use ${gone} (repository_unavailable); uploading the tree instead`);
+    expect(JSON.parse(first.stdout)).toMatchObject({ status: "succeeded", repo: { upload: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    writeFileSync(join(checkout, "pkg/util.py"), "# edited\n# twice\n\n\ndef helper():\n    return 43\n\n\ndef helper_added_later():\n    return 44\n");
+    const next = await fromHere("helper_added_later() returns 44");
+    expect(next.stderr).toMatch(new RegExp(`the service could not fetch ${gone} at \\d\\d:\\d\\d; sending the tree instead`));
+    expect(next.stderr).toMatch(/the service holds this checkout as it was last sent \(\d+ files\); sending the changes since \(\d+ bytes of patch\)/);
+    expect(next.stderr).not.toContain("uploading");
+    const nextView = JSON.parse(next.stdout) as { status: string; repo: { upload?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; function_name?: string }> } };
+    expect(nextView).toMatchObject({ status: "succeeded", repo: { upload: JSON.parse(first.stdout).repo.upload, patch_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(nextView.result.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper_added_later" });
     rmSync(checkout, { recursive: true, force: true });
 
     // The baseline's table has its confidence, and the files it would read next under it.
