@@ -9,7 +9,7 @@ import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
 import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
 import { extractArchive } from "../uploads/extract.js";
 import type { UploadStore } from "../uploads/store.js";
-import { applyPatch, applyPatchToDirectory, PatchError } from "./patch.js";
+import { applyPatch, applyPatchToCopy, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { touch } from "./disk.js";
@@ -317,28 +317,35 @@ export class RepoCache {
 
   /**
    * An upload with the caller's changes since on top (a checkout with no remote, edited after
-   * it was sent): a tree of its own beside the upload's, named by its git tree id.
+   * it was sent): a tree of its own beside the upload's, named by the patch's hash.
    */
   private async preparePatchedUpload(uploadId: string, baseTree: string, patch: string, signal?: AbortSignal): Promise<Unheld> {
     const started = performance.now();
     const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
-    let patched;
-    try {
-      patched = await applyPatchToDirectory(baseTree, patch, join(this.dir, "scratch"), signal);
-    } catch (err) {
-      if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
-      throw err;
-    }
-    try {
-      const rel = join("uploads", `${uploadId}-patched-${patched.treeId}`);
+    const rel = join("uploads", `${uploadId}-patch-${createHash("sha256").update(patch).digest("hex").slice(0, 32)}`);
+    const ready = (treePath: string, cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
+    const hot = await this.trees.find(rel);
+    if (hot) return ready(hot, "hot");
+    return this.withLock(`upload:${rel}`, async () => {
       const found = await this.trees.find(rel);
-      if (found) return { ...identity, sha: uploadId, treePath: found, cache: "hot", durationMs: performance.now() - started };
-      const treePath = await this.materialize(patched.env.GIT_DIR!, patched.treeId, rel, signal, patched.env, true);
+      if (found) return ready(found, "hot");
+      const treePath = await this.trees.place(rel);
+      const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
+      try {
+        await applyPatchToCopy(baseTree, tmp, patch, signal);
+        await this.trees.recordSize(treePath, tmp);
+        await rename(tmp, treePath).catch(async (err) => {
+          if (!existsSync(treePath)) throw err;
+          await rm(tmp, { recursive: true, force: true });
+        });
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
+        throw new RepoError("materialize_failed", `could not apply the patch to upload ${uploadId}: ${(err as Error).message}`);
+      }
       await this.evict().catch(() => 0);
-      return { ...identity, sha: uploadId, treePath, cache: "warm", durationMs: performance.now() - started };
-    } finally {
-      await patched.dispose();
-    }
+      return ready(treePath, "warm");
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { GitError, runGit } from "./git.js";
+import { copyTree, linkTree } from "./treeWrite.js";
 
 /**
  * The caller's uncommitted changes on top of a commit (or of a tree it uploaded), as a git
@@ -46,21 +47,22 @@ export async function applyPatch(mirror: string, sha: string, patch: string, scr
 }
 
 /**
- * An uploaded tree (plain files, no history) with the caller's changes since on top, as a git
- * tree in a throwaway repository: its files are hashed into a scratch index first (every file
- * the upload holds, whatever its .gitignore says: the client sent only what it meant to), then
- * the patch goes on as for a commit. The upload's own directory is only read.
+ * An uploaded tree (plain files, no history) with the caller's changes since on top, written
+ * in `dest`: the upload's files are linked there (copied where the two are on different disks),
+ * then git apply works on the copy. It replaces each file it changes (unlink, then write),
+ * so the upload's own files are never written; it refuses paths with `..`, through a symlink
+ * or into a `.git`. The ceiling keeps git from taking a repository above `dest` (the cache's
+ * directory may sit in one) for the tree's own.
  */
-export async function applyPatchToDirectory(dir: string, patch: string, scratchParent: string, signal?: AbortSignal): Promise<PatchedTree> {
-  const { scratch, dispose } = await scratchDir(scratchParent);
-  const gitDir = join(scratch, "git");
-  const env = { GIT_DIR: gitDir, GIT_INDEX_FILE: join(scratch, "index"), GIT_WORK_TREE: dir };
+export async function applyPatchToCopy(dir: string, dest: string, patch: string, signal?: AbortSignal): Promise<void> {
+  await linkTree(dir, dest, signal).catch(async () => {
+    await rm(dest, { recursive: true, force: true });
+    await copyTree(dir, dest, signal);
+  });
   try {
-    await runGit(["init", "--bare", "--quiet", gitDir], { signal });
-    await runGit(["add", "--all", "--force", "--", "."], { cwd: dir, env, signal, timeoutMs: 300_000 });
-    return { treeId: await applyToIndex(patch, env, signal), env: { GIT_DIR: gitDir }, dispose };
+    await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env: { GIT_CEILING_DIRECTORIES: dirname(dest) }, signal, input: patch, timeoutMs: 120_000 });
   } catch (err) {
-    await dispose();
+    if (err instanceof GitError) throw describeFailure(err.stderr);
     throw err;
   }
 }

@@ -172,6 +172,11 @@ export function linkTree(from: string, dest: string, signal?: AbortSignal): Prom
   return exited(spawn("cp", ["-al", "--", from, dest], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"], signal }));
 }
 
+/** A copy of a tree, for where hard links cannot go (another file system). */
+export function copyTree(from: string, dest: string, signal?: AbortSignal): Promise<void> {
+  return exited(spawn("cp", ["-a", "--", from, dest], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, stdio: ["ignore", "ignore", "pipe"], signal }));
+}
+
 /** Resolves when the process exits 0; otherwise rejects with the end of what it wrote on stderr. */
 function exited(child: ChildProcess): Promise<void> {
   let err = "";

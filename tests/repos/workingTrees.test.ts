@@ -106,12 +106,17 @@ describe("working trees", () => {
     expect(existsSync(join(base.treePath, "app/added.py"))).toBe(false);
     expect(await cache.prepareUpload(id, undefined, patch)).toMatchObject({ treePath: patched.treePath, cache: "hot" });
 
-    // A patch made against another tree names the file it cannot change, and leaves no scratch.
+    // A patch made against another tree names the file it cannot change, and leaves nothing half made.
     const stale = patch.replace("return 0", "return 7");
     const err = (await cache.prepareUpload(id, undefined, stale).catch((e: unknown) => e)) as RepoError;
     expect(err.reason).toBe("patch_does_not_apply");
     expect(err.message).toMatch(/app\/main\.py/);
-    expect(readdirSync(join(dir, "repos", "scratch"))).toEqual([]);
+    const places = [...new Set([cache.trees.dir, cache.trees.spillDir])].map((d) => join(d, "uploads")).filter((d) => existsSync(d));
+    expect(places.flatMap((d) => readdirSync(d)).filter((n) => n.includes(".tmp-"))).toEqual([]);
+    // A path out of the tree is refused as git refuses it, and nothing is written outside.
+    const escape = "diff --git a/../../outside.py b/../../outside.py\nnew file mode 100644\n--- /dev/null\n+++ b/../../outside.py\n@@ -0,0 +1 @@\n+x = 1\n";
+    expect(((await cache.prepareUpload(id, undefined, escape).catch((e: unknown) => e)) as RepoError).reason).toBe("patch_does_not_apply");
+    expect(existsSync(join(dir, "outside.py"))).toBe(false);
   });
 
   it("extracts an uploaded tree once, and refuses a stored archive that fails the checks again", async () => {
