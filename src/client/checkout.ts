@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
-import { normalScope, scopeSchema } from "../queue/contract.js";
+import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -249,6 +249,38 @@ const UPLOAD_AFTER = new Set(["repository_unavailable", "commit_not_found", "inv
 /** Job failures that say the service cannot fetch the remote at all (not this commit, not this patch). */
 const UNFETCHABLE = new Set(["repository_unavailable", "invalid_repository"]);
 
+function sayCommits(commits: unknown[], say: (line: string) => void): void {
+  if (commits.length) say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
+}
+
+/**
+ * The job on the last upload with the changes since; null when the service refused them or could
+ * not apply them, and the tree is to be uploaded instead.
+ */
+async function submitChangesSince(
+  client: ServiceClient,
+  since: { upload: UploadInfo; patch: string },
+  commits: NamedCommitRef[],
+  issue: string,
+  options: Record<string, unknown>,
+  hooks: CheckoutHooks,
+): Promise<JobView | null> {
+  try {
+    const repo = { upload: since.upload.upload_id, ...(since.patch ? { patch: since.patch } : {}), ...(commits.length ? { commits } : {}) };
+    const view = await client.submit({ repo, issue, options });
+    const changes = since.patch ? `; sending the changes since (${Buffer.byteLength(since.patch)} bytes of patch)` : ", and nothing it would send has changed since";
+    hooks.say(`the service holds this checkout as it was last sent (${since.upload.files} files)${changes}`);
+    const final = await client.follow(view, hooks);
+    if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return final;
+    hooks.say(`the service could not apply the changes to the tree it holds (${final.error?.code}); uploading the tree instead`);
+  } catch (err) {
+    // A service before API 0.8.0 takes no patch with an upload (invalid_repository, naming repo.patch).
+    if (!(err instanceof ServiceRefused && (UPLOAD_INSTEAD.has(err.code) || err.code === "upload_not_found"))) throw err;
+    hooks.say(`the service refused the changes since the last upload (${err.code}: ${err.message}); uploading the tree instead`);
+  }
+  return null;
+}
+
 /** A local checkout's job at its end, and the directory its answer's paths are relative to. */
 export interface CheckoutJob {
   view: JobView;
@@ -294,30 +326,15 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
     const under = typeof options.scope === "string" && scopeSchema.safeParse(options.scope).success ? normalScope(options.scope) : undefined;
     const cache = new TreeCache();
-    const sayCommits = (commits: unknown[]) => {
-      if (commits.length) hooks.say(`sending what ${commits.length === 1 ? "the commit" : `the ${commits.length} commits`} the issue names changed, read from the local history`);
-    };
     const since = await changesSinceUpload(client, snapshot, cache, under);
     if (since) {
-      const commits = await reading;
-      sayCommits(commits);
-      try {
-        const repo = { upload: since.upload.upload_id, ...(since.patch ? { patch: since.patch } : {}), ...(commits.length ? { commits } : {}) };
-        const view = await client.submit({ repo, issue: request.issue, options });
-        const changes = since.patch ? `; sending the changes since (${Buffer.byteLength(since.patch)} bytes of patch)` : ", and nothing it would send has changed since";
-        hooks.say(`the service holds this checkout as it was last sent (${since.upload.files} files)${changes}`);
-        const final = await client.follow(view, hooks);
-        if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
-        hooks.say(`the service could not apply the changes to the tree it holds (${final.error?.code}); uploading the tree instead`);
-      } catch (err) {
-        // A service before API 0.8.0 takes no patch with an upload (invalid_repository, naming repo.patch).
-        if (!(err instanceof ServiceRefused && (UPLOAD_INSTEAD.has(err.code) || err.code === "upload_not_found"))) throw err;
-        hooks.say(`the service refused the changes since the last upload (${err.code}: ${err.message}); uploading the tree instead`);
-      }
+      sayCommits(await reading, hooks.say);
+      const final = await submitChangesSince(client, since, await reading, request.issue, options, hooks);
+      if (final) return { view: final, root: checkout.root };
     }
     const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under);
     const commits = await reading;
-    if (!since) sayCommits(commits);
+    if (!since) sayCommits(commits, hooks.say);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
     const view = await client.submit({ repo, issue: request.issue, options });
     return { view: await client.follow(view, hooks), root: checkout.root };

@@ -4,8 +4,8 @@ import { GitError, runGit } from "./git.js";
 import { copyTree, linkTree } from "./treeWrite.js";
 
 /**
- * The caller's uncommitted changes on top of a commit (or of a tree it uploaded), as a git
- * tree. The patch is applied to a throwaway index whose new objects go to a throwaway object directory (the mirror is
+ * The caller's uncommitted changes on top of a commit, as a git tree. The patch is applied
+ * to a throwaway index whose new objects go to a throwaway object directory (the mirror is
  * only read, through git's alternates), so neither the mirror nor the commit's cached tree
  * is ever touched. The result is a tree id: the same edit on the same commit is the same
  * tree, and can be cached like a commit's.
@@ -29,7 +29,9 @@ export interface PatchedTree {
 }
 
 export async function applyPatch(mirror: string, sha: string, patch: string, scratchParent: string, signal?: AbortSignal): Promise<PatchedTree> {
-  const { scratch, dispose } = await scratchDir(scratchParent);
+  await mkdir(scratchParent, { recursive: true });
+  const scratch = await mkdtemp(join(scratchParent, "patch.tmp-"));
+  const dispose = () => rm(scratch, { recursive: true, force: true });
   const env = {
     GIT_DIR: mirror,
     GIT_INDEX_FILE: join(scratch, "index"),
@@ -39,7 +41,15 @@ export async function applyPatch(mirror: string, sha: string, patch: string, scr
   try {
     await mkdir(env.GIT_OBJECT_DIRECTORY);
     await runGit(["read-tree", sha], { env, signal });
-    return { treeId: await applyToIndex(patch, env, signal), env, dispose };
+    try {
+      // --cached: only the index; nothing is written as files, so no path can escape.
+      await runGit(["apply", "--cached", "--whitespace=nowarn", "-"], { env, signal, input: patch, timeoutMs: 120_000 });
+    } catch (err) {
+      if (err instanceof GitError) throw describeFailure(err.stderr);
+      throw err;
+    }
+    const treeId = (await runGit(["write-tree"], { env, signal })).trim();
+    return { treeId, env, dispose };
   } catch (err) {
     await dispose();
     throw err;
@@ -65,24 +75,6 @@ export async function applyPatchToCopy(dir: string, dest: string, patch: string,
     if (err instanceof GitError) throw describeFailure(err.stderr);
     throw err;
   }
-}
-
-async function scratchDir(parent: string): Promise<{ scratch: string; dispose: () => Promise<void> }> {
-  await mkdir(parent, { recursive: true });
-  const scratch = await mkdtemp(join(parent, "patch.tmp-"));
-  return { scratch, dispose: () => rm(scratch, { recursive: true, force: true }) };
-}
-
-/** Applies the patch to the index `env` names and returns the tree it then holds. */
-async function applyToIndex(patch: string, env: Record<string, string>, signal?: AbortSignal): Promise<string> {
-  try {
-    // --cached: only the index; nothing is written as files, so no path can escape.
-    await runGit(["apply", "--cached", "--whitespace=nowarn", "-"], { env, signal, input: patch, timeoutMs: 120_000 });
-  } catch (err) {
-    if (err instanceof GitError) throw describeFailure(err.stderr);
-    throw err;
-  }
-  return (await runGit(["write-tree"], { env, signal })).trim();
 }
 
 /** git apply's first complaint, with the file it names. */
