@@ -281,37 +281,19 @@ export class RepoCache {
    * entry on the way: the store is not trusted more than the client was.
    */
   private async prepareUploadTree(uploadId: string, signal?: AbortSignal): Promise<Unheld> {
-    const started = performance.now();
     const uploads = this.options.uploads;
     if (!uploads) throw new RepoError("upload_not_found", "this worker has no upload store");
     if (!UPLOAD_ID_RE.test(uploadId)) throw new RepoError("upload_not_found", `${uploadId} is not an upload id`);
-    const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
-    const rel = join("uploads", uploadId);
-    const ready = (treePath: string, cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
-    const hot = await this.trees.find(rel);
-    if (hot) return ready(hot, "hot");
-    return this.withLock(`upload:${uploadId}`, async () => {
-      const found = await this.trees.find(rel);
-      if (found) return ready(found, "hot");
-      const treePath = await this.trees.place(rel);
+    return this.uploadTree(uploadId, join("uploads", uploadId), async (tmp) => {
       const archive = await uploads.store.read(uploadId);
       if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
-      const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       await mkdir(tmp, { recursive: true, mode: 0o755 });
       try {
         await extractArchive(archive, tmp, uploads.limits, signal);
-        await this.trees.recordSize(treePath, tmp);
-        await rename(tmp, treePath).catch(async (err) => {
-          if (!existsSync(treePath)) throw err;
-          await rm(tmp, { recursive: true, force: true });
-        });
       } catch (err) {
-        await rm(tmp, { recursive: true, force: true });
         if (err instanceof ArchiveError) throw new RepoError("invalid_upload", `upload ${uploadId} was refused: ${err.message}`);
         throw new RepoError("materialize_failed", `could not extract upload ${uploadId}: ${(err as Error).message}`);
       }
-      await this.evict().catch(() => 0);
-      return ready(treePath, "warm");
     });
   }
 
@@ -320,9 +302,24 @@ export class RepoCache {
    * it was sent): a tree of its own beside the upload's, named by the patch's hash.
    */
   private async preparePatchedUpload(uploadId: string, baseTree: string, patch: string, signal?: AbortSignal): Promise<Unheld> {
+    const rel = join("uploads", `${uploadId}-patch-${createHash("sha256").update(patch).digest("hex").slice(0, 32)}`);
+    return this.uploadTree(uploadId, rel, async (tmp) => {
+      try {
+        await applyPatchToCopy(baseTree, tmp, patch, signal);
+      } catch (err) {
+        if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
+        throw new RepoError("materialize_failed", `could not apply the patch to upload ${uploadId}: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  /**
+   * A tree of an upload at `rel`: the one there, else written by `write` into a fresh directory
+   * (which it creates) that becomes the tree once whole; nothing half made is left behind.
+   */
+  private async uploadTree(uploadId: string, rel: string, write: (tmp: string) => Promise<void>): Promise<Unheld> {
     const started = performance.now();
     const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
-    const rel = join("uploads", `${uploadId}-patch-${createHash("sha256").update(patch).digest("hex").slice(0, 32)}`);
     const ready = (treePath: string, cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
     const hot = await this.trees.find(rel);
     if (hot) return ready(hot, "hot");
@@ -332,7 +329,7 @@ export class RepoCache {
       const treePath = await this.trees.place(rel);
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       try {
-        await applyPatchToCopy(baseTree, tmp, patch, signal);
+        await write(tmp);
         await this.trees.recordSize(treePath, tmp);
         await rename(tmp, treePath).catch(async (err) => {
           if (!existsSync(treePath)) throw err;
@@ -340,8 +337,7 @@ export class RepoCache {
         });
       } catch (err) {
         await rm(tmp, { recursive: true, force: true });
-        if (err instanceof PatchError) throw new RepoError("patch_does_not_apply", err.message);
-        throw new RepoError("materialize_failed", `could not apply the patch to upload ${uploadId}: ${(err as Error).message}`);
+        throw err instanceof RepoError ? err : new RepoError("materialize_failed", `could not write the tree of upload ${uploadId}: ${(err as Error).message}`);
       }
       await this.evict().catch(() => 0);
       return ready(treePath, "warm");

@@ -49,6 +49,16 @@ const CACHED: LocalizeResult = {
   usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
 };
 
+/** An answer put in the result cache under `key`, as a finished job would. */
+async function cacheAnswer(config: { REDIS_URL: string; QUEUE_PREFIX: string }, key: string): Promise<void> {
+  const redis = new Redis(config.REDIS_URL);
+  try {
+    await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** Every file under a directory, recursively (the upload area must hold nothing but uploads). */
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -99,12 +109,7 @@ describe("uploads", () => {
     // The same tree and issue with other history is another question: a result cached without it is not its answer.
     const options = { policy: "baseline" } as const;
     const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main broke in b3db6c8", options, model: config.MODEL_NAME, service: ANSWER_REVISION });
-    const redis = new Redis(config.REDIS_URL);
-    try {
-      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
-    } finally {
-      redis.disconnect();
-    }
+    await cacheAnswer(config, key);
     expect((await post({ upload: info.upload_id })).json().cached).toBe(true);
     expect((await post({ upload: info.upload_id, commits: [commit] })).json().cached).toBe(false);
     // A repository URL's history is read by the service itself.
@@ -131,12 +136,7 @@ describe("uploads", () => {
     const post = (repo: Record<string, unknown>) => inject({ method: "POST", url: "/v1/localize", payload: { repo, issue: "main returns the wrong code" } });
     const options = { policy: "baseline" } as const;
     const key = resultCacheKey({ url: `upload:${info.upload_id}`, sha: info.upload_id, issue: "main returns the wrong code", options, model: config.MODEL_NAME, service: ANSWER_REVISION });
-    const redis = new Redis(config.REDIS_URL);
-    try {
-      await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, CACHED);
-    } finally {
-      redis.disconnect();
-    }
+    await cacheAnswer(config, key);
     expect((await post({ upload: info.upload_id })).json().cached).toBe(true);
     // The patched tree is another tree: the upload's cached answer is not its answer.
     const job = await post({ upload: info.upload_id, patch });
