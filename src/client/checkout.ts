@@ -186,7 +186,10 @@ const lastKey = (root: string, under?: string) => `last:${root}:${under ?? ""}`;
 
 async function rememberLast(cache: TreeCache, snapshot: Snapshot, under: string | undefined, tree: string, info: UploadInfo): Promise<void> {
   const key = lastKey(snapshot.root, under);
-  if ((await cache.get(key))?.tree !== tree) await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes, tree });
+  if ((await cache.get(key))?.tree === tree) return;
+  // Without its objects kept, a later patch is an upload again; that is all a failure here costs.
+  await snapshot.keepTree(tree, under).catch(() => undefined);
+  await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes, tree });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFile, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -40,6 +40,9 @@ interface Staged {
   blob: string;
   path: string;
 }
+
+/** The set (under a checkout's scratch sets) that keeps the last tree sent of `key`'s directory: not one dropStale removes. */
+const keptSet = (key: string) => (key ? `objects-kept-${createHash("sha256").update(key).digest("hex").slice(0, 16)}` : "objects-kept");
 
 /** Scratch indexes of an older base are kept this long: a snapshot started before the change may still use them. */
 const STALE_SCRATCH_MS = 10 * 60_000;
@@ -233,6 +236,32 @@ export class Snapshot {
     const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
     const within = under ? `:(literal)${under}` : ".";
     return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", within, ...excluded], env);
+  }
+
+  /**
+   * Keeps what git would need of `tree` (one of this snapshot's, which the service now holds)
+   * beyond the checkout's own repository: its new trees and the blobs of edited and untracked
+   * files, hard-linked from the scratch set into one that dropStale leaves alone (`key` names
+   * it: one per directory sent). Any change to the user's index (a commit, a checkout, an
+   * editor's `git status` refreshing it) starts a new scratch set and drops the old one ten
+   * minutes on; without this the last upload would stop being a base for patches then. The
+   * set is made again for each tree kept, so it holds one tree's objects at a time.
+   */
+  async keepTree(tree: string, key = ""): Promise<void> {
+    const listing = await git(this.root, ["ls-tree", "-r", "-t", "-z", tree], this.env);
+    const wanted = new Set([tree, ...listing.split("\0").filter(Boolean).map((l) => l.split(/\s/)[2]!)]);
+    const kept = join(this.dir, keptSet(key));
+    await rm(kept, { recursive: true, force: true });
+    const scratch = this.env.GIT_OBJECT_DIRECTORY!;
+    // The scratch set holds loose objects only (git add and write-tree write no pack); the rest
+    // of the tree is in the user's repository.
+    for (const fan of await readdir(scratch).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{2}$/.test(fan)) continue;
+      const names = (await readdir(join(scratch, fan)).catch(() => [] as string[])).filter((n) => wanted.has(fan + n));
+      if (!names.length) continue;
+      await mkdir(join(kept, fan), { recursive: true });
+      for (const n of names) await link(join(scratch, fan, n), join(kept, fan, n)).catch(() => copyFile(join(scratch, fan, n), join(kept, fan, n)));
+    }
   }
 
   private notSent: Promise<LeftOut[]> | undefined;

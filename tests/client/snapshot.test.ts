@@ -267,6 +267,47 @@ describe("work tree snapshot", () => {
     }
   });
 
+  it("keeps the last tree sent as a base for patches after the user's index changes and the old scratch set is dropped", async () => {
+    const repo = makeGitFixture({ "m/a.py": "A = 1\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    try {
+      // The tree sent: an edit and an untracked file, neither in the repository's own objects.
+      writeFileSync(join(repo.dir, "m", "a.py"), "A = 2\n");
+      writeFileSync(join(repo.dir, "m", "new.py"), "def sent():\n    pass\n");
+      const first = await Snapshot.take(repo.dir, cache);
+      const sent = await first.treeId();
+      await first.keepTree(sent);
+      await first.dispose();
+      const sets = join(cache, "snapshots", readdirSync(join(cache, "snapshots"))[0]!);
+      const scratchSets = () => readdirSync(sets).filter((n) => /^(objects|index)-[0-9a-f]+$/.test(n));
+      const before = scratchSets();
+
+      // Edited further, then a commit of another tree: the user's index changed, so a new set starts.
+      writeFileSync(join(repo.dir, "m", "a.py"), "A = 3\n");
+      repo.commit({});
+      writeFileSync(join(repo.dir, "m", "b.py"), "def after():\n    pass\n");
+      const later = await Snapshot.take(repo.dir, cache);
+      try {
+        // What dropStale does to the old set ten minutes on.
+        for (const n of before) rmSync(join(sets, n), { recursive: true, force: true });
+        expect(scratchSets().some((n) => before.includes(n))).toBe(false);
+        const patch = await later.changesSince(sent);
+        expect(patch).toContain("-A = 2");
+        expect(patch).toContain("+A = 3");
+        expect(patch).toContain("+def after():");
+        expect(patch).not.toContain("+def sent():");
+        // The kept set is what the patch was made from.
+        rmSync(join(sets, "objects-kept"), { recursive: true, force: true });
+        expect(await later.changesSince(sent)).toBeNull();
+      } finally {
+        await later.dispose();
+      }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+      repo.cleanup();
+    }
+  });
+
   it("does the same in a linked worktree, whose .git is a file", async () => {
     execFileSync("git", ["worktree", "add", "-q", "--detach", worktree], { cwd: fx.dir });
     writeFileSync(join(worktree, "pkg", "c.py"), "def in_worktree():\n    pass\n");
