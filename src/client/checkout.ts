@@ -303,7 +303,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   const unfetchable = new UnfetchableRemotes();
   try {
     const failedBefore = checkout.remoteUrl ? await unfetchable.since(client.baseUrl, checkout.remoteUrl) : null;
-    if (failedBefore) hooks.say(`the service could not fetch ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
+    if (failedBefore) hooks.say(`the service could not use ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
       const [patch, ahead] = await Promise.all([
         snapshot.patch(checkout.base),
@@ -321,6 +321,9 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
       } catch (err) {
         if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
+        // A URL the service will not fetch from (a private host, one that does not resolve) is
+        // refused the same way next time; a refused commit or patch is this call's own.
+        if (err.code === "invalid_repository" && err.field === "repo.url") await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
         hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
       }
     }

@@ -4,7 +4,7 @@ import { clientCacheDir } from "./snapshot.js";
 
 /**
  * Remotes a service could not fetch (a private repository it has no token for, a host it cannot
- * reach), remembered for a while per service: the next calls go straight to the upload instead
+ * reach) or refused to (a host on a private network), remembered for a while per service: the next calls go straight to the upload instead
  * of queueing a job that can only fail first. A while, not for good: a token or a network
  * route may be added, and a failure may have been passing.
  */
@@ -27,7 +27,7 @@ export class UnfetchableRemotes {
     }
   }
 
-  /** When the service last could not fetch the remote, if within the while; else null. */
+  /** When the service last could not use the remote, if within the while; else null. */
   async since(service: string, remote: string): Promise<Date | null> {
     const at = (await this.read())[`${service} ${remote}`];
     return typeof at === "number" && Date.now() - at < this.forMs ? new Date(at) : null;

@@ -248,12 +248,21 @@ describe("end to end", () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ status: "succeeded", repo: { upload: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n# twice\n\n\ndef helper():\n    return 43\n\n\ndef helper_added_later():\n    return 44\n");
     const next = await fromHere("helper_added_later() returns 44");
-    expect(next.stderr).toMatch(new RegExp(`the service could not fetch ${gone} at \\d\\d:\\d\\d; sending the tree instead`));
+    expect(next.stderr).toMatch(new RegExp(`the service could not use ${gone} at \\d\\d:\\d\\d; sending the tree instead`));
     expect(next.stderr).toMatch(/the service holds this checkout as it was last sent \(\d+ files\); sending the changes since \(\d+ bytes of patch\)/);
     expect(next.stderr).not.toContain("uploading");
     const nextView = JSON.parse(next.stdout) as { status: string; repo: { upload?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; function_name?: string }> } };
     expect(nextView).toMatchObject({ status: "succeeded", repo: { upload: JSON.parse(first.stdout).repo.upload, patch_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     expect(nextView.result.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper_added_later" });
+    // A remote the service refuses outright (plain http, which it does not fetch): refused once, then not asked.
+    const internal = "http://127.0.0.1:1/private/repo.git";
+    execFileSync("git", ["remote", "set-url", "origin", internal], { cwd: checkout });
+    const refusedRemote = await fromHere("helper_added_later() returns 44");
+    expect(refusedRemote.stderr).toContain(`the service refused ${internal} (invalid_repository: `);
+    expect(JSON.parse(refusedRemote.stdout)).toMatchObject({ status: "succeeded" });
+    const notAsked = await fromHere("helper_added_later() returns 44");
+    expect(notAsked.stderr).toMatch(new RegExp(`the service could not use ${internal} at \\d\\d:\\d\\d; sending the tree instead`));
+    expect(notAsked.stderr).not.toContain("the service refused");
     rmSync(checkout, { recursive: true, force: true });
 
     // The baseline's table has its confidence, and the files it would read next under it.
