@@ -11,7 +11,7 @@ import type { LocalizeBody } from "../api/schemas.js";
 import { waitForEnd, hasEnded } from "../api/waitFor.js";
 import type { JobView } from "../store/jobStore.js";
 import { API_VERSION } from "../version.js";
-import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
+import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
  * MCP over Streamable HTTP at /mcp, behind the same API keys as the REST routes. Each
@@ -96,7 +96,7 @@ class InProcessBackend implements LocalizeBackend {
 
   async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
     const body: LocalizeBody = {
-      repo: { url: input.repo_url, commit: input.commit ?? "HEAD" },
+      repo: remoteRepoOf(input),
       issue: input.issue,
       options: optionsOf(input),
     };

@@ -6,7 +6,7 @@ import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import { API_VERSION } from "../version.js";
-import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
+import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
  * `codescout-mcp`: the MCP server a developer registers in their coding agent. It speaks
@@ -45,9 +45,11 @@ class RestBackend implements LocalizeBackend {
     const request = { issue: input.issue, options: optionsOf(input) };
     try {
       if (input.repo_url) {
-        const view = await client.submit({ repo: { url: input.repo_url, commit: input.commit ?? "HEAD" }, ...request });
+        const view = await client.submit({ repo: remoteRepoOf(input), ...request });
         return { view: await client.follow(view, { signal: hooks.signal, onEvent }) };
       }
+      // A checkout's changes are read from it; a diff beside it would be a second, conflicting account of them.
+      if (input.patch) throw new LocalizeRefused("invalid_patch", "patch goes with repo_url: a local path sends its own uncommitted changes", "patch");
       return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
     } catch (err) {
       if (err instanceof ServiceRefused && err.status >= 400 && err.status < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));

@@ -15,6 +15,7 @@ export interface LocalizeToolInput {
   issue: string;
   repo_url?: string;
   commit?: string;
+  patch?: string;
   path?: string;
   max_turns?: number;
   policy?: "codescout" | "baseline";
@@ -64,6 +65,14 @@ const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
   repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
   commit: z.string().min(1).max(256).optional().describe("Commit sha, branch or tag of repo_url. Default: HEAD (the default branch)."),
+  patch: z
+    .string()
+    .min(1)
+    .max(64 << 20)
+    .optional()
+    .describe(
+      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones). Goes with repo_url; a local `path` sends its own. Default: the commit as it is.",
+    ),
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
   snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
@@ -195,11 +204,16 @@ export function describeEvent(event: JobEvent): string | null {
 /** A REST field name as the tool's argument name (repo.url → repo_url). */
 export function toolField(field: string | undefined): string | undefined {
   if (!field) return undefined;
-  const map: Record<string, string> = { "repo.url": "repo_url", "repo.commit": "commit", issue: "issue" };
+  const map: Record<string, string> = { "repo.url": "repo_url", "repo.commit": "commit", "repo.patch": "patch", issue: "issue" };
   return map[field] ?? field.replace(/^options\./, "");
 }
 
 /** The options of a localize request, from the tool's arguments. */
+/** The repository a call names by URL: that commit (HEAD by default), with the caller's patch on top. */
+export function remoteRepoOf(input: LocalizeToolInput) {
+  return { url: input.repo_url, commit: input.commit ?? "HEAD", ...(input.patch ? { patch: input.patch } : {}) };
+}
+
 export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
   return {
     ...(input.policy ? { policy: input.policy } : {}),

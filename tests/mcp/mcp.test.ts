@@ -200,6 +200,26 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     await client.close();
   });
 
+  it("localizes a remote agent's tree as its commit and the diff it passes (patch)", async () => {
+    const dir = checkoutWithEdit({ remote: true });
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, encoding: "utf8" }).trim();
+    const patch = execFileSync("git", ["diff", "HEAD"], { cwd: dir, encoding: "utf8" });
+    const { client } = await httpClient();
+    const { tools } = await client.listTools();
+    expect(tools[0]!.inputSchema.properties).toHaveProperty("patch");
+    const args = { issue: "only_in_the_edit doubles where it should triple", repo_url: repo.url, commit, policy: "baseline", snippets: true };
+    const result = await client.callTool({ name: "localize", arguments: { ...args, patch } }, CallToolResultSchema);
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    expect((result.structuredContent as { locations: unknown[] }).locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, snippet: "@staticmethod\ndef only_in_the_edit(x):\n    return x * 2" });
+    // Without it, the commit as it is: the function is not there to find.
+    const bare = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema);
+    expect((bare.structuredContent as { locations: Array<{ function_name?: string }> }).locations.map((l) => l.function_name)).not.toContain("only_in_the_edit");
+    const bad = await client.callTool({ name: "localize", arguments: { ...args, patch: "make it triple" } }, CallToolResultSchema);
+    expect(bad.isError).toBe(true);
+    expect((bad.content as Array<{ text: string }>)[0]!.text).toMatch(/^The request was refused \(patch\): .*\[invalid_patch\]$/);
+    await client.close();
+  });
+
   it("answers a bad request with a tool error naming the argument, and keeps sessions to their key", async () => {
     const { client, transport } = await httpClient();
     const bad = await client.callTool({ name: "localize", arguments: { issue: "x", repo_url: "ftp://example.com/r.git" } });
@@ -276,6 +296,10 @@ describe("MCP over stdio (codescout-mcp)", () => {
     ]);
     expect(progress.some((m) => m.includes("with the uncommitted changes"))).toBe(true);
     expect(progress.some((m) => m.startsWith("uploading"))).toBe(false);
+    // A checkout's changes come from it: a diff passed beside it is refused, naming the argument.
+    const both = await client.callTool({ name: "localize", arguments: { issue: "x", path: dir, patch: "diff --git a/x b/x\n" } }, CallToolResultSchema);
+    expect(both.isError).toBe(true);
+    expect((both.content as Array<{ text: string }>)[0]!.text).toContain("The request was refused (patch): patch goes with repo_url");
     await client.close();
   });
 
