@@ -137,10 +137,9 @@ export function serviceUrlOf(raw: string, root: string): string | null {
 /**
  * Sends the tree unless the service already holds it. A tree sent before (the same git tree,
  * as the snapshot captured it) is asked for by its content address first; a new one is
- * streamed at once, and the address the service gives it is remembered, but only when the
- * work tree did not change while it was being sent. With `under`, only that directory is sent
- * (a job scoped to it needs no more: a monorepo's package, where the whole tree may be past the
- * service's limits).
+ * streamed at once, and the address the service gives it is remembered. With `under`, only that
+ * directory is sent (a job scoped to it needs no more: a monorepo's package, where the whole tree
+ * may be past the service's limits).
  */
 export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();
@@ -169,15 +168,9 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
     throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. What is not source can go in .gitignore (or .git/info/exclude): ignored files are never sent`);
   });
   say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
-  const after = await Snapshot.take(snapshot.root, cache.dir);
-  try {
-    if ((await after.treeId()) === treeId) {
-      await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
-      await rememberLast(cache, snapshot, under, treeId, info);
-    }
-  } finally {
-    await after.dispose();
-  }
+  // What was sent is the snapshot's tree itself, whatever was edited meanwhile: its address holds.
+  await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
+  await rememberLast(cache, snapshot, under, treeId, info);
   return info;
 }
 

@@ -392,32 +392,51 @@ export class Snapshot {
   }
 
   /**
-   * The tree, or its directory `under` alone (paths still from the top), as a tar stream made by
-   * GNU tar from the work tree (C, sequential reads: far faster than packing in JavaScript),
-   * gzip-compressed when asked. Owners, times and hard links are not carried; symlinks that
-   * leave the tree are left out. A file edited since the snapshot is sent as it is then.
+   * The captured tree, or its directory `under` alone (paths still from the top), as a tar stream
+   * made by `git archive` from the snapshot's objects (C, and git's own: no particular tar
+   * needed, so macOS's bsdtar does as well as GNU tar), gzip-compressed when asked. What is sent
+   * is the tree `treeId` names, whatever is edited meanwhile; left-out files and symlinks that
+   * leave the tree are not in it. Owners and times are not carried.
    */
   async archive(compress: boolean, under?: string): Promise<Readable> {
-    const skip = new Set(await this.escapingLinks(under));
-    const sent = await this.sendsPath(under);
-    const paths = (await this.staged()).map((e) => e.path).filter((p) => !skip.has(p) && sent(p));
-    const tar = spawn(
-      "tar",
-      ["-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--mode=go-w,a-st", "-C", this.root, "-T", "-"],
-      { stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } },
-    );
-    let err = "";
-    tar.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-1000)));
-    tar.on("close", (code) => {
-      if (code !== 0) tar.stdout.destroy(new CheckoutReadError(`tar could not read the checkout: ${err.trim() || `exit ${code}`}`));
+    const literal = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
+    const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
+    const [tree, gitDir] = await Promise.all([this.treeId(), archiveGitDir(this.dir)]);
+    const env: NodeJS.ProcessEnv = { ...process.env, ...GIT_ENV, GIT_DIR: gitDir, GIT_OBJECT_DIRECTORY: this.env.GIT_OBJECT_DIRECTORY, GIT_ALTERNATE_OBJECT_DIRECTORIES: this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES };
+    for (const k of ["GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE"]) delete env[k];
+    const archiver = spawn("git", ["-c", "tar.umask=022", "archive", "--format=tar", tree, "--", under ? `:(literal)${under}` : ".", ...excluded], {
+      cwd: this.dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env,
     });
-    tar.stdin.on("error", () => undefined);
-    tar.stdin.end(paths.map((p) => `${p}\0`).join(""));
+    let err = "";
+    archiver.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-1000)));
+    archiver.on("close", (code) => {
+      if (code !== 0) archiver.stdout.destroy(new CheckoutReadError(`git archive could not read the checkout: ${err.trim() || `exit ${code}`}`));
+    });
     // Through a stream of our own: a child's pipe that has closed before the request reads
     // it counts as used, and fetch refuses it. Level 1: most of gzip's saving on source
     // code for a fraction of its time.
-    return tar.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
+    return archiver.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
   }
+}
+
+/**
+ * A git directory of the client's own, beside a checkout's scratch sets, for `git archive` to run
+ * in: its attributes outrank the tree's `.gitattributes`, and turn off what archiving would
+ * otherwise do to the tree (leave out `export-ignore` paths, which are often the tests; expand
+ * `export-subst`; run filters such as Git LFS's, or convert line endings). The objects come from
+ * the snapshot's set and the checkout's, so nothing of the checkout's own config or hooks runs.
+ */
+async function archiveGitDir(setsDir: string): Promise<string> {
+  const dir = join(setsDir, "archive.git");
+  const attributes = join(dir, "info", "attributes");
+  if (await stat(attributes).then(() => false, () => true)) {
+    await git(setsDir, ["init", "-q", "--bare", "--template="], { GIT_DIR: dir });
+    await mkdir(join(dir, "info"), { recursive: true });
+    await writeFile(attributes, "* -export-ignore -export-subst -filter -text -eol -ident -working-tree-encoding\n");
+  }
+  return dir;
 }
 
 /**

@@ -3,6 +3,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createGunzip } from "node:zlib";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { Snapshot } from "../../src/client/snapshot.js";
 
@@ -26,13 +27,13 @@ async function capture(root: string) {
   }
 }
 
-/** The paths of the archive a snapshot would upload, as tar lists them, sorted. */
+/** The paths of the files and links in the archive a snapshot would upload, as tar lists them, sorted. */
 function archivedNames(snap: Snapshot): Promise<string[]> {
   return new Promise((res, rej) => {
     const tar = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "inherit"] });
     let names = "";
     tar.stdout.on("data", (d: Buffer) => (names += d.toString()));
-    tar.on("close", () => res(names.split("\n").filter(Boolean).sort()));
+    tar.on("close", () => res(names.split("\n").filter((n) => n && !n.endsWith("/")).sort()));
     tar.on("error", rej);
     void snap.archive(false).then((a) => a.pipe(tar.stdin), rej);
   });
@@ -262,6 +263,38 @@ describe("work tree snapshot", () => {
       expect(await archivedNames(snap)).toEqual([".gitignore", "app/extra.py", "app/main.py", "srv/.gitignore", "web/node_modules/vendored/index.js", "web/node_modules/vendored/more.js"]);
     } finally {
       await snap.dispose();
+      rmSync(cache, { recursive: true, force: true });
+      repo.cleanup();
+    }
+  });
+
+  it("archives the tree it captured, as it is in git: export-ignore, filters and edits made since change nothing", async () => {
+    const repo = makeGitFixture({ "m/a.py": "A = 1\n", "tests/test_a.py": "def test_a():\n    pass\n" });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    try {
+      // Release archives often leave the tests out; a filter (Git LFS's, here one that fails) would run.
+      writeFileSync(join(repo.dir, ".gitattributes"), "tests/** export-ignore\n*.py filter=boom\n");
+      repo.git("config", "filter.boom.smudge", "false");
+      repo.git("config", "filter.boom.clean", "cat");
+      repo.git("config", "filter.boom.required", "true");
+      writeFileSync(join(repo.dir, "m", "a.py"), "A = 2\n");
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        await snap.treeId();
+        writeFileSync(join(repo.dir, "m", "a.py"), "A = 3\n");
+        expect(await archivedNames(snap)).toEqual([".gitattributes", "m/a.py", "tests/test_a.py"]);
+        const content = await new Promise<string>((res, rej) => {
+          const tar = spawn("tar", ["-xO", "-f", "-", "m/a.py"], { stdio: ["pipe", "pipe", "inherit"] });
+          let out = "";
+          tar.stdout.on("data", (d: Buffer) => (out += d.toString()));
+          tar.on("close", () => res(out));
+          void snap.archive(true).then((a) => a.pipe(createGunzip()).pipe(tar.stdin), rej);
+        });
+        expect(content).toBe("A = 2\n");
+      } finally {
+        await snap.dispose();
+      }
+    } finally {
       rmSync(cache, { recursive: true, force: true });
       repo.cleanup();
     }
