@@ -4,9 +4,10 @@ import { clientCacheDir } from "./snapshot.js";
 
 /**
  * Remotes a service could not fetch (a private repository it has no token for, a host it cannot
- * reach) or refused to (a host on a private network), remembered for a while per service: the next calls go straight to the upload instead
- * of queueing a job that can only fail first. A while, not for good: a token or a network
- * route may be added, and a failure may have been passing.
+ * reach) or would not (a host on a private network, plain http), remembered for a while per
+ * service: the next calls go straight to the upload instead of queueing a job that can only fail
+ * first. A while, not for good: a token or a network route may be added, and a failure may have
+ * been passing.
  */
 export class UnfetchableRemotes {
   private readonly file: string;
