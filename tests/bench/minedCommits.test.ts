@@ -92,7 +92,9 @@ describe("mining instances whose message names an earlier commit (--names-commit
 
 describe("mining fixes in other languages (--other-languages, with the sandbox's reader)", () => {
   const { repo, mine } = minedRepository();
-  const reader = join(mkdtempSync(join(tmpdir(), "codescout-reader-")), "reader.py");
+  const readerDir = mkdtempSync(join(tmpdir(), "codescout-reader-"));
+  afterAll(() => rmSync(readerDir, { recursive: true, force: true }));
+  const reader = join(readerDir, "reader.py");
   writeFileSync(reader, SOURCE_OUTLINE);
   const router = ["export class Router {", "  find(path: string) {", "    return this.routes.get(path);", "  }", "", "  add(path: string) {", "    this.routes.set(path, true);", "  }", "}", ""].join("\n");
   repo.commit({ "src/router.ts": router, "src/router.test.ts": "test('find', () => {});\n" }, "Add a router");
