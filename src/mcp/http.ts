@@ -11,6 +11,7 @@ import type { LocalizeBody } from "../api/schemas.js";
 import { waitForEnd, hasEnded } from "../api/waitFor.js";
 import type { JobView } from "../store/jobStore.js";
 import { API_VERSION } from "../version.js";
+import { registerLocalizePrompt } from "./prompt.js";
 import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
@@ -47,8 +48,9 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
 
     const open = async (owner: string): Promise<Session> => {
       if (sessions.size >= options.maxSessions) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions; retry shortly", undefined, { "retry-after": "5" });
-      const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {} } });
+      const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
       registerLocalizeTool(server, new InProcessBackend(ctx, owner), { localPaths: false });
+      registerLocalizePrompt(server, { localPaths: false });
       const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as StreamableHTTPServerTransport };
       session.transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),

@@ -6,6 +6,7 @@ import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import { API_VERSION } from "../version.js";
+import { registerLocalizePrompt } from "./prompt.js";
 import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
@@ -34,7 +35,7 @@ if (args.help) {
 }
 
 const client = new ServiceClient(args.url ?? process.env.CODESCOUT_URL ?? "http://127.0.0.1:8080", process.env.CODESCOUT_API_KEY || undefined);
-const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {} } });
+const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
 
 class RestBackend implements LocalizeBackend {
   async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
@@ -72,6 +73,7 @@ async function defaultPath(): Promise<string> {
 }
 
 registerLocalizeTool(server, new RestBackend(), { localPaths: true, defaultPath });
+registerLocalizePrompt(server, { localPaths: true });
 const transport = new StdioServerTransport();
 transport.onclose = () => process.exit(0);
 process.stdin.on("end", () => process.exit(0));

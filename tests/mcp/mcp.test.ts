@@ -146,6 +146,14 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual(expect.arrayContaining(["issue", "repo_url", "commit", "max_turns", "policy"]));
     expect(tool.inputSchema.properties).not.toHaveProperty("path");
     expect(tool.outputSchema?.properties).toHaveProperty("locations");
+    // The same as a prompt, which clients such as Claude Code offer as a slash command.
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((p) => p.name)).toEqual(["localize"]);
+    expect(prompts[0]!.arguments).toEqual([expect.objectContaining({ name: "issue", required: true })]);
+    const prompt = await client.getPrompt({ name: "localize", arguments: { issue: "Parser.parse drops values\n\nTraceback: ..." } });
+    const text = (prompt.messages[0]!.content as { text: string }).text;
+    expect(text).toContain("call the `localize` tool with its whole text in the repository (give repo_url and commit, and your uncommitted changes as patch)");
+    expect(text).toMatch(/<issue>\nParser\.parse drops values\n\nTraceback: \.\.\.\n<\/issue>$/);
     await client.close();
 
     const noKey = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
@@ -277,6 +285,8 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
     const { tools } = await client.listTools();
     expect(tools[0]!.inputSchema.properties).toHaveProperty("path");
+    const prompt = await client.getPrompt({ name: "localize", arguments: { issue: "the edit doubles wrongly" } });
+    expect((prompt.messages[0]!.content as { text: string }).text).toContain("call the `localize` tool with its whole text in this checkout.");
     const progress: string[] = [];
     const result = await client.callTool(
       // An agent started in a package of the checkout (a monorepo's) gives that directory.
