@@ -2,15 +2,15 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RepoCache } from "../src/repos/cache.js";
-import { uploadCheckout } from "../src/client/checkout.js";
+import { changesSinceUpload, uploadCheckout } from "../src/client/checkout.js";
 import { Snapshot, TreeCache } from "../src/client/snapshot.js";
 import { ServiceClient } from "../src/client/service.js";
 import { DirUploadStore } from "../src/uploads/store.js";
 import { ms, quick, report, stats, time } from "./lib.js";
 
 /**
- * Uploading a working tree of ~50 MB and preparing it for a sandbox, and uploading the same
- * tree again. The tree is real source (sympy, pylint and pytest side by side), a git
+ * Uploading a working tree of ~50 MB and preparing it for a sandbox, uploading the same
+ * tree again, and sending it edited as that upload and a patch. The tree is real source (sympy, pylint and pytest side by side), a git
  * checkout whose files are all untracked-but-not-ignored or tracked; the API is a real
  * process on loopback; "prepare" is the worker's extraction into its tree cache.
  *
@@ -51,8 +51,8 @@ let size = { files: 0, bytes: 0, archive: 0 };
 for (let i = 0; i < (quick ? 2 : 5); i++) {
   // A new file each round: a tree the service has never seen, and a client cache that is empty.
   writeFileSync(join(root, "bench_round.py"), `ROUND = ${i}\n`);
-  // What the client does for a tree it has not sent before: snapshot it with git, stream it
-  // (GNU tar straight into the request), then check the work tree did not change meanwhile.
+  // What the client does for a tree it has not sent before: snapshot it with git and stream
+  // the snapshot's tree (git archive straight into the request).
   const cache = new TreeCache(join(work, `client-cache-${i}`));
   const [uploadMs, info] = await time(async () => {
     const snap = await Snapshot.take(root, cache.dir);
@@ -88,6 +88,31 @@ for (let i = 0; i < (quick ? 5 : 30); i++) {
   if (info.upload_id !== lastId) throw new Error("the repeated upload should be the same tree");
   again.push(t);
 }
+
+// Edited since: the last upload the service holds and a patch of the changes since, as an
+// agent's next call after an edit sends them (the client's side: snapshot and diff), and the
+// worker's: the upload's tree (already prepared) linked into a new place and the patch applied.
+const edited: Array<Record<string, number>> = [];
+const editRepos = new RepoCache({ dir: join(work, "repos-edited"), allowFileUrls: false, uploads: { store, limits } });
+// The same edits make the same patched trees run after run: none may be left from the last.
+rmSync(editRepos.trees.dir, { recursive: true, force: true });
+await editRepos.prepareUpload(lastId);
+for (let i = 0; i < (quick ? 3 : 10); i++) {
+  writeFileSync(join(root, "bench_round.py"), `ROUND = ${cold.length - 1}\nEDIT = ${i}\n`);
+  const [clientMs, since] = await time(async () => {
+    const snap = await Snapshot.take(root, warmCache.dir);
+    try {
+      return await changesSinceUpload(client, snap, warmCache);
+    } finally {
+      await snap.dispose();
+    }
+  });
+  if (!since || since.upload.upload_id !== lastId) throw new Error("expected the last upload and a patch");
+  const [prepareMs, prepared] = await time(() => editRepos.prepareUpload(lastId, undefined, since.patch));
+  if (prepared.cache !== "warm") throw new Error(`expected a new patched tree, got ${prepared.cache}`);
+  edited.push({ client_ms: clientMs, prepare_ms: prepareMs, total_ms: clientMs + prepareMs, patch_bytes: Buffer.byteLength(since.patch) });
+}
+rmSync(editRepos.trees.dir, { recursive: true, force: true });
 api.kill("SIGTERM");
 
 const pick = (k: string) => stats(cold.map((r) => r[k]!));
@@ -97,6 +122,10 @@ report("uploads", {
   // The first round is also the API process's first upload (its code not yet optimized by V8).
   cold_total_ms_by_round: cold.map((r) => ms(r.total_ms!)),
   repeated_upload_ms: { p50: ms(stats(again).p50), p95: ms(stats(again).p95), max: ms(stats(again).max) },
+  edited_upload_and_patch_ms: Object.fromEntries(
+    ["client_ms", "prepare_ms", "total_ms"].map((k) => [k, { p50: ms(stats(edited.map((r) => r[k]!)).p50), max: ms(stats(edited.map((r) => r[k]!)).max) }]),
+  ),
+  edited_patch_bytes: stats(edited.map((r) => r.patch_bytes!)).p50,
   targets: { cold_total_ms: 1000, repeated_ms: 50 },
 });
 rmSync(work, { recursive: true, force: true });
