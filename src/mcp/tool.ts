@@ -71,7 +71,7 @@ const inputShape = {
     .max(64 << 20)
     .optional()
     .describe(
-      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones). Goes with repo_url; a local `path` sends its own. Default: the commit as it is.",
+      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on). Goes with repo_url; a local `path` sends its own. Default: the commit as it is.",
     ),
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
