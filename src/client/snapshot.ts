@@ -235,7 +235,8 @@ export class Snapshot {
     const literal = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
     const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
     const within = under ? `:(literal)${under}` : ".";
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", within, ...excluded], env);
+    // A blob of that tree gone since (one the kept set lacks): the tree is sent whole instead.
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", within, ...excluded], env).catch(() => null);
   }
 
   /**
@@ -253,14 +254,17 @@ export class Snapshot {
     const kept = join(this.dir, keptSet(key));
     await rm(kept, { recursive: true, force: true });
     const scratch = this.env.GIT_OBJECT_DIRECTORY!;
-    // The scratch set holds loose objects only (git add and write-tree write no pack); the rest
-    // of the tree is in the user's repository.
-    for (const fan of await readdir(scratch).catch(() => [] as string[])) {
-      if (!/^[0-9a-f]{2}$/.test(fan)) continue;
-      const names = (await readdir(join(scratch, fan)).catch(() => [] as string[])).filter((n) => wanted.has(fan + n));
-      if (!names.length) continue;
-      await mkdir(join(kept, fan), { recursive: true });
-      for (const n of names) await link(join(scratch, fan, n), join(kept, fan, n)).catch(() => copyFile(join(scratch, fan, n), join(kept, fan, n)));
+    const keep = async (dir: string, names: string[]) => {
+      if (!names.length) return;
+      await mkdir(join(kept, dir), { recursive: true });
+      for (const n of names) await link(join(scratch, dir, n), join(kept, dir, n)).catch(() => copyFile(join(scratch, dir, n), join(kept, dir, n)));
+    };
+    // git add and write-tree write loose objects, but for a file over core.bigFileThreshold,
+    // which goes straight into a pack (kept whole); the rest of the tree is in the user's repository.
+    for (const dir of await readdir(scratch).catch(() => [] as string[])) {
+      const names = await readdir(join(scratch, dir)).catch(() => [] as string[]);
+      if (dir === "pack") await keep(dir, names);
+      else if (/^[0-9a-f]{2}$/.test(dir)) await keep(dir, names.filter((n) => wanted.has(dir + n)));
     }
   }
 
