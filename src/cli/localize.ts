@@ -8,13 +8,15 @@ import type { JobView } from "../store/jobStore.js";
 /**
  * The small client: submit a job, follow its progress in the terminal, print the answer.
  *
- *   localize --repo URL --commit SHA --issue-file FILE [--api URL] [--policy baseline|codescout] [--json]
+ *   localize --repo URL --commit SHA [--patch-file FILE] --issue-file FILE [--api URL] [--policy baseline|codescout] [--json]
  *   localize --path DIR --issue TEXT          (a local checkout, uncommitted edits included)
  */
-const USAGE = `usage: localize (--repo URL --commit SHA|REF | --path DIR) (--issue TEXT | --issue-file FILE|-)
+const USAGE = `usage: localize (--repo URL --commit SHA|REF [--patch-file FILE|-] | --path DIR) (--issue TEXT | --issue-file FILE|-)
                 [--api URL] [--policy baseline|codescout] [--max-turns N] [--snippets] [--no-alternatives]
                 [--scope DIR] [--json] [--quiet] [--no-cache]
   --issue TEXT, --issue-file FILE  the issue or question; --issue-file - reads it from stdin.
+  --patch-file FILE  changes on top of --commit to localize with (\`git diff --binary <commit>\` as it
+               prints it: a pull request's diff, an edit not pushed); - reads it from stdin.
   --no-alternatives  the answer alone, without the files the model-free ranking would read next.
   --path DIR   localize in a local checkout as it is on disk: url + commit + patch when HEAD is on a
                remote the service can fetch, else an upload of the files git does not ignore. A
@@ -39,6 +41,7 @@ function parse() {
         path: { type: "string" },
         issue: { type: "string" },
         "issue-file": { type: "string" },
+        "patch-file": { type: "string" },
         policy: { type: "string" },
         "max-turns": { type: "string" },
         snippets: { type: "boolean", default: false },
@@ -62,6 +65,8 @@ if (args.help) {
   process.exit(0);
 }
 if (args.path && (args.repo || args.commit)) fail("--path is a local checkout; it does not go with --repo/--commit");
+if (args.path && args["patch-file"] !== undefined) fail("--path sends the checkout's own changes; --patch-file goes with --repo/--commit");
+if (args["issue-file"] === "-" && args["patch-file"] === "-") fail("only one of --issue-file and --patch-file can read stdin");
 if (!args.path) {
   if (!args.repo) fail("--repo (or --path) is required");
   if (!args.commit) fail("--commit is required with --repo");
@@ -77,6 +82,12 @@ try {
   issue = args.issue ?? readFileSync(args["issue-file"] === "-" ? 0 : args["issue-file"]!, "utf8");
 } catch (err) {
   fail(`cannot read the issue ${args["issue-file"] === "-" ? "from stdin" : "file"}: ${(err as Error).message}`);
+}
+let patch: string | undefined;
+try {
+  if (args["patch-file"] !== undefined) patch = readFileSync(args["patch-file"] === "-" ? 0 : args["patch-file"], "utf8");
+} catch (err) {
+  fail(`cannot read the patch ${args["patch-file"] === "-" ? "from stdin" : "file"}: ${(err as Error).message}`);
 }
 
 const api = args.api ?? process.env.CODESCOUT_URL ?? process.env.CODESCOUT_API ?? "http://127.0.0.1:8080";
@@ -108,7 +119,7 @@ let final: JobView;
 let root: string | undefined;
 try {
   if (args.path) ({ view: final, root } = await localizeCheckout(client, args.path, { issue, options }, { signal: interrupt.signal, onEvent, say }));
-  else final = await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit }, issue, options }), { signal: interrupt.signal, onEvent });
+  else final = await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit, ...(patch ? { patch } : {}) }, issue, options }), { signal: interrupt.signal, onEvent });
 } catch (err) {
   if (err instanceof ServiceRefused) {
     process.stderr.write(`localize: the API refused the job (${err.status} ${err.code}): ${err.message}${err.field ? ` [${err.field}]` : ""}\n`);

@@ -199,6 +199,18 @@ describe("end to end", () => {
     expect(json).toMatchObject({ status: "succeeded", result: { entities: ["pkg/util.py:helper"] } });
     const refused = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(refused.stderr).toContain("--commit is required");
+    // A diff on top of the commit (a pull request's, an edit not pushed), from stdin.
+    const patched = promisify(execFile)(
+      "npx",
+      ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--patch-file", "-", "--issue", "helper_in_the_diff() returns 44", "--policy", "baseline", "--no-cache", "--json", "--quiet"],
+      { encoding: "utf8" },
+    );
+    patched.child.stdin!.end("--- a/pkg/util.py\n+++ b/pkg/util.py\n@@ -1,2 +1,6 @@\n def helper():\n     return 42\n+\n+\n+def helper_in_the_diff():\n+    return 44\n");
+    const patchedView = JSON.parse((await patched).stdout) as { repo: { patch_sha256?: string }; result: { locations: Array<{ function_name?: string }> } };
+    expect(patchedView.repo.patch_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(patchedView.result.locations[0]).toMatchObject({ function_name: "helper_in_the_diff" });
+    const both = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", ".", "--patch-file", "x.diff", "--issue", "x"], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
+    expect(both.stderr).toContain("--path sends the checkout's own changes; --patch-file goes with --repo/--commit");
     const twice = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", ".", "--issue", "x", "--issue-file", issueFile], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(twice.stderr).toContain("give the issue once");
     // Nothing listens on the discard port: the message says what to start or set.
