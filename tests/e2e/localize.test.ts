@@ -217,6 +217,16 @@ describe("end to end", () => {
     const down = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", "http://127.0.0.1:9", "--repo", repo.url, "--commit", repo.commits[0]!, "--issue", "x"], { encoding: "utf8" }).catch((err: { stderr: string }) => err);
     expect(down.stderr).toMatch(/^localize: cannot reach the service at http:\/\/127\.0\.0\.1:9: .* \(is it running\? `npm start` in the codescout-service checkout starts one; --api or CODESCOUT_URL names another\)$/m);
 
+    // The baseline's table has its confidence, and the files it would read next under it.
+    // The issue given as text on the command line.
+    const vague = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
+    const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
+    expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
+    expect(leads).toMatch(/^pkg\/parser\.py:18-20\s+parse_file\s+0\.\d\d \/ 0\.\d\d$/m);
+    expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
+  });
+
+  it("serves a local checkout from the command-line client: its edits as a patch, an upload where the service cannot fetch, and remotes it cannot use remembered", async () => {
     // --path: a local checkout with an uncommitted edit is localized as it is on disk.
     const checkout = join(repo.dir, "..", `checkout-${Date.now()}`);
     execFileSync("git", ["clone", "-q", repo.url, checkout]);
@@ -276,14 +286,6 @@ describe("end to end", () => {
     expect(notAsked.stderr).toMatch(new RegExp(`the service could not use ${internal} at \\d\\d:\\d\\d; sending the tree instead`));
     expect(notAsked.stderr).not.toContain("the service refused");
     rmSync(checkout, { recursive: true, force: true });
-
-    // The baseline's table has its confidence, and the files it would read next under it.
-    // The issue given as text on the command line.
-    const vague = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
-    const leads = (await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue", vague, "--policy", "baseline", "--no-cache"], { encoding: "utf8" })).stdout;
-    expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
-    expect(leads).toMatch(/^pkg\/parser\.py:18-20\s+parse_file\s+0\.\d\d \/ 0\.\d\d$/m);
-    expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
   });
 
   it("gives the model's answer, and a model that did not answer, the baseline's next files as leads", async () => {
