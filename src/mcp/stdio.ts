@@ -45,7 +45,7 @@ class RestBackend implements LocalizeBackend {
     };
     const request = { issue: input.issue, options: optionsOf(input) };
     try {
-      if (input.repo_url) {
+      if (input.repo_url || input.upload) {
         const view = await client.submit({ repo: remoteRepoOf(input), ...request });
         return { view: await client.follow(view, { signal: hooks.signal, onEvent }) };
       }

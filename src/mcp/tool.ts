@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema } from "../queue/contract.js";
+import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 
@@ -14,6 +14,7 @@ import type { JobView } from "../store/jobStore.js";
 export interface LocalizeToolInput {
   issue: string;
   repo_url?: string;
+  upload?: string;
   commit?: string;
   patch?: string;
   path?: string;
@@ -64,6 +65,13 @@ Give the issue text (or a plain question such as "where is the retry backoff com
 const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
   repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
+  upload: z
+    .string()
+    .regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters")
+    .optional()
+    .describe(
+      "Instead of repo_url, a tree the service cannot fetch (no remote, a private host), sent first with POST /v1/uploads: `git ls-files -co --exclude-standard -z | tar --null -T - -czf - | curl -s -H \"Authorization: Bearer $KEY\" -H 'content-type: application/gzip' --data-binary @- $SERVICE/v1/uploads` answers its upload_id. patch adds changes on top of it.",
+    ),
   commit: z.string().min(1).max(256).optional().describe("Commit sha, branch or tag of repo_url. Default: HEAD (the default branch)."),
   patch: z
     .string()
@@ -82,11 +90,8 @@ const inputShape = {
     .describe("Localize within this directory of the repository only (a monorepo's package: packages/core); paths in the answer stay relative to the repository's top. Default: the whole repository (for a local path below the checkout's top: that directory)."),
 };
 
-/** Where the service cannot see the caller's disk (HTTP, plain function calling), the repository is required. */
-const remoteShape = {
-  ...inputShape,
-  repo_url: z.string().min(1).max(2048).describe("Git URL of the repository (https)."),
-};
+/** Where the service cannot see the caller's disk (HTTP, plain function calling): repo_url or upload is required (checked by remoteRepoOf). */
+const remoteShape = inputShape;
 
 const pathShape = {
   path: z
@@ -152,7 +157,7 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
     },
     async (args, extra): Promise<CallToolResult> => {
       const input = args as unknown as LocalizeToolInput;
-      if (options.localPaths && !input.repo_url && !input.path) {
+      if (options.localPaths && !input.repo_url && !input.upload && !input.path) {
         const fallback = await options.defaultPath?.();
         if (fallback) input.path = fallback;
       }
@@ -204,14 +209,20 @@ export function describeEvent(event: JobEvent): string | null {
 /** A REST field name as the tool's argument name (repo.url → repo_url). */
 export function toolField(field: string | undefined): string | undefined {
   if (!field) return undefined;
-  const map: Record<string, string> = { "repo.url": "repo_url", "repo.commit": "commit", "repo.patch": "patch", issue: "issue" };
+  const map: Record<string, string> = { "repo.url": "repo_url", "repo.upload": "upload", "repo.commit": "commit", "repo.patch": "patch", issue: "issue" };
   return map[field] ?? field.replace(/^options\./, "");
 }
 
 /** The options of a localize request, from the tool's arguments. */
-/** The repository a call names by URL: that commit (HEAD by default), with the caller's patch on top. */
+/**
+ * The tree a call names without a local path: a repository by URL at a commit (HEAD by default), or
+ * an upload, with the caller's patch on top. Throws LocalizeRefused when it names neither.
+ */
 export function remoteRepoOf(input: LocalizeToolInput) {
-  return { url: input.repo_url, commit: input.commit ?? "HEAD", ...(input.patch ? { patch: input.patch } : {}) };
+  const patch = input.patch ? { patch: input.patch } : {};
+  if (input.upload !== undefined && input.repo_url === undefined) return { upload: input.upload, ...(input.commit ? { commit: input.commit } : {}), ...patch };
+  if (input.repo_url === undefined) throw new LocalizeRefused("invalid_repository", "give repo_url (a repository the service fetches) or upload (a tree sent with POST /v1/uploads)", "repo_url");
+  return { url: input.repo_url, commit: input.commit ?? "HEAD", ...(input.upload ? { upload: input.upload } : {}), ...patch };
 }
 
 export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {

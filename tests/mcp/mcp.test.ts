@@ -225,6 +225,22 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const bad = await client.callTool({ name: "localize", arguments: { ...args, patch: "make it triple" } }, CallToolResultSchema);
     expect(bad.isError).toBe(true);
     expect((bad.content as Array<{ text: string }>)[0]!.text).toMatch(/^The request was refused \(patch\): .*\[invalid_patch\]$/);
+
+    // A tree the service cannot fetch: sent first as the tool's description says, then named by its upload id.
+    const archive = execFileSync("sh", ["-c", "git ls-files -co --exclude-standard -z | tar --null -T - -czf -"], { cwd: dir });
+    const sent = await fetch(`${base}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/gzip" }, body: archive });
+    expect(sent.status).toBe(201);
+    const { upload_id } = (await sent.json()) as { upload_id: string };
+    const { repo_url: _url, commit: _commit, ...rest } = args;
+    const uploaded = await client.callTool({ name: "localize", arguments: { ...rest, upload: upload_id } }, CallToolResultSchema);
+    expect(uploaded.isError, JSON.stringify(uploaded.content)).toBeFalsy();
+    expect((uploaded.structuredContent as { commit_sha: string; locations: unknown[] }).commit_sha).toBe(upload_id);
+    expect((uploaded.structuredContent as { locations: unknown[] }).locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true });
+    const neither = await client.callTool({ name: "localize", arguments: rest }, CallToolResultSchema);
+    expect(neither.isError).toBe(true);
+    expect((neither.content as Array<{ text: string }>)[0]!.text).toBe(
+      "The request was refused (repo_url): give repo_url (a repository the service fetches) or upload (a tree sent with POST /v1/uploads) [invalid_repository]",
+    );
     await client.close();
   });
 
