@@ -79,7 +79,7 @@ const inputShape = {
     .max(64 << 20)
     .optional()
     .describe(
-      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on). Goes with repo_url; a local `path` sends its own. Default: the commit as it is.",
+      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on), or on top of `upload`. A local `path` sends its own. Default: the tree as it is.",
     ),
   max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
@@ -105,10 +105,13 @@ const pathShape = {
 
 /**
  * The tool as a plain OpenAI function-calling definition, for frameworks without MCP (the
- * repository form: a framework calls the REST API itself; see docs/agents.md).
+ * repository form: a framework calls the REST API itself, and sends a tree it needs uploaded
+ * itself, so the model is asked for a repository; see docs/agents.md).
  */
 export function openAiToolDefinition() {
-  const parameters = z.toJSONSchema(z.object(remoteShape).strict(), { target: "draft-7" }) as Record<string, unknown>;
+  const { upload: _upload, ...shape } = remoteShape;
+  const repository = { ...shape, repo_url: z.string().min(1).max(2048).describe("Git URL of the repository (https).") };
+  const parameters = z.toJSONSchema(z.object(repository).strict(), { target: "draft-7" }) as Record<string, unknown>;
   delete parameters.$schema;
   return { type: "function", function: { name: "localize", description, parameters } };
 }
