@@ -218,9 +218,7 @@ export class Snapshot {
    * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
    */
   async patch(base = "HEAD"): Promise<string> {
-    // Literal pathspecs: a file named `*.csv` or `:x` means itself; a directory, all under it.
-    const excluded = (await this.leftOut()).map((f) => `:(exclude,literal)${f.path.replace(/\/$/, "")}`);
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base, ...(excluded.length ? ["--", ".", ...excluded] : [])], this.env);
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base, "--", ...(await this.sentPathspecs(undefined, false))], this.env);
   }
 
   /**
@@ -232,11 +230,19 @@ export class Snapshot {
     const sets = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.startsWith("objects-")).map((n) => join(this.dir, n));
     const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(":") };
     if (!(await git(this.root, ["cat-file", "-e", `${tree}^{tree}`], env).then(() => true, () => false))) return null;
-    const literal = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
-    const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
-    const within = under ? `:(literal)${under}` : ".";
     // A blob of that tree gone since (one the kept set lacks): the tree is sent whole instead.
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", within, ...excluded], env).catch(() => null);
+    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", ...(await this.sentPathspecs(under))], env).catch(() => null);
+  }
+
+  /**
+   * Pathspecs of what is sent: `under` (or the whole tree) without what is left out and, where
+   * the tree itself or its changes since an upload are sent, without symlinks that leave it.
+   * Literal: a file named `*.csv` or `:x` means itself; a directory, all under it.
+   */
+  private async sentPathspecs(under?: string, withoutEscapingLinks = true): Promise<string[]> {
+    const excluded = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
+    const links = withoutEscapingLinks ? await this.escapingLinks(under) : [];
+    return [under ? `:(literal)${under}` : ".", ...(await this.leftOut()).map((f) => excluded(f.path)), ...links.map(excluded)];
   }
 
   /**
@@ -403,12 +409,10 @@ export class Snapshot {
    * leave the tree are not in it. Owners and times are not carried.
    */
   async archive(compress: boolean, under?: string): Promise<Readable> {
-    const literal = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
-    const excluded = [...(await this.leftOut()).map((f) => literal(f.path)), ...(await this.escapingLinks(under)).map(literal)];
-    const [tree, gitDir] = await Promise.all([this.treeId(), archiveGitDir(this.dir)]);
+    const [tree, gitDir, pathspecs] = await Promise.all([this.treeId(), archiveGitDir(this.dir), this.sentPathspecs(under)]);
     const env: NodeJS.ProcessEnv = { ...process.env, ...GIT_ENV, GIT_DIR: gitDir, GIT_OBJECT_DIRECTORY: this.env.GIT_OBJECT_DIRECTORY, GIT_ALTERNATE_OBJECT_DIRECTORIES: this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES };
     for (const k of ["GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE"]) delete env[k];
-    const archiver = spawn("git", ["-c", "tar.umask=022", "archive", "--format=tar", tree, "--", under ? `:(literal)${under}` : ".", ...excluded], {
+    const archiver = spawn("git", ["-c", "tar.umask=022", "archive", "--format=tar", tree, "--", ...pathspecs], {
       cwd: this.dir,
       stdio: ["ignore", "pipe", "pipe"],
       env,

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
-import { makeGitFixture } from "../helpers/gitFixture.js";
+import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 import { Snapshot } from "../../src/client/snapshot.js";
 
 /** The work tree as git sees it, in a plain checkout and in a linked worktree (`.git` is a file there). */
@@ -27,16 +27,33 @@ async function capture(root: string) {
   }
 }
 
-/** The paths of the files and links in the archive a snapshot would upload, as tar lists them, sorted. */
-function archivedNames(snap: Snapshot): Promise<string[]> {
+/** What `tar ARGS` prints reading the archive a snapshot would upload (gzip-compressed when asked). */
+function tarOutput(snap: Snapshot, args: string[], compress = false): Promise<string> {
   return new Promise((res, rej) => {
-    const tar = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "inherit"] });
-    let names = "";
-    tar.stdout.on("data", (d: Buffer) => (names += d.toString()));
-    tar.on("close", () => res(names.split("\n").filter((n) => n && !n.endsWith("/")).sort()));
+    const tar = spawn("tar", args, { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    tar.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    tar.on("close", () => res(out));
     tar.on("error", rej);
-    void snap.archive(false).then((a) => a.pipe(tar.stdin), rej);
+    void snap.archive(compress).then((a) => (compress ? a.pipe(createGunzip()) : a).pipe(tar.stdin), rej);
   });
+}
+
+/** The paths of the files and links in the archive a snapshot would upload, as tar lists them, sorted. */
+async function archivedNames(snap: Snapshot): Promise<string[]> {
+  return (await tarOutput(snap, ["-t"])).split("\n").filter((n) => n && !n.endsWith("/")).sort();
+}
+
+/** A checkout made of `files` and a client cache of its own, both removed after `fn`. */
+async function withCheckout(files: Record<string, string>, fn: (repo: GitFixture, cache: string) => Promise<void>): Promise<void> {
+  const repo = makeGitFixture(files);
+  const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+  try {
+    await fn(repo, cache);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+    repo.cleanup();
+  }
 }
 
 describe("work tree snapshot", () => {
@@ -268,10 +285,8 @@ describe("work tree snapshot", () => {
     }
   });
 
-  it("archives the tree it captured, as it is in git: export-ignore, filters and edits made since change nothing", async () => {
-    const repo = makeGitFixture({ "m/a.py": "A = 1\n", "tests/test_a.py": "def test_a():\n    pass\n" });
-    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
-    try {
+  it("archives the tree it captured, as it is in git: export-ignore, filters and edits made since change nothing", () =>
+    withCheckout({ "m/a.py": "A = 1\n", "tests/test_a.py": "def test_a():\n    pass\n" }, async (repo, cache) => {
       // Release archives often leave the tests out; a filter (Git LFS's, here one that fails) would run.
       writeFileSync(join(repo.dir, ".gitattributes"), "tests/** export-ignore\n*.py filter=boom\n");
       repo.git("config", "filter.boom.smudge", "false");
@@ -283,27 +298,14 @@ describe("work tree snapshot", () => {
         await snap.treeId();
         writeFileSync(join(repo.dir, "m", "a.py"), "A = 3\n");
         expect(await archivedNames(snap)).toEqual([".gitattributes", "m/a.py", "tests/test_a.py"]);
-        const content = await new Promise<string>((res, rej) => {
-          const tar = spawn("tar", ["-xO", "-f", "-", "m/a.py"], { stdio: ["pipe", "pipe", "inherit"] });
-          let out = "";
-          tar.stdout.on("data", (d: Buffer) => (out += d.toString()));
-          tar.on("close", () => res(out));
-          void snap.archive(true).then((a) => a.pipe(createGunzip()).pipe(tar.stdin), rej);
-        });
-        expect(content).toBe("A = 2\n");
+        expect(await tarOutput(snap, ["-xO", "-f", "-", "m/a.py"], true)).toBe("A = 2\n");
       } finally {
         await snap.dispose();
       }
-    } finally {
-      rmSync(cache, { recursive: true, force: true });
-      repo.cleanup();
-    }
-  });
+    }));
 
-  it("keeps the last tree sent as a base for patches after the user's index changes and the old scratch set is dropped", async () => {
-    const repo = makeGitFixture({ "m/a.py": "A = 1\n" });
-    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
-    try {
+  it("keeps the last tree sent as a base for patches after the user's index changes and the old scratch set is dropped", () =>
+    withCheckout({ "m/a.py": "A = 1\n" }, async (repo, cache) => {
       // The tree sent: an edit and an untracked file, neither in the repository's own objects.
       writeFileSync(join(repo.dir, "m", "a.py"), "A = 2\n");
       writeFileSync(join(repo.dir, "m", "new.py"), "def sent():\n    pass\n");
@@ -338,11 +340,7 @@ describe("work tree snapshot", () => {
       } finally {
         await later.dispose();
       }
-    } finally {
-      rmSync(cache, { recursive: true, force: true });
-      repo.cleanup();
-    }
-  });
+    }));
 
   it("does the same in a linked worktree, whose .git is a file", async () => {
     execFileSync("git", ["worktree", "add", "-q", "--detach", worktree], { cwd: fx.dir });
