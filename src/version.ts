@@ -1,5 +1,5 @@
 /** The service's version, shown in the OpenAPI document and the MCP server's identity. */
-export const API_VERSION = "0.8.0";
+export const API_VERSION = "0.9.0";
 
 /**
  * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,

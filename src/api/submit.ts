@@ -116,8 +116,14 @@ export class Submitter {
       }
       return { repo: { upload: repo.upload, ...(patchSha ? { patch_sha256: patchSha } : {}) }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };
     }
-    if (repo.commits !== undefined) {
-      throw new ApiError(422, "invalid_repository", "repo.commits goes with repo.upload only: the service reads a repository's own history", `${at}commits`);
+    // A repository's history is read here; a patch may carry commits no history here holds.
+    if (repo.commits !== undefined && repo.patch === undefined) {
+      throw new ApiError(
+        422,
+        "invalid_repository",
+        "repo.commits goes with repo.upload, or with repo.patch for the commits the patch carries: the service reads a repository's own history",
+        `${at}commits`,
+      );
     }
     if (repo.url === undefined) {
       throw new ApiError(422, "invalid_repository", "give repo.url and repo.commit (a repository at a commit), or repo.upload (an uploaded tree)", `${at}url`);

@@ -277,6 +277,28 @@ async function submitChangesSince(
   return null;
 }
 
+/**
+ * Submits a remote's commit with what the branch's own commits the issue names changed; a
+ * service before API 0.9.0 takes those with an upload only (invalid_repository, naming
+ * repo.commits), and is asked again without them.
+ */
+async function submitWithCommits(
+  client: ServiceClient,
+  request: { repo: Record<string, unknown>; issue: string; options: Record<string, unknown> },
+  commits: NamedCommitRef[],
+  say: (line: string) => void,
+): Promise<JobView> {
+  if (commits.length === 0) return client.submit(request);
+  try {
+    const view = await client.submit({ ...request, repo: { ...request.repo, commits } });
+    sayCommits(commits, say);
+    return view;
+  } catch (err) {
+    if (!(err instanceof ServiceRefused && err.field === "repo.commits")) throw err;
+    return client.submit(request);
+  }
+}
+
 /** A local checkout's job at its end, and the directory its answer's paths are relative to. */
 export interface CheckoutJob {
   view: JobView;
@@ -298,14 +320,18 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     const failedBefore = checkout.remoteUrl ? await unfetchable.since(client.baseUrl, checkout.remoteUrl) : null;
     if (failedBefore) hooks.say(`the service could not use ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
-      const [patch, ahead] = await Promise.all([
+      const own = checkout.head && checkout.base !== checkout.head ? checkout.head : undefined;
+      const [patch, ahead, commits] = await Promise.all([
         snapshot.patch(checkout.base),
-        checkout.base === checkout.head ? 0 : git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0),
+        own ? git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0) : 0,
+        // The commits the patch carries are in no history the service reads: what those the issue
+        // names changed goes with it, read from the branch's own commits only.
+        own ? checkoutCommits(checkout, own, request.issue, hooks.signal, { after: checkout.base }) : Promise.resolve([]),
       ]);
       await sayLeftOut(snapshot, hooks.say);
       const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
       try {
-        const view = await client.submit({ repo, issue: request.issue, options });
+        const view = await submitWithCommits(client, { repo, issue: request.issue, options }, patch ? commits : [], hooks.say);
         const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
         hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
         const final = await client.follow(view, hooks);

@@ -71,8 +71,9 @@ export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
 
 /**
  * What one commit an issue names changed, as a client read it from its own checkout's history:
- * an uploaded tree comes without history, so the service cannot read it there (repos/history.ts
- * does for a repository URL). It only guides that job's own answer.
+ * an uploaded tree comes without history, and a patch's commits are in none the service holds,
+ * so the service cannot read them (repos/history.ts does for a repository URL). It only guides
+ * that job's own answer.
  */
 /** How many definitions a named commit carries at most; a client cuts what it read to this. */
 export const NAMED_COMMIT_DEFS_MAX = 200;
@@ -126,7 +127,7 @@ export const repoRefSchema = z
       .max(8)
       .optional()
       .describe(
-        "Only with `upload`: what the commits the issue names changed, read from the caller's own history (`codescout-mcp` and the `localize` CLI send it). The service reads a repository URL's history itself.",
+        "What the commits the issue names changed, read from the caller's own history (`codescout-mcp` and the `localize` CLI send it): with `upload`, which comes without history, or with `url` + `patch` for the commits the patch carries (a branch no remote holds yet). The service reads a repository URL's own history itself, and these count only for commits it does not find there.",
       ),
   })
   .strict();
@@ -155,7 +156,7 @@ export const localizePayloadSchema = z.object({
   sealedToken: z.string().optional(),
   /** The caller's uncommitted changes, applied on top of repo.commit by the worker. */
   patch: z.string().optional(),
-  /** With repo.upload: what the commits the issue names changed, from the caller's history. */
+  /** With repo.upload, or a patch's own commits: what the commits the issue names changed, from the caller's history. */
   commits: z.array(namedCommitSchema).optional(),
   issue: z.string().min(1),
   options: localizeOptionsSchema,

@@ -43,9 +43,17 @@ type Git = (args: string[], env?: Record<string, string>) => Promise<string>;
  * `repo` is the tree's own owner and name: a number written as another project's
  * (`numpy/numpy#123`, a link to its tracker) is that project's issue, and is skipped. Only the
  * name is compared: projects move between owners (`kennethreitz/requests` is `psf/requests`
- * now), and a fork keeps its project's numbers.
+ * now), and a fork keeps its project's numbers. With `after` (a full sha), only the commits
+ * between it and `base` count: a local branch's own, which a remote's history lacks.
  */
-export async function commitChanges(mirror: string, base: string, refs: string[], repo: { owner: string; name: string }, signal?: AbortSignal): Promise<CommitChange[]> {
+export async function commitChanges(
+  mirror: string,
+  base: string,
+  refs: string[],
+  repo: { owner: string; name: string },
+  signal?: AbortSignal,
+  options: { after?: string } = {},
+): Promise<CommitChange[]> {
   const git: Git = (args, env) => runGit(["--git-dir", mirror, ...args], { signal, timeoutMs: TIMEOUT_MS, env });
   // A git failure (unknown, ambiguous, not an ancestor, a broken mirror) means no answer for that ref.
   const orNull = <T>(p: Promise<T>) =>
@@ -67,7 +75,8 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
     .slice(0, MAX_REFS)
     .map(({ ref, m }) => ({ ref, number: m?.[4] }));
   const numbers = [...new Set(kept.flatMap((k) => (k.number ? [k.number] : [])))];
-  const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers)) : Promise.resolve(null);
+  const after = options.after !== undefined && FULL_SHA.test(options.after) ? options.after : undefined;
+  const mentioning = numbers.length ? orNull(commitsMentioning(git, base, numbers, after)) : Promise.resolve(null);
   const shasOf = await Promise.all(kept.map(({ ref, number }) => (number ? mentioning.then((m) => m?.get(number)) : orNull(commitOf(git, ref)))));
   // Each commit once, under the first ref that led to it, in the refs' order.
   const firstRef = new Map<string, string>();
@@ -83,6 +92,7 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
       limit(async (): Promise<CommitChange | null> => {
         // Whatever the issue or a message names, only the tree's own past counts (exit 1 rejects).
         if ((await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, base]))) === null) return null;
+        if (after && (await orNull(git(["merge-base", "--is-ancestor", "--end-of-options", sha, after]))) !== null) return null;
         const change = await orNull(changed(git, sha));
         return change ? { ref, sha, ...change } : null;
       }),
@@ -96,10 +106,10 @@ export async function commitChanges(mirror: string, base: string, refs: string[]
  * --", "(#1234)", "closes #12". One walk of the history for all of them, since a number
  * mentioned once costs a walk of most of it; one number stops at its first few.
  */
-async function commitsMentioning(git: Git, base: string, numbers: string[]): Promise<Map<string, string[]>> {
+async function commitsMentioning(git: Git, base: string, numbers: string[], after?: string): Promise<Map<string, string[]>> {
   const mention = (n: string) => `#${n}([^0-9]|$)`;
   const limit = numbers.length === 1 ? ["-n", String(PER_NUMBER)] : [];
-  const log = await git(["log", "-E", ...numbers.map((n) => `--grep=${mention(n)}`), ...limit, "--format=%x1e%H%x00%B", "--end-of-options", base]);
+  const log = await git(["log", "-E", ...numbers.map((n) => `--grep=${mention(n)}`), ...limit, "--format=%x1e%H%x00%B", "--end-of-options", base, ...(after ? [`^${after}`] : [])]);
   const found = new Map(numbers.map((n) => [n, [] as string[]]));
   // Newest first; git matched each line of a message, so each pattern is read line by line here too.
   for (const record of log.split("\x1e")) {

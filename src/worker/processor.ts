@@ -23,7 +23,7 @@ import { resultCacheKey } from "../queue/cacheKey.js";
 import { ANSWER_REVISION } from "../version.js";
 import type { Cleanups } from "./cleanups.js";
 import { scopedCommits, scopedTree, unscoped } from "./scope.js";
-import { uploadedCommitsNamed } from "./uploadedCommits.js";
+import { uploadedCommitsNamed, withSentCommits } from "./uploadedCommits.js";
 
 /**
  * One job, start to end: a tree from the repository cache, a sandbox for it, a policy run
@@ -156,10 +156,11 @@ export function createProcessor(deps: ProcessorDeps) {
           deadlineAt: t0 + deps.jobTimeoutS * 1000,
           yieldCpu: (yielding) => box.yieldCpu(yielding),
           onEvent,
-          // An uploaded tree has no history here; its caller read the named commits from its own.
+          // An uploaded tree has no history here, nor have a patch's own commits; the caller read
+          // what the named ones changed from its own.
           namedCommits: upload
             ? async (refs) => scopedCommits(uploadedCommitsNamed(refs, payload.commits ?? []), scope)
-            : async (refs) => scopedCommits(await deps.repos.namedCommits(tree, refs, abort.signal), scope),
+            : async (refs) => scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), uploadedCommitsNamed(refs, payload.commits ?? [])), scope),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();

@@ -15,3 +15,13 @@ export function uploadedCommitsNamed(refs: string[], sent: NamedCommitRef[]): Na
   }
   return sent.filter((c) => wanted.has(c.ref));
 }
+
+/**
+ * A repository's named commits as its mirror has them, then those the caller sent that the mirror
+ * lacks: a patch's own commits (a branch no remote holds), which only the caller's history has.
+ * The mirror's reading of a commit wins over what a caller says of it.
+ */
+export function withSentCommits<C extends { sha: string }>(mirror: C[], sent: C[]): C[] {
+  const known = new Set(mirror.map((c) => c.sha));
+  return [...mirror, ...sent.filter((c) => !known.has(c.sha))];
+}

@@ -97,7 +97,7 @@ describe("uploads", () => {
     expect(mixed.json().error.field).toBe("repo.commit");
   });
 
-  it("takes what the commits an issue names changed with an upload only, checked field by field, and keeps it out of the job's view", async () => {
+  it("takes what the commits an issue names changed with an upload, or a patch's own commits, checked field by field, and keeps it out of the job's view", async () => {
     const { inject, config } = await start();
     const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();
     const commit = { ref: "b3db6c8", sha: "b3db6c8".padEnd(40, "0"), files: ["app/main.py"], defs: [{ file: "app/main.py", name: "main" }] };
@@ -112,10 +112,15 @@ describe("uploads", () => {
     await cacheAnswer(config, key);
     expect((await post({ upload: info.upload_id })).json().cached).toBe(true);
     expect((await post({ upload: info.upload_id, commits: [commit] })).json().cached).toBe(false);
-    // A repository URL's history is read by the service itself.
+    // A repository URL's history is read by the service itself; a patch's own commits are in none it holds.
     const withUrl = await post({ url: "https://github.com/o/r", commit: "main", commits: [commit] });
     expect(withUrl.statusCode).toBe(422);
     expect(withUrl.json().error).toMatchObject({ code: "invalid_repository", field: "repo.commits" });
+    expect(withUrl.json().error.message).toContain("repo.patch");
+    const patch = "diff --git a/app/main.py b/app/main.py\n--- a/app/main.py\n+++ b/app/main.py\n@@ -1,2 +1,2 @@\n def main():\n-    return 0\n+    return 1\n";
+    const withPatch = await post({ url: "file:///srv/o/r.git", commit: "a".repeat(40), patch, commits: [commit] });
+    expect(withPatch.statusCode, withPatch.body).toBe(202);
+    expect(withPatch.json().repo).toEqual({ url: "file:///srv/o/r.git", commit: "a".repeat(40), patch_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     for (const [bad, field] of [
       [{ ...commit, ref: "--all" }, "repo.commits.0.ref"],
       [{ ...commit, ref: "a b.org#12" }, "repo.commits.0.ref"],

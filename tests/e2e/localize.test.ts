@@ -249,13 +249,18 @@ describe("end to end", () => {
     // commit the remote holds, and the patch carries the local commit and the new edit.
     const pushed = execFileSync("git", ["rev-parse", "HEAD"], { cwd: checkout, encoding: "utf8" }).trim();
     execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "local"], { cwd: checkout });
+    const localCommit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: checkout, encoding: "utf8" }).trim();
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n# twice\n\n\ndef helper():\n    return 43\n");
-    const ahead = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue", "helper() returns 42 instead of 43", "--no-cache", "--json", "--policy", "baseline"], { encoding: "utf8" });
+    // The issue names the local commit, which only the checkout's history holds: what it changed goes with the patch.
+    const aheadIssue = `helper() returns 42 instead of 43\n\nRegression in ${localCommit.slice(0, 9)}.`;
+    const ahead = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue", aheadIssue, "--no-cache", "--json", "--policy", "baseline"], { encoding: "utf8" });
     expect(ahead.stderr).toContain(`localizing ${repo.url} at ${pushed.slice(0, 12)} with the commit no remote holds yet and the uncommitted changes`);
+    expect(ahead.stderr).toContain("sending what the commit the issue names changed, read from the local history");
     expect(ahead.stderr).not.toContain("uploading");
-    const aheadView = JSON.parse(ahead.stdout) as { status: string; repo: { commit?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number }> } };
+    const aheadView = JSON.parse(ahead.stdout) as { status: string; repo: { commit?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number; evidence: string[] }> } };
     expect(aheadView).toMatchObject({ status: "succeeded", repo: { commit: pushed } });
     expect(aheadView.result.locations[0]).toMatchObject({ file: "pkg/util.py", start_line: 5 });
+    expect(aheadView.result.locations[0]!.evidence).toContain(`changed in commit ${localCommit.slice(0, 9)}, which the issue names`);
 
     // A remote the service cannot fetch (a private repository; here a path that is not there):
     // the first call's job fails and the tree is uploaded; after an edit, the next call goes

@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
-import { hunkDefs } from "../../src/repos/history.js";
+import { commitChanges, hunkDefs } from "../../src/repos/history.js";
 import { identifierExcept } from "../../src/repos/funcnames.js";
 import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
 import { removeCacheDir } from "../helpers/tempDirs.js";
@@ -114,6 +114,23 @@ describe("what the commits an issue names changed", () => {
       ["#31", shas[1]],
       ["#32", other],
     ]);
+  });
+
+  it("reads only a branch's own commits after a given one: the commits a patch carries, which no remote's history holds", async () => {
+    const { fx } = setup();
+    const pushedFix = fx.commit({ "pkg/util.py": "def helper():\n    return 2\n" }, "Refs #31 -- on the remote");
+    const pushed = fx.commit({ "README.md": "# pushed\n" }, "docs");
+    const local = fx.commit({ "pkg/parser.py": parser.replace("out = {}", "out = dict()") }, "Refs #31 -- the local one");
+    const head = fx.commit({ "README.md": "# local\n" }, "docs, locally");
+    const gitDir = join(fx.dir, ".git");
+    const read = (refs: string[], after?: string) => commitChanges(gitDir, head, refs, { owner: "", name: "r" }, undefined, after ? { after } : {});
+    // Without `after`, the whole past of HEAD: both commits mentioning #31, and a remote's commit by its sha.
+    expect((await read(["#31", pushedFix.slice(0, 9)])).map((c) => c.sha)).toEqual([local, pushedFix]);
+    // After the remote's commit: the local commit only, by its number or its sha; the remote's, by neither.
+    expect((await read(["#31", pushedFix.slice(0, 9)], pushed)).map((c) => [c.ref, c.sha, c.files])).toEqual([["#31", local, ["pkg/parser.py"]]]);
+    expect((await read([local.slice(0, 9)], pushed)).map((c) => c.sha)).toEqual([local]);
+    // A value that is not a full sha is not passed to git as a revision: it is ignored.
+    expect((await read(["#31"], "--all")).map((c) => c.sha)).toEqual([local, pushedFix]);
   });
 
   it("passes nothing but hex and numbers to git, and answers nothing for a tree without history", async () => {
