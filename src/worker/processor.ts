@@ -23,7 +23,7 @@ import { resultCacheKey } from "../queue/cacheKey.js";
 import { ANSWER_REVISION } from "../version.js";
 import type { Cleanups } from "./cleanups.js";
 import { scopedCommits, scopedTree, unscoped } from "./scope.js";
-import { uploadedCommitsNamed, withSentCommits } from "./uploadedCommits.js";
+import { sentCommitsNamed, withSentCommits } from "./sentCommits.js";
 
 /**
  * One job, start to end: a tree from the repository cache, a sandbox for it, a policy run
@@ -159,8 +159,8 @@ export function createProcessor(deps: ProcessorDeps) {
           // An uploaded tree has no history here, nor have a patch's own commits; the caller read
           // what the named ones changed from its own.
           namedCommits: upload
-            ? async (refs) => scopedCommits(uploadedCommitsNamed(refs, payload.commits ?? []), scope)
-            : async (refs) => scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), uploadedCommitsNamed(refs, payload.commits ?? [])), scope),
+            ? async (refs) => scopedCommits(sentCommitsNamed(refs, payload.commits ?? []), scope)
+            : async (refs) => scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), sentCommitsNamed(refs, payload.commits ?? [])), scope),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();

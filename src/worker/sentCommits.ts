@@ -1,13 +1,13 @@
 import type { NamedCommitRef } from "../queue/contract.js";
 
 /**
- * The commits a caller sent with its upload that the issue names (refs as issueTerms reads
- * them). Clients older than API 0.6.0 read a tracker link without owner/name
+ * The commits a caller sent (with its upload, or with a patch that carries them) that the issue
+ * names (refs as issueTerms reads them). Clients older than API 0.6.0 read a tracker link without owner/name
  * (`code.example.org/ticket/77`) as `#77`, where the service now reads `code.example.org#77`:
  * their `#77` still answers that link, so an older CLI or MCP server keeps its hint (that client
  * already judged the tracker the project's own).
  */
-export function uploadedCommitsNamed(refs: string[], sent: NamedCommitRef[]): NamedCommitRef[] {
+export function sentCommitsNamed(refs: string[], sent: NamedCommitRef[]): NamedCommitRef[] {
   const wanted = new Set(refs);
   for (const ref of refs) {
     const hash = ref.indexOf("#");
