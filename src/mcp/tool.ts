@@ -90,9 +90,6 @@ const inputShape = {
     .describe("Localize within this directory of the repository only (a monorepo's package: packages/core); paths in the answer stay relative to the repository's top. Default: the whole repository (for a local path below the checkout's top: that directory)."),
 };
 
-/** Where the service cannot see the caller's disk (HTTP, plain function calling): repo_url or upload is required (checked by remoteRepoOf). */
-const remoteShape = inputShape;
-
 const pathShape = {
   path: z
     .string()
@@ -109,7 +106,7 @@ const pathShape = {
  * itself, so the model is asked for a repository; see docs/agents.md).
  */
 export function openAiToolDefinition() {
-  const { upload: _upload, ...shape } = remoteShape;
+  const { upload: _upload, ...shape } = inputShape;
   const repository = { ...shape, repo_url: z.string().min(1).max(2048).describe("Git URL of the repository (https).") };
   const parameters = z.toJSONSchema(z.object(repository).strict(), { target: "draft-7" }) as Record<string, unknown>;
   delete parameters.$schema;
@@ -148,7 +145,8 @@ export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
 
 /** Registers `localize` on a server; `localPaths` adds the `path` input (stdio: the caller's machine). */
 export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend, options: { localPaths: boolean; defaultPath?: () => Promise<string | undefined> }) {
-  const inputSchema: z.ZodRawShape = options.localPaths ? { ...inputShape, ...pathShape } : remoteShape;
+  // Where the service cannot see the caller's disk (HTTP), repo_url or upload is required: remoteRepoOf checks it.
+  const inputSchema: z.ZodRawShape = options.localPaths ? { ...inputShape, ...pathShape } : inputShape;
   server.registerTool(
     "localize",
     {
@@ -216,7 +214,6 @@ export function toolField(field: string | undefined): string | undefined {
   return map[field] ?? field.replace(/^options\./, "");
 }
 
-/** The options of a localize request, from the tool's arguments. */
 /**
  * The tree a call names without a local path: a repository by URL at a commit (HEAD by default), or
  * an upload, with the caller's patch on top. Throws LocalizeRefused when it names neither.
@@ -228,6 +225,7 @@ export function remoteRepoOf(input: LocalizeToolInput) {
   return { url: input.repo_url, commit: input.commit ?? "HEAD", ...(input.upload ? { upload: input.upload } : {}), ...patch };
 }
 
+/** The options of a localize request, from the tool's arguments. */
 export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
   return {
     ...(input.policy ? { policy: input.policy } : {}),

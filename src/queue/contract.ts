@@ -69,14 +69,15 @@ export const localizeOptionsSchema = z
 
 export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
 
+/** How many definitions a named commit carries at most; a client cuts what it read to this. */
+export const NAMED_COMMIT_DEFS_MAX = 200;
+
 /**
  * What one commit an issue names changed, as a client read it from its own checkout's history:
  * an uploaded tree comes without history, and a patch's commits are in none the service holds,
  * so the service cannot read them (repos/history.ts does for a repository URL). It only guides
  * that job's own answer.
  */
-/** How many definitions a named commit carries at most; a client cuts what it read to this. */
-export const NAMED_COMMIT_DEFS_MAX = 200;
 export const namedCommitSchema = z
   .object({
     ref: z

@@ -156,11 +156,10 @@ export function createProcessor(deps: ProcessorDeps) {
           deadlineAt: t0 + deps.jobTimeoutS * 1000,
           yieldCpu: (yielding) => box.yieldCpu(yielding),
           onEvent,
-          // An uploaded tree has no history here, nor have a patch's own commits; the caller read
-          // what the named ones changed from its own.
-          namedCommits: upload
-            ? async (refs) => scopedCommits(sentCommitsNamed(refs, payload.commits ?? []), scope)
-            : async (refs) => scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), sentCommitsNamed(refs, payload.commits ?? [])), scope),
+          // The mirror's history (none for an upload), then what the caller read from its own of
+          // the commits the mirror lacks: an upload's, or those a patch carries.
+          namedCommits: async (refs) =>
+            scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), sentCommitsNamed(refs, payload.commits ?? [])), scope),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();
