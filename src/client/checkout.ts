@@ -1,6 +1,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
+import { httpsFormOf } from "../queue/repoUrl.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -118,12 +119,11 @@ async function forkPoint(root: string, urlOf: Map<string, string>, upstreamRef: 
  */
 export function serviceUrlOf(raw: string, root: string): string | null {
   if (!raw) return null;
-  const scp = /^(?:[^@/]+@)?([^:/]+):(?!\/)(.+)$/.exec(raw);
-  if (scp && !/^[a-z]+:\/\//i.test(raw)) return `https://${scp[1]}/${scp[2]!.replace(/^\/+/, "")}`;
+  const ssh = httpsFormOf(raw);
+  if (ssh) return ssh.url;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     try {
       const u = new URL(raw);
-      if (u.protocol === "ssh:" || u.protocol === "git:") return `https://${u.hostname}${u.pathname}`;
       u.username = "";
       u.password = "";
       return u.toString();

@@ -64,7 +64,7 @@ Give the issue text (or a plain question such as "where is the retry backoff com
 
 const inputShape = {
   issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
-  repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https)."),
+  repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository: https, or an ssh remote as `git remote get-url origin` prints it (git@github.com:owner/name.git), fetched over https."),
   upload: z
     .string()
     .regex(UPLOAD_ID_RE, "an upload id is 64 lowercase hex characters")
@@ -107,7 +107,7 @@ const pathShape = {
  */
 export function openAiToolDefinition() {
   const { upload: _upload, ...shape } = inputShape;
-  const repository = { ...shape, repo_url: z.string().min(1).max(2048).describe("Git URL of the repository (https).") };
+  const repository = { ...shape, repo_url: z.string().min(1).max(2048).describe("Git URL of the repository: https, or an ssh remote as `git remote get-url origin` prints it (git@github.com:owner/name.git), fetched over https.") };
   const parameters = z.toJSONSchema(z.object(repository).strict(), { target: "draft-7" }) as Record<string, unknown>;
   delete parameters.$schema;
   return { type: "function", function: { name: "localize", description, parameters } };

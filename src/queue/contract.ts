@@ -103,7 +103,7 @@ export type NamedCommitRef = z.infer<typeof namedCommitSchema>;
  */
 export const repoRefSchema = z
   .object({
-    url: z.string().min(1).max(2048).optional().describe("Git URL of the repository (https; http and file:// only when the server allows them)."),
+    url: z.string().min(1).max(2048).optional().describe("Git URL of the repository: https, or an ssh remote as `git remote get-url` prints it (git@github.com:owner/name.git), fetched over https; http and file:// only when the server allows them."),
     commit: z.string().min(1).max(256).optional().describe("A 40-hex commit sha, or a branch/tag resolved to one. Required with `url`."),
     token: z
       .string()

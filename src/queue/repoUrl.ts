@@ -4,7 +4,8 @@ import { InvalidHostError, normalizeHost } from "./addresses.js";
  * Which repository URLs a job may name, and the names derived from one. Part of the queue
  * contract: the API refuses a bad URL before enqueueing, and the repository cache applies
  * the same rules again before running git. Only https is always accepted; http and file://
- * only where the server allows them; git's other transports (ssh, git://, ext::, fd::) never.
+ * only where the server allows them; an ssh or git:// remote is read as its https form, and
+ * git's other transports (ext::, fd::) never.
  */
 export interface RepoUrlPolicy {
   allowFileUrls: boolean;
@@ -22,13 +23,35 @@ export class RepoUrlError extends Error {
   override name = "RepoUrlError";
 }
 
+/**
+ * The https form of a remote written for ssh or git:// (`git@github.com:owner/name.git`,
+ * `ssh://git@host:2222/owner/name`), as `git remote get-url origin` prints it for most
+ * checkouts: the same host and path, asked over https, the only transport the service uses.
+ * The ssh login and port say nothing about https and are dropped; `password` tells a caller
+ * that one was written (a credential, refused). Null for any other form.
+ */
+export function httpsFormOf(raw: string): { url: string; password: boolean } | null {
+  // git's own rule for scp-like syntax: no scheme, and a colon before any slash.
+  const scp = /^(?:[^@/:]+@)?([^@/:]+):(?!\/\/)(.+)$/.exec(raw);
+  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return { url: `https://${scp[1]}/${scp[2]!.replace(/^\/+/, "")}`, password: false };
+  if (!/^(ssh|git\+ssh|ssh\+git|git):\/\//i.test(raw)) return null;
+  try {
+    const u = new URL(raw);
+    return { url: `https://${u.hostname}${u.pathname}`, password: u.password !== "" };
+  } catch {
+    return null;
+  }
+}
+
 export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
   if (raw.startsWith("-")) throw new RepoUrlError("repository URL must not start with '-'");
   if (/[\s\0]/.test(raw)) throw new RepoUrlError("repository URL must not contain whitespace");
   if (/^[a-z][a-z0-9+.-]*::/i.test(raw)) throw new RepoUrlError("git remote helpers (ext::, fd::, ...) are not allowed");
+  const ssh = httpsFormOf(raw);
+  if (ssh?.password) throw new RepoUrlError("repository URL must not carry credentials; pass a token instead");
   let u: URL;
   try {
-    u = new URL(raw);
+    u = new URL(ssh?.url ?? raw);
   } catch {
     throw new RepoUrlError("repository URL is not a valid URL");
   }

@@ -64,6 +64,19 @@ describe("POST /v1/localize", () => {
     }
   });
 
+  it("reads a remote written for ssh (as `git remote get-url` prints it) as its https form, and refuses one with a password", async () => {
+    const https = "https://github.com/psf/requests.git";
+    for (const url of ["git@github.com:psf/requests.git", "ssh://git@github.com:2222/psf/requests.git", "git+ssh://github.com/psf/requests.git", "git://github.com/psf/requests.git"]) {
+      const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url } } });
+      expect(res.statusCode, url).toBe(202);
+      expect(res.json().repo.url, url).toBe(https);
+    }
+    const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url: "ssh://git:hunter2@github.com/psf/requests.git" } } });
+    expect(res.statusCode).toBe(422);
+    expect(res.json().error).toMatchObject({ code: "invalid_repository", field: "repo.url" });
+    expect(res.json().error.message).toContain("credentials");
+  });
+
   it("takes a scope as a shell completes it (./pkg/): the same directory", async () => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { scope: "./pkg/" } } });
     expect(res.statusCode).toBe(202);
