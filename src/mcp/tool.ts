@@ -81,7 +81,7 @@ const inputShape = {
     .describe(
       "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on), or on top of `upload`. A local `path` sends its own. Default: the tree as it is.",
     ),
-  max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
+  max_turns: z.number().min(1).max(50).int().optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
   snippets: z.boolean().optional().describe("Include each location's code in the answer (capped in lines). Default false."),
   alternatives: z.boolean().optional().describe("List the files the model-free ranking would read next, after the answer. Default true; false for the answer alone."),

@@ -46,7 +46,7 @@ export function normalScope(scope: string | undefined): string | undefined {
 export const localizeOptionsSchema = z
   .object({
     policy: policyNameSchema.optional().describe("Which localizer runs. Default: codescout when a model server is configured, else baseline."),
-    max_turns: z.number().int().min(1).max(50).optional().describe("Budget of model calls (training used 10)."),
+    max_turns: z.number().min(1).max(50).int().optional().describe("Budget of model calls (training used 10)."),
     temperature: z.number().min(0).max(2).optional().describe("Sampling temperature (default 0.6, as in CodeScout's evaluation)."),
     finish_policy: z
       .enum(["recover", "strict"])

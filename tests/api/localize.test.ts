@@ -107,6 +107,14 @@ describe("POST /v1/localize", () => {
     if (field) expect(body.error.field).toBe(field);
   });
 
+  it("names the budget's own limit for any number past it, however large", async () => {
+    for (const max_turns of [51, 1e9, 1e308]) {
+      const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, options: { max_turns } } });
+      expect(res.statusCode, String(max_turns)).toBe(422);
+      expect(res.json().error, String(max_turns)).toMatchObject({ field: "options.max_turns", message: expect.stringContaining("<=50") });
+    }
+  });
+
   it("refuses an over-long issue and malformed JSON with clear errors", async () => {
     const small = await buildApiServer({ ...config, ISSUE_MAX_CHARS: 100 }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
     try {
