@@ -178,8 +178,12 @@ describe("uploads", () => {
       expect(res.json().error.message).toMatch(message);
     }
     expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
-    const text = await inject({ method: "POST", url: "/v1/uploads", payload: "hello", headers: { "content-type": "text/plain" } });
-    expect(text.statusCode).toBe(415);
+    for (const [payload, type] of [["hello", "text/plain"], ['{"files":[]}', "application/json"]]) {
+      const res = await inject({ method: "POST", url: "/v1/uploads", payload, headers: { "content-type": type! } });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json().error, type).toMatchObject({ code: "unsupported_media_type", message: expect.stringContaining("application/gzip") });
+    }
+    expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
   });
 
   it("keeps archives in Redis when configured, under its cap", async () => {

@@ -1,4 +1,5 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
+import { errorCodes } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { UPLOAD_ID_RE } from "../../queue/contract.js";
@@ -27,6 +28,8 @@ const uploadExample = {
   expires_at: "2026-11-25T12:00:00.000Z",
 };
 
+const isStream = (body: unknown): body is Readable => body instanceof Readable;
+
 export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
   const { config, uploads, limits } = ctx;
   // The body stays a stream: archives are read as they arrive, never buffered whole here.
@@ -54,6 +57,8 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       },
     },
     async (request, reply) => {
+      // JSON has the app's own parser, so it arrives here parsed: refused as any other type is.
+      if (!isStream(request.body)) throw new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(String(request.headers["content-type"]));
       await limits.takeRequest(request.owner);
       const declared = Number(request.headers["content-length"] ?? 0);
       if (declared > config.UPLOAD_MAX_ARCHIVE_BYTES) {
