@@ -4,6 +4,7 @@ import { closeRedis, createRedis, redisOptions, settleConnections } from "../que
 import { createLocalizeQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
+import { frameworkErrorHandler } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
 import { QueueEvents } from "bullmq";
 import { QUEUES } from "../queue/contract.js";
@@ -45,6 +46,7 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     // JSON bodies: an issue and a patch, both escaped. Uploads stream past this limit (uploads.ts).
     bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + config.PATCH_MAX_BYTES * 2 + 65_536),
     genReqId: () => crypto.randomUUID(),
+    frameworkErrors: frameworkErrorHandler,
   });
   await fastify.register(app, { config, queue, store, redis, metrics, uploads, resolver: options.resolver ?? systemResolver });
   await fastify.ready();

@@ -64,6 +64,18 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   return reply.code(500).send({ error: { code: "internal", message: "internal error" } });
 }
 
+/**
+ * What the router refuses before any route runs (a path that does not decode, a parameter past
+ * the router's length), in the one error shape. Fastify's own body would echo the whole path.
+ */
+export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  if (err.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    return reply.code(414).send({ error: { code: "uri_too_long", message: "a path parameter is longer than the router takes (100 characters; a job id is a UUID)" } });
+  }
+  if (err.code === "FST_ERR_BAD_URL") return reply.code(400).send({ error: { code: "bad_url", message: "the URL's path does not decode (a malformed %-escape)" } });
+  return reply.code(400).send({ error: { code: "bad_request", message: err.message } });
+}
+
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
   return reply.code(404).send({ error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` } });
 }

@@ -129,6 +129,16 @@ describe("POST /v1/localize", () => {
     }
   });
 
+  it("answers a path the router cannot take (a bad %-escape, an over-long id) in the same error shape, without echoing it", async () => {
+    const bad = await api.fastify.inject({ method: "GET", url: "/v1/jobs/%zz" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe("bad_url");
+    const long = await api.fastify.inject({ method: "GET", url: `/v1/jobs/${"a".repeat(5000)}` });
+    expect(long.statusCode).toBe(414);
+    expect(long.json().error.code).toBe("uri_too_long");
+    expect(long.body.length).toBeLessThan(300);
+  });
+
   it("answers 404 in the same error shape for unknown jobs and routes", async () => {
     const job = await api.fastify.inject({ method: "GET", url: "/v1/jobs/nope" });
     expect(job.statusCode).toBe(404);
