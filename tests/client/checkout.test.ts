@@ -50,6 +50,17 @@ describe("describeCheckout", () => {
     expect(c.base).toBe(c.head);
   });
 
+  it("names an ssh remote by its https form, as the service reads it, without the login or the port", async () => {
+    const { clone } = cloned("ssh");
+    for (const [url, https] of [
+      ["git@example.com:team/app.git", "https://example.com/team/app.git"],
+      ["ssh://deploy@example.com:2222/team/app.git", "https://example.com/team/app.git"],
+    ]) {
+      g(clone, "remote", "set-url", "origin", url!);
+      expect((await describeCheckout(clone)).remoteUrl, url).toBe(https);
+    }
+  });
+
   it("names where HEAD's own commits begin once it has commits no remote holds, and no remote once none holds any of its past", async () => {
     const { upstream, clone } = cloned("ahead");
     const pushed = g(clone, "rev-parse", "HEAD");
