@@ -79,7 +79,7 @@ const inputShape = {
     .max(64 << 20)
     .optional()
     .describe(
-      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on), or on top of `upload`. A local `path` sends its own. Default: the tree as it is.",
+      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on); on a branch with commits not pushed, `commit` is where it starts on the remote (`git merge-base HEAD @{upstream}`) and the patch is `git diff --binary <that commit>`. Or on top of `upload`. A local `path` sends its own. Default: the tree as it is.",
     ),
   max_turns: z.number().min(1).max(50).int().optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),

@@ -215,7 +215,13 @@ export class RepoCache {
       }
       // Only a clone or a fetch makes the mirrors bigger.
       if (cache === "cold") await this.mirrors.evict().catch(() => 0);
-      if (!sha) throw new RepoError("commit_not_found", `commit ${req.commit} not found in ${id.url}`);
+      // Most often a caller's own commit, not pushed: the message says how to send it instead.
+      if (!sha) {
+        throw new RepoError(
+          "commit_not_found",
+          `commit ${req.commit} not found in ${id.url}; for commits only your checkout holds, send the commit your branch starts from on the remote (git merge-base HEAD @{upstream}) with everything since as the patch (git diff --binary <that commit>)`,
+        );
+      }
       if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
       const found = await this.trees.find(join(key, sha));
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };

@@ -309,7 +309,7 @@ describe("RepoCache", () => {
 
   it("reports a missing commit and refuses file URLs unless allowed", async () => {
     const { fx, cache, dir } = setup();
-    await expect(cache.prepare({ url: fx.url, commit: "0".repeat(40) })).rejects.toMatchObject({ reason: "commit_not_found" });
+    await expect(cache.prepare({ url: fx.url, commit: "0".repeat(40) })).rejects.toMatchObject({ reason: "commit_not_found", message: expect.stringContaining("git merge-base HEAD @{upstream}") });
     const strict = new RepoCache({ dir, allowFileUrls: false });
     await expect(strict.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toBeInstanceOf(RepoError);
     await expect(strict.prepare({ url: "--upload-pack=touch /tmp/x", commit: "main" })).rejects.toMatchObject({ reason: "invalid_url" });
