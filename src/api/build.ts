@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
-import { closeRedis, createRedis, redisOptions, settleConnections } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, redisOptions, settleConnections } from "../queue/connection.js";
 import { createLocalizeQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
@@ -55,8 +55,10 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     async close() {
       await fastify.close();
       await settleConnections([queueEvents, queue]);
-      await queueEvents.close();
-      await queue.close();
+      // Bounded: with Redis away, BullMQ's close waits for a connection that may never come,
+      // and a SIGTERM would then leave the API running until it is killed.
+      await atMost(queueEvents.close(), 2000);
+      await atMost(queue.close(), 2000);
       await closeRedis(redis);
     },
   };

@@ -46,6 +46,13 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
     const message = first ? `${field ?? "request"}: ${first.message}` : "request does not match the schema";
     return reply.code(422).send({ error: { code: "validation_failed", message, ...(field ? { field } : {}) } });
   }
+  if (redisUnreachable(err)) {
+    request.log.warn({ err: err.message }, "redis unreachable");
+    return reply
+      .code(503)
+      .header("retry-after", "5")
+      .send({ error: { code: "unavailable", message: "the service's job store (Redis) is unreachable; retry shortly" } });
+  }
   const fe = err as FastifyError;
   if (fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (fe.statusCode === 400 && fe instanceof SyntaxError)) {
     return reply.code(400).send({ error: { code: "invalid_json", message: "request body is not valid JSON" } });
@@ -62,6 +69,14 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   }
   request.log.error({ err }, "unhandled error");
   return reply.code(500).send({ error: { code: "internal", message: "internal error" } });
+}
+
+/**
+ * The API's Redis client gave up on a command (its connection is down and did not come back
+ * within its retries): a condition of the service, not of the request, which a client retries.
+ */
+function redisUnreachable(err: Error): boolean {
+  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || (err as NodeJS.ErrnoException).code === "ECONNREFUSED";
 }
 
 /**

@@ -166,4 +166,5 @@ export const commonErrors = {
   invalidJson: errorResponse("The body is not valid JSON.", "invalid_json", "request body is not valid JSON"),
   unsupportedMedia: errorResponse("The body is not sent as application/json.", "unsupported_media_type", "content type text/plain is not accepted here: send application/json"),
   internal: errorResponse("The service failed; the request may be retried.", "internal", "internal error"),
+  unavailable: errorResponse("The service's job store (Redis) is unreachable; retry after Retry-After.", "unavailable", "the service's job store (Redis) is unreachable; retry shortly"),
 };

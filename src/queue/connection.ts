@@ -10,7 +10,7 @@ export function createRedis(url: string, role: "producer" | "worker"): Redis {
 }
 
 /** Waits for `work` at most `ms`, whatever it settles to: for steps that a dead Redis must not hang. */
-async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
+export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);

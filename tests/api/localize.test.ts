@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
@@ -137,6 +138,42 @@ describe("POST /v1/localize", () => {
     expect(long.statusCode).toBe(414);
     expect(long.json().error.code).toBe("uri_too_long");
     expect(long.body.length).toBeLessThan(300);
+  });
+
+  it("answers 503 with Retry-After, not 500, while its Redis is away, and takes jobs again once it is back", async () => {
+    // A Redis of its own (the real server, on a free port), stopped and started under the API.
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const redis = () => execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]);
+    redis();
+    const own = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      expect((await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody })).statusCode).toBe(202);
+      execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+      for (const req of [{ method: "POST" as const, url: "/v1/localize", payload: { ...validBody, issue: "another issue" } }, { method: "GET" as const, url: "/v1/jobs/0b4c5a6e-0000-4000-8000-000000000000" }]) {
+        const res = await own.fastify.inject(req);
+        expect(res.statusCode, req.url).toBe(503);
+        expect(res.headers["retry-after"]).toBe("5");
+        expect(res.json().error.code).toBe("unavailable");
+      }
+      redis();
+      await expect.poll(async () => (await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "a third issue" } })).statusCode, { timeout: 15_000, interval: 500 }).toBe(202);
+    } finally {
+      await own.close();
+      execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+    }
+  });
+
+  it("starts and stops while its Redis is away (a SIGTERM then does not wait for Redis forever)", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const away = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const res = await away.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody });
+    expect(res.statusCode).toBe(503);
+    const closed = away.close().then(() => "closed");
+    await expect(Promise.race([closed, new Promise((r) => setTimeout(() => r("still closing"), 10_000))])).resolves.toBe("closed");
+    // Redis up at last, so what the bounded close left waiting for it finishes, then down again.
+    execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]);
+    await new Promise((r) => setTimeout(r, 2000));
+    execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
   });
 
   it("answers 404 in the same error shape for unknown jobs and routes", async () => {

@@ -25,6 +25,7 @@ const errors = {
   422: errorResponse("A field is invalid; `field` names it (e.g. repo.url, repo.commit, repo.patch, options.max_turns).", "invalid_repository", "repository URL host 10.0.0.7 points at a private, loopback, link-local or reserved address", "repo.url"),
   429: commonErrors.submitLimited,
   500: commonErrors.internal,
+  503: commonErrors.unavailable,
 };
 
 /** POST /v1/localize (and its alias POST /localize), and POST /v1/localize/batch. */
