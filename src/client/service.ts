@@ -1,7 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -38,7 +40,8 @@ export class ServiceClient {
 
   /** POST /v1/localize; resolves with the accepted (or already finished) job. */
   async submit(body: unknown): Promise<JobView> {
-    return this.json<JobView>("POST", "/v1/localize", { body: JSON.stringify(body), contentType: "application/json" });
+    // One key for the request and its retries, so a retry never queues the job twice.
+    return this.json<JobView>("POST", "/v1/localize", { body: JSON.stringify(body), contentType: "application/json", headers: { "idempotency-key": randomUUID() } });
   }
 
   async job(id: string, waitS = 0): Promise<JobView> {
@@ -139,8 +142,8 @@ export class ServiceClient {
     }
   }
 
-  private async fetch(method: string, path: string, init: { body?: string; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
-    const headers: Record<string, string> = { ...this.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
+  private async fetch(method: string, path: string, init: CallInit = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...this.headers, ...init.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
     try {
       return await fetch(`${this.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
     } catch (err) {
@@ -149,12 +152,36 @@ export class ServiceClient {
     }
   }
 
-  private async json<T>(method: string, path: string, init: { body?: string; contentType?: string } = {}): Promise<T> {
-    const res = await this.fetch(method, path, init);
-    if (!res.ok) throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
-    return (await res.json()) as T;
+  /**
+   * A refusal that says when to ask again (503: the service's Redis is away; 429: a rate limit;
+   * 409: the same Idempotency-Key still being accepted) is asked again then, a few times and
+   * never after more than RETRY_AFTER_MAX_S at once: a blip is not the caller's failure.
+   */
+  private async json<T>(method: string, path: string, init: CallInit = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.fetch(method, path, init);
+      if (res.ok) return (await res.json()) as T;
+      const wait = Number(res.headers.get("retry-after"));
+      if (RETRIED.has(res.status) && attempt < RETRIES && wait > 0 && wait <= RETRY_AFTER_MAX_S) {
+        await res.body?.cancel();
+        await sleep(wait * 1000);
+        continue;
+      }
+      throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
+    }
   }
 }
+
+interface CallInit {
+  body?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+const RETRIED = new Set([409, 429, 503]);
+const RETRIES = 4;
+const RETRY_AFTER_MAX_S = 30;
 
 /** The service's error body (`{error: {code, message, field}}`) as a ServiceRefused. */
 function refusalOf(status: number, body: unknown, statusText: string): ServiceRefused {

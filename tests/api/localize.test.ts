@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
@@ -8,7 +7,7 @@ import { renderOpenApi } from "../../src/api/openapiDocument.js";
 import { jobSchema } from "../../src/api/schemas.js";
 import { loadConfig } from "../../src/config/env.js";
 import { testConfig } from "../helpers/config.js";
-import { dropPrefix } from "../helpers/redis.js";
+import { dropPrefix, ownRedis } from "../helpers/redis.js";
 
 const config = testConfig();
 let api: ApiServer;
@@ -141,39 +140,37 @@ describe("POST /v1/localize", () => {
   });
 
   it("answers 503 with Retry-After, not 500, while its Redis is away, and takes jobs again once it is back", async () => {
-    // A Redis of its own (the real server, on a free port), stopped and started under the API.
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const redis = () => execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]);
-    redis();
-    const own = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const redis = await ownRedis();
+    redis.start();
+    const own = await buildApiServer({ ...config, REDIS_URL: redis.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
     try {
       expect((await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody })).statusCode).toBe(202);
-      execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+      redis.stop();
       for (const req of [{ method: "POST" as const, url: "/v1/localize", payload: { ...validBody, issue: "another issue" } }, { method: "GET" as const, url: "/v1/jobs/0b4c5a6e-0000-4000-8000-000000000000" }]) {
         const res = await own.fastify.inject(req);
         expect(res.statusCode, req.url).toBe(503);
         expect(res.headers["retry-after"]).toBe("5");
         expect(res.json().error.code).toBe("unavailable");
       }
-      redis();
+      redis.start();
       await expect.poll(async () => (await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "a third issue" } })).statusCode, { timeout: 15_000, interval: 500 }).toBe(202);
     } finally {
       await own.close();
-      execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+      redis.stop();
     }
   });
 
   it("starts and stops while its Redis is away (a SIGTERM then does not wait for Redis forever)", async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const away = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const redis = await ownRedis();
+    const away = await buildApiServer({ ...config, REDIS_URL: redis.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
     const res = await away.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody });
     expect(res.statusCode).toBe(503);
     const closed = away.close().then(() => "closed");
     await expect(Promise.race([closed, new Promise((r) => setTimeout(() => r("still closing"), 10_000))])).resolves.toBe("closed");
     // Redis up at last, so what the bounded close left waiting for it finishes, then down again.
-    execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]);
+    redis.start();
     await new Promise((r) => setTimeout(r, 2000));
-    execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]);
+    redis.stop();
   });
 
   it("answers 404 in the same error shape for unknown jobs and routes", async () => {

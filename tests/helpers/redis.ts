@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 
 /** Deletes every key under a test's queue prefix, so runs leave Redis as they found it. */
@@ -13,4 +15,22 @@ export async function dropPrefix(prefix: string, url = process.env.REDIS_URL ?? 
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * A Redis server of a test's own (the real one, on a free port), to stop and start under the
+ * service: what the shared Redis cannot be put through without failing every other test.
+ */
+export async function ownRedis(): Promise<{ url: string; start(): void; stop(): void }> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start: () => void execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]),
+    stop: () => void execFileSync("redis-cli", ["-p", String(port), "shutdown", "nosave"]),
+  };
 }
