@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { withErrorListener } from "../queue/connection.js";
 import { TERMINAL_EVENTS, type JobEvents, type StoredEvent } from "../store/events.js";
 import type { JobStore } from "../store/jobStore.js";
 import { hasEnded } from "./waitFor.js";
@@ -10,7 +11,8 @@ import { hasEnded } from "./waitFor.js";
  * gets a final event made from its record, so a follower never waits forever.
  */
 export async function* followJob(redis: Redis, events: JobEvents, store: JobStore, id: string, after: string, signal: AbortSignal): AsyncGenerator<StoredEvent | null> {
-  const conn = redis.duplicate();
+  // A duplicate does not carry the original's listeners: a dropped Redis fails the read instead.
+  const conn = withErrorListener(redis.duplicate());
   let last = after;
   try {
     while (!signal.aborted) {

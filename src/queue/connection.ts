@@ -5,9 +5,21 @@ import { Redis, type RedisOptions } from "ioredis";
  * connection gives up on a command after a few reconnect attempts so that a request
  * fails instead of hanging on a dead Redis.
  */
-export function createRedis(url: string, role: "producer" | "worker"): Redis {
-  return new Redis(url, { maxRetriesPerRequest: role === "worker" ? null : 3 });
+export function createRedis(url: string, role: "producer" | "worker", onError: (err: Error) => void = quiet): Redis {
+  return withErrorListener(new Redis(url, { maxRetriesPerRequest: role === "worker" ? null : 3 }), onError);
 }
+
+/**
+ * ioredis writes the errors of a connection nobody listens to straight to stderr, outside the
+ * service's log, once per reconnect attempt. What matters of them reaches the caller anyway (a
+ * command fails; readyz says Redis is down), so by default they are dropped here.
+ */
+export function withErrorListener(redis: Redis, onError: (err: Error) => void = quiet): Redis {
+  redis.on("error", onError);
+  return redis;
+}
+
+const quiet = () => undefined;
 
 /** Waits for `work` at most `ms`, whatever it settles to: for steps that a dead Redis must not hang. */
 export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {

@@ -50,9 +50,10 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const guard = (allowedHosts: string[]) => new HostGuard({ allowedHosts, allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, { timeoutMs: config.DNS_TIMEOUT_MS });
   const callbackHosts = guard([]);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const connection = createRedis(config.REDIS_URL, "worker");
-  const redis = createRedis(config.REDIS_URL, "producer");
-  const subscriber = createRedis(config.REDIS_URL, "worker");
+  const redisDown = (err: Error) => logger.warn({ err: err.message }, "redis connection error");
+  const connection = createRedis(config.REDIS_URL, "worker", redisDown);
+  const redis = createRedis(config.REDIS_URL, "producer", redisDown);
+  const subscriber = createRedis(config.REDIS_URL, "worker", redisDown);
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
   const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S, attempts: config.WEBHOOK_MAX_ATTEMPTS });
   const store = new JobStore(queue, redis, config.JOB_TTL_S);
