@@ -64,3 +64,9 @@ export function redisOptions(url: string): RedisOptions {
     maxRetriesPerRequest: null,
   };
 }
+
+/** Where a Redis URL points, without its credentials: for messages. */
+export function redisAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || 6379}`;
+}

@@ -63,4 +63,22 @@ describe("graceful shutdown", () => {
 
     expect(await api.stop("SIGTERM")).toBe(0);
   });
+
+  it("with Redis away: the worker refuses to start, naming it on one line; the API starts, answers 503 and stops on SIGTERM", async () => {
+    const away = `redis://127.0.0.1:${await freePort()}`;
+    const port = await freePort();
+    const env = serviceEnv({ ...config, REDIS_URL: away }, { API_PORT: String(port) });
+    const worker = startProcess("src/worker/main.ts", env);
+    const api = startProcess("src/api/server.ts", env);
+    procs.push(worker, api);
+    expect(await waitFor(async () => worker.child.exitCode ?? undefined, 30_000, "the worker to give up")).toBe(1);
+    expect(worker.output()).toContain(`worker: could not start: `);
+    expect(worker.output()).toContain(`(Redis at ${new URL(away).host} is unreachable)`);
+    expect(worker.output()).not.toMatch(/^\s+at /m);
+    const res = await waitFor(async () => fetch(`http://127.0.0.1:${port}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo: { url: repo.url, commit: "main" }, issue: "x" }) }).catch(() => undefined), 30_000, "the API");
+    expect(res.status).toBe(503);
+    const t = Date.now();
+    expect(await api.stop("SIGTERM")).toBe(0);
+    expect(Date.now() - t).toBeLessThan(15_000);
+  });
 });

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
+import { freePort } from "./processes.js";
 
 /** Deletes every key under a test's queue prefix, so runs leave Redis as they found it. */
 export async function dropPrefix(prefix: string, url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"): Promise<void> {
@@ -22,12 +22,7 @@ export async function dropPrefix(prefix: string, url = process.env.REDIS_URL ?? 
  * service: what the shared Redis cannot be put through without failing every other test.
  */
 export async function ownRedis(): Promise<{ url: string; start(): void; stop(): void }> {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
+  const port = await freePort();
   return {
     url: `redis://127.0.0.1:${port}`,
     start: () => void execFileSync("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--save", "", "--appendonly", "no"]),
