@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { closeRedis, createRedis, settleConnections } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, settleConnections } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -23,6 +23,9 @@ import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
 import { deliverWebhook } from "./webhooks.js";
+
+/** How long a close that needs Redis may wait for it once the jobs are done. */
+const REDIS_CLOSE_MS = 5000;
 
 export interface RunningWorker {
   id: string;
@@ -160,14 +163,17 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       // own cleanup removes its container either way.
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
       await settleConnections([worker, webhookWorker, queue, webhooks]);
-      await worker.close();
+      // What waits on Redis is bounded: with Redis away BullMQ's closes wait for it forever,
+      // and a SIGTERM would then leave the worker running until it is killed. The containers'
+      // removal (cleanups) does not wait on Redis and is never cut short.
+      await atMost(worker.close(), config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS);
       clearTimeout(grace);
       await cleanups.settle();
-      await webhookWorker?.close();
-      await heartbeat.stop();
+      await atMost(webhookWorker?.close() ?? Promise.resolve(), REDIS_CLOSE_MS);
+      await atMost(heartbeat.stop(), REDIS_CLOSE_MS);
       subscriber.disconnect();
-      await queue.close();
-      await webhooks.close();
+      await atMost(queue.close(), REDIS_CLOSE_MS);
+      await atMost(webhooks.close(), REDIS_CLOSE_MS);
       await closeRedis(redis);
       await closeRedis(connection);
     },

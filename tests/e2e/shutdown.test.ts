@@ -3,7 +3,7 @@ import { startFakeModel, type FakeModel } from "../helpers/fakeModel.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
-import { dropPrefix } from "../helpers/redis.js";
+import { dropPrefix, ownRedis } from "../helpers/redis.js";
 
 /** SIGTERM: the API drains and exits; a worker past its grace hands its job back and removes its container. */
 const config = testConfig();
@@ -80,5 +80,26 @@ describe("graceful shutdown", () => {
     const t = Date.now();
     expect(await api.stop("SIGTERM")).toBe(0);
     expect(Date.now() - t).toBeLessThan(15_000);
+  });
+
+  it("a worker whose Redis goes away stops on SIGTERM all the same, within its grace and the Redis bounds", async () => {
+    const redis = await ownRedis();
+    redis.start();
+    try {
+      const worker = startProcess("src/worker/main.ts", serviceEnv({ ...config, REDIS_URL: redis.url }, { WORKER_SHUTDOWN_GRACE_S: "1" }));
+      procs.push(worker);
+      await waitFor(async () => (worker.output().includes("worker ready") ? true : undefined), 30_000, "the worker");
+      redis.stop();
+      const t = Date.now();
+      expect(await worker.stop("SIGTERM")).toBe(0);
+      expect(Date.now() - t).toBeLessThan(18_000);
+    } finally {
+      // Still up only when the test failed before stopping it.
+      try {
+        redis.stop();
+      } catch {
+        // already stopped
+      }
+    }
   });
 });
