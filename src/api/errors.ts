@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { isRedisUnreachable } from "../queue/connection.js";
 
 /**
  * One error family for the HTTP layer and one handler that renders every 4xx/5xx in the
@@ -46,7 +47,8 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
     const message = first ? `${field ?? "request"}: ${first.message}` : "request does not match the schema";
     return reply.code(422).send({ error: { code: "validation_failed", message, ...(field ? { field } : {}) } });
   }
-  if (redisUnreachable(err)) {
+  // The client retries these: 503 with Retry-After, not the 500 of a fault.
+  if (isRedisUnreachable(err)) {
     request.log.warn({ err: err.message }, "redis unreachable");
     return reply
       .code(503)
@@ -69,14 +71,6 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   }
   request.log.error({ err }, "unhandled error");
   return reply.code(500).send({ error: { code: "internal", message: "internal error" } });
-}
-
-/**
- * The API's Redis client gave up on a command (its connection is down and did not come back
- * within its retries): a condition of the service, not of the request, which a client retries.
- */
-function redisUnreachable(err: Error): boolean {
-  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || (err as NodeJS.ErrnoException).code === "ECONNREFUSED";
 }
 
 /**

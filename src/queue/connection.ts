@@ -70,3 +70,11 @@ export function redisAddress(url: string): string {
   const u = new URL(url);
   return `${u.hostname}:${u.port || 6379}`;
 }
+
+/**
+ * A Redis client gave up on a command (its connection is down and did not come back within
+ * its retries), or could not connect at all: a condition of the service, not of the request.
+ */
+export function isRedisUnreachable(err: Error): boolean {
+  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || (err as NodeJS.ErrnoException).code === "ECONNREFUSED";
+}
