@@ -16,6 +16,7 @@ import { uploadRoutes } from "./routes/uploads.js";
 import { Submitter } from "./submit.js";
 import { API_VERSION } from "../version.js";
 import { mcpRoutes } from "../mcp/http.js";
+import { toolRoutes } from "../mcp/toolRoute.js";
 import { hostGuard } from "./hostGuard.js";
 
 
@@ -78,6 +79,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   await fastify.register(localizeRoutes, ctx);
   await fastify.register(jobRoutes, ctx);
   await fastify.register(uploadRoutes, ctx);
+  await fastify.register(toolRoutes, ctx);
   await fastify.register(mcpRoutes(ctx, { idleMs: config.MCP_SESSION_IDLE_S * 1000, maxSessions: config.MCP_MAX_SESSIONS }));
 }
 

@@ -43,8 +43,12 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   }
   if (hasZodFastifySchemaValidationErrors(err)) {
     const first = err.validation[0];
-    const field = fieldOf(first?.instancePath, (err as FastifyError).validationContext);
-    const message = first ? `${field ?? "request"}: ${first.message}` : "request does not match the schema";
+    // An unknown field is named itself, not the object holding it: a caller who sent `repo` to
+    // the tool route (which takes repo_url) reads which field to drop.
+    const unknown = first?.keyword === "unrecognized_keys" ? (first.params as { keys?: string[] }).keys?.[0] : undefined;
+    const path = unknown === undefined ? first?.instancePath : `${first?.instancePath ?? ""}/${unknown}`;
+    const field = fieldOf(path, (err as FastifyError).validationContext);
+    const message = !first ? "request does not match the schema" : unknown === undefined ? `${field ?? "request"}: ${first.message}` : `${field}: not a field this request takes`;
     return reply.code(422).send({ error: { code: "validation_failed", message, ...(field ? { field } : {}) } });
   }
   // The client retries these: 503 with Retry-After, not the 500 of a fault.

@@ -3,16 +3,12 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { cancelJob } from "../api/cancel.js";
 import type { AppContext } from "../api/context.js";
 import { ApiError } from "../api/errors.js";
-import { followJob } from "../api/follow.js";
-import type { LocalizeBody } from "../api/schemas.js";
-import { waitForEnd, hasEnded } from "../api/waitFor.js";
-import type { JobView } from "../store/jobStore.js";
 import { API_VERSION } from "../version.js";
+import { InProcessBackend } from "./inProcess.js";
 import { registerLocalizePrompt } from "./prompt.js";
-import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
+import { registerLocalizeTool } from "./tool.js";
 
 /**
  * MCP over Streamable HTTP at /mcp, behind the same API keys as the REST routes. Each
@@ -87,46 +83,4 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
 
 function rpcError(reply: FastifyReply, status: number, code: number, message: string) {
   return reply.code(status).send({ jsonrpc: "2.0", error: { code, message }, id: null });
-}
-
-/** The tool's backend inside the API: the same submit, job store and events as the REST routes. */
-class InProcessBackend implements LocalizeBackend {
-  constructor(
-    private readonly ctx: AppContext,
-    private readonly owner: string,
-  ) {}
-
-  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
-    const body: LocalizeBody = {
-      repo: remoteRepoOf(input),
-      issue: input.issue,
-      options: optionsOf(input),
-    };
-    let view: JobView;
-    try {
-      view = await this.ctx.submitter.accept(body, this.owner);
-    } catch (err) {
-      if (err instanceof ApiError && err.statusCode < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));
-      throw err;
-    }
-    return { view: await follow(this.ctx, view, hooks) };
-  }
-}
-
-/** Follows a job to its end, reporting each step; cancelling the call cancels the job. */
-async function follow(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<JobView> {
-  if (hasEnded(view)) return view;
-  const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
-  hooks.signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    hooks.progress(`queued: job ${view.id}`);
-    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal)) {
-      const line = stored && describeEvent(stored.event);
-      if (line) hooks.progress(line);
-    }
-    // The worker announces the end just before its result is stored; a short wait covers the lag.
-    return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, hooks.signal);
-  } finally {
-    hooks.signal.removeEventListener("abort", onAbort);
-  }
 }

@@ -90,6 +90,9 @@ const inputShape = {
     .describe("Localize within this directory of the repository only (a monorepo's package: packages/core); paths in the answer stay relative to the repository's top. Default: the whole repository (for a local path below the checkout's top: that directory)."),
 };
 
+/** The tool's arguments as one object, for callers without MCP (POST /v1/tools/localize): a field the tool does not take is refused, not dropped. */
+export const toolArgumentsSchema = z.object(inputShape).strict();
+
 const pathShape = {
   path: z
     .string()

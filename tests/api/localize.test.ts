@@ -98,7 +98,9 @@ describe("POST /v1/localize", () => {
     [{ ...validBody, options: { scope: "pkg//core" } }, "options.scope"],
     [{ ...validBody, options: { scope: "pkg\\..\\.." } }, "options.scope"],
     [{ ...validBody, options: { scope: "" } }, "options.scope"],
-    [{ ...validBody, extra: 1 }, undefined],
+    // An unknown field is named itself, at any depth.
+    [{ ...validBody, extra: 1 }, "extra"],
+    [{ ...validBody, repo: { ...validBody.repo, branch: "main" } }, "repo.branch"],
   ])("refuses a bad request with 422 naming the field (%#)", async (payload, field) => {
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload });
     expect(res.statusCode).toBe(422);

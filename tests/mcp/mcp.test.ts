@@ -295,6 +295,66 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
   });
 });
 
+describe("the tool without MCP (POST /v1/tools/localize)", () => {
+  const call = (body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+    fetch(`${base}/v1/tools/localize`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...headers }, body: JSON.stringify(body), signal });
+
+  it("takes the arguments a model gave the tool and answers what the MCP tool answers, once the job has ended", async () => {
+    const args = { issue: "PARSE-ISSUE: the parser drops values (asked without MCP)", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" };
+    const res = await call(args);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { text: string; is_error: boolean; result: { job_id: string; status: string; locations: unknown[] } };
+    expect(body.is_error).toBe(false);
+    expect(res.headers.get("location")).toBe(`/v1/jobs/${body.result.job_id}`);
+    expect(body.result.status).toBe("succeeded");
+    const { client } = await httpClient();
+    const viaMcp = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema);
+    await client.close();
+    const mcpText = (viaMcp.content as Array<{ text: string }>)[0]!.text;
+    // The same road: the same locations, and the same text but for the seconds each job took.
+    const untimed = (t: string) => t.replace(/ in [\d.]+ s\)/, " in N s)");
+    expect(body.result.locations).toEqual((viaMcp.structuredContent as { locations: unknown[] }).locations);
+    expect(untimed(body.text)).toBe(untimed(mcpText));
+    expect(body.text).toMatch(/^2 locations \(codescout, finish_tool in [\d.]+ s\):\npkg\/parser\.py:10-15 {2}Parser\.parse/);
+  });
+
+  it("refuses what the tool does not take, naming the argument as the tool does, behind the API key", async () => {
+    // The REST body's shape sent here: the unknown field is named, not the object holding it.
+    const rest = await call({ issue: "x fails", repo: { url: repo.url } });
+    expect(rest.status).toBe(422);
+    expect(await rest.json()).toEqual({ error: { code: "validation_failed", message: "repo: not a field this request takes", field: "repo" } });
+    const scheme = await call({ issue: "x fails", repo_url: "ftp://example.com/r.git" });
+    expect(scheme.status).toBe(422);
+    expect(await scheme.json()).toMatchObject({ error: { code: "invalid_repository", field: "repo_url" } });
+    const neither = await call({ issue: "x fails" });
+    expect(neither.status).toBe(422);
+    expect(await neither.json()).toMatchObject({ error: { code: "invalid_repository", field: "repo_url" } });
+    const turns = await call({ issue: "x fails", repo_url: repo.url, max_turns: 99 });
+    expect(await turns.json()).toMatchObject({ error: { code: "validation_failed", field: "max_turns" } });
+    const anonymous = await fetch(`${base}/v1/tools/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ issue: "x fails", repo_url: repo.url }) });
+    expect(anonymous.status).toBe(401);
+  });
+
+  it("cancels the job when the client hangs up, and a retry with the same Idempotency-Key reads that job's end", async () => {
+    const args = { issue: "SLOW-ISSUE: it hangs, and the client hangs up", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" };
+    const key = { "idempotency-key": `hang-up-${Date.now()}` };
+    const asked = () => model.requests.filter((r) => JSON.stringify(r.body.messages).includes("the client hangs up")).length;
+    const controller = new AbortController();
+    const pending = call(args, key, controller.signal);
+    // The second request to the model hangs: the job is running when the client goes.
+    await waitFor(async () => (asked() >= 2 ? true : undefined), 30_000, "the model to be asked twice");
+    controller.abort("the agent moved on");
+    await expect(pending).rejects.toThrow();
+    const again = await call(args, key);
+    expect(again.status).toBe(200);
+    const body = (await again.json()) as { text: string; is_error: boolean; result: { job_id: string; status: string } };
+    expect(body).toMatchObject({ is_error: true, result: { status: "cancelled", error: { code: "cancelled" } } });
+    expect(body.text).toMatch(/^Localization cancelled \(cancelled: /);
+    expect(asked()).toBe(2);
+    await waitFor(async () => (containersOf(body.result.job_id) === "" ? true : undefined), 15_000, "the job's container to be removed");
+  });
+});
+
 describe("MCP over stdio (codescout-mcp)", () => {
   it("localizes a local checkout against its uncommitted edit, sending url + commit + patch; from a directory below the top, in that directory, naming the top its paths are relative to", async () => {
     const dir = checkoutWithEdit({ remote: true });

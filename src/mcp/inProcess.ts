@@ -1,0 +1,66 @@
+import { cancelJob } from "../api/cancel.js";
+import type { AppContext } from "../api/context.js";
+import { ApiError } from "../api/errors.js";
+import { followJob } from "../api/follow.js";
+import type { LocalizeBody } from "../api/schemas.js";
+import { waitForEnd, hasEnded } from "../api/waitFor.js";
+import type { JobView } from "../store/jobStore.js";
+import { describeEvent, LocalizeRefused, optionsOf, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
+
+/**
+ * The tool's arguments submitted inside the API: the same submit, limits and job store as
+ * POST /v1/localize. A refusal is the REST API's ApiError, its field named as the tool's
+ * argument (repo.url → repo_url), since that is what the caller sent.
+ */
+export async function submitToolCall(ctx: AppContext, owner: string, input: LocalizeToolInput, idempotencyKey?: string): Promise<JobView> {
+  let body: LocalizeBody;
+  try {
+    body = { repo: remoteRepoOf(input), issue: input.issue, options: optionsOf(input) };
+  } catch (err) {
+    if (err instanceof LocalizeRefused) throw new ApiError(422, err.code, err.message, err.field);
+    throw err;
+  }
+  try {
+    return await ctx.submitter.accept(body, owner, idempotencyKey);
+  } catch (err) {
+    if (err instanceof ApiError) throw new ApiError(err.statusCode, err.code, err.message, toolField(err.field), err.headers);
+    throw err;
+  }
+}
+
+/** The tool's backend inside the API, for MCP over Streamable HTTP: a refusal is the tool's error, not the session's. */
+export class InProcessBackend implements LocalizeBackend {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly owner: string,
+  ) {}
+
+  async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
+    let view: JobView;
+    try {
+      view = await submitToolCall(this.ctx, this.owner, input);
+    } catch (err) {
+      if (err instanceof ApiError && err.statusCode < 500) throw new LocalizeRefused(err.code, err.message, err.field);
+      throw err;
+    }
+    return { view: await followToEnd(this.ctx, view, hooks) };
+  }
+}
+
+/** Follows a job to its end, reporting each step; the signal's abort cancels the job. */
+export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<JobView> {
+  if (hasEnded(view)) return view;
+  const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
+  hooks.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    hooks.progress(`queued: job ${view.id}`);
+    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal)) {
+      const line = stored && describeEvent(stored.event);
+      if (line) hooks.progress(line);
+    }
+    // The worker announces the end just before its result is stored; a short wait covers the lag.
+    return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, hooks.signal);
+  } finally {
+    hooks.signal.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,68 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { AppContext } from "../api/context.js";
+import { abortedWith } from "../api/routes/localize.js";
+import { commonErrors, errorResponse, finishedJobExample, idempotencyHeadersSchema, localizeExample } from "../api/schemas.js";
+import type { JobView } from "../store/jobStore.js";
+import { followToEnd, submitToolCall } from "./inProcess.js";
+import { answer, localizeOutputSchema, toolArgumentsSchema, type LocalizeToolInput } from "./tool.js";
+
+/**
+ * The `localize` tool for agent frameworks that call functions but speak no MCP: the arguments
+ * the model gave (docs/openai-tool.json's schema) are the body, and the answer is the text the
+ * MCP tool would give the model, beside its structured form. The same submit, limits and job
+ * store as POST /v1/localize; the request is held until the job ends, and a client that hangs up
+ * cancels the job, as cancelling an MCP call does.
+ */
+const toolResponseSchema = z.object({
+  text: z.string().describe("What the calling model reads: the locations with their line ranges, confidence and evidence, or why there are none."),
+  is_error: z.boolean().describe("True when the job failed or was cancelled (the text says why)."),
+  result: localizeOutputSchema,
+});
+
+// The REST examples' request and job, as the tool takes and answers them: the answer's text is the code's own.
+const example = { issue: localizeExample.issue, repo_url: localizeExample.repo.url, commit: localizeExample.repo.commit };
+const answered = answer(finishedJobExample as unknown as JobView);
+const responseExample = { text: (answered.content[0] as { text: string }).text, is_error: false, result: answered.structuredContent };
+
+export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
+  app.post(
+    "/v1/tools/localize",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        operationId: "callLocalizeTool",
+        summary: "Call the localize tool and wait for its answer",
+        description:
+          "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job. A field the tool does not take is refused, naming it.",
+        tags: ["localize"],
+        security: [{ bearerAuth: [] }],
+        headers: idempotencyHeadersSchema,
+        body: toolArgumentsSchema.meta({ examples: [example] }),
+        response: {
+          200: toolResponseSchema.describe("The job has ended: succeeded, failed or cancelled.").meta({ examples: [responseExample] }),
+          400: commonErrors.invalidJson,
+          401: commonErrors.unauthorized,
+          409: errorResponse("A request with the same Idempotency-Key is still being accepted; retry shortly.", "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key"),
+          413: errorResponse("The body is larger than the server takes (the issue and patch caps).", "body_too_large", "request body is too large"),
+          415: commonErrors.unsupportedMedia,
+          422: errorResponse("An argument is invalid; `field` names it as the tool does (repo_url, commit, patch, max_turns).", "invalid_repository", "give repo_url (a repository the service fetches) or upload (a tree sent with POST /v1/uploads)", "repo_url"),
+          429: commonErrors.submitLimited,
+          500: commonErrors.internal,
+          503: commonErrors.unavailable,
+        },
+      },
+    },
+    async (request, reply) => {
+      const input = request.body as LocalizeToolInput;
+      const queued = await submitToolCall(ctx, request.owner, input, request.headers["idempotency-key"]);
+      const view = await followToEnd(ctx, queued, { signal: abortedWith(request.raw), progress: () => undefined });
+      const result = answer(view);
+      const text = (result.content[0] as { text: string }).text;
+      return reply
+        .code(200)
+        .header("location", `/v1/jobs/${view.id}`)
+        .send({ text, is_error: result.isError === true, result: result.structuredContent as z.infer<typeof localizeOutputSchema> });
+    },
+  );
+};
