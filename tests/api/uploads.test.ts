@@ -126,7 +126,7 @@ describe("uploads", () => {
       [{ ...commit, ref: "a b.org#12" }, "repo.commits.0.ref"],
       [{ ...commit, sha: "HEAD" }, "repo.commits.0.sha"],
       [{ ...commit, files: Array.from({ length: 51 }, (_, i) => `f${i}.py`) }, "repo.commits.0.files"],
-      [{ ...commit, extra: 1 }, "repo.commits.0"],
+      [{ ...commit, extra: 1 }, "repo.commits.0.extra"],
     ] as const) {
       const refused = await post({ upload: info.upload_id, commits: [bad] });
       expect(refused.statusCode, JSON.stringify(bad).slice(0, 80)).toBe(422);
