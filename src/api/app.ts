@@ -17,6 +17,7 @@ import { Submitter } from "./submit.js";
 import { API_VERSION } from "../version.js";
 import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
+import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
 
 
@@ -33,12 +34,14 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     pollPerMinute: config.POLL_RATE_LIMIT_PER_MIN,
     maxOpen: config.MAX_OPEN_JOBS_PER_KEY,
   });
+  const workers = new WorkerPresence(redis, store.keys);
   const ctx: AppContext = {
     ...deps,
     events,
     cache,
     limits,
     submitter: new Submitter({ ...deps, cache, events, limits }),
+    noWorker: { anyAlive: () => workers.anyAlive(), afterMs: config.NO_WORKER_WAIT_S * 1000 },
     authenticate: authenticate(config.AUTH_MODE, KeyRing.fromConfig(config)),
   };
 

@@ -6,8 +6,8 @@ import type { JobStore } from "../store/jobStore.js";
  * queued job ends here, so its event stream is told here; a running one is signalled and
  * its worker announces the end.
  */
-export async function cancelJob(store: JobStore, events: JobEvents, id: string): ReturnType<JobStore["cancel"]> {
-  const outcome = await store.cancel(id);
-  if (outcome === "cancelled") await events.publish(id, "cancelled", { while: "queued" });
+export async function cancelJob(store: JobStore, events: JobEvents, id: string, options?: Parameters<JobStore["cancel"]>[1]): ReturnType<JobStore["cancel"]> {
+  const outcome = await store.cancel(id, options);
+  if (outcome === "cancelled") await events.publish(id, "cancelled", { while: "queued", ...(options?.why ? { code: options.why.code } : {}) });
   return outcome;
 }

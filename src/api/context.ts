@@ -10,6 +10,7 @@ import type { Submitter } from "./submit.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { UploadStore } from "../uploads/store.js";
 import type { Resolver } from "../queue/hostPolicy.js";
+import type { NoWorkerWatch } from "./follow.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
 export interface AppDeps {
@@ -29,5 +30,7 @@ export interface AppContext extends AppDeps {
   cache: ResultCache;
   submitter: Submitter;
   limits: Limits;
+  /** Followers holding a call for an agent are told when their job waits with no worker alive. */
+  noWorker: NoWorkerWatch;
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }

@@ -1,20 +1,41 @@
 import type { Redis } from "ioredis";
 import { withErrorListener } from "../queue/connection.js";
 import { TERMINAL_EVENTS, type JobEvents, type StoredEvent } from "../store/events.js";
-import type { JobStore } from "../store/jobStore.js";
+import type { JobStore, JobView } from "../store/jobStore.js";
 import { hasEnded } from "./waitFor.js";
+
+/** Who says whether any worker is alive, and how long a queued job may wait with none before its follower is told (`no_worker`). */
+export interface NoWorkerWatch {
+  anyAlive(): Promise<boolean>;
+  afterMs: number;
+}
 
 /**
  * A job's events from `after` on, until its final one: what the SSE route streams and the
  * MCP tool turns into progress. Yields null when nothing happened for a while (a chance to
  * send a keep-alive). A job that ended without announcing it (failed as stalled, expired)
- * gets a final event made from its record, so a follower never waits forever.
+ * gets a final event made from its record, so a follower never waits forever. With `watch`, a
+ * job still queued after `watch.afterMs` with no worker alive gets one `no_worker` event (not
+ * stored, and not its end: it runs if a worker starts); a caller holding a call for an agent
+ * gives up on it.
  */
-export async function* followJob(redis: Redis, events: JobEvents, store: JobStore, id: string, after: string, signal: AbortSignal): AsyncGenerator<StoredEvent | null> {
+export async function* followJob(redis: Redis, events: JobEvents, store: JobStore, id: string, after: string, signal: AbortSignal, watch?: NoWorkerWatch): AsyncGenerator<StoredEvent | null> {
   // A duplicate does not carry the original's listeners: a dropped Redis fails the read instead.
   const conn = withErrorListener(redis.duplicate());
   let last = after;
+  let alone: number | undefined;
+  let told = false;
+  /** How long the job has been queued with no worker alive, as far as this follower has seen. */
+  const waitedAlone = async (current: JobView | null): Promise<number> => {
+    if (!watch || told || current?.status !== "queued" || (await watch.anyAlive())) {
+      alone = undefined;
+      return 0;
+    }
+    alone ??= Date.now();
+    return Date.now() - alone;
+  };
   try {
+    if (watch) await waitedAlone(await store.get(id));
     while (!signal.aborted) {
       const batch = await events.read(conn, id, last, 5_000);
       for (const stored of batch) {
@@ -28,6 +49,14 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
         const type = current?.status === "succeeded" ? "finished" : current?.status === "cancelled" ? "cancelled" : "failed";
         yield { id: last, event: { type, at: new Date().toISOString(), data: { status: current?.status ?? "expired" } } };
         return;
+      }
+      const waited = await waitedAlone(current);
+      if (watch && waited >= watch.afterMs) {
+        told = true;
+        const seconds = Math.round(waited / 1000);
+        const message = `no worker is running: the job waited ${seconds} s and none took it; start one (\`npm run worker\`, or the compose file's worker service) and ask again`;
+        yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message } } };
+        continue;
       }
       yield null;
     }

@@ -100,6 +100,7 @@ const onEvent = (event: JobEvent) => {
   if (event.type === "queued") say(`job ${String(d.job ?? "")} queued`);
   else if (event.type === "turn") say(`  turn ${d.turn}/${d.max_turns}`);
   else if (event.type === "command") say(`    $ ${d.command}`);
+  else if (event.type === "no_worker") say(`  ${String(d.message)}`);
   else say(`  ${event.type}${Object.keys(d).length ? ` ${JSON.stringify(d)}` : ""}`);
 };
 

@@ -102,7 +102,9 @@ export class ServiceClient {
 
   /**
    * Follows a job to its end: each event goes to `onEvent`; when `signal` fires (the caller
-   * gave up) the job is cancelled. Resolves with the job's final record.
+   * gave up) the job is cancelled. Resolves with the job's final record. A job the service says
+   * no worker is there to take (`no_worker`) is cancelled too, and ends with that reason: the
+   * caller is told why instead of waiting for a worker that may never start.
    */
   async follow(view: JobView, hooks: { signal?: AbortSignal; onEvent?: (event: JobEvent) => void } = {}): Promise<JobView> {
     if (["succeeded", "failed", "cancelled"].includes(view.status)) return view;
@@ -110,7 +112,15 @@ export class ServiceClient {
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       try {
-        for await (const event of this.events(view.id, hooks.signal)) hooks.onEvent?.(event);
+        for await (const event of this.events(view.id, hooks.signal)) {
+          hooks.onEvent?.(event);
+          if (event.type === "no_worker") {
+            await this.cancel(view.id);
+            const ended = await this.job(view.id);
+            if (ended.status !== "cancelled") continue;
+            return { ...ended, error: { code: "no_worker", message: String(event.data?.message ?? "no worker is running") } };
+          }
+        }
       } catch (err) {
         if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
         // A dropped stream is not the job's end: its record says how it ended.

@@ -47,16 +47,25 @@ export class InProcessBackend implements LocalizeBackend {
   }
 }
 
-/** Follows a job to its end, reporting each step; the signal's abort cancels the job. */
+/**
+ * Follows a job to its end, reporting each step; the signal's abort cancels the job. A job no
+ * worker takes (none alive for NO_WORKER_WAIT_S) is cancelled and ends as `no_worker`: the agent
+ * is told why instead of waiting for a worker that may never start.
+ */
 export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<JobView> {
   if (hasEnded(view)) return view;
   const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
   hooks.signal.addEventListener("abort", onAbort, { once: true });
   try {
     hooks.progress(`queued: job ${view.id}`);
-    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal)) {
+    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal, ctx.noWorker)) {
       const line = stored && describeEvent(stored.event);
       if (line) hooks.progress(line);
+      // A worker that took the job meanwhile is left to run it, and followed.
+      if (stored?.event.type === "no_worker") {
+        const why = { code: "no_worker" as const, message: String(stored.event.data?.message ?? "no worker is running") };
+        if ((await cancelJob(ctx.store, ctx.events, view.id, { why, onlyQueued: true })) === "cancelled") break;
+      }
     }
     // The worker announces the end just before its result is stored; a short wait covers the lag.
     return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, hooks.signal);

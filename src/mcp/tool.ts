@@ -205,6 +205,8 @@ export function describeEvent(event: JobEvent): string | null {
       return `failed: ${String(d.code ?? "")}`;
     case "cancelled":
       return "cancelled";
+    case "no_worker":
+      return `waiting: ${String(d.message ?? "no worker is running")}`;
     default:
       return null;
   }

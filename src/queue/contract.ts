@@ -250,6 +250,8 @@ export const failureCodeSchema = z.enum([
   "llm_timeout",
   "llm_bad_request",
   "cancelled",
+  // Cancelled while queued because no worker was alive to take it (NO_WORKER_WAIT_S).
+  "no_worker",
   "internal",
 ]);
 export type FailureCode = z.infer<typeof failureCodeSchema>;

@@ -17,6 +17,8 @@ export const jobEventTypeSchema = z.enum([
   "finished",
   "failed",
   "cancelled",
+  // Not stored: a follower is told it when its job has waited NO_WORKER_WAIT_S with no worker alive.
+  "no_worker",
 ]);
 export type JobEventType = z.infer<typeof jobEventTypeSchema>;
 export const TERMINAL_EVENTS: ReadonlySet<JobEventType> = new Set(["finished", "failed", "cancelled"]);

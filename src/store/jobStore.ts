@@ -6,6 +6,7 @@ import {
   localizeResultSchema,
   progressSchema,
   publicRepoRefSchema,
+  type JobFailure,
   type LocalizePayload,
   type LocalizeResult,
 } from "../queue/contract.js";
@@ -85,11 +86,17 @@ export class JobStore {
    * Cancels a job. A queued job is taken off the queue here; a running one is told through
    * a flag (read when a worker starts it) and a message (for the worker running it now).
    */
-  async cancel(id: string): Promise<"cancelled" | "signalled" | "finished" | "missing"> {
+  /**
+   * Cancels a job: a queued one is removed and recorded as cancelled (with `why`, or as cancelled
+   * before it started), a running one is signalled to its worker. With `onlyQueued`, a running
+   * one is left alone ("running").
+   */
+  async cancel(id: string, options: { why?: JobFailure; onlyQueued?: boolean } = {}): Promise<"cancelled" | "signalled" | "running" | "finished" | "missing"> {
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
     if (!job) return (await this.redis.exists(this.keys.staticView(id))) ? "finished" : "missing";
     const state = await job.getState();
     if (state === "completed" || state === "failed") return "finished";
+    if (options.onlyQueued && state === "active") return "running";
     await this.redis.set(this.keys.cancelFlag(id), "1", "EX", this.retentionS);
     if (state !== "active") {
       try {
@@ -99,11 +106,15 @@ export class JobStore {
           ...view,
           status: "cancelled",
           finished_at: new Date().toISOString(),
-          error: { code: "cancelled", message: "the job was cancelled before it started" },
+          error: options.why ?? { code: "cancelled", message: "the job was cancelled before it started" },
         });
         return "cancelled";
       } catch {
-        // A worker took it in the meantime: fall through to signalling it.
+        // A worker took it in the meantime: fall through to signalling it, or leave it to run.
+        if (options.onlyQueued) {
+          await this.redis.del(this.keys.cancelFlag(id));
+          return "running";
+        }
       }
     }
     await this.redis.publish(this.keys.cancelChannel, id);

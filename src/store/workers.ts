@@ -21,3 +21,31 @@ export async function liveWorkers(redis: Redis, keys: Keys): Promise<WorkerStatu
   const raw = await redis.mget(...found);
   return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as WorkerStatus);
 }
+
+/**
+ * Whether any worker is alive, asked of Redis at most once per `everyMs` however many followers
+ * ask (the heartbeats are found by SCAN). When Redis cannot tell, a worker is assumed: a blip
+ * must not make a follower give up.
+ */
+export class WorkerPresence {
+  private askedAt = 0;
+  private answer: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly everyMs = 5_000,
+  ) {}
+
+  anyAlive(): Promise<boolean> {
+    const now = Date.now();
+    if (!this.answer || now - this.askedAt >= this.everyMs) {
+      this.askedAt = now;
+      this.answer = liveWorkers(this.redis, this.keys).then(
+        (workers) => workers.length > 0,
+        () => true,
+      );
+    }
+    return this.answer;
+  }
+}

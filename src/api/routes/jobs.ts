@@ -139,7 +139,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           const queued = { type: "queued", at: view.created_at, data: { job: id } };
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
-        for await (const stored of followJob(redis, events, store, id, from, abortedWith(request.raw))) {
+        for await (const stored of followJob(redis, events, store, id, from, abortedWith(request.raw), ctx.noWorker)) {
           if (stored === null) res.write(": keep-alive\n\n");
           else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
         }

@@ -1,0 +1,77 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import type { AddressInfo } from "node:net";
+import { buildApiServer, type ApiServer } from "../../src/api/build.js";
+import { ServiceClient } from "../../src/client/service.js";
+import { createRedis } from "../../src/queue/connection.js";
+import type { JobEvent } from "../../src/store/events.js";
+import { keys } from "../../src/store/keys.js";
+import { Heartbeat } from "../../src/worker/heartbeat.js";
+import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+import { testConfig } from "../helpers/config.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+/**
+ * A call held for an agent whose job no worker takes: an API on real Redis with no worker
+ * behind it (its own queue prefix). The agent is told why and the job is cancelled with that
+ * reason, instead of the call waiting for a worker that may never start; with a worker's
+ * heartbeat in Redis, the job just waits its turn.
+ */
+const config = testConfig({ NO_WORKER_WAIT_S: "1" });
+let api: ApiServer;
+let base: string;
+
+beforeAll(async () => {
+  api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+  await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+  base = `http://127.0.0.1:${(api.fastify.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await api.close();
+  await dropPrefix(config.QUEUE_PREFIX);
+});
+
+const repo = { url: "https://github.com/psf/requests.git", commit: "091991be0da19de9108dbe5e3752917fea3d7fdc" };
+
+describe("no worker to take the job", () => {
+  it("ends a tool call with no_worker, saying what to start, and records the job as cancelled for that reason", async () => {
+    const res = await fetch(`${base}/v1/tools/localize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ issue: "Session.request breaks on binary method names", repo_url: repo.url, commit: repo.commit }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { text: string; is_error: boolean; result: { job_id: string; status: string; error?: { code: string } } };
+    expect(body).toMatchObject({ is_error: true, result: { status: "cancelled", error: { code: "no_worker" } } });
+    expect(body.text).toMatch(/^Localization cancelled \(no_worker: no worker is running: the job waited \d+ s and none took it; start one \(`npm run worker`/);
+    const job = (await (await fetch(`${base}/v1/jobs/${body.result.job_id}`)).json()) as { status: string; error: { code: string } };
+    expect(job).toMatchObject({ status: "cancelled", error: { code: "no_worker" } });
+  });
+
+  it("ends the REST client's follow (the CLI's and codescout-mcp's) the same way, with the event on the stream", async () => {
+    const client = new ServiceClient(base);
+    const seen: JobEvent[] = [];
+    const final = await client.follow(await client.submit({ repo, issue: "Session.request breaks on binary method names (the CLI)" }), { onEvent: (e) => seen.push(e) });
+    expect(final).toMatchObject({ status: "cancelled", error: { code: "no_worker", message: expect.stringContaining("start one") } });
+    expect(seen.map((e) => e.type)).toEqual(expect.arrayContaining(["queued", "no_worker"]));
+  });
+
+  it("leaves a job waiting its turn while a worker is alive, and tells the follower once the last one has gone", async () => {
+    const redis = createRedis(config.REDIS_URL, "producer");
+    // A worker's own heartbeat, as a worker writes it; nothing takes the job.
+    const beat = new Heartbeat(redis, keys(config.QUEUE_PREFIX), "test-worker", async () => ({ docker: true, model: "none" }));
+    await beat.start();
+    try {
+      const client = new ServiceClient(base);
+      const seen: Array<{ type: string; at: number }> = [];
+      // Past NO_WORKER_WAIT_S and two of the follower's looks (every 5 s while nothing happens), then the worker goes.
+      let goneAt = Infinity;
+      setTimeout(() => void beat.stop().then(() => (goneAt = Date.now())), 11_000);
+      const final = await client.follow(await client.submit({ repo, issue: "Session.request breaks on binary method names (a worker is up)" }), { onEvent: (e) => seen.push({ type: e.type, at: Date.now() }) });
+      expect(final).toMatchObject({ status: "cancelled", error: { code: "no_worker" } });
+      expect(seen.find((e) => e.type === "no_worker")!.at).toBeGreaterThan(goneAt);
+    } finally {
+      await beat.stop();
+      redis.disconnect();
+    }
+  }, 40_000);
+});
