@@ -13,6 +13,8 @@ export function keys(prefix: string) {
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,
+    /** Set by every heartbeat, so "is any worker alive" is one EXISTS instead of a SCAN of the keyspace. */
+    workersAlive: `${base}:workers-alive`,
   };
 }
 export type Keys = ReturnType<typeof keys>;

@@ -24,8 +24,8 @@ export async function liveWorkers(redis: Redis, keys: Keys): Promise<WorkerStatu
 
 /**
  * Whether any worker is alive, asked of Redis at most once per `everyMs` however many followers
- * ask (the heartbeats are found by SCAN). When Redis cannot tell, a worker is assumed: a blip
- * must not make a follower give up.
+ * ask (each heartbeat also refreshes one shared key). When Redis cannot tell, a worker is
+ * assumed: a blip must not make a follower give up.
  */
 export class WorkerPresence {
   private askedAt = 0;
@@ -34,15 +34,15 @@ export class WorkerPresence {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly everyMs = 5_000,
+    private readonly everyMs = 1_000,
   ) {}
 
   anyAlive(): Promise<boolean> {
     const now = Date.now();
     if (!this.answer || now - this.askedAt >= this.everyMs) {
       this.askedAt = now;
-      this.answer = liveWorkers(this.redis, this.keys).then(
-        (workers) => workers.length > 0,
+      this.answer = this.redis.exists(this.keys.workersAlive).then(
+        (n) => n > 0,
         () => true,
       );
     }

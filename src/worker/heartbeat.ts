@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Keys } from "../store/keys.js";
+import { liveWorkers } from "../store/workers.js";
 
 /**
  * Each worker says every few seconds that it is alive and whether its Docker engine and
@@ -29,7 +30,11 @@ export class Heartbeat {
   async beat(): Promise<void> {
     const status = await this.probe();
     const record = { id: this.id, pid: process.pid, started: this.started, at: new Date().toISOString(), ...status };
-    await this.redis.set(this.keys.workerHeartbeat(this.id), JSON.stringify(record), "EX", HEARTBEAT_TTL_S);
+    await this.redis
+      .multi()
+      .set(this.keys.workerHeartbeat(this.id), JSON.stringify(record), "EX", HEARTBEAT_TTL_S)
+      .set(this.keys.workersAlive, "1", "EX", HEARTBEAT_TTL_S)
+      .exec();
   }
 
   async start(): Promise<void> {
@@ -41,5 +46,7 @@ export class Heartbeat {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.redis.del(this.keys.workerHeartbeat(this.id)).catch(() => undefined);
+    // The last worker to stop says so at once; one that dies lets it expire.
+    if ((await liveWorkers(this.redis, this.keys).catch(() => [{}])).length === 0) await this.redis.del(this.keys.workersAlive).catch(() => undefined);
   }
 }
