@@ -7,7 +7,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createHmac } from "node:crypto";
 import { startFakeModel, type FakeModel } from "../helpers/fakeModel.js";
-import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { makeGitFixture, writtenSha, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
@@ -252,7 +252,7 @@ describe("end to end", () => {
     const localCommit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: checkout, encoding: "utf8" }).trim();
     writeFileSync(join(checkout, "pkg/util.py"), "# edited\n# twice\n\n\ndef helper():\n    return 43\n");
     // The issue names the local commit, which only the checkout's history holds: what it changed goes with the patch.
-    const aheadIssue = `helper() returns 42 instead of 43\n\nRegression in ${localCommit.slice(0, 9)}.`;
+    const aheadIssue = `helper() returns 42 instead of 43\n\nRegression in ${writtenSha(localCommit)}.`;
     const ahead = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--path", checkout, "--issue", aheadIssue, "--no-cache", "--json", "--policy", "baseline"], { encoding: "utf8" });
     expect(ahead.stderr).toContain(`localizing ${repo.url} at ${pushed.slice(0, 12)} with the commit no remote holds yet and the uncommitted changes`);
     expect(ahead.stderr).toContain("sending what the commit the issue names changed, read from the local history");
@@ -260,7 +260,7 @@ describe("end to end", () => {
     const aheadView = JSON.parse(ahead.stdout) as { status: string; repo: { commit?: string; patch_sha256?: string }; result: { locations: Array<{ file: string; start_line: number; evidence: string[] }> } };
     expect(aheadView).toMatchObject({ status: "succeeded", repo: { commit: pushed } });
     expect(aheadView.result.locations[0]).toMatchObject({ file: "pkg/util.py", start_line: 5 });
-    expect(aheadView.result.locations[0]!.evidence).toContain(`changed in commit ${localCommit.slice(0, 9)}, which the issue names`);
+    expect(aheadView.result.locations[0]!.evidence).toContain(`changed in commit ${writtenSha(localCommit)}, which the issue names`);
 
     // A remote the service cannot fetch (a private repository; here a path that is not there):
     // the first call's job fails and the tree is uploaded; after an edit, the next call goes
@@ -361,13 +361,13 @@ describe("end to end", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
         repo: { url: repo.url, commit: at },
-        issue: `The answer is off by one\n\nRegression in ${culprit.slice(0, 9)}.`,
+        issue: `The answer is off by one\n\nRegression in ${writtenSha(culprit)}.`,
         options: { policy: "baseline", cache: false },
       }),
     });
     const done = await post.json();
     expect(done, JSON.stringify(done).slice(0, 1500)).toMatchObject({ status: "succeeded", result: { policy: "baseline" } });
     expect(done.result.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
-    expect(done.result.locations[0].evidence).toContain(`changed by commit ${culprit.slice(0, 9)}, which the issue names`);
+    expect(done.result.locations[0].evidence).toContain(`changed by commit ${writtenSha(culprit)}, which the issue names`);
   });
 });

@@ -86,3 +86,14 @@ export function makeGitFixture(files: Record<string, string> = SAMPLE_FILES): Gi
   fixture.commit(files, "initial");
   return fixture;
 }
+
+/**
+ * A commit abbreviated as a user writes it in an issue: nine characters, or more until it holds
+ * a letter and a digit (the baseline reads a word of digits alone as a number, not a sha; one
+ * prefix in 70 would be one).
+ */
+export function writtenSha(sha: string): string {
+  let n = 9;
+  while (n < sha.length && !(/[a-f]/.test(sha.slice(0, n)) && /[0-9]/.test(sha.slice(0, n)))) n++;
+  return sha.slice(0, n);
+}

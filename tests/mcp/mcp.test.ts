@@ -10,7 +10,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
 import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
-import { makeGitFixture, SAMPLE_FILES, type GitFixture } from "../helpers/gitFixture.js";
+import { makeGitFixture, SAMPLE_FILES, writtenSha, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
 import { TreeStore } from "../../src/repos/trees.js";
@@ -485,14 +485,14 @@ describe("MCP over stdio (codescout-mcp)", () => {
     commit("docs");
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
     const progress: string[] = [];
-    const issue = `The answer is off by one\n\nRegression in ${culprit.slice(0, 9)}.`;
+    const issue = `The answer is off by one\n\nRegression in ${writtenSha(culprit)}.`;
     const result = await client.callTool({ name: "localize", arguments: { issue, policy: "baseline" } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
     expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
     expect(progress.some((m) => m.startsWith("uploading"))).toBe(true);
     expect(progress).toContain("sending what the commit the issue names changed, read from the local history");
     const out = result.structuredContent as { locations: Array<{ file: string; function_name?: string; evidence?: string[] }> };
     expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
-    expect(out.locations[0]!.evidence).toContain(`changed by commit ${culprit.slice(0, 9)}, which the issue names`);
+    expect(out.locations[0]!.evidence).toContain(`changed by commit ${writtenSha(culprit)}, which the issue names`);
     await client.close();
   });
 
