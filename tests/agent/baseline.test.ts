@@ -582,6 +582,17 @@ describe("baseline pieces", () => {
     expect(extractIssueTerms(Array.from({ length: 20 }, (_, i) => `commit ${(0xabc0000 + i).toString(16)}`).join("\n")).commits).toHaveLength(8);
   });
 
+  it("reads a sha of digits alone only where a commit is meant", () => {
+    const t = extractIssueTerms(
+      [
+        "Totals are off by one",
+        "It broke since 4417582 (bisected), see https://github.com/acme/shop/commit/9230451187 too; #4417582 is the report.",
+        "Other numbers: order 12345678, build 20240115, a timestamp 1732800000, https://github.com/acme/shop/blob/5551234567/shop/cart.py.",
+      ].join("\n"),
+    );
+    expect(t.commits).toEqual(["4417582", "9230451187", "#4417582"]);
+  });
+
   it("reads the issues and pull requests an issue names as numbers that commits' messages mention", () => {
     const t = extractIssueTerms(
       [

@@ -622,7 +622,8 @@ const MAX_TICKETS = 4;
 
 /**
  * Abbreviated or full shas: a whole word of 7-40 lowercase hex digits with a letter and a
- * digit in it (a plain number or word is not one). In a link only a commit's own address
+ * digit in it (a plain number or word is not one), or of digits alone where a commit is meant
+ * ("regression in 4417582", a commit's address). In a link only a commit's own address
  * counts: a permalink's `/blob/<sha>/` is where the reporter happened to look, and an image's
  * name is random. Issue and pull-request numbers, at most four: `#123` as written, an
  * `owner/name#123` cross-reference, or an `/issues/123`, `/pull/123`, `/merge_requests/123` or
@@ -639,8 +640,11 @@ export function commitRefs(text: string): string[] {
   for (const m of text.matchAll(/[0-9A-Za-z_]+/g)) {
     const w = m[0];
     const number = /^[0-9]{2,7}$/.test(w);
+    // Digits alone are an abbreviated sha too, now and then (one seven-character one in 27):
+    // taken as one only where the text says a commit is meant, beside the number it may also be.
+    const digits = /^[0-9]{7,40}$/.test(w);
     // A number is kept once per ref (below); a sha, once per word.
-    if (!number && (seen.has(w) || w.length < 7 || w.length > 40 || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w))) continue;
+    if (!number && !digits && (seen.has(w) || w.length < 7 || w.length > 40 || !/^[0-9a-f]+$/.test(w) || !/[a-f]/.test(w) || !/[0-9]/.test(w))) continue;
     // The link the word is in, if any: the run of non-blanks before it (a link is not that long).
     const before = text.slice(Math.max(0, m.index - 300), m.index);
     let start = before.length;
@@ -661,9 +665,16 @@ export function commitRefs(text: string): string[] {
         seen.add(ref);
         tickets.push(ref);
       }
-      continue;
+      if (!digits || ref) continue;
     }
     if (inLink && !COMMIT_LINK.test(run)) continue;
+    if (digits) {
+      if (!seen.has(w) && (inLink || COMMIT_CONTEXT.test(before.slice(-40)))) {
+        seen.add(w);
+        near.push(w);
+      }
+      continue;
+    }
     seen.add(w);
     (inLink || COMMIT_CONTEXT.test(before.slice(-40)) ? near : other).push(w);
   }
