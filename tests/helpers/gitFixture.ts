@@ -88,9 +88,10 @@ export function makeGitFixture(files: Record<string, string> = SAMPLE_FILES): Gi
 }
 
 /**
- * A commit abbreviated as a user writes it in an issue: nine characters, or more until it holds
- * a letter and a digit (the baseline reads a word of digits alone as a number, not a sha; one
- * prefix in 70 would be one).
+ * A commit abbreviated as a user most often writes it in an issue: nine characters, or more until
+ * it holds a letter and a digit. The same test then reads the same kind of word every run (one
+ * nine-character prefix in 70 is digits alone, which the issue reader takes for a sha only beside
+ * a word about commits: tests/agent/baseline.test.ts).
  */
 export function writtenSha(sha: string): string {
   let n = 9;
