@@ -83,13 +83,10 @@ export class JobStore {
   }
 
   /**
-   * Cancels a job. A queued job is taken off the queue here; a running one is told through
-   * a flag (read when a worker starts it) and a message (for the worker running it now).
-   */
-  /**
-   * Cancels a job: a queued one is removed and recorded as cancelled (with `why`, or as cancelled
-   * before it started), a running one is signalled to its worker. With `onlyQueued`, a running
-   * one is left alone ("running").
+   * Cancels a job. A queued job is taken off the queue here and recorded as cancelled (for
+   * `why`, else as cancelled before it started); a running one is told through a flag (read when
+   * a worker starts it) and a message (for the worker running it now), or, with `onlyQueued`,
+   * left to run ("running").
    */
   async cancel(id: string, options: { why?: JobFailure; onlyQueued?: boolean } = {}): Promise<"cancelled" | "signalled" | "running" | "finished" | "missing"> {
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
