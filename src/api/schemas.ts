@@ -164,6 +164,8 @@ export const commonErrors = {
   readLimited: errorResponse("More reads than POLL_RATE_LIMIT_PER_MIN for this key; see Retry-After.", "rate_limited", "more than 600 reads a minute for this API key"),
   submitLimited: errorResponse("More submissions than RATE_LIMIT_PER_MIN, or more open jobs than MAX_OPEN_JOBS_PER_KEY; see Retry-After.", "rate_limited", "more than 120 submissions a minute for this API key"),
   invalidJson: errorResponse("The body is not valid JSON.", "invalid_json", "request body is not valid JSON"),
+  idempotencyConflict: errorResponse("A request with the same Idempotency-Key is still being accepted; retry shortly.", "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key"),
+  bodyTooLarge: errorResponse("The body is larger than the server takes (the issue and patch caps).", "body_too_large", "request body is too large"),
   unsupportedMedia: errorResponse("The body is not sent as application/json.", "unsupported_media_type", "content type text/plain is not accepted here: send application/json"),
   internal: errorResponse("The service failed; the request may be retried.", "internal", "internal error"),
   unavailable: errorResponse("The service's job store (Redis) is unreachable; retry after Retry-After.", "unavailable", "the service's job store (Redis) is unreachable; retry shortly"),

@@ -19,8 +19,8 @@ import type { AppContext } from "../context.js";
 const errors = {
   400: commonErrors.invalidJson,
   401: commonErrors.unauthorized,
-  409: errorResponse("A request with the same Idempotency-Key is still being accepted; retry shortly.", "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key"),
-  413: errorResponse("The body is larger than the server takes (the issue and patch caps).", "body_too_large", "request body is too large"),
+  409: commonErrors.idempotencyConflict,
+  413: commonErrors.bodyTooLarge,
   415: commonErrors.unsupportedMedia,
   422: errorResponse("A field is invalid; `field` names it (e.g. repo.url, repo.commit, repo.patch, options.max_turns).", "invalid_repository", "repository URL host 10.0.0.7 points at a private, loopback, link-local or reserved address", "repo.url"),
   429: commonErrors.submitLimited,
