@@ -59,6 +59,7 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
   try {
     hooks.progress(`queued: job ${view.id}`);
     for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal, ctx.noWorker)) {
+      if (stored === null) hooks.idle?.();
       const line = stored && describeEvent(stored.event);
       if (line) hooks.progress(line);
       // A worker that took the job meanwhile is left to run it, and followed.

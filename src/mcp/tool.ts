@@ -30,6 +30,8 @@ export interface RunHooks {
   signal: AbortSignal;
   /** One line per step of the job (queued, repository ready, turn 3, ...). */
   progress(message: string): void;
+  /** Nothing happened for a while (about 5 s): a chance to keep a quiet connection open. */
+  idle?(): void;
 }
 
 /** A localization at its end. */

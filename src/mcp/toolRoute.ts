@@ -34,7 +34,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
         operationId: "callLocalizeTool",
         summary: "Call the localize tool and wait for its answer",
         description:
-          "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job. A field the tool does not take is refused, naming it.",
+          "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job. A job quiet for more than ~5 s gets its 200 then, and a blank every ~5 s before the body (JSON allows leading blanks), so a proxy in front does not cut the connection. A field the tool does not take is refused, naming it.",
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
         headers: idempotencyHeadersSchema,
@@ -56,13 +56,35 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
     async (request, reply) => {
       const input = request.body as LocalizeToolInput;
       const queued = await submitToolCall(ctx, request.owner, input, request.headers["idempotency-key"]);
-      const view = await followToEnd(ctx, queued, { signal: abortedWith(request.raw), progress: () => undefined });
-      const result = answer(view);
-      const text = (result.content[0] as { text: string }).text;
-      return reply
-        .code(200)
-        .header("location", `/v1/jobs/${view.id}`)
-        .send({ text, is_error: result.isError === true, result: result.structuredContent as z.infer<typeof localizeOutputSchema> });
+      // A job that takes a while (the model's: minutes) would leave the connection silent, and a
+      // proxy in front (nginx reads for 60 s) would cut it, which cancels the job. Once it is
+      // accepted the answer is a 200 whatever the job's end, so the status goes out then, and a
+      // blank every few seconds, which JSON allows before the body, keeps the connection alive.
+      let streaming = false;
+      const idle = () => {
+        if (!streaming) {
+          streaming = true;
+          reply.hijack();
+          reply.raw.writeHead(200, { "content-type": "application/json; charset=utf-8", location: `/v1/jobs/${queued.id}` });
+        }
+        reply.raw.write(" ");
+      };
+      let body: z.infer<typeof toolResponseSchema>;
+      try {
+        const view = await followToEnd(ctx, queued, { signal: abortedWith(request.raw), progress: () => undefined, idle });
+        const result = answer(view);
+        body = { text: (result.content[0] as { text: string }).text, is_error: result.isError === true, result: result.structuredContent as z.infer<typeof localizeOutputSchema> };
+      } catch (err) {
+        if (!streaming) throw err;
+        request.log.error({ err }, "tool call failed after its status was sent");
+        reply.raw.end(JSON.stringify({ text: `Localization failed (internal: the service lost the job ${queued.id}; read it with GET /v1/jobs/${queued.id}).`, is_error: true }));
+        return reply;
+      }
+      if (streaming) {
+        reply.raw.end(JSON.stringify(body));
+        return reply;
+      }
+      return reply.code(200).header("location", `/v1/jobs/${queued.id}`).send(body);
     },
   );
 };

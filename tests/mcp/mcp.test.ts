@@ -60,6 +60,8 @@ beforeAll(async () => {
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
     "LEADS-ISSUE": [finish([{ file: "pkg/util.py", function_name: "helper" }])],
     "NO-ANSWER-ISSUE": [{ content: "I could not find it." }],
+    // A model that thinks for a while before it answers: the job is quiet meanwhile.
+    "QUIET-ISSUE": [{ delayMs: 7_000, then: finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }]) }],
   });
   repo = makeGitFixture();
   const port = await freePort();
@@ -318,6 +320,14 @@ describe("the tool without MCP (POST /v1/tools/localize)", () => {
     expect(body.text).toMatch(/^2 locations \(codescout, finish_tool in [\d.]+ s\):\npkg\/parser\.py:10-15 {2}Parser\.parse/);
   });
 
+  it("answers a job that stayed quiet for a while with its status first, then blanks, then the body: valid JSON", async () => {
+    const res = await call({ issue: "QUIET-ISSUE: the parser is slow to blame", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" });
+    expect(res.status).toBe(200);
+    const raw = await res.text();
+    expect(raw).toMatch(/^ +\{"text":"1 location \(codescout/);
+    expect(JSON.parse(raw)).toMatchObject({ is_error: false, result: { status: "succeeded", locations: [{ file: "pkg/parser.py", function_name: "parse", valid: true }] } });
+  });
+
   it("refuses what the tool does not take, naming the argument as the tool does, behind the API key", async () => {
     // The REST body's shape sent here: the unknown field is named, not the object holding it.
     const rest = await call({ issue: "x fails", repo: { url: repo.url } });
@@ -335,16 +345,21 @@ describe("the tool without MCP (POST /v1/tools/localize)", () => {
     expect(anonymous.status).toBe(401);
   });
 
-  it("cancels the job when the client hangs up, and a retry with the same Idempotency-Key reads that job's end", async () => {
+  it("keeps a quiet call's connection alive, cancels the job when the client hangs up, and a retry with the same Idempotency-Key reads that job's end", async () => {
     const args = { issue: "SLOW-ISSUE: it hangs, and the client hangs up", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" };
     const key = { "idempotency-key": `hang-up-${Date.now()}` };
     const asked = () => model.requests.filter((r) => JSON.stringify(r.body.messages).includes("the client hangs up")).length;
     const controller = new AbortController();
-    const pending = call(args, key, controller.signal);
-    // The second request to the model hangs: the job is running when the client goes.
+    // A job that stays quiet (the second request to the model hangs) still sends its status and
+    // then blanks, which JSON allows before the body: a proxy in front sees a live connection.
+    const res = await call(args, key, controller.signal);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("location")).toMatch(/^\/v1\/jobs\/[0-9a-f-]{36}$/);
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^ +$/);
     await waitFor(async () => (asked() >= 2 ? true : undefined), 30_000, "the model to be asked twice");
     controller.abort("the agent moved on");
-    await expect(pending).rejects.toThrow();
+    await expect(reader.read()).rejects.toThrow();
     const again = await call(args, key);
     expect(again.status).toBe(200);
     const body = (await again.json()) as { text: string; is_error: boolean; result: { job_id: string; status: string } };
