@@ -37,12 +37,22 @@ if (args.help) {
 const client = new ServiceClient(args.url ?? process.env.CODESCOUT_URL ?? "http://127.0.0.1:8080", process.env.CODESCOUT_API_KEY || undefined);
 const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
 
+const QUIET_MS = 5_000;
+
 class RestBackend implements LocalizeBackend {
   async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
+    let heard = Date.now();
     const onEvent = (event: JobEvent) => {
+      heard = Date.now();
       const line = describeEvent(event);
       if (line) hooks.progress(line);
     };
+    // As the API's own follower does: a job quiet for 5 s (a long model call) is a chance to say so again.
+    const quiet = setInterval(() => {
+      if (Date.now() - heard < QUIET_MS) return;
+      heard = Date.now();
+      hooks.idle?.();
+    }, 1000);
     const request = { issue: input.issue, options: optionsOf(input) };
     try {
       if (input.repo_url || input.upload) {
@@ -57,6 +67,8 @@ class RestBackend implements LocalizeBackend {
       if (err instanceof CheckoutError) throw new LocalizeRefused("invalid_path", err.message, "path");
       if (err instanceof ServiceUnreachable) throw new LocalizeRefused("service_unreachable", `${err.message} (set CODESCOUT_URL)`);
       throw err;
+    } finally {
+      clearInterval(quiet);
     }
   }
 }

@@ -169,13 +169,20 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       }
       const token = extra._meta?.progressToken;
       let step = 0;
+      let last = "";
       const progress = (message: string) => {
+        last = message;
         if (token === undefined) return;
         const notification: ServerNotification = { method: "notifications/progress", params: { progressToken: token, progress: ++step, message } };
         void extra.sendNotification(notification).catch(() => undefined);
       };
+      // A quiet step (a long model call) says where it is again: over HTTP the stream stays alive
+      // through a proxy's read timeout, and a client that resets its timeout on progress keeps waiting.
+      const idle = () => {
+        if (last) progress(last);
+      };
       try {
-        const { view, root } = await backend.run(input, { signal: extra.signal, progress });
+        const { view, root } = await backend.run(input, { signal: extra.signal, progress, idle });
         return answer(view, root);
       } catch (err) {
         if (err instanceof LocalizeRefused) return refusal(err);

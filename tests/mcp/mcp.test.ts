@@ -260,6 +260,25 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     await client.close();
   });
 
+  it("says a quiet job's last step again while it is quiet (a long model call), over HTTP and over stdio", async () => {
+    const { client: http } = await httpClient();
+    const stdio = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
+    const ask = async (client: Client, tag: string) => {
+      const messages: string[] = [];
+      const result = await client.callTool(
+        { name: "localize", arguments: { issue: `QUIET-ISSUE: the parser is slow to blame (${tag})`, repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } },
+        CallToolResultSchema,
+        { onprogress: (p) => messages.push(p.message ?? "") },
+      );
+      expect(result.isError, tag).toBeFalsy();
+      return messages;
+    };
+    const [overHttp, overStdio] = await Promise.all([ask(http, "http"), ask(stdio, "stdio")]);
+    // The model takes 7 s to answer its first turn: the turn is said at its start and again ~5 s on.
+    for (const messages of [overHttp, overStdio]) expect(messages.filter((m) => m === "turn 1/10").length, messages.join(" | ")).toBeGreaterThanOrEqual(2);
+    await Promise.all([http.close(), stdio.close()]);
+  });
+
   it("cancels the job when the client cancels the call", async () => {
     const { client } = await httpClient();
     const controller = new AbortController();
