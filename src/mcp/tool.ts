@@ -1,5 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
+import { EmptyResultSchema, type CallToolResult, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
@@ -178,8 +178,11 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       };
       // A quiet step (a long model call) says where it is again: over HTTP the stream stays alive
       // through a proxy's read timeout, and a client that resets its timeout on progress keeps waiting.
+      // A client that asked for no progress is pinged on the call's own stream instead (every MCP
+      // client answers a ping): without it, a job of minutes would leave that stream silent.
       const idle = () => {
-        if (last) progress(last);
+        if (token === undefined) void extra.sendRequest({ method: "ping" }, EmptyResultSchema, { timeout: 30_000 }).catch(() => undefined);
+        else if (last) progress(last);
       };
       try {
         const { view, root } = await backend.run(input, { signal: extra.signal, progress, idle });

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CallToolResultSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, PingRequestSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
 import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
 import { makeGitFixture, SAMPLE_FILES, writtenSha, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
@@ -260,7 +260,7 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     await client.close();
   });
 
-  it("says a quiet job's last step again while it is quiet (a long model call), over HTTP and over stdio", async () => {
+  it("says a quiet job's last step again while it is quiet (a long model call), over HTTP and over stdio, and pings a client that asked for no progress", async () => {
     const { client: http } = await httpClient();
     const stdio = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
     const ask = async (client: Client, tag: string) => {
@@ -273,10 +273,20 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
       expect(result.isError, tag).toBeFalsy();
       return messages;
     };
-    const [overHttp, overStdio] = await Promise.all([ask(http, "http"), ask(stdio, "stdio")]);
+    // A client that asks for no progress is pinged on the call's stream instead.
+    const { client: silent } = await httpClient();
+    let pinged = 0;
+    silent.setRequestHandler(PingRequestSchema, () => {
+      pinged++;
+      return {};
+    });
+    const quietCall = silent.callTool({ name: "localize", arguments: { issue: "QUIET-ISSUE: the parser is slow to blame (no progress)", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
+    const [overHttp, overStdio, unasked] = await Promise.all([ask(http, "http"), ask(stdio, "stdio"), quietCall]);
     // The model takes 7 s to answer its first turn: the turn is said at its start and again ~5 s on.
     for (const messages of [overHttp, overStdio]) expect(messages.filter((m) => m === "turn 1/10").length, messages.join(" | ")).toBeGreaterThanOrEqual(2);
-    await Promise.all([http.close(), stdio.close()]);
+    expect(unasked.isError).toBeFalsy();
+    expect(pinged).toBeGreaterThanOrEqual(1);
+    await Promise.all([http.close(), stdio.close(), silent.close()]);
   });
 
   it("cancels the job when the client cancels the call", async () => {
