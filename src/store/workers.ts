@@ -24,8 +24,9 @@ export async function liveWorkers(redis: Redis, keys: Keys): Promise<WorkerStatu
 
 /**
  * Whether any worker is alive, asked of Redis at most once per `everyMs` however many followers
- * ask (each heartbeat also refreshes one shared key). When Redis cannot tell, a worker is
- * assumed: a blip must not make a follower give up.
+ * ask (each heartbeat also refreshes one shared key). Without that key the heartbeats themselves
+ * are looked for, since workers of an earlier version beat without it (a rolling upgrade). When
+ * Redis cannot tell, a worker is assumed: a blip must not make a follower give up.
  */
 export class WorkerPresence {
   private askedAt = 0;
@@ -41,10 +42,10 @@ export class WorkerPresence {
     const now = Date.now();
     if (!this.answer || now - this.askedAt >= this.everyMs) {
       this.askedAt = now;
-      this.answer = this.redis.exists(this.keys.workersAlive).then(
-        (n) => n > 0,
-        () => true,
-      );
+      this.answer = this.redis
+        .exists(this.keys.workersAlive)
+        .then(async (n) => n > 0 || (await liveWorkers(this.redis, this.keys)).length > 0)
+        .catch(() => true);
     }
     return this.answer;
   }

@@ -1,0 +1,40 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { closeRedis, createRedis } from "../../src/queue/connection.js";
+import { keys } from "../../src/store/keys.js";
+import { WorkerPresence } from "../../src/store/workers.js";
+import { Heartbeat } from "../../src/worker/heartbeat.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const prefix = `test-workers-${process.pid}-${Date.now()}`;
+
+/** Whether any worker is alive, as the API's followers ask it, against real Redis and real heartbeats. */
+describe("worker presence", () => {
+  const redis = createRedis(url, "producer");
+  const k = keys(prefix);
+  // Asked afresh every time: the test reads each change at once.
+  const presence = new WorkerPresence(redis, k, 0);
+  afterAll(async () => {
+    await dropPrefix(prefix);
+    await closeRedis(redis);
+  });
+
+  it("sees a worker from its heartbeat, then none once the last one stops; and a worker of an earlier version, which beats without the shared key", async () => {
+    expect(await presence.anyAlive()).toBe(false);
+    const a = new Heartbeat(redis, k, "a", async () => ({ docker: true, model: "none" }));
+    const b = new Heartbeat(redis, k, "b", async () => ({ docker: true, model: "none" }));
+    await a.start();
+    await b.start();
+    expect(await presence.anyAlive()).toBe(true);
+    await a.stop();
+    // One of two stopped: the other still counts, and the shared key stays.
+    expect(await presence.anyAlive()).toBe(true);
+    expect(await redis.exists(k.workersAlive)).toBe(1);
+    await b.stop();
+    expect(await redis.exists(k.workersAlive)).toBe(0);
+    expect(await presence.anyAlive()).toBe(false);
+    // An earlier version's worker: its own heartbeat key alone, as it wrote it.
+    await redis.set(k.workerHeartbeat("old"), JSON.stringify({ id: "old", at: new Date().toISOString(), docker: true, model: "none" }), "EX", 30);
+    expect(await presence.anyAlive()).toBe(true);
+  });
+});
