@@ -23,7 +23,9 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
   // A duplicate does not carry the original's listeners: a dropped Redis fails the read instead.
   const conn = withErrorListener(redis.duplicate());
   let last = after;
-  let alone: number | undefined;
+  // Counted from the follow's start: its first look at the job (after a quiet read) says whether
+  // it is still queued with no worker, without a read of its own up front.
+  let alone: number | undefined = watch ? Date.now() : undefined;
   let told = false;
   /** How long the job has been queued with no worker alive, as far as this follower has seen. */
   const waitedAlone = async (current: JobView | null): Promise<number> => {
@@ -35,7 +37,6 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
     return Date.now() - alone;
   };
   try {
-    if (watch) await waitedAlone(await store.get(id));
     while (!signal.aborted) {
       const batch = await events.read(conn, id, last, 5_000);
       for (const stored of batch) {
