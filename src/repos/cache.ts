@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isIP } from "node:net";
-import { gitConfigEnv, runGit, transportConfig, GitError } from "./git.js";
+import pRetry from "p-retry";
+import { gitConfigEnv, isTransientGitFailure, runGit, transportConfig, GitError } from "./git.js";
 import { HostGuard, HostPolicyError } from "../queue/hostPolicy.js";
 import { REF_RE, SHA_RE, UPLOAD_ID_RE } from "../queue/contract.js";
 import { ArchiveError, type ArchiveLimits } from "../uploads/archive.js";
@@ -46,6 +47,16 @@ export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, 
   /** How often a clone or fetch in progress is measured against those limits (default 1 s). */
   mirrorWatchEveryMs?: number;
   gitTimeoutMs?: number;
+  /**
+   * A clone, fetch or access check whose remote failed in a way it may not fail again (HTTP
+   * 5xx or 429, a connection refused or cut short: git.ts) runs again up to `retries` times,
+   * `minTimeoutMs` after the first failure and twice as long after each next one (default 2
+   * and 2 s). A large repository's first clone is what meets a remote's bad minute, and every
+   * job waiting for that clone would fail with it.
+   */
+  gitRetries?: { retries: number; minTimeoutMs: number };
+  /** Told of each such failure before the step runs again (the worker logs it). */
+  onGitRetry?: (retry: { url: string; attempt: number; retriesLeft: number; error: string }) => void;
   /**
    * Checks a remote's host right before git connects and returns the addresses to pin.
    * Default: public addresses only, resolved by the system.
@@ -209,7 +220,7 @@ export class RepoCache {
       if (req.token) await writeFile(join(mirror, PRIVATE_MARK), "fetched with credentials\n");
       let sha = await this.resolve(mirror, req.commit, signal);
       if (!sha) {
-        await this.fetch(mirror, req.commit, env, signal);
+        await this.fetch(id.url, mirror, req.commit, env, signal);
         if (cache === "warm") cache = "cold";
         sha = await this.resolve(mirror, req.commit, signal);
       }
@@ -381,29 +392,54 @@ export class RepoCache {
     return this.trees.evict();
   }
 
+  /** A step that reaches the remote, run again while its failure says the remote may answer next time. */
+  private retried<T>(url: string, signal: AbortSignal | undefined, step: () => Promise<T>): Promise<T> {
+    const { retries, minTimeoutMs } = this.options.gitRetries ?? { retries: 2, minTimeoutMs: 2_000 };
+    return pRetry(step, {
+      retries,
+      minTimeout: minTimeoutMs,
+      factor: 2,
+      ...(signal ? { signal } : {}),
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+        if (retriesLeft > 0 && isTransientGitFailure(error)) this.options.onGitRetry?.({ url, attempt: attemptNumber, retriesLeft, error: error.message });
+      },
+      shouldRetry: ({ error }) => isTransientGitFailure(error) && !signal?.aborted,
+    });
+  }
+
   private async authorize(url: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
     try {
-      await runGit(["ls-remote", "--quiet", "--exit-code", "--", url, "HEAD"], { timeoutMs: 60_000, env: await env(), signal });
+      const netEnv = await env();
+      await this.retried(url, signal, () => runGit(["ls-remote", "--quiet", "--exit-code", "--", url, "HEAD"], { timeoutMs: 60_000, env: netEnv, signal }));
     } catch (err) {
       if (err instanceof RepoError) throw err;
+      // A remote that kept failing has not said the credentials are wrong.
+      if (isTransientGitFailure(err)) throw new RepoError("fetch_failed", `could not reach ${url}: ${(err as Error).message}`);
       throw new RepoError("fetch_failed", `cannot read ${url} with the credentials given`);
     }
   }
 
   private async createMirror(url: string, mirror: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
     const netEnv = await env();
-    const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
-      // Branches and tags only (MIRRORED_REFS), not `clone --mirror`.
-      await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
-      await rename(tmp, mirror).catch(async (err) => {
-        // Another process made the mirror first: theirs is as good as ours.
-        if (!existsSync(join(mirror, "HEAD"))) throw err;
-        await rm(tmp, { recursive: true, force: true });
+      await this.retried(url, signal, async () => {
+        // A clone cut short leaves a partial repository: each attempt starts in a place of its own.
+        const tmp = `${mirror}.tmp-${randomBytes(4).toString("hex")}`;
+        try {
+          // Branches and tags only (MIRRORED_REFS), not `clone --mirror`.
+          await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
+          await rename(tmp, mirror).catch(async (err) => {
+            // Another process made the mirror first: theirs is as good as ours.
+            if (!existsSync(join(mirror, "HEAD"))) throw err;
+            await rm(tmp, { recursive: true, force: true });
+          });
+        } catch (err) {
+          await rm(tmp, { recursive: true, force: true });
+          throw err;
+        }
       });
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
       throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`);
     }
   }
@@ -419,28 +455,32 @@ export class RepoCache {
     }
   }
 
-  private async fetch(mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
+  private async fetch(url: string, mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
     const netEnv = await env();
     try {
-      await this.mirrors.watch(mirror, signal, async (watched) => {
-        const opts = { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched };
-        // Asking for the one commit is cheap where the server allows it (GitHub does);
-        // otherwise bring the mirror up to date with all refs.
-        if (SHA_RE.test(commit)) {
-          try {
-            await runGit(["--git-dir", mirror, "fetch", "--quiet", "origin", "--", commit], opts);
-            return;
-          } catch (err) {
-            if (watched.aborted) throw err;
-          }
-        }
-        // The refspecs are spelled out: a bare clone records none, and a mirror made by an
-        // earlier version (`clone --mirror`) records every ref, pull requests' included.
-        await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin", ...MIRRORED_REFS], opts);
-      });
+      await this.retried(url, signal, () => this.fetchOnce(mirror, commit, netEnv, signal));
     } catch (err) {
       throw new RepoError("fetch_failed", `could not fetch: ${(err as Error).message}`);
     }
+  }
+
+  private fetchOnce(mirror: string, commit: string, netEnv: Record<string, string>, signal?: AbortSignal): Promise<void> {
+    return this.mirrors.watch(mirror, signal, async (watched) => {
+      const opts = { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched };
+      // Asking for the one commit is cheap where the server allows it (GitHub does);
+      // otherwise bring the mirror up to date with all refs.
+      if (SHA_RE.test(commit)) {
+        try {
+          await runGit(["--git-dir", mirror, "fetch", "--quiet", "origin", "--", commit], opts);
+          return;
+        } catch (err) {
+          if (watched.aborted) throw err;
+        }
+      }
+      // The refspecs are spelled out: a bare clone records none, and a mirror made by an
+      // earlier version (`clone --mirror`) records every ref, pull requests' included.
+      await runGit(["--git-dir", mirror, "fetch", "--quiet", "--prune", "origin", ...MIRRORED_REFS], opts);
+    });
   }
 
   /**

@@ -72,6 +72,24 @@ export function runGit(args: string[], options: GitRunOptions = {}): Promise<str
   });
 }
 
+/**
+ * Failures of a command that reached a remote which the same command may not meet again: the
+ * remote or the way to it failed (HTTP 5xx, 429 or 408, a connection refused, reset or cut
+ * short), not the request (no such repository, no access). A command killed for its time
+ * limit or stopped by its caller (no exit code) is not among them: running it again would
+ * spend that time again.
+ */
+const TRANSIENT = [
+  /returned error: (5\d\d|429|408)\b/,
+  /RPC failed|early EOF|unexpected disconnect|remote end hung up unexpectedly|transfer closed with/,
+  /Failed to connect|Couldn't connect|Connection (reset|refused|timed out)|Operation timed out|Recv failure/,
+  /SSL_(read|write|connect)|GnuTLS|gnutls_handshake|HTTP\/2 stream \d+ was not closed cleanly/,
+];
+
+export function isTransientGitFailure(err: unknown): boolean {
+  return err instanceof GitError && err.exitCode !== null && TRANSIENT.some((re) => re.test(err.stderr));
+}
+
 /** Git configuration for one command, through the environment (never argv, never a file). */
 export function gitConfigEnv(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string> {
   const env: Record<string, string> = { GIT_CONFIG_COUNT: String(pairs.length) };

@@ -74,6 +74,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
     mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
+    onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));
   const sandboxes = options.sandboxes ?? createDockerSandboxProvider(sandboxOptionsFromConfig(config));

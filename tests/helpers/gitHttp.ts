@@ -6,7 +6,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
  * the bare repositories under `root`, on the address the test picks. Every request it
  * receives is recorded, so a test can assert that a refused URL never reached it. With
  * `redirectTo` it answers every request with a 302 there instead; with `auth` it wants that
- * Authorization header.
+ * Authorization header. With `fault`, a request it names (by its place among all requests, 0
+ * first) is answered with that HTTP status, or cut off halfway through its body ("cut"), as a
+ * remote having a bad minute does.
  */
 export interface GitHttpServer {
   url(repo?: string): string;
@@ -15,10 +17,24 @@ export interface GitHttpServer {
   close(): Promise<void>;
 }
 
-export async function startGitHttpServer(options: { root: string; host?: string; redirectTo?: string; auth?: string }): Promise<GitHttpServer> {
+export type GitHttpFault = number | "cut" | undefined;
+
+export async function startGitHttpServer(options: {
+  root: string;
+  host?: string;
+  redirectTo?: string;
+  auth?: string;
+  fault?: (index: number, request: { method: string; url: string }) => GitHttpFault;
+}): Promise<GitHttpServer> {
   const requests: GitHttpServer["requests"] = [];
   const server: Server = createServer((req, res) => {
+    const fault = options.fault?.(requests.length, { method: req.method ?? "", url: req.url ?? "" });
     requests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
+    if (typeof fault === "number") {
+      req.resume();
+      res.writeHead(fault).end();
+      return;
+    }
     if (options.redirectTo) {
       res.writeHead(302, { location: `${options.redirectTo}${req.url ?? ""}` }).end();
       return;
@@ -56,7 +72,14 @@ export async function startGitHttpServer(options: { root: string; host?: string;
         else headers[k] = v.join(":").trim();
       }
       res.writeHead(status, headers);
-      res.write(head.subarray(end + 4));
+      const body = head.subarray(end + 4);
+      if (fault === "cut") {
+        // Half of what the body starts with, then the connection closes: a response cut short.
+        res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+        cgi.stdout.destroy();
+        return;
+      }
+      res.write(body);
       sent = true;
     });
     cgi.on("close", () => res.end());
