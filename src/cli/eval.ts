@@ -16,8 +16,8 @@ import { EVAL_SANDBOX, runInstance } from "../eval/runner.js";
 
 /**
  * Evaluates a policy on a SWE-bench-style JSONL the way the field reports it: mean file,
- * module and function F1 over all instances. Resumable: instances already in the output
- * JSONL are skipped.
+ * module and function F1 over all instances. Resumable: instances already answered in the
+ * output JSONL are skipped; those that failed run again.
  */
 const USAGE = `usage: npm run eval -- --bench FILE [--out DIR] [--policy baseline|codescout] [--concurrency N]
     [--url-template TEMPLATE] [--model-url URL] [--model NAME] [--max-turns N] [--temperature T]
@@ -27,7 +27,8 @@ const USAGE = `usage: npm run eval -- --bench FILE [--out DIR] [--policy baselin
                    {name}: the repository's name is read from the URL, and an issue's owner/name#N with it)
   --model-url      OpenAI-compatible base URL (policy codescout); MODEL_API_KEY is read from the environment
   --concurrency    instances at once (default: half the cores, at least 1, for the baseline; 2 for codescout)
-  Writes DIR/results.jsonl (one line per instance), DIR/summary.json and DIR/summary.md.`;
+  Writes DIR/results.jsonl (one line per instance), DIR/summary.json and DIR/summary.md. Run again
+  with the same --out, it skips the instances answered and runs again those that failed.`;
 
 function fail(message: string): never {
   process.stderr.write(`eval: ${message}\n${USAGE}\n`);
@@ -96,18 +97,29 @@ if (misnamed) {
 mkdirSync(a.out, { recursive: true });
 const resultsPath = join(a.out, "results.jsonl");
 const done = new Map<string, InstanceRecord>();
+// A failure is the machine's (a repository that could not be fetched, a sandbox that did not
+// start), never the policy's answer: a resumed run runs those instances again. A later line
+// of an instance stands for it.
+const failedBefore = new Set<string>();
 if (existsSync(resultsPath)) {
   for (const line of readFileSync(resultsPath, "utf8").split("\n")) {
     if (!line.trim()) continue;
     try {
       const r = JSON.parse(line) as InstanceRecord;
-      done.set(r.instance_id, r);
+      if (r.failure) {
+        done.delete(r.instance_id);
+        failedBefore.add(r.instance_id);
+      } else {
+        done.set(r.instance_id, r);
+        failedBefore.delete(r.instance_id);
+      }
     } catch {
       /* a line cut by an interrupted run: that instance runs again */
     }
   }
 }
 const todo = instances.filter((i) => !done.has(i.instance_id));
+const retried = todo.filter((i) => failedBefore.has(i.instance_id)).length;
 
 const client = a["model-url"]
   ? new ModelClient({ baseURL: a["model-url"], apiKey: process.env.MODEL_API_KEY, model: a.model, timeoutMs: 300_000, maxRetries: 4 })
@@ -136,7 +148,9 @@ const progress = () => {
   const eta = finished ? (elapsed / finished) * (todo.length - finished) : 0;
   process.stderr.write(`\r[${"#".repeat(Math.round((20 * finished) / Math.max(todo.length, 1))).padEnd(20, ".")}] ${finished}/${todo.length}  ${elapsed.toFixed(0)} s elapsed, ETA ${eta.toFixed(0)} s   `);
 };
-process.stderr.write(`eval: ${instances.length} instances, ${done.size} already done, ${todo.length} to run (policy ${a.policy}, concurrency ${concurrency})\n`);
+process.stderr.write(
+  `eval: ${instances.length} instances, ${done.size} already done, ${todo.length} to run${retried ? ` (${retried} failed before)` : ""} (policy ${a.policy}, concurrency ${concurrency})\n`,
+);
 progress();
 let next = 0;
 await Promise.all(

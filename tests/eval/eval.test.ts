@@ -140,6 +140,39 @@ describe("eval CLI", () => {
     expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
   });
 
+  it("runs again on resume the instances that failed, and keeps the answered ones", () => {
+    const bench = join(dir, "bench-resume.jsonl");
+    const other = { ...instance("other-1", "`helper` should return 43", ["pkg/util.py:helper"]), repo: "other/fixture" };
+    writeFileSync(bench, [instance("fixture-r", "`helper` should return 43", ["pkg/util.py:helper"]), other].map((i) => JSON.stringify(i)).join("\n"));
+    const mirrors = join(dir, "resume-mirrors");
+    execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(mirrors, "local", "fixture.git")]);
+    const out = join(dir, "out-resume");
+    const args = ["tsx", "src/cli/eval.ts", "--bench", bench, "--url-template", `file://${mirrors}/{owner}/{name}.git`, "--out", out, "--cache-dir", join(dir, "cache")];
+    const results = () => readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as InstanceRecord);
+
+    // other/fixture's mirror is not there yet: that instance fails, and is recorded so.
+    const first = spawnSync("npx", args, { encoding: "utf8" });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toContain("answered 1/2");
+    expect(results().find((r) => r.instance_id === "other-1")).toMatchObject({ answered: false, failure: expect.stringMatching(/^fetch_failed: /) });
+
+    execFileSync("git", ["clone", "-q", "--bare", fx.dir, join(mirrors, "other", "fixture.git")]);
+    const second = spawnSync("npx", args, { encoding: "utf8" });
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toContain("2 instances, 1 already done, 1 to run (1 failed before)");
+    expect(second.stdout).toMatch(/file F1 100\.0 .*answered 2\/2/);
+    // The failed line stays, the later one stands for the instance; the answered one ran once.
+    expect(results().map((r) => [r.instance_id, r.answered])).toEqual([
+      ["fixture-r", true],
+      ["other-1", false],
+      ["other-1", true],
+    ]);
+
+    const third = spawnSync("npx", args, { encoding: "utf8" });
+    expect(third.stderr).toContain("2 instances, 2 already done, 0 to run (policy");
+    expect(results()).toHaveLength(3);
+  });
+
   it("runs the model with the baseline's leads beside its answers, and reports what they add", async () => {
     const model = await startFakeModel();
     try {
