@@ -4,6 +4,7 @@ import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import pRetry from "p-retry";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
@@ -126,12 +127,33 @@ export class ServiceClient {
         // A dropped stream is not the job's end: its record says how it ended.
         if (!(err instanceof ServiceUnreachable) && (err as Error).name !== "TypeError") throw err;
       }
-      let final = await this.job(view.id, 30);
-      while (!["succeeded", "failed", "cancelled"].includes(final.status) && !hooks.signal?.aborted) final = await this.job(view.id, 30);
-      return final;
+      try {
+        let final = await this.jobRidingOut(view.id, hooks.signal);
+        while (!["succeeded", "failed", "cancelled"].includes(final.status) && !hooks.signal?.aborted) final = await this.jobRidingOut(view.id, hooks.signal);
+        return final;
+      } catch (err) {
+        if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
+        throw err;
+      }
     } finally {
       hooks.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * The job's record (held up to 30 s for its end), asked again while the service cannot be
+   * reached or the proxy in front of it says it is away (502-504), for up to RIDE_OUT_MS: a
+   * deploy or a restart of the API is not the job's end, and the job goes on in the queue.
+   */
+  private jobRidingOut(id: string, signal?: AbortSignal): Promise<JobView> {
+    return pRetry(() => this.job(id, 30), {
+      retries: Number.MAX_SAFE_INTEGER,
+      maxRetryTime: RIDE_OUT_MS,
+      minTimeout: 1000,
+      maxTimeout: 10_000,
+      ...(signal ? { signal } : {}),
+      shouldRetry: ({ error }) => error instanceof ServiceUnreachable || (error instanceof ServiceRefused && error.status >= 502 && error.status <= 504),
+    });
   }
 
   /** The job's events until its last one (Server-Sent Events). */
@@ -190,6 +212,7 @@ interface CallInit {
 }
 
 const RETRIED = new Set([409, 429, 503]);
+const RIDE_OUT_MS = 120_000;
 const RETRIES = 4;
 const RETRY_AFTER_MAX_S = 30;
 

@@ -51,4 +51,43 @@ describe("ServiceClient", () => {
       redis.stop();
     }
   });
+
+  it("follows a job through a restart of the API: the stream drops, the service is unreachable for a while, the job's end is read once it is back", async () => {
+    const first = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const url = await first.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const port = Number(new URL(url).port);
+    const client = new ServiceClient(url);
+    const job = await client.submit(body);
+    const events: string[] = [];
+    const following = client.follow(job, { onEvent: (e) => events.push(e.type) });
+    // The stream is open (no worker here: the job stays queued), then the API process goes
+    // away as a killed one does: its connections cut, nothing more said.
+    await new Promise((r) => setTimeout(r, 500));
+    first.fastify.server.closeAllConnections();
+    await first.close();
+    await new Promise((r) => setTimeout(r, 2500));
+    const second = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      await second.fastify.listen({ port, host: "127.0.0.1" });
+      // The job ends while the client holds a GET open on the new process.
+      await new Promise((r) => setTimeout(r, 1500));
+      await new ServiceClient(url).cancel(job.id);
+      const ended = await following;
+      expect(ended).toMatchObject({ id: job.id, status: "cancelled" });
+      expect(events[0]).toBe("queued");
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("does not ride out what is not passing: a job the service does not know", async () => {
+    const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      const client = new ServiceClient(await api.fastify.listen({ port: 0, host: "127.0.0.1" }));
+      const job = await client.submit(body);
+      await expect(client.follow({ ...job, id: "0".repeat(32) })).rejects.toMatchObject({ status: 404 });
+    } finally {
+      await api.close();
+    }
+  });
 });
