@@ -19,6 +19,7 @@ import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
+import { ApiShutdown } from "./shutdown.js";
 
 
 /**
@@ -35,6 +36,8 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     maxOpen: config.MAX_OPEN_JOBS_PER_KEY,
   });
   const workers = new WorkerPresence(redis, store.keys);
+  const shutdown = new ApiShutdown();
+  shutdown.attach(fastify, config.API_SHUTDOWN_GRACE_S * 1000);
   const ctx: AppContext = {
     ...deps,
     events,
@@ -42,6 +45,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     limits,
     submitter: new Submitter({ ...deps, cache, events, limits }),
     noWorker: { anyAlive: () => workers.anyAlive(), afterMs: config.NO_WORKER_WAIT_S * 1000 },
+    shutdown,
     authenticate: authenticate(config.AUTH_MODE, KeyRing.fromConfig(config)),
   };
 

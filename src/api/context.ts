@@ -11,6 +11,7 @@ import type { ServiceMetrics } from "./metrics.js";
 import type { UploadStore } from "../uploads/store.js";
 import type { Resolver } from "../queue/hostPolicy.js";
 import type { NoWorkerWatch } from "./follow.js";
+import type { ApiShutdown } from "./shutdown.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
 export interface AppDeps {
@@ -32,5 +33,7 @@ export interface AppContext extends AppDeps {
   limits: Limits;
   /** Followers holding a call for an agent are told when their job waits with no worker alive. */
   noWorker: NoWorkerWatch;
+  /** Fires as the API stops: streams end at `closing`, held calls answer at `handOff`. */
+  shutdown: Pick<ApiShutdown, "closing" | "handOff">;
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }

@@ -36,9 +36,18 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
     alone ??= Date.now();
     return Date.now() - alone;
   };
+  // The blocking read ends with the signal, not up to 5 s later: a stopping API lets go at once.
+  const onAbort = () => conn.disconnect();
+  signal.addEventListener("abort", onAbort, { once: true });
   try {
     while (!signal.aborted) {
-      const batch = await events.read(conn, id, last, 5_000);
+      let batch;
+      try {
+        batch = await events.read(conn, id, last, 5_000);
+      } catch (err) {
+        if (signal.aborted) return;
+        throw err;
+      }
       for (const stored of batch) {
         yield stored;
         last = stored.id;
@@ -62,6 +71,7 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
       yield null;
     }
   } finally {
+    signal.removeEventListener("abort", onAbort);
     conn.disconnect();
   }
 }

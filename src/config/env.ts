@@ -92,6 +92,8 @@ export const envSchema = z.object({
   ISSUE_MAX_CHARS: int(100, 1_000_000).default(100_000),
   RESULT_CACHE_TTL_S: int(0, 30 * 86_400).default(86_400),
   WAIT_MAX_S: int(0, 900).default(60),
+  /** On SIGTERM the API ends event streams at once and gives calls held for an agent this long, then answers them with their job as it stands. */
+  API_SHUTDOWN_GRACE_S: int(0, 3600).default(20),
   BATCH_MAX: int(1, 1000).default(100),
 
   /** Repository URL policy: comma-separated host allow-list (empty: any public host). */

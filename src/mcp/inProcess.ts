@@ -50,15 +50,17 @@ export class InProcessBackend implements LocalizeBackend {
 /**
  * Follows a job to its end, reporting each step; the signal's abort cancels the job. A job no
  * worker takes (none alive for NO_WORKER_WAIT_S) is cancelled and ends as `no_worker`: the agent
- * is told why instead of waiting for a worker that may never start.
+ * is told why instead of waiting for a worker that may never start. When the API stops and its
+ * grace is over (`ctx.shutdown.handOff`), the job is answered as it stands and left to run.
  */
 export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<JobView> {
   if (hasEnded(view)) return view;
   const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
   hooks.signal.addEventListener("abort", onAbort, { once: true });
+  const stop = AbortSignal.any([hooks.signal, ctx.shutdown.handOff]);
   try {
     hooks.progress(`queued: job ${view.id}`);
-    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", hooks.signal, ctx.noWorker)) {
+    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", stop, ctx.noWorker)) {
       if (stored === null) hooks.idle?.();
       const line = stored && describeEvent(stored.event);
       if (line) hooks.progress(line);
@@ -69,7 +71,7 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
       }
     }
     // The worker announces the end just before its result is stored; a short wait covers the lag.
-    return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, hooks.signal);
+    return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, stop);
   } finally {
     hooks.signal.removeEventListener("abort", onAbort);
   }

@@ -134,7 +134,9 @@ const locationOutput = z.object({
 
 export const localizeOutputSchema = z.object({
   job_id: z.string(),
-  status: z.enum(["succeeded", "failed", "cancelled"]),
+  status: z
+    .enum(["succeeded", "failed", "cancelled", "queued", "running"])
+    .describe("How the job ended; queued or running when the service stopped before it ended (error service_restarting): the job goes on, and asking again gets its answer."),
   answered: z.boolean().describe("False when the localizer ended without an answer."),
   finish_reason: z.string().optional(),
   policy: z.string().optional(),
@@ -260,6 +262,7 @@ function refusal(err: LocalizeRefused): CallToolResult {
 
 /** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
 export function answer(view: JobView, root?: string): CallToolResult {
+  if (view.status === "queued" || view.status === "running") return handedOff(view);
   const status = view.status === "succeeded" ? "succeeded" : view.status === "cancelled" ? "cancelled" : "failed";
   const r = view.result;
   const structured: LocalizeOutput = {
@@ -278,6 +281,17 @@ export function answer(view: JobView, root?: string): CallToolResult {
     return { isError: true, structuredContent: structured, content: [{ type: "text", text: `Localization ${status} (${why}).` }] };
   }
   return { structuredContent: structured, content: [{ type: "text", text: summary(structured) }] };
+}
+
+/**
+ * A job the service stopped following before it ended (the API is restarting): it goes on. The
+ * same call made again gets an answer: from the result cache once this job has ended, else from a
+ * job of its own; on POST /v1/tools/localize, the same Idempotency-Key follows this very job.
+ */
+function handedOff(view: JobView): CallToolResult {
+  const message = `the service is restarting; job ${view.id} is still ${view.status} and goes on: make the same call again for its answer`;
+  const structured: LocalizeOutput = { job_id: view.id, status: view.status as "queued" | "running", answered: false, locations: [], error: { code: "service_restarting", message } };
+  return { isError: true, structuredContent: structured, content: [{ type: "text", text: `Localization not finished (${message}).` }] };
 }
 
 /** A snippet's fence language and line-comment marker, by file extension: each one the baseline reads, a bare fence for any other. */

@@ -16,7 +16,7 @@ import { answer, localizeOutputSchema, toolArgumentsSchema, type LocalizeToolInp
  */
 const toolResponseSchema = z.object({
   text: z.string().describe("What the calling model reads: the locations with their line ranges, confidence and evidence, or why there are none."),
-  is_error: z.boolean().describe("True when the job failed or was cancelled (the text says why)."),
+  is_error: z.boolean().describe("True when the job failed or was cancelled, or the service stopped before it ended (the text says why)."),
   result: localizeOutputSchema,
 });
 
@@ -40,7 +40,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
         headers: idempotencyHeadersSchema,
         body: toolArgumentsSchema.meta({ examples: [example] }),
         response: {
-          200: toolResponseSchema.describe("The job has ended: succeeded, failed or cancelled.").meta({ examples: [responseExample] }),
+          200: toolResponseSchema.describe("The job has ended: succeeded, failed or cancelled; or the service is restarting and the job goes on (`result.error.code` service_restarting: the same call with the same Idempotency-Key follows it).").meta({ examples: [responseExample] }),
           400: commonErrors.invalidJson,
           401: commonErrors.unauthorized,
           409: commonErrors.idempotencyConflict,

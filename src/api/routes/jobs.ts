@@ -45,7 +45,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
     async (request) => {
       const view = await load(request.params.id, request.owner);
       const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-      return wait > 0 ? waitForEnd(store, view, wait, abortedWith(request.raw)) : view;
+      return wait > 0 ? waitForEnd(store, view, wait, AbortSignal.any([abortedWith(request.raw), ctx.shutdown.handOff])) : view;
     },
   );
 
@@ -139,7 +139,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           const queued = { type: "queued", at: view.created_at, data: { job: id } };
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
-        for await (const stored of followJob(redis, events, store, id, from, abortedWith(request.raw), ctx.noWorker)) {
+        // A stopping API ends its streams at once: the client resumes elsewhere (Last-Event-ID).
+        const ended = AbortSignal.any([abortedWith(request.raw), ctx.shutdown.closing]);
+        for await (const stored of followJob(redis, events, store, id, from, ended, ctx.noWorker)) {
           if (stored === null) res.write(": keep-alive\n\n");
           else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
         }

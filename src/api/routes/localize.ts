@@ -60,7 +60,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       async (request, reply) => {
         let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-        if (wait > 0) view = await waitForEnd(store, view, wait, abortedWith(request.raw));
+        if (wait > 0) view = await waitForEnd(store, view, wait, AbortSignal.any([abortedWith(request.raw), ctx.shutdown.handOff]));
         return reply
           .code(hasEnded(view) ? 200 : 202)
           .header("location", `/v1/jobs/${view.id}`)
