@@ -73,6 +73,8 @@ export interface PolicyResult {
    */
   alternatives?: Location[];
   finishReason: FinishReason;
+  /** Set when this answer is the fallback's: which policy failed, and why (a ModelError's reason). */
+  fallback?: { from: PolicyName; reason: string };
   turns: number;
   usage: PolicyUsage;
   /** Messages, tool calls, observations and timings, in order. */

@@ -87,6 +87,7 @@ export class Submitter {
       ...(body.repo.commits?.length ? { commits: body.repo.commits } : {}),
       issue: body.issue,
       options,
+      policyChosenBy: body.options?.policy ? "request" : "service",
       owner,
       ...(body.callback_url ? { callbackUrl: body.callback_url } : {}),
       submittedAt: new Date().toISOString(),

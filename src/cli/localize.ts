@@ -164,6 +164,7 @@ else if (final.status === "succeeded" && final.result) {
     const title = final.result.policy === "baseline" ? "also considered, less likely" : rows.length ? "also considered, by the model-free ranking" : "where the model-free ranking would start reading";
     process.stdout.write(`\n${title}:\n${leads.map(lead).join("\n")}\n`);
   }
-  say(`(${final.result.policy}, ${final.result.finish_reason})`);
+  const fallback = final.result.fallback;
+  say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
 } else process.stdout.write(`job ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}\n`);
 process.exit(final.status === "succeeded" ? 0 : 1);

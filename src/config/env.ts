@@ -33,6 +33,8 @@ export const envSchema = z.object({
   MODEL_NAME: z.string().min(1).default("OpenHands/CodeScout-4B"),
   MODEL_API_KEY: z.string().optional(),
   MODEL_TIMEOUT_MS: int(1_000, 3_600_000).default(300_000),
+  /** When the model server is away or too slow for a job that named no policy: the baseline answers instead (baseline), or the job fails (none). */
+  MODEL_FALLBACK: z.enum(["baseline", "none"]).default("baseline"),
   MODEL_MAX_RETRIES: int(0, 10).default(4),
   /**
    * The model's answers also carry the baseline's next files as `alternatives` (one scan of the

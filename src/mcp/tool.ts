@@ -140,6 +140,10 @@ export const localizeOutputSchema = z.object({
   answered: z.boolean().describe("False when the localizer ended without an answer."),
   finish_reason: z.string().optional(),
   policy: z.string().optional(),
+  fallback: z
+    .object({ from: z.string(), reason: z.string() })
+    .optional()
+    .describe("Present when the model server was away (llm_unavailable) or too slow (llm_timeout) and the model-free baseline answered instead."),
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
   root: z.string().optional().describe("For a local checkout: its top directory on this machine. Every location's file is relative to it (also when the path given was below it)."),
   scope: z.string().optional().describe("The directory of the repository searched, when not all of it (the scope, or a local path below the checkout's top)."),
@@ -270,6 +274,7 @@ export function answer(view: JobView, root?: string): CallToolResult {
     status,
     answered: r?.answered ?? false,
     ...(r ? { finish_reason: r.finish_reason, policy: r.policy, commit_sha: r.commit_sha, timings: r.timings } : {}),
+    ...(r?.fallback ? { fallback: r.fallback } : {}),
     ...(root ? { root } : {}),
     ...(r?.scope ? { scope: r.scope } : {}),
     locations: (r?.locations ?? []).map((l) => ({ ...l })),
@@ -318,12 +323,13 @@ function summary(out: LocalizeOutput): string {
   };
   const lines = out.locations.map(describe);
   const leads = out.alternatives?.map(describe).join("\n");
+  const by = out.fallback ? `${out.policy}, as the model server ${out.fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : out.policy;
   if (!out.answered || out.locations.length === 0) {
-    const none = `No locations found (${out.policy}, ${out.finish_reason}${seconds}).`;
+    const none = `No locations found (${by}, ${out.finish_reason}${seconds}).`;
     if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
     return `${none} Where the model-free ranking would start reading (leads, not an answer${under}):\n${leads}`;
   }
-  const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${out.policy}, ${out.finish_reason}${seconds}${under}):\n${lines.join("\n")}`;
+  const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${by}, ${out.finish_reason}${seconds}${under}):\n${lines.join("\n")}`;
   if (!leads) return head;
   // The model's locations carry no confidence: its leads come from the baseline's ranking.
   const why = out.policy === "baseline" ? "less likely (read these if the confidence above is low)" : "by the model-free ranking (leads, not part of the model's answer)";

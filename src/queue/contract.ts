@@ -161,6 +161,12 @@ export const localizePayloadSchema = z.object({
   commits: z.array(namedCommitSchema).optional(),
   issue: z.string().min(1),
   options: localizeOptionsSchema,
+  /**
+   * Who chose options.policy: the request, or the service's default. Only the default falls back
+   * to the baseline when the model server is away (MODEL_FALLBACK). Absent (a job queued by an
+   * earlier API): as if the request had.
+   */
+  policyChosenBy: z.enum(["request", "service"]).optional(),
   /** The API key name that submitted the job ("anonymous" when auth is off). */
   owner: z.string(),
   callbackUrl: z.string().optional(),
@@ -225,6 +231,12 @@ export const localizeResultSchema = z.object({
     .optional()
     .describe(
       "The baseline's next candidates, not part of the answer: the files it ranked best that the answer does not name (five files in all), each with its best definition and the file's confidence. Read them when the answer's confidence is low (the model's answer has none: it is wrong about a third of the time). Not part of files/modules/entities.",
+    ),
+  fallback: z
+    .object({ from: policyNameSchema, reason: z.string() })
+    .optional()
+    .describe(
+      "Present when the model server could not be reached or did not answer in time (reason llm_unavailable or llm_timeout) and the model-free baseline answered instead (`policy`: baseline). Only for requests that did not name a policy; not kept in the result cache.",
     ),
   files: z.array(z.string()),
   modules: z.array(z.string()),

@@ -3,6 +3,7 @@ import type { Config } from "../config/env.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
 import { ModelClient } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
+import { WithFallback } from "../agent/fallback.js";
 import { RankingSlots, WithLeads } from "../agent/leads.js";
 import type { Policy } from "../agent/policy.js";
 import type { LocalizePayload } from "../queue/contract.js";
@@ -28,7 +29,7 @@ export function createPolicySelector(config: Config, baseline: () => Policy, cor
   // Half the cores: the other half stays with the episodes' tool calls.
   const rankings = new RankingSlots(Math.max(1, Math.floor(cores / 2)));
 
-  return (options: LocalizePayload["options"]): Policy => {
+  return (options: LocalizePayload["options"], chosenBy: LocalizePayload["policyChosenBy"] = "request"): Policy => {
     const name = options.policy ?? (client ? "codescout" : "baseline");
     if (name === "baseline") return baseline();
     if (!client) throw new JobFailedError("llm_unavailable", "policy codescout needs a model server (MODEL_BASE_URL is not set)");
@@ -40,6 +41,8 @@ export function createPolicySelector(config: Config, baseline: () => Policy, cor
       temperature: options.temperature ?? CODESCOUT_DEFAULTS.temperature,
       finishPolicy: options.finish_policy ?? CODESCOUT_DEFAULTS.finishPolicy,
     });
-    return config.MODEL_ALTERNATIVES && options.alternatives !== false ? new WithLeads(model, baseline(), rankings) : model;
+    const answered = config.MODEL_ALTERNATIVES && options.alternatives !== false ? new WithLeads(model, baseline(), rankings) : model;
+    // Only where the model was the service's choice: a request that names it asked for it.
+    return config.MODEL_FALLBACK === "baseline" && chosenBy === "service" ? new WithFallback(answered, baseline()) : answered;
   };
 }

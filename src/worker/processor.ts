@@ -43,7 +43,7 @@ export interface ProcessorDeps {
   /** Opens a sealed per-request token; per-host credentials fill in when there is none. */
   tokenFor(payload: LocalizePayload): string | undefined;
   /** Picks the policy for a job's options; throws JobFailedError when it cannot. */
-  policyFor(options: LocalizePayload["options"]): Policy;
+  policyFor(options: LocalizePayload["options"], chosenBy?: LocalizePayload["policyChosenBy"]): Policy;
   jobTimeoutS: number;
   /** The model-call budget when a job does not set one (MAX_TURNS). */
   defaultMaxTurns: number;
@@ -93,7 +93,7 @@ export function createProcessor(deps: ProcessorDeps) {
     try {
       // Cancelled while it sat in the queue, or between a crash and this retry.
       if (await deps.store.isCancelRequested(payload.jobId)) throw new JobFailedError("cancelled", "the job was cancelled");
-      const policy = deps.policyFor(payload.options);
+      const policy = deps.policyFor(payload.options, payload.policyChosenBy);
       await publish("started", { attempt: job.attemptsMade + 1, policy: policy.name });
       await progress({ phase: "repository", turn: 0 });
       const tR = performance.now();
@@ -195,6 +195,7 @@ export function createProcessor(deps: ProcessorDeps) {
         answered: outcome.locations !== null,
         locations: unscoped(checked, scope),
         ...(alternatives.length ? { alternatives: unscoped(alternatives, scope) } : {}),
+        ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
         ...sets,
         turns: outcome.turns,
         timings: {
@@ -212,7 +213,8 @@ export function createProcessor(deps: ProcessorDeps) {
           completion_tokens: outcome.usage.completionTokens,
         },
       };
-      if (cacheKey && result.answered) await deps.cache.put(cacheKey, result).catch((err) => log.warn({ err }, "result cache write failed"));
+      // A fallback's answer is not the model's: the next request asks the model again.
+      if (cacheKey && result.answered && !result.fallback) await deps.cache.put(cacheKey, result).catch((err) => log.warn({ err }, "result cache write failed"));
       await publish("finished", { finish_reason: result.finish_reason, locations: checked.length });
       log.info({ finish: outcome.finishReason, locations: checked.length, ms: result.timings.total_ms }, "job done");
       return result;

@@ -335,6 +335,44 @@ describe("end to end", () => {
     expect((unanswered.result.alternatives ?? []).map((l) => l.file)).toEqual(["pkg/parser.py", "pkg/util.py"]);
   });
 
+  it("answers with the baseline while the model server is away, says so, keeps that answer out of the cache, and fails a request that named the model", async () => {
+    type Done = { id: string; status: string; cached?: boolean; error?: { code: string }; result: { policy: string; answered: boolean; files: string[]; fallback?: { from: string; reason: string } } };
+    const ask = async (options: Record<string, unknown>): Promise<Done> => {
+      const post = await fetch(`${base}/v1/localize?wait=60`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo: { url: repo.url, commit: repo.commits[0] }, issue: "`Parser.parse` loses values that contain '=' (model away)", options }),
+      });
+      return (await post.json()) as Done;
+    };
+    // Every request answered 503: the client's own retry included.
+    model.script([{ status: 503 }]);
+    const before = model.requests.length;
+    const fellBack = await ask({});
+    expect(fellBack, worker.output().slice(-3000)).toMatchObject({ status: "succeeded", result: { policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" }, answered: true, files: ["pkg/parser.py"] } });
+    expect(model.requests.length - before).toBe(2);
+    const trajectory = (await (await fetch(`${base}/v1/jobs/${fellBack.id}/trajectory`)).json()) as { trajectory: { policy: string; steps: Array<Record<string, unknown>> } };
+    expect(trajectory.trajectory.steps[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_unavailable" });
+    // The command-line client says who answered and why.
+    const issueFile = join(issues, "away.md");
+    writeFileSync(issueFile, "`Parser.parse` loses values that contain '=' (model away, CLI)");
+    const { stdout, stderr } = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache"], { encoding: "utf8" });
+    expect(`${stdout}${stderr}`).toContain("(baseline, as the model server could not be reached, finish_tool)");
+
+    // The model is back: the same request is the model's to answer, not the cache's.
+    model.script([{ toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py", function_name: "helper" }] } }] }]);
+    const back = await ask({});
+    expect(back).toMatchObject({ status: "succeeded", cached: false, result: { policy: "codescout", files: ["pkg/util.py"] } });
+    expect(back.result.fallback).toBeUndefined();
+
+    // A request that names the model gets it or its failure.
+    model.script([{ status: 503 }]);
+    expect(await ask({ policy: "codescout", cache: false })).toMatchObject({ status: "failed", error: { code: "llm_unavailable" } });
+    // A model server that refuses the request (a wrong model name) is a failure to see, not a fallback.
+    model.script([{ status: 400 }]);
+    expect(await ask({ cache: false })).toMatchObject({ status: "failed", error: { code: "llm_bad_request" } });
+  });
+
   it("fails a job with a clear reason when the commit does not exist", async () => {
     const post = await fetch(`${base}/v1/localize?wait=30`, {
       method: "POST",

@@ -60,6 +60,8 @@ beforeAll(async () => {
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
     "LEADS-ISSUE": [finish([{ file: "pkg/util.py", function_name: "helper" }])],
     "NO-ANSWER-ISSUE": [{ content: "I could not find it." }],
+    // The model server answers 503 to every request of this issue.
+    "AWAY-ISSUE": [{ status: 503 }],
     // A model that thinks for a while before it answers: the job is quiet meanwhile.
     "QUIET-ISSUE": [{ delayMs: 7_000, then: finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }]) }],
   });
@@ -207,6 +209,11 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const none = await client.callTool({ name: "localize", arguments: { issue: issue.replace("LEADS-ISSUE", "NO-ANSWER-ISSUE"), repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
     expect(none.structuredContent).toMatchObject({ answered: false, locations: [], alternatives: [{ file: "pkg/parser.py" }, { file: "pkg/util.py" }] });
     expect((none.content as Array<{ text: string }>)[0]!.text).toMatch(/^No locations found \(codescout, \w+ in [\d.]+ s\)\. Where the model-free ranking would start reading \(leads, not an answer\):\npkg\/parser\.py:18-20 {2}parse_file/);
+    // A model server that is away: the baseline answers a call that named no policy, and says so.
+    const away = await client.callTool({ name: "localize", arguments: { issue: "AWAY-ISSUE: `Parser.parse` loses values that contain '='", repo_url: repo.url, commit: repo.commits[0]! } }, CallToolResultSchema);
+    expect(away.isError).toBeFalsy();
+    expect(away.structuredContent).toMatchObject({ status: "succeeded", policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" }, locations: [{ file: "pkg/parser.py" }] });
+    expect((away.content as Array<{ text: string }>)[0]!.text).toMatch(/^\d locations? \(baseline, as the model server could not be reached, finish_tool in [\d.]+ s\):\npkg\/parser\.py:/);
     await client.close();
   });
 

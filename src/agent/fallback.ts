@@ -1,0 +1,38 @@
+import { ModelError, type ModelErrorReason } from "./codescout/modelClient.js";
+import type { Policy, PolicyContext, PolicyResult } from "./policy.js";
+
+/** What the model server did that the baseline answers for: it was away, or did not answer in time. */
+const FALLBACK_REASONS: ReadonlySet<ModelErrorReason> = new Set(["llm_unavailable", "llm_timeout"]);
+
+/**
+ * The model's policy with the model-free baseline behind it. When the model server cannot be
+ * reached or does not answer in time (after the client's own retries), the baseline answers in
+ * the same sandbox, and the result says so (`fallback`), instead of the job failing: an agent
+ * calling during a model server's restart or overload still gets places to read, with the
+ * baseline's confidence on each. A request that names the model's policy is not given this
+ * (policies.ts): it asked for the model, and gets it or its failure.
+ */
+export class WithFallback implements Policy {
+  readonly name: Policy["name"];
+  readonly usesShell?: boolean;
+
+  constructor(
+    private readonly primary: Policy,
+    private readonly fallback: Policy,
+  ) {
+    this.name = primary.name;
+    if (primary.usesShell !== undefined) this.usesShell = primary.usesShell;
+  }
+
+  async run(ctx: PolicyContext): Promise<PolicyResult> {
+    try {
+      return await this.primary.run(ctx);
+    } catch (err) {
+      if (!(err instanceof ModelError) || !FALLBACK_REASONS.has(err.reason) || ctx.signal.aborted) throw err;
+      const answer = await this.fallback.run(ctx);
+      // The reason's code only: the client's message may name the model server's address.
+      const fallback = { from: this.primary.name, reason: err.reason };
+      return { ...answer, fallback, trajectory: [{ at: new Date().toISOString(), kind: "tool", name: "fallback", ...fallback, detail: err.message }, ...answer.trajectory] };
+    }
+  }
+}
