@@ -15,6 +15,7 @@ export class ServiceMetrics {
   private readonly tokens: Counter<"kind">;
   private readonly failures: Counter<"code">;
   private readonly finished: Counter<"policy" | "finish_reason">;
+  private readonly fallbacks: Counter<"from" | "reason">;
 
   constructor(queue: LocalizeQueue) {
     collectDefaultMetrics({ register: this.registry, prefix: "codescout_api_" });
@@ -44,6 +45,13 @@ export class ServiceMetrics {
       registers,
     });
     this.finished = new Counter({ name: "codescout_jobs_succeeded_total", help: "Succeeded jobs", labelNames: ["policy", "finish_reason"], registers });
+    // The jobs succeed, so only this says the model server is away (MODEL_FALLBACK): alert on it.
+    this.fallbacks = new Counter({
+      name: "codescout_jobs_fallback_total",
+      help: "Jobs the baseline answered because the model server could not be reached (llm_unavailable) or did not answer in time (llm_timeout)",
+      labelNames: ["from", "reason"],
+      registers,
+    });
   }
 
   /** Observes every job end announced on the queue's event stream. */
@@ -65,6 +73,7 @@ export class ServiceMetrics {
       this.tokens.inc({ kind: "prompt" }, r.usage.prompt_tokens);
       this.tokens.inc({ kind: "completion" }, r.usage.completion_tokens);
       this.finished.inc({ policy: r.policy, finish_reason: r.finish_reason });
+      if (r.fallback) this.fallbacks.inc({ from: r.fallback.from, reason: r.fallback.reason });
     });
     events.on("failed", ({ failedReason }) => this.failures.inc({ code: decodeFailure(failedReason).code }));
   }

@@ -179,6 +179,7 @@ export function createProcessor(deps: ProcessorDeps) {
       );
       const sets = locationSets(unscoped(normalized, scope));
 
+      if (outcome.fallback) log.warn({ fallback: outcome.fallback }, "the model server failed the job; the baseline answered it");
       await deps.store.saveTrajectory(payload.jobId, {
         policy: outcome.policy,
         finish_reason: outcome.finishReason,

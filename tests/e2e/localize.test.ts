@@ -351,6 +351,8 @@ describe("end to end", () => {
     const fellBack = await ask({});
     expect(fellBack, worker.output().slice(-3000)).toMatchObject({ status: "succeeded", result: { policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" }, answered: true, files: ["pkg/parser.py"] } });
     expect(model.requests.length - before).toBe(2);
+    // The job succeeded: the operator learns of the model server from the counter (and the worker's log).
+    await waitFor(async () => ((await (await fetch(`${base}/metrics`)).text()).includes('codescout_jobs_fallback_total{from="codescout",reason="llm_unavailable"} 1') ? true : undefined), 10_000, "the fallback counted");
     const trajectory = (await (await fetch(`${base}/v1/jobs/${fellBack.id}/trajectory`)).json()) as { trajectory: { policy: string; steps: Array<Record<string, unknown>> } };
     expect(trajectory.trajectory.steps[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_unavailable" });
     // The command-line client says who answered and why.
