@@ -108,32 +108,39 @@ export class ServiceClient {
    * caller is told why instead of waiting for a worker that may never start.
    */
   async follow(view: JobView, hooks: { signal?: AbortSignal; onEvent?: (event: JobEvent) => void } = {}): Promise<JobView> {
-    if (["succeeded", "failed", "cancelled"].includes(view.status)) return view;
+    if (hasEnded(view)) return view;
     const onAbort = () => void this.cancel(view.id).catch(() => undefined);
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      try {
-        for await (const event of this.events(view.id, hooks.signal)) {
-          hooks.onEvent?.(event);
-          if (event.type === "no_worker") {
-            await this.cancel(view.id);
-            const ended = await this.job(view.id);
-            if (ended.status !== "cancelled") continue;
-            return { ...ended, error: { code: "no_worker", message: String(event.data?.message ?? "no worker is running") } };
+      // The stream's last event id: a stream that drops (the API restarting) resumes after it.
+      let last: string | undefined;
+      let ended = false;
+      for (;;) {
+        try {
+          for await (const { id, event } of this.events(view.id, hooks.signal, last)) {
+            if (id) last = id;
+            ended ||= ["finished", "failed", "cancelled"].includes(event.type);
+            hooks.onEvent?.(event);
+            if (event.type === "no_worker") {
+              await this.cancel(view.id);
+              const now = await this.job(view.id);
+              if (now.status !== "cancelled") continue;
+              return { ...now, error: { code: "no_worker", message: String(event.data?.message ?? "no worker is running") } };
+            }
           }
+        } catch (err) {
+          if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
+          // A dropped stream is not the job's end: its record says how it ended.
+          if (!(err instanceof ServiceUnreachable) && (err as Error).name !== "TypeError" && !isPassing(err)) throw err;
         }
-      } catch (err) {
-        if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
-        // A dropped stream is not the job's end: its record says how it ended.
-        if (!(err instanceof ServiceUnreachable) && (err as Error).name !== "TypeError") throw err;
-      }
-      try {
-        let final = await this.jobRidingOut(view.id, hooks.signal);
-        while (!["succeeded", "failed", "cancelled"].includes(final.status) && !hooks.signal?.aborted) final = await this.jobRidingOut(view.id, hooks.signal);
-        return final;
-      } catch (err) {
-        if (hooks.signal?.aborted) return { ...view, status: "cancelled" };
-        throw err;
+        // The end is announced just before the result is stored: after it, a short wait covers the lag.
+        const current = await this.jobRidingOut(view.id, ended ? 5 : 0, hooks.signal).catch((err: unknown) => {
+          if (hooks.signal?.aborted) return { ...view, status: "cancelled" as const };
+          throw err;
+        });
+        if (hasEnded(current) || hooks.signal?.aborted) return current;
+        // Still running: the stream is opened again, after a breath so a failing one is not hammered.
+        await sleep(1000, undefined, hooks.signal ? { signal: hooks.signal } : undefined).catch(() => undefined);
       }
     } finally {
       hooks.signal?.removeEventListener("abort", onAbort);
@@ -141,24 +148,24 @@ export class ServiceClient {
   }
 
   /**
-   * The job's record (held up to 30 s for its end), asked again while the service cannot be
-   * reached or the proxy in front of it says it is away (502-504), for up to RIDE_OUT_MS: a
-   * deploy or a restart of the API is not the job's end, and the job goes on in the queue.
+   * The job's record, asked again while the service cannot be reached or the proxy in front of
+   * it says it is away (502-504), for up to RIDE_OUT_MS: a deploy or a restart of the API is not
+   * the job's end, and the job goes on in the queue.
    */
-  private jobRidingOut(id: string, signal?: AbortSignal): Promise<JobView> {
-    return pRetry(() => this.job(id, 30), {
+  private jobRidingOut(id: string, waitS: number, signal?: AbortSignal): Promise<JobView> {
+    return pRetry(() => this.job(id, waitS), {
       retries: Number.MAX_SAFE_INTEGER,
       maxRetryTime: RIDE_OUT_MS,
       minTimeout: 1000,
       maxTimeout: 10_000,
       ...(signal ? { signal } : {}),
-      shouldRetry: ({ error }) => error instanceof ServiceUnreachable || (error instanceof ServiceRefused && error.status >= 502 && error.status <= 504),
+      shouldRetry: ({ error }) => error instanceof ServiceUnreachable || isPassing(error),
     });
   }
 
-  /** The job's events until its last one (Server-Sent Events). */
-  async *events(id: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
-    const res = await this.fetch("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, { signal });
+  /** The job's events until its last one (Server-Sent Events), after `after` (a stream's event id) when given. */
+  async *events(id: string, signal?: AbortSignal, after?: string): AsyncGenerator<{ id?: string; event: JobEvent }> {
+    const res = await this.fetch("GET", `/v1/jobs/${encodeURIComponent(id)}/events`, { signal, ...(after ? { headers: { "last-event-id": after } } : {}) });
     if (!res.ok || !res.body) throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
     const decoder = new TextDecoder();
     let buffer = "";
@@ -169,10 +176,12 @@ export class ServiceClient {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
         const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (data) yield JSON.parse(data) as JobEvent;
+        const eventId = /^id: (.*)$/m.exec(block)?.[1];
+        if (data) yield { ...(eventId ? { id: eventId } : {}), event: JSON.parse(data) as JobEvent };
       }
     }
   }
+
 
   private async fetch(method: string, path: string, init: CallInit = {}): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...init.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
@@ -213,6 +222,11 @@ interface CallInit {
 
 const RETRIED = new Set([409, 429, 503]);
 const RIDE_OUT_MS = 120_000;
+
+const hasEnded = (view: JobView) => ["succeeded", "failed", "cancelled"].includes(view.status);
+
+/** What a proxy in front says while the service behind it is away (a restart): asked again. */
+const isPassing = (err: unknown) => err instanceof ServiceRefused && err.status >= 502 && err.status <= 504;
 const RETRIES = 4;
 const RETRY_AFTER_MAX_S = 30;
 
