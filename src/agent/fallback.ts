@@ -29,9 +29,10 @@ export class WithFallback implements Policy {
       return await this.primary.run(ctx);
     } catch (err) {
       if (!(err instanceof ModelError) || !FALLBACK_REASONS.has(err.reason) || ctx.signal.aborted) throw err;
-      const answer = await this.fallback.run(ctx);
       // The reason's code only: the client's message may name the model server's address.
       const fallback = { from: this.primary.name, reason: err.reason };
+      ctx.onEvent({ type: "fallback", turn: 0, maxTurns: 0, reason: err.reason });
+      const answer = await this.fallback.run(ctx);
       return { ...answer, fallback, trajectory: [{ at: new Date().toISOString(), kind: "tool", name: "fallback", ...fallback, detail: err.message }, ...answer.trajectory] };
     }
   }

@@ -42,11 +42,13 @@ export type FinishReason =
   | "stuck"; // repeated identical actions (no answer)
 
 export interface PolicyEvent {
-  type: "turn" | "command";
+  /** A model turn, a command it ran, or the fallback policy taking over (`reason`: the model's failure). */
+  type: "turn" | "command" | "fallback";
   turn: number;
   maxTurns: number;
   command?: string;
   exitCode?: number | null;
+  reason?: string;
 }
 
 export interface TrajectoryStep {

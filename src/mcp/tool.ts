@@ -217,6 +217,8 @@ export function describeEvent(event: JobEvent): string | null {
       return `turn ${String(d.turn)}/${String(d.max_turns)}`;
     case "command":
       return `$ ${String(d.command ?? "")}`;
+    case "fallback":
+      return `the model server ${d.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}: the model-free baseline answers`;
     case "finished":
       return "finished";
     case "failed":

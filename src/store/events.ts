@@ -14,6 +14,8 @@ export const jobEventTypeSchema = z.enum([
   "sandbox_ready",
   "turn",
   "command",
+  // The model server failed the job (llm_unavailable, llm_timeout) and the baseline answers it.
+  "fallback",
   "finished",
   "failed",
   "cancelled",

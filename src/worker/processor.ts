@@ -144,7 +144,8 @@ export function createProcessor(deps: ProcessorDeps) {
         if (e.type === "turn") {
           void progress({ phase: "localizing", turn: e.turn, max_turns: e.maxTurns });
           void publish("turn", { turn: e.turn, max_turns: e.maxTurns });
-        } else void publish("command", { turn: e.turn, command: shorten(e.command ?? "") });
+        } else if (e.type === "fallback") void publish("fallback", { from: policy.name, reason: e.reason ?? "" });
+        else void publish("command", { turn: e.turn, command: shorten(e.command ?? "") });
       };
       const outcome = await policy
         .run({

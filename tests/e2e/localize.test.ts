@@ -355,6 +355,9 @@ describe("end to end", () => {
     await waitFor(async () => ((await (await fetch(`${base}/metrics`)).text()).includes('codescout_jobs_fallback_total{from="codescout",reason="llm_unavailable"} 1') ? true : undefined), 10_000, "the fallback counted");
     const trajectory = (await (await fetch(`${base}/v1/jobs/${fellBack.id}/trajectory`)).json()) as { trajectory: { policy: string; steps: Array<Record<string, unknown>> } };
     expect(trajectory.trajectory.steps[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_unavailable" });
+    // Followers are told as it happens, before the answer.
+    const stream = await (await fetch(`${base}/v1/jobs/${fellBack.id}/events`)).text();
+    expect(stream).toMatch(/event: fallback\ndata: \{"type":"fallback",[^\n]*"data":\{"from":"codescout","reason":"llm_unavailable"\}\}\n[\s\S]*event: finished/);
     // The command-line client says who answered and why.
     const issueFile = join(issues, "away.md");
     writeFileSync(issueFile, "`Parser.parse` loses values that contain '=' (model away, CLI)");

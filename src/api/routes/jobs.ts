@@ -114,7 +114,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         operationId: "streamJobEvents",
         summary: "Progress as Server-Sent Events",
         description:
-          "text/event-stream of queued, started, repository_ready, sandbox_ready, turn, command, then finished, failed or cancelled. Late subscribers get the events that already happened; Last-Event-ID resumes. The stream ends after the final event.",
+          "text/event-stream of queued, started, repository_ready, sandbox_ready, turn, command (fallback when the model server failed and the baseline answers), then finished, failed or cancelled. Late subscribers get the events that already happened; Last-Event-ID resumes. The stream ends after the final event.",
         tags: ["jobs"],
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
