@@ -501,10 +501,12 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(upload.files).toBe(3);
     expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "only_in_the_edit", valid: true, start_line: 5, end_line: 7 });
     expect(out.root).toBe(realpathSync(dir));
-    expect((await ask()).progress).toContain("the service already holds pkg/ of the tree (3 files)");
+    const again = await ask();
+    expect(again.progress, again.progress.join("\n")).toContain("the service already holds pkg/ of the tree (3 files)");
     // An edit outside pkg/ changes nothing the job reads; one inside it goes as a patch on the upload.
     writeFileSync(join(dir, "README.md"), "# edited outside the package\n");
-    expect((await ask()).progress).toContain("the service holds this checkout as it was last sent (3 files), and nothing it would send has changed since");
+    const outside = await ask();
+    expect(outside.progress, outside.progress.join("\n")).toContain("the service holds this checkout as it was last sent (3 files), and nothing it would send has changed since");
     writeFileSync(join(dir, "pkg/parser.py"), "class Parser:\n    pass\n");
     const edited = await ask();
     expect(edited.progress.some((m) => /^the service holds this checkout as it was last sent \(3 files\); sending the changes since \(\d+ bytes of patch\)$/.test(m)), edited.progress.join("\n")).toBe(true);
