@@ -1,0 +1,54 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../../src/agent/codescout/loop.js";
+import { ModelClient } from "../../src/agent/codescout/modelClient.js";
+import { loadPromptPack } from "../../src/agent/codescout/prompts.js";
+import { WithFallback } from "../../src/agent/fallback.js";
+import type { PolicyEvent } from "../../src/agent/policy.js";
+import { startFakeModel, type FakeModel, type ScriptedReply } from "../helpers/fakeModel.js";
+import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+
+/**
+ * The model's loop against the scripted model server, with the real baseline behind it in a real
+ * sandbox: which of the model server's failures the baseline answers for, and how it says so.
+ */
+let model: FakeModel;
+let box: SandboxFixture;
+beforeAll(async () => {
+  [model, box] = await Promise.all([startFakeModel(), startSandbox()]);
+});
+afterAll(async () => {
+  await Promise.all([model?.close(), box?.cleanup()]);
+});
+
+const ISSUE = "`Parser.parse` loses values that contain '='";
+
+function run(script: ScriptedReply[]) {
+  model.script(script);
+  // No retries and a short limit: each failure is the client's last word at once.
+  const client = new ModelClient({ baseURL: model.baseURL, model: "m", timeoutMs: 1_000, maxRetries: 0 });
+  const events: PolicyEvent[] = [];
+  const policy = new WithFallback(new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts: loadPromptPack() }), new BaselinePolicy());
+  return { events, result: policy.run(policyContext(box, ISSUE, (e) => events.push(e))) };
+}
+
+describe("the baseline behind the model", () => {
+  it("answers when the model server does not answer in time, and says so after the model's turn", async () => {
+    const { events, result } = run([{ hang: true }]);
+    const r = await result;
+    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_timeout" } });
+    expect(r.locations?.[0]).toMatchObject({ file: "pkg/parser.py" });
+    expect(events.map((e) => e.type).slice(0, 2)).toEqual(["turn", "fallback"]);
+    expect(events[1]).toMatchObject({ reason: "llm_timeout" });
+    expect(r.trajectory[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_timeout" });
+  });
+
+  it("answers when the model server is away (503)", async () => {
+    const r = await run([{ status: 503 }]).result;
+    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" } });
+  });
+
+  it("does not hide a model server that refuses the request: the failure is the caller's to see", async () => {
+    await expect(run([{ status: 400 }]).result).rejects.toMatchObject({ name: "ModelError", reason: "llm_bad_request" });
+  });
+});
