@@ -487,9 +487,14 @@ describe("MCP over stdio (codescout-mcp)", () => {
   it("uploads only the directory below the top it was given, when no remote holds the checkout, and answers in it", async () => {
     const dir = checkoutWithEdit({ remote: false });
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
+    // Each call asks in words of its own, so that none is answered from the result cache: a
+    // progress notification written just before the result can be dropped by the SDK's client
+    // (it handles notifications a microtask after the response that ends the call), and the
+    // client's own lines would be that last notification on a cached answer.
+    let calls = 0;
     const ask = async () => {
       const progress: string[] = [];
-      const args = { issue: "the edit doubles wrongly in only_in_the_edit", path: join(dir, "pkg"), policy: "baseline" };
+      const args = { issue: `the edit doubles wrongly in only_in_the_edit (call ${++calls})`, path: join(dir, "pkg"), policy: "baseline" };
       const result = await client.callTool({ name: "localize", arguments: args }, CallToolResultSchema, { onprogress: (p) => progress.push(p.message ?? "") });
       expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
       return { progress, out: result.structuredContent as { locations: Array<Record<string, unknown>>; commit_sha: string; root: string } };
