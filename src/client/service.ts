@@ -119,7 +119,7 @@ export class ServiceClient {
         try {
           for await (const { id, event } of this.events(view.id, hooks.signal, last)) {
             if (id) last = id;
-            ended ||= ["finished", "failed", "cancelled"].includes(event.type);
+            ended ||= FINAL_EVENTS.includes(event.type);
             hooks.onEvent?.(event);
             if (event.type === "no_worker") {
               await this.cancel(view.id);
@@ -223,7 +223,9 @@ interface CallInit {
 const RETRIED = new Set([409, 429, 503]);
 const RIDE_OUT_MS = 120_000;
 
+// Kept here rather than imported: the client's bundle takes only types from the service's modules.
 const hasEnded = (view: JobView) => ["succeeded", "failed", "cancelled"].includes(view.status);
+const FINAL_EVENTS: readonly string[] = ["finished", "failed", "cancelled"];
 
 /** What a proxy in front says while the service behind it is away (a restart): asked again. */
 const isPassing = (err: unknown) => err instanceof ServiceRefused && err.status >= 502 && err.status <= 504;

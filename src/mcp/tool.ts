@@ -218,7 +218,7 @@ export function describeEvent(event: JobEvent): string | null {
     case "command":
       return `$ ${String(d.command ?? "")}`;
     case "fallback":
-      return `the model server ${d.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}: the model-free baseline answers`;
+      return `the model server ${modelServerFailure(d.reason)}: the model-free baseline answers`;
     case "finished":
       return "finished";
     case "failed":
@@ -230,6 +230,11 @@ export function describeEvent(event: JobEvent): string | null {
     default:
       return null;
   }
+}
+
+/** What a fallback's reason says the model server did, in the words the calling model reads. */
+function modelServerFailure(reason: unknown): string {
+  return reason === "llm_timeout" ? "did not answer in time" : "could not be reached";
 }
 
 /** A REST field name as the tool's argument name (repo.url → repo_url). */
@@ -325,7 +330,7 @@ function summary(out: LocalizeOutput): string {
   };
   const lines = out.locations.map(describe);
   const leads = out.alternatives?.map(describe).join("\n");
-  const by = out.fallback ? `${out.policy}, as the model server ${out.fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : out.policy;
+  const by = out.fallback ? `${out.policy}, as the model server ${modelServerFailure(out.fallback.reason)}` : out.policy;
   if (!out.answered || out.locations.length === 0) {
     const none = `No locations found (${by}, ${out.finish_reason}${seconds}).`;
     if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
