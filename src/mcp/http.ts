@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { getRequestListener } from "@hono/node-server";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { AppContext } from "../api/context.js";
 import { ApiError } from "../api/errors.js";
 import { API_VERSION } from "../version.js";
@@ -13,9 +14,16 @@ import { registerLocalizeTool } from "./tool.js";
 /**
  * MCP over Streamable HTTP at /mcp, behind the same API keys as the REST routes. Each
  * session is an MCP server bound to the key that opened it; its `localize` tool calls what
- * POST /v1/localize calls, so limits, validation and the job store are the same. Sessions
- * live in this API process (cancellation and progress need the session that holds the
- * call), so replicas behind a load balancer route by the Mcp-Session-Id header.
+ * POST /v1/localize calls, so limits, validation and the job store are the same.
+ *
+ * Sessions live in this API process (a call's progress and cancellation go through the
+ * session that holds it), but nothing an agent needs is kept in one: every job is in the
+ * job store. So a session this process does not hold (it was made by the process before a
+ * restart, by another replica, or closed as idle) is made again under the id the client
+ * sends, for the key that sends it, rather than answered 404: the spec says a client should
+ * then start a new session, but the SDKs' clients (TypeScript's, Python's, and agents built
+ * on them) do not, and every agent connected would stay broken after each deploy until its
+ * user restarted it. A live session of another key is still answered as one that does not exist.
  */
 export interface McpHttpOptions {
   /** A session unused this long is closed. */
@@ -24,55 +32,104 @@ export interface McpHttpOptions {
 }
 
 interface Session {
-  transport: StreamableHTTPServerTransport;
+  transport: WebStandardStreamableHTTPServerTransport;
   owner: string;
   seen: number;
 }
 
+/** The ids this process hands out (randomUUID): only such an id is made again. */
+const SESSION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPluginAsync {
   return async (app) => {
     const sessions = new Map<string, Session>();
+    // A client's GET stream and its next POST can both arrive with an id this process lacks.
+    const restoring = new Map<string, Promise<Session>>();
     const sweep = setInterval(() => {
       const idleBefore = Date.now() - options.idleMs;
       for (const s of sessions.values()) if (s.seen < idleBefore) void s.transport.close();
     }, Math.min(60_000, options.idleMs));
     sweep.unref();
+    // A session's GET stream carries nothing a call needs (a call's progress comes on its own
+    // POST): ended as the API starts closing, like the job event streams, so it does not hold
+    // the closing until the cut. Held calls keep their grace (InProcessBackend).
+    ctx.shutdown.closing.addEventListener("abort", () => {
+      for (const s of sessions.values()) s.transport.closeStandaloneSSEStream();
+    });
     app.addHook("onClose", async () => {
       clearInterval(sweep);
       await Promise.all([...sessions.values()].map((s) => s.transport.close().catch(() => undefined)));
     });
 
-    const open = async (owner: string): Promise<Session> => {
+    const open = async (owner: string, restore?: { id: string; protocolVersion: string }): Promise<Session> => {
       if (sessions.size >= options.maxSessions) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions; retry shortly", undefined, { "retry-after": "5" });
       const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
       registerLocalizeTool(server, new InProcessBackend(ctx, owner), { localPaths: false });
       registerLocalizePrompt(server, { localPaths: false });
-      const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as StreamableHTTPServerTransport };
-      session.transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
+      const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as WebStandardStreamableHTTPServerTransport };
+      session.transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => restore?.id ?? randomUUID(),
         onsessioninitialized: (id) => void sessions.set(id, session),
       });
       session.transport.onclose = () => {
-        if (session.transport.sessionId) sessions.delete(session.transport.sessionId);
+        if (session.transport.sessionId && sessions.get(session.transport.sessionId) === session) sessions.delete(session.transport.sessionId);
         void server.close().catch(() => undefined);
       };
       await server.connect(session.transport);
+      if (restore) {
+        // The session is made again the way the client made it first: an initialize, here of
+        // our own, at the protocol version the client says it speaks. Its answer goes nowhere.
+        const answer = await session.transport.handleRequest(
+          new Request("http://localhost/mcp", {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+            body: JSON.stringify({ jsonrpc: "2.0", id: "codescout-restore", method: "initialize", params: { protocolVersion: restore.protocolVersion, capabilities: {}, clientInfo: { name: "restored-session", version: "0" } } }),
+          }),
+        );
+        await answer.text();
+        if (!answer.ok || session.transport.sessionId !== restore.id) {
+          await session.transport.close();
+          throw new ApiError(503, "session_not_restored", "the MCP session could not be made again; start a new one (initialize)");
+        }
+      }
       return session;
+    };
+
+    const restored = (owner: string, id: string, protocolVersion: string): Promise<Session> => {
+      let pending = restoring.get(id);
+      if (!pending) {
+        pending = open(owner, { id, protocolVersion }).finally(() => restoring.delete(id));
+        restoring.set(id, pending);
+      }
+      return pending;
     };
 
     const handle = async (request: FastifyRequest, reply: FastifyReply) => {
       await ctx.limits.takePoll(request.owner);
       const header = request.headers["mcp-session-id"];
-      let session = typeof header === "string" ? sessions.get(header) : undefined;
+      const id = typeof header === "string" ? header : undefined;
+      let session = id ? (sessions.get(id) ?? (await restoring.get(id)?.catch(() => undefined))) : undefined;
       // Another key's session is answered as one that does not exist.
-      if (typeof header === "string" && (!session || session.owner !== request.owner)) return rpcError(reply, 404, -32001, "Session not found");
+      if (session && session.owner !== request.owner) return rpcError(reply, 404, -32001, "Session not found");
       if (!session) {
-        if (request.method !== "POST" || !isInitializeRequest(request.body)) return rpcError(reply, 400, -32000, "Bad Request: no valid Mcp-Session-Id; start with initialize");
-        session = await open(request.owner);
+        const initialize = request.method === "POST" && isInitializeRequest(request.body);
+        if (initialize) session = await open(request.owner);
+        // Ending a session this process does not hold ends nothing; an id not of ours is not made.
+        else if (id && request.method !== "DELETE" && SESSION_ID_RE.test(id)) {
+          const asked = request.headers["mcp-protocol-version"];
+          const version = typeof asked === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
+          session = await restored(request.owner, id, version);
+          if (session.owner !== request.owner) return rpcError(reply, 404, -32001, "Session not found");
+          request.log.info({ owner: request.owner }, "an MCP session this process did not hold was made again under its id");
+        } else if (id) return rpcError(reply, 404, -32001, "Session not found");
+        else return rpcError(reply, 400, -32000, "Bad Request: no valid Mcp-Session-Id; start with initialize");
       }
       session.seen = Date.now();
+      const transport = session.transport;
       reply.hijack();
-      await session.transport.handleRequest(request.raw, reply.raw, request.body);
+      // What the SDK's Node transport does for each request: the body is the one Fastify parsed.
+      const listener = getRequestListener((webRequest) => transport.handleRequest(webRequest, { parsedBody: request.body }), { overrideGlobalObjects: false });
+      await listener(request.raw, reply.raw);
     };
 
     for (const method of ["POST", "GET", "DELETE"] as const) {

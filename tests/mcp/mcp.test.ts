@@ -32,6 +32,7 @@ let openApi: ServiceProcess;
 let worker: ServiceProcess;
 let base: string;
 let openBase: string;
+let apiEnv: Record<string, string>;
 const scratch: string[] = [];
 const cacheDir = mkdtempSync(join(tmpdir(), "codescout-client-cache-"));
 scratch.push(cacheDir);
@@ -71,8 +72,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   openBase = `http://localhost:${openPort}`;
   const env = serviceEnv(config, { ALLOW_PRIVATE_HOSTS: "true", MODEL_BASE_URL: model.baseURL, MODEL_MAX_RETRIES: "0", LOG_LEVEL: "warn" });
+  apiEnv = { ...env, AUTH_MODE: "api_key", API_KEYS: `agent:${KEY},other:other-key-0123456789` };
   worker = startProcess("src/worker/main.ts", { ...env, WORKER_CONCURRENCY: "4" });
-  api = startProcess("src/api/server.ts", { ...env, API_PORT: String(port), AUTH_MODE: "api_key", API_KEYS: `agent:${KEY},other:other-key-0123456789` });
+  api = startProcess("src/api/server.ts", { ...apiEnv, API_PORT: String(port) });
   // A second API on the same queue, without auth, for clients that cannot send a key; it takes
   // small uploads only, so a refusal for size is cheap to bring about.
   openApi = startProcess("src/api/server.ts", { ...env, API_PORT: String(openPort), UPLOAD_MAX_ARCHIVE_BYTES: String(64 << 10) });
@@ -330,6 +332,75 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     // Removed once the answer is out (worker/cleanups.ts), not before.
     await waitFor(async () => (containersOf(jobId) === "" ? true : undefined), 15_000, "the job's container to be removed");
     await client.close();
+  });
+  it("keeps an agent's session across an API restart: the SDK's client, which does not start a new session on a 404, goes on calling under its session id, with progress and cancellation", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const start = async () => {
+      const p = startProcess("src/api/server.ts", { ...apiEnv, API_PORT: String(port) });
+      await waitFor(async () => ((await fetch(`${url}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000, "the API to start");
+      return p;
+    };
+    let restarted = await start();
+    try {
+      const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${KEY}` } } });
+      const client = new Client({ name: "codescout-test", version: "1.0.0" });
+      await client.connect(transport);
+      const id = transport.sessionId;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
+
+      // Its open GET stream ends as the API starts closing: the restart does not wait out the grace (20 s) on it.
+      const stopping = performance.now();
+      await restarted.stop();
+      expect(performance.now() - stopping).toBeLessThan(15_000);
+      restarted = await start();
+      const progress: Progress[] = [];
+      const result = await client.callTool(
+        { name: "localize", arguments: { issue: "PARSE-ISSUE: after the restart the parser drops values", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } },
+        CallToolResultSchema,
+        { onprogress: (p) => progress.push(p) },
+      );
+      expect(result.isError).toBeFalsy();
+      expect(result.structuredContent).toMatchObject({ status: "succeeded", locations: [{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse", valid: true }, { file: "pkg/parser.py", function_name: "parse_file" }] });
+      expect(progress.map((p) => p.message)).toEqual(expect.arrayContaining(["turn 1/10", "turn 2/10"]));
+      expect(transport.sessionId).toBe(id);
+      expect(restarted.output()).not.toMatch(/"level":50/);
+
+      // Made again for the key that sent it, and for that key alone; an id the service never hands out is not made.
+      const post = (key: string, session: string) =>
+        fetch(`${url}/mcp`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "mcp-session-id": session, "content-type": "application/json", accept: "application/json, text/event-stream" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+        });
+      expect((await post("other-key-0123456789", id!)).status).toBe(404);
+      expect((await post(KEY, "not-a-session-of-ours")).status).toBe(404);
+
+      // Cancelling a call in the session made again cancels its job: the call is held where the cancel arrives.
+      const controller = new AbortController();
+      let jobId = "";
+      const call = client.callTool({ name: "localize", arguments: { issue: "SLOW-ISSUE: it hangs after the restart", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema, {
+        signal: controller.signal,
+        onprogress: (p) => {
+          jobId ||= /^queued: job (\S+)$/.exec(p.message ?? "")?.[1] ?? "";
+          if (p.message === "turn 2/10") setTimeout(() => controller.abort("the agent moved on"), 300);
+        },
+      });
+      await expect(call).rejects.toThrow();
+      const ended = await waitFor(
+        async () => {
+          const job = await (await fetch(`${url}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+          return job.status === "running" || job.status === "queued" ? undefined : job;
+        },
+        30_000,
+        "the job to end",
+      );
+      expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
+      await client.close();
+    } finally {
+      await restarted.stop();
+    }
   });
 });
 
