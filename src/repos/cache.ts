@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, chmod, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isIP } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import pRetry from "p-retry";
 import { gitConfigEnv, isTransientGitFailure, runGit, transportConfig, GitError } from "./git.js";
 import { HostGuard, HostPolicyError } from "../queue/hostPolicy.js";
@@ -47,6 +48,14 @@ export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, 
   /** How often a clone or fetch in progress is measured against those limits (default 1 s). */
   mirrorWatchEveryMs?: number;
   gitTimeoutMs?: number;
+  /**
+   * A repository's first clone still running this long after a job asked for it (default 3 s):
+   * the job is answered from its commit alone, fetched shallow (`--depth=1`, django's ~12 MB
+   * against the ~230 MB of its history), while the clone goes on for the jobs after it. What a
+   * job reads from the history (history.ts) waits for the clone, so the answer is the one the
+   * whole mirror gives. Infinity: every first job waits for its clone.
+   */
+  shallowAfterMs?: number;
   /**
    * A clone, fetch or access check whose remote failed in a way it may not fail again (HTTP
    * 5xx or 429, a connection refused or cut short: git.ts) runs again up to `retries` times,
@@ -111,6 +120,8 @@ export class RepoCache {
   readonly trees: TreeStore;
   private readonly mirrors: MirrorBudget;
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** First clones in progress, by mirror key: they outlive the job that started them. */
+  private readonly cloning = new Map<string, { landed: Promise<void>; startedAt: number }>();
   private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
@@ -198,25 +209,44 @@ export class RepoCache {
     const env = () => (envPromise ??= this.networkEnv(id.url, req.token));
 
     // What was fetched with a token is served again only to a request that can read the
-    // repository itself: its own credentials (or none) must pass `git ls-remote`.
-    if (existsSync(join(mirror, PRIVATE_MARK))) await this.authorize(id.url, env, signal);
+    // repository itself: its own credentials (or none) must pass `git ls-remote`. Asked once
+    // the mirror is there (a clone made with a token is marked before it is in place), and
+    // again after a wait in which it may have come.
+    let authorized = false;
+    const authorizeIfPrivate = async () => {
+      if (authorized || !existsSync(join(mirror, PRIVATE_MARK))) return;
+      await this.authorize(id.url, env, signal);
+      authorized = true;
+    };
 
     // A tree at a full sha needs no git at all when it is already there, as long as its
     // mirror is: the mirror holds the mark above and the history a job reads (history.ts).
     // Without it, a tree fetched with a token would be served to anyone, and an issue
     // naming a commit would be answered without it.
-    if (SHA_RE.test(req.commit) && !req.patch && existsSync(join(mirror, "HEAD"))) {
-      const treePath = await this.trees.find(join(key, req.commit));
-      if (treePath) return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
+    if (existsSync(join(mirror, "HEAD"))) {
+      await authorizeIfPrivate();
+      if (SHA_RE.test(req.commit) && !req.patch) {
+        const treePath = await this.trees.find(join(key, req.commit));
+        if (treePath) return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
+      }
     }
 
     return this.withLock(key, async () => {
       let cache: PreparedTree["cache"] = "warm";
       await this.mirrors.touch(mirror);
       if (!existsSync(join(mirror, "HEAD"))) {
-        await this.createMirror(id.url, mirror, env, signal);
+        const { clone, ours } = this.startClone(id.url, key, mirror, env, req.token !== undefined);
+        if (!(await this.landsInTime(clone, signal))) {
+          const seeded = await this.prepareShallow(id, key, mirror, req, env, started, signal);
+          if (seeded) return seeded;
+          await abortable(clone.landed, signal);
+        }
+        // A clone made with this request's own credentials has asked the remote already.
+        authorized ||= ours;
         cache = "cold";
       }
+      // The mirror may have come while this request waited for the lock or for the clone.
+      await authorizeIfPrivate();
       if (req.token) await writeFile(join(mirror, PRIVATE_MARK), "fetched with credentials\n");
       let sha = await this.resolve(mirror, req.commit, signal);
       if (!sha) {
@@ -249,7 +279,10 @@ export class RepoCache {
    */
   async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
     if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];
-    const { mirror } = this.mirrorOf(tree.url);
+    const { key, mirror } = this.mirrorOf(tree.url);
+    // A tree made from its commit alone (prepareShallow): the history is the clone's, still coming.
+    const clone = this.cloning.get(key);
+    if (clone) await abortable(clone.landed.catch(() => undefined), signal);
     if (!existsSync(join(mirror, "HEAD"))) return [];
     await this.mirrors.touch(mirror);
     return commitChanges(mirror, tree.sha, refs, tree, signal);
@@ -419,7 +452,75 @@ export class RepoCache {
     }
   }
 
-  private async createMirror(url: string, mirror: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
+  /**
+   * The repository's first clone, started once and shared by every job that finds no mirror:
+   * not tied to any job's signal, since the jobs after it want it too. A clone that fails is
+   * forgotten, and the next job starts another.
+   */
+  private startClone(url: string, key: string, mirror: string, env: () => Promise<Record<string, string>>, withToken: boolean) {
+    let clone = this.cloning.get(key);
+    const ours = !clone;
+    if (!clone) {
+      const landed = this.createMirror(url, mirror, env, undefined, withToken)
+        .then(() => this.mirrors.evict().then(() => undefined, () => undefined))
+        .finally(() => this.cloning.delete(key));
+      // Nobody may be waiting on it any more (its jobs were answered shallow): its failure is the next job's to meet.
+      landed.catch(() => undefined);
+      clone = { landed, startedAt: performance.now() };
+      this.cloning.set(key, clone);
+    }
+    return { clone, ours };
+  }
+
+  /** True once the clone is in place, false when it is still running `shallowAfterMs` after it started; rejects with its failure. */
+  private async landsInTime(clone: { landed: Promise<void>; startedAt: number }, signal?: AbortSignal): Promise<boolean> {
+    const after = this.options.shallowAfterMs ?? 3_000;
+    if (!Number.isFinite(after)) return abortable(clone.landed, signal).then(() => true);
+    const left = Math.max(0, clone.startedAt + after - performance.now());
+    const timer = new AbortController();
+    try {
+      return await Promise.race([clone.landed.then(() => true), sleep(left, false, { signal: signal ? AbortSignal.any([signal, timer.signal]) : timer.signal })]);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      throw err;
+    } finally {
+      timer.abort();
+    }
+  }
+
+  /**
+   * The tree of the commit alone, fetched shallow into a repository of its own next to the
+   * mirror still being cloned, with the requester's own credentials (so a private commit is
+   * read only by who may). Null when the remote will not give a commit that way (a sha it does
+   * not serve by itself, a ref with `~`): the job then waits for the clone.
+   */
+  private async prepareShallow(id: RepoIdentity, key: string, mirror: string, req: PrepareRequest, env: () => Promise<Record<string, string>>, started: number, signal?: AbortSignal): Promise<Unheld | null> {
+    const netEnv = await env();
+    const seed = `${mirror}.tmp-seed-${randomBytes(4).toString("hex")}`;
+    try {
+      await runGit(["init", "--bare", "--quiet", "--", seed], { signal });
+      try {
+        await this.retried(id.url, signal, () =>
+          this.mirrors.watch(seed, signal, (watched) => runGit(["--git-dir", seed, "fetch", "--quiet", "--depth=1", "--no-tags", "--", id.url, req.commit], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched })),
+        );
+      } catch (err) {
+        if (signal?.aborted || !(err instanceof GitError)) throw err;
+        return null;
+      }
+      const sha = await this.resolve(seed, "FETCH_HEAD", signal);
+      if (!sha) return null;
+      if (req.patch) return await this.preparePatched(id, key, seed, sha, req.patch, "cold", started, signal);
+      const found = await this.trees.find(join(key, sha));
+      if (found) return { ...id, sha, treePath: found, cache: "cold", durationMs: performance.now() - started };
+      const treePath = await this.materialize(seed, sha, join(key, sha), signal);
+      await this.evict().catch(() => 0);
+      return { ...id, sha, treePath, cache: "cold", durationMs: performance.now() - started };
+    } finally {
+      await rm(seed, { recursive: true, force: true });
+    }
+  }
+
+  private async createMirror(url: string, mirror: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal, withToken = false) {
     const netEnv = await env();
     await mkdir(join(this.dir, "mirrors"), { recursive: true });
     try {
@@ -429,6 +530,8 @@ export class RepoCache {
         try {
           // Branches and tags only (MIRRORED_REFS), not `clone --mirror`.
           await this.mirrors.watch(tmp, signal, (watched) => runGit(["clone", "--bare", "--quiet", "--", url, tmp], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }));
+          // Marked before it is in place: no job may find it unmarked (prepareTree's check).
+          if (withToken) await writeFile(join(tmp, PRIVATE_MARK), "fetched with credentials\n");
           await rename(tmp, mirror).catch(async (err) => {
             // Another process made the mirror first: theirs is as good as ours.
             if (!existsSync(join(mirror, "HEAD"))) throw err;
@@ -578,3 +681,14 @@ export class RepoCache {
 const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
 const PRIVATE_MARK = "codescout-private";
+
+/** `promise`, or the signal's reason once it aborts: a job stops waiting on what others share. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -8,7 +8,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
  * `redirectTo` it answers every request with a 302 there instead; with `auth` it wants that
  * Authorization header. With `fault`, a request it names (by its place among all requests, 0
  * first) is answered with that HTTP status, or cut off halfway through its body ("cut"), as a
- * remote having a bad minute does.
+ * remote having a bad minute does. With `hold`, a POST is passed on to git only once the
+ * promise `hold` returns for its body resolves (a slow clone, while other requests go on).
  */
 export interface GitHttpServer {
   url(repo?: string): string;
@@ -25,6 +26,7 @@ export async function startGitHttpServer(options: {
   redirectTo?: string;
   auth?: string;
   fault?: (index: number, request: { method: string; url: string }) => GitHttpFault;
+  hold?: (request: { url: string; body: string }) => Promise<void> | undefined;
 }): Promise<GitHttpServer> {
   const requests: GitHttpServer["requests"] = [];
   const server: Server = createServer((req, res) => {
@@ -55,7 +57,14 @@ export async function startGitHttpServer(options: {
         REMOTE_USER: "x-access-token",
       },
     });
-    req.pipe(cgi.stdin);
+    if (options.hold && req.method === "POST") {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        void Promise.resolve(options.hold!({ url: req.url ?? "", body: body.toString("latin1") })).then(() => cgi.stdin.end(body));
+      });
+    } else req.pipe(cgi.stdin);
     let head = Buffer.alloc(0);
     let sent = false;
     cgi.stdout.on("data", (chunk: Buffer) => {
