@@ -124,4 +124,14 @@ describe("a repository's first clone that takes long", () => {
     await expect(cache.prepare({ url, commit: fx.commits[2]!, token: "wrong" })).rejects.toMatchObject({ reason: "fetch_failed" });
     expect((await cache.prepare({ url, commit: fx.commits[2]!, token: TOKEN })).cache).toBe("hot");
   });
+
+  it("refuses a request without credentials that came while a token's clone of a private repository was running, once it lands (the clone waited for)", async () => {
+    const { url, cache, release } = await setup({ auth: true, shallowAfterMs: Infinity });
+    const withToken = cache.prepare({ url, commit: fx.commits[2]!, token: TOKEN });
+    const without = cache.prepare({ url, commit: fx.commits[2]! });
+    expect(await within(Promise.race([withToken, without.catch((e: unknown) => e)]), 300)).toBe("pending");
+    release();
+    expect((await withToken).sha).toBe(fx.commits[2]);
+    await expect(without).rejects.toMatchObject({ reason: "fetch_failed" });
+  });
 });
