@@ -177,4 +177,5 @@ const f = summary.levels;
 process.stdout.write(
   `file F1 ${(100 * f.file.f1).toFixed(1)}  module F1 ${(100 * f.module.f1).toFixed(1)}  function F1 ${(100 * f.entity.f1).toFixed(1)}  answered ${summary.answered}/${summary.instances}  (${a.out}/summary.md)\n`,
 );
+await deps.repos.close();
 process.exit(abort.signal.aborted ? 130 : 0);

@@ -120,8 +120,9 @@ export class RepoCache {
   readonly trees: TreeStore;
   private readonly mirrors: MirrorBudget;
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** First clones in progress, by mirror key: they outlive the job that started them. */
+  /** First clones in progress, by mirror key: they outlive the job that started them, not the cache (close). */
   private readonly cloning = new Map<string, { landed: Promise<void>; startedAt: number }>();
+  private readonly closing = new AbortController();
   private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
@@ -180,6 +181,16 @@ export class RepoCache {
     } finally {
       await base.release();
     }
+  }
+
+  /**
+   * Stops the clones no job waits on any more (prepareShallow answered their jobs), so that a
+   * process that stops leaves no git behind downloading for nobody; each removes its half-made
+   * mirror. The cache is not used after.
+   */
+  async close(): Promise<void> {
+    this.closing.abort(new Error("the repository cache is closing"));
+    await Promise.all([...this.cloning.values()].map((c) => c.landed.catch(() => undefined)));
   }
 
   /** A prepared tree with a hold on it; prepared again if it was evicted before the hold took. */
@@ -461,7 +472,7 @@ export class RepoCache {
     let clone = this.cloning.get(key);
     const ours = !clone;
     if (!clone) {
-      const landed = this.createMirror(url, mirror, env, undefined, withToken)
+      const landed = this.createMirror(url, mirror, env, this.closing.signal, withToken)
         .then(() => this.mirrors.evict().then(() => undefined, () => undefined))
         .finally(() => this.cloning.delete(key));
       // Nobody may be waiting on it any more (its jobs were answered shallow): its failure is the next job's to meet.

@@ -170,6 +170,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       await atMost(worker.close(), config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS);
       clearTimeout(grace);
       await cleanups.settle();
+      await repos.close();
       await atMost(webhookWorker?.close() ?? Promise.resolve(), REDIS_CLOSE_MS);
       await atMost(heartbeat.stop(), REDIS_CLOSE_MS);
       subscriber.disconnect();

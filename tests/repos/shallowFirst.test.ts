@@ -134,4 +134,15 @@ describe("a repository's first clone that takes long", () => {
     expect((await withToken).sha).toBe(fx.commits[2]);
     await expect(without).rejects.toMatchObject({ reason: "fetch_failed" });
   });
+
+  it("stops a clone nobody waits on when the cache closes, leaving no half-made mirror", async () => {
+    const { url, cache, release, mirrors } = await setup();
+    const tree = await cache.prepare({ url, commit: fx.commits[2]! });
+    expect(mirrors().filter((n) => n.includes(".tmp-"))).toHaveLength(1);
+    // The clone is held by the server until after the close: only the close ends it.
+    await cache.close();
+    expect(mirrors()).toEqual([]);
+    release();
+    expect(readFileSync(join(tree.treePath, "pkg/extra.py"), "utf8")).toContain("def extra");
+  });
 });
