@@ -1,5 +1,5 @@
 import { ModelError, type ModelErrorReason } from "./codescout/modelClient.js";
-import type { Policy, PolicyContext, PolicyResult } from "./policy.js";
+import { addUsage, type Policy, type PolicyContext, type PolicyResult } from "./policy.js";
 
 /** What the model server did that the baseline answers for: it was away, or did not answer in time. */
 const FALLBACK_REASONS: ReadonlySet<ModelErrorReason> = new Set(["llm_unavailable", "llm_timeout"]);
@@ -33,7 +33,8 @@ export class WithFallback implements Policy {
       const fallback = { from: this.primary.name, reason: err.reason };
       ctx.onEvent({ type: "fallback", turn: 0, maxTurns: 0, reason: err.reason });
       const answer = await this.fallback.run(ctx);
-      return { ...answer, fallback, trajectory: [{ at: new Date().toISOString(), kind: "tool", name: "fallback", ...fallback, detail: err.message }, ...answer.trajectory] };
+      // The job's usage is both policies': the model's calls (the failed one too), then the baseline's tools.
+      return { ...answer, usage: err.usage ? addUsage(err.usage, answer.usage) : answer.usage, fallback, trajectory: [{ at: new Date().toISOString(), kind: "tool", name: "fallback", ...fallback, detail: err.message }, ...answer.trajectory] };
     }
   }
 }

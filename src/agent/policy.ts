@@ -124,3 +124,8 @@ export interface Policy {
 export function emptyUsage(): PolicyUsage {
   return { modelCalls: 0, promptTokens: 0, completionTokens: 0, modelMs: 0, toolMs: 0 };
 }
+
+/** What two policies spent on one job (a model's attempt, then the baseline that answered for it). */
+export function addUsage(a: PolicyUsage, b: PolicyUsage): PolicyUsage {
+  return { modelCalls: a.modelCalls + b.modelCalls, promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, modelMs: a.modelMs + b.modelMs, toolMs: a.toolMs + b.toolMs };
+}

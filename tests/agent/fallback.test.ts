@@ -41,11 +41,15 @@ describe("the baseline behind the model", () => {
     expect(events.map((e) => e.type).slice(0, 2)).toEqual(["turn", "fallback"]);
     expect(events[1]).toMatchObject({ reason: "llm_timeout" });
     expect(r.trajectory[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_timeout" });
+    // The model's failed request is in the job's usage: one call, waited on for the client's limit (1 s).
+    expect(r.usage.modelCalls).toBe(1);
+    expect(r.usage.modelMs).toBeGreaterThanOrEqual(1_000);
+    expect(r.usage.toolMs).toBeGreaterThan(0);
   });
 
   it("answers when the model server is away (503)", async () => {
     const r = await run([{ status: 503 }]).result;
-    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" } });
+    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" }, usage: { modelCalls: 1, promptTokens: 0, completionTokens: 0 } });
   });
 
   it("does not hide a model server that refuses the request: the failure is the caller's to see", async () => {

@@ -75,7 +75,13 @@ export class CodeScoutPolicy implements Policy {
         chat_template_kwargs: { enable_thinking: false },
         ...extra,
       };
-      const { completion, durationMs } = await s.client.complete(request, ctx.signal);
+      const asked = performance.now();
+      const { completion, durationMs } = await s.client.complete(request, ctx.signal).catch((err: unknown) => {
+        // The failed request counts too: a fallback's answer reports what the model cost before it.
+        usage.modelCalls++;
+        usage.modelMs += performance.now() - asked;
+        throw err instanceof ModelError ? err.withUsage(usage) : err;
+      });
       usage.modelCalls++;
       usage.modelMs += durationMs;
       const u = completion.usage;

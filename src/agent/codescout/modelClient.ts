@@ -1,5 +1,6 @@
 import OpenAI from "openai";
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
+import type { PolicyUsage } from "../policy.js";
 
 /**
  * The model server as the loop sees it: one non-streaming chat completion at a time.
@@ -14,9 +15,17 @@ export class ModelError extends Error {
   constructor(
     readonly reason: ModelErrorReason,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; usage?: PolicyUsage },
   ) {
     super(message, options);
+    this.usage = options?.usage;
+  }
+
+  /** What the policy had spent when the model server failed it, the failed request included (the loop sets it). */
+  readonly usage: PolicyUsage | undefined;
+
+  withUsage(usage: PolicyUsage): ModelError {
+    return new ModelError(this.reason, this.message, { cause: this.cause, usage: { ...usage } });
   }
 }
 
