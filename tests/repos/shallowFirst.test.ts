@@ -91,6 +91,27 @@ describe("a repository's first clone that takes long", () => {
     await tree.release();
   });
 
+  it("applies an agent's patch on its commit fetched alone, as coding agents send their working trees", async () => {
+    const { url, cache, release } = await setup();
+    const patch = [
+      "diff --git a/pkg/extra.py b/pkg/extra.py",
+      "--- a/pkg/extra.py",
+      "+++ b/pkg/extra.py",
+      "@@ -1,2 +1,5 @@",
+      " def extra():",
+      "     return 1",
+      "+",
+      "+def only_in_the_edit():",
+      "+    return 2",
+      "",
+    ].join("\n");
+    const tree = await cache.prepare({ url, commit: fx.commits[2]!, patch });
+    expect(tree).toMatchObject({ sha: fx.commits[2], cache: "cold" });
+    expect(readFileSync(join(tree.treePath, "pkg/extra.py"), "utf8")).toBe("def extra():\n    return 1\n\ndef only_in_the_edit():\n    return 2\n");
+    expect(readFileSync(join(tree.treePath, "pkg/util.py"), "utf8")).toBe("def helper():\n    return 43\n");
+    release();
+  });
+
   it("makes a commit the remote will not give by itself (`main~1`) wait for the clone", async () => {
     const { url, cache, release } = await setup();
     const waiting = cache.prepare({ url, commit: "main~1" });
