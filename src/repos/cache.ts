@@ -288,12 +288,14 @@ export class RepoCache {
    * history.ts). An upload has no history: it answers nothing, as a hint that is not there.
    * The tree's mirror was used by its preparation, so the budget does not count it idle yet.
    */
-  async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal): Promise<CommitChange[]> {
+  async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal, options: { waitUntil?: number } = {}): Promise<CommitChange[]> {
     if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];
     const { key, mirror } = this.mirrorOf(tree.url);
-    // A tree made from its commit alone (prepareShallow): the history is the clone's, still coming.
+    // A tree made from its commit alone (prepareShallow): the history is the clone's, still
+    // coming. Waited for until `waitUntil` (performance.now()'s clock: a job's time limit less
+    // what its answer needs), then answered without, as for an upload.
     const clone = this.cloning.get(key);
-    if (clone) await abortable(clone.landed.catch(() => undefined), signal);
+    if (clone && !(await landsBy(clone.landed, options.waitUntil ?? Infinity, signal))) return [];
     if (!existsSync(join(mirror, "HEAD"))) return [];
     await this.mirrors.touch(mirror);
     return commitChanges(mirror, tree.sha, refs, tree, signal);
@@ -702,4 +704,17 @@ function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** Whether `landed` settles (either way) before `until` (performance.now()'s clock); rejects when the signal aborts first. */
+async function landsBy(landed: Promise<void>, until: number, signal?: AbortSignal): Promise<boolean> {
+  const left = until - performance.now();
+  if (left <= 0) return false;
+  if (!Number.isFinite(left)) return abortable(landed.then(() => true, () => true), signal);
+  const timer = new AbortController();
+  try {
+    return await abortable(Promise.race([landed.then(() => true, () => true), sleep(left, false, { signal: timer.signal })]), signal);
+  } finally {
+    timer.abort();
+  }
 }

@@ -160,7 +160,10 @@ export function createProcessor(deps: ProcessorDeps) {
           // The mirror's history (none for an upload), then what the caller read from its own of
           // the commits the mirror lacks: an upload's, or those a patch carries.
           namedCommits: async (refs) =>
-            scopedCommits(withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal), sentCommitsNamed(refs, payload.commits ?? [])), scope),
+            scopedCommits(
+              withSentCommits(await deps.repos.namedCommits(tree, refs, abort.signal, { waitUntil: t0 + deps.jobTimeoutS * 1000 - HISTORY_JOB_MARGIN_MS }), sentCommitsNamed(refs, payload.commits ?? [])),
+              scope,
+            ),
         })
         .catch((err) => {
           if (abort.signal.aborted) throw failAborted();
@@ -243,6 +246,13 @@ export function createProcessor(deps: ProcessorDeps) {
     }
   };
 }
+
+/**
+ * What a job's answer needs after the history the issue points into is read (the baseline's
+ * ranking, the check of the answer): a first clone's history is waited for until this long
+ * before the job's time limit, then the job is answered without it.
+ */
+const HISTORY_JOB_MARGIN_MS = 30_000;
 
 const shorten = (command: string) => (command.length > 200 ? `${command.slice(0, 197)}...` : command);
 

@@ -79,7 +79,8 @@ describe("a repository's first clone that takes long", () => {
     const byRef = await cache.prepare({ url, commit: "main" });
     expect(byRef.sha).toBe(third);
 
-    // The history an issue points into is the clone's: the answer waits for it.
+    // The history an issue points into is the clone's: the answer waits for it, up to the job's bound.
+    expect(await cache.namedCommits(tree, ["#4242"], undefined, { waitUntil: performance.now() + 200 })).toEqual([]);
     const named = cache.namedCommits(tree, ["#4242"]);
     expect(await within(named, 300)).toBe("pending");
     release();
