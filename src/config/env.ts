@@ -68,6 +68,11 @@ export const envSchema = z.object({
   REPO_MIRROR_MAX_MB: int(0, 1 << 30).optional(),
   /** Idle mirrors are also removed while their disk has less than this many megabytes free. 0: never. */
   REPO_MIRROR_MIN_FREE_MB: int(0, 1 << 30).default(2048),
+  /**
+   * Seconds a repository's first clone may run before the job that asked is answered from its
+   * commit alone, fetched shallow, while the clone goes on. `off`: every first job waits for its clone.
+   */
+  REPO_SHALLOW_FIRST_AFTER_S: z.union([z.literal("off"), int(0, 86_400)]).default(3),
   ALLOW_FILE_URLS: bool.default(false),
   /** Size cap of `repo.patch` (the caller's uncommitted changes), in bytes. */
   PATCH_MAX_BYTES: int(1024, 64 << 20).default(2 << 20),

@@ -73,6 +73,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
     ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
     mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
+    shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,
     uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
     onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });

@@ -24,6 +24,10 @@ describe("configuration", () => {
     expect(() => loadConfig({ WORKER_CONCURRENCY: "lots" })).toThrow(/WORKER_CONCURRENCY/);
     expect(() => loadConfig({ SANDBOX_MOUNT_MODE: "nfs" })).toThrow(/SANDBOX_MOUNT_MODE/);
     expect(() => loadConfig({ ALLOW_FILE_URLS: "maybe" })).toThrow(/ALLOW_FILE_URLS/);
+    expect(() => loadConfig({ REPO_SHALLOW_FIRST_AFTER_S: "never" })).toThrow(/REPO_SHALLOW_FIRST_AFTER_S/);
+    expect(loadConfig({}).REPO_SHALLOW_FIRST_AFTER_S).toBe(3);
+    expect(loadConfig({ REPO_SHALLOW_FIRST_AFTER_S: "off" }).REPO_SHALLOW_FIRST_AFTER_S).toBe("off");
+    expect(loadConfig({ REPO_SHALLOW_FIRST_AFTER_S: "0" }).REPO_SHALLOW_FIRST_AFTER_S).toBe(0);
   });
 
   it("stops a process at boot with the variable's name", () => {
