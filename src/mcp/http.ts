@@ -8,7 +8,7 @@ import type { AppContext } from "../api/context.js";
 import { ApiError } from "../api/errors.js";
 import { API_VERSION } from "../version.js";
 import { InProcessBackend } from "./inProcess.js";
-import { registerLocalizePrompt } from "./prompt.js";
+import { registerLocalizePrompt, serverInstructions } from "./prompt.js";
 import { registerLocalizeTool } from "./tool.js";
 
 /**
@@ -63,7 +63,7 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
 
     const open = async (owner: string, restore?: { id: string; protocolVersion: string }): Promise<Session> => {
       if (sessions.size >= options.maxSessions) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions; retry shortly", undefined, { "retry-after": "5" });
-      const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
+      const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} }, instructions: serverInstructions({ localPaths: false }) });
       registerLocalizeTool(server, new InProcessBackend(ctx, owner), { localPaths: false });
       registerLocalizePrompt(server, { localPaths: false });
       const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as WebStandardStreamableHTTPServerTransport };

@@ -6,7 +6,7 @@ import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import { API_VERSION } from "../version.js";
-import { registerLocalizePrompt } from "./prompt.js";
+import { registerLocalizePrompt, serverInstructions } from "./prompt.js";
 import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
@@ -35,7 +35,7 @@ if (args.help) {
 }
 
 const client = new ServiceClient(args.url ?? process.env.CODESCOUT_URL ?? "http://127.0.0.1:8080", process.env.CODESCOUT_API_KEY || undefined);
-const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} } });
+const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} }, instructions: serverInstructions({ localPaths: true }) });
 
 const QUIET_MS = 5_000;
 

@@ -160,6 +160,9 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const text = (prompt.messages[0]!.content as { text: string }).text;
     expect(text).toContain("call the `localize` tool with its whole text in the repository (give repo_url and commit, and your uncommitted changes as patch)");
     expect(text).toMatch(/<issue>\nParser\.parse drops values\n\nTraceback: \.\.\.\n<\/issue>$/);
+    expect(text).toMatch(/^Before changing any code for the issue below, call the `localize` tool/);
+    // The server's instructions, which clients give the calling model beside the tool: when to call it and how to read it.
+    expect(client.getInstructions()).toMatch(/^CodeScout finds where in a repository an issue needs changes.*\nBefore changing any code for an issue, call the `localize` tool with its whole text in the repository \(give repo_url/);
     await client.close();
 
     const noKey = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
@@ -485,6 +488,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(tools[0]!.inputSchema.properties).toHaveProperty("path");
     const prompt = await client.getPrompt({ name: "localize", arguments: { issue: "the edit doubles wrongly" } });
     expect((prompt.messages[0]!.content as { text: string }).text).toContain("call the `localize` tool with its whole text in this checkout.");
+    expect(client.getInstructions()).toContain("call the `localize` tool with its whole text in this checkout.");
     const progress: string[] = [];
     const result = await client.callTool(
       // An agent started in a package of the checkout (a monorepo's) gives that directory.
