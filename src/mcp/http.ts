@@ -3,10 +3,12 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { getRequestListener } from "@hono/node-server";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import { CancelledNotificationSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import { cancelJob } from "../api/cancel.js";
 import type { AppContext } from "../api/context.js";
 import { ApiError } from "../api/errors.js";
 import { API_VERSION } from "../version.js";
+import { McpCallJobs } from "./calls.js";
 import { InProcessBackend } from "./inProcess.js";
 import { registerLocalizePrompt, serverInstructions } from "./prompt.js";
 import { registerLocalizeTool } from "./tool.js";
@@ -16,9 +18,9 @@ import { registerLocalizeTool } from "./tool.js";
  * session is an MCP server bound to the key that opened it; its `localize` tool calls what
  * POST /v1/localize calls, so limits, validation and the job store are the same.
  *
- * Sessions live in this API process (a call's progress and cancellation go through the
- * session that holds it), but nothing an agent needs is kept in one: every job is in the
- * job store. So a session this process does not hold (it was made by the process before a
+ * Sessions live in this API process, but nothing an agent needs is kept in one: every job is
+ * in the job store, and the job a held call follows is in Redis too (McpCallJobs), so a
+ * cancellation cancels it whichever process the client's notification reaches. So a session this process does not hold (it was made by the process before a
  * restart, by another replica, or closed as idle) is made again under the id the client
  * sends, for the key that sends it, rather than answered 404: the spec says a client should
  * then start a new session, but the SDKs' clients (TypeScript's, Python's, and agents built
@@ -43,6 +45,7 @@ const SESSION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPluginAsync {
   return async (app) => {
     const sessions = new Map<string, Session>();
+    const calls = new McpCallJobs(ctx.redis, ctx.config.QUEUE_PREFIX, ctx.config.JOB_TTL_S);
     // A client's GET stream and its next POST can both arrive with an id this process lacks.
     const restoring = new Map<string, Promise<Session>>();
     const sweep = setInterval(() => {
@@ -64,7 +67,7 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
     const open = async (owner: string, restore?: { id: string; protocolVersion: string }): Promise<Session> => {
       if (sessions.size >= options.maxSessions) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions; retry shortly", undefined, { "retry-after": "5" });
       const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} }, instructions: serverInstructions({ localPaths: false }) });
-      registerLocalizeTool(server, new InProcessBackend(ctx, owner), { localPaths: false });
+      registerLocalizeTool(server, new InProcessBackend(ctx, owner, calls), { localPaths: false });
       registerLocalizePrompt(server, { localPaths: false });
       const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as WebStandardStreamableHTTPServerTransport };
       session.transport = new WebStandardStreamableHTTPServerTransport({
@@ -125,11 +128,24 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
         else return rpcError(reply, 400, -32000, "Bad Request: no valid Mcp-Session-Id; start with initialize");
       }
       session.seen = Date.now();
+      // A cancellation reaches its call's job here too: the call may be held by another process.
+      if (request.method === "POST" && id) await cancelHeldElsewhere(request.owner, id, request.body);
       const transport = session.transport;
       reply.hijack();
       // What the SDK's Node transport does for each request: the body is the one Fastify parsed.
       const listener = getRequestListener((webRequest) => transport.handleRequest(webRequest, { parsedBody: request.body }), { overrideGlobalObjects: false });
       await listener(request.raw, reply.raw);
+    };
+
+    const cancelHeldElsewhere = async (owner: string, session: string, body: unknown) => {
+      for (const message of Array.isArray(body) ? body : [body]) {
+        const cancelled = CancelledNotificationSchema.safeParse(message);
+        const request = cancelled.success ? cancelled.data.params.requestId : undefined;
+        if (request === undefined) continue;
+        const job = await calls.jobOf(owner, session, request);
+        // Where this process holds the call, the SDK aborts it too: a job cancels once.
+        if (job) await cancelJob(ctx.store, ctx.events, job).catch(() => undefined);
+      }
     };
 
     for (const method of ["POST", "GET", "DELETE"] as const) {

@@ -5,6 +5,7 @@ import { followJob } from "../api/follow.js";
 import type { LocalizeBody } from "../api/schemas.js";
 import { waitForEnd, hasEnded } from "../api/waitFor.js";
 import type { JobView } from "../store/jobStore.js";
+import type { McpCallJobs } from "./calls.js";
 import { describeEvent, LocalizeRefused, optionsOf, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
@@ -28,11 +29,16 @@ export async function submitToolCall(ctx: AppContext, owner: string, input: Loca
   }
 }
 
-/** The tool's backend inside the API, for MCP over Streamable HTTP: a refusal is the tool's error, not the session's. */
+/**
+ * The tool's backend inside the API, for MCP over Streamable HTTP: a refusal is the tool's
+ * error, not the session's. While a call is held, `calls` knows its job, so that the client's
+ * cancellation reaches the job whichever API process it reaches (http.ts).
+ */
 export class InProcessBackend implements LocalizeBackend {
   constructor(
     private readonly ctx: AppContext,
     private readonly owner: string,
+    private readonly calls?: McpCallJobs,
   ) {}
 
   async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
@@ -43,7 +49,14 @@ export class InProcessBackend implements LocalizeBackend {
       if (err instanceof ApiError && err.statusCode < 500) throw new LocalizeRefused(err.code, err.message, err.field);
       throw err;
     }
-    return { view: await followToEnd(this.ctx, view, hooks) };
+    const { call } = hooks;
+    if (!call || !this.calls) return { view: await followToEnd(this.ctx, view, hooks) };
+    await this.calls.remember(this.owner, call.session, call.request, view.id);
+    try {
+      return { view: await followToEnd(this.ctx, view, hooks) };
+    } finally {
+      await this.calls.forget(this.owner, call.session, call.request).catch(() => undefined);
+    }
   }
 }
 

@@ -32,6 +32,8 @@ export interface RunHooks {
   progress(message: string): void;
   /** Nothing happened for a while (about 5 s): a chance to keep a quiet connection open. */
   idle?(): void;
+  /** The MCP session and JSON-RPC request of the call, where the transport has sessions (HTTP). */
+  call?: { session: string; request: string | number };
 }
 
 /** A localization at its end. */
@@ -191,7 +193,8 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
         else if (last) progress(last);
       };
       try {
-        const { view, root } = await backend.run(input, { signal: extra.signal, progress, idle });
+        const call = extra.sessionId ? { session: extra.sessionId, request: extra.requestId } : undefined;
+        const { view, root } = await backend.run(input, { signal: extra.signal, progress, idle, ...(call ? { call } : {}) });
         return answer(view, root);
       } catch (err) {
         if (err instanceof LocalizeRefused) return refusal(err);

@@ -405,6 +405,57 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
       await restarted.stop();
     }
   });
+  it("cancels a call's job when the client's cancellation reaches another API process than the call (no routing by session)", async () => {
+    const port = await freePort();
+    const otherUrl = `http://127.0.0.1:${port}`;
+    const other = startProcess("src/api/server.ts", { ...apiEnv, API_PORT: String(port) });
+    try {
+      await waitFor(async () => ((await fetch(`${otherUrl}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000, "the second API to start");
+      // The JSON-RPC id the SDK's client gives the tool call, read from what it sends.
+      const callIds: Array<string | number> = [];
+      const recording: typeof fetch = (input, init) => {
+        const body = typeof init?.body === "string" ? JSON.parse(init.body) : undefined;
+        if (body?.method === "tools/call") callIds.push(body.id);
+        return fetch(input, init);
+      };
+      const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${KEY}` } }, fetch: recording });
+      const client = new Client({ name: "codescout-test", version: "1.0.0" });
+      await client.connect(transport);
+      let jobId = "";
+      let sent: Promise<Response> | undefined;
+      const call = client
+        .callTool({ name: "localize", arguments: { issue: "SLOW-ISSUE: it hangs, cancelled elsewhere", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema, {
+          onprogress: (p) => {
+            jobId ||= /^queued: job (\S+)$/.exec(p.message ?? "")?.[1] ?? "";
+            // The cancellation goes to the other process, as a load balancer that ignores the session may send it.
+            if (p.message === "turn 2/10" && !sent)
+              sent = fetch(`${otherUrl}/mcp`, {
+                method: "POST",
+                headers: { authorization: `Bearer ${KEY}`, "mcp-session-id": transport.sessionId!, "content-type": "application/json", accept: "application/json, text/event-stream" },
+                body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: callIds[0], reason: "the agent moved on" } }),
+              });
+          },
+        })
+        .catch((err: unknown) => err);
+      const ended = await waitFor(
+        async () => {
+          if (!jobId) return undefined;
+          const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+          return job.status === "running" || job.status === "queued" ? undefined : job;
+        },
+        30_000,
+        "the job to end",
+      );
+      expect(callIds).toHaveLength(1);
+      expect((await sent!).status).toBe(202);
+      expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
+      // The process that holds the call answers it with the job as it ended.
+      expect(await call).toMatchObject({ structuredContent: { job_id: jobId, status: "cancelled" } });
+      await client.close();
+    } finally {
+      await other.stop();
+    }
+  });
 });
 
 describe("the tool without MCP (POST /v1/tools/localize)", () => {
