@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SOURCE_OUTLINE } from "../../src/agent/sourceOutline.js";
-import { makeGitFixture, SAMPLE_FILES } from "../helpers/gitFixture.js";
+import { makeGitFixture, SAMPLE_FILES, writtenSha } from "../helpers/gitFixture.js";
 
 /**
  * bench/baseline/commits.py turns commits into fitting instances; the weights every user without
@@ -80,7 +80,8 @@ describe("mining instances whose message names an earlier commit (--names-commit
   const v1 = parser.replace("self.strict = strict", "self.strict = bool(strict)");
   const v2 = v1.replace("out = {}", "out = dict()");
   const culprit = repo.commit({ "pkg/parser.py": v1 }, `Fix strict flag parsing${why}`);
-  const named = repo.commit({ "pkg/parser.py": v2 }, `Fix regression in strict mode from ${culprit.slice(0, 9)}${why}`);
+  // As a reporter writes it (writtenSha): a prefix of digits alone is not read as a commit, which made this test fail about once in 70 runs.
+  const named = repo.commit({ "pkg/parser.py": v2 }, `Fix regression in strict mode from ${writtenSha(culprit)}${why}`);
   repo.commit({ "pkg/parser.py": v2.replace("return out", "return dict(out)") }, `Fix regression in deadbeef123, not a commit here${why}`);
 
   it("keeps only the fixes whose message names a commit before them", () => {
