@@ -15,7 +15,7 @@ import { applyPatch, applyPatchToCopy, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
 import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { touch } from "./disk.js";
-import { MirrorBudget } from "./mirrors.js";
+import { MirrorBudget, MirrorTooLarge } from "./mirrors.js";
 import { commitChanges, type CommitChange } from "./history.js";
 import { archiveInto, deriveInto, linkTree, NotDerivable, TreeTooLarge } from "./treeWrite.js";
 
@@ -123,6 +123,11 @@ export class RepoCache {
   /** First clones in progress, by mirror key: they outlive the job that started them, not the cache (close). */
   private readonly cloning = new Map<string, { landed: Promise<void>; startedAt: number }>();
   private readonly closing = new AbortController();
+  /**
+   * Repositories whose clone outgrew the mirror budget, until when: their jobs are answered from
+   * their commits alone meanwhile, rather than each starting a clone the budget stops again.
+   */
+  private readonly tooLarge = new Map<string, number>();
   private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
@@ -246,14 +251,18 @@ export class RepoCache {
       let cache: PreparedTree["cache"] = "warm";
       await this.mirrors.touch(mirror);
       if (!existsSync(join(mirror, "HEAD"))) {
-        const { clone, ours } = this.startClone(id.url, key, mirror, env, req.token !== undefined);
-        if (!(await this.landsInTime(clone, signal))) {
+        const tooLarge = () => (this.tooLarge.get(key) ?? 0) > Date.now();
+        // Too large to mirror (see startClone): no clone, the commit alone.
+        const first = tooLarge() ? undefined : this.startClone(id.url, key, mirror, env, req.token !== undefined);
+        const landed = first ? await this.landsInTime(first.clone, signal).catch((err: unknown) => (tooLarge() ? false : Promise.reject(err))) : false;
+        if (!landed) {
           const seeded = await this.prepareShallow(id, key, mirror, req, env, started, signal);
           if (seeded) return seeded;
-          await abortable(clone.landed, signal);
+          if (!first || tooLarge()) throw new RepoError("fetch_failed", `${id.url} is larger than the mirror budget, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
+          await abortable(first.clone.landed, signal);
         }
         // A clone made with this request's own credentials has asked the remote already.
-        authorized ||= ours;
+        authorized ||= first?.ours ?? false;
         cache = "cold";
       }
       // The mirror may have come while this request waited for the lock or for the clone.
@@ -476,6 +485,11 @@ export class RepoCache {
     if (!clone) {
       const landed = this.createMirror(url, mirror, env, this.closing.signal, withToken)
         .then(() => this.mirrors.evict().then(() => undefined, () => undefined))
+        .catch((err: unknown) => {
+          // Cloned again, it would be stopped again: for a while its jobs go without a mirror.
+          if (err instanceof RepoError && err.cause instanceof MirrorTooLarge && err.cause.limit === "budget") this.tooLarge.set(key, Date.now() + (this.options.treeIdleMs ?? 3_600_000));
+          throw err;
+        })
         .finally(() => this.cloning.delete(key));
       // Nobody may be waiting on it any more (its jobs were answered shallow): its failure is the next job's to meet.
       landed.catch(() => undefined);
@@ -514,9 +528,11 @@ export class RepoCache {
       await runGit(["init", "--bare", "--quiet", "--", seed], { signal });
       try {
         await this.retried(id.url, signal, () =>
-          this.mirrors.watch(seed, signal, (watched) => runGit(["--git-dir", seed, "fetch", "--quiet", "--depth=1", "--no-tags", "--", id.url, req.commit], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched })),
+          // Not a mirror (removed once its tree is made): the disk's floor bounds it, not the mirrors' budget.
+          this.mirrors.watch(seed, signal, (watched) => runGit(["--git-dir", seed, "fetch", "--quiet", "--depth=1", "--no-tags", "--", id.url, req.commit], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }), { kept: false }),
         );
       } catch (err) {
+        if (err instanceof MirrorTooLarge) throw new RepoError("fetch_failed", `could not fetch ${req.commit} of ${id.url}: ${err.message}`, { cause: err });
         if (signal?.aborted || !(err instanceof GitError)) throw err;
         return null;
       }
@@ -556,7 +572,7 @@ export class RepoCache {
         }
       });
     } catch (err) {
-      throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`);
+      throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`, { cause: err });
     }
   }
 

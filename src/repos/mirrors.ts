@@ -2,6 +2,18 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
 
+/** A clone or fetch stopped for the room it took: the budget, or the disk's free-space floor. */
+export class MirrorTooLarge extends Error {
+  override name = "MirrorTooLarge";
+  constructor(
+    /** `budget`: the repository alone outgrew it, and will again; `disk`: the disk was short, which eviction may mend. */
+    readonly limit: "budget" | "disk",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface MirrorBudgetOptions {
   /** Bytes of mirrors kept (0: no fixed limit). */
   maxBytes: number;
@@ -33,24 +45,26 @@ export class MirrorBudget {
   /**
    * Runs a clone or fetch into `path` and stops it when `path` alone outgrows the budget, or
    * the disk falls below half the free-space floor: one client naming a huge repository must
-   * not fill the disk before the budget is next looked at.
+   * not fill the disk before the budget is next looked at. `kept: false` (a fetch into a place
+   * removed right after, not a mirror) leaves the budget out, not the floor.
    */
-  async watch<T>(path: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const { maxBytes, minFreeBytes } = this.options;
+  async watch<T>(path: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>, options: { kept?: boolean } = {}): Promise<T> {
+    const { minFreeBytes } = this.options;
+    const maxBytes = options.kept === false ? 0 : this.options.maxBytes;
     if (maxBytes <= 0 && minFreeBytes <= 0) return run(signal ?? new AbortController().signal);
     const stop = new AbortController();
-    let reason: string | undefined;
+    let reason: { limit: MirrorTooLarge["limit"]; message: string } | undefined;
     const timer = setInterval(() => {
       void (async () => {
-        if (minFreeBytes > 0 && shortOfFree(this.mirrorsDir, minFreeBytes / 2) > 0) reason = `the disk has less than ${Math.round(minFreeBytes / 2 ** 21)} MB free`;
-        else if (maxBytes > 0 && (await diskUsage(path).catch(() => 0)) > maxBytes) reason = `the repository is larger than the mirror budget (${Math.round(maxBytes / 2 ** 20)} MB)`;
+        if (minFreeBytes > 0 && shortOfFree(this.mirrorsDir, minFreeBytes / 2) > 0) reason = { limit: "disk", message: `the disk has less than ${Math.round(minFreeBytes / 2 ** 21)} MB free` };
+        else if (maxBytes > 0 && (await diskUsage(path).catch(() => 0)) > maxBytes) reason = { limit: "budget", message: `the repository is larger than the mirror budget (${Math.round(maxBytes / 2 ** 20)} MB)` };
         if (reason) stop.abort();
       })();
     }, this.options.watchEveryMs ?? 1000);
     try {
       return await run(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal);
     } catch (err) {
-      throw reason ? new Error(reason) : err;
+      throw reason ? new MirrorTooLarge(reason.limit, reason.message) : err;
     } finally {
       clearInterval(timer);
     }

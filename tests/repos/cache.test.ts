@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -255,9 +255,14 @@ describe("RepoCache", () => {
     cleanups.push(() => fx.cleanup());
     const dir = cacheDir();
     const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), maxMirrorBytes: 1 << 20, mirrorWatchEveryMs: 10 });
-    await expect(cache.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
+    // The clone is stopped and no mirror kept; the job is answered from its commit alone (not a mirror: the budget is not its).
+    const tree = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(statSync(join(tree.treePath, "blob.txt")).size).toBeGreaterThan(18 << 20);
+    expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
+    // What only a mirror could resolve is refused, naming why.
+    await expect(cache.prepare({ url: fx.url, commit: "main~0" })).rejects.toMatchObject({
       reason: "fetch_failed",
-      message: expect.stringContaining("larger than the mirror budget (1 MB)"),
+      message: expect.stringContaining("larger than the mirror budget"),
     });
     expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
     // A floor no disk here has room for: the same clone stops for the disk's sake.

@@ -41,22 +41,31 @@ afterAll(async () => {
 });
 
 /** A server whose clones wait for `release()`; shallow fetches and everything else go through. */
-async function setup(options: { auth?: boolean; shallowAfterMs?: number } = {}) {
+async function setup(options: { auth?: boolean; shallowAfterMs?: number; maxMirrorBytes?: number } = {}) {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
+  let clones = 0;
   const server = await startGitHttpServer({
     root,
     ...(options.auth ? { auth: `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString("base64")}` } : {}),
     // A shallow fetch asks for "deepen 1"; a clone only lists the capability ("deepen-since").
-    hold: ({ body }) => (body.includes("want ") && !/deepen \d/.test(body) ? released : undefined),
+    hold: ({ body }) => (body.includes("want ") && !/deepen \d/.test(body) ? (clones++, released) : undefined),
   });
   servers.push(server);
   const dir = mkdtempSync(join(tmpdir(), "codescout-shallow-cache-"));
   dirs.push(dir);
   // The server is on loopback and speaks http: this test's deployment allows both.
-  const cache = new RepoCache({ dir, allowFileUrls: false, allowHttpUrls: true, hosts: new HostGuard({ allowedHosts: [], allowPrivate: true }), shallowAfterMs: options.shallowAfterMs ?? 100 });
+  const cache = new RepoCache({
+    dir,
+    allowFileUrls: false,
+    allowHttpUrls: true,
+    hosts: new HostGuard({ allowedHosts: [], allowPrivate: true }),
+    shallowAfterMs: options.shallowAfterMs ?? 100,
+    // Measured every 300 ms: the clone has asked for its pack (and is held) by the first look.
+    ...(options.maxMirrorBytes !== undefined ? { maxMirrorBytes: options.maxMirrorBytes, mirrorWatchEveryMs: 300 } : {}),
+  });
   const mirrors = () => readdirSync(join(dir, "mirrors"));
-  return { url: server.url(), cache, release, mirrors };
+  return { url: server.url(), cache, release, mirrors, clones: () => clones };
 }
 
 /** Resolves to "pending" when `p` has not settled within `ms`. */
@@ -166,5 +175,24 @@ describe("a repository's first clone that takes long", () => {
     expect(mirrors()).toEqual([]);
     release();
     expect(readFileSync(join(tree.treePath, "pkg/extra.py"), "utf8")).toContain("def extra");
+  });
+
+  it("answers a repository larger than the mirror budget from each commit alone, without cloning it again for each job", async () => {
+    // One byte: the clone (held) is stopped at the budget's first look.
+    const { url, cache, release, mirrors, clones } = await setup({ maxMirrorBytes: 1 });
+    const first = await cache.prepare({ url, commit: fx.commits[2]! });
+    expect(readFileSync(join(first.treePath, "pkg/extra.py"), "utf8")).toContain("def extra");
+    // The history never comes: an issue's commits are answered without it, once the clone has been stopped.
+    expect(await cache.namedCommits(first, ["#4242"])).toEqual([]);
+    expect(clones()).toBe(1);
+    expect(mirrors()).toEqual([]);
+
+    const second = await cache.prepare({ url, commit: fx.commits[1]! });
+    expect(second).toMatchObject({ sha: fx.commits[1], cache: "cold" });
+    expect(readFileSync(join(second.treePath, "pkg/util.py"), "utf8")).toBe("def helper():\n    return 43\n");
+    expect(clones()).toBe(1);
+    // What only a mirror could resolve is refused, saying what to send instead.
+    await expect(cache.prepare({ url, commit: "main~1" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringMatching(/larger than the mirror budget.*full sha, a branch or a tag/) });
+    release();
   });
 });
