@@ -253,16 +253,16 @@ export class RepoCache {
       if (!existsSync(join(mirror, "HEAD"))) {
         const tooLarge = () => (this.tooLarge.get(key) ?? 0) > Date.now();
         // Too large to mirror (see startClone): no clone, the commit alone.
-        const first = tooLarge() ? undefined : this.startClone(id.url, key, mirror, env, req.token !== undefined);
-        const landed = first ? await this.landsInTime(first.clone, signal).catch((err: unknown) => (tooLarge() ? false : Promise.reject(err))) : false;
+        const clone = tooLarge() ? undefined : this.startClone(id.url, key, mirror, env, req.token !== undefined);
+        const landed = clone ? await this.landsInTime(clone, signal).catch((err: unknown) => (tooLarge() ? false : Promise.reject(err))) : false;
         if (!landed) {
           const seeded = await this.prepareShallow(id, key, mirror, req, env, started, signal);
           if (seeded) return seeded;
-          if (!first || tooLarge()) throw new RepoError("fetch_failed", `${id.url} is larger than the mirror budget, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
-          await abortable(first.clone.landed, signal);
+          if (!clone || tooLarge()) throw new RepoError("fetch_failed", `${id.url} is larger than the mirror budget, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
+          await abortable(clone.landed, signal);
         }
         // A clone made with this request's own credentials has asked the remote already.
-        authorized ||= first?.ours ?? false;
+        authorized ||= clone?.ours ?? false;
         cache = "cold";
       }
       // The mirror may have come while this request waited for the lock or for the clone.
@@ -496,7 +496,7 @@ export class RepoCache {
       clone = { landed, startedAt: performance.now() };
       this.cloning.set(key, clone);
     }
-    return { clone, ours };
+    return { ...clone, ours };
   }
 
   /** True once the clone is in place, false when it is still running `shallowAfterMs` after it started; rejects with its failure. */
