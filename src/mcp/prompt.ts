@@ -1,12 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 
-/**
- * `localize` as an MCP prompt as well as a tool: clients such as Claude Code and VS Code offer
- * prompts as slash commands the user types, so a developer hands an issue to the
- * agent with the way to use the answer attached, instead of writing it into the project's
- * agent instructions. The steps are the ones docs/agents.md gives for those instructions.
- */
 /** How to use the tool and its answer, as the prompt and the server's instructions both say it. */
 function steps(options: { localPaths: boolean }, issue: string): string[] {
   const where = options.localPaths ? "in this checkout" : "in the repository (give repo_url and commit, and your uncommitted changes as patch)";
@@ -30,6 +24,12 @@ export function serverInstructions(options: { localPaths: boolean }): string {
   ].join("\n");
 }
 
+/**
+ * `localize` as an MCP prompt as well as a tool: clients such as Claude Code and VS Code offer
+ * prompts as slash commands the user types, so a developer hands an issue to the
+ * agent with the way to use the answer attached, instead of writing it into the project's
+ * agent instructions. The steps are the ones docs/agents.md gives for those instructions.
+ */
 export function registerLocalizePrompt(server: McpServer, options: { localPaths: boolean }) {
   server.registerPrompt(
     "localize",
