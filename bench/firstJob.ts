@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../src/repos/cache.js";
+import { diskUsage } from "../src/repos/disk.js";
 import { ms, quick, report, stats, time } from "./lib.js";
 
 /**
@@ -21,17 +22,12 @@ const gitDir = url.replace("file://", "");
 const commit = arg("--commit") ?? execFileSync("git", ["--git-dir", gitDir, "rev-parse", "HEAD"], { encoding: "utf8" }).trim();
 const rounds = quick ? 1 : 3;
 
-const du = (path: string): number => {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.size;
-  return readdirSync(path).reduce((sum, name) => sum + du(join(path, name)), 0);
-};
 
 // What each way brings: the mirror's pack after a clone, the commit's pack after a shallow fetch.
 const scratch = mkdtempSync(join(tmpdir(), "bench-first-"));
 execFileSync("git", ["init", "-q", "--bare", join(scratch, "seed.git")]);
 execFileSync("git", ["--git-dir", join(scratch, "seed.git"), "fetch", "-q", "--depth=1", "--no-tags", url, commit]);
-const seedBytes = du(join(scratch, "seed.git", "objects"));
+const seedBytes = await diskUsage(join(scratch, "seed.git", "objects"));
 rmSync(scratch, { recursive: true, force: true });
 
 const samples: Record<"clone_first" | "shallow_first" | "shallow_first_clone_landed", number[]> = { clone_first: [], shallow_first: [], shallow_first_clone_landed: [] };
@@ -48,7 +44,7 @@ for (let i = 0; i < rounds; i++) {
     if (way === "shallow_first") samples.shallow_first_clone_landed.push(performance.now() - t0);
     const mirrors = join(dir, "mirrors");
     const mirror = readdirSync(mirrors).find((n) => n.endsWith(".git"));
-    if (mirror && existsSync(join(mirrors, mirror))) mirrorBytes = du(join(mirrors, mirror, "objects"));
+    if (mirror && existsSync(join(mirrors, mirror))) mirrorBytes = await diskUsage(join(mirrors, mirror, "objects"));
     await tree.release();
     rmSync(cache.trees.dir, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -50,12 +50,12 @@ export class InProcessBackend implements LocalizeBackend {
       throw err;
     }
     const { call } = hooks;
-    if (!call || !this.calls) return { view: await followToEnd(this.ctx, view, hooks) };
-    await this.calls.remember(this.owner, call.session, call.request, view.id);
+    const calls = call && this.calls;
+    if (calls) await calls.remember(this.owner, call.session, call.request, view.id);
     try {
       return { view: await followToEnd(this.ctx, view, hooks) };
     } finally {
-      await this.calls.forget(this.owner, call.session, call.request).catch(() => undefined);
+      if (calls) await calls.forget(this.owner, call.session, call.request).catch(() => undefined);
     }
   }
 }

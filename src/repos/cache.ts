@@ -259,7 +259,7 @@ export class RepoCache {
           const seeded = await this.prepareShallow(id, key, mirror, req, env, started, signal);
           if (seeded) return seeded;
           if (!clone || tooLarge()) throw new RepoError("fetch_failed", `${id.url} is larger than the mirror budget, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
-          await abortable(clone.landed, signal);
+          await settlesBy(clone.landed, Infinity, signal);
         }
         // A clone made with this request's own credentials has asked the remote already.
         authorized ||= clone?.ours ?? false;
@@ -304,7 +304,7 @@ export class RepoCache {
     // coming. Waited for until `waitUntil` (performance.now()'s clock: a job's time limit less
     // what its answer needs), then answered without, as for an upload.
     const clone = this.cloning.get(key);
-    if (clone && !(await landsBy(clone.landed, options.waitUntil ?? Infinity, signal))) return [];
+    if (clone && !(await settlesBy(clone.landed.catch(() => undefined), options.waitUntil ?? Infinity, signal))) return [];
     if (!existsSync(join(mirror, "HEAD"))) return [];
     await this.mirrors.touch(mirror);
     return commitChanges(mirror, tree.sha, refs, tree, signal);
@@ -500,19 +500,8 @@ export class RepoCache {
   }
 
   /** True once the clone is in place, false when it is still running `shallowAfterMs` after it started; rejects with its failure. */
-  private async landsInTime(clone: { landed: Promise<void>; startedAt: number }, signal?: AbortSignal): Promise<boolean> {
-    const after = this.options.shallowAfterMs ?? 3_000;
-    if (!Number.isFinite(after)) return abortable(clone.landed, signal).then(() => true);
-    const left = Math.max(0, clone.startedAt + after - performance.now());
-    const timer = new AbortController();
-    try {
-      return await Promise.race([clone.landed.then(() => true), sleep(left, false, { signal: signal ? AbortSignal.any([signal, timer.signal]) : timer.signal })]);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason ?? err;
-      throw err;
-    } finally {
-      timer.abort();
-    }
+  private landsInTime(clone: { landed: Promise<void>; startedAt: number }, signal?: AbortSignal): Promise<boolean> {
+    return settlesBy(clone.landed, clone.startedAt + (this.options.shallowAfterMs ?? 3_000), signal);
   }
 
   /**
@@ -711,25 +700,22 @@ const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
 
 const PRIVATE_MARK = "codescout-private";
 
-/** `promise`, or the signal's reason once it aborts: a job stops waiting on what others share. */
-function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-/** Whether `landed` settles (either way) before `until` (performance.now()'s clock); rejects when the signal aborts first. */
-async function landsBy(landed: Promise<void>, until: number, signal?: AbortSignal): Promise<boolean> {
+/**
+ * Whether `promise` resolves before `until` (performance.now()'s clock; Infinity: whenever it
+ * does). Rejects with its failure, or with the signal's reason once the signal aborts: a job
+ * stops waiting on what other jobs share, which goes on.
+ */
+async function settlesBy(promise: Promise<unknown>, until: number, signal?: AbortSignal): Promise<boolean> {
   const left = until - performance.now();
   if (left <= 0) return false;
-  if (!Number.isFinite(left)) return abortable(landed.then(() => true, () => true), signal);
   const timer = new AbortController();
+  const stop = signal ? AbortSignal.any([signal, timer.signal]) : timer.signal;
+  const late = Number.isFinite(left) ? sleep(left, false, { signal: stop }) : new Promise<never>((_, reject) => stop.addEventListener("abort", () => reject(stop.reason), { once: true }));
   try {
-    return await abortable(Promise.race([landed.then(() => true, () => true), sleep(left, false, { signal: timer.signal })]), signal);
+    return await Promise.race([promise.then(() => true), late]);
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason ?? err;
+    throw err;
   } finally {
     timer.abort();
   }
