@@ -47,6 +47,8 @@ export interface RepoCacheOptions extends RepoUrlPolicy, Omit<TreeStoreOptions, 
   mirrorMinFreeBytes?: number;
   /** How often a clone or fetch in progress is measured against those limits (default 1 s). */
   mirrorWatchEveryMs?: number;
+  /** Bytes free on the mirrors' filesystem, which the floor is measured against (default: what the filesystem says). */
+  mirrorFreeBytes?: (dir: string) => number | null;
   gitTimeoutMs?: number;
   /**
    * A repository's first clone still running this long after a job asked for it (default 3 s):
@@ -124,10 +126,11 @@ export class RepoCache {
   private readonly cloning = new Map<string, { landed: Promise<void>; startedAt: number }>();
   private readonly closing = new AbortController();
   /**
-   * Repositories whose clone outgrew the mirror budget, until when: their jobs are answered from
-   * their commits alone meanwhile, rather than each starting a clone the budget stops again.
+   * Repositories whose clone was stopped for the room it took, why, and until when: their jobs
+   * are answered from their commits alone meanwhile, rather than each starting a clone that is
+   * stopped again.
    */
-  private readonly tooLarge = new Map<string, number>();
+  private readonly tooLarge = new Map<string, { limit: MirrorTooLarge["limit"]; until: number }>();
   private readonly hosts: HostGuard;
 
   constructor(private readonly options: RepoCacheOptions) {
@@ -135,9 +138,10 @@ export class RepoCache {
     this.trees = new TreeStore({ ...options, cacheDir: this.dir });
     this.mirrors = new MirrorBudget(join(this.dir, "mirrors"), {
       maxBytes: options.maxMirrorBytes ?? 0,
-      minFreeBytes: options.mirrorMinFreeBytes ?? 2 << 30,
+      minFreeBytes: options.mirrorMinFreeBytes ?? 2 * 2 ** 30,
       idleMs: options.treeIdleMs ?? 3_600_000,
       watchEveryMs: options.mirrorWatchEveryMs,
+      freeBytes: options.mirrorFreeBytes,
     });
     this.hosts = options.hosts ?? new HostGuard({ allowedHosts: [], allowPrivate: false });
   }
@@ -251,14 +255,21 @@ export class RepoCache {
       let cache: PreparedTree["cache"] = "warm";
       await this.mirrors.touch(mirror);
       if (!existsSync(join(mirror, "HEAD"))) {
-        const tooLarge = () => (this.tooLarge.get(key) ?? 0) > Date.now();
+        const tooLarge = () => {
+          const stopped = this.tooLarge.get(key);
+          return stopped && stopped.until > Date.now() ? stopped.limit : undefined;
+        };
         // Too large to mirror (see startClone): no clone, the commit alone.
         const clone = tooLarge() ? undefined : this.startClone(id.url, key, mirror, env, req.token !== undefined);
         const landed = clone ? await this.landsInTime(clone, signal).catch((err: unknown) => (tooLarge() ? false : Promise.reject(err))) : false;
         if (!landed) {
           const seeded = await this.prepareShallow(id, key, mirror, req, env, started, signal);
           if (seeded) return seeded;
-          if (!clone || tooLarge()) throw new RepoError("fetch_failed", `${id.url} is larger than the mirror budget, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
+          const stopped = tooLarge();
+          if (!clone || stopped) {
+            const why = stopped === "disk" ? `the disk has no room for ${id.url}'s history` : `${id.url} is larger than the mirror budget`;
+            throw new RepoError("fetch_failed", `${why}, and ${req.commit} cannot be fetched by itself: name a commit by its full sha, a branch or a tag`);
+          }
           await settlesBy(clone.landed, Infinity, signal);
         }
         // A clone made with this request's own credentials has asked the remote already.
@@ -487,7 +498,12 @@ export class RepoCache {
         .then(() => this.mirrors.evict().then(() => undefined, () => undefined))
         .catch((err: unknown) => {
           // Cloned again, it would be stopped again: for a while its jobs go without a mirror.
-          if (err instanceof RepoError && err.cause instanceof MirrorTooLarge && err.cause.limit === "budget") this.tooLarge.set(key, Date.now() + (this.options.treeIdleMs ?? 3_600_000));
+          // Over the budget it stays over; the disk may have room sooner, as mirrors and trees go idle.
+          if (err instanceof RepoError && err.cause instanceof MirrorTooLarge) {
+            const { limit } = err.cause;
+            const forMs = limit === "budget" ? (this.options.treeIdleMs ?? 3_600_000) : DISK_SHORT_RETRY_MS;
+            this.tooLarge.set(key, { limit, until: Date.now() + forMs });
+          }
           throw err;
         })
         .finally(() => this.cloning.delete(key));
@@ -699,6 +715,13 @@ export class RepoCache {
 const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
 const PRIVATE_MARK = "codescout-private";
+
+/**
+ * How long a repository whose clone left the disk short of its floor goes without a mirror
+ * before a clone is tried again: mirrors and trees idle out, and operators free room, on that
+ * scale; meanwhile its jobs fetch their commits alone, a fraction of the history's size.
+ */
+const DISK_SHORT_RETRY_MS = 10 * 60_000;
 
 /**
  * Whether `promise` resolves before `until` (performance.now()'s clock; Infinity: whenever it

@@ -23,6 +23,8 @@ export interface MirrorBudgetOptions {
   idleMs: number;
   /** How often a clone or fetch in progress is measured (default 1 s). */
   watchEveryMs?: number;
+  /** Bytes free on the filesystem holding a directory (default: statfs; null when unreadable). */
+  freeBytes?: (dir: string) => number | null;
 }
 
 /**
@@ -56,7 +58,7 @@ export class MirrorBudget {
     let reason: { limit: MirrorTooLarge["limit"]; message: string } | undefined;
     const timer = setInterval(() => {
       void (async () => {
-        if (minFreeBytes > 0 && shortOfFree(this.mirrorsDir, minFreeBytes / 2) > 0) reason = { limit: "disk", message: `the disk has less than ${Math.round(minFreeBytes / 2 ** 21)} MB free` };
+        if (minFreeBytes > 0 && this.shortOfFree(minFreeBytes / 2) > 0) reason = { limit: "disk", message: `the disk has less than ${Math.round(minFreeBytes / 2 ** 21)} MB free` };
         else if (maxBytes > 0 && (await diskUsage(path).catch(() => 0)) > maxBytes) reason = { limit: "budget", message: `the repository is larger than the mirror budget (${Math.round(maxBytes / 2 ** 20)} MB)` };
         if (reason) stop.abort();
       })();
@@ -73,7 +75,7 @@ export class MirrorBudget {
   /** Removes the least recently used idle mirrors while over the budget or the free-space floor; returns how many. */
   async evict(): Promise<number> {
     const { maxBytes, minFreeBytes, idleMs } = this.options;
-    let short = minFreeBytes > 0 ? shortOfFree(this.mirrorsDir, minFreeBytes) : 0;
+    let short = minFreeBytes > 0 ? this.shortOfFree(minFreeBytes) : 0;
     if (maxBytes <= 0 && short <= 0) return 0;
     const mirrors: Array<{ path: string; used: number; bytes: number }> = [];
     for (const name of await readdir(this.mirrorsDir).catch(() => [] as string[])) {
@@ -98,10 +100,15 @@ export class MirrorBudget {
     }
     return removed;
   }
+
+  /** How many bytes the mirrors' filesystem lacks to have `want` bytes free (≤ 0: none). */
+  private shortOfFree(want: number): number {
+    const free = (this.options.freeBytes ?? freeBytes)(this.mirrorsDir);
+    return free === null ? 0 : want - free;
+  }
 }
 
-/** How many bytes the filesystem holding `dir` lacks to have `want` bytes free (≤ 0: none). */
-function shortOfFree(dir: string, want: number): number {
+function freeBytes(dir: string): number | null {
   const st = filesystemOf(dir);
-  return st ? want - st.bavail * st.bsize : 0;
+  return st ? st.bavail * st.bsize : null;
 }

@@ -265,13 +265,19 @@ describe("RepoCache", () => {
       message: expect.stringContaining("larger than the mirror budget"),
     });
     expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
-    // A floor no disk here has room for: the same clone stops for the disk's sake.
+    // A floor no disk here has room for: the same clone stops for the disk's sake, and so does the fetch of its commit alone.
     const floor = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), mirrorMinFreeBytes: 2 ** 60, mirrorWatchEveryMs: 10 });
     await expect(floor.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
       reason: "fetch_failed",
       message: expect.stringMatching(/the disk has less than \d+ MB free/),
     });
     expect(readdirSync(join(dir, "mirrors"))).toEqual([]);
+    // The default floor, 2 GiB (stopping at half of it), as the CLIs get it: 900 MB free is short.
+    const byDefault = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot(), mirrorFreeBytes: () => 900 * 2 ** 20, mirrorWatchEveryMs: 10 });
+    await expect(byDefault.prepare({ url: fx.url, commit: fx.commits[0]! })).rejects.toMatchObject({
+      reason: "fetch_failed",
+      message: expect.stringContaining("the disk has less than 1024 MB free"),
+    });
   });
 
   it("mirrors branches and tags but not pull requests' refs, and still fetches a pull request's commit a job names", async () => {

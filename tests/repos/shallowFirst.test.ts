@@ -41,10 +41,11 @@ afterAll(async () => {
 });
 
 /** A server whose clones wait for `release()`; shallow fetches and everything else go through. */
-async function setup(options: { auth?: boolean; shallowAfterMs?: number; maxMirrorBytes?: number } = {}) {
+async function setup(options: { auth?: boolean; shallowAfterMs?: number; maxMirrorBytes?: number; diskShortInClone?: boolean } = {}) {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
   let clones = 0;
+  let diskShortSeen = false;
   const server = await startGitHttpServer({
     root,
     ...(options.auth ? { auth: `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString("base64")}` } : {}),
@@ -63,6 +64,8 @@ async function setup(options: { auth?: boolean; shallowAfterMs?: number; maxMirr
     shallowAfterMs: options.shallowAfterMs ?? 100,
     // Measured every 300 ms: the clone has asked for its pack (and is held) by the first look.
     ...(options.maxMirrorBytes !== undefined ? { maxMirrorBytes: options.maxMirrorBytes, mirrorWatchEveryMs: 300 } : {}),
+    // The disk is short of its floor once, at the first look while the clone is held; plenty after.
+    ...(options.diskShortInClone ? { mirrorWatchEveryMs: 300, mirrorFreeBytes: () => (clones > 0 && !diskShortSeen ? ((diskShortSeen = true), 0) : 2 ** 50) } : {}),
   });
   const mirrors = () => readdirSync(join(dir, "mirrors"));
   return { url: server.url(), cache, release, mirrors, clones: () => clones };
@@ -193,6 +196,24 @@ describe("a repository's first clone that takes long", () => {
     expect(clones()).toBe(1);
     // What only a mirror could resolve is refused, saying what to send instead.
     await expect(cache.prepare({ url, commit: "main~1" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringMatching(/larger than the mirror budget.*full sha, a branch or a tag/) });
+    release();
+  });
+
+  it("answers a repository whose clone left the disk short of its floor from each commit alone, the job that waited for the clone too, without cloning it again for each job", async () => {
+    // The job waits for its clone (no shallow start); the floor stops the clone at its first look.
+    const { url, cache, release, mirrors, clones } = await setup({ shallowAfterMs: Infinity, diskShortInClone: true });
+    const first = await cache.prepare({ url, commit: fx.commits[2]! });
+    expect(first).toMatchObject({ sha: fx.commits[2], cache: "cold" });
+    expect(readFileSync(join(first.treePath, "pkg/extra.py"), "utf8")).toContain("def extra");
+    expect(await cache.namedCommits(first, ["#4242"])).toEqual([]);
+    expect(mirrors()).toEqual([]);
+
+    // The disk has room again, but the next jobs do not start another clone that may fill it.
+    const second = await cache.prepare({ url, commit: fx.commits[1]! });
+    expect(readFileSync(join(second.treePath, "pkg/util.py"), "utf8")).toBe("def helper():\n    return 43\n");
+    expect(clones()).toBe(1);
+    await expect(cache.prepare({ url, commit: "main~1" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringMatching(/the disk has no room for .*'s history.*full sha, a branch or a tag/) });
+    expect(clones()).toBe(1);
     release();
   });
 });
