@@ -179,6 +179,11 @@ describe("POST /v1/localize", () => {
     const job = await api.fastify.inject({ method: "GET", url: "/v1/jobs/nope" });
     expect(job.statusCode).toBe(404);
     expect(job.json().error.code).toBe("job_not_found");
+    // BullMQ's own records share the jobs' prefix: none of them reads as a job, whatever it holds.
+    for (const [method, url] of [["GET", "/v1/jobs/meta"], ["DELETE", "/v1/jobs/meta"], ["GET", "/v1/jobs/events"], ["GET", "/v1/jobs/wait/events"], ["GET", "/v1/jobs/id/trajectory"]] as const) {
+      const res = await api.fastify.inject({ method, url });
+      expect([url, res.statusCode, res.json().error.code]).toEqual([url, 404, "job_not_found"]);
+    }
     const route = await api.fastify.inject({ method: "GET", url: "/v2/what" });
     expect(route.statusCode).toBe(404);
     expect(route.json().error.code).toBe("not_found");
