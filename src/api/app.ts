@@ -19,6 +19,7 @@ import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
+import { trackClients } from "./clientGone.js";
 import { ApiShutdown } from "./shutdown.js";
 
 
@@ -50,6 +51,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   };
 
   fastify.decorateRequest("owner", "");
+  trackClients(fastify);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.setErrorHandler(errorHandler);

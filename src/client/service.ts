@@ -109,8 +109,10 @@ export class ServiceClient {
    */
   async follow(view: JobView, hooks: { signal?: AbortSignal; onEvent?: (event: JobEvent) => void } = {}): Promise<JobView> {
     if (hasEnded(view)) return view;
-    const onAbort = () => void this.cancel(view.id).catch(() => undefined);
+    let cancelling: Promise<void> | undefined;
+    const onAbort = () => void (cancelling = this.cancel(view.id).catch(() => undefined));
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
+    if (hooks.signal?.aborted) onAbort();
     try {
       // The stream's last event id: a stream that drops (the API restarting) resumes after it.
       let last: string | undefined;
@@ -144,6 +146,14 @@ export class ServiceClient {
       }
     } finally {
       hooks.signal?.removeEventListener("abort", onAbort);
+      // The cancellation is sent before this returns: a CLI that exits on its answer (Ctrl-C) would
+      // otherwise exit before the DELETE left, and the job would go on. Not waited on for long: the
+      // service answers a running job's cancellation once it has ended (up to 5 s).
+      if (cancelling) {
+        const sent = new AbortController();
+        await Promise.race([cancelling, sleep(CANCEL_WAIT_MS, undefined, { signal: sent.signal }).catch(() => undefined)]);
+        sent.abort();
+      }
     }
   }
 
@@ -222,6 +232,8 @@ interface CallInit {
 
 const RETRIED = new Set([409, 429, 503]);
 const RIDE_OUT_MS = 120_000;
+/** How long a follow that was given up waits for its job's cancellation to be answered. */
+const CANCEL_WAIT_MS = 3_000;
 
 // Kept here rather than imported: the client's bundle takes only types from the service's modules.
 const hasEnded = (view: JobView) => ["succeeded", "failed", "cancelled"].includes(view.status);

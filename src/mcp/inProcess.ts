@@ -70,6 +70,8 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
   if (hasEnded(view)) return view;
   const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
   hooks.signal.addEventListener("abort", onAbort, { once: true });
+  // A caller gone before the job was queued (the HTTP route's client hung up during the submission) has no abort left to fire.
+  if (hooks.signal.aborted) onAbort();
   const stop = AbortSignal.any([hooks.signal, ctx.shutdown.handOff]);
   try {
     hooks.progress(`queued: job ${view.id}`);

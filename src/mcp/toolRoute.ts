@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AppContext } from "../api/context.js";
-import { abortedWith } from "../api/routes/localize.js";
 import { commonErrors, errorResponse, finishedJobExample, idempotencyHeadersSchema, localizeExample } from "../api/schemas.js";
 import type { JobView } from "../store/jobStore.js";
 import { followToEnd, submitToolCall } from "./inProcess.js";
@@ -71,7 +70,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
       };
       let body: z.infer<typeof toolResponseSchema>;
       try {
-        const view = await followToEnd(ctx, queued, { signal: abortedWith(request.raw), progress: () => undefined, idle });
+        const view = await followToEnd(ctx, queued, { signal: request.gone, progress: () => undefined, idle });
         const result = answer(view);
         body = { text: (result.content[0] as { text: string }).text, is_error: result.isError === true, result: result.structuredContent as z.infer<typeof localizeOutputSchema> };
       } catch (err) {

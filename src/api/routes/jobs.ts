@@ -8,7 +8,6 @@ import { baselineJobExample, cancelledJobExample, commonErrors, errorResponse, f
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
-import { abortedWith } from "./localize.js";
 
 const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 429: commonErrors.readLimited };
 
@@ -45,7 +44,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
     async (request) => {
       const view = await load(request.params.id, request.owner);
       const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-      return wait > 0 ? waitForEnd(store, view, wait, AbortSignal.any([abortedWith(request.raw), ctx.shutdown.handOff])) : view;
+      return wait > 0 ? waitForEnd(store, view, wait, AbortSignal.any([request.gone, ctx.shutdown.handOff])) : view;
     },
   );
 
@@ -73,7 +72,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       if (outcome === "missing") throw new ApiError(404, "job_not_found", `no job ${request.params.id}`, "id");
       if (outcome === "finished") throw new ApiError(409, "job_ended", "the job has already ended", "id");
       // A running job ends within moments; give it a short while so the answer is final.
-      const view = await waitForEnd(store, (await store.get(request.params.id))!, outcome === "signalled" ? 5 : 0, abortedWith(request.raw));
+      const view = await waitForEnd(store, (await store.get(request.params.id))!, outcome === "signalled" ? 5 : 0, request.gone);
       return reply.code(202).send(view);
     },
   );
@@ -140,7 +139,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
         // A stopping API ends its streams at once: the client resumes elsewhere (Last-Event-ID).
-        const ended = AbortSignal.any([abortedWith(request.raw), ctx.shutdown.closing]);
+        const ended = AbortSignal.any([request.gone, ctx.shutdown.closing]);
         for await (const stored of followJob(redis, events, store, id, from, ended, ctx.noWorker)) {
           if (stored === null) res.write(": keep-alive\n\n");
           else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);

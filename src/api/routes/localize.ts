@@ -60,7 +60,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       async (request, reply) => {
         let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-        if (wait > 0) view = await waitForEnd(store, view, wait, AbortSignal.any([abortedWith(request.raw), ctx.shutdown.handOff]));
+        if (wait > 0) view = await waitForEnd(store, view, wait, AbortSignal.any([request.gone, ctx.shutdown.handOff]));
         return reply
           .code(hasEnded(view) ? 200 : 202)
           .header("location", `/v1/jobs/${view.id}`)
@@ -101,10 +101,3 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     },
   );
 };
-
-/** An AbortSignal that fires when the client goes away, so waits end with it. */
-export function abortedWith(raw: import("node:http").IncomingMessage): AbortSignal {
-  const ctrl = new AbortController();
-  raw.socket?.once("close", () => ctrl.abort());
-  return ctrl.signal;
-}
