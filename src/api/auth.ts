@@ -57,7 +57,10 @@ export class KeyRing {
         throw new Error(`API_KEYS_FILE: cannot read ${config.API_KEYS_FILE}: ${(err as Error).message}`);
       }
     }
-    const ring = new KeyRing(lines.map((l) => KeyRing.parseEntry(l)).filter((e): e is [string, string] => e !== null));
+    const entries = lines.map((l) => KeyRing.parseEntry(l)).filter((e): e is [string, string] => e !== null);
+    // The name every request has with auth off, which may read every job (mayRead): a key named so would too.
+    if (entries.some(([name]) => name === ANONYMOUS)) throw new Error(`API_KEYS: "${ANONYMOUS}" names the requests of AUTH_MODE=off and cannot name a key; give it another name`);
+    const ring = new KeyRing(entries);
     if (config.AUTH_MODE === "api_key" && ring.size === 0) throw new Error("AUTH_MODE=api_key needs API_KEYS or API_KEYS_FILE");
     return ring;
   }

@@ -181,6 +181,8 @@ describe("auth and limits", () => {
     for (const k of await redis.keys(`${config.QUEUE_PREFIX}:*`)) if ((await redis.type(k)) === "hash") dump.push(JSON.stringify(await redis.hgetall(k)));
     redis.disconnect();
     expect(dump.join("\n")).not.toContain("key-alice-123");
+    // The name of every request with auth off, which reads every job, names no key.
+    await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-789" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
   });
 
   it("answers 429 with Retry-After past the per-key rate and the open-job cap", async () => {
