@@ -148,6 +148,12 @@ describe("cancel and events", () => {
     expect(sse.headers["content-type"]).toContain("text/event-stream");
     const types = [...sse.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
     expect(types).toEqual(["queued", "cancelled"]);
+    // Resumed after the first event, the stream has the rest; an id it never sent is refused, naming the header.
+    const resumed = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events`, headers: { "last-event-id": "0-0" } });
+    expect([...resumed.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(["cancelled"]);
+    const bad = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events`, headers: { "last-event-id": "abc" } });
+    expect(bad.statusCode).toBe(422);
+    expect(bad.json().error).toMatchObject({ code: "validation_failed", field: "headers.last-event-id", message: expect.stringContaining("an event's id") });
   });
 
   it("holds GET ?wait= until the time is up when the job does not end", async () => {

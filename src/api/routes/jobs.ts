@@ -117,6 +117,13 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         tags: ["jobs"],
         security: [{ bearerAuth: [] }],
         params: jobParamsSchema,
+        headers: z.object({
+          "last-event-id": z
+            .string()
+            .regex(/^\d+(-\d+)?$/, "must be an event's id as the stream sent it (`1764000902250-0`)")
+            .optional()
+            .describe("The id of the last event received: the stream resumes after it."),
+        }),
         response: {
           200: z
             .string()
@@ -132,7 +139,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
-      const from = typeof request.headers["last-event-id"] === "string" ? request.headers["last-event-id"] : "0";
+      const from = request.headers["last-event-id"] ?? "0";
       try {
         if (from === "0") {
           const queued = { type: "queued", at: view.created_at, data: { job: id } };
