@@ -304,13 +304,18 @@ export class TreeStore {
 
     const maxTrees = this.options.maxTrees || Infinity;
     const maxBytes = this.maxBytes || Infinity;
+    // The byte budget is the fast place's (all trees' when there is no other place): a tree
+    // spilled to disk is not in it, and an idle tree in memory must not go to make room for one.
+    const budgeted = (t: Tree) => t.fast || this.dir === this.spillDir;
     let count = trees.length;
-    let bytes = trees.reduce((sum, t) => sum + t.bytes, 0);
+    let bytes = trees.reduce((sum, t) => sum + (budgeted(t) ? t.bytes : 0), 0);
     let fastBytes = trees.reduce((sum, t) => sum + (t.fast ? t.bytes : 0), 0);
     if (count <= maxTrees && bytes <= maxBytes) return fastBytes;
     const now = Date.now();
     for (const t of trees.sort((a, b) => a.used - b.used)) {
       if (count <= maxTrees && bytes <= maxBytes) break;
+      // Only the bytes are over: removing a tree outside the budget would not bring them under.
+      if (count <= maxTrees && !budgeted(t)) continue;
       if (t.used > now - t.idleMs) continue;
       // Looked at again right before: a job may have taken the tree up since the listing.
       const st = await stat(t.path).catch(() => null);
@@ -322,7 +327,7 @@ export class TreeStore {
         onRemove();
       }
       count--;
-      bytes -= t.bytes;
+      if (budgeted(t)) bytes -= t.bytes;
       if (t.fast) fastBytes -= t.bytes;
     }
     return fastBytes;

@@ -223,6 +223,18 @@ describe("RepoCache", () => {
     // Nothing half-written is left in the memory budget's place.
     const repos = readdirSync(cache.trees.dir).filter((n) => !n.startsWith("."));
     expect(repos.flatMap((r) => readdirSync(join(cache.trees.dir, r)))).toEqual([]);
+
+    // While it is in use, the memory budget counts the trees in memory only: a small tree there,
+    // its job done, is not removed to make room the big one on disk does not take.
+    const [one, two] = [makeGitFixture(), makeGitFixture()];
+    cleanups.push(() => one.cleanup(), () => two.cleanup());
+    const small = await cache.prepare({ url: one.url, commit: one.commits[0]! });
+    expect(small.treePath.startsWith(`${cache.trees.dir}/`)).toBe(true);
+    await small.release();
+    const next = await cache.prepare({ url: two.url, commit: two.commits[0]! });
+    expect(next.treePath.startsWith(`${cache.trees.dir}/`)).toBe(true);
+    expect(existsSync(small.treePath)).toBe(true);
+    await Promise.all([tree.release(), next.release()]);
   });
 
   it("removes the least recently used idle mirrors beyond the mirror budget, never one in use", async () => {
