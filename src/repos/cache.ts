@@ -729,6 +729,8 @@ const DISK_SHORT_RETRY_MS = 10 * 60_000;
  * stops waiting on what other jobs share, which goes on.
  */
 async function settlesBy(promise: Promise<unknown>, until: number, signal?: AbortSignal): Promise<boolean> {
+  // An abort listener added now would never fire: a job already given up would wait out the clone, under the repository's lock.
+  signal?.throwIfAborted();
   const left = until - performance.now();
   if (left <= 0) return false;
   const timer = new AbortController();
