@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { WaitingError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { checkAnswer, normalizeLocations } from "../agent/locations.js";
@@ -15,6 +14,7 @@ import {
 import { JobFailedError } from "../queue/failure.js";
 import { RepoError, type RepoCache } from "../repos/cache.js";
 import { SandboxError, type Sandbox, type SandboxProvider } from "../sandbox/types.js";
+import { makeWorkingDir } from "../sandbox/workdir.js";
 import { locationSets } from "../scoring/index.js";
 import type { JobStore } from "../store/jobStore.js";
 import type { JobEvents } from "../store/events.js";
@@ -129,7 +129,7 @@ export function createProcessor(deps: ProcessorDeps) {
       await progress({ phase: "sandbox", turn: 0 });
       const tS = performance.now();
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
-      const workingDir = `/tmp/testbed/${randomBytes(4).toString("hex")}/${tree.owner}_${tree.name}_${instance}`;
+      const workingDir = makeWorkingDir(tree.owner, tree.name, instance);
       sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });

@@ -396,6 +396,24 @@ describe("end to end", () => {
     expect(await scoped.json()).toMatchObject({ status: "failed", error: { code: "scope_not_found", message: `options.scope: pkg/nope is not a directory of the repository at ${repo.commits[0]!.slice(0, 12)}` } });
   });
 
+  it("answers in a repository whose owner and name are as long as the service takes them (64 characters each)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "codescout-long-"));
+    try {
+      const long = join(root, "o".repeat(64), `${"n".repeat(64)}.git`);
+      execFileSync("git", ["clone", "-q", "--bare", repo.dir, long]);
+      const post = await fetch(`${base}/v1/localize?wait=60`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo: { url: `file://${long}`, commit: repo.commits[0] }, issue: "helper() returns the wrong answer", options: { policy: "baseline" } }),
+      });
+      const job = await post.json();
+      // The sandbox's working directory is named after them, in the training layout, within its 200 characters.
+      expect(job, JSON.stringify(job.error)).toMatchObject({ status: "succeeded", result: { files: ["pkg/util.py"] } });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("reads the commit an issue names from the repository's history, on the worker's mirror", async () => {
     const culprit = repo.commit({ "pkg/util.py": "def helper():\n    return 41\n" }, "a change that broke it");
     const at = repo.commit({ "README.md": "# sample, later\n" }, "docs");
