@@ -348,21 +348,42 @@ class DockerSandbox implements Sandbox {
     const tar = spawn("tar", ["-c", "-f", "-", "-C", this.spec.treePath, "."], { stdio: ["ignore", "pipe", "pipe"], signal });
     const tarErr = new CappedBuffer(4096);
     tar.stderr.on("data", (b: Buffer) => tarErr.push(b));
-    const ended = new Promise<void>((resolve) => io.on("end", resolve).on("close", resolve));
+    // The copy inside may die mid-stream (the tree outgrew the sandbox's memory, the container
+    // went). Its output then ends, or the socket fails the next write, while the host's tar still
+    // writes: unstopped, that tar waits for ever on input nobody reads (the engine keeps the
+    // socket open), and an unheard socket error would end the process.
+    let tarDone = false;
+    let cutShort: string | undefined;
+    const stopTar = (why: string) => {
+      if (tarDone) return;
+      cutShort ??= why;
+      // Its output, unread, would hold its 'close' back too.
+      tar.stdout.unpipe(io);
+      tar.stdout.destroy();
+      tar.kill();
+    };
+    const ended = new Promise<void>((resolve) =>
+      io
+        .on("end", () => (stopTar("the copy inside ended before the tree did"), resolve()))
+        .on("close", () => (stopTar("the copy inside ended before the tree did"), resolve()))
+        .on("error", (err) => (stopTar(`the copy inside stopped reading (${err.message})`), resolve())),
+    );
     tar.stdout.pipe(io, { end: false });
     const tarCode = await new Promise<number | null>((resolve, reject) => {
       tar.on("error", reject);
-      tar.on("close", resolve);
+      tar.on("close", (code) => {
+        tarDone = true;
+        resolve(code);
+      });
     });
     // Half-close: the in-container tar sees end of input and finishes.
     (io as Duplex & { end(): void }).end();
     await ended;
-    const { ExitCode } = await exec.inspect();
-    if (tarCode !== 0 || ExitCode !== 0) {
-      throw new SandboxError(
-        "create_failed",
-        `copying the tree into the sandbox failed: ${(tarErr.text() + out.text()).trim().slice(0, 500) || `exit ${ExitCode}`}`,
-      );
+    // A container that died with its copy (its memory cgroup's OOM kill) has no exec left to ask.
+    const ExitCode = await exec.inspect().then((i) => i.ExitCode, () => "unknown (the container is gone)");
+    if (tarCode !== 0 || ExitCode !== 0 || cutShort) {
+      const why = (tarErr.text() + out.text()).trim().slice(0, 500) || `${cutShort ?? "tar failed"}: exit ${ExitCode}`;
+      throw new SandboxError("create_failed", `copying the tree into the sandbox failed: ${why}`);
     }
   }
 
