@@ -77,6 +77,8 @@ if (!(temperature >= 0 && temperature <= 2)) fail("--temperature must be between
 if (a.policy !== "baseline" && a.policy !== "codescout") fail(`--policy must be baseline or codescout, not ${a.policy}`);
 if (a.policy === "codescout" && !a["model-url"]) fail("--policy codescout needs --model-url");
 if (!/\{(repo|owner|name)\}/.test(a["url-template"])) fail("--url-template must contain {repo} or {owner}/{name}");
+const limit = a.limit === undefined ? undefined : Number(a.limit);
+if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) fail(`--limit must be a positive integer, not ${a.limit}`);
 
 let instances;
 try {
@@ -84,7 +86,7 @@ try {
 } catch (err) {
   fail((err as BenchError).message);
 }
-if (a.limit) instances = instances.slice(0, Number(a.limit));
+if (limit !== undefined) instances = instances.slice(0, limit);
 const misnamed = misnamedBy(a["url-template"], instances);
 if (misnamed) {
   // Not refused: a mirror may be named anything. But the score drops where an issue points at its fix by reference.

@@ -196,12 +196,17 @@ describe("eval CLI", () => {
   });
 
   it("refuses bad arguments with a message naming the problem", () => {
-    let stderr = "";
-    try {
-      execFileSync("npx", ["tsx", "src/cli/eval.ts", "--bench", "x.jsonl", "--concurrency", "zero"], { encoding: "utf8", stdio: "pipe" });
-    } catch (err) {
-      stderr = (err as { stderr: string }).stderr;
-    }
-    expect(stderr).toContain("--concurrency must be an integer");
+    const refusal = (...args: string[]) => {
+      try {
+        execFileSync("npx", ["tsx", "src/cli/eval.ts", "--bench", "x.jsonl", ...args], { encoding: "utf8", stdio: "pipe" });
+      } catch (err) {
+        return (err as { stderr: string }).stderr;
+      }
+      return "";
+    };
+    expect(refusal("--concurrency", "zero")).toContain("--concurrency must be an integer");
+    // Not a run of no instances (NaN) or of all but the last five.
+    expect(refusal("--limit", "abc")).toContain("--limit must be a positive integer, not abc");
+    expect(refusal("--limit=-5")).toContain("--limit must be a positive integer, not -5");
   });
 });
