@@ -46,29 +46,48 @@ export class Limits {
     }
   }
 
-  /** Throws when `owner` already has maxOpen jobs queued or running (jobs that ended are pruned). */
-  async assertRoom(owner: string, adding: number): Promise<void> {
+  /**
+   * Counts `ids` among `owner`'s open jobs, or throws when that would make more than maxOpen
+   * queued or running. The check and the adding are one step in Redis: concurrent requests
+   * (a batch, an agent's parallel calls, several replicas) cannot all pass a check made before
+   * any of them added its job. Jobs that ended are pruned only when the set looks full, so an
+   * ordinary request costs one script; an id with no job yet is one being accepted, unless it
+   * was reserved long ago. `release` takes back ids whose job was not queued.
+   */
+  async reserve(owner: string, ids: string[], ttlS: number): Promise<void> {
     const maxOpen = this.settings.maxOpen;
-    if (maxOpen <= 0) return;
+    if (maxOpen <= 0 || ids.length === 0) return;
     const key = this.keys.ownerOpenJobs(owner);
-    // The set also holds jobs that have ended since; it is pruned only when it looks full,
-    // so an ordinary request costs one SCARD.
-    if ((await this.redis.scard(key)) + adding <= maxOpen) return;
-    const ids = await this.redis.smembers(key);
+    if (await this.tryReserve(key, ids, maxOpen, ttlS)) return;
+    const members = await this.redis.zrange(key, 0, -1, "WITHSCORES");
     let open = 0;
-    for (const id of ids) {
+    for (let i = 0; i < members.length; i += 2) {
+      const [id, at] = [members[i]!, Number(members[i + 1])];
       const view = await this.store.get(id);
-      if (view && (view.status === "queued" || view.status === "running")) open++;
-      else await this.redis.srem(key, id);
+      if (view ? view.status === "queued" || view.status === "running" : at > Date.now() - ACCEPTING_MS) open++;
+      else await this.redis.zrem(key, id);
     }
-    if (open + adding > maxOpen) {
-      throw new ApiError(429, "too_many_open_jobs", `this API key has ${open} jobs queued or running; the limit is ${maxOpen}`, undefined, { "retry-after": "5" });
-    }
+    if (await this.tryReserve(key, ids, maxOpen, ttlS)) return;
+    throw new ApiError(429, "too_many_open_jobs", `this API key has ${open} jobs queued or running; the limit is ${maxOpen}`, undefined, { "retry-after": "5" });
   }
 
-  async opened(owner: string, ids: string[], ttlS: number): Promise<void> {
+  async release(owner: string, ids: string[]): Promise<void> {
     if (this.settings.maxOpen <= 0 || ids.length === 0) return;
-    const key = this.keys.ownerOpenJobs(owner);
-    await this.redis.multi().sadd(key, ...ids).expire(key, ttlS).exec();
+    await this.redis.zrem(this.keys.ownerOpenJobs(owner), ...ids);
+  }
+
+  private async tryReserve(key: string, ids: string[], maxOpen: number, ttlS: number): Promise<boolean> {
+    return (await this.redis.eval(RESERVE, 1, key, maxOpen, ttlS, Date.now(), ...ids)) === 1;
   }
 }
+
+/** How long a reserved id may go without a job before it counts as a request that never finished. */
+const ACCEPTING_MS = 60_000;
+
+/** KEYS[1]: the owner's open jobs; ARGV: the cap, the set's lifetime, now, then the ids to add. */
+const RESERVE = `
+if redis.call('ZCARD', KEYS[1]) + #ARGV - 3 > tonumber(ARGV[1]) then return 0 end
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], ARGV[3], ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+`;

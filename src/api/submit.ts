@@ -168,10 +168,43 @@ export class Submitter {
     const { limits, config } = this.deps;
     await limits.takeRequest(owner);
     const prepared = await this.prepare(body, owner);
-    await limits.assertRoom(owner, 1);
-    const { view } = await this.submit(prepared, idempotencyKey);
-    await limits.opened(owner, [view.id], config.JOB_TTL_S);
-    return view;
+    // A retry (an agent's, after a restart) follows the job it made, whatever the key's open
+    // jobs: it opens none.
+    if (idempotencyKey) {
+      const earlier = await this.earlier(this.idempotencyKeyOf(owner, idempotencyKey), prepared);
+      if (earlier) return earlier;
+    }
+    const ids = [prepared.payload.jobId];
+    await limits.reserve(owner, ids, config.JOB_TTL_S);
+    try {
+      const { view } = await this.submit(prepared, idempotencyKey);
+      // A retry that came at the same moment made the job.
+      if (view.id !== prepared.payload.jobId) await limits.release(owner, ids);
+      return view;
+    } catch (err) {
+      await limits.release(owner, ids);
+      throw err;
+    }
+  }
+
+  private idempotencyKeyOf(owner: string, idempotencyKey: string): string {
+    return this.deps.store.keys.idempotency(createHash("sha256").update(`${owner}\u0000${idempotencyKey}`).digest("hex"));
+  }
+
+  /**
+   * The job an earlier request with this Idempotency-Key made, if there was one: refused when
+   * that request was another, or is still being accepted.
+   */
+  private async earlier(idemKey: string, prepared: Prepared): Promise<JobView | null> {
+    const raw = await this.deps.store.redis.get(idemKey);
+    if (raw === null) return null;
+    const prior = JSON.parse(raw) as { jobId?: string; bodyHash?: string };
+    if (prior.bodyHash !== prepared.bodyHash) {
+      throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request", "idempotency-key");
+    }
+    const view = prior.jobId ? await this.deps.store.get(prior.jobId) : null;
+    if (view) return view;
+    throw new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });
   }
 
   /** Returns the job for a prepared request, and whether a new job was queued. */
@@ -180,14 +213,10 @@ export class Submitter {
     const { payload } = prepared;
     let idemKey: string | null = null;
     if (idempotencyKey) {
-      idemKey = store.keys.idempotency(createHash("sha256").update(`${payload.owner}\u0000${idempotencyKey}`).digest("hex"));
+      idemKey = this.idempotencyKeyOf(payload.owner, idempotencyKey);
       const claimed = await store.redis.set(idemKey, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", config.JOB_TTL_S, "NX");
       if (claimed === null) {
-        const prior = JSON.parse((await store.redis.get(idemKey)) ?? "{}") as { jobId?: string; bodyHash?: string };
-        if (prior.bodyHash !== prepared.bodyHash) {
-          throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request", "idempotency-key");
-        }
-        const view = prior.jobId ? await store.get(prior.jobId) : null;
+        const view = await this.earlier(idemKey, prepared);
         if (view) return { view, queued: false };
         throw new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });
       }

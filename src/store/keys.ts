@@ -9,7 +9,8 @@ export function keys(prefix: string) {
     cancelChannel: `${base}:cancel`,
     idempotency: (hash: string) => `${base}:idem:${hash}`,
     resultCache: (hash: string) => `${base}:cache:${hash}`,
-    ownerOpenJobs: (owner: string) => `${base}:owner:${owner}:open`,
+    /** A sorted set (id → when it was reserved); `:open` held a plain set before. */
+    ownerOpenJobs: (owner: string) => `${base}:owner:${owner}:opened`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

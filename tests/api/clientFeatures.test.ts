@@ -204,6 +204,21 @@ describe("auth and limits", () => {
     const capped = await open.inject({ method: "POST", url: "/v1/localize", payload: body("2") });
     expect(capped.statusCode).toBe(429);
     expect(capped.json().error.code).toBe("too_many_open_jobs");
+
+    // Submitted at once (an agent's parallel calls), no more pass than the cap allows.
+    const three = await start({ MAX_OPEN_JOBS_PER_KEY: "3" });
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => three.inject({ method: "POST", url: "/v1/localize", payload: body(`burst ${i}`) })));
+    expect(burst.map((r) => r.statusCode).sort()).toEqual([202, 202, 202, 429, 429, 429, 429, 429]);
+  });
+
+  it("answers a retry with its Idempotency-Key with the job it made, even with the key at its cap of open jobs", async () => {
+    const { inject } = await start({ MAX_OPEN_JOBS_PER_KEY: "1" });
+    const first = await inject({ method: "POST", url: "/v1/localize", headers: { "idempotency-key": "agent-call-7" }, payload: body("keyed") });
+    expect(first.statusCode).toBe(202);
+    const retried = await inject({ method: "POST", url: "/v1/localize", headers: { "idempotency-key": "agent-call-7" }, payload: body("keyed") });
+    expect([retried.statusCode, retried.json().id]).toEqual([202, first.json().id]);
+    // Another request is still held to the cap.
+    expect((await inject({ method: "POST", url: "/v1/localize", payload: body("another") })).statusCode).toBe(429);
   });
 
   it("limits reads apart from submissions, so following jobs never costs a submission", async () => {

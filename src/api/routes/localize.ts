@@ -93,10 +93,16 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       await limits.takeRequest(request.owner, jobs.length);
       const prepared = [];
       for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
-      await limits.assertRoom(request.owner, prepared.length);
+      const ids = prepared.map((p) => p.payload.jobId);
+      await limits.reserve(request.owner, ids, config.JOB_TTL_S);
       const views = [];
-      for (const p of prepared) views.push((await submitter.submit(p)).view);
-      await limits.opened(request.owner, views.map((v) => v.id), config.JOB_TTL_S);
+      try {
+        for (const p of prepared) views.push((await submitter.submit(p)).view);
+      } catch (err) {
+        // The jobs queued before the failure stay counted; the others never were.
+        await limits.release(request.owner, ids.slice(views.length));
+        throw err;
+      }
       return reply.code(202).send({ jobs: views });
     },
   );
