@@ -37,6 +37,8 @@ interface Session {
   transport: WebStandardStreamableHTTPServerTransport;
   owner: string;
   seen: number;
+  /** POSTs in progress (a held tool call among them): such a session is never closed to make room. */
+  busy: number;
 }
 
 /** The ids this process hands out (randomUUID): only such an id is made again. */
@@ -64,12 +66,25 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
       await Promise.all([...sessions.values()].map((s) => s.transport.close().catch(() => undefined)));
     });
 
+    /**
+     * At the cap, the session unused longest with no call in progress is closed to make room:
+     * its client's next request makes it again (see above), so one key opening sessions (any
+     * fresh UUID is one) cannot lock every other key out, as refusing new ones did.
+     */
+    const makeRoom = async () => {
+      if (sessions.size < options.maxSessions) return;
+      let oldest: Session | undefined;
+      for (const s of sessions.values()) if (s.busy === 0 && (!oldest || s.seen < oldest.seen)) oldest = s;
+      if (!oldest) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions, each with a call in progress; retry shortly", undefined, { "retry-after": "5" });
+      await oldest.transport.close();
+    };
+
     const open = async (owner: string, restore?: { id: string; protocolVersion: string }): Promise<Session> => {
-      if (sessions.size >= options.maxSessions) throw new ApiError(503, "too_many_sessions", "this API process holds its maximum of MCP sessions; retry shortly", undefined, { "retry-after": "5" });
+      await makeRoom();
       const server = new McpServer({ name: "codescout", version: API_VERSION }, { capabilities: { tools: {}, prompts: {} }, instructions: serverInstructions({ localPaths: false }) });
       registerLocalizeTool(server, new InProcessBackend(ctx, owner, calls), { localPaths: false });
       registerLocalizePrompt(server, { localPaths: false });
-      const session: Session = { owner, seen: Date.now(), transport: undefined as unknown as WebStandardStreamableHTTPServerTransport };
+      const session: Session = { owner, seen: Date.now(), busy: 0, transport: undefined as unknown as WebStandardStreamableHTTPServerTransport };
       session.transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => restore?.id ?? randomUUID(),
         onsessioninitialized: (id) => void sessions.set(id, session),
@@ -134,7 +149,13 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
       reply.hijack();
       // What the SDK's Node transport does for each request: the body is the one Fastify parsed.
       const listener = getRequestListener((webRequest) => transport.handleRequest(webRequest, { parsedBody: request.body }), { overrideGlobalObjects: false });
-      await listener(request.raw, reply.raw);
+      const counted = request.method === "POST";
+      if (counted) session.busy++;
+      try {
+        await listener(request.raw, reply.raw);
+      } finally {
+        if (counted) session.busy--;
+      }
     };
 
     const cancelHeldElsewhere = async (owner: string, session: string, body: unknown) => {

@@ -1,0 +1,52 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import type { AddressInfo } from "node:net";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { buildApiServer, type ApiServer } from "../../src/api/build.js";
+import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+import { testConfig } from "../helpers/config.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+/**
+ * An API process at its cap of MCP sessions (two here), with two keys: one key opening
+ * sessions must not lock the other out. The SDK's own client, over real HTTP.
+ */
+const config = testConfig({ AUTH_MODE: "api_key", API_KEYS: "agent:agent-key-0123456789,other:other-key-0123456789", MCP_MAX_SESSIONS: "2" });
+let api: ApiServer;
+let base: string;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+  await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+  base = `http://127.0.0.1:${(api.fastify.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await api.close();
+  await dropPrefix(config.QUEUE_PREFIX);
+});
+
+async function connect(key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+  const client = new Client({ name: "codescout-test", version: "1.0.0" });
+  await client.connect(transport);
+  clients.push(client);
+  return { client, transport };
+}
+
+describe("an API process at its cap of MCP sessions", () => {
+  it("makes room by closing the session unused longest, which its client's next request makes again, instead of refusing every new one", async () => {
+    const agent = await connect("agent-key-0123456789");
+    const id = agent.transport.sessionId;
+    expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
+    // Another key opens three sessions, one past the cap: each is made.
+    for (let i = 0; i < 3; i++) {
+      const other = await connect("other-key-0123456789");
+      expect((await other.client.listTools()).tools).toHaveLength(1);
+    }
+    // The agent's session was the one unused longest; it goes on, under the same id.
+    expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
+    expect(agent.transport.sessionId).toBe(id);
+  });
+});
