@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
 import type { LocalizePayload } from "../../src/queue/contract.js";
@@ -26,7 +27,7 @@ describe("job store", () => {
     // half after a job completes must not say "succeeded" with no result.
     const connection = { url, maxRetriesPerRequest: null };
     for (let i = 0; i < 2; i++) workers.push(new Worker<LocalizePayload>("localize", async (job) => ({ id: job.data.jobId }), { connection, prefix, concurrency: 4 }));
-    const ids = Array.from({ length: 300 }, (_, i) => `job-${i}`);
+    const ids = Array.from({ length: 300 }, () => randomUUID());
     await Promise.all(
       ids.map((jobId) =>
         enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() }),
