@@ -116,8 +116,11 @@ export async function readArchive(
     for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
       if (symlinks.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a symlink`);
     }
+    // Only a file has contents: tar-stream never ends another entry that claims some, and the upload would hang.
+    if (header.type !== "file" && (header.size ?? 0) > 0) throw new ArchiveError("unsupported_entry", `${path}: a ${describe(header)} entry with contents`);
     if (header.type === "directory") {
       if (symlinks.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a symlink was`);
+      if (seen.has(path)) throw new ArchiveError("unsafe_path", `${path}: a directory where a file was`);
       if ((header.mode ?? 0o755) & ~0o777) throw new ArchiveError("unsupported_entry", `${path}: setuid, setgid and sticky bits are not accepted`);
       seen.add(`${path}/`);
       return skip(entry, next);
@@ -183,13 +186,23 @@ function checkPath(header: Headers, limits: ArchiveLimits): string | null {
   if (Buffer.byteLength(raw) > limits.maxPathBytes) throw new ArchiveError("path_too_long", `a path is longer than ${limits.maxPathBytes} bytes`);
   if (raw.includes("\0") || raw.includes("\\")) throw new ArchiveError("unsafe_path", `${JSON.stringify(raw)}: backslashes and NUL are not accepted in paths`);
   if (raw.startsWith("/")) throw new ArchiveError("unsafe_path", `${raw}: absolute paths are not accepted`);
-  const parts = raw.split("/").filter((p: string) => p !== "" && p !== ".");
+  // A newline in a path could forge the next line of the tree's digest (digest.ts): two trees, one id.
+  if (/[\x00-\x1f\x7f]/.test(raw)) throw new ArchiveError("unsafe_path", `${JSON.stringify(raw)}: control characters are not accepted in paths`);
+  const parts = pathParts(raw);
   if (parts.includes("..")) throw new ArchiveError("unsafe_path", `${raw}: paths with .. are not accepted`);
   if (parts.length === 0) return null;
   if (parts.some((p: string) => Buffer.byteLength(p) > 255)) throw new ArchiveError("path_too_long", `${raw}: a path component is longer than 255 bytes`);
   // Git's own directory would let a tree smuggle hooks and config into a later git run.
   if (parts[0] === ".git") throw new ArchiveError("unsafe_path", `${raw}: .git is not accepted in an upload`);
   return parts.join("/");
+}
+
+const pathParts = (raw: string) => raw.split("/").filter((p: string) => p !== "" && p !== ".");
+
+/** An entry's path as the checks read it (null: the archive's root), for an entry they accepted. */
+export function entryPath(header: Headers): string | null {
+  const parts = pathParts(header.name ?? "");
+  return parts.length ? parts.join("/") : null;
 }
 
 /** A symlink must stay inside the tree: relative, and never climbing above the root. */

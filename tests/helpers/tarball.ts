@@ -37,3 +37,43 @@ export function sparseBomb(bytes: number): Buffer {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Tar blocks written byte by byte, for archives no packer would write: headers that GNU tar
+ * and tar-stream read differently. `raw.entry` is a ustar header and its padded data.
+ */
+export const raw = {
+  header(name: string, type: string, size: number, options: { linkname?: string; mode?: number; sizeField?: string } = {}): Buffer {
+    const b = Buffer.alloc(512);
+    b.write(name, 0, "latin1");
+    b.write(`${(options.mode ?? 0o644).toString(8).padStart(7, "0")}\0`, 100, "latin1");
+    b.write("0000000\0", 108, "latin1");
+    b.write("0000000\0", 116, "latin1");
+    b.write(options.sizeField ?? `${size.toString(8).padStart(11, "0")}\0`, 124, "latin1");
+    b.write("00000000000\0", 136, "latin1");
+    b.write(type, 156, "latin1");
+    if (options.linkname) b.write(options.linkname, 157, "latin1");
+    b.write("ustar\x0000", 257, "latin1");
+    b.fill(" ", 148, 156);
+    let sum = 0;
+    for (const byte of b) sum += byte;
+    b.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+    return b;
+  },
+  entry(name: string, data: string | Buffer = "", type = "0", options: { linkname?: string; mode?: number } = {}): Buffer {
+    const body = Buffer.isBuffer(data) ? data : Buffer.from(data, "latin1");
+    return Buffer.concat([raw.header(name, type, body.length, options), body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+  },
+  /** A pax header (`x`, or `g` for a global one) holding these records. */
+  pax(records: Array<[string, string]>, type = "x"): Buffer {
+    let body = "";
+    for (const [k, v] of records) {
+      const rec = ` ${k}=${v}\n`;
+      let n = rec.length + 1;
+      while (String(n).length + rec.length !== n) n++;
+      body += `${n}${rec}`;
+    }
+    return raw.entry("PaxHeader", body, type);
+  },
+  end: Buffer.alloc(1024),
+};

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { ArchiveError, readArchive, type ArchiveLimits } from "../../src/uploads/archive.js";
 import { extractArchive } from "../../src/uploads/extract.js";
-import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
+import { raw, sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 
 const LIMITS: ArchiveLimits = { maxBytes: 10 << 20, maxFiles: 100, maxPathBytes: 256, maxRatio: 50 };
 const read = (buf: Buffer, limits = LIMITS) => readArchive(Readable.from([buf]), limits);
@@ -59,11 +59,51 @@ describe("upload archives", () => {
       [[{ name: ".git/hooks/post-checkout", body: "x" }], "unsafe_path", /\.git/],
       [[{ name: "a.py", body: "1" }, { name: "a.py", body: "2" }], "unsafe_path", /twice/],
       [[{ name: `${"d/".repeat(130)}x.py`, body: "x" }], "path_too_long", /longer than 256/],
+      // A newline in a path could forge a line of the tree's digest: two trees, one id.
+      [[{ name: "a\nF 644 0000 b", body: "x" }], "unsafe_path", /control characters/],
+      [[{ name: "a", body: "x" }, { name: "a/", type: "directory" }], "unsafe_path", /a directory where a file was/],
     ];
     for (const [entries, code, message] of cases) {
       const err = await refusal(entries);
       expect(err.code, entries[entries.length - 1]!.name).toBe(code);
       expect(err.message).toMatch(message);
+    }
+  });
+
+  it("refuses a directory that claims contents, at once (tar-stream would never end it, and the upload would hang)", async () => {
+    const inner = raw.entry("hidden", "zz");
+    const err = await refusal(Buffer.concat([raw.header("d/", "5", inner.length), inner, raw.entry("after", "q"), raw.end]));
+    expect([err.code, err.message]).toEqual(["unsupported_entry", "d: a directory entry with contents"]);
+  });
+
+  it("extracts what the checks read, where GNU tar would read the same bytes as another tree", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "codescout-extract-"));
+    const extracted = async (archive: Buffer) => {
+      const dest = join(parent, `t-${Math.random().toString(16).slice(2)}`);
+      mkdirSync(dest);
+      await extractArchive(archive, dest, LIMITS);
+      return dest;
+    };
+    try {
+      // A global pax header: tar-stream leaves it out, GNU tar would give the link its target (/etc).
+      const global = await extracted(Buffer.concat([raw.pax([["linkpath", "/etc"]], "g"), raw.entry("lnk", "", "2", { linkname: "ok" }), raw.end]));
+      expect(readlinkSync(join(global, "lnk"))).toBe("ok");
+      // An old GNU 'N' name: tar-stream reads it as the next entry's name (a link that stays
+      // inside); GNU tar would make the link at the top, where ../../.. leaves the tree.
+      const named = await extracted(Buffer.concat([raw.entry("././@LongLink", "inside/deep/deeper/l\0", "N"), raw.entry("l", "", "2", { linkname: "../../.." }), raw.end]));
+      expect(readlinkSync(join(named, "inside/deep/deeper/l"))).toBe("../../..");
+      expect(existsSync(join(named, "l"))).toBe(false);
+      // A malformed pax size: tar-stream reads it leniently (the next entry is the file's
+      // contents), GNU tar would read on and write the hidden .git/config.
+      const hidden = raw.entry(".git/config", "[core]\n\tfsmonitor = touch /tmp/codescout-pwned\n");
+      const sized = await extracted(Buffer.concat([raw.pax([["size", `${hidden.length}x`]]), raw.entry("a", ""), hidden, raw.end]));
+      expect(readdirSync(sized)).toEqual(["a"]);
+      expect(statSync(join(sized, "a")).size).toBe(hidden.length);
+      // A lone zero block: GNU tar would stop there, tar-stream reads on; the tree has both files.
+      const zero = await extracted(Buffer.concat([raw.entry("a", "x"), Buffer.alloc(512), raw.entry("b", "y"), raw.end]));
+      expect(readdirSync(zero).sort()).toEqual(["a", "b"]);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 
