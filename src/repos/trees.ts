@@ -320,9 +320,18 @@ export class TreeStore {
       // Looked at again right before: a job may have taken the tree up since the listing.
       const st = await stat(t.path).catch(() => null);
       if (st && st.mtimeMs > Date.now() - t.idleMs) continue;
-      if ((await liveHolds(t.holds, t.idleMs)).has(t.path.slice(t.path.lastIndexOf("/") + 1))) continue;
+      const name = t.path.slice(t.path.lastIndexOf("/") + 1);
+      if ((await liveHolds(t.holds, t.idleMs)).has(name)) continue;
       if (st) {
-        await removeDir(t.path);
+        // Moved out of the way first, then the holds looked at again, as take() does: a job
+        // that took the tree up meanwhile gets it back instead of losing it under its sandbox.
+        const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
+        if (!(await rename(t.path, doomed).then(() => true, () => false))) continue;
+        if ((await liveHolds(t.holds, t.idleMs)).has(name)) {
+          await rename(doomed, t.path).catch(() => undefined);
+          continue;
+        }
+        await removeDir(doomed);
         await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
         onRemove();
       }
