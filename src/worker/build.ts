@@ -134,7 +134,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
   worker.on("error", (err) => logger.error({ err }, "worker error"));
 
-  const webhookWorker = config.WEBHOOK_SECRET
+  // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
+  const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
+  const webhookWorker = webhookConnection
     ? new Worker<WebhookPayload, { status: number }>(
         QUEUES.webhook,
         async (job) => {
@@ -143,7 +145,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
           const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
           return { status };
         },
-        { connection: connection.duplicate(), prefix: config.QUEUE_PREFIX, concurrency: 4 },
+        { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
       )
     : null;
 
@@ -179,6 +181,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       await atMost(webhooks.close(), REDIS_CLOSE_MS);
       await closeRedis(redis);
       await closeRedis(connection);
+      if (webhookConnection) await closeRedis(webhookConnection);
     },
   };
 }
