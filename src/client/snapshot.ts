@@ -194,6 +194,7 @@ export class Snapshot {
     const env = { GIT_INDEX_FILE: working, GIT_OBJECT_DIRECTORY: scratchObjects, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects };
     let unread: string[] = [];
     try {
+      if (copied) await forgetIgnored(root, env);
       // Environments near the top are not even read: git would hash every file of a virtualenv
       // nobody ignored (16,700 files: 9.4 s) only for leftOut to drop them.
       unread = await environments;
@@ -337,7 +338,9 @@ export class Snapshot {
       .split("\0")
       .filter(Boolean)
       .map((line) => {
-        const [meta = "", path = ""] = line.split("\t");
+        // The path may hold a tab itself (-z leaves it unquoted): only the first one ends the meta.
+        const tab = line.indexOf("\t");
+        const [meta, path] = [line.slice(0, tab), line.slice(tab + 1)];
         const [mode = "", blob = ""] = meta.split(" ");
         return { mode, blob, path };
       })
@@ -419,14 +422,36 @@ export class Snapshot {
     });
     let err = "";
     archiver.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-1000)));
-    archiver.on("close", (code) => {
-      if (code !== 0) archiver.stdout.destroy(new CheckoutReadError(`git archive could not read the checkout: ${err.trim() || `exit ${code}`}`));
-    });
     // Through a stream of our own: a child's pipe that has closed before the request reads
     // it counts as used, and fetch refuses it. Level 1: most of gzip's saving on source
-    // code for a fraction of its time.
-    return archiver.stdout.pipe(compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 }));
+    // code for a fraction of its time. Ended by git's exit, not by its output: a git that
+    // fails part-way (an object gone) has written a well-formed tar of the files before, and
+    // that would be sent, and remembered, as the tree.
+    const out = compress ? createGzip({ level: 1 }) : new PassThrough({ highWaterMark: 1 << 20 });
+    archiver.stdout.pipe(out, { end: false });
+    archiver.on("error", (e) => out.destroy(new CheckoutReadError(`git archive could not start: ${e.message}`)));
+    archiver.on("close", (code) => {
+      if (code === 0) out.end();
+      else out.destroy(new CheckoutReadError(`git archive could not read the checkout: ${err.trim() || `exit ${code}`}`));
+    });
+    return out;
   }
+}
+
+/**
+ * Takes out of a kept scratch index the paths the checkout ignores now and the user's own index
+ * does not track: a `.env` sent before it was added to .gitignore. Editing .gitignore leaves the
+ * user's index as it was, so the kept index is used again, and `git add -A` updates a path an
+ * index holds even when it is ignored: such a file would go on being sent. One the user tracks
+ * (`git add -f`) stays.
+ */
+async function forgetIgnored(root: string, env: Record<string, string>): Promise<void> {
+  const ignored = async (e?: Record<string, string>) => (await git(root, ["ls-files", "-z", "--cached", "--ignored", "--exclude-standard"], e)).split("\0").filter(Boolean);
+  const held = await ignored(env);
+  if (held.length === 0) return;
+  const tracked = new Set(await ignored());
+  const gone = held.filter((p) => !tracked.has(p)).map((p) => `:(literal)${p}`);
+  for (let i = 0; i < gone.length; i += 500) await git(root, ["rm", "--cached", "-q", "--ignore-unmatch", "--", ...gone.slice(i, i + 500)], env);
 }
 
 /**

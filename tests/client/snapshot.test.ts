@@ -114,6 +114,15 @@ describe("work tree snapshot", () => {
       // And stops tracking it again: the kept scratch index must not keep it.
       execFileSync("git", ["rm", "-q", "--cached", "secret.txt"], { cwd: other.dir });
       expect((await look()).patch).not.toContain("token");
+
+      // A file sent before the user ignored it (their index unchanged, so the kept scratch index
+      // is used again) is not sent once it is ignored.
+      writeFileSync(join(other.dir, ".env"), "API_KEY=sk-live-123\n");
+      expect((await look()).patch).toContain("sk-live-123");
+      writeFileSync(join(other.dir, ".gitignore"), "secret.txt\n.env\n");
+      const ignoredNow = await look();
+      expect(ignoredNow.patch).not.toContain("sk-live-123");
+      expect((await look()).tree).toBe(ignoredNow.tree);
     } finally {
       rmSync(cache, { recursive: true, force: true });
       other.cleanup();
@@ -284,6 +293,28 @@ describe("work tree snapshot", () => {
       repo.cleanup();
     }
   });
+
+  it("fails the archive, rather than ending it after the files before, when git cannot read one", () =>
+    withCheckout({ "keep.py": "K = 1\n" }, async (repo, cache) => {
+      for (let i = 0; i < 50; i++) writeFileSync(join(repo.dir, `f${String(i).padStart(2, "0")}.txt`), `file ${i}\n`);
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        // One untracked file's object, in the snapshot's own objects, gone after the tree was
+        // written and before the archive is made.
+        await snap.treeId();
+        const blob = execFileSync("git", ["hash-object", join(repo.dir, "f30.txt")], { encoding: "utf8" }).trim();
+        execFileSync("find", [cache, "-path", `*/objects-*/${blob.slice(0, 2)}/${blob.slice(2)}`, "-delete"]);
+        const stream = await snap.archive(false);
+        let bytes = 0;
+        const read = (async () => {
+          for await (const chunk of stream) bytes += (chunk as Buffer).length;
+        })();
+        await expect(read).rejects.toThrow(/git archive could not read the checkout/);
+        expect(bytes).toBeGreaterThan(0);
+      } finally {
+        await snap.dispose();
+      }
+    }));
 
   it("archives the tree it captured, as it is in git: export-ignore, filters and edits made since change nothing", () =>
     withCheckout({ "m/a.py": "A = 1\n", "tests/test_a.py": "def test_a():\n    pass\n" }, async (repo, cache) => {
