@@ -60,7 +60,7 @@ describe("upload archives", () => {
       [[{ name: "a.py", body: "1" }, { name: "a.py", body: "2" }], "unsafe_path", /twice/],
       [[{ name: `${"d/".repeat(130)}x.py`, body: "x" }], "path_too_long", /longer than 256/],
       // A newline in a path could forge a line of the tree's digest: two trees, one id.
-      [[{ name: "a\nF 644 0000 b", body: "x" }], "unsafe_path", /control characters/],
+      [[{ name: "a\nF 644 0000 b", body: "x" }], "unsafe_path", /line breaks/],
       [[{ name: "a", body: "x" }, { name: "a/", type: "directory" }], "unsafe_path", /a directory where a file was/],
     ];
     for (const [entries, code, message] of cases) {
