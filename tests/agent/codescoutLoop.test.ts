@@ -169,6 +169,25 @@ describe("CodeScout loop: robust endings", () => {
     expect(msgs.at(-2)).toMatchObject({ role: "tool", content: "[Output omitted: the context window is full.]" });
   });
 
+  it("makes the same room when the last turn's outputs fill the window, whatever ended the episode (here its last turn)", async () => {
+    const result = await episode(
+      [
+        { toolCalls: [term("cat pkg/parser.py")], usage: { prompt_tokens: 38_000, completion_tokens: 100 } },
+        { toolCalls: [finish([{ file: "pkg/parser.py", class_name: "Parser" }])] },
+      ],
+      { contextWindow: 40_960, maxTurns: 1 },
+    );
+    expect(result.finishReason).toBe("recovered");
+    expect(messagesOf(1).at(-2)).toMatchObject({ role: "tool", content: "[Output omitted: the context window is full.]" });
+  });
+
+  it("keeps a reply whose <tool_call> blocks cannot be read as the model wrote it, for the recovery to see", async () => {
+    const written = '<tool_call>{"name": "terminal", "arguments": {"command": "ls\n</tool_call>';
+    const result = await episode([{ content: written }, { toolCalls: [finish([{ file: "pkg/parser.py" }])] }]);
+    expect(result.finishReason).toBe("recovered");
+    expect(messagesOf(1).find((m) => m.role === "assistant")).toMatchObject({ content: written });
+  });
+
   it("takes the recovery path when the server answers 400 for context length", async () => {
     const result = await episode([
       { status: 400, body: { error: { message: "This model's maximum context length is 40960 tokens. However, you requested 41000 tokens", type: "BadRequestError" } } },

@@ -40,6 +40,9 @@ describe("tool calls the model emits", () => {
     expect(parsed.calls.map((c) => JSON.parse(c.arguments).command)).toEqual(["ls", "pwd"]);
     expect(parsed.unreadable).toBe(1);
     expect(parsed.text).toBe("Searching two ways.");
+    // The repair of a trailing comma leaves the command as written: `{2,}` and `[1,2,]` are the model's own.
+    const inCommand = parseRawToolCalls(`<tool_call>{"name": "terminal", "arguments": {"command": "rg -n '[0-9]{2,}px' src/ && python -c 'print([1,2,])' \\",", "security_risk": "LOW",}}</tool_call>`);
+    expect(JSON.parse(inCommand.calls[0]!.arguments)).toEqual({ command: `rg -n '[0-9]{2,}px' src/ && python -c 'print([1,2,])' ",`, security_risk: "LOW" });
   });
 
   it("normalizes finish arguments and refuses unknown keys in a location", () => {

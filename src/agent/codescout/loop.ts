@@ -98,8 +98,9 @@ export class CodeScoutPolicy implements Policy {
       if (calls.length === 0 && text.includes("<tool_call>")) {
         const raw = parseRawToolCalls(text);
         calls = raw.calls.map((c, i) => ({ id: `call_${turn}_${i}_lenient`, ...c }));
-        text = raw.text;
         lenient = calls.length > 0;
+        // Blocks none of which could be read stay in the history as the model wrote them.
+        if (lenient) text = raw.text;
       }
       trajectory.push({
         at: now(),
@@ -185,7 +186,7 @@ export class CodeScoutPolicy implements Policy {
     ending ??= "budget_exhausted";
 
     if (answer === null && s.finishPolicy === "recover") {
-      const recovered = await this.recover(messages, ending, turns + 1, ask, trajectory, vars);
+      const recovered = await this.recover(messages, ending, wouldOverflow(), turns + 1, ask, trajectory, vars);
       if (recovered) {
         answer = recovered;
         trajectory.push({ at: now(), kind: "tool", turn: turns + 1, recovered_from: ending });
@@ -198,12 +199,14 @@ export class CodeScoutPolicy implements Policy {
   private async recover(
     messages: Message[],
     ending: FinishReason,
+    /** The last outputs would not fit beside the question, whatever ended the episode (its last turn's outputs, say). */
+    full: boolean,
     turn: number,
     ask: (turn: number, extra?: Partial<ChatRequest>) => Promise<ToolCallLike[]>,
     trajectory: TrajectoryStep[],
     vars: { working_dir: string; issue: string },
   ): Promise<Location[] | null> {
-    if (ending === "context_exhausted") {
+    if (ending === "context_exhausted" || full) {
       // Make room for the question by dropping the outputs the model has not seen yet.
       for (let i = messages.length - 1; i >= 0 && messages[i]!.role === "tool"; i--) messages[i]!.content = CONTEXT_FULL_NOTE;
     }
@@ -217,8 +220,10 @@ export class CodeScoutPolicy implements Policy {
         if (parsed.tool === "finish") return parsed.locations;
       }
     } catch (err) {
-      // A failed recovery is no worse than no answer, except when the job is being cancelled.
-      if (err instanceof ModelError && err.reason !== "context_length" && err.reason !== "llm_bad_request") throw err;
+      // A question the server refused (too long, malformed) is no worse than no answer. The
+      // server away, slow or the job cancelled is the job's failure as at any turn (where the
+      // service chose the model, the baseline then answers), and anything else is a fault.
+      if (!(err instanceof ModelError) || (err.reason !== "context_length" && err.reason !== "llm_bad_request")) throw err;
       trajectory.push({ at: now(), kind: "response", turn, error: (err as Error).message });
     }
     return null;

@@ -38,13 +38,39 @@ export function parseRawToolCalls(content: string): RawParse {
   return { calls, text: text.trim(), unreadable };
 }
 
+/**
+ * JSON text without the commas right before a `}` or `]`, outside strings only: a command is
+ * a string, and `rg '[0-9]{2,}'` must run as the model wrote it.
+ */
+function withoutTrailingCommas(json: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i]!;
+    if (inString) {
+      out += c;
+      if (c === "\\") out += json[++i] ?? "";
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    if (c === ",") {
+      let j = i + 1;
+      while (j < json.length && /\s/.test(json[j]!)) j++;
+      if (json[j] === "}" || json[j] === "]") continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 function readBlock(body: string): RawToolCall | null {
   const start = body.indexOf("{");
   const end = body.lastIndexOf("}");
   if (start < 0 || end <= start) return null;
   const candidates = [body.slice(start, end + 1)];
   // The usual slips of a small model: trailing commas, and unbalanced closing braces.
-  candidates.push(candidates[0]!.replace(/,\s*([}\]])/g, "$1"));
+  candidates.push(withoutTrailingCommas(candidates[0]!));
   for (let extra = 1; extra <= 2; extra++) candidates.push(candidates[1]! + "}".repeat(extra));
   candidates.push(candidates[1]!.replace(/}\s*}$/, "}"));
   for (const c of candidates) {
