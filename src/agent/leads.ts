@@ -76,6 +76,10 @@ export class WithLeads implements Policy {
         ...ctx,
         // Each process is killed at the deadline, so nothing of the ranking outlives it.
         exec: (argv, options) => ctx.exec(argv, { ...options, timeoutMs: Math.max(1, Math.min(options?.timeoutMs ?? Infinity, deadline - performance.now())) }),
+        // The history may wait for a repository's first clone, up to the job's own limit: past
+        // half the leads' time the ranking goes without it (it is a hint), as without any
+        // history, and has the other half for its own processes.
+        ...(ctx.namedCommits ? { namedCommits: (refs: string[]) => byDeadline(ctx.namedCommits!(refs), t + (deadline - t) / 2, []) } : {}),
         // Muted: the caller follows the model's turns, and this is not one.
         onEvent: () => {},
       })
@@ -158,5 +162,16 @@ export class RankingSlots {
 
   give(): void {
     this.running = Math.max(0, this.running - 1);
+  }
+}
+
+/** `promise`'s value, or `otherwise` once `deadline` (performance.now()'s clock) has passed. */
+async function byDeadline<T>(promise: Promise<T>, deadline: number, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), Math.max(0, deadline - performance.now()))));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

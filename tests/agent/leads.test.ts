@@ -109,6 +109,17 @@ describe("leads near the job's time limit", () => {
     expect(slots.take()).toBe(true);
   });
 
+  it("ranks without the history when it would come after the deadline (a repository's first clone still running)", async () => {
+    const r = await new WithLeads(answering, new BaselinePolicy(), new RankingSlots(1), { files: 5, deadlineMs: 2_000 }).run({
+      ...policyContext(box, `${issue}\n\nIt broke in #4242.`),
+      deadlineAt: performance.now() + 120_000,
+      // What the worker's would do while the clone runs: wait, here for ever.
+      namedCommits: () => new Promise(() => undefined),
+    });
+    expect(r.alternatives?.[0]?.file).toBe("pkg/parser.py");
+    expect(leadsStep(r).durationMs).toBeLessThan(10_000);
+  });
+
   it("ends the ranking's processes before the job's limit, whatever the leads' own deadline", async () => {
     // A ranker whose one process would run 20 s: the job's limit leaves it about one.
     const sleeper: Policy = {
