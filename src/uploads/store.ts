@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Redis } from "ioredis";
@@ -76,7 +77,7 @@ export class DirUploadStore implements UploadStore {
 
   async touch(id: string): Promise<UploadInfo | null> {
     if (!validId(id)) return null;
-    const { meta } = this.paths(id);
+    const { meta, archive } = this.paths(id);
     let info: UploadInfo;
     try {
       info = uploadInfoSchema.parse(JSON.parse(await readFile(meta, "utf8")));
@@ -84,6 +85,12 @@ export class DirUploadStore implements UploadStore {
       return null;
     }
     if (Date.parse(info.expires_at) < Date.now()) return null;
+    // A record whose bytes are gone (removed by hand, a crash) is no upload: renewed, it would
+    // turn every upload of that tree away as already held, and fail every job on it.
+    if (!existsSync(archive)) {
+      await rm(meta, { force: true });
+      return null;
+    }
     const renewed = { ...info, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
     await this.writeMeta(meta, renewed);
     return renewed;
@@ -216,7 +223,13 @@ export class RedisUploadStore implements UploadStore {
     const parsed = uploadInfoSchema.safeParse(JSON.parse(raw));
     if (!parsed.success) return null;
     const info = { ...parsed.data, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
-    await this.redis.multi().set(k.meta, JSON.stringify(info), "EX", this.ttlS).expire(k.archive, this.ttlS).exec();
+    const renewed = await this.redis.multi().expire(k.archive, this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
+    // The bytes gone (evicted under maxmemory, the larger key first; expired a moment before
+    // the meta): no upload, rather than one renewed for ever that every job fails on.
+    if (renewed?.[0]?.[1] !== 1) {
+      await this.redis.del(k.meta);
+      return null;
+    }
     return info;
   }
 
@@ -234,9 +247,8 @@ export class RedisUploadStore implements UploadStore {
         if (existing) return { info: existing, created: false };
         const k = this.keys(summary.sha256);
         const info = infoOf(summary, size, this.ttlS);
-        // The archive first: a reader that finds the meta always finds the bytes.
-        await this.redis.set(k.archive, Buffer.concat(parts), "EX", this.ttlS);
-        await this.redis.set(k.meta, JSON.stringify(info), "EX", this.ttlS);
+        // Together, with one lifetime: a reader that finds the meta finds the bytes.
+        await this.redis.multi().set(k.archive, Buffer.concat(parts), "EX", this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
         parts.length = 0;
         return { info, created: true };
       },

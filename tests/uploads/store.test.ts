@@ -4,7 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DirUploadStore } from "../../src/uploads/store.js";
+import { DirUploadStore, RedisUploadStore, type UploadStore } from "../../src/uploads/store.js";
+import { createRedis, closeRedis } from "../../src/queue/connection.js";
 
 /** The directory store as the API and a worker use it at once: real files, two processes. */
 const root = mkdtempSync(join(tmpdir(), "codescout-uploads-"));
@@ -47,3 +48,39 @@ describe("DirUploadStore", () => {
     expect(readdirSync(join(dir, ".incoming"))).toEqual([]);
   });
 });
+
+describe("an upload whose bytes are gone", () => {
+  const summary = (id: string, bytes: Buffer) => ({ sha256: id, files: 1, bytes: bytes.length, archiveBytes: bytes.length });
+  async function put(store: UploadStore, id: string, bytes: Buffer) {
+    const staged = await store.stage();
+    await staged.write(bytes);
+    return (await staged.commit(summary(id, bytes))).created;
+  }
+
+  it("is no upload, in either store: asked for, it is not renewed, and the tree sent again is kept", async () => {
+    const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "producer");
+    const prefix = `cstest-up-${process.pid}-${Date.now()}`;
+    const dir = join(root, "gone");
+    const stores: Array<[UploadStore, (id: string) => Promise<unknown>]> = [
+      [new DirUploadStore(dir, 3600), async (id) => rmSync(join(dir, `${id}.archive`))],
+      // Evicted under maxmemory, say: the larger key goes first.
+      [new RedisUploadStore(redis, prefix, 3600, 1 << 20), (id) => redis.del(`${prefix}:upload:${id}:archive`)],
+    ];
+    try {
+      for (const [store, lose] of stores) {
+        const id = "b".repeat(64);
+        const bytes = Buffer.from("an archive");
+        expect(await put(store, id, bytes)).toBe(true);
+        await lose(id);
+        expect(await store.touch(id)).toBeNull();
+        expect(await store.read(id)).toBeNull();
+        expect(await put(store, id, bytes)).toBe(true);
+        expect((await store.read(id))?.equals(bytes)).toBe(true);
+      }
+    } finally {
+      for (const k of await redis.keys(`${prefix}:*`)) await redis.del(k);
+      await closeRedis(redis);
+    }
+  });
+});
+
