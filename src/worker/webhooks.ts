@@ -44,7 +44,10 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
       "x-codescout-signature": signWebhook(body, secret),
       "x-codescout-job": view.id,
     },
+    // The socket's idle time is not enough: a receiver that sends a byte every few seconds
+    // would hold the delivery, and its worker slot, for ever. The whole delivery is bounded.
     timeout: timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
   };
   const send = target.protocol === "https:" ? httpsRequest : httpRequest;
   const status = await new Promise<number>((resolve, reject) => {
@@ -52,8 +55,9 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
       res.resume();
       resolve(res.statusCode ?? 0);
     });
-    req.on("timeout", () => req.destroy(new WebhookError(`callback did not answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
+    const late = () => new WebhookError(`callback did not answer within ${timeoutMs} ms`);
+    req.on("timeout", () => req.destroy(late()));
+    req.on("error", (err) => reject(options.signal?.aborted ? late() : err));
     req.end(body);
   });
   if (status < 200 || status >= 300) throw new WebhookError(`callback answered ${status}`);
