@@ -112,7 +112,11 @@ export const envSchema = z.object({
   /** A host name lookup slower than this fails the request or the job (fail closed). */
   DNS_TIMEOUT_MS: int(100, 60_000).default(2_000),
   /** JSON object host → token, used by git on the host for private repositories. */
-  GIT_CREDENTIALS: z.string().optional(),
+  GIT_CREDENTIALS: z
+    .string()
+    .optional()
+    // Checked here, naming the variable and never echoing it: JSON.parse's own message quotes the text, tokens included.
+    .refine((raw) => raw === undefined || isHostTokens(raw), "must be a JSON object of host → token, such as {\"github.com\": \"ghp_…\"}"),
   /** 32+ characters; encrypts per-request repository tokens while they sit in Redis. */
   SECRET_KEY: z.string().min(32).optional(),
 
@@ -171,5 +175,14 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(1);
+  }
+}
+
+function isHostTokens(raw: string): boolean {
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    return !!parsed && typeof parsed === "object" && !Array.isArray(parsed);
+  } catch {
+    return false;
   }
 }

@@ -43,7 +43,7 @@ export async function applyPatch(mirror: string, sha: string, patch: string, scr
     await runGit(["read-tree", sha], { env, signal });
     try {
       // --cached: only the index; nothing is written as files, so no path can escape.
-      await runGit(["apply", "--cached", "--whitespace=nowarn", "-"], { env, signal, input: patch, timeoutMs: 120_000 });
+      await runGit(["apply", "--cached", "--whitespace=nowarn", "-"], { env, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
     } catch (err) {
       if (err instanceof GitError) throw describeFailure(err.stderr);
       throw err;
@@ -70,7 +70,7 @@ export async function applyPatchToCopy(dir: string, dest: string, patch: string,
     await copyTree(dir, dest, signal);
   });
   try {
-    await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env: { GIT_CEILING_DIRECTORIES: dirname(dest) }, signal, input: patch, timeoutMs: 120_000 });
+    await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env: { GIT_CEILING_DIRECTORIES: dirname(dest) }, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
   } catch (err) {
     if (err instanceof GitError) throw describeFailure(err.stderr);
     throw err;
@@ -91,4 +91,12 @@ function describeFailure(stderr: string): PatchError {
     return new PatchError(null, `the patch does not apply: ${body.slice(0, 300)}`);
   }
   return new PatchError(named, `the patch does not apply to ${named}: ${body.slice(0, 300)}`);
+}
+
+/**
+ * A patch as git prints it ends with a newline; one whose last was stripped on the way (a
+ * shell's `$(git diff)`) is the same change, which git apply would call corrupt.
+ */
+function withFinalNewline(patch: string): string {
+  return patch.endsWith("\n") ? patch : `${patch}\n`;
 }

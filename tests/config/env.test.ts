@@ -28,6 +28,18 @@ describe("configuration", () => {
     expect(loadConfig({}).REPO_SHALLOW_FIRST_AFTER_S).toBe(3);
     expect(loadConfig({ REPO_SHALLOW_FIRST_AFTER_S: "off" }).REPO_SHALLOW_FIRST_AFTER_S).toBe("off");
     expect(loadConfig({ REPO_SHALLOW_FIRST_AFTER_S: "0" }).REPO_SHALLOW_FIRST_AFTER_S).toBe(0);
+    // A token in a malformed value is never repeated in the message (JSON.parse's own quotes it).
+    const bad = (() => {
+      try {
+        loadConfig({ GIT_CREDENTIALS: '{"github.com": ghp_secret123}' });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return "";
+    })();
+    expect(bad).toMatch(/GIT_CREDENTIALS: must be a JSON object of host → token/);
+    expect(bad).not.toContain("ghp_secret123");
+    expect(loadConfig({ GIT_CREDENTIALS: '{"github.com": "ghp_x"}' }).GIT_CREDENTIALS).toBe('{"github.com": "ghp_x"}');
   });
 
   it("stops a process at boot with the variable's name", () => {

@@ -60,6 +60,9 @@ describe("working trees", () => {
     expect(existsSync(join(base.treePath, "pkg/added.py"))).toBe(false);
     const again = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch });
     expect(again).toMatchObject({ treePath: patched.treePath, cache: "hot" });
+    // Its last newline stripped on the way (a shell's "$(git diff)"): the same change.
+    const stripped = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch: patch.replace(/\n$/, "") });
+    expect(readFileSync(join(stripped.treePath, "pkg/added.py"), "utf8")).toBe("VALUE = 1\n");
   });
 
   it("fails a patch that does not apply, naming the first failing file, and leaves no scratch behind", async () => {
