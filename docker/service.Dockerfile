@@ -28,7 +28,7 @@ COPY --from=build /app/node_modules /app/node_modules
 COPY --from=build /app/dist /app/dist
 COPY entrypoint.sh /usr/local/bin/codescout
 WORKDIR /app
-ENV NODE_ENV=production API_HOST=0.0.0.0 REPO_CACHE_DIR=/var/lib/codescout/repos
+ENV NODE_ENV=production API_HOST=0.0.0.0 REPO_CACHE_DIR=/var/lib/codescout/repos UPLOAD_DIR=/var/lib/codescout/uploads
 USER 10002:10002
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/codescout"]
