@@ -249,7 +249,8 @@ interface CheckAnswer {
 export async function checkLocations(locations: Location[], workingDir: string, exec: Exec, options: CheckOptions = {}): Promise<CheckedLocation[]> {
   if (locations.length === 0) return [];
   const snippetLines = Math.max(0, Math.floor(options.snippetLines ?? 0));
-  const result = await exec(["python3", "-c", CHECK_SCRIPT, workingDir], {
+  // PYTHONSAFEPATH: the working directory is the tree, whose own ast.py must not stand in for the standard one.
+  const result = await exec(["env", "PYTHONSAFEPATH=1", "python3", "-c", CHECK_SCRIPT, workingDir], {
     stdin: JSON.stringify({ locations, snippet_lines: snippetLines, snippet_chars: snippetLines > 0 ? SNIPPET_BUDGET_CHARS : 0 }),
     timeoutMs: 30_000,
     maxOutputBytes: 4 << 20,

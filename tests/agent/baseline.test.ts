@@ -1,4 +1,7 @@
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
 import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
@@ -696,3 +699,51 @@ describe("baseline pieces", () => {
     expect([...scan.files[0]!.tf]).toEqual([["a", 1]]);
   });
 });
+
+describe("a repository that is hostile to the baseline's scripts", () => {
+  let hostile: SandboxFixture;
+  beforeAll(async () => {
+    hostile = await startSandbox(
+      {
+        "shop/refunds.py": "def partial_refund(order, amount):\n    if amount > order.total:\n        raise ValueError('refund exceeds the order total')\n",
+        // Modules of the tree's own named as the scripts' standard ones: imported in their place, they would print anything.
+        "json.py": "def loads(*a, **k):\n    raise SystemExit('tree json')\ndumps = loads\nload = loads\n",
+        "ast.py": "raise SystemExit('tree ast')\n",
+        // A name longer than the outline's 300 characters, and a file quoting the issue's phrase over and over.
+        "shop/generated.py": `def ${"x".repeat(320)}():\n    return 1\n`,
+        "shop/quotes.py": "MSG = 'refund exceeds the order total'\n".repeat(40),
+      },
+      {
+        more: (dir) => {
+          // A name git stores that is not UTF-8 (café in Latin-1), a link to the reading
+          // process's own output, and a chain of 1,100 directories.
+          writeFileSync(Buffer.concat([Buffer.from(`${dir}/shop/caf`), Buffer.from([0xe9]), Buffer.from(".py")]), "def menu():\n    return 1\n");
+          symlinkSync("/proc/self/fd/1", join(dir, "shop", "zz_stdout.py"));
+          mkdirSync(join(dir, ...Array.from({ length: 1100 }, () => "d")), { recursive: true });
+          writeFileSync(join(dir, ...Array.from({ length: 1100 }, () => "d"), "deep.py"), "def deep():\n    return 1\n");
+        },
+      },
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await hostile?.cleanup();
+  });
+
+  it("still answers, and answers from the tree's own files only", async () => {
+    // The title cut at 80 characters inside an emoji leaves half of it in a phrase.
+    const issue = `${"x".repeat(79)}😀 refund exceeds the order total\n\nValueError: refund exceeds the order total when partial_refund is called`;
+    const result = await new BaselinePolicy().run(policyContext(hostile, issue));
+    expect(result.locations?.[0]).toMatchObject({ file: "shop/refunds.py", function_name: "partial_refund" });
+  });
+});
+
+describe("the issue's terms on any host", () => {
+  it("are the same whatever the host's locale (ties among as many words as are kept broken alike)", () => {
+    const words = ["aardvark", "zebra", "yellow", "vector", "window", "quartz", "sampler", "tensor", "lattice", "kernel", "journal", "iterator", "hashing", "gateway", "fractal", "encoder", "decoder", "cluster", "bucket", "anchor", "parser", "lexer", "router", "socket", "thread", "widget", "plotter", "mapper", "reducer", "scanner", "trigger", "waiver", "yardstick", "zipper", "xenon"];
+    const script = `import { extractIssueTerms } from ${JSON.stringify(`${process.cwd()}/src/agent/baseline/issueTerms.ts`)};\nprocess.stdout.write(JSON.stringify(extractIssueTerms(${JSON.stringify(`Problem report\n\n${words.join(" ")}\n`)}).words));`;
+    const under = (locale: string) => execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env: { ...process.env, LANG: locale, LC_ALL: locale }, encoding: "utf8" });
+    // Danish sorts "aa" after "z": with the host's collation, "aardvark" fell out of the kept words there.
+    expect(under("da_DK.UTF-8")).toBe(under("C.UTF-8"));
+  });
+});
+

@@ -17,10 +17,16 @@ export interface SandboxFixture {
   cleanup(): Promise<void>;
 }
 
-export async function startSandbox(files: Record<string, string> = SAMPLE_FILES, options: { softTimeoutMs?: number } = {}): Promise<SandboxFixture> {
+export async function startSandbox(files: Record<string, string> = SAMPLE_FILES, options: { softTimeoutMs?: number; more?: (dir: string) => void } = {}): Promise<SandboxFixture> {
   const fx = makeGitFixture(files);
+  // What a files record cannot say (names that are not UTF-8, links, deep directories), made in the work tree and committed.
+  if (options.more) {
+    options.more(fx.dir);
+    fx.git("add", "-A");
+    fx.git("commit", "-qm", "more");
+  }
   const cacheDir = mkdtempSync(join(tmpdir(), "codescout-sbx-cache-"));
-  const tree = await new RepoCache({ dir: cacheDir, allowFileUrls: true }).prepare({ url: fx.url, commit: fx.commits[0]! });
+  const tree = await new RepoCache({ dir: cacheDir, allowFileUrls: true }).prepare({ url: fx.url, commit: fx.git("rev-parse", "HEAD") });
   const jobId = `test-${randomBytes(6).toString("hex")}`;
   const workingDir = `/tmp/testbed/${randomBytes(4).toString("hex")}/local_fixture_local__fixture-1`;
   const provider = createDockerSandboxProvider({

@@ -505,7 +505,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   for (const f of frames) if (f.func) bump(f.func, 1.5);
 
   const identifiers = [...weights.entries()]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .sort((a, b) => b[1] - a[1] || byEnglishCollation(a[0], b[0]))
     .slice(0, MAX_IDENTIFIERS)
     .map(([name, weight]) => ({ name, weight }));
 
@@ -550,7 +550,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   countWords(proseNoInline, 1);
   countWords(title, 2);
   let words = [...wordCounts.entries()]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .sort((a, b) => b[1] - a[1] || byEnglishCollation(a[0], b[0]))
     .slice(0, MAX_WORDS)
     .map(([w]) => w);
 
@@ -680,3 +680,10 @@ export function commitRefs(text: string): string[] {
   }
   return [...[...near, ...other].slice(0, MAX_COMMITS - Math.min(tickets.length, MAX_TICKETS)), ...tickets];
 }
+
+/**
+ * Ties broken in one fixed collation, not the host's: with localeCompare's default the host's
+ * locale (LANG) chose which terms were kept (Danish sorts "aa" last). English's, which the
+ * weights were fitted under; code-point order would keep other terms (dev 67.8 → 66.9 file F1).
+ */
+const byEnglishCollation = new Intl.Collator("en-US").compare;

@@ -33,11 +33,12 @@ def tf_of(text):
 def record(kind, name, cls, start, end, args, doc, calls, decos, lines, first=None):
     body = "\\n".join(lines[start - 1:end])
     counts = Counter(WORD.findall(body.encode("utf-8", "replace")))
+    # Names past 300 characters (generated code, deep nesting) are cut, not let fail the outline.
     return {
-        "k": kind, "n": name, "c": cls, "s": start, "e": end, "f": first or start,
+        "k": kind, "n": name[:300], "c": cls[:300] if cls else cls, "s": start, "e": end, "f": first or start,
         "tn": tf_of(name), "ta": tf_of(" ".join(args)), "td": tf_of(doc or ""), "tb": terms.count(counts),
         "ids": {names[n]: counts[n] for n in names if n in counts},
-        "calls": sorted(calls)[:80], "dec": sorted(decos)[:10],
+        "calls": [c[:300] for c in sorted(calls)[:80]], "dec": [d[:300] for d in sorted(decos)[:10]],
     }
 
 
@@ -218,7 +219,7 @@ export class OutlineError extends Error {
 
 export async function outlineFiles(exec: Exec, root: string, files: string[], query: { words: string[]; names: string[] }): Promise<OutlinedFile[]> {
   if (files.length === 0) return [];
-  const result = await exec(["env", "PYTHONHASHSEED=0", "python3", "-c", OUTLINE_SCRIPT, root], {
+  const result = await exec(["env", "PYTHONHASHSEED=0", "PYTHONSAFEPATH=1", "python3", "-c", OUTLINE_SCRIPT, root], {
     stdin: JSON.stringify({ files, words: query.words, names: query.names }),
     timeoutMs: 60_000,
     maxOutputBytes: 16 << 20,

@@ -66,5 +66,10 @@ export function buildQuery(terms: IssueTerms): Query {
       phraseKinds.push("option");
     }
   }
-  return { words, wordFrom, names: names.map((n) => n.name), phrases, phraseKinds };
+  // Well-formed, for the sandbox's Python: half an emoji (a phrase cut at its length limit, an
+  // issue's own "\ud83d") would end its script at the first strict encode.
+  return { words: words.map(wellFormed), wordFrom, names: names.map((n) => wellFormed(n.name)), phrases: phrases.map(wellFormed), phraseKinds };
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const wellFormed = (s: string) => s.replace(LONE_SURROGATE, "\ufffd");

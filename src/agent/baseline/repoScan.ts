@@ -87,12 +87,38 @@ def named(text):
         if not (m.start() and text[m.start() - 1] in NAME_BYTES):
             yield m
 
+def walk(root):
+    """os.walk's top-down order (directories sorted, symlinked ones not entered), with a stack
+    of its own: 3.11's os.walk recurses, and a tree a thousand directories deep ended the scan.
+    Only regular files (a link's target too): a committed link to /proc/self/fd/1 would block
+    its reader for ever."""
+    stack = [("", root)]
+    while stack:
+        rel, d = stack.pop()
+        dirs, files = [], []
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir():
+                    if not e.is_symlink():
+                        dirs.append(e.name)
+                elif e.is_file():
+                    files.append((e.name, e.stat().st_size))
+            except OSError:
+                continue
+        yield rel, dirs, files
+        for x in sorted(dirs, reverse=True):
+            stack.append((rel + "/" + x if rel else x, os.path.join(d, x)))
+
+
 found = []
-for d, dirs, files in os.walk(root):
-    rel = os.path.relpath(d, root)
-    top = rel == "."
-    dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP))
-    for f in sorted(files):
+for rel, dirs, files in walk(root):
+    top = rel == ""
+    dirs[:] = [x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP)]
+    for f, size in sorted(files):
         lang = lang_of(f)
         path = f if top else rel + "/" + f
         if lang == "py":
@@ -100,10 +126,6 @@ for d, dirs, files in os.walk(root):
                 continue
         elif lang is None or OTHER_TESTISH.search(path):
             continue
-        try:
-            size = os.path.getsize(os.path.join(d, f))
-        except OSError:
-            size = 0
         found.append((path, lang, size))
     if len(found) >= MAX_FILES:
         break
@@ -156,13 +178,14 @@ for i, (p, lang) in enumerate(kept):
     ids = {names[n]: counts[n] for n in names if n in counts}
     pt = {}
     for part in os.path.splitext(p)[0].split("/"):
-        for k in terms.of(part.encode()):
+        # A name git stores that is not UTF-8 arrives with surrogates standing for its bytes.
+        for k in terms.of(part.encode("utf-8", "surrogateescape")):
             pt[k] = pt.get(k, 0) + 1
     ph = []
     for j, phrase in enumerate(phrases):
         at = text.find(phrase)
         for _ in range(3):
-            if at < 0:
+            if at < 0 or len(ph) >= 30:
                 break
             ph.append([j, text.count(b"\\n", 0, at) + 1])
             at = text.find(phrase, at + 1)
@@ -219,7 +242,8 @@ export class ScanError extends Error {
 }
 
 export async function scanRepository(exec: Exec, root: string, query: ScanQuery): Promise<ScanResult> {
-  const result = await exec(["env", "PYTHONHASHSEED=0", "python3", "-c", SCAN_SCRIPT, root], {
+  // PYTHONSAFEPATH: the tree is the working directory, and a json.py of its own would be imported in place of the standard one.
+  const result = await exec(["env", "PYTHONHASHSEED=0", "PYTHONSAFEPATH=1", "python3", "-c", SCAN_SCRIPT, root], {
     stdin: JSON.stringify(query),
     timeoutMs: 60_000,
     maxOutputBytes: 16 << 20,
@@ -238,6 +262,10 @@ export function parseScan(result: ExecResult): ScanResult {
   const parsed = scanSchema.safeParse(raw);
   if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
   const { keys, paths, files } = parsed.data;
+  // What the script printed is the tree's to shape (a module of its own imported in place of the
+  // standard one, say): a path that leaves the tree is refused, not read and answered.
+  const outside = paths.find((p) => p.startsWith("/") || p.split("/").includes(".."));
+  if (outside !== undefined) throw new ScanError(`repository scan printed a path outside the tree: ${JSON.stringify(outside.slice(0, 200))}`);
   return {
     keys,
     paths,
