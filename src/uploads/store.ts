@@ -193,6 +193,16 @@ export class DirUploadStore implements UploadStore {
       await rm(join(this.dir, name), { force: true });
       removed++;
     }
+    // An archive whose record never came (its process died between the two): nothing reads it.
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      const m = /^([0-9a-f]{64})\.archive$/.exec(name);
+      if (!m || existsSync(this.paths(m[1]!).meta)) continue;
+      const st = await stat(join(this.dir, name)).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > 3_600_000) {
+        await rm(join(this.dir, name), { force: true });
+        removed++;
+      }
+    }
     const incoming = join(this.dir, ".incoming");
     for (const name of await readdir(incoming).catch(() => [] as string[])) {
       const st = await stat(join(incoming, name)).catch(() => null);

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -77,6 +77,14 @@ describe("an upload whose bytes are gone", () => {
         expect(await put(store, id, bytes)).toBe(true);
         expect((await store.read(id))?.equals(bytes)).toBe(true);
       }
+      // An archive whose record never came (its process died between the two) goes once it is an hour old.
+      const orphan = join(dir, `${"c".repeat(64)}.archive`);
+      writeFileSync(orphan, "bytes");
+      const old = new Date(Date.now() - 3_700_000);
+      utimesSync(orphan, old, old);
+      expect(await new DirUploadStore(dir, 3600).sweep()).toBe(1);
+      expect(existsSync(orphan)).toBe(false);
+      expect(existsSync(join(dir, `${"b".repeat(64)}.archive`))).toBe(true);
     } finally {
       for (const k of await redis.keys(`${prefix}:*`)) await redis.del(k);
       await closeRedis(redis);
