@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { z } from "zod";
@@ -45,6 +45,18 @@ export interface UploadStore {
 export class UploadStoreFull extends Error {
   override name = "UploadStoreFull";
 }
+
+/** The store could not keep an upload (its disk full or failing, its Redis away): the service's fault, not the archive's. */
+export class UploadStoreFailed extends Error {
+  override name = "UploadStoreFailed";
+  constructor(cause: unknown) {
+    super(`the upload store could not keep the upload: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+const storeFailed = (err: unknown): never => {
+  throw err instanceof UploadStoreFull || err instanceof UploadStoreFailed ? err : new UploadStoreFailed(err);
+};
 
 const infoOf = (summary: ArchiveSummary, archiveBytes: number, ttlS: number): UploadInfo => ({
   upload_id: summary.sha256,
@@ -131,7 +143,7 @@ export class DirUploadStore implements UploadStore {
       pending = [];
       pendingBytes = 0;
       await inFlight;
-      inFlight = file.writev(batch);
+      inFlight = writeAll(file, batch);
       // Awaited by the next flush or by close; never left to reject unobserved.
       inFlight.catch(() => undefined);
     };
@@ -151,20 +163,24 @@ export class DirUploadStore implements UploadStore {
         written += chunk.length;
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
+        if (pendingBytes >= WRITE_BATCH_BYTES) await flush().catch(storeFailed);
       },
       commit: async (summary) => {
-        await close();
-        const existing = await this.touch(summary.sha256);
-        if (existing) {
-          await rm(tmp, { force: true });
-          return { info: existing, created: false };
+        try {
+          await close();
+          const existing = await this.touch(summary.sha256);
+          if (existing) {
+            await rm(tmp, { force: true });
+            return { info: existing, created: false };
+          }
+          const { archive, meta } = this.paths(summary.sha256);
+          await rename(tmp, archive);
+          const info = infoOf(summary, written, this.ttlS);
+          await this.writeMeta(meta, info);
+          return { info, created: true };
+        } catch (err) {
+          return storeFailed(err);
         }
-        const { archive, meta } = this.paths(summary.sha256);
-        await rename(tmp, archive);
-        const info = infoOf(summary, written, this.ttlS);
-        await this.writeMeta(meta, info);
-        return { info, created: true };
       },
       abort: async () => {
         pending = [];
@@ -253,14 +269,18 @@ export class RedisUploadStore implements UploadStore {
         parts.push(chunk);
       },
       commit: async (summary) => {
-        const existing = await this.touch(summary.sha256);
-        if (existing) return { info: existing, created: false };
-        const k = this.keys(summary.sha256);
-        const info = infoOf(summary, size, this.ttlS);
-        // Together, with one lifetime: a reader that finds the meta finds the bytes.
-        await this.redis.multi().set(k.archive, Buffer.concat(parts), "EX", this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
-        parts.length = 0;
-        return { info, created: true };
+        try {
+          const existing = await this.touch(summary.sha256);
+          if (existing) return { info: existing, created: false };
+          const k = this.keys(summary.sha256);
+          const info = infoOf(summary, size, this.ttlS);
+          // Together, with one lifetime: a reader that finds the meta finds the bytes.
+          await this.redis.multi().set(k.archive, Buffer.concat(parts), "EX", this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
+          parts.length = 0;
+          return { info, created: true };
+        } catch (err) {
+          return storeFailed(err);
+        }
       },
       abort: async () => {
         parts.length = 0;
@@ -271,5 +291,23 @@ export class RedisUploadStore implements UploadStore {
   async read(id: string): Promise<Buffer | null> {
     if (!(await this.touch(id))) return null;
     return this.redis.getBuffer(this.keys(id).archive);
+  }
+}
+
+/**
+ * Every byte of `batch`, or the failure: writev may write only part (a file-size limit, a disk
+ * filling up) and say so in its count rather than fail; the rest is written again, which fails
+ * if the cause is still there. A short write unnoticed would keep a cut archive under the id of
+ * the whole one.
+ */
+async function writeAll(file: FileHandle, batch: Buffer[]): Promise<void> {
+  const total = batch.reduce((n, b) => n + b.length, 0);
+  let { bytesWritten } = await file.writev(batch);
+  if (bytesWritten >= total) return;
+  const whole = Buffer.concat(batch);
+  while (bytesWritten < total) {
+    const { bytesWritten: more } = await file.write(whole, bytesWritten, total - bytesWritten);
+    if (more === 0) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
+    bytesWritten += more;
   }
 }

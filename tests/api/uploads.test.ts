@@ -1,4 +1,6 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +11,7 @@ import { dropPrefix } from "../helpers/redis.js";
 import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 import { Readable } from "node:stream";
 import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
+import { freePort, serviceEnv, waitFor } from "../helpers/processes.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
 import { ANSWER_REVISION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
@@ -200,6 +203,28 @@ describe("uploads", () => {
     const big = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf([{ name: "r.bin", body: Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251)) }]), headers: { "content-type": "application/x-tar" } });
     expect(big.statusCode).toBe(413);
     expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+  });
+
+  it("answers 503, the service's fault and not the archive's, when its store cannot keep the upload (a file-size limit: EFBIG)", async () => {
+    const config = testConfig();
+    const port = await freePort();
+    // A real API whose process may write no file over 1 MB: the upload store's writes fail.
+    const env = { ...process.env, ...serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "silent" }) };
+    const api = spawn("bash", ["-c", `ulimit -f 1024 && exec "${process.execPath}" --import tsx src/api/server.ts`], { env, stdio: "ignore" });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 60_000, "the API");
+      const archive = await tarOf([{ name: "big.bin", body: randomBytes(3 << 20) }]);
+      const res = await fetch(`${base}/v1/uploads`, { method: "POST", headers: { "content-type": "application/x-tar" }, body: new Uint8Array(archive) });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("5");
+      expect((await res.json()).error).toMatchObject({ code: "upload_store_unavailable", message: expect.stringContaining("EFBIG") });
+      // Nothing half-written is kept.
+      expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+    } finally {
+      api.kill();
+      await dropPrefix(config.QUEUE_PREFIX);
+    }
   });
 
   it("takes a streamed archive from the client over HTTP, and reports a refusal sent mid-stream as the service's answer", async () => {

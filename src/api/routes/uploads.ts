@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { UPLOAD_ID_RE } from "../../queue/contract.js";
 import { ArchiveError, readArchive } from "../../uploads/archive.js";
-import { uploadInfoSchema, UploadStoreFull, type StagedUpload } from "../../uploads/store.js";
+import { uploadInfoSchema, UploadStoreFailed, UploadStoreFull, type StagedUpload } from "../../uploads/store.js";
 import { ApiError } from "../errors.js";
 import { commonErrors, errorResponse } from "../schemas.js";
 import type { AppContext } from "../context.js";
@@ -53,6 +53,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
           415: errorResponse("The body is not sent as application/gzip or application/x-tar.", "unsupported_media_type", "content type text/plain is not accepted here: send application/gzip or application/x-tar"),
           422: errorResponse("The archive is not a readable tar, or holds an entry that is refused (named in the message).", "upload_unsafe_path", "../../etc/cron.d/x: paths with .. are not accepted", "body"),
           429: commonErrors.submitLimited,
+          503: errorResponse("The service could not keep the upload (its disk or its Redis); retry after Retry-After.", "upload_store_unavailable", "the upload store could not keep the upload: EFBIG: file too large, writev"),
         },
       },
     },
@@ -66,22 +67,23 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         throw new ApiError(413, "upload_too_large", `the archive has ${declared} bytes; the limit is ${config.UPLOAD_MAX_ARCHIVE_BYTES}`, "body");
       }
       const body = request.body as Readable;
-      const staged = await uploads.stage();
-      let summary;
+      const staged = await uploads.stage().catch((err: unknown) => Promise.reject(refusal(new UploadStoreFailed(err), config.UPLOAD_MAX_ARCHIVE_BYTES)));
+      let kept;
       try {
-        summary = await readArchive(copyInto(body, staged, config.UPLOAD_MAX_ARCHIVE_BYTES), {
+        const summary = await readArchive(copyInto(body, staged, config.UPLOAD_MAX_ARCHIVE_BYTES), {
           maxBytes: config.UPLOAD_MAX_BYTES,
           maxFiles: config.UPLOAD_MAX_FILES,
           maxPathBytes: config.UPLOAD_MAX_PATH_BYTES,
           maxRatio: config.UPLOAD_MAX_RATIO,
         });
+        kept = await staged.commit(summary);
       } catch (err) {
-        await staged.abort();
+        await staged.abort().catch(() => undefined);
         body.destroy();
         reply.header("connection", "close");
         throw refusal(err, config.UPLOAD_MAX_ARCHIVE_BYTES);
       }
-      const { info, created } = await staged.commit(summary);
+      const { info, created } = kept;
       request.log.info({ upload: info.upload_id, files: info.files, bytes: info.bytes, created }, "upload stored");
       return reply.code(created ? 201 : 200).send(info);
     },
@@ -130,6 +132,8 @@ async function* copyInto(body: Readable, staged: StagedUpload, max: number): Asy
 function refusal(err: unknown, max: number): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof UploadStoreFull) return new ApiError(413, "upload_too_large", err.message, "body");
+  // The service's own failure: retried, the same archive may well be kept.
+  if (err instanceof UploadStoreFailed) return new ApiError(503, "upload_store_unavailable", err.message, undefined, { "retry-after": "5" });
   if (err instanceof ArchiveError) {
     if (err.code === "too_large") return new ApiError(413, "upload_too_large", err.message, "body");
     return new ApiError(422, `upload_${err.code}`, err.message, "body");
