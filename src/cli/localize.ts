@@ -113,7 +113,16 @@ if (args["no-alternatives"]) options.alternatives = false;
 if (args.scope !== undefined) options.scope = args.scope;
 
 const interrupt = new AbortController();
-process.once("SIGINT", () => interrupt.abort());
+// One Ctrl-C cancels the job (and waits for that to be sent); another, later, forces the exit.
+// The same Ctrl-C can come twice within a moment: run through tsx, the parent forwards what
+// the terminal already sent its whole process group.
+let interruptedAt = 0;
+process.on("SIGINT", () => {
+  if (!interrupt.signal.aborted) {
+    interruptedAt = Date.now();
+    interrupt.abort();
+  } else if (Date.now() - interruptedAt > 1000) process.exit(130);
+});
 
 let final: JobView;
 /** A checkout's top directory: the answer's paths are relative to it, wherever below it --path was. */

@@ -85,10 +85,16 @@ describe("the REST client, given up on its job (the CLI's Ctrl-C, codescout-mcp'
 });
 
 describe("the localize CLI, interrupted", () => {
-  it("cancels its job before it exits", async () => {
+  // Bundled, in one process; and run from the sources through tsx, where the terminal's Ctrl-C
+  // reaches the whole process group (the parent and the CLI) and the parent forwards it too.
+  it.each([
+    ["bundled", {}],
+    ["from the sources", { CODESCOUT_FROM_SOURCE: "1" }],
+  ])("cancels its job before it exits (%s)", async (_, extraEnv) => {
     const cli = spawn(process.execPath, [resolve("bin/localize.mjs"), "--api", `http://127.0.0.1:${port}`, "--repo", call.repo_url, "--commit", call.commit, "--issue", "Ctrl-C while it waits"], {
-      env: { ...process.env, CODESCOUT_API_KEY: "" },
+      env: { ...process.env, CODESCOUT_API_KEY: "", ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
     });
     let err = "";
     const queued = await new Promise<string>((done, fail) => {
@@ -100,7 +106,8 @@ describe("the localize CLI, interrupted", () => {
       cli.on("exit", () => fail(new Error(`the CLI exited before its job was queued: ${err}`)));
     });
     const exited = new Promise<number | null>((done) => cli.on("exit", (code) => done(code)));
-    cli.kill("SIGINT");
+    // As a terminal sends it: to the process group.
+    process.kill(-cli.pid!, "SIGINT");
     expect(await exited).toBe(1);
     // Read at once, well before nobody-took-it (3 s) would end it.
     const job = (await (await fetch(`http://127.0.0.1:${port}/v1/jobs/${queued}`)).json()) as { status: string; error: { code: string } | null };
