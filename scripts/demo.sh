@@ -9,7 +9,8 @@ bash scripts/setup.sh
 demo=.cache/demo
 src=/usr/lib/python3/dist-packages/requests
 if [ ! -d "$src" ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null; }
 fi
 if [ ! -d "$demo/requests.git" ]; then
   rm -rf "$demo/work"; mkdir -p "$demo/work"
@@ -28,11 +29,14 @@ worker=$!
 node --import tsx src/api/server.ts >"$demo/api.log" 2>&1 &
 api=$!
 trap 'kill -TERM $worker $api 2>/dev/null; wait 2>/dev/null' EXIT
+# Ready, and ours: another service already on the port (a compose stack) would answer too.
+ready() { kill -0 "$api" 2>/dev/null && node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$API_PORT/readyz"; }
 for _ in $(seq 1 120); do
-  curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
+  ready && break
+  kill -0 "$api" 2>/dev/null || break
   sleep 0.5
 done
-curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "demo: the service did not become ready; see $demo/*.log" >&2; exit 1; }
+ready || { echo "demo: the service did not become ready (is port $API_PORT taken?); see $demo/*.log" >&2; exit 1; }
 
 node bin/localize.mjs --api "http://127.0.0.1:$API_PORT" --repo "file://$PWD/$demo/requests.git" --commit "$commit" \
   --issue-file scripts/demo/issue.md --no-cache "$@"

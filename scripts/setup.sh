@@ -4,6 +4,8 @@
 # Idempotent: what is already there and running is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# dockerd and debootstrap are in sbin, which a plain user's PATH on Debian leaves out.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -23,11 +25,16 @@ fi
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   echo "setup: starting redis on 127.0.0.1:6379"
   redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --appendonly no >/dev/null
+  # It forks before it listens: wait for it, and say so if it never does.
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { echo "setup: redis did not start" >&2; exit 1; }
 fi
 
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd"
-  (dockerd >/var/log/codescout-dockerd.log 2>&1 &)
+  # A session of its own: a Ctrl-C of the command that started it (npm start, the demo) must
+  # not stop the engine and every sandbox on it.
+  setsid -f dockerd >/var/log/codescout-dockerd.log 2>&1 </dev/null
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/codescout-dockerd.log" >&2; exit 1; }
 fi
