@@ -14,6 +14,12 @@ import { PassThrough, type Readable } from "node:stream";
  * heavy part in C with its stat cache, so a second look at an unchanged tree costs little.
  */
 const run = promisify(execFile);
+/**
+ * A patch the service's `git apply` takes, whatever the user's config: the blobs as stored, not
+ * as a textconv driver shows them (git-crypt's shows the plaintext of what the upload sends
+ * encrypted), and the a/ b/ prefixes apply expects (`diff.noprefix` drops them).
+ */
+const DIFF = ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--src-prefix=a/", "--dst-prefix=b/"];
 const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" };
 
 export async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -219,7 +225,7 @@ export class Snapshot {
    * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
    */
   async patch(base = "HEAD"): Promise<string> {
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base, "--", ...(await this.sentPathspecs(undefined, false))], this.env);
+    return git(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false))], this.env);
   }
 
   /**
@@ -232,7 +238,7 @@ export class Snapshot {
     const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(":") };
     if (!(await git(this.root, ["cat-file", "-e", `${tree}^{tree}`], env).then(() => true, () => false))) return null;
     // A blob of that tree gone since (one the kept set lacks): the tree is sent whole instead.
-    return git(this.root, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-renames", tree, "--", ...(await this.sentPathspecs(under))], env).catch(() => null);
+    return git(this.root, [...DIFF, tree, "--", ...(await this.sentPathspecs(under))], env).catch(() => null);
   }
 
   /**
@@ -596,7 +602,8 @@ export class TreeCache {
     // Bounded: the oldest entries go first (a Map keeps insertion order).
     while (this.trees.size > 10_000) this.trees.delete(this.trees.keys().next().value!);
     await mkdir(join(this.file, ".."), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
+    // Of this write alone: two calls at once in one process (an agent's parallel calls) shared a pid's name, and one's rename failed.
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     await writeFile(tmp, JSON.stringify(Object.fromEntries(this.trees)));
     await rename(tmp, this.file);
   }

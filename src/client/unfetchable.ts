@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { clientCacheDir } from "./snapshot.js";
@@ -38,7 +39,7 @@ export class UnfetchableRemotes {
     const now = Date.now();
     const kept = Object.entries(await this.read()).filter(([, at]) => typeof at === "number" && now - at < this.forMs);
     await mkdir(join(this.file, ".."), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     await writeFile(tmp, JSON.stringify(Object.fromEntries([...kept, [`${service} ${remote}`, now]])));
     await rename(tmp, this.file);
   }

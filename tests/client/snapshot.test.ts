@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
-import { Snapshot } from "../../src/client/snapshot.js";
+import { Snapshot, TreeCache } from "../../src/client/snapshot.js";
 
 /** The work tree as git sees it, in a plain checkout and in a linked worktree (`.git` is a file there). */
 const fx = makeGitFixture({ "pkg/a.py": "def a():\n    return 1\n" });
@@ -291,6 +291,41 @@ describe("work tree snapshot", () => {
       await snap.dispose();
       rmSync(cache, { recursive: true, force: true });
       repo.cleanup();
+    }
+  });
+
+  it("makes a patch of the blobs as stored, with the a/ b/ prefixes git apply takes, whatever the user's diff config", () =>
+    withCheckout({ "secrets.env": "API_KEY=old-secret-123\n", "app.py": "x = 1\n" }, async (repo, cache) => {
+      // A stand-in for git-crypt: its textconv shows plaintext where the blob holds something else.
+      repo.git("config", "diff.fakecrypt.textconv", "sh -c 'echo DECRYPTED: $(cat \"$1\")' -");
+      repo.git("config", "diff.noprefix", "true");
+      writeFileSync(join(repo.dir, ".gitattributes"), "secrets.env diff=fakecrypt\n");
+      repo.git("add", ".gitattributes");
+      repo.git("commit", "-qm", "attributes");
+      writeFileSync(join(repo.dir, "secrets.env"), "API_KEY=new-secret-456\n");
+      writeFileSync(join(repo.dir, "app.py"), "x = 2\n");
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        const patch = await snap.patch();
+        expect(patch).not.toContain("DECRYPTED");
+        expect(patch).toContain("diff --git a/app.py b/app.py");
+        // It applies where the service applies it: on the commit's tree, as git apply --cached does by default.
+        const env = { ...process.env, GIT_INDEX_FILE: join(cache, "check-index") };
+        execFileSync("git", ["read-tree", "HEAD"], { cwd: repo.dir, env });
+        execFileSync("git", ["apply", "--cached", "--check", "-"], { cwd: repo.dir, input: patch, env });
+      } finally {
+        await snap.dispose();
+      }
+    }));
+
+  it("remembers trees from calls at once in one process (an agent's parallel calls)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codescout-treecache-"));
+    try {
+      const summary = { sha256: "a".repeat(64), files: 1, bytes: 1 };
+      await Promise.all(Array.from({ length: 8 }, (_, i) => new TreeCache(dir).put(`tree${i}`, summary)));
+      expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
