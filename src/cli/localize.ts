@@ -143,7 +143,14 @@ try {
     process.stderr.write(`localize: ${err.message}\n`);
     process.exit(1);
   }
-  throw err;
+  // Interrupted while the tree was read or sent (git's own processes get the Ctrl-C too): the job, if any, is cancelled.
+  if (interrupt.signal.aborted) {
+    process.stderr.write("localize: interrupted\n");
+    process.exit(130);
+  }
+  // Anything else (a file git cannot read, the cache directory not writable) as one line, not a stack.
+  process.stderr.write(`localize: ${(err as Error).message?.trim().split("\n").slice(0, 3).join(" | ") || String(err)}\n`);
+  process.exit(1);
 }
 
 if (args.json) process.stdout.write(`${JSON.stringify(root ? { ...final, root } : final, null, 2)}\n`);
@@ -176,4 +183,5 @@ else if (final.status === "succeeded" && final.result) {
   const fallback = final.result.fallback;
   say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
 } else process.stdout.write(`job ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}\n`);
-process.exit(final.status === "succeeded" ? 0 : 1);
+// Exited once stdout is written: process.exit right after a write to a pipe drops what is past its first 64 KiB.
+process.stdout.write("", () => process.exit(final.status === "succeeded" ? 0 : 1));
