@@ -39,8 +39,23 @@ const server = new McpServer({ name: "codescout", version: API_VERSION }, { capa
 
 const QUIET_MS = 5_000;
 
+/** Calls in progress: the agent quitting (stdin closed) cancels their jobs before the process ends. */
+const running = new Set<{ stop: AbortController; done: Promise<unknown> }>();
+
 class RestBackend implements LocalizeBackend {
   async run(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
+    const stop = new AbortController();
+    const work = this.follow(input, { ...hooks, signal: AbortSignal.any([hooks.signal, stop.signal]) });
+    const entry = { stop, done: work.catch(() => undefined) };
+    running.add(entry);
+    try {
+      return await work;
+    } finally {
+      running.delete(entry);
+    }
+  }
+
+  private async follow(input: LocalizeToolInput, hooks: RunHooks): Promise<LocalizeRun> {
     let heard = Date.now();
     const onEvent = (event: JobEvent) => {
       heard = Date.now();
@@ -87,6 +102,17 @@ async function defaultPath(): Promise<string> {
 registerLocalizeTool(server, new RestBackend(), { localPaths: true, defaultPath });
 registerLocalizePrompt(server, { localPaths: true });
 const transport = new StdioServerTransport();
-transport.onclose = () => process.exit(0);
-process.stdin.on("end", () => process.exit(0));
+// The agent quit (its user closed Claude Code, Cursor, Codex) with calls still held: their jobs
+// are cancelled, each follow sending its DELETE before it returns, rather than left to run on
+// the service, holding a worker and the key's open-job room. Bounded: the exit does not wait long.
+let exiting = false;
+const exit = async () => {
+  if (exiting) return;
+  exiting = true;
+  for (const r of running) r.stop.abort();
+  await Promise.race([Promise.allSettled([...running].map((r) => r.done)), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  process.exit(0);
+};
+transport.onclose = () => void exit();
+process.stdin.on("end", () => void exit());
 await server.connect(transport);

@@ -532,6 +532,33 @@ describe("the tool without MCP (POST /v1/tools/localize)", () => {
 });
 
 describe("MCP over stdio (codescout-mcp)", () => {
+  it("cancels the jobs of calls still held when the agent quits (its stdin closes)", async () => {
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
+    let jobId = "";
+    const asked = new Promise<void>((resolve) => {
+      void client
+        .callTool({ name: "localize", arguments: { issue: "SLOW-ISSUE: it hangs, and the agent quits", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema, {
+          onprogress: (p) => {
+            jobId ||= /job (\S{36})/.exec(p.message ?? "")?.[1] ?? "";
+            if (p.message === "turn 2/10") resolve();
+          },
+        })
+        .catch(() => undefined);
+    });
+    await asked;
+    expect(jobId).toMatch(/^[0-9a-f-]{36}$/);
+    await client.close();
+    const ended = await waitFor(
+      async () => {
+        const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+        return job.status === "running" ? undefined : job;
+      },
+      30_000,
+      "the job to end",
+    );
+    expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
+  });
+
   it("localizes a local checkout against its uncommitted edit, sending url + commit + patch; from a directory below the top, in that directory, naming the top its paths are relative to", async () => {
     const dir = checkoutWithEdit({ remote: true });
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY });
