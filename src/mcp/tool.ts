@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from "node:path";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { EmptyResultSchema, type CallToolResult, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
@@ -171,9 +172,11 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
     },
     async (args, extra): Promise<CallToolResult> => {
       const input = args as unknown as LocalizeToolInput;
-      if (options.localPaths && !input.repo_url && !input.upload && !input.path) {
+      if (options.localPaths && !input.repo_url && !input.upload && (!input.path || !isAbsolute(input.path))) {
+        // A relative path ("src/pkg", ".") is the client's, from its root, not from wherever the
+        // client started this server (its home, `/`).
         const fallback = await options.defaultPath?.();
-        if (fallback) input.path = fallback;
+        if (fallback) input.path = input.path ? resolve(fallback, input.path) : fallback;
       }
       const token = extra._meta?.progressToken;
       let step = 0;

@@ -586,6 +586,11 @@ describe("MCP over stdio (codescout-mcp)", () => {
     ]);
     expect(progress.some((m) => m.includes("with the uncommitted changes"))).toBe(true);
     expect(progress.some((m) => m.startsWith("uploading"))).toBe(false);
+    // A relative path is the client's, from its root (here --path), not from the server's working directory.
+    const rooted = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
+    const relative = await rooted.callTool({ name: "localize", arguments: { issue: "SCOPED-ISSUE: the edit doubles wrongly", path: "pkg", policy: "codescout" } }, CallToolResultSchema);
+    expect(relative.structuredContent).toMatchObject({ root: realpathSync(dir), scope: "pkg" });
+    await rooted.close();
     // A checkout's changes come from it: a diff passed beside it is refused, naming the argument.
     const both = await client.callTool({ name: "localize", arguments: { issue: "x", path: dir, patch: "diff --git a/x b/x\n" } }, CallToolResultSchema);
     expect(both.isError).toBe(true);
