@@ -17,10 +17,9 @@ bench=${1:?benchmark JSONL}
 template=${2:?source path template}
 dest=${3:?destination directory}
 mkdir -p "$dest"
-node -e '
-  const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
-  for (const r of rows) console.log(r.repo, r.base_commit);
-' "$bench" | while read -r repo sha; do
+failed=0
+# Read from a process substitution, not a pipe: the loop runs in this shell, and its count of failures stays.
+while read -r repo sha; do
   owner=${repo%%/*}; name=${repo##*/}
   src=${template//\{owner\}/$owner}; src=${src//\{name\}/$name}
   out="$dest/$owner+$name.git"
@@ -44,6 +43,11 @@ node -e '
   fi
   git --git-dir "$out" fetch -q --depth 1 \
     --upload-pack="git -c uploadpack.allowAnySHA1InWant=true upload-pack" \
-    "file://$src" "+$sha:refs/heads/base/$sha" || echo "eval-mirrors: $repo $sha: fetch failed" >&2
-done
+    "file://$src" "+$sha:refs/heads/base/$sha" || { echo "eval-mirrors: $repo $sha: fetch failed" >&2; failed=$((failed + 1)); }
+done < <(node -e '
+  const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+  for (const r of rows) console.log(r.repo, r.base_commit);
+' "$bench")
 echo "eval-mirrors: $(ls -d "$dest"/*+*.git | wc -l) repositories in $dest"
+# The others are made; an eval would meet the missing ones as errors, later and without the cause.
+if [ "$failed" -gt 0 ]; then echo "eval-mirrors: $failed base commits could not be fetched (see above)" >&2; exit 1; fi

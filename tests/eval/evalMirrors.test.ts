@@ -51,4 +51,20 @@ describe("eval-mirrors.sh", () => {
     expect(git(out, "rev-list", "--count", `refs/heads/base/${fx.commits[2]}`)).toBe("1");
     expect(git(out, "show", `${fx.commits[2]}:pkg/a.py`)).toBe("A = 3");
   });
+
+  it("fails, naming how many, when a base commit cannot be fetched, after making the others", () => {
+    const dest = join(dir, "missing");
+    const both = join(dir, "both.jsonl");
+    writeFileSync(both, [fx.commits[2], "f".repeat(40)].map((sha) => JSON.stringify({ repo: "local/fixture", base_commit: sha })).join("\n") + "\n");
+    let stderr = "";
+    let status = 0;
+    try {
+      execFileSync("bash", [script, both, fx.dir, dest], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HISTORY: "0" } });
+    } catch (err) {
+      ({ stderr, status } = err as { stderr: string; status: number });
+    }
+    expect(status).toBe(1);
+    expect(stderr).toContain("eval-mirrors: 1 base commits could not be fetched");
+    expect(git(join(dest, "local+fixture.git"), "rev-parse", `refs/heads/base/${fx.commits[2]}`)).toBe(fx.commits[2]);
+  });
 });
