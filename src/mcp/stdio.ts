@@ -76,6 +76,8 @@ class RestBackend implements LocalizeBackend {
       }
       // A checkout's changes are read from it; a diff beside it would be a second, conflicting account of them.
       if (input.patch) throw new LocalizeRefused("invalid_patch", "patch goes with repo_url: a local path sends its own uncommitted changes", "patch");
+      // Nor another commit of it: the checkout is sent as it is now, and a commit asked for would be silently not what was read.
+      if (input.commit !== undefined && input.commit !== "HEAD") throw new LocalizeRefused("invalid_commit", "commit goes with repo_url: a local path is read as it is now, its uncommitted changes included", "commit");
       return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
     } catch (err) {
       if (err instanceof ServiceRefused && err.status >= 400 && err.status < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));

@@ -595,6 +595,8 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const both = await client.callTool({ name: "localize", arguments: { issue: "x", path: dir, patch: "diff --git a/x b/x\n" } }, CallToolResultSchema);
     expect(both.isError).toBe(true);
     expect((both.content as Array<{ text: string }>)[0]!.text).toContain("The request was refused (patch): patch goes with repo_url");
+    const otherCommit = await client.callTool({ name: "localize", arguments: { issue: "x", path: dir, commit: "v1.0" } }, CallToolResultSchema);
+    expect((otherCommit.content as Array<{ text: string }>)[0]!.text).toContain("The request was refused (commit): commit goes with repo_url");
     await client.close();
   });
 
