@@ -102,6 +102,18 @@ function rawPost(url: string, headers: Record<string, string>): Promise<number> 
   });
 }
 
+/** The job once it is no longer running, as its key reads it. */
+function jobEnded(jobId: string): Promise<{ status: string; error?: { code: string } }> {
+  return waitFor(
+    async () => {
+      const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+      return job.status === "running" ? undefined : job;
+    },
+    30_000,
+    "the job to end",
+  );
+}
+
 async function httpClient(key = KEY): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
   const client = new Client({ name: "codescout-test", version: "1.0.0" });
@@ -323,14 +335,7 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     );
     await expect(call).rejects.toThrow();
     expect(jobSeen).toBe(true);
-    const ended = await waitFor(
-      async () => {
-        const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
-        return job.status === "running" ? undefined : job;
-      },
-      30_000,
-      "the job to end",
-    );
+    const ended = await jobEnded(jobId);
     expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
     // Removed once the answer is out (worker/cleanups.ts), not before.
     await waitFor(async () => (containersOf(jobId) === "" ? true : undefined), 15_000, "the job's container to be removed");
@@ -548,14 +553,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     await asked;
     expect(jobId).toMatch(/^[0-9a-f-]{36}$/);
     await client.close();
-    const ended = await waitFor(
-      async () => {
-        const job = await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
-        return job.status === "running" ? undefined : job;
-      },
-      30_000,
-      "the job to end",
-    );
+    const ended = await jobEnded(jobId);
     expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
   });
 
