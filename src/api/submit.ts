@@ -204,7 +204,7 @@ export class Submitter {
     }
     const view = prior.jobId ? await this.deps.store.get(prior.jobId) : null;
     if (view) return view;
-    throw new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });
+    throw stillAccepting();
   }
 
   /** Returns the job for a prepared request, and whether a new job was queued. */
@@ -216,9 +216,10 @@ export class Submitter {
       idemKey = this.idempotencyKeyOf(payload.owner, idempotencyKey);
       const claimed = await store.redis.set(idemKey, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", config.JOB_TTL_S, "NX");
       if (claimed === null) {
+        // Null only when that record expired in between: asked again, the key is free.
         const view = await this.earlier(idemKey, prepared);
         if (view) return { view, queued: false };
-        throw new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });
+        throw stillAccepting();
       }
     }
     try {
@@ -243,3 +244,5 @@ export class Submitter {
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+const stillAccepting = () => new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });

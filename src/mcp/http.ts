@@ -12,6 +12,7 @@ import { McpCallJobs } from "./calls.js";
 import { InProcessBackend } from "./inProcess.js";
 import { registerLocalizePrompt, serverInstructions } from "./prompt.js";
 import { registerLocalizeTool } from "./tool.js";
+import { SERVICE_ID_RE } from "../queue/contract.js";
 
 /**
  * MCP over Streamable HTTP at /mcp, behind the same API keys as the REST routes. Each
@@ -41,8 +42,6 @@ interface Session {
   busy: number;
 }
 
-/** The ids this process hands out (randomUUID): only such an id is made again. */
-const SESSION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPluginAsync {
   return async (app) => {
@@ -133,7 +132,8 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
         const initialize = request.method === "POST" && isInitializeRequest(request.body);
         if (initialize) session = await open(request.owner);
         // Ending a session this process does not hold ends nothing; an id not of ours is not made.
-        else if (id && request.method !== "DELETE" && SESSION_ID_RE.test(id)) {
+        // Only an id of the form this process hands out is made again.
+        else if (id && request.method !== "DELETE" && SERVICE_ID_RE.test(id)) {
           const asked = request.headers["mcp-protocol-version"];
           const version = typeof asked === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
           session = await restored(request.owner, id, version);

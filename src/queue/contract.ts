@@ -68,6 +68,8 @@ export const localizeOptionsSchema = z
   .strict();
 
 export const UPLOAD_ID_RE = /^[0-9a-f]{64}$/;
+/** The ids the service hands out for jobs and MCP sessions (randomUUID's form). */
+export const SERVICE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** How many definitions a named commit carries at most; a client cuts what it read to this. */
 export const NAMED_COMMIT_DEFS_MAX = 200;

@@ -153,22 +153,10 @@ export class TreeStore {
 
   /**
    * Moves the tree at `treePath` to `dest`, for a new tree to be made of it, when no job uses
-   * it (idle, no live hold); false when one does or it is gone. A job that holds the tree as
-   * it moves gets it back: hold() writes its hold before it looks for the tree, and this looks
-   * for holds again after the move, so one of the two sees the other.
+   * it (idle, no live hold); false when one does or it is gone.
    */
   async take(treePath: string, dest: string): Promise<boolean> {
-    const st = await stat(treePath).catch(() => null);
-    if (!st?.isDirectory() || st.mtimeMs > Date.now() - this.idleMs) return false;
-    const { holds, name } = this.holdsOf(treePath);
-    if ((await liveHolds(holds, this.idleMs)).has(name)) return false;
-    if (!(await rename(treePath, dest).then(() => true, () => false))) return false;
-    if ((await liveHolds(holds, this.idleMs)).has(name)) {
-      await rename(dest, treePath).catch(() => undefined);
-      return false;
-    }
-    await rm(`${treePath}${SIZE_SUFFIX}`, { force: true });
-    return true;
+    return (await moveIfUnused(treePath, dest, this.holdsOf(treePath).holds, this.idleMs)) === "moved";
   }
 
   /** Where a tree at `rel` goes on the cache's own disk. */
@@ -317,22 +305,12 @@ export class TreeStore {
       // Only the bytes are over: removing a tree outside the budget would not bring them under.
       if (count <= maxTrees && !budgeted(t)) continue;
       if (t.used > now - t.idleMs) continue;
-      // Looked at again right before: a job may have taken the tree up since the listing.
-      const st = await stat(t.path).catch(() => null);
-      if (st && st.mtimeMs > Date.now() - t.idleMs) continue;
-      const name = t.path.slice(t.path.lastIndexOf("/") + 1);
-      if ((await liveHolds(t.holds, t.idleMs)).has(name)) continue;
-      if (st) {
-        // Moved out of the way first, then the holds looked at again, as take() does: a job
-        // that took the tree up meanwhile gets it back instead of losing it under its sandbox.
-        const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
-        if (!(await rename(t.path, doomed).then(() => true, () => false))) continue;
-        if ((await liveHolds(t.holds, t.idleMs)).has(name)) {
-          await rename(doomed, t.path).catch(() => undefined);
-          continue;
-        }
+      // Looked at again as it is moved out of the way: a job may have taken the tree up since the listing.
+      const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
+      const moved = await moveIfUnused(t.path, doomed, t.holds, t.idleMs);
+      if (moved === "in use") continue;
+      if (moved === "moved") {
         await removeDir(doomed);
-        await rm(`${t.path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
         onRemove();
       }
       count--;
@@ -437,4 +415,25 @@ export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
 export function defaultTreeBudget(treeDir: string): number {
   const st = filesystemOf(treeDir);
   return st?.type === TMPFS_MAGIC ? Math.floor((st.blocks * st.bsize) / 4) : 0;
+}
+
+/**
+ * Moves the tree at `path` to `dest` when no job uses it (untouched for `idleMs`, no live hold
+ * in `holds`), its size record dropped. A job that holds the tree as it moves gets it back:
+ * hold() writes its hold before it looks for the tree, and this looks for holds again after
+ * the move, so one of the two sees the other.
+ */
+async function moveIfUnused(path: string, dest: string, holds: string, idleMs: number): Promise<"moved" | "in use" | "gone"> {
+  const st = await stat(path).catch(() => null);
+  if (!st?.isDirectory()) return "gone";
+  if (st.mtimeMs > Date.now() - idleMs) return "in use";
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  if ((await liveHolds(holds, idleMs)).has(name)) return "in use";
+  if (!(await rename(path, dest).then(() => true, () => false))) return "gone";
+  if ((await liveHolds(holds, idleMs)).has(name)) {
+    await rename(dest, path).catch(() => undefined);
+    return "in use";
+  }
+  await rm(`${path}${SIZE_SUFFIX}`, { force: true }).catch(() => undefined);
+  return "moved";
 }

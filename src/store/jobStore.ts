@@ -6,6 +6,7 @@ import {
   localizeResultSchema,
   progressSchema,
   publicRepoRefSchema,
+  SERVICE_ID_RE,
   type JobFailure,
   type LocalizePayload,
   type LocalizeResult,
@@ -46,7 +47,7 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null)
  * must not be read as one: BullMQ keeps its own records beside the jobs' under the same prefix
  * (`meta`, `events`, `wait`, …), which `getJob` would read as a job with no payload.
  */
-const JOB_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const isJobId = (id: string) => SERVICE_ID_RE.test(id);
 
 export class JobStore {
   readonly keys: Keys;
@@ -64,7 +65,7 @@ export class JobStore {
    * no worker was involved: answered from the result cache, or cancelled while queued.
    */
   async get(id: string): Promise<JobView | null> {
-    if (!JOB_ID_RE.test(id)) return null;
+    if (!isJobId(id)) return null;
     // State first, then the job: BullMQ writes a job's return value in the same step that
     // makes it completed, so a job read after its state is at least as new as that state.
     // The other order let a job finishing in between read as succeeded with no result.
@@ -97,7 +98,7 @@ export class JobStore {
    * left to run ("running").
    */
   async cancel(id: string, options: { why?: JobFailure; onlyQueued?: boolean } = {}): Promise<"cancelled" | "signalled" | "running" | "finished" | "missing"> {
-    if (!JOB_ID_RE.test(id)) return "missing";
+    if (!isJobId(id)) return "missing";
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
     if (!job) return (await this.redis.exists(this.keys.staticView(id))) ? "finished" : "missing";
     const state = await job.getState();
