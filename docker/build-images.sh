@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${SERVICE_BASE_IMAGE:-codescout-base:bookworm}"
-docker/build-base-image.sh "$base" "git,tar,curl,ca-certificates,redis-server"
+docker/build-base-image.sh "$base" "git,tar,curl,ca-certificates,tini,redis-server"
 
 build_if_stale() { # tag hash dockerfile context
   local current
@@ -15,7 +15,7 @@ build_if_stale() { # tag hash dockerfile context
   echo "built $1 ($2)"
 }
 
-hash_of() { { for p in "$@"; do find "$p" -type f -not -path '*/node_modules/*' | sort | xargs sha256sum; done; node --version; echo "$base"; } | sha256sum | cut -c1-32; }
+hash_of() { { for p in "$@"; do find "$p" -type f -not -path '*/node_modules/*' | sort | xargs sha256sum; done; node --version; docker image inspect -f '{{.Id}}' "$base"; } | sha256sum | cut -c1-32; }
 
 ctx="$(mktemp -d /tmp/codescout-service-ctx.XXXXXX)"
 trap 'rm -rf "$ctx"' EXIT

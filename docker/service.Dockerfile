@@ -15,9 +15,12 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
  && rm -rf src tests
 
 FROM ${BASE_IMAGE}
-# git for the repository cache, tar for copy-mode sandboxes, curl for health checks.
+# git for the repository cache, tar for copy-mode sandboxes, curl for health checks, tini as
+# PID 1: node reaps only the children it spawned, and a git killed at its timeout leaves its
+# helpers (git-remote-https, index-pack) to PID 1, where they would stay as zombies until the
+# container's pid limit is reached.
 RUN set -eu; missing=""; \
-    for p in git tar curl ca-certificates; do \
+    for p in git tar curl ca-certificates tini; do \
       dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
     done; \
     if [ -n "$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing && rm -rf /var/lib/apt/lists/*; fi; \
@@ -31,5 +34,5 @@ WORKDIR /app
 ENV NODE_ENV=production API_HOST=0.0.0.0 REPO_CACHE_DIR=/var/lib/codescout/repos UPLOAD_DIR=/var/lib/codescout/uploads
 USER 10002:10002
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/codescout"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/codescout"]
 CMD ["api"]

@@ -82,3 +82,15 @@ describe("docker-compose stack", () => {
     expect(job.result?.locations[0]).toMatchObject({ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" });
   });
 });
+
+describe("the service image's PID 1", () => {
+  it("reaps the processes orphaned in the container (a git killed at its timeout leaves its helpers behind)", async () => {
+    const worker = compose("ps", "-q", "worker").trim();
+    // The inner shell exits at once: its sleep is orphaned to PID 1, which must collect it when it ends.
+    execFileSync("docker", ["exec", worker, "sh", "-c", 'sh -c "sleep 0.3 &"']);
+    const zombies = () =>
+      execFileSync("docker", ["exec", worker, "sh", "-c", 'for s in /proc/[0-9]*/stat; do read -r pid comm state rest < "$s" && [ "$state" = Z ] && echo "$pid $comm"; done; true'], { encoding: "utf8" }).trim();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(zombies()).toBe("");
+  });
+});
