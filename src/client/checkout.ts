@@ -160,7 +160,7 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
   say(`uploading ${what}`);
   // Over loopback, compressing costs more time than it saves.
-  const info = await client.sendUpload(await snapshot.archive(!isLoopbackUrl(client.baseUrl), under)).catch(async (err: unknown) => {
+  const info = await client.sendUpload(() => snapshot.archive(!isLoopbackUrl(client.baseUrl), under)).catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
     // What to leave out is the user's call: say where the bulk is, and how to leave it out.
     const { bySize, byCount } = await snapshot.largestParts(3, under);

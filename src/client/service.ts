@@ -69,16 +69,35 @@ export class ServiceClient {
   /**
    * POST /v1/uploads with the archive as it is produced. Through node:http, not fetch: fetch
    * carries a body through a web stream, which made a 50 MB upload ~40% slower over loopback.
+   * A refusal that says when to ask again (503: the service could not keep it; 429) is sent
+   * again then, like the other calls, when the archive can be had again: a buffer, or a
+   * function that makes it (a stream is read once).
    */
-  async sendUpload(archive: Buffer | Readable): Promise<UploadInfo> {
+  async sendUpload(archive: Buffer | Readable | (() => Promise<Buffer | Readable>)): Promise<UploadInfo> {
+    for (let attempt = 1; ; attempt++) {
+      const { status, body, retryAfter } = await this.postUpload(typeof archive === "function" ? await archive() : archive);
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        /* not JSON: judged by the status below */
+      }
+      if (status >= 200 && status < 300 && parsed) return parsed as UploadInfo;
+      const again = (typeof archive === "function" || Buffer.isBuffer(archive)) && retryWait(status, retryAfter, attempt);
+      if (!again) throw refusalOf(status, parsed, `HTTP ${status}`);
+      await sleep(again);
+    }
+  }
+
+  private postUpload(archive: Buffer | Readable): Promise<{ status: number; body: string; retryAfter: string | null }> {
     const url = new URL(`${this.baseUrl}/v1/uploads`);
     const headers: Record<string, string | number> = { ...this.headers, "content-type": "application/gzip" };
     if (Buffer.isBuffer(archive)) headers["content-length"] = archive.length;
-    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method: "POST", headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), retryAfter: headerOf(res.headers["retry-after"]) }));
         res.on("error", reject);
       });
       // A refusal may come (and the connection close) before the whole archive is sent: the
@@ -91,14 +110,6 @@ export class ServiceClient {
           if (archive.errored) reject(err);
         });
     });
-    let parsed: unknown = null;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      /* not JSON: judged by the status below */
-    }
-    if (status >= 200 && status < 300 && parsed) return parsed as UploadInfo;
-    throw refusalOf(status, parsed, `HTTP ${status}`);
   }
 
   /**
@@ -212,10 +223,10 @@ export class ServiceClient {
     for (let attempt = 1; ; attempt++) {
       const res = await this.fetch(method, path, init);
       if (res.ok) return (await res.json()) as T;
-      const wait = Number(res.headers.get("retry-after"));
-      if (RETRIED.has(res.status) && attempt < RETRIES && wait > 0 && wait <= RETRY_AFTER_MAX_S) {
+      const wait = retryWait(res.status, res.headers.get("retry-after"), attempt);
+      if (wait) {
         await res.body?.cancel();
-        await sleep(wait * 1000);
+        await sleep(wait);
         continue;
       }
       throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
@@ -243,6 +254,14 @@ const FINAL_EVENTS: readonly string[] = ["finished", "failed", "cancelled"];
 const isPassing = (err: unknown) => err instanceof ServiceRefused && err.status >= 502 && err.status <= 504;
 const RETRIES = 4;
 const RETRY_AFTER_MAX_S = 30;
+
+/** How long to wait before asking again (ms), or 0 when this refusal is the answer. */
+function retryWait(status: number, retryAfter: string | null, attempt: number): number {
+  const wait = Number(retryAfter);
+  return RETRIED.has(status) && attempt < RETRIES && wait > 0 && wait <= RETRY_AFTER_MAX_S ? wait * 1000 : 0;
+}
+
+const headerOf = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value) ?? null;
 
 /** The service's error body (`{error: {code, message, field}}`) as a ServiceRefused. */
 function refusalOf(status: number, body: unknown, statusText: string): ServiceRefused {

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
@@ -221,6 +221,34 @@ describe("uploads", () => {
       expect((await res.json()).error).toMatchObject({ code: "upload_store_unavailable", message: expect.stringContaining("EFBIG") });
       // Nothing half-written is kept.
       expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+    } finally {
+      api.kill();
+      await dropPrefix(config.QUEUE_PREFIX);
+    }
+  });
+
+  it("sends the upload again when the service asks to (503 with Retry-After), and it is kept once the store can", async () => {
+    const config = testConfig();
+    const port = await freePort();
+    const env = { ...process.env, ...serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "silent" }) };
+    // The soft limit only: the test lifts it while the client waits.
+    const api = spawn("bash", ["-c", `ulimit -S -f 1024 && exec "${process.execPath}" --import tsx src/api/server.ts`], { env, stdio: "ignore" });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 60_000, "the API");
+      const archive = await tarOf([{ name: "big.bin", body: randomBytes(3 << 20) }]);
+      let made = 0;
+      const sending = new ServiceClient(base).sendUpload(async () => {
+        made++;
+        return Readable.from([archive]);
+      });
+      // The first is refused (EFBIG); the store is mended before the 5 s the service asks to wait.
+      await waitFor(async () => (made === 1 ? true : undefined), 10_000, "the first send");
+      await new Promise((r) => setTimeout(r, 1500));
+      execFileSync("prlimit", ["--pid", String(api.pid), "--fsize=unlimited:"]);
+      const info = await sending;
+      expect(made).toBe(2);
+      expect(info).toMatchObject({ files: 1, bytes: 3 << 20 });
     } finally {
       api.kill();
       await dropPrefix(config.QUEUE_PREFIX);
