@@ -371,6 +371,13 @@ describe("baseline pieces", () => {
       "after_details_name stays",
       "pytest==7.2.0",
       "- numpy 1.24.2",
+      // Headings with an environment word that are about the bug: what follows is the issue.
+      "### System check framework crashes",
+      "check_user_model raises on a missing field",
+      "This happens on my system:",
+      "parse_header_value in mylib/http/headers.py fails",
+      "**Sphinx version**",
+      "sphinx_build_flag: None",
     ].join("\n");
     const kept = dropEnvironment(issue).split("\n");
     expect(kept).toEqual([
@@ -386,10 +393,14 @@ describe("baseline pieces", () => {
       "path_join_helper is involved",
       " ",
       "after_details_name stays",
+      "### System check framework crashes",
+      "check_user_model raises on a missing field",
+      "This happens on my system:",
+      "parse_header_value in mylib/http/headers.py fails",
     ]);
     const names = extractIssueTerms(issue).identifiers.map((i) => i.name);
-    expect(names).toEqual(expect.arrayContaining(["parse_version", "path_join_helper", "after_details_name"]));
-    for (const gone of ["duplicate_ticket_check", "conda_forge_channel", "numpy_extras", "backend_registry"]) expect(names).not.toContain(gone);
+    expect(names).toEqual(expect.arrayContaining(["parse_version", "path_join_helper", "after_details_name", "check_user_model", "parse_header_value"]));
+    for (const gone of ["duplicate_ticket_check", "conda_forge_channel", "numpy_extras", "backend_registry", "sphinx_build_flag"]) expect(names).not.toContain(gone);
   });
 
   it("drops template comments and layout tags outside code, and keeps code and an unclosed comment", () => {

@@ -12,6 +12,21 @@ const ENV_HEADING =
   /\b(versions?|environment|system|os(?!\.)|platform|dependencies|installation|installed|pip (list|freeze)|conda (list|info))\b/i;
 
 /**
+ * The words such headings are made of ("OS / Environment", "Full versions", "pylint --version
+ * output", "Python version", "System information"). A heading with two words besides them is
+ * about the bug ("System check framework crashes", "Version parsing is wrong", "This happens on
+ * my system:"): the section after it is the issue itself, and dropping it lost the issue's body.
+ */
+const ENV_WORD =
+  /^(versions?|--version|environment|system|os|operating|platform|dependencies|installation|installed|pip|conda|list|freeze|info|information|details|tested|used|full|additional|output|my|your|the|and|of|on)$/i;
+
+function isEnvironmentHeading(heading: string): boolean {
+  if (!ENV_HEADING.test(heading)) return false;
+  // One other word is the product whose version it is ("Sphinx version", "Node.js version").
+  return heading.split(/[\s/&,:()`*]+/).filter((w) => w && !ENV_WORD.test(w)).length <= 1;
+}
+
+/**
  * A package (or interpreter) and its version, alone on a line: `numpy: 1.21.0`, `pytest==7.1`,
  * `- Python 3.9.7 (main, …)`. Three-part versions (or `==`) only: `linewidth: 2.5` is a setting.
  */
@@ -130,7 +145,7 @@ export function dropEnvironment(text: string): string {
     if (!inFence) {
       if (/^\s*<\/details>\s*$/i.test(line)) skipping = false;
       const heading = headingText(line, lines[i + 1]);
-      if (heading !== null) skipping = ENV_HEADING.test(heading);
+      if (heading !== null) skipping = isEnvironmentHeading(heading);
     }
     const t = line.trim();
     if (skipping || (t.length <= SHAPE_MAX && VERSION_LINE.test(t)) || (!inFence && TASK_ITEM.test(line))) continue;
