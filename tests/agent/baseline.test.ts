@@ -438,6 +438,18 @@ describe("baseline pieces", () => {
     expect(t.words).not.toContain("summary");
   });
 
+  it("keeps a long traceback's innermost frames and the file a permalink points at, past the caps on frames and paths", () => {
+    const frame = (i: number) => `  File "/site/pkg/layer${i}.py", line ${i + 1}, in step${i}`;
+    const long = (n: number) => ["Deep recursion fails", "Traceback (most recent call last):", ...Array.from({ length: n }, (_, i) => frame(i)), '  File "/site/pkg/core/inner.py", line 97, in explode', "ValueError: boom", "See https://github.com/o/r/blob/main/pkg/core/pointed.py#L95-L99"].join("\n");
+    const terms = extractIssueTerms(long(34));
+    expect(terms.paths).toEqual(expect.arrayContaining(["site/pkg/core/inner.py", "pkg/core/pointed.py"]));
+    expect(terms.paths.length).toBeLessThanOrEqual(30);
+    const deep = extractIssueTerms(long(65)).frames;
+    expect(deep).toHaveLength(60);
+    expect(deep.at(-1)).toMatchObject({ path: "site/pkg/core/inner.py", func: "explode", depth: 1 });
+    expect(deep[0]?.func).toBe("step6");
+  });
+
   it("extracts names, qualified pairs, paths, frames and phrases from an issue", () => {
     const t = extractIssueTerms('`Session.request` fails\n  File "/x/site-packages/requests/sessions.py", line 4, in request\nValueError: method must be a native string here');
     expect(t.qualified).toContainEqual(["Session", "request"]);

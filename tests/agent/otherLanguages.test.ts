@@ -349,6 +349,16 @@ describe("the baseline in a TypeScript tree", () => {
     expect(frames("   at Shop.Cart.Total() in /src/Shop/Cart.cs:line 12")).toEqual(["src/Shop/Cart.cs Total"]);
     expect(frames("/app/lib/rack/request.rb:12:in `params'\n/app/lib/rack/lint.rb:5:in 'Rack::Lint#call'")).toEqual(["app/lib/rack/request.rb params", "app/lib/rack/lint.rb call"]);
   });
+
+  it("reads the frame printed first as the innermost in those runtimes, and Python's last", () => {
+    const depths = (issue: string) => extractIssueTerms(issue).frames.map((f) => `${f.func} ${f.depth.toFixed(2)}`);
+    const node = "TypeError: x is undefined\n    at find (/app/lib/router.js:1:1)\n    at handle (/app/lib/server.js:2:2)\n    at main (/app/bin/cli.js:3:3)";
+    expect(depths(node)).toEqual(["find 1.00", "handle 0.67", "main 0.33"]);
+    const java = "java.lang.NullPointerException\n\tat com.a.Writer.write(Writer.java:1)\n\tat com.a.Gson.toJson(Gson.java:2)\n\tat com.a.Main.main(Main.java:3)";
+    expect(depths(java)).toEqual(["write 1.00", "toJson 0.67", "main 0.33"]);
+    const python = 'Traceback (most recent call last):\n  File "/app/cli.py", line 3, in main\n  File "/app/server.py", line 2, in handle\n  File "/app/router.py", line 1, in find\nValueError';
+    expect(depths(python)).toEqual(["main 0.33", "handle 0.67", "find 1.00"]);
+  });
 });
 
 describe("definitions of other languages, read from their lines in the sandbox", () => {

@@ -283,10 +283,9 @@ function phraseEvidence(query: Query, h: { phrase: number; line: number }): stri
 /** Raw (unnormalized) file features for every scanned file with a signal. */
 export function fileFeatures(ctx: RankContext): FileCandidate[] {
   const { terms, query } = ctx;
-  const totalFrames = Math.max(1, terms.frames.length);
   const qualified = terms.qualified;
   const frameFuncs = new Map<string, number>();
-  for (const f of terms.frames) if (f.func) frameFuncs.set(f.func, Math.max(frameFuncs.get(f.func) ?? 0, (f.index + 1) / totalFrames));
+  for (const f of terms.frames) if (f.func) frameFuncs.set(f.func, Math.max(frameFuncs.get(f.func) ?? 0, f.depth));
 
   const out: FileCandidate[] = [];
   const seen = new Set<string>();
@@ -300,9 +299,9 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     seen.add(f.path);
     const ev: string[] = [];
     const pm = ctx.pathMatches.get(f.path);
-    const inner = pm?.frames.length ? Math.max(...pm.frames.map((fr) => (fr.index + 1) / totalFrames)) : 0;
+    const inner = pm?.frames.length ? Math.max(...pm.frames.map((fr) => fr.depth)) : 0;
     if (pm?.frames.length) {
-      const last = pm.frames.reduce((a, b) => (b.index > a.index ? b : a));
+      const last = pm.frames.reduce((a, b) => (b.depth > a.depth ? b : a));
       ev.push(`traceback frame: ${last.path}${last.func ? ` in ${last.func}` : ""}`);
     } else if (pm) ev.push(`the issue names the file ${f.path}`);
 
@@ -379,7 +378,6 @@ export function normalize<F extends string>(cands: Candidate<F>[], names: F[]): 
 /** Features of every function and method in the outlined files. */
 export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): FunctionCandidate[] {
   const { terms, query } = ctx;
-  const totalFrames = Math.max(1, terms.frames.length);
   const named = new Set([...ctx.identWeight.keys()]);
   for (const f of terms.frames) if (f.func) named.add(f.func);
   const allDefs = files.flatMap((f) => f.defs);
@@ -415,8 +413,9 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const ownFrames = frames.filter((fr) => fr.func === d.name);
       const anyFrames = terms.frames.filter((fr) => fr.func === d.name);
       const frame = ownFrames.length ? 1 : anyFrames.length ? 0.5 : 0;
-      const frameInner = anyFrames.length ? Math.max(...anyFrames.map((fr) => (fr.index + 1) / totalFrames)) : 0;
-      if (anyFrames.length) ev.push(`traceback frame: ${anyFrames[anyFrames.length - 1]!.path} in ${d.name}`);
+      const innermost = anyFrames.reduce<(typeof anyFrames)[number] | undefined>((a, b) => (a && a.depth >= b.depth ? a : b), undefined);
+      const frameInner = innermost?.depth ?? 0;
+      if (innermost) ev.push(`traceback frame: ${innermost.path} in ${d.name}`);
       // The reporter linked to its lines or pasted a diff of them.
       const pointer = pointers.find((p) => p.start <= d.end && p.end >= d.start);
       if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);

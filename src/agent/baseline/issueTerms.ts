@@ -14,6 +14,12 @@ export interface Frame {
   func: string | null;
   /** Position in the issue, 0 = first frame written. */
   index: number;
+  /**
+   * How near the frame is to where the error was raised: 1 for the innermost, down to 1/n for
+   * the outermost. Python writes the innermost frame last; Node, the JVM, Go, Rust, PHP, .NET
+   * and Ruby write it first.
+   */
+  depth: number;
 }
 
 /** Lines of a file the reporter pointed at: a permalink's `#L12-L20`, or what a pasted diff changes. */
@@ -298,22 +304,22 @@ const FUNC_FIRST_FRAMES: [RegExp, number, number][] = [
 ];
 
 /** Every pattern's matches as [path, function]: Python's tracebacks, then other runtimes'. */
-function* frameMatches(text: string): Generator<{ at: number; path: string; func: string | undefined }> {
+function* frameMatches(text: string): Generator<{ at: number; path: string; func: string | undefined; innerFirst: boolean }> {
   for (const re of FRAME_PATTERNS) {
     re.lastIndex = 0;
-    for (let m = re.exec(text); m; m = re.exec(text)) yield { at: m.index, path: m[1] ?? "", func: m[2] };
+    for (let m = re.exec(text); m; m = re.exec(text)) yield { at: m.index, path: m[1] ?? "", func: m[2], innerFirst: false };
   }
-  for (const m of text.matchAll(NODE_FRAME)) yield { at: m.index, path: m[2] ?? "", func: m[1] };
-  for (const [re, func, path] of FUNC_FIRST_FRAMES) for (const m of text.matchAll(re)) yield { at: m.index, path: m[path] ?? "", func: m[func] };
+  for (const m of text.matchAll(NODE_FRAME)) yield { at: m.index, path: m[2] ?? "", func: m[1], innerFirst: true };
+  for (const [re, func, path] of FUNC_FIRST_FRAMES) for (const m of text.matchAll(re)) yield { at: m.index, path: m[path] ?? "", func: m[func], innerFirst: true };
   for (const m of text.matchAll(JVM_FRAME)) {
     const qualified = (m[1] ?? "").split(".").slice(0, -2);
-    yield { at: m.index, path: [...qualified, m[3] ?? ""].join("/"), func: m[2] };
+    yield { at: m.index, path: [...qualified, m[3] ?? ""].join("/"), func: m[2], innerFirst: true };
   }
 }
 
 /** The traceback's frames, and the files only a test's own check was in (not to be read as named). */
 function parseFrames(text: string): { frames: Frame[]; checkFiles: Set<string> } {
-  const found: { at: number; path: string; func: string | null }[] = [];
+  const found: { at: number; path: string; func: string | null; innerFirst: boolean }[] = [];
   const checkFiles = new Set<string>();
   for (const m of frameMatches(text)) {
     if (found.length >= MAX_FRAMES * 3) break;
@@ -330,18 +336,26 @@ function parseFrames(text: string): { frames: Frame[]; checkFiles: Set<string> }
       checkFiles.add(path);
       continue;
     }
-    found.push({ at: m.at, path, func });
+    found.push({ at: m.at, path, func, innerFirst: m.innerFirst });
   }
   found.sort((a, b) => a.at - b.at);
-  const frames: Frame[] = [];
-  const seen = new Set<string>();
-  for (const f of found) {
-    const key = `${f.at}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    frames.push({ path: f.path, func: f.func, index: frames.length });
-    if (frames.length >= MAX_FRAMES) break;
+  const written = found.filter((f, i) => i === 0 || f.at !== found[i - 1]!.at);
+  // Each frame's rank from the outermost: as written for Python's, reversed within each run of
+  // another runtime's frames.
+  const rank: number[] = [];
+  for (let i = 0; i < written.length; ) {
+    let j = i;
+    while (j < written.length && written[j]!.innerFirst === written[i]!.innerFirst) j++;
+    for (let k = i; k < j; k++) rank.push(written[i]!.innerFirst ? i + (j - 1 - k) : k);
+    i = j;
   }
+  // A traceback longer than is kept keeps its innermost frames: the error is raised there.
+  const dropped = Math.max(0, written.length - MAX_FRAMES);
+  const kept = written.length - dropped;
+  const frames: Frame[] = [];
+  written.forEach((f, k) => {
+    if (rank[k]! >= dropped) frames.push({ path: f.path, func: f.func, index: frames.length, depth: (rank[k]! - dropped + 1) / kept });
+  });
   for (const f of frames) checkFiles.delete(f.path);
   return { frames, checkFiles };
 }
@@ -509,12 +523,16 @@ export function extractIssueTerms(issueText: string): IssueTerms {
     .slice(0, MAX_IDENTIFIERS)
     .map(([name, weight]) => ({ name, weight }));
 
+  // With more paths than are kept, the files of lines linked to and the innermost frames' go
+  // first: a long traceback's innermost frame is written last, and was the one left out.
+  const pointers = linePointers(text);
   const paths: string[] = [];
+  for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
+  for (const f of [...frames].sort((a, b) => b.depth - a.depth)) pushUnique(paths, f.path, MAX_PATHS);
   for (const raw of pyPathsIn(text)) {
     const p = normalizeIssuePath(raw);
     if (p && !checkFiles.has(p)) pushUnique(paths, p, MAX_PATHS);
   }
-  for (const f of frames) pushUnique(paths, f.path, MAX_PATHS);
   // After Python's: a Python tree is scanned for Python only, so these never displace its paths.
   for (const raw of otherSourcePathsIn(text)) {
     const p = normalizeIssuePath(raw);
@@ -567,8 +585,6 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   }
   for (const line of tracebackCodeLines(text).slice(0, 6)) if (line.length >= 12) addPhrase(line);
 
-  const pointers = linePointers(text);
-  for (const p of pointers) pushUnique(paths, p.path, MAX_PATHS);
 
   // A short plain question ("where is the API key checked?") may hold nothing the rules above
   // keep, written for issues, but an acronym: then its own words are all there is, short and
