@@ -715,11 +715,15 @@ describe("baseline pieces", () => {
     expect(() => parseScan({ ...ok, stdout: "not json" })).toThrow(ScanError);
     expect(() => parseScan({ ...ok, stdout: JSON.stringify({ keys: [], paths: [], files: [{ i: 0, n: -1 }] }) })).toThrow(/malformed/);
     expect(() => parseScan({ ...ok, truncated: true, stdout: "{}" })).toThrow(/output cut/);
-    const file = (i: number, tf: string) => `{"i":${i},"n":1,"tf":${tf},"pt":{},"ids":{},"defs":[],"ph":[]}`;
-    const scan = parseScan({ ...ok, stdout: `{"keys":["a"],"paths":["x.py"],"files":[${file(0, '{"__proto__":2,"a":1}')},${file(9, "{}")}]}` });
-    // An index past the path list is dropped; a key that would touch a prototype is dropped.
+    const file = (i: number, tf: string, ph = "[]") => `{"i":${i},"n":1,"tf":${tf},"pt":{},"ids":{},"defs":[],"ph":${ph}}`;
+    const stdout = `{"keys":["a"],"paths":["x.py"],"files":[${file(0, '{"__proto__":2,"a":1}', "[[0,1],[5,1]]")},${file(9, "{}")},${file(0, '{"a":7}')}]}`;
+    const scan = parseScan({ ...ok, stdout }, 1);
+    // An index past the path list is dropped, and a file printed again; a line for a phrase not
+    // asked about is dropped; a key like __proto__ is a plain key of the Map, and touches no prototype.
     expect(scan.files).toHaveLength(1);
-    expect([...scan.files[0]!.tf]).toEqual([["a", 1]]);
+    expect([...scan.files[0]!.tf]).toEqual([["__proto__", 2], ["a", 1]]);
+    expect(scan.files[0]!.phrases).toEqual([{ phrase: 0, line: 1 }]);
+    expect(({} as Record<string, unknown>).a).toBeUndefined();
   });
 });
 

@@ -43,6 +43,7 @@ const TS_FILES: Record<string, string> = {
     "export const prerender = (y: number) => y;", // 9
     "", // 10
   ].join("\n"),
+  "src/merge.ts": "export function deepMerge(a: any, b: any) {\n  for (const k in b) if (k !== '__proto__') a[k] = b[k];\n  return a.__proto__;\n}\n",
 };
 
 const NAMES = ["Widget", "refresh", "render"];
@@ -78,5 +79,12 @@ describe("the scan's definitions of the issue's names", () => {
       ["refresh", 2],
       ["render", 5],
     ]);
+  });
+
+  it("counts a name like __proto__ as any other (the host reads the counts into a Map, not an object)", async () => {
+    const result = await scanRepository((argv, o) => ts.sandbox.exec(argv, o), ts.workingDir, { words: ["merge"], names: ["deepMerge", "__proto__", "constructor"], phrases: [] });
+    const file = result.files.find((f) => f.path === "src/merge.ts")!;
+    expect([...file.ids].sort()).toEqual([["__proto__", 2], ["deepMerge", 1]]);
+    expect(Object.getPrototypeOf(file.ids)).toBe(Map.prototype);
   });
 });

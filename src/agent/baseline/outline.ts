@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { ExecResult } from "../../sandbox/types.js";
 import { PY_TEXT } from "./pyText.js";
 import { SOURCE_OUTLINE } from "../sourceOutline.js";
-import { toMap, type Exec } from "./repoScan.js";
+import { counts, type Exec } from "./repoScan.js";
 
 /**
  * The structural index of a few candidate files, built with Python's own ast inside the
@@ -155,7 +155,6 @@ for f in q["files"]:
 sys.stdout.write(json.dumps({"files": out}, separators=(",", ":"), sort_keys=True))
 `;
 
-const counts = z.record(z.string().max(200), z.number().int().nonnegative());
 const name = z.string().max(300);
 const outlineSchema = z.object({
   files: z.array(
@@ -251,11 +250,11 @@ export function parseOutline(result: ExecResult, files: string[]): OutlinedFile[
         start: d.s,
         end: Math.max(d.s, d.e),
         first: Math.min(d.f, d.s),
-        nameTerms: toMap(d.tn),
-        argTerms: toMap(d.ta),
-        docTerms: toMap(d.td),
-        bodyTerms: toMap(d.tb),
-        ids: toMap(d.ids),
+        nameTerms: d.tn,
+        argTerms: d.ta,
+        docTerms: d.td,
+        bodyTerms: d.tb,
+        ids: d.ids,
         calls: d.calls,
         decorators: d.dec,
       })),

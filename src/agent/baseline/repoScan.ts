@@ -196,7 +196,23 @@ for i, (p, lang) in enumerate(kept):
 sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out}, separators=(",", ":"), sort_keys=True))
 `;
 
-const counts = z.record(z.string().max(200), z.number().int().nonnegative());
+/**
+ * A count per name, read into a Map. Not z.record: it builds a plain object and leaves a
+ * "__proto__" key out, and that is a name an issue about prototype pollution asks about.
+ */
+export const counts = z
+  .custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), "expected an object of counts")
+  .transform((record, ctx) => {
+    const out = new Map<string, number>();
+    for (const [key, n] of Object.entries(record)) {
+      if (key.length > 200 || typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+        ctx.addIssue({ code: "custom", message: `not a name and its count: ${JSON.stringify(key.slice(0, 50))}` });
+        return z.NEVER;
+      }
+      out.set(key, n);
+    }
+    return out;
+  });
 const scanSchema = z.object({
   keys: z.array(z.string().max(200)),
   paths: z.array(z.string().max(4096)).max(20_000),
@@ -248,10 +264,11 @@ export async function scanRepository(exec: Exec, root: string, query: ScanQuery)
     timeoutMs: 60_000,
     maxOutputBytes: 16 << 20,
   });
-  return parseScan(result);
+  return parseScan(result, query.phrases.length);
 }
 
-export function parseScan(result: ExecResult): ScanResult {
+/** The scan's output, checked: `phrases` is how many phrases were asked about (a line for another is dropped). */
+export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
   if (result.exitCode !== 0 || result.truncated) throw new ScanError(`repository scan failed (exit ${result.exitCode}${result.truncated ? ", output cut" : ""}): ${result.stderr.slice(-300)}`);
   let raw: unknown;
   try {
@@ -266,24 +283,23 @@ export function parseScan(result: ExecResult): ScanResult {
   // standard one, say): a path that leaves the tree is refused, not read and answered.
   const outside = paths.find((p) => p.startsWith("/") || p.split("/").includes(".."));
   if (outside !== undefined) throw new ScanError(`repository scan printed a path outside the tree: ${JSON.stringify(outside.slice(0, 200))}`);
+  // A file printed twice would count twice in how many files hold a term (and a term in every
+  // file would weigh less than nothing).
+  const seen = new Set<number>();
   return {
     keys,
     paths,
     files: files
-      .filter((f) => f.i < paths.length)
+      .filter((f) => f.i < paths.length && !seen.has(f.i) && seen.add(f.i))
       .map((f) => ({
         path: paths[f.i]!,
         lines: f.n,
-        tf: toMap(f.tf),
-        pathTerms: toMap(f.pt),
-        ids: toMap(f.ids),
+        tf: f.tf,
+        pathTerms: f.pt,
+        ids: f.ids,
         defs: f.defs.map(([name, kind, line]) => ({ name, kind, line })),
-        phrases: f.ph.map(([phrase, line]) => ({ phrase, line })),
+        phrases: f.ph.filter(([phrase]) => phrase < phrases).map(([phrase, line]) => ({ phrase, line })),
       })),
   };
 }
 
-/** Own entries only, so a key like "__proto__" from untrusted output stays a plain key. */
-export function toMap(record: Record<string, number>): Map<string, number> {
-  return new Map(Object.entries(record));
-}
