@@ -1,6 +1,6 @@
 import { emptyUsage, type Location, type NamedCommit, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "./policy.js";
 import { extractIssueTerms, type IssueTerms } from "./baseline/issueTerms.js";
-import { fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
+import { clip, fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
@@ -213,7 +213,7 @@ function span(d: OutlinedDef): Pick<Location, "start_line" | "end_line"> {
 }
 
 function cap(evidence: string[]): string[] {
-  return [...new Set(evidence)].slice(0, MAX_EVIDENCE).map((e) => (e.length > 200 ? `${e.slice(0, 199)}…` : e));
+  return [...new Set(evidence)].slice(0, MAX_EVIDENCE).map((e) => clip(e, 200));
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

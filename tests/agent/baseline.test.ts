@@ -4,7 +4,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy, decide, gather } from "../../src/agent/baseline.js";
-import { fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
+import { clip, fileFeatures, functionFeatures, matchIssuePaths, rankContext } from "../../src/agent/baseline/features.js";
 import { atxHeading, dropEnvironment } from "../../src/agent/baseline/environment.js";
 import { dottedNames, extractIssueTerms, pyPathsIn, type IssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { choose, rank, zeroWeights } from "../../src/agent/baseline/model.js";
@@ -708,6 +708,20 @@ describe("baseline pieces", () => {
     expect(ranked.map((r) => r.item.key)).toEqual(["a", "b", "c"]);
     expect(choose(ranked, 0.9, 3).map((r) => r.item.key)).toEqual(["a", "b"]);
     expect(choose(ranked, 0.9, 1).map((r) => r.item.key)).toEqual(["a"]);
+  });
+
+  it("claims `Cls.name` as the issue writes it only for a method defined after its class, and never cuts evidence through a character", () => {
+    const terms = extractIssueTerms("`Session.resolve` returns the wrong host");
+    const query = buildQuery(terms);
+    const ok = { exitCode: 0, stderr: "", truncated: false };
+    const scanOf = (defs: [string, string, number][]) =>
+      parseScan({ ...ok, stdout: JSON.stringify({ keys: ["session"], paths: ["net.py"], files: [{ i: 0, n: 20, tf: { session: 1 }, pt: {}, ids: { Session: 1, resolve: 1 }, defs, ph: [] }] }) }, query.phrases.length);
+    const evidence = (defs: [string, string, number][]) => fileFeatures(rankContext(terms, query, scanOf(defs)))[0]!.evidence;
+    expect(evidence([["resolve", "def", 2], ["Session", "class", 10]])).toContain("defines `Session` (line 10) and `resolve` (line 2), written `Session.resolve` in the issue");
+    expect(evidence([["Session", "class", 10], ["resolve", "def", 12]])).toContain("defines `Session.resolve` (line 12) as the issue writes it");
+    const cut = clip(`${"x".repeat(78)}\u{1F600}tail`, 80);
+    expect(cut).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+    expect(cut).toBe(`${"x".repeat(78)}…`);
   });
 
   it("refuses scan output that is cut, malformed or not JSON", () => {

@@ -270,7 +270,15 @@ function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6): string {
   const ks = [...new Set(keys)].filter((k) => ctx.allKeys.has(k)).sort((a, b) => (ctx.idfs.get(b) ?? 0) - (ctx.idfs.get(a) ?? 0) || (a < b ? -1 : 1));
   return ks.slice(0, n).map((k) => ctx.keyWord.get(k) ?? k).join(", ");
 }
-const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+/**
+ * At most n characters, an ellipsis marking a cut. Not through a surrogate pair: half an emoji
+ * is a lone surrogate, which strict JSON readers (Python's, serde) refuse in the answer.
+ */
+export function clip(s: string, n = 80): string {
+  if (s.length <= n) return s;
+  const end = /[\ud800-\udbff]/.test(s[n - 2] ?? "") ? n - 2 : n - 1;
+  return `${s.slice(0, end)}…`;
+}
 /**
  * One wording for a phrase's line, whether the file or a function in it gives it, so the two
  * merge into one evidence line; an option already quoted as the code writes it is not quoted again.
@@ -314,7 +322,10 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const pairs = qualified.filter(([a, b]) => defined.has(a) && defined.has(b));
     if (pairs.length) {
       const [cls, name] = pairs[0]!;
-      ev.push(`defines \`${cls}.${name}\` (line ${lineOf(name, lineOf(cls))}) as the issue writes it`);
+      // The scan's definitions carry no nesting: a method is claimed only when defined after its class.
+      const classLine = lineOf(cls) ?? 0;
+      const method = f.defs.find((d) => d.name === name && d.line > classLine);
+      ev.push(method ? `defines \`${cls}.${name}\` (line ${method.line}) as the issue writes it` : `defines \`${cls}\` (line ${classLine}) and \`${name}\` (line ${lineOf(name)}), written \`${cls}.${name}\` in the issue`);
     }
 
     let phrase = 0;
