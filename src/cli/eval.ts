@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
@@ -13,6 +14,7 @@ import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { BenchError, loadBench, misnamedBy } from "../eval/bench.js";
 import { markdownReport, summarize, type InstanceRecord } from "../eval/report.js";
 import { EVAL_SANDBOX, runInstance } from "../eval/runner.js";
+import { ANSWER_REVISION } from "../version.js";
 
 /**
  * Evaluates a policy on a SWE-bench-style JSONL the way the field reports it: mean file,
@@ -28,7 +30,8 @@ const USAGE = `usage: npm run eval -- --bench FILE [--out DIR] [--policy baselin
   --model-url      OpenAI-compatible base URL (policy codescout); MODEL_API_KEY is read from the environment
   --concurrency    instances at once (default: half the cores, at least 1, for the baseline; 2 for codescout)
   Writes DIR/results.jsonl (one line per instance), DIR/summary.json and DIR/summary.md. Run again
-  with the same --out, it skips the instances answered and runs again those that failed.`;
+  with the same --out, it skips the instances answered and runs again those that failed; a run
+  with another policy, model or bench file (DIR/run.json says what it was) is refused.`;
 
 function fail(message: string): never {
   process.stderr.write(`eval: ${message}\n${USAGE}\n`);
@@ -98,6 +101,28 @@ if (misnamed) {
 
 mkdirSync(a.out, { recursive: true });
 const resultsPath = join(a.out, "results.jsonl");
+// What the results are answers to. A run resumed into the same --out with another policy, model,
+// bench or gold (relabelled), or after a refit, would report the old answers under the new run's
+// name: refused, naming what differs.
+const made = {
+  policy: a.policy,
+  bench_sha256: createHash("sha256").update(readFileSync(a.bench)).digest("hex"),
+  url_template: a["url-template"],
+  answerer: ANSWER_REVISION,
+  ...(a.policy === "codescout" ? { model: a.model, max_turns: maxTurns, temperature } : {}),
+};
+const runPath = join(a.out, "run.json");
+if (existsSync(runPath) || existsSync(resultsPath)) {
+  let before: Record<string, unknown> = {};
+  try {
+    before = JSON.parse(readFileSync(runPath, "utf8")) as Record<string, unknown>;
+  } catch {
+    /* no run.json: results of an eval before it was written */
+  }
+  const differs = Object.keys({ ...before, ...made }).filter((k) => JSON.stringify(before[k]) !== JSON.stringify((made as Record<string, unknown>)[k]));
+  if (differs.length) fail(`${a.out} holds the results of another run (its ${differs.join(", ")} differ${differs.length === 1 ? "s" : ""}${existsSync(runPath) ? "" : ": it has no run.json"}): give another --out, or remove ${a.out}`);
+}
+writeFileSync(runPath, `${JSON.stringify(made, null, 2)}\n`);
 const done = new Map<string, InstanceRecord>();
 // A failure is the machine's (a repository that could not be fetched, a sandbox that did not
 // start), never the policy's answer: a resumed run runs those instances again. A later line

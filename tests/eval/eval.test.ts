@@ -138,6 +138,15 @@ describe("eval CLI", () => {
     expect(readdirSync(holds).length).toBeGreaterThan(0);
     expect(run().status).toBe(0);
     expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
+    // Resumed with another policy, or after the gold was relabelled: the old answers are not reported as the new run's.
+    const codescout = spawnSync("npx", [...args, "--policy", "codescout", "--model-url", "http://127.0.0.1:9/v1"], { encoding: "utf8" });
+    expect(codescout.status).toBe(2);
+    expect(codescout.stderr).toContain(`eval: ${out} holds the results of another run (its policy, model, max_turns, temperature differ): give another --out, or remove ${out}`);
+    writeFileSync(bench, [instance("fixture-1", "`Parser.parse` loses values that contain '='", ["pkg/util.py:helper"])].map((i) => JSON.stringify(i)).join("\n"));
+    const relabelled = run();
+    expect(relabelled.status).toBe(2);
+    expect(relabelled.stderr).toContain("(its bench_sha256 differs)");
+    expect(readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
   });
 
   it("runs again on resume the instances that failed, and keeps the answered ones", () => {
