@@ -40,6 +40,8 @@ export function normalizeLocations(locations: Location[], workingDir: string): L
       className = functionName.slice(0, cut);
       functionName = functionName.slice(cut + 1);
     }
+    // The class written twice ("Foo" and "Foo.bar"): the method, not a Foo.Foo.bar nothing defines.
+    if (className && functionName?.startsWith(`${className}.`)) functionName = functionName.slice(className.length + 1) || undefined;
     const evidence = normalizeEvidence(raw.evidence);
     const confidence = normalizeConfidence(raw.confidence, !!functionName);
     const named = !!(className || functionName);

@@ -18,6 +18,8 @@ export interface InstanceRecord {
   prompt_tokens: number;
   completion_tokens: number;
   durations_ms: { repo: number; sandbox: number; policy: number; total: number };
+  /** The sandbox or tree could not be given back after the answer: the machine's trouble, the answer stands. */
+  cleanup_failure?: string;
 }
 
 export interface Summary {

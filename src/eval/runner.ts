@@ -48,6 +48,7 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
     const tree = await deps.repos.prepare({ url: repoUrl(deps.urlTemplate, inst.repo), commit: inst.base_commit }, signal);
     durations.repo = performance.now() - t;
     let sandbox: Sandbox | undefined;
+    let record: InstanceRecord | undefined;
     try {
       phase = "sandbox";
       t = performance.now();
@@ -70,7 +71,7 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
       durations.policy = performance.now() - t;
       const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
       const alternatives = prediction && out.alternatives?.length ? normalizeLocations(out.alternatives, workingDir) : [];
-      return {
+      record = {
         ...base,
         answered: prediction !== null,
         finish_reason: out.finishReason,
@@ -83,9 +84,15 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
         completion_tokens: out.usage.completionTokens,
         durations_ms: { ...durations, total: performance.now() - t0 },
       };
+      return record;
     } finally {
-      // The tree goes back once no sandbox mounts it: a released tree may make room for the next instance's.
-      await Promise.resolve(sandbox?.destroy()).finally(() => tree.release());
+      // The tree goes back once no sandbox mounts it: a released tree may make room for the next
+      // instance's. A failure here is not the answer's, nor may it hide the policy's own error.
+      await Promise.resolve(sandbox?.destroy())
+        .finally(() => tree.release())
+        .catch((err: unknown) => {
+          if (record) record.cleanup_failure = (err as Error).message.slice(0, 500);
+        });
     }
   } catch (err) {
     const reason = (err as { reason?: string }).reason ?? phase;

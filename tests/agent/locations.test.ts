@@ -186,6 +186,15 @@ describe("normalizeLocations", () => {
     expect(normalizeLocations(raw, "/w").map((l) => [l.start_line, l.end_line])).toEqual([[3, 9], ...Array(5).fill([undefined, undefined])]);
   });
 
+  it("reads a method written with its class, whether the class is given apart or not, as the method", () => {
+    const raw = [
+      { file: "a.py", function_name: "Foo.bar" },
+      { file: "b.py", class_name: "Foo", function_name: "Foo.bar" },
+      { file: "c.py", class_name: "Foo", function_name: "Foobar.baz" },
+    ];
+    expect(normalizeLocations(raw, "/w").map((l) => [l.class_name, l.function_name])).toEqual([["Foo", "bar"], ["Foo", "bar"], ["Foo", "Foobar.baz"]]);
+  });
+
   it("leaves evidence out when there is none, or when it is not a list", () => {
     const [a, b] = normalizeLocations([{ file: "a.py" }, { file: "b.py", evidence: "why" } as unknown as Location], "/w");
     expect(a).toEqual({ file: "a.py" });
