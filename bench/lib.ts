@@ -5,10 +5,11 @@ import { cpus, totalmem } from "node:os";
 /** Shared bits of the benchmark scripts: statistics, tables, results files. */
 export const quick = process.argv.includes("--quick");
 
+/** Nearest-rank percentiles. Of no samples, NaN (null in the results' JSON): a 0 there read as a measurement. */
 export function stats(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
-  const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]! : 0);
-  return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), min: s[0] ?? 0, max: s.at(-1) ?? 0 };
+  const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]! : Number.NaN);
+  return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), min: s[0] ?? Number.NaN, max: s.at(-1) ?? Number.NaN };
 }
 
 export async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {

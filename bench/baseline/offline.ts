@@ -28,10 +28,14 @@ export interface Case {
 export function loadCases(benchFiles: string[], dumpFile: string): Case[] {
   const dump = loadDump(dumpFile);
   const out: Case[] = [];
+  const missing: string[] = [];
   for (const inst of benchFiles.flatMap((f) => loadBench(f))) {
     const d = dump.get(inst.instance_id);
     if (d) out.push({ inst, terms: extractIssueTerms(inst.problem_statement), dump: d });
+    else missing.push(inst.instance_id);
   }
+  // The eval CLI scores those as zeros: a mean without them is over fewer instances, not comparable.
+  if (missing.length) process.stderr.write(`offline: ${missing.length} of ${missing.length + out.length} instances are not in ${dumpFile} (their trees could not be prepared?): left out of every figure: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}\n`);
   return out;
 }
 

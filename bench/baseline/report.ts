@@ -13,16 +13,28 @@ import { half } from "./offline.js";
  *   npx tsx bench/baseline/report.ts --name baseline-dev lite=DIR/results.jsonl verified=DIR/results.jsonl
  *   (--title "…" heads the page: "Baseline on the dev set" unless told)
  */
-const { values: a, positionals } = parseArgs({ options: { name: { type: "string", default: "baseline-dev" }, title: { type: "string", default: "Baseline on the dev set" } }, allowPositionals: true });
+const { values: a, positionals } = parseArgs({ options: { name: { type: "string" }, title: { type: "string", default: "Baseline on the dev set" } }, allowPositionals: true });
+// No default: one would write over the committed results of the dev set when left out.
+if (!a.name) {
+  process.stderr.write("report: --name is required (it writes bench/results/NAME.{md,json})\n");
+  process.exit(2);
+}
 const sets = positionals.map((p) => {
   const [label, path] = p.split("=") as [string, string];
-  const records = readFileSync(path, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as InstanceRecord);
-  return { label, path, records };
+  // As the eval CLI reads it: a resumed run appends a second line for an instance that failed
+  // before, and the later line stands for it.
+  const byId = new Map<string, InstanceRecord>();
+  for (const l of readFileSync(path, "utf8").split("\n")) if (l.trim()) {
+    const r = JSON.parse(l) as InstanceRecord;
+    byId.delete(r.instance_id);
+    byId.set(r.instance_id, r);
+  }
+  return { label, path, records: [...byId.values()] };
 });
 const all = sets.flatMap((s) => s.records);
+const repeated = all.length - new Set(all.map((r) => r.instance_id)).size;
+// Two sets may hold the same instance with other texts (a fix's commit message, its real issue): each is counted.
+if (repeated) process.stderr.write(`report: ${repeated} instance ids are in more than one set; the union counts each set's row\n`);
 
 interface Row {
   label: string;
