@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../src/repos/cache.js";
@@ -17,6 +17,11 @@ import { ms, quick, report, stats, time } from "./lib.js";
 const arg = (name: string) => process.argv[process.argv.indexOf(name) + 1];
 const url = process.argv.includes("--repo") ? arg("--repo")! : "file:///work/.mirror/pylint-dev+pylint/repo";
 // Commits a few hundred apart on the main line, as jobs for different issues would ask for.
+// The source is made by hand (BENCHMARKS.md, "Sources"): said plainly, not as a clone's error.
+if (url.startsWith("file://") && !existsSync(url.slice("file://".length))) {
+  process.stderr.write(`${process.argv[1]}: no repository at ${url}: make it as BENCHMARKS.md's "Sources" says, or give --repo\n`);
+  process.exit(2);
+}
 const shas = execFileSync("git", ["--git-dir", url.replace("file://", ""), "rev-list", "--max-count=4000", "HEAD"], { encoding: "utf8" }).trim().split("\n").filter((_, i) => i % 500 === 0);
 const rounds = quick ? 3 : 7;
 // The default puts trees on the host's tmpfs (RepoCache's defaultTreeDir); --tree-dir DIR

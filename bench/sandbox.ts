@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { RepoCache } from "../src/repos/cache.js";
 import { createDockerSandboxProvider } from "../src/sandbox/docker.js";
 import { makeWorkingDir } from "../src/sandbox/workdir.js";
@@ -12,6 +13,11 @@ import { ms, quick, report, stats, time } from "./lib.js";
  */
 const arg = (name: string) => process.argv[process.argv.indexOf(name) + 1];
 const url = process.argv.includes("--repo") ? arg("--repo")! : "file:///work/benchmirrors/sympy.git";
+// The source is made by hand (BENCHMARKS.md, "Sources"): said plainly, not as a clone's error.
+if (url.startsWith("file://") && !existsSync(url.slice("file://".length))) {
+  process.stderr.write(`${process.argv[1]}: no repository at ${url}: make it as BENCHMARKS.md's "Sources" says, or give --repo\n`);
+  process.exit(2);
+}
 const repos = new RepoCache({ dir: "/tmp/codescout-bench-cache", allowFileUrls: true });
 const tree = await repos.prepare({ url, commit: "HEAD" });
 const provider = createDockerSandboxProvider({ image: "codescout-sandbox:latest", memoryMb: 1024, pidsLimit: 256, cpus: 1, tmpfsMb: 64, jobTimeoutS: 300, mountMode: "bind" });
