@@ -141,7 +141,7 @@ export function serviceUrlOf(raw: string, root: string): string | null {
  * directory is sent (a job scoped to it needs no more: a monorepo's package, where the whole tree
  * may be past the service's limits).
  */
-export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string): Promise<UploadInfo> {
+export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string, signal?: AbortSignal): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();
   const key = under ? `${treeId}:${under}` : treeId;
   const what = under ? `${under}/ of the tree` : "the tree";
@@ -160,7 +160,7 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
   say(`uploading ${what}`);
   // Over loopback, compressing costs more time than it saves.
-  const info = await client.sendUpload(() => snapshot.archive(!isLoopbackUrl(client.baseUrl), under)).catch(async (err: unknown) => {
+  const info = await client.sendUpload(() => snapshot.archive(!isLoopbackUrl(client.baseUrl), under), signal).catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
     // What to leave out is the user's call: say where the bulk is, and how to leave it out.
     const { bySize, byCount } = await snapshot.largestParts(3, under);
@@ -262,6 +262,7 @@ async function submitChangesSince(
   hooks: CheckoutHooks,
 ): Promise<JobView | null> {
   try {
+    hooks.signal?.throwIfAborted();
     const repo = { upload: since.upload.upload_id, ...(since.patch ? { patch: since.patch } : {}), ...(commits.length ? { commits } : {}) };
     const view = await client.submit({ repo, issue, options });
     const changes = since.patch ? `; sending the changes since (${Buffer.byteLength(since.patch)} bytes of patch)` : ", and nothing it would send has changed since";
@@ -329,6 +330,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         own ? checkoutCommits(checkout, own, request.issue, hooks.signal, { after: checkout.base }) : Promise.resolve([]),
       ]);
       await sayLeftOut(snapshot, hooks.say);
+      hooks.signal?.throwIfAborted();
       const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
       try {
         const view = await submitWithCommits(client, { repo, issue: request.issue, options }, patch ? commits : [], hooks.say);
@@ -357,10 +359,12 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       const final = await submitChangesSince(client, since, await reading, request.issue, options, hooks);
       if (final) return { view: final, root: checkout.root };
     }
-    const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under);
+    const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under, hooks.signal);
     const commits = await reading;
     if (!since) sayCommits(commits, hooks.say);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
+    // Given up while the tree was read or sent: no job is queued only to be cancelled.
+    hooks.signal?.throwIfAborted();
     const view = await client.submit({ repo, issue: request.issue, options });
     return { view: await client.follow(view, hooks), root: checkout.root };
   } finally {

@@ -11,6 +11,8 @@ import { dropPrefix } from "../helpers/redis.js";
 import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 import { Readable } from "node:stream";
 import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
+import { localizeCheckout } from "../../src/client/checkout.js";
+import { makeGitFixture } from "../helpers/gitFixture.js";
 import { freePort, serviceEnv, waitFor } from "../helpers/processes.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
 import { ANSWER_REVISION } from "../../src/version.js";
@@ -252,6 +254,33 @@ describe("uploads", () => {
     } finally {
       api.kill();
       await dropPrefix(config.QUEUE_PREFIX);
+    }
+  });
+
+  it("sends no tree, and queues no job, for a checkout given up as its upload begins", async () => {
+    const { api, config } = await start();
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const fx = makeGitFixture();
+    try {
+      const stop = new AbortController();
+      const said: string[] = [];
+      const say = (line: string) => {
+        said.push(line);
+        if (line.startsWith("uploading")) stop.abort();
+      };
+      const given = localizeCheckout(new ServiceClient(base), fx.dir, { issue: "`Parser.parse` drops values", options: {} }, { signal: stop.signal, say });
+      await expect(given).rejects.toMatchObject({ name: "AbortError" });
+      expect(said).toContain("uploading the tree");
+      expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+      const redis = new Redis(config.REDIS_URL);
+      try {
+        const jobs = (await redis.keys(`${config.QUEUE_PREFIX}:localize:*`)).filter((k) => /[0-9a-f]{8}-[0-9a-f]{4}-/.test(k));
+        expect(jobs).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      fx.cleanup();
     }
   });
 
