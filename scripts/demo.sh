@@ -38,5 +38,7 @@ for _ in $(seq 1 120); do
 done
 ready || { echo "demo: the service did not become ready (is port $API_PORT taken?); see $demo/*.log" >&2; exit 1; }
 
-node bin/localize.mjs --api "http://127.0.0.1:$API_PORT" --repo "file://$PWD/$demo/requests.git" --commit "$commit" \
+# As a URL: a checkout under a path with blanks in it is %20 there (git reads it back).
+url=$(node -e 'process.stdout.write(require("node:url").pathToFileURL(process.argv[1]).href)' "$PWD/$demo/requests.git")
+node bin/localize.mjs --api "http://127.0.0.1:$API_PORT" --repo "$url" --commit "$commit" \
   --issue-file scripts/demo/issue.md --no-cache "$@"
