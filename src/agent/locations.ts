@@ -1,6 +1,7 @@
 import type { Confidence, Location } from "./policy.js";
 import type { ExecOptions, ExecResult } from "../sandbox/types.js";
 import { SOURCE_OUTLINE } from "./sourceOutline.js";
+import { MEMORY_CAP } from "./sandboxMemory.js";
 
 /**
  * What a policy answers is untrusted: paths are normalized, duplicates dropped, and every
@@ -89,6 +90,7 @@ function normalizeConfidence(raw: unknown, named: boolean): Confidence | undefin
  * class or function (decorators included), and with snippets on, its first lines.
  */
 const CHECK_SCRIPT = String.raw`${SOURCE_OUTLINE}
+${MEMORY_CAP}
 import ast, json, os, re, sys
 root = sys.argv[1]
 request = json.load(sys.stdin)

@@ -741,6 +741,23 @@ describe("baseline pieces", () => {
   });
 });
 
+describe("a file whose syntax tree is larger than the sandbox's memory", () => {
+  it("is outlined from its lines, and the other files by ast, instead of the outline being killed", async () => {
+    // 2 MB of one name repeated: ast.parse took 1.4 GB for it, past the 512 MB this sandbox has.
+    const box = await startSandbox({ "data/table.py": `def lookup(key):\n    return TABLE[key]\n\nTABLE = [${"a,".repeat(999_000)}]\n`, "shop/refunds.py": "def partial_refund(order, amount):\n    return amount\n" });
+    try {
+      const exec = (argv: string[], o?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, o);
+      const files = await outlineFiles(exec, box.workingDir, ["data/table.py", "shop/refunds.py"], { words: ["refund"], names: ["partial_refund", "lookup"] });
+      expect(files.map((f) => [f.path, f.ast, f.defs.map((d) => `${d.name} ${d.start}-${d.end}`)])).toEqual([
+        ["data/table.py", false, ["lookup 1-3"]],
+        ["shop/refunds.py", true, ["partial_refund 1-2"]],
+      ]);
+    } finally {
+      await box.cleanup();
+    }
+  }, 60_000);
+});
+
 describe("a repository that is hostile to the baseline's scripts", () => {
   let hostile: SandboxFixture;
   beforeAll(async () => {

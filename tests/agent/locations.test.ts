@@ -39,6 +39,8 @@ const FILES: Record<string, string> = {
   // Python 2: ast refuses it, its lines still show where each function is.
   "app/legacy.py": "def export(rows):\n    for r in rows:\n        print ', '.join(r)\n\ndef refund(order):\n    print 'refund', order\n",
   "README.md": "# app\n",
+  // 2 MB of one name: its syntax tree (1.4 GB) is larger than this sandbox's 512 MB.
+  "app/table.py": `def lookup(key):\n    return TABLE[key]\n\nTABLE = [${"a,".repeat(999_000)}]\n`,
 };
 
 let box: SandboxFixture;
@@ -146,6 +148,16 @@ describe("an answer and its alternatives", () => {
     expect(locations).toEqual([expect.objectContaining({ file: "app/views.py", function_name: "render", valid: true, start_line: 8, snippet: "@cached\n@functools.lru_cache()" })]);
     // The same file as the answer is not an alternative; a missing one is not a lead.
     expect(alternatives).toEqual([{ file: "README.md", confidence: { file: 0.2 }, valid: true }]);
+  });
+});
+
+describe("a location in a file whose syntax tree is larger than the sandbox's memory", () => {
+  it("is answered as such, and the other locations are checked as ever", async () => {
+    const checked = await checkLocations([{ file: "app/table.py", function_name: "lookup" }, { file: "app/views.py", function_name: "render" }], box.workingDir, exec);
+    expect(checked).toEqual([
+      { file: "app/table.py", function_name: "lookup", valid: false, problem: "cannot parse: MemoryError" },
+      expect.objectContaining({ file: "app/views.py", function_name: "render", valid: true, start_line: 8 }),
+    ]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ExecResult } from "../../sandbox/types.js";
 import { PY_TEXT } from "./pyText.js";
+import { MEMORY_CAP } from "../sandboxMemory.js";
 import { SOURCE_OUTLINE } from "../sourceOutline.js";
 import { counts, type Exec } from "./repoScan.js";
 
@@ -16,6 +17,7 @@ import { counts, type Exec } from "./repoScan.js";
 export const OUTLINE_SCRIPT = `${PY_TEXT}
 ${SOURCE_OUTLINE}
 import ast
+${MEMORY_CAP}
 root = sys.argv[1]
 q = json.load(sys.stdin)
 terms = Terms([stem(w) for w in q["words"]])
