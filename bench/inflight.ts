@@ -3,15 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { QueueEvents } from "bullmq";
-import { createRedis } from "../src/queue/connection.js";
-import { createLocalizeQueue } from "../src/queue/producer.js";
 import type { LocalizeResult } from "../src/queue/contract.js";
 import { serviceEnv, startProcess } from "../tests/helpers/processes.js";
-import { removeTestConfigDirs, testConfig } from "../tests/helpers/config.js";
-import { dropPrefix } from "../tests/helpers/redis.js";
+import { testConfig } from "../tests/helpers/config.js";
 import { JobStore } from "../src/store/jobStore.js";
 import { H100_CODESCOUT_4B, simulateIdeal, type EpisodeTrace } from "./gpu/batcher.js";
+import { roundProducer } from "./producer.js";
 import { ms, report, stats } from "./lib.js";
 
 /**
@@ -123,9 +120,7 @@ async function level(inFlight: number) {
   const config = testConfig();
   const label = "codescout";
   const worker = startProcess("src/worker/main.ts", serviceEnv(config, { MODEL_BASE_URL: `${gpu.url}/v1`, WORKER_CONCURRENCY: String(concurrency), MODEL_ALTERNATIVES: a.alternatives, LOG_LEVEL: "warn" }));
-  const redis = createRedis(config.REDIS_URL, "producer");
-  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 3600 });
-  const events = new QueueEvents("localize", { connection: createRedis(config.REDIS_URL, "worker"), prefix: config.QUEUE_PREFIX });
+  const { redis, queue, events, end } = roundProducer(config);
   let sampler: NodeJS.Timeout | undefined;
   // Whatever fails, the worker and the GPU server stop, and the level's keys and cache dir (a
   // full mirror of the repository) go: testConfig's dirs go only in vitest's afterAll otherwise.
@@ -245,11 +240,7 @@ async function level(inFlight: number) {
     clearInterval(sampler);
     await worker.stop();
     await gpu.stop();
-    removeTestConfigDirs();
-    await events.close();
-    await queue.close();
-    redis.disconnect();
-    await dropPrefix(config.QUEUE_PREFIX);
+    await end();
   }
 }
 

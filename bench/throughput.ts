@@ -1,13 +1,10 @@
 import { readFileSync } from "node:fs";
-import { QueueEvents } from "bullmq";
-import { createRedis } from "../src/queue/connection.js";
-import { createLocalizeQueue } from "../src/queue/producer.js";
 import type { LocalizeResult } from "../src/queue/contract.js";
 import { startFakeModel, type ScriptedReply } from "../tests/helpers/fakeModel.js";
 import { makeGitFixture } from "../tests/helpers/gitFixture.js";
 import { serviceEnv, startProcess } from "../tests/helpers/processes.js";
-import { removeTestConfigDirs, testConfig } from "../tests/helpers/config.js";
-import { dropPrefix } from "../tests/helpers/redis.js";
+import { testConfig } from "../tests/helpers/config.js";
+import { roundProducer } from "./producer.js";
 import { ms, quick, report, stats } from "./lib.js";
 
 /**
@@ -41,9 +38,7 @@ async function round(concurrency: number, jobs: number, script: () => ScriptedRe
     LOG_LEVEL: "warn",
   });
   const worker = startProcess("src/worker/main.ts", env);
-  const redis = createRedis(config.REDIS_URL, "producer");
-  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 3600 });
-  const events = new QueueEvents("localize", { connection: createRedis(config.REDIS_URL, "worker"), prefix: config.QUEUE_PREFIX });
+  const { queue, events, end } = roundProducer(config);
   let sampler: NodeJS.Timeout | undefined;
   // A round that fails must not leave its worker running, nor its keys and cache dir behind
   // (testConfig's dirs go only in vitest's afterAll otherwise).
@@ -83,11 +78,7 @@ async function round(concurrency: number, jobs: number, script: () => ScriptedRe
     clearInterval(sampler);
     await worker.stop();
     await model.close();
-    removeTestConfigDirs();
-    await events.close();
-    await queue.close();
-    redis.disconnect();
-    await dropPrefix(config.QUEUE_PREFIX);
+    await end();
   }
 }
 
