@@ -123,6 +123,14 @@ describe("baseline policy in a real sandbox", () => {
     expect(named.alternatives).toEqual([]);
   });
 
+  it("says a frame in another file only shares a function's name, not that the function is the frame", async () => {
+    const issue = ["Cart total is wrong after a refund", "```", "Traceback (most recent call last):", '  File "/app/lib/checkout.py", line 9, in total', "TypeError: unsupported operand", "```"].join("\n");
+    const { result } = await localize(issue);
+    const total = [...(result.locations ?? []), ...(result.alternatives ?? [])].find((l) => l.function_name === "total");
+    expect(total?.evidence).toContain("a traceback frame in app/lib/checkout.py names `total`");
+    expect(total?.evidence?.some((e) => e.startsWith("traceback frame:"))).toBe(false);
+  });
+
   it("follows a traceback and an error message to the function that raises", async () => {
     const issue = [
       "Discount over 100 crashes checkout",

@@ -426,7 +426,9 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const frame = ownFrames.length ? 1 : anyFrames.length ? 0.5 : 0;
       const innermost = anyFrames.reduce<(typeof anyFrames)[number] | undefined>((a, b) => (a && a.depth >= b.depth ? a : b), undefined);
       const frameInner = innermost?.depth ?? 0;
-      if (innermost) ev.push(`traceback frame: ${innermost.path} in ${d.name}`);
+      // A frame in another file only shares the name (or was this file before a rename): said so.
+      if (ownFrames.length) ev.push(`traceback frame: ${ownFrames.reduce((a, b) => (b.depth > a.depth ? b : a)).path} in ${d.name}`);
+      else if (innermost) ev.push(`a traceback frame in ${innermost.path} names \`${d.name}\``);
       // The reporter linked to its lines or pasted a diff of them.
       const pointer = pointers.find((p) => p.start <= d.end && p.end >= d.start);
       if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);
