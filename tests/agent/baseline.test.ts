@@ -577,6 +577,13 @@ describe("baseline pieces", () => {
         "-    print 'refund', order",
         "+    print('refund', order)",
         "+    return order",
+        "--- a/shop/report.py",
+        "+++ b/shop/report.py",
+        "@@ -10,3 +10,3 @@",
+        ' QUERY = """',
+        "--- totals by day", // a removed line of SQL beginning with its comment, not the next file
+        "+-- totals by week",
+        " SELECT 1",
         "--- /dev/null",
         "+++ b/shop/new.py",
         "@@ -0,0 +1,2 @@",
@@ -590,6 +597,7 @@ describe("baseline pieces", () => {
       { path: "shop/shipping.py", start: 4, end: 6, how: "link" },
       { path: "shop/reports.py", start: 9, end: 9, how: "link" },
       { path: "shop/legacy.py", start: 6, end: 6, how: "patch" },
+      { path: "shop/report.py", start: 11, end: 11, how: "patch" },
     ]);
     // A linked file is a path the issue names, whatever its host (a whole file's range points nowhere within it).
     expect(t.paths).toEqual(expect.arrayContaining(["shop/pricing.py", "shop/shipping.py", "shop/cart.py", "shop/legacy.py"]));

@@ -397,11 +397,14 @@ function linePointers(text: string): LinePointer[] {
     let last = -Infinity;
     for (i++; i < lines.length; i++) {
       const l = lines[i]!;
-      if (l.startsWith("-") && !l.startsWith("---")) {
+      // The next file's header is `--- ` and `+++ ` together: a removed line may begin `-- ` (SQL's
+      // comment, a Markdown rule) and an added one `++`.
+      if (l.startsWith("--- ") && lines[i + 1]?.startsWith("+++ ")) break;
+      if (l.startsWith("-")) {
         first = Math.min(first, old);
         last = Math.max(last, old);
         old++;
-      } else if (l.startsWith("+") && !l.startsWith("+++")) {
+      } else if (l.startsWith("+")) {
         // Inserted after the line before: the definition that holds it.
         const at = Math.max(Number(hunk[1]), old - 1);
         first = Math.min(first, at);
