@@ -61,19 +61,29 @@ export async function applyPatch(mirror: string, sha: string, patch: string, scr
  * in `dest`: the upload's files are linked there (copied where the two are on different disks),
  * then git apply works on the copy. It replaces each file it changes (unlink, then write),
  * so the upload's own files are never written; it refuses paths with `..`, through a symlink
- * or into a `.git`. The ceiling keeps git from taking a repository above `dest` (the cache's
- * directory may sit in one) for the tree's own.
+ * or into a `.git`.
+ *
+ * git is given an empty repository of ours (GIT_DIR) with `dest` as its work tree, so it looks
+ * for no repository of its own: left to, it took an upload laid out as a bare repository (HEAD,
+ * objects/, refs/, config) for one, read the caller's config, and ran the filter command that
+ * config named on the worker's host. Nor one above `dest`, where the cache's directory may sit.
  */
 export async function applyPatchToCopy(dir: string, dest: string, patch: string, signal?: AbortSignal): Promise<void> {
   await linkTree(dir, dest, signal).catch(async () => {
     await rm(dest, { recursive: true, force: true });
     await copyTree(dir, dest, signal);
   });
+  // Beside `dest`, named after it: a crash leaves it where half-made trees are swept.
+  const gitDir = await mkdtemp(`${dest}-git-`);
   try {
-    await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env: { GIT_CEILING_DIRECTORIES: dirname(dest) }, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
+    await runGit(["init", "-q", "--bare", "--template=", gitDir], { signal });
+    const env = { GIT_DIR: gitDir, GIT_WORK_TREE: dest, GIT_CEILING_DIRECTORIES: dirname(dest), GIT_CONFIG_COUNT: "1", GIT_CONFIG_KEY_0: "safe.bareRepository", GIT_CONFIG_VALUE_0: "explicit" };
+    await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
   } catch (err) {
     if (err instanceof GitError) throw describeFailure(err.stderr);
     throw err;
+  } finally {
+    await rm(gitDir, { recursive: true, force: true });
   }
 }
 

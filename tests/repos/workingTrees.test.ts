@@ -122,6 +122,23 @@ describe("working trees", () => {
     expect(existsSync(join(dir, "outside.py"))).toBe(false);
   });
 
+  it("applies a patch to an upload laid out as a bare git repository without reading its config (its filter would run a command)", async () => {
+    const { cache, store: s, dir } = setup();
+    const marker = join(dir, "ran");
+    const id = await store(s, [
+      { name: "HEAD", body: "ref: refs/heads/main\n" },
+      { name: "objects", type: "directory" },
+      { name: "refs", type: "directory" },
+      { name: "config", body: `[core]\n\tbare = true\n[filter "x"]\n\tclean = touch ${marker} && cat\n\tsmudge = touch ${marker} && cat\n` },
+      { name: "info/attributes", body: "*.py filter=x\n" },
+      { name: "app.py", body: "x = 1\n" },
+    ]);
+    const patch = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n";
+    const patched = await cache.prepareUpload(id, undefined, patch);
+    expect(readFileSync(join(patched.treePath, "app.py"), "utf8")).toBe("x = 2\n");
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it("extracts an uploaded tree once, and refuses a stored archive that fails the checks again", async () => {
     const { cache, store: s, dir } = setup();
     const id = await store(s, [
