@@ -101,7 +101,8 @@ export async function readArchive(
   const reader = tarExtract();
   const entries: TreeEntry[] = [];
   const seen = new Set<string>();
-  const symlinks = new Set<string>();
+  // Each symlink and its target: checked alone as they come, and followed through one another at the end.
+  const symlinks = new Map<string, string>();
   let bytes = 0;
   let files = 0;
 
@@ -129,7 +130,7 @@ export async function readArchive(
     seen.add(path);
     if (header.type === "symlink") {
       const target = checkLink(path, header.linkname ?? "");
-      symlinks.add(path);
+      symlinks.set(path, target);
       if (options.hashContents) entries.push({ kind: "link", path, target });
       return skip(entry, next);
     }
@@ -177,6 +178,7 @@ export async function readArchive(
     if (err instanceof SourceError) throw err.original;
     throw new ArchiveError("invalid_archive", `not a readable tar or tar.gz: ${(err as Error).message ?? String(err)}`);
   }
+  followLinks(symlinks);
   return { sha256: options.hashContents ? treeDigest(entries) : "", files, bytes, archiveBytes };
 }
 
@@ -205,14 +207,45 @@ export function entryPath(header: Headers): string | null {
   return parts.length ? parts.join("/") : null;
 }
 
-/** A symlink must stay inside the tree: relative, and never climbing above the root. */
+/** A symlink must be relative; where it leads, through the others, is followLinks' to judge. */
 function checkLink(path: string, target: string): string {
   if (!target || target.includes("\0")) throw new ArchiveError("unsafe_path", `${path}: a symlink without a target`);
   if (target.startsWith("/")) throw new ArchiveError("unsafe_path", `${path}: a symlink to an absolute path (${target}) leaves the tree`);
-  const resolved = posix.normalize(posix.join(posix.dirname(path), target));
-  if (resolved === ".." || resolved.startsWith("../")) throw new ArchiveError("unsafe_path", `${path}: a symlink to ${target} leaves the tree`);
   if (Buffer.byteLength(target) > 4096) throw new ArchiveError("path_too_long", `${path}: the symlink target is too long`);
   return target;
+}
+
+/**
+ * Each symlink followed through the others, as the kernel resolves a path, and refused if it
+ * leaves the tree: judged on its text alone, `d -> .` then `s -> d/..` stayed in the tree, yet
+ * `s` is the tree's parent, where other trees are (and `lib/../..`, with `lib -> src/lib`, was
+ * refused though it is the top). Chains past 40 links (the kernel's own limit) or looping are
+ * refused too.
+ */
+function followLinks(links: Map<string, string>): void {
+  for (const [path, target] of links) {
+    const dir = posix.dirname(path);
+    const at = dir === "." ? [] : dir.split("/");
+    let pending = target.split("/");
+    let hops = 0;
+    while (pending.length) {
+      const part = pending.shift()!;
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (!at.length) throw new ArchiveError("unsafe_path", `${path}: a symlink to ${target} leaves the tree${hops ? " through another symlink" : ""}`);
+        at.pop();
+        continue;
+      }
+      const next = links.get([...at, part].join("/"));
+      if (next === undefined) {
+        at.push(part);
+        continue;
+      }
+      // A link's target is read from the directory that holds the link: `at`, as it stands.
+      if (++hops > 40) throw new ArchiveError("unsafe_path", `${path}: a chain of symlinks longer than 40, or a loop`);
+      pending = [...next.split("/"), ...pending];
+    }
+  }
 }
 
 function skip(entry: EntryStream, next: () => void): void {

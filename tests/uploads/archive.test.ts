@@ -62,12 +62,18 @@ describe("upload archives", () => {
       // A newline in a path could forge a line of the tree's digest: two trees, one id.
       [[{ name: "a\nF 644 0000 b", body: "x" }], "unsafe_path", /line breaks/],
       [[{ name: "a", body: "x" }, { name: "a/", type: "directory" }], "unsafe_path", /a directory where a file was/],
+      // Each stays in the tree as text; followed through the other, the second is the tree's parent.
+      [[{ name: "d", type: "symlink", linkname: "." }, { name: "s", type: "symlink", linkname: "d/.." }], "unsafe_path", /s: a symlink to d\/\.\. leaves the tree through another symlink/],
+      [[{ name: "s", type: "symlink", linkname: "x/d/.." }, { name: "x/d", type: "symlink", linkname: ".." }], "unsafe_path", /leaves the tree through another symlink/],
+      [[{ name: "a", type: "symlink", linkname: "b" }, { name: "b", type: "symlink", linkname: "a" }], "unsafe_path", /longer than 40, or a loop/],
     ];
     for (const [entries, code, message] of cases) {
       const err = await refusal(entries);
       expect(err.code, entries[entries.length - 1]!.name).toBe(code);
       expect(err.message).toMatch(message);
-    }
+    }    // A chain that stays in the tree, through a linked directory too, is a tree's own business.
+    const chained = [{ name: "src/lib/x.py", body: "x" }, { name: "lib", type: "symlink", linkname: "src/lib" }, { name: "alias.py", type: "symlink", linkname: "lib/x.py" }, { name: "up", type: "symlink", linkname: "lib/../.." }] as TarEntry[];
+    expect((await read(await tarOf(chained))).files).toBe(1);
   });
 
   it("refuses a directory that claims contents, at once (tar-stream would never end it, and the upload would hang)", async () => {
