@@ -64,12 +64,13 @@ function ipv6Bytes(address: string): number[] | null {
   return bytes;
 }
 
-/** The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4), judged in its place. */
+/** The IPv4 address an IPv6 address carries (mapped, translated, NAT64, 6to4), judged in its place. */
 function embeddedV4(address: string): string | null {
   const b = ipv6Bytes(address);
   if (!b) return null;
   const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
   if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return b.slice(12, 16).join("."); // ::ffff:0:0/96
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return b.slice(12, 16).join("."); // ::ffff:0:0:0/96, IPv4-translated (SIIT)
   if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return b.slice(12, 16).join("."); // 64:ff9b::/96
   if (b[0] === 0x20 && b[1] === 0x02) return b.slice(2, 6).join("."); // 2002::/16
   return null;

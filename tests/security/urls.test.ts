@@ -137,6 +137,8 @@ describe("repository URLs that lead back into the service's network", () => {
     `http://[::ffff:127.0.0.1]:${p()}/repo.git`,
     `http://[::ffff:7f00:1]:${p()}/repo.git`,
     `http://[0:0:0:0:0:ffff:7f00:1]:${p()}/repo.git`,
+    `http://[::ffff:0:7f00:1]:${p()}/repo.git`, // IPv4-translated (SIIT)
+    `http://[::ffff:0:10.0.0.1]:${p()}/repo.git`,
     `http://[::127.0.0.1]:${p()}/repo.git`,
     `http://[64:ff9b::7f00:1]:${p()}/repo.git`,
     `http://[2002:7f00:1::1]:${p()}/repo.git`,
