@@ -4,6 +4,7 @@ import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
+import { printable } from "./printable.js";
 
 /**
  * The small client: submit a job, follow its progress in the terminal, print the answer.
@@ -93,7 +94,7 @@ try {
 const api = args.api ?? process.env.CODESCOUT_URL ?? process.env.CODESCOUT_API ?? "http://127.0.0.1:8080";
 const client = new ServiceClient(api, process.env.CODESCOUT_API_KEY || undefined);
 const say = (line: string) => {
-  if (!args.quiet) process.stderr.write(`${line}\n`);
+  if (!args.quiet) process.stderr.write(`${printable(line)}\n`);
 };
 const onEvent = (event: JobEvent) => {
   const d = event.data ?? {};
@@ -132,7 +133,7 @@ try {
   else final = await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit, ...(patch ? { patch } : {}) }, issue, options }), { signal: interrupt.signal, onEvent });
 } catch (err) {
   if (err instanceof ServiceRefused) {
-    process.stderr.write(`localize: the API refused the job (${err.status} ${err.code}): ${err.message}${err.field ? ` [${err.field}]` : ""}\n`);
+    process.stderr.write(`localize: the API refused the job (${printable(`${err.status} ${err.code}): ${err.message}${err.field ? ` [${err.field}]` : ""}`)}\n`);
     process.exit(1);
   }
   if (err instanceof ServiceUnreachable) {
@@ -155,12 +156,12 @@ try {
 
 if (args.json) process.stdout.write(`${JSON.stringify(root ? { ...final, root } : final, null, 2)}\n`);
 else if (final.status === "succeeded" && final.result) {
-  if (final.result.scope) process.stdout.write(`searched in ${final.result.scope}/ only\n`);
+  if (final.result.scope) process.stdout.write(`searched in ${printable(final.result.scope)}/ only\n`);
   if (root && root !== process.cwd()) process.stdout.write(`paths are relative to ${root}\n`);
   const rows = final.result.locations.map((l) => [
-    l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file,
-    l.class_name ?? "",
-    l.function_name ?? "",
+    printable(l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file),
+    printable(l.class_name ?? ""),
+    printable(l.function_name ?? ""),
     l.confidence ? `${l.confidence.file.toFixed(2)}${l.confidence.function === undefined ? "" : ` / ${l.confidence.function.toFixed(2)}`}` : "",
     l.valid ? "" : "(not found)",
   ]);
@@ -169,19 +170,19 @@ else if (final.status === "succeeded" && final.result) {
   const line = (r: string[]) => r.map((c, i) => c.padEnd(width[i]!)).join("  ").trimEnd();
   // A location without a confidence is the model's: its evidence (where the model-free ranking
   // put its file) is what a reader has to weigh it by, so it is printed under it.
-  const said = final.result.locations.map((l) => (l.confidence ? [] : (l.evidence ?? []).map((e) => `    ${e}`)));
+  const said = final.result.locations.map((l) => (l.confidence ? [] : (l.evidence ?? []).map((e) => `    ${printable(e)}`)));
   if (rows.length) process.stdout.write(`${line(head)}\n${width.map((w) => "-".repeat(w)).join("  ").trimEnd()}\n${rows.map((r, i) => [line(r), ...said[i]!].join("\n")).join("\n")}\n`);
   else process.stdout.write("no locations found\n");
   const leads = final.result.alternatives ?? [];
   if (leads.length) {
     const lead = (l: (typeof leads)[number]) =>
-      [l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file, [l.class_name, l.function_name].filter(Boolean).join("."), l.confidence ? l.confidence.file.toFixed(2) : ""].filter(Boolean).join("  ");
+      printable([l.start_line ? `${l.file}:${l.start_line}-${l.end_line}` : l.file, [l.class_name, l.function_name].filter(Boolean).join("."), l.confidence ? l.confidence.file.toFixed(2) : ""].filter(Boolean).join("  "));
     // The model's locations have no confidence to compare with: its leads are the baseline's ranking.
     const title = final.result.policy === "baseline" ? "also considered, less likely" : rows.length ? "also considered, by the model-free ranking" : "where the model-free ranking would start reading";
     process.stdout.write(`\n${title}:\n${leads.map(lead).join("\n")}\n`);
   }
   const fallback = final.result.fallback;
   say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
-} else process.stdout.write(`job ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}\n`);
+} else process.stdout.write(`job ${final.status}: ${printable(`${final.error?.code ?? ""} ${final.error?.message ?? ""}`)}\n`);
 // Exited once stdout is written: process.exit right after a write to a pipe drops what is past its first 64 KiB.
 process.stdout.write("", () => process.exit(final.status === "succeeded" ? 0 : 1));

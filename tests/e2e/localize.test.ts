@@ -224,6 +224,18 @@ describe("end to end", () => {
     expect(leads).toMatch(/^location\s+class\s+function\s+confidence$/m);
     expect(leads).toMatch(/^pkg\/parser\.py:18-20\s+parse_file\s+0\.\d\d \/ 0\.\d\d$/m);
     expect(leads).toMatch(/^also considered, less likely:\npkg\/util\.py:1-2 {2}helper {2}0\.\d\d$/m);
+
+    // What the model emits reaches the user's terminal as text: an escape sequence in its command
+    // (OSC 52 sets the clipboard) or in a name it answers (clear the screen) is shown, not acted on.
+    const steps = [
+      { toolCalls: [{ name: "terminal", arguments: { command: "printf '\u001b]52;c;cm0gLXJmIH4=\u0007'", security_risk: "LOW" } }] },
+      { toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py\u001b[2J", function_name: "helper\u202e" }] } }] },
+    ];
+    model.script((req) => steps[Math.min(1, req.body.messages.filter((m) => m.role === "assistant").length)]!);
+    const hostile = await promisify(execFile)("npx", ["tsx", "src/cli/localize.ts", "--api", base, "--repo", repo.url, "--commit", repo.commits[0]!, "--issue-file", issueFile, "--no-cache"], { encoding: "utf8" });
+    expect(hostile.stdout + hostile.stderr).not.toMatch(/[\u001b\u0007\u202e]/);
+    expect(hostile.stderr).toContain("$ printf '\\x1b]52;c;cm0gLXJmIH4=\\x07'");
+    expect(hostile.stdout).toMatch(/^pkg\/util\.py\\x1b\[2J\s+helper\\u202e\s+\(not found\)$/m);
   });
 
   it("serves a local checkout from the command-line client: its edits as a patch, an upload where the service cannot fetch, and remotes it cannot use remembered", async () => {
