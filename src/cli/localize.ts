@@ -4,7 +4,7 @@ import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
-import { printable } from "./printable.js";
+import { printable } from "../client/printable.js";
 
 /**
  * The small client: submit a job, follow its progress in the terminal, print the answer.

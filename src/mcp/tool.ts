@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { EmptyResultSchema, type CallToolResult, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { printable } from "../client/printable.js";
 import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
@@ -296,9 +297,10 @@ export function answer(view: JobView, root?: string): CallToolResult {
   };
   if (status !== "succeeded" || !r) {
     const why = view.error ? `${view.error.code}: ${view.error.message}` : view.status;
-    return { isError: true, structuredContent: structured, content: [{ type: "text", text: `Localization ${status} (${why}).` }] };
+    return { isError: true, structuredContent: structured, content: [{ type: "text", text: printable(`Localization ${status} (${why}).`) }] };
   }
-  return { structuredContent: structured, content: [{ type: "text", text: summary(structured) }] };
+  // The text is what an agent's user may see printed (its terminal): the structured answer keeps the names as they are.
+  return { structuredContent: structured, content: [{ type: "text", text: printable(summary(structured), { lines: true }) }] };
 }
 
 /**

@@ -56,6 +56,8 @@ beforeAll(async () => {
   scriptByIssue({
     "PARSE-ISSUE": [grep('rg -n "def parse" -t py'), grep("sed -n '1,30p' pkg/parser.py"), finish([{ file: "pkg/parser.py", class_name: "Parser", function_name: "parse" }, { file: "pkg/parser.py", function_name: "parse_file" }])],
     "EDIT-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "pkg/util.py", function_name: "only_in_the_edit" }])],
+    // A name with an escape sequence (clear the screen) and a bidirectional override in it.
+    "ESCAPE-ISSUE": [finish([{ file: "pkg/parser.py", class_name: "Parser\u001b[2J", function_name: "parse\u202e" }])],
     // Asked in the checkout's package: the model's tree is that directory.
     "SCOPED-ISSUE": [grep('rg -n "only_in_the_edit"'), finish([{ file: "util.py", function_name: "only_in_the_edit" }])],
     "SLOW-ISSUE": [grep("sleep 1"), { hang: true }],
@@ -226,6 +228,12 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const none = await client.callTool({ name: "localize", arguments: { issue: issue.replace("LEADS-ISSUE", "NO-ANSWER-ISSUE"), repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
     expect(none.structuredContent).toMatchObject({ answered: false, locations: [], alternatives: [{ file: "pkg/parser.py" }, { file: "pkg/util.py" }] });
     expect((none.content as Array<{ text: string }>)[0]!.text).toMatch(/^No locations found \(codescout, \w+ in [\d.]+ s\)\. Where the model-free ranking would start reading \(leads, not an answer\):\npkg\/parser\.py:18-20 {2}parse_file/);
+    // The text an agent's user may see printed shows control characters as escapes; the structured answer keeps them.
+    const escaped = await client.callTool({ name: "localize", arguments: { issue: "ESCAPE-ISSUE: the parser", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
+    const escapedText = (escaped.content as Array<{ text: string }>)[0]!.text;
+    expect(escapedText).not.toMatch(/[\u001b\u202e]/);
+    expect(escapedText).toContain("Parser\\x1b[2J.parse\\u202e");
+    expect(escaped.structuredContent).toMatchObject({ locations: [{ class_name: "Parser\u001b[2J", function_name: "parse\u202e" }] });
     // A model server that is away: the baseline answers a call that named no policy, and says so.
     const away = await client.callTool({ name: "localize", arguments: { issue: "AWAY-ISSUE: `Parser.parse` loses values that contain '='", repo_url: repo.url, commit: repo.commits[0]! } }, CallToolResultSchema);
     expect(away.isError).toBeFalsy();
