@@ -51,7 +51,9 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
     const restoring = new Map<string, Promise<Session>>();
     const sweep = setInterval(() => {
       const idleBefore = Date.now() - options.idleMs;
-      for (const s of sessions.values()) if (s.seen < idleBefore) void s.transport.close();
+      // A session with a call in progress is not idle, however long the call: closing it aborted
+      // the call, cancelled its job, and the client waited for an answer that never came.
+      for (const s of sessions.values()) if (s.busy === 0 && s.seen < idleBefore) void s.transport.close();
     }, Math.min(60_000, options.idleMs));
     sweep.unref();
     // A session's GET stream carries nothing a call needs (a call's progress comes on its own
@@ -154,7 +156,9 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
       try {
         await listener(request.raw, reply.raw);
       } finally {
+        // Idle from the end of its last call, not from its start.
         if (counted) session.busy--;
+        session.seen = Date.now();
       }
     };
 
