@@ -60,6 +60,8 @@ export class BaselinePolicy implements Policy {
     const trajectory: TrajectoryStep[] = [];
     let turn = 0;
     const exec: Exec = async (argv, options) => {
+      // Given up (cancelled, timed out): the next step is not started.
+      ctx.signal?.throwIfAborted();
       turn++;
       const label = `python3 ${turn === 1 ? "<repository scan>" : "<outline>"} ${ctx.workingDir}`;
       ctx.onEvent({ type: "command", turn, maxTurns: 0, command: label });

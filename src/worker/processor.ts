@@ -169,6 +169,9 @@ export function createProcessor(deps: ProcessorDeps) {
           if (abort.signal.aborted) throw failAborted();
           throw policyFailure(err);
         });
+      // A policy that finishes its step after a cancel (the baseline's scan runs to its end) has
+      // answered a job that was cancelled: the job ends as the DELETE said, not succeeded.
+      if (abort.signal.aborted) throw failAborted();
       const policyMs = performance.now() - tP;
 
       await progress({ phase: "validating", turn: outcome.turns });
@@ -181,6 +184,7 @@ export function createProcessor(deps: ProcessorDeps) {
         (argv, options) => box.exec(argv, options),
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
       );
+      if (abort.signal.aborted) throw failAborted();
       const sets = locationSets(unscoped(normalized, scope));
 
       if (outcome.fallback) log.warn({ fallback: outcome.fallback }, "the model server failed the job; the baseline answered it");

@@ -181,6 +181,30 @@ describe("end to end", () => {
     await waitFor(async () => (containersOf(id) === "" ? true : undefined), 15_000, "the job's container to be removed");
   });
 
+  it("ends a baseline job cancelled during its scan as cancelled, not with the scan's answer", async () => {
+    // A tree whose scan takes a while: the DELETE lands while it runs.
+    const body = Array.from({ length: 60 }, (_, k) => `class C${k}:\n    def helper_${k}(self, value):\n        return value + ${k}\n`).join("\n");
+    const big = makeGitFixture(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`pkg/m${Math.floor(i / 100)}/mod_${i}.py`, body.replace(/helper_/g, `helper${i}_`)])));
+    try {
+      const post = await fetch(`${base}/v1/localize`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo: { url: big.url, commit: big.commits[0] }, issue: "helper1234_5 returns the wrong number", options: { policy: "baseline", cache: false } }),
+      });
+      const { id } = (await post.json()) as { id: string };
+      await waitFor(async () => {
+        const job = (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { progress?: { phase: string } };
+        return job.progress?.phase === "localizing" ? true : undefined;
+      }, 60_000, "the job to start its scan");
+      expect((await fetch(`${base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
+      const ended = (await (await fetch(`${base}/v1/jobs/${id}?wait=60`)).json()) as { status: string; error: unknown; result: unknown };
+      expect(ended).toMatchObject({ status: "cancelled", error: { code: "cancelled" }, result: null });
+      await waitFor(async () => (containersOf(id) === "" ? true : undefined), 15_000, "the job's container to be removed");
+    } finally {
+      big.cleanup();
+    }
+  }, 120_000);
+
   it("serves the command-line client: submit, follow progress, print the locations", async () => {
     model.script([
       { toolCalls: [{ name: "terminal", arguments: { command: "rg -n helper", security_risk: "LOW" } }] },
