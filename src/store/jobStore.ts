@@ -106,18 +106,21 @@ export class JobStore {
     if (options.onlyQueued && state === "active") return "running";
     await this.redis.set(this.keys.cancelFlag(id), "1", "EX", this.retentionS);
     if (state !== "active") {
+      // The record of its end first, then the job off the queue: a read in between finds the
+      // job (get prefers it) and never neither, which read as a job that does not exist (404).
+      await this.putStatic({
+        ...toView(job, "failed"),
+        status: "cancelled",
+        finished_at: new Date().toISOString(),
+        error: options.why ?? { code: "cancelled", message: "the job was cancelled before it started" },
+      });
       try {
         await job.remove();
-        const view = toView(job, "failed");
-        await this.putStatic({
-          ...view,
-          status: "cancelled",
-          finished_at: new Date().toISOString(),
-          error: options.why ?? { code: "cancelled", message: "the job was cancelled before it started" },
-        });
         return "cancelled";
       } catch {
-        // A worker took it in the meantime: fall through to signalling it, or leave it to run.
+        // A worker took it in the meantime: its own end stands, then. Fall through to signalling
+        // it, or leave it to run.
+        await this.redis.del(this.keys.staticView(id));
         if (options.onlyQueued) {
           await this.redis.del(this.keys.cancelFlag(id));
           return "running";

@@ -75,3 +75,40 @@ describe("no worker to take the job", () => {
     }
   }, 40_000);
 });
+
+describe("a queued job being cancelled", () => {
+  const polled = testConfig({ POLL_RATE_LIMIT_PER_MIN: "0", NO_WORKER_WAIT_S: "3600" });
+  let own: ApiServer;
+  let base: string;
+  beforeAll(async () => {
+    own = await buildApiServer(polled, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    await own.fastify.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(own.fastify.server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await own.close();
+    await dropPrefix(polled.QUEUE_PREFIX);
+  });
+
+  it("is found by every read while its cancel is under way: queued, then cancelled, never missing", async () => {
+    const statuses = new Map<string, number>();
+    for (let round = 0; round < 25; round++) {
+      const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: `Session.request breaks (round ${round})`, options: { cache: false } }) });
+      const { id } = (await post.json()) as { id: string };
+      let cancelling = true;
+      const readers = Array.from({ length: 4 }, async () => {
+        while (cancelling) {
+          const res = await fetch(`${base}/v1/jobs/${id}`);
+          const key = res.ok ? ((await res.json()) as { status: string }).status : String(res.status);
+          statuses.set(key, (statuses.get(key) ?? 0) + 1);
+        }
+      });
+      await new Promise((r) => setTimeout(r, 5));
+      expect((await fetch(`${base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
+      await new Promise((r) => setTimeout(r, 5));
+      cancelling = false;
+      await Promise.all(readers);
+    }
+    expect([...statuses.keys()].sort()).toEqual(["cancelled", "queued"]);
+  }, 60_000);
+});
