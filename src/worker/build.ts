@@ -54,8 +54,18 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const callbackHosts = guard([]);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const redisDown = (err: Error) => logger.warn({ err: err.message }, "redis connection error");
+  // Redis away at the start is said at once (main.ts: one line, exit 1); the connections below
+  // wait for a Redis that goes away later instead.
+  const first = createRedis(config.REDIS_URL, "producer");
+  try {
+    await first.ping();
+  } finally {
+    first.disconnect();
+  }
   const connection = createRedis(config.REDIS_URL, "worker", redisDown);
-  const redis = createRedis(config.REDIS_URL, "producer", redisDown);
+  // A job's own writes (its trajectory, events, the result cache) wait for a Redis that restarts,
+  // as BullMQ's do: given up after three tries, a blip in a job's last step failed it as internal.
+  const redis = createRedis(config.REDIS_URL, "worker", redisDown);
   const subscriber = createRedis(config.REDIS_URL, "worker", redisDown);
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
   const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S, attempts: config.WEBHOOK_MAX_ATTEMPTS });
