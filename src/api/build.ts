@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
 import { atMost, closeRedis, createRedis, redisOptions, settleConnections } from "../queue/connection.js";
-import { createLocalizeQueue } from "../queue/producer.js";
+import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
 import { frameworkErrorHandler } from "./errors.js";
@@ -36,7 +36,9 @@ export interface ApiOptions {
 export async function buildApiServer(config: Config, options: ApiOptions = {}): Promise<ApiServer> {
   const redis = createRedis(config.REDIS_URL, "producer");
   const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
-  const store = new JobStore(queue, redis, config.JOB_TTL_S);
+  // Only a service with WEBHOOK_SECRET takes a callback_url; its workers deliver what is queued here.
+  const webhooks = config.WEBHOOK_SECRET ? createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S, attempts: config.WEBHOOK_MAX_ATTEMPTS }) : undefined;
+  const store = new JobStore(queue, redis, config.JOB_TTL_S, webhooks);
   const metrics = new ServiceMetrics(queue);
   const uploads = uploadStoreFromConfig(config, redis);
   const queueEvents = new QueueEvents(QUEUES.localize, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX });
@@ -54,11 +56,12 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     fastify,
     async close() {
       await fastify.close();
-      await settleConnections([queueEvents, queue]);
+      await settleConnections([queueEvents, queue, webhooks]);
       // Bounded: with Redis away, BullMQ's close waits for a connection that may never come,
       // and a SIGTERM would then leave the API running until it is killed.
       await atMost(queueEvents.close(), 2000);
       await atMost(queue.close(), 2000);
+      if (webhooks) await atMost(webhooks.close(), 2000);
       await closeRedis(redis);
     },
   };

@@ -12,7 +12,7 @@ import {
   type LocalizeResult,
 } from "../queue/contract.js";
 import { decodeFailure } from "../queue/failure.js";
-import type { LocalizeQueue } from "../queue/producer.js";
+import type { LocalizeQueue, WebhookQueue } from "../queue/producer.js";
 import { keys, type Keys } from "./keys.js";
 
 /**
@@ -56,8 +56,19 @@ export class JobStore {
     readonly queue: LocalizeQueue,
     readonly redis: Redis,
     readonly retentionS: number,
+    /** Where a job that ends without a worker (answered from the cache, cancelled while queued) has its webhook queued. */
+    private readonly webhooks?: WebhookQueue,
   ) {
     this.keys = keys(queue.opts.prefix ?? "bull");
+  }
+
+  /**
+   * Queues the webhook of a job that ended with no worker involved: the workers queue it for the
+   * jobs they end (their completed and failed events), and these would otherwise have none.
+   */
+  async notifyEnded(id: string, callbackUrl: string | undefined): Promise<void> {
+    if (!callbackUrl || !this.webhooks) return;
+    await this.webhooks.add("webhook", { jobId: id, url: callbackUrl });
   }
 
   /**
@@ -116,6 +127,7 @@ export class JobStore {
       });
       try {
         await job.remove();
+        await this.notifyEnded(id, job.data.callbackUrl);
         return "cancelled";
       } catch {
         // A worker took it in the meantime: its own end stands, then. Fall through to signalling

@@ -2,7 +2,9 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { AddressInfo } from "node:net";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { ServiceClient } from "../../src/client/service.js";
-import { createRedis } from "../../src/queue/connection.js";
+import { Queue } from "bullmq";
+import { createRedis, redisOptions } from "../../src/queue/connection.js";
+import { QUEUES } from "../../src/queue/contract.js";
 import type { JobEvent } from "../../src/store/events.js";
 import { keys } from "../../src/store/keys.js";
 import { Heartbeat } from "../../src/worker/heartbeat.js";
@@ -77,7 +79,7 @@ describe("no worker to take the job", () => {
 });
 
 describe("a queued job being cancelled", () => {
-  const polled = testConfig({ POLL_RATE_LIMIT_PER_MIN: "0", NO_WORKER_WAIT_S: "3600" });
+  const polled = testConfig({ POLL_RATE_LIMIT_PER_MIN: "0", NO_WORKER_WAIT_S: "3600", WEBHOOK_SECRET: "webhook-secret-0123456789abcdef" });
   let own: ApiServer;
   let base: string;
   beforeAll(async () => {
@@ -111,4 +113,16 @@ describe("a queued job being cancelled", () => {
     }
     expect([...statuses.keys()].sort()).toEqual(["cancelled", "queued"]);
   }, 60_000);
+
+  it("queues the webhook of a job with a callback_url cancelled while queued (no worker ends it, so none would)", async () => {
+    const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (a hook)", callback_url: "https://hooks.example.com/codescout", options: { cache: false } }) });
+    const { id } = (await post.json()) as { id: string };
+    expect((await fetch(`${base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
+    const webhooks = new Queue(QUEUES.webhook, { connection: redisOptions(polled.REDIS_URL), prefix: polled.QUEUE_PREFIX });
+    try {
+      expect((await webhooks.getJobs(["waiting", "delayed"])).map((j) => j.data)).toEqual([{ jobId: id, url: "https://hooks.example.com/codescout" }]);
+    } finally {
+      await webhooks.close();
+    }
+  });
 });

@@ -156,6 +156,14 @@ describe("end to end", () => {
     expect(again.status).toBe(200);
     expect(await again.json()).toMatchObject({ status: "succeeded", cached: true });
     expect(model.requests.length).toBe(calls);
+    // Answered from the cache, with no worker involved, it still has its webhook.
+    const hooked = await fetch(`${base}/v1/localize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo: { url: repo.url, commit: repo.commits[0] }, issue: "Parser.parse drops values containing '='", callback_url: `http://127.0.0.1:${(hooks.address() as { port: number }).port}/hook` }),
+    });
+    const cachedId = ((await hooked.json()) as { id: string }).id;
+    await waitFor(async () => (received.some((r) => (JSON.parse(r.body) as { id: string }).id === cachedId) ? true : undefined), 30_000, "the cached answer's webhook");
   });
 
   it("cancels a running job: the model request is aborted and the container removed", async () => {
