@@ -175,7 +175,15 @@ export class Submitter {
       if (earlier) return earlier;
     }
     const ids = [prepared.payload.jobId];
-    await limits.reserve(owner, ids, config.JOB_TTL_S);
+    try {
+      await limits.reserve(owner, ids, config.JOB_TTL_S);
+    } catch (err) {
+      // At the cap, the same key's request at the same moment may have taken the last place:
+      // that job is this request's too (or it is still being accepted: 409, asked again).
+      const earlier = idempotencyKey ? await this.earlier(this.idempotencyKeyOf(owner, idempotencyKey), prepared) : null;
+      if (earlier) return earlier;
+      throw err;
+    }
     try {
       const { view } = await this.submit(prepared, idempotencyKey);
       // A retry that came at the same moment made the job.

@@ -219,6 +219,13 @@ describe("auth and limits", () => {
     expect([retried.statusCode, retried.json().id]).toEqual([202, first.json().id]);
     // Another request is still held to the cap.
     expect((await inject({ method: "POST", url: "/v1/localize", payload: body("another") })).statusCode).toBe(429);
+    // The same request twice at once with one place left: the one that lost the place is the other's retry, not over the cap.
+    for (let i = 0; i < 5; i++) {
+      const { inject: fresh } = await start({ MAX_OPEN_JOBS_PER_KEY: "1" });
+      const both = await Promise.all([0, 1].map(() => fresh({ method: "POST", url: "/v1/localize", headers: { "idempotency-key": `agent-call-${i}` }, payload: body(`twice ${i}`) })));
+      expect(both.map((r) => r.statusCode)).toEqual([202, 202]);
+      expect(new Set(both.map((r) => r.json().id)).size).toBe(1);
+    }
   });
 
   it("limits reads apart from submissions, so following jobs never costs a submission", async () => {
