@@ -49,9 +49,13 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
         throw err;
       }
       for (const stored of batch) {
+        const terminal = TERMINAL_EVENTS.has(stored.event.type);
+        // The worker announces a job's end just before BullMQ records it: a client that reads
+        // the job on this event must find it ended, with its result (it found it running).
+        if (terminal) await recorded(store, id, signal);
         yield stored;
         last = stored.id;
-        if (TERMINAL_EVENTS.has(stored.event.type)) return;
+        if (terminal) return;
       }
       if (batch.length > 0) continue;
       const current = await store.get(id);
@@ -73,5 +77,14 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
   } finally {
     signal.removeEventListener("abort", onAbort);
     conn.disconnect();
+  }
+}
+
+/** Until the job's record shows its end (a few milliseconds after its final event), at most 5 s. */
+async function recorded(store: JobStore, id: string, signal: AbortSignal): Promise<void> {
+  for (const until = Date.now() + 5_000; Date.now() < until && !signal.aborted; ) {
+    const view = await store.get(id);
+    if (!view || hasEnded(view)) return;
+    await new Promise((r) => setTimeout(r, 25));
   }
 }

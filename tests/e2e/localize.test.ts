@@ -189,6 +189,20 @@ describe("end to end", () => {
     await waitFor(async () => (containersOf(id) === "" ? true : undefined), 15_000, "the job's container to be removed");
   });
 
+  it("ends a job's event stream only once the job reads as ended, with its result", async () => {
+    // The worker announces the end a moment before BullMQ records it: a client that reads the job
+    // on the final event found it still running, without a result (4 of 100 in the race review).
+    const seen: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo: { url: repo.url, commit: repo.commits[0] }, issue: `helper returns the wrong number (${i})`, options: { policy: "baseline", cache: false } }) });
+      const { id } = (await post.json()) as { id: string };
+      const stream = await (await fetch(`${base}/v1/jobs/${id}/events`)).text();
+      const job = (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { status: string; result: unknown };
+      seen.push(`${[...stream.matchAll(/^event: (\w+)$/gm)].at(-1)?.[1]} -> ${job.status}${job.result ? "" : " without a result"}`);
+    }
+    expect(new Set(seen)).toEqual(new Set(["finished -> succeeded"]));
+  }, 120_000);
+
   it("ends a baseline job cancelled during its scan as cancelled, not with the scan's answer", async () => {
     // A tree whose scan takes a while: the DELETE lands while it runs.
     const body = Array.from({ length: 60 }, (_, k) => `class C${k}:\n    def helper_${k}(self, value):\n        return value + ${k}\n`).join("\n");
