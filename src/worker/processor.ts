@@ -137,6 +137,11 @@ export function createProcessor(deps: ProcessorDeps) {
       const sandboxMs = performance.now() - tS;
       await publish("sandbox_ready", { ms: Math.round(sandboxMs) });
       const box = sandbox;
+      // Given up (cancelled, out of time, the worker stopping), the sandbox goes at once, and
+      // with it whatever runs in it: the baseline's scan of a large tree ran to its end before.
+      const stopBox = () => void box.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
+      if (abort.signal.aborted) stopBox();
+      else abort.signal.addEventListener("abort", stopBox, { once: true });
 
       await progress({ phase: "localizing", turn: 0 });
       const tP = performance.now();
@@ -183,7 +188,10 @@ export function createProcessor(deps: ProcessorDeps) {
         workingDir,
         (argv, options) => box.exec(argv, options),
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
-      );
+      ).catch((err) => {
+        if (abort.signal.aborted) throw failAborted();
+        throw err;
+      });
       if (abort.signal.aborted) throw failAborted();
       const sets = locationSets(unscoped(normalized, scope));
 
