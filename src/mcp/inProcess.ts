@@ -66,9 +66,11 @@ export class InProcessBackend implements LocalizeBackend {
  * is told why instead of waiting for a worker that may never start. When the API stops and its
  * grace is over (`ctx.shutdown.handOff`), the job is answered as it stands and left to run.
  */
-export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks): Promise<JobView> {
+export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks, options: { cancelWhenGone?: boolean } = {}): Promise<JobView> {
   if (hasEnded(view)) return view;
-  const onAbort = () => void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
+  const onAbort = () => {
+    if (options.cancelWhenGone !== false) void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
+  };
   hooks.signal.addEventListener("abort", onAbort, { once: true });
   // A caller gone before the job was queued (the HTTP route's client hung up during the submission) has no abort left to fire.
   if (hooks.signal.aborted) onAbort();

@@ -11,7 +11,8 @@ import { answer, localizeOutputSchema, toolArgumentsSchema, type LocalizeToolInp
  * the model gave (docs/openai-tool.json's schema) are the body, and the answer is the text the
  * MCP tool would give the model, beside its structured form. The same submit, limits and job
  * store as POST /v1/localize; the request is held until the job ends, and a client that hangs up
- * cancels the job, as cancelling an MCP call does.
+ * cancels the job, as cancelling an MCP call does (one that gave an Idempotency-Key leaves it
+ * running, for its retry to follow).
  */
 const toolResponseSchema = z.object({
   text: z.string().describe("What the calling model reads: the locations with their line ranges, confidence and evidence, or why there are none."),
@@ -33,7 +34,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
         operationId: "callLocalizeTool",
         summary: "Call the localize tool and wait for its answer",
         description:
-          "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job. A job quiet for more than ~5 s gets its 200 then, and a blank every ~5 s before the body (JSON allows leading blanks), so a proxy in front does not cut the connection. A field the tool does not take is refused, naming it.",
+          "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job, unless the call has an Idempotency-Key: then the job goes on, and the same call again follows it. A job quiet for more than ~5 s gets its 200 then, and a blank every ~5 s before the body (JSON allows leading blanks), so a proxy in front does not cut the connection. A field the tool does not take is refused, naming it.",
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
         headers: idempotencyHeadersSchema,
@@ -70,7 +71,10 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
       };
       let body: z.infer<typeof toolResponseSchema>;
       try {
-        const view = await followToEnd(ctx, queued, { signal: request.gone, progress: () => undefined, idle });
+        // A call with an Idempotency-Key says a retry may come (a dropped connection, a client's
+        // timeout): hanging up leaves its job running for the retry to follow, where it cancelled
+        // the job and the retry read "cancelled" for as long as the key lasts.
+        const view = await followToEnd(ctx, queued, { signal: request.gone, progress: () => undefined, idle }, { cancelWhenGone: !request.headers["idempotency-key"] });
         const result = answer(view);
         body = { text: (result.content[0] as { text: string }).text, is_error: result.isError === true, result: result.structuredContent as z.infer<typeof localizeOutputSchema> };
       } catch (err) {

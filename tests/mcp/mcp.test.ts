@@ -519,7 +519,7 @@ describe("the tool without MCP (POST /v1/tools/localize)", () => {
     expect(anonymous.status).toBe(401);
   });
 
-  it("keeps a quiet call's connection alive, cancels the job when the client hangs up, and a retry with the same Idempotency-Key reads that job's end", async () => {
+  it("keeps a quiet call's connection alive, leaves the job running when a client with an Idempotency-Key hangs up, and its retry follows that job to its end", async () => {
     const args = { issue: "SLOW-ISSUE: it hangs, and the client hangs up", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" };
     const key = { "idempotency-key": `hang-up-${Date.now()}` };
     const asked = () => model.requests.filter((r) => JSON.stringify(r.body.messages).includes("the client hangs up")).length;
@@ -532,15 +532,26 @@ describe("the tool without MCP (POST /v1/tools/localize)", () => {
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^ +$/);
     await waitFor(async () => (asked() >= 2 ? true : undefined), 30_000, "the model to be asked twice");
-    controller.abort("the agent moved on");
+    controller.abort("the connection dropped");
     await expect(reader.read()).rejects.toThrow();
-    const again = await call(args, key);
-    expect(again.status).toBe(200);
-    const body = (await again.json()) as { text: string; is_error: boolean; result: { job_id: string; status: string } };
-    expect(body).toMatchObject({ is_error: true, result: { status: "cancelled", error: { code: "cancelled" } } });
-    expect(body.text).toMatch(/^Localization cancelled \(cancelled: /);
+    const jobId = res.headers.get("location")!.split("/").pop()!;
+    const auth = { authorization: `Bearer ${KEY}` };
+    // The retry follows the same job, still running; cancelled here (a DELETE), it reads that end.
+    const again = call(args, key);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(((await (await fetch(`${base}/v1/jobs/${jobId}`, { headers: auth })).json()) as { status: string }).status).toBe("running");
+    expect((await fetch(`${base}/v1/jobs/${jobId}`, { method: "DELETE", headers: auth })).status).toBe(202);
+    const body = (await (await again).json()) as { text: string; is_error: boolean; result: { job_id: string; status: string } };
+    expect(body).toMatchObject({ is_error: true, result: { job_id: jobId, status: "cancelled", error: { code: "cancelled" } } });
     expect(asked()).toBe(2);
     await waitFor(async () => (containersOf(body.result.job_id) === "" ? true : undefined), 15_000, "the job's container to be removed");
+
+    // Without an Idempotency-Key, hanging up is giving up: the job is cancelled.
+    const plain = new AbortController();
+    const gone = await call({ ...args, issue: `${args.issue} (no key)` }, {}, plain.signal);
+    const plainId = gone.headers.get("location")!.split("/").pop()!;
+    plain.abort("the agent moved on");
+    await waitFor(async () => (((await (await fetch(`${base}/v1/jobs/${plainId}`, { headers: auth })).json()) as { status: string }).status === "cancelled" ? true : undefined), 20_000, "the job to be cancelled");
   });
 });
 
