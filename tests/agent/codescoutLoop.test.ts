@@ -127,6 +127,13 @@ describe("CodeScout loop: robust endings", () => {
     expect(msgs.at(-1)!.role).toBe("user");
   });
 
+  it("asks again after a blank reply (no text, no call), as the reference loop did, with the history as it was, the turn spent", async () => {
+    const result = await episode([{ content: "" }, { toolCalls: [finish([{ file: "pkg/parser.py" }])] }], { finishPolicy: "strict" });
+    expect(result).toMatchObject({ finishReason: "finish_tool", locations: [{ file: "pkg/parser.py" }], turns: 2 });
+    expect(model.requests).toHaveLength(2);
+    expect(model.requests[1]!.body.messages).toEqual(model.requests[0]!.body.messages);
+  });
+
   it("ends with no answer in strict mode, exactly as in training", async () => {
     const result = await episode([{ content: "done" }], { finishPolicy: "strict" });
     expect(result).toMatchObject({ finishReason: "text_reply", locations: null });

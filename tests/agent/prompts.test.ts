@@ -45,12 +45,24 @@ describe("tool calls the model emits", () => {
     expect(JSON.parse(inCommand.calls[0]!.arguments)).toEqual({ command: `rg -n '[0-9]{2,}px' src/ && python -c 'print([1,2,])' ",`, security_risk: "LOW" });
   });
 
-  it("normalizes finish arguments and refuses unknown keys in a location", () => {
+  it("takes finish arguments as the reference agent did: what a location is known by, from a list or its JSON text, with a security_risk beside", () => {
     const ok = parseToolCall("localization_finish", JSON.stringify({ locations: [{ file: "a.py", class_name: null, function_name: "f" }] }));
     expect(ok).toEqual({ tool: "finish", locations: [{ file: "a.py", function_name: "f" }] });
-    const bad = parseToolCall("localization_finish", JSON.stringify({ locations: [{ file: "a.py", line: 3 }] }));
-    expect(bad.tool).toBe("error");
+    // The reference dropped what it did not know of a location; each of these lost the answer here.
+    expect(parseToolCall("localization_finish", JSON.stringify({ locations: [{ file: "a.py", line: 3, reason: "raises" }] }))).toEqual({ tool: "finish", locations: [{ file: "a.py" }] });
+    expect(parseToolCall("localization_finish", JSON.stringify({ locations: [{ file: "a.py" }], security_risk: "LOW" }))).toEqual({ tool: "finish", locations: [{ file: "a.py" }] });
+    expect(parseToolCall("localization_finish", JSON.stringify({ locations: JSON.stringify([{ file: "a.py", function_name: "f" }]) }))).toEqual({ tool: "finish", locations: [{ file: "a.py", function_name: "f" }] });
+    expect(parseToolCall("localization_finish", JSON.stringify({ locations: [{ line: 3 }] })).tool).toBe("error");
+    expect(parseToolCall("localization_finish", JSON.stringify({ locations: "not json" })).tool).toBe("error");
+  });
+
+  it("takes terminal arguments as the reference agent did (lax: a number or a boolean as text), and refuses unknown names", () => {
     const risk = parseToolCall("terminal", JSON.stringify({ command: "ls", security_risk: "HIGH", timeout: 2 }));
     expect(risk).toEqual({ tool: "terminal", call: { command: "ls", timeout: 2 }, securityRisk: "HIGH" });
+    expect(parseToolCall("terminal", JSON.stringify({ command: "ls", timeout: "30", is_input: "false", security_risk: null }))).toEqual({ tool: "terminal", call: { command: "ls", timeout: 30, is_input: false } });
+    expect(parseToolCall("terminal", JSON.stringify({ command: "ls", timeout: "-1" })).tool).toBe("error");
+    expect(parseToolCall("terminal", JSON.stringify({ command: "ls", timeout: "soon" })).tool).toBe("error");
+    expect(parseToolCall("terminal", JSON.stringify({ command: "ls", is_input: "maybe" })).tool).toBe("error");
+    expect(parseToolCall("terminal", JSON.stringify({ command: "ls", color: true })).tool).toBe("error");
   });
 });

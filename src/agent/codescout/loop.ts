@@ -133,6 +133,12 @@ export class CodeScoutPolicy implements Policy {
         turns = turn;
         const calls = await ask(turn);
         if (calls.length === 0) {
+          // A blank reply (no text, no call) is not an answer: the reference loop asked again,
+          // the turn spent, with the history as it was.
+          if (messages.at(-1)?.content === null) {
+            messages.pop();
+            continue;
+          }
           ending = "text_reply";
           break;
         }

@@ -71,31 +71,50 @@ export const TOOLS = [
 
 export const TOOL_NAMES = TOOLS.map((t) => t.function.name);
 
+/*
+ * As lenient as the reference agent's own validation (pydantic in lax mode), which the model was
+ * trained against: "30" is a timeout of 30, "false" is false, a null security_risk is none. A
+ * refusal there is a turn the model never lost in training.
+ */
+const laxBoolean = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
+const laxNumber = z.preprocess((v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v), z.number());
+
 const terminalArgs = z
   .object({
     command: z.string(),
-    is_input: z.boolean().optional(),
-    timeout: z.number().min(0).nullable().optional(),
-    reset: z.boolean().optional(),
+    is_input: laxBoolean.optional(),
+    timeout: laxNumber.pipe(z.number().min(0)).nullable().optional(),
+    reset: laxBoolean.optional(),
     // The model was trained to emit it: accepted and recorded, never required.
-    security_risk: z.enum(["UNKNOWN", "LOW", "MEDIUM", "HIGH"]).optional(),
+    security_risk: z.enum(["UNKNOWN", "LOW", "MEDIUM", "HIGH"]).nullable().optional(),
   })
   .strict()
   .refine((a) => !(a.reset && a.is_input), { message: "reset cannot be used together with is_input" });
 
-const finishArgs = z
-  .object({
-    locations: z.array(
-      z
-        .object({
-          file: z.string(),
-          class_name: z.string().nullable().optional(),
-          function_name: z.string().nullable().optional(),
-        })
-        .strict(),
+/*
+ * The reference took what it knew of a location and dropped the rest (a "line" or a "reason"),
+ * took `locations` sent as a JSON string, and removed a security_risk from every tool's
+ * arguments: each of those was an answer the model gave, refused here and lost for the turn.
+ */
+const finishArgs = z.object({
+  locations: z.preprocess(
+    (v) => {
+      if (typeof v !== "string") return v;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        return v;
+      }
+    },
+    z.array(
+      z.object({
+        file: z.string(),
+        class_name: z.string().nullable().optional(),
+        function_name: z.string().nullable().optional(),
+      }),
     ),
-  })
-  .strict();
+  ),
+});
 
 export type ParsedCall =
   | { tool: "terminal"; call: TerminalCall; securityRisk?: string }
