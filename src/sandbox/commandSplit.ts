@@ -17,8 +17,16 @@ const CLOSERS = new Set(["fi", "esac", "done", "}"]);
 const LEADS = new Set(["then", "do", "else", "elif", "if", "while", "until", "!", "time", "{", "in"]);
 const WORD_END = /[\s|&;()<>]/;
 
+/**
+ * Constructs the reference's parser (bashlex) cannot read: arithmetic `$((…))`, `[[ … ]]`, the
+ * `time` and `select` keywords, array assignments `a=(…)`. It then kept the whole call and ran
+ * it, so a call with any of them is one statement here too (the model ran those in training).
+ */
+const UNREADABLE_BY_REFERENCE = /\$\(\(|(?:^|[\s;&|(])\[\[\s|(?:^|[\n;&|(])[ \t]*(?:time|select)\s|(?:^|[\s;&|])[A-Za-z_]\w*(?:\[[^\]\n]*\])?\+?=\(/;
+
 export function splitBashCommands(input: string): string[] {
   if (input.trim() === "") return [""];
+  if (UNREADABLE_BY_REFERENCE.test(input)) return [input];
   const starts: number[] = [];
   const stack: string[] = [];
   const heredocs: { delim: string; strip: boolean }[] = [];

@@ -124,6 +124,17 @@ describe("splitting a call into bash statements", () => {
     ["case x in\n a) echo a;;\n *) echo b;;\nesac", 1],
     ["echo 'unclosed\nls", 1],
     ["python -c 'import x\nprint(1)'", 1],
+    // What the reference's parser (bashlex) could not read, it ran whole (compared with bashlex itself).
+    ["x=$((1+2))\necho $x", 1],
+    ["[[ -f a ]] && echo y\nls", 1],
+    ["time ls\npwd", 1],
+    ["select x in a; do echo; done\nls", 1],
+    ["a=(1 2)\necho ${a[0]}", 1],
+    // ... and what it could, it split as before.
+    ["((i++))\nls", 2],
+    ["echo time\nls", 2],
+    ["echo '[[ x'\nls", 2],
+    ["cat a b\n# time to go\nls", 2],
   ])("%j → %i statement(s)", (cmd, count) => {
     expect(splitBashCommands(cmd)).toHaveLength(count);
   });
