@@ -106,10 +106,10 @@ describe("CodeScout loop: faithful to training", () => {
       { toolCalls: [finish([{ file: "pkg/parser.py" }])] },
     ]);
     const t = toolMessages(1).map((m) => m.content as string);
-    expect(t[0]).toMatch(/str_replace_editor.*not found/);
-    expect(t[0]).toContain("terminal");
-    expect(t[0]).toContain("localization_finish");
-    for (const e of t.slice(1, 6)) expect(e).toMatch(/^Error validating arguments for tool 'terminal'/);
+    // Worded as the reference agent's messages were.
+    expect(t[0]).toBe("Tool 'str_replace_editor' not found. Available: ['terminal', 'localization_finish']");
+    for (const e of t.slice(1, 6)) expect(e).toMatch(/^Error validating args .* for tool 'terminal': /s);
+    expect(t[1]).toContain('{"command":"ls","security_risk":"LOW","color":true}');
     expect(t[1]).toContain("color");
     expect(t[4]).toContain("reset");
     expect(t[6]).toMatch(/^ok\n\[The command completed with exit code 0\.\]/);

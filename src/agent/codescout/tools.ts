@@ -125,20 +125,24 @@ function describe(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ");
 }
 
+/** The reference's words for arguments it refused, the arguments quoted (capped: they are the model's, and go back into its context). */
+const invalid = (name: string, rawArguments: string) => `Error validating args ${rawArguments.length > 2000 ? `${rawArguments.slice(0, 2000)}…` : rawArguments} for tool '${name}': `;
+
 /** Turns one raw tool call of the model into an action, or the error text the model gets back. */
 export function parseToolCall(name: string, rawArguments: string): ParsedCall {
   if (!TOOL_NAMES.includes(name as (typeof TOOL_NAMES)[number])) {
-    return { tool: "error", message: `Tool '${name}' not found. Available tools: ${TOOL_NAMES.join(", ")}` };
+    // Worded as the reference agent's messages were, which the model learned to act on.
+    return { tool: "error", message: `Tool '${name}' not found. Available: [${TOOL_NAMES.map((t) => `'${t}'`).join(", ")}]` };
   }
   let args: unknown;
   try {
     args = rawArguments.trim() === "" ? {} : JSON.parse(rawArguments);
   } catch (err) {
-    return { tool: "error", message: `Error validating arguments for tool '${name}': arguments are not valid JSON (${(err as Error).message})` };
+    return { tool: "error", message: `${invalid(name, rawArguments)}arguments are not valid JSON (${(err as Error).message})` };
   }
   if (name === TERMINAL_TOOL) {
     const parsed = terminalArgs.safeParse(args);
-    if (!parsed.success) return { tool: "error", message: `Error validating arguments for tool '${name}': ${describe(parsed.error)}` };
+    if (!parsed.success) return { tool: "error", message: `${invalid(name, rawArguments)}${describe(parsed.error)}` };
     const a = parsed.data;
     const call: TerminalCall = { command: a.command };
     if (a.is_input !== undefined) call.is_input = a.is_input;
@@ -147,7 +151,7 @@ export function parseToolCall(name: string, rawArguments: string): ParsedCall {
     return { tool: "terminal", call, ...(a.security_risk ? { securityRisk: a.security_risk } : {}) };
   }
   const parsed = finishArgs.safeParse(args);
-  if (!parsed.success) return { tool: "error", message: `Error validating arguments for tool '${name}': ${describe(parsed.error)}` };
+  if (!parsed.success) return { tool: "error", message: `${invalid(name, rawArguments)}${describe(parsed.error)}` };
   return {
     tool: "finish",
     locations: parsed.data.locations.map((l) => ({
