@@ -38,6 +38,8 @@ describe("tool calls the model emits", () => {
     ].join("\n");
     const parsed = parseRawToolCalls(raw);
     expect(parsed.calls.map((c) => JSON.parse(c.arguments).command)).toEqual(["ls", "pwd"]);
+    // Written back as vLLM writes a parsed call's arguments (Python's json.dumps), for the history.
+    expect(parsed.calls[0]!.arguments).toBe('{"command": "ls", "security_risk": "LOW"}');
     expect(parsed.unreadable).toBe(1);
     expect(parsed.text).toBe("Searching two ways.");
     // The repair of a trailing comma leaves the command as written: `{2,}` and `[1,2,]` are the model's own.

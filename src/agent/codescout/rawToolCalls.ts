@@ -78,7 +78,7 @@ function readBlock(body: string): RawToolCall | null {
       const obj = JSON.parse(c) as unknown;
       if (obj && typeof obj === "object" && typeof (obj as { name?: unknown }).name === "string") {
         const { name, arguments: args } = obj as { name: string; arguments?: unknown };
-        const argText = typeof args === "string" ? args : JSON.stringify(args ?? {});
+        const argText = typeof args === "string" ? args : pythonJson(args ?? {});
         return { name, arguments: argText };
       }
     } catch {
@@ -86,4 +86,14 @@ function readBlock(body: string): RawToolCall | null {
     }
   }
   return null;
+}
+
+/**
+ * JSON as vLLM writes a parsed call's arguments (Python's json.dumps: ", " and ": " between
+ * items), so a call read here shows in the history as the server's own calls do.
+ */
+function pythonJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(pythonJson).join(", ")}]`;
+  if (value && typeof value === "object") return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${pythonJson(v)}`).join(", ")}}`;
+  return JSON.stringify(value) ?? "null";
 }
