@@ -8,6 +8,7 @@ import { ServiceClient } from "../../src/client/service.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { Redis } from "ioredis";
 
 /**
  * A client that hangs up: the call it made is cancelled however early it went (the API's own
@@ -34,9 +35,10 @@ afterAll(async () => {
 const call = { issue: "Session.request breaks on binary method names", repo_url: "https://github.com/psf/requests.git", commit: "091991be0da19de9108dbe5e3752917fea3d7fdc" };
 
 /** POSTs a tool call and returns its parsed body (or, with `hangUpAfterMs`, hangs up then and returns null). */
-function toolCall(key: string, options: { agent?: Agent; hangUpAfterMs?: number } = {}): Promise<{ result: { status: string; error?: { code: string } } } | null> {
+function toolCall(key: string | undefined, options: { agent?: Agent; hangUpAfterMs?: number } = {}): Promise<{ result: { status: string; error?: { code: string } } } | null> {
   return new Promise((done, fail) => {
-    const req = httpRequest({ port, host: "127.0.0.1", method: "POST", path: "/v1/tools/localize", agent: options.agent, headers: { "content-type": "application/json", "idempotency-key": key } }, (res) => {
+    const headers = { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) };
+    const req = httpRequest({ port, host: "127.0.0.1", method: "POST", path: "/v1/tools/localize", agent: options.agent, headers }, (res) => {
       let body = "";
       res.setEncoding("utf8").on("data", (c: string) => (body += c)).on("end", () => done(JSON.parse(body)));
     });
@@ -48,13 +50,22 @@ function toolCall(key: string, options: { agent?: Agent; hangUpAfterMs?: number 
 
 describe("a client that hangs up", () => {
   it("has its call's job cancelled even when it hung up before the job was queued, and a kept-alive connection's calls leave no listener behind", async () => {
-    // Gone while the API still resolves the repository's host: the job is queued after that.
-    expect(await toolCall("gone-early", { hangUpAfterMs: 100 })).toBeNull();
+    // Gone while the API still resolves the repository's host: the job is queued after that, and
+    // cancelled then, not left queued until nobody took it (no_worker, 3 s).
+    expect(await toolCall(undefined, { hangUpAfterMs: 100 })).toBeNull();
     await new Promise((r) => setTimeout(r, 1000));
-    // The same call again reads that job's end: cancelled for the hang-up, not left queued until
-    // nobody took it (no_worker, 3 s).
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      const ended = await Promise.all((await redis.keys(`${config.QUEUE_PREFIX}:localize:static:*`)).map(async (k) => JSON.parse((await redis.get(k))!) as { status: string; error: { code: string } }));
+      expect(ended).toMatchObject([{ status: "cancelled", error: { code: "cancelled" } }]);
+    } finally {
+      redis.disconnect();
+    }
+    // With an Idempotency-Key a retry may come: the job is left for it, and the same call again
+    // follows it to its end (here: nobody took it, no_worker).
+    expect(await toolCall("gone-early", { hangUpAfterMs: 100 })).toBeNull();
     const again = await toolCall("gone-early");
-    expect(again?.result).toMatchObject({ status: "cancelled", error: { code: "cancelled" } });
+    expect(again?.result).toMatchObject({ status: "cancelled", error: { code: "no_worker" } });
 
     // Twelve calls in a row on one connection, each answered at once (the job has ended).
     const warnings: string[] = [];
