@@ -174,7 +174,7 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
     };
 
     for (const method of ["POST", "GET", "DELETE"] as const) {
-      app.route({ method, url: "/mcp", preHandler: ctx.authenticate, schema: { hide: true }, handler: handle });
+      app.route({ method, url: "/mcp", onRequest: ctx.authenticate, schema: { hide: true }, handler: handle });
     }
   };
 }

@@ -29,7 +29,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
   app.post(
     "/v1/tools/localize",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "callLocalizeTool",
         summary: "Call the localize tool and wait for its answer",

@@ -1,4 +1,6 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
@@ -189,6 +191,24 @@ describe("auth and limits", () => {
     expect(dump.join("\n")).not.toContain("key-alice-123");
     // The name of every request with auth off, which reads every job, names no key.
     await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-789" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
+  });
+
+  it("refuses a request without a valid key before reading its body (one that never ends is refused all the same)", async () => {
+    const { api } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123" });
+    await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = api.fastify.server.address() as AddressInfo;
+    for (const headers of [{}, { authorization: "Bearer not-a-key" }]) {
+      const status = await new Promise<number>((done, fail) => {
+        const req = httpRequest({ port, host: "127.0.0.1", method: "POST", path: "/v1/localize", headers: { ...headers, "content-type": "application/json", "content-length": 4_000_000 } }, (res) => {
+          done(res.statusCode ?? 0);
+          req.destroy();
+        });
+        req.on("error", fail);
+        // A few bytes of four million, and then nothing: the body the API would have waited for.
+        req.write('{"issue": "');
+      });
+      expect(status).toBe(401);
+    }
   });
 
   it("answers 429 with Retry-After past the per-key rate and the open-job cap", async () => {

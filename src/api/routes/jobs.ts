@@ -27,7 +27,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
   app.get(
     "/v1/jobs/:id",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "getJob",
         summary: "A job's status, progress and result",
@@ -51,7 +51,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
   app.delete(
     "/v1/jobs/:id",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "cancelJob",
         summary: "Cancel a queued or running job",
@@ -80,7 +80,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
   app.get(
     "/v1/jobs/:id/trajectory",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "getTrajectory",
         summary: "Every message, tool call, observation, timing and token count of a finished job",
@@ -108,7 +108,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
   app.get(
     "/v1/jobs/:id/events",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "streamJobEvents",
         summary: "Progress as Server-Sent Events",

@@ -39,7 +39,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     app.post(
       url,
       {
-        preHandler: ctx.authenticate,
+        onRequest: ctx.authenticate,
         schema: {
           operationId,
           summary,
@@ -72,7 +72,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
   app.post(
     "/v1/localize/batch",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "localizeBatch",
         summary: "Queue many localization jobs at once",

@@ -38,7 +38,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
   app.post(
     "/v1/uploads",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "upload",
         summary: "Upload a working tree (tar or tar.gz)",
@@ -92,7 +92,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
   app.get(
     "/v1/uploads/:id",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         operationId: "getUpload",
         summary: "Whether the service holds an uploaded tree (HEAD works too)",
