@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { getRequestListener } from "@hono/node-server";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { MAX_BATCH_SIZE } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { CancelledNotificationSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { cancelJob } from "../api/cancel.js";
@@ -151,7 +152,9 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
       reply.hijack();
       // What the SDK's Node transport does for each request: the body is the one Fastify parsed.
       const listener = getRequestListener((webRequest) => transport.handleRequest(webRequest, { parsedBody: request.body }), { overrideGlobalObjects: false });
-      const counted = request.method === "POST";
+      // Busy while it has a tool call in progress: a session busy only flushing an answer its
+      // client does not read (a batch of huge ids echoed back) would pin it against eviction.
+      const counted = request.method === "POST" && messagesOf(request.body).some((m) => (m as { method?: unknown } | null)?.method === "tools/call");
       if (counted) session.busy++;
       try {
         await listener(request.raw, reply.raw);
@@ -163,7 +166,7 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
     };
 
     const cancelHeldElsewhere = async (owner: string, session: string, body: unknown) => {
-      for (const message of Array.isArray(body) ? body : [body]) {
+      for (const message of messagesOf(body)) {
         const cancelled = CancelledNotificationSchema.safeParse(message);
         const request = cancelled.success ? cancelled.data.params.requestId : undefined;
         if (request === undefined) continue;
@@ -181,4 +184,13 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
 
 function rpcError(reply: FastifyReply, status: number, code: number, message: string) {
   return reply.code(status).send({ jsonrpc: "2.0", error: { code, message }, id: null });
+}
+
+/**
+ * A POST's JSON-RPC messages; none of a batch longer than the SDK takes (it refuses it): a batch
+ * of 55,000 cancellations was 55,000 Redis lookups before that refusal.
+ */
+function messagesOf(body: unknown): unknown[] {
+  if (!Array.isArray(body)) return [body];
+  return body.length > MAX_BATCH_SIZE ? [] : body;
 }

@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import { connect, type AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
@@ -27,7 +28,7 @@ afterAll(async () => {
   await dropPrefix(config.QUEUE_PREFIX);
 });
 
-async function connect(key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+async function openSession(key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
   const client = new Client({ name: "codescout-test", version: "1.0.0" });
   await client.connect(transport);
@@ -36,13 +37,34 @@ async function connect(key: string): Promise<{ client: Client; transport: Stream
 }
 
 describe("an API process at its cap of MCP sessions", () => {
+  it("is not held at the cap by sessions whose clients do not read their (large) answers: only a tool call in progress keeps a session", async () => {
+    // A batch of listings with 44 KB ids, echoed back: an answer of ~5 MB its client never reads.
+    const body = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(44_000)}`, method: "tools/list" })));
+    const { port } = new URL(base);
+    const unread = [0, 1].map(() => {
+      const socket = connect(Number(port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.pause();
+      socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer other-key-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${randomUUID()}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return socket;
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      const agent = await openSession("agent-key-0123456789");
+      expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
+    } finally {
+      for (const socket of unread) socket.destroy();
+    }
+  });
+
+
   it("makes room by closing the session unused longest, which its client's next request makes again, instead of refusing every new one", async () => {
-    const agent = await connect("agent-key-0123456789");
+    const agent = await openSession("agent-key-0123456789");
     const id = agent.transport.sessionId;
     expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
     // Another key opens three sessions, one past the cap: each is made.
     for (let i = 0; i < 3; i++) {
-      const other = await connect("other-key-0123456789");
+      const other = await openSession("other-key-0123456789");
       expect((await other.client.listTools()).tools).toHaveLength(1);
     }
     // The agent's session was the one unused longest; it goes on, under the same id.
