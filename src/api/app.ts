@@ -20,6 +20,7 @@ import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
 import { trackClients } from "./clientGone.js";
+import { FollowerSlots } from "./followers.js";
 import { ApiShutdown } from "./shutdown.js";
 
 
@@ -46,6 +47,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     limits,
     submitter: new Submitter({ ...deps, cache, events, limits }),
     noWorker: { anyAlive: () => workers.anyAlive(), afterMs: config.NO_WORKER_WAIT_S * 1000 },
+    followers: new FollowerSlots(config.MAX_FOLLOWERS, config.MAX_FOLLOWERS_PER_KEY),
     shutdown,
     authenticate: authenticate(config.AUTH_MODE, KeyRing.fromConfig(config)),
   };

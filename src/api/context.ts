@@ -11,6 +11,7 @@ import type { ServiceMetrics } from "./metrics.js";
 import type { UploadStore } from "../uploads/store.js";
 import type { Resolver } from "../queue/hostPolicy.js";
 import type { NoWorkerWatch } from "./follow.js";
+import type { FollowerSlots } from "./followers.js";
 import type { ApiShutdown } from "./shutdown.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
@@ -31,6 +32,8 @@ export interface AppContext extends AppDeps {
   cache: ResultCache;
   submitter: Submitter;
   limits: Limits;
+  /** Places for the jobs followed at once (each holds a Redis connection). */
+  followers: FollowerSlots;
   /** Followers holding a call for an agent are told when their job waits with no worker alive. */
   noWorker: NoWorkerWatch;
   /** Fires as the API stops: streams end at `closing`, held calls answer at `handOff`. */

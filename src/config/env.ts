@@ -24,6 +24,9 @@ export const envSchema = z.object({
   API_ALLOWED_ORIGINS: z.string().default(""),
   MCP_SESSION_IDLE_S: int(10, 7 * 86_400).default(1800),
   MCP_MAX_SESSIONS: int(1, 1_000_000).default(1000),
+  /** Jobs one API process follows at once (event streams, held calls), and one key of them: each holds a Redis connection. */
+  MAX_FOLLOWERS: int(1, 100_000).default(2000),
+  MAX_FOLLOWERS_PER_KEY: int(1, 100_000).default(200),
   // A call held for an agent (MCP, POST /v1/tools/localize, the CLI) whose job has waited this long
   // with no worker alive is told so and gives up, instead of waiting for one that may never start.
   NO_WORKER_WAIT_S: int(1, 86_400).default(60),

@@ -68,6 +68,7 @@ export class InProcessBackend implements LocalizeBackend {
  */
 export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks, options: { cancelWhenGone?: boolean } = {}): Promise<JobView> {
   if (hasEnded(view)) return view;
+  const release = ctx.followers.take(view.owner);
   const onAbort = () => {
     if (options.cancelWhenGone !== false) void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
   };
@@ -90,6 +91,7 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
     // The worker announces the end just before its result is stored; a short wait covers the lag.
     return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, stop);
   } finally {
+    release();
     hooks.signal.removeEventListener("abort", onAbort);
   }
 }

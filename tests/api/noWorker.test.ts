@@ -126,3 +126,36 @@ describe("a queued job being cancelled", () => {
     }
   });
 });
+
+describe("jobs followed at once", () => {
+  const capped = testConfig({ MAX_FOLLOWERS_PER_KEY: "2", NO_WORKER_WAIT_S: "3600" });
+  let own: ApiServer;
+  let base: string;
+  beforeAll(async () => {
+    own = await buildApiServer(capped, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    await own.fastify.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(own.fastify.server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await own.close();
+    await dropPrefix(capped.QUEUE_PREFIX);
+  });
+
+  it("are capped per key (each holds a Redis connection): past the cap 503 with Retry-After, and a stream that ends gives its place back", async () => {
+    const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (followed)", options: { cache: false } }) });
+    const { id } = (await post.json()) as { id: string };
+    const streams = [new AbortController(), new AbortController()];
+    const open = await Promise.all(streams.map((s) => fetch(`${base}/v1/jobs/${id}/events`, { signal: s.signal })));
+    expect(open.map((r) => r.status)).toEqual([200, 200]);
+    const third = await fetch(`${base}/v1/jobs/${id}/events`);
+    expect(third.status).toBe(503);
+    expect(third.headers.get("retry-after")).toBe("5");
+    expect(((await third.json()) as { error: { code: string } }).error.code).toBe("too_many_streams");
+    streams[0]!.abort();
+    await new Promise((r) => setTimeout(r, 300));
+    const again = new AbortController();
+    expect((await fetch(`${base}/v1/jobs/${id}/events`, { signal: again.signal })).status).toBe(200);
+    again.abort();
+    streams[1]!.abort();
+  });
+});

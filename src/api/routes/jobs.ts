@@ -136,6 +136,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
     async (request, reply) => {
       const id = request.params.id;
       const view = await load(id, request.owner);
+      const release = ctx.followers.take(request.owner);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
@@ -154,6 +155,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       } catch (err) {
         request.log.warn({ err }, "event stream ended with an error");
       } finally {
+        release();
         res.end();
       }
     },
