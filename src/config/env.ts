@@ -84,6 +84,8 @@ export const envSchema = z.object({
   UPLOAD_STORE: z.enum(["dir", "redis"]).default("dir"),
   UPLOAD_DIR: z.string().min(1).default(".cache/uploads"),
   UPLOAD_TTL_S: int(60, 30 * 86_400).default(86_400),
+  /** Disk kept free under UPLOAD_DIR (the store is "dir"): an upload that could go below it is refused (503). */
+  UPLOAD_MIN_FREE_MB: int(0, 1 << 30).default(2048),
   /** The archive as sent (compressed or not). */
   UPLOAD_MAX_ARCHIVE_BYTES: int(1024, 4 * 1024 ** 3).default(100 << 20),
   /** Sum of file sizes once unpacked. */

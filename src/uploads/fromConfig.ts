@@ -7,7 +7,7 @@ import { DirUploadStore, RedisUploadStore, type UploadStore } from "./store.js";
 export function uploadStoreFromConfig(config: Config, redis: Redis): UploadStore {
   return config.UPLOAD_STORE === "redis"
     ? new RedisUploadStore(redis, config.QUEUE_PREFIX, config.UPLOAD_TTL_S, config.UPLOAD_MAX_ARCHIVE_BYTES)
-    : new DirUploadStore(config.UPLOAD_DIR, config.UPLOAD_TTL_S);
+    : new DirUploadStore(config.UPLOAD_DIR, config.UPLOAD_TTL_S, { minFree: config.UPLOAD_MIN_FREE_MB * 2 ** 20, reserve: config.UPLOAD_MAX_ARCHIVE_BYTES });
 }
 
 export function archiveLimitsFromConfig(config: Config): ArchiveLimits {

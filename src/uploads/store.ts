@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Redis } from "ioredis";
@@ -47,6 +47,18 @@ export class UploadStoreFull extends Error {
 }
 
 /** The store could not keep an upload (its disk full or failing, its Redis away): the service's fault, not the archive's. */
+/** Bytes free on the filesystem holding `dir` (or its nearest existing parent); null when unreadable. */
+function freeBytesOf(dir: string): number | null {
+  try {
+    let d = dir;
+    while (!existsSync(d)) d = join(d, "..");
+    const fs = statfsSync(d);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return null;
+  }
+}
+
 export class UploadStoreFailed extends Error {
   override name = "UploadStoreFailed";
   constructor(cause: unknown) {
@@ -79,8 +91,22 @@ export class DirUploadStore implements UploadStore {
   constructor(
     dir: string,
     private readonly ttlS: number,
+    /**
+     * Disk left free, whatever the uploads: with room for `reserve` (the largest archive) past
+     * `minFree` only is one taken. Uploads had no overall cap: 120 of 100 MB a minute from one
+     * key would fill the disk the mirrors and trees share in minutes.
+     */
+    private readonly space: { minFree: number; reserve: number; freeBytes?: (dir: string) => number | null } = { minFree: 0, reserve: 0 },
   ) {
     this.dir = resolve(dir);
+  }
+
+  private roomFor(): void {
+    if (!this.space.minFree) return;
+    const free = (this.space.freeBytes ?? freeBytesOf)(this.dir);
+    if (free !== null && free < this.space.minFree + this.space.reserve) {
+      throw new Error(`the disk holding uploads has ${Math.floor(free / 2 ** 20)} MiB free, under the ${Math.floor(this.space.minFree / 2 ** 20)} MiB kept free plus room for one upload`);
+    }
   }
 
   private paths(id: string) {
@@ -128,6 +154,7 @@ export class DirUploadStore implements UploadStore {
 
   async stage(): Promise<StagedUpload> {
     await this.sweep().catch(() => 0);
+    this.roomFor();
     const incoming = join(this.dir, ".incoming");
     await mkdir(incoming, { recursive: true });
     const tmp = join(incoming, randomBytes(8).toString("hex"));

@@ -12,6 +12,21 @@ const root = mkdtempSync(join(tmpdir(), "codescout-uploads-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe("DirUploadStore", () => {
+  it("takes an upload only with room for it past the disk kept free (the host's own reading, or what the test says)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codescout-upload-room-"));
+    try {
+      const mib = 2 ** 20;
+      const full = new DirUploadStore(dir, 3600, { minFree: 2048 * mib, reserve: 100 * mib, freeBytes: () => 2100 * mib });
+      await expect(full.stage()).rejects.toThrow("the disk holding uploads has 2100 MiB free, under the 2048 MiB kept free plus room for one upload");
+      const roomy = new DirUploadStore(dir, 3600, { minFree: 2048 * mib, reserve: 100 * mib, freeBytes: () => 2200 * mib });
+      await (await roomy.stage()).abort();
+      // The host's own reading of this disk: it has the room (the machine the tests run on does).
+      await (await new DirUploadStore(dir, 3600, { minFree: mib, reserve: mib }).stage()).abort();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("never shows a worker an upload as gone while the API renews it in another process", async () => {
     // Three clients sent the same tree at once: the API renewed the upload's lifetime for each
     // while the worker read it, and the meta file, rewritten in place, read as no upload.
