@@ -128,6 +128,9 @@ describe("batch", () => {
     expect(bad.json().error.field).toBe("jobs.1.repo.url");
     const tooMany = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: [body(), body(), body(), body()] } });
     expect(tooMany.json().error.code).toBe("batch_too_large");
+    // Counted before any request of it is read: a huge batch costs no validation of each.
+    const tooManyToRead = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: [1, 2, 3, 4] } });
+    expect([tooManyToRead.statusCode, tooManyToRead.json().error.code]).toEqual([422, "batch_too_large"]);
     const redis = new Redis(config.REDIS_URL);
     const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
     redis.disconnect();

@@ -73,6 +73,12 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     "/v1/localize/batch",
     {
       onRequest: ctx.authenticate,
+      // Counted before the schema reads every request of it: 194,159 of them cost 130-400 ms of
+      // the event loop each time, and were never charged to the rate limit.
+      preValidation: async (request) => {
+        const jobs = (request.body as { jobs?: unknown } | null)?.jobs;
+        if (Array.isArray(jobs) && jobs.length > config.BATCH_MAX) throw new ApiError(422, "batch_too_large", `a batch holds at most ${config.BATCH_MAX} jobs`, "jobs");
+      },
       schema: {
         operationId: "localizeBatch",
         summary: "Queue many localization jobs at once",
@@ -89,7 +95,6 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     },
     async (request, reply) => {
       const { jobs } = request.body;
-      if (jobs.length > config.BATCH_MAX) throw new ApiError(422, "batch_too_large", `a batch holds at most ${config.BATCH_MAX} jobs`, "jobs");
       await limits.takeRequest(request.owner, jobs.length);
       const prepared = [];
       for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
