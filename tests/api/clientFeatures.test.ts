@@ -310,6 +310,10 @@ describe("operations", () => {
     const redis = new Redis(config.REDIS_URL);
     await redis.set(keys(config.QUEUE_PREFIX).workerHeartbeat("w1"), JSON.stringify({ id: "w1", at: new Date().toISOString(), docker: true, model: "none" }), "EX", 30);
     redis.disconnect();
+    // Workers are read at most once a second (the route is open to anyone, and each read scans Redis).
+    const again = await inject({ method: "GET", url: "/readyz" });
+    expect(again.json().checks.workers).toBe(0);
+    await new Promise((r) => setTimeout(r, 1_050));
     const up = await inject({ method: "GET", url: "/readyz" });
     expect(up.statusCode).toBe(200);
     expect(up.json()).toMatchObject({ status: "ready", checks: { workers: 1, docker: true, model: "none" } });
