@@ -5,6 +5,11 @@ import { buildApiServer } from "./build.js";
 const config = loadConfigOrExit();
 const server = await buildApiServer(config);
 await server.fastify.listen({ host: config.API_HOST, port: config.API_PORT });
+// With auth off every caller is one key: one client's rate, open jobs and streams are everyone's,
+// and every job is everyone's to read. Fine on a laptop; said when others can reach the port.
+if (config.AUTH_MODE === "off" && !/^(127\.|localhost$|::1$)/.test(config.API_HOST)) {
+  server.fastify.log.warn({ host: config.API_HOST }, "AUTH_MODE=off on an address others can reach: every caller shares one key's limits and reads every job; set AUTH_MODE=api_key and API_KEYS");
+}
 
 let closing = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
