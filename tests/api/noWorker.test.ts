@@ -78,35 +78,40 @@ describe("no worker to take the job", () => {
   }, 40_000);
 });
 
-describe("a queued job being cancelled", () => {
-  const polled = testConfig({ POLL_RATE_LIMIT_PER_MIN: "0", NO_WORKER_WAIT_S: "3600", WEBHOOK_SECRET: "webhook-secret-0123456789abcdef" });
-  let own: ApiServer;
-  let base: string;
+/** An API of a describe's own, with its own settings: `base` once it listens. */
+function ownApi(env: Record<string, string>) {
+  const own = { config: testConfig(env), base: "", api: undefined as ApiServer | undefined };
   beforeAll(async () => {
-    own = await buildApiServer(polled, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
-    await own.fastify.listen({ port: 0, host: "127.0.0.1" });
-    base = `http://127.0.0.1:${(own.fastify.server.address() as AddressInfo).port}`;
+    own.api = await buildApiServer(own.config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    await own.api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    own.base = `http://127.0.0.1:${(own.api.fastify.server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
-    await own.close();
-    await dropPrefix(polled.QUEUE_PREFIX);
+    await own.api?.close();
+    await dropPrefix(own.config.QUEUE_PREFIX);
   });
+  return own;
+}
+
+describe("a queued job being cancelled", () => {
+  const own = ownApi({ POLL_RATE_LIMIT_PER_MIN: "0", NO_WORKER_WAIT_S: "3600", WEBHOOK_SECRET: "webhook-secret-0123456789abcdef" });
+  const polled = own.config;
 
   it("is found by every read while its cancel is under way: queued, then cancelled, never missing", async () => {
     const statuses = new Map<string, number>();
     for (let round = 0; round < 25; round++) {
-      const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: `Session.request breaks (round ${round})`, options: { cache: false } }) });
+      const post = await fetch(`${own.base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: `Session.request breaks (round ${round})`, options: { cache: false } }) });
       const { id } = (await post.json()) as { id: string };
       let cancelling = true;
       const readers = Array.from({ length: 4 }, async () => {
         while (cancelling) {
-          const res = await fetch(`${base}/v1/jobs/${id}`);
+          const res = await fetch(`${own.base}/v1/jobs/${id}`);
           const key = res.ok ? ((await res.json()) as { status: string }).status : String(res.status);
           statuses.set(key, (statuses.get(key) ?? 0) + 1);
         }
       });
       await new Promise((r) => setTimeout(r, 5));
-      expect((await fetch(`${base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
+      expect((await fetch(`${own.base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
       await new Promise((r) => setTimeout(r, 5));
       cancelling = false;
       await Promise.all(readers);
@@ -115,9 +120,9 @@ describe("a queued job being cancelled", () => {
   }, 60_000);
 
   it("queues the webhook of a job with a callback_url cancelled while queued (no worker ends it, so none would)", async () => {
-    const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (a hook)", callback_url: "https://hooks.example.com/codescout", options: { cache: false } }) });
+    const post = await fetch(`${own.base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (a hook)", callback_url: "https://hooks.example.com/codescout", options: { cache: false } }) });
     const { id } = (await post.json()) as { id: string };
-    expect((await fetch(`${base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
+    expect((await fetch(`${own.base}/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(202);
     const webhooks = new Queue(QUEUES.webhook, { connection: redisOptions(polled.REDIS_URL), prefix: polled.QUEUE_PREFIX });
     try {
       expect((await webhooks.getJobs(["waiting", "delayed"])).map((j) => j.data)).toEqual([{ jobId: id, url: "https://hooks.example.com/codescout" }]);
@@ -128,33 +133,22 @@ describe("a queued job being cancelled", () => {
 });
 
 describe("jobs followed at once", () => {
-  const capped = testConfig({ MAX_FOLLOWERS_PER_KEY: "2", NO_WORKER_WAIT_S: "3600" });
-  let own: ApiServer;
-  let base: string;
-  beforeAll(async () => {
-    own = await buildApiServer(capped, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
-    await own.fastify.listen({ port: 0, host: "127.0.0.1" });
-    base = `http://127.0.0.1:${(own.fastify.server.address() as AddressInfo).port}`;
-  });
-  afterAll(async () => {
-    await own.close();
-    await dropPrefix(capped.QUEUE_PREFIX);
-  });
+  const own = ownApi({ MAX_FOLLOWERS_PER_KEY: "2", NO_WORKER_WAIT_S: "3600" });
 
   it("are capped per key (each holds a Redis connection): past the cap 503 with Retry-After, and a stream that ends gives its place back", async () => {
-    const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (followed)", options: { cache: false } }) });
+    const post = await fetch(`${own.base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (followed)", options: { cache: false } }) });
     const { id } = (await post.json()) as { id: string };
     const streams = [new AbortController(), new AbortController()];
-    const open = await Promise.all(streams.map((s) => fetch(`${base}/v1/jobs/${id}/events`, { signal: s.signal })));
+    const open = await Promise.all(streams.map((s) => fetch(`${own.base}/v1/jobs/${id}/events`, { signal: s.signal })));
     expect(open.map((r) => r.status)).toEqual([200, 200]);
-    const third = await fetch(`${base}/v1/jobs/${id}/events`);
+    const third = await fetch(`${own.base}/v1/jobs/${id}/events`);
     expect(third.status).toBe(503);
     expect(third.headers.get("retry-after")).toBe("5");
     expect(((await third.json()) as { error: { code: string } }).error.code).toBe("too_many_streams");
     streams[0]!.abort();
     await new Promise((r) => setTimeout(r, 300));
     const again = new AbortController();
-    expect((await fetch(`${base}/v1/jobs/${id}/events`, { signal: again.signal })).status).toBe(200);
+    expect((await fetch(`${own.base}/v1/jobs/${id}/events`, { signal: again.signal })).status).toBe(200);
     again.abort();
     streams[1]!.abort();
   });
