@@ -48,10 +48,11 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     // JSON bodies: an issue and a patch, both escaped. Uploads stream past this limit (uploads.ts).
     bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + config.PATCH_MAX_BYTES * 2 + 65_536),
     genReqId: () => crypto.randomUUID(),
-    // A request (headers and body) must arrive within 5 minutes, Node's own default, which
-    // Fastify's 0 turned off: 1,000 bodies sent all but their last byte held 4.8 GB for ever.
-    // What is answered may take longer (a held call, an event stream): this bounds the asking.
-    requestTimeout: 300_000,
+    // A request (headers and body) must arrive within 5 minutes (Node's own default, which
+    // Fastify's 0 turned off: 1,000 bodies sent all but their last byte held 4.8 GB for ever),
+    // or the time the largest upload takes at 2 Mbit/s. What is answered may take longer (a held
+    // call, an event stream): this bounds the asking.
+    requestTimeout: Math.max(300_000, Math.ceil(config.UPLOAD_MAX_ARCHIVE_BYTES / 262_144) * 1000),
     frameworkErrors: frameworkErrorHandler,
   });
   await fastify.register(app, { config, queue, store, redis, metrics, uploads, resolver: options.resolver ?? systemResolver });

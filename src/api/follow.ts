@@ -39,10 +39,10 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
   // The blocking read ends with the signal, not up to 5 s later: a stopping API lets go at once.
   const onAbort = () => conn.disconnect();
   signal.addEventListener("abort", onAbort, { once: true });
-  // A follower resuming (Last-Event-ID) a job that has ended reads what is left without
-  // waiting: the blocking read held it 5 s before its end was told.
-  let block = after !== "0" && (await store.get(id).then((v) => !v || hasEnded(v))) ? 0 : 5_000;
   try {
+    // A follower resuming (Last-Event-ID) a job that has ended reads what is left without
+    // waiting: the blocking read held it 5 s before its end was told.
+    let block = after !== "0" && (await store.get(id).then((v) => !v || hasEnded(v))) ? 0 : 5_000;
     while (!signal.aborted) {
       let batch;
       try {

@@ -238,7 +238,8 @@ export class Submitter {
           const view = newJobView(payload, { status: "succeeded", started_at: now, finished_at: now, cached: true, result: hit });
           await store.putStatic(view);
           await events.publish(payload.jobId, "finished", { cached: true });
-          await store.notifyEnded(payload.jobId, payload.callbackUrl);
+          // The answer stands whatever becomes of its webhook.
+          await store.notifyEnded(payload.jobId, payload.callbackUrl).catch(() => undefined);
           return { view, queued: false };
         }
       }

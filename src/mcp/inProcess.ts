@@ -68,7 +68,15 @@ export class InProcessBackend implements LocalizeBackend {
  */
 export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHooks, options: { cancelWhenGone?: boolean } = {}): Promise<JobView> {
   if (hasEnded(view)) return view;
-  const release = ctx.followers.take(view.owner);
+  let release: () => void;
+  try {
+    release = ctx.followers.take(view.owner);
+  } catch (err) {
+    // No place to follow it (503, asked again later): a job nobody follows is not left running,
+    // unless its caller may come back for it (an Idempotency-Key).
+    if (options.cancelWhenGone !== false) await cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
+    throw err;
+  }
   const onAbort = () => {
     if (options.cancelWhenGone !== false) void cancelJob(ctx.store, ctx.events, view.id).catch(() => undefined);
   };

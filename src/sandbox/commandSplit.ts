@@ -22,7 +22,7 @@ const WORD_END = /[\s|&;()<>]/;
  * `time` and `select` keywords, array assignments `a=(…)`. It then kept the whole call and ran
  * it, so a call with any of them is one statement here too (the model ran those in training).
  */
-const UNREADABLE_BY_REFERENCE = /\$\(\(|(?:^|[\s;&|(])\[\[\s|(?:^|[\n;&|(])[ \t]*(?:time|select)\s|(?:^|[\s;&|])[A-Za-z_]\w*(?:\[[^\]\n]*\])?\+?=\(/;
+const UNREADABLE_BY_REFERENCE = /\$\(\(|(?:^|[\s;&|(])\[\[\s|(?:^|[\n;&|(])[ \t]*(?:time|select)\s|(?:^|[\s;&|])[A-Za-z_]\w*\+?=\(/;
 
 export function splitBashCommands(input: string): string[] {
   if (input.trim() === "") return [""];

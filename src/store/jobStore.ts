@@ -125,10 +125,10 @@ export class JobStore {
         finished_at: new Date().toISOString(),
         error: options.why ?? { code: "cancelled", message: "the job was cancelled before it started" },
       });
+      let removed = false;
       try {
         await job.remove();
-        await this.notifyEnded(id, job.data.callbackUrl);
-        return "cancelled";
+        removed = true;
       } catch {
         // A worker took it in the meantime: its own end stands, then. Fall through to signalling
         // it, or leave it to run.
@@ -137,6 +137,11 @@ export class JobStore {
           await this.redis.del(this.keys.cancelFlag(id));
           return "running";
         }
+      }
+      if (removed) {
+        // Its webhook is queued once the cancel stands; a queue that fails it loses the webhook, not the cancel.
+        await this.notifyEnded(id, job.data.callbackUrl).catch(() => undefined);
+        return "cancelled";
       }
     }
     await this.redis.publish(this.keys.cancelChannel, id);
