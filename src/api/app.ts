@@ -46,6 +46,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     cache,
     limits,
     submitter: new Submitter({ ...deps, cache, events, limits }),
+    workers,
     noWorker: { anyAlive: () => workers.anyAlive(), afterMs: config.NO_WORKER_WAIT_S * 1000 },
     followers: new FollowerSlots(config.MAX_FOLLOWERS, config.MAX_FOLLOWERS_PER_KEY),
     shutdown,

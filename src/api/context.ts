@@ -12,6 +12,7 @@ import type { UploadStore } from "../uploads/store.js";
 import type { Resolver } from "../queue/hostPolicy.js";
 import type { NoWorkerWatch } from "./follow.js";
 import type { FollowerSlots } from "./followers.js";
+import type { WorkerPresence } from "../store/workers.js";
 import type { ApiShutdown } from "./shutdown.js";
 
 /** What the HTTP layer is given (build.ts wires it): it enqueues and reads jobs, never runs them. */
@@ -34,6 +35,8 @@ export interface AppContext extends AppDeps {
   limits: Limits;
   /** Places for the jobs followed at once (each holds a Redis connection). */
   followers: FollowerSlots;
+  /** Which workers are alive, read from Redis at most once a second. */
+  workers: WorkerPresence;
   /** Followers holding a call for an agent are told when their job waits with no worker alive. */
   noWorker: NoWorkerWatch;
   /** Fires as the API stops: streams end at `closing`, held calls answer at `handOff`. */

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { withErrorListener } from "../queue/connection.js";
 import { TERMINAL_EVENTS, type JobEvents, type StoredEvent } from "../store/events.js";
 import type { JobStore, JobView } from "../store/jobStore.js";
-import { hasEnded } from "./waitFor.js";
+import { hasEnded, waitForEnd } from "./waitFor.js";
 
 /** Who says whether any worker is alive, and how long a queued job may wait with none before its follower is told (`no_worker`). */
 export interface NoWorkerWatch {
@@ -56,7 +56,10 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
         const terminal = TERMINAL_EVENTS.has(stored.event.type);
         // The worker announces a job's end just before BullMQ records it: a client that reads
         // the job on this event must find it ended, with its result (it found it running).
-        if (terminal) await recorded(store, id, signal);
+        if (terminal) {
+          const now = await store.get(id);
+          if (now) await waitForEnd(store, now, 5, signal);
+        }
         yield stored;
         last = stored.id;
         if (terminal) return;
@@ -84,11 +87,3 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
   }
 }
 
-/** Until the job's record shows its end (a few milliseconds after its final event), at most 5 s. */
-async function recorded(store: JobStore, id: string, signal: AbortSignal): Promise<void> {
-  for (const until = Date.now() + 5_000; Date.now() < until && !signal.aborted; ) {
-    const view = await store.get(id);
-    if (!view || hasEnded(view)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -3,7 +3,7 @@ import type { AppContext } from "../api/context.js";
 import { ApiError } from "../api/errors.js";
 import { followJob } from "../api/follow.js";
 import type { LocalizeBody } from "../api/schemas.js";
-import { waitForEnd, hasEnded } from "../api/waitFor.js";
+import { hasEnded } from "../api/waitFor.js";
 import type { JobView } from "../store/jobStore.js";
 import type { McpCallJobs } from "./calls.js";
 import { describeEvent, LocalizeRefused, optionsOf, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
@@ -96,8 +96,8 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
         if ((await cancelJob(ctx.store, ctx.events, view.id, { why, onlyQueued: true })) === "cancelled") break;
       }
     }
-    // The worker announces the end just before its result is stored; a short wait covers the lag.
-    return await waitForEnd(ctx.store, (await ctx.store.get(view.id)) ?? view, 5, stop);
+    // followJob sends the final event once the job reads as ended.
+    return (await ctx.store.get(view.id)) ?? view;
   } finally {
     release();
     hooks.signal.removeEventListener("abort", onAbort);

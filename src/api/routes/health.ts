@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { liveWorkers } from "../../store/workers.js";
 import type { AppContext } from "../context.js";
 
 const readySchema = z.object({
@@ -27,14 +26,6 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
     async () => ({ status: "ok" as const }),
   );
 
-  // Read at most once a second however often readyz is asked (it is open to anyone, and each
-  // read scans Redis's keys for heartbeats: 300,000 keys made it 354 ms of SCANs).
-  let workersRead: { at: number; workers: Promise<Awaited<ReturnType<typeof liveWorkers>>> } | undefined;
-  const workersNow = () => {
-    if (!workersRead || Date.now() - workersRead.at >= 1_000) workersRead = { at: Date.now(), workers: liveWorkers(ctx.redis, ctx.store.keys).catch(() => []) };
-    return workersRead.workers;
-  };
-
   app.get(
     "/readyz",
     {
@@ -57,7 +48,7 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         () => true,
         () => false,
       );
-      const workers = redis ? await workersNow() : [];
+      const workers = redis ? await ctx.workers.statuses().catch(() => []) : [];
       const docker = workers.some((w) => w.docker);
       const model = ctx.config.MODEL_BASE_URL ? (workers.some((w) => w.model === "ok") ? "ok" : "down") : "none";
       const ready = redis && docker && model !== "down";
