@@ -6,7 +6,7 @@ import { DirUploadStore, RedisUploadStore, type UploadStore } from "./store.js";
 /** The upload store and archive caps the environment asks for; the API and workers read the same. */
 export function uploadStoreFromConfig(config: Config, redis: Redis): UploadStore {
   return config.UPLOAD_STORE === "redis"
-    ? new RedisUploadStore(redis, config.QUEUE_PREFIX, config.UPLOAD_TTL_S, config.UPLOAD_MAX_ARCHIVE_BYTES)
+    ? new RedisUploadStore(redis, config.QUEUE_PREFIX, config.UPLOAD_TTL_S, config.UPLOAD_MAX_ARCHIVE_BYTES, config.UPLOAD_REDIS_MAX_MB * 2 ** 20)
     : new DirUploadStore(config.UPLOAD_DIR, config.UPLOAD_TTL_S, { minFree: config.UPLOAD_MIN_FREE_MB * 2 ** 20, reserve: config.UPLOAD_MAX_ARCHIVE_BYTES });
 }
 

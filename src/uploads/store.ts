@@ -46,7 +46,6 @@ export class UploadStoreFull extends Error {
   override name = "UploadStoreFull";
 }
 
-/** The store could not keep an upload (its disk full or failing, its Redis away): the service's fault, not the archive's. */
 /** Bytes free on the filesystem holding `dir` (or its nearest existing parent); null when unreadable. */
 function freeBytesOf(dir: string): number | null {
   try {
@@ -59,6 +58,7 @@ function freeBytesOf(dir: string): number | null {
   }
 }
 
+/** The store could not keep an upload (its disk full or failing, its Redis away): the service's fault, not the archive's. */
 export class UploadStoreFailed extends Error {
   override name = "UploadStoreFailed";
   constructor(cause: unknown) {
@@ -255,17 +255,72 @@ export class DirUploadStore implements UploadStore {
   }
 }
 
-/** Archives as Redis strings with a TTL: shared by every API and worker host, capped in size. */
+/**
+ * Keeps an archive and its record, and counts its bytes against the store's budget, in one
+ * step: concurrent commits cannot all pass the check. The count is kept as a sorted set of the
+ * kept ids by expiry (what expired leaves the count here, as its keys leave Redis) beside
+ * their sizes and the running total, so a check costs the expired ones, not every upload.
+ * KEYS: by expiry, sizes, total, archive, meta. ARGV: id, now ms, expiry ms, budget, ttl s, bytes, meta.
+ */
+const KEEP_WITHIN_BUDGET = `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+for _, id in ipairs(expired) do
+  redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[2], id) or '0'))
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], id)
+end
+local size = string.len(ARGV[6])
+local held = tonumber(redis.call('GET', KEYS[3]) or '0')
+if held + size > tonumber(ARGV[4]) then return held end
+redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[5])
+redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[5])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], size)
+redis.call('INCRBY', KEYS[3], size)
+return -1
+`;
+
+/** Renews a kept id's place in the count, or takes it out of the count when its bytes are gone. KEYS: by expiry, sizes, total. ARGV: id, expiry ms, kept (1/0). */
+const RENEW_COUNT = `
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+elseif redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'))
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 0
+`;
+
+/**
+ * Archives as Redis strings with a TTL: shared by every API and worker host, capped in size
+ * each and in all. Redis holds the queue too, so uploads left uncapped would fill its memory
+ * (under noeviction, as BullMQ asks, every job's write then fails) or, under an eviction
+ * policy, evict the queue's own keys. While an upload arrives it is buffered in this process;
+ * those buffers count against the same budget, so concurrent uploads cannot exhaust the API's
+ * memory either.
+ */
 export class RedisUploadStore implements UploadStore {
+  private buffered = 0;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlS: number,
     private readonly maxArchiveBytes: number,
+    private readonly budgetBytes: number = Number.MAX_SAFE_INTEGER,
   ) {}
 
   private keys(id: string) {
     return { archive: `${this.prefix}:upload:${id}:archive`, meta: `${this.prefix}:upload:${id}:meta` };
+  }
+
+  private countKeys(): string[] {
+    return [`${this.prefix}:uploads:by-expiry`, `${this.prefix}:uploads:sizes`, `${this.prefix}:uploads:bytes`];
+  }
+
+  private full(held: number): UploadStoreFailed {
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    return new UploadStoreFailed(new Error(`the Redis upload store holds ${mib(held)} MiB of its ${mib(this.budgetBytes)} MiB budget (UPLOAD_REDIS_MAX_MB); uploads expire after UPLOAD_TTL_S unused`));
   }
 
   async touch(id: string): Promise<UploadInfo | null> {
@@ -275,11 +330,14 @@ export class RedisUploadStore implements UploadStore {
     if (raw === null) return null;
     const parsed = uploadInfoSchema.safeParse(JSON.parse(raw));
     if (!parsed.success) return null;
-    const info = { ...parsed.data, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
+    const expiresAt = Date.now() + this.ttlS * 1000;
+    const info = { ...parsed.data, expires_at: new Date(expiresAt).toISOString() };
     const renewed = await this.redis.multi().expire(k.archive, this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
     // The bytes gone (evicted under maxmemory, the larger key first; expired a moment before
     // the meta): no upload, rather than one renewed for ever that every job fails on.
-    if (renewed?.[0]?.[1] !== 1) {
+    const kept = renewed?.[0]?.[1] === 1;
+    await this.redis.eval(RENEW_COUNT, 3, ...this.countKeys(), id, expiresAt, kept ? "1" : "0");
+    if (!kept) {
       await this.redis.del(k.meta);
       return null;
     }
@@ -289,10 +347,17 @@ export class RedisUploadStore implements UploadStore {
   async stage(): Promise<StagedUpload> {
     const parts: Buffer[] = [];
     let size = 0;
+    const release = () => {
+      this.buffered -= size;
+      size = 0;
+      parts.length = 0;
+    };
     return {
       write: async (chunk) => {
+        if (size + chunk.length > this.maxArchiveBytes) throw new UploadStoreFull(`archives kept in Redis are at most ${this.maxArchiveBytes} bytes`);
+        if (this.buffered + chunk.length > this.budgetBytes) throw this.full(this.buffered);
         size += chunk.length;
-        if (size > this.maxArchiveBytes) throw new UploadStoreFull(`archives kept in Redis are at most ${this.maxArchiveBytes} bytes`);
+        this.buffered += chunk.length;
         parts.push(chunk);
       },
       commit: async (summary) => {
@@ -301,16 +366,20 @@ export class RedisUploadStore implements UploadStore {
           if (existing) return { info: existing, created: false };
           const k = this.keys(summary.sha256);
           const info = infoOf(summary, size, this.ttlS);
-          // Together, with one lifetime: a reader that finds the meta finds the bytes.
-          await this.redis.multi().set(k.archive, Buffer.concat(parts), "EX", this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
-          parts.length = 0;
+          const expiresAt = Date.parse(info.expires_at);
+          // Archive and record together, with one lifetime: a reader that finds the meta finds the bytes.
+          const held = await this.redis.eval(KEEP_WITHIN_BUDGET, 5, ...this.countKeys(), k.archive, k.meta,
+            summary.sha256, Date.now(), expiresAt, this.budgetBytes, this.ttlS, Buffer.concat(parts), JSON.stringify(info));
+          if (Number(held) >= 0) throw this.full(Number(held));
           return { info, created: true };
         } catch (err) {
           return storeFailed(err);
+        } finally {
+          release();
         }
       },
       abort: async () => {
-        parts.length = 0;
+        release();
       },
     };
   }

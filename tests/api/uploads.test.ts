@@ -207,6 +207,23 @@ describe("uploads", () => {
     expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
   });
 
+  it("keeps Redis uploads within UPLOAD_REDIS_MAX_MB: past it, 503 to send again, naming the setting; a tree already kept is still answered", async () => {
+    const { inject } = await start({ UPLOAD_STORE: "redis", UPLOAD_REDIS_MAX_MB: "1" });
+    const tar = { "content-type": "application/x-tar" };
+    // Random bytes: the archive's size is the file's, ~410 KB each; two fit in 1 MiB, a third does not.
+    const archives = await Promise.all([1, 2, 3].map(() => tarOf([{ name: "r.bin", body: randomBytes(400_000) }])));
+    const first = await inject({ method: "POST", url: "/v1/uploads", payload: archives[0], headers: tar });
+    expect(first.statusCode).toBe(201);
+    expect((await inject({ method: "POST", url: "/v1/uploads", payload: archives[1], headers: tar })).statusCode).toBe(201);
+    const third = await inject({ method: "POST", url: "/v1/uploads", payload: archives[2], headers: tar });
+    expect(third.statusCode).toBe(503);
+    expect(third.headers["retry-after"]).toBe("5");
+    expect(third.json().error).toMatchObject({ code: "upload_store_unavailable", message: expect.stringContaining("UPLOAD_REDIS_MAX_MB") });
+    const again = await inject({ method: "POST", url: "/v1/uploads", payload: archives[0], headers: tar });
+    expect(again.statusCode).toBeLessThan(300);
+    expect(again.json().upload_id).toBe(first.json().upload_id);
+  });
+
   it("answers 503, the service's fault and not the archive's, when its store cannot keep the upload (a file-size limit: EFBIG)", async () => {
     const config = testConfig();
     const port = await freePort();

@@ -107,3 +107,38 @@ describe("an upload whose bytes are gone", () => {
   });
 });
 
+describe("the Redis store's budget", () => {
+  it("counts kept and arriving archives, and frees what expired", async () => {
+    const redis = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "producer");
+    const prefix = `cstest-upbudget-${process.pid}-${Date.now()}`;
+    const summary = (id: string, bytes: number) => ({ sha256: id, files: 1, bytes, archiveBytes: bytes });
+    try {
+      const store = new RedisUploadStore(redis, prefix, 1, 1000, 1000);
+      const keep = async (id: string, bytes: number) => {
+        const staged = await store.stage();
+        await staged.write(Buffer.alloc(bytes, 1));
+        return staged.commit(summary(id, bytes));
+      };
+      expect((await keep("a".repeat(64), 600)).created).toBe(true);
+      await expect(keep("b".repeat(64), 600)).rejects.toThrow(/the Redis upload store holds .* MiB budget \(UPLOAD_REDIS_MAX_MB\)/);
+      // What arrives counts too: two uploads in flight cannot pass the budget between them.
+      const one = await store.stage();
+      const two = await store.stage();
+      await one.write(Buffer.alloc(700));
+      await expect(two.write(Buffer.alloc(700))).rejects.toThrow(/UPLOAD_REDIS_MAX_MB/);
+      await one.abort();
+      await two.abort();
+      // Once the kept one expired, its bytes no longer count.
+      await new Promise((r) => setTimeout(r, 1100));
+      expect((await keep("b".repeat(64), 600)).created).toBe(true);
+      expect(Number(await redis.get(`${prefix}:uploads:bytes`))).toBe(600);
+      // One whose bytes were lost leaves the count when asked for.
+      await redis.del(`${prefix}:upload:${"b".repeat(64)}:archive`);
+      expect(await store.touch("b".repeat(64))).toBeNull();
+      expect(Number(await redis.get(`${prefix}:uploads:bytes`))).toBe(0);
+    } finally {
+      for (const k of await redis.keys(`${prefix}:*`)) await redis.del(k);
+      await closeRedis(redis);
+    }
+  });
+});
