@@ -135,7 +135,12 @@ export class RepoCache {
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
-    this.trees = new TreeStore({ ...options, cacheDir: this.dir });
+    this.trees = new TreeStore({
+      ...options,
+      cacheDir: this.dir,
+      spillMinFreeBytes: options.mirrorMinFreeBytes ?? 2 * 2 ** 30,
+      spillFreeBytes: options.mirrorFreeBytes,
+    });
     this.mirrors = new MirrorBudget(join(this.dir, "mirrors"), {
       maxBytes: options.maxMirrorBytes ?? 0,
       minFreeBytes: options.mirrorMinFreeBytes ?? 2 * 2 ** 30,
@@ -367,7 +372,8 @@ export class RepoCache {
     const uploads = this.options.uploads;
     if (!uploads) throw new RepoError("upload_not_found", "this worker has no upload store");
     if (!UPLOAD_ID_RE.test(uploadId)) throw new RepoError("upload_not_found", `${uploadId} is not an upload id`);
-    return this.uploadTree(uploadId, join("uploads", uploadId), async (tmp) => {
+    const bytes = async () => (await uploads.store.touch(uploadId))?.bytes ?? 0;
+    return this.uploadTree(uploadId, join("uploads", uploadId), bytes, async (tmp) => {
       const archive = await uploads.store.read(uploadId);
       if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
       await mkdir(tmp, { recursive: true, mode: 0o755 });
@@ -386,7 +392,7 @@ export class RepoCache {
    */
   private async preparePatchedUpload(uploadId: string, baseTree: string, patch: string, signal?: AbortSignal): Promise<Unheld> {
     const rel = join("uploads", `${uploadId}-patch-${createHash("sha256").update(patch).digest("hex").slice(0, 32)}`);
-    return this.uploadTree(uploadId, rel, async (tmp) => {
+    return this.uploadTree(uploadId, rel, () => this.trees.bytesOf(baseTree), async (tmp) => {
       try {
         await applyPatchToCopy(baseTree, tmp, patch, signal);
       } catch (err) {
@@ -399,8 +405,9 @@ export class RepoCache {
   /**
    * A tree of an upload at `rel`: the one there, else written by `write` into a fresh directory
    * (which it creates) that becomes the tree once whole; nothing half made is left behind.
+   * `bytes` says beforehand how large it will be, for where it goes.
    */
-  private async uploadTree(uploadId: string, rel: string, write: (tmp: string) => Promise<void>): Promise<Unheld> {
+  private async uploadTree(uploadId: string, rel: string, bytes: () => Promise<number>, write: (tmp: string) => Promise<void>): Promise<Unheld> {
     const started = performance.now();
     const identity: RepoIdentity = { url: `upload:${uploadId}`, owner: "local", name: "workspace" };
     const ready = (treePath: string, cache: PreparedTree["cache"]) => ({ ...identity, sha: uploadId, treePath, cache, durationMs: performance.now() - started });
@@ -409,7 +416,12 @@ export class RepoCache {
     return this.withLock(`upload:${rel}`, async () => {
       const found = await this.trees.find(rel);
       if (found) return ready(found, "hot");
-      const treePath = await this.trees.place(rel);
+      // Its size is known before it is written: larger than its place allows, it goes to the
+      // cache's disk, as a commit's tree does, and not there either when it would fill it.
+      const size = await bytes();
+      let treePath = await this.trees.place(rel);
+      if (size > this.trees.limitFor(treePath)) treePath = this.trees.spillPath(rel);
+      if (size > this.trees.limitFor(treePath)) throw this.noRoomOnDisk(`upload ${uploadId}`);
       const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
       try {
         await write(tmp);
@@ -620,6 +632,12 @@ export class RepoCache {
     });
   }
 
+  /** A tree that would take the cache's disk below half its free-space floor: the host's state, not the request's. */
+  private noRoomOnDisk(what: string): RepoError {
+    const floorMb = Math.round((this.options.mirrorMinFreeBytes ?? 2 * 2 ** 30) / 2 ** 20);
+    return new RepoError("materialize_failed", `no room for the tree of ${what}: the repository cache's disk would fall below half its ${floorMb} MiB floor (REPO_MIRROR_MIN_FREE_MB)`);
+  }
+
   /**
    * Writes the tree of `sha` where the tree store places `rel`, and returns its path. A tree
    * larger than its place allows is written again on the cache's own disk. A patched tree
@@ -633,7 +651,12 @@ export class RepoCache {
     } catch (err) {
       if (!(err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
       const spilled = this.trees.spillPath(rel);
-      await this.writeTree(mirror, sha, spilled, Infinity, patched, signal, env);
+      try {
+        await this.writeTree(mirror, sha, spilled, this.trees.limitFor(spilled), patched, signal, env);
+      } catch (e) {
+        if (e instanceof RepoError && e.cause instanceof TreeTooLarge) throw this.noRoomOnDisk(sha);
+        throw e;
+      }
       return spilled;
     }
   }

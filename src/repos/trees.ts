@@ -28,6 +28,15 @@ export interface TreeStoreOptions {
   maxTreeBytes?: number;
   /** A tree is idle, and may be removed, once its jobs released it, or when untouched this long (default 1 h). */
   treeIdleMs?: number;
+  /**
+   * Disk kept free where trees spill (the cache's own disk, which its mirrors share): idle
+   * spilled trees are removed below it, and a tree written there stops at half of it, as a
+   * clone does (default 0: none). Only a count bounded them: 200 trees of 500 MB uploads fill
+   * most disks.
+   */
+  spillMinFreeBytes?: number;
+  /** Bytes free on that disk (default: what the filesystem says). */
+  spillFreeBytes?: (dir: string) => number | null;
 }
 
 interface Tree {
@@ -123,11 +132,20 @@ export class TreeStore {
 
   /**
    * The most a single tree written at `treePath` may take: in the fast place, the whole budget
-   * (one repository of huge files must not take the host's memory); on disk, no limit here.
+   * (one repository of huge files must not take the host's memory); on disk, what keeps half
+   * the disk's floor free.
    */
   limitFor(treePath: string): number {
     const fast = this.dir !== this.spillDir && treePath.startsWith(`${this.dir}/`);
-    return fast && this.maxBytes > 0 ? this.maxBytes : Infinity;
+    if (fast) return this.maxBytes > 0 ? this.maxBytes : Infinity;
+    const floor = this.options.spillMinFreeBytes ?? 0;
+    return floor > 0 ? Math.max(0, floor / 2 - this.diskShortOf(floor)) : Infinity;
+  }
+
+  /** How many bytes the spill disk lacks to have `want` free (≤ 0: none, or unreadable). */
+  private diskShortOf(want: number): number {
+    const free = (this.options.spillFreeBytes ?? freeBytesAt)(this.spillDir);
+    return free === null ? -Infinity : want - free;
   }
 
   /**
@@ -298,12 +316,15 @@ export class TreeStore {
     let count = trees.length;
     let bytes = trees.reduce((sum, t) => sum + (budgeted(t) ? t.bytes : 0), 0);
     let fastBytes = trees.reduce((sum, t) => sum + (t.fast ? t.bytes : 0), 0);
-    if (count <= maxTrees && bytes <= maxBytes) return fastBytes;
+    const floor = this.options.spillMinFreeBytes ?? 0;
+    let diskShort = floor > 0 ? this.diskShortOf(floor) : 0;
+    const over = () => count > maxTrees || bytes > maxBytes || diskShort > 0;
+    if (!over()) return fastBytes;
     const now = Date.now();
     for (const t of trees.sort((a, b) => a.used - b.used)) {
-      if (count <= maxTrees && bytes <= maxBytes) break;
-      // Only the bytes are over: removing a tree outside the budget would not bring them under.
-      if (count <= maxTrees && !budgeted(t)) continue;
+      if (!over()) break;
+      // Only the bytes or the disk are over: a tree counted in neither would not bring them under.
+      if (count <= maxTrees && !(bytes > maxBytes && budgeted(t)) && !(diskShort > 0 && !t.fast)) continue;
       if (t.used > now - t.idleMs) continue;
       // Looked at again as it is moved out of the way: a job may have taken the tree up since the listing.
       const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
@@ -316,6 +337,7 @@ export class TreeStore {
       count--;
       if (budgeted(t)) bytes -= t.bytes;
       if (t.fast) fastBytes -= t.bytes;
+      else diskShort -= t.bytes;
     }
     return fastBytes;
   }
@@ -409,6 +431,11 @@ export function defaultTreeRoot(shm = "/dev/shm"): string | undefined {
 export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
   const root = defaultTreeRoot(shm);
   return root ? join(root, cacheId(cacheDir)) : join(resolve(cacheDir), "trees");
+}
+
+function freeBytesAt(dir: string): number | null {
+  const st = filesystemOf(dir);
+  return st ? st.bavail * st.bsize : null;
 }
 
 /** The default byte budget for trees: a quarter of the tmpfs they live on, or none on disk. */

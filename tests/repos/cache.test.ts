@@ -7,6 +7,10 @@ import { randomBytes } from "node:crypto";
 import { RepoCache, RepoError } from "../../src/repos/cache.js";
 import { defaultTreeDir } from "../../src/repos/trees.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
+import { tarOf } from "../helpers/tarball.js";
+import { DirUploadStore } from "../../src/uploads/store.js";
+import { readArchive } from "../../src/uploads/archive.js";
+import { Readable } from "node:stream";
 import { removeCacheDir } from "../helpers/tempDirs.js";
 
 const cleanups: (() => void)[] = [];
@@ -290,6 +294,50 @@ describe("RepoCache", () => {
       reason: "fetch_failed",
       message: expect.stringContaining("the disk has less than 1024 MB free"),
     });
+  });
+
+  it("keeps the disk's floor under trees spilled there: an idle one goes while the disk is short, and one that would take it below half the floor is refused, naming it", async () => {
+    const fx = makeGitFixture({ "pkg/blob.txt": randomBytes(3 << 20).toString("base64") });
+    cleanups.push(() => fx.cleanup());
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    const [dir, treeRoot, uploadsDir] = [cacheDir(), privateRoot(), cacheDir()];
+    const floor = 100 * 2 ** 20;
+    // The mirrors' disk has room; the spilled trees' is what the test says.
+    let spillFree = 2 ** 50;
+    const store = new DirUploadStore(uploadsDir, 3600);
+    const limits = { maxBytes: 8 << 20, maxFiles: 100, maxPathBytes: 256, maxRatio: 100 };
+    const cache = new RepoCache({
+      dir, allowFileUrls: true, treeRoot, maxTreeBytes: 1 << 20, treeIdleMs: 3_600_000, mirrorMinFreeBytes: floor,
+      mirrorFreeBytes: (d) => (d.startsWith(join(dir, "trees")) ? spillFree : 2 ** 50),
+      uploads: { store, limits },
+    });
+    const first = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    expect(first.treePath.startsWith(`${join(dir, "trees")}/`)).toBe(true);
+
+    // 1 MiB above half the floor: the next tree (~4 MB) would take the disk below it.
+    spillFree = floor / 2 + (1 << 20);
+    await expect(cache.prepare({ url: fx.url, commit: second })).rejects.toMatchObject({
+      reason: "materialize_failed",
+      message: expect.stringContaining("below half its 100 MiB floor (REPO_MIRROR_MIN_FREE_MB)"),
+    });
+    // An upload's size is known before it is written: refused the same way, nothing written.
+    const archive = await tarOf([{ name: "big.txt", body: randomBytes(3 << 20).toString("base64") }]);
+    const staged = await store.stage();
+    await staged.write(archive);
+    const upload = (await staged.commit(await readArchive(Readable.from([archive]), limits))).info.upload_id;
+    await expect(cache.prepareUpload(upload)).rejects.toMatchObject({
+      reason: "materialize_failed",
+      message: expect.stringContaining(`no room for the tree of upload ${upload}`),
+    });
+    expect(existsSync(join(dir, "trees", "uploads"))).toBe(false);
+
+    // Short of the floor: a spilled tree still held stays; released, it goes.
+    spillFree = floor - 1;
+    await cache.evict();
+    expect(existsSync(first.treePath)).toBe(true);
+    await first.release();
+    await cache.evict();
+    expect(existsSync(first.treePath)).toBe(false);
   });
 
   it("mirrors branches and tags but not pull requests' refs, and still fetches a pull request's commit a job names", async () => {
