@@ -55,19 +55,24 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     requestTimeout: Math.max(300_000, Math.ceil(config.UPLOAD_MAX_ARCHIVE_BYTES / 262_144) * 1000),
     frameworkErrors: frameworkErrorHandler,
   });
-  await fastify.register(app, { config, queue, store, redis, metrics, uploads, resolver: options.resolver ?? systemResolver });
-  await fastify.ready();
-  return {
-    fastify,
-    async close() {
-      await fastify.close();
-      await settleConnections([queueEvents, queue, webhooks]);
-      // Bounded: with Redis away, BullMQ's close waits for a connection that may never come,
-      // and a SIGTERM would then leave the API running until it is killed.
-      await atMost(queueEvents.close(), 2000);
-      await atMost(queue.close(), 2000);
-      if (webhooks) await atMost(webhooks.close(), 2000);
-      await closeRedis(redis);
-    },
+  const close = async () => {
+    await fastify.close();
+    await settleConnections([queueEvents, queue, webhooks]);
+    // Bounded: with Redis away, BullMQ's close waits for a connection that may never come,
+    // and a SIGTERM would then leave the API running until it is killed.
+    await atMost(queueEvents.close(), 2000);
+    await atMost(queue.close(), 2000);
+    if (webhooks) await atMost(webhooks.close(), 2000);
+    await closeRedis(redis);
   };
+  try {
+    await fastify.register(app, { config, queue, store, redis, metrics, uploads, resolver: options.resolver ?? systemResolver });
+    await fastify.ready();
+  } catch (err) {
+    // Refused at start (a key named "anonymous", say): what was opened is closed, or a caller
+    // that goes on (the in-process MCP server, a test) keeps its Redis connections for ever.
+    await close().catch(() => undefined);
+    throw err;
+  }
+  return { fastify, close };
 }

@@ -9,21 +9,25 @@ import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
 import { testConfig } from "../helpers/config.js";
-import { dropPrefix } from "../helpers/redis.js";
+import { dropPrefix, ownRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/processes.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 
-const servers: Array<{ api: ApiServer; prefix: string }> = [];
+const servers: Array<{ api?: ApiServer; prefix: string }> = [];
 afterEach(async () => {
   for (const { api, prefix } of servers.splice(0)) {
-    await api.close();
+    await api?.close();
     await dropPrefix(prefix);
   }
 });
 
 async function start(env: Record<string, string> = {}) {
   const config = testConfig(env);
+  // Its prefix is dropped even when the API refuses to start.
+  const entry: { api?: ApiServer; prefix: string } = { prefix: config.QUEUE_PREFIX };
+  servers.push(entry);
   const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
-  servers.push({ api, prefix: config.QUEUE_PREFIX });
+  entry.api = api;
   return { api, config, inject: api.fastify.inject.bind(api.fastify) };
 }
 
@@ -194,6 +198,24 @@ describe("auth and limits", () => {
     expect(dump.join("\n")).not.toContain("key-alice-123");
     // The name of every request with auth off, which reads every job, names no key.
     await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-789" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
+  });
+
+  it("closes every connection it opened when it refuses to start", async () => {
+    const own = await ownRedis();
+    own.start();
+    try {
+      const config = testConfig({ REDIS_URL: own.url, AUTH_MODE: "api_key", API_KEYS: "anonymous:key-pub-789" });
+      await expect(buildApiServer(config, { logger: false })).rejects.toThrow(/API_KEYS/);
+      const redis = new Redis(own.url);
+      try {
+        // This connection alone: the refused API's queue, events reader and store connection are gone.
+        await waitFor(async () => ((await redis.client("LIST")) as string).trim().split("\n").length === 1 || undefined, 5_000, "the refused API's connections to close");
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      own.stop();
+    }
   });
 
   it("refuses a request without a valid key before reading its body (one that never ends is refused all the same)", async () => {
