@@ -1,4 +1,5 @@
 import { realpathSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
 import { httpsFormOf } from "../queue/repoUrl.js";
@@ -43,7 +44,25 @@ export interface Checkout {
   base: string | null;
 }
 
-export async function describeCheckout(dir: string): Promise<Checkout> {
+export async function describeCheckout(dir: string, home = homedir()): Promise<Checkout> {
+  const checkout = await findCheckout(dir);
+  // A home directory made a repository (or the root): not a project, and what git would send
+  // of it is the user's own files. Reached by a client started there with no path given, say.
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const top = real(checkout.root);
+  if (top === "/" || (home && top === real(home))) {
+    throw new CheckoutError(`${checkout.root} is ${top === "/" ? "the filesystem's root" : "your home directory"}, not a project's checkout: give the checkout you work in as the path`);
+  }
+  return checkout;
+}
+
+async function findCheckout(dir: string): Promise<Checkout> {
   const cwd = resolve(dir);
   // The usual case in two processes: the branch's upstream is on origin and is HEAD itself
   // (edits not committed yet), so no remote branch needs asking whether it contains HEAD.
@@ -81,7 +100,7 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>,
     const kind = statSync(cwd, { throwIfNoEntry: false });
     if (!kind) throw new CheckoutError(`${dir} does not exist`);
     if (!kind.isDirectory()) throw new CheckoutError(`${dir} is not a directory (give the checkout's directory)`);
-    throw new CheckoutError(`${dir} is not inside a git work tree (localizing a local checkout needs git to tell tracked files from ignored ones: \`git init\` there, with a .gitignore for what must not leave the machine, then ask again)`);
+    throw new CheckoutError(`${dir} is not inside a git work tree: give the git checkout of the project you work in as the path (git tells the files to send from those it ignores)`);
   }
   const [head, branches] = await Promise.all([
     git(root, ["rev-parse", "--verify", "--quiet", "HEAD"]).then((o) => o.trim() || null, () => null),
@@ -209,7 +228,8 @@ async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Prom
   if (toldLeftOut.has(snapshot)) return;
   toldLeftOut.add(snapshot);
   for (const f of files) {
-    if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
+    if (f.why === "credentials") say(`left out ${f.path}: its name says it holds credentials, and HEAD does not hold it`);
+    else if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
     else say(`left out ${f.path}: installed packages or a cache${f.files ? `, ${f.files} files` : ""} HEAD does not hold`);
   }
 }

@@ -66,7 +66,25 @@ export interface LeftOut {
   path: string;
   files: number;
   bytes: number;
-  why: "environment" | "size";
+  why: "environment" | "size" | "credentials";
+}
+
+/**
+ * Names that hold credentials wherever they are: never sent unless HEAD holds them (a file the
+ * repository commits is its own; the service may fetch it anyway). An ignore file is the user's
+ * to write, and a project with none yet (`git init` a moment ago, or a home directory made a
+ * repository) would otherwise send its .env, or ~/.ssh and ~/.aws, to the service.
+ */
+const CREDENTIAL_DIRS = new Set([".ssh", ".aws", ".gnupg", ".azure", ".kube", ".docker", ".password-store"]);
+const CREDENTIAL_FILE = /^(\.env(\..*)?|\.netrc|_netrc|\.npmrc|\.pypirc|\.pgpass|\.git-credentials|credentials(\.json)?|id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|p12|pfx|jks|keystore|kdbx|ppk))$/i;
+/** Templates of a .env, which hold no secret and say what the code reads. */
+const ENV_TEMPLATE = /^\.env\.(example|sample|template|dist|defaults)$/i;
+
+/** Whether a path names credentials (see CREDENTIAL_FILE), by its directories or its own name. */
+export function namesCredentials(path: string): boolean {
+  const parts = path.split("/");
+  const name = parts[parts.length - 1]!;
+  return parts.slice(0, -1).some((p) => CREDENTIAL_DIRS.has(p)) || (CREDENTIAL_FILE.test(name) && !ENV_TEMPLATE.test(name));
 }
 
 /**
@@ -313,7 +331,8 @@ export class Snapshot {
         if (dirs.some((d) => path.startsWith(d))) continue;
         // lstat: a symlink's own size; its target is not what would be sent.
         const st = await lstat(join(this.root, path)).catch(() => null);
-        if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
+        if (namesCredentials(path)) out.push({ path, files: 1, bytes: st?.size ?? 0, why: "credentials" });
+        else if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
       }
       return out.sort((a, b) => (a.path < b.path ? -1 : 1));
     })();

@@ -118,7 +118,7 @@ describe("describeCheckout", () => {
     expect(c).toMatchObject({ root: empty, head: null, remoteUrl: null });
     const outside = mkdtempSync(join(tmpdir(), "codescout-nogit-"));
     try {
-      await expect(describeCheckout(outside)).rejects.toThrow(/is not inside a git work tree .*`git init` there, with a \.gitignore for what must not leave the machine/);
+      await expect(describeCheckout(outside)).rejects.toThrow(new CheckoutError(`${outside} is not inside a git work tree: give the git checkout of the project you work in as the path (git tells the files to send from those it ignores)`));
       // A mistyped path is named as such, not as a directory outside git.
       await expect(describeCheckout(join(outside, "missing"))).rejects.toThrow(new CheckoutError(`${join(outside, "missing")} does not exist`));
       writeFileSync(join(outside, "issue.md"), "x");
@@ -126,6 +126,17 @@ describe("describeCheckout", () => {
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
+  });
+
+  it("refuses a home directory made a repository, from anywhere in it: not a project, and its files are the user's", async () => {
+    const home = join(root, "home");
+    mkdirSync(join(home, "proj"), { recursive: true });
+    g(home, "init", "-q");
+    for (const dir of [home, join(home, "proj")]) {
+      await expect(describeCheckout(dir, home)).rejects.toThrow(new CheckoutError(`${home} is your home directory, not a project's checkout: give the checkout you work in as the path`));
+    }
+    // The same directory is a checkout like any other for someone else.
+    expect((await describeCheckout(home, join(root, "elsewhere-home"))).root).toBe(home);
   });
 });
 

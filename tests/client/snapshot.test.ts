@@ -117,9 +117,9 @@ describe("work tree snapshot", () => {
 
       // A file sent before the user ignored it (their index unchanged, so the kept scratch index
       // is used again) is not sent once it is ignored.
-      writeFileSync(join(other.dir, ".env"), "API_KEY=sk-live-123\n");
+      writeFileSync(join(other.dir, "settings.ini"), "API_KEY=sk-live-123\n");
       expect((await look()).patch).toContain("sk-live-123");
-      writeFileSync(join(other.dir, ".gitignore"), "secret.txt\n.env\n");
+      writeFileSync(join(other.dir, ".gitignore"), "secret.txt\nsettings.ini\n");
       const ignoredNow = await look();
       expect(ignoredNow.patch).not.toContain("sk-live-123");
       expect((await look()).tree).toBe(ignoredNow.tree);
@@ -238,6 +238,26 @@ describe("work tree snapshot", () => {
       repo.cleanup();
     }
   });
+
+  it("never sends files HEAD does not hold whose names say they hold credentials, with no ignore file to say so; a .env template and a key HEAD holds go", () =>
+    withCheckout({ "app/main.py": "def main():\n    pass\n", "tests/fixtures/server.pem": "TEST CERT\n" }, async (repo, cache) => {
+      const secrets = [".env", "app/.env.local", ".aws/credentials", ".ssh/id_ed25519", "deploy/id_rsa", "certs/prod.pem", ".netrc", ".git-credentials"];
+      for (const path of [...secrets, ".env.example", "app/credentials.py"]) {
+        mkdirSync(join(repo.dir, path, ".."), { recursive: true });
+        writeFileSync(join(repo.dir, path), secrets.includes(path) ? "SECRET=1\n" : "NAME=\n");
+      }
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        expect((await snap.leftOut()).filter((f) => f.why === "credentials").map((f) => f.path)).toEqual([...secrets].sort());
+        const patch = await snap.patch();
+        const archived = await archivedNames(snap);
+        for (const path of secrets) expect(patch).not.toContain(` b/${path}\n`);
+        expect(patch).not.toContain("SECRET");
+        expect(archived).toEqual([".env.example", "app/credentials.py", "app/main.py", "tests/fixtures/server.pem"]);
+      } finally {
+        await snap.dispose();
+      }
+    }));
 
   it("leaves out installed packages and caches HEAD does not hold, and sends a vendored directory HEAD holds", async () => {
     const repo = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "web/node_modules/vendored/index.js": "module.exports = 1;\n" });
