@@ -29,7 +29,7 @@ export const envSchema = z.object({
   MAX_FOLLOWERS_PER_KEY: int(1, 100_000).default(200),
   // A call held for an agent (MCP, POST /v1/tools/localize, the CLI) whose job has waited this long
   // with no worker alive is told so and gives up, instead of waiting for one that may never start.
-  NO_WORKER_WAIT_S: int(1, 86_400).default(60),
+  NO_WORKER_WAIT_S: int(1, 86_400).default(20),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   MODEL_BASE_URL: z.string().url().optional(),
