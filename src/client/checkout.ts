@@ -160,7 +160,16 @@ export function serviceUrlOf(raw: string, root: string): string | null {
  * directory is sent (a job scoped to it needs no more: a monorepo's package, where the whole tree
  * may be past the service's limits).
  */
-export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, say: (line: string) => void, cache = new TreeCache(), under?: string, signal?: AbortSignal): Promise<UploadInfo> {
+export async function uploadCheckout(
+  client: ServiceClient,
+  snapshot: Snapshot,
+  say: (line: string) => void,
+  cache = new TreeCache(),
+  under?: string,
+  signal?: AbortSignal,
+  // Over loopback, compressing costs more time than it saves.
+  compress = !isLoopbackUrl(client.baseUrl),
+): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();
   const key = under ? `${treeId}:${under}` : treeId;
   const what = under ? `${under}/ of the tree` : "the tree";
@@ -178,8 +187,15 @@ export async function uploadCheckout(client: ServiceClient, snapshot: Snapshot, 
   const skipped = await snapshot.escapingLinks(under);
   for (const path of skipped) say(`left out ${path}: a symlink that points outside the tree`);
   say(`uploading ${what}`);
-  // Over loopback, compressing costs more time than it saves.
-  const info = await client.sendUpload(() => snapshot.archive(!isLoopbackUrl(client.baseUrl), under), signal).catch(async (err: unknown) => {
+  const send = (gzip: boolean) => client.sendUpload(() => snapshot.archive(gzip, under), signal);
+  const sent = send(compress).catch((err: unknown) => {
+    // Files of one byte repeated (a SQL dump, generated fixtures) compress past the ratio the
+    // service takes for a bomb's; the same tree uncompressed is no bomb.
+    if (!compress || !(err instanceof ServiceRefused) || err.code !== "upload_compression_ratio") throw err;
+    say("the tree compresses past the service's limit on compression; sending it uncompressed");
+    return send(false);
+  });
+  const info = await sent.catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
     // What to leave out is the user's call: say where the bulk is, and how to leave it out.
     const { bySize, byCount } = await snapshot.largestParts(3, under);

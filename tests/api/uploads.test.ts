@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
@@ -11,7 +11,9 @@ import { dropPrefix } from "../helpers/redis.js";
 import { sparseBomb, tarOf, type TarEntry } from "../helpers/tarball.js";
 import { Readable } from "node:stream";
 import { ServiceClient, ServiceRefused } from "../../src/client/service.js";
-import { localizeCheckout } from "../../src/client/checkout.js";
+import { localizeCheckout, uploadCheckout } from "../../src/client/checkout.js";
+import { Snapshot, TreeCache } from "../../src/client/snapshot.js";
+import { tmpdir } from "node:os";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { freePort, serviceEnv, waitFor } from "../helpers/processes.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
@@ -271,6 +273,25 @@ describe("uploads", () => {
     } finally {
       api.kill();
       await dropPrefix(config.QUEUE_PREFIX);
+    }
+  });
+
+  it("sends a tree that compresses past the service's ratio again uncompressed, and says so", async () => {
+    const { api } = await start();
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    // A committed dump of one byte repeated: gzip makes ~1000x of it, past UPLOAD_MAX_RATIO (100) once past the 8 MiB it allows any archive.
+    const fx = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "data/dump.sql": "0".repeat(12 << 20) });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const snap = await Snapshot.take(fx.dir, cache);
+    try {
+      const said: string[] = [];
+      const info = await uploadCheckout(new ServiceClient(base), snap, (l) => said.push(l), new TreeCache(cache), undefined, undefined, true);
+      expect(info.bytes).toBeGreaterThan(12 << 20);
+      expect(said).toContain("the tree compresses past the service's limit on compression; sending it uncompressed");
+    } finally {
+      await snap.dispose();
+      rmSync(cache, { recursive: true, force: true });
+      fx.cleanup();
     }
   });
 
