@@ -24,6 +24,10 @@ import { UnfetchableRemotes } from "./unfetchable.js";
 
 export class CheckoutError extends Error {
   override name = "CheckoutError";
+  /** The argument at fault: the checkout's path, or the scope asked for within it. */
+  constructor(message: string, readonly field: "path" | "scope" = "path") {
+    super(message);
+  }
 }
 
 export interface Checkout {
@@ -202,7 +206,7 @@ export async function uploadCheckout(
     const largest = err.code === "upload_too_large" ? `the largest parts: ${bySize.join(", ")}` : `the parts with most files: ${byCount.join(", ")}`;
     throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. What is not source can go in .gitignore (or .git/info/exclude): ignored files are never sent`);
   });
-  say(`uploaded ${info.files} files (${(info.bytes / 1e6).toFixed(1)} MB)`);
+  say(`uploaded ${info.files} file${info.files === 1 ? "" : "s"} (${(info.bytes / 1e6).toFixed(1)} MB)`);
   // What was sent is the snapshot's tree itself, whatever was edited meanwhile: its address holds.
   await cache.put(key, { sha256: info.sha256, files: info.files, bytes: info.bytes });
   await rememberLast(cache, snapshot, under, treeId, info);
@@ -395,7 +399,10 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       const final = await submitChangesSince(client, since, await reading, request.issue, options, hooks);
       if (final) return { view: final, root: checkout.root };
     }
-    const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under, hooks.signal);
+    const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under, hooks.signal).catch((err: unknown) => {
+      // Nothing to send under a scope the caller gave: the scope is what to mend, not the path.
+      throw err instanceof CheckoutError && under && request.options.scope !== undefined ? new CheckoutError(err.message, "scope") : err;
+    });
     const commits = await reading;
     if (!since) sayCommits(commits, hooks.say);
     const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };

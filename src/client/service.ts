@@ -104,15 +104,18 @@ export class ServiceClient {
       });
       // A refusal may come (and the connection close) before the whole archive is sent: the
       // answer counts, not the broken pipe.
+      let requestError: Error | undefined;
       req.on("error", (err) => {
+        requestError = err;
         if (signal?.aborted) reject(signal.reason);
         else setTimeout(() => reject(new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${err.message}`)), 50);
       });
       if (Buffer.isBuffer(archive)) req.end(archive);
       else
         pipeline(archive, req).catch((err: unknown) => {
-          // The archive's own failure (tar could not read the checkout) is the caller's.
-          if (archive.errored) reject(err);
+          // The archive's own failure (tar could not read the checkout) is the caller's; the
+          // request's, which the pipeline hands the archive too, is said above as the service's.
+          if (archive.errored && archive.errored !== requestError) reject(err);
         });
     });
   }
@@ -215,7 +218,9 @@ export class ServiceClient {
       return await fetch(`${this.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;
-      throw new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${(err as Error).message}`);
+      // fetch says only "fetch failed"; what failed (ECONNREFUSED, ENOTFOUND) is in its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ServiceUnreachable(`cannot reach the service at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
     }
   }
 

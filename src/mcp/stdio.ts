@@ -80,8 +80,10 @@ class RestBackend implements LocalizeBackend {
       if (input.commit !== undefined && input.commit !== "HEAD") throw new LocalizeRefused("invalid_commit", "commit goes with repo_url: a local path is read as it is now, its uncommitted changes included", "commit");
       return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
     } catch (err) {
+      // The calling model cannot set a header: the key is this server's to send, from its env.
+      if (err instanceof ServiceRefused && err.status === 401) throw new LocalizeRefused(err.code, `the service refused the API key codescout-mcp sent (${err.message}): set CODESCOUT_API_KEY in the env of this MCP server's entry in the client's config`);
       if (err instanceof ServiceRefused && err.status >= 400 && err.status < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));
-      if (err instanceof CheckoutError) throw new LocalizeRefused("invalid_path", err.message, "path");
+      if (err instanceof CheckoutError) throw new LocalizeRefused(`invalid_${err.field}`, err.message, err.field);
       if (err instanceof ServiceUnreachable) throw new LocalizeRefused("service_unreachable", `${err.message} (set CODESCOUT_URL)`);
       throw err;
     } finally {

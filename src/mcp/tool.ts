@@ -69,7 +69,7 @@ It runs CodeScout (a code-localization agent that explores the tree with rg, gre
 Give the issue text (or a plain question such as "where is the retry backoff computed?") and the repository. The answer lists \`path:start-end  Class.method\`; each location was checked to exist in the tree, and invalid ones are marked. The baseline also says how sure it is of each (a confidence from 0 to 1 for the file and the function); the model's locations say where the baseline ranks their file. Either answer lists the files the baseline would read next: where the confidence is below about 0.5, or the baseline does not rank the model's file first, or the answer does not fit, look at those.`;
 
 const inputShape = {
-  issue: z.string().min(1).max(1_000_000).describe("The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
+  issue: z.string().min(1).max(1_000_000).describe("At most the service's ISSUE_MAX_CHARS (100,000 by default). The issue (title and body) as written, with its traceback, links to lines, pasted diffs, the commit that broke it and related issues or pull requests (#123) if known (they point at the code); or a plain question about where something happens. The text itself: the service follows no link, so a link to the issue alone is refused."),
   repo_url: z.string().min(1).max(2048).optional().describe("Git URL of the repository: https, or an ssh remote as `git remote get-url origin` prints it (git@github.com:owner/name.git), fetched over https."),
   upload: z
     .string()
@@ -85,7 +85,7 @@ const inputShape = {
     .max(64 << 20)
     .optional()
     .describe(
-      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on); on a branch with commits not pushed, `commit` is where it starts on the remote (`git merge-base HEAD @{upstream}`) and the patch is `git diff --binary <that commit>`. Or on top of `upload`. A local `path` sends its own. Default: the tree as it is.",
+      "Your changes on top of `commit`, to localize in the tree as you have it: `git diff HEAD` as it prints it (`git add -N` new files first; `--binary` for binary ones), with `commit` the sha it was made against (`git rev-parse HEAD`: a branch may have moved on); on a branch with commits not pushed, `commit` is where it starts on the remote (`git merge-base HEAD @{upstream}`) and the patch is `git diff --binary <that commit>`. Or on top of `upload`. Default: the tree as it is.",
     ),
   max_turns: z.number().min(1).max(50).int().optional().describe("Budget of model calls (default: the server's MAX_TURNS, 10)."),
   policy: policyNameSchema.optional().describe("codescout (the model) or baseline (model-free). Default: codescout when the server has a model, else baseline."),
@@ -105,7 +105,7 @@ const pathShape = {
     .min(1)
     .optional()
     .describe(
-      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (.env, node_modules) never leave the machine.",
+      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (node_modules, build output) and credentials (.env, keys) never leave the machine.",
     ),
 };
 
@@ -161,7 +161,14 @@ export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
 /** Registers `localize` on a server; `localPaths` adds the `path` input (stdio: the caller's machine). */
 export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend, options: { localPaths: boolean; defaultPath?: () => Promise<string | undefined> }) {
   // Where the service cannot see the caller's disk (HTTP), repo_url or upload is required: remoteRepoOf checks it.
-  const inputSchema: z.ZodRawShape = options.localPaths ? { ...inputShape, ...pathShape } : inputShape;
+  const inputSchema: z.ZodRawShape = options.localPaths
+    ? {
+        ...inputShape,
+        // Given, the repository is fetched by the service and the checkout is not read: the agent's edits are not in it.
+        repo_url: inputShape.repo_url.describe("Leave out to localize the local checkout (path) as it is, edits included. Given, the service fetches this repository instead (https, or an ssh remote as `git remote get-url origin` prints it) and the local checkout is not read."),
+        ...pathShape,
+      }
+    : inputShape;
   server.registerTool(
     "localize",
     {
@@ -169,7 +176,7 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       description,
       inputSchema,
       outputSchema: localizeOutputSchema.shape,
-      annotations: { title: "Localize code for an issue", readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: !options.localPaths },
+      annotations: { title: "Localize code for an issue", readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: true },
     },
     async (args, extra): Promise<CallToolResult> => {
       const input = args as unknown as LocalizeToolInput;
@@ -275,7 +282,8 @@ export function optionsOf(input: LocalizeToolInput): Record<string, unknown> {
 
 function refusal(err: LocalizeRefused): CallToolResult {
   const where = err.field ? ` (${err.field})` : "";
-  return { isError: true, content: [{ type: "text", text: `The request was refused${where}: ${err.message} [${err.code}]` }] };
+  const what = err.code === "service_unreachable" ? "The service could not be reached" : "The request was refused";
+  return { isError: true, content: [{ type: "text", text: `${what}${where}: ${err.message} [${err.code}]` }] };
 }
 
 /** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
@@ -341,7 +349,9 @@ function summary(out: LocalizeOutput): string {
   const by = out.fallback ? `${out.policy}, as the model server ${modelServerFailure(out.fallback.reason)}` : out.policy;
   if (!out.answered || out.locations.length === 0) {
     const none = `No locations found (${by}, ${out.finish_reason}${seconds}).`;
-    if (!leads) return `${none} Try a more specific issue text or a larger max_turns.`;
+    // A larger budget of model calls does nothing for the model-free baseline.
+    const more = out.policy === "baseline" ? "naming what the issue is about in the code's own words (a function, a class, an error message, a traceback)" : "or a larger max_turns";
+    if (!leads) return `${none} Try a more specific issue text, ${more}.`;
     return `${none} Where the model-free ranking would start reading (leads, not an answer${under}):\n${leads}`;
   }
   const head = `${out.locations.length} location${out.locations.length === 1 ? "" : "s"} (${by}, ${out.finish_reason}${seconds}${under}):\n${lines.join("\n")}`;

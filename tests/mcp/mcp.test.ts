@@ -696,6 +696,27 @@ describe("MCP over stdio (codescout-mcp)", () => {
     await client.close();
   });
 
+  it("over stdio, names what the calling model or its user can mend: the scope, the server's key, a service that is down", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    const text = async (env: Record<string, string>, args: Record<string, unknown>) => {
+      const client = await stdioClient(env, ["--path", dir]);
+      try {
+        const result = await client.callTool({ name: "localize", arguments: { issue: "the edit doubles wrongly", policy: "baseline", ...args } }, CallToolResultSchema);
+        expect(result.isError).toBe(true);
+        return (result.content as Array<{ text: string }>)[0]!.text;
+      } finally {
+        await client.close();
+      }
+    };
+    expect(await text({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, { scope: "nope/dir" })).toBe("The request was refused (scope): nope/dir/ holds no file git would send (tracked, or untracked and not ignored) [invalid_scope]");
+    expect(await text({ CODESCOUT_URL: base, CODESCOUT_API_KEY: "not-the-key" }, {})).toMatch(/^The request was refused: the service refused the API key codescout-mcp sent \(.*\): set CODESCOUT_API_KEY in the env of this MCP server's entry in the client's config \[invalid_api_key\]$/);
+    // A port nothing listens on (not 9: fetch refuses the discard port itself, as a "bad port").
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const said = await text({ CODESCOUT_URL: down }, {});
+    expect(said.startsWith(`The service could not be reached: cannot reach the service at ${down}: `), said).toBe(true);
+    expect(said).toMatch(/ECONNREFUSED[^(]*\(set CODESCOUT_URL\) \[service_unreachable\]$/);
+  });
+
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
     const dir = checkoutWithEdit({ remote: false });
     mkdirSync(join(dir, "fixtures"));
