@@ -211,8 +211,10 @@ export class Submitter {
       throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request", "idempotency-key");
     }
     const view = prior.jobId ? await this.deps.store.get(prior.jobId) : null;
-    if (view) return view;
-    throw stillAccepting();
+    if (!view) throw stillAccepting();
+    // The request that made it may have died before it kept the key for the job's lifetime.
+    await this.deps.store.redis.expire(idemKey, this.deps.config.JOB_TTL_S);
+    return view;
   }
 
   /** Returns the job for a prepared request, and whether a new job was queued. */
@@ -222,7 +224,10 @@ export class Submitter {
     let idemKey: string | null = null;
     if (idempotencyKey) {
       idemKey = this.idempotencyKeyOf(payload.owner, idempotencyKey);
-      const claimed = await store.redis.set(idemKey, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", config.JOB_TTL_S, "NX");
+      // Claimed for the time accepting takes, then kept for the job's lifetime once the job is
+      // there: an API that dies in between (or loses Redis) leaves a claim that names no job,
+      // which answered every retry "still being accepted" (409) for the job's whole lifetime.
+      const claimed = await store.redis.set(idemKey, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", ACCEPT_CLAIM_S, "NX");
       if (claimed === null) {
         // Null only when that record expired in between: asked again, the key is free.
         const view = await this.earlier(idemKey, prepared);
@@ -237,6 +242,7 @@ export class Submitter {
           const now = new Date().toISOString();
           const view = newJobView(payload, { status: "succeeded", started_at: now, finished_at: now, cached: true, result: hit });
           await store.putStatic(view);
+          if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S);
           await events.publish(payload.jobId, "finished", { cached: true });
           // The answer stands whatever becomes of its webhook.
           await store.notifyEnded(payload.jobId, payload.callbackUrl).catch(() => undefined);
@@ -245,6 +251,7 @@ export class Submitter {
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
       await enqueueLocalize(queue, payload);
+      if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S);
     } catch (err) {
       if (idemKey) await store.redis.del(idemKey);
       throw err;
@@ -252,6 +259,9 @@ export class Submitter {
     return { view: newJobView(payload), queued: true };
   }
 }
+
+/** How long an Idempotency-Key is held for a request still being accepted (a claim naming no job yet). */
+export const ACCEPT_CLAIM_S = 60;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 

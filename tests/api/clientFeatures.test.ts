@@ -1,4 +1,5 @@
 import { describe, it, expect, afterEach } from "vitest";
+import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
@@ -51,6 +52,34 @@ describe("idempotency", () => {
     expect(other.json().error).toMatchObject({ code: "idempotency_key_reused", field: "idempotency-key" });
     const noKey = await inject({ method: "POST", url: "/v1/localize", payload: body() });
     expect(noKey.json().id).not.toBe(first.json().id);
+  });
+
+  it("claims a key only for the time accepting takes, then for the job's lifetime: a claim an API died holding frees the key within a minute", async () => {
+    const { inject, config } = await start();
+    // What the API sends Redis, as redis-cli's MONITOR prints it: `<time> [0 addr] "set" "key" ...`.
+    const monitor = spawn("redis-cli", ["-u", config.REDIS_URL, "monitor"], { stdio: ["ignore", "pipe", "ignore"] });
+    let printed = "";
+    monitor.stdout.on("data", (d: Buffer) => (printed += d.toString()));
+    await waitFor(async () => printed.includes("OK") || undefined, 5_000, "MONITOR to start");
+    const seen = () => printed.split("\n").map((l) => [...l.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\"/g, '"')));
+    try {
+      const first = await inject({ method: "POST", url: "/v1/localize", payload: body("claimed"), headers: { "idempotency-key": "crash-window" } });
+      expect(first.statusCode).toBe(202);
+      await new Promise((r) => setTimeout(r, 200));
+      // The claim, as a request that dies before queueing leaves it: it names a job not made yet, for at most ACCEPT_CLAIM_S.
+      const claim = seen().find((a) => a[0]?.toLowerCase() === "set" && a.includes("NX") && a[2]?.includes(first.json().id));
+      expect(claim, printed.slice(-2000)).toBeDefined();
+      expect(Number(claim![claim!.indexOf("EX") + 1])).toBeLessThanOrEqual(60);
+      // Once the job is queued, the key is kept for the job's lifetime.
+      const redis = new Redis(config.REDIS_URL);
+      try {
+        expect(await redis.ttl(claim![1]!)).toBeGreaterThan(config.JOB_TTL_S - 60);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      monitor.kill();
+    }
   });
 });
 
