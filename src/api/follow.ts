@@ -27,9 +27,12 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
   // it is still queued with no worker, without a read of its own up front.
   let alone: number | undefined = watch ? Date.now() : undefined;
   let told = false;
-  /** How long the job has been queued with no worker alive, as far as this follower has seen. */
+  /**
+   * How long the job has been queued, or running, with no worker alive, as far as this follower
+   * has seen. Running with none: its worker died, and nothing retries it until a worker starts.
+   */
   const waitedAlone = async (current: JobView | null): Promise<number> => {
-    if (!watch || told || current?.status !== "queued" || (await watch.anyAlive())) {
+    if (!watch || told || (current?.status !== "queued" && current?.status !== "running") || (await watch.anyAlive())) {
       alone = undefined;
       return 0;
     }
@@ -75,8 +78,12 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
       if (watch && waited >= watch.afterMs) {
         told = true;
         const seconds = Math.round(waited / 1000);
-        const message = `no worker is running: the job waited ${seconds} s and none took it; start one (\`npm run worker\`, or the compose file's worker service) and ask again`;
-        yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message } } };
+        const start = "start one (`npm run worker`, or the compose file's worker service)";
+        const message =
+          current?.status === "running"
+            ? `no worker is running: the worker running the job stopped ${seconds} s ago or more; ${start} and the job goes on from its start, or ask again`
+            : `no worker is running: the job waited ${seconds} s and none took it; ${start} and ask again`;
+        yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message, status: current?.status } } };
         continue;
       }
       yield null;

@@ -143,10 +143,17 @@ export class ServiceClient {
             ended ||= FINAL_EVENTS.includes(event.type);
             hooks.onEvent?.(event);
             if (event.type === "no_worker") {
+              const error = { code: "no_worker" as const, message: String(event.data?.message ?? "no worker is running") };
+              // Running, its worker gone: it goes on when a worker starts, so it is not cancelled; the caller is told.
+              if (event.data?.status === "running") {
+                const now = await this.job(view.id);
+                if (now.status === "running") return { ...now, error };
+                continue;
+              }
               await this.cancel(view.id);
               const now = await this.job(view.id);
               if (now.status !== "cancelled") continue;
-              return { ...now, error: { code: "no_worker", message: String(event.data?.message ?? "no worker is running") } };
+              return { ...now, error };
             }
           }
         } catch (err) {

@@ -94,6 +94,9 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
       if (stored?.event.type === "no_worker") {
         const why = { code: "no_worker" as const, message: String(stored.event.data?.message ?? "no worker is running") };
         if ((await cancelJob(ctx.store, ctx.events, view.id, { why, onlyQueued: true })) === "cancelled") break;
+        // Running, its worker gone: left to go on when a worker starts, and the call says so rather than wait for one.
+        const now = await ctx.store.get(view.id);
+        if (now?.status === "running") return { ...now, error: why };
       }
     }
     // followJob sends the final event once the job reads as ended.

@@ -317,8 +317,10 @@ export function answer(view: JobView, root?: string): CallToolResult {
  * job of its own; on POST /v1/tools/localize, the same Idempotency-Key follows this very job.
  */
 function handedOff(view: JobView): CallToolResult {
-  const message = `the service is restarting; job ${view.id} is still ${view.status} and goes on: make the same call again for its answer`;
-  const structured: LocalizeOutput = { job_id: view.id, status: view.status as "queued" | "running", answered: false, locations: [], error: { code: "service_restarting", message } };
+  // Not ended: the service stopping with the call held, or (its error says so) no worker to go on with it.
+  const error = view.error ?? { code: "service_restarting", message: `the service is restarting; job ${view.id} is still ${view.status} and goes on: make the same call again for its answer` };
+  const message = view.error ? `${error.code}: ${error.message}` : error.message;
+  const structured: LocalizeOutput = { job_id: view.id, status: view.status as "queued" | "running", answered: false, locations: [], error };
   return { isError: true, structuredContent: structured, content: [{ type: "text", text: `Localization not finished (${message}).` }] };
 }
 

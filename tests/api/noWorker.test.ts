@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { AddressInfo } from "node:net";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { ServiceClient } from "../../src/client/service.js";
-import { Queue } from "bullmq";
+import { Queue, Worker } from "bullmq";
 import { createRedis, redisOptions } from "../../src/queue/connection.js";
 import { QUEUES } from "../../src/queue/contract.js";
 import type { JobEvent } from "../../src/store/events.js";
@@ -11,6 +11,7 @@ import { Heartbeat } from "../../src/worker/heartbeat.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { waitFor } from "../helpers/processes.js";
 
 /**
  * A call held for an agent whose job no worker takes: an API on real Redis with no worker
@@ -56,6 +57,32 @@ describe("no worker to take the job", () => {
     expect(final).toMatchObject({ status: "cancelled", error: { code: "no_worker", message: expect.stringContaining("start one") } });
     expect(seen.map((e) => e.type)).toEqual(expect.arrayContaining(["queued", "no_worker"]));
   });
+
+  it("tells the followers of a running job whose worker died, and leaves the job to go on when a worker starts: held calls end saying so", async () => {
+    // A worker that took the job and died: BullMQ holds it active, and no heartbeat says a worker is alive.
+    const taker = new Worker(QUEUES.localize, null, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX, autorun: false });
+    try {
+      // An agent's held call, whose job the dead worker took.
+      const held = fetch(`${base}/v1/tools/localize`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ issue: "Session.request breaks on binary method names (its worker died)", repo_url: repo.url, commit: repo.commit }),
+      });
+      const taken = await waitFor(async () => (await taker.getNextJob("dead-worker-token")) ?? undefined, 10_000, "the job to take");
+      const res = await held;
+      const body = (await res.json()) as { text: string; result: { job_id: string; status: string; error?: { code: string } } };
+      expect(body.result).toMatchObject({ job_id: taken.id, status: "running", error: { code: "no_worker" } });
+      expect(body.text).toContain("the worker running the job stopped");
+      // The REST client's follow (the CLI's, codescout-mcp's) the same way.
+      const client = new ServiceClient(base);
+      const final = await client.follow(await client.job(taken.id!));
+      expect(final).toMatchObject({ status: "running", error: { code: "no_worker", message: expect.stringContaining("the worker running the job stopped") } });
+      // Not cancelled: a worker that starts takes it up.
+      expect((await client.job(taken.id!)).status).toBe("running");
+    } finally {
+      await taker.close();
+    }
+  }, 40_000);
 
   it("leaves a job waiting its turn while a worker is alive, and tells the follower once the last one has gone", async () => {
     const redis = createRedis(config.REDIS_URL, "producer");
