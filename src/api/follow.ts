@@ -10,6 +10,9 @@ export interface NoWorkerWatch {
   afterMs: number;
 }
 
+/** The status a job's record says for each way its events announce its end. */
+const STATUS_OF_END: Record<string, JobView["status"]> = { finished: "succeeded", failed: "failed", cancelled: "cancelled" };
+
 /**
  * A job's events from `after` on, until its final one: what the SSE route streams and the
  * MCP tool turns into progress. Yields null when nothing happened for a while (a chance to
@@ -61,7 +64,14 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
         // the job on this event must find it ended, with its result (it found it running).
         if (terminal) {
           const now = await store.get(id);
-          if (now) await waitForEnd(store, now, 5, signal);
+          const recorded = now && (await waitForEnd(store, now, 5, signal));
+          // An end its record does not say: the worker died between announcing and recording it
+          // (its retry may end the job otherwise), or this was an earlier attempt's. The stream
+          // goes on, and ends with the end the record comes to say.
+          if (recorded && (!hasEnded(recorded) || STATUS_OF_END[stored.event.type] !== recorded.status)) {
+            last = stored.id;
+            continue;
+          }
         }
         yield stored;
         last = stored.id;

@@ -9,6 +9,7 @@ import { ANSWER_REVISION, API_VERSION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
+import { JobEvents } from "../../src/store/events.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/processes.js";
@@ -193,6 +194,22 @@ describe("cancel and events", () => {
     expect(bad.statusCode).toBe(422);
     expect(bad.json().error).toMatchObject({ code: "validation_failed", field: "headers.last-event-id", message: expect.stringContaining("an event's id") });
   });
+
+  it("does not end a stream on an end the job's record never came to say (its worker died between the two), and ends it with the record's", async () => {
+    const { inject, config } = await start();
+    const job = (await inject({ method: "POST", url: "/v1/localize", payload: body("an end announced, never recorded") })).json();
+    // What a worker killed right after announcing the job's end leaves on its stream.
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      await new JobEvents(redis, config.QUEUE_PREFIX, 60).publish(job.id, "failed", { code: "commit_not_found" });
+    } finally {
+      redis.disconnect();
+    }
+    // The record comes to say cancelled, 6 s on (past the follower's wait for the record).
+    setTimeout(() => void inject({ method: "DELETE", url: `/v1/jobs/${job.id}` }), 6_000);
+    const sse = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events` });
+    expect([...sse.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(["queued", "cancelled"]);
+  }, 30_000);
 
   it("holds GET ?wait= until the time is up when the job does not end", async () => {
     const { inject } = await start({ WAIT_MAX_S: "1" });
