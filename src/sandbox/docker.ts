@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
+import { readlinkSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
@@ -74,7 +75,7 @@ export class DockerSandboxProvider implements SandboxProvider {
 
   constructor(options: DockerSandboxOptions) {
     this.docker = options.docker ?? new Dockerode();
-    this.ownerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+    this.ownerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}:${PID_NAMESPACE}`;
     this.opts = {
       image: options.image,
       memoryMb: options.memoryMb,
@@ -222,10 +223,14 @@ export class DockerSandboxProvider implements SandboxProvider {
     for (const info of list) {
       if (this.live.has(info.Id)) continue;
       const owner = info.Labels?.[LABEL_OWNER] ?? "";
-      const [ownerHost, ownerPid] = owner.split(":");
+      const [ownerHost, ownerPid, , ownerNs] = owner.split(":");
+      // A pid means something only in the pid namespace it was read in: a worker in a container
+      // sharing the host's name (host networking) sees none of the host's, and every worker
+      // container's pid is the same few. An owner from an older worker names no namespace.
+      const pidReadable = ownerHost === host && (ownerNs === undefined || ownerNs === PID_NAMESPACE);
       const orphan =
         owner === this.ownerId ||
-        (ownerHost === host && !pidAlive(Number(ownerPid))) ||
+        (pidReadable && !pidAlive(Number(ownerPid))) ||
         now - info.Created > maxAgeS ||
         !owner;
       if (!orphan) continue;
@@ -482,6 +487,15 @@ async function removeContainer(container: Dockerode.Container): Promise<boolean>
   }
   return false;
 }
+
+/** This process's pid namespace (its inode), in which its pid, and those it can see, are read. */
+export const PID_NAMESPACE = (() => {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/pid"))?.[1] ?? "";
+  } catch {
+    return "";
+  }
+})();
 
 function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

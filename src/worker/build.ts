@@ -43,6 +43,8 @@ export interface WorkerOptions {
   resolver?: Resolver;
   /** Where sandboxes come from; Docker, configured from `config`, unless injected. */
   sandboxes?: SandboxProvider;
+  /** How often what crashed workers left is removed while this one runs (default 5 min). */
+  upkeepEveryMs?: number;
 }
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
@@ -94,6 +96,20 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
   const swept = await repos.sweep();
   if (swept > 0) logger.warn({ swept }, "removed what no job will use: half-made mirrors and trees a crashed worker left, trees of caches whose directory is gone, idle trees over the budget");
+  // And again while it runs: what another worker on the host left when it died (its sandboxes,
+  // a half-made mirror or tree, in RAM on the tmpfs) waited for the next worker's start, which
+  // under a long-running worker may never come. Past the longest a job or a git command runs,
+  // a half-made one is no live writer's.
+  const halfMadeAfterMs = Math.max(15 * 60_000, (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000);
+  const upkeep = setInterval(() => {
+    void (async () => {
+      const reapedNow = await sandboxes.reapOrphans();
+      if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
+      const sweptNow = await repos.sweep(halfMadeAfterMs);
+      if (sweptNow > 0) logger.warn({ swept: sweptNow }, "removed half-made mirrors and trees a crashed worker left");
+    })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
+  }, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
+  upkeep.unref();
 
   const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
   const tokenFor = (payload: LocalizePayload): string | undefined => {
@@ -175,6 +191,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     async close() {
       // Finish what is running for the grace period, then hand the rest back; each job's
       // own cleanup removes its container either way.
+      clearInterval(upkeep);
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
       await settleConnections([worker, webhookWorker, queue, webhooks]);
       // What waits on Redis is bounded: with Redis away BullMQ's closes wait for it forever,
@@ -195,6 +212,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     },
   };
 }
+
+/** How often a running worker removes what crashed workers left. */
+const UPKEEP_EVERY_MS = 5 * 60_000;
 
 async function probe(config: Config, sandboxes: { ping?: () => Promise<void> }) {
   const docker = sandboxes.ping ? await sandboxes.ping().then(() => true, () => false) : true;

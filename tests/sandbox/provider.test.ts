@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTree, provider, spec, see, testServiceLabel, IMAGE, type Tree } from "./helpers.js";
 import { SandboxError } from "../../src/sandbox/types.js";
+import { PID_NAMESPACE } from "../../src/sandbox/docker.js";
 
 /** Lifecycle against the real engine: cleanup, reaping, wall-clock cap, exec, reset, errors. */
 
@@ -72,12 +73,27 @@ describe("sandbox lifecycle", () => {
       Cmd: ["sleep", "60"],
       Labels: { "codescout.service": label, "codescout.owner": `${(await import("node:os")).hostname()}:${dead}:x` },
     });
+    // The same, made by a worker naming its pid namespace (ours): its pid is read here, and it is gone.
+    const nsOrphan = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ["sleep", "60"],
+      Labels: { "codescout.service": label, "codescout.owner": `${(await import("node:os")).hostname()}:${dead}:y:${PID_NAMESPACE}` },
+    });
+    // A young container of a worker in another pid namespace on a host of the same name (a
+    // container with host networking): its pid means nothing here, so it is left to its age.
+    const elsewhere = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ["sleep", "60"],
+      Labels: { "codescout.service": label, "codescout.owner": `${(await import("node:os")).hostname()}:${dead}:z:1` },
+    });
     // A container of another live worker (this test process) must survive.
     const other = provider({ serviceLabel: label });
     const sibling = await other.create(spec(await tree(), "job-sibling"));
     try {
-      expect(await p.reapOrphans()).toBe(1);
+      expect(await p.reapOrphans()).toBe(2);
       expect(await exists(orphan.id)).toBe(false);
+      expect(await exists(nsOrphan.id)).toBe(false);
+      expect(await exists(elsewhere.id)).toBe(true);
       expect(await exists(live.id)).toBe(true);
       expect(await exists(sibling.id)).toBe(true);
       expect(await see(live, "echo ok")).toMatch(/^ok\n/);
@@ -85,6 +101,8 @@ describe("sandbox lifecycle", () => {
       await live.destroy();
       await sibling.destroy();
       await orphan.remove({ force: true }).catch(() => undefined);
+      await nsOrphan.remove({ force: true }).catch(() => undefined);
+      await elsewhere.remove({ force: true }).catch(() => undefined);
     }
   });
 

@@ -1,0 +1,53 @@
+import { afterAll, describe, expect, it } from "vitest";
+import Dockerode from "dockerode";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { PID_NAMESPACE } from "../../src/sandbox/docker.js";
+import { startWorker, type RunningWorker } from "../../src/worker/build.js";
+import { testConfig } from "../helpers/config.js";
+import { waitFor } from "../helpers/processes.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+/**
+ * What a worker that died leaves on its host (a sandbox, a half-made mirror) is removed by a
+ * worker that keeps running, not only by the next one to start. Real Docker, a real worker.
+ */
+const config = testConfig();
+const docker = new Dockerode();
+let worker: RunningWorker | undefined;
+
+afterAll(async () => {
+  await worker?.close();
+  await dropPrefix(config.QUEUE_PREFIX);
+});
+
+describe("a running worker's upkeep", () => {
+  it("removes the sandboxes of a worker that died on this host, and half-made mirrors older than any job, while it runs", async () => {
+    worker = await startWorker(config, { logger: pino({ level: "silent" }), upkeepEveryMs: 300 });
+    // Left after this worker started (its start's own sweep has passed): a dead worker's.
+    const dead = spawnSync("true").pid!;
+    const orphan = await docker.createContainer({
+      Image: config.SANDBOX_IMAGE,
+      Cmd: ["sleep", "60"],
+      Labels: { "codescout.service": "codescout", "codescout.owner": `${hostname()}:${dead}:gone:${PID_NAMESPACE}` },
+    });
+    const halfMade = join(config.REPO_CACHE_DIR, "mirrors", "example.git.tmp-deadbeef");
+    mkdirSync(halfMade, { recursive: true });
+    writeFileSync(join(halfMade, "HEAD"), "ref: refs/heads/main\n");
+    const old = new Date(Date.now() - 3 * 3_600_000);
+    utimesSync(halfMade, old, old);
+    // A fresh one may be a live clone's: it stays.
+    const fresh = join(config.REPO_CACHE_DIR, "mirrors", "other.git.tmp-cafebabe");
+    mkdirSync(fresh, { recursive: true });
+    try {
+      await waitFor(async () => (await docker.getContainer(orphan.id).inspect().then(() => undefined, () => true)), 15_000, "the dead worker's sandbox to go");
+      await waitFor(async () => !existsSync(halfMade) || undefined, 15_000, "the half-made mirror to go");
+      expect(existsSync(fresh)).toBe(true);
+    } finally {
+      await orphan.remove({ force: true }).catch(() => undefined);
+    }
+  });
+});
