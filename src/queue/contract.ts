@@ -266,6 +266,8 @@ export const failureCodeSchema = z.enum([
   "cancelled",
   // Cancelled while queued because no worker was alive to take it (NO_WORKER_WAIT_S).
   "no_worker",
+  // Its worker died (killed, crashed, its host gone) while it ran, twice: not tried a third time.
+  "worker_lost",
   "internal",
 ]);
 export type FailureCode = z.infer<typeof failureCodeSchema>;

@@ -23,5 +23,9 @@ export function decodeFailure(failedReason: string | undefined): JobFailure {
   } catch {
     /* not ours: BullMQ's own reasons, e.g. a job stalled too often */
   }
+  // BullMQ's words for a job whose lock lapsed more often than maxStalledCount allows.
+  if (failedReason === "job stalled more than allowable limit") {
+    return { code: "worker_lost", message: "the worker running the job stopped (killed, crashed, or its host gone) while it ran, and the job's retry's worker too; ask again" };
+  }
   return { code: "internal", message: failedReason.slice(0, 2000) };
 }

@@ -190,7 +190,8 @@ export function createProcessor(deps: ProcessorDeps) {
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
       ).catch((err) => {
         if (abort.signal.aborted) throw failAborted();
-        throw err;
+        // The sandbox gone while the answer was checked (killed, out of memory) is its failure, not an internal one.
+        throw policyFailure(err);
       });
       if (abort.signal.aborted) throw failAborted();
       const sets = locationSets(unscoped(normalized, scope));

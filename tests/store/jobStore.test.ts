@@ -22,6 +22,24 @@ describe("job store", () => {
     await dropPrefix(prefix, url);
   });
 
+  it("reads a job whose workers died running it twice (BullMQ fails it as stalled) as worker_lost, not internal", async () => {
+    const jobId = randomUUID();
+    await enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() });
+    // Workers that take the job and never renew its lock, as a killed worker does not; the second's stalled checks fail it.
+    const connection = { url, maxRetriesPerRequest: null };
+    const lock = { lockDuration: 300, stalledInterval: 300, maxStalledCount: 1, skipLockRenewal: true, concurrency: 4 };
+    const dying = new Worker<LocalizePayload>("localize", () => new Promise(() => undefined), { connection, prefix, ...lock });
+    workers.push(dying);
+    let view: JobView | null = null;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && view?.status !== "failed") {
+      await new Promise((r) => setTimeout(r, 200));
+      view = await store.get(jobId);
+    }
+    await dying.close(true);
+    expect(view).toMatchObject({ status: "failed", error: { code: "worker_lost", message: expect.stringContaining("the worker running the job stopped") } });
+  });
+
   it("never shows a finished job as succeeded without its result, however the reads interleave", async () => {
     // Jobs finish while clients poll them as fast as they can: a view read half before and
     // half after a job completes must not say "succeeded" with no result.
