@@ -1,5 +1,6 @@
 import { cancelJob } from "../api/cancel.js";
 import type { AppContext } from "../api/context.js";
+import { untilEither } from "../api/shutdown.js";
 import { ApiError } from "../api/errors.js";
 import { followJob } from "../api/follow.js";
 import type { LocalizeBody } from "../api/schemas.js";
@@ -83,7 +84,8 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
   hooks.signal.addEventListener("abort", onAbort, { once: true });
   // A caller gone before the job was queued (the HTTP route's client hung up during the submission) has no abort left to fire.
   if (hooks.signal.aborted) onAbort();
-  const stop = AbortSignal.any([hooks.signal, ctx.shutdown.handOff]);
+  const until = untilEither(hooks.signal, ctx.shutdown.handOff);
+  const stop = until.signal;
   try {
     hooks.progress(`queued: job ${view.id}`);
     for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", stop, ctx.noWorker)) {
@@ -103,6 +105,7 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
     return (await ctx.store.get(view.id)) ?? view;
   } finally {
     release();
+    until.dispose();
     hooks.signal.removeEventListener("abort", onAbort);
   }
 }

@@ -7,6 +7,8 @@ import { buildApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { getEventListeners } from "node:events";
+import { untilEither } from "../../src/api/shutdown.js";
 
 /**
  * An API stopping (SIGTERM runs the same close) while it holds an agent's calls, on real Redis
@@ -84,4 +86,34 @@ describe("an API that stops while it holds calls", () => {
       await next.close();
     }
   }, 30_000);
+});
+
+describe("a held request's signal", () => {
+  /** What the process-long signal keeps of the signals made from it (Node's own record of them), 0 when none. */
+  const kept = (signal: AbortSignal) => {
+    const sym = Object.getOwnPropertySymbols(signal).find((s) => s.description === "kDependantSignals");
+    return sym ? ((signal as unknown as Record<symbol, Set<unknown> | undefined>)[sym]?.size ?? 0) : 0;
+  };
+
+  it("ends with the request or the API, and the API's keeps nothing of it once the request is done", () => {
+    const api = new AbortController();
+    for (let i = 0; i < 1000; i++) {
+      const request = new AbortController();
+      const until = untilEither(request.signal, api.signal);
+      if (i === 0) {
+        request.abort();
+        expect(until.signal.aborted).toBe(true);
+      }
+      until.dispose();
+    }
+    expect(getEventListeners(api.signal, "abort")).toHaveLength(0);
+    expect(kept(api.signal)).toBe(0);
+    const held = untilEither(new AbortController().signal, api.signal);
+    api.abort();
+    expect(held.signal.aborted).toBe(true);
+    // What AbortSignal.any did on Node 20, where the API's signal kept one per request for ever.
+    const other = new AbortController();
+    for (let i = 0; i < 10; i++) AbortSignal.any([new AbortController().signal, other.signal]);
+    if (process.versions.node.startsWith("20.")) expect(kept(other.signal)).toBe(10);
+  });
 });

@@ -8,6 +8,7 @@ import { baselineJobExample, cancelledJobExample, commonErrors, errorResponse, f
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
+import { untilEither } from "../shutdown.js";
 
 const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 429: commonErrors.readLimited };
 
@@ -44,7 +45,13 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
     async (request) => {
       const view = await load(request.params.id, request.owner);
       const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-      return wait > 0 ? waitForEnd(store, view, wait, AbortSignal.any([request.gone, ctx.shutdown.handOff])) : view;
+      if (wait <= 0) return view;
+      const until = untilEither(request.gone, ctx.shutdown.handOff);
+      try {
+        return await waitForEnd(store, view, wait, until.signal);
+      } finally {
+        until.dispose();
+      }
     },
   );
 
@@ -148,10 +155,14 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
         // A stopping API ends its streams at once: the client resumes elsewhere (Last-Event-ID).
-        const ended = AbortSignal.any([request.gone, ctx.shutdown.closing]);
-        for await (const stored of followJob(redis, events, store, id, from, ended, ctx.noWorker)) {
-          if (stored === null) res.write(": keep-alive\n\n");
-          else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
+        const ended = untilEither(request.gone, ctx.shutdown.closing);
+        try {
+          for await (const stored of followJob(redis, events, store, id, from, ended.signal, ctx.noWorker)) {
+            if (stored === null) res.write(": keep-alive\n\n");
+            else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
+          }
+        } finally {
+          ended.dispose();
         }
       } catch (err) {
         request.log.warn({ err }, "event stream ended with an error");

@@ -15,6 +15,7 @@ import {
 } from "../schemas.js";
 import { hasEnded, waitForEnd } from "../waitFor.js";
 import type { AppContext } from "../context.js";
+import { untilEither } from "../shutdown.js";
 
 const errors = {
   400: commonErrors.invalidJson,
@@ -60,7 +61,14 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       async (request, reply) => {
         let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-        if (wait > 0) view = await waitForEnd(store, view, wait, AbortSignal.any([request.gone, ctx.shutdown.handOff]));
+        if (wait > 0) {
+          const until = untilEither(request.gone, ctx.shutdown.handOff);
+          try {
+            view = await waitForEnd(store, view, wait, until.signal);
+          } finally {
+            until.dispose();
+          }
+        }
         return reply
           .code(hasEnded(view) ? 200 : 202)
           .header("location", `/v1/jobs/${view.id}`)
