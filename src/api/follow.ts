@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
 import { withErrorListener } from "../queue/connection.js";
 import { TERMINAL_EVENTS, type JobEvents, type StoredEvent } from "../store/events.js";
-import type { JobStore, JobView } from "../store/jobStore.js";
-import { hasEnded, waitForEnd } from "./waitFor.js";
+import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
+import { waitForEnd } from "./waitFor.js";
 
 /** Who says whether any worker is alive, and how long a queued job may wait with none before its follower is told (`no_worker`). */
 export interface NoWorkerWatch {

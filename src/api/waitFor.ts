@@ -1,7 +1,4 @@
-import type { JobStore, JobView } from "../store/jobStore.js";
-
-const ENDED = new Set(["succeeded", "failed", "cancelled"]);
-export const hasEnded = (view: JobView) => ENDED.has(view.status);
+import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
 
 /**
  * Holds a request until the job ends or the time is up. Polling the job record (not the

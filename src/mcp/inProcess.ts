@@ -4,8 +4,8 @@ import { untilEither } from "../api/shutdown.js";
 import { ApiError } from "../api/errors.js";
 import { followJob } from "../api/follow.js";
 import type { LocalizeBody } from "../api/schemas.js";
-import { hasEnded } from "../api/waitFor.js";
-import type { JobView } from "../store/jobStore.js";
+
+import { hasEnded, type JobView } from "../store/jobStore.js";
 import type { McpCallJobs } from "./calls.js";
 import { describeEvent, LocalizeRefused, optionsOf, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 

@@ -40,6 +40,10 @@ export const jobViewSchema = z.object({
 });
 export type JobView = z.infer<typeof jobViewSchema>;
 
+const ENDED = new Set(["succeeded", "failed", "cancelled"]);
+/** Whether a job's record says it ended (nothing more will happen to it). */
+export const hasEnded = (view: JobView) => ENDED.has(view.status);
+
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 /**
@@ -68,7 +72,9 @@ export class JobStore {
    */
   async notifyEnded(id: string, callbackUrl: string | undefined): Promise<void> {
     if (!callbackUrl || !this.webhooks) return;
-    await this.webhooks.add("webhook", { jobId: id, url: callbackUrl });
+    // One delivery per job, however many say it ended: the worker before it records the end
+    // (so a worker dying in between still sends it) and again once BullMQ has.
+    await this.webhooks.add("webhook", { jobId: id, url: callbackUrl }, { jobId: `hook-${id}` });
   }
 
   /**

@@ -15,7 +15,7 @@ import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
-import { JobStore } from "../store/jobStore.js";
+import { hasEnded, JobStore } from "../store/jobStore.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -151,7 +151,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
 
   const notify = (job: { id?: string; data: LocalizePayload } | undefined) => {
     if (!job?.id || !job.data.callbackUrl) return;
-    void webhooks.add("webhook", { jobId: job.id, url: job.data.callbackUrl }).catch((err) => logger.error({ err, jobId: job.id }, "webhook enqueue failed"));
+    void store.notifyEnded(job.id, job.data.callbackUrl).catch((err) => logger.error({ err, jobId: job.id }, "webhook enqueue failed"));
   };
   worker.on("completed", (job) => notify(job));
   worker.on("failed", (job, err) => {
@@ -168,6 +168,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         async (job) => {
           const view = await store.get(job.data.jobId);
           if (!view) return { status: 0 };
+          // Queued by the worker just before it records the end: asked again (the queue's backoff) until the record says it.
+          if (!hasEnded(view)) throw new Error(`job ${view.id} has not ended yet`);
           const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
           return { status };
         },

@@ -87,6 +87,9 @@ export function createProcessor(deps: ProcessorDeps) {
 
     const publish = (type: Parameters<JobEvents["publish"]>[1], data?: Record<string, unknown>) =>
       deps.events.publish(payload.jobId, type, data).catch((err) => log.warn({ err }, "event publish failed"));
+    // Queued before the end is recorded, so that a worker dying in between still sends it: the
+    // delivery waits for the record (webhooks.ts), and the worker's own notice after it adds nothing.
+    const notify = () => deps.store.notifyEnded(payload.jobId, payload.callbackUrl).catch((err) => log.warn({ err }, "webhook enqueue failed"));
 
     let sandbox: Sandbox | undefined;
     let release: (() => Promise<void>) | undefined;
@@ -234,6 +237,7 @@ export function createProcessor(deps: ProcessorDeps) {
       // A fallback's answer is not the model's: the next request asks the model again.
       if (cacheKey && result.answered && !result.fallback) await deps.cache.put(cacheKey, result).catch((err) => log.warn({ err }, "result cache write failed"));
       await publish("finished", { finish_reason: result.finish_reason, locations: checked.length });
+      await notify();
       log.info({ finish: outcome.finishReason, locations: checked.length, ms: result.timings.total_ms }, "job done");
       return result;
     } catch (err) {
@@ -245,6 +249,7 @@ export function createProcessor(deps: ProcessorDeps) {
       }
       const failure = err instanceof JobFailedError ? err : new JobFailedError("internal", (err as Error).message, { cause: err });
       await publish(failure.code === "cancelled" ? "cancelled" : "failed", { code: failure.code, message: failure.detail.slice(0, 500) });
+      await notify();
       throw failure;
     } finally {
       clearTimeout(timer);

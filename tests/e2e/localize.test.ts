@@ -164,6 +164,9 @@ describe("end to end", () => {
     });
     const cachedId = ((await hooked.json()) as { id: string }).id;
     await waitFor(async () => (received.some((r) => (JSON.parse(r.body) as { id: string }).id === cachedId) ? true : undefined), 30_000, "the cached answer's webhook");
+    // The first job's webhook was queued twice (by the worker before it recorded the end, and
+    // once BullMQ had): delivered once, the refused attempt and its retry.
+    expect(received.filter((r) => (JSON.parse(r.body) as { id: string }).id === id)).toHaveLength(2);
   });
 
   it("cancels a running job: the model request is aborted and the container removed", async () => {

@@ -13,7 +13,8 @@ import {
   localizeExample,
   waitQuerySchema,
 } from "../schemas.js";
-import { hasEnded, waitForEnd } from "../waitFor.js";
+import { waitForEnd } from "../waitFor.js";
+import { hasEnded } from "../../store/jobStore.js";
 import type { AppContext } from "../context.js";
 import { untilEither } from "../shutdown.js";
 
