@@ -23,6 +23,9 @@ export const jobEventTypeSchema = z.enum([
   "no_worker",
 ]);
 export type JobEventType = z.infer<typeof jobEventTypeSchema>;
+/** How long a job's events are kept once it has ended (a follower that reads later gets its end from the record). */
+export const EVENTS_AFTER_END_S = 3600;
+
 export const TERMINAL_EVENTS: ReadonlySet<JobEventType> = new Set(["finished", "failed", "cancelled"]);
 
 export const jobEventSchema = z.object({
@@ -54,7 +57,10 @@ export class JobEvents {
   async publish(jobId: string, type: JobEventType, data?: Record<string, unknown>): Promise<void> {
     const event: JobEvent = { type, at: new Date().toISOString(), ...(data ? { data } : {}) };
     const key = this.k.events(jobId);
-    await this.redis.multi().xadd(key, "MAXLEN", "~", MAX_EVENTS, "*", "e", JSON.stringify(event)).expire(key, this.retentionS).exec();
+    // A job's steps matter while someone follows it; once it has ended its record says how, and
+    // a week of every job's steps (~5 KB each) was most of what Redis held for it.
+    const ttl = TERMINAL_EVENTS.has(type) ? Math.min(this.retentionS, EVENTS_AFTER_END_S) : this.retentionS;
+    await this.redis.multi().xadd(key, "MAXLEN", "~", MAX_EVENTS, "*", "e", JSON.stringify(event)).expire(key, ttl).exec();
   }
 
   /** Events after `afterId` ("0" for all), waiting up to blockMs for the first one. */

@@ -173,7 +173,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
           const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
           return { status };
         },
-        { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
+        // Deliveries wait on receivers (up to 10 s each): at 4, a few receivers that never answer
+        // held every slot, and everyone's webhooks queued behind them (a healthy one 238 s late).
+        { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 32 },
       )
     : null;
 

@@ -174,7 +174,7 @@ describe("batch", () => {
 
 describe("cancel and events", () => {
   it("cancels a queued job; its event stream replays queued then cancelled and ends", async () => {
-    const { inject } = await start();
+    const { inject, config } = await start();
     const job = (await inject({ method: "POST", url: "/v1/localize", payload: body() })).json();
     const del = await inject({ method: "DELETE", url: `/v1/jobs/${job.id}` });
     expect(del.statusCode).toBe(202);
@@ -182,6 +182,15 @@ describe("cancel and events", () => {
     expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}` })).json().status).toBe("cancelled");
     const again = await inject({ method: "DELETE", url: `/v1/jobs/${job.id}` });
     expect(again.statusCode).toBe(409);
+    // Its events are kept for an hour now that it has ended, not the job's week.
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      const ttl = await redis.ttl(keys(config.QUEUE_PREFIX).events(job.id));
+      expect(ttl).toBeGreaterThan(3500);
+      expect(ttl).toBeLessThanOrEqual(3600);
+    } finally {
+      redis.disconnect();
+    }
 
     const sse = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events` });
     expect(sse.headers["content-type"]).toContain("text/event-stream");
