@@ -174,7 +174,9 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
     {
       title: "Localize code for an issue",
       description,
-      inputSchema,
+      // Strict: an argument this server does not take (a `path` sent to the service's own
+      // endpoint, a misspelt `repo`) is refused by name, not silently dropped.
+      inputSchema: z.object(inputSchema).strict(),
       outputSchema: localizeOutputSchema.shape,
       annotations: { title: "Localize code for an issue", readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: true },
     },

@@ -283,6 +283,11 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const bad = await client.callTool({ name: "localize", arguments: { issue: "x", repo_url: "ftp://example.com/r.git" } });
     expect(bad.isError).toBe(true);
     expect((bad.content as Array<{ text: string }>)[0]!.text).toMatch(/repo_url.*scheme ftp/);
+    // An argument only the stdio server takes (a local path) is refused by name, not dropped
+    // to then be asked for a repo_url.
+    const local = await client.callTool({ name: "localize", arguments: { issue: "x", path: "/home/me/project" } });
+    expect(local.isError).toBe(true);
+    expect((local.content as Array<{ text: string }>)[0]!.text).toMatch(/Unrecognized key.*"path"/);
     const stolen = await fetch(`${base}/mcp`, {
       method: "POST",
       headers: { authorization: "Bearer other-key-0123456789", "mcp-session-id": transport.sessionId!, "content-type": "application/json", accept: "application/json, text/event-stream" },
