@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { Worker } from "bullmq";
+import { DelayedError, Worker } from "bullmq";
 import { pino, type Logger } from "pino";
 import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
@@ -165,11 +165,16 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const webhookWorker = webhookConnection
     ? new Worker<WebhookPayload, { status: number }>(
         QUEUES.webhook,
-        async (job) => {
+        async (job, token) => {
           const view = await store.get(job.data.jobId);
           if (!view) return { status: 0 };
-          // Queued by the worker just before it records the end: asked again (the queue's backoff) until the record says it.
-          if (!hasEnded(view)) throw new Error(`job ${view.id} has not ended yet`);
+          // Queued by the worker just before it records the end: looked at again until the record
+          // says it, spending no attempt (its worker may have died there, and the job's retry
+          // take the job's whole time limit; a webhook failed meanwhile would stay failed).
+          if (!hasEnded(view)) {
+            await job.moveToDelayed(Date.now() + NOT_ENDED_RECHECK_MS, token);
+            throw new DelayedError();
+          }
           const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
           return { status };
         },
@@ -216,6 +221,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     },
   };
 }
+
+/** How soon a webhook whose job's end is not recorded yet is looked at again. */
+const NOT_ENDED_RECHECK_MS = 2_000;
 
 /** How often a running worker removes what crashed workers left. */
 const UPKEEP_EVERY_MS = 5 * 60_000;

@@ -3,7 +3,18 @@ import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { deliverWebhook } from "../../src/worker/webhooks.js";
 import { HostGuard } from "../../src/queue/hostPolicy.js";
-import type { JobView } from "../../src/store/jobStore.js";
+import { JobStore, type JobView } from "../../src/store/jobStore.js";
+import { randomUUID } from "node:crypto";
+import { createServer as createHttpServer } from "node:http";
+import { Worker } from "bullmq";
+import { pino } from "pino";
+import { createRedis, redisOptions } from "../../src/queue/connection.js";
+import { QUEUES } from "../../src/queue/contract.js";
+import { createLocalizeQueue, createWebhookQueue, enqueueLocalize } from "../../src/queue/producer.js";
+import { startWorker, type RunningWorker } from "../../src/worker/build.js";
+import { testConfig } from "../helpers/config.js";
+import { waitFor } from "../helpers/processes.js";
+import { dropPrefix } from "../helpers/redis.js";
 
 /** A receiver that answers a byte every 300 ms: never idle long enough for the socket's timeout. */
 const sockets: Socket[] = [];
@@ -29,4 +40,53 @@ describe("webhook delivery", () => {
     await expect(delivered).rejects.toThrow("callback did not answer within 1000 ms");
     expect(Date.now() - t).toBeLessThan(3_000);
   });
+});
+
+describe("a webhook queued before its job's end is recorded", () => {
+  const config = testConfig({ WEBHOOK_SECRET: "webhook-secret-0123456789abcdef", WEBHOOK_MAX_ATTEMPTS: "1", ALLOW_PRIVATE_HOSTS: "true" });
+  let worker: RunningWorker | undefined;
+  afterAll(async () => {
+    await worker?.close();
+    await dropPrefix(config.QUEUE_PREFIX);
+  });
+
+  it("waits for the record, spending no attempt, and is delivered once the job ends", async () => {
+    const received: string[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        received.push(body);
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts: 1 });
+    const store = new JobStore(queue, redis, 600, webhooks);
+    // A job running on a worker that announced its end and died before recording it (the job's retry will).
+    const taker = new Worker(QUEUES.localize, null, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX, autorun: false });
+    try {
+      const jobId = randomUUID();
+      await enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString(), callbackUrl: url });
+      const job = await taker.getNextJob("dying-worker");
+      expect(job?.id).toBe(jobId);
+      await store.notifyEnded(jobId, url);
+      worker = await startWorker(config, { logger: pino({ level: "silent" }) });
+      // With one attempt, a delivery that found the job running used to fail for good here.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(received).toEqual([]);
+      await job!.moveToCompleted({ answered: true }, "dying-worker", false);
+      await waitFor(async () => (received.length > 0 ? true : undefined), 15_000, "the webhook");
+      expect(JSON.parse(received[0]!)).toMatchObject({ id: jobId, status: "succeeded" });
+    } finally {
+      await taker.close();
+      await queue.close();
+      await webhooks.close();
+      redis.disconnect();
+      receiver.close();
+    }
+  }, 40_000);
 });
