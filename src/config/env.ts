@@ -86,7 +86,7 @@ export const envSchema = z.object({
   UPLOAD_TTL_S: int(60, 30 * 86_400).default(86_400),
   /** Disk kept free under UPLOAD_DIR (the store is "dir"): an upload that could go below it is refused (503). */
   UPLOAD_MIN_FREE_MB: int(0, 1 << 30).default(2048),
-  /** Bytes of archives the "redis" store keeps at once, those arriving included: past it an upload is refused (503) until others expire. */
+  /** Bytes of archives the "redis" store keeps at once, and (apart) one API process buffers of those arriving: past either an upload is refused (503). */
   UPLOAD_REDIS_MAX_MB: int(1, 1 << 20).default(1024),
   /** The archive as sent (compressed or not). */
   UPLOAD_MAX_ARCHIVE_BYTES: int(1024, 4 * 1024 ** 3).default(100 << 20),

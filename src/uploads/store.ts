@@ -260,31 +260,53 @@ export class DirUploadStore implements UploadStore {
  * step: concurrent commits cannot all pass the check. The count is kept as a sorted set of the
  * kept ids by expiry (what expired leaves the count here, as its keys leave Redis) beside
  * their sizes and the running total, so a check costs the expired ones, not every upload.
- * KEYS: by expiry, sizes, total, archive, meta. ARGV: id, now ms, expiry ms, budget, ttl s, bytes, meta.
+ * Times are Redis's own, whichever host's clock runs ahead. The same tree committed twice at
+ * once (a retry, two agents on one checkout) counts once.
+ * KEYS: by expiry, sizes, total, archive, meta. ARGV: id, budget, ttl s, bytes, meta.
  */
 const KEEP_WITHIN_BUDGET = `
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(expired) do
   redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[2], id) or '0'))
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[1], id)
 end
-local size = string.len(ARGV[6])
+local size = string.len(ARGV[4])
+local before = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local held = tonumber(redis.call('GET', KEYS[3]) or '0')
-if held + size > tonumber(ARGV[4]) then return held end
-redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[5])
-redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[5])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if held - before + size > tonumber(ARGV[2]) then return held end
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[3])
+redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]) * 1000, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], size)
-redis.call('INCRBY', KEYS[3], size)
+redis.call('INCRBY', KEYS[3], size - before)
 return -1
 `;
 
-/** Renews a kept id's place in the count, or takes it out of the count when its bytes are gone. KEYS: by expiry, sizes, total. ARGV: id, expiry ms, kept (1/0). */
-const RENEW_COUNT = `
-if ARGV[3] == '1' then
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
-elseif redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+/**
+ * Renews an upload (its bytes, its record, its place in the count) in one step, or, its bytes
+ * gone, drops its record and its count. An archive the count lost (kept before the count was,
+ * or renewed just as it expired from the count) is counted again here, by its size in Redis.
+ * KEYS: by expiry, sizes, total, archive, meta. ARGV: id, ttl s, meta. Returns 1 when renewed.
+ */
+const RENEW = `
+if redis.call('EXPIRE', KEYS[4], ARGV[2]) == 1 then
+  redis.call('SET', KEYS[5], ARGV[3], 'EX', ARGV[2])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local size = redis.call('STRLEN', KEYS[4])
+  local before = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+  if before ~= size then
+    redis.call('HSET', KEYS[2], ARGV[1], size)
+    redis.call('INCRBY', KEYS[3], size - before)
+  end
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]) * 1000, ARGV[1])
+  return 1
+end
+redis.call('DEL', KEYS[5])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'))
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
@@ -330,18 +352,11 @@ export class RedisUploadStore implements UploadStore {
     if (raw === null) return null;
     const parsed = uploadInfoSchema.safeParse(JSON.parse(raw));
     if (!parsed.success) return null;
-    const expiresAt = Date.now() + this.ttlS * 1000;
-    const info = { ...parsed.data, expires_at: new Date(expiresAt).toISOString() };
-    const renewed = await this.redis.multi().expire(k.archive, this.ttlS).set(k.meta, JSON.stringify(info), "EX", this.ttlS).exec();
+    const info = { ...parsed.data, expires_at: new Date(Date.now() + this.ttlS * 1000).toISOString() };
     // The bytes gone (evicted under maxmemory, the larger key first; expired a moment before
     // the meta): no upload, rather than one renewed for ever that every job fails on.
-    const kept = renewed?.[0]?.[1] === 1;
-    await this.redis.eval(RENEW_COUNT, 3, ...this.countKeys(), id, expiresAt, kept ? "1" : "0");
-    if (!kept) {
-      await this.redis.del(k.meta);
-      return null;
-    }
-    return info;
+    const renewed = await this.redis.eval(RENEW, 5, ...this.countKeys(), k.archive, k.meta, id, this.ttlS, JSON.stringify(info));
+    return renewed === 1 ? info : null;
   }
 
   async stage(): Promise<StagedUpload> {
@@ -366,10 +381,9 @@ export class RedisUploadStore implements UploadStore {
           if (existing) return { info: existing, created: false };
           const k = this.keys(summary.sha256);
           const info = infoOf(summary, size, this.ttlS);
-          const expiresAt = Date.parse(info.expires_at);
           // Archive and record together, with one lifetime: a reader that finds the meta finds the bytes.
           const held = await this.redis.eval(KEEP_WITHIN_BUDGET, 5, ...this.countKeys(), k.archive, k.meta,
-            summary.sha256, Date.now(), expiresAt, this.budgetBytes, this.ttlS, Buffer.concat(parts), JSON.stringify(info));
+            summary.sha256, this.budgetBytes, this.ttlS, Buffer.concat(parts), JSON.stringify(info));
           if (Number(held) >= 0) throw this.full(Number(held));
           return { info, created: true };
         } catch (err) {

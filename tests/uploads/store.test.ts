@@ -132,6 +132,13 @@ describe("the Redis store's budget", () => {
       await new Promise((r) => setTimeout(r, 1100));
       expect((await keep("b".repeat(64), 600)).created).toBe(true);
       expect(Number(await redis.get(`${prefix}:uploads:bytes`))).toBe(600);
+      // The same tree committed twice at once (a retry, two agents on one checkout) counts once.
+      const twice = await Promise.all([store.stage(), store.stage()]);
+      for (const t of twice) await t.write(Buffer.alloc(100, 2));
+      await Promise.all(twice.map((t) => t.commit(summary("c".repeat(64), 100))));
+      expect(Number(await redis.get(`${prefix}:uploads:bytes`))).toBe(700);
+      await redis.del(`${prefix}:upload:${"c".repeat(64)}:archive`);
+      expect(await store.touch("c".repeat(64))).toBeNull();
       // One whose bytes were lost leaves the count when asked for.
       await redis.del(`${prefix}:upload:${"b".repeat(64)}:archive`);
       expect(await store.touch("b".repeat(64))).toBeNull();
