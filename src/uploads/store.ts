@@ -318,8 +318,8 @@ return 0
  * each and in all. Redis holds the queue too, so uploads left uncapped would fill its memory
  * (under noeviction, as BullMQ asks, every job's write then fails) or, under an eviction
  * policy, evict the queue's own keys. While an upload arrives it is buffered in this process;
- * those buffers count against the same budget, so concurrent uploads cannot exhaust the API's
- * memory either.
+ * this process's buffers are held to the same number apart, so concurrent uploads cannot
+ * exhaust the API's memory either.
  */
 export class RedisUploadStore implements UploadStore {
   private buffered = 0;
