@@ -210,10 +210,21 @@ export class Submitter {
     if (prior.bodyHash !== prepared.bodyHash) {
       throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request", "idempotency-key");
     }
+    const redis = this.deps.store.redis;
     const view = prior.jobId ? await this.deps.store.get(prior.jobId) : null;
-    if (!view) throw stillAccepting();
-    // The request that made it may have died before it kept the key for the job's lifetime.
-    await this.deps.store.redis.expire(idemKey, this.deps.config.JOB_TTL_S);
+    const ttl = await redis.ttl(idemKey);
+    if (!view) {
+      if (ttl === -2) return null;
+      // Kept past the accepting (its job was there), and the job is gone (expired): the key is
+      // free again. Within the accepting, the request may still be queueing its job.
+      if (ttl > ACCEPT_CLAIM_S) {
+        await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, idemKey, raw);
+        return null;
+      }
+      throw stillAccepting();
+    }
+    // The request that made it died before it kept the key for the job's lifetime.
+    if (ttl >= 0 && ttl <= ACCEPT_CLAIM_S) await redis.expire(idemKey, this.deps.config.JOB_TTL_S);
     return view;
   }
 
@@ -227,12 +238,12 @@ export class Submitter {
       // Claimed for the time accepting takes, then kept for the job's lifetime once the job is
       // there: an API that dies in between (or loses Redis) leaves a claim that names no job,
       // which answered every retry "still being accepted" (409) for the job's whole lifetime.
-      const claimed = await store.redis.set(idemKey, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", ACCEPT_CLAIM_S, "NX");
-      if (claimed === null) {
-        // Null only when that record expired in between: asked again, the key is free.
+      const claim = () => store.redis.set(idemKey!, JSON.stringify({ jobId: payload.jobId, bodyHash: prepared.bodyHash }), "EX", ACCEPT_CLAIM_S, "NX");
+      if ((await claim()) === null) {
+        // No earlier job (its record expired in between, or it is gone for good): the key is free.
         const view = await this.earlier(idemKey, prepared);
         if (view) return { view, queued: false };
-        throw stillAccepting();
+        if ((await claim()) === null) throw stillAccepting();
       }
     }
     try {
@@ -242,7 +253,7 @@ export class Submitter {
           const now = new Date().toISOString();
           const view = newJobView(payload, { status: "succeeded", started_at: now, finished_at: now, cached: true, result: hit });
           await store.putStatic(view);
-          if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S);
+          if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S).catch(() => undefined);
           await events.publish(payload.jobId, "finished", { cached: true });
           // The answer stands whatever becomes of its webhook.
           await store.notifyEnded(payload.jobId, payload.callbackUrl).catch(() => undefined);
@@ -251,11 +262,13 @@ export class Submitter {
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
       await enqueueLocalize(queue, payload);
-      if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S);
     } catch (err) {
       if (idemKey) await store.redis.del(idemKey);
       throw err;
     }
+    // The job is there: a failure here must not free the key (a retry would queue a second
+    // job); the claim's minute then runs out, or a retry that finds the job keeps it.
+    if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S).catch(() => undefined);
     return { view: newJobView(payload), queued: true };
   }
 }

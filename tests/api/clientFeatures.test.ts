@@ -10,6 +10,9 @@ import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
 import { JobEvents } from "../../src/store/events.js";
+import { Queue } from "bullmq";
+import { QUEUES } from "../../src/queue/contract.js";
+import { redisOptions } from "../../src/queue/connection.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/processes.js";
@@ -53,6 +56,23 @@ describe("idempotency", () => {
     expect(other.json().error).toMatchObject({ code: "idempotency_key_reused", field: "idempotency-key" });
     const noKey = await inject({ method: "POST", url: "/v1/localize", payload: body() });
     expect(noKey.json().id).not.toBe(first.json().id);
+  });
+
+  it("takes a key whose job has gone (expired) for a new request, instead of answering 409 until the key expires too", async () => {
+    const { inject, config } = await start();
+    const headers = { "idempotency-key": "outlived" };
+    const first = await inject({ method: "POST", url: "/v1/localize", payload: body("outlived"), headers });
+    expect(first.statusCode).toBe(202);
+    // The job's record goes, as JOB_TTL_S takes it, while the key (renewed by a retry) is still there.
+    const queue = new Queue(QUEUES.localize, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX });
+    try {
+      await queue.remove(first.json().id);
+    } finally {
+      await queue.close();
+    }
+    const again = await inject({ method: "POST", url: "/v1/localize", payload: body("outlived"), headers });
+    expect(again.statusCode).toBe(202);
+    expect(again.json().id).not.toBe(first.json().id);
   });
 
   it("claims a key only for the time accepting takes, then for the job's lifetime: a claim an API died holding frees the key within a minute", async () => {
