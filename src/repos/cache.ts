@@ -645,12 +645,14 @@ export class RepoCache {
    */
   private async materialize(mirror: string, sha: string, rel: string, signal?: AbortSignal, env: Record<string, string> = {}, patched = false): Promise<string> {
     const treePath = await this.trees.place(rel);
+    const spilled = this.trees.spillPath(rel);
     try {
       await this.writeTree(mirror, sha, treePath, this.trees.limitFor(treePath), patched, signal, env);
       return treePath;
     } catch (err) {
       if (!(err instanceof RepoError && err.cause instanceof TreeTooLarge)) throw err;
-      const spilled = this.trees.spillPath(rel);
+      // Placed on the disk already: written there again, it would stop at the same limit.
+      if (treePath === spilled) throw this.noRoomOnDisk(sha);
       try {
         await this.writeTree(mirror, sha, spilled, this.trees.limitFor(spilled), patched, signal, env);
       } catch (e) {

@@ -229,7 +229,9 @@ export class DockerSandboxProvider implements SandboxProvider {
       // container's pid is the same few. An owner from an older worker names no namespace.
       const pidReadable = ownerHost === host && (ownerNs === undefined || ownerNs === PID_NAMESPACE);
       const orphan =
-        owner === this.ownerId ||
+        // One of ours no live sandbox holds, unless just made: a sandbox being created is in
+        // the engine before it is ours to know (the worker's upkeep reaps while jobs start).
+        (owner === this.ownerId && now - info.Created > CREATING_GRACE_S) ||
         (pidReadable && !pidAlive(Number(ownerPid))) ||
         now - info.Created > maxAgeS ||
         !owner;
@@ -487,6 +489,9 @@ async function removeContainer(container: Dockerode.Container): Promise<boolean>
   }
   return false;
 }
+
+/** How long a container of this process's own may be unknown to it: the time a start takes, and more. */
+const CREATING_GRACE_S = 120;
 
 /** This process's pid namespace (its inode), in which its pid, and those it can see, are read. */
 export const PID_NAMESPACE = (() => {

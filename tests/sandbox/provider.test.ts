@@ -62,7 +62,7 @@ describe("sandbox lifecycle", () => {
     }
   });
 
-  it("reaps orphans: a dead owner's containers and its own forgotten ones, never a live sandbox", async () => {
+  it("reaps orphans: a dead owner's containers and its own forgotten ones, never a live sandbox or one of its own just made", async () => {
     const label = testServiceLabel("reap");
     const p = provider({ serviceLabel: label });
     const live = await p.create(spec(await tree(), "job-live"));
@@ -86,6 +86,12 @@ describe("sandbox lifecycle", () => {
       Cmd: ["sleep", "60"],
       Labels: { "codescout.service": label, "codescout.owner": `${(await import("node:os")).hostname()}:${dead}:z:1` },
     });
+    // One of its own it does not know yet (a sandbox being created as the upkeep runs): left alone while young.
+    const creating = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ["sleep", "60"],
+      Labels: { "codescout.service": label, "codescout.owner": p.ownerId },
+    });
     // A container of another live worker (this test process) must survive.
     const other = provider({ serviceLabel: label });
     const sibling = await other.create(spec(await tree(), "job-sibling"));
@@ -94,6 +100,7 @@ describe("sandbox lifecycle", () => {
       expect(await exists(orphan.id)).toBe(false);
       expect(await exists(nsOrphan.id)).toBe(false);
       expect(await exists(elsewhere.id)).toBe(true);
+      expect(await exists(creating.id)).toBe(true);
       expect(await exists(live.id)).toBe(true);
       expect(await exists(sibling.id)).toBe(true);
       expect(await see(live, "echo ok")).toMatch(/^ok\n/);
@@ -103,6 +110,7 @@ describe("sandbox lifecycle", () => {
       await orphan.remove({ force: true }).catch(() => undefined);
       await nsOrphan.remove({ force: true }).catch(() => undefined);
       await elsewhere.remove({ force: true }).catch(() => undefined);
+      await creating.remove({ force: true }).catch(() => undefined);
     }
   });
 
