@@ -18,9 +18,9 @@ const STATUS_OF_END: Record<string, JobView["status"]> = { finished: "succeeded"
  * MCP tool turns into progress. Yields null when nothing happened for a while (a chance to
  * send a keep-alive). A job that ended without announcing it (failed as stalled, expired)
  * gets a final event made from its record, so a follower never waits forever. With `watch`, a
- * job still queued after `watch.afterMs` with no worker alive gets one `no_worker` event (not
- * stored, and not its end: it runs if a worker starts); a caller holding a call for an agent
- * gives up on it.
+ * job still queued (or running, its worker dead) after `watch.afterMs` with no worker alive gets
+ * one `no_worker` event (not stored, and not its end: it runs if a worker starts); a caller
+ * holding a call for an agent gives up on it.
  */
 export async function* followJob(redis: Redis, events: JobEvents, store: JobStore, id: string, after: string, signal: AbortSignal, watch?: NoWorkerWatch): AsyncGenerator<StoredEvent | null> {
   // A duplicate does not carry the original's listeners: a dropped Redis fails the read instead.
@@ -91,7 +91,7 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
         const start = "start one (`npm run worker`, or the compose file's worker service)";
         const message =
           current?.status === "running"
-            ? `no worker is running: the worker running the job stopped ${seconds} s ago or more; ${start} and the job goes on from its start, or ask again`
+            ? `no worker is running: the worker running the job stopped ${seconds} s ago or more; ${start} and the job is tried again from its start (once: a second worker lost fails it as worker_lost), or ask again`
             : `no worker is running: the job waited ${seconds} s and none took it; ${start} and ask again`;
         yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message, status: current?.status } } };
         continue;

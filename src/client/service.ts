@@ -122,9 +122,10 @@ export class ServiceClient {
 
   /**
    * Follows a job to its end: each event goes to `onEvent`; when `signal` fires (the caller
-   * gave up) the job is cancelled. Resolves with the job's final record. A job the service says
-   * no worker is there to take (`no_worker`) is cancelled too, and ends with that reason: the
-   * caller is told why instead of waiting for a worker that may never start.
+   * gave up) the job is cancelled. Resolves with the job's final record. A queued job the service
+   * says no worker is there to take (`no_worker`) is cancelled too, and ends with that reason: the
+   * caller is told why instead of waiting for a worker that may never start. A running one whose
+   * worker died is not: it resolves still running, with that reason, for a worker to take up.
    */
   async follow(view: JobView, hooks: { signal?: AbortSignal; onEvent?: (event: JobEvent) => void } = {}): Promise<JobView> {
     if (hasEnded(view)) return view;

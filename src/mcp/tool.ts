@@ -105,7 +105,7 @@ const pathShape = {
     .min(1)
     .optional()
     .describe(
-      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (node_modules, build output) and credentials (.env, keys) never leave the machine.",
+      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (node_modules, build output), and credentials (.env, keys) the last commit does not hold, never leave the machine.",
     ),
 };
 
