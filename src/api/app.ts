@@ -4,6 +4,8 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { JobEvents } from "../store/events.js";
+import { EventHub } from "../store/eventHub.js";
+import { withErrorListener } from "../queue/connection.js";
 import { ResultCache } from "../store/resultCache.js";
 import { authenticate, KeyRing } from "./auth.js";
 import type { AppContext, AppDeps } from "./context.js";
@@ -31,6 +33,9 @@ import { ApiShutdown } from "./shutdown.js";
 async function app(fastify: FastifyInstance, deps: AppDeps) {
   const { config, store, redis } = deps;
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
+  // A connection of its own: it blocks. A duplicate does not carry the original's listeners.
+  const eventHub = new EventHub(withErrorListener(redis.duplicate()), redis, config.QUEUE_PREFIX);
+  fastify.addHook("onClose", async () => eventHub.close());
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
   const limits = new Limits(redis, store.keys, store, {
     submitPerMinute: config.RATE_LIMIT_PER_MIN,
@@ -43,6 +48,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const ctx: AppContext = {
     ...deps,
     events,
+    eventHub,
     cache,
     limits,
     submitter: new Submitter({ ...deps, cache, events, limits }),

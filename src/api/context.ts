@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "../config/env.js";
 import type { LocalizeQueue } from "../queue/producer.js";
 import type { JobEvents } from "../store/events.js";
+import type { EventHub } from "../store/eventHub.js";
 import type { JobStore } from "../store/jobStore.js";
 import type { ResultCache } from "../store/resultCache.js";
 import type { Limits } from "./limits.js";
@@ -30,10 +31,12 @@ export interface AppDeps {
 /** The app's own pieces, made once from AppDeps and shared by the route plugins. */
 export interface AppContext extends AppDeps {
   events: JobEvents;
+  /** What followers read a job's events through: one blocking connection for all of them. */
+  eventHub: EventHub;
   cache: ResultCache;
   submitter: Submitter;
   limits: Limits;
-  /** Places for the jobs followed at once (each holds a Redis connection). */
+  /** Places for the jobs followed at once (each holds a stream's reads and a response). */
   followers: FollowerSlots;
   /** Which workers are alive, read from Redis at most once a second. */
   workers: WorkerPresence;

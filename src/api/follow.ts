@@ -1,6 +1,5 @@
-import type { Redis } from "ioredis";
-import { withErrorListener } from "../queue/connection.js";
-import { TERMINAL_EVENTS, type JobEvents, type StoredEvent } from "../store/events.js";
+import type { EventHub } from "../store/eventHub.js";
+import { TERMINAL_EVENTS, type StoredEvent } from "../store/events.js";
 import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
 import { waitForEnd } from "./waitFor.js";
 
@@ -22,9 +21,7 @@ const STATUS_OF_END: Record<string, JobView["status"]> = { finished: "succeeded"
  * one `no_worker` event (not stored, and not its end: it runs if a worker starts); a caller
  * holding a call for an agent gives up on it.
  */
-export async function* followJob(redis: Redis, events: JobEvents, store: JobStore, id: string, after: string, signal: AbortSignal, watch?: NoWorkerWatch): AsyncGenerator<StoredEvent | null> {
-  // A duplicate does not carry the original's listeners: a dropped Redis fails the read instead.
-  const conn = withErrorListener(redis.duplicate());
+export async function* followJob(hub: EventHub, store: JobStore, id: string, after: string, signal: AbortSignal, watch?: NoWorkerWatch): AsyncGenerator<StoredEvent | null> {
   let last = after;
   // Counted from the follow's start: its first look at the job (after a quiet read) says whether
   // it is still queued with no worker, without a read of its own up front.
@@ -42,65 +39,59 @@ export async function* followJob(redis: Redis, events: JobEvents, store: JobStor
     alone ??= Date.now();
     return Date.now() - alone;
   };
-  // The blocking read ends with the signal, not up to 5 s later: a stopping API lets go at once.
-  const onAbort = () => conn.disconnect();
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    // A follower resuming (Last-Event-ID) a job that has ended reads what is left without
-    // waiting: the blocking read held it 5 s before its end was told.
-    let block = after !== "0" && (await store.get(id).then((v) => !v || hasEnded(v))) ? 0 : 5_000;
-    while (!signal.aborted) {
-      let batch;
-      try {
-        batch = await events.read(conn, id, last, block);
-        block = 5_000;
-      } catch (err) {
-        if (signal.aborted) return;
-        throw err;
-      }
-      for (const stored of batch) {
-        const terminal = TERMINAL_EVENTS.has(stored.event.type);
-        // The worker announces a job's end just before BullMQ records it: a client that reads
-        // the job on this event must find it ended, with its result (it found it running).
-        if (terminal) {
-          const now = await store.get(id);
-          const recorded = now && (await waitForEnd(store, now, 5, signal));
-          // An end its record does not say: the worker died between announcing and recording it
-          // (its retry may end the job otherwise), or this was an earlier attempt's. The stream
-          // goes on, and ends with the end the record comes to say.
-          if (recorded && (!hasEnded(recorded) || STATUS_OF_END[stored.event.type] !== recorded.status)) {
-            last = stored.id;
-            continue;
-          }
-        }
-        yield stored;
-        last = stored.id;
-        if (terminal) return;
-      }
-      if (batch.length > 0) continue;
-      const current = await store.get(id);
-      if (!current || hasEnded(current)) {
-        const type = current?.status === "succeeded" ? "finished" : current?.status === "cancelled" ? "cancelled" : "failed";
-        yield { id: last, event: { type, at: new Date().toISOString(), data: { status: current?.status ?? "expired" } } };
-        return;
-      }
-      const waited = await waitedAlone(current);
-      if (watch && waited >= watch.afterMs) {
-        told = true;
-        const seconds = Math.round(waited / 1000);
-        const start = "start one (`npm run worker`, or the compose file's worker service)";
-        const message =
-          current?.status === "running"
-            ? `no worker is running: the worker running the job stopped ${seconds} s ago or more; ${start} and the job is tried again from its start (once: a second worker lost fails it as worker_lost), or ask again`
-            : `no worker is running: the job waited ${seconds} s and none took it; ${start} and ask again`;
-        yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message, status: current?.status } } };
-        continue;
-      }
-      yield null;
+  // A follower resuming (Last-Event-ID) a job that has ended reads what is left without
+  // waiting: the blocking read held it 5 s before its end was told.
+  let block = after !== "0" && (await store.get(id).then((v) => !v || hasEnded(v))) ? 0 : 5_000;
+  // The wait ends with the signal, not up to 5 s later: a stopping API lets go at once.
+  while (!signal.aborted) {
+    let batch;
+    try {
+      batch = await hub.read(id, last, block, signal);
+      block = 5_000;
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
     }
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    conn.disconnect();
+    if (signal.aborted) return;
+    for (const stored of batch) {
+      const terminal = TERMINAL_EVENTS.has(stored.event.type);
+      // The worker announces a job's end just before BullMQ records it: a client that reads
+      // the job on this event must find it ended, with its result (it found it running).
+      if (terminal) {
+        const now = await store.get(id);
+        const recorded = now && (await waitForEnd(store, now, 5, signal));
+        // An end its record does not say: the worker died between announcing and recording it
+        // (its retry may end the job otherwise), or this was an earlier attempt's. The stream
+        // goes on, and ends with the end the record comes to say.
+        if (recorded && (!hasEnded(recorded) || STATUS_OF_END[stored.event.type] !== recorded.status)) {
+          last = stored.id;
+          continue;
+        }
+      }
+      yield stored;
+      last = stored.id;
+      if (terminal) return;
+    }
+    if (batch.length > 0) continue;
+    const current = await store.get(id);
+    if (!current || hasEnded(current)) {
+      const type = current?.status === "succeeded" ? "finished" : current?.status === "cancelled" ? "cancelled" : "failed";
+      yield { id: last, event: { type, at: new Date().toISOString(), data: { status: current?.status ?? "expired" } } };
+      return;
+    }
+    const waited = await waitedAlone(current);
+    if (watch && waited >= watch.afterMs) {
+      told = true;
+      const seconds = Math.round(waited / 1000);
+      const start = "start one (`npm run worker`, or the compose file's worker service)";
+      const message =
+        current?.status === "running"
+          ? `no worker is running: the worker running the job stopped ${seconds} s ago or more; ${start} and the job is tried again from its start (once: a second worker lost fails it as worker_lost), or ask again`
+          : `no worker is running: the job waited ${seconds} s and none took it; ${start} and ask again`;
+      yield { id: last, event: { type: "no_worker", at: new Date().toISOString(), data: { seconds, message, status: current?.status } } };
+      continue;
+    }
+    yield null;
   }
 }
 

@@ -2,9 +2,10 @@ import { ApiError } from "./errors.js";
 
 /**
  * How many jobs this API process follows at once (event streams, calls held for agents): each
- * holds a Redis connection of its own for its blocking reads, and Redis has a cap on clients
- * that the workers share. One client opened 600 streams in half a second, and at Redis's cap a
- * worker starting could not connect. Past either limit, 503 with Retry-After.
+ * holds a response, timers and a look at its job every few seconds. They once held a Redis
+ * connection each (one client opened 600 streams in half a second, and at Redis's cap a worker
+ * starting could not connect); they share one now (EventHub), and the cap bounds the rest.
+ * Past either limit, 503 with Retry-After.
  */
 export class FollowerSlots {
   private total = 0;

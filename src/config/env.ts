@@ -24,7 +24,7 @@ export const envSchema = z.object({
   API_ALLOWED_ORIGINS: z.string().default(""),
   MCP_SESSION_IDLE_S: int(10, 7 * 86_400).default(1800),
   MCP_MAX_SESSIONS: int(1, 1_000_000).default(1000),
-  /** Jobs one API process follows at once (event streams, held calls), and one key of them: each holds a Redis connection. */
+  /** Jobs one API process follows at once (event streams, held calls), and one key of them. */
   MAX_FOLLOWERS: int(1, 100_000).default(2000),
   MAX_FOLLOWERS_PER_KEY: int(1, 100_000).default(200),
   // A call held for an agent (MCP, POST /v1/tools/localize, the CLI) whose job has waited this long

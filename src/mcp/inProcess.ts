@@ -88,7 +88,7 @@ export async function followToEnd(ctx: AppContext, view: JobView, hooks: RunHook
   const stop = until.signal;
   try {
     hooks.progress(`queued: job ${view.id}`);
-    for await (const stored of followJob(ctx.redis, ctx.events, ctx.store, view.id, "0", stop, ctx.noWorker)) {
+    for await (const stored of followJob(ctx.eventHub, ctx.store, view.id, "0", stop, ctx.noWorker)) {
       if (stored === null) hooks.idle?.();
       const line = stored && describeEvent(stored.event);
       if (line) hooks.progress(line);

@@ -62,21 +62,18 @@ export class JobEvents {
     const ttl = TERMINAL_EVENTS.has(type) ? Math.min(this.retentionS, EVENTS_AFTER_END_S) : this.retentionS;
     await this.redis.multi().xadd(key, "MAXLEN", "~", MAX_EVENTS, "*", "e", JSON.stringify(event)).expire(key, ttl).exec();
   }
+}
 
-  /** Events after `afterId` ("0" for all), waiting up to blockMs for the first one. */
-  async read(conn: Redis, jobId: string, afterId: string, blockMs: number): Promise<StoredEvent[]> {
-    const key = this.k.events(jobId);
-    const res = blockMs > 0 ? await conn.xread("COUNT", 500, "BLOCK", blockMs, "STREAMS", key, afterId) : await conn.xread("COUNT", 500, "STREAMS", key, afterId);
-    if (!res) return [];
-    const out: StoredEvent[] = [];
-    for (const [, entries] of res) {
-      for (const [id, fields] of entries) {
-        const raw = fields[1];
-        if (!raw) continue;
-        const parsed = jobEventSchema.safeParse(JSON.parse(raw));
-        if (parsed.success) out.push({ id, event: parsed.data });
-      }
+/** The events in an XREAD answer, in order; an entry that is not one of ours is passed over. */
+export function parseEntries(answer: unknown): StoredEvent[] {
+  const out: StoredEvent[] = [];
+  for (const [, entries] of (answer ?? []) as Array<[string, Array<[string, string[]]>]>) {
+    for (const [id, fields] of entries) {
+      const raw = fields[1];
+      if (!raw) continue;
+      const parsed = jobEventSchema.safeParse(JSON.parse(raw));
+      if (parsed.success) out.push({ id, event: parsed.data });
     }
-    return out;
   }
+  return out;
 }

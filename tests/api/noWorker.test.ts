@@ -5,12 +5,12 @@ import { ServiceClient } from "../../src/client/service.js";
 import { Queue, Worker } from "bullmq";
 import { createRedis, redisOptions } from "../../src/queue/connection.js";
 import { QUEUES } from "../../src/queue/contract.js";
-import type { JobEvent } from "../../src/store/events.js";
+import { JobEvents, type JobEvent } from "../../src/store/events.js";
 import { keys } from "../../src/store/keys.js";
 import { Heartbeat } from "../../src/worker/heartbeat.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
-import { dropPrefix } from "../helpers/redis.js";
+import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/processes.js";
 
 /**
@@ -162,7 +162,7 @@ describe("a queued job being cancelled", () => {
 describe("jobs followed at once", () => {
   const own = ownApi({ MAX_FOLLOWERS_PER_KEY: "2", NO_WORKER_WAIT_S: "3600" });
 
-  it("are capped per key (each holds a Redis connection): past the cap 503 with Retry-After, and a stream that ends gives its place back", async () => {
+  it("are capped per key: past the cap 503 with Retry-After, and a stream that ends gives its place back", async () => {
     const post = await fetch(`${own.base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: "Session.request breaks (followed)", options: { cache: false } }) });
     const { id } = (await post.json()) as { id: string };
     const streams = [new AbortController(), new AbortController()];
@@ -179,4 +179,62 @@ describe("jobs followed at once", () => {
     again.abort();
     streams[1]!.abort();
   });
+});
+
+describe("jobs followed at once, many", () => {
+  it("share one blocking Redis connection, and each gets its own job's events as they come", async () => {
+    // A Redis of the test's own: its clients are the API's alone.
+    const own = await ownRedis();
+    own.start();
+    const config = testConfig({ REDIS_URL: own.url, MAX_FOLLOWERS_PER_KEY: "500", NO_WORKER_WAIT_S: "3600" });
+    const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const redis = createRedis(own.url, "producer");
+    const streams: AbortController[] = [];
+    try {
+      await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+      const base = `http://127.0.0.1:${(api.fastify.server.address() as AddressInfo).port}`;
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const post = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo, issue: `Session.request breaks (followed ${i})`, options: { cache: false } }) });
+        ids.push(((await post.json()) as { id: string }).id);
+      }
+      const clientsBefore = ((await redis.client("LIST")) as string).trim().split("\n").length;
+      // 200 streams, 50 on each job.
+      const bodies = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const ctl = new AbortController();
+          streams.push(ctl);
+          const res = await fetch(`${base}/v1/jobs/${ids[i % 4]}/events`, { signal: ctl.signal });
+          expect(res.status).toBe(200);
+          return res.body!.getReader();
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const clientsDuring = ((await redis.client("LIST")) as string).trim().split("\n").length;
+      // One blocking reader for all of them, not one each.
+      expect(clientsDuring - clientsBefore).toBeLessThanOrEqual(1);
+      // An event on one job reaches its 50 followers, and none of the others'.
+      const events = new JobEvents(redis, config.QUEUE_PREFIX, 600);
+      await events.publish(ids[1]!, "started", { policy: "baseline" });
+      const seen = await Promise.all(
+        bodies.map(async (reader, i) => {
+          let text = "";
+          const deadline = Date.now() + (i % 4 === 1 ? 5_000 : 1_000);
+          while (Date.now() < deadline && !text.includes("event: started")) {
+            const chunk = await Promise.race([reader.read(), new Promise<null>((r) => setTimeout(() => r(null), deadline - Date.now()))]);
+            if (!chunk || chunk.done) break;
+            text += new TextDecoder().decode(chunk.value);
+          }
+          return text.includes("event: started");
+        }),
+      );
+      expect(seen.filter((s, i) => s && i % 4 === 1)).toHaveLength(50);
+      expect(seen.filter((s, i) => s && i % 4 !== 1)).toHaveLength(0);
+    } finally {
+      for (const s of streams) s.abort();
+      redis.disconnect();
+      await api.close();
+      own.stop();
+    }
+  }, 60_000);
 });

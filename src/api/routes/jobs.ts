@@ -14,7 +14,7 @@ const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 
 
 /** Reading, following and cancelling jobs. */
 export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
-  const { store, events, config, redis } = ctx;
+  const { store, events, config } = ctx;
 
   // Every read counts against the key's read budget; another key's job answers exactly as
   // a job that does not exist, so ids cannot be probed.
@@ -157,7 +157,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         // A stopping API ends its streams at once: the client resumes elsewhere (Last-Event-ID).
         const ended = untilEither(request.gone, ctx.shutdown.closing);
         try {
-          for await (const stored of followJob(redis, events, store, id, from, ended.signal, ctx.noWorker)) {
+          for await (const stored of followJob(ctx.eventHub, store, id, from, ended.signal, ctx.noWorker)) {
             if (stored === null) res.write(": keep-alive\n\n");
             else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
           }
