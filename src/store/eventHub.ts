@@ -24,7 +24,8 @@ interface Waiter {
  */
 export class EventHub {
   private readonly byKey = new Map<string, Set<Waiter>>();
-  private loop: Promise<void> | undefined;
+  /** Set and cleared in the same turn as the loop's last look at who waits: a waiter is never left without one. */
+  private running = false;
   private closed = false;
   private readonly k;
 
@@ -75,7 +76,10 @@ export class EventHub {
       const waiting = this.byKey.get(key) ?? new Set<Waiter>();
       waiting.add(waiter);
       this.byKey.set(key, waiting);
-      this.loop ??= this.run().finally(() => (this.loop = undefined));
+      if (!this.running) {
+        this.running = true;
+        void this.run();
+      }
     });
     return parseEntries([[key, entries]]);
   }
@@ -88,7 +92,11 @@ export class EventHub {
   }
 
   private async run(): Promise<void> {
-    while (!this.closed && this.byKey.size > 0) {
+    for (;;) {
+      if (this.closed || this.byKey.size === 0) {
+        this.running = false;
+        return;
+      }
       // Each stream from the earliest entry any of its followers still waits after.
       const from = new Map<string, string>();
       for (const [key, waiting] of this.byKey) {
@@ -101,7 +109,10 @@ export class EventHub {
       try {
         answer = (await this.reader.xread("COUNT", 500, "BLOCK", this.blockMs, "STREAMS", ...from.keys(), ...from.values())) as Array<[string, StreamEntries]> | null;
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed) {
+          this.running = false;
+          return;
+        }
         // Redis away: every follower is told (as its own read would have failed), not left waiting.
         for (const key of from.keys()) for (const w of [...(this.byKey.get(key) ?? [])]) w.settle(err as Error);
         continue;
