@@ -219,9 +219,13 @@ describe("cancel and events", () => {
     // Resumed after the first event, the stream has the rest; an id it never sent is refused, naming the header.
     const resumed = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events`, headers: { "last-event-id": "0-0" } });
     expect([...resumed.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(["cancelled"]);
-    const bad = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events`, headers: { "last-event-id": "abc" } });
-    expect(bad.statusCode).toBe(422);
-    expect(bad.json().error).toMatchObject({ code: "validation_failed", field: "headers.last-event-id", message: expect.stringContaining("an event's id") });
+    for (const id of ["abc", "99999999999999999999999-0"]) {
+      const bad = await inject({ method: "GET", url: `/v1/jobs/${job.id}/events`, headers: { "last-event-id": id } });
+      expect(bad.statusCode).toBe(422);
+      expect(bad.json().error).toMatchObject({ code: "validation_failed", field: "headers.last-event-id", message: expect.stringContaining("an event's id") });
+    }
+    // A HEAD of the stream is no stream: answered at once, holding no follower's place.
+    expect((await inject({ method: "HEAD", url: `/v1/jobs/${job.id}/events` })).statusCode).toBe(404);
   });
 
   it("does not end a stream on an end the job's record never came to say (its worker died between the two), and ends it with the record's", async () => {

@@ -12,6 +12,9 @@ import { untilEither } from "../shutdown.js";
 
 const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 429: commonErrors.readLimited };
 
+/** The largest part of a Redis stream id (`<ms>-<seq>`, each 64 bits unsigned). */
+const MAX_STREAM_ID_PART = 2n ** 64n - 1n;
+
 /** Reading, following and cancelling jobs. */
 export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
   const { store, events, config } = ctx;
@@ -115,6 +118,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
   app.get(
     "/v1/jobs/:id/events",
     {
+      // A HEAD of a stream has nothing to answer: the one Fastify adds took a follower's place
+      // and never sent its headers.
+      exposeHeadRoute: false,
       onRequest: ctx.authenticate,
       schema: {
         operationId: "streamJobEvents",
@@ -128,6 +134,8 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           "last-event-id": z
             .string()
             .regex(/^\d+(-\d+)?$/, "must be an event's id as the stream sent it (`1764000902250-0`)")
+            // Redis refuses parts past 64 bits, and the stream would end at once, empty: an EventSource reconnects for ever.
+            .refine((v) => !/^\d+(-\d+)?$/.test(v) || v.split("-").every((part) => BigInt(part) <= MAX_STREAM_ID_PART), "must be an event's id as the stream sent it (`1764000902250-0`)")
             .optional()
             .describe("The id of the last event received: the stream resumes after it."),
         }),
@@ -148,6 +156,8 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+      // Now, not with the first event: a resumed stream has none to send until the job moves.
+      res.flushHeaders();
       const from = request.headers["last-event-id"] ?? "0";
       try {
         if (from === "0") {
