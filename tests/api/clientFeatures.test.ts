@@ -190,6 +190,14 @@ describe("batch", () => {
     redis.disconnect();
     expect(waiting).toBe(2);
   });
+
+  it("counts a batch refused for one bad job as one submission, not as its jobs", async () => {
+    const { inject } = await start({ RATE_LIMIT_PER_MIN: "10", BATCH_MAX: "10" });
+    const bad = { jobs: [...Array.from({ length: 9 }, (_, i) => body(`ok ${i}`)), { ...body("bad"), repo: { url: "ftp://x/y", commit: SHA } }] };
+    for (let i = 0; i < 2; i++) expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: bad })).statusCode).toBe(422);
+    // Two refused batches spent two of the minute's ten: a job is still taken.
+    expect((await inject({ method: "POST", url: "/v1/localize", payload: body("after the refused batches") })).statusCode).toBe(202);
+  });
 });
 
 describe("cancel and events", () => {

@@ -104,9 +104,12 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     },
     async (request, reply) => {
       const { jobs } = request.body;
-      await limits.takeRequest(request.owner, jobs.length);
+      // The attempt counts as one submission; its jobs count once they are all valid: a batch
+      // refused for one bad job (422, nothing queued) spent the key's whole minute.
+      await limits.takeRequest(request.owner);
       const prepared = [];
       for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
+      if (jobs.length > 1) await limits.takeRequest(request.owner, jobs.length - 1);
       const ids = prepared.map((p) => p.payload.jobId);
       await limits.reserve(request.owner, ids, config.JOB_TTL_S);
       const views = [];
