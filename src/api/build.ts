@@ -44,7 +44,24 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
   const queueEvents = new QueueEvents(QUEUES.localize, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX });
   metrics.follow(queueEvents);
   const fastify = Fastify({
-    logger: options.logger === false ? false : { level: config.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: "[redacted]" } },
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: config.LOG_LEVEL,
+            redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+            // The path without its query: a client may put a key or token there (?api_key=),
+            // which the header redaction does not reach.
+            serializers: {
+              req: (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+                method: req.method,
+                url: req.url.split("?")[0],
+                host: req.host,
+                remoteAddress: req.ip,
+                remotePort: req.socket?.remotePort,
+              }),
+            },
+          },
     // JSON bodies: an issue and a patch, both escaped. Uploads stream past this limit (uploads.ts).
     bodyLimit: Math.max(1 << 20, config.ISSUE_MAX_CHARS * 4 + config.PATCH_MAX_BYTES * 2 + 65_536),
     genReqId: () => crypto.randomUUID(),

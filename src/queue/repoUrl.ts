@@ -64,6 +64,9 @@ export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
     throw new RepoUrlError(`repository URL scheme ${u.protocol} is not allowed (https only)`);
   }
   if (u.username || u.password) throw new RepoUrlError("repository URL must not carry credentials; pass a token instead");
+  // A query (`?private_token=…`) is where a token hides, and it would be stored and echoed in
+  // the job as it is; a fragment names nothing git fetches.
+  if (u.search || u.hash) throw new RepoUrlError("repository URL must not carry a query or a fragment; pass a token as repo.token");
   // git is given the normalized host, so it connects to exactly the name that was checked.
   if (u.protocol !== "file:") {
     let host: string;

@@ -15,7 +15,7 @@ import { QUEUES } from "../../src/queue/contract.js";
 import { redisOptions } from "../../src/queue/connection.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
-import { waitFor } from "../helpers/processes.js";
+import { freePort, serviceEnv, startProcess, waitFor } from "../helpers/processes.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 
 const servers: Array<{ api?: ApiServer; prefix: string }> = [];
@@ -285,6 +285,29 @@ describe("auth and limits", () => {
     expect(dump.join("\n")).not.toContain("key-alice-123");
     // The name of every request with auth off, which reads every job, names no key.
     await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-789" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
+  });
+
+  it("logs a request's path without its query (where a client may put a key), and takes no repository URL with a query", async () => {
+    const config = testConfig({ LOG_LEVEL: "info" });
+    const port = await freePort();
+    const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "info" }));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitFor(async () => ((await fetch(`${base}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000, "the API");
+      await fetch(`${base}/v1/jobs/${"0".repeat(36)}?api_key=sk-alice-SECRET-111&wait=1`);
+      const tokened = await fetch(`${base}/v1/localize`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...body(), repo: { url: "https://github.com/psf/requests.git?private_token=ghp_QUERYSECRET", commit: SHA } }),
+      });
+      expect(tokened.status).toBe(422);
+      expect(((await tokened.json()) as { error: { field: string; message: string } }).error).toMatchObject({ field: "repo.url", message: expect.stringContaining("query") });
+      await waitFor(async () => (api.output().includes(`/v1/jobs/${"0".repeat(36)}`) ? true : undefined), 10_000, "the request's log line");
+      expect(api.output()).not.toContain("SECRET");
+    } finally {
+      await api.stop();
+      await dropPrefix(config.QUEUE_PREFIX);
+    }
   });
 
   it("closes every connection it opened when it refuses to start", async () => {
