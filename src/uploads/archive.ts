@@ -116,6 +116,9 @@ export async function readArchive(
     }
     for (let dir = posix.dirname(path); dir !== "."; dir = posix.dirname(dir)) {
       if (symlinks.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a symlink`);
+      // A path under a file (in either order) is no tree: tar refuses it at the worker, and every job on the upload failed late.
+      if (seen.has(dir)) throw new ArchiveError("unsafe_path", `${path}: its parent ${dir} is a file`);
+      seen.add(`${dir}/`);
     }
     // Only a file has contents: tar-stream never ends another entry that claims some, and the upload would hang.
     if (header.type !== "file" && (header.size ?? 0) > 0) throw new ArchiveError("unsupported_entry", `${path}: a ${describe(header)} entry with contents`);
@@ -126,7 +129,8 @@ export async function readArchive(
       seen.add(`${path}/`);
       return skip(entry, next);
     }
-    if (seen.has(path) || seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
+    if (seen.has(`${path}/`)) throw new ArchiveError("unsafe_path", `${path}: a file where a directory was`);
+    if (seen.has(path)) throw new ArchiveError("unsafe_path", `${path}: appears twice in the archive`);
     seen.add(path);
     if (header.type === "symlink") {
       const target = checkLink(path, header.linkname ?? "");

@@ -62,6 +62,9 @@ describe("upload archives", () => {
       // A newline in a path could forge a line of the tree's digest: two trees, one id.
       [[{ name: "a\nF 644 0000 b", body: "x" }], "unsafe_path", /line breaks/],
       [[{ name: "a", body: "x" }, { name: "a/", type: "directory" }], "unsafe_path", /a directory where a file was/],
+      // A path under a file, in either order: GNU tar refuses both at the worker.
+      [[{ name: "pkg/a.py", body: "x" }, { name: "pkg/a.py/b.py", body: "y" }], "unsafe_path", /pkg\/a\.py\/b\.py: its parent pkg\/a\.py is a file/],
+      [[{ name: "pkg/a.py/b.py", body: "y" }, { name: "pkg/a.py", body: "x" }], "unsafe_path", /pkg\/a\.py: a file where a directory was/],
       // Each stays in the tree as text; followed through the other, the second is the tree's parent.
       [[{ name: "d", type: "symlink", linkname: "." }, { name: "s", type: "symlink", linkname: "d/.." }], "unsafe_path", /s: a symlink to d\/\.\. leaves the tree through another symlink/],
       [[{ name: "s", type: "symlink", linkname: "x/d/.." }, { name: "x/d", type: "symlink", linkname: ".." }], "unsafe_path", /leaves the tree through another symlink/],
