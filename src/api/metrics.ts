@@ -3,6 +3,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { localizeResultSchema } from "../queue/contract.js";
 import { decodeFailure } from "../queue/failure.js";
 import type { LocalizeQueue } from "../queue/producer.js";
+import { atMost } from "../queue/connection.js";
+
+/** How long a scrape waits for the queue's counts. */
+const QUEUE_COUNTS_WAIT_MS = 2_000;
 
 /**
  * Prometheus metrics, computed where the API can see them without running jobs: queue
@@ -26,8 +30,14 @@ export class ServiceMetrics {
       labelNames: ["state"],
       registers,
       async collect() {
-        const counts = await queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed");
-        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+        // Bounded: with Redis away the queue waits for a connection that may never come, and a
+        // scrape held for ever (each one a request left open). The counts then stay as last read.
+        let counts: Record<string, number> | undefined;
+        await atMost(
+          queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed").then((c) => (counts = c)),
+          QUEUE_COUNTS_WAIT_MS,
+        );
+        for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
     this.phases = new Histogram({

@@ -77,6 +77,10 @@ describe("graceful shutdown", () => {
     expect(worker.output()).not.toMatch(/^\s+at /m);
     const res = await waitFor(async () => fetch(`http://127.0.0.1:${port}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo: { url: repo.url, commit: "main" }, issue: "x" }) }).catch(() => undefined), 30_000, "the API");
     expect(res.status).toBe(503);
+    // A scrape is answered, not held for ever waiting for the queue's counts.
+    const scraped = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain("codescout_api_process_cpu_seconds_total");
     const t = Date.now();
     expect(await api.stop("SIGTERM")).toBe(0);
     expect(Date.now() - t).toBeLessThan(15_000);
