@@ -31,7 +31,8 @@ export const errorBodySchema = z.object({
 function fieldOf(instancePath: string | undefined, location: string | undefined): string | undefined {
   const path = (instancePath ?? "").split("/").filter(Boolean).join(".");
   if (location && location !== "body") return path ? `${location}.${path}` : location;
-  return path || undefined;
+  // The body as a whole (none sent, or not an object): named, so that a caller knows what to mend.
+  return path || "body";
 }
 
 export function errorHandler(err: FastifyError | ApiError | Error, request: FastifyRequest, reply: FastifyReply) {
@@ -61,7 +62,13 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   }
   const fe = err as FastifyError;
   if (fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (fe.statusCode === 400 && fe instanceof SyntaxError)) {
-    return reply.code(400).send({ error: { code: "invalid_json", message: "request body is not valid JSON" } });
+    // The parser refuses valid JSON too, whose keys would reach an object's prototype; Fastify
+    // does not say which it was.
+    const message =
+      fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY"
+        ? "request body is empty; a JSON object was expected"
+        : "request body is not valid JSON, or has a __proto__ or constructor.prototype key (refused)";
+    return reply.code(400).send({ error: { code: "invalid_json", message, field: "body" } });
   }
   if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
     const wanted = request.url.startsWith("/v1/uploads") ? "application/gzip or application/x-tar" : "application/json";

@@ -125,7 +125,14 @@ describe("POST /v1/localize", () => {
       expect(long.json().error).toMatchObject({ code: "issue_too_long", field: "issue" });
       const bad = await small.fastify.inject({ method: "POST", url: "/v1/localize", payload: "{not json", headers: { "content-type": "application/json" } });
       expect(bad.statusCode).toBe(400);
-      expect(bad.json().error.code).toBe("invalid_json");
+      expect(bad.json().error).toMatchObject({ code: "invalid_json", field: "body", message: expect.stringContaining("request body is not valid JSON") });
+      // Valid JSON with a key that reaches a prototype is refused saying so, not only called invalid.
+      const proto = await small.fastify.inject({ method: "POST", url: "/v1/localize", payload: '{"constructor":{"prototype":{}},"issue":"x"}', headers: { "content-type": "application/json" } });
+      expect(proto.json().error).toMatchObject({ code: "invalid_json", field: "body", message: expect.stringContaining("__proto__ or constructor.prototype") });
+      // No body at all is named as the body.
+      const none = await small.fastify.inject({ method: "POST", url: "/v1/localize" });
+      expect(none.statusCode).toBe(422);
+      expect(none.json().error).toMatchObject({ code: "validation_failed", field: "body" });
     } finally {
       await small.close();
     }
