@@ -4,7 +4,7 @@ import { atMost, closeRedis, createRedis, redisOptions, settleConnections } from
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
-import { frameworkErrorHandler } from "./errors.js";
+import { clientErrorHandler, frameworkErrorHandler } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
 import { QueueEvents } from "bullmq";
 import { QUEUES } from "../queue/contract.js";
@@ -71,6 +71,7 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     // call, an event stream): this bounds the asking.
     requestTimeout: Math.max(300_000, Math.ceil(config.UPLOAD_MAX_ARCHIVE_BYTES / 262_144) * 1000),
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   });
   const close = async () => {
     await fastify.close();

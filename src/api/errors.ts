@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -94,6 +95,24 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
   }
   if (err.code === "FST_ERR_BAD_URL") return reply.code(400).send({ error: { code: "bad_url", message: "the URL's path does not decode (a malformed %-escape)" } });
   return reply.code(400).send({ error: { code: "bad_request", message: err.message } });
+}
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (a malformed chunk or length,
+ * a control byte in a header, headers past 16 KB, an unknown method), in the one error shape;
+ * Fastify's default wrote a body of its own ({"error":"Bad Request","message":"Client Error"}).
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, code, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", "request_timeout", "the request did not arrive in time"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "headers_too_large", "the request's headers are larger than the server takes (16 KB)"]
+        : [400, "Bad Request", "bad_request", "the request is not well-formed HTTP (its method, a header, or the body's length or chunks)"];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(err);
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {

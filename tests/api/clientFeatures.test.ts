@@ -1,7 +1,7 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
@@ -308,6 +308,26 @@ describe("auth and limits", () => {
       await api.stop();
       await dropPrefix(config.QUEUE_PREFIX);
     }
+  });
+
+  it("answers what Node's HTTP parser refuses in the one error shape", async () => {
+    const { api } = await start();
+    await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = api.fastify.server.address() as AddressInfo;
+    const raw = (request: string) =>
+      new Promise<string>((done, fail) => {
+        const socket = connect(port, "127.0.0.1", () => socket.write(request));
+        let got = "";
+        socket.on("data", (d: Buffer) => (got += d.toString()));
+        socket.on("close", () => done(got));
+        socket.on("error", fail);
+      });
+    const badLength = await raw("POST /v1/localize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n");
+    expect(badLength).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(badLength.split("\r\n\r\n")[1]!)).toMatchObject({ error: { code: "bad_request" } });
+    const bigHeaders = await raw(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"x".repeat(20_000)}\r\n\r\n`);
+    expect(bigHeaders).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(bigHeaders.split("\r\n\r\n")[1]!)).toMatchObject({ error: { code: "headers_too_large" } });
   });
 
   it("closes every connection it opened when it refuses to start", async () => {
