@@ -63,7 +63,8 @@ export class BaselinePolicy implements Policy {
       // Given up (cancelled, timed out): the next step is not started.
       ctx.signal?.throwIfAborted();
       turn++;
-      const label = `python3 ${turn === 1 ? "<repository scan>" : "<outline>"} ${ctx.workingDir}`;
+      // What it does, not where: the sandbox's directory means nothing to the caller reading the progress.
+      const label = `python3 ${turn === 1 ? "<repository scan>" : "<outline>"}`;
       ctx.onEvent({ type: "command", turn, maxTurns: 0, command: label });
       const t = performance.now();
       const result = await ctx.exec(argv, options);

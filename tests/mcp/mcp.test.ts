@@ -683,6 +683,9 @@ describe("MCP over stdio (codescout-mcp)", () => {
     };
     const { progress, out } = await ask();
     expect(progress).toContain("uploading pkg/ of the tree");
+    // The baseline's steps say what they do, not the sandbox's directory.
+    expect(progress).toContain("$ python3 <repository scan>");
+    expect(progress.join("\n")).not.toContain("/tmp/testbed");
     // pkg/__init__.py, parser.py and util.py: not README.md, tests/ or the ignored .env.
     const upload = await (await fetch(`${base}/v1/uploads/${out.commit_sha}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
     expect(upload.files).toBe(3);
