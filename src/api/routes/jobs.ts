@@ -10,7 +10,7 @@ import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
 import { untilEither } from "../shutdown.js";
 
-const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 429: commonErrors.readLimited };
+const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 422: commonErrors.invalidParams, 429: commonErrors.readLimited, 503: commonErrors.unavailable };
 
 /** The largest part of a Redis stream id (`<ms>-<seq>`, each 64 bits unsigned). */
 const MAX_STREAM_ID_PART = 2n ** 64n - 1n;
@@ -145,7 +145,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
             .describe("text/event-stream: one event per step, ending with finished, failed or cancelled.")
             .meta({ examples: [`id: 0-0\nevent: queued\ndata: {"type":"queued","at":"${"2026-11-24T10:15:02.114Z"}","data":{"job":"3f6c2a9e-8d41-4b7a-9c25-61e0d7b4f8a2"}}\n\nid: 1764000902250-0\nevent: turn\ndata: {"type":"turn","at":"2026-11-24T10:15:02.250Z","data":{"turn":1,"max_turns":10}}\n\n`] }),
           ...errors,
-          503: errorResponse("This key, or this API process, follows as many jobs at once as it may (MAX_FOLLOWERS_PER_KEY, MAX_FOLLOWERS): each stream holds a connection; retry after Retry-After.", "too_many_streams", "this API key follows 200 jobs at once (event streams and held calls); the limit is 200"),
+          503: errorResponse("This key, or this API process, follows as many jobs at once as it may (MAX_FOLLOWERS_PER_KEY, MAX_FOLLOWERS), or the job store (Redis) is unreachable (unavailable); retry after Retry-After.", "too_many_streams", "this API key follows 200 jobs at once (event streams and held calls); the limit is 200"),
         },
       },
     },
