@@ -33,8 +33,9 @@ import { ApiShutdown } from "./shutdown.js";
 async function app(fastify: FastifyInstance, deps: AppDeps) {
   const { config, store, redis } = deps;
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
-  // A connection of its own: it blocks. A duplicate does not carry the original's listeners.
-  const eventHub = new EventHub(withErrorListener(redis.duplicate()), redis, config.QUEUE_PREFIX);
+  // A connection of its own: it blocks. A duplicate does not carry the original's listeners. Its
+  // reads (each blocking a quarter of a second) fail past 10 s, and the hub connects again.
+  const eventHub = new EventHub(withErrorListener(redis.duplicate({ commandTimeout: 10_000 })), redis, config.QUEUE_PREFIX);
   fastify.addHook("onClose", async () => eventHub.close());
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
   const limits = new Limits(redis, store.keys, store, {

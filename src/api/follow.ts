@@ -44,15 +44,16 @@ export async function* followJob(hub: EventHub, store: JobStore, id: string, aft
   let block = after !== "0" && (await store.get(id).then((v) => !v || hasEnded(v))) ? 0 : 5_000;
   // The wait ends with the signal, not up to 5 s later: a stopping API lets go at once.
   while (!signal.aborted) {
-    let batch;
+    let read;
     try {
-      batch = await hub.read(id, last, block, signal);
+      read = await hub.read(id, last, block, signal);
       block = 5_000;
     } catch (err) {
       if (signal.aborted) return;
       throw err;
     }
     if (signal.aborted) return;
+    const batch = read.events;
     for (const stored of batch) {
       const terminal = TERMINAL_EVENTS.has(stored.event.type);
       // The worker announces a job's end just before BullMQ records it: a client that reads
@@ -72,7 +73,10 @@ export async function* followJob(hub: EventHub, store: JobStore, id: string, aft
       last = stored.id;
       if (terminal) return;
     }
-    if (batch.length > 0) continue;
+    // Past what was read, entries not ours included (a newer worker's event type in a rolling
+    // deploy): read again from them, the same unreadable entries were read for ever.
+    if (read.last !== undefined) last = read.last;
+    if (batch.length > 0 || read.last !== undefined) continue;
     const current = await store.get(id);
     if (!current || hasEnded(current)) {
       const type = current?.status === "succeeded" ? "finished" : current?.status === "cancelled" ? "cancelled" : "failed";

@@ -30,6 +30,12 @@ export class Limits {
     await this.take("submit", owner, cost, this.settings.submitPerMinute, "submissions");
   }
 
+  /** Gives back `cost` of this minute's submissions (a batch refused before any job of it was queued). */
+  async refundRequest(owner: string, cost: number): Promise<void> {
+    if (this.settings.submitPerMinute <= 0 || cost <= 0) return;
+    await this.redis.decrby(this.keys.rate(`submit:${owner}`, Math.floor(Date.now() / 60_000)), cost);
+  }
+
   async takePoll(owner: string): Promise<void> {
     await this.take("poll", owner, 1, this.settings.pollPerMinute, "reads");
   }

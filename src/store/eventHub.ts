@@ -49,10 +49,10 @@ export class EventHub {
    * A job's events after `afterId` ("0" for all), waiting up to `waitMs` for the first one;
    * [] when none came, or `signal` fired. Throws when Redis cannot be read.
    */
-  async read(jobId: string, afterId: string, waitMs: number, signal?: AbortSignal): Promise<StoredEvent[]> {
+  async read(jobId: string, afterId: string, waitMs: number, signal?: AbortSignal): Promise<EventBatch> {
     const key = this.k.events(jobId);
-    const there = parseEntries(await this.plain.xread("COUNT", 500, "STREAMS", key, afterId));
-    if (there.length > 0 || waitMs <= 0 || signal?.aborted || this.closed) return there;
+    const there = batchOf(await this.plain.xread("COUNT", 500, "STREAMS", key, afterId));
+    if (there.last !== undefined || waitMs <= 0 || signal?.aborted || this.closed) return there;
     const entries = await new Promise<StreamEntries>((resolve, reject) => {
       let settled = false;
       const waiter: Waiter = {
@@ -81,7 +81,7 @@ export class EventHub {
         void this.run();
       }
     });
-    return parseEntries([[key, entries]]);
+    return batchOf([[key, entries]]);
   }
 
   /** Ends every wait with nothing (the process is stopping) and lets the reader go. */
@@ -113,18 +113,44 @@ export class EventHub {
           this.running = false;
           return;
         }
+        // No answer within its time (a connection gone half-open, which still reads as ready):
+        // a new one, rather than every follower of the process waiting out its own timeout.
+        if (err instanceof Error && /timed out/i.test(err.message)) {
+          this.reader.disconnect(true);
+          continue;
+        }
         // Redis away: every follower is told (as its own read would have failed), not left waiting.
         for (const key of from.keys()) for (const w of [...(this.byKey.get(key) ?? [])]) w.settle(err as Error);
         continue;
       }
       for (const [key, entries] of answer ?? []) {
+        const readFrom = from.get(key)!;
         for (const w of [...(this.byKey.get(key) ?? [])]) {
+          // The usual case: it waits from where the read began, and all of it is news.
+          if (w.after === readFrom) {
+            w.settle(entries);
+            continue;
+          }
+          // Joined during the read, from further back: what lies between is not in this answer;
+          // the next read, from its place, has it.
+          if (isAfter(readFrom, w.after)) continue;
           const news = entries.filter(([id]) => isAfter(id, w.after));
           if (news.length > 0) w.settle(news);
         }
       }
     }
   }
+}
+
+/** A job's events as read, and the id of the last entry read (an entry not one of ours included), to read on from. */
+export interface EventBatch {
+  events: StoredEvent[];
+  last?: string;
+}
+
+function batchOf(answer: unknown): EventBatch {
+  const entries = ((answer ?? []) as Array<[string, StreamEntries]>).flatMap(([, e]) => e);
+  return { events: parseEntries(answer), last: entries.at(-1)?.[0] };
 }
 
 /** Whether stream id `a` comes after `b` (ids are `<ms>-<seq>`; "0" is before all). */

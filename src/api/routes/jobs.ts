@@ -133,9 +133,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         headers: z.object({
           "last-event-id": z
             .string()
-            .regex(/^\d+(-\d+)?$/, "must be an event's id as the stream sent it (`1764000902250-0`)")
+            .regex(/^\d{1,20}(-\d{1,20})?$/, "must be an event's id as the stream sent it (`1764000902250-0`)")
             // Redis refuses parts past 64 bits, and the stream would end at once, empty: an EventSource reconnects for ever.
-            .refine((v) => !/^\d+(-\d+)?$/.test(v) || v.split("-").every((part) => BigInt(part) <= MAX_STREAM_ID_PART), "must be an event's id as the stream sent it (`1764000902250-0`)")
+            .refine((v) => !/^\d{1,20}(-\d{1,20})?$/.test(v) || v.split("-").every((part) => BigInt(part) <= MAX_STREAM_ID_PART), "must be an event's id as the stream sent it (`1764000902250-0`)")
             .optional()
             .describe("The id of the last event received: the stream resumes after it."),
         }),

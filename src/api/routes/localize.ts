@@ -104,12 +104,16 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
     },
     async (request, reply) => {
       const { jobs } = request.body;
-      // The attempt counts as one submission; its jobs count once they are all valid: a batch
-      // refused for one bad job (422, nothing queued) spent the key's whole minute.
-      await limits.takeRequest(request.owner);
+      // Counted whole before any job is prepared (each may resolve a host), and given back but
+      // one when a job of it is refused (422, nothing queued): such a batch spent the key's minute.
+      await limits.takeRequest(request.owner, jobs.length);
       const prepared = [];
-      for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
-      if (jobs.length > 1) await limits.takeRequest(request.owner, jobs.length - 1);
+      try {
+        for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
+      } catch (err) {
+        await limits.refundRequest(request.owner, jobs.length - 1).catch(() => undefined);
+        throw err;
+      }
       const ids = prepared.map((p) => p.payload.jobId);
       await limits.reserve(request.owner, ids, config.JOB_TTL_S);
       const views = [];
