@@ -40,6 +40,8 @@ export interface UploadStore {
   stage(): Promise<StagedUpload>;
   /** The archive's bytes (read once, so they cannot change between check and use); null when absent or expired. */
   read(id: string): Promise<Buffer | null>;
+  /** Removes what expired, where nothing removes it by itself (a directory; Redis expires its keys); how many. */
+  sweep?(): Promise<number>;
 }
 
 export class UploadStoreFull extends Error {

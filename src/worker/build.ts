@@ -74,6 +74,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const store = new JobStore(queue, redis, config.JOB_TTL_S, webhooks);
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
+  const uploads = uploadStoreFromConfig(config, redis);
   const repos = new RepoCache({
     dir: config.REPO_CACHE_DIR,
     treeDir: config.REPO_TREE_DIR,
@@ -86,7 +87,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
     mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
     shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,
-    uploads: { store: uploadStoreFromConfig(config, redis), limits: archiveLimitsFromConfig(config) },
+    uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
     onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));
@@ -107,6 +108,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
       const sweptNow = await repos.sweep(halfMadeAfterMs);
       if (sweptNow > 0) logger.warn({ swept: sweptNow }, "removed half-made mirrors and trees a crashed worker left");
+      // Expired uploads in a directory went only as new ones arrived: with none coming, never.
+      const expired = (await uploads.sweep?.()) ?? 0;
+      if (expired > 0) logger.info({ expired }, "removed expired uploads");
     })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
   }, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
   upkeep.unref();

@@ -25,7 +25,13 @@ afterAll(async () => {
 });
 
 describe("a running worker's upkeep", () => {
-  it("removes the sandboxes of a worker that died on this host, and half-made mirrors older than any job, while it runs", async () => {
+  it("removes the sandboxes of a worker that died on this host, half-made mirrors older than any job, and expired uploads, while it runs", async () => {
+    // An upload that expired in the directory store, with no new upload coming to sweep it.
+    const expiredId = "e".repeat(64);
+    mkdirSync(config.UPLOAD_DIR, { recursive: true });
+    writeFileSync(join(config.UPLOAD_DIR, `${expiredId}.archive`), "bytes");
+    const info = { upload_id: expiredId, sha256: expiredId, files: 1, bytes: 5, archive_bytes: 5, expires_at: new Date(Date.now() - 60_000).toISOString() };
+    writeFileSync(join(config.UPLOAD_DIR, `${expiredId}.json`), JSON.stringify(info));
     worker = await startWorker(config, { logger: pino({ level: "silent" }), upkeepEveryMs: 300 });
     // Left after this worker started (its start's own sweep has passed): a dead worker's.
     const dead = spawnSync("true").pid!;
@@ -46,6 +52,7 @@ describe("a running worker's upkeep", () => {
       await waitFor(async () => (await docker.getContainer(orphan.id).inspect().then(() => undefined, () => true)), 15_000, "the dead worker's sandbox to go");
       await waitFor(async () => !existsSync(halfMade) || undefined, 15_000, "the half-made mirror to go");
       expect(existsSync(fresh)).toBe(true);
+      await waitFor(async () => !existsSync(join(config.UPLOAD_DIR, `${expiredId}.archive`)) || undefined, 15_000, "the expired upload to go");
     } finally {
       await orphan.remove({ force: true }).catch(() => undefined);
     }
