@@ -69,6 +69,8 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
       fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY"
         ? "request body is empty; a JSON object was expected"
         : "request body is not valid JSON, or has a __proto__ or constructor.prototype key (refused)";
+    // An MCP client reads JSON-RPC's own error, not the REST shape.
+    if (request.url.split("?")[0] === "/mcp") return reply.code(400).send({ jsonrpc: "2.0", id: null, error: { code: -32700, message: `Parse error: ${message}` } });
     return reply.code(400).send({ error: { code: "invalid_json", message, field: "body" } });
   }
   if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {

@@ -288,6 +288,14 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     const local = await client.callTool({ name: "localize", arguments: { issue: "x", path: "/home/me/project" } });
     expect(local.isError).toBe(true);
     expect((local.content as Array<{ text: string }>)[0]!.text).toMatch(/Unrecognized key.*"path"/);
+    // A body that is not JSON is answered as JSON-RPC answers it, not in the REST shape.
+    const garbled = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: "{not json",
+    });
+    expect(garbled.status).toBe(400);
+    expect(await garbled.json()).toMatchObject({ jsonrpc: "2.0", id: null, error: { code: -32700 } });
     const stolen = await fetch(`${base}/mcp`, {
       method: "POST",
       headers: { authorization: "Bearer other-key-0123456789", "mcp-session-id": transport.sessionId!, "content-type": "application/json", accept: "application/json, text/event-stream" },
