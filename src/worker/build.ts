@@ -164,6 +164,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
   worker.on("error", (err) => logger.error({ err }, "worker error"));
 
+  /** Deliveries in flight per receiver (host and port) from this worker. */
+  const deliveringTo = new Map<string, number>();
   // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
   const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
   const webhookWorker = webhookConnection
@@ -179,8 +181,22 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
             await job.moveToDelayed(Date.now() + NOT_ENDED_RECHECK_MS, token);
             throw new DelayedError();
           }
-          const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
-          return { status };
+          // One receiver gets a few deliveries at once, the others wait their turn: one that never
+          // answers held every slot, and everyone's webhooks queued behind it.
+          const receiver = receiverOf(job.data.url);
+          if ((deliveringTo.get(receiver) ?? 0) >= WEBHOOKS_PER_RECEIVER) {
+            await job.moveToDelayed(Date.now() + 500 + Math.floor(Math.random() * 1000), token);
+            throw new DelayedError();
+          }
+          deliveringTo.set(receiver, (deliveringTo.get(receiver) ?? 0) + 1);
+          try {
+            const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
+            return { status };
+          } finally {
+            const left = (deliveringTo.get(receiver) ?? 1) - 1;
+            if (left > 0) deliveringTo.set(receiver, left);
+            else deliveringTo.delete(receiver);
+          }
         },
         // Deliveries wait on receivers (up to 10 s each): at 4, a few receivers that never answer
         // held every slot, and everyone's webhooks queued behind them (a healthy one 238 s late).
@@ -224,6 +240,18 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       if (webhookConnection) await closeRedis(webhookConnection);
     },
   };
+}
+
+/** Deliveries one worker makes to one receiver at once, of the 32 it makes in all. */
+const WEBHOOKS_PER_RECEIVER = 4;
+
+/** A callback URL's receiver: its host and port. */
+function receiverOf(url: string): string {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return url;
+  }
 }
 
 /** How soon a webhook whose job's end is not recorded yet is looked at again. */

@@ -3,7 +3,7 @@ import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { deliverWebhook } from "../../src/worker/webhooks.js";
 import { HostGuard } from "../../src/queue/hostPolicy.js";
-import { JobStore, type JobView } from "../../src/store/jobStore.js";
+import { JobStore, newJobView, type JobView } from "../../src/store/jobStore.js";
 import { randomUUID } from "node:crypto";
 import { createServer as createHttpServer } from "node:http";
 import { Worker } from "bullmq";
@@ -89,4 +89,64 @@ describe("a webhook queued before its job's end is recorded", () => {
       receiver.close();
     }
   }, 40_000);
+});
+
+describe("webhooks to a receiver that never answers", () => {
+  const config = testConfig({ WEBHOOK_SECRET: "webhook-secret-0123456789abcdef", ALLOW_PRIVATE_HOSTS: "true" });
+  let worker: RunningWorker | undefined;
+  afterAll(async () => {
+    await worker?.close();
+    await dropPrefix(config.QUEUE_PREFIX);
+  });
+
+  it("hold a few of the worker's deliveries, not all of them: another receiver's webhook is delivered meanwhile", async () => {
+    // Accepts and never answers (each delivery waits out its 10 s).
+    const held: Socket[] = [];
+    const silent = createServer((socket) => {
+      held.push(socket);
+      socket.on("error", () => undefined);
+    });
+    const received: string[] = [];
+    const healthy = createHttpServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        received.push(body);
+        res.end();
+      });
+    });
+    await Promise.all([new Promise<void>((r) => silent.listen(0, "127.0.0.1", r)), new Promise<void>((r) => healthy.listen(0, "127.0.0.1", r))]);
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`;
+    const healthyUrl = `http://127.0.0.1:${(healthy.address() as AddressInfo).port}/hook`;
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts: 1 });
+    const store = new JobStore(queue, redis, 600, webhooks);
+    try {
+      // Ended jobs (answered from the cache, say): 40 for the silent receiver, then one for the healthy one.
+      const ended = async (url: string) => {
+        const jobId = randomUUID();
+        const payload = { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" as const }, owner: "t", submittedAt: new Date().toISOString(), callbackUrl: url };
+        await store.putStatic(newJobView(payload, { status: "succeeded", cached: true }));
+        await store.notifyEnded(jobId, url);
+        return jobId;
+      };
+      for (let i = 0; i < 40; i++) await ended(silentUrl);
+      const healthyJob = await ended(healthyUrl);
+      worker = await startWorker(config, { logger: pino({ level: "silent" }) });
+      const t = Date.now();
+      await waitFor(async () => (received.length > 0 ? true : undefined), 20_000, "the healthy receiver's webhook");
+      // Well before the silent receiver's deliveries time out (10 s each), which held all 32 slots.
+      expect(Date.now() - t).toBeLessThan(8_000);
+      expect(JSON.parse(received[0]!)).toMatchObject({ id: healthyJob });
+      expect(held.length).toBeLessThanOrEqual(4);
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
+      healthy.close();
+      await queue.close();
+      await webhooks.close();
+      redis.disconnect();
+    }
+  }, 60_000);
 });
