@@ -42,6 +42,37 @@ describe("webhook delivery", () => {
   });
 });
 
+/** A webhook receiver on loopback that answers 200 and keeps each body it is sent. */
+async function collectingReceiver(): Promise<{ url: string; received: string[]; close(): void }> {
+  const received: string[] = [];
+  const server = createHttpServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      received.push(body);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, close: () => server.close() };
+}
+
+/** A job store of its own on the config's Redis, with the webhook queue the API and worker use. */
+function storeOf(config: { REDIS_URL: string; QUEUE_PREFIX: string }, attempts: number) {
+  const redis = createRedis(config.REDIS_URL, "producer");
+  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+  const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts });
+  return {
+    queue,
+    store: new JobStore(queue, redis, 600, webhooks),
+    close: async () => {
+      await queue.close();
+      await webhooks.close();
+      redis.disconnect();
+    },
+  };
+}
+
 describe("a webhook queued before its job's end is recorded", () => {
   const config = testConfig({ WEBHOOK_SECRET: "webhook-secret-0123456789abcdef", WEBHOOK_MAX_ATTEMPTS: "1", ALLOW_PRIVATE_HOSTS: "true" });
   let worker: RunningWorker | undefined;
@@ -51,21 +82,10 @@ describe("a webhook queued before its job's end is recorded", () => {
   });
 
   it("waits for the record, spending no attempt, and is delivered once the job ends", async () => {
-    const received: string[] = [];
-    const receiver = createHttpServer((req, res) => {
-      let body = "";
-      req.on("data", (c: Buffer) => (body += c.toString()));
-      req.on("end", () => {
-        received.push(body);
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    const redis = createRedis(config.REDIS_URL, "producer");
-    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
-    const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts: 1 });
-    const store = new JobStore(queue, redis, 600, webhooks);
+    const receiver = await collectingReceiver();
+    const { url, received } = receiver;
+    const own = storeOf(config, 1);
+    const { queue, store } = own;
     // A job running on a worker that announced its end and died before recording it (the job's retry will).
     const taker = new Worker(QUEUES.localize, null, { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX, autorun: false });
     try {
@@ -83,9 +103,7 @@ describe("a webhook queued before its job's end is recorded", () => {
       expect(JSON.parse(received[0]!)).toMatchObject({ id: jobId, status: "succeeded" });
     } finally {
       await taker.close();
-      await queue.close();
-      await webhooks.close();
-      redis.disconnect();
+      await own.close();
       receiver.close();
     }
   }, 40_000);
@@ -106,22 +124,13 @@ describe("webhooks to a receiver that never answers", () => {
       held.push(socket);
       socket.on("error", () => undefined);
     });
-    const received: string[] = [];
-    const healthy = createHttpServer((req, res) => {
-      let body = "";
-      req.on("data", (c: Buffer) => (body += c.toString()));
-      req.on("end", () => {
-        received.push(body);
-        res.end();
-      });
-    });
-    await Promise.all([new Promise<void>((r) => silent.listen(0, "127.0.0.1", r)), new Promise<void>((r) => healthy.listen(0, "127.0.0.1", r))]);
+    const healthy = await collectingReceiver();
+    const received = healthy.received;
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`;
-    const healthyUrl = `http://127.0.0.1:${(healthy.address() as AddressInfo).port}/hook`;
-    const redis = createRedis(config.REDIS_URL, "producer");
-    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
-    const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts: 1 });
-    const store = new JobStore(queue, redis, 600, webhooks);
+    const healthyUrl = healthy.url;
+    const own = storeOf(config, 1);
+    const { store } = own;
     try {
       // Ended jobs (answered from the cache, say): 40 for the silent receiver, then one for the healthy one.
       const ended = async (url: string) => {
@@ -144,9 +153,7 @@ describe("webhooks to a receiver that never answers", () => {
       for (const s of held) s.destroy();
       silent.close();
       healthy.close();
-      await queue.close();
-      await webhooks.close();
-      redis.disconnect();
+      await own.close();
     }
   }, 60_000);
 });
