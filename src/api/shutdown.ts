@@ -52,3 +52,12 @@ export function untilEither(own: AbortSignal, stopping: AbortSignal): { signal: 
   return { signal: ctl.signal, dispose };
 }
 
+/** Runs `work` with a signal that aborts with either, and lets go of `stopping` when it is done. */
+export async function untilEitherFor<T>(own: AbortSignal, stopping: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const until = untilEither(own, stopping);
+  try {
+    return await work(until.signal);
+  } finally {
+    until.dispose();
+  }
+}

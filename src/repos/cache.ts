@@ -132,18 +132,21 @@ export class RepoCache {
    */
   private readonly tooLarge = new Map<string, { limit: MirrorTooLarge["limit"]; until: number }>();
   private readonly hosts: HostGuard;
+  /** Disk kept free under the cache, mirrors and spilled trees alike. */
+  private readonly diskFloor: number;
 
   constructor(private readonly options: RepoCacheOptions) {
     this.dir = resolve(options.dir);
+    this.diskFloor = options.mirrorMinFreeBytes ?? 2 * 2 ** 30;
     this.trees = new TreeStore({
       ...options,
       cacheDir: this.dir,
-      spillMinFreeBytes: options.mirrorMinFreeBytes ?? 2 * 2 ** 30,
+      spillMinFreeBytes: this.diskFloor,
       spillFreeBytes: options.mirrorFreeBytes,
     });
     this.mirrors = new MirrorBudget(join(this.dir, "mirrors"), {
       maxBytes: options.maxMirrorBytes ?? 0,
-      minFreeBytes: options.mirrorMinFreeBytes ?? 2 * 2 ** 30,
+      minFreeBytes: this.diskFloor,
       idleMs: options.treeIdleMs ?? 3_600_000,
       watchEveryMs: options.mirrorWatchEveryMs,
       freeBytes: options.mirrorFreeBytes,
@@ -634,7 +637,7 @@ export class RepoCache {
 
   /** A tree that would take the cache's disk below half its free-space floor: the host's state, not the request's. */
   private noRoomOnDisk(what: string): RepoError {
-    const floorMb = Math.round((this.options.mirrorMinFreeBytes ?? 2 * 2 ** 30) / 2 ** 20);
+    const floorMb = Math.round(this.diskFloor / 2 ** 20);
     return new RepoError("materialize_failed", `no room for the tree of ${what}: the repository cache's disk would fall below half its ${floorMb} MiB floor (REPO_MIRROR_MIN_FREE_MB)`);
   }
 

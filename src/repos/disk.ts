@@ -32,6 +32,12 @@ export function filesystemOf(path: string): StatsFs | null {
   }
 }
 
+/** Bytes free on the filesystem `dir` will be on (null if unreadable). */
+export function freeBytes(dir: string): number | null {
+  const st = filesystemOf(dir);
+  return st ? st.bavail * st.bsize : null;
+}
+
 /**
  * Removes a directory, renamed first so that a concurrent reader never sees it half-deleted.
  * One that cannot be removed (another process's, gone already) is left: a budget is not worth

@@ -1,6 +1,6 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
+import { diskUsage, freeBytes, removeDir, touch } from "./disk.js";
 
 /** A clone or fetch stopped for the room it took: the budget, or the disk's free-space floor. */
 export class MirrorTooLarge extends Error {
@@ -106,9 +106,4 @@ export class MirrorBudget {
     const free = (this.options.freeBytes ?? freeBytes)(this.mirrorsDir);
     return free === null ? 0 : want - free;
   }
-}
-
-function freeBytes(dir: string): number | null {
-  const st = filesystemOf(dir);
-  return st ? st.bavail * st.bsize : null;
 }

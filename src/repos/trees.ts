@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { backdate, diskUsage, filesystemOf, removeDir, touch } from "./disk.js";
+import { backdate, diskUsage, filesystemOf, freeBytes, removeDir, touch } from "./disk.js";
 
 /**
  * Where materialized trees live, and how much of the host they may take. Trees go to a fast
@@ -144,7 +144,7 @@ export class TreeStore {
 
   /** How many bytes the spill disk lacks to have `want` free (≤ 0: none, or unreadable). */
   private diskShortOf(want: number): number {
-    const free = (this.options.spillFreeBytes ?? freeBytesAt)(this.spillDir);
+    const free = (this.options.spillFreeBytes ?? freeBytes)(this.spillDir);
     return free === null ? -Infinity : want - free;
   }
 
@@ -431,11 +431,6 @@ export function defaultTreeRoot(shm = "/dev/shm"): string | undefined {
 export function defaultTreeDir(cacheDir: string, shm = "/dev/shm"): string {
   const root = defaultTreeRoot(shm);
   return root ? join(root, cacheId(cacheDir)) : join(resolve(cacheDir), "trees");
-}
-
-function freeBytesAt(dir: string): number | null {
-  const st = filesystemOf(dir);
-  return st ? st.bavail * st.bsize : null;
 }
 
 /** The default byte budget for trees: a quarter of the tmpfs they live on, or none on disk. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { DelayedError, Worker } from "bullmq";
+import { Worker } from "bullmq";
 import { pino, type Logger } from "pino";
 import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
@@ -15,14 +15,14 @@ import { createDockerSandboxProvider } from "../sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
-import { hasEnded, JobStore } from "../store/jobStore.js";
+import { JobStore } from "../store/jobStore.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
 import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
-import { deliverWebhook } from "./webhooks.js";
+import { webhookProcessor } from "./webhooks.js";
 
 /** How long a close that needs Redis may wait for it once the jobs are done. */
 const REDIS_CLOSE_MS = 5000;
@@ -164,40 +164,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
   worker.on("error", (err) => logger.error({ err }, "worker error"));
 
-  /** Deliveries in flight per receiver (host and port) from this worker. */
-  const deliveringTo = new Map<string, number>();
   // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
   const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
   const webhookWorker = webhookConnection
     ? new Worker<WebhookPayload, { status: number }>(
         QUEUES.webhook,
-        async (job, token) => {
-          const view = await store.get(job.data.jobId);
-          if (!view) return { status: 0 };
-          // Queued by the worker just before it records the end: looked at again until the record
-          // says it, spending no attempt (its worker may have died there, and the job's retry
-          // take the job's whole time limit; a webhook failed meanwhile would stay failed).
-          if (!hasEnded(view)) {
-            await job.moveToDelayed(Date.now() + NOT_ENDED_RECHECK_MS, token);
-            throw new DelayedError();
-          }
-          // One receiver gets a few deliveries at once, the others wait their turn: one that never
-          // answers held every slot, and everyone's webhooks queued behind it.
-          const receiver = receiverOf(job.data.url);
-          if ((deliveringTo.get(receiver) ?? 0) >= WEBHOOKS_PER_RECEIVER) {
-            await job.moveToDelayed(Date.now() + 500 + Math.floor(Math.random() * 1000), token);
-            throw new DelayedError();
-          }
-          deliveringTo.set(receiver, (deliveringTo.get(receiver) ?? 0) + 1);
-          try {
-            const status = await deliverWebhook(job.data.url, view, config.WEBHOOK_SECRET!, callbackHosts);
-            return { status };
-          } finally {
-            const left = (deliveringTo.get(receiver) ?? 1) - 1;
-            if (left > 0) deliveringTo.set(receiver, left);
-            else deliveringTo.delete(receiver);
-          }
-        },
+        webhookProcessor(store, config.WEBHOOK_SECRET!, callbackHosts),
         // Deliveries wait on receivers (up to 10 s each): at 4, a few receivers that never answer
         // held every slot, and everyone's webhooks queued behind them (a healthy one 238 s late).
         { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 32 },
@@ -241,21 +213,6 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     },
   };
 }
-
-/** Deliveries one worker makes to one receiver at once, of the 32 it makes in all. */
-const WEBHOOKS_PER_RECEIVER = 4;
-
-/** A callback URL's receiver: its host and port. */
-function receiverOf(url: string): string {
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return url;
-  }
-}
-
-/** How soon a webhook whose job's end is not recorded yet is looked at again. */
-const NOT_ENDED_RECHECK_MS = 2_000;
 
 /** How often a running worker removes what crashed workers left. */
 const UPKEEP_EVERY_MS = 5 * 60_000;

@@ -2,8 +2,10 @@ import { createHmac } from "node:crypto";
 import { request as httpRequest, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
+import { DelayedError, type Job } from "bullmq";
 import type { HostGuard } from "../queue/hostPolicy.js";
-import type { JobView } from "../store/jobStore.js";
+import type { WebhookPayload } from "../queue/contract.js";
+import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
 
 /**
  * A finished job, POSTed to its callback_url and signed so the receiver can check it came
@@ -63,3 +65,51 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
   if (status < 200 || status >= 300) throw new WebhookError(`callback answered ${status}`);
   return status;
 }
+
+/** Deliveries one worker makes to one receiver at once, of the 32 it makes in all. */
+const WEBHOOKS_PER_RECEIVER = 4;
+
+/** How soon a webhook whose job's end is not recorded yet is looked at again. */
+const NOT_ENDED_RECHECK_MS = 2_000;
+
+/** A callback URL's receiver: its host and port. */
+function receiverOf(url: string): string {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return url;
+  }
+}
+
+/** The webhook queue's job, as a worker runs it: the job's end, delivered to its callback. */
+export function webhookProcessor(store: JobStore, secret: string, hosts: HostGuard) {
+  /** Deliveries in flight per receiver (host and port) from this worker. */
+  const deliveringTo = new Map<string, number>();
+  /** Looked at again in `ms`, spending no attempt. */
+  const later = async (job: Job<WebhookPayload>, token: string | undefined, ms: number): Promise<never> => {
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
+  };
+  return async (job: Job<WebhookPayload>, token?: string): Promise<{ status: number }> => {
+    const view = await store.get(job.data.jobId);
+    if (!view) return { status: 0 };
+    // Queued by the worker just before it records the end: looked at again until the record
+    // says it (its worker may have died there, and the job's retry take the job's whole time
+    // limit; a webhook failed meanwhile would stay failed).
+    if (!hasEnded(view)) return later(job, token, NOT_ENDED_RECHECK_MS);
+    // One receiver gets a few deliveries at once, the others wait their turn: one that never
+    // answers held every slot, and everyone's webhooks queued behind it.
+    const receiver = receiverOf(job.data.url);
+    const inFlight = deliveringTo.get(receiver) ?? 0;
+    if (inFlight >= WEBHOOKS_PER_RECEIVER) return later(job, token, 500 + Math.floor(Math.random() * 1000));
+    deliveringTo.set(receiver, inFlight + 1);
+    try {
+      return { status: await deliverWebhook(job.data.url, view, secret, hosts) };
+    } finally {
+      const left = (deliveringTo.get(receiver) ?? 1) - 1;
+      if (left > 0) deliveringTo.set(receiver, left);
+      else deliveringTo.delete(receiver);
+    }
+  };
+}
+

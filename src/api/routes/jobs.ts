@@ -8,10 +8,12 @@ import { baselineJobExample, cancelledJobExample, commonErrors, errorResponse, f
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
-import { untilEither } from "../shutdown.js";
+import { untilEitherFor } from "../shutdown.js";
 
 const errors = { 401: commonErrors.unauthorized, 404: commonErrors.jobNotFound, 422: commonErrors.invalidParams, 429: commonErrors.readLimited, 503: commonErrors.unavailable };
 
+/** A Redis stream id as the event stream sends it (`<ms>-<seq>`; Redis refuses longer parts). */
+const STREAM_ID_RE = /^\d{1,20}(-\d{1,20})?$/;
 /** The largest part of a Redis stream id (`<ms>-<seq>`, each 64 bits unsigned). */
 const MAX_STREAM_ID_PART = 2n ** 64n - 1n;
 
@@ -49,12 +51,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
       const view = await load(request.params.id, request.owner);
       const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
       if (wait <= 0) return view;
-      const until = untilEither(request.gone, ctx.shutdown.handOff);
-      try {
-        return await waitForEnd(store, view, wait, until.signal);
-      } finally {
-        until.dispose();
-      }
+      return untilEitherFor(request.gone, ctx.shutdown.handOff, (signal) => waitForEnd(store, view, wait, signal));
     },
   );
 
@@ -133,9 +130,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         headers: z.object({
           "last-event-id": z
             .string()
-            .regex(/^\d{1,20}(-\d{1,20})?$/, "must be an event's id as the stream sent it (`1764000902250-0`)")
+            .regex(STREAM_ID_RE, "must be an event's id as the stream sent it (`1764000902250-0`)")
             // Redis refuses parts past 64 bits, and the stream would end at once, empty: an EventSource reconnects for ever.
-            .refine((v) => !/^\d{1,20}(-\d{1,20})?$/.test(v) || v.split("-").every((part) => BigInt(part) <= MAX_STREAM_ID_PART), "must be an event's id as the stream sent it (`1764000902250-0`)")
+            .refine((v) => !STREAM_ID_RE.test(v) || v.split("-").every((part) => BigInt(part) <= MAX_STREAM_ID_PART), "must be an event's id as the stream sent it (`1764000902250-0`)")
             .optional()
             .describe("The id of the last event received: the stream resumes after it."),
         }),
@@ -165,15 +162,12 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
           res.write(`id: 0-0\nevent: queued\ndata: ${JSON.stringify(queued)}\n\n`);
         }
         // A stopping API ends its streams at once: the client resumes elsewhere (Last-Event-ID).
-        const ended = untilEither(request.gone, ctx.shutdown.closing);
-        try {
-          for await (const stored of followJob(ctx.eventHub, store, id, from, ended.signal, ctx.noWorker)) {
+        await untilEitherFor(request.gone, ctx.shutdown.closing, async (ended) => {
+          for await (const stored of followJob(ctx.eventHub, store, id, from, ended, ctx.noWorker)) {
             if (stored === null) res.write(": keep-alive\n\n");
             else res.write(`id: ${stored.id}\nevent: ${stored.event.type}\ndata: ${JSON.stringify(stored.event)}\n\n`);
           }
-        } finally {
-          ended.dispose();
-        }
+        });
       } catch (err) {
         request.log.warn({ err }, "event stream ended with an error");
       } finally {

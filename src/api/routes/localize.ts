@@ -16,7 +16,7 @@ import {
 import { waitForEnd } from "../waitFor.js";
 import { hasEnded } from "../../store/jobStore.js";
 import type { AppContext } from "../context.js";
-import { untilEither } from "../shutdown.js";
+import { untilEitherFor } from "../shutdown.js";
 
 const errors = {
   400: commonErrors.invalidJson,
@@ -62,14 +62,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       async (request, reply) => {
         let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
-        if (wait > 0) {
-          const until = untilEither(request.gone, ctx.shutdown.handOff);
-          try {
-            view = await waitForEnd(store, view, wait, until.signal);
-          } finally {
-            until.dispose();
-          }
-        }
+        if (wait > 0) view = await untilEitherFor(request.gone, ctx.shutdown.handOff, (signal) => waitForEnd(store, view, wait, signal));
         return reply
           .code(hasEnded(view) ? 200 : 202)
           .header("location", `/v1/jobs/${view.id}`)
