@@ -52,6 +52,15 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
   const client = new ServiceClient(base);
+  /** What the client does for a checkout: snapshot it with git and send the tree, unless the service holds it. */
+  const sendTree = async (cache: TreeCache) => {
+    const snap = await Snapshot.take(root, cache.dir);
+    try {
+      return await uploadCheckout(client, snap, () => undefined, cache);
+    } finally {
+      await snap.dispose();
+    }
+  };
   const store = new DirUploadStore(uploadDir, 3600);
   const limits = { maxBytes: 512 << 20, maxFiles: 100_000, maxPathBytes: 1024, maxRatio: 100 };
 
@@ -64,14 +73,7 @@ try {
     // What the client does for a tree it has not sent before: snapshot it with git and stream
     // the snapshot's tree (git archive straight into the request).
     const cache = new TreeCache(join(work, `client-cache-${i}`));
-    const [uploadMs, info] = await time(async () => {
-      const snap = await Snapshot.take(root, cache.dir);
-      try {
-        return await uploadCheckout(client, snap, () => undefined, cache);
-      } finally {
-        await snap.dispose();
-      }
-    });
+    const [uploadMs, info] = await time(() => sendTree(cache));
     caches.push(join(work, `repos-${i}`));
     const repos = new RepoCache({ dir: caches.at(-1)!, allowFileUrls: false, uploads: { store, limits } });
     const [prepareMs, prepared] = await time(() => repos.prepareUpload(info.upload_id));
@@ -88,14 +90,7 @@ try {
   const again: number[] = [];
   const warmCache = new TreeCache(join(work, `client-cache-${cold.length - 1}`));
   for (let i = 0; i < (quick ? 5 : 30); i++) {
-    const [t, info] = await time(async () => {
-      const snap = await Snapshot.take(root, warmCache.dir);
-      try {
-        return await uploadCheckout(client, snap, () => undefined, warmCache);
-      } finally {
-        await snap.dispose();
-      }
-    });
+    const [t, info] = await time(() => sendTree(warmCache));
     if (info.upload_id !== lastId) throw new Error("the repeated upload should be the same tree");
     again.push(t);
   }
