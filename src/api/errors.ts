@@ -5,6 +5,15 @@ import { z } from "zod";
 import { isRedisUnreachable } from "../queue/connection.js";
 
 /**
+ * A header's value as an error quotes it: at most 100 characters, so an answer never echoes
+ * back the kilobytes a client put in a header.
+ */
+export function quoteHeader(value: string | undefined): string {
+  if (!value) return "(none)";
+  return JSON.stringify(value.length > 100 ? `${value.slice(0, 99)}…` : value);
+}
+
+/**
  * One error family for the HTTP layer and one handler that renders every 4xx/5xx in the
  * same shape: `{ error: { code, message, field? } }`.
  */
@@ -75,7 +84,7 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   }
   if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
     const wanted = request.url.startsWith("/v1/uploads") ? "application/gzip or application/x-tar" : "application/json";
-    return reply.code(415).send({ error: { code: "unsupported_media_type", message: `content type ${request.headers["content-type"] ?? "(none)"} is not accepted here: send ${wanted}` } });
+    return reply.code(415).send({ error: { code: "unsupported_media_type", message: `content type ${quoteHeader(request.headers["content-type"])} is not accepted here: send ${wanted}` } });
   }
   if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
     return reply.code(413).send({ error: { code: "body_too_large", message: "request body is too large" } });

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/env.js";
-import { ApiError } from "./errors.js";
+import { ApiError, quoteHeader } from "./errors.js";
 
 /**
  * DNS rebinding defence. A web page can make a browser send requests to a service on
@@ -20,7 +20,7 @@ export function hostGuard(config: Config) {
   return async (request: FastifyRequest, _reply: FastifyReply) => {
     const host = hostnameOf(request.headers.host ?? "");
     if (allowedHosts && !allowedHosts.includes(host)) {
-      throw new ApiError(403, "host_not_allowed", `this service does not answer to the host name ${host || "(none)"}`, "host");
+      throw new ApiError(403, "host_not_allowed", `this service does not answer to the host name ${quoteHeader(host)}`, "host");
     }
     const origin = request.headers.origin;
     if (origin === undefined) return;
@@ -33,7 +33,7 @@ export function hostGuard(config: Config) {
     const sameOrigin = originUrl !== null && originUrl.host.toLowerCase() === (request.headers.host ?? "").toLowerCase();
     const loopbackOrigin = originUrl !== null && allowedHosts !== null && allowedHosts.includes(originUrl.hostname.toLowerCase());
     if (!sameOrigin && !loopbackOrigin && !allowedOrigins.has(origin.toLowerCase())) {
-      throw new ApiError(403, "origin_not_allowed", `requests from the web origin ${origin} are not allowed (API_ALLOWED_ORIGINS)`, "origin");
+      throw new ApiError(403, "origin_not_allowed", `requests from the web origin ${quoteHeader(origin)} are not allowed (API_ALLOWED_ORIGINS)`, "origin");
     }
   };
 }

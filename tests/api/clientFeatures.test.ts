@@ -424,6 +424,23 @@ describe("auth and limits", () => {
     expect(res.json().error.code).toBe("unsupported_media_type");
   });
 
+  it("quotes at most 100 characters of a header it refuses", async () => {
+    const { inject } = await start();
+    const long = `text/${"x".repeat(8000)}`;
+    const media = await inject({ method: "POST", url: "/v1/localize", payload: JSON.stringify(body()), headers: { "content-type": long } });
+    expect(media.statusCode).toBe(415);
+    expect(media.json().error.message).toContain(`"text/${"x".repeat(94)}…"`);
+    expect(media.body.length).toBeLessThan(400);
+    const host = await inject({ method: "GET", url: "/v1/jobs/x", headers: { host: `${"a".repeat(8000)}.example` } });
+    expect(host.statusCode).toBe(403);
+    expect(host.json().error).toMatchObject({ code: "host_not_allowed", field: "host" });
+    expect(host.body.length).toBeLessThan(400);
+    const origin = await inject({ method: "GET", url: "/v1/jobs/x", headers: { origin: `https://${"b".repeat(8000)}.example` } });
+    expect(origin.statusCode).toBe(403);
+    expect(origin.json().error.code).toBe("origin_not_allowed");
+    expect(origin.body.length).toBeLessThan(400);
+  });
+
   it("refuses private-network repository URLs unless configured", async () => {
     const { inject } = await start({ ALLOW_FILE_URLS: "false" });
     for (const url of ["http://127.0.0.1/r.git", "https://10.1.2.3/r.git", "http://[::1]/r.git", "https://localhost/r.git", "http://169.254.169.254/latest"]) {
