@@ -66,8 +66,13 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
   return status;
 }
 
-/** Deliveries one worker makes to one receiver at once, of the 32 it makes in all. */
+/**
+ * Deliveries one worker makes at once to one receiver, and for one API key, of the 32 it makes
+ * in all: a receiver that never answers holds 4 slots; a key whose jobs name 8 such receivers
+ * still holds 8, and every other key's webhooks go out meanwhile.
+ */
 const WEBHOOKS_PER_RECEIVER = 4;
+const WEBHOOKS_PER_OWNER = 8;
 
 /** How soon a webhook whose job's end is not recorded yet is looked at again. */
 const NOT_ENDED_RECHECK_MS = 2_000;
@@ -81,10 +86,27 @@ function receiverOf(url: string): string {
   }
 }
 
+/** Slots in use per key, each key capped. */
+class Slots {
+  private readonly used = new Map<string, number>();
+  constructor(private readonly cap: number) {}
+  take(key: string): boolean {
+    const n = this.used.get(key) ?? 0;
+    if (n >= this.cap) return false;
+    this.used.set(key, n + 1);
+    return true;
+  }
+  give(key: string): void {
+    const left = (this.used.get(key) ?? 1) - 1;
+    if (left > 0) this.used.set(key, left);
+    else this.used.delete(key);
+  }
+}
+
 /** The webhook queue's job, as a worker runs it: the job's end, delivered to its callback. */
 export function webhookProcessor(store: JobStore, secret: string, hosts: HostGuard) {
-  /** Deliveries in flight per receiver (host and port) from this worker. */
-  const deliveringTo = new Map<string, number>();
+  const receivers = new Slots(WEBHOOKS_PER_RECEIVER);
+  const owners = new Slots(WEBHOOKS_PER_OWNER);
   /** Looked at again in `ms`, spending no attempt. */
   const later = async (job: Job<WebhookPayload>, token: string | undefined, ms: number): Promise<never> => {
     await job.moveToDelayed(Date.now() + ms, token);
@@ -97,19 +119,20 @@ export function webhookProcessor(store: JobStore, secret: string, hosts: HostGua
     // says it (its worker may have died there, and the job's retry take the job's whole time
     // limit; a webhook failed meanwhile would stay failed).
     if (!hasEnded(view)) return later(job, token, NOT_ENDED_RECHECK_MS);
-    // One receiver gets a few deliveries at once, the others wait their turn: one that never
-    // answers held every slot, and everyone's webhooks queued behind it.
+    // Receivers and keys past their share wait their turn: one receiver that never answered, or
+    // one key's many, held every slot, and everyone's webhooks queued behind them.
     const receiver = receiverOf(job.data.url);
-    const inFlight = deliveringTo.get(receiver) ?? 0;
-    if (inFlight >= WEBHOOKS_PER_RECEIVER) return later(job, token, 500 + Math.floor(Math.random() * 1000));
-    deliveringTo.set(receiver, inFlight + 1);
+    const retry = () => later(job, token, 500 + Math.floor(Math.random() * 1000));
+    if (!receivers.take(receiver)) return retry();
+    if (!owners.take(view.owner)) {
+      receivers.give(receiver);
+      return retry();
+    }
     try {
       return { status: await deliverWebhook(job.data.url, view, secret, hosts) };
     } finally {
-      const left = (deliveringTo.get(receiver) ?? 1) - 1;
-      if (left > 0) deliveringTo.set(receiver, left);
-      else deliveringTo.delete(receiver);
+      receivers.give(receiver);
+      owners.give(view.owner);
     }
   };
 }
-

@@ -109,51 +109,80 @@ describe("a webhook queued before its job's end is recorded", () => {
   }, 40_000);
 });
 
-describe("webhooks to a receiver that never answers", () => {
+/** Receivers that accept and never answer (each delivery waits out its 10 s). */
+async function silentReceivers(n: number): Promise<{ urls: string[]; held: Socket[]; close(): void }> {
+  const held: Socket[] = [];
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const server = createServer((socket) => {
+        held.push(socket);
+        socket.on("error", () => undefined);
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      return server;
+    }),
+  );
+  return {
+    urls: servers.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`),
+    held,
+    close: () => {
+      for (const socket of held) socket.destroy();
+      for (const server of servers) server.close();
+    },
+  };
+}
+
+describe("webhooks to receivers that never answer", () => {
   const config = testConfig({ WEBHOOK_SECRET: "webhook-secret-0123456789abcdef", ALLOW_PRIVATE_HOSTS: "true" });
-  let worker: RunningWorker | undefined;
   afterAll(async () => {
-    await worker?.close();
     await dropPrefix(config.QUEUE_PREFIX);
   });
 
-  it("hold a few of the worker's deliveries, not all of them: another receiver's webhook is delivered meanwhile", async () => {
-    // Accepts and never answers (each delivery waits out its 10 s).
-    const held: Socket[] = [];
-    const silent = createServer((socket) => {
-      held.push(socket);
-      socket.on("error", () => undefined);
-    });
+  /**
+   * Ended jobs (answered from the cache, say) whose webhooks go to silent receivers, then one
+   * to a healthy receiver from another key, and a worker of its own: how soon the healthy one is
+   * delivered, and how many of the silent receivers' deliveries were held meanwhile.
+   */
+  async function healthyAfterSilent(receivers: number, perReceiver: number, silentOwner: string) {
+    const silent = await silentReceivers(receivers);
     const healthy = await collectingReceiver();
-    const received = healthy.received;
-    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`;
-    const healthyUrl = healthy.url;
     const own = storeOf(config, 1);
-    const { store } = own;
+    let worker: RunningWorker | undefined;
     try {
-      // Ended jobs (answered from the cache, say): 40 for the silent receiver, then one for the healthy one.
-      const ended = async (url: string) => {
+      const ended = async (url: string, owner: string) => {
         const jobId = randomUUID();
-        const payload = { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" as const }, owner: "t", submittedAt: new Date().toISOString(), callbackUrl: url };
-        await store.putStatic(newJobView(payload, { status: "succeeded", cached: true }));
-        await store.notifyEnded(jobId, url);
+        const payload = { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" as const }, owner, submittedAt: new Date().toISOString(), callbackUrl: url };
+        await own.store.putStatic(newJobView(payload, { status: "succeeded", cached: true }));
+        await own.store.notifyEnded(jobId, url);
         return jobId;
       };
-      for (let i = 0; i < 40; i++) await ended(silentUrl);
-      const healthyJob = await ended(healthyUrl);
+      for (const url of silent.urls) for (let i = 0; i < perReceiver; i++) await ended(url, silentOwner);
+      const healthyJob = await ended(healthy.url, "someone-else");
       worker = await startWorker(config, { logger: pino({ level: "silent" }) });
       const t = Date.now();
-      await waitFor(async () => (received.length > 0 ? true : undefined), 20_000, "the healthy receiver's webhook");
-      // Well before the silent receiver's deliveries time out (10 s each), which held all 32 slots.
-      expect(Date.now() - t).toBeLessThan(8_000);
-      expect(JSON.parse(received[0]!)).toMatchObject({ id: healthyJob });
-      expect(held.length).toBeLessThanOrEqual(4);
+      await waitFor(async () => (healthy.received.length > 0 ? true : undefined), 20_000, "the healthy receiver's webhook");
+      expect(JSON.parse(healthy.received[0]!)).toMatchObject({ id: healthyJob });
+      return { ms: Date.now() - t, held: silent.held.length };
     } finally {
-      for (const s of held) s.destroy();
+      // The silent receivers' held deliveries fail at once, so the worker stops without waiting them out.
       silent.close();
+      await worker?.close();
       healthy.close();
       await own.close();
     }
+  }
+
+  it("hold a few of the worker's deliveries, not all of them: another receiver's webhook is delivered meanwhile", async () => {
+    const { ms, held } = await healthyAfterSilent(1, 40, "t");
+    // Well before the silent receiver's deliveries time out (10 s each), which held all 32 slots.
+    expect(ms).toBeLessThan(8_000);
+    expect(held).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it("one key's many silent receivers hold 8 of the worker's deliveries, and another key's webhook goes out meanwhile", async () => {
+    // 10 receivers × 4 deliveries each: past the worker's 32 slots, were only receivers capped.
+    const { ms, held } = await healthyAfterSilent(10, 4, "mallory");
+    expect(ms).toBeLessThan(8_000);
+    expect(held).toBeLessThanOrEqual(8);
   }, 60_000);
 });
