@@ -165,7 +165,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
         ...(d.cls ? { class_name: d.cls } : {}),
         function_name: d.name,
         ...span(d),
-        evidence: cap([...fn.item.evidence, ...file.item.evidence]),
+        evidence: cap(withFileEvidence(fn.item.evidence, file.item.evidence)),
         confidence: { file: fileConfidence, function: sure(fn.p, CALIBRATION.function) },
       });
     }
@@ -195,7 +195,7 @@ function alternatives(
       file: file.item.path,
       ...(best?.def.cls ? { class_name: best.def.cls } : {}),
       ...(best ? { function_name: best.def.name, ...span(best.def) } : {}),
-      evidence: cap([...(best?.evidence ?? []), ...file.item.evidence]),
+      evidence: cap(withFileEvidence(best?.evidence ?? [], file.item.evidence)),
       confidence: { file: confidence },
     };
   });
@@ -213,6 +213,16 @@ function rankFunctions(ctx: RankContext, files: Scored<FileCandidate>[], outline
 /** The outline's span of a definition, which spares the check of the answer parsing its file again. */
 function span(d: OutlinedDef): Pick<Location, "start_line" | "end_line"> {
   return { start_line: d.first ?? d.start, end_line: d.end };
+}
+
+/**
+ * A function's evidence, then its file's, less what the function's already says: the same
+ * quoted text (the file's first line holding it), the same commit (as the file's change).
+ */
+function withFileEvidence(fn: string[], file: string[]): string[] {
+  const said = new Set(fn.map((e) => e.replace(/^.*?(holds the |changed in )/, "$1")));
+  const repeats = (e: string) => said.has(e.replace(/^the file's line \d+ (holds the )/, "$1").replace(/^the file was changed by /, "changed in "));
+  return [...fn, ...file.filter((e) => !repeats(e))];
 }
 
 function cap(evidence: string[]): string[] {

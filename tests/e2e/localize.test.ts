@@ -490,6 +490,6 @@ describe("end to end", () => {
     const done = await post.json();
     expect(done, JSON.stringify(done).slice(0, 1500)).toMatchObject({ status: "succeeded", result: { policy: "baseline" } });
     expect(done.result.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
-    expect(done.result.locations[0].evidence).toContain(`changed by commit ${writtenSha(culprit)}, which the issue names`);
+    expect(done.result.locations[0].evidence).toContain(`changed in commit ${writtenSha(culprit)}, which the issue names`);
   });
 });

@@ -764,7 +764,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(progress).toContain("sending what the commit the issue names changed, read from the local history");
     const out = result.structuredContent as { locations: Array<{ file: string; function_name?: string; evidence?: string[] }> };
     expect(out.locations[0]).toMatchObject({ file: "pkg/util.py", function_name: "helper" });
-    expect(out.locations[0]!.evidence).toContain(`changed by commit ${writtenSha(culprit)}, which the issue names`);
+    expect(out.locations[0]!.evidence).toContain(`changed in commit ${writtenSha(culprit)}, which the issue names`);
     await client.close();
   });
 

@@ -280,8 +280,8 @@ export function clip(s: string, n = 80): string {
   return `${s.slice(0, end)}…`;
 }
 /**
- * One wording for a phrase's line, whether the file or a function in it gives it, so the two
- * merge into one evidence line; an option already quoted as the code writes it is not quoted again.
+ * A phrase's line as a function's evidence words it (the file's says "the file's line …"); an
+ * option already quoted as the code writes it is not quoted again.
  */
 function phraseEvidence(query: Query, h: { phrase: number; line: number }): string {
   const text = clip(query.phrases[h.phrase] ?? "");
@@ -310,7 +310,9 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const inner = pm?.frames.length ? Math.max(...pm.frames.map((fr) => fr.depth)) : 0;
     if (pm?.frames.length) {
       const last = pm.frames.reduce((a, b) => (b.depth > a.depth ? b : a));
-      ev.push(`traceback frame: ${last.path}${last.func ? ` in ${last.func}` : ""}`);
+      // The repository's path, not the issue's: the issue's is untrusted text (any characters a
+      // frame's path may hold) that would reach the calling agent as the service's own words.
+      ev.push(`traceback frame: ${f.path}${last.func ? ` in ${last.func}` : ""}`);
     } else if (pm) ev.push(`the issue names the file ${f.path}`);
 
     let frameFuncDefined = 0;
@@ -318,14 +320,15 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const defined = new Set(f.defs.map((d) => d.name));
     // With the line, so the calling agent checks the evidence in one read.
     const lineOf = (name: string, after = 0) => (f.defs.find((d) => d.name === name && d.line > after) ?? f.defs.find((d) => d.name === name))?.line;
-    if (f.defs.length) ev.push(`defines ${[...defined].slice(0, 4).map((n) => `\`${n}\` (line ${lineOf(n)})`).join(", ")}, named in the issue`);
+    // "The file": these lines are the file's, often outside the function a location names.
+    if (f.defs.length) ev.push(`the file defines ${[...defined].slice(0, 4).map((n) => `\`${n}\` (line ${lineOf(n)})`).join(", ")}, named in the issue`);
     const pairs = qualified.filter(([a, b]) => defined.has(a) && defined.has(b));
     if (pairs.length) {
       const [cls, name] = pairs[0]!;
       // The scan's definitions carry no nesting: a method is claimed only when defined after its class.
       const classLine = lineOf(cls) ?? 0;
       const method = f.defs.find((d) => d.name === name && d.line > classLine);
-      ev.push(method ? `defines \`${cls}.${name}\` (line ${method.line}) as the issue writes it` : `defines \`${cls}\` (line ${classLine}) and \`${name}\` (line ${lineOf(name)}), written \`${cls}.${name}\` in the issue`);
+      ev.push(method ? `the file defines \`${cls}.${name}\` (line ${method.line}) as the issue writes it` : `the file defines \`${cls}\` (line ${classLine}) and \`${name}\` (line ${lineOf(name)}), written \`${cls}.${name}\` in the issue`);
     }
 
     let phrase = 0;
@@ -338,7 +341,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
       const kind = query.phraseKinds[h.phrase];
       if (kind === "option") option += 1 / spread;
       else phrase += 1 / spread;
-      ev.push(phraseEvidence(query, h));
+      ev.push(`the file's ${phraseEvidence(query, h)}`);
     }
 
     const textProse = bm25(f.tf, ctx.proseKeys, ctx.idfs, f.lines, ctx.avgLines);
@@ -351,7 +354,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     const matched = wordsOf(ctx, f.tf.keys());
     if (matched) ev.push(`issue terms in the file: ${matched}`);
     const commit = ctx.commitFiles.get(f.path);
-    if (commit) ev.push(`changed by ${commit.commit}`);
+    if (commit) ev.push(`the file was changed by ${commit.commit}`);
 
     out.push({
       path: f.path,
@@ -393,11 +396,15 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
   for (const f of terms.frames) if (f.func) named.add(f.func);
   const allDefs = files.flatMap((f) => f.defs);
   // Callee expansion: names called by the functions the issue or its traceback names.
-  const calledBy = new Map<string, string>();
+  const calledBy = new Map<string, OutlinedDef>();
   for (const d of allDefs) {
     if (d.kind !== "def" || !named.has(d.name)) continue;
-    for (const c of d.calls) if (!calledBy.has(c) && c !== d.name) calledBy.set(c, d.name);
+    for (const c of d.calls) if (!calledBy.has(c) && c !== d.name) calledBy.set(c, d);
   }
+  // The repository file each of the issue's frames was matched to (the issue's own path is
+  // untrusted text, and often not the repository's).
+  const frameFile = new Map<IssueTerms["frames"][number], string>();
+  for (const [path, m] of ctx.pathMatches) for (const fr of m.frames) frameFile.set(fr, path);
   const scanned = new Map(ctx.scan.files.map((f) => [f.path, f]));
   const avgDef = allDefs.length ? allDefs.reduce((s, d) => s + (d.end - d.start + 1), 0) / allDefs.length : 1;
 
@@ -427,14 +434,16 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const innermost = anyFrames.reduce<(typeof anyFrames)[number] | undefined>((a, b) => (a && a.depth >= b.depth ? a : b), undefined);
       const frameInner = innermost?.depth ?? 0;
       // A frame in another file only shares the name (or was this file before a rename): said so.
-      if (ownFrames.length) ev.push(`traceback frame: ${ownFrames.reduce((a, b) => (b.depth > a.depth ? b : a)).path} in ${d.name}`);
-      else if (innermost) ev.push(`a traceback frame in ${innermost.path} names \`${d.name}\``);
+      if (ownFrames.length) ev.push(`traceback frame: ${file.path} in ${d.name}`);
+      else if (innermost) ev.push(`a traceback frame in ${frameFile.get(innermost) ?? "a file this repository does not hold"} names \`${d.name}\``);
       // The reporter linked to its lines or pasted a diff of them.
       const pointer = pointers.find((p) => p.start <= d.end && p.end >= d.start);
       if (pointer) ev.push(`the issue ${pointer.how === "link" ? "links to" : "patches"} line ${pointer.start}${pointer.end > pointer.start ? `-${pointer.end}` : ""} of ${file.path}`);
 
       const commit = ctx.commitDefs.get(`${file.path}\0${d.name}`);
-      if (commit) ev.push(`changed in ${commit}`);
+      // A commit's hunks are known by the name of the definition they sit in, not its class.
+      const namesakes = commit ? file.defs.filter((x) => x.kind === "def" && x.name === d.name).length : 0;
+      if (commit) ev.push(namesakes > 1 ? `the file's \`${d.name}\` (it defines ${namesakes}) was changed in ${commit}` : `changed in ${commit}`);
 
       let phrase = 0;
       let option = 0;
@@ -449,7 +458,10 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       let mentions = 0;
       for (const [name, c] of d.ids) if (name !== d.name) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
       const caller = calledBy.get(d.name);
-      if (caller) ev.push(`called by \`${caller}\`, which the issue names`);
+      if (caller) {
+        const where = caller.file === file.path ? `line ${caller.first ?? caller.start}` : `${caller.file}:${caller.first ?? caller.start}`;
+        ev.push(`called by \`${caller.cls ? `${caller.cls}.` : ""}${caller.name}\` (${where}), which the issue names`);
+      }
       const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
       if (callsNamed.length) ev.push(`calls \`${callsNamed[0]}\`, which the issue names`);
 

@@ -144,7 +144,7 @@ for f in q["files"]:
     lines = src.decode("utf-8", "replace").split("\\n")
     lang = lang_of(f)
     if lang not in (None, "py"):
-        defs = [record(d["kind"], d["name"], d["cls"], d["start"], d["end"], d["params"], d["doc"], d["calls"], set(d["decos"]), lines) for d in outline_source(lines, lang)]
+        defs = [record(d["kind"], d["name"], d["cls"], d["start"], d["end"], d["params"], d["doc"], d["calls"], set(d["decos"]), lines, d["first"]) for d in outline_source(lines, lang)]
         out.append({"p": f, "ast": False, "defs": defs[:3000]})
         continue
     try:
