@@ -174,11 +174,11 @@ describe("baseline policy in a real sandbox", () => {
     const evidence = result.locations?.[0]?.evidence ?? [];
     expect(evidence.some((e) => e.startsWith("traceback frame: shop/pricing.py"))).toBe(true);
     // The file and the function both hold the quoted line: said once, as the function's.
-    expect(evidence.filter((e) => /line 3 holds the quoted text "raise ValueError/.test(e))).toEqual(['line 3 holds the quoted text "raise ValueError(\"discount percent must not exceed one hundred\")"']);
+    expect(evidence.filter((e) => /line 3 holds the quoted text "raise ValueError/.test(e))).toEqual([`line 3 holds the quoted text "raise ValueError("discount percent must not exceed one hundred")"`]);
     const terms = extractIssueTerms(issue);
     const d = decide(terms, await gather(exec(), box.workingDir, terms, WEIGHTS, 4), WEIGHTS);
     expect(d.files.find((f) => f.item.path === "shop/pricing.py")!.item.evidence).toContain(
-      'the file\'s line 3 holds the quoted text "raise ValueError(\"discount percent must not exceed one hundred\")"',
+      `the file's line 3 holds the quoted text "raise ValueError("discount percent must not exceed one hundred")"`,
     );
     expect(evidence.length).toBeLessThanOrEqual(5);
   });
