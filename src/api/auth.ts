@@ -19,6 +19,11 @@ declare module "fastify" {
 
 export const ANONYMOUS = "anonymous";
 
+/** A key's name scopes limits and jobs (and is a Redis key's part): plain characters only. */
+const KEY_NAME_RE = /^[\w.@-]{1,64}$/;
+/** Shorter keys are guessed: the least a key file may hold, not a recommendation (use 32+ random). */
+const MIN_KEY_LENGTH = 12;
+
 const digest = (key: string) => createHash("sha256").update(key, "utf8").digest("hex");
 
 export class KeyRing {
@@ -36,28 +41,44 @@ export class KeyRing {
     return this.byDigest.get(digest(key));
   }
 
-  /** `name:key`, bare `key`, or `name:sha256:<hex>` (a key already hashed). */
-  static parseEntry(line: string): [string, string] | null {
+  /**
+   * `name:key` or `name:sha256:<hex>` (a key already hashed); blank lines and `#` comments are
+   * skipped. Anything else is refused at boot, naming where it is but not what it says (it may
+   * be a key): a bare word used to become a key equal to itself (a name whose key was left out
+   * turned into a password anyone could guess), and `name: key` a key with a leading space
+   * that no client could send.
+   */
+  static parseEntry(line: string, where: string): [string, string] | null {
     const t = line.trim();
     if (!t || t.startsWith("#")) return null;
-    const hashed = /^([^:]+):sha256:([0-9a-fA-F]{64})$/.exec(t);
-    if (hashed) return [hashed[1]!, hashed[2]!];
     const cut = t.indexOf(":");
-    if (cut > 0) return [t.slice(0, cut), digest(t.slice(cut + 1))];
-    return [`key-${digest(t).slice(0, 8)}`, digest(t)];
+    if (cut < 0) throw new Error(`${where}: expected \`name:key\` or \`name:sha256:<hex>\` (a key with no name, or a name with no key?)`);
+    const name = t.slice(0, cut).trim();
+    const rest = t.slice(cut + 1).trim();
+    if (!KEY_NAME_RE.test(name)) throw new Error(`${where}: a key's name is 1-64 letters, digits or . _ @ -`);
+    const hashed = /^sha256:([0-9a-fA-F]{64})$/.exec(rest);
+    if (hashed) return [name, hashed[1]!];
+    if (rest.startsWith("sha256:")) throw new Error(`${where}: a hashed key is \`sha256:\` and 64 hex digits`);
+    if (rest.length < MIN_KEY_LENGTH || /\s/.test(rest)) throw new Error(`${where}: a key is at least ${MIN_KEY_LENGTH} characters, none of them spaces`);
+    return [name, digest(rest)];
   }
 
   static fromConfig(config: Config): KeyRing {
-    const lines: string[] = [];
-    if (config.API_KEYS) lines.push(...config.API_KEYS.split(","));
+    const entries: Array<[string, string]> = [];
+    const add = (line: string, where: string) => {
+      const entry = KeyRing.parseEntry(line, where);
+      if (entry) entries.push(entry);
+    };
+    if (config.API_KEYS) config.API_KEYS.split(",").forEach((line, i) => add(line, `API_KEYS: entry ${i + 1}`));
     if (config.API_KEYS_FILE) {
+      let text: string;
       try {
-        lines.push(...readFileSync(config.API_KEYS_FILE, "utf8").split("\n"));
+        text = readFileSync(config.API_KEYS_FILE, "utf8");
       } catch (err) {
         throw new Error(`API_KEYS_FILE: cannot read ${config.API_KEYS_FILE}: ${(err as Error).message}`);
       }
+      text.split("\n").forEach((line, i) => add(line, `API_KEYS_FILE ${config.API_KEYS_FILE}: line ${i + 1}`));
     }
-    const entries = lines.map((l) => KeyRing.parseEntry(l)).filter((e): e is [string, string] => e !== null);
     // The name every request has with auth off, which may read every job (mayRead): a key named so would too.
     if (entries.some(([name]) => name === ANONYMOUS)) throw new Error(`API_KEYS: "${ANONYMOUS}" names the requests of AUTH_MODE=off and cannot name a key; give it another name`);
     const ring = new KeyRing(entries);

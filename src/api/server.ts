@@ -1,10 +1,20 @@
 import { loadConfigOrExit } from "../config/env.js";
+import { isRedisUnreachable, redisAddress } from "../queue/connection.js";
 import { buildApiServer } from "./build.js";
 
 /** The API process: listens, and on SIGTERM/SIGINT stops taking requests and drains. */
 const config = loadConfigOrExit();
-const server = await buildApiServer(config);
-await server.fastify.listen({ host: config.API_HOST, port: config.API_PORT });
+// At boot what is wrong (a key file, Redis, a port in use) is named on one line, as the worker does.
+const cannotStart = (err: Error): never => {
+  const redis = isRedisUnreachable(err) ? ` (Redis at ${redisAddress(config.REDIS_URL)} is unreachable)` : "";
+  process.stderr.write(`api: could not start: ${err.message}${redis}\n`);
+  process.exit(1);
+};
+const server = await buildApiServer(config).catch(cannotStart);
+await server.fastify.listen({ host: config.API_HOST, port: config.API_PORT }).catch(async (err: Error) => {
+  await server.close().catch(() => undefined);
+  cannotStart(err);
+});
 // With auth off every caller is one key: one client's rate, open jobs and streams are everyone's,
 // and every job is everyone's to read. Fine on a laptop; said when others can reach the port.
 if (config.AUTH_MODE === "off" && !/^(127\.|localhost$|::1$)/.test(config.API_HOST)) {

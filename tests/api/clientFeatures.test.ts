@@ -1,5 +1,9 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { request as httpRequest } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
@@ -264,7 +268,7 @@ describe("cancel and events", () => {
 
 describe("auth and limits", () => {
   it("requires a valid key, scopes jobs to their key, and never stores keys in clear", async () => {
-    const { inject, config } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,bob:key-bob-456" });
+    const { inject, config } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,bob:key-bob-45678" });
     expect((await inject({ method: "POST", url: "/v1/localize", payload: body() })).statusCode).toBe(401);
     const wrong = await inject({ method: "POST", url: "/v1/localize", payload: body(), headers: { authorization: "Bearer nope" } });
     expect(wrong.statusCode).toBe(401);
@@ -272,10 +276,10 @@ describe("auth and limits", () => {
     const mine = await inject({ method: "POST", url: "/v1/localize", payload: body(), headers: { authorization: "Bearer key-alice-123" } });
     expect(mine.statusCode).toBe(202);
     expect(mine.json().owner).toBe("alice");
-    const theirs = await inject({ method: "GET", url: `/v1/jobs/${mine.json().id}`, headers: { "x-api-key": "key-bob-456" } });
+    const theirs = await inject({ method: "GET", url: `/v1/jobs/${mine.json().id}`, headers: { "x-api-key": "key-bob-45678" } });
     // Another key's job answers exactly as a job that does not exist.
     expect(theirs.statusCode).toBe(404);
-    const unknown = await inject({ method: "GET", url: `/v1/jobs/${"0".repeat(36)}`, headers: { "x-api-key": "key-bob-456" } });
+    const unknown = await inject({ method: "GET", url: `/v1/jobs/${"0".repeat(36)}`, headers: { "x-api-key": "key-bob-45678" } });
     expect(theirs.json()).toEqual({ error: { ...unknown.json().error, message: `no job ${mine.json().id}` } });
     expect((await inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     const redis = new Redis(config.REDIS_URL);
@@ -284,7 +288,47 @@ describe("auth and limits", () => {
     redis.disconnect();
     expect(dump.join("\n")).not.toContain("key-alice-123");
     // The name of every request with auth off, which reads every job, names no key.
-    await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-789" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
+    await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,anonymous:key-pub-78901" })).rejects.toThrow(/API_KEYS: "anonymous" .* cannot name a key/);
+  });
+
+  it("takes a key file's `name:key` lines as written, and refuses at boot what would be a guessable or unusable key, naming the line but not the key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codescout-keys-"));
+    try {
+      const file = join(dir, "keys");
+      writeFileSync(file, ["# the team's keys", "", "carol : key-carol-0123456", `dave:sha256:${createHash("sha256").update("key-dave-0123456").digest("hex")}`, ""].join("\n"));
+      const { inject } = await start({ AUTH_MODE: "api_key", API_KEYS_FILE: file });
+      // Spaces around the colon are the writer's layout, not part of the name or the key.
+      for (const [key, owner] of [["key-carol-0123456", "carol"], ["key-dave-0123456", "dave"]]) {
+        const res = await inject({ method: "POST", url: "/v1/localize", payload: body(owner), headers: { authorization: `Bearer ${key}` } });
+        expect(res.statusCode, owner).toBe(202);
+        expect(res.json().owner).toBe(owner);
+      }
+      const refused: Array<[string, RegExp]> = [
+        // A name whose key was left out used to be a key equal to the name.
+        ["erin", /line 2: expected `name:key`/],
+        ["erin:x", /line 2: a key is at least 12 characters/],
+        ["erin:key with spaces", /line 2: a key is at least 12 characters, none of them spaces/],
+        ["er in:key-erin-0123456", /line 2: a key's name is/],
+        ["erin:sha256:abc", /line 2: a hashed key is/],
+      ];
+      for (const [line, message] of refused) {
+        writeFileSync(file, `# keys\n${line}\n`);
+        const attempt = start({ AUTH_MODE: "api_key", API_KEYS_FILE: file });
+        await expect(attempt, line).rejects.toThrow(message);
+        await expect(attempt, line).rejects.not.toThrow(line.split(":").pop()!);
+      }
+      await expect(start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-123,bob" })).rejects.toThrow(/API_KEYS: entry 2: expected `name:key`/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says on one line why the API process cannot start", async () => {
+    const config = testConfig();
+    const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(await freePort()), AUTH_MODE: "api_key", API_KEYS_FILE: "/nonexistent/keys" }));
+    await waitFor(async () => (api.child.exitCode !== null ? true : undefined), 30_000, "the API to exit");
+    expect(api.child.exitCode).toBe(1);
+    expect(api.output().trim()).toMatch(/^api: could not start: API_KEYS_FILE: cannot read \/nonexistent\/keys: ENOENT[^\n]*$/);
   });
 
   it("logs a request's path without its query (where a client may put a key), and takes no repository URL with a query", async () => {
@@ -334,7 +378,7 @@ describe("auth and limits", () => {
     const own = await ownRedis();
     own.start();
     try {
-      const config = testConfig({ REDIS_URL: own.url, AUTH_MODE: "api_key", API_KEYS: "anonymous:key-pub-789" });
+      const config = testConfig({ REDIS_URL: own.url, AUTH_MODE: "api_key", API_KEYS: "anonymous:key-pub-78901" });
       await expect(buildApiServer(config, { logger: false })).rejects.toThrow(/API_KEYS/);
       const redis = new Redis(own.url);
       try {
