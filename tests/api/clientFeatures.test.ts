@@ -531,6 +531,19 @@ describe("operations", () => {
     expect(up.statusCode).toBe(200);
     expect(up.json()).toMatchObject({ status: "ready", checks: { workers: 1, docker: true, model: "none" } });
 
+    // A model server down while the baseline answers for it degrades the answers, not the service.
+    const withModel = await start({ MODEL_BASE_URL: "http://model.example/v1" });
+    const pulse = new Redis(config.REDIS_URL);
+    await pulse.set(keys(withModel.config.QUEUE_PREFIX).workerHeartbeat("w2"), JSON.stringify({ id: "w2", at: new Date().toISOString(), docker: true, model: "down" }), "EX", 30);
+    pulse.disconnect();
+    const degraded = await withModel.inject({ method: "GET", url: "/readyz" });
+    expect(degraded.statusCode).toBe(200);
+    expect(degraded.json()).toMatchObject({ status: "degraded", checks: { workers: 1, model: "down" } });
+    const strict = await start({ MODEL_BASE_URL: "http://model.example/v1", MODEL_FALLBACK: "none", QUEUE_PREFIX: withModel.config.QUEUE_PREFIX });
+    const notReady = await strict.inject({ method: "GET", url: "/readyz" });
+    expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toMatchObject({ status: "not_ready", checks: { model: "down" } });
+
     await inject({ method: "POST", url: "/v1/localize", payload: body() });
     const metrics = await inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/codescout_queue_jobs\{state="waiting"\} 1/);

@@ -3,7 +3,9 @@ import { z } from "zod";
 import type { AppContext } from "../context.js";
 
 const readySchema = z.object({
-  status: z.enum(["ready", "not_ready"]),
+  status: z
+    .enum(["ready", "degraded", "not_ready"])
+    .describe("degraded: the model server is down and jobs are answered by the baseline meanwhile (MODEL_FALLBACK=baseline): they succeed."),
   checks: z.object({
     redis: z.boolean(),
     workers: z.number().int().min(0).describe("Workers that sent a heartbeat in the last 30 s."),
@@ -32,11 +34,18 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       schema: {
         operationId: "ready",
         summary: "Readiness: Redis answers, and live workers reach their Docker engine and the model server",
+        description:
+          "Whether the service answers jobs. A load balancer in front of API replicas should probe /healthz instead: every replica shares one Redis and the workers, so /readyz's 503 (no worker, say) takes them all out at once, while the API would still queue jobs.",
         tags: ["operations"],
         response: {
-          200: readySchema.describe("Ready: Redis answers and a live worker reaches Docker (and the model server, when one is configured).").meta({
-            examples: [{ status: "ready", checks: { redis: true, workers: 2, docker: true, model: "ok" } }],
-          }),
+          200: readySchema
+            .describe("Ready: Redis answers and a live worker reaches Docker (and the model server, when one is configured; without it, degraded while the baseline answers).")
+            .meta({
+              examples: [
+                { status: "ready", checks: { redis: true, workers: 2, docker: true, model: "ok" } },
+                { status: "degraded", checks: { redis: true, workers: 2, docker: true, model: "down" } },
+              ],
+            }),
           503: readySchema.describe("Not ready; `checks` says what is missing.").meta({
             examples: [{ status: "not_ready", checks: { redis: true, workers: 0, docker: false, model: "none" } }],
           }),
@@ -51,8 +60,11 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       const workers = redis ? await ctx.workers.statuses().catch(() => []) : [];
       const docker = workers.some((w) => w.docker);
       const model = ctx.config.MODEL_BASE_URL ? (workers.some((w) => w.model === "ok") ? "ok" : "down") : "none";
-      const ready = redis && docker && model !== "down";
-      return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", checks: { redis, workers: workers.length, docker, model } });
+      // With the baseline answering for it, a model server that is down (a vLLM restart) degrades
+      // the answers, not the service: jobs succeed (codescout_jobs_fallback_total counts them).
+      const answering = redis && docker && (model !== "down" || ctx.config.MODEL_FALLBACK === "baseline");
+      const status = !answering ? "not_ready" : model === "down" ? "degraded" : "ready";
+      return reply.code(answering ? 200 : 503).send({ status, checks: { redis, workers: workers.length, docker, model } });
     },
   );
 
