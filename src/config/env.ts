@@ -6,10 +6,20 @@ import { z } from "zod";
  * `loadConfig()` and hand the result down; nothing else reads process.env.
  */
 const bool = z.stringbool({ truthy: ["1", "true", "yes", "on"], falsy: ["0", "false", "no", "off", ""] });
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * Decimal digits only: Number() would read `0x1F90` as 8080 and `8e3` as 8000, and a value that
+ * means something else than it says is worse than one refused.
+ */
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected a whole number from ${min} to ${max}, in decimal digits`)
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 
 export const envSchema = z.object({
-  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" }).default("redis://127.0.0.1:6379"),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default("codescout"),
 
   API_HOST: z.string().min(1).default("127.0.0.1"),
@@ -32,7 +42,7 @@ export const envSchema = z.object({
   NO_WORKER_WAIT_S: int(1, 86_400).default(20),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
-  MODEL_BASE_URL: z.string().url().optional(),
+  MODEL_BASE_URL: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL, such as http://vllm:8000/v1" }).optional(),
   MODEL_NAME: z.string().min(1).default("OpenHands/CodeScout-4B"),
   MODEL_API_KEY: z.string().optional(),
   MODEL_TIMEOUT_MS: int(1_000, 3_600_000).default(300_000),
@@ -75,7 +85,7 @@ export const envSchema = z.object({
    * Seconds a repository's first clone may run before the job that asked is answered from its
    * commit alone, fetched shallow, while the clone goes on. `off`: every first job waits for its clone.
    */
-  REPO_SHALLOW_FIRST_AFTER_S: z.union([z.literal("off"), int(0, 86_400)]).default(3),
+  REPO_SHALLOW_FIRST_AFTER_S: z.union([z.literal("off"), int(0, 86_400)], { error: "expected `off` or seconds (0 to 86400)" }).default(3),
   ALLOW_FILE_URLS: bool.default(false),
   /** Size cap of `repo.patch` (the caller's uncommitted changes), in bytes. */
   PATCH_MAX_BYTES: int(1024, 64 << 20).default(2 << 20),
@@ -123,12 +133,15 @@ export const envSchema = z.object({
     .string()
     .optional()
     // Checked here, naming the variable and never echoing it: JSON.parse's own message quotes the text, tokens included.
-    .refine((raw) => raw === undefined || isHostTokens(raw), "must be a JSON object of host → token, such as {\"github.com\": \"ghp_…\"}"),
+    .refine(
+      (raw) => raw === undefined || isHostTokens(raw),
+      "must be a JSON object of host name → token, such as {\"github.com\": \"ghp_…\"}: each key a bare host name (no scheme, port or path), each token a string",
+    ),
   /** 32+ characters; encrypts per-request repository tokens while they sit in Redis. */
   SECRET_KEY: z.string().min(32).optional(),
 
   AUTH_MODE: z.enum(["off", "api_key"]).default("off"),
-  /** Comma-separated `name:key` pairs (or bare keys); hashed at boot, never kept in clear. */
+  /** Comma-separated `name:key` pairs; hashed at boot, never kept in clear. */
   API_KEYS: z.string().optional(),
   /** A file with one `name:key` or `name:sha256:<hex>` per line. */
   API_KEYS_FILE: z.string().optional(),
@@ -185,10 +198,15 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   }
 }
 
+/**
+ * A token is looked up by the repository URL's host name: a key written as a URL or with a port
+ * would match nothing, and git would go unauthenticated, failing later and far from the cause.
+ */
 function isHostTokens(raw: string): boolean {
   try {
     const parsed = JSON.parse(raw) as unknown;
-    return !!parsed && typeof parsed === "object" && !Array.isArray(parsed);
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return false;
+    return Object.entries(parsed).every(([host, token]) => /^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/i.test(host) && typeof token === "string" && token.length > 0);
   } catch {
     return false;
   }

@@ -37,9 +37,29 @@ describe("configuration", () => {
       }
       return "";
     })();
-    expect(bad).toMatch(/GIT_CREDENTIALS: must be a JSON object of host → token/);
+    expect(bad).toMatch(/GIT_CREDENTIALS: must be a JSON object of host name → token/);
     expect(bad).not.toContain("ghp_secret123");
     expect(loadConfig({ GIT_CREDENTIALS: '{"github.com": "ghp_x"}' }).GIT_CREDENTIALS).toBe('{"github.com": "ghp_x"}');
+  });
+
+  it("refuses at boot a value that would mean something other than it says", () => {
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      // Number() reads these as 8080 and 8000.
+      [{ API_PORT: "0x1F90" }, /API_PORT: expected a whole number from 0 to 65535, in decimal digits/],
+      [{ API_PORT: "8e3" }, /API_PORT: expected a whole number/],
+      [{ REPO_SHALLOW_FIRST_AFTER_S: "OFF" }, /REPO_SHALLOW_FIRST_AFTER_S: expected `off` or seconds/],
+      // A worker started with these used to say Redis was unreachable, or fall back to the baseline for every job.
+      [{ REDIS_URL: "http://127.0.0.1:6379" }, /REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/],
+      [{ MODEL_BASE_URL: "localhost:8000/v1" }, /MODEL_BASE_URL: expected an http:\/\/ or https:\/\/ URL/],
+      // Tokens are found by the repository URL's host name: these keys matched nothing, and git went unauthenticated.
+      [{ GIT_CREDENTIALS: '{"https://github.com": "ghp_x"}' }, /GIT_CREDENTIALS: .*bare host name/],
+      [{ GIT_CREDENTIALS: '{"git.example.com:8443": "ghp_x"}' }, /GIT_CREDENTIALS: .*bare host name/],
+      [{ GIT_CREDENTIALS: '{"github.com": 123}' }, /GIT_CREDENTIALS: .*each token a string/],
+    ];
+    for (const [env, message] of refused) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(message);
+    expect(loadConfig({ API_PORT: " 8081 " }).API_PORT).toBe(8081);
+    expect(loadConfig({ REDIS_URL: "rediss://cache.internal:6380/2" }).REDIS_URL).toBe("rediss://cache.internal:6380/2");
+    expect(loadConfig({ GIT_CREDENTIALS: '{"github.com": "a", "git.example.co.uk": "b", "[::1]": "c"}' }).GIT_CREDENTIALS).toContain("git.example.co.uk");
   });
 
   it("stops a process at boot with the variable's name", () => {
