@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { atMost, closeRedis, createRedis, settleConnections } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -55,7 +55,15 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const guard = (allowedHosts: string[]) => new HostGuard({ allowedHosts, allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, { timeoutMs: config.DNS_TIMEOUT_MS });
   const callbackHosts = guard([]);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const redisDown = (err: Error) => logger.warn({ err: err.message }, "redis connection error");
+  // Every connection reports each failed reconnect, and BullMQ again: a Redis outage of 16 s was
+  // 130 lines, many errors with stacks, an alert on error logs firing for each. One warning a
+  // minute while it lasts says it as well.
+  let redisAwaySaid = 0;
+  const redisDown = (err: Error) => {
+    if (Date.now() - redisAwaySaid < 60_000) return;
+    redisAwaySaid = Date.now();
+    logger.warn({ redis: redisAddress(config.REDIS_URL), err: err.message }, "Redis unreachable; reconnecting (said once a minute while it lasts)");
+  };
   // Redis away at the start is said at once (main.ts: one line, exit 1); the connections below
   // wait for a Redis that goes away later instead.
   const first = createRedis(config.REDIS_URL, "producer");
@@ -162,7 +170,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     logger.warn({ jobId: job?.id, err: err.message }, "job failed");
     notify(job);
   });
-  worker.on("error", (err) => logger.error({ err }, "worker error"));
+  worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
+  // A job whose worker died: retried here, which nothing said before.
+  worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock), retried"));
 
   // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
   const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;

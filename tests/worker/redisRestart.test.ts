@@ -38,7 +38,8 @@ describe("a Redis restart during a job's last step", () => {
     const config = testConfig({ REDIS_URL: url, WORKER_CONCURRENCY: "1" });
     const repo = makeGitFixture();
     const api = await buildApiServer(config, { logger: false });
-    const worker = await startWorker(config, { logger: pino({ level: "silent" }) });
+    const logged: string[] = [];
+    const worker = await startWorker(config, { logger: pino({ level: "warn" }, { write: (line: string) => void logged.push(line) }) });
     try {
       const submit = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { repo: { url: repo.url, commit: repo.commits[0] }, issue: "helper returns the wrong number", options: { policy: "baseline", cache: false, snippets: true } } });
       const id = submit.json().id as string;
@@ -61,6 +62,10 @@ describe("a Redis restart during a job's last step", () => {
         view = (await api.fastify.inject({ method: "GET", url: `/v1/jobs/${id}` })).json();
       }
       expect(view).toMatchObject({ status: "succeeded", error: null });
+      // The outage is said once, as a warning: each failed reconnect was an error with its stack.
+      const levels = logged.map((line) => JSON.parse(line) as { level: number; msg: string });
+      expect(levels.filter((l) => l.level >= 50)).toEqual([]);
+      expect(levels.filter((l) => /Redis unreachable/.test(l.msg))).toHaveLength(1);
     } finally {
       await worker.close();
       await api.close();
