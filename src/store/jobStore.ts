@@ -1,3 +1,5 @@
+import { promisify } from "node:util";
+import { gunzip, gzip } from "node:zlib";
 import { z } from "zod";
 import type { Redis } from "ioredis";
 import type { Job } from "bullmq";
@@ -99,13 +101,21 @@ export class JobStore {
     await this.redis.set(this.keys.staticView(view.id), JSON.stringify(view), "EX", this.retentionS);
   }
 
+  /**
+   * Gzipped: a model job's trajectory is mostly the code its commands printed, kept for
+   * JOB_TTL_S, and the largest thing a job leaves in Redis (BENCHMARKS.md, "What a job keeps in
+   * Redis"); gzip takes it to a quarter (Django's code read in 100-line chunks: 37 KB to 9 KB).
+   * Read back either way: trajectories stored as JSON before stay readable until they expire.
+   */
   async saveTrajectory(id: string, trajectory: unknown): Promise<void> {
-    await this.redis.set(this.keys.trajectory(id), JSON.stringify(trajectory), "EX", this.retentionS);
+    await this.redis.set(this.keys.trajectory(id), await gzipped(Buffer.from(JSON.stringify(trajectory))), "EX", this.retentionS);
   }
 
   async getTrajectory(id: string): Promise<unknown | null> {
-    const raw = await this.redis.get(this.keys.trajectory(id));
-    return raw === null ? null : (JSON.parse(raw) as unknown);
+    const raw = await this.redis.getBuffer(this.keys.trajectory(id));
+    if (raw === null) return null;
+    const json = raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipped(raw) : raw;
+    return JSON.parse(json.toString("utf8")) as unknown;
   }
 
   /**
@@ -208,3 +218,6 @@ export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string)
     error: failure,
   };
 }
+
+const gzipped = promisify(gzip);
+const gunzipped = promisify(gunzip);

@@ -22,6 +22,21 @@ describe("job store", () => {
     await dropPrefix(prefix, url);
   });
 
+  it("keeps a trajectory gzipped, under a quarter of its JSON, and reads back one stored as plain JSON too", async () => {
+    const id = randomUUID();
+    // What a model's turn keeps: the command and the code it printed.
+    const code = Array.from({ length: 400 }, (_, i) => `def handler_${i}(request):\n    return dispatch(request, "kind-${i}")\n`).join("");
+    const trajectory = { steps: Array.from({ length: 5 }, (_, turn) => ({ turn, command: `sed -n '1,100p' pkg/h${turn}.py`, observation: code })) };
+    await store.saveTrajectory(id, trajectory);
+    expect(await store.getTrajectory(id)).toEqual(trajectory);
+    const stored = (await redis.memory("USAGE", store.keys.trajectory(id)))!;
+    expect(stored).toBeLessThan(JSON.stringify(trajectory).length / 4);
+    const old = randomUUID();
+    await redis.set(store.keys.trajectory(old), JSON.stringify(trajectory));
+    expect(await store.getTrajectory(old)).toEqual(trajectory);
+    expect(await store.getTrajectory(randomUUID())).toBeNull();
+  });
+
   it("reads a job whose workers died running it twice (BullMQ fails it as stalled) as worker_lost, not internal", async () => {
     const jobId = randomUUID();
     await enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() });
