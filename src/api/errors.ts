@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { isRedisUnreachable } from "../queue/connection.js";
+import { isRedisFull, isRedisUnreachable } from "../queue/connection.js";
 
 /**
  * A header's value as an error quotes it: at most 100 characters, so an answer never echoes
@@ -69,6 +69,14 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
       .code(503)
       .header("retry-after", "5")
       .send({ error: { code: "unavailable", message: "the service's job store (Redis) is unreachable; retry shortly" } });
+  }
+  // Nothing already accepted is lost: the full store refuses new writes, old jobs expire.
+  if (isRedisFull(err)) {
+    request.log.error({ err: err.message }, "redis is full (maxmemory): new jobs refused until old ones expire");
+    return reply
+      .code(503)
+      .header("retry-after", "60")
+      .send({ error: { code: "unavailable", message: "the service's job store (Redis) is full; retry later" } });
   }
   const fe = err as FastifyError;
   if (fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (fe.statusCode === 400 && fe instanceof SyntaxError)) {

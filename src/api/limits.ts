@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Keys } from "../store/keys.js";
 import type { JobStore } from "../store/jobStore.js";
 import { ApiError } from "./errors.js";
+import { isRedisFull } from "../queue/connection.js";
 
 /**
  * Per-key limits, shared by every API replica through Redis: submissions per minute and
@@ -37,7 +38,11 @@ export class Limits {
   }
 
   async takePoll(owner: string): Promise<void> {
-    await this.take("poll", owner, 1, this.settings.pollPerMinute, "reads");
+    // A Redis full to its maxmemory refuses the count's write: reads go on uncounted, so a
+    // client still gets the answers of the jobs it was given (submissions are refused, 503).
+    await this.take("poll", owner, 1, this.settings.pollPerMinute, "reads").catch((err: Error) => {
+      if (!isRedisFull(err)) throw err;
+    });
   }
 
   private async take(kind: string, owner: string, cost: number, perMinute: number, what: string): Promise<void> {

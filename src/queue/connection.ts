@@ -75,6 +75,14 @@ export function redisAddress(url: string): string {
  * A Redis client gave up on a command (its connection is down and did not come back within
  * its retries), or could not connect at all: a condition of the service, not of the request.
  */
+/** Redis at its `maxmemory` with `noeviction` (docs/deployment.md): it refuses writes until jobs expire. */
+export function isRedisFull(err: Error): boolean {
+  if (err.name !== "ReplyError") return false;
+  // A transaction refused for it says EXECABORT, the OOM in the errors it carries.
+  const previous = (err as Error & { previousErrors?: Error[] }).previousErrors ?? [];
+  return [err, ...previous].some((e) => e.message.startsWith("OOM "));
+}
+
 export function isRedisUnreachable(err: Error): boolean {
   return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || (err as NodeJS.ErrnoException).code === "ECONNREFUSED";
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
@@ -163,6 +164,31 @@ describe("POST /v1/localize", () => {
       }
       redis.start();
       await expect.poll(async () => (await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "a third issue" } })).statusCode, { timeout: 15_000, interval: 500 }).toBe(202);
+    } finally {
+      await own.close();
+      redis.stop();
+    }
+  });
+
+  it("answers 503, not 500, while its Redis is full (maxmemory, noeviction), and loses no job it took", async () => {
+    const redis = await ownRedis();
+    redis.start();
+    const port = new URL(redis.url).port;
+    const cli = (...args: string[]) => execFileSync("redis-cli", ["-p", port, ...args], { encoding: "utf8" });
+    const own = await buildApiServer({ ...config, REDIS_URL: redis.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      const taken = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody });
+      expect(taken.statusCode).toBe(202);
+      cli("config", "set", "maxmemory-policy", "noeviction");
+      cli("config", "set", "maxmemory", "1");
+      const full = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "another issue" } });
+      expect(full.statusCode).toBe(503);
+      expect(full.headers["retry-after"]).toBe("60");
+      expect(full.json().error).toMatchObject({ code: "unavailable", message: expect.stringContaining("is full") });
+      // Reads go on: the job taken before is there.
+      expect((await own.fastify.inject({ method: "GET", url: `/v1/jobs/${taken.json().id}` })).json().status).toBe("queued");
+      cli("config", "set", "maxmemory", "0");
+      expect((await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "a third issue" } })).statusCode).toBe(202);
     } finally {
       await own.close();
       redis.stop();
