@@ -44,6 +44,10 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     maxOpen: config.MAX_OPEN_JOBS_PER_KEY,
   });
   const workers = new WorkerPresence(redis, store.keys);
+  deps.metrics.watch({
+    redisUp: () => redis.ping().then(() => true, () => false),
+    workersAlive: async () => (await workers.statuses()).length,
+  });
   const shutdown = new ApiShutdown();
   shutdown.attach(fastify, config.API_SHUTDOWN_GRACE_S * 1000);
   const ctx: AppContext = {

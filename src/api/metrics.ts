@@ -11,7 +11,9 @@ const QUEUE_COUNTS_WAIT_MS = 2_000;
 /**
  * Prometheus metrics, computed where the API can see them without running jobs: queue
  * gauges read from Redis at scrape time, and phase histograms observed from every job's
- * result as BullMQ announces it (each API replica sees every job).
+ * result as BullMQ announces it. Each API replica sees every job: the job counters and
+ * histograms are the service's, the same on every replica (aggregate replicas with max, not
+ * sum); `codescout_api_*` are the replica's own (sum them).
  */
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -20,6 +22,7 @@ export class ServiceMetrics {
   private readonly failures: Counter<"code">;
   private readonly finished: Counter<"policy" | "finish_reason">;
   private readonly fallbacks: Counter<"from" | "reason">;
+  private readonly cacheHits: Counter;
 
   constructor(queue: LocalizeQueue) {
     collectDefaultMetrics({ register: this.registry, prefix: "codescout_api_" });
@@ -54,13 +57,52 @@ export class ServiceMetrics {
       labelNames: ["code"],
       registers,
     });
-    this.finished = new Counter({ name: "codescout_jobs_succeeded_total", help: "Succeeded jobs", labelNames: ["policy", "finish_reason"], registers });
+    this.finished = new Counter({ name: "codescout_jobs_succeeded_total", help: "Succeeded jobs (a job run; answers from the result cache: codescout_api_cache_hits_total)", labelNames: ["policy", "finish_reason"], registers });
     // The jobs succeed, so only this says the model server is away (MODEL_FALLBACK): alert on it.
     this.fallbacks = new Counter({
       name: "codescout_jobs_fallback_total",
       help: "Jobs the baseline answered because the model server could not be reached (llm_unavailable) or did not answer in time (llm_timeout)",
       labelNames: ["from", "reason"],
       registers,
+    });
+    // No job runs for these, so no worker announces them: the replica that answered counts them.
+    this.cacheHits = new Counter({
+      name: "codescout_api_cache_hits_total",
+      help: "Requests this API replica answered from the result cache, no job run (the job counters do not see them)",
+      registers,
+    });
+  }
+
+  /** A request answered from the result cache. */
+  cacheHit(): void {
+    this.cacheHits.inc();
+  }
+
+  /**
+   * Gauges of what the replica sees at scrape time, each read bounded as the queue's counts
+   * are: whether Redis answers, and the workers alive (their heartbeats).
+   */
+  watch(probes: { redisUp: () => Promise<boolean>; workersAlive: () => Promise<number> }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "codescout_redis_up",
+      help: "1 when this API replica's Redis answers (the queue gauges keep their last values while it does not)",
+      registers,
+      async collect() {
+        let up = false;
+        await atMost(probes.redisUp().then((u) => (up = u)), QUEUE_COUNTS_WAIT_MS);
+        this.set(up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "codescout_workers_alive",
+      help: "Workers with a heartbeat in Redis in the last 30 s",
+      registers,
+      async collect() {
+        let n: number | undefined;
+        await atMost(probes.workersAlive().then((w) => (n = w)), QUEUE_COUNTS_WAIT_MS);
+        if (n !== undefined) this.set(n);
+      },
     });
   }
 

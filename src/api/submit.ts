@@ -15,6 +15,7 @@ import { onlyAnIssueReference } from "./issueReference.js";
 import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
 import { ANSWER_REVISION } from "../version.js";
+import type { ServiceMetrics } from "./metrics.js";
 
 /**
  * Turns an accepted request into a job: checks what the schema cannot (issue size, URL
@@ -37,6 +38,7 @@ export interface SubmitDeps {
   uploads: UploadStore;
   limits: Limits;
   resolver: Resolver;
+  metrics: Pick<ServiceMetrics, "cacheHit">;
 }
 
 export class Submitter {
@@ -255,6 +257,7 @@ export class Submitter {
           await store.putStatic(view);
           if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S).catch(() => undefined);
           await events.publish(payload.jobId, "finished", { cached: true });
+          this.deps.metrics.cacheHit();
           // The answer stands whatever becomes of its webhook.
           await store.notifyEnded(payload.jobId, payload.callbackUrl).catch(() => undefined);
           return { view, queued: false };

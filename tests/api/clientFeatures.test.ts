@@ -146,6 +146,8 @@ describe("result cache", () => {
       expect(hit.json()).toMatchObject({ status: "succeeded", cached: true, result: { entities: cached.entities } });
       const read = await inject({ method: "GET", url: `/v1/jobs/${hit.json().id}` });
       expect(read.json().status).toBe("succeeded");
+      // No job ran for it, so no job counter sees it: the replica counts it.
+      expect((await inject({ method: "GET", url: "/metrics" })).body).toMatch(/^codescout_api_cache_hits_total 1$/m);
 
       // What an older service cached is not this one's answer: it may lack what this one adds.
       const older = { ...body(), issue: `${body().issue} (asked of an older service)` };
@@ -547,6 +549,8 @@ describe("operations", () => {
     await inject({ method: "POST", url: "/v1/localize", payload: body() });
     const metrics = await inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/codescout_queue_jobs\{state="waiting"\} 1/);
+    expect(metrics.body).toMatch(/^codescout_workers_alive 1$/m);
+    expect(metrics.body).toMatch(/^codescout_redis_up 1$/m);
     expect(metrics.body).toContain("codescout_job_phase_seconds");
   });
 });

@@ -80,7 +80,9 @@ describe("graceful shutdown", () => {
     // A scrape is answered, not held for ever waiting for the queue's counts.
     const scraped = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) });
     expect(scraped.status).toBe(200);
-    expect(await scraped.text()).toContain("codescout_api_process_cpu_seconds_total");
+    const scrape = await scraped.text();
+    expect(scrape).toContain("codescout_api_process_cpu_seconds_total");
+    expect(scrape).toMatch(/^codescout_redis_up 0$/m);
     const t = Date.now();
     expect(await api.stop("SIGTERM")).toBe(0);
     expect(Date.now() - t).toBeLessThan(15_000);
