@@ -204,22 +204,20 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       // own cleanup removes its container either way.
       clearInterval(upkeep);
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
-      await settleConnections([worker, webhookWorker, queue, webhooks]);
-      // What waits on Redis is bounded: with Redis away BullMQ's closes wait for it forever,
-      // and a SIGTERM would then leave the worker running until it is killed. The containers'
-      // removal (cleanups) does not wait on Redis and is never cut short.
-      await atMost(worker.close(), config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS);
+      // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
+      // ever, and bounded one after another they added up to a minute, past the orchestrator's
+      // stop grace (compose's 45 s), whose SIGKILL would leave the jobs' containers behind. The
+      // containers' removal (cleanups) does not wait on Redis and is never cut short.
+      const deadline = Date.now() + config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS;
+      const left = (atLeast: number) => Math.max(atLeast, deadline - Date.now());
+      await settleConnections([worker, webhookWorker, queue, webhooks], Math.min(2000, left(0)));
+      await atMost(worker.close(), left(0));
       clearTimeout(grace);
       await cleanups.settle();
       await repos.close();
-      await atMost(webhookWorker?.close() ?? Promise.resolve(), REDIS_CLOSE_MS);
-      await atMost(heartbeat.stop(), REDIS_CLOSE_MS);
+      await atMost(Promise.all([webhookWorker?.close(), heartbeat.stop(), queue.close(), webhooks.close()]), left(1000));
       subscriber.disconnect();
-      await atMost(queue.close(), REDIS_CLOSE_MS);
-      await atMost(webhooks.close(), REDIS_CLOSE_MS);
-      await closeRedis(redis);
-      await closeRedis(connection);
-      if (webhookConnection) await closeRedis(webhookConnection);
+      await Promise.all([closeRedis(redis), closeRedis(connection), webhookConnection ? closeRedis(webhookConnection) : undefined]);
     },
   };
 }
