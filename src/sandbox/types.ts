@@ -82,6 +82,8 @@ export interface SandboxProvider {
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
   /** Removes every container of this service not owned by a live sandbox of this process. */
   reapOrphans(): Promise<number>;
+  /** The owner its containers are labelled with (what a worker's heartbeat says it owns). */
+  readonly ownerId?: string;
   /** Throws when the container engine cannot be reached (readiness). */
   ping?(): Promise<void>;
 }

@@ -7,6 +7,8 @@ export interface WorkerStatus {
   at: string;
   docker: boolean;
   model: "ok" | "down" | "none";
+  /** The owner label of its sandboxes (workers of an earlier version do not say). */
+  sandboxOwner?: string;
 }
 
 export async function liveWorkers(redis: Redis, keys: Keys): Promise<WorkerStatus[]> {
@@ -60,4 +62,9 @@ export class WorkerPresence {
     if (!this.listed || now - this.listed.at >= this.everyMs) this.listed = { at: now, workers: liveWorkers(this.redis, this.keys) };
     return this.listed.workers;
   }
+}
+
+/** The sandbox owners of the live workers, by their heartbeats. */
+export async function liveSandboxOwners(redis: Redis, keys: Keys): Promise<Set<string>> {
+  return new Set((await liveWorkers(redis, keys)).flatMap((w) => (w.sandboxOwner ? [w.sandboxOwner] : [])));
 }

@@ -16,6 +16,7 @@ import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
 import { JobStore } from "../store/jobStore.js";
+import { liveSandboxOwners } from "../store/workers.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -98,8 +99,10 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
     onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });
-  const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes));
-  const sandboxes = options.sandboxes ?? createDockerSandboxProvider(sandboxOptionsFromConfig(config));
+  // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
+  const ownersAlive = () => Promise.race([liveSandboxOwners(redis, store.keys), new Promise<null>((r) => setTimeout(() => r(null), REDIS_CLOSE_MS).unref())]);
+  const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), ownersAlive });
+  const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
   await heartbeat.start();
   const reaped = await sandboxes.reapOrphans();
   if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");

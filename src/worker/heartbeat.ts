@@ -25,11 +25,13 @@ export class Heartbeat {
     private readonly keys: Keys,
     readonly id: string,
     private readonly probe: () => Promise<HeartbeatStatus>,
+    /** The owner label of this worker's sandboxes: a worker reaping them knows them as ours while we beat. */
+    private readonly sandboxOwner?: string,
   ) {}
 
   async beat(): Promise<void> {
     const status = await this.probe();
-    const record = { id: this.id, pid: process.pid, started: this.started, at: new Date().toISOString(), ...status };
+    const record = { id: this.id, pid: process.pid, started: this.started, at: new Date().toISOString(), ...status, ...(this.sandboxOwner ? { sandboxOwner: this.sandboxOwner } : {}) };
     await this.redis
       .multi()
       .set(this.keys.workerHeartbeat(this.id), JSON.stringify(record), "EX", HEARTBEAT_TTL_S)

@@ -1,4 +1,4 @@
-import { describe, it, expect, afterAll } from "vitest";
+import { describe, it, expect, afterAll, vi } from "vitest";
 import Dockerode from "dockerode";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -111,6 +111,43 @@ describe("sandbox lifecycle", () => {
       await nsOrphan.remove({ force: true }).catch(() => undefined);
       await elsewhere.remove({ force: true }).catch(() => undefined);
       await creating.remove({ force: true }).catch(() => undefined);
+    }
+  });
+
+  it("reaps the containers of a worker whose heartbeat has stopped, whatever its pid namespace, once past the heartbeat's grace", async () => {
+    const label = testServiceLabel("beats");
+    const alive = new Set<string>();
+    let redisAnswers = true;
+    const p = provider({ serviceLabel: label, ownersAlive: async () => (redisAnswers ? alive : null) });
+    // A worker container restarted in place: the same host name, its pid namespace new, so its
+    // predecessor's pid is read nowhere; only its heartbeat says it is gone.
+    const make = (owner: string, beats: boolean) =>
+      docker.createContainer({ Image: IMAGE, Cmd: ["sleep", "60"], Labels: { "codescout.service": label, "codescout.owner": owner, ...(beats ? { "codescout.owner-beats": "1" } : {}) } });
+    const gone = await make("worker-host:7:aa:4026530000", true);
+    const living = await make("worker-host:7:bb:4026530001", true);
+    alive.add("worker-host:7:bb:4026530001");
+    // A provider whose owner never said it beats (an earlier worker, the eval CLI): left to the other rules.
+    const silent = await make("worker-host:7:cc:4026530002", false);
+    const own = await p.create(spec(await tree(), "job-beats"));
+    try {
+      expect((await docker.getContainer(own.id).inspect()).Config.Labels).toMatchObject({ "codescout.owner-beats": "1" });
+      // Just made: its owner may not have beaten since.
+      expect(await p.reapOrphans()).toBe(0);
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(Date.now() + 90_000);
+      // Redis cannot tell: nothing is reaped for it.
+      redisAnswers = false;
+      expect(await p.reapOrphans()).toBe(0);
+      redisAnswers = true;
+      expect(await p.reapOrphans()).toBe(1);
+      expect(await exists(gone.id)).toBe(false);
+      expect(await exists(living.id)).toBe(true);
+      expect(await exists(silent.id)).toBe(true);
+      expect(await see(own, "echo ok")).toMatch(/^ok\n/);
+    } finally {
+      vi.useRealTimers();
+      await own.destroy();
+      for (const c of [gone, living, silent]) await c.remove({ force: true }).catch(() => undefined);
     }
   });
 

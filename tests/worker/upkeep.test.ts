@@ -5,7 +5,10 @@ import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { Redis } from "ioredis";
 import { PID_NAMESPACE } from "../../src/sandbox/docker.js";
+import { keys } from "../../src/store/keys.js";
+import { liveWorkers } from "../../src/store/workers.js";
 import { startWorker, type RunningWorker } from "../../src/worker/build.js";
 import { testConfig } from "../helpers/config.js";
 import { waitFor } from "../helpers/processes.js";
@@ -49,6 +52,10 @@ describe("a running worker's upkeep", () => {
     const fresh = join(config.REPO_CACHE_DIR, "mirrors", "other.git.tmp-cafebabe");
     mkdirSync(fresh, { recursive: true });
     try {
+      // Its heartbeat names its sandboxes' owner, so another worker knows them as live while it beats.
+      const redis = new Redis(config.REDIS_URL);
+      const beats = await liveWorkers(redis, keys(config.QUEUE_PREFIX)).finally(() => redis.disconnect());
+      expect(beats).toEqual([expect.objectContaining({ sandboxOwner: expect.stringMatching(new RegExp(`^${hostname()}:${process.pid}:[0-9a-f]{8}:${PID_NAMESPACE}$`)) })]);
       await waitFor(async () => (await docker.getContainer(orphan.id).inspect().then(() => undefined, () => true)), 15_000, "the dead worker's sandbox to go");
       await waitFor(async () => !existsSync(halfMade) || undefined, 15_000, "the half-made mirror to go");
       expect(existsSync(fresh)).toBe(true);
