@@ -50,19 +50,21 @@ export interface DockerSandboxOptions {
   /** Sandboxes starting at once (default: one per core); the others wait their turn. */
   startConcurrency?: number;
   /**
-   * The sandbox owners whose workers are alive now, by their heartbeats in Redis (null: cannot
-   * tell). Given, the provider's containers say their owner beats, and a container whose owner
-   * says so and beats no more is an orphan: a worker container restarted in place, its pid
-   * namespace new, left its sandboxes to the age rule alone (the job's time and two minutes).
+   * Where this provider's owner beats (`scope`: its Redis and queue, hashed) and the sandbox
+   * owners beating there now (`alive`; null: cannot tell). Given, the provider's containers name
+   * that scope, and a container naming it whose owner beats no more is an orphan: a worker
+   * container restarted in place, its pid namespace new, left its sandboxes to the age rule
+   * alone (the job's time and two minutes). Another scope's containers (another deployment on
+   * the same engine) are never judged by this one's heartbeats.
    */
-  ownersAlive?: () => Promise<Set<string> | null>;
+  owners?: { scope: string; alive: () => Promise<Set<string> | null> };
 }
 
 export const SANDBOX_UID = 10001;
 const LABEL_SERVICE = "codescout.service";
 const LABEL_JOB = "codescout.job";
 const LABEL_OWNER = "codescout.owner";
-/** On the containers of a provider whose owner's heartbeat names it (ownersAlive). */
+/** On the containers of a provider whose owner's heartbeat names it: where it beats (owners.scope). */
 const LABEL_BEATS = "codescout.owner-beats";
 /** A heartbeat beats every 10 s and lives 30 s: older than this, a container's owner has beaten since it was made. */
 const BEATING_GRACE_S = 60;
@@ -75,8 +77,8 @@ export class DockerSandboxProvider implements SandboxProvider {
   /** Identifies this provider's containers: host, pid and a random part. */
   readonly ownerId: string;
   private readonly live = new Map<string, DockerSandbox>();
-  private readonly opts: Required<Omit<DockerSandboxOptions, "docker" | "startConcurrency" | "ownersAlive">>;
-  private readonly ownersAlive: DockerSandboxOptions["ownersAlive"];
+  private readonly opts: Required<Omit<DockerSandboxOptions, "docker" | "startConcurrency" | "owners">>;
+  private readonly owners: DockerSandboxOptions["owners"];
   /**
    * Starting a container is the most CPU a job takes on the host (the engine's work, then
    * the shell's start). Dozens at once, as when a worker at GPU-scale concurrency picks up a
@@ -102,7 +104,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
     };
     this.starts = pLimit(options.startConcurrency ?? availableParallelism());
-    this.ownersAlive = options.ownersAlive;
+    this.owners = options.owners;
   }
 
   get serviceLabel(): string {
@@ -139,7 +141,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         [LABEL_SERVICE]: o.serviceLabel,
         [LABEL_JOB]: spec.jobId.slice(0, 200),
         [LABEL_OWNER]: this.ownerId,
-        ...(this.ownersAlive ? { [LABEL_BEATS]: "1" } : {}),
+        ...(this.owners ? { [LABEL_BEATS]: this.owners.scope } : {}),
       },
       AttachStdin: true,
       AttachStdout: true,
@@ -234,7 +236,8 @@ export class DockerSandboxProvider implements SandboxProvider {
     const maxAgeS = this.opts.jobTimeoutS + 120;
     const now = Date.now() / 1000;
     // Asked once, and only when a container needs it; an answer Redis cannot give reaps nothing by it.
-    const beating = this.ownersAlive && list.some((info) => info.Labels?.[LABEL_BEATS] === "1") ? await this.ownersAlive().catch(() => null) : null;
+    const scope = this.owners?.scope;
+    const beating = scope && list.some((info) => info.Labels?.[LABEL_BEATS] === scope) ? await this.owners!.alive().catch(() => null) : null;
     let removed = 0;
     for (const info of list) {
       if (this.live.has(info.Id)) continue;
@@ -250,7 +253,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         (owner === this.ownerId && now - info.Created > CREATING_GRACE_S) ||
         (pidReadable && !pidAlive(Number(ownerPid))) ||
         // Its owner's heartbeat named it, and no live worker's does now.
-        (beating !== null && info.Labels?.[LABEL_BEATS] === "1" && owner !== this.ownerId && !beating.has(owner) && now - info.Created > BEATING_GRACE_S) ||
+        (beating !== null && info.Labels?.[LABEL_BEATS] === scope && owner !== this.ownerId && !beating.has(owner) && now - info.Created > BEATING_GRACE_S) ||
         now - info.Created > maxAgeS ||
         !owner;
       if (!orphan) continue;

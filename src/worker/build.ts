@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Worker } from "bullmq";
 import { pino, type Logger } from "pino";
@@ -99,9 +99,13 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
     onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });
-  // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
-  const ownersAlive = () => Promise.race([liveSandboxOwners(redis, store.keys), new Promise<null>((r) => setTimeout(() => r(null), REDIS_CLOSE_MS).unref())]);
-  const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), ownersAlive });
+  const owners = {
+    // The heartbeats' own place: this Redis (its address, not its password) and this queue.
+    scope: createHash("sha256").update(`${redisAddress(config.REDIS_URL)}/${new URL(config.REDIS_URL).pathname}\0${config.QUEUE_PREFIX}`).digest("hex").slice(0, 16),
+    // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
+    alive: () => Promise.race([liveSandboxOwners(redis, store.keys), new Promise<null>((r) => setTimeout(() => r(null), REDIS_CLOSE_MS).unref())]),
+  };
+  const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
   await heartbeat.start();
   const reaped = await sandboxes.reapOrphans();

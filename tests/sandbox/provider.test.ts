@@ -118,19 +118,21 @@ describe("sandbox lifecycle", () => {
     const label = testServiceLabel("beats");
     const alive = new Set<string>();
     let redisAnswers = true;
-    const p = provider({ serviceLabel: label, ownersAlive: async () => (redisAnswers ? alive : null) });
+    const p = provider({ serviceLabel: label, owners: { scope: "here", alive: async () => (redisAnswers ? alive : null) } });
     // A worker container restarted in place: the same host name, its pid namespace new, so its
     // predecessor's pid is read nowhere; only its heartbeat says it is gone.
-    const make = (owner: string, beats: boolean) =>
-      docker.createContainer({ Image: IMAGE, Cmd: ["sleep", "60"], Labels: { "codescout.service": label, "codescout.owner": owner, ...(beats ? { "codescout.owner-beats": "1" } : {}) } });
-    const gone = await make("worker-host:7:aa:4026530000", true);
-    const living = await make("worker-host:7:bb:4026530001", true);
+    const make = (owner: string, beatsIn?: string) =>
+      docker.createContainer({ Image: IMAGE, Cmd: ["sleep", "60"], Labels: { "codescout.service": label, "codescout.owner": owner, ...(beatsIn ? { "codescout.owner-beats": beatsIn } : {}) } });
+    const gone = await make("worker-host:7:aa:4026530000", "here");
+    const living = await make("worker-host:7:bb:4026530001", "here");
     alive.add("worker-host:7:bb:4026530001");
     // A provider whose owner never said it beats (an earlier worker, the eval CLI): left to the other rules.
-    const silent = await make("worker-host:7:cc:4026530002", false);
+    const silent = await make("worker-host:7:cc:4026530002");
+    // A worker of another deployment on the same engine (another Redis or queue): its heartbeats are not here to read.
+    const elsewhere = await make("worker-host:7:dd:4026530003", "there");
     const own = await p.create(spec(await tree(), "job-beats"));
     try {
-      expect((await docker.getContainer(own.id).inspect()).Config.Labels).toMatchObject({ "codescout.owner-beats": "1" });
+      expect((await docker.getContainer(own.id).inspect()).Config.Labels).toMatchObject({ "codescout.owner-beats": "here" });
       // Just made: its owner may not have beaten since.
       expect(await p.reapOrphans()).toBe(0);
       vi.useFakeTimers({ toFake: ["Date"] });
@@ -143,11 +145,12 @@ describe("sandbox lifecycle", () => {
       expect(await exists(gone.id)).toBe(false);
       expect(await exists(living.id)).toBe(true);
       expect(await exists(silent.id)).toBe(true);
+      expect(await exists(elsewhere.id)).toBe(true);
       expect(await see(own, "echo ok")).toMatch(/^ok\n/);
     } finally {
       vi.useRealTimers();
       await own.destroy();
-      for (const c of [gone, living, silent]) await c.remove({ force: true }).catch(() => undefined);
+      for (const c of [gone, living, silent, elsewhere]) await c.remove({ force: true }).catch(() => undefined);
     }
   });
 
