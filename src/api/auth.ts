@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/env.js";
 import { ApiError } from "./errors.js";
+import { ANONYMOUS } from "../queue/contract.js";
 
 /**
  * API keys, kept only as SHA-256 digests. A request names its key as `Authorization:
@@ -17,7 +18,7 @@ declare module "fastify" {
   }
 }
 
-export const ANONYMOUS = "anonymous";
+export { ANONYMOUS };
 
 /** A key's name scopes limits and jobs (and is a Redis key's part): plain characters only. */
 const KEY_NAME_RE = /^[\w.@-]{1,64}$/;

@@ -152,6 +152,9 @@ export const locationSchema = z.object({
 });
 
 /** What the worker receives. Never carries secrets: tokens stay out of Redis in clear. */
+/** The owner of every job when auth is off (AUTH_MODE=off): no key, so one for all. */
+export const ANONYMOUS = "anonymous";
+
 export const localizePayloadSchema = z.object({
   jobId: z.string().min(1),
   repo: publicRepoRefSchema,

@@ -6,6 +6,7 @@ import { DelayedError, type Job } from "bullmq";
 import type { HostGuard } from "../queue/hostPolicy.js";
 import type { WebhookPayload } from "../queue/contract.js";
 import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
+import { ANONYMOUS } from "../queue/contract.js";
 
 /**
  * A finished job, POSTed to its callback_url and signed so the receiver can check it came
@@ -69,7 +70,8 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
 /**
  * Deliveries one worker makes at once to one receiver, and for one API key, of the 32 it makes
  * in all: a receiver that never answers holds 4 slots; a key whose jobs name 8 such receivers
- * still holds 8, and every other key's webhooks go out meanwhile.
+ * still holds 8, and every other key's webhooks go out meanwhile (with auth off, one key for all,
+ * receivers alone are capped).
  */
 const WEBHOOKS_PER_RECEIVER = 4;
 const WEBHOOKS_PER_OWNER = 8;
@@ -123,8 +125,10 @@ export function webhookProcessor(store: JobStore, secret: string, hosts: HostGua
     // one key's many, held every slot, and everyone's webhooks queued behind them.
     const receiver = receiverOf(job.data.url);
     const retry = () => later(job, token, 500 + Math.floor(Math.random() * 1000));
+    // With auth off every job is "anonymous": one key's cap would be the whole service's.
+    const owner = view.owner === ANONYMOUS ? undefined : view.owner;
     if (!receivers.take(receiver)) return retry();
-    if (!owners.take(view.owner)) {
+    if (owner !== undefined && !owners.take(owner)) {
       receivers.give(receiver);
       return retry();
     }
@@ -132,7 +136,7 @@ export function webhookProcessor(store: JobStore, secret: string, hosts: HostGua
       return { status: await deliverWebhook(job.data.url, view, secret, hosts) };
     } finally {
       receivers.give(receiver);
-      owners.give(view.owner);
+      if (owner !== undefined) owners.give(owner);
     }
   };
 }

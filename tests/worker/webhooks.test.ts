@@ -143,7 +143,7 @@ describe("webhooks to receivers that never answer", () => {
    * to a healthy receiver from another key, and a worker of its own: how soon the healthy one is
    * delivered, and how many of the silent receivers' deliveries were held meanwhile.
    */
-  async function healthyAfterSilent(receivers: number, perReceiver: number, silentOwner: string) {
+  async function healthyAfterSilent(receivers: number, perReceiver: number, silentOwner: string, healthyOwner = "someone-else") {
     const silent = await silentReceivers(receivers);
     const healthy = await collectingReceiver();
     const own = storeOf(config, 1);
@@ -157,7 +157,7 @@ describe("webhooks to receivers that never answer", () => {
         return jobId;
       };
       for (const url of silent.urls) for (let i = 0; i < perReceiver; i++) await ended(url, silentOwner);
-      const healthyJob = await ended(healthy.url, "someone-else");
+      const healthyJob = await ended(healthy.url, healthyOwner);
       worker = await startWorker(config, { logger: pino({ level: "silent" }) });
       const t = Date.now();
       await waitFor(async () => (healthy.received.length > 0 ? true : undefined), 20_000, "the healthy receiver's webhook");
@@ -182,6 +182,12 @@ describe("webhooks to receivers that never answer", () => {
   it("one key's many silent receivers hold 8 of the worker's deliveries, and another key's webhook goes out meanwhile", async () => {
     // 10 receivers × 4 deliveries each: past the worker's 32 slots, were only receivers capped.
     const { ms, held } = await healthyAfterSilent(10, 4, "mallory");
+    expect(ms).toBeLessThan(8_000);
+    expect(held).toBeLessThanOrEqual(8);
+  }, 60_000);
+
+  it("with auth off (every job anonymous) caps receivers alone: two silent receivers do not hold every delivery", async () => {
+    const { ms, held } = await healthyAfterSilent(2, 4, "anonymous", "anonymous");
     expect(ms).toBeLessThan(8_000);
     expect(held).toBeLessThanOrEqual(8);
   }, 60_000);
