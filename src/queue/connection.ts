@@ -71,10 +71,6 @@ export function redisAddress(url: string): string {
   return `${u.hostname}:${u.port || 6379}`;
 }
 
-/**
- * A Redis client gave up on a command (its connection is down and did not come back within
- * its retries), or could not connect at all: a condition of the service, not of the request.
- */
 /** Redis at its `maxmemory` with `noeviction` (docs/deployment.md): it refuses writes until jobs expire. */
 export function isRedisFull(err: Error): boolean {
   if (err.name !== "ReplyError") return false;
@@ -83,6 +79,17 @@ export function isRedisFull(err: Error): boolean {
   return [err, ...previous].some((e) => e.message.startsWith("OOM "));
 }
 
+/**
+ * Why a connection to Redis fails when Redis is down or away: refused, its name gone (a compose
+ * service stopped), no route, no answer. The service's own DNS lookups (repository and callback
+ * hosts) are reported as HostPolicyError, never with these codes.
+ */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/**
+ * A Redis client gave up on a command (its connection is down and did not come back within
+ * its retries), or could not connect at all: a condition of the service, not of the request.
+ */
 export function isRedisUnreachable(err: Error): boolean {
-  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || (err as NodeJS.ErrnoException).code === "ECONNREFUSED";
+  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? "");
 }

@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { buildApiServer } from "../../src/api/build.js";
 import { startWorker } from "../../src/worker/build.js";
+import { isRedisUnreachable } from "../../src/queue/connection.js";
 import { testConfig } from "../helpers/config.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { freePort } from "../helpers/processes.js";
@@ -72,4 +73,19 @@ describe("a Redis restart during a job's last step", () => {
       repo.cleanup();
     }
   }, 90_000);
+});
+
+describe("a Redis the worker cannot reach", () => {
+  it("is told apart from other errors whichever way the connection fails: refused, a name gone (a compose service stopped)", async () => {
+    const port = await freePort();
+    for (const url of [`redis://127.0.0.1:${port}`, "redis://codescout-redis-gone.invalid:6379"]) {
+      const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+      const failed = new Promise<Error>((resolve) => client.once("error", resolve));
+      await client.connect().catch(() => undefined);
+      const err = await failed;
+      client.disconnect();
+      expect(isRedisUnreachable(err), `${url}: ${(err as NodeJS.ErrnoException).code}`).toBe(true);
+    }
+    expect(isRedisUnreachable(new Error("ERR unknown command"))).toBe(false);
+  });
 });
