@@ -23,17 +23,24 @@ export async function scopedTree(treePath: string, scope: string, sha: string): 
 }
 
 /**
- * Locations found in the scope, as paths of the whole repository: their files, and their file
- * where their evidence names it ("the issue names the file app.py").
+ * Locations found in the scope, as paths of the whole repository: their files, their file where
+ * their evidence names it ("the issue names the file app.py"), and the other files it names (a
+ * caller's, "called by `run` (pkg/a.py:12)"; a frame's, "a traceback frame in pkg/a.py names").
  */
 export function unscoped<L extends Pick<Location, "file" | "evidence">>(locations: L[], scope: string | undefined): L[] {
   if (!scope) return locations;
   return locations.map((l) => {
     const file = `${scope}/${l.file}`;
     const named = new RegExp(`(^|[\\s(\`'"])${l.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=$|[\\s)\`'",:;])`, "g");
-    return { ...l, file, ...(l.evidence ? { evidence: l.evidence.map((e) => e.replace(named, `$1${file}`)) } : {}) };
+    // The other files first: written whole, the location's own name no longer matches inside them.
+    const other = (e: string) => e.replace(CALLER_IN, `$1${scope}/$2`).replace(FRAME_IN, `$1${scope}/$2`);
+    return { ...l, file, ...(l.evidence ? { evidence: l.evidence.map((e) => other(e).replace(named, `$1${file}`)) } : {}) };
   });
 }
+
+/** The other files the baseline's evidence names (features.ts), as the scope's paths. */
+const CALLER_IN = /^(called by `[^`]*` \()([^\s():]+)(?=:\d+\))/;
+const FRAME_IN = /^(a traceback frame in )(?!a file this repository does not hold)(\S+)(?= names `)/;
 
 /** What named commits changed inside the scope, as paths of the scope; the rest is not in its tree. */
 export function scopedCommits(commits: NamedCommit[], scope: string | undefined): NamedCommit[] {

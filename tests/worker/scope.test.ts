@@ -50,6 +50,14 @@ describe("a job's scope", () => {
       "traceback frame: lib/app/main.py in main",
       "issue terms in its body: main",
     ]);
+    // The other files its evidence names are the scope's too: a caller's, a frame's.
+    const others = ["called by `Job.run` (pkg/jobs.py:12), which the issue names", "called by `main` (line 3), which the issue names", "a traceback frame in app/main.py names `main`", "a traceback frame in a file this repository does not hold names `main`"];
+    expect(unscoped([{ file: "app/main.py", evidence: others }], "services/api")[0]!.evidence).toEqual([
+      "called by `Job.run` (services/api/pkg/jobs.py:12), which the issue names",
+      "called by `main` (line 3), which the issue names",
+      "a traceback frame in services/api/app/main.py names `main`",
+      "a traceback frame in a file this repository does not hold names `main`",
+    ]);
     expect(unscoped([{ file: "app/main.py" }], undefined)).toEqual([{ file: "app/main.py" }]);
     const commits = [
       { ref: "#12", sha: "b".repeat(40), files: ["services/api/app/main.py", "services/web/x.py"], defs: [{ file: "services/api/app/main.py", name: "main" }, { file: "services/web/x.py", name: "x" }] },
