@@ -1,9 +1,10 @@
 /**
  * The service's version, shown in the OpenAPI document and the MCP server's identity. The result
- * cache's key names it: a change that answers otherwise (0.9.1: the baseline reads other
- * runtimes' stack frames innermost first) takes a new patch version, and old answers are not served.
+ * cache's key names it: a change that answers otherwise (0.9.2: the baseline's evidence names the
+ * repository's paths, never the issue's text for them, and says which claims are the file's)
+ * takes a new patch version, and old answers are not served.
  */
-export const API_VERSION = "0.9.1";
+export const API_VERSION = "0.9.2";
 
 /**
  * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,
