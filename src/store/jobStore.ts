@@ -105,17 +105,17 @@ export class JobStore {
    * Gzipped: a model job's trajectory is mostly the code its commands printed, kept for
    * JOB_TTL_S, and the largest thing a job leaves in Redis (BENCHMARKS.md, "What a job keeps in
    * Redis"); gzip takes it to a quarter (Django's code read in 100-line chunks: 37 KB to 9 KB).
-   * Read back either way: trajectories stored as JSON before stay readable until they expire.
+   * Under a key of its own (keys.trajectoryGz), so that processes of either version, side by
+   * side in a rolling upgrade or after a rollback, each read what they can.
    */
   async saveTrajectory(id: string, trajectory: unknown): Promise<void> {
-    await this.redis.set(this.keys.trajectory(id), await gzipped(Buffer.from(JSON.stringify(trajectory))), "EX", this.retentionS);
+    await this.redis.set(this.keys.trajectoryGz(id), await gzipped(Buffer.from(JSON.stringify(trajectory))), "EX", this.retentionS);
   }
 
   async getTrajectory(id: string): Promise<unknown | null> {
-    const raw = await this.redis.getBuffer(this.keys.trajectory(id));
-    if (raw === null) return null;
-    const json = raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipped(raw) : raw;
-    return JSON.parse(json.toString("utf8")) as unknown;
+    const packed = await this.redis.getBuffer(this.keys.trajectoryGz(id));
+    const json = packed !== null ? await gunzipped(packed) : await this.redis.getBuffer(this.keys.trajectory(id));
+    return json === null ? null : (JSON.parse(json.toString("utf8")) as unknown);
   }
 
   /**

@@ -2,7 +2,10 @@
 export function keys(prefix: string) {
   const base = `${prefix}:localize`;
   return {
+    /** Plain JSON, as services before 0.9.2 wrote (and read) it; read until it expires. */
     trajectory: (id: string) => `${base}:trajectory:${id}`,
+    /** Gzipped JSON, under its own name: an earlier API reading it finds no trajectory (404), not bytes it cannot parse (500). */
+    trajectoryGz: (id: string) => `${base}:trajectory-gz:${id}`,
     events: (id: string) => `${base}:events:${id}`,
     staticView: (id: string) => `${base}:static:${id}`,
     cancelFlag: (id: string) => `${base}:cancel:${id}`,
