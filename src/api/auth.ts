@@ -26,6 +26,8 @@ const KEY_NAME_RE = /^[\w.@-]{1,64}$/;
 const MIN_KEY_LENGTH = 12;
 
 const digest = (key: string) => createHash("sha256").update(key, "utf8").digest("hex");
+/** The name a bare key had before 0.9.2: eight hex digits of its digest say nothing of it. */
+const bareKeyName = (key: string) => `key-${digest(key).slice(0, 8)}`;
 
 export class KeyRing {
   private readonly byDigest = new Map<string, string>();
@@ -53,7 +55,8 @@ export class KeyRing {
     const t = line.trim();
     if (!t || t.startsWith("#")) return null;
     const cut = t.indexOf(":");
-    if (cut < 0) throw new Error(`${where}: expected \`name:key\` or \`name:sha256:<hex>\` (a key with no name, or a name with no key?)`);
+    // Before 0.9.2 a bare key was taken, named after its digest; its jobs keep that name.
+    if (cut < 0) throw new Error(`${where}: expected \`name:key\` or \`name:sha256:<hex>\`; if the line is a key, earlier versions named it ${bareKeyName(t)}: write \`${bareKeyName(t)}:<the key>\` to keep its jobs`);
     const name = t.slice(0, cut).trim();
     const rest = t.slice(cut + 1).trim();
     if (!KEY_NAME_RE.test(name)) throw new Error(`${where}: a key's name is 1-64 letters, digits or . _ @ -`);
