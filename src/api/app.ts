@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { JobEvents } from "../store/events.js";
 import { EventHub } from "../store/eventHub.js";
-import { withErrorListener } from "../queue/connection.js";
+import { redisAtMaxMemory, withErrorListener } from "../queue/connection.js";
 import { ResultCache } from "../store/resultCache.js";
 import { authenticate, KeyRing } from "./auth.js";
 import type { AppContext, AppDeps } from "./context.js";
@@ -46,6 +46,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const workers = new WorkerPresence(redis, store.keys);
   deps.metrics.watch({
     redisUp: () => redis.ping().then(() => true, () => false),
+    redisFull: () => redisAtMaxMemory(redis),
     workersAlive: async () => (await workers.statuses()).length,
   });
   const shutdown = new ApiShutdown();

@@ -82,7 +82,7 @@ export class ServiceMetrics {
    * Gauges of what the replica sees at scrape time, each read bounded as the queue's counts
    * are: whether Redis answers, and the workers alive (their heartbeats).
    */
-  watch(probes: { redisUp: () => Promise<boolean>; workersAlive: () => Promise<number> }): void {
+  watch(probes: { redisUp: () => Promise<boolean>; redisFull: () => Promise<boolean>; workersAlive: () => Promise<number> }): void {
     const registers = [this.registry];
     new Gauge({
       name: "codescout_redis_up",
@@ -92,6 +92,16 @@ export class ServiceMetrics {
         let up = false;
         await atMost(probes.redisUp().then((u) => (up = u)), QUEUE_COUNTS_WAIT_MS);
         this.set(up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "codescout_redis_full",
+      help: "1 when Redis is at its maxmemory: new jobs are refused until old ones expire (and workers' heartbeats fail, so codescout_workers_alive falls)",
+      registers,
+      async collect() {
+        let full: boolean | undefined;
+        await atMost(probes.redisFull().then((f) => (full = f)), QUEUE_COUNTS_WAIT_MS);
+        if (full !== undefined) this.set(full ? 1 : 0);
       },
     });
     new Gauge({

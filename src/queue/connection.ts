@@ -80,6 +80,17 @@ export function isRedisFull(err: Error): boolean {
 }
 
 /**
+ * Whether Redis is at its `maxmemory` (refusing writes, with noeviction): asked of INFO, since
+ * a full Redis still answers PING and reads.
+ */
+export async function redisAtMaxMemory(redis: Redis): Promise<boolean> {
+  const info = await redis.info("memory");
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, "m").exec(info)?.[1] ?? 0);
+  const max = field("maxmemory");
+  return max > 0 && field("used_memory") >= max;
+}
+
+/**
  * Why a connection to Redis fails when Redis is down or away: refused, its name gone (a compose
  * service stopped), no route, no answer. The service's own DNS lookups (repository and callback
  * hosts) are reported as HostPolicyError, never with these codes.

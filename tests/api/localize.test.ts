@@ -187,6 +187,11 @@ describe("POST /v1/localize", () => {
       expect(full.json().error).toMatchObject({ code: "unavailable", message: expect.stringContaining("is full") });
       // Reads go on: the job taken before is there.
       expect((await own.fastify.inject({ method: "GET", url: `/v1/jobs/${taken.json().id}` })).json().status).toBe("queued");
+      // Readiness and metrics say why (the workers' heartbeats, writes too, would soon read as none alive).
+      const ready = await own.fastify.inject({ method: "GET", url: "/readyz" });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().checks).toMatchObject({ redis: true, redis_full: true });
+      expect((await own.fastify.inject({ method: "GET", url: "/metrics" })).body).toMatch(/^codescout_redis_full 1$/m);
       cli("config", "set", "maxmemory", "0");
       expect((await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: "a third issue" } })).statusCode).toBe(202);
     } finally {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AppContext } from "../context.js";
+import { redisAtMaxMemory } from "../../queue/connection.js";
 
 const readySchema = z.object({
   status: z
@@ -8,6 +9,7 @@ const readySchema = z.object({
     .describe("degraded: the model server is down and jobs are answered by the baseline meanwhile (MODEL_FALLBACK=baseline): they succeed."),
   checks: z.object({
     redis: z.boolean(),
+    redis_full: z.boolean().describe("Redis is at its maxmemory: new jobs are refused (503) until old ones expire (docs/deployment.md, Redis)."),
     workers: z.number().int().min(0).describe("Workers that sent a heartbeat in the last 30 s."),
     docker: z.boolean().describe("At least one live worker reaches its Docker engine."),
     model: z.enum(["ok", "down", "none"]).describe("none: no model server configured (baseline policy)."),
@@ -42,12 +44,12 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
             .describe("Ready: Redis answers and a live worker reaches Docker (and the model server, when one is configured; without it, degraded while the baseline answers).")
             .meta({
               examples: [
-                { status: "ready", checks: { redis: true, workers: 2, docker: true, model: "ok" } },
-                { status: "degraded", checks: { redis: true, workers: 2, docker: true, model: "down" } },
+                { status: "ready", checks: { redis: true, redis_full: false, workers: 2, docker: true, model: "ok" } },
+                { status: "degraded", checks: { redis: true, redis_full: false, workers: 2, docker: true, model: "down" } },
               ],
             }),
           503: readySchema.describe("Not ready; `checks` says what is missing.").meta({
-            examples: [{ status: "not_ready", checks: { redis: true, workers: 0, docker: false, model: "none" } }],
+            examples: [{ status: "not_ready", checks: { redis: true, redis_full: false, workers: 0, docker: false, model: "none" } }],
           }),
         },
       },
@@ -58,13 +60,15 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         () => false,
       );
       const workers = redis ? await ctx.workers.statuses().catch(() => []) : [];
+      // Its workers' heartbeats are writes too: a full Redis would read as no worker alive.
+      const full = redis ? await redisAtMaxMemory(ctx.redis).catch(() => false) : false;
       const docker = workers.some((w) => w.docker);
       const model = ctx.config.MODEL_BASE_URL ? (workers.some((w) => w.model === "ok") ? "ok" : "down") : "none";
       // With the baseline answering for it, a model server that is down (a vLLM restart) degrades
       // the answers, not the service: jobs succeed (codescout_jobs_fallback_total counts them).
-      const answering = redis && docker && (model !== "down" || ctx.config.MODEL_FALLBACK === "baseline");
+      const answering = redis && !full && docker && (model !== "down" || ctx.config.MODEL_FALLBACK === "baseline");
       const status = !answering ? "not_ready" : model === "down" ? "degraded" : "ready";
-      return reply.code(answering ? 200 : 503).send({ status, checks: { redis, workers: workers.length, docker, model } });
+      return reply.code(answering ? 200 : 503).send({ status, checks: { redis, redis_full: full, workers: workers.length, docker, model } });
     },
   );
 
