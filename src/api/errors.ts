@@ -63,20 +63,16 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
     return reply.code(422).send({ error: { code: "validation_failed", message, ...(field ? { field } : {}) } });
   }
   // The client retries these: 503 with Retry-After, not the 500 of a fault.
+  const unavailable = (retryAfterS: number, message: string) =>
+    reply.code(503).header("retry-after", String(retryAfterS)).send({ error: { code: "unavailable", message } });
   if (isRedisUnreachable(err)) {
     request.log.warn({ err: err.message }, "redis unreachable");
-    return reply
-      .code(503)
-      .header("retry-after", "5")
-      .send({ error: { code: "unavailable", message: "the service's job store (Redis) is unreachable; retry shortly" } });
+    return unavailable(5, "the service's job store (Redis) is unreachable; retry shortly");
   }
   // Nothing already accepted is lost: the full store refuses new writes, old jobs expire.
   if (isRedisFull(err)) {
     request.log.error({ err: err.message }, "redis is full (maxmemory): new jobs refused until old ones expire");
-    return reply
-      .code(503)
-      .header("retry-after", "60")
-      .send({ error: { code: "unavailable", message: "the service's job store (Redis) is full; retry later" } });
+    return unavailable(60, "the service's job store (Redis) is full; retry later");
   }
   const fe = err as FastifyError;
   if (fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (fe.statusCode === 400 && fe instanceof SyntaxError)) {

@@ -84,36 +84,27 @@ export class ServiceMetrics {
    */
   watch(probes: { redisUp: () => Promise<boolean>; redisFull: () => Promise<boolean>; workersAlive: () => Promise<number> }): void {
     const registers = [this.registry];
-    new Gauge({
-      name: "codescout_redis_up",
-      help: "1 when this API replica's Redis answers (the queue gauges keep their last values while it does not)",
-      registers,
-      async collect() {
-        let up = false;
-        await atMost(probes.redisUp().then((u) => (up = u)), QUEUE_COUNTS_WAIT_MS);
-        this.set(up ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: "codescout_redis_full",
-      help: "1 when Redis is at its maxmemory: new jobs are refused until old ones expire (and workers' heartbeats fail, so codescout_workers_alive falls)",
-      registers,
-      async collect() {
-        let full: boolean | undefined;
-        await atMost(probes.redisFull().then((f) => (full = f)), QUEUE_COUNTS_WAIT_MS);
-        if (full !== undefined) this.set(full ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: "codescout_workers_alive",
-      help: "Workers with a heartbeat in Redis in the last 30 s",
-      registers,
-      async collect() {
-        let n: number | undefined;
-        await atMost(probes.workersAlive().then((w) => (n = w)), QUEUE_COUNTS_WAIT_MS);
-        if (n !== undefined) this.set(n);
-      },
-    });
+    /** A gauge read at the scrape, bounded; one not read in time keeps its last value, or `unread`. */
+    const scraped = (name: string, help: string, read: () => Promise<number>, unread?: number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          let value: number | undefined;
+          await atMost(read().then((v) => (value = v)), QUEUE_COUNTS_WAIT_MS);
+          value ??= unread;
+          if (value !== undefined) this.set(value);
+        },
+      });
+    const flag = (probe: () => Promise<boolean>) => () => probe().then((b) => (b ? 1 : 0));
+    scraped("codescout_redis_up", "1 when this API replica's Redis answers (the queue gauges keep their last values while it does not)", flag(probes.redisUp), 0);
+    scraped(
+      "codescout_redis_full",
+      "1 when Redis is at its maxmemory: new jobs are refused until old ones expire (and workers' heartbeats fail, so codescout_workers_alive falls)",
+      flag(probes.redisFull),
+    );
+    scraped("codescout_workers_alive", "Workers with a heartbeat in Redis in the last 30 s", probes.workersAlive);
   }
 
   /** Observes every job end announced on the queue's event stream. */
