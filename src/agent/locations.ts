@@ -175,6 +175,19 @@ def read_source(path, lang):
             lines = fh.read(4000000).decode("utf-8", "replace").split("\n")
         read_sources[path] = (lines, outline_source(lines, lang))
     return read_sources[path]
+def hinted_source(defs, cls, fn, s, e):
+    # Of several definitions a location's names fit (overloads, #[cfg] variants, a method of an
+    # anonymous class), the one the policy's span names: the first that fits was another's.
+    if type(s) is not int or type(e) is not int:
+        return None
+    last = (cls or "").split(".")[-1]
+    for d in defs:
+        if d["first"] != s or d["end"] != e or d["name"] != (fn or last) or d["kind"] != ("def" if fn else "class"):
+            continue
+        owner = d["cls"] if fn else ((d["cls"] + "." if d["cls"] else "") + d["name"])
+        if (owner or None) == (cls or None) or (cls and owner and owner.split(".")[-1] == last):
+            return d
+    return None
 class Span:
     # A definition read from lines, shaped as the ast nodes answer() takes.
     def __init__(self, d):
@@ -209,7 +222,7 @@ for loc in request["locations"]:
         out.append(answer(None)); continue
     if lang != "py":
         lines, defs = read_source(path, lang)
-        d = find_source_def(defs, cls, fn)
+        d = hinted_source(defs, cls, fn, loc.get("start_line"), loc.get("end_line")) or find_source_def(defs, cls, fn)
         # Read from lines, a miss may be the reader's: the location stays valid, without a span.
         out.append(answer(None, Span(d), lines) if d else answer(None)); continue
     h = hinted(path, loc.get("start_line"), loc.get("end_line"), cls, fn)

@@ -490,6 +490,21 @@ describe("the baseline in a Java tree", () => {
       "  public abstract void write(JsonWriter out, T value);",
       "}",
     ].join("\n"),
+    // Overloads: one name, one class, two definitions.
+    "src/main/java/com/acme/Reader.java": [
+      "package com.acme;", // 1
+      "", // 2
+      "public final class Reader {", // 3
+      "  public <T> T fromJson(String json, Class<T> type) {", // 4
+      "    return fromJson(new StringReader(json), type);", // 5
+      "  }", // 6
+      "", // 7
+      "  public <T> T fromJson(java.io.Reader in, Class<T> type) {", // 8
+      "    JsonReader reader = new JsonReader(in);", // 9
+      "    return read(reader, type);", // 10
+      "  }", // 11
+      "}", // 12
+    ].join("\n"),
   };
   let java: SandboxFixture;
   beforeAll(async () => {
@@ -504,6 +519,17 @@ describe("the baseline in a Java tree", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "src/main/java/com/acme/Adapters.java", class_name: "Adapters", function_name: "write" });
     const [checked] = await checkLocations(result.locations!.slice(0, 1), java.workingDir, policyContext(java, "").exec);
     expect(checked).toMatchObject({ valid: true, start_line: 8, end_line: 11 });
+  });
+
+  it("gives an overload the span the policy named, not the first definition of that name", async () => {
+    const location = { file: "src/main/java/com/acme/Reader.java", class_name: "Reader", function_name: "fromJson" };
+    const checked = await checkLocations([{ ...location, start_line: 8, end_line: 11 }, location, { ...location, start_line: 5, end_line: 11 }], java.workingDir, policyContext(java, "").exec);
+    expect(checked.map((c) => [c.valid, c.start_line, c.end_line])).toEqual([
+      [true, 8, 11],
+      // No span, or one that is no definition's: the first of the name, as before.
+      [true, 4, 6],
+      [true, 4, 6],
+    ]);
   });
 });
 
