@@ -54,7 +54,14 @@ KEYWORD_DECL = re.compile(
 )
 # The trait begins with a name and is bounded: a trait part that could begin on a blank, over a
 # run of blanks, was cubic (a 2 MB file of such lines took 90 s).
-IMPL_DECL = re.compile(r"^\s*(?:unsafe\s+)?impl\b(?:\s*<[^{]*?>)?\s+(?:[\w:<>][\w:<>, ]{0,200}?\s+for\s+)?(?:[\w]+::)*([A-Za-z_]\w*)")
+# Type parameters are read bracket by bracket (two levels deep), so a bound's arrow ("F: Fn() ->
+# Command") does not end them (each character has one way to match: no backtracking to blow up).
+# The type after "for" is the class ("for dyn Matcher": Matcher, not "dyn"); a blanket impl's
+# ("for &'a mut M", "for [T]") is only a type parameter, so the trait names it instead.
+IMPL_DECL = re.compile(
+    r"^\s*(?:unsafe\s+)?impl\b(?:\s*<(?:[^<>{-]|-(?!>)|->|<(?:[^<>{-]|-(?!>)|->|<[^<>{]*>)*>)*>)?\s+"
+    r"(?:[\w:<>][\w:<>, ]{0,200}?\s+for\s+(?:dyn\s+)?)?(?:[\w]+::)*([A-Za-z_]\w*)"
+)
 # \`const f = (…) => {\`, a class's \`handle = async () => {\`; a type annotation may hold arrows.
 BINDING_DECL = re.compile(r"^\s*(?:export\s+)?(?:(?:const|let|var|static|public|private|protected|readonly)\s+)*([A-Za-z_$][\w$]*)\s*(?::(?:[^=]|=>){0,160}?)?=\s*(?:async\s+)?(?:function\b|(?:<[^()]{0,120}?>\s*)?\((?:[^()]*\)\s*(?::[^=]{0,80})?=>|[^()]*$)|[A-Za-z_$][\w$]*\s*=>)")
 # A block that opens an anonymous function (a callback, a closure): what is defined in it is not a location.
@@ -75,7 +82,9 @@ CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
 IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 MAX_DECL_LINE = 400
 MAX_NESTING = 64
-CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")")
+# What begins a line that carries on a definition's head; ">" closes type parameters written over
+# lines ("export class ZodArray<T …> extends ZodType<" … "> {").
+CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")", ">")
 
 
 # What may stand before a regular expression literal; after anything else a slash divides.

@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { BaselinePolicy } from "../../src/agent/baseline.js";
 import { extractIssueTerms } from "../../src/agent/baseline/issueTerms.js";
 import { outlineFiles } from "../../src/agent/baseline/outline.js";
+import { scanRepository } from "../../src/agent/baseline/repoScan.js";
 import { checkLocations } from "../../src/agent/locations.js";
 import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
 
@@ -462,6 +463,73 @@ describe("definitions of other languages, read from their lines in the sandbox",
     expect(deepJs!.defs).toHaveLength(64);
     expect(deepJs!.defs.at(-1)).toMatchObject({ kind: "class", cls: Array(63).fill("A").join("."), start: 64, end: 20_001 });
     expect(deepRb!.defs).toEqual([]);
+  });
+});
+
+describe("classes whose heads other readers get wrong", () => {
+  const FILES: Record<string, string> = {
+    // Type parameters over lines, the body's brace after their close (zod's classes).
+    "src/types.ts": [
+      "export class ZodArray<", // 1
+      "  T extends ZodTypeAny,", // 2
+      "  Cardinality extends ArrayCardinality = \"many\"", // 3
+      "> extends ZodType<", // 4
+      "  arrayOutputType<T, Cardinality>,", // 5
+      "  ZodArrayDef<T>", // 6
+      "> {", // 7
+      "  _parse(input: ParseInput): ParseReturnType<this[\"_output\"]> {", // 8
+      "    return this._def.type._parse(input);", // 9
+      "  }", // 10
+      "}", // 11
+    ].join("\n"),
+    // A bound with an arrow in an impl's type parameters (clap's CompleteEnv); a trait object's impl.
+    "src/env.rs": [
+      "impl<'s, F: Fn() -> clap::Command> CompleteEnv<'s, F> {", // 1
+      "    pub fn try_complete(self) -> bool {", // 2
+      "        true", // 3
+      "    }", // 4
+      "}", // 5
+      "", // 6
+      "impl Shell for dyn Completer {", // 7
+      "    fn name(&self) -> &str {", // 8
+      "        \"dyn\"", // 9
+      "    }", // 10
+      "}", // 11
+    ].join("\n"),
+    // A doc comment's example and a conditional's branch that read like declarations.
+    "src/adapter.ts": [
+      "/**", // 1
+      " * Example:", // 2
+      " *   public read(input: Reader) {", // 3
+      " */", // 4
+      "export class Adapter {", // 5
+      "  read(input: Reader): unknown {", // 6
+      "    return input.next();", // 7
+      "  }", // 8
+      "}", // 9
+    ].join("\n"),
+    "src/render.ts": ["export const view = compiled", "  ? render(", "      props)", "  : fallback;", ""].join("\n"),
+  };
+  let heads: SandboxFixture;
+  beforeAll(async () => {
+    heads = await startSandbox(FILES);
+  });
+  afterAll(async () => {
+    await heads?.cleanup();
+  });
+
+  it("reads each method's class, and names no comment or conditional a definition", async () => {
+    const exec = policyContext(heads, "").exec;
+    const outlined = await outlineFiles(exec, heads.workingDir, ["src/types.ts", "src/env.rs"], { words: [], names: [] });
+    expect(outlined.flatMap((f) => f.defs.filter((d) => d.kind === "def").map((d) => `${f.path} ${d.cls}.${d.name} ${d.start}-${d.end}`))).toEqual([
+      "src/types.ts ZodArray._parse 8-10",
+      "src/env.rs CompleteEnv.try_complete 2-4",
+      "src/env.rs Completer.name 8-10",
+    ]);
+    const scan = await scanRepository(exec, heads.workingDir, { words: ["read", "render"], names: ["read", "render"], phrases: [] });
+    const defs = Object.fromEntries(scan.files.map((f) => [f.path, f.defs.map((d) => `${d.name} ${d.line}`)]));
+    expect(defs["src/adapter.ts"]).toEqual(["read 6"]);
+    expect(defs["src/render.ts"] ?? []).toEqual([]);
   });
 });
 

@@ -50,6 +50,8 @@ phrases = [p.encode() for p in q["phrases"]]
 NAMES = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
 DEFS = [(kw, re.compile(kw.encode() + rb"[ \\t]+(" + NAMES + rb")(?!\\w)")) for kw in ("def", "class")] if names else []
 NAMED = re.compile(rb"(" + NAMES + rb")(?![\\w$])") if names else None
+# Lines of another language's source that hold no declaration: a comment's, a conditional's branch.
+NOT_DECLARATIONS = ("*", "//", "/*", "?", ":")
 NAME_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 
 
@@ -170,7 +172,13 @@ for i, (p, lang) in enumerate(kept):
                 continue
             seen.add(start)
             end = text.find(b"\\n", m.end())
-            d = declaration(text[start:end if end >= 0 else len(text)].decode("utf-8", "replace"), lang)
+            line = text[start:end if end >= 0 else len(text)].decode("utf-8", "replace")
+            # Read raw, not through the outline's comment stripping: a comment's example
+            # ("*   public T read(JsonReader in)") or a conditional's branch ("? render(") is no
+            # definition, and the evidence would name its line as one.
+            if line.lstrip().startswith(NOT_DECLARATIONS):
+                continue
+            d = declaration(line, lang)
             # An anonymous class's head names its type, not a definition; a Java head with no
             # type (a constructor, an enum constant's body) counts as a function here.
             if d and d[0] != "anon" and d[1] == names[m.group(1)]:
