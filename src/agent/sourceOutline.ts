@@ -406,7 +406,9 @@ def comments_above(lines, i, lang):
                 decos.append(m.group(0))
                 first = k
         elif t.startswith("#["):
+            # A Rust attribute (#[inline], #[cfg(…)]) is its definition's, as an annotation is.
             test = test or bool(RUST_TEST.match(t))
+            first = k
         elif t.startswith(("//", "/*", "*")) or (lang == "ruby" and t.startswith("#")):
             doc.append(t.lstrip("/*#! "))
         else:

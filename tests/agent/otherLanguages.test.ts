@@ -491,10 +491,12 @@ describe("classes whose heads other readers get wrong", () => {
       "}", // 5
       "", // 6
       "impl Shell for dyn Completer {", // 7
-      "    fn name(&self) -> &str {", // 8
-      "        \"dyn\"", // 9
-      "    }", // 10
-      "}", // 11
+      "    /// Its name.", // 8
+      "    #[inline]", // 9
+      "    fn name(&self) -> &str {", // 10
+      "        \"dyn\"", // 11
+      "    }", // 12
+      "}", // 13
     ].join("\n"),
     // A doc comment's example and a conditional's branch that read like declarations.
     "src/adapter.ts": [
@@ -524,8 +526,10 @@ describe("classes whose heads other readers get wrong", () => {
     expect(outlined.flatMap((f) => f.defs.filter((d) => d.kind === "def").map((d) => `${f.path} ${d.cls}.${d.name} ${d.start}-${d.end}`))).toEqual([
       "src/types.ts ZodArray._parse 8-10",
       "src/env.rs CompleteEnv.try_complete 2-4",
-      "src/env.rs Completer.name 8-10",
+      "src/env.rs Completer.name 10-12",
     ]);
+    // Its attribute is in its span, as a Java annotation or a Python decorator is; its doc comment is not.
+    expect(outlined[1]!.defs.find((d) => d.name === "name")?.first).toBe(9);
     const scan = await scanRepository(exec, heads.workingDir, { words: ["read", "render"], names: ["read", "render"], phrases: [] });
     const defs = Object.fromEntries(scan.files.map((f) => [f.path, f.defs.map((d) => `${d.name} ${d.line}`)]));
     expect(defs["src/adapter.ts"]).toEqual(["read 6"]);
