@@ -20,11 +20,12 @@ export const batchBodySchema = z
   .strict();
 
 export const waitQuerySchema = z.object({
-  wait: z.coerce
-    .number()
-    .min(0)
-    .max(3600)
-    .optional()
+  wait: z
+    .preprocess(
+      // Decimal seconds only: Number() read `0x10` as 16 and `1e3` as 1000 (then capped).
+      (v) => (v === "" ? undefined : typeof v === "string" && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v),
+      z.number().min(0).max(3600).optional(),
+    )
     .describe("Seconds to hold the request until the job ends (capped by the server's WAIT_MAX_S)."),
 });
 

@@ -258,6 +258,17 @@ describe("cancel and events", () => {
     expect([...sse.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(["queued", "cancelled"]);
   }, 30_000);
 
+  it("takes ?wait= in decimal seconds, and refuses a number written otherwise, naming it", async () => {
+    const { inject } = await start();
+    const job = (await inject({ method: "POST", url: "/v1/localize", payload: body() })).json();
+    for (const wait of ["0x10", "1e3", "ten", "-1"]) {
+      const res = await inject({ method: "GET", url: `/v1/jobs/${job.id}?wait=${wait}` });
+      expect(res.statusCode, wait).toBe(422);
+      expect(res.json().error.field, wait).toBe("querystring.wait");
+    }
+    for (const wait of ["", "0", "0.2"]) expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}?wait=${wait}` })).statusCode, wait).toBe(200);
+  });
+
   it("holds GET ?wait= until the time is up when the job does not end", async () => {
     const { inject } = await start({ WAIT_MAX_S: "1" });
     const job = (await inject({ method: "POST", url: "/v1/localize", payload: body() })).json();
