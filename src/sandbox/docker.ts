@@ -237,7 +237,10 @@ export class DockerSandboxProvider implements SandboxProvider {
     const now = Date.now() / 1000;
     // Asked once, and only when a container needs it; an answer Redis cannot give reaps nothing by it.
     const scope = this.owners?.scope;
-    const beating = scope && list.some((info) => info.Labels?.[LABEL_BEATS] === scope) ? await this.owners!.alive().catch(() => null) : null;
+    let beating = scope && list.some((info) => info.Labels?.[LABEL_BEATS] === scope) ? await this.owners!.alive().catch(() => null) : null;
+    // Its own heartbeat missing, the answer says nothing of the others (a Redis full or far away
+    // refuses the writes): were it believed, every live worker's sandboxes would look orphaned.
+    if (beating && !beating.has(this.ownerId)) beating = null;
     let removed = 0;
     for (const info of list) {
       if (this.live.has(info.Id)) continue;

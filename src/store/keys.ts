@@ -19,6 +19,8 @@ export function keys(prefix: string) {
     workerHeartbeatPattern: `${base}:worker:*`,
     /** Set by every heartbeat, so "is any worker alive" is one EXISTS instead of a SCAN of the keyspace. */
     workersAlive: `${base}:workers-alive`,
+    /** A random id set once per Redis and queue: the deployment's own, however its URL is spelled. */
+    deployment: `${base}:deployment`,
   };
 }
 export type Keys = ReturnType<typeof keys>;

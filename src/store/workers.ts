@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 
@@ -67,4 +68,16 @@ export class WorkerPresence {
 /** The sandbox owners of the live workers, by their heartbeats. */
 export async function liveSandboxOwners(redis: Redis, keys: Keys): Promise<Set<string>> {
   return new Set((await liveWorkers(redis, keys)).flatMap((w) => (w.sandboxOwner ? [w.sandboxOwner] : [])));
+}
+
+/**
+ * What tells this deployment's workers from another's on the same engine: an id kept in its
+ * Redis under its queue's prefix, made by the first worker to ask. Two deployments whose Redis
+ * URLs read the same (each compose project's `redis://redis:6379`) have two ids.
+ */
+export async function deploymentScope(redis: Redis, keys: Keys): Promise<string> {
+  await redis.set(keys.deployment, randomBytes(16).toString("hex"), "NX");
+  const id = await redis.get(keys.deployment);
+  if (!id) throw new Error("Redis kept no deployment id");
+  return createHash("sha256").update(id).digest("hex").slice(0, 16);
 }

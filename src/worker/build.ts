@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Worker } from "bullmq";
 import { pino, type Logger } from "pino";
@@ -16,7 +16,7 @@ import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
 import { JobStore } from "../store/jobStore.js";
-import { liveSandboxOwners } from "../store/workers.js";
+import { deploymentScope, liveSandboxOwners } from "../store/workers.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -100,8 +100,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
   });
   const owners = {
-    // The heartbeats' own place: this Redis (its address, not its password) and this queue.
-    scope: createHash("sha256").update(`${redisAddress(config.REDIS_URL)}/${new URL(config.REDIS_URL).pathname}\0${config.QUEUE_PREFIX}`).digest("hex").slice(0, 16),
+    // The heartbeats' own place: this Redis and this queue, by an id kept there (not by its URL's text).
+    scope: await deploymentScope(redis, store.keys),
     // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
     alive: () => Promise.race([liveSandboxOwners(redis, store.keys), new Promise<null>((r) => setTimeout(() => r(null), REDIS_CLOSE_MS).unref())]),
   };

@@ -15,10 +15,13 @@ export interface HeartbeatStatus {
 
 export const HEARTBEAT_TTL_S = 30;
 const INTERVAL_MS = 10_000;
+/** A probe slower than this (the engine's ping, the model server's /models) leaves the last answer. */
+const PROBE_WAIT_MS = 5_000;
 
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
   private readonly started = new Date().toISOString();
+  private status: HeartbeatStatus = { docker: false, model: "none" };
 
   constructor(
     private readonly redis: Redis,
@@ -29,9 +32,23 @@ export class Heartbeat {
     private readonly sandboxOwner?: string,
   ) {}
 
+  /**
+   * Says it is alive first, with what the last probe found, then probes: a probe that hangs (an
+   * engine that does not answer) must not let the heartbeat lapse, or another worker would take
+   * this one's running sandboxes for a dead worker's. The probe is bounded; past that, the last
+   * answer stands.
+   */
   async beat(): Promise<void> {
-    const status = await this.probe();
-    const record = { id: this.id, pid: process.pid, started: this.started, at: new Date().toISOString(), ...status, ...(this.sandboxOwner ? { sandboxOwner: this.sandboxOwner } : {}) };
+    await this.write();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), PROBE_WAIT_MS)));
+    this.status = (await Promise.race([this.probe().catch(() => undefined), late])) ?? this.status;
+    clearTimeout(timer);
+    await this.write();
+  }
+
+  private async write(): Promise<void> {
+    const record = { id: this.id, pid: process.pid, started: this.started, at: new Date().toISOString(), ...this.status, ...(this.sandboxOwner ? { sandboxOwner: this.sandboxOwner } : {}) };
     await this.redis
       .multi()
       .set(this.keys.workerHeartbeat(this.id), JSON.stringify(record), "EX", HEARTBEAT_TTL_S)
@@ -40,7 +57,8 @@ export class Heartbeat {
   }
 
   async start(): Promise<void> {
-    await this.beat();
+    this.status = await this.probe();
+    await this.write();
     this.timer = setInterval(() => void this.beat().catch(() => undefined), INTERVAL_MS);
     this.timer.unref();
   }

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { closeRedis, createRedis } from "../../src/queue/connection.js";
 import { keys } from "../../src/store/keys.js";
-import { WorkerPresence } from "../../src/store/workers.js";
+import { deploymentScope, liveSandboxOwners, WorkerPresence } from "../../src/store/workers.js";
 import { Heartbeat } from "../../src/worker/heartbeat.js";
 import { dropPrefix } from "../helpers/redis.js";
 
@@ -36,5 +36,35 @@ describe("worker presence", () => {
     // An earlier version's worker: its own heartbeat key alone, as it wrote it.
     await redis.set(k.workerHeartbeat("old"), JSON.stringify({ id: "old", at: new Date().toISOString(), docker: true, model: "none" }), "EX", 30);
     expect(await presence.anyAlive()).toBe(true);
+  });
+
+  it("beats while its probe hangs (an engine that does not answer), so its sandboxes never look a dead worker's", async () => {
+    // Its first probe at start answers; the later ones hang.
+    let first = true;
+    const probing = new Heartbeat(redis, k, "probing", () => (first ? ((first = false), Promise.resolve({ docker: true, model: "none" as const })) : new Promise(() => undefined)), "host:2:bb:1");
+    await probing.start();
+    await redis.del(k.workerHeartbeat("probing"));
+    // A beat whose probe hangs still says the worker is alive, at once.
+    void probing.beat();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(JSON.parse((await redis.get(k.workerHeartbeat("probing")))!)).toMatchObject({ id: "probing", docker: true, sandboxOwner: "host:2:bb:1" });
+    expect(await liveSandboxOwners(redis, k)).toContain("host:2:bb:1");
+    await probing.stop();
+  }, 15_000);
+
+  it("gives each deployment its own scope, kept in its Redis, however its URL is spelled", async () => {
+    const other = keys(`${prefix}-other`);
+    const a = await deploymentScope(redis, k);
+    expect(await deploymentScope(redis, k)).toBe(a);
+    // The same Redis reached by another spelling of its URL: the same id, so the same scope.
+    const spelled = createRedis(url.replace("127.0.0.1", "localhost"), "producer");
+    try {
+      expect(await deploymentScope(spelled, k)).toBe(a);
+    } finally {
+      await closeRedis(spelled);
+    }
+    // Another queue (or another Redis: another id) is another deployment.
+    expect(await deploymentScope(redis, other)).not.toBe(a);
+    await dropPrefix(`${prefix}-other`);
   });
 });
