@@ -54,12 +54,12 @@ KEYWORD_DECL = re.compile(
 )
 # The trait begins with a name and is bounded: a trait part that could begin on a blank, over a
 # run of blanks, was cubic (a 2 MB file of such lines took 90 s).
-# Type parameters are read bracket by bracket (two levels deep), so a bound's arrow ("F: Fn() ->
+# Type parameters are read bracket by bracket (three levels deep), so a bound's arrow ("F: Fn() ->
 # Command") does not end them (each character has one way to match: no backtracking to blow up).
 # The type after "for" is the class ("for dyn Matcher": Matcher, not "dyn"); a blanket impl's
 # ("for &'a mut M", "for [T]") is only a type parameter, so the trait names it instead.
 IMPL_DECL = re.compile(
-    r"^\s*(?:unsafe\s+)?impl\b(?:\s*<(?:[^<>{-]|-(?!>)|->|<(?:[^<>{-]|-(?!>)|->|<[^<>{]*>)*>)*>)?\s+"
+    r"^\s*(?:unsafe\s+)?impl\b(?:\s*<(?:[^<>{-]|-(?!>)|->|<(?:[^<>{-]|-(?!>)|->|<(?:[^<>{-]|-(?!>)|->|<[^<>{]*>)*>)*>)*>)?\s+"
     r"(?:[\w:<>][\w:<>, ]{0,200}?\s+for\s+(?:dyn\s+)?)?(?:[\w]+::)*([A-Za-z_]\w*)"
 )
 # \`const f = (…) => {\`, a class's \`handle = async () => {\`; a type annotation may hold arrows.
@@ -82,9 +82,10 @@ CALL_ANY = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
 IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 MAX_DECL_LINE = 400
 MAX_NESTING = 64
-# What begins a line that carries on a definition's head; ">" closes type parameters written over
-# lines ("export class ZodArray<T …> extends ZodType<" … "> {").
-CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")", ">")
+CONTINUES = ("{", "where", "throws", "->", ":", "extends", "implements", ")")
+# Type brackets a head leaves open ("export class ZodArray<" … "> {"): a line that closes one
+# carries the head on; one starting with ">" otherwise is a comparison ("computeSize(a)\n  > limit").
+ANGLE = re.compile(r"->|=>|<|>")
 
 
 # What may stand before a regular expression literal; after anything else a slash divides.
@@ -290,6 +291,7 @@ def brace_end(code, opens, i):
     head (parameters over several lines, a where clause, a brace on the next line); else None."""
     parens = 0
     types = 0
+    angles = 0
     last = ""
     prev = ""
     for k in range(i, min(i + 41, len(code))):
@@ -298,8 +300,10 @@ def brace_end(code, opens, i):
             t = line.strip()
             if not (t or parens > 0):
                 return None
-            if parens <= 0 and not t.startswith(CONTINUES) and not prev.endswith((",", "where", "->", "=>", ":", "(", "<")):
+            if parens <= 0 and not t.startswith(CONTINUES) and not (angles > 0 and t.startswith(">")) and not prev.endswith((",", "where", "->", "=>", ":", "(", "<")):
                 return None
+        for a in ANGLE.findall(line):
+            angles += 1 if a == "<" else -1 if a == ">" else 0
         for col, ch in enumerate(line):
             # Brackets too: a return type may be a tuple over lines ("): [ … ] {").
             if ch in "([":

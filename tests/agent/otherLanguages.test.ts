@@ -497,6 +497,12 @@ describe("classes whose heads other readers get wrong", () => {
       "        \"dyn\"", // 11
       "    }", // 12
       "}", // 13
+      // Type parameters three brackets deep.
+      "impl<T: AsRef<Vec<Option<u8>>>> Deep<T> {", // 14
+      "    fn open(&self) -> bool {", // 15
+      "        true", // 16
+      "    }", // 17
+      "}", // 18
     ].join("\n"),
     // A doc comment's example and a conditional's branch that read like declarations.
     "src/adapter.ts": [
@@ -508,8 +514,13 @@ describe("classes whose heads other readers get wrong", () => {
       "  read(input: Reader): unknown {", // 6
       "    return input.next();", // 7
       "  }", // 8
-      "}", // 9
+      "  *entries() {", // 9: a generator method, a definition though it begins with "*"
+      "    yield 1;", // 10
+      "  }", // 11
+      "}", // 12
     ].join("\n"),
+    // A comparison whose operator begins a line: a call, not a definition.
+    "src/size.js": ["if (", "  process.env.LIMIT &&", "  computeSize(a)", "  > limit", ") {", "  warn();", "}", ""].join("\n"),
     "src/render.ts": ["export const view = compiled", "  ? render(", "      props)", "  : fallback;", ""].join("\n"),
   };
   let heads: SandboxFixture;
@@ -522,17 +533,18 @@ describe("classes whose heads other readers get wrong", () => {
 
   it("reads each method's class, and names no comment or conditional a definition", async () => {
     const exec = policyContext(heads, "").exec;
-    const outlined = await outlineFiles(exec, heads.workingDir, ["src/types.ts", "src/env.rs"], { words: [], names: [] });
+    const outlined = await outlineFiles(exec, heads.workingDir, ["src/types.ts", "src/env.rs", "src/size.js"], { words: [], names: [] });
     expect(outlined.flatMap((f) => f.defs.filter((d) => d.kind === "def").map((d) => `${f.path} ${d.cls}.${d.name} ${d.start}-${d.end}`))).toEqual([
       "src/types.ts ZodArray._parse 8-10",
       "src/env.rs CompleteEnv.try_complete 2-4",
       "src/env.rs Completer.name 10-12",
+      "src/env.rs Deep.open 15-17",
     ]);
     // Its attribute is in its span, as a Java annotation or a Python decorator is; its doc comment is not.
     expect(outlined[1]!.defs.find((d) => d.name === "name")?.first).toBe(9);
-    const scan = await scanRepository(exec, heads.workingDir, { words: ["read", "render"], names: ["read", "render"], phrases: [] });
+    const scan = await scanRepository(exec, heads.workingDir, { words: ["read", "render", "entries"], names: ["read", "render", "entries"], phrases: [] });
     const defs = Object.fromEntries(scan.files.map((f) => [f.path, f.defs.map((d) => `${d.name} ${d.line}`)]));
-    expect(defs["src/adapter.ts"]).toEqual(["read 6"]);
+    expect(defs["src/adapter.ts"]).toEqual(["read 6", "entries 9"]);
     expect(defs["src/render.ts"] ?? []).toEqual([]);
   });
 });

@@ -50,8 +50,9 @@ phrases = [p.encode() for p in q["phrases"]]
 NAMES = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
 DEFS = [(kw, re.compile(kw.encode() + rb"[ \\t]+(" + NAMES + rb")(?!\\w)")) for kw in ("def", "class")] if names else []
 NAMED = re.compile(rb"(" + NAMES + rb")(?![\\w$])") if names else None
-# Lines of another language's source that hold no declaration: a comment's, a conditional's branch.
-NOT_DECLARATIONS = ("*", "//", "/*", "?", ":")
+# Lines of another language's source that hold no declaration: a comment's, a conditional's branch
+# (but a generator method "*entries() {", C's "*xstrdup(", C++'s "::std::string Foo::name()" are).
+NOT_DECLARATION = re.compile(r"\\s*(?:\\*(?:\\s|/|$)|//|/\\*|\\?|:(?!:))")
 NAME_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 
 
@@ -176,7 +177,7 @@ for i, (p, lang) in enumerate(kept):
             # Read raw, not through the outline's comment stripping: a comment's example
             # ("*   public T read(JsonReader in)") or a conditional's branch ("? render(") is no
             # definition, and the evidence would name its line as one.
-            if line.lstrip().startswith(NOT_DECLARATIONS):
+            if NOT_DECLARATION.match(line):
                 continue
             d = declaration(line, lang)
             # An anonymous class's head names its type, not a definition; a Java head with no
