@@ -181,11 +181,12 @@ def hinted_source(defs, cls, fn, s, e):
     if type(s) is not int or type(e) is not int:
         return None
     last = (cls or "").split(".")[-1]
-    for d in defs:
-        if d["first"] != s or d["end"] != e or d["name"] != (fn or last) or d["kind"] != ("def" if fn else "class"):
-            continue
-        owner = d["cls"] if fn else ((d["cls"] + "." if d["cls"] else "") + d["name"])
-        if (owner or None) == (cls or None) or (cls and owner and owner.split(".")[-1] == last):
+    owner = lambda d: d["cls"] if fn else ((d["cls"] + "." if d["cls"] else "") + d["name"])
+    named = [d for d in defs if d["name"] == (fn or last) and d["kind"] == ("def" if fn else "class")]
+    # A class written whole ("A.Inner") that the file has is that one, not another Inner's.
+    exact = any((owner(d) or None) == (cls or None) for d in named)
+    for d in named:
+        if d["first"] == s and d["end"] == e and ((owner(d) or None) == (cls or None) or (not exact and cls and owner(d) and owner(d).split(".")[-1] == last)):
             return d
     return None
 class Span:

@@ -113,9 +113,11 @@ export class JobStore {
   }
 
   async getTrajectory(id: string): Promise<unknown | null> {
-    const packed = await this.redis.getBuffer(this.keys.trajectoryGz(id));
-    const json = packed !== null ? await gunzipped(packed) : await this.redis.getBuffer(this.keys.trajectory(id));
-    return json === null ? null : (JSON.parse(json.toString("utf8")) as unknown);
+    const raw = (await this.redis.getBuffer(this.keys.trajectoryGz(id))) ?? (await this.redis.getBuffer(this.keys.trajectory(id)));
+    if (raw === null) return null;
+    // Gzipped wherever it is: a build between two commits of 0.9.2 stored it so under the plain key.
+    const json = raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipped(raw) : raw;
+    return JSON.parse(json.toString("utf8")) as unknown;
   }
 
   /**

@@ -39,8 +39,8 @@ export function unscoped<L extends Pick<Location, "file" | "evidence">>(location
 }
 
 /** The other files the baseline's evidence names (features.ts), as the scope's paths. */
-const CALLER_IN = /^(called by `[^`]*` \()([^\s():]+)(?=:\d+\))/;
-const FRAME_IN = /^(a traceback frame in )(?!a file this repository does not hold)(\S+)(?= names `)/;
+const CALLER_IN = /^(called by `[^`]*` \()(.+?)(?=:\d+\), which the issue names$)/;
+const FRAME_IN = /^(a traceback frame in )(?!a file this repository does not hold)(.+?)(?= names `[^`]*`$)/;
 
 /** What named commits changed inside the scope, as paths of the scope; the rest is not in its tree. */
 export function scopedCommits(commits: NamedCommit[], scope: string | undefined): NamedCommit[] {

@@ -574,6 +574,25 @@ describe("the baseline in a Java tree", () => {
       "  public abstract void write(JsonWriter out, T value);",
       "}",
     ].join("\n"),
+    "src/main/java/com/acme/Nested.java": [
+      "package com.acme;", // 1
+      "", // 2
+      "public final class A {", // 3
+      "  static final class Inner {", // 4
+      "    int run() {", // 5
+      "      return 1;", // 6
+      "    }", // 7
+      "  }", // 8
+      "}", // 9
+      "", // 10
+      "final class B {", // 11
+      "  static final class Inner {", // 12
+      "    int run() {", // 13
+      "      return 2;", // 14
+      "    }", // 15
+      "  }", // 16
+      "}", // 17
+    ].join("\n"),
     // Overloads: one name, one class, two definitions.
     "src/main/java/com/acme/Reader.java": [
       "package com.acme;", // 1
@@ -603,6 +622,14 @@ describe("the baseline in a Java tree", () => {
     expect(result.locations?.[0]).toMatchObject({ file: "src/main/java/com/acme/Adapters.java", class_name: "Adapters", function_name: "write" });
     const [checked] = await checkLocations(result.locations!.slice(0, 1), java.workingDir, policyContext(java, "").exec);
     expect(checked).toMatchObject({ valid: true, start_line: 8, end_line: 11 });
+  });
+
+  it("takes a span that names another class's method only where the class named is not in the file", async () => {
+    // Two Inner classes, each with run(); the location names A's, with B's span.
+    const exec = policyContext(java, "").exec;
+    const named = { file: "src/main/java/com/acme/Nested.java", class_name: "A.Inner", function_name: "run" };
+    const [checked] = await checkLocations([{ ...named, start_line: 13, end_line: 15 }], java.workingDir, exec);
+    expect(checked).toMatchObject({ valid: true, start_line: 5, end_line: 7 });
   });
 
   it("gives an overload the span the policy named, not the first definition of that name", async () => {

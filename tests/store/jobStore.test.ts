@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { randomUUID } from "node:crypto";
 import { Worker } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
@@ -36,6 +37,10 @@ describe("job store", () => {
     const old = randomUUID();
     await redis.set(store.keys.trajectory(old), JSON.stringify(trajectory));
     expect(await store.getTrajectory(old)).toEqual(trajectory);
+    // Gzipped under the plain key, as a build between two commits of 0.9.2 stored it: read too.
+    const between = randomUUID();
+    await redis.set(store.keys.trajectory(between), gzipSync(JSON.stringify(trajectory)));
+    expect(await store.getTrajectory(between)).toEqual(trajectory);
     expect(await store.getTrajectory(randomUUID())).toBeNull();
   });
 

@@ -51,12 +51,22 @@ describe("a job's scope", () => {
       "issue terms in its body: main",
     ]);
     // The other files its evidence names are the scope's too: a caller's, a frame's.
-    const others = ["called by `Job.run` (pkg/jobs.py:12), which the issue names", "called by `main` (line 3), which the issue names", "a traceback frame in app/main.py names `main`", "a traceback frame in a file this repository does not hold names `main`"];
+    const others = [
+      "called by `Job.run` (pkg/jobs.py:12), which the issue names",
+      "called by `main` (line 3), which the issue names",
+      "a traceback frame in app/main.py names `main`",
+      "a traceback frame in a file this repository does not hold names `main`",
+      // Paths with parentheses and spaces (Next.js route groups, a directory named so).
+      "called by `Page` (app/(marketing)/page.tsx:12), which the issue names",
+      "a traceback frame in my dir/b.py names `main`",
+    ];
     expect(unscoped([{ file: "app/main.py", evidence: others }], "services/api")[0]!.evidence).toEqual([
       "called by `Job.run` (services/api/pkg/jobs.py:12), which the issue names",
       "called by `main` (line 3), which the issue names",
       "a traceback frame in services/api/app/main.py names `main`",
       "a traceback frame in a file this repository does not hold names `main`",
+      "called by `Page` (services/api/app/(marketing)/page.tsx:12), which the issue names",
+      "a traceback frame in services/api/my dir/b.py names `main`",
     ]);
     expect(unscoped([{ file: "app/main.py" }], undefined)).toEqual([{ file: "app/main.py" }]);
     const commits = [
