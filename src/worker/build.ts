@@ -46,6 +46,8 @@ export interface WorkerOptions {
   sandboxes?: SandboxProvider;
   /** How often what crashed workers left is removed while this one runs (default 5 min). */
   upkeepEveryMs?: number;
+  /** The upkeep's one extra run soon after the start (default 90 s: a predecessor's heartbeat and the reaping's grace). */
+  upkeepSoonAfterMs?: number;
 }
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
@@ -117,7 +119,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   // under a long-running worker may never come. Past the longest a job or a git command runs,
   // a half-made one is no live writer's.
   const halfMadeAfterMs = Math.max(15 * 60_000, (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000);
-  const upkeep = setInterval(() => {
+  const upkeepOnce = () =>
     void (async () => {
       const reapedNow = await sandboxes.reapOrphans();
       if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
@@ -127,8 +129,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       const expired = (await uploads.sweep?.()) ?? 0;
       if (expired > 0) logger.info({ expired }, "removed expired uploads");
     })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
-  }, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
+  const upkeep = setInterval(upkeepOnce, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
   upkeep.unref();
+  // Once more soon after the start: a worker restarted in place starts within its predecessor's
+  // heartbeat (30 s), whose sandboxes the start's reaping must leave until it lapses.
+  const soon = setTimeout(upkeepOnce, options.upkeepSoonAfterMs ?? UPKEEP_SOON_AFTER_MS);
+  soon.unref();
 
   const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
   const tokenFor = (payload: LocalizePayload): string | undefined => {
@@ -210,6 +216,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       // Finish what is running for the grace period, then hand the rest back; each job's
       // own cleanup removes its container either way.
       clearInterval(upkeep);
+      clearTimeout(soon);
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
       // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
       // ever, and bounded one after another they added up to a minute, past the orchestrator's
@@ -231,6 +238,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
 
 /** How often a running worker removes what crashed workers left. */
 const UPKEEP_EVERY_MS = 5 * 60_000;
+const UPKEEP_SOON_AFTER_MS = 90_000;
 
 async function probe(config: Config, sandboxes: { ping?: () => Promise<void> }) {
   const docker = sandboxes.ping ? await sandboxes.ping().then(() => true, () => false) : true;

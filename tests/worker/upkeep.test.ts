@@ -64,4 +64,25 @@ describe("a running worker's upkeep", () => {
       await orphan.remove({ force: true }).catch(() => undefined);
     }
   });
+
+  it("runs once more soon after its start, before its first interval: what a predecessor left while its heartbeat lived goes then", async () => {
+    // The first test's worker reaps every 300 ms: stopped, so only this one's runs count.
+    await worker?.close();
+    worker = undefined;
+    const own = testConfig();
+    const soon = await startWorker(own, { logger: pino({ level: "silent" }), upkeepEveryMs: 3_600_000, upkeepSoonAfterMs: 1_500 });
+    const dead = spawnSync("true").pid!;
+    const orphan = await docker.createContainer({
+      Image: own.SANDBOX_IMAGE,
+      Cmd: ["sleep", "60"],
+      Labels: { "codescout.service": "codescout", "codescout.owner": `${hostname()}:${dead}:soon:${PID_NAMESPACE}` },
+    });
+    try {
+      await waitFor(async () => (await docker.getContainer(orphan.id).inspect().then(() => undefined, () => true)), 15_000, "the sandbox to go soon after the start");
+    } finally {
+      await orphan.remove({ force: true }).catch(() => undefined);
+      await soon.close();
+      await dropPrefix(own.QUEUE_PREFIX);
+    }
+  });
 });
