@@ -92,6 +92,14 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.trajectory.filter((s) => s.kind === "tool" && s.name === "sandbox_exec" && s.exit_code === 0)).toHaveLength(2);
   });
 
+  it("names the issue's words as the file spells them, so a plain search finds them", async () => {
+    const { result } = await localize("Rounding amounts loses cents\n\nAfter rounding, the amounts are off by a cent.");
+    const round = [...(result.locations ?? []), ...(result.alternatives ?? [])].find((l) => l.function_name === "round_amount");
+    // The issue's "rounding" and "amounts" are the code's "round" and "amount": the claim names both.
+    expect(round?.evidence?.find((e) => e.startsWith("issue terms in its name"))).toMatch(/\bround \(rounding\)/);
+    expect(round?.evidence?.find((e) => e.startsWith("issue terms in its name"))).toMatch(/\bamount \(amounts\)/);
+  });
+
   it("says how sure it is: surer of the method an issue names than of a guess from vague prose", async () => {
     const { result: named } = await localize("`Cart.total` ignores the quantity of discounted items\n\nCalling `Cart.total()` after `Cart.add(item, 3)` gives the wrong sum.");
     const { result: vague } = await localize("The price looks wrong\n\nSometimes the price shown is not what I expected.");

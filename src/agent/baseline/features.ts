@@ -265,10 +265,21 @@ function suffixMatcher(paths: string[]): (p: string) => { path: string; segments
 
 const log1p = (x: number) => Math.log(1 + x);
 const dirOf = (p: string) => (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "");
-/** The issue's words behind matched keys, rarest first. */
-function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6): string {
+/**
+ * The issue's words behind matched keys, rarest first; with the file's own spellings, as the file
+ * spells them, the issue's word after one that differs ("delete (deleting)"): the words meet by
+ * stem, and the agent checks them with a plain search.
+ */
+function wordsOf(ctx: RankContext, keys: Iterable<string>, n = 6, forms?: Map<string, string>): string {
   const ks = [...new Set(keys)].filter((k) => ctx.allKeys.has(k)).sort((a, b) => (ctx.idfs.get(b) ?? 0) - (ctx.idfs.get(a) ?? 0) || (a < b ? -1 : 1));
-  return ks.slice(0, n).map((k) => ctx.keyWord.get(k) ?? k).join(", ");
+  return ks
+    .slice(0, n)
+    .map((k) => {
+      const word = ctx.keyWord.get(k) ?? k;
+      const form = forms?.get(k);
+      return form && form !== word.toLowerCase() ? `${form} (${word})` : word;
+    })
+    .join(", ");
 }
 /**
  * At most n characters, an ellipsis marking a cut. Not through a surrogate pair: half an emoji
@@ -465,11 +476,11 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
       if (callsNamed.length) ev.push(`calls \`${callsNamed[0]}\`, which the issue names`);
 
-      const words = wordsOf(ctx, [...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()]);
+      const words = wordsOf(ctx, [...d.nameTerms.keys(), ...d.docTerms.keys(), ...d.argTerms.keys()], 6, file.forms);
       if (words) ev.push(`issue terms in its name, signature or docstring: ${words}`);
       else {
         // Chosen for what its body says (often the second look's reason): name those words.
-        const inBody = wordsOf(ctx, d.bodyTerms.keys(), 4);
+        const inBody = wordsOf(ctx, d.bodyTerms.keys(), 4, file.forms);
         if (inBody) ev.push(`issue terms in its body: ${inBody}`);
       }
       out.push({

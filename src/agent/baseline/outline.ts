@@ -28,6 +28,22 @@ FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 MAX_BYTES = 2000000
 
 
+def forms_of(src):
+    """The file's own spelling of each query key, its most frequent (ties: first in order): the
+    issue's "deleting" is "delete" here, and evidence that names the file's spelling is found by
+    a plain search."""
+    counts = Counter(WORD.findall(src))
+    terms.count(counts)
+    seen = {}
+    for tok in sorted(set(counts).intersection(terms.hits)):
+        for part in SUB.findall(tok.decode("utf-8", "replace")):
+            k = stem(part)
+            if k in terms.keys and len(part) > 1:
+                c = seen.setdefault(k, Counter())
+                c[part.lower()] += counts[tok]
+    return {k: max(sorted(c), key=lambda w: c[w])[:60] for k, c in seen.items()}
+
+
 def tf_of(text):
     return terms.count(Counter(WORD.findall(text.encode("utf-8", "replace"))))
 
@@ -145,13 +161,13 @@ for f in q["files"]:
     lang = lang_of(f)
     if lang not in (None, "py"):
         defs = [record(d["kind"], d["name"], d["cls"], d["start"], d["end"], d["params"], d["doc"], d["calls"], set(d["decos"]), lines, d["first"]) for d in outline_source(lines, lang)]
-        out.append({"p": f, "ast": False, "defs": defs[:3000]})
+        out.append({"p": f, "ast": False, "defs": defs[:3000], "w": forms_of(src)})
         continue
     try:
         defs, ok = from_ast(ast.parse(src), lines), True
     except Exception:
         defs, ok = from_lines(lines), False
-    out.append({"p": f, "ast": ok, "defs": defs[:3000]})
+    out.append({"p": f, "ast": ok, "defs": defs[:3000], "w": forms_of(src)})
 
 # dumps, not dump: only a one-shot encode runs in C.
 sys.stdout.write(json.dumps({"files": out}, separators=(",", ":"), sort_keys=True))
@@ -182,6 +198,8 @@ const outlineSchema = z.object({
           }),
         )
         .max(3000),
+      /** Query key → the file's own spelling (absent in dumps made before stop 55). */
+      w: z.record(z.string().max(300), z.string().max(60)).optional(),
     }),
   ),
 });
@@ -212,6 +230,8 @@ export interface OutlinedFile {
   /** False when the file was outlined from its def lines (ast could not read it). */
   ast: boolean;
   defs: OutlinedDef[];
+  /** Query key → how the file spells it, for evidence a plain search finds. */
+  forms?: Map<string, string>;
 }
 
 export class OutlineError extends Error {
@@ -244,6 +264,7 @@ export function parseOutline(result: ExecResult, files: string[]): OutlinedFile[
     .map((f) => ({
       path: f.p,
       ast: f.ast,
+      ...(f.w ? { forms: new Map(Object.entries(f.w)) } : {}),
       defs: f.defs.map((d) => ({
         file: f.p,
         kind: d.k,
