@@ -160,13 +160,17 @@ def hinted(path, s, e, cls, fn):
     after = next((c for c in (code_at(lines[i]) for i in range(e, len(lines))) if c is not None), None)
     if after is not None and after > width:
         return None
-    # A method's class, or a nested class's parent, is the nearest shallower line of code.
+    # A method's class, or a nested class's parent, is the nearest shallower line of code, and
+    # so on up every class the location names ("B.Inner": Inner in B, B at the top level).
     parts = cls.split(".") if cls else []
-    parent = parts[-1] if fn and cls else (parts[-2] if len(parts) > 1 else None)
-    if parent is not None:
-        up = next((lines[i] for i in range(s - 2, -1, -1) if code_at(lines[i]) is not None and code_at(lines[i]) < width), None)
-        if up is None or not re.match(r"[ \t]*class[ \t]+" + re.escape(parent) + r"\b", up):
+    at, w = s - 1, width
+    for parent in reversed(parts if fn else parts[:-1]):
+        k = next((i for i in range(at - 1, -1, -1) if code_at(lines[i]) is not None and code_at(lines[i]) < w), None)
+        if k is None or not re.match(r"[ \t]*class[ \t]+" + re.escape(parent) + r"\b", lines[k]):
             return None
+        at, w = k, code_at(lines[k])
+    if len(parts) > 1 and w != 0:
+        return None
     return s, e
 read_sources = {}
 def read_source(path, lang):
@@ -183,8 +187,9 @@ def hinted_source(defs, cls, fn, s, e):
     last = (cls or "").split(".")[-1]
     owner = lambda d: d["cls"] if fn else ((d["cls"] + "." if d["cls"] else "") + d["name"])
     named = [d for d in defs if d["name"] == (fn or last) and d["kind"] == ("def" if fn else "class")]
-    # A class written whole ("A.Inner") that the file has is that one, not another Inner's.
-    exact = any((owner(d) or None) == (cls or None) for d in named)
+    # A class written whole ("A.Inner") that the file has is that one, not another Inner's; a
+    # short one ("Inner") is whichever the span names.
+    exact = "." in (cls or "") and any(owner(d) == cls for d in named)
     for d in named:
         if d["first"] == s and d["end"] == e and ((owner(d) or None) == (cls or None) or (not exact and cls and owner(d) and owner(d).split(".")[-1] == last)):
             return d

@@ -35,6 +35,8 @@ const FILES: Record<string, string> = {
     "        return url", // 26
     "", // 27
   ].join("\n"),
+  // Two classes named Inner, each with run(): one at the top level, one in B.
+  "app/nested.py": ["class Inner:", "    def run(self):", "        return 1", "", "", "class B:", "    class Inner:", "        def run(self):", "            return 2", ""].join("\n"),
   "app/broken.py": "def oops(:\n",
   // Python 2: ast refuses it, its lines still show where each function is.
   "app/legacy.py": "def export(rows):\n    for r in rows:\n        print ', '.join(r)\n\ndef refund(order):\n    print 'refund', order\n",
@@ -54,6 +56,18 @@ afterAll(async () => {
 const exec = (argv: string[], options?: Parameters<SandboxFixture["sandbox"]["exec"]>[1]) => box.sandbox.exec(argv, options);
 
 describe("location checks", () => {
+  it("takes a span only where every class the location names encloses it", async () => {
+    const inB = { file: "app/nested.py", class_name: "B.Inner", function_name: "run" };
+    // B.Inner.run with the top-level Inner.run's span: B's is served, not the span's.
+    const checked = await checkLocations([{ ...inB, start_line: 2, end_line: 3 }, { ...inB, start_line: 8, end_line: 9 }, { file: "app/nested.py", class_name: "Inner", function_name: "run", start_line: 8, end_line: 9 }], box.workingDir, exec);
+    expect(checked.map((c) => [c.valid, c.start_line, c.end_line])).toEqual([
+      [true, 8, 9],
+      [true, 8, 9],
+      // A short class name: the span names which Inner.
+      [true, 8, 9],
+    ]);
+  });
+
   it("gives each valid class or function its span, decorators included", async () => {
     const locations = normalizeLocations(
       [

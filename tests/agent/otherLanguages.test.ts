@@ -628,8 +628,10 @@ describe("the baseline in a Java tree", () => {
     // Two Inner classes, each with run(); the location names A's, with B's span.
     const exec = policyContext(java, "").exec;
     const named = { file: "src/main/java/com/acme/Nested.java", class_name: "A.Inner", function_name: "run" };
-    const [checked] = await checkLocations([{ ...named, start_line: 13, end_line: 15 }], java.workingDir, exec);
+    const [checked, short] = await checkLocations([{ ...named, start_line: 13, end_line: 15 }, { ...named, class_name: "Inner", start_line: 13, end_line: 15 }], java.workingDir, exec);
     expect(checked).toMatchObject({ valid: true, start_line: 5, end_line: 7 });
+    // A short class name: the span names which Inner.
+    expect(short).toMatchObject({ valid: true, start_line: 13, end_line: 15 });
   });
 
   it("gives an overload the span the policy named, not the first definition of that name", async () => {
