@@ -33,9 +33,8 @@ def forms_of(src):
     issue's "deleting" is "delete" here, and evidence that names the file's spelling is found by
     a plain search."""
     counts = Counter(WORD.findall(src))
-    terms.count(counts)
     seen = {}
-    for tok in sorted(set(counts).intersection(terms.hits)):
+    for tok in sorted(t for t in counts if terms.of(t)):
         for part in SUB.findall(tok.decode("utf-8", "replace")):
             k = stem(part)
             if k in terms.keys and len(part) > 1:
