@@ -341,9 +341,14 @@ describe("auth and limits", () => {
   it("says on one line why the API process cannot start", async () => {
     const config = testConfig();
     const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(await freePort()), AUTH_MODE: "api_key", API_KEYS_FILE: "/nonexistent/keys" }));
-    await waitFor(async () => (api.child.exitCode !== null ? true : undefined), 30_000, "the API to exit");
-    expect(api.child.exitCode).toBe(1);
-    expect(api.output().trim()).toMatch(/^api: could not start: API_KEYS_FILE: cannot read \/nonexistent\/keys: ENOENT[^\n]*$/);
+    try {
+      await waitFor(async () => (api.child.exitCode !== null ? true : undefined), 30_000, "the API to exit");
+      expect(api.child.exitCode).toBe(1);
+      expect(api.output().trim()).toMatch(/^api: could not start: API_KEYS_FILE: cannot read \/nonexistent\/keys: ENOENT[^\n]*$/);
+    } finally {
+      // Its queue was made before the key file was read.
+      await dropPrefix(config.QUEUE_PREFIX);
+    }
   });
 
   it("logs a request's path without its query (where a client may put a key), and takes no repository URL with a query", async () => {
