@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { localizeResultSchema } from "../queue/contract.js";
 import { decodeFailure } from "../queue/failure.js";
 import type { LocalizeQueue } from "../queue/producer.js";
-import { atMost } from "../queue/connection.js";
+import { within } from "../queue/connection.js";
 
 /** How long a scrape waits for the queue's counts. */
 const QUEUE_COUNTS_WAIT_MS = 2_000;
@@ -35,11 +35,7 @@ export class ServiceMetrics {
       async collect() {
         // Bounded: with Redis away the queue waits for a connection that may never come, and a
         // scrape held for ever (each one a request left open). The counts then stay as last read.
-        let counts: Record<string, number> | undefined;
-        await atMost(
-          queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed").then((c) => (counts = c)),
-          QUEUE_COUNTS_WAIT_MS,
-        );
+        const counts = await within(queue.getJobCounts("waiting", "prioritized", "delayed", "active", "completed", "failed"), QUEUE_COUNTS_WAIT_MS);
         for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
@@ -91,9 +87,7 @@ export class ServiceMetrics {
         help,
         registers,
         async collect() {
-          let value: number | undefined;
-          await atMost(read().then((v) => (value = v)), QUEUE_COUNTS_WAIT_MS);
-          value ??= unread;
+          const value = (await within(read(), QUEUE_COUNTS_WAIT_MS)) ?? unread;
           if (value !== undefined) this.set(value);
         },
       });

@@ -1,13 +1,12 @@
 import { loadConfigOrExit } from "../config/env.js";
-import { isRedisUnreachable, redisAddress } from "../queue/connection.js";
+import { cannotStartLine } from "../queue/connection.js";
 import { buildApiServer } from "./build.js";
 
 /** The API process: listens, and on SIGTERM/SIGINT stops taking requests and drains. */
 const config = loadConfigOrExit();
 // At boot what is wrong (a key file, Redis, a port in use) is named on one line, as the worker does.
 const cannotStart = (err: Error): never => {
-  const redis = isRedisUnreachable(err) ? ` (Redis at ${redisAddress(config.REDIS_URL)} is unreachable)` : "";
-  process.stderr.write(`api: could not start: ${err.message}${redis}\n`);
+  process.stderr.write(cannotStartLine("api", err, config.REDIS_URL));
   process.exit(1);
 };
 const server = await buildApiServer(config).catch(cannotStart);

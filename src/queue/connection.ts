@@ -21,11 +21,26 @@ export function withErrorListener(redis: Redis, onError: (err: Error) => void = 
 
 const quiet = () => undefined;
 
-/** Waits for `work` at most `ms`, whatever it settles to: for steps that a dead Redis must not hang. */
-export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
+/** What `work` gives within `ms`, else undefined (failing counts as not giving): a dead Redis must not hang the step. */
+export async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
+  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([work.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits for `work` at most `ms`, whatever it settles to. */
+export async function atMost(work: Promise<unknown>, ms: number): Promise<void> {
+  await within(work, ms);
+}
+
+/** The one line a process says when it cannot start: what failed, and Redis named when it is the cause. */
+export function cannotStartLine(process: string, err: Error, redisUrl: string): string {
+  const redis = isRedisUnreachable(err) ? ` (Redis at ${redisAddress(redisUrl)} is unreachable)` : "";
+  return `${process}: could not start: ${err.message}${redis}\n`;
 }
 
 /**

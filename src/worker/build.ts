@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -105,7 +105,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     // The heartbeats' own place: this Redis and this queue, by an id kept there (not by its URL's text).
     scope: await deploymentScope(redis, store.keys),
     // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
-    alive: () => Promise.race([liveSandboxOwners(redis, store.keys), new Promise<null>((r) => setTimeout(() => r(null), REDIS_CLOSE_MS).unref())]),
+    alive: async () => (await within(liveSandboxOwners(redis, store.keys), REDIS_CLOSE_MS)) ?? null,
   };
   const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Keys } from "../store/keys.js";
 import { liveWorkers } from "../store/workers.js";
+import { within } from "../queue/connection.js";
 
 /**
  * Each worker says every few seconds that it is alive and whether its Docker engine and
@@ -40,10 +41,7 @@ export class Heartbeat {
    */
   async beat(): Promise<void> {
     await this.write();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), PROBE_WAIT_MS)));
-    this.status = (await Promise.race([this.probe().catch(() => undefined), late])) ?? this.status;
-    clearTimeout(timer);
+    this.status = (await within(this.probe(), PROBE_WAIT_MS)) ?? this.status;
     await this.write();
   }
 

@@ -1,13 +1,12 @@
 import { loadConfigOrExit } from "../config/env.js";
-import { isRedisUnreachable, redisAddress } from "../queue/connection.js";
+import { cannotStartLine } from "../queue/connection.js";
 import { startWorker } from "./build.js";
 
 /** The worker process. On SIGTERM it stops taking jobs and finishes or hands back its own. */
 const config = loadConfigOrExit();
 const running = await startWorker(config).catch((err: Error) => {
   // At boot a missing dependency is named on one line, not a stack: a supervisor restarts the worker.
-  const redis = isRedisUnreachable(err) ? ` (Redis at ${redisAddress(config.REDIS_URL)} is unreachable)` : "";
-  process.stderr.write(`worker: could not start: ${err.message}${redis}\n`);
+  process.stderr.write(cannotStartLine("worker", err, config.REDIS_URL));
   process.exit(1);
 });
 

@@ -470,7 +470,8 @@ export function functionFeatures(ctx: RankContext, files: OutlinedFile[]): Funct
       for (const [name, c] of d.ids) if (name !== d.name) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
       const caller = calledBy.get(d.name);
       if (caller) {
-        const where = caller.file === file.path ? `line ${caller.first ?? caller.start}` : `${caller.file}:${caller.first ?? caller.start}`;
+        const line = caller.first ?? caller.start;
+        const where = caller.file === file.path ? `line ${line}` : `${caller.file}:${line}`;
         ev.push(`called by \`${caller.cls ? `${caller.cls}.` : ""}${caller.name}\` (${where}), which the issue names`);
       }
       const callsNamed = d.calls.filter((c) => c !== d.name && named.has(c));
