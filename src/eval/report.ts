@@ -17,7 +17,7 @@ export interface InstanceRecord {
   model_calls: number;
   prompt_tokens: number;
   completion_tokens: number;
-  durations_ms: { repo: number; sandbox: number; policy: number; total: number };
+  durations_ms: { repo: number; sandbox: number; policy: number; check?: number; total: number };
   /** The sandbox or tree could not be given back after the answer: the machine's trouble, the answer stands. */
   cleanup_failure?: string;
 }

@@ -1,4 +1,4 @@
-import { normalizeLocations } from "../agent/locations.js";
+import { checkAnswer, normalizeLocations } from "../agent/locations.js";
 import type { Policy } from "../agent/policy.js";
 import type { RepoCache } from "../repos/cache.js";
 import { makeWorkingDir } from "../sandbox/workdir.js";
@@ -10,8 +10,9 @@ import type { InstanceRecord } from "./report.js";
 
 /**
  * One benchmark instance through the service's own parts, in process: repository cache,
- * a sandbox with the training layout's working directory, the policy, the normalized
- * answer, and its scores. A failure is recorded (and scores 0), never thrown.
+ * a sandbox with the training layout's working directory, the policy, the answer checked as
+ * the worker checks it (so the spans recorded are the ones the service serves), and its scores.
+ * A failure is recorded (and scores 0), never thrown.
  */
 /** The sandbox an eval runs each instance in (the eval CLI adds the image; benchmarks of the baseline's sandbox work use the same). */
 export const EVAL_SANDBOX = { memoryMb: 2048, pidsLimit: 512, cpus: 1, tmpfsMb: 256, jobTimeoutS: 1800, mountMode: "bind" } satisfies Omit<DockerSandboxOptions, "image">;
@@ -25,7 +26,7 @@ export interface RunnerDeps {
 
 export async function runInstance(deps: RunnerDeps, inst: Instance, signal: AbortSignal): Promise<InstanceRecord> {
   const t0 = performance.now();
-  const durations = { repo: 0, sandbox: 0, policy: 0, total: 0 };
+  const durations = { repo: 0, sandbox: 0, policy: 0, check: 0, total: 0 };
   const policy = deps.policy();
   const base: InstanceRecord = {
     instance_id: inst.instance_id,
@@ -69,15 +70,20 @@ export async function runInstance(deps: RunnerDeps, inst: Instance, signal: Abor
         namedCommits: (refs) => deps.repos.namedCommits(tree, refs, signal),
       });
       durations.policy = performance.now() - t;
-      const prediction = out.locations ? normalizeLocations(out.locations, workingDir) : null;
-      const alternatives = prediction && out.alternatives?.length ? normalizeLocations(out.alternatives, workingDir) : [];
+      phase = "check";
+      t = performance.now();
+      const named = out.locations ? normalizeLocations(out.locations, workingDir) : null;
+      // Scored by what the policy named, as the worker's location sets are; recorded as served.
+      const checked = named ? await checkAnswer(named, normalizeLocations(out.alternatives ?? [], workingDir), workingDir, (argv, o) => box.exec(argv, o)) : null;
+      durations.check = performance.now() - t;
+      const alternatives = checked?.alternatives ?? [];
       record = {
         ...base,
-        answered: prediction !== null,
+        answered: named !== null,
         finish_reason: out.finishReason,
-        prediction,
-        scores: scoreInstance(prediction, inst.gt),
-        ...(prediction && alternatives.length ? { alternatives, scores_with_alternatives: scoreInstance([...prediction, ...alternatives], inst.gt) } : {}),
+        prediction: checked?.locations ?? null,
+        scores: scoreInstance(named, inst.gt),
+        ...(named && alternatives.length ? { alternatives, scores_with_alternatives: scoreInstance([...named, ...alternatives], inst.gt) } : {}),
         turns: out.turns,
         model_calls: out.usage.modelCalls,
         prompt_tokens: out.usage.promptTokens,

@@ -186,7 +186,12 @@ describe("eval CLI", () => {
     const model = await startFakeModel();
     try {
       // The model answers the helper; the issue is about the parser, which the baseline ranks first.
-      model.script([{ toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/util.py", function_name: "helper" }] } }] }]);
+      // Its span is wrong and its second location does not exist: the record holds them as the service serves them.
+      const locations = [
+        { file: "pkg/util.py", function_name: "helper", start_line: 7, end_line: 9 },
+        { file: "pkg/util.py", function_name: "missing" },
+      ];
+      model.script([{ toolCalls: [{ name: "localization_finish", arguments: { locations } }] }]);
       const bench = join(dir, "bench-model.jsonl");
       const issue = "Values of parsed lines are wrong\n\nThe values read from each line come out wrong, and a helper is involved too.";
       writeFileSync(bench, JSON.stringify(instance("fixture-m", issue, ["pkg/parser.py:parse_file"])));
@@ -197,6 +202,11 @@ describe("eval CLI", () => {
       expect(stderr).not.toContain("warning");
       const record = JSON.parse(readFileSync(join(out, "results.jsonl"), "utf8").trim()) as InstanceRecord;
       expect(record).toMatchObject({ policy: "codescout", answered: true, scores: { file: { f1: 0 } } });
+      expect(record.prediction).toMatchObject([
+        { file: "pkg/util.py", function_name: "helper", valid: true, start_line: 1, end_line: 2 },
+        { file: "pkg/util.py", function_name: "missing", valid: false, problem: "function not found" },
+      ]);
+      expect(record.durations_ms.check).toBeGreaterThan(0);
       expect(record.alternatives?.[0]).toMatchObject({ file: "pkg/parser.py", function_name: "parse_file" });
       expect(readFileSync(join(out, "summary.md"), "utf8")).toMatch(/a gold file is among the files named for 0\.0% → 100\.0% of instances/);
     } finally {
