@@ -416,9 +416,35 @@ def comments_above(lines, i, lang):
         elif t.startswith(("//", "/*", "*")) or (lang == "ruby" and t.startswith("#")):
             doc.append(t.lstrip("/*#! "))
         else:
-            break
+            j = annotation_head(lines, k)
+            if j is None:
+                break
+            h = lines[j].strip()
+            m = IDENT.match(h[1:]) if h.startswith("@") else None
+            if m:
+                decos.append(m.group(0))
+            test = test or bool(RUST_TEST.match(h))
+            first = k = j
         k -= 1
     return " ".join(reversed(doc)), decos, test, first
+
+
+def annotation_head(lines, k):
+    """The line an attribute or annotation written over several lines (a Rust #[cfg(any(…))], a
+    Java @Table(…)) begins on, when line k closes one, else None: its brackets balance from that
+    line to k, and nothing opened between is left open."""
+    if not lines[k].rstrip().endswith((")", "]")):
+        return None
+    depth = 0
+    for j in range(k, max(-1, k - 20), -1):
+        s = lines[j]
+        depth += s.count(")") + s.count("]") - s.count("(") - s.count("[")
+        if depth < 0:
+            return None
+        t = s.strip()
+        if depth == 0:
+            return j if t.startswith(("#[", "@")) and j < k else None
+    return None
 
 
 def declaration(line, lang):

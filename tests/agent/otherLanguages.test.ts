@@ -503,6 +503,15 @@ describe("classes whose heads other readers get wrong", () => {
       "        true", // 16
       "    }", // 17
       "}", // 18
+      "impl Multi {", // 19
+      "    #[cfg(any(", // 20: an attribute written over lines
+      "        unix,", // 21
+      "        windows,", // 22
+      "    ))]", // 23
+      "    fn attr(&self) -> bool {", // 24
+      "        true", // 25
+      "    }", // 26
+      "}", // 27
     ].join("\n"),
     // A doc comment's example and a conditional's branch that read like declarations.
     "src/adapter.ts": [
@@ -539,9 +548,11 @@ describe("classes whose heads other readers get wrong", () => {
       "src/env.rs CompleteEnv.try_complete 2-4",
       "src/env.rs Completer.name 10-12",
       "src/env.rs Deep.open 15-17",
+      "src/env.rs Multi.attr 24-26",
     ]);
     // Its attribute is in its span, as a Java annotation or a Python decorator is; its doc comment is not.
     expect(outlined[1]!.defs.find((d) => d.name === "name")?.first).toBe(9);
+    expect(outlined[1]!.defs.find((d) => d.name === "attr")?.first).toBe(20);
     const scan = await scanRepository(exec, heads.workingDir, { words: ["read", "render", "entries"], names: ["read", "render", "entries"], phrases: [] });
     const defs = Object.fromEntries(scan.files.map((f) => [f.path, f.defs.map((d) => `${d.name} ${d.line}`)]));
     expect(defs["src/adapter.ts"]).toEqual(["read 6", "entries 9"]);
