@@ -240,15 +240,17 @@ export async function changesSinceUpload(client: ServiceClient, snapshot: Snapsh
   return { upload: held, patch };
 }
 
-/** Said once per snapshot: an upload after a refused patch leaves out the same files. */
-const toldLeftOut = new WeakSet<Snapshot>();
+/** Each said once per snapshot: an upload after a refused patch leaves out those files again (and the commit's copies of credentials). */
+const toldLeftOut = new WeakMap<Snapshot, Set<string>>();
 
-async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void): Promise<void> {
-  const files = await snapshot.leftOut();
-  if (toldLeftOut.has(snapshot)) return;
-  toldLeftOut.add(snapshot);
-  for (const f of files) {
-    if (f.why === "credentials") say(`left out ${f.path}: its name says it holds credentials, and HEAD does not hold it`);
+/** Says what is not sent of the snapshot: of a patch on `base`, or (no base) of an upload. */
+async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void, base?: string): Promise<void> {
+  const told = toldLeftOut.get(snapshot) ?? new Set<string>();
+  toldLeftOut.set(snapshot, told);
+  for (const f of await snapshot.leftOut(base)) {
+    if (told.has(f.path)) continue;
+    told.add(f.path);
+    if (f.why === "credentials") say(`left out ${f.path}: its name says it holds credentials${base ? " (the service reads the commit's own copy, if it has one)" : ""}`);
     else if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
     else say(`left out ${f.path}: installed packages or a cache${f.files ? `, ${f.files} files` : ""} HEAD does not hold`);
   }
@@ -369,7 +371,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
         // names changed goes with it, read from the branch's own commits only.
         own ? checkoutCommits(checkout, own, request.issue, hooks.signal, { after: checkout.base }) : Promise.resolve([]),
       ]);
-      await sayLeftOut(snapshot, hooks.say);
+      await sayLeftOut(snapshot, hooks.say, checkout.base);
       hooks.signal?.throwIfAborted();
       const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
       try {

@@ -61,7 +61,7 @@ const STALE_SCRATCH_MS = 10 * 60_000;
  */
 export const MAX_NEW_FILE_BYTES = 8 << 20;
 
-/** Something the tree holds and HEAD does not that is not sent: a directory (ends in `/`) or a file. */
+/** Something the tree holds that is not sent: a directory (ends in `/`) or a file. */
 export interface LeftOut {
   path: string;
   files: number;
@@ -70,13 +70,17 @@ export interface LeftOut {
 }
 
 /**
- * Names that hold credentials wherever they are: never sent unless HEAD holds them (a file the
- * repository commits is its own; the service may fetch it anyway). An ignore file is the user's
- * to write, and a project with none yet (`git init` a moment ago, or a home directory made a
- * repository) would otherwise send its .env, or ~/.ssh and ~/.aws, to the service.
+ * Names that hold credentials wherever they are: never sent, committed or not. A patch leaves
+ * out their changes (the service reads the copy the commit it fetches holds, if any), an upload
+ * leaves them out. Committed is no sign of public: a commit not pushed yet, or a repository with
+ * no remote, holds what its user wrote there, and an edit to a committed template
+ * (`credentials.json` filled in) is the secret itself. An ignore file is the user's to write, and
+ * a project with none yet (`git init` a moment ago, or a home directory made a repository) would
+ * otherwise send its .env, or ~/.ssh and ~/.aws, to the service.
  */
 const CREDENTIAL_DIRS = new Set([".ssh", ".aws", ".gnupg", ".azure", ".kube", ".docker", ".password-store"]);
-const CREDENTIAL_FILE = /^(\.env(\..*)?|\.netrc|_netrc|\.npmrc|\.pypirc|\.pgpass|\.git-credentials|credentials(\.json)?|id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|p12|pfx|jks|keystore|kdbx|ppk))$/i;
+const CREDENTIAL_FILE =
+  /^(\.env(\..*)?|\.envrc|\.netrc|_netrc|\.npmrc|\.pypirc|\.pgpass|\.git-credentials|\.vault-token|\.htpasswd|kubeconfig|credentials(\.json)?|id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|p12|pfx|jks|keystore|kdbx|ppk|tfvars|tfvars\.json|tfstate|tfstate\.backup))$/i;
 /** Templates of a .env, which hold no secret and say what the code reads. */
 const ENV_TEMPLATE = /^\.env\.(example|sample|template|dist|defaults)$/i;
 
@@ -222,7 +226,8 @@ export class Snapshot {
       // Environments near the top are not even read: git would hash every file of a virtualenv
       // nobody ignored (16,700 files: 9.4 s) only for leftOut to drop them.
       unread = await environments;
-      await git(root, ["add", "-A", "--", ".", ...unread.map((d) => `:(exclude,literal)${d}`)], env);
+      // core.safecrlf guards the user's own commits: a CRLF file it would warn of is sent as it is.
+      await git(root, ["-c", "core.safecrlf=false", "add", "-A", "--", ".", ...unread.map((d) => `:(exclude,literal)${d}`)], env);
     } catch (err) {
       await rm(working, { force: true });
       throw err;
@@ -243,7 +248,7 @@ export class Snapshot {
    * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
    */
   async patch(base = "HEAD"): Promise<string> {
-    return git(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false))], this.env);
+    return git(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false, base))], this.env);
   }
 
   /**
@@ -264,10 +269,10 @@ export class Snapshot {
    * the tree itself or its changes since an upload are sent, without symlinks that leave it.
    * Literal: a file named `*.csv` or `:x` means itself; a directory, all under it.
    */
-  private async sentPathspecs(under?: string, withoutEscapingLinks = true): Promise<string[]> {
+  private async sentPathspecs(under?: string, withoutEscapingLinks = true, base?: string): Promise<string[]> {
     const excluded = (path: string) => `:(exclude,literal)${path.replace(/\/$/, "")}`;
     const links = withoutEscapingLinks ? await this.escapingLinks(under) : [];
-    return [under ? `:(literal)${under}` : ".", ...(await this.leftOut()).map((f) => excluded(f.path)), ...links.map(excluded)];
+    return [under ? `:(literal)${under}` : ".", ...(await this.leftOut(base)).map((f) => excluded(f.path)), ...links.map(excluded)];
   }
 
   /**
@@ -299,44 +304,51 @@ export class Snapshot {
     }
   }
 
-  private notSent: Promise<LeftOut[]> | undefined;
+  private notSent = new Map<string, Promise<LeftOut[]>>();
 
   /**
-   * What HEAD does not hold and is not sent: installed packages and caches (a directory named as
-   * ENVIRONMENT_DIRS, or holding a virtualenv's pyvenv.cfg, none of whose files HEAD holds),
-   * and files over MAX_NEW_FILE_BYTES. Asked only when a patch or an archive is made (the
-   * scratch index has them: `git add` hashed them once, and its stat cache spares them after),
-   * so a tree the service already holds costs no more.
+   * What is not sent: files named as holding credentials (namesCredentials), and of what HEAD
+   * does not hold, installed packages and caches (a directory named as ENVIRONMENT_DIRS, or
+   * holding a virtualenv's pyvenv.cfg, none of whose files HEAD holds) and files over
+   * MAX_NEW_FILE_BYTES. For a patch on `base`, the credentials' files its diff would carry (the
+   * service has the base's own copies); for an upload (no base), all of them. Asked only when a
+   * patch or an archive is made (the scratch index has them: `git add` hashed them once, and its
+   * stat cache spares them after), so a tree the service already holds costs no more.
    */
-  leftOut(): Promise<LeftOut[]> {
-    this.notSent ??= (async () => {
-      const allPaths = async () => (await this.staged()).map((e) => e.path);
-      // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
-      const added = await git(this.root, ["diff", "--cached", "--name-only", "--diff-filter=A", "--no-renames", "-z", "HEAD"], this.env).then(
-        (o) => o.split("\0").filter(Boolean),
-        allPaths,
-      );
-      const isNew = new Set(added);
-      const out: LeftOut[] = [];
-      for (const dir of this.unread) out.push({ path: `${dir}/`, files: 0, bytes: 0, why: "environment" });
-      const envDirs = environmentDirs(added).filter((d) => !this.unread.some((u) => d.startsWith(`${u}/`)));
-      const staged = envDirs.length ? await allPaths() : [];
-      for (const dir of envDirs) {
-        const under = staged.filter((p) => p.startsWith(dir));
-        // A directory HEAD holds files of is the project's own (vendored packages, say): it goes.
-        if (under.every((p) => isNew.has(p))) out.push({ path: dir, files: under.length, bytes: 0, why: "environment" });
-      }
-      const dirs = out.map((d) => d.path);
-      for (const path of added) {
-        if (dirs.some((d) => path.startsWith(d))) continue;
-        // lstat: a symlink's own size; its target is not what would be sent.
-        const st = await lstat(join(this.root, path)).catch(() => null);
-        if (namesCredentials(path)) out.push({ path, files: 1, bytes: st?.size ?? 0, why: "credentials" });
-        else if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
-      }
-      return out.sort((a, b) => (a.path < b.path ? -1 : 1));
-    })();
-    return this.notSent;
+  leftOut(base?: string): Promise<LeftOut[]> {
+    const key = base ?? "";
+    let found = this.notSent.get(key);
+    if (!found) this.notSent.set(key, (found = this.readLeftOut(base)));
+    return found;
+  }
+
+  private async readLeftOut(base?: string): Promise<LeftOut[]> {
+    const allPaths = async () => (await this.staged()).map((e) => e.path);
+    const changedSince = (commit: string, filter: string[]) =>
+      git(this.root, ["diff", "--cached", "--name-only", ...filter, "--no-renames", "-z", commit], this.env).then((o) => o.split("\0").filter(Boolean), allPaths);
+    // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
+    const added = await changedSince("HEAD", ["--diff-filter=A"]);
+    const isNew = new Set(added);
+    const secrets = (base ? await changedSince(base, []) : await allPaths()).filter(namesCredentials);
+    const out: LeftOut[] = [];
+    for (const dir of this.unread) out.push({ path: `${dir}/`, files: 0, bytes: 0, why: "environment" });
+    const envDirs = environmentDirs(added).filter((d) => !this.unread.some((u) => d.startsWith(`${u}/`)));
+    const staged = envDirs.length ? await allPaths() : [];
+    for (const dir of envDirs) {
+      const under = staged.filter((p) => p.startsWith(dir));
+      // A directory HEAD holds files of is the project's own (vendored packages, say): it goes.
+      if (under.every((p) => isNew.has(p))) out.push({ path: dir, files: under.length, bytes: 0, why: "environment" });
+    }
+    const dirs = out.map((d) => d.path);
+    const outside = (path: string) => !dirs.some((d) => path.startsWith(d));
+    // lstat: a symlink's own size; its target is not what would be sent.
+    const size = (path: string) => lstat(join(this.root, path)).catch(() => null);
+    for (const path of secrets.filter(outside)) out.push({ path, files: 1, bytes: (await size(path))?.size ?? 0, why: "credentials" });
+    for (const path of added.filter((p) => outside(p) && !namesCredentials(p))) {
+      const st = await size(path);
+      if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
+    }
+    return out.sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 
   /**

@@ -239,21 +239,43 @@ describe("work tree snapshot", () => {
     }
   });
 
-  it("never sends files HEAD does not hold whose names say they hold credentials, with no ignore file to say so; a .env template and a key HEAD holds go", () =>
-    withCheckout({ "app/main.py": "def main():\n    pass\n", "tests/fixtures/server.pem": "TEST CERT\n" }, async (repo, cache) => {
-      const secrets = [".env", "app/.env.local", ".aws/credentials", ".ssh/id_ed25519", "deploy/id_rsa", "certs/prod.pem", ".netrc", ".git-credentials"];
+  it("never sends files whose names say they hold credentials, with no ignore file to say so, committed or not; a .env template goes", () =>
+    withCheckout({ "app/main.py": "def main():\n    pass\n", "tests/fixtures/server.pem": "TEST CERT\n", "config/credentials.json": '{"token": ""}\n' }, async (repo, cache) => {
+      const secrets = [".env", "app/.env.local", ".aws/credentials", ".ssh/id_ed25519", "deploy/id_rsa", "certs/prod.pem", ".netrc", ".git-credentials", ".envrc", "infra/prod.tfvars", ".vault-token"];
       for (const path of [...secrets, ".env.example", "app/credentials.py"]) {
         mkdirSync(join(repo.dir, path, ".."), { recursive: true });
         writeFileSync(join(repo.dir, path), secrets.includes(path) ? "SECRET=1\n" : "NAME=\n");
       }
+      // A committed template filled in, and a key in a commit no remote holds yet (the patch is on the commit before).
+      writeFileSync(join(repo.dir, "config/credentials.json"), '{"token": "SECRET-FILLED"}\n');
+      const pushed = repo.commits[repo.commits.length - 1]!;
+      repo.commit({ "deploy/unpushed.key": "SECRET-UNPUSHED\n" }, "local only");
       const snap = await Snapshot.take(repo.dir, cache);
       try {
-        expect((await snap.leftOut()).filter((f) => f.why === "credentials").map((f) => f.path)).toEqual([...secrets].sort());
-        const patch = await snap.patch();
+        const credentials = async (base?: string) => (await snap.leftOut(base)).filter((f) => f.why === "credentials").map((f) => f.path);
+        const committed = ["config/credentials.json", "deploy/unpushed.key", "tests/fixtures/server.pem"];
+        expect(await credentials()).toEqual([...secrets, ...committed].sort());
+        // On the pushed commit, the service reads its own copies: the fixture, unchanged since, is no change to leave out.
+        expect(await credentials(pushed)).toEqual([...secrets, "config/credentials.json", "deploy/unpushed.key"].sort());
+        const patch = await snap.patch(pushed);
         const archived = await archivedNames(snap);
         for (const path of secrets) expect(patch).not.toContain(` b/${path}\n`);
         expect(patch).not.toContain("SECRET");
-        expect(archived).toEqual([".env.example", "app/credentials.py", "app/main.py", "tests/fixtures/server.pem"]);
+        expect(patch).toContain("+NAME=");
+        expect(archived).toEqual([".env.example", "app/credentials.py", "app/main.py"]);
+      } finally {
+        await snap.dispose();
+      }
+    }));
+
+  it("takes a CRLF file git's core.safecrlf would refuse to commit: that guard is for the user's commits", () =>
+    withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
+      execFileSync("git", ["config", "core.autocrlf", "input"], { cwd: repo.dir });
+      execFileSync("git", ["config", "core.safecrlf", "true"], { cwd: repo.dir });
+      writeFileSync(join(repo.dir, "app/win.py"), "def win():\r\n    return 1\r\n");
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        expect(await snap.patch()).toContain("+++ b/app/win.py");
       } finally {
         await snap.dispose();
       }
