@@ -8,7 +8,7 @@ import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
 import { checkoutCommits } from "./history.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
-import { git, MAX_NEW_FILE_BYTES, Snapshot, TreeCache } from "./snapshot.js";
+import { git, MAX_NEW_FILE_BYTES, PatchNotText, Snapshot, TreeCache } from "./snapshot.js";
 import { UnfetchableRemotes } from "./unfetchable.js";
 
 /**
@@ -365,7 +365,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
       const own = checkout.head && checkout.base !== checkout.head ? checkout.head : undefined;
       const [patch, ahead, commits] = await Promise.all([
-        snapshot.patch(checkout.base),
+        snapshot.patch(checkout.base).catch((err: unknown) => (err instanceof PatchNotText ? err : Promise.reject(err as Error))),
         own ? git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0) : 0,
         // The commits the patch carries are in no history the service reads: what those the issue
         // names changed goes with it, read from the branch's own commits only.
@@ -373,21 +373,24 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
       ]);
       await sayLeftOut(snapshot, hooks.say, checkout.base);
       hooks.signal?.throwIfAborted();
-      const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
-      try {
-        const view = await submitWithCommits(client, { repo, issue: request.issue, options }, patch ? commits : [], hooks.say);
-        const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
-        hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
-        const final = await client.follow(view, hooks);
-        if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
-        if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
-        hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
-      } catch (err) {
-        if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
-        // A URL the service will not fetch from (a private host, one that does not resolve) is
-        // refused the same way next time; a refused commit or patch is this call's own.
-        if (err.code === "invalid_repository" && err.field === "repo.url") await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
-        hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
+      if (patch instanceof PatchNotText) hooks.say(`${patch.message}; uploading the tree instead`);
+      else {
+        const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
+        try {
+          const view = await submitWithCommits(client, { repo, issue: request.issue, options }, patch ? commits : [], hooks.say);
+          const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
+          hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
+          const final = await client.follow(view, hooks);
+          if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
+          if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
+          hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
+        } catch (err) {
+          if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
+          // A URL the service will not fetch from (a private host, one that does not resolve) is
+          // refused the same way next time; a refused commit or patch is this call's own.
+          if (err.code === "invalid_repository" && err.field === "repo.url") await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
+          hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
+        }
       }
     }
     // Read while the tree is sent: a long history's log walks cost the upload no time.

@@ -6,6 +6,8 @@ import { isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
 import { PassThrough, type Readable } from "node:stream";
+import { isUtf8 } from "node:buffer";
+import { printable } from "./printable.js";
 
 /**
  * The work tree of a checkout as git sees it right now (tracked files with their edits,
@@ -25,6 +27,28 @@ const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C"
 export async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
   const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "utf8" });
   return stdout;
+}
+
+/**
+ * A diff as text, which a patch must be to travel in JSON. One of a file that is not UTF-8 (a
+ * Latin-1 source) would arrive with its bytes replaced, and apply to nothing.
+ */
+async function diffText(cwd: string, args: string[], env: Record<string, string>): Promise<string> {
+  const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "buffer" });
+  if (isUtf8(stdout)) return stdout.toString("utf8");
+  const file = stdout
+    .toString("latin1")
+    .split(/^diff --git /m)
+    .find((section) => !isUtf8(Buffer.from(section, "latin1")));
+  throw new PatchNotText(printable((file ?? "").split("\n")[0]!.replace(/^a\//, "").replace(/ b\/.*$/, "")));
+}
+
+/** The changes hold a file that is not UTF-8 text: the tree is uploaded instead. */
+export class PatchNotText extends Error {
+  override name = "PatchNotText";
+  constructor(readonly path: string) {
+    super(`the changes to ${path || "a file"} are not UTF-8 text, which a patch must be`);
+  }
 }
 
 /** Where the client keeps what it remembers between calls: never inside the checkout. */
@@ -248,7 +272,7 @@ export class Snapshot {
    * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
    */
   async patch(base = "HEAD"): Promise<string> {
-    return git(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false, base))], this.env);
+    return diffText(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false, base))], this.env);
   }
 
   /**
@@ -261,7 +285,8 @@ export class Snapshot {
     const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(":") };
     if (!(await git(this.root, ["cat-file", "-e", `${tree}^{tree}`], env).then(() => true, () => false))) return null;
     // A blob of that tree gone since (one the kept set lacks): the tree is sent whole instead.
-    return git(this.root, [...DIFF, tree, "--", ...(await this.sentPathspecs(under))], env).catch(() => null);
+    // A file not UTF-8 among the changes too: the tree is uploaded again, bytes and all.
+    return diffText(this.root, [...DIFF, tree, "--", ...(await this.sentPathspecs(under))], env).catch(() => null);
   }
 
   /**
