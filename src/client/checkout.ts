@@ -7,6 +7,7 @@ import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import type { UploadInfo } from "../uploads/store.js";
 import { checkoutCommits } from "./history.js";
+import { printable } from "./printable.js";
 import { ServiceRefused, type ServiceClient } from "./service.js";
 import { git, MAX_NEW_FILE_BYTES, PatchNotText, Snapshot, TreeCache } from "./snapshot.js";
 import { UnfetchableRemotes } from "./unfetchable.js";
@@ -202,9 +203,14 @@ export async function uploadCheckout(
   const info = await sent.catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;
     // What to leave out is the user's call: say where the bulk is, and how to leave it out.
-    const { bySize, byCount } = await snapshot.largestParts(3, under);
+    const { bySize, byCount, tracked, untracked } = await snapshot.largestParts(3, under);
     const largest = err.code === "upload_too_large" ? `the largest parts: ${bySize.join(", ")}` : `the parts with most files: ${byCount.join(", ")}`;
-    throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. What is not source can go in .gitignore (or .git/info/exclude): ignored files are never sent`);
+    const advice = [
+      ...(untracked ? ["what is untracked and not source can go in .gitignore (or .git/info/exclude): ignored files are never sent"] : []),
+      // git sends what it tracks whatever an ignore file says: a directory of the tree is what is left to choose.
+      ...(tracked ? ["what is tracked is always sent: give a directory below the top as the path to send that directory alone"] : []),
+    ];
+    throw new CheckoutError(`the service refused the tree of ${snapshot.root} (${err.code}: ${err.message}); ${largest}. ${advice.join("; ").replace(/^w/, "W")}`);
   });
   say(`uploaded ${info.files} file${info.files === 1 ? "" : "s"} (${(info.bytes / 1e6).toFixed(1)} MB)`);
   // What was sent is the snapshot's tree itself, whatever was edited meanwhile: its address holds.
@@ -356,7 +362,12 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   // the agent's own searches do; a scope the caller gave is theirs.
   const scope = request.options.scope === undefined ? scopeOf(checkout.root, dir) : undefined;
   const options = scope ? { ...request.options, scope } : request.options;
-  if (scope) hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
+  if (scope) {
+    // Nothing under an ignored directory is sent: said so here, rather than as a directory the service cannot find.
+    const rule = await git(checkout.root, ["check-ignore", "-v", "--", scope]).catch(() => "");
+    if (rule) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule.split("\t")[0]!)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
+    hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
+  }
   const snapshot = await Snapshot.take(checkout.root);
   const unfetchable = new UnfetchableRemotes();
   try {

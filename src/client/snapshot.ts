@@ -438,8 +438,9 @@ export class Snapshot {
   /**
    * The sent tree's largest parts (top-level directories and files) by bytes and by files, for
    * a refusal to say what to ignore; only read when the service refused the tree as too large.
+   * A part HEAD holds is said to be tracked: an ignore file cannot leave it out.
    */
-  async largestParts(n = 3, under?: string): Promise<{ bySize: string[]; byCount: string[] }> {
+  async largestParts(n = 3, under?: string): Promise<{ bySize: string[]; byCount: string[]; tracked: boolean; untracked: boolean }> {
     const parts = new Map<string, { bytes: number; files: number }>();
     const sent = await this.sendsPath(under);
     const from = under ? under.length + 1 : 0;
@@ -452,11 +453,24 @@ export class Snapshot {
       p.files += 1;
       parts.set(part, p);
     }
+    const held = new Set(
+      (await git(this.root, ["ls-tree", "-z", "--name-only", "HEAD", "--", under ? `${under}/` : "."]).catch(() => ""))
+        .split("\0")
+        .filter(Boolean)
+        .map((p) => p.slice(from)),
+    );
+    const isTracked = (part: string) => held.has(part.replace(/\/$/, ""));
+    const mark = (part: string) => (isTracked(part) ? ", tracked" : "");
     const all = [...parts];
     const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    const bySize = all.sort((a, b) => b[1].bytes - a[1].bytes).slice(0, n);
+    const byCount = all.sort((a, b) => b[1].files - a[1].files).slice(0, n);
+    const named = [...bySize, ...byCount].map(([k]) => k);
     return {
-      bySize: all.sort((a, b) => b[1].bytes - a[1].bytes).slice(0, n).map(([k, v]) => `${k} (${mb(v.bytes)})`),
-      byCount: all.sort((a, b) => b[1].files - a[1].files).slice(0, n).map(([k, v]) => `${k} (${v.files} files)`),
+      bySize: bySize.map(([k, v]) => `${k} (${mb(v.bytes)}${mark(k)})`),
+      byCount: byCount.map(([k, v]) => `${k} (${v.files} files${mark(k)})`),
+      tracked: named.some(isTracked),
+      untracked: named.some((k) => !isTracked(k)),
     };
   }
 

@@ -725,6 +725,13 @@ describe("MCP over stdio (codescout-mcp)", () => {
       }
     };
     expect(await text({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, { scope: "nope/dir" })).toBe("The request was refused (scope): nope/dir/ holds no file git would send (tracked, or untracked and not ignored) [invalid_scope]");
+    // A directory on disk that git ignores: nothing in it is ever sent, and the call says why.
+    mkdirSync(join(dir, "build", "gen"), { recursive: true });
+    writeFileSync(join(dir, "build", "gen", "out.py"), "def generated():\n    pass\n");
+    writeFileSync(join(dir, ".gitignore"), ".env\nbuild/\n");
+    expect(await text({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, { path: join(dir, "build", "gen") })).toBe(
+      "The request was refused (path): build/gen/ is ignored by git (.gitignore:2:build/): nothing in it is sent; give a directory git tracks, or the checkout's top [invalid_path]",
+    );
     expect(await text({ CODESCOUT_URL: base, CODESCOUT_API_KEY: "not-the-key" }, {})).toMatch(/^The request was refused: the service refused the API key codescout-mcp sent \(.*\): set CODESCOUT_API_KEY in the env of this MCP server's entry in the client's config \[invalid_api_key\]$/);
     // A port nothing listens on (not 9: fetch refuses the discard port itself, as a "bad port").
     const down = `http://127.0.0.1:${await freePort()}`;
@@ -742,8 +749,15 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(result.isError).toBe(true);
     const text = JSON.stringify(result.content);
     expect(text).toContain("upload_too_large");
-    expect(text).toMatch(/the largest parts: fixtures\/ \(0\.2 MiB\), pkg\/ \(0\.0 MiB\)/);
-    expect(text).toContain(".gitignore");
+    expect(text).toMatch(/the largest parts: fixtures\/ \(0\.2 MiB\), pkg\/ \(0\.0 MiB, tracked\)/);
+    expect(text).toContain("What is untracked and not source can go in .gitignore");
+    // Committed, the bulk is git's to send whatever an ignore file says: a directory below the top is what is left.
+    execFileSync("git", ["add", "fixtures"], { cwd: dir });
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "recording"], { cwd: dir });
+    const tracked = JSON.stringify((await client.callTool({ name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", policy: "codescout" } }, CallToolResultSchema)).content);
+    expect(tracked).toMatch(/the largest parts: fixtures\/ \(0\.2 MiB, tracked\)/);
+    expect(tracked).toContain("What is tracked is always sent: give a directory below the top as the path to send that directory alone");
+    expect(tracked).not.toContain(".gitignore");
     await client.close();
   });
 
