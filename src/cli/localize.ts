@@ -128,8 +128,10 @@ process.on("SIGINT", () => {
 let final: JobView;
 /** A checkout's top directory: the answer's paths are relative to it, wherever below it --path was. */
 let root: string | undefined;
+/** What the answer does not show of the checkout (a submodule not searched, edits not sent). */
+let notes: string[] = [];
 try {
-  if (args.path) ({ view: final, root } = await localizeCheckout(client, args.path, { issue, options }, { signal: interrupt.signal, onEvent, say }));
+  if (args.path) ({ view: final, root, notes } = await localizeCheckout(client, args.path, { issue, options }, { signal: interrupt.signal, onEvent, say }));
   else final = await client.follow(await client.submit({ repo: { url: args.repo, commit: args.commit, ...(patch ? { patch } : {}) }, issue, options }), { signal: interrupt.signal, onEvent });
 } catch (err) {
   if (err instanceof ServiceRefused) {
@@ -154,7 +156,7 @@ try {
   process.exit(1);
 }
 
-if (args.json) process.stdout.write(`${JSON.stringify(root ? { ...final, root } : final, null, 2)}\n`);
+if (args.json) process.stdout.write(`${JSON.stringify({ ...final, ...(root ? { root } : {}), ...(notes.length ? { notes } : {}) }, null, 2)}\n`);
 else if (final.status === "succeeded" && final.result) {
   if (final.result.scope) process.stdout.write(`searched in ${printable(final.result.scope)}/ only\n`);
   if (root && root !== process.cwd()) process.stdout.write(`paths are relative to ${root}\n`);
@@ -181,6 +183,7 @@ else if (final.status === "succeeded" && final.result) {
     const title = final.result.policy === "baseline" ? "also considered, less likely" : rows.length ? "also considered, by the model-free ranking" : "where the model-free ranking would start reading";
     process.stdout.write(`\n${title}:\n${leads.map(lead).join("\n")}\n`);
   }
+  if (notes.length) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join("\n")}\n`);
   const fallback = final.result.fallback;
   say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
 } else process.stdout.write(`job ${final.status}: ${printable(`${final.error?.code ?? ""} ${final.error?.message ?? ""}`)}\n`);

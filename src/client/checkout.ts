@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
@@ -353,6 +353,33 @@ export interface CheckoutJob {
   view: JobView;
   /** The checkout's top level (`git rev-parse --show-toplevel`), which `dir` may be below. */
   root: string;
+  /** What the answer does not show of the checkout (a submodule not searched, edits not sent, a file not on disk): said beside it. */
+  notes: string[];
+}
+
+/** Notes that name files, at most this many each. */
+const NOTED = 5;
+
+const listed = (paths: string[]) => paths.slice(0, NOTED).join(", ") + (paths.length > NOTED ? ` and ${paths.length - NOTED} more` : "");
+
+/** What of the checkout is not sent as it is on disk, whatever the answer: said before the job, and with its answer. */
+async function unsentNotes(snapshot: Snapshot, under?: string): Promise<string[]> {
+  const inside = (p: string) => !under || p.startsWith(`${under}/`);
+  const [submodules, hidden] = await Promise.all([snapshot.submodules(), snapshot.hiddenEdits()]);
+  const notes: string[] = [];
+  const subs = submodules.filter(inside);
+  if (subs.length) notes.push(`not searched: ${listed(subs)}, ${subs.length === 1 ? "a submodule" : "submodules"} (another repository: give its directory as the path to search it)`);
+  const edits = hidden.filter(inside);
+  if (edits.length)
+    notes.push(`edits on disk not sent: ${listed(edits)}, which git is told to assume unchanged (--assume-unchanged or --skip-worktree); line ranges in ${edits.length === 1 ? "it" : "them"} are the index's`);
+  return notes.map((n) => printable(n));
+}
+
+/** The answer's files that are not on disk (a sparse checkout leaves them out): the commit's copies were read. */
+function absentNotes(root: string, view: JobView): string[] {
+  const files = [...new Set([...(view.result?.locations ?? []), ...(view.result?.alternatives ?? [])].map((l) => l.file))];
+  const absent = files.filter((f) => !existsSync(resolve(root, f)));
+  return absent.length ? [printable(`not in the work tree: ${listed(absent)} (outside a sparse checkout?); the commit's ${absent.length === 1 ? "copy was" : "copies were"} read`)] : [];
 }
 
 /** Localizes in the checkout at `dir`, as it is on disk now; resolves with the job's end. */
@@ -368,9 +395,14 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     if (rule) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule.split("\t")[0]!)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
     hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   }
+  // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
+  const under = typeof options.scope === "string" && scopeSchema.safeParse(options.scope).success ? normalScope(options.scope) : undefined;
   const snapshot = await Snapshot.take(checkout.root);
   const unfetchable = new UnfetchableRemotes();
   try {
+    const unsent = await unsentNotes(snapshot, under);
+    for (const note of unsent) hooks.say(note);
+    const ended = (view: JobView): CheckoutJob => ({ view, root: checkout.root, notes: [...unsent, ...absentNotes(checkout.root, view)] });
     const failedBefore = checkout.remoteUrl ? await unfetchable.since(client.baseUrl, checkout.remoteUrl) : null;
     if (failedBefore) hooks.say(`the service could not use ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
@@ -392,7 +424,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
           const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
           hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
           const final = await client.follow(view, hooks);
-          if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return { view: final, root: checkout.root };
+          if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return ended(final);
           if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
           hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
         } catch (err) {
@@ -406,14 +438,12 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     }
     // Read while the tree is sent: a long history's log walks cost the upload no time.
     const reading = checkout.head ? checkoutCommits(checkout, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);
-    // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
-    const under = typeof options.scope === "string" && scopeSchema.safeParse(options.scope).success ? normalScope(options.scope) : undefined;
     const cache = new TreeCache();
     const since = await changesSinceUpload(client, snapshot, cache, under);
     if (since) {
       sayCommits(await reading, hooks.say);
       const final = await submitChangesSince(client, since, await reading, request.issue, options, hooks);
-      if (final) return { view: final, root: checkout.root };
+      if (final) return ended(final);
     }
     const upload = await uploadCheckout(client, snapshot, hooks.say, cache, under, hooks.signal).catch((err: unknown) => {
       // Nothing to send under a scope the caller gave: the scope is what to mend, not the path.
@@ -425,7 +455,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     // Given up while the tree was read or sent: no job is queued only to be cancelled.
     hooks.signal?.throwIfAborted();
     const view = await client.submit({ repo, issue: request.issue, options });
-    return { view: await client.follow(view, hooks), root: checkout.root };
+    return ended(await client.follow(view, hooks));
   } finally {
     await snapshot.dispose();
   }

@@ -24,8 +24,10 @@ const run = promisify(execFile);
 const DIFF = ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--src-prefix=a/", "--dst-prefix=b/"];
 const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" };
 
-export async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "utf8" });
+export async function git(cwd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<string> {
+  const child = run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "utf8" });
+  if (input !== undefined) child.child.stdin?.end(input);
+  const { stdout } = await child;
   return stdout;
 }
 
@@ -200,6 +202,11 @@ async function ignoreLines(root: string, path: string): Promise<string[]> {
 }
 
 const VENV_NAME = /^\.?(venv|env|virtualenv)\b/i;
+
+/** A submodule's index entry. */
+const GITLINK = "160000";
+/** Files git is told not to look at, compared with what is sent: a repository that flags them all for speed is not read whole. */
+const MAX_HIDDEN_CHECKED = 2_000;
 
 export class Snapshot {
   private tree: Promise<string> | undefined;
@@ -395,19 +402,57 @@ export class Snapshot {
   }
 
   private async readStaged(): Promise<Staged[]> {
-    const out = await git(this.root, ["ls-files", "-s", "-z"], this.env);
-    return out
+    return (await this.indexEntries()).filter((e) => e.mode !== GITLINK);
+  }
+
+  private index: Promise<Staged[]> | undefined;
+
+  /** Every entry of the captured index, submodules' (gitlinks) too. */
+  private indexEntries(): Promise<Staged[]> {
+    this.index ??= git(this.root, ["ls-files", "-s", "-z"], this.env).then((out) =>
+      out
+        .split("\0")
+        .filter(Boolean)
+        .map((line) => {
+          // The path may hold a tab itself (-z leaves it unquoted): only the first one ends the meta.
+          const tab = line.indexOf("\t");
+          const [meta, path] = [line.slice(0, tab), line.slice(tab + 1)];
+          const [mode = "", blob = ""] = meta.split(" ");
+          return { mode, blob, path };
+        }),
+    );
+    return this.index;
+  }
+
+  /** Submodules (gitlinks): other repositories, whose files are not part of this tree, nor sent. */
+  async submodules(): Promise<string[]> {
+    return (await this.indexEntries()).filter((e) => e.mode === GITLINK).map((e) => e.path);
+  }
+
+  /**
+   * Files whose edits on disk are not sent because the user told git not to look at them
+   * (`git update-index --assume-unchanged` or `--skip-worktree`, often to keep a local config
+   * out of commits): they go as the index holds them, which the user chose, and the answer's
+   * lines in them are the index's. Files absent from disk (a sparse checkout's) are no edit.
+   */
+  async hiddenEdits(): Promise<string[]> {
+    const listed = await git(this.root, ["ls-files", "-v", "-z"], this.env).catch(() => "");
+    // The tag is lowercase for assume-unchanged, S for skip-worktree.
+    const flagged = listed
       .split("\0")
-      .filter(Boolean)
-      .map((line) => {
-        // The path may hold a tab itself (-z leaves it unquoted): only the first one ends the meta.
-        const tab = line.indexOf("\t");
-        const [meta, path] = [line.slice(0, tab), line.slice(tab + 1)];
-        const [mode = "", blob = ""] = meta.split(" ");
-        return { mode, blob, path };
-      })
-      // Submodules (gitlinks) are other repositories, not part of this tree.
-      .filter((e) => e.mode !== "160000");
+      .filter((l) => /^([a-z]|S) /.test(l))
+      .map((l) => l.slice(2));
+    if (!flagged.length) return [];
+    const blobs = new Map((await this.staged()).map((e) => [e.path, e.blob]));
+    const present: string[] = [];
+    for (const path of flagged.slice(0, MAX_HIDDEN_CHECKED)) {
+      // One path a line to hash-object: a name holding a line break is not asked.
+      if (!path.includes("\n") && blobs.has(path) && (await lstat(join(this.root, path)).catch(() => null))?.isFile()) present.push(path);
+    }
+    if (!present.length) return [];
+    // hash-object applies the path's filters (CRLF, clean), as `git add` would have.
+    const hashes = (await git(this.root, ["hash-object", "--stdin-paths"], this.env, present.join("\n")).catch(() => "")).split("\n");
+    return present.filter((path, i) => hashes[i] !== undefined && hashes[i] !== "" && hashes[i] !== blobs.get(path));
   }
 
   private links = new Map<string, Promise<string[]>>();

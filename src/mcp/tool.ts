@@ -43,6 +43,8 @@ export interface LocalizeRun {
   view: JobView;
   /** Where the tree was the caller's own checkout: its top directory, which the answer's paths are relative to. */
   root?: string;
+  /** What the answer does not show of the caller's checkout (a submodule not searched, edits not sent): said with it. */
+  notes?: string[];
 }
 
 export interface LocalizeBackend {
@@ -105,7 +107,7 @@ const pathShape = {
     .min(1)
     .optional()
     .describe(
-      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (node_modules, build output), and credentials (.env, keys) the last commit does not hold, never leave the machine.",
+      "A local checkout to localize in, with its uncommitted edits; a directory below the checkout's top is searched alone (as `scope`). Default: the client's first root, else the server's working directory. Ignored files (node_modules, build output), and credentials (.env, keys), committed or not, never leave the machine.",
     ),
 };
 
@@ -151,6 +153,10 @@ export const localizeOutputSchema = z.object({
   commit_sha: z.string().optional().describe("The commit localized in (or the upload id of a local tree)."),
   root: z.string().optional().describe("For a local checkout: its top directory on this machine. Every location's file is relative to it (also when the path given was below it)."),
   scope: z.string().optional().describe("The directory of the repository searched, when not all of it (the scope, or a local path below the checkout's top)."),
+  notes: z
+    .array(z.string())
+    .optional()
+    .describe("For a local checkout: what of it the answer does not show as it is on disk (a submodule not searched, edits git is told to ignore and so not sent, an answer's file not on disk)."),
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
@@ -207,8 +213,8 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       };
       try {
         const call = extra.sessionId ? { session: extra.sessionId, request: extra.requestId } : undefined;
-        const { view, root } = await backend.run(input, { signal: extra.signal, progress, idle, ...(call ? { call } : {}) });
-        return answer(view, root);
+        const { view, root, notes } = await backend.run(input, { signal: extra.signal, progress, idle, ...(call ? { call } : {}) });
+        return answer(view, root, notes);
       } catch (err) {
         if (err instanceof LocalizeRefused) return refusal(err);
         throw err;
@@ -289,7 +295,7 @@ function refusal(err: LocalizeRefused): CallToolResult {
 }
 
 /** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
-export function answer(view: JobView, root?: string): CallToolResult {
+export function answer(view: JobView, root?: string, notes: string[] = []): CallToolResult {
   if (view.status === "queued" || view.status === "running") return handedOff(view);
   const status = view.status === "succeeded" ? "succeeded" : view.status === "cancelled" ? "cancelled" : "failed";
   const r = view.result;
@@ -301,6 +307,7 @@ export function answer(view: JobView, root?: string): CallToolResult {
     ...(r?.fallback ? { fallback: r.fallback } : {}),
     ...(root ? { root } : {}),
     ...(r?.scope ? { scope: r.scope } : {}),
+    ...(notes.length ? { notes } : {}),
     locations: (r?.locations ?? []).map((l) => ({ ...l })),
     ...(r?.alternatives?.length ? { alternatives: r.alternatives.map((l) => ({ ...l })) } : {}),
     ...(view.error ? { error: view.error } : {}),
@@ -310,7 +317,8 @@ export function answer(view: JobView, root?: string): CallToolResult {
     return { isError: true, structuredContent: structured, content: [{ type: "text", text: printable(`Localization ${status} (${why}).`) }] };
   }
   // The text is what an agent's user may see printed (its terminal): the structured answer keeps the names as they are.
-  return { structuredContent: structured, content: [{ type: "text", text: printable(summary(structured), { lines: true }) }] };
+  const noted = notes.map((n) => `\nNote: ${n}`).join("");
+  return { structuredContent: structured, content: [{ type: "text", text: printable(summary(structured) + noted, { lines: true }) }] };
 }
 
 /**

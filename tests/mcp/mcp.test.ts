@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -671,6 +671,35 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const places = [...new Set([trees.dir, trees.spillDir])].filter((d) => existsSync(d));
     expect(places.length).toBeGreaterThan(0);
     for (const place of places) expect(execFileSync("find", [place, "-name", ".env"], { encoding: "utf8" })).toBe("");
+    await client.close();
+  });
+
+  it("says with the answer what of the checkout it does not show as it is on disk: a submodule, edits git is told to ignore, a file a sparse checkout leaves out", async () => {
+    const dir = checkoutWithEdit({ remote: false });
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: dir, encoding: "utf8" }).trim();
+    // A submodule (its gitlink), an edit the user told git to ignore, and a file left out of the work tree.
+    git("update-index", "--add", "--cacheinfo", `160000,${git("rev-parse", "HEAD")},libs/vend`);
+    mkdirSync(join(dir, "libs/vend"), { recursive: true });
+    writeFileSync(join(dir, "pkg/util.py"), "# a local setting\ndef helper():\n    return 42\n");
+    git("update-index", "--assume-unchanged", "pkg/util.py");
+    git("update-index", "--skip-worktree", "pkg/parser.py");
+    unlinkSync(join(dir, "pkg/parser.py"));
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
+    const progress: string[] = [];
+    const result = await client.callTool({ name: "localize", arguments: { issue: "`Parser.parse` loses values that contain '='", policy: "baseline" } }, CallToolResultSchema, {
+      onprogress: (p) => progress.push(p.message ?? ""),
+    });
+    expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
+    const out = result.structuredContent as { locations: Array<Record<string, unknown>>; notes: string[] };
+    expect(out.locations[0]).toMatchObject({ file: "pkg/parser.py", class_name: "Parser", function_name: "parse", valid: true });
+    const notes = [
+      "not searched: libs/vend, a submodule (another repository: give its directory as the path to search it)",
+      "edits on disk not sent: pkg/util.py, which git is told to assume unchanged (--assume-unchanged or --skip-worktree); line ranges in it are the index's",
+    ];
+    expect(out.notes, JSON.stringify(result.content)).toBeDefined();
+    expect(progress).toEqual(expect.arrayContaining(notes));
+    expect(out.notes).toEqual([...notes, "not in the work tree: pkg/parser.py (outside a sparse checkout?); the commit's copy was read"]);
+    expect((result.content as Array<{ text: string }>)[0]!.text).toContain("\nNote: not searched: libs/vend, a submodule");
     await client.close();
   });
 
