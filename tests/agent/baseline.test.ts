@@ -56,6 +56,8 @@ const FILES: Record<string, string> = {
   ].join("\n"),
   // Python 2 syntax: ast refuses it, the outline still finds its functions from def lines.
   "shop/legacy.py": ["def export_csv(rows):", "    for r in rows:", "        print ', '.join(r)", "", "def legacy_refund(order):", "    print 'refund', order", ""].join("\n"),
+  // A merge left unresolved: its markers, in column 0, are inside the function they cut.
+  "shop/merged.py": ["def zebra_stripes(n):", "<<<<<<< HEAD", "    return n * 2", "=======", "    return n * 3", ">>>>>>> branch", "", "def zebra_count():", "    return 1", ""].join("\n"),
   "shop/tests/test_cart.py": "from shop.cart import Cart\n\ndef test_total():\n    assert Cart().total() == 0\n",
   "docs/conf.py": "project = 'shop'\n",
 };
@@ -274,6 +276,11 @@ describe("baseline policy in a real sandbox", () => {
       ["legacy_refund", 5, 7],
     ]);
     expect(file?.defs[1]?.nameTerms.get("refund")).toBe(1);
+    const [merged] = await outlineFiles(exec(), box.workingDir, ["shop/merged.py"], query);
+    expect(merged?.defs.map((d) => [d.name, d.start, d.end])).toEqual([
+      ["zebra_stripes", 1, 7],
+      ["zebra_count", 8, 10],
+    ]);
   });
 
   it("stems issue words and code tokens alike, and leaves tests and docs out of the scan", async () => {

@@ -111,6 +111,8 @@ def from_ast(tree, lines):
     return defs
 
 
+CONFLICT_MARKER = re.compile(r"(<{7}|={7}|>{7}|\\|{7})( |\\s*$)")
+
 def from_lines(lines):
     # Old syntax ast refuses: spans from indentation, classes from the enclosing def lines.
     # A definition ends at the first later line of code indented no deeper than it: one walk,
@@ -119,7 +121,8 @@ def from_lines(lines):
     ends = {}
     open_defs = []
     for k, s in enumerate(lines):
-        if s.strip() and not s.lstrip().startswith(("#", "@", ")")):
+        # A merge conflict's markers (column 0) are inside whatever definition they cut.
+        if s.strip() and not s.lstrip().startswith(("#", "@", ")")) and not CONFLICT_MARKER.match(s):
             d = len(s) - len(s.lstrip())
             while open_defs and open_defs[-1][0] >= d:
                 ends[open_defs.pop()[1]] = k
