@@ -45,7 +45,7 @@ export async function applyPatch(mirror: string, sha: string, patch: string, scr
       // --cached: only the index; nothing is written as files, so no path can escape.
       await runGit(["apply", "--cached", "--whitespace=nowarn", "-"], { env, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
     } catch (err) {
-      if (err instanceof GitError) throw describeFailure(err.stderr);
+      if (err instanceof GitError) throw describeFailure(err.stderr, patch);
       throw err;
     }
     const treeId = (await runGit(["write-tree"], { env, signal })).trim();
@@ -80,15 +80,27 @@ export async function applyPatchToCopy(dir: string, dest: string, patch: string,
     const env = { GIT_DIR: gitDir, GIT_WORK_TREE: dest, GIT_CEILING_DIRECTORIES: dirname(dest), GIT_CONFIG_COUNT: "1", GIT_CONFIG_KEY_0: "safe.bareRepository", GIT_CONFIG_VALUE_0: "explicit" };
     await runGit(["apply", "--whitespace=nowarn", "-"], { cwd: dest, env, signal, input: withFinalNewline(patch), timeoutMs: 120_000 });
   } catch (err) {
-    if (err instanceof GitError) throw describeFailure(err.stderr);
+    if (err instanceof GitError) throw describeFailure(err.stderr, patch);
     throw err;
   } finally {
     await rm(gitDir, { recursive: true, force: true });
   }
 }
 
+/**
+ * A diff made with `diff.noprefix` set (or `--no-prefix`): git apply takes each path's first
+ * directory for the a/ b/ git writes, so its complaint names a path the caller never wrote.
+ */
+const NO_PREFIX = /^(?:diff --git (?!"?a\/)|--- (?!"?a\/|\/dev\/null))/m;
+
 /** git apply's first complaint, with the file it names. */
-function describeFailure(stderr: string): PatchError {
+function describeFailure(stderr: string, patch: string): PatchError {
+  const failure = firstComplaint(stderr);
+  if (!NO_PREFIX.test(patch)) return failure;
+  return new PatchError(failure.file, `${failure.message} (its paths lack the a/ and b/ prefixes git apply expects: make it with \`git diff --binary HEAD\`, without --no-prefix or diff.noprefix)`);
+}
+
+function firstComplaint(stderr: string): PatchError {
   const first = stderr
     .split("\n")
     .map((l) => l.trim())

@@ -74,6 +74,12 @@ describe("working trees", () => {
     expect((err as RepoError).reason).toBe("patch_does_not_apply");
     expect((err as RepoError).message).toMatch(/pkg\/parser\.py/);
     expect(readdirSync(join(dir, "repos", "scratch"))).toEqual([]);
+    // Made with diff.noprefix: git apply names a path the caller never wrote; the failure says why.
+    const bare = patch.replace(/^(diff --git )a\/(\S+) b\//gm, "$1$2 ").replace(/^(---|\+\+\+) [ab]\//gm, "$1 ");
+    const unprefixed = (await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch: bare }).catch((e: unknown) => e)) as RepoError;
+    expect(unprefixed.reason).toBe("patch_does_not_apply");
+    expect(unprefixed.message).toContain("(its paths lack the a/ and b/ prefixes git apply expects: make it with `git diff --binary HEAD`, without --no-prefix or diff.noprefix)");
+    expect((err as RepoError).message).not.toContain("prefixes");
   });
 
   it("applies a patch on top of an upload: every file it holds, ignored or not, and the upload's own tree untouched", async () => {
