@@ -76,15 +76,13 @@ async function findCheckout(dir: string): Promise<Checkout> {
       (o) => o.trim().split("\n"),
       () => null,
     ),
-    git(cwd, ["config", "--get-regexp", "^remote\\..*\\.url$"]).catch(() => ""),
+    git(cwd, ["config", "--get-regexp", "^(remote\\..*\\.url|url\\..*\\.insteadof)$"]).catch(() => ""),
   ]);
-  const urlOf = new Map(
-    urls
-      .split("\n")
-      .map((l) => /^remote\.(.+)\.url (.*)$/.exec(l.trim()))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [m[1]!, m[2]!]),
-  );
+  const lines = urls.split("\n").map((l) => l.trim());
+  const pairs = (re: RegExp) => lines.map((l) => re.exec(l)).filter((m): m is RegExpExecArray => m !== null);
+  // url.<base>.insteadOf <short>: what git itself fetches for a remote written `gh:team/app`.
+  const aliases = pairs(/^url\.(.+)\.insteadof (.+)$/).map((m) => ({ base: m[1]!, short: m[2]! }));
+  const urlOf = new Map(pairs(/^remote\.(.+)\.url (.*)$/).map((m) => [m[1]!, expandAlias(m[2]!, aliases)]));
   // The branch's upstream as the look above found it; none when that look failed (no upstream, or no HEAD).
   const upstreamRef = usual?.length === 5 ? usual[4]! : "";
   if (usual?.length === 5) {
@@ -93,6 +91,12 @@ async function findCheckout(dir: string): Promise<Checkout> {
     if (url) return { root, gitDir, head, remoteUrl: url, base: head };
   }
   return scanRemotes(cwd, dir, urlOf, upstreamRef);
+}
+
+/** A remote's URL as git fetches it: the longest insteadOf prefix it starts with replaced by its base. */
+function expandAlias(url: string, aliases: Array<{ base: string; short: string }>): string {
+  const alias = aliases.filter((a) => url.startsWith(a.short)).sort((a, b) => b.short.length - a.short.length)[0];
+  return alias ? alias.base + url.slice(alias.short.length) : url;
 }
 
 /** Any other case: HEAD, and origin or else the first remote (by name) with a branch that contains it. */

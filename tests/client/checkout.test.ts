@@ -59,6 +59,11 @@ describe("describeCheckout", () => {
       g(clone, "remote", "set-url", "origin", url!);
       expect((await describeCheckout(clone)).remoteUrl, url).toBe(https);
     }
+    // A short name git's url.<base>.insteadOf expands (the longest that fits), as git itself fetches it.
+    g(clone, "config", "url.https://example.com/.insteadOf", "ex:");
+    g(clone, "config", "url.https://example.com/mirror/.insteadOf", "ex:team/");
+    g(clone, "remote", "set-url", "origin", "ex:team/app.git");
+    expect((await describeCheckout(clone)).remoteUrl).toBe("https://example.com/mirror/app.git");
   });
 
   it("names where HEAD's own commits begin once it has commits no remote holds, and no remote once none holds any of its past", async () => {
