@@ -394,9 +394,10 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   const scope = request.options.scope === undefined ? scopeOf(checkout.root, dir) : undefined;
   const options = scope ? { ...request.options, scope } : request.options;
   if (scope) {
-    // Nothing under an ignored directory is sent: said so here, rather than as a directory the service cannot find.
+    // Nothing under an ignored directory is sent (but what git tracks there): said so here,
+    // rather than as a directory the service cannot find.
     const rule = await git(checkout.root, ["check-ignore", "-v", "--", scope]).catch(() => "");
-    if (rule) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule.split("\t")[0]!)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
+    if (rule && !(await git(checkout.root, ["ls-files", "-z", "--", `:(literal)${scope}`]).catch(() => ""))) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule.split("\t")[0]!)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
     hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   }
   // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.
