@@ -1,3 +1,5 @@
+import { realpathSync } from "node:fs";
+import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -78,7 +80,9 @@ class RestBackend implements LocalizeBackend {
       if (input.patch) throw new LocalizeRefused("invalid_patch", "patch goes with repo_url: a local path sends its own uncommitted changes", "patch");
       // Nor another commit of it: the checkout is sent as it is now, and a commit asked for would be silently not what was read.
       if (input.commit !== undefined && input.commit !== "HEAD") throw new LocalizeRefused("invalid_commit", "commit goes with repo_url: a local path is read as it is now, its uncommitted changes included", "commit");
-      return await localizeCheckout(client, input.path ?? process.cwd(), request, { signal: hooks.signal, onEvent, say: hooks.progress });
+      const path = input.path ?? process.cwd();
+      await checkWithinRoots(path);
+      return await localizeCheckout(client, path, request, { signal: hooks.signal, onEvent, say: hooks.progress });
     } catch (err) {
       // The calling model cannot set a header: the key is this server's to send, from its env.
       if (err instanceof ServiceRefused && err.status === 401) throw new LocalizeRefused(err.code, `the service refused the API key codescout-mcp sent (${err.message}): set CODESCOUT_API_KEY in the env of this MCP server's entry in the client's config`);
@@ -92,15 +96,42 @@ class RestBackend implements LocalizeBackend {
   }
 }
 
+/** The client's file roots, where it declares any (MCP's roots: the workspace it works in); else null. */
+async function clientRoots(): Promise<string[] | null> {
+  if (!server.server.getClientCapabilities()?.roots) return null;
+  const { roots } = await server.server.listRoots().catch(() => ({ roots: [] as Array<{ uri: string }> }));
+  const dirs = roots.filter((r) => r.uri.startsWith("file://")).map((r) => fileURLToPath(r.uri));
+  return dirs.length ? dirs : null;
+}
+
+/**
+ * A checkout is read and sent to the service: where the client says which directories are its
+ * workspace, one outside them (another project on the machine, named by a model an issue's text
+ * steered) is refused, as MCP asks of servers. The checkout given with --path is the user's own choice.
+ */
+async function checkWithinRoots(path: string): Promise<void> {
+  const roots = await clientRoots();
+  if (!roots) return;
+  const real = (p: string) => {
+    try {
+      return realpathSync(resolve(p));
+    } catch {
+      return resolve(p);
+    }
+  };
+  const target = real(path);
+  const inside = (dir: string) => {
+    const rel = relative(real(dir), target);
+    return !rel.startsWith("..") && !isAbsolute(rel);
+  };
+  if ([...roots, ...(args.path ? [args.path] : [])].some(inside)) return;
+  throw new LocalizeRefused("invalid_path", `${path} is outside the directories the client gave this server as its roots (${roots.join(", ")}): give a checkout inside them`, "path");
+}
+
 /** The checkout a call without `path` means: --path, else the client's first file root, else here. */
 async function defaultPath(): Promise<string> {
   if (args.path) return args.path;
-  if (server.server.getClientCapabilities()?.roots) {
-    const { roots } = await server.server.listRoots().catch(() => ({ roots: [] as Array<{ uri: string }> }));
-    const root = roots.find((r) => r.uri.startsWith("file://"));
-    if (root) return fileURLToPath(root.uri);
-  }
-  return process.cwd();
+  return (await clientRoots())?.[0] ?? process.cwd();
 }
 
 registerLocalizeTool(server, new RestBackend(), { localPaths: true, defaultPath });

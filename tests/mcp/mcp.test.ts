@@ -4,11 +4,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync,
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CallToolResultSchema, PingRequestSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, ListRootsRequestSchema, PingRequestSchema, type Progress } from "@modelcontextprotocol/sdk/types.js";
 import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
 import { makeGitFixture, SAMPLE_FILES, writtenSha, type GitFixture } from "../helpers/gitFixture.js";
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
@@ -123,14 +124,16 @@ async function httpClient(key = KEY): Promise<{ client: Client; transport: Strea
   return { client, transport };
 }
 
-async function stdioClient(env: Record<string, string>, args: string[] = []): Promise<Client> {
+async function stdioClient(env: Record<string, string>, args: string[] = [], roots?: string[]): Promise<Client> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [resolve("bin/codescout-mcp.mjs"), ...args],
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", CODESCOUT_CACHE_DIR: cacheDir, ...env },
     stderr: "pipe",
   });
-  const client = new Client({ name: "codescout-test", version: "1.0.0" });
+  // A client that says which directories are its workspace, as MCP's roots do.
+  const client = new Client({ name: "codescout-test", version: "1.0.0" }, roots ? { capabilities: { roots: {} } } : {});
+  if (roots) client.setRequestHandler(ListRootsRequestSchema, () => ({ roots: roots.map((dir) => ({ uri: pathToFileURL(dir).href })) }));
   await client.connect(transport);
   return client;
 }
@@ -767,6 +770,26 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const said = await text({ CODESCOUT_URL: down }, {});
     expect(said.startsWith(`The service could not be reached: cannot reach the service at ${down}: `), said).toBe(true);
     expect(said).toMatch(/ECONNREFUSED[^(]*\(set CODESCOUT_URL\) \[service_unreachable\]$/);
+  });
+
+  it("reads the checkout of the client's roots when a call names none, and refuses one outside them", async () => {
+    const inside = checkoutWithEdit({ remote: false });
+    const outside = checkoutWithEdit({ remote: false });
+    const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, [], [inside]);
+    try {
+      const own = await client.callTool({ name: "localize", arguments: { issue: "only_in_the_edit doubles wrongly", policy: "baseline" } }, CallToolResultSchema);
+      expect(own.isError, JSON.stringify(own.content)).toBeFalsy();
+      expect(own.structuredContent).toMatchObject({ root: realpathSync(inside), locations: [{ file: "pkg/util.py", function_name: "only_in_the_edit" }] });
+      const below = await client.callTool({ name: "localize", arguments: { issue: "only_in_the_edit doubles wrongly", policy: "baseline", path: join(inside, "pkg") } }, CallToolResultSchema);
+      expect(below.isError, JSON.stringify(below.content)).toBeFalsy();
+      const other = await client.callTool({ name: "localize", arguments: { issue: "only_in_the_edit doubles wrongly", policy: "baseline", path: outside } }, CallToolResultSchema);
+      expect(other.isError).toBe(true);
+      expect((other.content as Array<{ text: string }>)[0]!.text).toBe(
+        `The request was refused (path): ${outside} is outside the directories the client gave this server as its roots (${inside}): give a checkout inside them [invalid_path]`,
+      );
+    } finally {
+      await client.close();
+    }
   });
 
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
