@@ -1,6 +1,9 @@
 import { ModelError, type ModelErrorReason } from "./codescout/modelClient.js";
 import { addUsage, type Policy, type PolicyContext, type PolicyResult } from "./policy.js";
 
+/** The job's time kept for the baseline: on a large tree's first job its answer takes seconds, rarely a minute. */
+export const BASELINE_RESERVE_MS = 120_000;
+
 /** What the model server did that the baseline answers for: it was away, or did not answer in time. */
 const FALLBACK_REASONS: ReadonlySet<ModelErrorReason> = new Set(["llm_unavailable", "llm_timeout"]);
 
@@ -25,8 +28,12 @@ export class WithFallback implements Policy {
   }
 
   async run(ctx: PolicyContext): Promise<PolicyResult> {
+    // The model's time ends early enough for the baseline to answer in the job's: a server that
+    // hangs or trickles ends the model's turn as llm_timeout, not the job as job_timeout.
+    const left = ctx.deadlineAt === undefined ? 0 : ctx.deadlineAt - performance.now();
+    const primaryCtx = ctx.deadlineAt === undefined ? ctx : { ...ctx, deadlineAt: ctx.deadlineAt - Math.min(BASELINE_RESERVE_MS, left / 2) };
     try {
-      return await this.primary.run(ctx);
+      return await this.primary.run(primaryCtx);
     } catch (err) {
       if (!(err instanceof ModelError) || !FALLBACK_REASONS.has(err.reason) || ctx.signal.aborted) throw err;
       // The reason's code only: the client's message may name the model server's address.

@@ -22,7 +22,13 @@ const ISSUE = "Parser.parse drops values that contain '='";
 const term = (command: string, extra: Record<string, unknown> = {}) => ({ name: "terminal", arguments: { command, security_risk: "LOW", ...extra } });
 const finish = (locations: unknown[]) => ({ name: "localization_finish", arguments: { locations } });
 
-async function episode(script: ScriptedReply[], overrides: Partial<CodeScoutSettings> = {}, clientOverrides: Partial<ConstructorParameters<typeof ModelClient>[0]> = {}, signal?: AbortSignal): Promise<PolicyResult> {
+async function episode(
+  script: ScriptedReply[],
+  overrides: Partial<CodeScoutSettings> = {},
+  clientOverrides: Partial<ConstructorParameters<typeof ModelClient>[0]> = {},
+  signal?: AbortSignal,
+  deadlineAt?: number,
+): Promise<PolicyResult> {
   model.requests.length = 0;
   model.script(script);
   const client = new ModelClient({ baseURL: model.baseURL, model: "OpenHands/CodeScout-4B", timeoutMs: 10_000, maxRetries: 2, ...clientOverrides });
@@ -34,6 +40,7 @@ async function episode(script: ScriptedReply[], overrides: Partial<CodeScoutSett
     exec: (argv, o) => box.sandbox.exec(argv, o),
     signal: signal ?? new AbortController().signal,
     onEvent: () => undefined,
+    ...(deadlineAt === undefined ? {} : { deadlineAt }),
   });
 }
 
@@ -237,6 +244,73 @@ describe("CodeScout loop: model server faults", () => {
   it("fails with llm_timeout on a server that never answers", async () => {
     const err = await episode([{ hang: true }], {}, { timeoutMs: 300, maxRetries: 1 }).catch((e) => e);
     expect(err.reason).toBe("llm_timeout");
+  });
+
+  it("times out a reply that trickles in after its headers, as one that never comes", async () => {
+    const err = await episode([{ trickle: true }], {}, { timeoutMs: 600, maxRetries: 0 }).catch((e) => e);
+    expect(err).toMatchObject({ name: "ModelError", reason: "llm_timeout" });
+  });
+
+  it("waits no longer than the model's time for a Retry-After, and is cancelled while it waits", async () => {
+    // An hour asked for, the model's time ending in two seconds: the failure stands at once.
+    const late = await episode([{ status: 503, headers: { "retry-after": "3600" } }], {}, { maxRetries: 3 }, undefined, performance.now() + 2_000).catch((e) => e);
+    expect(late).toMatchObject({ reason: "llm_unavailable" });
+    expect(model.requests).toHaveLength(1);
+    // Asked for 20 s, within the model's time: a cancel ends the wait.
+    const ctrl = new AbortController();
+    setTimeout(() => ctrl.abort(), 300);
+    const cancelled = await episode([{ status: 503, headers: { "retry-after": "20" } }], {}, { maxRetries: 3 }, ctrl.signal).catch((e) => e);
+    expect(cancelled).toMatchObject({ reason: "cancelled" });
+    expect(model.requests).toHaveLength(1);
+    // The model's time over before a request: none is made.
+    const over = await episode([{ toolCalls: [finish([{ file: "pkg/util.py" }])] }], {}, {}, undefined, performance.now() - 1).catch((e) => e);
+    expect(over).toMatchObject({ reason: "llm_timeout" });
+    expect(model.requests).toHaveLength(0);
+  });
+
+  it("takes a reply that is not a chat completion as the server's failure, retried, never the loop's", async () => {
+    for (const raw of ["<html><body>502 Bad Gateway</body></html>", '{"error": {"message": "upstream failed"}}', '{"choices": []}', '{"choices": null}', "", '{"choices": [{"message": {"content": ["a"]}}]}']) {
+      const err = await episode([{ raw }], {}, { maxRetries: 1 }).catch((e) => e);
+      expect(err, raw).toMatchObject({ name: "ModelError", reason: "llm_unavailable" });
+      expect(err.message, raw).toMatch(/^the model server's reply is not a chat completion/);
+      expect(model.requests, raw).toHaveLength(2);
+    }
+    const huge = await episode([{ raw: JSON.stringify({ choices: [{ message: { content: "x".repeat(5 << 20) } }] }) }], {}, { maxRetries: 0 }).catch((e) => e);
+    expect(huge).toMatchObject({ reason: "llm_unavailable", message: "the model server's reply is over 4 MiB" });
+  });
+
+  it("counts only token counts that are counts, and takes arguments given as an object", async () => {
+    const reply = (usage: Record<string, unknown>, args: unknown) =>
+      JSON.stringify({ choices: [{ message: { role: "assistant", content: null, tool_calls: [{ id: "c1", function: { name: "localization_finish", arguments: args } }] } }], usage });
+    const result = await episode([{ raw: reply({ prompt_tokens: -5, completion_tokens: "1000" }, { locations: [{ file: "pkg/util.py" }] }) }]);
+    expect(result).toMatchObject({ finishReason: "finish_tool", locations: [{ file: "pkg/util.py" }], usage: { promptTokens: 0, completionTokens: 0 } });
+    const huge = await episode([{ raw: reply({ prompt_tokens: 1e300, completion_tokens: 3.5 }, JSON.stringify({ locations: [{ file: "pkg/util.py" }] })) }]);
+    expect(huge.usage).toMatchObject({ promptTokens: 0, completionTokens: 0 });
+  });
+
+  it("reads vLLM's flat error body (before 0.10.1) for a context overflow, and keeps its words", async () => {
+    const flat = { object: "error", message: "This model's maximum context length is 40960 tokens. However, you requested 41000 tokens", type: "BadRequestError", code: 400 };
+    const result = await episode([{ status: 400, body: flat }]);
+    expect(result.finishReason).toBe("context_exhausted");
+    const refused = await episode([{ status: 404, body: { object: "error", message: "The model `m` does not exist.", type: "NotFoundError", code: 404 } }], {}, { maxRetries: 0 }).catch((e) => e);
+    expect(refused).toMatchObject({ reason: "llm_bad_request", message: "model server refused the request (404): 404 The model `m` does not exist." });
+  });
+
+  it("follows no redirect of the model server, and keeps its key and its long pages out of the failure", async () => {
+    const elsewhere = await startFakeModel([{ toolCalls: [finish([{ file: "pkg/util.py" }])] }]);
+    try {
+      const moved = await episode([{ status: 307, headers: { location: `${elsewhere.baseURL}/chat/completions` } }], {}, { maxRetries: 0 }).catch((e) => e);
+      expect(moved).toMatchObject({ reason: "llm_unavailable", message: "the model server redirected the request (307): set MODEL_BASE_URL to the address it answers on" });
+      expect(elsewhere.requests).toHaveLength(0);
+    } finally {
+      await elsewhere.close();
+    }
+    const key = "sk-model-key-0123456789";
+    const echoed = await episode([{ status: 401, body: { error: { message: `bad key Bearer ${key} ${"x".repeat(10_000)}` } } }], {}, { apiKey: key, maxRetries: 0 }).catch((e) => e);
+    expect(echoed.reason).toBe("llm_bad_request");
+    expect(echoed.message).not.toContain(key);
+    expect(echoed.message).toContain("Bearer [MODEL_API_KEY]");
+    expect(echoed.message.length).toBeLessThan(500);
   });
 
   it("aborts the request in flight when the job is cancelled", async () => {

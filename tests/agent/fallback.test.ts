@@ -23,13 +23,14 @@ afterAll(async () => {
 
 const ISSUE = "`Parser.parse` loses values that contain '='";
 
-function run(script: ScriptedReply[]) {
+function run(script: ScriptedReply[], options: { timeoutMs?: number; deadlineAt?: number } = {}) {
   model.script(script);
   // No retries and a short limit: each failure is the client's last word at once.
-  const client = new ModelClient({ baseURL: model.baseURL, model: "m", timeoutMs: 1_000, maxRetries: 0 });
+  const client = new ModelClient({ baseURL: model.baseURL, model: "m", timeoutMs: options.timeoutMs ?? 1_000, maxRetries: 0 });
   const events: PolicyEvent[] = [];
   const policy = new WithFallback(new CodeScoutPolicy({ ...CODESCOUT_DEFAULTS, client, prompts: loadPromptPack() }), new BaselinePolicy());
-  return { events, result: policy.run(policyContext(box, ISSUE, (e) => events.push(e))) };
+  const ctx = policyContext(box, ISSUE, (e) => events.push(e));
+  return { events, result: policy.run(options.deadlineAt === undefined ? ctx : { ...ctx, deadlineAt: options.deadlineAt }) };
 }
 
 describe("the baseline behind the model", () => {
@@ -50,6 +51,19 @@ describe("the baseline behind the model", () => {
   it("answers when the model server is away (503)", async () => {
     const r = await run([{ status: 503 }]).result;
     expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" }, usage: { modelCalls: 1, promptTokens: 0, completionTokens: 0 } });
+  });
+
+  it("answers when the model server's reply is not a chat completion (a proxy's page with 200)", async () => {
+    const r = await run([{ raw: "<html>upstream connect error</html>" }]).result;
+    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" } });
+    expect(r.trajectory[0]).toMatchObject({ name: "fallback", detail: "the model server's reply is not a chat completion (not JSON)" });
+  });
+
+  it("ends the model's time before the job's, so that the baseline answers in it: a request allowed a minute stops with the model's time", async () => {
+    // Three seconds left of the job: the model has half of them, the baseline the rest.
+    const r = await run([{ hang: true }], { timeoutMs: 60_000, deadlineAt: performance.now() + 3_000 }).result;
+    expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_timeout" } });
+    expect(r.locations?.[0]).toMatchObject({ file: "pkg/parser.py" });
   });
 
   it("does not hide a model server that refuses the request: the failure is the caller's to see", async () => {

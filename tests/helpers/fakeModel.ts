@@ -17,6 +17,10 @@ export type ScriptedReply =
   | { content: string; usage?: { prompt_tokens: number; completion_tokens: number } }
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { hang: true }
+  /** A body as it is, not a chat completion (a proxy's error page, a garbled reply). */
+  | { raw: string; status?: number; headers?: Record<string, string> }
+  /** Headers at once, then one byte of a reply every 200 ms, never ending. */
+  | { trickle: true }
   | { delayMs: number; then: ScriptedReply };
 
 export interface RecordedRequest {
@@ -48,6 +52,17 @@ export async function startFakeModel(initial: ScriptedReply[] = []): Promise<Fak
 
   const respond = async (reply: ScriptedReply, res: ServerResponse, model: string) => {
     if ("hang" in reply) return; // never answers; the client must time out or abort
+    if ("raw" in reply) {
+      res.writeHead(reply.status ?? 200, { "content-type": "application/json", ...reply.headers });
+      res.end(reply.raw);
+      return;
+    }
+    if ("trickle" in reply) {
+      res.writeHead(200, { "content-type": "application/json" });
+      const drip = setInterval(() => res.write(" "), 200);
+      res.on("close", () => clearInterval(drip));
+      return;
+    }
     if ("delayMs" in reply) {
       await new Promise((r) => setTimeout(r, reply.delayMs));
       return respond(reply.then, res, model);

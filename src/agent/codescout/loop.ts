@@ -76,7 +76,7 @@ export class CodeScoutPolicy implements Policy {
         ...extra,
       };
       const asked = performance.now();
-      const { completion, durationMs } = await s.client.complete(request, ctx.signal).catch((err: unknown) => {
+      const { completion, durationMs } = await s.client.complete(request, ctx.signal, ctx.deadlineAt).catch((err: unknown) => {
         // The failed request counts too: a fallback's answer reports what the model cost before it.
         usage.modelCalls++;
         usage.modelMs += performance.now() - asked;
