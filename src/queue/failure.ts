@@ -4,14 +4,23 @@ import { jobFailureSchema, type FailureCode, type JobFailure } from "./contract.
  * A job that fails carries a machine-readable code. BullMQ keeps only an error message,
  * so the worker throws a JobFailedError whose message is the encoded failure.
  */
+/**
+ * A failure's message is read by the caller, kept in Redis with the job and sent in webhooks: it
+ * is clipped, since some come from outside (a model server's 3 MB error page, git's stderr).
+ */
+export const FAILURE_MESSAGE_CHARS = 1_000;
+
 export class JobFailedError extends Error {
   override name = "JobFailedError";
+  readonly detail: string;
   constructor(
     readonly code: FailureCode,
-    readonly detail: string,
+    detail: string,
     options?: { cause?: unknown },
   ) {
-    super(JSON.stringify({ code, message: detail }), options);
+    const clipped = detail.length > FAILURE_MESSAGE_CHARS ? `${detail.slice(0, FAILURE_MESSAGE_CHARS)}…` : detail;
+    super(JSON.stringify({ code, message: clipped }), options);
+    this.detail = clipped;
   }
 }
 
