@@ -2,12 +2,19 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 
+/**
+ * The model server as a worker's probe found it: answering; away; answering but refusing this
+ * service (its key, or it serves no model of MODEL_NAME), where jobs fail rather than fall back;
+ * or none configured.
+ */
+export type ModelState = "ok" | "down" | "refused" | "none";
+
 /** What each live worker last said of itself (see worker/heartbeat.ts). */
 export interface WorkerStatus {
   id: string;
   at: string;
   docker: boolean;
-  model: "ok" | "down" | "none";
+  model: ModelState;
   /** The owner label of its sandboxes (workers of an earlier version do not say). */
   sandboxOwner?: string;
 }

@@ -16,7 +16,7 @@ import { sandboxOptionsFromConfig } from "../sandbox/config.js";
 import type { SandboxProvider } from "../sandbox/types.js";
 import { JobEvents } from "../store/events.js";
 import { JobStore } from "../store/jobStore.js";
-import { deploymentScope, liveSandboxOwners } from "../store/workers.js";
+import { deploymentScope, liveSandboxOwners, type ModelState } from "../store/workers.js";
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -242,15 +242,27 @@ const UPKEEP_SOON_AFTER_MS = 90_000;
 
 async function probe(config: Config, sandboxes: { ping?: () => Promise<void> }) {
   const docker = sandboxes.ping ? await sandboxes.ping().then(() => true, () => false) : true;
-  let model: "ok" | "down" | "none" = "none";
+  let model: ModelState = "none";
   if (config.MODEL_BASE_URL) {
     const headers: Record<string, string> = config.MODEL_API_KEY ? { authorization: `Bearer ${config.MODEL_API_KEY}` } : {};
-    model = await fetch(`${config.MODEL_BASE_URL.replace(/\/$/, "")}/models`, { headers, signal: AbortSignal.timeout(3000) }).then(
-      (r) => (r.ok ? "ok" : "down"),
-      () => "down",
+    model = await fetch(`${config.MODEL_BASE_URL.replace(/\/$/, "")}/models`, { headers, redirect: "manual", signal: AbortSignal.timeout(3000) }).then(
+      (r) => modelState(r, config.MODEL_NAME),
+      () => "down" as const,
     );
   }
   return { docker, model };
+}
+
+/**
+ * A server that answers but refuses this service's key (401, 403), or lists its models without
+ * MODEL_NAME, fails every job (llm_bad_request: no fallback): said as refused, not as up.
+ */
+async function modelState(r: Response, name: string): Promise<ModelState> {
+  if (r.status === 401 || r.status === 403) return "refused";
+  if (!r.ok) return "down";
+  const listed = (await r.json().catch(() => null)) as { data?: unknown } | null;
+  const ids = Array.isArray(listed?.data) ? listed.data.map((m) => (m as { id?: unknown } | null)?.id) : null;
+  return ids && !ids.includes(name) ? "refused" : "ok";
 }
 
 function parseCredentials(raw: string | undefined): Record<string, string> {

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Keys } from "../store/keys.js";
-import { liveWorkers } from "../store/workers.js";
+import { liveWorkers, type ModelState } from "../store/workers.js";
 import { within } from "../queue/connection.js";
 
 /**
@@ -11,7 +11,7 @@ import { within } from "../queue/connection.js";
  */
 export interface HeartbeatStatus {
   docker: boolean;
-  model: "ok" | "down" | "none";
+  model: ModelState;
 }
 
 export const HEARTBEAT_TTL_S = 30;

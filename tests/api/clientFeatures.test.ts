@@ -563,6 +563,14 @@ describe("operations", () => {
     const notReady = await strict.inject({ method: "GET", url: "/readyz" });
     expect(notReady.statusCode).toBe(503);
     expect(notReady.json()).toMatchObject({ status: "not_ready", checks: { model: "down" } });
+    // A model server that refuses the service (its key, a MODEL_NAME it does not serve) fails every job: not ready, whatever the fallback.
+    const refusing = await start({ MODEL_BASE_URL: "http://model.example/v1" });
+    const beat = new Redis(config.REDIS_URL);
+    await beat.set(keys(refusing.config.QUEUE_PREFIX).workerHeartbeat("w3"), JSON.stringify({ id: "w3", at: new Date().toISOString(), docker: true, model: "refused" }), "EX", 30);
+    beat.disconnect();
+    const refused = await refusing.inject({ method: "GET", url: "/readyz" });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.json()).toMatchObject({ status: "not_ready", checks: { model: "refused" } });
 
     await inject({ method: "POST", url: "/v1/localize", payload: body() });
     const metrics = await inject({ method: "GET", url: "/metrics" });

@@ -6,13 +6,17 @@ import { redisAtMaxMemory } from "../../queue/connection.js";
 const readySchema = z.object({
   status: z
     .enum(["ready", "degraded", "not_ready"])
-    .describe("degraded: the model server is down and jobs are answered by the baseline meanwhile (MODEL_FALLBACK=baseline): they succeed."),
+    .describe("degraded: the model server is down and jobs are answered by the baseline meanwhile (MODEL_FALLBACK=baseline): they succeed. not_ready: jobs cannot be answered (`checks` says why)."),
   checks: z.object({
     redis: z.boolean(),
     redis_full: z.boolean().describe("Redis is at its maxmemory: new jobs are refused (503) until old ones expire (docs/deployment.md, Redis)."),
     workers: z.number().int().min(0).describe("Workers that sent a heartbeat in the last 30 s."),
     docker: z.boolean().describe("At least one live worker reaches its Docker engine."),
-    model: z.enum(["ok", "down", "none"]).describe("none: no model server configured (baseline policy)."),
+    model: z
+      .enum(["ok", "down", "refused", "none"])
+      .describe(
+        "none: no model server configured (baseline policy). refused: it answers but refuses this service's key (MODEL_API_KEY), or does not serve MODEL_NAME: jobs would fail, so the service is not ready.",
+      ),
   }),
 });
 
@@ -63,10 +67,11 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       // Its workers' heartbeats are writes too: a full Redis would read as no worker alive.
       const full = redis ? await redisAtMaxMemory(ctx.redis).catch(() => false) : false;
       const docker = workers.some((w) => w.docker);
-      const model = ctx.config.MODEL_BASE_URL ? (workers.some((w) => w.model === "ok") ? "ok" : "down") : "none";
+      const model = !ctx.config.MODEL_BASE_URL ? "none" : workers.some((w) => w.model === "ok") ? "ok" : workers.some((w) => w.model === "refused") ? "refused" : "down";
       // With the baseline answering for it, a model server that is down (a vLLM restart) degrades
       // the answers, not the service: jobs succeed (codescout_jobs_fallback_total counts them).
-      const answering = redis && !full && docker && (model !== "down" || ctx.config.MODEL_FALLBACK === "baseline");
+      // One that refuses the service fails them (its key, its model's name): a setting to mend.
+      const answering = redis && !full && docker && model !== "refused" && (model !== "down" || ctx.config.MODEL_FALLBACK === "baseline");
       const status = !answering ? "not_ready" : model === "down" ? "degraded" : "ready";
       return reply.code(answering ? 200 : 503).send({ status, checks: { redis, redis_full: full, workers: workers.length, docker, model } });
     },
