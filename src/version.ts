@@ -1,10 +1,11 @@
 /**
  * The service's version, shown in the OpenAPI document and the MCP server's identity. The result
- * cache's key names it: a change that answers otherwise (0.9.2: the baseline's evidence names the
- * repository's paths, never the issue's text for them, and says which claims are the file's)
- * takes a new patch version, and old answers are not served.
+ * cache's key names it: a change that answers otherwise (0.9.3: a file's issue terms as the file
+ * spells them; spans of definitions under an attribute over several lines, or cut by a merge
+ * conflict's markers; `notes` for a local checkout) takes a new patch version, and old answers
+ * are not served.
  */
-export const API_VERSION = "0.9.2";
+export const API_VERSION = "0.9.3";
 
 /**
  * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,

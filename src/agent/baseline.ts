@@ -1,6 +1,6 @@
 import { emptyUsage, type Location, type NamedCommit, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "./policy.js";
 import { extractIssueTerms, type IssueTerms } from "./baseline/issueTerms.js";
-import { clip, fileFeatures, functionFeatures, rankContext, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
+import { clip, fileFeatures, functionFeatures, rankContext, spelledFileEvidence, type FileCandidate, type FunctionCandidate, type RankContext } from "./baseline/features.js";
 import { choose, rank, type Scored, type Weights } from "./baseline/model.js";
 import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/outline.js";
 import { buildQuery, type Query } from "./baseline/query.js";
@@ -154,8 +154,9 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
     const inFile = functions.filter((f) => f.item.def.file === file.item.path);
     const picked = choose(inFile, weights.fnRatio, weights.maxFunctionsPerFile);
     const fileConfidence = sure(file.p, CALIBRATION.file);
+    const fileEvidence = spelledFileEvidence(ctx, file.item.path, file.item.evidence, outlined.get(file.item.path)?.forms);
     if (picked.length === 0) {
-      locations.push({ file: file.item.path, evidence: cap(file.item.evidence), confidence: { file: fileConfidence } });
+      locations.push({ file: file.item.path, evidence: cap(fileEvidence), confidence: { file: fileConfidence } });
       continue;
     }
     for (const fn of picked) {
@@ -165,7 +166,7 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
         ...(d.cls ? { class_name: d.cls } : {}),
         function_name: d.name,
         ...span(d),
-        evidence: cap(withFileEvidence(fn.item.evidence, file.item.evidence)),
+        evidence: cap(withFileEvidence(fn.item.evidence, fileEvidence)),
         confidence: { file: fileConfidence, function: sure(fn.p, CALIBRATION.function) },
       });
     }
@@ -195,7 +196,7 @@ function alternatives(
       file: file.item.path,
       ...(best?.def.cls ? { class_name: best.def.cls } : {}),
       ...(best ? { function_name: best.def.name, ...span(best.def) } : {}),
-      evidence: cap(withFileEvidence(best?.evidence ?? [], file.item.evidence)),
+      evidence: cap(withFileEvidence(best?.evidence ?? [], spelledFileEvidence(ctx, file.item.path, file.item.evidence, outlined.get(file.item.path)?.forms))),
       confidence: { file: confidence },
     };
   });

@@ -100,6 +100,8 @@ describe("baseline policy in a real sandbox", () => {
     // The issue's "rounding" and "amounts" are the code's "round" and "amount": the claim names both.
     expect(round?.evidence?.find((e) => e.startsWith("issue terms in its name"))).toMatch(/\bround \(rounding\)/);
     expect(round?.evidence?.find((e) => e.startsWith("issue terms in its name"))).toMatch(/\bamount \(amounts\)/);
+    // The file's own claim too, once its outline has read how the file spells them.
+    expect(round?.evidence?.find((e) => e.startsWith("issue terms in the file"))).toMatch(/\bround \(rounding\)/);
   });
 
   it("says how sure it is: surer of the method an issue names than of a guess from vague prose", async () => {

@@ -299,6 +299,20 @@ function phraseEvidence(query: Query, h: { phrase: number; line: number }): stri
   return `line ${h.line} holds the ${query.phraseKinds[h.phrase] === "option" ? "option" : "quoted text"} ${/^["']/.test(text) ? text : `"${text}"`}`;
 }
 
+const FILE_TERMS = "issue terms in the file: ";
+
+/**
+ * A file's evidence with its issue terms as the file spells them, once its outline has read its
+ * spellings: the scan that ranked the file knows only stems, and the agent checks a term with a
+ * plain search ("deferred (defer)", as a function's terms are said).
+ */
+export function spelledFileEvidence(ctx: RankContext, path: string, evidence: string[], forms: Map<string, string> | undefined): string[] {
+  const scanned = forms && ctx.scan.files.find((f) => f.path === path);
+  if (!scanned) return evidence;
+  const spelled = wordsOf(ctx, scanned.tf.keys(), 6, forms);
+  return evidence.map((e) => (e.startsWith(FILE_TERMS) && spelled ? `${FILE_TERMS}${spelled}` : e));
+}
+
 /** Raw (unnormalized) file features for every scanned file with a signal. */
 export function fileFeatures(ctx: RankContext): FileCandidate[] {
   const { terms, query } = ctx;
@@ -363,7 +377,7 @@ export function fileFeatures(ctx: RankContext): FileCandidate[] {
     let mentions = 0;
     for (const [name, c] of f.ids) mentions += (ctx.identWeight.get(name) ?? 1) * (ctx.identIdf.get(name) ?? 0) * log1p(c);
     const matched = wordsOf(ctx, f.tf.keys());
-    if (matched) ev.push(`issue terms in the file: ${matched}`);
+    if (matched) ev.push(`${FILE_TERMS}${matched}`);
     const commit = ctx.commitFiles.get(f.path);
     if (commit) ev.push(`the file was changed by ${commit.commit}`);
 
