@@ -30,7 +30,7 @@ export class WithFallback implements Policy {
   async run(ctx: PolicyContext): Promise<PolicyResult> {
     // The model's time ends early enough for the baseline to answer in the job's: a server that
     // hangs or trickles ends the model's turn as llm_timeout, not the job as job_timeout.
-    const left = ctx.deadlineAt === undefined ? 0 : ctx.deadlineAt - performance.now();
+    const left = ctx.deadlineAt === undefined ? 0 : Math.max(0, ctx.deadlineAt - performance.now());
     const primaryCtx = ctx.deadlineAt === undefined ? ctx : { ...ctx, deadlineAt: ctx.deadlineAt - Math.min(BASELINE_RESERVE_MS, left / 2) };
     try {
       return await this.primary.run(primaryCtx);

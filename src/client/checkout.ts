@@ -257,19 +257,36 @@ const toldLeftOut = new WeakMap<Snapshot, Set<string>>();
 async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void, base?: string): Promise<void> {
   const told = toldLeftOut.get(snapshot) ?? new Set<string>();
   toldLeftOut.set(snapshot, told);
-  for (const f of await snapshot.leftOut(base)) {
-    if (told.has(f.path)) continue;
-    told.add(f.path);
-    if (f.why === "credentials") say(`left out ${f.path}: its name says it holds credentials${base ? " (the service reads the commit's own copy, if it has one)" : ""}`);
+  const untold = (await snapshot.leftOut(base)).filter((f) => !told.has(f.path));
+  for (const f of untold) told.add(f.path);
+  const credentials = untold.filter((f) => f.why === "credentials").map((f) => f.path);
+  const theirs = base ? " (the service reads the commit's own copy, if it has one)" : "";
+  // A tree may hold thousands (a test suite's certificates): said in one line then.
+  if (credentials.length > NOTED) say(`left out ${credentials.length} files whose names say they hold credentials: ${listed(credentials)}${theirs}`);
+  else for (const path of credentials) say(`left out ${path}: its name says it holds credentials${theirs}`);
+  for (const f of untold) {
+    if (f.why === "credentials") continue;
     else if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
     else say(`left out ${f.path}: installed packages or a cache${f.files ? `, ${f.files} files` : ""} HEAD does not hold`);
   }
 }
 
+/**
+ * The ignore rule that leaves out `dir` (a directory of the checkout), as `source:line:pattern`;
+ * null when git sends something of it: not ignored, un-ignored by a `!` rule (which -v names
+ * too), or holding files git tracks (force-added under an ignored directory).
+ */
+export async function ignoredBy(root: string, dir: string): Promise<string | null> {
+  const rule = (await git(root, ["check-ignore", "-v", "--", dir]).catch(() => "")).split("\t")[0]!;
+  if (!rule || /^[^:]*:\d+:!/.test(rule)) return null;
+  return (await git(root, ["ls-files", "-z", "--", `:(literal)${dir}`]).catch(() => "")) ? null : rule;
+}
+
 /** `dir` as a directory of the checkout whose top is `root` (`services/api`), or undefined for the top itself. */
 export function scopeOf(root: string, dir: string): string | undefined {
   const rel = relative(root, realpathSync(resolve(dir)));
-  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel.split(sep).join("/") : undefined;
+  // Not `startsWith("..")`: a directory named `..data` is inside.
+  return rel && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) ? rel.split(sep).join("/") : undefined;
 }
 
 function isLoopbackUrl(url: string): boolean {
@@ -394,10 +411,9 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   const scope = request.options.scope === undefined ? scopeOf(checkout.root, dir) : undefined;
   const options = scope ? { ...request.options, scope } : request.options;
   if (scope) {
-    // Nothing under an ignored directory is sent (but what git tracks there): said so here,
-    // rather than as a directory the service cannot find.
-    const rule = await git(checkout.root, ["check-ignore", "-v", "--", scope]).catch(() => "");
-    if (rule && !(await git(checkout.root, ["ls-files", "-z", "--", `:(literal)${scope}`]).catch(() => ""))) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule.split("\t")[0]!)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
+    // Nothing under an ignored directory is sent: said so here, rather than as a directory the service cannot find.
+    const rule = await ignoredBy(checkout.root, scope);
+    if (rule) throw new CheckoutError(`${scope}/ is ignored by git (${printable(rule)}): nothing in it is sent; give a directory git tracks, or the checkout's top`);
     hooks.say(`localizing in ${scope}/ only, the directory given (give ${checkout.root} to search the whole checkout)`);
   }
   // A scope the service would refuse is its to name (422, options.scope): the whole tree is sent then.

@@ -389,8 +389,11 @@ export class Snapshot {
    */
   private async sendsPath(under?: string): Promise<(path: string) => boolean> {
     const out = (await this.leftOut()).map((f) => f.path);
+    // Files by a set: a tree may leave thousands out (committed test certificates), asked of each of its files.
+    const files = new Set(out.filter((f) => !f.endsWith("/")));
+    const dirs = out.filter((f) => f.endsWith("/"));
     const inside = under ? (path: string) => path.startsWith(`${under}/`) : () => true;
-    return (path) => inside(path) && !out.some((f) => (f.endsWith("/") ? path.startsWith(f) : path === f));
+    return (path) => inside(path) && !files.has(path) && !dirs.some((d) => path.startsWith(d));
   }
 
   private entries: Promise<Staged[]> | undefined;
@@ -486,25 +489,33 @@ export class Snapshot {
    * A part HEAD holds is said to be tracked: an ignore file cannot leave it out.
    */
   async largestParts(n = 3, under?: string): Promise<{ bySize: string[]; byCount: string[]; tracked: boolean; untracked: boolean }> {
-    const parts = new Map<string, { bytes: number; files: number }>();
+    const parts = new Map<string, { bytes: number; files: number; heldBytes: number; heldFiles: number }>();
     const sent = await this.sendsPath(under);
     const from = under ? under.length + 1 : 0;
+    const held = new Set(
+      (await git(this.root, ["ls-tree", "-r", "-z", "--name-only", "HEAD", "--", under ? `${under}/` : "."]).catch(() => ""))
+        .split("\0")
+        .filter(Boolean),
+    );
     for (const e of (await this.staged()).filter((s) => sent(s.path))) {
       const slash = e.path.indexOf("/", from);
       const part = slash < 0 ? e.path : `${e.path.slice(0, slash)}/`;
-      const st = await lstat(join(this.root, e.path)).catch(() => null);
-      const p = parts.get(part) ?? { bytes: 0, files: 0 };
-      p.bytes += st?.size ?? 0;
+      const size = (await lstat(join(this.root, e.path)).catch(() => null))?.size ?? 0;
+      const p = parts.get(part) ?? { bytes: 0, files: 0, heldBytes: 0, heldFiles: 0 };
+      p.bytes += size;
       p.files += 1;
+      if (held.has(e.path)) {
+        p.heldBytes += size;
+        p.heldFiles += 1;
+      }
       parts.set(part, p);
     }
-    const held = new Set(
-      (await git(this.root, ["ls-tree", "-z", "--name-only", "HEAD", "--", under ? `${under}/` : "."]).catch(() => ""))
-        .split("\0")
-        .filter(Boolean)
-        .map((p) => p.slice(from)),
-    );
-    const isTracked = (part: string) => held.has(part.replace(/\/$/, ""));
+    // Tracked when HEAD holds most of it: a directory with one committed README and a dataset
+    // beside it is the dataset's, which an ignore file can leave out.
+    const isTracked = (part: string) => {
+      const p = parts.get(part);
+      return !!p && p.heldBytes * 2 >= p.bytes && p.heldFiles * 2 >= p.files;
+    };
     const mark = (part: string) => (isTracked(part) ? ", tracked" : "");
     const all = [...parts];
     const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;

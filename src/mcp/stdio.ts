@@ -1,5 +1,5 @@
 import { realpathSync } from "node:fs";
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -122,7 +122,7 @@ async function checkWithinRoots(path: string): Promise<void> {
   const target = real(path);
   const inside = (dir: string) => {
     const rel = relative(real(dir), target);
-    return !rel.startsWith("..") && !isAbsolute(rel);
+    return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
   };
   if ([...roots, ...(args.path ? [args.path] : [])].some(inside)) return;
   throw new LocalizeRefused("invalid_path", `${path} is outside the directories the client gave this server as its roots (${roots.join(", ")}): give a checkout inside them`, "path");

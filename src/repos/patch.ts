@@ -89,9 +89,10 @@ export async function applyPatchToCopy(dir: string, dest: string, patch: string,
 
 /**
  * A diff made with `diff.noprefix` set (or `--no-prefix`): git apply takes each path's first
- * directory for the a/ b/ git writes, so its complaint names a path the caller never wrote.
+ * directory for the a/ b/ git writes, so its complaint names a path the caller never wrote. Known
+ * by a header naming one path twice (a/x b/x, or the i/ w/ of diff.mnemonicPrefix, never do).
  */
-const NO_PREFIX = /^(?:diff --git (?!"?a\/)|--- (?!"?a\/|\/dev\/null))/m;
+const NO_PREFIX = /^diff --git (\S+) \1$/m;
 
 /** git apply's first complaint, with the file it names. */
 function describeFailure(stderr: string, patch: string): PatchError {

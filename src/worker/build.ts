@@ -254,15 +254,18 @@ async function probe(config: Config, sandboxes: { ping?: () => Promise<void> }) 
 }
 
 /**
- * A server that answers but refuses this service's key (401, 403), or lists its models without
- * MODEL_NAME, fails every job (llm_bad_request: no fallback): said as refused, not as up.
+ * A server that answers but refuses this service's key (401, 403), or a vLLM that serves no model
+ * of MODEL_NAME, fails every job (llm_bad_request: no fallback): said as refused, not as up. Only
+ * vLLM's list is taken at its word: it answers 404 for any other name, where some servers
+ * (llama.cpp's) list a file's path and answer whatever name a request gives.
  */
 async function modelState(r: Response, name: string): Promise<ModelState> {
   if (r.status === 401 || r.status === 403) return "refused";
   if (!r.ok) return "down";
   const listed = (await r.json().catch(() => null)) as { data?: unknown } | null;
-  const ids = Array.isArray(listed?.data) ? listed.data.map((m) => (m as { id?: unknown } | null)?.id) : null;
-  return ids && !ids.includes(name) ? "refused" : "ok";
+  const models = Array.isArray(listed?.data) ? (listed.data as Array<{ id?: unknown; owned_by?: unknown } | null>) : [];
+  const vllm = models.length > 0 && models.every((m) => m?.owned_by === "vllm");
+  return vllm && !models.some((m) => m?.id === name) ? "refused" : "ok";
 }
 
 function parseCredentials(raw: string | undefined): Record<string, string> {

@@ -299,9 +299,11 @@ describe("CodeScout loop: model server faults", () => {
   it("follows no redirect of the model server, and keeps its key and its long pages out of the failure", async () => {
     const elsewhere = await startFakeModel([{ toolCalls: [finish([{ file: "pkg/util.py" }])] }]);
     try {
-      const moved = await episode([{ status: 307, headers: { location: `${elsewhere.baseURL}/chat/completions` } }], {}, { maxRetries: 0 }).catch((e) => e);
+      const moved = await episode([{ status: 307, headers: { location: `${elsewhere.baseURL}/chat/completions` } }], {}, { maxRetries: 2 }).catch((e) => e);
       expect(moved).toMatchObject({ reason: "llm_unavailable", message: "the model server redirected the request (307): set MODEL_BASE_URL to the address it answers on" });
       expect(elsewhere.requests).toHaveLength(0);
+      // Not asked again: a redirect will not mend.
+      expect(model.requests).toHaveLength(1);
     } finally {
       await elsewhere.close();
     }
@@ -311,6 +313,9 @@ describe("CodeScout loop: model server faults", () => {
     expect(echoed.message).not.toContain(key);
     expect(echoed.message).toContain("Bearer [MODEL_API_KEY]");
     expect(echoed.message.length).toBeLessThan(500);
+    // The key where the clip falls: none of it is kept.
+    const edge = await episode([{ status: 401, body: { error: { message: `${"x".repeat(270)} Bearer ${key}` } } }], {}, { apiKey: key, maxRetries: 0 }).catch((e) => e);
+    expect(edge.message).not.toContain("sk-model");
   });
 
   it("aborts the request in flight when the job is cancelled", async () => {

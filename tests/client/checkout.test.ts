@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CheckoutError, describeCheckout, uploadCheckout } from "../../src/client/checkout.js";
+import { CheckoutError, describeCheckout, ignoredBy, uploadCheckout } from "../../src/client/checkout.js";
 import { ServiceClient } from "../../src/client/service.js";
 import { Snapshot, TreeCache } from "../../src/client/snapshot.js";
 
@@ -38,6 +38,20 @@ function commitLocally(clone: string): void {
   g(clone, "add", "-A");
   g(clone, "commit", "-qm", "local");
 }
+
+describe("ignoredBy", () => {
+  it("names the rule that leaves a directory out, and none for one a `!` rule takes back or holding files git tracks", async () => {
+    const { clone } = cloned("ignored");
+    writeFileSync(join(clone, ".gitignore"), "build/\ngen*\n!generated_src\n");
+    for (const dir of ["build/out", "generated_src", "gen_cache", "build/kept"]) mkdirSync(join(clone, dir), { recursive: true });
+    for (const file of ["build/out/a.py", "generated_src/q.py", "gen_cache/c.py", "build/kept/k.py"]) writeFileSync(join(clone, file), "X = 1\n");
+    g(clone, "add", "-f", "build/kept/k.py");
+    expect(await ignoredBy(clone, "build/out")).toBe(".gitignore:1:build/");
+    expect(await ignoredBy(clone, "gen_cache")).toBe(".gitignore:2:gen*");
+    expect(await ignoredBy(clone, "generated_src")).toBeNull();
+    expect(await ignoredBy(clone, "build/kept")).toBeNull();
+  });
+});
 
 describe("describeCheckout", () => {
   it("names origin when its branch holds HEAD, uncommitted edits or not", async () => {

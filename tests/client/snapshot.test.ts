@@ -284,6 +284,19 @@ describe("work tree snapshot", () => {
       }
     }));
 
+  it("calls a directory of the largest parts tracked only when HEAD holds most of it: a committed README beside a dataset does not make the dataset git's", () =>
+    withCheckout({ "app/main.py": "def main():\n    pass\n", "data/README.md": "# data\n", "vendor/lib.py": "X = 1\n".repeat(2000) }, async (repo, cache) => {
+      for (let i = 0; i < 5; i++) writeFileSync(join(repo.dir, `data/part${i}.csv`), "1,2,3\n".repeat(5000));
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        const parts = await snap.largestParts(2);
+        expect(parts.bySize).toEqual(["data/ (0.1 MiB)", "vendor/ (0.0 MiB, tracked)"]);
+        expect(parts).toMatchObject({ tracked: true, untracked: true });
+      } finally {
+        await snap.dispose();
+      }
+    }));
+
   it("takes a CRLF file git's core.safecrlf would refuse to commit: that guard is for the user's commits", () =>
     withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
       execFileSync("git", ["config", "core.autocrlf", "input"], { cwd: repo.dir });

@@ -100,7 +100,8 @@ export async function startFakeModel(initial: ScriptedReply[] = []): Promise<Fak
     req.on("end", () => {
       if (req.method === "GET" && req.url?.endsWith("/models")) {
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ object: "list", data: [{ id: "OpenHands/CodeScout-4B", object: "model" }] }));
+        // As vLLM lists what it serves.
+        res.end(JSON.stringify({ object: "list", data: [{ id: "OpenHands/CodeScout-4B", object: "model", owned_by: "vllm", max_model_len: 40960 }] }));
         return;
       }
       if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {

@@ -687,6 +687,9 @@ describe("MCP over stdio (codescout-mcp)", () => {
     git("update-index", "--assume-unchanged", "pkg/util.py");
     git("update-index", "--skip-worktree", "pkg/parser.py");
     unlinkSync(join(dir, "pkg/parser.py"));
+    // Many files named as credentials (a test suite's certificates): said in one line.
+    mkdirSync(join(dir, "certs"));
+    for (let i = 0; i < 7; i++) writeFileSync(join(dir, "certs", `c${i}.pem`), "TEST CERT\n");
     const client = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, ["--path", dir]);
     const progress: string[] = [];
     const result = await client.callTool({ name: "localize", arguments: { issue: "`Parser.parse` loses values that contain '='", policy: "baseline" } }, CallToolResultSchema, {
@@ -701,6 +704,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     ];
     expect(out.notes, JSON.stringify(result.content)).toBeDefined();
     expect(progress).toEqual(expect.arrayContaining(notes));
+    expect(progress).toContain("left out 7 files whose names say they hold credentials: certs/c0.pem, certs/c1.pem, certs/c2.pem, certs/c3.pem, certs/c4.pem and 2 more");
     expect(out.notes).toEqual([...notes, "not in the work tree: pkg/parser.py (outside a sparse checkout?); the commit's copy was read"]);
     expect((result.content as Array<{ text: string }>)[0]!.text).toContain("\nNote: not searched: libs/vend, a submodule");
     await client.close();

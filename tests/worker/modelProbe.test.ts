@@ -34,19 +34,24 @@ async function modelSeen(overrides: Record<string, string>): Promise<string | un
 }
 
 describe("the worker's look at its model server", () => {
-  it("says ok for a server that serves MODEL_NAME, refused for one that does not or refuses the key, down for none", async () => {
+  it("says ok for a server that serves MODEL_NAME, refused for a vLLM that does not or a server that refuses the key, down for none", async () => {
     const model = await startFakeModel();
     // A gateway that wants another key.
     const locked = createServer((_req, res) => res.writeHead(401, { "content-type": "application/json" }).end('{"error":{"message":"invalid key"}}'));
     await new Promise<void>((r) => locked.listen(0, "127.0.0.1", r));
+    // A server that lists a file's path and answers whatever model a request names (llama.cpp's).
+    const lenient = createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"object":"list","data":[{"id":"/models/codescout-4b.gguf","owned_by":"llamacpp"}]}'));
+    await new Promise<void>((r) => lenient.listen(0, "127.0.0.1", r));
     try {
       expect(await modelSeen({ MODEL_BASE_URL: model.baseURL, MODEL_NAME: "OpenHands/CodeScout-4B" })).toBe("ok");
       expect(await modelSeen({ MODEL_BASE_URL: model.baseURL, MODEL_NAME: "OpenHands/CodeScout-4b-typo" })).toBe("refused");
       expect(await modelSeen({ MODEL_BASE_URL: `http://127.0.0.1:${(locked.address() as AddressInfo).port}/v1` })).toBe("refused");
+      expect(await modelSeen({ MODEL_BASE_URL: `http://127.0.0.1:${(lenient.address() as AddressInfo).port}/v1` })).toBe("ok");
       expect(await modelSeen({ MODEL_BASE_URL: `http://127.0.0.1:${await freePort()}/v1` })).toBe("down");
     } finally {
       await model.close();
       await new Promise((r) => locked.close(r));
+      await new Promise((r) => lenient.close(r));
     }
   });
 });

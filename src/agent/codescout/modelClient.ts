@@ -97,9 +97,15 @@ const replySchema = z.looseObject({
   usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }).nullish(),
 });
 
-/** The server's reply, or the failure it is: not retried by the SDK, so each attempt is ours to bound. */
+/** A reply refused as no chat completion; `again`: whether another attempt may get a good one (a garbled reply may; a redirect will not). */
 class ReplyRefused extends Error {
   override name = "ReplyRefused";
+  constructor(
+    message: string,
+    readonly again = true,
+  ) {
+    super(message);
+  }
 }
 
 export class ModelClient {
@@ -131,9 +137,18 @@ export class ModelClient {
     for (let attempt = 0; ; attempt++) {
       const left = deadlineAt - performance.now();
       if (left <= 0) throw new ModelError("llm_timeout", "the model server did not answer within the job's time for the model");
+      // The SDK adds a listener to the signal it is given and never removes it: given the job's,
+      // a job's dozen requests pass Node's listener limit. Each request has one of its own.
+      const own = new AbortController();
+      const forward = () => own.abort(signal?.reason);
+      if (signal?.aborted) forward();
+      else signal?.addEventListener("abort", forward, { once: true });
       try {
         const completion = await this.client.chat.completions
-          .create({ ...request, model: this.options.model, stream: false } as ChatCompletionCreateParamsNonStreaming, { signal, timeout: Math.max(1, Math.floor(Math.min(this.options.timeoutMs, left))) })
+          .create({ ...request, model: this.options.model, stream: false } as ChatCompletionCreateParamsNonStreaming, {
+            signal: own.signal,
+            timeout: Math.max(1, Math.floor(Math.min(this.options.timeoutMs, left))),
+          })
           .catch((err: unknown) => {
             // The SDK's JSON.parse of a 200 that is not JSON (a proxy's HTML page).
             throw err instanceof SyntaxError ? new ReplyRefused("the model server's reply is not a chat completion (not JSON)") : err;
@@ -153,6 +168,8 @@ export class ModelClient {
         await sleep(wait, signal).catch(() => {
           throw new ModelError("cancelled", "the model request was aborted", { cause: err });
         });
+      } finally {
+        signal?.removeEventListener("abort", forward);
       }
     }
   }
@@ -161,7 +178,9 @@ export class ModelClient {
 /** What a later attempt may mend: the server away, overloaded or slow, or a reply that was not one. */
 function retried(err: unknown, failure: ModelError): boolean {
   if (failure.reason === "cancelled") return false;
-  if (err instanceof ReplyRefused || err instanceof OpenAI.APIConnectionError) return true;
+  const refused = err instanceof ReplyRefused ? err : err instanceof OpenAI.APIConnectionError && err.cause instanceof ReplyRefused ? err.cause : null;
+  if (refused) return refused.again;
+  if (err instanceof OpenAI.APIConnectionError) return true;
   if (err instanceof OpenAI.APIError) {
     const status = err.status ?? 0;
     return status === 408 || status === 409 || status === 429 || status >= 500;
@@ -214,7 +233,7 @@ async function readWhole(url: string | URL | Request, init?: RequestInit): Promi
   const res = await fetch(url, { ...init, redirect: "manual" });
   if (res.status >= 300 && res.status < 400) {
     await res.body?.cancel().catch(() => undefined);
-    throw new ReplyRefused(`the model server redirected the request (${res.status}): set MODEL_BASE_URL to the address it answers on`);
+    throw new ReplyRefused(`the model server redirected the request (${res.status}): set MODEL_BASE_URL to the address it answers on`, false);
   }
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -225,12 +244,13 @@ async function readWhole(url: string | URL | Request, init?: RequestInit): Promi
     size += value.byteLength;
     if (size > MAX_REPLY_BYTES) {
       await reader.cancel().catch(() => undefined);
-      throw new ReplyRefused(`the model server's reply is over ${MAX_REPLY_BYTES >> 20} MiB`);
+      throw new ReplyRefused(`the model server's reply is over ${MAX_REPLY_BYTES >> 20} MiB`, false);
     }
     chunks.push(value);
   }
   const whole = Buffer.concat(chunks);
-  const body = res.ok ? new Uint8Array(whole) : nestedError(whole.toString("utf8"));
+  // A 204 or 205 takes no body at all, not even an empty one (the Response constructor throws).
+  const body = res.status === 204 || res.status === 205 ? null : res.ok ? new Uint8Array(whole) : nestedError(whole.toString("utf8"));
   const headers = new Headers(res.headers);
   // The body is decoded and whole now: its transfer headers no longer describe it.
   for (const h of ["content-encoding", "content-length", "transfer-encoding"]) headers.delete(h);
@@ -251,8 +271,9 @@ function nestedError(text: string): string {
 
 /** A server's words, as a failure may carry them: short, and without the key should it echo it. */
 function scrubbed(text: string, apiKey?: string): string {
-  const clipped = text.length > ERROR_TEXT_CHARS ? `${text.slice(0, ERROR_TEXT_CHARS)}…` : text;
-  return apiKey && apiKey.length >= 4 ? clipped.split(apiKey).join("[MODEL_API_KEY]") : clipped;
+  // The key out before the clip: a clip through it would leave its first characters.
+  const said = apiKey && apiKey.length >= 4 ? text.split(apiKey).join("[MODEL_API_KEY]") : text;
+  return said.length > ERROR_TEXT_CHARS ? `${said.slice(0, ERROR_TEXT_CHARS)}…` : said;
 }
 
 export function toModelError(err: unknown, signal?: AbortSignal, apiKey?: string): ModelError {
