@@ -184,6 +184,8 @@ export class Submitter {
       // that job is this request's too (or it is still being accepted: 409, asked again).
       const earlier = idempotencyKey ? await this.earlier(this.idempotencyKeyOf(owner, idempotencyKey), prepared) : null;
       if (earlier) return earlier;
+      // Refused at the cap (429), the request spent nothing of the minute.
+      await limits.refundRequest(owner, 1).catch(() => undefined);
       throw err;
     }
     try {
@@ -195,6 +197,55 @@ export class Submitter {
       await limits.release(owner, ids);
       throw err;
     }
+  }
+
+  /**
+   * A batch accepted whole, in order: POST /v1/localize/batch. With an Idempotency-Key each job
+   * of it is keyed by its place, so a retry (after a timeout, a 503 part-way through) follows the
+   * jobs the first attempt queued and queues only the rest; without one, a failure part-way
+   * leaves the jobs queued before it, which the client cannot name.
+   */
+  async acceptBatch(bodies: LocalizeBody[], owner: string, idempotencyKey?: string): Promise<JobView[]> {
+    const { limits, config } = this.deps;
+    // Counted whole before any job is prepared (each may resolve a host), and given back when the
+    // batch is refused before anything of it was queued (422, 429): a refused batch spends nothing.
+    await limits.takeRequest(owner, bodies.length);
+    const prepared: Prepared[] = [];
+    try {
+      for (const [i, body] of bodies.entries()) prepared.push(await this.prepare(body, owner, `jobs.${i}.`));
+    } catch (err) {
+      await limits.refundRequest(owner, bodies.length).catch(() => undefined);
+      throw err;
+    }
+    const keyOf = (i: number) => (idempotencyKey ? `${idempotencyKey}\u0000batch\u0000${bodies.length}\u0000${i}` : undefined);
+    const views: Array<JobView | null> = [];
+    for (const [i, p] of prepared.entries()) {
+      const key = keyOf(i);
+      views.push(key ? await this.earlier(this.idempotencyKeyOf(owner, key), p) : null);
+    }
+    const fresh = prepared.flatMap((p, i) => (views[i] ? [] : [i]));
+    const ids = fresh.map((i) => prepared[i]!.payload.jobId);
+    try {
+      await limits.reserve(owner, ids, config.JOB_TTL_S);
+    } catch (err) {
+      await limits.refundRequest(owner, bodies.length).catch(() => undefined);
+      throw err;
+    }
+    let done = 0;
+    try {
+      for (const i of fresh) {
+        const { view } = await this.submit(prepared[i]!, keyOf(i));
+        views[i] = view;
+        done++;
+        // A retry that came at the same moment made this job.
+        if (view.id !== prepared[i]!.payload.jobId) await limits.release(owner, [prepared[i]!.payload.jobId]);
+      }
+    } catch (err) {
+      // The jobs queued before the failure stay counted; the others never were.
+      await limits.release(owner, ids.slice(done));
+      throw err;
+    }
+    return views as JobView[];
   }
 
   private idempotencyKeyOf(owner: string, idempotencyKey: string): string {

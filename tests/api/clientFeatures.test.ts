@@ -206,6 +206,43 @@ describe("batch", () => {
   });
 });
 
+describe("batches a program retries", () => {
+  it("follows the jobs a batch with an Idempotency-Key queued when it is sent again, and queues only what is missing", async () => {
+    const { inject, config } = await start();
+    const headers = { "idempotency-key": "batch-1" };
+    const jobs = [body("batch a"), body("batch b"), body("batch c")];
+    const first = await inject({ method: "POST", url: "/v1/localize/batch", headers, payload: { jobs } });
+    expect(first.statusCode).toBe(202);
+    const again = await inject({ method: "POST", url: "/v1/localize/batch", headers, payload: { jobs } });
+    expect(again.json().jobs.map((j: { id: string }) => j.id)).toEqual(first.json().jobs.map((j: { id: string }) => j.id));
+    // Another batch under the key is refused by the job that differs; nothing of it is queued.
+    const other = await inject({ method: "POST", url: "/v1/localize/batch", headers, payload: { jobs: [jobs[0], jobs[1], body("batch d")] } });
+    expect([other.statusCode, other.json().error.code]).toEqual([422, "idempotency_key_reused"]);
+    // Without a key, the same batch is three more jobs.
+    expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs } })).statusCode).toBe(202);
+    const redis = new Redis(config.REDIS_URL);
+    const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
+    redis.disconnect();
+    expect(waiting).toBe(6);
+  });
+
+  it("refuses a batch the key's limits could never let through as too large (422), and charges nothing for a refused batch", async () => {
+    const { inject } = await start({ RATE_LIMIT_PER_MIN: "10", MAX_OPEN_JOBS_PER_KEY: "5" });
+    const six = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 6 }, (_, i) => body(`six ${i}`)) } });
+    expect([six.statusCode, six.json().error]).toEqual([422, { code: "batch_too_large", message: "this API key may have at most 5 jobs queued or running at once: split the batch", field: "jobs" }]);
+    // Five of the ten: then five more than are left to open (429), which spends none of the minute.
+    expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 5 }, (_, i) => body(`five ${i}`)) } })).statusCode).toBe(202);
+    const full = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 5 }, (_, i) => body(`more ${i}`)) } });
+    expect([full.statusCode, full.json().error.code]).toEqual([429, "too_many_open_jobs"]);
+    const rate = await start({ RATE_LIMIT_PER_MIN: "10", MAX_OPEN_JOBS_PER_KEY: "0" });
+    expect((await rate.inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 8 }, (_, i) => body(`eight ${i}`)) } })).statusCode).toBe(202);
+    const over = await rate.inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 3 }, (_, i) => body(`three ${i}`)) } });
+    expect([over.statusCode, over.json().error.code]).toEqual([429, "rate_limited"]);
+    // The refused three spent nothing: two single jobs still fit the minute.
+    for (const n of [1, 2]) expect((await rate.inject({ method: "POST", url: "/v1/localize", payload: body(`single ${n}`) })).statusCode).toBe(202);
+  });
+});
+
 describe("cancel and events", () => {
   it("cancels a queued job; its event stream replays queued then cancelled and ends", async () => {
     const { inject, config } = await start();

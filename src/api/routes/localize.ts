@@ -32,7 +32,7 @@ const errors = {
 
 /** POST /v1/localize (and its alias POST /localize), and POST /v1/localize/batch. */
 export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
-  const { config, submitter, limits, store } = ctx;
+  const { config, submitter, store } = ctx;
 
   for (const [url, operationId, summary] of [
     ["/v1/localize", "localize", "Queue a localization job"],
@@ -80,13 +80,20 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       preValidation: async (request) => {
         const jobs = (request.body as { jobs?: unknown } | null)?.jobs;
         if (Array.isArray(jobs) && jobs.length > config.BATCH_MAX) throw new ApiError(422, "batch_too_large", `a batch holds at most ${config.BATCH_MAX} jobs`, "jobs");
+        // One the key's limits could never let through is refused as such, not as a 429 to retry for ever.
+        const fits = Math.min(config.RATE_LIMIT_PER_MIN || Infinity, config.MAX_OPEN_JOBS_PER_KEY || Infinity);
+        if (Array.isArray(jobs) && jobs.length > fits) {
+          const which = fits === config.RATE_LIMIT_PER_MIN ? `${fits} submissions a minute` : `${fits} jobs queued or running at once`;
+          throw new ApiError(422, "batch_too_large", `this API key may have at most ${which}: split the batch`, "jobs");
+        }
       },
       schema: {
         operationId: "localizeBatch",
         summary: "Queue many localization jobs at once",
-        description: `All requests are validated before any is queued; the first invalid one is named by its index. At most BATCH_MAX (${config.BATCH_MAX}) jobs.`,
+        description: `All requests are validated before any is queued; the first invalid one is named by its index. At most BATCH_MAX (${config.BATCH_MAX}) jobs, and no more than the key's limits let through (RATE_LIMIT_PER_MIN, MAX_OPEN_JOBS_PER_KEY); the whole body is one request's (BODY_MAX_BYTES). A failure part-way (503) may leave the jobs before it queued: send an Idempotency-Key, and the same batch sent again follows those jobs and queues only the rest (each job is keyed by its place in the batch).`,
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
+        headers: idempotencyHeadersSchema,
         body: batchBodySchema,
         response: {
           202: batchResponseSchema.describe("Every job was accepted, in the order given.").meta({ examples: [{ jobs: [queuedJobExample] }] }),
@@ -95,29 +102,6 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         },
       },
     },
-    async (request, reply) => {
-      const { jobs } = request.body;
-      // Counted whole before any job is prepared (each may resolve a host), and given back but
-      // one when a job of it is refused (422, nothing queued): such a batch spent the key's minute.
-      await limits.takeRequest(request.owner, jobs.length);
-      const prepared = [];
-      try {
-        for (const [i, body] of jobs.entries()) prepared.push(await submitter.prepare(body, request.owner, `jobs.${i}.`));
-      } catch (err) {
-        await limits.refundRequest(request.owner, jobs.length - 1).catch(() => undefined);
-        throw err;
-      }
-      const ids = prepared.map((p) => p.payload.jobId);
-      await limits.reserve(request.owner, ids, config.JOB_TTL_S);
-      const views = [];
-      try {
-        for (const p of prepared) views.push((await submitter.submit(p)).view);
-      } catch (err) {
-        // The jobs queued before the failure stay counted; the others never were.
-        await limits.release(request.owner, ids.slice(views.length));
-        throw err;
-      }
-      return reply.code(202).send({ jobs: views });
-    },
+    async (request, reply) => reply.code(202).send({ jobs: await submitter.acceptBatch(request.body.jobs, request.owner, request.headers["idempotency-key"]) }),
   );
 };
