@@ -34,14 +34,19 @@ export async function enqueueLocalize(queue: LocalizeQueue, payload: LocalizePay
 
 export type WebhookQueue = Queue<WebhookPayload, { status: number }, "webhook">;
 
+/** A webhook's first retry comes this long after its failed delivery; each later one waits twice the last. */
+export const WEBHOOK_FIRST_RETRY_MS = 15_000;
+
 export function createWebhookQueue(connection: Redis, settings: QueueSettings & { attempts: number }): WebhookQueue {
   return new Queue<WebhookPayload, { status: number }, "webhook">(QUEUES.webhook, {
     connection,
     prefix: settings.prefix,
     defaultJobOptions: {
-      // Receivers go down; delivery is retried with exponential backoff (1 s, 2 s, 4 s, ...).
+      // Receivers go down, for a deploy's minute or more: delivery is retried with exponential
+      // backoff from 15 s (15 s, 30 s, 1 min, 2 min, 4 min: the default 6 attempts span ~8 min;
+      // from 1 s they spanned 31 s, less than a receiver's restart).
       attempts: settings.attempts,
-      backoff: { type: "exponential", delay: 1000 },
+      backoff: { type: "exponential", delay: WEBHOOK_FIRST_RETRY_MS },
       removeOnComplete: { age: settings.retentionS },
       removeOnFail: { age: settings.retentionS },
     },

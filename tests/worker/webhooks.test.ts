@@ -109,6 +109,40 @@ describe("a webhook queued before its job's end is recorded", () => {
   }, 40_000);
 });
 
+describe("a webhook given up", () => {
+  const config = testConfig({ WEBHOOK_SECRET: "webhook-secret-0123456789abcdef", WEBHOOK_MAX_ATTEMPTS: "1", ALLOW_PRIVATE_HOSTS: "true" });
+  afterAll(async () => {
+    await dropPrefix(config.QUEUE_PREFIX);
+  });
+
+  it("is logged once its last attempt failed, naming the job and the receiver's host, and retries wait from 15 s", async () => {
+    const failing = createHttpServer((_req, res) => res.writeHead(500).end());
+    await new Promise<void>((r) => failing.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/hook`;
+    const own = storeOf(config, 1);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    let worker: RunningWorker | undefined;
+    try {
+      // A receiver back from a deploy's minute still gets it: the retries span minutes, not seconds.
+      const sixAttempts = createWebhookQueue(own.store.redis, { prefix: config.QUEUE_PREFIX, retentionS: 600, attempts: 6 });
+      expect(sixAttempts.defaultJobOptions.backoff).toEqual({ type: "exponential", delay: 15_000 });
+      await sixAttempts.close();
+      const jobId = randomUUID();
+      const payload = { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" as const }, owner: "t", submittedAt: new Date().toISOString(), callbackUrl: url };
+      await own.store.putStatic(newJobView(payload, { status: "succeeded", cached: true }));
+      await own.store.notifyEnded(jobId, url);
+      worker = await startWorker(config, { logger });
+      const given = await waitFor(async () => lines.find((l) => l.msg === "webhook given up"), 15_000, "the webhook to be given up");
+      expect(given).toMatchObject({ level: 40, jobId, receiver: "127.0.0.1", attempts: 1, err: "callback answered 500" });
+    } finally {
+      await worker?.close();
+      await own.close();
+      failing.close();
+    }
+  });
+});
+
 /** Receivers that accept and never answer (each delivery waits out its 10 s). */
 async function silentReceivers(n: number): Promise<{ urls: string[]; held: Socket[]; close(): void }> {
   const held: Socket[] = [];

@@ -90,7 +90,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       schema: {
         operationId: "localizeBatch",
         summary: "Queue many localization jobs at once",
-        description: `All requests are validated before any is queued; the first invalid one is named by its index. At most BATCH_MAX (${config.BATCH_MAX}) jobs, and no more than the key's limits let through (RATE_LIMIT_PER_MIN, MAX_OPEN_JOBS_PER_KEY); the whole body is one request's (BODY_MAX_BYTES). A failure part-way (503) may leave the jobs before it queued: send an Idempotency-Key, and the same batch sent again follows those jobs and queues only the rest (each job is keyed by its place in the batch).`,
+        description: `All requests are validated before any is queued; the first invalid one is named by its index. At most BATCH_MAX (${config.BATCH_MAX}) jobs, and no more than the key's limits let through (RATE_LIMIT_PER_MIN, MAX_OPEN_JOBS_PER_KEY); the whole body is one request's (4 × ISSUE_MAX_CHARS + 2 × PATCH_MAX_BYTES). A failure part-way (503) may leave the jobs before it queued: send an Idempotency-Key, and the same batch sent again follows those jobs and queues only the rest (each job is keyed by its place in the batch).`,
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
         headers: idempotencyHeadersSchema,
