@@ -47,6 +47,11 @@ function fieldOf(instancePath: string | undefined, location: string | undefined)
 
 export function errorHandler(err: FastifyError | ApiError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof ApiError) {
+    // The reason, which the request's own lines lack (a 503 for a disk nearly full is the
+    // operator's to act on); the key by its name, never the key.
+    const said = { code: err.code, field: err.field, owner: (request as { owner?: string }).owner };
+    if (err.statusCode >= 500) request.log.warn(said, err.message);
+    else request.log.info(said, "request refused");
     return reply
       .code(err.statusCode)
       .headers(err.headers)

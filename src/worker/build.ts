@@ -5,7 +5,8 @@ import { pino, type Logger } from "pino";
 import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
-import { QUEUES, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
+import { QUEUES, type FailureCode, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
+import { decodeFailure } from "../queue/failure.js";
 import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
@@ -180,7 +181,11 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   };
   worker.on("completed", (job) => notify(job));
   worker.on("failed", (job, err) => {
-    logger.warn({ jobId: job?.id, err: err.message }, "job failed");
+    // The code as a field, and the caller's own mistakes and cancels at info: warn is for what
+    // the operator may have to act on (a sandbox, the model server, a fault).
+    const { code, message } = decodeFailure(err.message);
+    const level = CALLERS_FAILURES.has(code) ? "info" : "warn";
+    logger[level]({ jobId: job?.id, code, message, owner: job?.data.owner, attempt: job?.attemptsMade }, "job failed");
     notify(job);
   });
   worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
@@ -240,6 +245,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     },
   };
 }
+
+/** Failures that are the request's (or its caller's choice), not the service's: logged at info. */
+const CALLERS_FAILURES: ReadonlySet<FailureCode> = new Set(["invalid_repository", "commit_not_found", "patch_does_not_apply", "upload_not_found", "invalid_upload", "scope_not_found", "cancelled"]);
 
 /** How often a running worker removes what crashed workers left. */
 const UPKEEP_EVERY_MS = 5 * 60_000;

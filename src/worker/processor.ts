@@ -199,7 +199,9 @@ export function createProcessor(deps: ProcessorDeps) {
       if (abort.signal.aborted) throw failAborted();
       const sets = locationSets(unscoped(normalized, scope));
 
-      if (outcome.fallback) log.warn({ fallback: outcome.fallback }, "the model server failed the job; the baseline answered it");
+      // With why (the trajectory's first step holds it): a 500 and a server that is gone read alike by their code.
+      const why = (outcome.trajectory[0] as { detail?: unknown } | undefined)?.detail;
+      if (outcome.fallback) log.warn({ fallback: outcome.fallback, detail: typeof why === "string" ? why : undefined }, "the model server failed the job; the baseline answered it");
       await deps.store.saveTrajectory(payload.jobId, {
         policy: outcome.policy,
         finish_reason: outcome.finishReason,
@@ -238,7 +240,10 @@ export function createProcessor(deps: ProcessorDeps) {
       if (cacheKey && result.answered && !result.fallback) await deps.cache.put(cacheKey, result).catch((err) => log.warn({ err }, "result cache write failed"));
       await publish("finished", { finish_reason: result.finish_reason, locations: checked.length });
       await notify();
-      log.info({ finish: outcome.finishReason, locations: checked.length, ms: result.timings.total_ms }, "job done");
+      log.info(
+        { owner: payload.owner, policy: result.policy, finish: outcome.finishReason, locations: checked.length, repo_cache: result.repo_cache, attempt: job.attemptsMade + 1, ms: result.timings.total_ms, timings: result.timings },
+        "job done",
+      );
       return result;
     } catch (err) {
       if ((abort.signal.reason as Error | undefined)?.message === "shutdown" && token) {

@@ -391,7 +391,7 @@ describe("auth and limits", () => {
   it("logs a request's path without its query (where a client may put a key), and takes no repository URL with a query", async () => {
     const config = testConfig({ LOG_LEVEL: "info" });
     const port = await freePort();
-    const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "info" }));
+    const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "info", ALLOW_FILE_URLS: "true" }));
     try {
       const base = `http://127.0.0.1:${port}`;
       await waitFor(async () => ((await fetch(`${base}/healthz`).catch(() => null))?.ok ? true : undefined), 60_000, "the API");
@@ -403,8 +403,23 @@ describe("auth and limits", () => {
       });
       expect(tokened.status).toBe(422);
       expect(((await tokened.json()) as { error: { field: string; message: string } }).error).toMatchObject({ field: "repo.url", message: expect.stringContaining("query") });
-      await waitFor(async () => (api.output().includes(`/v1/jobs/${"0".repeat(36)}`) ? true : undefined), 10_000, "the request's log line");
+      // A repository this machine can name (github.com does not resolve here).
+      const local = { ...body("a job to find in the log"), repo: { url: "file:///srv/repo.git", commit: SHA } };
+      const accepted = await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(local) });
+      expect(accepted.status).toBe(202);
+      const jobId = ((await accepted.json()) as { id: string }).id;
+      await waitFor(async () => (api.output().includes(`/v1/jobs/${"0".repeat(36)}`) && api.output().includes(jobId) ? true : undefined), 10_000, "the request's log lines");
       expect(api.output()).not.toContain("SECRET");
+      // The job's id and the refusal's code on the lines of the requests that made them.
+      const lines = api
+        .output()
+        .split("\n")
+        .flatMap((l) => (l.startsWith("{") ? [JSON.parse(l) as Record<string, unknown>] : []));
+      expect(lines.find((l) => l.msg === "job accepted")).toMatchObject({ jobId, owner: "anonymous", status: "queued", cached: false });
+      expect(lines.filter((l) => l.msg === "request refused").map((l) => [l.code, l.field])).toEqual([
+        ["job_not_found", "id"],
+        ["invalid_repository", "repo.url"],
+      ]);
     } finally {
       await api.stop();
       await dropPrefix(config.QUEUE_PREFIX);

@@ -61,6 +61,8 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
       },
       async (request, reply) => {
         let view = await submitter.accept(request.body, request.owner, request.headers["idempotency-key"]);
+        // The line that ties the request to its job, for whoever holds only one of the two ids.
+        request.log.info({ jobId: view.id, owner: request.owner, status: view.status, cached: view.cached ?? false }, "job accepted");
         const wait = Math.min(request.query.wait ?? 0, config.WAIT_MAX_S);
         if (wait > 0) view = await untilEitherFor(request.gone, ctx.shutdown.handOff, (signal) => waitForEnd(store, view, wait, signal));
         return reply
@@ -102,6 +104,10 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         },
       },
     },
-    async (request, reply) => reply.code(202).send({ jobs: await submitter.acceptBatch(request.body.jobs, request.owner, request.headers["idempotency-key"]) }),
+    async (request, reply) => {
+      const jobs = await submitter.acceptBatch(request.body.jobs, request.owner, request.headers["idempotency-key"]);
+      request.log.info({ jobIds: jobs.map((j) => j.id), owner: request.owner }, "batch accepted");
+      return reply.code(202).send({ jobs });
+    },
   );
 };
