@@ -90,6 +90,9 @@ export class JobStore {
     // The other order let a job finishing in between read as succeeded with no result.
     const state = await this.queue.getJobState(id);
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
+    // BullMQ removes an ended job past its age only when another job ends: gone when its time
+    // is, as the docs say, whatever the queue's traffic (its trajectory and key are gone then too).
+    if (job?.finishedOn && Date.now() - job.finishedOn > this.retentionS * 1000) return null;
     if (job) return toView(job, state);
     const raw = await this.redis.get(this.keys.staticView(id));
     if (raw === null) return null;

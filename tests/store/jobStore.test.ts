@@ -62,6 +62,24 @@ describe("job store", () => {
     expect(view).toMatchObject({ status: "failed", error: { code: "worker_lost", message: expect.stringContaining("the worker running the job stopped") } });
   });
 
+  it("reads an ended job as gone once its time is up, though BullMQ has not removed it yet (no other job has ended since)", async () => {
+    const brief = new JobStore(queue, redis, 1);
+    const jobId = randomUUID();
+    await enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() });
+    const worker = new Worker<LocalizePayload>("localize", async () => ({ answered: true }), { connection: { url, maxRetriesPerRequest: null }, prefix });
+    workers.push(worker);
+    let view: JobView | null = null;
+    for (let i = 0; i < 100 && view?.status !== "succeeded"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      view = await brief.get(jobId);
+    }
+    expect(view?.status).toBe("succeeded");
+    await worker.close();
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(await queue.getJob(jobId)).toBeDefined();
+    expect(await brief.get(jobId)).toBeNull();
+  });
+
   it("never shows a finished job as succeeded without its result, however the reads interleave", async () => {
     // Jobs finish while clients poll them as fast as they can: a view read half before and
     // half after a job completes must not say "succeeded" with no result.
