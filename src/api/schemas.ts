@@ -170,5 +170,5 @@ export const commonErrors = {
   unsupportedMedia: errorResponse("The body is not sent as application/json.", "unsupported_media_type", "content type text/plain is not accepted here: send application/json"),
   internal: errorResponse("The service failed; the request may be retried.", "internal", "internal error"),
   unavailable: errorResponse("The service's job store (Redis) is unreachable; retry after Retry-After.", "unavailable", "the service's job store (Redis) is unreachable; retry shortly"),
-  invalidParams: errorResponse("A path parameter, query parameter or header does not match the schema; `field` names it.", "validation_failed", "query.wait: Invalid input: expected number, received NaN", "query.wait"),
+  invalidParams: errorResponse("A path parameter, query parameter or header does not match the schema; `field` names it.", "validation_failed", "querystring.wait: Invalid input: expected number, received string", "querystring.wait"),
 };

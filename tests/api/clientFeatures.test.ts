@@ -21,6 +21,7 @@ import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { freePort, serviceEnv, startProcess, waitFor } from "../helpers/processes.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+import { commonErrors } from "../../src/api/schemas.js";
 
 const servers: Array<{ api?: ApiServer; prefix: string }> = [];
 afterEach(async () => {
@@ -303,6 +304,9 @@ describe("cancel and events", () => {
       expect(res.statusCode, wait).toBe(422);
       expect(res.json().error.field, wait).toBe("querystring.wait");
     }
+    // As the OpenAPI document's example of the refusal says it.
+    const ten = await inject({ method: "GET", url: `/v1/jobs/${job.id}?wait=ten` });
+    expect(ten.json().error).toEqual((commonErrors.invalidParams.meta()?.examples as Array<{ error: unknown }>)[0]!.error);
     for (const wait of ["", "0", "0.2"]) expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}?wait=${wait}` })).statusCode, wait).toBe(200);
   });
 
