@@ -98,7 +98,8 @@ export class ServiceMetrics {
       "1 when Redis is at its maxmemory: new jobs are refused until old ones expire (and workers' heartbeats fail, so codescout_workers_alive falls)",
       flag(probes.redisFull),
     );
-    scraped("codescout_workers_alive", "Workers with a heartbeat in Redis in the last 30 s", probes.workersAlive);
+    // 0, not the last count, when Redis does not answer in time: no worker is known to be alive then, and an alert on 0 must fire.
+    scraped("codescout_workers_alive", "Workers with a heartbeat in Redis in the last 30 s (0 while Redis cannot be read)", probes.workersAlive, 0);
   }
 
   /** Observes every job end announced on the queue's event stream. */

@@ -16,7 +16,10 @@ export interface HeartbeatStatus {
 
 export const HEARTBEAT_TTL_S = 30;
 const INTERVAL_MS = 10_000;
-/** A probe slower than this (the engine's ping, the model server's /models) leaves the last answer. */
+/**
+ * A probe slower than this is an engine that does not answer (the model server's look is bounded
+ * at 3 s of its own): said so, as the engine's being down is, while the heartbeat goes on.
+ */
 const PROBE_WAIT_MS = 5_000;
 
 export class Heartbeat {
@@ -36,12 +39,12 @@ export class Heartbeat {
   /**
    * Says it is alive first, with what the last probe found, then probes: a probe that hangs (an
    * engine that does not answer) must not let the heartbeat lapse, or another worker would take
-   * this one's running sandboxes for a dead worker's. The probe is bounded; past that, the last
-   * answer stands.
+   * this one's running sandboxes for a dead worker's. The probe is bounded; past that, the
+   * engine is said not to answer (a hung dockerd read as up while jobs sat in their sandbox's start).
    */
   async beat(): Promise<void> {
     await this.write();
-    this.status = (await within(this.probe(), PROBE_WAIT_MS)) ?? this.status;
+    this.status = (await within(this.probe(), PROBE_WAIT_MS)) ?? { ...this.status, docker: false };
     await this.write();
   }
 

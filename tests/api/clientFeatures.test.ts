@@ -450,6 +450,26 @@ describe("auth and limits", () => {
     expect(JSON.parse(bigHeaders.split("\r\n\r\n")[1]!)).toMatchObject({ error: { code: "headers_too_large" } });
   });
 
+  it("scrapes no live worker while its Redis does not answer, not the last count", async () => {
+    const own = await ownRedis();
+    own.start();
+    const config = testConfig({ REDIS_URL: own.url });
+    const api = await buildApiServer(config, { logger: false });
+    try {
+      const redis = new Redis(own.url);
+      await redis.set(keys(config.QUEUE_PREFIX).workerHeartbeat("w1"), JSON.stringify({ id: "w1", at: new Date().toISOString(), docker: true, model: "none" }), "EX", 30);
+      redis.disconnect();
+      const scrape = async () => (await api.fastify.inject({ method: "GET", url: "/metrics" })).body;
+      expect(await scrape()).toMatch(/^codescout_workers_alive 1$/m);
+      own.stop();
+      // Past the one-second cache of the workers' statuses.
+      await new Promise((r) => setTimeout(r, 1_100));
+      expect(await scrape()).toMatch(/^codescout_workers_alive 0$/m);
+    } finally {
+      await api.close().catch(() => undefined);
+    }
+  }, 30_000);
+
   it("closes every connection it opened when it refuses to start", async () => {
     const own = await ownRedis();
     own.start();

@@ -45,10 +45,13 @@ describe("worker presence", () => {
     await probing.start();
     await redis.del(k.workerHeartbeat("probing"));
     // A beat whose probe hangs still says the worker is alive, at once.
-    void probing.beat();
+    const beating = probing.beat();
     await new Promise((r) => setTimeout(r, 200));
     expect(JSON.parse((await redis.get(k.workerHeartbeat("probing")))!)).toMatchObject({ id: "probing", docker: true, sandboxOwner: "host:2:bb:1" });
     expect(await liveSandboxOwners(redis, k)).toContain("host:2:bb:1");
+    // Past the probe's time, the engine that does not answer is said to be down; the worker lives on.
+    await beating;
+    expect(JSON.parse((await redis.get(k.workerHeartbeat("probing")))!)).toMatchObject({ id: "probing", docker: false, sandboxOwner: "host:2:bb:1" });
     await probing.stop();
   }, 15_000);
 

@@ -11,7 +11,7 @@ const readySchema = z.object({
     redis: z.boolean(),
     redis_full: z.boolean().describe("Redis is at its maxmemory: new jobs are refused (503) until old ones expire (docs/deployment.md, Redis)."),
     workers: z.number().int().min(0).describe("Workers that sent a heartbeat in the last 30 s."),
-    docker: z.boolean().describe("At least one live worker reaches its Docker engine."),
+    docker: z.boolean().describe("At least one live worker reaches its Docker engine (false also when no worker is alive to say: see `workers`, and `redis`)."),
     model: z
       .enum(["ok", "down", "refused", "none"])
       .describe(
