@@ -87,6 +87,10 @@ export class KeyRing {
     if (entries.some(([name]) => name === ANONYMOUS)) throw new Error(`API_KEYS: "${ANONYMOUS}" names the requests of AUTH_MODE=off and cannot name a key; give it another name`);
     const ring = new KeyRing(entries);
     if (config.AUTH_MODE === "api_key" && ring.size === 0) throw new Error("AUTH_MODE=api_key needs API_KEYS or API_KEYS_FILE");
+    // A name no key has would be read as a typo's silence: the operator could read nothing.
+    const names = new Set(entries.map(([name]) => name));
+    const unknown = config.API_OPERATORS.find((name) => !names.has(name));
+    if (unknown !== undefined) throw new Error(`API_OPERATORS: "${unknown}" names no key of API_KEYS or API_KEYS_FILE`);
     return ring;
   }
 }
@@ -116,7 +120,10 @@ export function authenticate(mode: Config["AUTH_MODE"], ring: KeyRing) {
   };
 }
 
-/** A job belongs to the key that submitted it (everyone is anonymous with auth off). */
-export function mayRead(requester: string, owner: string): boolean {
-  return requester === owner || requester === ANONYMOUS;
+/**
+ * A job belongs to the key that submitted it (everyone is anonymous with auth off); an operator's
+ * key (API_OPERATORS) reads every key's, given only a job's id, but cancels only its own.
+ */
+export function mayRead(requester: string, owner: string, operators: readonly string[] = []): boolean {
+  return requester === owner || requester === ANONYMOUS || operators.includes(requester);
 }

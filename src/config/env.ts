@@ -145,6 +145,11 @@ export const envSchema = z.object({
   API_KEYS: z.string().optional(),
   /** A file with one `name:key` or `name:sha256:<hex>` per line. */
   API_KEYS_FILE: z.string().optional(),
+  /** Comma-separated key names (of API_KEYS) that may read every key's jobs: an on-call operator's. */
+  API_OPERATORS: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v.split(",").map((n) => n.trim()).filter(Boolean) : [])),
   /** Jobs submitted (each job of a batch counts) and uploads, per minute per key. */
   RATE_LIMIT_PER_MIN: int(0, 1_000_000).default(120),
   /** Reads (job status, waits, event streams, trajectories, cancels, upload lookups), per minute per key. */

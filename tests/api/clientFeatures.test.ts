@@ -207,6 +207,20 @@ describe("batch", () => {
   });
 });
 
+describe("an operator's key", () => {
+  it("reads any key's job by its id (status, events), cancels only its own, and must name a key", async () => {
+    const keysEnv = { AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234,bob:key-bob-123456,oncall:key-oncall-1234", API_OPERATORS: "oncall" };
+    const { inject } = await start(keysEnv);
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const job = (await inject({ method: "POST", url: "/v1/localize", headers: as("key-bob-123456"), payload: body("bob's job") })).json();
+    expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}`, headers: as("key-oncall-1234") })).json()).toMatchObject({ id: job.id, status: "queued" });
+    // Another ordinary key still reads it as no job, and the operator cannot cancel it.
+    expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}`, headers: as("key-alice-1234") })).statusCode).toBe(404);
+    expect((await inject({ method: "DELETE", url: `/v1/jobs/${job.id}`, headers: as("key-oncall-1234") })).json().error.code).toBe("job_not_found");
+    await expect(start({ ...keysEnv, API_OPERATORS: "on-call" })).rejects.toThrow('API_OPERATORS: "on-call" names no key of API_KEYS or API_KEYS_FILE');
+  });
+});
+
 describe("batches a program retries", () => {
   it("follows the jobs a batch with an Idempotency-Key queued when it is sent again, and queues only what is missing", async () => {
     const { inject, config } = await start();
