@@ -39,6 +39,18 @@ export class ServiceMetrics {
         for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
+    // The queue's depth says how many wait, not for how long: a stuck queue (no worker takes
+    // jobs) and a busy one read alike by it. The oldest waiting job's age tells them apart.
+    new Gauge({
+      name: "codescout_queue_oldest_waiting_seconds",
+      help: "How long the oldest job waiting in the localize queue has waited (0 when none waits)",
+      registers,
+      async collect() {
+        // Oldest first; unread in time (Redis away), it keeps its last value, as the counts do.
+        const waiting = await within(queue.getJobs(["wait"], 0, 0, true), QUEUE_COUNTS_WAIT_MS);
+        if (waiting) this.set(waiting[0] ? Math.max(0, (Date.now() - waiting[0].timestamp) / 1000) : 0);
+      },
+    });
     this.phases = new Histogram({
       name: "codescout_job_phase_seconds",
       help: "Time per job phase: queue_wait, repository, sandbox, model, tools, policy, total",

@@ -434,6 +434,8 @@ describe("auth and limits", () => {
         .split("\n")
         .flatMap((l) => (l.startsWith("{") ? [JSON.parse(l) as Record<string, unknown>] : []));
       expect(lines.find((l) => l.msg === "job accepted")).toMatchObject({ jobId, owner: "anonymous", status: "queued", cached: false });
+      // The load balancer's probes (this test's wait for the API) leave no line at info.
+      expect(lines.filter((l) => (l.req as { url?: string } | undefined)?.url === "/healthz")).toEqual([]);
       expect(lines.filter((l) => l.msg === "request refused").map((l) => [l.code, l.field])).toEqual([
         ["job_not_found", "id"],
         ["invalid_repository", "repo.url"],
@@ -665,6 +667,10 @@ describe("operations", () => {
     await inject({ method: "POST", url: "/v1/localize", payload: body() });
     const metrics = await inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/codescout_queue_jobs\{state="waiting"\} 1/);
+    // How long the oldest of them has waited: the one job queued above, a moment ago.
+    const waited = Number(/^codescout_queue_oldest_waiting_seconds (\S+)$/m.exec(metrics.body)?.[1]);
+    expect(waited).toBeGreaterThan(0);
+    expect(waited).toBeLessThan(60);
     expect(metrics.body).toMatch(/^codescout_workers_alive 1$/m);
     expect(metrics.body).toMatch(/^codescout_redis_up 1$/m);
     expect(metrics.body).toContain("codescout_job_phase_seconds");

@@ -24,6 +24,8 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
   app.get(
     "/healthz",
     {
+      // Probed every few seconds by load balancers and Prometheus: their request lines would be most of the log.
+      logLevel: "warn",
       schema: {
         operationId: "health",
         summary: "Liveness: the API process is up",
@@ -37,6 +39,7 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
   app.get(
     "/readyz",
     {
+      logLevel: "warn",
       schema: {
         operationId: "ready",
         summary: "Readiness: Redis answers, and live workers reach their Docker engine and the model server",
@@ -80,6 +83,7 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
   app.get(
     "/metrics",
     {
+      logLevel: "warn",
       schema: {
         operationId: "metrics",
         summary: "Prometheus metrics",
