@@ -117,6 +117,9 @@ export class RepoError extends Error {
 }
 
 
+/** git's failure when a remote over HTTP asks for a login it was not given. */
+const ASKS_FOR_CREDENTIALS = /could not read (Username|Password)|terminal prompts disabled|Authentication failed|HTTP Basic: Access denied/;
+
 export class RepoCache {
   readonly dir: string;
   readonly trees: TreeStore;
@@ -496,7 +499,7 @@ export class RepoCache {
       if (err instanceof RepoError) throw err;
       // A remote that kept failing has not said the credentials are wrong.
       if (isTransientGitFailure(err)) throw new RepoError("fetch_failed", `could not reach ${url}: ${(err as Error).message}`);
-      throw new RepoError("fetch_failed", `cannot read ${url} with the credentials given`);
+      throw new RepoError("fetch_failed", `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${new URL(url).hostname})`);
     }
   }
 
@@ -592,6 +595,11 @@ export class RepoCache {
         }
       });
     } catch (err) {
+      // git's words for a remote that wants credentials ("could not read Username ... terminal
+      // prompts disabled") say neither that none were sent nor how to send them.
+      if (ASKS_FOR_CREDENTIALS.test((err as Error).message)) {
+        throw new RepoError("fetch_failed", `could not mirror ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${new URL(url).hostname} on the workers`, { cause: err });
+      }
       throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`, { cause: err });
     }
   }

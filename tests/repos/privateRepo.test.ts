@@ -46,7 +46,11 @@ const newCache = () => {
 describe("private repositories", () => {
   it("are fetched with the token, which stays out of the mirror, and are not served without it", async () => {
     const cache = newCache();
-    await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed" });
+    // Said as what it is, and what to send, not as git's prompt that could not be shown.
+    await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({
+      reason: "fetch_failed",
+      message: expect.stringContaining("the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for 127.0.0.1 on the workers"),
+    });
 
     const tree = await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN });
     expect(readFileSync(join(tree.treePath, "pkg/util.py"), "utf8")).toContain("def helper");
@@ -62,7 +66,7 @@ describe("private repositories", () => {
 
     // The tree is cached, yet a request without (or with wrong) credentials is refused.
     await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed" });
-    await expect(cache.prepare({ url, commit: fx.commits[0]!, token: "wrong" })).rejects.toMatchObject({ reason: "fetch_failed" });
+    await expect(cache.prepare({ url, commit: fx.commits[0]!, token: "wrong" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringContaining("the remote refused them") });
     expect((await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN })).cache).toBe("hot");
   });
 
