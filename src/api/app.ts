@@ -16,6 +16,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { localizeRoutes } from "./routes/localize.js";
 import { uploadRoutes } from "./routes/uploads.js";
 import { Submitter } from "./submit.js";
+import { jobEndedWebhook } from "./schemas.js";
 import { API_VERSION } from "../version.js";
 import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
@@ -93,6 +94,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
       components: {
         securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "An API key (when AUTH_MODE=api_key)." } },
       },
+      webhooks: jobEndedWebhook,
     },
     transform: jsonSchemaTransform,
   });

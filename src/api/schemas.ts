@@ -1,3 +1,4 @@
+import type { FastifyDynamicSwaggerOptions } from "@fastify/swagger";
 import { z } from "zod";
 import { localizeOptionsSchema, repoRefSchema } from "../queue/contract.js";
 import { jobViewSchema } from "../store/jobStore.js";
@@ -172,3 +173,31 @@ export const commonErrors = {
   unavailable: errorResponse("The service's job store (Redis) is unreachable; retry after Retry-After.", "unavailable", "the service's job store (Redis) is unreachable; retry shortly"),
   invalidParams: errorResponse("A path parameter, query parameter or header does not match the schema; `field` names it.", "validation_failed", "querystring.wait: Invalid input: expected number, received string", "querystring.wait"),
 };
+
+/** The job view as JSON Schema, the webhook's body (zod's type for it and openapi-types' differ only in their typing). */
+const jobJsonSchema = z.toJSONSchema(jobSchema, { io: "output", unrepresentable: "any" }) as unknown as Record<string, never>;
+
+/** OpenAPI 3.1's `webhooks`, as @fastify/swagger takes them. */
+type OpenApiWebhooks = Extract<NonNullable<FastifyDynamicSwaggerOptions["openapi"]>, { webhooks?: unknown }>["webhooks"];
+
+/**
+ * The webhook a job's end sends to its callback_url, as OpenAPI 3.1 describes a call the service
+ * makes: a receiver's code generator and reader find the body, the headers and what counts as
+ * received in the document, not only in the README.
+ */
+export const jobEndedWebhook: OpenApiWebhooks = {
+  jobEnded: {
+    post: {
+      summary: "A job ended (succeeded, failed or cancelled): sent to its callback_url",
+      description:
+        "Delivered at least once: retried after 15 s, 30 s, 1, 2 and 4 min (WEBHOOK_MAX_ATTEMPTS) until a 2xx answer, each delivery answered within 10 s; a redirect is not followed. Dedupe on X-CodeScout-Job. Verify X-CodeScout-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with WEBHOOK_SECRET>, and refuse an old t.",
+      parameters: [
+        { name: "X-CodeScout-Signature", in: "header" as const, required: true, schema: { type: "string" }, description: "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" keyed with WEBHOOK_SECRET>" },
+        { name: "X-CodeScout-Job", in: "header" as const, required: true, schema: { type: "string", format: "uuid" }, description: "The job's id: the same on every delivery of it." },
+      ],
+      requestBody: { required: true, content: { "application/json": { schema: jobJsonSchema } } },
+      responses: { "2XX": { description: "Received: not sent again." }, default: { description: "Not received: sent again later, until WEBHOOK_MAX_ATTEMPTS." } },
+    },
+  },
+};
+

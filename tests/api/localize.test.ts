@@ -235,6 +235,10 @@ describe("documentation", () => {
     const spec = await api.fastify.inject({ method: "GET", url: "/openapi.json" });
     expect(spec.json().paths["/v1/localize"].post.operationId).toBe("localize");
     expect(spec.json().paths["/localize"].post).toBeDefined();
+    // The webhook a receiver implements: its body is the job view, its headers the signature and the job's id.
+    const hook = spec.json().webhooks.jobEnded.post;
+    expect(hook.parameters.map((p: { name: string }) => p.name)).toEqual(["X-CodeScout-Signature", "X-CodeScout-Job"]);
+    expect(Object.keys(hook.requestBody.content["application/json"].schema.properties)).toEqual(expect.arrayContaining(["id", "status", "result", "error"]));
     const committed = readFileSync("openapi/openapi.json", "utf8");
     expect(committed, "openapi/openapi.json is stale: run `npm run openapi`").toBe(await renderOpenApi(loadConfig({})));
   });
