@@ -13,6 +13,8 @@ export const FAILURE_MESSAGE_CHARS = 1_000;
 export class JobFailedError extends Error {
   override name = "JobFailedError";
   readonly detail: string;
+  /** Where the job's time went before it failed (queue wait, repository, sandbox, total): for its worker's log line, not kept. */
+  spent?: Record<string, number>;
   constructor(
     readonly code: FailureCode,
     detail: string,

@@ -6,7 +6,7 @@ import { workerConcurrency, type Config } from "../config/env.js";
 import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type FailureCode, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
-import { decodeFailure } from "../queue/failure.js";
+import { decodeFailure, JobFailedError } from "../queue/failure.js";
 import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
@@ -185,7 +185,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     // the operator may have to act on (a sandbox, the model server, a fault).
     const { code, message } = decodeFailure(err.message);
     const level = CALLERS_FAILURES.has(code) ? "info" : "warn";
-    logger[level]({ jobId: job?.id, code, message, owner: job?.data.owner, attempt: job?.attemptsMade }, "job failed");
+    const timings = err instanceof JobFailedError ? err.spent : undefined;
+    logger[level]({ jobId: job?.id, code, message, owner: job?.data.owner, attempt: job?.attemptsMade, ...(timings ? { timings } : {}) }, "job failed");
     notify(job);
   });
   worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));

@@ -66,6 +66,8 @@ export function createProcessor(deps: ProcessorDeps) {
     const log = deps.logger.child({ jobId: payload.jobId });
     const t0 = performance.now();
     const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
+    // Where the time went, phase by phase as each ends: a failed job's log line says it too.
+    const spent: Record<string, number> = { queue_wait_ms: queueWaitMs };
 
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error("job_timeout")), deps.jobTimeoutS * 1000);
@@ -111,6 +113,7 @@ export function createProcessor(deps: ProcessorDeps) {
       });
       release = tree.release;
       const repoMs = performance.now() - tR;
+      spent.repo_ms = Math.round(repoMs);
       await publish("repository_ready", { sha: tree.sha, cache: tree.cache, ms: Math.round(repoMs) });
 
       const cacheKey =
@@ -138,6 +141,7 @@ export function createProcessor(deps: ProcessorDeps) {
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
       const sandboxMs = performance.now() - tS;
+      spent.sandbox_ms = Math.round(sandboxMs);
       await publish("sandbox_ready", { ms: Math.round(sandboxMs) });
       const box = sandbox;
       // Given up (cancelled, out of time, the worker stopping), the sandbox goes at once, and
@@ -253,6 +257,7 @@ export function createProcessor(deps: ProcessorDeps) {
         throw new WaitingError();
       }
       const failure = err instanceof JobFailedError ? err : new JobFailedError("internal", (err as Error).message, { cause: err });
+      failure.spent = { ...spent, total_ms: Math.round(performance.now() - t0) };
       await publish(failure.code === "cancelled" ? "cancelled" : "failed", { code: failure.code, message: failure.detail.slice(0, 500) });
       await notify();
       throw failure;

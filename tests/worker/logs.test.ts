@@ -34,7 +34,8 @@ describe("the worker's log of a job", () => {
       await enqueueLocalize(queue, missing);
       await enqueueLocalize(queue, good);
       const failed = await waitFor(async () => lines.find((l) => l.msg === "job failed" && l.jobId === missing.jobId), 60_000, "the failed job's line");
-      expect(failed).toMatchObject({ level: 30, code: "commit_not_found", owner: "alice" });
+      // With where its time went until then: the queue, then the repository step that failed.
+      expect(failed).toMatchObject({ level: 30, code: "commit_not_found", owner: "alice", timings: { queue_wait_ms: expect.any(Number), total_ms: expect.any(Number) } });
       const done = await waitFor(async () => lines.find((l) => l.msg === "job done" && l.jobId === good.jobId), 60_000, "the job's line");
       expect(done).toMatchObject({ owner: "alice", policy: "baseline", attempt: 1, timings: { queue_wait_ms: expect.any(Number), repo_ms: expect.any(Number), sandbox_ms: expect.any(Number), policy_ms: expect.any(Number) } });
     } finally {
