@@ -38,11 +38,16 @@ export async function git(cwd: string, args: string[], env: Record<string, strin
 async function diffText(cwd: string, args: string[], env: Record<string, string>): Promise<string> {
   const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "buffer" });
   if (isUtf8(stdout)) return stdout.toString("utf8");
-  const file = stdout
-    .toString("latin1")
-    .split(/^diff --git /m)
-    .find((section) => !isUtf8(Buffer.from(section, "latin1")));
-  throw new PatchNotText(printable((file ?? "").split("\n")[0]!.replace(/^a\//, "").replace(/ b\/.*$/, "")));
+  // The file by its place among the diff's files: its header quotes or cuts an odd name.
+  const sections = stdout.toString("latin1").split(/^diff --git /m).slice(1);
+  const at = sections.findIndex((section) => !isUtf8(Buffer.from(section, "latin1")));
+  const paths = args.indexOf("--");
+  const listing = [...args.slice(0, paths), "--name-only", "-z", ...args.slice(paths)];
+  const names = await run("git", listing, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "buffer" }).then(
+    ({ stdout: out }) => out.toString("utf8").split("\0").filter(Boolean),
+    () => [] as string[],
+  );
+  throw new PatchNotText(printable(names[at] ?? ""));
 }
 
 /** The changes hold a file that is not UTF-8 text: the tree is uploaded instead. */

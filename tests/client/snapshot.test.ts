@@ -270,15 +270,16 @@ describe("work tree snapshot", () => {
 
   it("refuses to make a patch of a file that is not UTF-8, naming it, rather than send it garbled; an upload still carries the file", () =>
     withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
-      writeFileSync(join(repo.dir, "app/legacy.py"), Buffer.from("# caf\xe9\nX = 1\n", "latin1"));
+      mkdirSync(join(repo.dir, "app/old b"), { recursive: true });
+      writeFileSync(join(repo.dir, "app/old b/legacy.py"), Buffer.from("# caf\xe9\nX = 1\n", "latin1"));
       repo.git("add", "-A");
       repo.git("commit", "-qm", "a Latin-1 source");
       writeFileSync(join(repo.dir, "app/main.py"), "def main():\n    return 1\n");
-      writeFileSync(join(repo.dir, "app/legacy.py"), Buffer.from("# caf\xe9\nX = 2\n", "latin1"));
+      writeFileSync(join(repo.dir, "app/old b/legacy.py"), Buffer.from("# caf\xe9\nX = 2\n", "latin1"));
       const snap = await Snapshot.take(repo.dir, cache);
       try {
-        await expect(snap.patch()).rejects.toThrow("the changes to app/legacy.py are not UTF-8 text, which a patch must be");
-        expect(await tarOutput(snap, ["-xO", "app/legacy.py"])).toContain("X = 2");
+        await expect(snap.patch()).rejects.toThrow("the changes to app/old b/legacy.py are not UTF-8 text, which a patch must be");
+        expect(await tarOutput(snap, ["-xO", "app/old b/legacy.py"])).toContain("X = 2");
       } finally {
         await snap.dispose();
       }
