@@ -208,6 +208,13 @@ async function ignoreLines(root: string, path: string): Promise<string[]> {
 
 const VENV_NAME = /^\.?(venv|env|virtualenv)\b/i;
 
+/** The promise `cache` keeps under `key`, made on the first ask: a snapshot reads each thing once. */
+function once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let found = cache.get(key);
+  if (!found) cache.set(key, (found = make()));
+  return found;
+}
+
 /** A submodule's index entry. */
 const GITLINK = "160000";
 /** Files git is told not to look at, compared with what is sent: a repository that flags them all for speed is not read whole. */
@@ -353,10 +360,7 @@ export class Snapshot {
    * stat cache spares them after), so a tree the service already holds costs no more.
    */
   leftOut(base?: string): Promise<LeftOut[]> {
-    const key = base ?? "";
-    let found = this.notSent.get(key);
-    if (!found) this.notSent.set(key, (found = this.readLeftOut(base)));
-    return found;
+    return once(this.notSent, base ?? "", () => this.readLeftOut(base));
   }
 
   private async readLeftOut(base?: string): Promise<LeftOut[]> {
@@ -470,10 +474,7 @@ export class Snapshot {
    * Read once per directory sent: the upload names them, then the archive leaves them out.
    */
   escapingLinks(under?: string): Promise<string[]> {
-    const key = under ?? "";
-    let found = this.links.get(key);
-    if (!found) this.links.set(key, (found = this.readEscapingLinks(under)));
-    return found;
+    return once(this.links, under ?? "", () => this.readEscapingLinks(under));
   }
 
   private async readEscapingLinks(under?: string): Promise<string[]> {
