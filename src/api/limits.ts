@@ -26,15 +26,22 @@ export class Limits {
     private readonly settings: LimitSettings,
   ) {}
 
-  /** Counts `cost` submissions (jobs or uploads) against the key's budget. */
-  async takeRequest(owner: string, cost = 1): Promise<void> {
-    await this.take("submit", owner, cost, this.settings.submitPerMinute, "submissions");
-  }
-
-  /** Gives back `cost` of this minute's submissions (a batch refused before any job of it was queued). */
-  async refundRequest(owner: string, cost: number): Promise<void> {
-    if (this.settings.submitPerMinute <= 0 || cost <= 0) return;
-    await this.redis.decrby(this.keys.rate(`submit:${owner}`, Math.floor(Date.now() / 60_000)), cost);
+  /**
+   * Counts `cost` submissions (jobs or uploads) against the key's budget; what is given back of
+   * them (a request refused, jobs of a batch already queued by its first sending) goes back to
+   * the minute they were counted in, never below nothing, whenever it is given.
+   */
+  async takeRequest(owner: string, cost = 1): Promise<Charge> {
+    const key = await this.take("submit", owner, cost, this.settings.submitPerMinute, "submissions");
+    let left = cost;
+    return {
+      refund: async (n = left) => {
+        const back = Math.min(n, left);
+        if (!key || back <= 0) return;
+        left -= back;
+        await this.redis.eval(REFUND, 1, key, back).catch(() => undefined);
+      },
+    };
   }
 
   async takePoll(owner: string): Promise<void> {
@@ -45,8 +52,9 @@ export class Limits {
     });
   }
 
-  private async take(kind: string, owner: string, cost: number, perMinute: number, what: string): Promise<void> {
-    if (perMinute <= 0) return;
+  /** The window's key the cost was counted under (null when the limit is off). */
+  private async take(kind: string, owner: string, cost: number, perMinute: number, what: string): Promise<string | null> {
+    if (perMinute <= 0) return null;
     const now = Date.now();
     const window = Math.floor(now / 60_000);
     const key = this.keys.rate(`${kind}:${owner}`, window);
@@ -58,6 +66,7 @@ export class Limits {
       const retry = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
       throw new ApiError(429, "rate_limited", `more than ${perMinute} ${what} a minute for this API key`, undefined, { "retry-after": String(retry) });
     }
+    return key;
   }
 
   /**
@@ -94,6 +103,18 @@ export class Limits {
     return (await this.redis.eval(RESERVE, 1, key, maxOpen, ttlS, Date.now(), ...ids)) === 1;
   }
 }
+
+/** Submissions counted by takeRequest, to give back (all that is left of them by default). */
+export interface Charge {
+  refund(n?: number): Promise<void>;
+}
+
+/** KEYS[1]: a minute's count; ARGV[1]: what to give back. Only to a count still there, and never below 0. */
+const REFUND = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 0 then return 0 end
+return redis.call('DECRBY', KEYS[1], math.min(n, tonumber(ARGV[1])))
+`;
 
 /** How long a reserved id may go without a job before it counts as a request that never finished. */
 const ACCEPTING_MS = 60_000;

@@ -98,10 +98,7 @@ export class Submitter {
       source.identity && options.cache !== false && !token
         ? resultCacheKey({ ...source.identity, patch: source.repo.patch_sha256, commits: body.repo.commits, issue: body.issue, options, model: config.MODEL_NAME, service: ANSWER_REVISION })
         : null;
-    const bodyHash = createHash("sha256")
-      .update(JSON.stringify({ ...body, repo: { ...body.repo, token: token ? sha256(token) : null } }))
-      .digest("hex");
-    return { payload, cacheKey, bodyHash };
+    return { payload, cacheKey, bodyHash: bodyHashOf(body) };
   }
 
   /**
@@ -168,8 +165,12 @@ export class Submitter {
    */
   async accept(body: LocalizeBody, owner: string, idempotencyKey?: string): Promise<JobView> {
     const { limits, config } = this.deps;
-    await limits.takeRequest(owner);
-    const prepared = await this.prepare(body, owner);
+    const charge = await limits.takeRequest(owner);
+    // A request refused (422) spends nothing of the key's minute.
+    const prepared = await this.prepare(body, owner).catch(async (err: unknown) => {
+      await charge.refund();
+      throw err;
+    });
     // A retry (an agent's, after a restart) follows the job it made, whatever the key's open
     // jobs: it opens none.
     if (idempotencyKey) {
@@ -185,7 +186,7 @@ export class Submitter {
       const earlier = idempotencyKey ? await this.earlier(this.idempotencyKeyOf(owner, idempotencyKey), prepared) : null;
       if (earlier) return earlier;
       // Refused at the cap (429), the request spent nothing of the minute.
-      await limits.refundRequest(owner, 1).catch(() => undefined);
+      await charge.refund();
       throw err;
     }
     try {
@@ -207,28 +208,31 @@ export class Submitter {
    */
   async acceptBatch(bodies: LocalizeBody[], owner: string, idempotencyKey?: string): Promise<JobView[]> {
     const { limits, config } = this.deps;
-    // Counted whole before any job is prepared (each may resolve a host), and given back when the
-    // batch is refused before anything of it was queued (422, 429): a refused batch spends nothing.
-    await limits.takeRequest(owner, bodies.length);
-    const prepared: Prepared[] = [];
-    try {
-      for (const [i, body] of bodies.entries()) prepared.push(await this.prepare(body, owner, `jobs.${i}.`));
-    } catch (err) {
-      await limits.refundRequest(owner, bodies.length).catch(() => undefined);
-      throw err;
-    }
+    // The jobs a first sending with this key queued are followed, not counted again: a retry
+    // of a batch that used most of the minute is not refused for the jobs it already made.
     const keyOf = (i: number) => (idempotencyKey ? `${idempotencyKey}\u0000batch\u0000${bodies.length}\u0000${i}` : undefined);
     const views: Array<JobView | null> = [];
-    for (const [i, p] of prepared.entries()) {
+    for (const [i, body] of bodies.entries()) {
       const key = keyOf(i);
-      views.push(key ? await this.earlier(this.idempotencyKeyOf(owner, key), p) : null);
+      views.push(key ? await this.earlier(this.idempotencyKeyOf(owner, key), { bodyHash: bodyHashOf(body) }) : null);
     }
-    const fresh = prepared.flatMap((p, i) => (views[i] ? [] : [i]));
+    const fresh = bodies.flatMap((_, i) => (views[i] ? [] : [i]));
+    if (fresh.length === 0) return views as JobView[];
+    // Counted before any job is prepared (each may resolve a host), and given back when the
+    // batch is refused before anything of it was queued (422, 429): a refused batch spends nothing.
+    const charge = await limits.takeRequest(owner, fresh.length);
+    const prepared: Prepared[] = [];
+    try {
+      for (const i of fresh) prepared[i] = await this.prepare(bodies[i]!, owner, `jobs.${i}.`);
+    } catch (err) {
+      await charge.refund();
+      throw err;
+    }
     const ids = fresh.map((i) => prepared[i]!.payload.jobId);
     try {
       await limits.reserve(owner, ids, config.JOB_TTL_S);
     } catch (err) {
-      await limits.refundRequest(owner, bodies.length).catch(() => undefined);
+      await charge.refund();
       throw err;
     }
     let done = 0;
@@ -241,8 +245,9 @@ export class Submitter {
         if (view.id !== prepared[i]!.payload.jobId) await limits.release(owner, [prepared[i]!.payload.jobId]);
       }
     } catch (err) {
-      // The jobs queued before the failure stay counted; the others never were.
+      // The jobs queued before the failure stay counted; the others never were, and cost nothing.
       await limits.release(owner, ids.slice(done));
+      await charge.refund(fresh.length - done);
       throw err;
     }
     return views as JobView[];
@@ -256,7 +261,7 @@ export class Submitter {
    * The job an earlier request with this Idempotency-Key made, if there was one: refused when
    * that request was another, or is still being accepted.
    */
-  private async earlier(idemKey: string, prepared: Prepared): Promise<JobView | null> {
+  private async earlier(idemKey: string, prepared: Pick<Prepared, "bodyHash">): Promise<JobView | null> {
     const raw = await this.deps.store.redis.get(idemKey);
     if (raw === null) return null;
     const prior = JSON.parse(raw) as { jobId?: string; bodyHash?: string };
@@ -331,5 +336,11 @@ export class Submitter {
 export const ACCEPT_CLAIM_S = 60;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+/** What an Idempotency-Key's later requests are compared by: the request as sent, its token by digest. */
+function bodyHashOf(body: LocalizeBody): string {
+  const token = body.repo.token;
+  return sha256(JSON.stringify({ ...body, repo: { ...body.repo, token: token ? sha256(token) : null } }));
+}
 
 const stillAccepting = () => new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key", { "retry-after": "1" });

@@ -254,18 +254,26 @@ const CALLERS_FAILURES: ReadonlySet<FailureCode> = new Set(["invalid_repository"
 const UPKEEP_EVERY_MS = 5 * 60_000;
 const UPKEEP_SOON_AFTER_MS = 90_000;
 
+/**
+ * The engine and the model server, looked at side by side and each within its own time: a model
+ * server that hangs must not make a healthy engine read as down (the heartbeat's bound on the
+ * whole is for an engine that does not answer).
+ */
 async function probe(config: Config, sandboxes: { ping?: () => Promise<void> }) {
-  const docker = sandboxes.ping ? await sandboxes.ping().then(() => true, () => false) : true;
-  let model: ModelState = "none";
+  const docker = sandboxes.ping ? within(sandboxes.ping().then(() => true, () => false), DOCKER_PROBE_MS).then((up) => up ?? false) : Promise.resolve(true);
+  let model: Promise<ModelState> = Promise.resolve("none");
   if (config.MODEL_BASE_URL) {
     const headers: Record<string, string> = config.MODEL_API_KEY ? { authorization: `Bearer ${config.MODEL_API_KEY}` } : {};
-    model = await fetch(`${config.MODEL_BASE_URL.replace(/\/$/, "")}/models`, { headers, redirect: "manual", signal: AbortSignal.timeout(3000) }).then(
+    model = fetch(`${config.MODEL_BASE_URL.replace(/\/$/, "")}/models`, { headers, redirect: "manual", signal: AbortSignal.timeout(3000) }).then(
       (r) => modelState(r, config.MODEL_NAME),
       () => "down" as const,
     );
   }
-  return { docker, model };
+  return { docker: await docker, model: await model };
 }
+
+/** The engine's ping within this, or it counts as not answering (under the heartbeat's 5 s for the whole probe). */
+const DOCKER_PROBE_MS = 4_000;
 
 /**
  * A server that answers but refuses this service's key (401, 403), or a vLLM that serves no model

@@ -58,7 +58,8 @@ export class Heartbeat {
   }
 
   async start(): Promise<void> {
-    this.status = await this.probe();
+    // Bounded as every beat's: an engine that does not answer must not hold the worker's start.
+    this.status = (await within(this.probe(), PROBE_WAIT_MS)) ?? { ...this.status, docker: false };
     await this.write();
     this.timer = setInterval(() => void this.beat().catch(() => undefined), INTERVAL_MS);
     this.timer.unref();

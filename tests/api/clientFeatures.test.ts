@@ -223,7 +223,8 @@ describe("an operator's key", () => {
 
 describe("batches a program retries", () => {
   it("follows the jobs a batch with an Idempotency-Key queued when it is sent again, and queues only what is missing", async () => {
-    const { inject, config } = await start();
+    // Four submissions a minute: the batch's three, and its replays and refusals spend none.
+    const { inject, config } = await start({ RATE_LIMIT_PER_MIN: "4" });
     const headers = { "idempotency-key": "batch-1" };
     const jobs = [body("batch a"), body("batch b"), body("batch c")];
     const first = await inject({ method: "POST", url: "/v1/localize/batch", headers, payload: { jobs } });
@@ -233,12 +234,13 @@ describe("batches a program retries", () => {
     // Another batch under the key is refused by the job that differs; nothing of it is queued.
     const other = await inject({ method: "POST", url: "/v1/localize/batch", headers, payload: { jobs: [jobs[0], jobs[1], body("batch d")] } });
     expect([other.statusCode, other.json().error.code]).toEqual([422, "idempotency_key_reused"]);
-    // Without a key, the same batch is three more jobs.
-    expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs } })).statusCode).toBe(202);
+    // The minute has one submission left: a single job takes it, the same batch without a key is three more.
+    expect((await inject({ method: "POST", url: "/v1/localize", payload: body("one more") })).statusCode).toBe(202);
+    expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs } })).json().error.code).toBe("rate_limited");
     const redis = new Redis(config.REDIS_URL);
     const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
     redis.disconnect();
-    expect(waiting).toBe(6);
+    expect(waiting).toBe(4);
   });
 
   it("refuses a batch the key's limits could never let through as too large (422), and charges nothing for a refused batch", async () => {
