@@ -598,7 +598,14 @@ export class RepoCache {
       // git's words for a remote that wants credentials ("could not read Username ... terminal
       // prompts disabled") say neither that none were sent nor how to send them.
       if (ASKS_FOR_CREDENTIALS.test((err as Error).message)) {
-        throw new RepoError("fetch_failed", `could not mirror ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${new URL(url).hostname} on the workers`, { cause: err });
+        const host = new URL(url).hostname;
+        throw new RepoError(
+          "fetch_failed",
+          withToken
+            ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
+            : `could not mirror ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
+          { cause: err },
+        );
       }
       throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`, { cause: err });
     }

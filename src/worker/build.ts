@@ -207,7 +207,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
 
   // A webhook given up is the operator's to know of: its job's answer did not reach the receiver.
   webhookWorker?.on("failed", (job, err) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) logger.warn({ jobId: job.data.jobId, receiver: safeHost(job.data.url), attempts: job.attemptsMade, err: err.message }, "webhook given up");
+    const last = job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError");
+    if (job && last) logger.warn({ jobId: job.data.jobId, receiver: safeHost(job.data.url), attempts: job.attemptsMade, err: err.message }, "webhook given up");
   });
 
   // Cancellation reaches whichever worker runs the job; the others ignore the message.

@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { request as httpRequest, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
-import { DelayedError, type Job } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { HostGuard } from "../queue/hostPolicy.js";
 import type { WebhookPayload } from "../queue/contract.js";
 import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
@@ -116,7 +116,8 @@ export function webhookProcessor(store: JobStore, secret: string, hosts: HostGua
   };
   return async (job: Job<WebhookPayload>, token?: string): Promise<{ status: number }> => {
     const view = await store.get(job.data.jobId);
-    if (!view) return { status: 0 };
+    // Gone (past JOB_TTL_S, its retries having outlasted it): nothing to deliver, and said so.
+    if (!view) throw new UnrecoverableError("the job is gone (kept JOB_TTL_S), so there is nothing to deliver");
     // Queued by the worker just before it records the end: looked at again until the record
     // says it (its worker may have died there, and the job's retry take the job's whole time
     // limit; a webhook failed meanwhile would stay failed).

@@ -45,6 +45,8 @@ const newCache = () => {
 
 describe("private repositories", () => {
   it("are fetched with the token, which stays out of the mirror, and are not served without it", async () => {
+    // A wrong token on the first clone is said to be refused, not missing.
+    await expect(newCache().prepare({ url, commit: fx.commits[0]!, token: "wrong-token-value" })).rejects.toMatchObject({ message: expect.stringContaining("the remote refused them") });
     const cache = newCache();
     // Said as what it is, and what to send, not as git's prompt that could not be shown.
     await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({

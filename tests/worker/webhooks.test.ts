@@ -135,6 +135,11 @@ describe("a webhook given up", () => {
       worker = await startWorker(config, { logger });
       const given = await waitFor(async () => lines.find((l) => l.msg === "webhook given up"), 15_000, "the webhook to be given up");
       expect(given).toMatchObject({ level: 40, jobId, receiver: "127.0.0.1", attempts: 1, err: "callback answered 500" });
+      // A job gone before its webhook could be delivered (past JOB_TTL_S): given up, and said, not counted delivered.
+      const gone = randomUUID();
+      await own.store.notifyEnded(gone, url);
+      const goneLine = await waitFor(async () => lines.find((l) => l.msg === "webhook given up" && l.jobId === gone), 15_000, "the gone job's webhook to be given up");
+      expect(goneLine).toMatchObject({ level: 40, err: "the job is gone (kept JOB_TTL_S), so there is nothing to deliver" });
     } finally {
       await worker?.close();
       await own.close();
