@@ -60,8 +60,8 @@ export class Limits {
     const key = this.keys.rate(`${kind}:${owner}`, window);
     const [[, count]] = (await this.redis.multi().incrby(key, cost).expire(key, 120).exec()) as [[null, number], unknown];
     if (count > perMinute) {
-      // A refused request spends nothing: a batch too large for what is left of the minute would
-      // otherwise use it up, and the key's next requests with it.
+      // Refused here, before any work: it spends nothing, or a batch too large for what is left of
+      // the minute would use it up, and the key's next requests with it.
       await this.redis.decrby(key, cost).catch(() => undefined);
       const retry = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
       throw new ApiError(429, "rate_limited", `more than ${perMinute} ${what} a minute for this API key`, undefined, { "retry-after": String(retry) });

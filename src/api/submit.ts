@@ -165,12 +165,9 @@ export class Submitter {
    */
   async accept(body: LocalizeBody, owner: string, idempotencyKey?: string): Promise<JobView> {
     const { limits, config } = this.deps;
-    const charge = await limits.takeRequest(owner);
-    // A request refused (422) spends nothing of the key's minute.
-    const prepared = await this.prepare(body, owner).catch(async (err: unknown) => {
-      await charge.refund();
-      throw err;
-    });
+    // Counted whatever becomes of it: a refused request has resolved the hosts it names.
+    await limits.takeRequest(owner);
+    const prepared = await this.prepare(body, owner);
     // A retry (an agent's, after a restart) follows the job it made, whatever the key's open
     // jobs: it opens none.
     if (idempotencyKey) {
@@ -185,8 +182,6 @@ export class Submitter {
       // that job is this request's too (or it is still being accepted: 409, asked again).
       const earlier = idempotencyKey ? await this.earlier(this.idempotencyKeyOf(owner, idempotencyKey), prepared) : null;
       if (earlier) return earlier;
-      // Refused at the cap (429), the request spent nothing of the minute.
-      await charge.refund();
       throw err;
     }
     try {
@@ -217,22 +212,25 @@ export class Submitter {
       views.push(key ? await this.earlier(this.idempotencyKeyOf(owner, key), { bodyHash: bodyHashOf(body) }) : null);
     }
     const fresh = bodies.flatMap((_, i) => (views[i] ? [] : [i]));
+    // Replays are reads of the key's own jobs: counted as one, as a GET of them would be.
+    if (fresh.length < bodies.length) await limits.takePoll(owner);
     if (fresh.length === 0) return views as JobView[];
-    // Counted before any job is prepared (each may resolve a host), and given back when the
-    // batch is refused before anything of it was queued (422, 429): a refused batch spends nothing.
+    // Counted before any job is prepared (each may resolve a host), and given back but one when
+    // the batch is refused before anything of it was queued (422, 429): such a batch costs a
+    // request, as a refused single one does (its lookups were made), not its jobs.
     const charge = await limits.takeRequest(owner, fresh.length);
     const prepared: Prepared[] = [];
     try {
       for (const i of fresh) prepared[i] = await this.prepare(bodies[i]!, owner, `jobs.${i}.`);
     } catch (err) {
-      await charge.refund();
+      await charge.refund(fresh.length - 1);
       throw err;
     }
     const ids = fresh.map((i) => prepared[i]!.payload.jobId);
     try {
       await limits.reserve(owner, ids, config.JOB_TTL_S);
     } catch (err) {
-      await charge.refund();
+      await charge.refund(fresh.length - 1);
       throw err;
     }
     let done = 0;

@@ -429,7 +429,8 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
       const own = checkout.head && checkout.base !== checkout.head ? checkout.head : undefined;
       const [patch, ahead, commits] = await Promise.all([
-        snapshot.patch(checkout.base).catch((err: unknown) => (err instanceof PatchNotText ? err : Promise.reject(err as Error))),
+        // A scoped job reads its directory alone: edits elsewhere in the checkout stay on the machine.
+        snapshot.patch(checkout.base, under).catch((err: unknown) => (err instanceof PatchNotText ? err : Promise.reject(err as Error))),
         own ? git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0) : 0,
         // The commits the patch carries are in no history the service reads: what those the issue
         // names changed goes with it, read from the branch's own commits only.

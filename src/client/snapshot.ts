@@ -288,10 +288,11 @@ export class Snapshot {
 
   /**
    * The difference from `base` (HEAD, or a commit of its past: then the commits since are in it
-   * too), as `git diff --binary` prints it ("" when there is none), without what is left out.
+   * too), as `git diff --binary` prints it ("" when there is none), without what is left out; of
+   * the directory `under` alone when given.
    */
-  async patch(base = "HEAD"): Promise<string> {
-    return diffText(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(undefined, false, base))], this.env);
+  async patch(base = "HEAD", under?: string): Promise<string> {
+    return diffText(this.root, [...DIFF, base, "--", ...(await this.sentPathspecs(under, false, base))], this.env);
   }
 
   /**

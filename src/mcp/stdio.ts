@@ -96,12 +96,15 @@ class RestBackend implements LocalizeBackend {
   }
 }
 
-/** The client's file roots, where it declares any (MCP's roots: the workspace it works in); else null. */
+/**
+ * The client's file roots, where it declares it has roots (MCP's roots: the workspace it works
+ * in); null where it does not. Declared but none readable (none given, the list refused, none a
+ * file:// one) is an empty workspace, not an open one.
+ */
 async function clientRoots(): Promise<string[] | null> {
   if (!server.server.getClientCapabilities()?.roots) return null;
   const { roots } = await server.server.listRoots().catch(() => ({ roots: [] as Array<{ uri: string }> }));
-  const dirs = roots.filter((r) => r.uri.startsWith("file://")).map((r) => fileURLToPath(r.uri));
-  return dirs.length ? dirs : null;
+  return roots.filter((r) => r.uri.startsWith("file://")).map((r) => fileURLToPath(r.uri));
 }
 
 /**
@@ -125,6 +128,7 @@ async function checkWithinRoots(path: string): Promise<void> {
     return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
   };
   if ([...roots, ...(args.path ? [args.path] : [])].some(inside)) return;
+  if (!roots.length) throw new LocalizeRefused("invalid_path", `the client declares a workspace (roots) but gave this server none it can read: open the project in the client, or give it as --path in this server's entry of the client's config`, "path");
   throw new LocalizeRefused("invalid_path", `${path} is outside the directories the client gave this server as its roots (${roots.join(", ")}): give a checkout inside them`, "path");
 }
 

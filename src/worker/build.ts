@@ -7,6 +7,7 @@ import { BaselinePolicy } from "../agent/baseline.js";
 import type { Policy } from "../agent/policy.js";
 import { QUEUES, type FailureCode, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
 import { decodeFailure, JobFailedError } from "../queue/failure.js";
+import { readCapped } from "../agent/codescout/modelClient.js";
 import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
@@ -285,7 +286,16 @@ const DOCKER_PROBE_MS = 4_000;
 async function modelState(r: Response, name: string): Promise<ModelState> {
   if (r.status === 401 || r.status === 403) return "refused";
   if (!r.ok) return "down";
-  const listed = (await r.json().catch(() => null)) as { data?: unknown } | null;
+  // A list of models is a few hundred bytes: a reply past 1 MiB is no list, and is not read on.
+  const body = await readCapped(r, 1 << 20).catch(() => null);
+  if (body === null) return "down";
+  const listed = (() => {
+    try {
+      return JSON.parse(body.toString("utf8")) as { data?: unknown } | null;
+    } catch {
+      return null;
+    }
+  })();
   const models = Array.isArray(listed?.data) ? (listed.data as Array<{ id?: unknown; owned_by?: unknown } | null>) : [];
   const vllm = models.length > 0 && models.every((m) => m?.owned_by === "vllm");
   return vllm && !models.some((m) => m?.id === name) ? "refused" : "ok";

@@ -205,6 +205,14 @@ describe("batch", () => {
     // Two refused batches of five spent two of the minute's ten, not all of them: a job is still taken.
     expect((await inject({ method: "POST", url: "/v1/localize", payload: body("after the refused batches") })).statusCode).toBe(202);
   });
+
+  it("counts a request refused for what it names: its hosts were looked up, so refusals cannot be sent for free", async () => {
+    const { inject } = await start({ RATE_LIMIT_PER_MIN: "3" });
+    const refused = { ...body("a refused one"), repo: { url: "ftp://x/y", commit: SHA } };
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push((await inject({ method: "POST", url: "/v1/localize", payload: refused })).json().error.code);
+    expect(codes).toEqual(["invalid_repository", "invalid_repository", "invalid_repository", "rate_limited"]);
+  });
 });
 
 describe("an operator's key", () => {
@@ -243,7 +251,7 @@ describe("batches a program retries", () => {
     expect(waiting).toBe(4);
   });
 
-  it("refuses a batch the key's limits could never let through as too large (422), and charges nothing for a refused batch", async () => {
+  it("refuses a batch the key's limits could never let through as too large (422), and a batch over what is left of the minute spends none of it", async () => {
     const { inject } = await start({ RATE_LIMIT_PER_MIN: "10", MAX_OPEN_JOBS_PER_KEY: "5" });
     const six = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 6 }, (_, i) => body(`six ${i}`)) } });
     expect([six.statusCode, six.json().error]).toEqual([422, { code: "batch_too_large", message: "this API key may have at most 5 jobs queued or running at once: split the batch", field: "jobs" }]);

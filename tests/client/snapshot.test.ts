@@ -298,6 +298,21 @@ describe("work tree snapshot", () => {
       }
     }));
 
+  it("makes the patch of a scoped job of its directory alone: edits elsewhere in the checkout stay on the machine", () =>
+    withCheckout({ "pkgA/a.py": "A = 1\n", "pkgB/b.py": "B = 1\n" }, async (repo, cache) => {
+      writeFileSync(join(repo.dir, "pkgA/a.py"), "A = 2\n");
+      writeFileSync(join(repo.dir, "pkgB/b.py"), "B = 'PRIVATE_EDIT'\n");
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        const scoped = await snap.patch("HEAD", "pkgA");
+        expect(scoped).toContain("+A = 2");
+        expect(scoped).not.toContain("PRIVATE_EDIT");
+        expect(await snap.patch("HEAD")).toContain("PRIVATE_EDIT");
+      } finally {
+        await snap.dispose();
+      }
+    }));
+
   it("takes a CRLF file git's core.safecrlf would refuse to commit: that guard is for the user's commits", () =>
     withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
       execFileSync("git", ["config", "core.autocrlf", "input"], { cwd: repo.dir });

@@ -794,6 +794,14 @@ describe("MCP over stdio (codescout-mcp)", () => {
     } finally {
       await client.close();
     }
+    // A client that declares a workspace and gives none: an empty one, not an open one.
+    const none = await stdioClient({ CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY }, [], []);
+    try {
+      const refused = await none.callTool({ name: "localize", arguments: { issue: "only_in_the_edit doubles wrongly", policy: "baseline", path: outside } }, CallToolResultSchema);
+      expect((refused.content as Array<{ text: string }>)[0]!.text).toMatch(/^The request was refused \(path\): the client declares a workspace \(roots\) but gave this server none it can read/);
+    } finally {
+      await none.close();
+    }
   });
 
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {

@@ -62,6 +62,17 @@ describe("the worker's look at its model server", () => {
       try {
         const slowly = (real: () => Promise<void>) => new Promise<void>((r) => setTimeout(r, 2_500)).then(real);
         expect(await beatOf({ MODEL_BASE_URL: `http://127.0.0.1:${(hung.address() as AddressInfo).port}/v1` }, slowly)).toEqual({ docker: true, model: "down" });
+        // A list past 1 MiB is no list: not read on (the worker's memory), and the server is down.
+        const flood = createServer((_req, res) => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(`{"data":[${'{"id":"x","owned_by":"vllm"},'.repeat(60_000)}{"id":"OpenHands/CodeScout-4B","owned_by":"vllm"}]}`);
+        });
+        await new Promise<void>((r) => flood.listen(0, "127.0.0.1", r));
+        try {
+          expect(await modelSeen({ MODEL_BASE_URL: `http://127.0.0.1:${(flood.address() as AddressInfo).port}/v1` })).toBe("down");
+        } finally {
+          await new Promise((r) => flood.close(r));
+        }
         // An engine that never answers: the worker starts all the same, saying so.
         expect(await beatOf({}, () => new Promise<void>(() => undefined))).toEqual({ docker: false, model: "none" });
       } finally {

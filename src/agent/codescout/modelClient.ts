@@ -235,6 +235,21 @@ async function readWhole(url: string | URL | Request, init?: RequestInit): Promi
     await res.body?.cancel().catch(() => undefined);
     throw new ReplyRefused(`the model server redirected the request (${res.status}): set MODEL_BASE_URL to the address it answers on`, false);
   }
+  const whole = await readCapped(res, MAX_REPLY_BYTES);
+  if (!whole) throw new ReplyRefused(`the model server's reply is over ${MAX_REPLY_BYTES >> 20} MiB`, false);
+  // A 204 or 205 takes no body at all, not even an empty one (the Response constructor throws).
+  const body = res.status === 204 || res.status === 205 ? null : res.ok ? new Uint8Array(whole) : nestedError(whole.toString("utf8"));
+  const headers = new Headers(res.headers);
+  // The body is decoded and whole now: its transfer headers no longer describe it.
+  for (const h of ["content-encoding", "content-length", "transfer-encoding"]) headers.delete(h);
+  return new Response(body, { status: res.status, statusText: res.statusText, headers });
+}
+
+/**
+ * A response's body whole, or null past `max` bytes (the rest is not read). A failure reading it
+ * (an abort, a reset) is thrown: the caller's, as fetch's own would be.
+ */
+export async function readCapped(res: Response, max: number): Promise<Buffer | null> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = res.body?.getReader();
@@ -242,19 +257,13 @@ async function readWhole(url: string | URL | Request, init?: RequestInit): Promi
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_REPLY_BYTES) {
+    if (size > max) {
       await reader.cancel().catch(() => undefined);
-      throw new ReplyRefused(`the model server's reply is over ${MAX_REPLY_BYTES >> 20} MiB`, false);
+      return null;
     }
     chunks.push(value);
   }
-  const whole = Buffer.concat(chunks);
-  // A 204 or 205 takes no body at all, not even an empty one (the Response constructor throws).
-  const body = res.status === 204 || res.status === 205 ? null : res.ok ? new Uint8Array(whole) : nestedError(whole.toString("utf8"));
-  const headers = new Headers(res.headers);
-  // The body is decoded and whole now: its transfer headers no longer describe it.
-  for (const h of ["content-encoding", "content-length", "transfer-encoding"]) headers.delete(h);
-  return new Response(body, { status: res.status, statusText: res.statusText, headers });
+  return Buffer.concat(chunks);
 }
 
 function nestedError(text: string): string {
