@@ -1,5 +1,5 @@
 import { ModelError, type ModelErrorReason } from "./codescout/modelClient.js";
-import { addUsage, type Policy, type PolicyContext, type PolicyResult } from "./policy.js";
+import { addUsage, stepsOf, type Policy, type PolicyContext, type PolicyResult } from "./policy.js";
 
 /** The job's time kept for the baseline: on a large tree's first job its answer takes seconds, rarely a minute. */
 export const BASELINE_RESERVE_MS = 120_000;
@@ -41,7 +41,10 @@ export class WithFallback implements Policy {
       ctx.onEvent({ type: "fallback", turn: 0, maxTurns: 0, reason: err.reason });
       const answer = await this.fallback.run(ctx);
       // The job's usage is both policies': the model's calls (the failed one too), then the baseline's tools.
-      return { ...answer, usage: err.usage ? addUsage(err.usage, answer.usage) : answer.usage, fallback, trajectory: [{ at: new Date().toISOString(), kind: "tool", name: "fallback", ...fallback, detail: err.message }, ...answer.trajectory] };
+      // In the order it happened: the model's steps until it failed, the fallback, the baseline's.
+      const before = stepsOf(err) ?? [];
+      const step = { at: new Date().toISOString(), kind: "tool" as const, name: "fallback", ...fallback, detail: err.message };
+      return { ...answer, usage: err.usage ? addUsage(err.usage, answer.usage) : answer.usage, fallback, trajectory: [...before, step, ...answer.trajectory] };
     }
   }
 }

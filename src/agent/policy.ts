@@ -51,6 +51,22 @@ export interface PolicyEvent {
   reason?: string;
 }
 
+/**
+ * The steps a policy had taken when it failed (the model server gone, the job's time up), kept
+ * beside its error, so the job's trajectory says what happened before: a failed job had none,
+ * and a fallback's began at the fallback. A WeakMap, so an error's shape is not changed.
+ */
+const stepsBeforeFailure = new WeakMap<object, TrajectoryStep[]>();
+
+export function keepSteps<E>(err: E, steps: TrajectoryStep[]): E {
+  if (err && typeof err === "object") stepsBeforeFailure.set(err, steps);
+  return err;
+}
+
+export function stepsOf(err: unknown): TrajectoryStep[] | undefined {
+  return err && typeof err === "object" ? stepsBeforeFailure.get(err) : undefined;
+}
+
 export interface TrajectoryStep {
   at: string;
   kind: "request" | "response" | "tool";

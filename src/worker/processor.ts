@@ -2,7 +2,7 @@ import { WaitingError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { checkAnswer, normalizeLocations } from "../agent/locations.js";
 import { ModelError } from "../agent/codescout/modelClient.js";
-import type { Policy, PolicyEvent } from "../agent/policy.js";
+import { keepSteps, stepsOf, type Policy, type PolicyEvent } from "../agent/policy.js";
 import {
   localizePayloadSchema,
   normalScope,
@@ -95,6 +95,8 @@ export function createProcessor(deps: ProcessorDeps) {
 
     let sandbox: Sandbox | undefined;
     let release: (() => Promise<void>) | undefined;
+    /** The policy that ran, and where: a failed run's steps are kept as its trajectory. */
+    let ran: { policy: string; workingDir: string } | undefined;
     try {
       // Cancelled while it sat in the queue, or between a crash and this retry.
       if (await deps.store.isCancelRequested(payload.jobId)) throw new JobFailedError("cancelled", "the job was cancelled");
@@ -136,6 +138,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const tS = performance.now();
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
       const workingDir = makeWorkingDir(tree.owner, tree.name, instance);
+      ran = { policy: policy.name, workingDir };
       sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
@@ -178,8 +181,10 @@ export function createProcessor(deps: ProcessorDeps) {
             ),
         })
         .catch((err) => {
-          if (abort.signal.aborted) throw failAborted();
-          throw policyFailure(err);
+          const failure = abort.signal.aborted ? failAborted() : policyFailure(err);
+          // The policy's steps until then go with the job's failure, to be kept as its trajectory.
+          const steps = stepsOf(err);
+          throw steps ? keepSteps(failure, steps) : failure;
         });
       // A policy that finishes its step after a cancel (the baseline's scan runs to its end) has
       // answered a job that was cancelled: the job ends as the DELETE said, not succeeded.
@@ -203,8 +208,8 @@ export function createProcessor(deps: ProcessorDeps) {
       if (abort.signal.aborted) throw failAborted();
       const sets = locationSets(unscoped(normalized, scope));
 
-      // With why (the trajectory's first step holds it): a 500 and a server that is gone read alike by their code.
-      const why = (outcome.trajectory[0] as { detail?: unknown } | undefined)?.detail;
+      // With why (the fallback's step holds it): a 500 and a server that is gone read alike by their code.
+      const why = (outcome.trajectory.find((step) => (step as { name?: unknown }).name === "fallback") as { detail?: unknown } | undefined)?.detail;
       if (outcome.fallback) log.warn({ fallback: outcome.fallback, detail: typeof why === "string" ? why : undefined }, "the model server failed the job; the baseline answered it");
       await deps.store.saveTrajectory(payload.jobId, {
         policy: outcome.policy,
@@ -258,6 +263,14 @@ export function createProcessor(deps: ProcessorDeps) {
       }
       const failure = err instanceof JobFailedError ? err : new JobFailedError("internal", (err as Error).message, { cause: err });
       failure.spent = { ...spent, total_ms: Math.round(performance.now() - t0) };
+      // What the policy did before it failed (the model's turns until its server went, or the
+      // job's time ran out): the trajectory an operator reads to see why.
+      const steps = stepsOf(err);
+      if (steps?.length && ran) {
+        await deps.store
+          .saveTrajectory(payload.jobId, { policy: ran.policy, finish_reason: null, failure: failure.code, working_dir: ran.workingDir, steps })
+          .catch((e) => log.warn({ err: e }, "trajectory write failed"));
+      }
       await publish(failure.code === "cancelled" ? "cancelled" : "failed", { code: failure.code, message: failure.detail.slice(0, 500) });
       await notify();
       throw failure;

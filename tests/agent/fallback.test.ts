@@ -41,7 +41,12 @@ describe("the baseline behind the model", () => {
     expect(r.locations?.[0]).toMatchObject({ file: "pkg/parser.py" });
     expect(events.map((e) => e.type).slice(0, 2)).toEqual(["turn", "fallback"]);
     expect(events[1]).toMatchObject({ reason: "llm_timeout" });
-    expect(r.trajectory[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_timeout" });
+    // In the order it happened: the model was asked (system and user), then the fallback, then the baseline's steps.
+    expect(r.trajectory.slice(0, 3)).toMatchObject([
+      { kind: "request", role: "system" },
+      { kind: "request", role: "user" },
+      { kind: "tool", name: "fallback", from: "codescout", reason: "llm_timeout" },
+    ]);
     // The model's failed request is in the job's usage: one call, waited on for the client's limit (1 s).
     expect(r.usage.modelCalls).toBe(1);
     expect(r.usage.modelMs).toBeGreaterThanOrEqual(1_000);
@@ -56,7 +61,7 @@ describe("the baseline behind the model", () => {
   it("answers when the model server's reply is not a chat completion (a proxy's page with 200)", async () => {
     const r = await run([{ raw: "<html>upstream connect error</html>" }]).result;
     expect(r).toMatchObject({ policy: "baseline", fallback: { from: "codescout", reason: "llm_unavailable" } });
-    expect(r.trajectory[0]).toMatchObject({ name: "fallback", detail: "the model server's reply is not a chat completion (not JSON)" });
+    expect(r.trajectory.find((s) => (s as { name?: string }).name === "fallback")).toMatchObject({ detail: "the model server's reply is not a chat completion (not JSON)" });
   });
 
   it("ends the model's time before the job's, so that the baseline answers in it: a request allowed a minute stops with the model's time", async () => {

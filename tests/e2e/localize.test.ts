@@ -415,7 +415,9 @@ describe("end to end", () => {
     // The job succeeded: the operator learns of the model server from the counter (and the worker's log).
     await waitFor(async () => ((await (await fetch(`${base}/metrics`)).text()).includes('codescout_jobs_fallback_total{from="codescout",reason="llm_unavailable"} 1') ? true : undefined), 10_000, "the fallback counted");
     const trajectory = (await (await fetch(`${base}/v1/jobs/${fellBack.id}/trajectory`)).json()) as { trajectory: { policy: string; steps: Array<Record<string, unknown>> } };
-    expect(trajectory.trajectory.steps[0]).toMatchObject({ kind: "tool", name: "fallback", from: "codescout", reason: "llm_unavailable" });
+    // In the order it happened: the model's request, the fallback, then the baseline's steps.
+    expect(trajectory.trajectory.steps[0]).toMatchObject({ kind: "request", role: "system" });
+    expect(trajectory.trajectory.steps.find((s) => s.name === "fallback")).toMatchObject({ kind: "tool", from: "codescout", reason: "llm_unavailable" });
     // Followers are told as it happens, before the answer.
     const stream = await (await fetch(`${base}/v1/jobs/${fellBack.id}/events`)).text();
     expect(stream).toMatch(/event: fallback\ndata: \{"type":"fallback",[^\n]*"data":\{"from":"codescout","reason":"llm_unavailable"\}\}\n[\s\S]*event: finished/);
@@ -431,9 +433,13 @@ describe("end to end", () => {
     expect(back).toMatchObject({ status: "succeeded", cached: false, result: { policy: "codescout", files: ["pkg/util.py"] } });
     expect(back.result.fallback).toBeUndefined();
 
-    // A request that names the model gets it or its failure.
+    // A request that names the model gets it or its failure, and its trajectory says what the model was asked before.
     model.script([{ status: 503 }]);
-    expect(await ask({ policy: "codescout", cache: false })).toMatchObject({ status: "failed", error: { code: "llm_unavailable" } });
+    const failed = await ask({ policy: "codescout", cache: false });
+    expect(failed).toMatchObject({ status: "failed", error: { code: "llm_unavailable" } });
+    const failedSteps = (await (await fetch(`${base}/v1/jobs/${failed.id}/trajectory`)).json()) as { trajectory: { failure: string; finish_reason: null; steps: Array<Record<string, unknown>> } };
+    expect(failedSteps.trajectory).toMatchObject({ policy: "codescout", failure: "llm_unavailable", finish_reason: null });
+    expect(failedSteps.trajectory.steps.map((s) => s.role)).toEqual(["system", "user"]);
     // A model server that refuses the request (a wrong model name) is a failure to see, not a fallback.
     model.script([{ status: 400 }]);
     expect(await ask({ cache: false })).toMatchObject({ status: "failed", error: { code: "llm_bad_request" } });

@@ -1,5 +1,5 @@
 import type { ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
-import { emptyUsage, type FinishReason, type Location, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "../policy.js";
+import { emptyUsage, keepSteps, type FinishReason, type Location, type Policy, type PolicyContext, type PolicyResult, type TrajectoryStep } from "../policy.js";
 import { ModelError, type ChatRequest, type ModelClient } from "./modelClient.js";
 import { renderPrompt, type PromptPack } from "./prompts.js";
 import { parseRawToolCalls } from "./rawToolCalls.js";
@@ -51,6 +51,15 @@ export class CodeScoutPolicy implements Policy {
   constructor(private readonly settings: CodeScoutSettings) {}
 
   async run(ctx: PolicyContext): Promise<PolicyResult> {
+    const trajectory: TrajectoryStep[] = [];
+    try {
+      return await this.episode(ctx, trajectory);
+    } catch (err) {
+      throw keepSteps(err, trajectory);
+    }
+  }
+
+  private async episode(ctx: PolicyContext, trajectory: TrajectoryStep[]): Promise<PolicyResult> {
     const s = this.settings;
     const vars = { working_dir: ctx.workingDir, issue: ctx.issue };
     const messages: Message[] = [
@@ -58,7 +67,7 @@ export class CodeScoutPolicy implements Policy {
       { role: "user", content: renderPrompt(s.prompts.user, vars) },
     ];
     const usage = emptyUsage();
-    const trajectory: TrajectoryStep[] = messages.map((m) => ({ at: now(), kind: "request", role: m.role, content: m.content }));
+    trajectory.push(...messages.map((m): TrajectoryStep => ({ at: now(), kind: "request", role: m.role, content: m.content })));
     let lastTokens = 0; // prompt + completion of the last reply: the next prompt's floor
     let pendingChars = 0; // tool output added since the last reply
     let ending: FinishReason | null = null;

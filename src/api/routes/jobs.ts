@@ -100,14 +100,19 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
             .describe("Every model request and response, tool call and observation, with timings and token counts.")
             .meta({ examples: [trajectoryExample] }),
           ...errors,
-          404: errorResponse("No trajectory: the job is unknown, not finished, answered from the cache, or expired.", "trajectory_not_found", "the job has no trajectory (not finished, answered from the cache, or expired)", "id"),
+          404: errorResponse(
+            "No trajectory: the job is unknown, not finished, failed before its policy took a step, answered from the cache, or expired. A failed job's holds the steps taken until it failed (`failure` names its code).",
+            "trajectory_not_found",
+            "the job has no trajectory (not finished, failed before its policy took a step, answered from the cache, or expired)",
+            "id",
+          ),
         },
       },
     },
     async (request) => {
       await load(request.params.id, request.owner);
       const trajectory = await store.getTrajectory(request.params.id);
-      if (trajectory === null) throw new ApiError(404, "trajectory_not_found", "the job has no trajectory (not finished, answered from the cache, or expired)", "id");
+      if (trajectory === null) throw new ApiError(404, "trajectory_not_found", "the job has no trajectory (not finished, failed before its policy took a step, answered from the cache, or expired)", "id");
       return { id: request.params.id, trajectory };
     },
   );
