@@ -369,6 +369,54 @@ async function submitWithCommits(
   }
 }
 
+/**
+ * The job on the remote's commit with the checkout's changes since as a patch, at its end; null
+ * when the tree is to be uploaded instead: a change that cannot travel as a patch, or the service
+ * refused the remote or the patch, or could not use them (a remote it cannot fetch is remembered).
+ */
+async function submitOnRemote(
+  client: ServiceClient,
+  checkout: Checkout & { remoteUrl: string; base: string },
+  snapshot: Snapshot,
+  unfetchable: UnfetchableRemotes,
+  request: CheckoutRequest,
+  under: string | undefined,
+  hooks: CheckoutHooks,
+): Promise<JobView | null> {
+  const own = checkout.head && checkout.base !== checkout.head ? checkout.head : undefined;
+  const [patch, ahead, commits] = await Promise.all([
+    // A scoped job reads its directory alone: edits elsewhere in the checkout stay on the machine.
+    snapshot.patch(checkout.base, under).catch((err: unknown) => (err instanceof PatchNotText ? err : Promise.reject(err as Error))),
+    own ? git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0) : 0,
+    // The commits the patch carries are in no history the service reads: what those the issue
+    // names changed goes with it, read from the branch's own commits only.
+    own ? checkoutCommits(checkout, own, request.issue, hooks.signal, { after: checkout.base }) : Promise.resolve([]),
+  ]);
+  await sayLeftOut(snapshot, hooks.say, checkout.base);
+  hooks.signal?.throwIfAborted();
+  if (patch instanceof PatchNotText) {
+    hooks.say(`${patch.message}; uploading the tree instead`);
+    return null;
+  }
+  const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
+  try {
+    const view = await submitWithCommits(client, { repo, issue: request.issue, options: request.options }, patch ? commits : [], hooks.say);
+    const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
+    hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
+    const final = await client.follow(view, hooks);
+    if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return final;
+    if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
+    hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
+  } catch (err) {
+    if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
+    // A URL the service will not fetch from (a private host, one that does not resolve) is
+    // refused the same way next time; a refused commit or patch is this call's own.
+    if (err.code === "invalid_repository" && err.field === "repo.url") await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
+    hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
+  }
+  return null;
+}
+
 /** A local checkout's job at its end, and the directory its answer's paths are relative to. */
 export interface CheckoutJob {
   view: JobView;
@@ -427,36 +475,8 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     const failedBefore = checkout.remoteUrl ? await unfetchable.since(client.baseUrl, checkout.remoteUrl) : null;
     if (failedBefore) hooks.say(`the service could not use ${checkout.remoteUrl} at ${failedBefore.toTimeString().slice(0, 5)}; sending the tree instead (it is asked again after an hour)`);
     if (checkout.remoteUrl && checkout.base && !failedBefore) {
-      const own = checkout.head && checkout.base !== checkout.head ? checkout.head : undefined;
-      const [patch, ahead, commits] = await Promise.all([
-        // A scoped job reads its directory alone: edits elsewhere in the checkout stay on the machine.
-        snapshot.patch(checkout.base, under).catch((err: unknown) => (err instanceof PatchNotText ? err : Promise.reject(err as Error))),
-        own ? git(checkout.root, ["rev-list", "--count", `${checkout.base}..HEAD`]).then((o) => Number(o.trim()) || 0) : 0,
-        // The commits the patch carries are in no history the service reads: what those the issue
-        // names changed goes with it, read from the branch's own commits only.
-        own ? checkoutCommits(checkout, own, request.issue, hooks.signal, { after: checkout.base }) : Promise.resolve([]),
-      ]);
-      await sayLeftOut(snapshot, hooks.say, checkout.base);
-      hooks.signal?.throwIfAborted();
-      if (patch instanceof PatchNotText) hooks.say(`${patch.message}; uploading the tree instead`);
-      else {
-        const repo = { url: checkout.remoteUrl, commit: checkout.base, ...(patch ? { patch } : {}) };
-        try {
-          const view = await submitWithCommits(client, { repo, issue: request.issue, options }, patch ? commits : [], hooks.say);
-          const mine = ahead ? `the ${ahead === 1 ? "commit" : `${ahead} commits`} no remote holds yet and the uncommitted changes` : "the uncommitted changes";
-          hooks.say(`localizing ${checkout.remoteUrl} at ${checkout.base.slice(0, 12)}${patch ? ` with ${mine} (${Buffer.byteLength(patch)} bytes of patch)` : ""}`);
-          const final = await client.follow(view, hooks);
-          if (final.status !== "failed" || !UPLOAD_AFTER.has(final.error?.code ?? "")) return ended(final);
-          if (UNFETCHABLE.has(final.error?.code ?? "")) await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
-          hooks.say(`the service could not use ${checkout.remoteUrl} (${final.error?.code}); uploading the tree instead`);
-        } catch (err) {
-          if (!(err instanceof ServiceRefused && UPLOAD_INSTEAD.has(err.code))) throw err;
-          // A URL the service will not fetch from (a private host, one that does not resolve) is
-          // refused the same way next time; a refused commit or patch is this call's own.
-          if (err.code === "invalid_repository" && err.field === "repo.url") await unfetchable.add(client.baseUrl, checkout.remoteUrl).catch(() => undefined);
-          hooks.say(`the service refused ${checkout.remoteUrl} (${err.code}: ${err.message}); uploading the tree instead`);
-        }
-      }
+      const final = await submitOnRemote(client, { ...checkout, remoteUrl: checkout.remoteUrl, base: checkout.base }, snapshot, unfetchable, { issue: request.issue, options }, under, hooks);
+      if (final) return ended(final);
     }
     // Read while the tree is sent: a long history's log walks cost the upload no time.
     const reading = checkout.head ? checkoutCommits(checkout, checkout.head, request.issue, hooks.signal) : Promise.resolve([]);

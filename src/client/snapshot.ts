@@ -24,11 +24,19 @@ const run = promisify(execFile);
 const DIFF = ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--src-prefix=a/", "--dst-prefix=b/"];
 const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" };
 
+/** How every git of the client runs: the user's environment with ours over it, and room for a large tree's listings. */
+const gitOptions = (cwd: string, env: Record<string, string>) => ({ cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30 });
+
 export async function git(cwd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<string> {
-  const child = run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "utf8" });
+  const child = run("git", args, { ...gitOptions(cwd, env), encoding: "utf8" });
   if (input !== undefined) child.child.stdin?.end(input);
   const { stdout } = await child;
   return stdout;
+}
+
+/** git's output as bytes, as it printed them. */
+async function gitBytes(cwd: string, args: string[], env: Record<string, string>): Promise<Buffer> {
+  return (await run("git", args, { ...gitOptions(cwd, env), encoding: "buffer" })).stdout;
 }
 
 /**
@@ -36,15 +44,15 @@ export async function git(cwd: string, args: string[], env: Record<string, strin
  * Latin-1 source) would arrive with its bytes replaced, and apply to nothing.
  */
 async function diffText(cwd: string, args: string[], env: Record<string, string>): Promise<string> {
-  const { stdout } = await run("git", args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "buffer" });
+  const stdout = await gitBytes(cwd, args, env);
   if (isUtf8(stdout)) return stdout.toString("utf8");
   // The file by its place among the diff's files: its header quotes or cuts an odd name.
   const sections = stdout.toString("latin1").split(/^diff --git /m).slice(1);
   const at = sections.findIndex((section) => !isUtf8(Buffer.from(section, "latin1")));
   const paths = args.indexOf("--");
   const listing = [...args.slice(0, paths), "--name-only", "-z", ...args.slice(paths)];
-  const names = await run("git", listing, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 1 << 30, encoding: "buffer" }).then(
-    ({ stdout: out }) => out.toString("utf8").split("\0").filter(Boolean),
+  const names = await gitBytes(cwd, listing, env).then(
+    (out) => out.toString("utf8").split("\0").filter(Boolean),
     () => [] as string[],
   );
   throw new PatchNotText(printable(names[at] ?? ""));
@@ -76,6 +84,8 @@ interface Staged {
   mode: string;
   blob: string;
   path: string;
+  /** git's tag for the entry (`ls-files -v`): lowercase for assume-unchanged, S for skip-worktree. */
+  tag: string;
 }
 
 /** The set (under a checkout's scratch sets) that keeps the last tree sent of `key`'s directory: not one dropStale removes. */
@@ -420,9 +430,9 @@ export class Snapshot {
 
   private index: Promise<Staged[]> | undefined;
 
-  /** Every entry of the captured index, submodules' (gitlinks) too. */
+  /** Every entry of the captured index, submodules' (gitlinks) too, with its tag: one listing for all that reads the index. */
   private indexEntries(): Promise<Staged[]> {
-    this.index ??= git(this.root, ["ls-files", "-s", "-z"], this.env).then((out) =>
+    this.index ??= git(this.root, ["ls-files", "-s", "-v", "-z"], this.env).then((out) =>
       out
         .split("\0")
         .filter(Boolean)
@@ -430,8 +440,8 @@ export class Snapshot {
           // The path may hold a tab itself (-z leaves it unquoted): only the first one ends the meta.
           const tab = line.indexOf("\t");
           const [meta, path] = [line.slice(0, tab), line.slice(tab + 1)];
-          const [mode = "", blob = ""] = meta.split(" ");
-          return { mode, blob, path };
+          const [tag = "", mode = "", blob = ""] = meta.split(" ");
+          return { tag, mode, blob, path };
         }),
     );
     return this.index;
@@ -449,18 +459,13 @@ export class Snapshot {
    * lines in them are the index's. Files absent from disk (a sparse checkout's) are no edit.
    */
   async hiddenEdits(): Promise<string[]> {
-    const listed = await git(this.root, ["ls-files", "-v", "-z"], this.env).catch(() => "");
-    // The tag is lowercase for assume-unchanged, S for skip-worktree.
-    const flagged = listed
-      .split("\0")
-      .filter((l) => /^([a-z]|S) /.test(l))
-      .map((l) => l.slice(2));
+    const flagged = (await this.staged()).filter((e) => /^([a-z]|S)$/.test(e.tag));
     if (!flagged.length) return [];
-    const blobs = new Map((await this.staged()).map((e) => [e.path, e.blob]));
+    const blobs = new Map(flagged.map((e) => [e.path, e.blob]));
     const present: string[] = [];
-    for (const path of flagged.slice(0, MAX_HIDDEN_CHECKED)) {
+    for (const { path } of flagged.slice(0, MAX_HIDDEN_CHECKED)) {
       // One path a line to hash-object: a name holding a line break is not asked.
-      if (!path.includes("\n") && blobs.has(path) && (await lstat(join(this.root, path)).catch(() => null))?.isFile()) present.push(path);
+      if (!path.includes("\n") && (await lstat(join(this.root, path)).catch(() => null))?.isFile()) present.push(path);
     }
     if (!present.length) return [];
     // hash-object applies the path's filters (CRLF, clean), as `git add` would have.
