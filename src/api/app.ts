@@ -22,6 +22,7 @@ import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
+import { documentResponseHeaders } from "./responseHeaders.js";
 import { trackClients } from "./clientGone.js";
 import { FollowerSlots } from "./followers.js";
 import { ApiShutdown } from "./shutdown.js";
@@ -97,6 +98,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
       webhooks: jobEndedWebhook,
     },
     transform: jsonSchemaTransform,
+    transformObject: documentResponseHeaders,
   });
   await fastify.register(swaggerUi, { routePrefix: "/docs" });
   fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());

@@ -269,6 +269,31 @@ describe("documentation", () => {
     expect(jobs[1]).toMatchObject({ result: { policy: "baseline", locations: [{ confidence: { file: 0.84 } }], alternatives: [{ confidence: { file: 0.09 } }] } });
   });
 
+  it("documents the headers a client acts on (Retry-After, Location) and the batch's bound, where the service sends them", async () => {
+    type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, { schema: { type: string } }> }>; requestBody?: { content: Record<string, { schema: { properties: { jobs: { maxItems?: number } } } }> } }>> };
+    const spec = (await api.fastify.inject({ method: "GET", url: "/openapi.json" })).json() as Doc;
+    const headersOf = (path: string, method: string, status: string) => Object.keys(spec.paths[path]![method]!.responses[status]!.headers ?? {});
+    expect(headersOf("/v1/localize", "post", "202")).toEqual(["Location"]);
+    expect(headersOf("/v1/localize", "post", "429")).toEqual(["Retry-After"]);
+    expect(headersOf("/v1/localize", "post", "409")).toEqual(["Retry-After"]);
+    expect(headersOf("/v1/jobs/{id}/events", "get", "503")).toEqual(["Retry-After"]);
+    // A cancel's 409 (the job ended) is final, and /readyz's 503 a state to probe, not a request to retry.
+    expect(headersOf("/v1/jobs/{id}", "delete", "409")).toEqual([]);
+    expect(headersOf("/readyz", "get", "503")).toEqual([]);
+    expect(spec.paths["/v1/localize/batch"]!.post!.requestBody!.content["application/json"]!.schema.properties.jobs.maxItems).toBe(config.BATCH_MAX);
+
+    // What the document says of a 429, the service does.
+    const limited = await buildApiServer({ ...config, RATE_LIMIT_PER_MIN: 1 }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      await limited.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody });
+      const refused = await limited.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} again` } });
+      expect(refused.statusCode).toBe(429);
+      expect(Number(refused.headers["retry-after"])).toBeGreaterThan(0);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("keeps docs/openai-tool.json, the tool for frameworks without MCP, what the code generates", () => {
     expect(readFileSync("docs/openai-tool.json", "utf8"), "docs/openai-tool.json is stale: run `npm run openai-tool`").toBe(renderOpenAiTool());
     const tool = JSON.parse(renderOpenAiTool());

@@ -96,7 +96,8 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         tags: ["localize"],
         security: [{ bearerAuth: [] }],
         headers: idempotencyHeadersSchema,
-        body: batchBodySchema,
+        // The bound is documented for generated clients; preValidation refuses past it with its own code.
+        body: batchBodySchema.extend({ jobs: batchBodySchema.shape.jobs.max(config.BATCH_MAX) }),
         response: {
           202: batchResponseSchema.describe("Every job was accepted, in the order given.").meta({ examples: [{ jobs: [queuedJobExample] }] }),
           ...errors,
