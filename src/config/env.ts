@@ -112,6 +112,9 @@ export const envSchema = z.object({
   WORKER_LOCK_MS: int(1_000, 600_000).default(60_000),
   /** On SIGTERM a worker finishes its jobs for this long, then hands the rest back to the queue. */
   WORKER_SHUTDOWN_GRACE_S: int(0, 3600).default(30),
+  /** Where the worker serves GET /metrics (its model requests, webhooks, disk, process); none when unset. 0: any free port. */
+  WORKER_METRICS_PORT: int(0, 65535).optional(),
+  WORKER_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   JOB_TTL_S: int(60, 30 * 86_400).default(7 * 86_400),
   ISSUE_MAX_CHARS: int(100, 1_000_000).default(100_000),
   RESULT_CACHE_TTL_S: int(0, 30 * 86_400).default(86_400),

@@ -26,6 +26,7 @@ import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
 import { webhookProcessor } from "./webhooks.js";
+import { serveMetrics, WorkerMetrics } from "./metrics.js";
 
 /** How long a close that needs Redis may wait for it once the jobs are done. */
 const REDIS_CLOSE_MS = 5000;
@@ -34,6 +35,8 @@ export interface RunningWorker {
   id: string;
   worker: Worker<LocalizePayload, LocalizeResult>;
   logger: Logger;
+  /** Where GET /metrics answers (WORKER_METRICS_PORT), if it does. */
+  metricsUrl?: string;
   /** Stops taking jobs, lets running ones finish within the grace period, hands back the rest. */
   close(): Promise<void>;
 }
@@ -88,6 +91,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
   const uploads = uploadStoreFromConfig(config, redis);
+  const concurrency = workerConcurrency(config);
+  const metrics = new WorkerMetrics({ concurrency });
   const repos = new RepoCache({
     dir: config.REPO_CACHE_DIR,
     treeDir: config.REPO_TREE_DIR,
@@ -101,8 +106,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
     shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,
     uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
-    onGitRetry: (r) => logger.warn(r, "the remote failed; trying again"),
+    onGitRetry: (r) => {
+      metrics.gitRetry();
+      logger.warn(r, "the remote failed; trying again");
+    },
   });
+  metrics.watchDisks({ repo_cache: config.REPO_CACHE_DIR, trees: repos.trees.dir });
   const owners = {
     // The heartbeats' own place: this Redis and this queue, by an id kept there (not by its URL's text).
     scope: await deploymentScope(redis, store.keys),
@@ -113,6 +122,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
   await heartbeat.start();
   const reaped = await sandboxes.reapOrphans();
+  metrics.sandboxesReaped(reaped);
   if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
   const swept = await repos.sweep();
   if (swept > 0) logger.warn({ swept }, "removed what no job will use: half-made mirrors and trees a crashed worker left, trees of caches whose directory is gone, idle trees over the budget");
@@ -124,6 +134,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const upkeepOnce = () =>
     void (async () => {
       const reapedNow = await sandboxes.reapOrphans();
+      metrics.sandboxesReaped(reapedNow);
       if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
       const sweptNow = await repos.sweep(halfMadeAfterMs);
       if (sweptNow > 0) logger.warn({ swept: sweptNow }, "removed half-made mirrors and trees a crashed worker left");
@@ -146,9 +157,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   };
 
   const shutdown = new AbortController();
-  const concurrency = workerConcurrency(config);
   const cleanups = new Cleanups(concurrency, (err) => logger.error({ err }, "job cleanup failed"));
-  const policyFor = createPolicySelector(config, (): Policy => new BaselinePolicy());
+  const policyFor = createPolicySelector(config, (): Policy => new BaselinePolicy(), undefined, (outcome, seconds) => metrics.modelAttempt(outcome, seconds));
   const processor = createProcessor({
     repos,
     sandboxes,
@@ -165,7 +175,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     shutdownSignal: shutdown.signal,
     cleanups,
   });
-  const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, processor, {
+  const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token) => metrics.counting(() => processor(job, token)), {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency,
@@ -207,8 +217,10 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     : null;
 
   // A webhook given up is the operator's to know of: its job's answer did not reach the receiver.
+  webhookWorker?.on("completed", () => metrics.webhook("delivered"));
   webhookWorker?.on("failed", (job, err) => {
     const last = job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError");
+    metrics.webhook(last ? "given_up" : "retry");
     if (job && last) logger.warn({ jobId: job.data.jobId, receiver: safeHost(job.data.url), attempts: job.attemptsMade, err: err.message }, "webhook given up");
   });
 
@@ -219,12 +231,15 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
 
   await worker.waitUntilReady();
-  logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline" }, "worker ready");
+  const metricsServer = config.WORKER_METRICS_PORT === undefined ? null : await serveMetrics(metrics, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
+  const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
+  logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
 
   return {
     id,
     worker,
     logger,
+    ...(metricsUrl ? { metricsUrl } : {}),
     async close() {
       // Finish what is running for the grace period, then hand the rest back; each job's
       // own cleanup removes its container either way.
@@ -244,6 +259,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       await repos.close();
       await atMost(Promise.all([webhookWorker?.close(), heartbeat.stop(), queue.close(), webhooks.close()]), left(1000));
       subscriber.disconnect();
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
       await Promise.all([closeRedis(redis), closeRedis(connection), webhookConnection ? closeRedis(webhookConnection) : undefined]);
     },
   };

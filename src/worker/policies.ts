@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { Config } from "../config/env.js";
 import { CODESCOUT_DEFAULTS, CodeScoutPolicy } from "../agent/codescout/loop.js";
-import { ModelClient } from "../agent/codescout/modelClient.js";
+import { ModelClient, type ModelClientOptions } from "../agent/codescout/modelClient.js";
 import { loadPromptPack } from "../agent/codescout/prompts.js";
 import { WithFallback } from "../agent/fallback.js";
 import { RankingSlots, WithLeads } from "../agent/leads.js";
@@ -15,7 +15,7 @@ import { JobFailedError } from "../queue/failure.js";
  * answer gets the baseline's next files beside it (MODEL_ALTERNATIVES), unless the request
  * asks for none.
  */
-export function createPolicySelector(config: Config, baseline: () => Policy, cores = availableParallelism()) {
+export function createPolicySelector(config: Config, baseline: () => Policy, cores = availableParallelism(), onModelAttempt?: ModelClientOptions["onAttempt"]) {
   const prompts = loadPromptPack(config.PROMPT_PACK_DIR);
   const client = config.MODEL_BASE_URL
     ? new ModelClient({
@@ -24,6 +24,7 @@ export function createPolicySelector(config: Config, baseline: () => Policy, cor
         model: config.MODEL_NAME,
         timeoutMs: config.MODEL_TIMEOUT_MS,
         maxRetries: config.MODEL_MAX_RETRIES,
+        ...(onModelAttempt ? { onAttempt: onModelAttempt } : {}),
       })
     : null;
   // Half the cores: the other half stays with the episodes' tool calls.

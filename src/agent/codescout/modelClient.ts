@@ -43,6 +43,8 @@ export interface ModelClientOptions {
   /** One request's time, its whole reply read. */
   timeoutMs: number;
   maxRetries: number;
+  /** Told of every attempt: its outcome (ok, or the failure's reason) and how long it took (the worker's metrics). */
+  onAttempt?: (outcome: "ok" | ModelErrorReason, seconds: number) => void;
 }
 
 /** Sent on every request as CodeScout was served in training and evaluation. */
@@ -141,6 +143,8 @@ export class ModelClient {
       // a job's dozen requests pass Node's listener limit. Each request has one of its own.
       const own = new AbortController();
       const forward = () => own.abort(signal?.reason);
+      const attemptStarted = performance.now();
+      const took = () => (performance.now() - attemptStarted) / 1000;
       if (signal?.aborted) forward();
       else signal?.addEventListener("abort", forward, { once: true });
       try {
@@ -158,9 +162,11 @@ export class ModelClient {
           const where = reply.error.issues[0]?.path.join(".") || "the reply";
           throw new ReplyRefused(`the model server's reply is not a chat completion (${where}: ${reply.error.issues[0]?.message ?? "malformed"})`);
         }
+        this.options.onAttempt?.("ok", took());
         return { completion: reply.data as unknown as ChatCompletion, durationMs: performance.now() - started };
       } catch (err) {
         const failure = toModelError(err, signal, this.options.apiKey);
+        this.options.onAttempt?.(failure.reason, took());
         if (attempt >= this.options.maxRetries || !retried(err, failure)) throw failure;
         const wait = Math.min(retryAfterMs(err) ?? backoffMs(attempt), MAX_RETRY_WAIT_MS);
         // A wait that would end past the model's time is no retry: the failure stands now.
