@@ -80,6 +80,10 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   } finally {
     first.disconnect();
   }
+  const concurrency = workerConcurrency(config);
+  const metrics = new WorkerMetrics({ concurrency });
+  // Before anything that must be closed again: a port taken fails the start with nothing left running.
+  const metricsServer = config.WORKER_METRICS_PORT === undefined ? null : await serveMetrics(metrics, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
   const connection = createRedis(config.REDIS_URL, "worker", redisDown);
   // A job's own writes (its trajectory, events, the result cache) wait for a Redis that restarts,
   // as BullMQ's do: given up after three tries, a blip in a job's last step failed it as internal.
@@ -91,8 +95,6 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
   const uploads = uploadStoreFromConfig(config, redis);
-  const concurrency = workerConcurrency(config);
-  const metrics = new WorkerMetrics({ concurrency });
   const repos = new RepoCache({
     dir: config.REPO_CACHE_DIR,
     treeDir: config.REPO_TREE_DIR,
@@ -231,7 +233,6 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
 
   await worker.waitUntilReady();
-  const metricsServer = config.WORKER_METRICS_PORT === undefined ? null : await serveMetrics(metrics, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
   const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
   logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
 

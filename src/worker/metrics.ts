@@ -98,7 +98,7 @@ export async function serveMetrics(metrics: WorkerMetrics, host: string, port: n
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => reject(new Error(`WORKER_METRICS_PORT: cannot listen on ${host}:${port} (${err.code ?? err.message})`)));
     server.listen(port, host, () => resolve());
   });
   const address = server.address();

@@ -73,6 +73,9 @@ describe("the worker's /metrics", () => {
       expect(sample(text, "codescout_worker_process_resident_memory_bytes")).toBeGreaterThan(0);
       // Nothing but GET /metrics is served.
       expect((await fetch(worker.metricsUrl!.replace(/metrics$/, "jobs"))).status).toBe(404);
+      // A second worker given the same port does not start, and says which setting.
+      const taken = Number(new URL(worker.metricsUrl!).port);
+      await expect(startWorker({ ...config, WORKER_METRICS_PORT: taken }, { logger: pino({ level: "silent" }) })).rejects.toThrow(/WORKER_METRICS_PORT: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
     } finally {
       await worker.close();
       await queue.close();
