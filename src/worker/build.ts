@@ -177,7 +177,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     shutdownSignal: shutdown.signal,
     cleanups,
   });
-  const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token) => metrics.counting(() => processor(job, token)), {
+  const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token, signal) => metrics.counting(() => processor(job, token, signal)), {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency,
