@@ -1,6 +1,6 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
 import { httpsFormOf } from "../queue/repoUrl.js";
 import type { JobEvent } from "../store/events.js";
@@ -105,10 +105,15 @@ async function scanRemotes(cwd: string, dir: string, urlOf: Map<string, string>,
   let gitDir: string;
   try {
     [root = "", gitDir = ""] = (await git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir"])).trim().split("\n");
-  } catch {
+  } catch (err) {
     const kind = statSync(cwd, { throwIfNoEntry: false });
     if (!kind) throw new CheckoutError(`${dir} does not exist`);
     if (!kind.isDirectory()) throw new CheckoutError(`${dir} is not a directory (give the checkout's directory)`);
+    // No git to ask (not on the PATH this process has, or macOS's stub without the command line tools) is not "no checkout".
+    const failed = err as { code?: unknown; stderr?: unknown };
+    if (failed.code === "ENOENT" || /xcrun: error|xcode-select/.test(String(failed.stderr ?? ""))) {
+      throw new CheckoutError(`git could not be run here (${failed.code === "ENOENT" ? "no git on this process's PATH" : "macOS's git needs the command line tools: xcode-select --install"}): the checkout is read with git; install it, or give its directory on the PATH in the env of this client's entry`);
+    }
     throw new CheckoutError(`${dir} is not inside a git work tree: give the git checkout of the project you work in as the path (git tells the files to send from those it ignores)`);
   }
   const [head, branches] = await Promise.all([
@@ -147,6 +152,8 @@ async function forkPoint(root: string, urlOf: Map<string, string>, upstreamRef: 
  */
 export function serviceUrlOf(raw: string, root: string): string | null {
   if (!raw) return null;
+  // A Windows path (C:\repos\app.git, C:/repos/app.git) is a local one, as git reads it, not host "C".
+  if (/^[A-Za-z]:[\\/]/.test(raw)) return `file:///${raw.replaceAll("\\", "/")}`;
   const ssh = httpsFormOf(raw);
   if (ssh) return ssh.url;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
@@ -282,11 +289,15 @@ export async function ignoredBy(root: string, dir: string): Promise<string | nul
   return (await git(root, ["ls-files", "-z", "--", `:(literal)${dir}`]).catch(() => "")) ? null : rule;
 }
 
-/** `dir` as a directory of the checkout whose top is `root` (`services/api`), or undefined for the top itself. */
-export function scopeOf(root: string, dir: string): string | undefined {
-  const rel = relative(root, realpathSync(resolve(dir)));
-  // Not `startsWith("..")`: a directory named `..data` is inside.
-  return rel && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) ? rel.split(sep).join("/") : undefined;
+/**
+ * `dir` as a directory of its checkout (`services/api`), or undefined for the top itself, spelled
+ * as git's index spells it: on macOS and Windows a directory typed in another case, or named in
+ * the other Unicode form (Finder's decomposed accents), is the same directory, and a scope
+ * spelled as the path was matched no file.
+ */
+export async function scopeOf(dir: string): Promise<string | undefined> {
+  const prefix = (await git(resolve(dir), ["rev-parse", "--show-prefix"])).trim().replace(/\/$/, "");
+  return prefix || undefined;
 }
 
 function isLoopbackUrl(url: string): boolean {
@@ -456,7 +467,7 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
   const checkout = await describeCheckout(dir);
   // A directory below the top (an agent started in a monorepo's package) is where to look, as
   // the agent's own searches do; a scope the caller gave is theirs.
-  const scope = request.options.scope === undefined ? scopeOf(checkout.root, dir) : undefined;
+  const scope = request.options.scope === undefined ? await scopeOf(dir) : undefined;
   const options = scope ? { ...request.options, scope } : request.options;
   if (scope) {
     // Nothing under an ignored directory is sent: said so here, rather than as a directory the service cannot find.

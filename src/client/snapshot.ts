@@ -2,7 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFile, link, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join, posix, resolve } from "node:path";
+import { delimiter, isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
 import { PassThrough, type Readable } from "node:stream";
@@ -312,7 +312,8 @@ export class Snapshot {
    */
   async changesSince(tree: string, under?: string): Promise<string | null> {
     const sets = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.startsWith("objects-")).map((n) => join(this.dir, n));
-    const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(":") };
+    // Git splits the list as it splits PATH: on ";" on Windows, where ":" is a drive's.
+    const env = { ...this.env, GIT_ALTERNATE_OBJECT_DIRECTORIES: [this.env.GIT_ALTERNATE_OBJECT_DIRECTORIES, ...sets].join(delimiter) };
     if (!(await git(this.root, ["cat-file", "-e", `${tree}^{tree}`], env).then(() => true, () => false))) return null;
     // A blob of that tree gone since (one the kept set lacks): the tree is sent whole instead.
     // A file not UTF-8 among the changes too: the tree is uploaded again, bytes and all.
@@ -489,7 +490,7 @@ export class Snapshot {
     const sent = await this.sendsPath(under);
     for (const e of await this.staged()) {
       if (e.mode !== "120000" || !sent(e.path)) continue;
-      const target = await readlink(join(this.root, e.path)).catch(() => null);
+      const target = await linkTarget(join(this.root, e.path));
       if (target === null || isAbsolute(target) || posix.normalize(posix.join(posix.dirname(e.path), target)).startsWith("..")) out.push(e.path);
     }
     return out;
@@ -745,4 +746,17 @@ export class TreeCache {
     await writeFile(tmp, JSON.stringify(Object.fromEntries(this.trees)));
     await rename(tmp, this.file);
   }
+}
+
+/**
+ * What a symlink of the index points at, with "/" between its parts. Where git writes links as
+ * plain files holding their target (core.symlinks=false, Git for Windows' default) that text is
+ * the target: read as a failed readlink, every link was left out as one leaving the tree.
+ */
+async function linkTarget(path: string): Promise<string | null> {
+  const st = await lstat(path).catch(() => null);
+  if (st?.isSymbolicLink()) return (await readlink(path).catch(() => null))?.replaceAll("\\", "/") ?? null;
+  // A link's text is a path: a larger file is no link's.
+  if (!st?.isFile() || st.size > 4096) return null;
+  return (await readFile(path, "utf8").catch(() => null))?.replaceAll("\\", "/") ?? null;
 }

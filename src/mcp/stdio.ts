@@ -1,14 +1,14 @@
-import { realpathSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { RootsListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { CheckoutError, localizeCheckout } from "../client/checkout.js";
 import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/service.js";
 import type { JobEvent } from "../store/events.js";
 import { API_VERSION } from "../version.js";
 import { registerLocalizePrompt, serverInstructions } from "./prompt.js";
+import { withinAny } from "./roots.js";
 import { describeEvent, LocalizeRefused, optionsOf, registerLocalizeTool, remoteRepoOf, toolField, type LocalizeBackend, type LocalizeRun, type LocalizeToolInput, type RunHooks } from "./tool.js";
 
 /**
@@ -96,15 +96,43 @@ class RestBackend implements LocalizeBackend {
   }
 }
 
+let knownRoots: Promise<string[]> | null = null;
+server.server.setNotificationHandler(RootsListChangedNotificationSchema, () => {
+  knownRoots = null;
+});
+
 /**
  * The client's file roots, where it declares it has roots (MCP's roots: the workspace it works
  * in); null where it does not. Declared but none readable (none given, the list refused, none a
- * file:// one) is an empty workspace, not an open one.
+ * file:// one) is an empty workspace, not an open one. A client that says when its roots change
+ * is asked once until it does; one that does not, at each use (they may have changed unsaid).
  */
 async function clientRoots(): Promise<string[] | null> {
-  if (!server.server.getClientCapabilities()?.roots) return null;
-  const { roots } = await server.server.listRoots().catch(() => ({ roots: [] as Array<{ uri: string }> }));
-  return roots.filter((r) => r.uri.startsWith("file://")).map((r) => fileURLToPath(r.uri));
+  const declared = server.server.getClientCapabilities()?.roots;
+  if (!declared) return null;
+  const ask = () => server.server.listRoots().then((r) => fileRoots(r.roots));
+  if (!declared.listChanged) return ask().catch(() => []);
+  if (!knownRoots) {
+    const asked = ask();
+    knownRoots = asked;
+    // A failed ask is not kept: the next call asks again.
+    asked.catch(() => {
+      if (knownRoots === asked) knownRoots = null;
+    });
+  }
+  return knownRoots.catch(() => []);
+}
+
+/** The roots that are directories of this machine (a URI this platform cannot read as a path is none). */
+function fileRoots(roots: Array<{ uri: string }>): string[] {
+  return roots.flatMap((r) => {
+    if (!r.uri.startsWith("file://")) return [];
+    try {
+      return [fileURLToPath(r.uri)];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /**
@@ -115,19 +143,7 @@ async function clientRoots(): Promise<string[] | null> {
 async function checkWithinRoots(path: string): Promise<void> {
   const roots = await clientRoots();
   if (!roots) return;
-  const real = (p: string) => {
-    try {
-      return realpathSync(resolve(p));
-    } catch {
-      return resolve(p);
-    }
-  };
-  const target = real(path);
-  const inside = (dir: string) => {
-    const rel = relative(real(dir), target);
-    return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-  };
-  if ([...roots, ...(args.path ? [args.path] : [])].some(inside)) return;
+  if (withinAny(path, [...roots, ...(args.path ? [args.path] : [])])) return;
   if (!roots.length) throw new LocalizeRefused("invalid_path", `the client declares a workspace (roots) but gave this server none it can read: open the project in the client, or give it as --path in this server's entry of the client's config`, "path");
   throw new LocalizeRefused("invalid_path", `${path} is outside the directories the client gave this server as its roots (${roots.join(", ")}): give a checkout inside them`, "path");
 }

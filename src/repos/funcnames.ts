@@ -1,4 +1,3 @@
-import { gitConfigEnv } from "./git.js";
 
 /**
  * How hunk headers name the definition a change sits in: a funcname rule per language for git,
@@ -79,8 +78,12 @@ export const pyChanged = (line: string) => /^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+
 export interface FuncnameRule {
   /** Pathspecs of the language's files. */
   globs: string[];
-  /** The environment that gives git the rule (diff.default.xfuncname). */
-  env: Record<string, string>;
+  /**
+   * Git's options that give it the rule (`-c diff.default.xfuncname=…`, before the command):
+   * on the command line, since git before 2.31 (Ubuntu 20.04's, Debian 11's, where the clients
+   * run) ignores configuration given through the environment, and the rule with it.
+   */
+  config: string[];
   /** The name a hunk header (the text after its `@@ … @@`) declares. */
   header: (text: string) => string | undefined;
   /** The name a changed line declares. */
@@ -89,6 +92,10 @@ export interface FuncnameRule {
 
 /** Every language's rule, Python's first (git's own Python rule is kept as it was). */
 export const FUNCNAME_RULES: FuncnameRule[] = [
-  { globs: ["*.py"], env: gitConfigEnv([["diff.default.xfuncname", "^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"]]), header: pyHeader, changed: pyChanged },
-  ...OTHER_LANGUAGES.map((l) => ({ globs: l.globs, env: gitConfigEnv([["diff.default.xfuncname", l.funcname]]), header: declaredName, changed: declaredByKeyword })),
+  { globs: ["*.py"], config: xfuncname("^[ \t]*((class|(async[ \t]+)?def)[ \t].*)$"), header: pyHeader, changed: pyChanged },
+  ...OTHER_LANGUAGES.map((l) => ({ globs: l.globs, config: xfuncname(l.funcname), header: declaredName, changed: declaredByKeyword })),
 ];
+
+function xfuncname(rule: string): string[] {
+  return ["-c", `diff.default.xfuncname=${rule}`];
+}

@@ -138,13 +138,13 @@ async function changed(git: Git, sha: string): Promise<Omit<CommitChange, "ref" 
     .split("\0")
     .filter(Boolean);
   if (files.length === 0 || files.length > MAX_CHANGED_FILES) return null;
-  const hunks = (globs: string[], env: Record<string, string>) =>
-    git(["diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", ...globs], env);
+  const hunks = (globs: string[], config: string[]) =>
+    git([...config, "diff-tree", "-p", "-r", "--root", "--no-commit-id", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--end-of-options", ...range, "--", ...globs]);
   const defs: CommitChange["defs"] = [];
   // Each language the commit touched costs one diff, with its own funcname rule; others, none.
   for (const rule of FUNCNAME_RULES) {
     if (!files.some((f) => rule.globs.some((g) => f.endsWith(g.slice(1))))) continue;
-    defs.push(...hunkDefs(await hunks(rule.globs, rule.env), rule.header, rule.changed));
+    defs.push(...hunkDefs(await hunks(rule.globs, rule.config), rule.header, rule.changed));
   }
   return { files, defs };
 }

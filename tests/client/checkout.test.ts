@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CheckoutError, describeCheckout, ignoredBy, uploadCheckout } from "../../src/client/checkout.js";
+import { CheckoutError, describeCheckout, ignoredBy, serviceUrlOf, uploadCheckout } from "../../src/client/checkout.js";
 import { ServiceClient } from "../../src/client/service.js";
 import { Snapshot, TreeCache } from "../../src/client/snapshot.js";
 
@@ -144,6 +144,24 @@ describe("describeCheckout", () => {
       await expect(describeCheckout(join(outside, "issue.md"))).rejects.toThrow(/issue\.md is not a directory/);
     } finally {
       rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it("reads a remote written as a Windows path as a local one, not as host C", () => {
+    expect(serviceUrlOf("C:/repos/upstream.git", "/work")).toBe("file:///C:/repos/upstream.git");
+    expect(serviceUrlOf("D:\\src\\app.git", "/work")).toBe("file:///D:/src/app.git");
+    expect(serviceUrlOf("git@github.com:team/app.git", "/work")).toBe("https://github.com/team/app.git");
+  });
+
+  it("says git could not be run, not that the directory is outside git, where the client has no git on its PATH", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "codescout-nopath-"));
+    const saved = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      await expect(describeCheckout(root)).rejects.toThrow(/^git could not be run here \(no git on this process's PATH\)/);
+    } finally {
+      process.env.PATH = saved;
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 

@@ -326,6 +326,28 @@ describe("work tree snapshot", () => {
       }
     }));
 
+  it("reads a symlink git wrote as a plain file holding its target (core.symlinks=false, Git for Windows' default) as the link it is", () =>
+    withCheckout({ "pkg/a.py": "def a():\n    pass\n" }, async (repo, cache) => {
+      symlinkSync("a.py", join(repo.dir, "pkg/alias.py"));
+      symlinkSync("/etc/passwd", join(repo.dir, "leak.txt"));
+      repo.commit({}, "links");
+      const clone = `${repo.dir}-nolinks`;
+      execFileSync("git", ["clone", "-q", "-c", "core.symlinks=false", repo.dir, clone]);
+      try {
+        expect(readFileSync(join(clone, "pkg/alias.py"), "utf8")).toBe("a.py");
+        const snap = await Snapshot.take(clone, cache);
+        try {
+          // The link inside the tree goes; only the one leaving it is left out.
+          expect(await snap.escapingLinks()).toEqual(["leak.txt"]);
+          expect(await archivedNames(snap)).toEqual(["pkg/a.py", "pkg/alias.py"]);
+        } finally {
+          await snap.dispose();
+        }
+      } finally {
+        rmSync(clone, { recursive: true, force: true });
+      }
+    }));
+
   it("leaves out installed packages and caches HEAD does not hold, and sends a vendored directory HEAD holds", async () => {
     const repo = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "web/node_modules/vendored/index.js": "module.exports = 1;\n" });
     const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));

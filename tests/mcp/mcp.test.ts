@@ -15,6 +15,7 @@ import { makeGitFixture, SAMPLE_FILES, writtenSha, type GitFixture } from "../he
 import { containersOf, freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { testConfig } from "../helpers/config.js";
 import { TreeStore } from "../../src/repos/trees.js";
+import { withinAny } from "../../src/mcp/roots.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 /**
@@ -802,6 +803,44 @@ describe("MCP over stdio (codescout-mcp)", () => {
     } finally {
       await none.close();
     }
+  });
+
+  it("asks a client that says when its roots change for them once, until they change; and takes a root in another Unicode form on macOS", async () => {
+    const first = checkoutWithEdit({ remote: false });
+    const second = checkoutWithEdit({ remote: false });
+    let roots = [first];
+    let asked = 0;
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [resolve("bin/codescout-mcp.mjs")],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", CODESCOUT_CACHE_DIR: cacheDir, CODESCOUT_URL: base, CODESCOUT_API_KEY: KEY },
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "codescout-test", version: "1.0.0" }, { capabilities: { roots: { listChanged: true } } });
+    client.setRequestHandler(ListRootsRequestSchema, () => {
+      asked++;
+      return { roots: roots.map((dir) => ({ uri: pathToFileURL(dir).href })) };
+    });
+    await client.connect(transport);
+    const call = (path?: string) => client.callTool({ name: "localize", arguments: { issue: "only_in_the_edit doubles wrongly", policy: "baseline", ...(path ? { path } : {}) } }, CallToolResultSchema);
+    try {
+      expect((await call()).isError).toBeFalsy();
+      expect((await call(join(first, "pkg"))).isError).toBeFalsy();
+      expect(asked).toBe(1);
+      expect((await call(second)).isError).toBe(true);
+      roots = [second];
+      await client.sendRootsListChanged();
+      await waitFor(async () => ((await call(second)).isError ? undefined : true), 10_000, "the new root taken");
+      expect(asked).toBe(2);
+    } finally {
+      await client.close();
+    }
+    // What APFS takes for one directory: the same name composed or decomposed, in either case.
+    const nfd = join(first, "Proje\u0301ts");
+    mkdirSync(nfd);
+    expect(withinAny(join(first, "PROJÉTS", "pkg"), [nfd], "darwin")).toBe(true);
+    expect(withinAny(join(first, "PROJÉTS", "pkg"), [nfd], "linux")).toBe(false);
+    expect(withinAny(join(first, "..", "elsewhere"), [nfd], "darwin")).toBe(false);
   });
 
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
