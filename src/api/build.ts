@@ -10,6 +10,7 @@ import { QueueEvents } from "bullmq";
 import { QUEUES } from "../queue/contract.js";
 import { uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { systemResolver, type Resolver } from "../queue/hostPolicy.js";
+import { ERROR_SERIALIZERS } from "../queue/logSafe.js";
 
 /** Secrets that must never reach a log line, whatever logs them. */
 export const REDACT_PATHS = [
@@ -53,6 +54,7 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
             // The path without its query: a client may put a key or token there (?api_key=),
             // which the header redaction does not reach.
             serializers: {
+              ...ERROR_SERIALIZERS,
               req: (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
                 method: req.method,
                 url: req.url.split("?")[0],

@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { isRedisFull, isRedisUnreachable } from "../queue/connection.js";
+import { isRedisFull, isRedisRefusingLogin, isRedisUnreachable } from "../queue/connection.js";
 
 /**
  * A header's value as an error quotes it: at most 100 characters, so an answer never echoes
@@ -73,6 +73,10 @@ export function errorHandler(err: FastifyError | ApiError | Error, request: Fast
   if (isRedisUnreachable(err)) {
     request.log.warn({ err: err.message }, "redis unreachable");
     return unavailable(5, "the service's job store (Redis) is unreachable; retry shortly");
+  }
+  if (isRedisRefusingLogin(err)) {
+    request.log.error({ err: err.message }, "redis refused the service's login (REDIS_URL's user or password)");
+    return unavailable(30, "the service's job store (Redis) refused the service's login; retry later");
   }
   // Nothing already accepted is lost: the full store refuses new writes, old jobs expire.
   if (isRedisFull(err)) {

@@ -106,6 +106,15 @@ export async function redisAtMaxMemory(redis: Redis): Promise<boolean> {
 }
 
 /**
+ * Redis refuses this service's login or its rights (a password rotated, a user disabled, a
+ * failover to a node without the user): the operator's to mend, not the request's fault.
+ */
+export function isRedisRefusingLogin(err: Error): boolean {
+  const previous = (err as Error & { previousErrors?: Error[] }).previousErrors ?? [];
+  return [err, ...previous].some((e) => /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(e.message));
+}
+
+/**
  * Why a connection to Redis fails when Redis is down or away: refused, its name gone (a compose
  * service stopped), no route, no answer. The service's own DNS lookups (repository and callback
  * hosts) are reported as HostPolicyError, never with these codes.

@@ -27,6 +27,7 @@ import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
 import { webhookProcessor } from "./webhooks.js";
 import { serveMetrics, WorkerMetrics } from "./metrics.js";
+import { ERROR_SERIALIZERS } from "../queue/logSafe.js";
 
 /** How long a close that needs Redis may wait for it once the jobs are done. */
 const REDIS_CLOSE_MS = 5000;
@@ -57,7 +58,7 @@ export interface WorkerOptions {
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
 export async function startWorker(config: Config, options: WorkerOptions = {}): Promise<RunningWorker> {
-  const logger = options.logger ?? pino({ level: config.LOG_LEVEL, redact: REDACT });
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL, redact: REDACT, serializers: ERROR_SERIALIZERS });
   const resolver = options.resolver ?? systemResolver;
   // At the point of connection: no cached answers, the lookup's own answer is what gets pinned.
   const guard = (allowedHosts: string[]) => new HostGuard({ allowedHosts, allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, { timeoutMs: config.DNS_TIMEOUT_MS });
