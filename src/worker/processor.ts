@@ -211,12 +211,11 @@ export function createProcessor(deps: ProcessorDeps) {
       // With why (the fallback's step holds it): a 500 and a server that is gone read alike by their code.
       const why = (outcome.trajectory.find((step) => (step as { name?: unknown }).name === "fallback") as { detail?: unknown } | undefined)?.detail;
       if (outcome.fallback) log.warn({ fallback: outcome.fallback, detail: typeof why === "string" ? why : undefined }, "the model server failed the job; the baseline answered it");
-      await deps.store.saveTrajectory(payload.jobId, {
-        policy: outcome.policy,
-        finish_reason: outcome.finishReason,
-        working_dir: workingDir,
-        steps: outcome.trajectory,
-      });
+      // The answer matters more than the record of how it was found: a Redis refusing the write
+      // (full, say) loses the trajectory, not the job.
+      await deps.store
+        .saveTrajectory(payload.jobId, { policy: outcome.policy, finish_reason: outcome.finishReason, working_dir: workingDir, steps: outcome.trajectory })
+        .catch((err: unknown) => log.warn({ err }, "trajectory write failed"));
       await progress({ phase: "done", turn: outcome.turns });
       const result: LocalizeResult = {
         policy: outcome.policy,

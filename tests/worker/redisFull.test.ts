@@ -1,0 +1,51 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { createRedis } from "../../src/queue/connection.js";
+import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
+import { startWorker } from "../../src/worker/build.js";
+import { testConfig } from "../helpers/config.js";
+import { makeGitFixture } from "../helpers/gitFixture.js";
+import { waitFor } from "../helpers/processes.js";
+import { ownRedis } from "../helpers/redis.js";
+
+/**
+ * A worker whose Redis is full (maxmemory, noeviction) takes no job until it has room again: each
+ * job taken then failed for good (its writes refused), and the whole queue went in a second.
+ * Against a Redis of the test's own, since it is made full.
+ */
+const fx = makeGitFixture();
+afterAll(() => fx.cleanup());
+
+describe("a worker whose Redis is full", () => {
+  it("takes no job while Redis is full, says so, and takes them again once it has room", async () => {
+    const own = await ownRedis();
+    own.start();
+    const port = new URL(own.url).port;
+    const cli = (...args: string[]) => execFileSync("redis-cli", ["-p", port, ...args], { encoding: "utf8" });
+    const config = testConfig({ ALLOW_FILE_URLS: "true", REDIS_URL: own.url });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const worker = await startWorker(config, { logger, redisRoomEveryMs: 200 });
+    try {
+      cli("config", "set", "maxmemory-policy", "noeviction");
+      cli("config", "set", "maxmemory", "1");
+      await waitFor(async () => (worker.worker.isPaused() ? true : undefined), 10_000, "the worker to stop taking jobs");
+      expect(lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("Redis is full"))).toMatchObject({ level: 50 });
+
+      cli("config", "set", "maxmemory", "0");
+      await waitFor(async () => (worker.worker.isPaused() ? undefined : true), 10_000, "the worker to take jobs again");
+      const jobId = randomUUID();
+      await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
+      await waitFor(async () => lines.find((l) => l.msg === "job done" && l.jobId === jobId), 60_000, "the job done");
+    } finally {
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+      own.stop();
+    }
+  }, 120_000);
+});
