@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
-import { atMost, closeRedis, createRedis, redisOptions, settleConnections } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, redisOptions, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
@@ -74,6 +74,11 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     requestTimeout: Math.max(300_000, Math.ceil(config.UPLOAD_MAX_ARCHIVE_BYTES / 262_144) * 1000),
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
+  });
+  // Not awaited: the API starts, and answers 503, while Redis is away.
+  void within(evictionPolicy(redis), 5_000).then((policy) => {
+    const evicting = policy && evictionLine(policy);
+    if (evicting) fastify.log.error(evicting);
   });
   const close = async () => {
     await fastify.close();

@@ -105,6 +105,20 @@ export async function redisAtMaxMemory(redis: Redis): Promise<boolean> {
   return max > 0 && field("used_memory") >= max;
 }
 
+/** Redis's eviction policy (INFO memory's maxmemory_policy). */
+export async function evictionPolicy(redis: Redis): Promise<string | undefined> {
+  return /^maxmemory_policy:(\S+)/m.exec(await redis.info("memory"))?.[1];
+}
+
+/**
+ * Said at error by both processes at their start when Redis evicts: BullMQ's own warning went to
+ * stderr, outside the log, and a managed Redis's common default (allkeys-lru) drops keys the
+ * service counts on, whatever their age.
+ */
+export function evictionLine(policy: string): string | null {
+  return policy === "noeviction" ? null : `Redis evicts keys (maxmemory-policy ${policy}): a queued job, an answer, an Idempotency-Key or a rate budget can vanish when it is full; set maxmemory-policy noeviction (docs/deployment.md, Redis)`;
+}
+
 /**
  * Redis refuses this service's login or its rights (a password rotated, a user disabled, a
  * failover to a node without the user): the operator's to mend, not the request's fault.

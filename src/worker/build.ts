@@ -8,7 +8,7 @@ import type { Policy } from "../agent/policy.js";
 import { QUEUES, type FailureCode, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
 import { decodeFailure, JobFailedError } from "../queue/failure.js";
 import { readCapped } from "../agent/codescout/modelClient.js";
-import { atMost, closeRedis, createRedis, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -81,6 +81,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const first = createRedis(config.REDIS_URL, "producer");
   try {
     await first.ping();
+    const evicting = evictionLine((await within(evictionPolicy(first), 2_000)) ?? "noeviction");
+    if (evicting) logger.error(evicting);
   } finally {
     first.disconnect();
   }

@@ -7,7 +7,7 @@ import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.j
 import { startWorker } from "../../src/worker/build.js";
 import { testConfig } from "../helpers/config.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
-import { waitFor } from "../helpers/processes.js";
+import { freePort, serviceEnv, startProcess, waitFor } from "../helpers/processes.js";
 import { ownRedis } from "../helpers/redis.js";
 
 /**
@@ -45,6 +45,30 @@ describe("a worker whose Redis is full", () => {
       await worker.close();
       await queue.close();
       redis.disconnect();
+      own.stop();
+    }
+  }, 120_000);
+});
+
+describe("a Redis that evicts keys", () => {
+  it("is said at error by the worker and the API as they start, in their logs", async () => {
+    const own = await ownRedis();
+    own.start();
+    const port = new URL(own.url).port;
+    execFileSync("redis-cli", ["-p", port, "config", "set", "maxmemory-policy", "allkeys-lru"]);
+    const config = testConfig({ REDIS_URL: own.url });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const worker = await startWorker(config, { logger });
+    const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(await freePort()) }));
+    try {
+      const said = "Redis evicts keys (maxmemory-policy allkeys-lru): a queued job, an answer, an Idempotency-Key or a rate budget can vanish when it is full; set maxmemory-policy noeviction (docs/deployment.md, Redis)";
+      expect(lines.find((l) => l.msg === said)).toMatchObject({ level: 50 });
+      const line = await waitFor(async () => api.output().split("\n").find((l) => l.includes("Redis evicts keys")), 30_000, "the API's line");
+      expect(JSON.parse(line)).toMatchObject({ level: 50, msg: said });
+    } finally {
+      await api.stop();
+      await worker.close();
       own.stop();
     }
   }, 120_000);
