@@ -93,6 +93,8 @@ export class JobStore {
     // BullMQ removes an ended job past its age only when another job ends: gone when its time
     // is, as the docs say, whatever the queue's traffic (its trajectory and key are gone then too).
     if (job?.finishedOn && Date.now() - job.finishedOn > this.retentionS * 1000) return null;
+    // A job whose record lost its request (a key a Redis that evicts dropped) is gone, not a 500 on every read.
+    if (job && !(job.data as Partial<LocalizePayload> | undefined)?.options) return null;
     if (job) return toView(job, state);
     const raw = await this.redis.get(this.keys.staticView(id));
     if (raw === null) return null;

@@ -78,9 +78,15 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   };
   // Redis away at the start is said at once (main.ts: one line, exit 1); the connections below
   // wait for a Redis that goes away later instead.
-  const first = createRedis(config.REDIS_URL, "producer");
+  // What the connection met is kept: the ping's own error says only that it gave up (a TLS
+  // certificate not trusted read as "unreachable", its cause never said).
+  let metOnConnecting: Error | undefined;
+  const first = createRedis(config.REDIS_URL, "producer", (err) => (metOnConnecting = err));
   try {
-    await first.ping();
+    await first.ping().catch((err: Error) => {
+      if (metOnConnecting && metOnConnecting.message !== err.message) err.message = `${err.message}; the connection's last error: ${metOnConnecting.message}`;
+      throw err;
+    });
     const evicting = evictionLine((await within(evictionPolicy(first), 2_000)) ?? "noeviction");
     if (evicting) logger.error(evicting);
   } finally {

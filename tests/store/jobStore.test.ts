@@ -23,6 +23,16 @@ describe("job store", () => {
     await dropPrefix(prefix, url);
   });
 
+  it("reads a job whose record lost its request (a Redis that evicts dropped it) as gone, not as an error", async () => {
+    const jobId = randomUUID();
+    await enqueueLocalize(queue, { jobId, repo: { url: "https://github.com/o/r.git", commit: "a".repeat(40) }, issue: "x", options: {}, owner: "t", submittedAt: new Date().toISOString() });
+    expect((await store.get(jobId))?.status).toBe("queued");
+    await redis.hdel(`${prefix}:localize:${jobId}`, "data");
+    expect(await store.get(jobId)).toBeNull();
+    // Not left for the next test's worker to take.
+    await queue.remove(jobId);
+  });
+
   it("keeps a trajectory gzipped, under a quarter of its JSON, and reads back one stored as plain JSON too", async () => {
     const id = randomUUID();
     // What a model's turn keeps: the command and the code it printed.

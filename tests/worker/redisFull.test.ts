@@ -1,5 +1,10 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { createRedis } from "../../src/queue/connection.js";
@@ -72,4 +77,23 @@ describe("a Redis that evicts keys", () => {
       own.stop();
     }
   }, 120_000);
+});
+
+describe("a worker that cannot start on its Redis", () => {
+  it("says what the connection met, not only that it gave up (a TLS certificate it does not trust)", async () => {
+    // A TLS endpoint with a self-signed certificate, as a Redis behind its own CA looks without NODE_EXTRA_CA_CERTS.
+    const dir = mkdtempSync(join(tmpdir(), "codescout-tls-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost"], { stdio: "ignore" });
+    const server = createTlsServer({ key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) }, (socket) => socket.end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const config = testConfig({ REDIS_URL: `rediss://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      const err = (await startWorker(config, { logger: pino({ level: "silent" }) }).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(Error);
+      expect(err.message).toMatch(/^Reached the max retries per request limit .*; the connection's last error: self[- ]signed certificate/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
