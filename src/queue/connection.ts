@@ -6,8 +6,14 @@ import { Redis, type RedisOptions } from "ioredis";
  * fails instead of hanging on a dead Redis.
  */
 export function createRedis(url: string, role: "producer" | "worker", onError: (err: Error) => void = quiet): Redis {
-  return withErrorListener(new Redis(url, { maxRetriesPerRequest: role === "worker" ? null : 3 }), onError);
+  // A Redis that hangs (stopped, swapping, a long command) held every request, /readyz's too, for
+  // as long as it did; a producer's command gives up after this and its request answers 503.
+  const options = role === "worker" ? { maxRetriesPerRequest: null } : { maxRetriesPerRequest: 3, commandTimeout: PRODUCER_COMMAND_MS };
+  return withErrorListener(new Redis(url, options), onError);
 }
+
+/** The longest a producer's command (the API's) waits for Redis: an upload's 64 MB write included. */
+const PRODUCER_COMMAND_MS = 10_000;
 
 /**
  * ioredis writes the errors of a connection nobody listens to straight to stderr, outside the
@@ -140,5 +146,5 @@ const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOU
  * its retries), or could not connect at all: a condition of the service, not of the request.
  */
 export function isRedisUnreachable(err: Error): boolean {
-  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? "");
+  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || err.message === "Command timed out" || UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? "");
 }

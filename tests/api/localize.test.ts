@@ -200,6 +200,33 @@ describe("POST /v1/localize", () => {
     }
   });
 
+  it("answers 503 within its bounds while its Redis hangs (stopped, not gone), and /readyz says not ready at once", async () => {
+    const redis = await ownRedis();
+    redis.start();
+    const port = new URL(redis.url).port;
+    const pid = Number(/process_id:(\d+)/.exec(execFileSync("redis-cli", ["-p", port, "info", "server"], { encoding: "utf8" }))![1]);
+    const own = await buildApiServer({ ...config, REDIS_URL: redis.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      const taken = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: validBody });
+      expect(taken.statusCode).toBe(202);
+      process.kill(pid, "SIGSTOP");
+      try {
+        // Redis stays stopped until both have answered: a request without its bound would hold the test to its timeout.
+        const [ready, read] = await Promise.all([own.fastify.inject({ method: "GET", url: "/readyz" }), own.fastify.inject({ method: "GET", url: `/v1/jobs/${taken.json().id}` })]);
+        expect(ready.statusCode).toBe(503);
+        expect(ready.json().checks).toMatchObject({ redis: false });
+        expect(read.statusCode).toBe(503);
+        expect(read.headers["retry-after"]).toBe("5");
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      expect((await own.fastify.inject({ method: "GET", url: `/v1/jobs/${taken.json().id}` })).statusCode).toBe(200);
+    } finally {
+      await own.close();
+      redis.stop();
+    }
+  }, 60_000);
+
   it("starts and stops while its Redis is away (a SIGTERM then does not wait for Redis forever)", async () => {
     const redis = await ownRedis();
     const away = await buildApiServer({ ...config, REDIS_URL: redis.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });

@@ -1,7 +1,10 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AppContext } from "../context.js";
-import { redisAtMaxMemory } from "../../queue/connection.js";
+import { redisAtMaxMemory, within } from "../../queue/connection.js";
+
+/** How long each of /readyz's looks at Redis may take before it counts as no. */
+const READY_LOOK_MS = 1_500;
 
 const readySchema = z.object({
   status: z
@@ -62,13 +65,11 @@ export const healthRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       },
     },
     async (_request, reply) => {
-      const redis = await ctx.redis.ping().then(
-        () => true,
-        () => false,
-      );
-      const workers = redis ? await ctx.workers.statuses().catch(() => []) : [];
+      // Each look bounded: a Redis that hangs is not ready, said at once, not when it answers again.
+      const redis = (await within(ctx.redis.ping().then(() => true), READY_LOOK_MS)) ?? false;
+      const workers = redis ? ((await within(ctx.workers.statuses(), READY_LOOK_MS)) ?? []) : [];
       // Its workers' heartbeats are writes too: a full Redis would read as no worker alive.
-      const full = redis ? await redisAtMaxMemory(ctx.redis).catch(() => false) : false;
+      const full = redis ? ((await within(redisAtMaxMemory(ctx.redis), READY_LOOK_MS)) ?? false) : false;
       const docker = workers.some((w) => w.docker);
       const model = !ctx.config.MODEL_BASE_URL ? "none" : workers.some((w) => w.model === "ok") ? "ok" : workers.some((w) => w.model === "refused") ? "refused" : "down";
       // With the baseline answering for it, a model server that is down (a vLLM restart) degrades
