@@ -24,7 +24,7 @@ import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromC
 import { Heartbeat } from "./heartbeat.js";
 import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
-import { createProcessor } from "./processor.js";
+import { createProcessor, LOCK_LOST } from "./processor.js";
 import { webhookProcessor } from "./webhooks.js";
 import { serveMetrics, WorkerMetrics } from "./metrics.js";
 import { ERROR_SERIALIZERS } from "../queue/logSafe.js";
@@ -215,8 +215,13 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     notify(job);
   });
   worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
-  // A job whose worker died: retried here, which nothing said before.
-  worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock), retried"));
+  // A job whose worker died, or lost Redis past WORKER_LOCK_MS: retried here, which nothing said before.
+  worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock: it died, or lost Redis longer than WORKER_LOCK_MS), retried"));
+  // Its lock gone, a run of ours is no longer the job's: stopped, or the job would run twice, each
+  // run holding a sandbox, and the first's end contradict the second's.
+  worker.on("lockRenewalFailed", (jobIds) => {
+    for (const jobId of jobIds) worker.cancelJob(jobId, LOCK_LOST);
+  });
 
   // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
   const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;

@@ -58,6 +58,9 @@ export interface ProcessorDeps {
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
 
+/** The reason a job's run is cancelled with when its lock could not be renewed: the job is no longer the run's. */
+export const LOCK_LOST = "lock_lost";
+
 export function createProcessor(deps: ProcessorDeps) {
   return async function process(job: LocalizeJob, token?: string, cancelSignal?: AbortSignal): Promise<LocalizeResult> {
     const parsed = localizePayloadSchema.safeParse(job.data);
@@ -71,7 +74,7 @@ export function createProcessor(deps: ProcessorDeps) {
 
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error("job_timeout")), deps.jobTimeoutS * 1000);
-    const onCancel = () => abort.abort(new Error("cancelled"));
+    const onCancel = () => abort.abort(new Error(cancelSignal?.reason === LOCK_LOST ? LOCK_LOST : "cancelled"));
     const onShutdown = () => abort.abort(new Error("shutdown"));
     cancelSignal?.addEventListener("abort", onCancel, { once: true });
     deps.shutdownSignal?.addEventListener("abort", onShutdown, { once: true });
@@ -258,6 +261,12 @@ export function createProcessor(deps: ProcessorDeps) {
         // The worker is going away: hand the job back so another worker runs it from the start.
         await job.moveToWait(token);
         log.info("job handed back to the queue at shutdown");
+        throw new WaitingError();
+      }
+      if ((abort.signal.reason as Error | undefined)?.message === LOCK_LOST) {
+        // The job is no longer this run's (its lock lapsed while Redis was away): another run has
+        // it or will, and says its end. This one stops, and says nothing of it to the caller.
+        log.warn("this run stopped: the job's lock lapsed (Redis away longer than WORKER_LOCK_MS); the job is run again");
         throw new WaitingError();
       }
       const failure = err instanceof JobFailedError ? err : new JobFailedError("internal", (err as Error).message, { cause: err });

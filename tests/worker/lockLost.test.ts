@@ -1,0 +1,59 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { createRedis } from "../../src/queue/connection.js";
+import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
+import { parseEntries } from "../../src/store/events.js";
+import { keys } from "../../src/store/keys.js";
+import { startWorker } from "../../src/worker/build.js";
+import { testConfig } from "../helpers/config.js";
+import { startFakeModel } from "../helpers/fakeModel.js";
+import { makeGitFixture } from "../helpers/gitFixture.js";
+import { containersOf, waitFor } from "../helpers/processes.js";
+import { dropPrefix } from "../helpers/redis.js";
+
+/**
+ * A run whose job lock lapsed (its worker lost Redis longer than WORKER_LOCK_MS, and the stalled
+ * check gave the job to a new run) stops, and says nothing of its end: the job ran twice, the
+ * first run kept its sandbox, and its failure was published after the second's answer.
+ */
+const fx = makeGitFixture();
+const config = testConfig({ ALLOW_FILE_URLS: "true", WORKER_LOCK_MS: "2000" });
+afterAll(async () => {
+  fx.cleanup();
+  await dropPrefix(config.QUEUE_PREFIX);
+});
+
+describe("a run whose job lock lapsed", () => {
+  it("stops, removes its sandbox and publishes no end; the job's new run answers it", async () => {
+    const model = await startFakeModel();
+    // The first run's request hangs; the second run's is answered.
+    model.script((_req, i) => (i === 0 ? { hang: true } : { toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/parser.py" }] } }] }));
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const worker = await startWorker({ ...config, MODEL_BASE_URL: model.baseURL, MODEL_ALTERNATIVES: false, MODEL_FALLBACK: "none" as const }, { logger });
+    try {
+      const jobId = randomUUID();
+      await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43", options: { policy: "codescout" }, owner: "alice", submittedAt: new Date().toISOString() });
+      await waitFor(async () => (model.requests.length >= 1 ? true : undefined), 60_000, "the first run's model request");
+      // What another worker's stalled check does to a lock that lapsed: it is gone.
+      await redis.del(`${config.QUEUE_PREFIX}:localize:${jobId}:lock`);
+      await waitFor(async () => lines.find((l) => l.jobId === jobId && typeof l.msg === "string" && l.msg.startsWith("this run stopped: the job's lock lapsed")), 30_000, "the first run stopped");
+      const done = await waitFor(async () => lines.find((l) => l.msg === "job done" && l.jobId === jobId), 60_000, "the job's new run done");
+      expect(done).toMatchObject({ policy: "codescout" });
+      expect(model.requests.length).toBe(2);
+      const types = parseEntries(await redis.xread("STREAMS", keys(config.QUEUE_PREFIX).events(jobId), "0")).map((e) => e.event.type);
+      expect(types).toContain("finished");
+      expect(types).not.toContain("cancelled");
+      expect(types).not.toContain("failed");
+      await waitFor(async () => (containersOf(jobId) === "" ? true : undefined), 15_000, "the runs' sandboxes removed");
+    } finally {
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+      await model.close();
+    }
+  }, 120_000);
+});
