@@ -28,7 +28,7 @@ import { createProcessor, LOCK_LOST } from "./processor.js";
 import { webhookProcessor } from "./webhooks.js";
 import { serveMetrics, WorkerMetrics } from "./metrics.js";
 import { ERROR_SERIALIZERS } from "../queue/logSafe.js";
-import { pauseWhileRedisFull } from "./redisRoom.js";
+import { watchRedis } from "./redisWatch.js";
 
 /** How long a close that needs Redis may wait for it once the jobs are done. */
 const REDIS_CLOSE_MS = 5000;
@@ -55,8 +55,8 @@ export interface WorkerOptions {
   upkeepEveryMs?: number;
   /** The upkeep's one extra run soon after the start (default 90 s: a predecessor's heartbeat and the reaping's grace). */
   upkeepSoonAfterMs?: number;
-  /** How often it looks whether Redis is full, to take no job while it is (default 10 s). */
-  redisRoomEveryMs?: number;
+  /** How often it looks at its Redis: full (it takes no job while it is), come back empty (default 10 s). */
+  redisWatchEveryMs?: number;
 }
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
@@ -250,7 +250,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
 
   await worker.waitUntilReady();
-  const stopRoomWatch = pauseWhileRedisFull(worker, redis, logger, options.redisRoomEveryMs ?? 10_000);
+  const stopRedisWatch = watchRedis(worker, redis, store.keys.deployment, logger, options.redisWatchEveryMs ?? 10_000);
   const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
   logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
 
@@ -264,7 +264,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       // own cleanup removes its container either way.
       clearInterval(upkeep);
       clearTimeout(soon);
-      stopRoomWatch();
+      stopRedisWatch();
       const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
       // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
       // ever, and bounded one after another they added up to a minute, past the orchestrator's

@@ -24,7 +24,7 @@ const fx = makeGitFixture();
 afterAll(() => fx.cleanup());
 
 describe("a worker whose Redis is full", () => {
-  it("takes no job while Redis is full, says so, and takes them again once it has room", async () => {
+  it("takes no job while Redis is full, says so, and takes them again once it has room; says when it came back empty", async () => {
     const own = await ownRedis();
     own.start();
     const port = new URL(own.url).port;
@@ -34,7 +34,7 @@ describe("a worker whose Redis is full", () => {
     const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const redis = createRedis(config.REDIS_URL, "producer");
     const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
-    const worker = await startWorker(config, { logger, redisRoomEveryMs: 200 });
+    const worker = await startWorker(config, { logger, redisWatchEveryMs: 200 });
     try {
       cli("config", "set", "maxmemory-policy", "noeviction");
       cli("config", "set", "maxmemory", "1");
@@ -46,6 +46,12 @@ describe("a worker whose Redis is full", () => {
       const jobId = randomUUID();
       await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
       await waitFor(async () => lines.find((l) => l.msg === "job done" && l.jobId === jobId), 60_000, "the job done");
+      expect(lines.some((l) => typeof l.msg === "string" && l.msg.startsWith("Redis came back empty"))).toBe(false);
+
+      // Restarted without its data (here: flushed): said once, at error.
+      cli("flushall");
+      const empty = await waitFor(async () => lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("Redis came back empty")), 10_000, "the empty Redis said");
+      expect(empty).toMatchObject({ level: 50 });
     } finally {
       await worker.close();
       await queue.close();
