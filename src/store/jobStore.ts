@@ -197,6 +197,13 @@ export function newJobView(payload: LocalizePayload, overrides: Partial<JobView>
 }
 
 export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string): JobView {
+  // An answer this API cannot read (a newer worker's, with a value it does not know) fails the
+  // job's view, readably: it answered 500 on every read while the API was the older one.
+  const answer = state === "completed" ? localizeResultSchema.safeParse(job.returnvalue) : null;
+  if (answer && !answer.success) {
+    const where = answer.error.issues[0]?.path.join(".") ?? "";
+    return { ...toView(job, "failed"), error: { code: "internal", message: `this API cannot read the job's answer (result.${where}: written by a newer worker?): upgrade the API` } };
+  }
   const failure = state === "failed" ? decodeFailure(job.failedReason) : null;
   const status: JobStatus =
     state === "completed"
@@ -221,7 +228,7 @@ export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string)
     attempts: job.attemptsMade,
     progress: progress.success ? progress.data : null,
     cached: false,
-    result: status === "succeeded" ? (job.returnvalue ?? null) : null,
+    result: answer?.success ? answer.data : null,
     error: failure,
   };
 }

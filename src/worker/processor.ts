@@ -1,4 +1,4 @@
-import { WaitingError, type Job } from "bullmq";
+import { DelayedError, WaitingError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { checkAnswer, normalizeLocations } from "../agent/locations.js";
 import { ModelError } from "../agent/codescout/modelClient.js";
@@ -58,13 +58,29 @@ export interface ProcessorDeps {
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
 
+/** How long a job a newer API queued waits for an upgraded worker (a rolling upgrade's length), and how often it is looked at. */
+const NEWER_JOB_WAIT_MS = 10 * 60_000;
+const NEWER_JOB_RETRY_MS = 5_000;
+
 /** The reason a job's run is cancelled with when its lock could not be renewed: the job is no longer the run's. */
 export const LOCK_LOST = "lock_lost";
 
 export function createProcessor(deps: ProcessorDeps) {
   return async function process(job: LocalizeJob, token?: string, cancelSignal?: AbortSignal): Promise<LocalizeResult> {
     const parsed = localizePayloadSchema.safeParse(job.data);
-    if (!parsed.success) throw new JobFailedError("internal", `malformed job payload: ${parsed.error.message.slice(0, 500)}`);
+    if (!parsed.success) {
+      // Fields this worker does not know are a newer API's (a rolling upgrade puts the API first):
+      // the job is handed back for an upgraded worker, for a while, rather than failed for good.
+      const unknown = parsed.error.issues.flatMap((i) => (i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k].join(".")) : []));
+      const newer = unknown.length > 0 && parsed.error.issues.every((i) => i.code === "unrecognized_keys");
+      if (newer && token && Date.now() - job.timestamp < NEWER_JOB_WAIT_MS) {
+        deps.logger.warn({ jobId: job.id, fields: unknown }, "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker");
+        await job.moveToDelayed(Date.now() + NEWER_JOB_RETRY_MS, token);
+        throw new DelayedError();
+      }
+      if (newer) throw new JobFailedError("internal", `the job asks for what this worker does not know (${unknown.join(", ")}): the API is newer than the workers, which were not upgraded within ${NEWER_JOB_WAIT_MS / 60_000} minutes; upgrade the workers`);
+      throw new JobFailedError("internal", `malformed job payload: ${parsed.error.message.slice(0, 500)}`);
+    }
     const payload = parsed.data;
     const log = deps.logger.child({ jobId: payload.jobId });
     const t0 = performance.now();
