@@ -1,6 +1,6 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, parse, resolve } from "node:path";
 import { normalScope, scopeSchema, type NamedCommitRef } from "../queue/contract.js";
 import { httpsFormOf } from "../queue/repoUrl.js";
 import type { JobEvent } from "../store/events.js";
@@ -61,8 +61,10 @@ export async function describeCheckout(dir: string, home = homedir()): Promise<C
     }
   };
   const top = real(checkout.root);
-  if (top === "/" || (home && top === real(home))) {
-    throw new CheckoutError(`${checkout.root} is ${top === "/" ? "the filesystem's root" : "your home directory"}, not a project's checkout: give the checkout you work in as the path`);
+  // A drive's root (C:\) as well as "/".
+  const isRoot = parse(top).root === top;
+  if (isRoot || (home && top === real(home))) {
+    throw new CheckoutError(`${checkout.root} is ${isRoot ? "the filesystem's root" : "your home directory"}, not a project's checkout: give the checkout you work in as the path`);
   }
   return checkout;
 }
