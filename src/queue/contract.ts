@@ -275,7 +275,14 @@ export const failureCodeSchema = z.enum([
 ]);
 export type FailureCode = z.infer<typeof failureCodeSchema>;
 
-export const jobFailureSchema = z.object({ code: failureCodeSchema, message: z.string() });
+export const jobFailureSchema = z.object({
+  code: failureCodeSchema,
+  message: z.string(),
+  timings: timingsSchema
+    .partial()
+    .optional()
+    .describe("Where the job's time went until it failed, phase by phase as each ended (a job_timeout with most of it in repo_ms was a slow fetch: send an upload, or a scope)."),
+});
 export type JobFailure = z.infer<typeof jobFailureSchema>;
 
 export const progressSchema = z.object({

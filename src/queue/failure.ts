@@ -13,8 +13,7 @@ export const FAILURE_MESSAGE_CHARS = 1_000;
 export class JobFailedError extends Error {
   override name = "JobFailedError";
   readonly detail: string;
-  /** Where the job's time went before it failed (queue wait, repository, sandbox, total): for its worker's log line, not kept. */
-  spent?: Record<string, number>;
+  private timings?: Record<string, number>;
   constructor(
     readonly code: FailureCode,
     detail: string,
@@ -23,6 +22,16 @@ export class JobFailedError extends Error {
     const clipped = detail.length > FAILURE_MESSAGE_CHARS ? `${detail.slice(0, FAILURE_MESSAGE_CHARS)}…` : detail;
     super(JSON.stringify({ code, message: clipped }), options);
     this.detail = clipped;
+  }
+
+  /** Where the job's time went before it failed (queue wait, repository, sandbox, total): kept with the failure, which the job's view shows. */
+  get spent(): Record<string, number> | undefined {
+    return this.timings;
+  }
+
+  set spent(timings: Record<string, number> | undefined) {
+    this.timings = timings;
+    this.message = JSON.stringify({ code: this.code, message: this.detail, ...(timings ? { timings } : {}) });
   }
 }
 

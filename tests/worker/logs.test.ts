@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { createRedis } from "../../src/queue/connection.js";
 import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
 import { startWorker } from "../../src/worker/build.js";
+import { JobStore } from "../../src/store/jobStore.js";
 import { testConfig } from "../helpers/config.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { waitFor } from "../helpers/processes.js";
@@ -36,6 +37,12 @@ describe("the worker's log of a job", () => {
       const failed = await waitFor(async () => lines.find((l) => l.msg === "job failed" && l.jobId === missing.jobId), 60_000, "the failed job's line");
       // With where its time went until then: the queue, then the repository step that failed.
       expect(failed).toMatchObject({ level: 30, code: "commit_not_found", owner: "alice", timings: { queue_wait_ms: expect.any(Number), total_ms: expect.any(Number) } });
+      // And the job's view says it too, to its caller (a job_timeout spent in the repository step was a slow fetch).
+      const view = await waitFor(async () => {
+        const v = await new JobStore(queue, redis, 600).get(missing.jobId);
+        return v?.status === "failed" ? v : undefined;
+      }, 10_000, "the failed job's view");
+      expect(view.error).toMatchObject({ code: "commit_not_found", timings: { queue_wait_ms: expect.any(Number), total_ms: expect.any(Number) } });
       const done = await waitFor(async () => lines.find((l) => l.msg === "job done" && l.jobId === good.jobId), 60_000, "the job's line");
       expect(done).toMatchObject({ owner: "alice", policy: "baseline", attempt: 1, timings: { queue_wait_ms: expect.any(Number), repo_ms: expect.any(Number), sandbox_ms: expect.any(Number), policy_ms: expect.any(Number) } });
     } finally {
