@@ -160,7 +160,7 @@ export const localizeOutputSchema = z.object({
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z.object({ code: z.string(), message: z.string(), timings: timingsSchema.partial().optional().describe("Where the job's time went until it failed.") }).optional(),
 });
 export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
 
@@ -313,12 +313,21 @@ export function answer(view: JobView, root?: string, notes: string[] = []): Call
     ...(view.error ? { error: view.error } : {}),
   };
   if (status !== "succeeded" || !r) {
-    const why = view.error ? `${view.error.code}: ${view.error.message}` : view.status;
+    const why = view.error ? `${view.error.code}: ${view.error.message}${spentOf(view.error.timings)}` : view.status;
     return { isError: true, structuredContent: structured, content: [{ type: "text", text: printable(`Localization ${status} (${why}).`) }] };
   }
   // The text is what an agent's user may see printed (its terminal): the structured answer keeps the names as they are.
   const noted = notes.map((n) => `\nNote: ${n}`).join("");
   return { structuredContent: structured, content: [{ type: "text", text: printable(summary(structured) + noted, { lines: true }) }] };
+}
+
+/** Where a failed job's time went, for the calling model: its longest phase, which says what to mend (a slow fetch: an upload or a scope). */
+function spentOf(timings: Partial<Record<string, number>> | undefined): string {
+  if (!timings?.total_ms) return "";
+  const phases: Array<[string, string]> = [["queue_wait_ms", "waiting for a worker"], ["repo_ms", "fetching the repository"], ["sandbox_ms", "starting the sandbox"]];
+  const [key, what] = phases.reduce((a, b) => ((timings[b[0]] ?? 0) > (timings[a[0]] ?? 0) ? b : a));
+  const longest = timings[key] ?? 0;
+  return longest >= timings.total_ms / 2 && longest >= 1000 ? `; ${Math.round(longest / 1000)} s of its ${Math.round(timings.total_ms / 1000)} s went to ${what}` : "";
 }
 
 /**
