@@ -16,6 +16,7 @@ import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
 import { ANSWER_REVISION } from "../version.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { isCommandTimeout } from "../queue/connection.js";
 
 /**
  * Turns an accepted request into a job: checks what the schema cannot (issue size, URL
@@ -320,7 +321,9 @@ export class Submitter {
       // No "queued" event is stored: the event stream opens with one made from the job itself.
       await enqueueLocalize(queue, payload);
     } catch (err) {
-      if (idemKey) await store.redis.del(idemKey);
+      // A command Redis took too long to answer may still run (the job queued after its 503): the
+      // claim, which names this job, stays for its minute, and a retry finds the job if it came.
+      if (idemKey && !isCommandTimeout(err as Error)) await store.redis.del(idemKey);
       throw err;
     }
     // The job is there: a failure here must not free the key (a retry would queue a second

@@ -146,5 +146,10 @@ const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOU
  * its retries), or could not connect at all: a condition of the service, not of the request.
  */
 export function isRedisUnreachable(err: Error): boolean {
-  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || err.message === "Command timed out" || UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? "");
+  return err.name === "MaxRetriesPerRequestError" || err.message === "Connection is closed." || isCommandTimeout(err) || UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? "");
+}
+
+/** A command given up after its commandTimeout: Redis may still run it, so what it did is unknown. */
+export function isCommandTimeout(err: Error): boolean {
+  return err.message === "Command timed out";
 }

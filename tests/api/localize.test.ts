@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
+import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { renderOpenAiTool } from "../../src/cli/openaiTool.js";
@@ -223,6 +224,51 @@ describe("POST /v1/localize", () => {
       expect((await own.fastify.inject({ method: "GET", url: `/v1/jobs/${taken.json().id}` })).statusCode).toBe(200);
     } finally {
       await own.close();
+      redis.stop();
+    }
+  }, 60_000);
+
+  it("keeps an Idempotency-Key's claim when the job's enqueue timed out, so the retry finds the job Redis ran late instead of queueing a second", async () => {
+    const redis = await ownRedis();
+    redis.start();
+    // Between the API and Redis: the command that carries the job's data (its issue's marker) is held 12 s, past the API's 10 s.
+    const proxy = createNetServer((client) => {
+      const upstream = connect(Number(new URL(redis.url).port), "127.0.0.1");
+      // Held in order: what the API sends after it waits behind it, as behind a slow Redis.
+      let held: Buffer[] | null = null;
+      client.on("data", (chunk: Buffer) => {
+        if (held) held.push(chunk);
+        else if (chunk.includes("SLOW-ENQUEUE")) {
+          held = [chunk];
+          setTimeout(() => {
+            for (const c of held ?? []) upstream.write(c);
+            held = null;
+          }, 12_000);
+        } else upstream.write(chunk);
+      });
+      upstream.pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+      client.on("close", () => upstream.end());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const own = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      const body = { ...validBody, issue: "SLOW-ENQUEUE: Session.request breaks on binary method names" };
+      const headers = { "idempotency-key": "slow-enqueue-1" };
+      const first = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: body, headers });
+      expect(first.statusCode).toBe(503);
+      // Redis runs the held command after all; the retry follows the job it made.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const retry = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: body, headers });
+      expect([200, 202]).toContain(retry.statusCode);
+      const jobs = execFileSync("redis-cli", ["-p", new URL(redis.url).port, "--scan", "--pattern", `${config.QUEUE_PREFIX}:localize:*`], { encoding: "utf8" })
+        .split("\n")
+        .filter((k) => /:localize:[0-9a-f-]{36}$/.test(k));
+      expect(jobs).toEqual([`${config.QUEUE_PREFIX}:localize:${retry.json().id}`]);
+    } finally {
+      await own.close();
+      proxy.close();
       redis.stop();
     }
   }, 60_000);
