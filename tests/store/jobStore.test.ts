@@ -6,6 +6,8 @@ import type { LocalizePayload } from "../../src/queue/contract.js";
 import { closeRedis, createRedis } from "../../src/queue/connection.js";
 import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
 import { JobStore, type JobView } from "../../src/store/jobStore.js";
+// A whole answer, as a worker writes it: the job's view reads nothing less as succeeded.
+import { finishedJobExample } from "../../src/api/schemas.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -76,7 +78,7 @@ describe("job store", () => {
     const brief = new JobStore(queue, redis, 1);
     const jobId = randomUUID();
     await enqueueLocalize(queue, { jobId, repo: { url: "file:///x", commit: "a".repeat(40) }, issue: "x", options: { policy: "baseline" }, owner: "t", submittedAt: new Date().toISOString() });
-    const worker = new Worker<LocalizePayload>("localize", async () => ({ answered: true }), { connection: { url, maxRetriesPerRequest: null }, prefix });
+    const worker = new Worker<LocalizePayload>("localize", async () => finishedJobExample.result, { connection: { url, maxRetriesPerRequest: null }, prefix });
     workers.push(worker);
     let view: JobView | null = null;
     for (let i = 0; i < 100 && view?.status !== "succeeded"; i++) {
@@ -94,7 +96,7 @@ describe("job store", () => {
     // Jobs finish while clients poll them as fast as they can: a view read half before and
     // half after a job completes must not say "succeeded" with no result.
     const connection = { url, maxRetriesPerRequest: null };
-    for (let i = 0; i < 2; i++) workers.push(new Worker<LocalizePayload>("localize", async (job) => ({ id: job.data.jobId }), { connection, prefix, concurrency: 4 }));
+    for (let i = 0; i < 2; i++) workers.push(new Worker<LocalizePayload>("localize", async () => finishedJobExample.result, { connection, prefix, concurrency: 4 }));
     const ids = Array.from({ length: 300 }, () => randomUUID());
     await Promise.all(
       ids.map((jobId) =>

@@ -15,6 +15,7 @@ import { startWorker, type RunningWorker } from "../../src/worker/build.js";
 import { testConfig } from "../helpers/config.js";
 import { waitFor } from "../helpers/processes.js";
 import { dropPrefix } from "../helpers/redis.js";
+import { finishedJobExample } from "../../src/api/schemas.js";
 
 /** A receiver that answers a byte every 300 ms: never idle long enough for the socket's timeout. */
 const sockets: Socket[] = [];
@@ -98,7 +99,7 @@ describe("a webhook queued before its job's end is recorded", () => {
       // With one attempt, a delivery that found the job running used to fail for good here.
       await new Promise((r) => setTimeout(r, 3_000));
       expect(received).toEqual([]);
-      await job!.moveToCompleted({ answered: true }, "dying-worker", false);
+      await job!.moveToCompleted(finishedJobExample.result, "dying-worker", false);
       await waitFor(async () => (received.length > 0 ? true : undefined), 15_000, "the webhook");
       expect(JSON.parse(received[0]!)).toMatchObject({ id: jobId, status: "succeeded" });
     } finally {
