@@ -188,6 +188,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     logger,
     shutdownSignal: shutdown.signal,
     cleanups,
+    lockMs: config.WORKER_LOCK_MS,
   });
   const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token, signal) => metrics.counting(() => processor(job, token, signal)), {
     connection,

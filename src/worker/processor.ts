@@ -54,9 +54,17 @@ export interface ProcessorDeps {
   shutdownSignal?: AbortSignal;
   /** Where each job's sandbox removal and tree release run once its answer is out. */
   cleanups: Cleanups;
+  /** The job lock's duration (WORKER_LOCK_MS): each run renews its own lock at half of it. */
+  lockMs?: number;
 }
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
+
+/** Extends the run's own lock; `lost` when it is no longer the run's (another run holds it, or none). Redis away: tried again next time. */
+async function renewOwnLock(job: LocalizeJob, token: string, lockMs: number, lost: () => void): Promise<void> {
+  const held = await job.extendLock(token, lockMs).catch(() => null);
+  if (held === 0) lost();
+}
 
 /** How long a job a newer API queued waits for an upgraded worker (a rolling upgrade's length), and how often it is looked at. */
 const NEWER_JOB_WAIT_MS = 10 * 60_000;
@@ -94,6 +102,11 @@ export function createProcessor(deps: ProcessorDeps) {
     const onShutdown = () => abort.abort(new Error("shutdown"));
     cancelSignal?.addEventListener("abort", onCancel, { once: true });
     deps.shutdownSignal?.addEventListener("abort", onShutdown, { once: true });
+    // BullMQ renews a lock by the job's id: a new run of the same job on this worker (its lock
+    // lapsed, the stalled check gave it back) takes that renewal over, and the old run's end drops
+    // it, so the old run was never stopped and the new one stalled. Each run renews its own, by
+    // its token, and stops once the lock is no longer its.
+    const renewal = token && deps.lockMs ? setInterval(() => void renewOwnLock(job, token, deps.lockMs!, () => abort.abort(new Error(LOCK_LOST))), deps.lockMs / 2) : undefined;
     const failAborted = () => {
       const why = (abort.signal.reason as Error | undefined)?.message;
       return why === "job_timeout"
@@ -300,6 +313,7 @@ export function createProcessor(deps: ProcessorDeps) {
       throw failure;
     } finally {
       clearTimeout(timer);
+      clearInterval(renewal);
       cancelSignal?.removeEventListener("abort", onCancel);
       deps.shutdownSignal?.removeEventListener("abort", onShutdown);
       const box = sandbox;

@@ -49,6 +49,9 @@ describe("a run whose job lock lapsed", () => {
       expect(types).not.toContain("cancelled");
       expect(types).not.toContain("failed");
       await waitFor(async () => (containersOf(jobId) === "" ? true : undefined), 15_000, "the runs' sandboxes removed");
+      // And it stays answered: past two lock durations no stalled check or late end of the first run undoes it.
+      await new Promise((r) => setTimeout(r, 4_500));
+      expect(await queue.getJobState(jobId)).toBe("completed");
     } finally {
       await worker.close();
       await queue.close();
