@@ -101,14 +101,16 @@ export function isRedisFull(err: Error): boolean {
 }
 
 /**
- * Whether Redis is at its `maxmemory` (refusing writes, with noeviction): asked of INFO, since
- * a full Redis still answers PING and reads.
+ * Whether Redis is at its `maxmemory` and refusing writes (noeviction): asked of INFO, since a
+ * full Redis still answers PING and reads. One that evicts sits at its maxmemory and takes
+ * writes (dropping others' keys): not full, or workers paused and resumed on every look.
  */
 export async function redisAtMaxMemory(redis: Redis): Promise<boolean> {
   const info = await redis.info("memory");
   const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, "m").exec(info)?.[1] ?? 0);
   const max = field("maxmemory");
-  return max > 0 && field("used_memory") >= max;
+  const refusesWrites = /^maxmemory_policy:noeviction\s*$/m.test(info);
+  return refusesWrites && max > 0 && field("used_memory") >= max;
 }
 
 /** Redis's eviction policy (INFO memory's maxmemory_policy). */

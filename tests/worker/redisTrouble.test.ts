@@ -70,9 +70,15 @@ describe("a Redis that evicts keys", () => {
     const config = testConfig({ REDIS_URL: own.url });
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const worker = await startWorker(config, { logger });
+    const worker = await startWorker(config, { logger, redisWatchEveryMs: 100 });
     const api = startProcess("src/api/server.ts", serviceEnv(config, { API_PORT: String(await freePort()) }));
     try {
+      // At its maxmemory it still takes writes (evicting): not full, so the worker goes on taking jobs.
+      execFileSync("redis-cli", ["-p", port, "config", "set", "maxmemory", "1"]);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(worker.worker.isPaused()).toBe(false);
+      expect(lines.some((l) => typeof l.msg === "string" && l.msg.startsWith("Redis is full"))).toBe(false);
+      execFileSync("redis-cli", ["-p", port, "config", "set", "maxmemory", "0"]);
       const said = "Redis evicts keys (maxmemory-policy allkeys-lru): a queued job, an answer, an Idempotency-Key or a rate budget can vanish when it is full; set maxmemory-policy noeviction (docs/deployment.md, Redis)";
       expect(lines.find((l) => l.msg === said)).toMatchObject({ level: 50 });
       const line = await waitFor(async () => api.output().split("\n").find((l) => l.includes("Redis evicts keys")), 30_000, "the API's line");
