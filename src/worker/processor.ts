@@ -81,8 +81,12 @@ export function createProcessor(deps: ProcessorDeps) {
       // the job is handed back for an upgraded worker, for a while, rather than failed for good.
       const unknown = parsed.error.issues.flatMap((i) => (i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k].join(".")) : []));
       const newer = unknown.length > 0 && parsed.error.issues.every((i) => i.code === "unrecognized_keys");
-      if (newer && token && Date.now() - job.timestamp < NEWER_JOB_WAIT_MS) {
-        deps.logger.warn({ jobId: job.id, fields: unknown }, "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker");
+      // Counted from its first hand-back (each one a start), not from its queueing: a job that waited
+      // in a backlog is not failed by the first old worker to take it.
+      const handedBack = Math.max(0, job.attemptsStarted - 1);
+      if (newer && token && handedBack * NEWER_JOB_RETRY_MS < NEWER_JOB_WAIT_MS) {
+        // Said once a minute of it, not at each look.
+        if (handedBack % (60_000 / NEWER_JOB_RETRY_MS) === 0) deps.logger.warn({ jobId: job.id, fields: unknown }, "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker");
         await job.moveToDelayed(Date.now() + NEWER_JOB_RETRY_MS, token);
         throw new DelayedError();
       }

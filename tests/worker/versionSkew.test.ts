@@ -23,30 +23,32 @@ afterAll(async () => {
 
 describe("versions side by side", () => {
   it("hands a job with a field the worker does not know back for an upgraded worker, for a while, then fails it saying so", async () => {
+    const withNewField = (jobId: string) => ({ ...payload(jobId), options: { policy: "baseline", depth_of_search: 3 } });
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const redis = createRedis(config.REDIS_URL, "producer");
     const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
     const store = new JobStore(queue, redis, 600);
+    // Handed back for as long as a rolling upgrade takes (120 hand-backs, 5 s apart): the workers were not upgraded.
+    const stale = randomUUID();
+    await queue.add("localize", withNewField(stale) as never, { jobId: stale });
+    await redis.hset(`${config.QUEUE_PREFIX}:localize:${stale}`, "ats", "121");
     const worker = await startWorker(config, { logger });
-    const withNewField = (jobId: string) => ({ ...payload(jobId), options: { policy: "baseline", depth_of_search: 3 } });
     try {
+      const failed = await waitFor(async () => {
+        const view = await store.get(stale);
+        return view?.status === "failed" ? view : undefined;
+      }, 30_000, "the stale job failed");
+      expect(failed.error).toMatchObject({ code: "internal", message: "the job asks for what this worker does not know (options.depth_of_search): the API is newer than the workers, which were not upgraded within 10 minutes; upgrade the workers" });
+
+      // A fresh one, however long it waited in the queue, is handed back.
       const fresh = randomUUID();
-      await queue.add("localize", withNewField(fresh) as never, { jobId: fresh });
+      await queue.add("localize", withNewField(fresh) as never, { jobId: fresh, timestamp: Date.now() - 60 * 60_000 });
       const handed = await waitFor(async () => lines.find((l) => l.jobId === fresh && l.msg === "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker"), 30_000, "the job handed back");
       expect(handed).toMatchObject({ level: 40, fields: ["options.depth_of_search"] });
       expect(await queue.getJobState(fresh)).toBe("delayed");
       expect((await store.get(fresh))?.status).toBe("queued");
       await queue.remove(fresh);
-
-      // Queued longer ago than a rolling upgrade takes: the workers were not upgraded.
-      const stale = randomUUID();
-      await queue.add("localize", withNewField(stale) as never, { jobId: stale, timestamp: Date.now() - 11 * 60_000 });
-      const failed = await waitFor(async () => {
-        const view = await store.get(stale);
-        return view?.status === "failed" ? view : undefined;
-      }, 30_000, "the stale job failed");
-      expect(failed.error).toEqual({ code: "internal", message: "the job asks for what this worker does not know (options.depth_of_search): the API is newer than the workers, which were not upgraded within 10 minutes; upgrade the workers" });
     } finally {
       await worker.close();
       await queue.close();
