@@ -1,26 +1,38 @@
-import { realpathSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { realpathSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 
 /**
- * Whether `path` is one of `dirs` or inside one, as the file system would say. macOS's (APFS,
- * HFS+) takes a name in either case and either Unicode form for the same file, and Windows'
- * either case: there a root given by the client (Finder's decomposed "é") and a path a model
- * typed (composed, or in another case) name one directory, and were compared as bytes.
+ * Whether `path` is one of `dirs` or inside one, by the directories' identity on disk (device and
+ * inode), not their spelling: macOS's file systems take either case and either Unicode form for
+ * one directory (a root Finder named with a decomposed "é", a path a model typed composed), and
+ * Windows' either case, while a case-sensitive volume holds `Proj` and `proj` as two. A path not on
+ * disk yet is judged by its nearest ancestor that is.
  */
-export function withinAny(path: string, dirs: string[], platform: NodeJS.Platform = process.platform): boolean {
-  const spelled = (p: string) => {
-    let real: string;
+export function withinAny(path: string, dirs: string[]): boolean {
+  const roots = new Set(dirs.map(identity).filter((id): id is string => id !== null));
+  for (let at = onDisk(resolve(path)); ; at = dirname(at)) {
+    const id = identity(at);
+    if (id !== null && roots.has(id)) return true;
+    if (dirname(at) === at) return false;
+  }
+}
+
+function identity(path: string): string | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/** The path with its links resolved, as far as it exists (what follows is kept as written). */
+function onDisk(path: string): string {
+  for (let at = path; ; at = dirname(at)) {
     try {
-      real = realpathSync(resolve(p));
+      return join(realpathSync(at), relative(at, path));
     } catch {
-      real = resolve(p);
+      if (dirname(at) === at) return path;
     }
-    if (platform === "darwin") return real.normalize("NFC").toLowerCase();
-    return platform === "win32" ? real.toLowerCase() : real;
-  };
-  const target = spelled(path);
-  return dirs.some((dir) => {
-    const rel = relative(spelled(dir), target);
-    return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-  });
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -805,7 +805,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     }
   });
 
-  it("asks a client that says when its roots change for them once, until they change; and takes a root in another Unicode form on macOS", async () => {
+  it("asks a client that says when its roots change for them once, until they change; and compares a path with them as directories, not spellings", async () => {
     const first = checkoutWithEdit({ remote: false });
     const second = checkoutWithEdit({ remote: false });
     let roots = [first];
@@ -835,12 +835,20 @@ describe("MCP over stdio (codescout-mcp)", () => {
     } finally {
       await client.close();
     }
-    // What APFS takes for one directory: the same name composed or decomposed, in either case.
-    const nfd = join(first, "Proje\u0301ts");
-    mkdirSync(nfd);
-    expect(withinAny(join(first, "PROJÉTS", "pkg"), [nfd], "darwin")).toBe(true);
-    expect(withinAny(join(first, "PROJÉTS", "pkg"), [nfd], "linux")).toBe(false);
-    expect(withinAny(join(first, "..", "elsewhere"), [nfd], "darwin")).toBe(false);
+    // A root is a directory, not a spelling: the same directory through a link is in it, a sibling
+    // spelled alike but for case (two directories on a case-sensitive volume) is not, and a path
+    // not on disk yet is judged by where it would be. (macOS's either case and Unicode form for one
+    // directory is its file system's to say: one inode.)
+    mkdirSync(join(first, "Proj", "pkg"), { recursive: true });
+    mkdirSync(join(first, "proj", "secret"), { recursive: true });
+    symlinkSync(join(first, "Proj"), join(second, "linked"));
+    expect(withinAny(join(first, "Proj", "pkg"), [join(second, "linked")])).toBe(true);
+    expect(withinAny(join(first, "Proj", "not-yet", "x.py"), [join(first, "Proj")])).toBe(true);
+    expect(withinAny(join(first, "proj", "secret"), [join(first, "Proj")])).toBe(false);
+    expect(withinAny(join(first, "Proj", "..", "proj"), [join(first, "Proj")])).toBe(false);
+    // A link inside a root that leads out of it is judged by where it leads.
+    symlinkSync(join(first, "proj"), join(first, "Proj", "out"));
+    expect(withinAny(join(first, "Proj", "out", "secret"), [join(first, "Proj")])).toBe(false);
   });
 
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
