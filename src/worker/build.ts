@@ -96,195 +96,201 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const metrics = new WorkerMetrics({ concurrency });
   // Before anything that must be closed again: a port taken fails the start with nothing left running.
   const metricsServer = config.WORKER_METRICS_PORT === undefined ? null : await serveMetrics(metrics, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
-  const connection = createRedis(config.REDIS_URL, "worker", redisDown);
-  // A job's own writes (its trajectory, events, the result cache) wait for a Redis that restarts,
-  // as BullMQ's do: given up after three tries, a blip in a job's last step failed it as internal.
-  const redis = createRedis(config.REDIS_URL, "worker", redisDown);
-  const subscriber = createRedis(config.REDIS_URL, "worker", redisDown);
-  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
-  const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S, attempts: config.WEBHOOK_MAX_ATTEMPTS });
-  const store = new JobStore(queue, redis, config.JOB_TTL_S, webhooks);
-  const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
-  const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
-  const uploads = uploadStoreFromConfig(config, redis);
-  const repos = new RepoCache({
-    dir: config.REPO_CACHE_DIR,
-    treeDir: config.REPO_TREE_DIR,
-    allowFileUrls: config.ALLOW_FILE_URLS,
-    allowHttpUrls: config.ALLOW_HTTP_URLS,
-    hosts: guard(parseHostList(config.REPO_ALLOWED_HOSTS)),
-    maxTrees: config.REPO_MAX_TREES,
-    ...(config.REPO_TREE_MAX_MB !== undefined ? { maxTreeBytes: config.REPO_TREE_MAX_MB * 1024 * 1024 } : {}),
-    treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
-    ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
-    mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
-    shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,
-    uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
-    onGitRetry: (r) => {
-      metrics.gitRetry();
-      logger.warn(r, "the remote failed; trying again");
-    },
-  });
-  metrics.watchDisks({ repo_cache: config.REPO_CACHE_DIR, trees: repos.trees.dir });
-  const owners = {
-    // The heartbeats' own place: this Redis and this queue, by an id kept there (not by its URL's text).
-    scope: await deploymentScope(redis, store.keys),
-    // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
-    alive: async () => (await within(liveSandboxOwners(redis, store.keys), REDIS_CLOSE_MS)) ?? null,
-  };
-  const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
-  const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
-  await heartbeat.start();
-  const reaped = await sandboxes.reapOrphans();
-  metrics.sandboxesReaped(reaped);
-  if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
-  const swept = await repos.sweep();
-  if (swept > 0) logger.warn({ swept }, "removed what no job will use: half-made mirrors and trees a crashed worker left, trees of caches whose directory is gone, idle trees over the budget");
-  // And again while it runs: what another worker on the host left when it died (its sandboxes,
-  // a half-made mirror or tree, in RAM on the tmpfs) waited for the next worker's start, which
-  // under a long-running worker may never come. Past the longest a job or a git command runs,
-  // a half-made one is no live writer's.
-  const halfMadeAfterMs = Math.max(15 * 60_000, (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000);
-  const upkeepOnce = () =>
-    void (async () => {
-      const reapedNow = await sandboxes.reapOrphans();
-      metrics.sandboxesReaped(reapedNow);
-      if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
-      const sweptNow = await repos.sweep(halfMadeAfterMs);
-      if (sweptNow > 0) logger.warn({ swept: sweptNow }, "removed half-made mirrors and trees a crashed worker left");
-      // Expired uploads in a directory went only as new ones arrived: with none coming, never.
-      const expired = (await uploads.sweep?.()) ?? 0;
-      if (expired > 0) logger.info({ expired }, "removed expired uploads");
-    })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
-  const upkeep = setInterval(upkeepOnce, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
-  upkeep.unref();
-  // Once more soon after the start: a worker restarted in place starts within its predecessor's
-  // heartbeat (30 s), whose sandboxes the start's reaping must leave until it lapses.
-  const soon = setTimeout(upkeepOnce, options.upkeepSoonAfterMs ?? UPKEEP_SOON_AFTER_MS);
-  soon.unref();
+  try {
+    const connection = createRedis(config.REDIS_URL, "worker", redisDown);
+    // A job's own writes (its trajectory, events, the result cache) wait for a Redis that restarts,
+    // as BullMQ's do: given up after three tries, a blip in a job's last step failed it as internal.
+    const redis = createRedis(config.REDIS_URL, "worker", redisDown);
+    const subscriber = createRedis(config.REDIS_URL, "worker", redisDown);
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S });
+    const webhooks = createWebhookQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: config.JOB_TTL_S, attempts: config.WEBHOOK_MAX_ATTEMPTS });
+    const store = new JobStore(queue, redis, config.JOB_TTL_S, webhooks);
+    const events = new JobEvents(redis, config.QUEUE_PREFIX, config.JOB_TTL_S);
+    const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
+    const uploads = uploadStoreFromConfig(config, redis);
+    const repos = new RepoCache({
+      dir: config.REPO_CACHE_DIR,
+      treeDir: config.REPO_TREE_DIR,
+      allowFileUrls: config.ALLOW_FILE_URLS,
+      allowHttpUrls: config.ALLOW_HTTP_URLS,
+      hosts: guard(parseHostList(config.REPO_ALLOWED_HOSTS)),
+      maxTrees: config.REPO_MAX_TREES,
+      ...(config.REPO_TREE_MAX_MB !== undefined ? { maxTreeBytes: config.REPO_TREE_MAX_MB * 1024 * 1024 } : {}),
+      treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
+      ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
+      mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
+      shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,
+      uploads: { store: uploads, limits: archiveLimitsFromConfig(config) },
+      onGitRetry: (r) => {
+        metrics.gitRetry();
+        logger.warn(r, "the remote failed; trying again");
+      },
+    });
+    metrics.watchDisks({ repo_cache: config.REPO_CACHE_DIR, trees: repos.trees.dir });
+    const owners = {
+      // The heartbeats' own place: this Redis and this queue, by an id kept there (not by its URL's text).
+      scope: await deploymentScope(redis, store.keys),
+      // Bounded: this connection waits for a Redis that is away, and the upkeep must not.
+      alive: async () => (await within(liveSandboxOwners(redis, store.keys), REDIS_CLOSE_MS)) ?? null,
+    };
+    const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
+    const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
+    await heartbeat.start();
+    const reaped = await sandboxes.reapOrphans();
+    metrics.sandboxesReaped(reaped);
+    if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");
+    const swept = await repos.sweep();
+    if (swept > 0) logger.warn({ swept }, "removed what no job will use: half-made mirrors and trees a crashed worker left, trees of caches whose directory is gone, idle trees over the budget");
+    // And again while it runs: what another worker on the host left when it died (its sandboxes,
+    // a half-made mirror or tree, in RAM on the tmpfs) waited for the next worker's start, which
+    // under a long-running worker may never come. Past the longest a job or a git command runs,
+    // a half-made one is no live writer's.
+    const halfMadeAfterMs = Math.max(15 * 60_000, (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000);
+    const upkeepOnce = () =>
+      void (async () => {
+        const reapedNow = await sandboxes.reapOrphans();
+        metrics.sandboxesReaped(reapedNow);
+        if (reapedNow > 0) logger.warn({ reaped: reapedNow }, "removed sandboxes left behind by a crashed worker");
+        const sweptNow = await repos.sweep(halfMadeAfterMs);
+        if (sweptNow > 0) logger.warn({ swept: sweptNow }, "removed half-made mirrors and trees a crashed worker left");
+        // Expired uploads in a directory went only as new ones arrived: with none coming, never.
+        const expired = (await uploads.sweep?.()) ?? 0;
+        if (expired > 0) logger.info({ expired }, "removed expired uploads");
+      })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
+    const upkeep = setInterval(upkeepOnce, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
+    upkeep.unref();
+    // Once more soon after the start: a worker restarted in place starts within its predecessor's
+    // heartbeat (30 s), whose sandboxes the start's reaping must leave until it lapses.
+    const soon = setTimeout(upkeepOnce, options.upkeepSoonAfterMs ?? UPKEEP_SOON_AFTER_MS);
+    soon.unref();
 
-  const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
-  const tokenFor = (payload: LocalizePayload): string | undefined => {
-    if (payload.sealedToken && config.SECRET_KEY) return openSecret(payload.sealedToken, config.SECRET_KEY);
-    const host = payload.repo.url ? safeHost(payload.repo.url) : undefined;
-    return host ? hostCredentials[host] : undefined;
-  };
+    const hostCredentials = parseCredentials(config.GIT_CREDENTIALS);
+    const tokenFor = (payload: LocalizePayload): string | undefined => {
+      if (payload.sealedToken && config.SECRET_KEY) return openSecret(payload.sealedToken, config.SECRET_KEY);
+      const host = payload.repo.url ? safeHost(payload.repo.url) : undefined;
+      return host ? hostCredentials[host] : undefined;
+    };
 
-  const shutdown = new AbortController();
-  const cleanups = new Cleanups(concurrency, (err) => logger.error({ err }, "job cleanup failed"));
-  const policyFor = createPolicySelector(config, (): Policy => new BaselinePolicy(), undefined, (outcome, seconds) => metrics.modelAttempt(outcome, seconds));
-  const processor = createProcessor({
-    repos,
-    sandboxes,
-    store,
-    events,
-    cache,
-    model: config.MODEL_NAME,
-    tokenFor,
-    policyFor,
-    jobTimeoutS: config.SANDBOX_JOB_TIMEOUT_S,
-    defaultMaxTurns: config.MAX_TURNS,
-    snippetMaxLines: config.SNIPPET_MAX_LINES,
-    logger,
-    shutdownSignal: shutdown.signal,
-    cleanups,
-    lockMs: config.WORKER_LOCK_MS,
-  });
-  const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token, signal) => metrics.counting(() => processor(job, token, signal)), {
-    connection,
-    prefix: config.QUEUE_PREFIX,
-    concurrency,
-    // A worker that dies mid-job loses its lock after lockDuration; the job is then picked
-    // up again (once) by another worker.
-    lockDuration: config.WORKER_LOCK_MS,
-    stalledInterval: config.WORKER_LOCK_MS,
-    maxStalledCount: 1,
-  });
+    const shutdown = new AbortController();
+    const cleanups = new Cleanups(concurrency, (err) => logger.error({ err }, "job cleanup failed"));
+    const policyFor = createPolicySelector(config, (): Policy => new BaselinePolicy(), undefined, (outcome, seconds) => metrics.modelAttempt(outcome, seconds));
+    const processor = createProcessor({
+      repos,
+      sandboxes,
+      store,
+      events,
+      cache,
+      model: config.MODEL_NAME,
+      tokenFor,
+      policyFor,
+      jobTimeoutS: config.SANDBOX_JOB_TIMEOUT_S,
+      defaultMaxTurns: config.MAX_TURNS,
+      snippetMaxLines: config.SNIPPET_MAX_LINES,
+      logger,
+      shutdownSignal: shutdown.signal,
+      cleanups,
+      lockMs: config.WORKER_LOCK_MS,
+    });
+    const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token, signal) => metrics.counting(() => processor(job, token, signal)), {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency,
+      // A worker that dies mid-job loses its lock after lockDuration; the job is then picked
+      // up again (once) by another worker.
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_LOCK_MS,
+      maxStalledCount: 1,
+    });
 
-  const notify = (job: { id?: string; data: LocalizePayload } | undefined) => {
-    if (!job?.id || !job.data.callbackUrl) return;
-    void store.notifyEnded(job.id, job.data.callbackUrl).catch((err) => logger.error({ err, jobId: job.id }, "webhook enqueue failed"));
-  };
-  worker.on("completed", (job) => notify(job));
-  worker.on("failed", (job, err) => {
-    // The code as a field, and the caller's own mistakes and cancels at info: warn is for what
-    // the operator may have to act on (a sandbox, the model server, a fault).
-    const { code, message } = decodeFailure(err.message);
-    const level = CALLERS_FAILURES.has(code) ? "info" : "warn";
-    const timings = err instanceof JobFailedError ? err.spent : undefined;
-    logger[level]({ jobId: job?.id, code, message, owner: job?.data.owner, attempt: job?.attemptsMade, ...(timings ? { timings } : {}) }, "job failed");
-    notify(job);
-  });
-  worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
-  // A job whose worker died, or lost Redis past WORKER_LOCK_MS: retried here, which nothing said before.
-  worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock: it died, or lost Redis longer than WORKER_LOCK_MS), retried"));
-  // Its lock gone, a run of ours is no longer the job's: stopped, or the job would run twice, each
-  // run holding a sandbox, and the first's end contradict the second's.
-  worker.on("lockRenewalFailed", (jobIds) => {
-    for (const jobId of jobIds) worker.cancelJob(jobId, LOCK_LOST);
-  });
+    const notify = (job: { id?: string; data: LocalizePayload } | undefined) => {
+      if (!job?.id || !job.data.callbackUrl) return;
+      void store.notifyEnded(job.id, job.data.callbackUrl).catch((err) => logger.error({ err, jobId: job.id }, "webhook enqueue failed"));
+    };
+    worker.on("completed", (job) => notify(job));
+    worker.on("failed", (job, err) => {
+      // The code as a field, and the caller's own mistakes and cancels at info: warn is for what
+      // the operator may have to act on (a sandbox, the model server, a fault).
+      const { code, message } = decodeFailure(err.message);
+      const level = CALLERS_FAILURES.has(code) ? "info" : "warn";
+      const timings = err instanceof JobFailedError ? err.spent : undefined;
+      logger[level]({ jobId: job?.id, code, message, owner: job?.data.owner, attempt: job?.attemptsMade, ...(timings ? { timings } : {}) }, "job failed");
+      notify(job);
+    });
+    worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
+    // A job whose worker died, or lost Redis past WORKER_LOCK_MS: retried here, which nothing said before.
+    worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock: it died, or lost Redis longer than WORKER_LOCK_MS), retried"));
+    // Its lock gone, a run of ours is no longer the job's: stopped, or the job would run twice, each
+    // run holding a sandbox, and the first's end contradict the second's.
+    worker.on("lockRenewalFailed", (jobIds) => {
+      for (const jobId of jobIds) worker.cancelJob(jobId, LOCK_LOST);
+    });
 
-  // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
-  const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
-  const webhookWorker = webhookConnection
-    ? new Worker<WebhookPayload, { status: number }>(
-        QUEUES.webhook,
-        webhookProcessor(store, config.WEBHOOK_SECRET!, callbackHosts),
-        // Deliveries wait on receivers (up to 10 s each): at 4, a few receivers that never answer
-        // held every slot, and everyone's webhooks queued behind them (a healthy one 238 s late).
-        { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 32 },
-      )
-    : null;
+    // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
+    const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
+    const webhookWorker = webhookConnection
+      ? new Worker<WebhookPayload, { status: number }>(
+          QUEUES.webhook,
+          webhookProcessor(store, config.WEBHOOK_SECRET!, callbackHosts),
+          // Deliveries wait on receivers (up to 10 s each): at 4, a few receivers that never answer
+          // held every slot, and everyone's webhooks queued behind them (a healthy one 238 s late).
+          { connection: webhookConnection, prefix: config.QUEUE_PREFIX, concurrency: 32 },
+        )
+      : null;
 
-  // A webhook given up is the operator's to know of: its job's answer did not reach the receiver.
-  webhookWorker?.on("completed", () => metrics.webhook("delivered"));
-  webhookWorker?.on("failed", (job, err) => {
-    const last = job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError");
-    metrics.webhook(last ? "given_up" : "retry");
-    if (job && last) logger.warn({ jobId: job.data.jobId, receiver: safeHost(job.data.url), attempts: job.attemptsMade, err: err.message }, "webhook given up");
-  });
+    // A webhook given up is the operator's to know of: its job's answer did not reach the receiver.
+    webhookWorker?.on("completed", () => metrics.webhook("delivered"));
+    webhookWorker?.on("failed", (job, err) => {
+      const last = job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError");
+      metrics.webhook(last ? "given_up" : "retry");
+      if (job && last) logger.warn({ jobId: job.data.jobId, receiver: safeHost(job.data.url), attempts: job.attemptsMade, err: err.message }, "webhook given up");
+    });
 
-  // Cancellation reaches whichever worker runs the job; the others ignore the message.
-  await subscriber.subscribe(store.keys.cancelChannel);
-  subscriber.on("message", (_channel, jobId: string) => {
-    if (worker.cancelJob(jobId, "cancelled")) logger.info({ jobId }, "cancelling job");
-  });
+    // Cancellation reaches whichever worker runs the job; the others ignore the message.
+    await subscriber.subscribe(store.keys.cancelChannel);
+    subscriber.on("message", (_channel, jobId: string) => {
+      if (worker.cancelJob(jobId, "cancelled")) logger.info({ jobId }, "cancelling job");
+    });
 
-  await worker.waitUntilReady();
-  const stopRedisWatch = watchRedis(worker, redis, store.keys.deployment, logger, options.redisWatchEveryMs ?? 10_000);
-  const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
-  logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
+    await worker.waitUntilReady();
+    const stopRedisWatch = watchRedis(worker, redis, store.keys.deployment, logger, options.redisWatchEveryMs ?? 10_000);
+    const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
+    logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
 
-  return {
-    id,
-    worker,
-    logger,
-    ...(metricsUrl ? { metricsUrl } : {}),
-    async close() {
-      // Finish what is running for the grace period, then hand the rest back; each job's
-      // own cleanup removes its container either way.
-      clearInterval(upkeep);
-      clearTimeout(soon);
-      stopRedisWatch();
-      const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
-      // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
-      // ever, and bounded one after another they added up to a minute, past the orchestrator's
-      // stop grace (compose's 45 s), whose SIGKILL would leave the jobs' containers behind. The
-      // containers' removal (cleanups) does not wait on Redis and is never cut short.
-      const deadline = Date.now() + config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS;
-      const left = (atLeast: number) => Math.max(atLeast, deadline - Date.now());
-      await settleConnections([worker, webhookWorker, queue, webhooks], Math.min(2000, left(0)));
-      await atMost(worker.close(), left(0));
-      clearTimeout(grace);
-      await cleanups.settle();
-      await repos.close();
-      await atMost(Promise.all([webhookWorker?.close(), heartbeat.stop(), queue.close(), webhooks.close()]), left(1000));
-      subscriber.disconnect();
-      metricsServer?.closeAllConnections();
-      metricsServer?.close();
-      await Promise.all([closeRedis(redis), closeRedis(connection), webhookConnection ? closeRedis(webhookConnection) : undefined]);
-    },
-  };
+    return {
+      id,
+      worker,
+      logger,
+      ...(metricsUrl ? { metricsUrl } : {}),
+      async close() {
+        // Finish what is running for the grace period, then hand the rest back; each job's
+        // own cleanup removes its container either way.
+        clearInterval(upkeep);
+        clearTimeout(soon);
+        stopRedisWatch();
+        const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
+        // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
+        // ever, and bounded one after another they added up to a minute, past the orchestrator's
+        // stop grace (compose's 45 s), whose SIGKILL would leave the jobs' containers behind. The
+        // containers' removal (cleanups) does not wait on Redis and is never cut short.
+        const deadline = Date.now() + config.WORKER_SHUTDOWN_GRACE_S * 1000 + REDIS_CLOSE_MS;
+        const left = (atLeast: number) => Math.max(atLeast, deadline - Date.now());
+        await settleConnections([worker, webhookWorker, queue, webhooks], Math.min(2000, left(0)));
+        await atMost(worker.close(), left(0));
+        clearTimeout(grace);
+        await cleanups.settle();
+        await repos.close();
+        await atMost(Promise.all([webhookWorker?.close(), heartbeat.stop(), queue.close(), webhooks.close()]), left(1000));
+        subscriber.disconnect();
+        metricsServer?.closeAllConnections();
+        metricsServer?.close();
+        await Promise.all([closeRedis(redis), closeRedis(connection), webhookConnection ? closeRedis(webhookConnection) : undefined]);
+      },
+    };
+  } catch (err) {
+    // A start that fails past the listener leaves nothing open: the listener neither.
+    metricsServer?.close();
+    throw err;
+  }
 }
 
 /** Failures that are the request's (or its caller's choice), not the service's: logged at info. */

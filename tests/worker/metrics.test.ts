@@ -9,7 +9,9 @@ import { startWorker } from "../../src/worker/build.js";
 import { testConfig } from "../helpers/config.js";
 import { startFakeModel } from "../helpers/fakeModel.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
-import { waitFor } from "../helpers/processes.js";
+import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
+import { sandboxOptionsFromConfig } from "../../src/sandbox/config.js";
+import { freePort, waitFor } from "../helpers/processes.js";
 import { dropPrefix } from "../helpers/redis.js";
 
 /**
@@ -86,4 +88,14 @@ describe("the worker's /metrics", () => {
     // Closed with the worker.
     await expect(fetch(worker.metricsUrl!)).rejects.toThrow();
   }, 120_000);
+
+  it("leaves no listener open when the start fails after it (an engine that cannot be asked for its orphans)", async () => {
+    const port = await freePort();
+    const config = testConfig({ WORKER_METRICS_PORT: String(port) });
+    prefixes.push(config.QUEUE_PREFIX);
+    const real = createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners: { scope: `metrics-${config.QUEUE_PREFIX}`, alive: async () => null } });
+    const failing = Object.assign(Object.create(real) as typeof real, { reapOrphans: async () => Promise.reject(new Error("docker unreachable")) });
+    await expect(startWorker(config, { logger: pino({ level: "silent" }), sandboxes: failing })).rejects.toThrow("docker unreachable");
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
 });
