@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { testConfig } from "../helpers/config.js";
 import { freePort, serviceEnv, startProcess, waitFor, type ServiceProcess } from "../helpers/processes.js";
-import { dropPrefix } from "../helpers/redis.js";
+import { ownRedis } from "../helpers/redis.js";
 
 /**
  * The service's Redis password, when Redis refuses it (a password rotated, a user disabled, a
@@ -11,23 +11,25 @@ import { dropPrefix } from "../helpers/redis.js";
  * the API and worker log their errors. Run as an operator runs them, against a Redis user of the
  * test's own, disabled mid-run.
  */
-const config = testConfig();
-const admin = new Redis(config.REDIS_URL);
+// A Redis of the test's own: its users are not the shared one's.
+const own = await ownRedis();
+own.start();
+const config = testConfig({ REDIS_URL: own.url });
+const admin = new Redis(own.url);
 const user = `cstest-${randomBytes(4).toString("hex")}`;
 const password = `pw-${randomBytes(12).toString("hex")}`;
 const processes: ServiceProcess[] = [];
 afterAll(async () => {
   await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-  await admin.call("ACL", "DELUSER", user).catch(() => undefined);
   admin.disconnect();
-  await dropPrefix(config.QUEUE_PREFIX);
+  own.stop();
 });
 
 describe("Redis refusing the service's login", () => {
   it("never logs the password, and answers 503 naming the login, not 500", async () => {
     await admin.call("ACL", "SETUSER", user, "on", `>${password}`, "~*", "&*", "+@all");
     const port = await freePort();
-    const env = serviceEnv(config, { REDIS_URL: `redis://${user}:${password}@127.0.0.1:6379`, API_PORT: String(port), LOG_LEVEL: "info" });
+    const env = serviceEnv(config, { REDIS_URL: `redis://${user}:${password}@127.0.0.1:${new URL(own.url).port}`, API_PORT: String(port), LOG_LEVEL: "info" });
     const api = startProcess("src/api/server.ts", env);
     const worker = startProcess("src/worker/main.ts", env);
     processes.push(api, worker);
