@@ -12,7 +12,7 @@ export function createRedis(url: string, role: "producer" | "worker", onError: (
   return withErrorListener(new Redis(url, options), onError);
 }
 
-/** The longest a producer's command (the API's) waits for Redis: an upload's 64 MB write included. */
+/** The longest a producer's command (the API's) waits for Redis: an upload's archive written to Redis included. */
 const PRODUCER_COMMAND_MS = 10_000;
 
 /**
