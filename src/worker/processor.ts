@@ -60,12 +60,6 @@ export interface ProcessorDeps {
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
 
-/** Extends the run's own lock; `lost` when it is no longer the run's (another run holds it, or none). Redis away: tried again next time. */
-async function renewOwnLock(job: LocalizeJob, token: string, lockMs: number, lost: () => void): Promise<void> {
-  const held = await job.extendLock(token, lockMs).catch(() => null);
-  if (held === 0) lost();
-}
-
 /** How long a job a newer API queued waits for an upgraded worker (a rolling upgrade's length), and how often it is looked at. */
 const NEWER_JOB_WAIT_MS = 10 * 60_000;
 const NEWER_JOB_RETRY_MS = 5_000;
@@ -106,11 +100,17 @@ export function createProcessor(deps: ProcessorDeps) {
     const onShutdown = () => abort.abort(new Error("shutdown"));
     cancelSignal?.addEventListener("abort", onCancel, { once: true });
     deps.shutdownSignal?.addEventListener("abort", onShutdown, { once: true });
-    // BullMQ renews a lock by the job's id: a new run of the same job on this worker (its lock
-    // lapsed, the stalled check gave it back) takes that renewal over, and the old run's end drops
-    // it, so the old run was never stopped and the new one stalled. Each run renews its own, by
-    // its token, and stops once the lock is no longer its.
-    const renewal = token && deps.lockMs ? setInterval(() => void renewOwnLock(job, token, deps.lockMs!, () => abort.abort(new Error(LOCK_LOST))), deps.lockMs / 2) : undefined;
+    // BullMQ renews a lock, and finds a run to cancel, by the job's id: a new run of the same job
+    // on this worker (its lock lapsed, the stalled check gave it back) takes both over, and the
+    // old run's end drops them, so the old run was never stopped, the new one stalled and no
+    // cancel reached it. Each run renews its own lock, by its token, stopping once the lock is no
+    // longer its, and reads the job's cancel flag as it does (which also covers a cancel message
+    // missed while the subscriber reconnected).
+    const keepRun = async (lockMs: number) => {
+      if ((await job.extendLock(token!, lockMs).catch(() => null)) === 0) abort.abort(new Error(LOCK_LOST));
+      else if (await deps.store.isCancelRequested(payload.jobId).catch(() => false)) abort.abort(new Error("cancelled"));
+    };
+    const renewal = token && deps.lockMs ? setInterval((lockMs: number) => void keepRun(lockMs), deps.lockMs / 2, deps.lockMs) : undefined;
     const failAborted = () => {
       const why = (abort.signal.reason as Error | undefined)?.message;
       return why === "job_timeout"
@@ -299,7 +299,7 @@ export function createProcessor(deps: ProcessorDeps) {
       if ((abort.signal.reason as Error | undefined)?.message === LOCK_LOST) {
         // The job is no longer this run's (its lock lapsed while Redis was away): another run has
         // it or will, and says its end. This one stops, and says nothing of it to the caller.
-        log.warn("this run stopped: the job's lock lapsed (Redis away longer than WORKER_LOCK_MS); the job is run again");
+        log.warn("this run stopped: the job's lock lapsed (Redis away, or refusing writes, longer than WORKER_LOCK_MS); the job is run again");
         throw new WaitingError();
       }
       const failure = err instanceof JobFailedError ? err : new JobFailedError("internal", (err as Error).message, { cause: err });

@@ -6,6 +6,7 @@ import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.j
 import { parseEntries } from "../../src/store/events.js";
 import { keys } from "../../src/store/keys.js";
 import { startWorker } from "../../src/worker/build.js";
+import { JobStore } from "../../src/store/jobStore.js";
 import { testConfig } from "../helpers/config.js";
 import { startFakeModel } from "../helpers/fakeModel.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
@@ -52,6 +53,31 @@ describe("a run whose job lock lapsed", () => {
       // And it stays answered: past two lock durations no stalled check or late end of the first run undoes it.
       await new Promise((r) => setTimeout(r, 4_500));
       expect(await queue.getJobState(jobId)).toBe("completed");
+    } finally {
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+      await model.close();
+    }
+  }, 120_000);
+
+  it("reads a cancel no handle received (its message missed, or its handle dropped) from the job's flag, and stops", async () => {
+    const model = await startFakeModel([{ hang: true }]);
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const store = new JobStore(queue, redis, 600);
+    const worker = await startWorker({ ...config, MODEL_BASE_URL: model.baseURL, MODEL_ALTERNATIVES: false, MODEL_FALLBACK: "none" as const }, { logger: pino({ level: "silent" }) });
+    try {
+      const jobId = randomUUID();
+      await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 44 (asked again: not the cached answer)", options: { policy: "codescout" }, owner: "alice", submittedAt: new Date().toISOString() });
+      await waitFor(async () => (model.requests.length >= 1 ? true : undefined), 60_000, "the model asked");
+      // The flag a DELETE sets, without the message that tells the worker at once.
+      await redis.set(keys(config.QUEUE_PREFIX).cancelFlag(jobId), "1", "EX", 600);
+      const ended = await waitFor(async () => {
+        const view = await store.get(jobId);
+        return view?.status === "cancelled" ? view : undefined;
+      }, 30_000, "the job cancelled");
+      expect(ended.error).toMatchObject({ code: "cancelled" });
     } finally {
       await worker.close();
       await queue.close();
