@@ -303,6 +303,7 @@ export class Submitter {
         if ((await claim()) === null) throw stillAccepting();
       }
     }
+    let enqueueing = false;
     try {
       if (prepared.cacheKey) {
         const hit = await cache.get(prepared.cacheKey);
@@ -319,11 +320,13 @@ export class Submitter {
         }
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
+      enqueueing = true;
       await enqueueLocalize(queue, payload);
     } catch (err) {
-      // A command Redis took too long to answer may still run (the job queued after its 503): the
+      // An enqueue Redis took too long to answer may still run (the job queued after its 503): the
       // claim, which names this job, stays for its minute, and a retry finds the job if it came.
-      if (idemKey && !isCommandTimeout(err as Error)) await store.redis.del(idemKey);
+      // A read that timed out made nothing: the key is free again.
+      if (idemKey && !(enqueueing && isCommandTimeout(err as Error))) await store.redis.del(idemKey);
       throw err;
     }
     // The job is there: a failure here must not free the key (a retry would queue a second

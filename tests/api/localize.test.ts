@@ -232,27 +232,8 @@ describe("POST /v1/localize", () => {
     const redis = await ownRedis();
     redis.start();
     // Between the API and Redis: the command that carries the job's data (its issue's marker) is held 12 s, past the API's 10 s.
-    const proxy = createNetServer((client) => {
-      const upstream = connect(Number(new URL(redis.url).port), "127.0.0.1");
-      // Held in order: what the API sends after it waits behind it, as behind a slow Redis.
-      let held: Buffer[] | null = null;
-      client.on("data", (chunk: Buffer) => {
-        if (held) held.push(chunk);
-        else if (chunk.includes("SLOW-ENQUEUE")) {
-          held = [chunk];
-          setTimeout(() => {
-            for (const c of held ?? []) upstream.write(c);
-            held = null;
-          }, 12_000);
-        } else upstream.write(chunk);
-      });
-      upstream.pipe(client);
-      client.on("error", () => upstream.destroy());
-      upstream.on("error", () => client.destroy());
-      client.on("close", () => upstream.end());
-    });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const own = await buildApiServer({ ...config, REDIS_URL: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}` }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const proxy = await holdingProxy(Number(new URL(redis.url).port), "SLOW-ENQUEUE");
+    const own = await buildApiServer({ ...config, REDIS_URL: proxy.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
     try {
       const body = { ...validBody, issue: "SLOW-ENQUEUE: Session.request breaks on binary method names" };
       const headers = { "idempotency-key": "slow-enqueue-1" };
@@ -266,6 +247,25 @@ describe("POST /v1/localize", () => {
         .split("\n")
         .filter((k) => /:localize:[0-9a-f-]{36}$/.test(k));
       expect(jobs).toEqual([`${config.QUEUE_PREFIX}:localize:${retry.json().id}`]);
+    } finally {
+      await own.close();
+      proxy.close();
+      redis.stop();
+    }
+  }, 60_000);
+
+  it("frees the Idempotency-Key when a read timed out (nothing was made): the retry is taken, not refused as still being accepted", async () => {
+    const redis = await ownRedis();
+    redis.start();
+    // The result cache's read is held 12 s: the request fails before it queues anything.
+    const proxy = await holdingProxy(Number(new URL(redis.url).port), `${config.QUEUE_PREFIX}:localize:cache:`);
+    const own = await buildApiServer({ ...config, REDIS_URL: proxy.url }, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      const headers = { "idempotency-key": "slow-read-1" };
+      const body = { ...validBody, issue: "a slow cache read" };
+      expect((await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: body, headers })).statusCode).toBe(503);
+      const retry = await own.fastify.inject({ method: "POST", url: "/v1/localize", payload: body, headers });
+      expect(retry.statusCode).toBe(202);
     } finally {
       await own.close();
       proxy.close();
@@ -378,3 +378,32 @@ describe("documentation", () => {
     expect(res.json()).toEqual({ status: "ok" });
   });
 });
+
+/**
+ * A TCP proxy to Redis that holds the first command carrying `marker`, and everything after it in
+ * order, for 12 s (past the API's 10 s command bound), as a Redis that stalls would.
+ */
+async function holdingProxy(redisPort: number, marker: string): Promise<{ url: string; close(): void }> {
+  const proxy = createNetServer((client) => {
+    const upstream = connect(redisPort, "127.0.0.1");
+    let held: Buffer[] | null = null;
+    let done = false;
+    client.on("data", (chunk: Buffer) => {
+      if (held) held.push(chunk);
+      else if (!done && chunk.includes(marker)) {
+        done = true;
+        held = [chunk];
+        setTimeout(() => {
+          for (const c of held ?? []) upstream.write(c);
+          held = null;
+        }, 12_000);
+      } else upstream.write(chunk);
+    });
+    upstream.pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.end());
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  return { url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`, close: () => proxy.close() };
+}
