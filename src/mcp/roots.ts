@@ -10,21 +10,31 @@ import { dirname, join, relative, resolve } from "node:path";
  */
 export function withinAny(path: string, dirs: string[]): boolean {
   const roots = new Set(dirs.map(identity).filter((id): id is string => id !== null));
+  // A root with no identity (not on disk, or on a volume that gives none) is compared as spelled.
+  const spelled = new Set(dirs.filter((d) => identity(d) === null).map((d) => comparable(onDisk(resolve(d)))));
   for (let at = onDisk(resolve(path)); ; at = dirname(at)) {
     const id = identity(at);
-    if (id !== null && roots.has(id)) return true;
+    if ((id !== null && roots.has(id)) || spelled.has(comparable(at))) return true;
     if (dirname(at) === at) return false;
   }
 }
 
+/**
+ * A directory's device and file id; null where it has none. Windows gives 0 on volumes without
+ * file ids and all ones where none can be made (MS-FSCC 2.1.9): every directory there would be
+ * one.
+ */
 function identity(path: string): string | null {
   try {
     const st = statSync(path, { bigint: true });
+    if (st.ino === 0n || st.ino === 0xffffffffffffffffn) return null;
     return `${st.dev}:${st.ino}`;
   } catch {
     return null;
   }
 }
+
+const comparable = (p: string) => (process.platform === "win32" ? p.toLowerCase() : p);
 
 /** The path with its links resolved, as far as it exists (what follows is kept as written). */
 function onDisk(path: string): string {

@@ -846,6 +846,9 @@ describe("MCP over stdio (codescout-mcp)", () => {
     expect(withinAny(join(first, "Proj", "not-yet", "x.py"), [join(first, "Proj")])).toBe(true);
     expect(withinAny(join(first, "proj", "secret"), [join(first, "Proj")])).toBe(false);
     expect(withinAny(join(first, "Proj", "..", "proj"), [join(first, "Proj")])).toBe(false);
+    // A root with no identity to compare (not on disk; a volume that gives no file ids) is compared as spelled.
+    expect(withinAny(join(first, "gone", "x.py"), [join(first, "gone")])).toBe(true);
+    expect(withinAny(join(first, "gone2", "x.py"), [join(first, "gone")])).toBe(false);
     // A link inside a root that leads out of it is judged by where it leads.
     symlinkSync(join(first, "proj"), join(first, "Proj", "out"));
     expect(withinAny(join(first, "Proj", "out", "secret"), [join(first, "Proj")])).toBe(false);
