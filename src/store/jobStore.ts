@@ -135,6 +135,8 @@ export class JobStore {
     if (!isJobId(id)) return "missing";
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
     if (!job) return (await this.redis.exists(this.keys.staticView(id))) ? "finished" : "missing";
+    // Its request lost (a key an evicting Redis dropped): gone, as a read finds it.
+    if (!(job.data as Partial<LocalizePayload> | undefined)?.options) return "missing";
     const state = await job.getState();
     if (state === "completed" || state === "failed") return "finished";
     if (options.onlyQueued && state === "active") return "running";

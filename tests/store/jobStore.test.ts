@@ -31,6 +31,7 @@ describe("job store", () => {
     expect((await store.get(jobId))?.status).toBe("queued");
     await redis.hdel(`${prefix}:localize:${jobId}`, "data");
     expect(await store.get(jobId)).toBeNull();
+    expect(await store.cancel(jobId)).toBe("missing");
     // Not left for the next test's worker to take.
     await queue.remove(jobId);
   });
