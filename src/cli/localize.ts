@@ -5,6 +5,7 @@ import { ServiceClient, ServiceRefused, ServiceUnreachable } from "../client/ser
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import { printable } from "../client/printable.js";
+import { timeSpent } from "../client/timeSpent.js";
 
 /**
  * The small client: submit a job, follow its progress in the terminal, print the answer.
@@ -186,6 +187,6 @@ else if (final.status === "succeeded" && final.result) {
   if (notes.length) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join("\n")}\n`);
   const fallback = final.result.fallback;
   say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
-} else process.stdout.write(`job ${final.status}: ${printable(`${final.error?.code ?? ""} ${final.error?.message ?? ""}`)}\n`);
+} else process.stdout.write(`job ${final.status}: ${printable(`${final.error?.code ?? ""} ${final.error?.message ?? ""}${timeSpent(final.error?.timings)}`)}\n`);
 // Exited once stdout is written: process.exit right after a write to a pipe drops what is past its first 64 KiB.
 process.stdout.write("", () => process.exit(final.status === "succeeded" ? 0 : 1));

@@ -3,6 +3,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { EmptyResultSchema, type CallToolResult, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { printable } from "../client/printable.js";
+import { timeSpent } from "../client/timeSpent.js";
 import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
@@ -313,21 +314,12 @@ export function answer(view: JobView, root?: string, notes: string[] = []): Call
     ...(view.error ? { error: view.error } : {}),
   };
   if (status !== "succeeded" || !r) {
-    const why = view.error ? `${view.error.code}: ${view.error.message}${spentOf(view.error.timings)}` : view.status;
+    const why = view.error ? `${view.error.code}: ${view.error.message}${timeSpent(view.error.timings)}` : view.status;
     return { isError: true, structuredContent: structured, content: [{ type: "text", text: printable(`Localization ${status} (${why}).`) }] };
   }
   // The text is what an agent's user may see printed (its terminal): the structured answer keeps the names as they are.
   const noted = notes.map((n) => `\nNote: ${n}`).join("");
   return { structuredContent: structured, content: [{ type: "text", text: printable(summary(structured) + noted, { lines: true }) }] };
-}
-
-/** Where a failed job's time went, for the calling model: its longest phase, which says what to mend (a slow fetch: an upload or a scope). */
-function spentOf(timings: Partial<Record<string, number>> | undefined): string {
-  if (!timings?.total_ms) return "";
-  const phases: Array<[string, string]> = [["queue_wait_ms", "waiting for a worker"], ["repo_ms", "fetching the repository"], ["sandbox_ms", "starting the sandbox"]];
-  const [key, what] = phases.reduce((a, b) => ((timings[b[0]] ?? 0) > (timings[a[0]] ?? 0) ? b : a));
-  const longest = timings[key] ?? 0;
-  return longest >= timings.total_ms / 2 && longest >= 1000 ? `; ${Math.round(longest / 1000)} s of its ${Math.round(timings.total_ms / 1000)} s went to ${what}` : "";
 }
 
 /**
