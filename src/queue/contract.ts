@@ -155,9 +155,11 @@ export const locationSchema = z.object({
 /** The owner of every job when auth is off (AUTH_MODE=off): no key, so one for all. */
 export const ANONYMOUS = "anonymous";
 
-export const localizePayloadSchema = z.object({
+// Strict, every part of it: a field a worker does not know is a newer API's, and the job waits for
+// an upgraded worker (processor.ts) rather than run without what it asked for.
+export const localizePayloadSchema = z.strictObject({
   jobId: z.string().min(1),
-  repo: publicRepoRefSchema,
+  repo: publicRepoRefSchema.strict(),
   /** The request's repository token sealed with SECRET_KEY (queue/secrets.ts). */
   sealedToken: z.string().optional(),
   /** The caller's uncommitted changes, applied on top of repo.commit by the worker. */

@@ -140,7 +140,9 @@ export class JobStore {
     const state = await job.getState();
     if (state === "completed" || state === "failed") return "finished";
     if (options.onlyQueued && state === "active") return "running";
-    await this.redis.set(this.keys.cancelFlag(id), "1", "EX", this.retentionS);
+    // A flag a worker acts on (at its start, and as it renews its lock): not set where the job is
+    // to be left running if a worker has it (onlyQueued), which a removed job does not need.
+    if (!options.onlyQueued) await this.redis.set(this.keys.cancelFlag(id), "1", "EX", this.retentionS);
     if (state !== "active") {
       // The record of its end first, then the job off the queue: a read in between finds the
       // job (get prefers it) and never neither, which read as a job that does not exist (404).
@@ -158,10 +160,7 @@ export class JobStore {
         // A worker took it in the meantime: its own end stands, then. Fall through to signalling
         // it, or leave it to run.
         await this.redis.del(this.keys.staticView(id));
-        if (options.onlyQueued) {
-          await this.redis.del(this.keys.cancelFlag(id));
-          return "running";
-        }
+        if (options.onlyQueued) return "running";
       }
       if (removed) {
         // Its webhook is queued once the cancel stands; a queue that fails it loses the webhook, not the cancel.

@@ -317,15 +317,18 @@ export function createProcessor(deps: ProcessorDeps) {
       throw failure;
     } finally {
       clearTimeout(timer);
-      clearInterval(renewal);
       cancelSignal?.removeEventListener("abort", onCancel);
       deps.shutdownSignal?.removeEventListener("abort", onShutdown);
       const box = sandbox;
-      await deps.cleanups.run(async () => {
-        if (box) await box.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
-        // Only once no sandbox mounts it: a released tree may be removed to make room.
-        await release?.().catch((err) => log.warn({ err }, "tree release failed"));
-      });
+      // The lock is renewed until the run is done with it: waiting here for a slot to remove its
+      // sandbox in (cleanups.ts) can take a while.
+      await deps.cleanups
+        .run(async () => {
+          if (box) await box.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"));
+          // Only once no sandbox mounts it: a released tree may be removed to make room.
+          await release?.().catch((err) => log.warn({ err }, "tree release failed"));
+        })
+        .finally(() => clearInterval(renewal));
     }
   };
 }

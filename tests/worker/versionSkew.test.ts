@@ -49,6 +49,15 @@ describe("versions side by side", () => {
       expect(await queue.getJobState(fresh)).toBe("delayed");
       expect((await store.get(fresh))?.status).toBe("queued");
       await queue.remove(fresh);
+
+      // A new field anywhere in the request, not only among its options.
+      for (const [extra, field] of [[{ newTop: 1 }, "newTop"], [{ repo: { ...payload("x").repo, newRepo: 1 } }, "repo.newRepo"]] as const) {
+        const id = randomUUID();
+        await queue.add("localize", { ...payload(id), ...extra } as never, { jobId: id });
+        const line = await waitFor(async () => lines.find((l) => l.jobId === id && typeof l.msg === "string" && l.msg.startsWith("a job a newer API queued")), 30_000, `the job with ${field} handed back`);
+        expect(line).toMatchObject({ fields: [field] });
+        await queue.remove(id);
+      }
     } finally {
       await worker.close();
       await queue.close();
