@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Config } from "../config/env.js";
-import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, redisAddress, redisOptions, settleConnections, within } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, redisAwayReporter, redisOptions, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { JobStore } from "../store/jobStore.js";
 import app from "./app.js";
@@ -75,14 +75,9 @@ export async function buildApiServer(config: Config, options: ApiOptions = {}): 
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
   });
-  // Why Redis cannot be reached (refused, a name gone, a TLS certificate not trusted), once a
-  // minute while it lasts: a request's 503 says only that it cannot.
-  let awaySaid = 0;
-  redis.on("error", (err: Error) => {
-    if (Date.now() - awaySaid < 60_000) return;
-    awaySaid = Date.now();
-    fastify.log.warn({ redis: redisAddress(config.REDIS_URL), err: err.message }, "Redis unreachable; reconnecting (said once a minute while it lasts)");
-  });
+  // Why Redis cannot be reached (refused, a name gone, a TLS certificate not trusted): a
+  // request's 503 says only that it cannot.
+  redis.on("error", redisAwayReporter(config.REDIS_URL, (fields, line) => fastify.log.warn(fields, line)));
   // Not awaited: the API starts, and answers 503, while Redis is away.
   void within(evictionPolicy(redis), 5_000).then((policy) => {
     const evicting = policy && evictionLine(policy);

@@ -4,7 +4,7 @@ import { EmptyResultSchema, type CallToolResult, type ServerNotification } from 
 import { z } from "zod";
 import { printable } from "../client/printable.js";
 import { timeSpent } from "../client/timeSpent.js";
-import { confidenceSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
+import { confidenceSchema, jobFailureSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 
@@ -161,7 +161,8 @@ export const localizeOutputSchema = z.object({
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
-  error: z.object({ code: z.string(), message: z.string(), timings: timingsSchema.partial().optional().describe("Where the job's time went until it failed.") }).optional(),
+  // The job's failure as its view has it; the code any string, since a call's own ends (service_restarting) are no job's.
+  error: jobFailureSchema.extend({ code: z.string() }).optional(),
 });
 export type LocalizeOutput = z.infer<typeof localizeOutputSchema>;
 

@@ -43,6 +43,20 @@ export async function atMost(work: Promise<unknown>, ms: number): Promise<void> 
   await within(work, ms);
 }
 
+/**
+ * A connection's errors as a process logs them: every connection reports each failed reconnect,
+ * and BullMQ again (a Redis outage of 16 s was 130 lines, an alert on error logs firing for each),
+ * so one warning a minute while it lasts, naming Redis by its address and the error by its text.
+ */
+export function redisAwayReporter(redisUrl: string, warn: (fields: Record<string, unknown>, line: string) => void): (err: Error) => void {
+  let said = 0;
+  return (err) => {
+    if (Date.now() - said < 60_000) return;
+    said = Date.now();
+    warn({ redis: redisAddress(redisUrl), err: err.message }, "Redis unreachable; reconnecting (said once a minute while it lasts)");
+  };
+}
+
 /** The one line a process says when it cannot start: what failed, and Redis named when it is the cause. */
 export function cannotStartLine(process: string, err: Error, redisUrl: string): string {
   const redis = isRedisUnreachable(err) ? ` (Redis at ${redisAddress(redisUrl)} is unreachable)` : "";

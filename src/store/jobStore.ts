@@ -93,8 +93,7 @@ export class JobStore {
     // BullMQ removes an ended job past its age only when another job ends: gone when its time
     // is, as the docs say, whatever the queue's traffic (its trajectory and key are gone then too).
     if (job?.finishedOn && Date.now() - job.finishedOn > this.retentionS * 1000) return null;
-    // A job whose record lost its request (a key a Redis that evicts dropped) is gone, not a 500 on every read.
-    if (job && !(job.data as Partial<LocalizePayload> | undefined)?.options) return null;
+    if (job && lostItsRequest(job)) return null;
     if (job) return toView(job, state);
     const raw = await this.redis.get(this.keys.staticView(id));
     if (raw === null) return null;
@@ -135,8 +134,7 @@ export class JobStore {
     if (!isJobId(id)) return "missing";
     const job = (await this.queue.getJob(id)) as Job<LocalizePayload, LocalizeResult> | undefined;
     if (!job) return (await this.redis.exists(this.keys.staticView(id))) ? "finished" : "missing";
-    // Its request lost (a key an evicting Redis dropped): gone, as a read finds it.
-    if (!(job.data as Partial<LocalizePayload> | undefined)?.options) return "missing";
+    if (lostItsRequest(job)) return "missing";
     const state = await job.getState();
     if (state === "completed" || state === "failed") return "finished";
     if (options.onlyQueued && state === "active") return "running";
@@ -195,6 +193,11 @@ export function newJobView(payload: LocalizePayload, overrides: Partial<JobView>
     error: null,
     ...overrides,
   };
+}
+
+/** A job whose record lost its request (a key an evicting Redis dropped): gone, to reads and cancels alike, not a 500 on each. */
+function lostItsRequest(job: Job<LocalizePayload, LocalizeResult>): boolean {
+  return !(job.data as Partial<LocalizePayload> | undefined)?.options;
 }
 
 export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string): JobView {

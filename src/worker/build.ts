@@ -8,7 +8,7 @@ import type { Policy } from "../agent/policy.js";
 import { QUEUES, type FailureCode, type LocalizePayload, type LocalizeResult, type WebhookPayload } from "../queue/contract.js";
 import { decodeFailure, JobFailedError } from "../queue/failure.js";
 import { readCapped } from "../agent/codescout/modelClient.js";
-import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, isRedisUnreachable, redisAddress, settleConnections, within } from "../queue/connection.js";
+import { atMost, closeRedis, createRedis, evictionLine, evictionPolicy, isRedisUnreachable, redisAwayReporter, settleConnections, within } from "../queue/connection.js";
 import { createLocalizeQueue, createWebhookQueue } from "../queue/producer.js";
 import { openSecret } from "../queue/secrets.js";
 import { HostGuard, parseHostList, systemResolver, type Resolver } from "../queue/hostPolicy.js";
@@ -24,7 +24,7 @@ import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromC
 import { Heartbeat } from "./heartbeat.js";
 import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
-import { createProcessor, LOCK_LOST } from "./processor.js";
+import { createProcessor } from "./processor.js";
 import { webhookProcessor } from "./webhooks.js";
 import { serveMetrics, WorkerMetrics } from "./metrics.js";
 import { ERROR_SERIALIZERS } from "../queue/logSafe.js";
@@ -67,15 +67,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const guard = (allowedHosts: string[]) => new HostGuard({ allowedHosts, allowPrivate: config.ALLOW_PRIVATE_HOSTS }, resolver, { timeoutMs: config.DNS_TIMEOUT_MS });
   const callbackHosts = guard([]);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  // Every connection reports each failed reconnect, and BullMQ again: a Redis outage of 16 s was
-  // 130 lines, many errors with stacks, an alert on error logs firing for each. One warning a
-  // minute while it lasts says it as well.
-  let redisAwaySaid = 0;
-  const redisDown = (err: Error) => {
-    if (Date.now() - redisAwaySaid < 60_000) return;
-    redisAwaySaid = Date.now();
-    logger.warn({ redis: redisAddress(config.REDIS_URL), err: err.message }, "Redis unreachable; reconnecting (said once a minute while it lasts)");
-  };
+  const redisDown = redisAwayReporter(config.REDIS_URL, (fields, line) => logger.warn(fields, line));
   // Redis away at the start is said at once (main.ts: one line, exit 1); the connections below
   // wait for a Redis that goes away later instead.
   // What the connection met is kept: the ping's own error says only that it gave up (a TLS
@@ -219,12 +211,6 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     worker.on("error", (err) => (isRedisUnreachable(err) ? redisDown(err) : logger.error({ err }, "worker error")));
     // A job whose worker died, or lost Redis past WORKER_LOCK_MS: retried here, which nothing said before.
     worker.on("stalled", (jobId) => logger.warn({ jobId }, "job stalled (its worker stopped renewing its lock: it died, or lost Redis longer than WORKER_LOCK_MS), retried"));
-    // Its lock gone, a run of ours is no longer the job's: stopped, or the job would run twice, each
-    // run holding a sandbox, and the first's end contradict the second's.
-    worker.on("lockRenewalFailed", (jobIds) => {
-      for (const jobId of jobIds) worker.cancelJob(jobId, LOCK_LOST);
-    });
-
     // A connection of its own, passed in, so BullMQ counts it shared and leaves it open: closed below.
     const webhookConnection = config.WEBHOOK_SECRET ? connection.duplicate() : null;
     const webhookWorker = webhookConnection

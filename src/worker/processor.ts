@@ -1,5 +1,6 @@
 import { DelayedError, WaitingError, type Job } from "bullmq";
 import type { Logger } from "pino";
+import type { z } from "zod";
 import { checkAnswer, normalizeLocations } from "../agent/locations.js";
 import { ModelError } from "../agent/codescout/modelClient.js";
 import { keepSteps, stepsOf, type Policy, type PolicyEvent } from "../agent/policy.js";
@@ -64,29 +65,13 @@ export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
 const NEWER_JOB_WAIT_MS = 10 * 60_000;
 const NEWER_JOB_RETRY_MS = 5_000;
 
-/** The reason a job's run is cancelled with when its lock could not be renewed: the job is no longer the run's. */
-export const LOCK_LOST = "lock_lost";
+/** Why a run is aborted when its lock is no longer its: the job is another run's. */
+const LOCK_LOST = "lock_lost";
 
 export function createProcessor(deps: ProcessorDeps) {
   return async function process(job: LocalizeJob, token?: string, cancelSignal?: AbortSignal): Promise<LocalizeResult> {
     const parsed = localizePayloadSchema.safeParse(job.data);
-    if (!parsed.success) {
-      // Fields this worker does not know are a newer API's (a rolling upgrade puts the API first):
-      // the job is handed back for an upgraded worker, for a while, rather than failed for good.
-      const unknown = parsed.error.issues.flatMap((i) => (i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k].join(".")) : []));
-      const newer = unknown.length > 0 && parsed.error.issues.every((i) => i.code === "unrecognized_keys");
-      // Counted from its first hand-back (each one a start), not from its queueing: a job that waited
-      // in a backlog is not failed by the first old worker to take it.
-      const handedBack = Math.max(0, job.attemptsStarted - 1);
-      if (newer && token && handedBack * NEWER_JOB_RETRY_MS < NEWER_JOB_WAIT_MS) {
-        // Said once a minute of it, not at each look.
-        if (handedBack % (60_000 / NEWER_JOB_RETRY_MS) === 0) deps.logger.warn({ jobId: job.id, fields: unknown }, "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker");
-        await job.moveToDelayed(Date.now() + NEWER_JOB_RETRY_MS, token);
-        throw new DelayedError();
-      }
-      if (newer) throw new JobFailedError("internal", `the job asks for what this worker does not know (${unknown.join(", ")}): the API is newer than the workers, which were not upgraded within ${NEWER_JOB_WAIT_MS / 60_000} minutes; upgrade the workers`);
-      throw new JobFailedError("internal", `malformed job payload: ${parsed.error.message.slice(0, 500)}`);
-    }
+    if (!parsed.success) return refuseUnreadable(job, token, parsed.error, deps.logger);
     const payload = parsed.data;
     const log = deps.logger.child({ jobId: payload.jobId });
     const t0 = performance.now();
@@ -96,7 +81,7 @@ export function createProcessor(deps: ProcessorDeps) {
 
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error("job_timeout")), deps.jobTimeoutS * 1000);
-    const onCancel = () => abort.abort(new Error(cancelSignal?.reason === LOCK_LOST ? LOCK_LOST : "cancelled"));
+    const onCancel = () => abort.abort(new Error("cancelled"));
     const onShutdown = () => abort.abort(new Error("shutdown"));
     cancelSignal?.addEventListener("abort", onCancel, { once: true });
     deps.shutdownSignal?.addEventListener("abort", onShutdown, { once: true });
@@ -106,17 +91,16 @@ export function createProcessor(deps: ProcessorDeps) {
     // cancel reached it. Each run renews its own lock, by its token, stopping once the lock is no
     // longer its, and reads the job's cancel flag as it does (which also covers a cancel message
     // missed while the subscriber reconnected).
-    const keepRun = async (lockMs: number) => {
-      if ((await job.extendLock(token!, lockMs).catch(() => null)) === 0) abort.abort(new Error(LOCK_LOST));
+    const keepRun = async (held: string, lockMs: number) => {
+      if ((await job.extendLock(held, lockMs).catch(() => null)) === 0) abort.abort(new Error(LOCK_LOST));
       else if (await deps.store.isCancelRequested(payload.jobId).catch(() => false)) abort.abort(new Error("cancelled"));
     };
-    const renewal = token && deps.lockMs ? setInterval((lockMs: number) => void keepRun(lockMs), deps.lockMs / 2, deps.lockMs) : undefined;
-    const failAborted = () => {
-      const why = (abort.signal.reason as Error | undefined)?.message;
-      return why === "job_timeout"
-        ? new JobFailedError("job_timeout", `the job ran longer than ${deps.jobTimeoutS} s`)
-        : new JobFailedError("cancelled", "the job was cancelled");
-    };
+    const lockMs = deps.lockMs;
+    const renewal = token && lockMs ? setInterval(() => void keepRun(token, lockMs), lockMs / 2) : undefined;
+    /** Why the run was aborted: job_timeout, cancelled, shutdown or LOCK_LOST. */
+    const abortedFor = () => (abort.signal.reason as Error | undefined)?.message;
+    const failAborted = () =>
+      abortedFor() === "job_timeout" ? new JobFailedError("job_timeout", `the job ran longer than ${deps.jobTimeoutS} s`) : new JobFailedError("cancelled", "the job was cancelled");
 
     const maxTurns = payload.options.max_turns ?? deps.defaultMaxTurns;
     const progress = async (p: Omit<JobProgress, "max_turns"> & { max_turns?: number }) => {
@@ -290,13 +274,13 @@ export function createProcessor(deps: ProcessorDeps) {
       );
       return result;
     } catch (err) {
-      if ((abort.signal.reason as Error | undefined)?.message === "shutdown" && token) {
+      if (abortedFor() === "shutdown" && token) {
         // The worker is going away: hand the job back so another worker runs it from the start.
         await job.moveToWait(token);
         log.info("job handed back to the queue at shutdown");
         throw new WaitingError();
       }
-      if ((abort.signal.reason as Error | undefined)?.message === LOCK_LOST) {
+      if (abortedFor() === LOCK_LOST) {
         // The job is no longer this run's (its lock lapsed while Redis was away): another run has
         // it or will, and says its end. This one stops, and says nothing of it to the caller.
         log.warn("this run stopped: the job's lock lapsed (Redis away, or refusing writes, longer than WORKER_LOCK_MS); the job is run again");
@@ -365,4 +349,24 @@ function policyFailure(err: unknown): JobFailedError {
   }
   if (err instanceof SandboxError) return new JobFailedError(err.reason === "job_timeout" ? "job_timeout" : "sandbox_failed", err.message, { cause: err });
   return new JobFailedError("internal", (err as Error).message ?? String(err), { cause: err });
+}
+
+/**
+ * A payload this worker cannot read. Fields it does not know are a newer API's (a rolling upgrade
+ * puts the API first): the job is handed back for an upgraded worker, for a while, rather than
+ * failed for good; counted from its first hand-back (each one a start), not from its queueing, so
+ * a job that waited in a backlog is not failed by the first old worker to take it.
+ */
+async function refuseUnreadable(job: LocalizeJob, token: string | undefined, error: z.ZodError, logger: Logger): Promise<never> {
+  const unknown = error.issues.flatMap((i) => (i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k].join(".")) : []));
+  const newer = unknown.length > 0 && error.issues.every((i) => i.code === "unrecognized_keys");
+  if (!newer) throw new JobFailedError("internal", `malformed job payload: ${error.message.slice(0, 500)}`);
+  const handedBack = Math.max(0, job.attemptsStarted - 1);
+  if (token && handedBack * NEWER_JOB_RETRY_MS < NEWER_JOB_WAIT_MS) {
+    // Said once a minute of it, not at each look.
+    if (handedBack % (60_000 / NEWER_JOB_RETRY_MS) === 0) logger.warn({ jobId: job.id, fields: unknown }, "a job a newer API queued (fields this worker does not know): handed back for an upgraded worker");
+    await job.moveToDelayed(Date.now() + NEWER_JOB_RETRY_MS, token);
+    throw new DelayedError();
+  }
+  throw new JobFailedError("internal", `the job asks for what this worker does not know (${unknown.join(", ")}): the API is newer than the workers, which were not upgraded within ${NEWER_JOB_WAIT_MS / 60_000} minutes; upgrade the workers`);
 }
