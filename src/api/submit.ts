@@ -303,14 +303,20 @@ export class Submitter {
         if ((await claim()) === null) throw stillAccepting();
       }
     }
-    let enqueueing = false;
+    // Set once the job may exist: from then on a failure keeps the claim that names it.
+    let made = false;
+    const mayHaveLanded = (err: Error): never => {
+      made = isCommandTimeout(err);
+      throw err;
+    };
     try {
       if (prepared.cacheKey) {
         const hit = await cache.get(prepared.cacheKey);
         if (hit) {
           const now = new Date().toISOString();
           const view = newJobView(payload, { status: "succeeded", started_at: now, finished_at: now, cached: true, result: hit });
-          await store.putStatic(view);
+          await store.putStatic(view).catch(mayHaveLanded);
+          made = true;
           if (idemKey) await store.redis.expire(idemKey, config.JOB_TTL_S).catch(() => undefined);
           await events.publish(payload.jobId, "finished", { cached: true });
           this.deps.metrics.cacheHit();
@@ -320,13 +326,13 @@ export class Submitter {
         }
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
-      enqueueing = true;
-      await enqueueLocalize(queue, payload);
+      await enqueueLocalize(queue, payload).catch(mayHaveLanded);
     } catch (err) {
-      // An enqueue Redis took too long to answer may still run (the job queued after its 503): the
-      // claim, which names this job, stays for its minute, and a retry finds the job if it came.
-      // A read that timed out made nothing: the key is free again.
-      if (idemKey && !(enqueueing && isCommandTimeout(err as Error))) await store.redis.del(idemKey);
+      // A write Redis took too long to answer may still land (the job queued after its 503), and a
+      // cached job whose record was written is there: the claim, which names the job, stays for
+      // its minute, and a retry finds the job if it came. A read that failed made nothing: the
+      // key is free again.
+      if (idemKey && !made) await store.redis.del(idemKey);
       throw err;
     }
     // The job is there: a failure here must not free the key (a retry would queue a second

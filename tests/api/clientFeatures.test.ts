@@ -110,6 +110,37 @@ describe("idempotency", () => {
 });
 
 describe("result cache", () => {
+  it("keeps an Idempotency-Key on a cached answer whose record was written when what follows it fails: the retry gets that job, not a second", async () => {
+    // A Redis user that may do all but append to a stream: the cached job's record is written,
+    // its "finished" event is refused.
+    const admin = new Redis(testConfig().REDIS_URL);
+    const user = `cstest-${createHash("sha256").update(String(Math.random())).digest("hex").slice(0, 8)}`;
+    try {
+      await admin.call("ACL", "SETUSER", user, "on", ">pw-no-streams", "~*", "&*", "+@all", "-xadd");
+      const url = new URL(testConfig().REDIS_URL);
+      const { inject, config } = await start({ REDIS_URL: `redis://${user}:pw-no-streams@${url.host}` });
+      const request = body("a cached answer whose event Redis refuses");
+      const key = resultCacheKey({ url: request.repo.url, sha: SHA, issue: request.issue, options: request.options, model: config.MODEL_NAME, service: ANSWER_REVISION });
+      await new ResultCache(admin, config.QUEUE_PREFIX, 60).put(key, {
+        policy: "baseline", finish_reason: "finish_tool", commit_sha: SHA, repo_cache: "hot", answered: true,
+        locations: [{ file: "requests/sessions.py", valid: true }], files: ["requests/sessions.py"], modules: [], entities: [], turns: 1,
+        timings: { queue_wait_ms: 1, repo_ms: 1, sandbox_ms: 1, policy_ms: 1, model_ms: 0, tool_ms: 1, total_ms: 5 },
+        usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
+      });
+      const headers = { "idempotency-key": "cached-then-refused" };
+      const first = await inject({ method: "POST", url: "/v1/localize", payload: request, headers });
+      expect(first.statusCode).toBeGreaterThanOrEqual(500);
+      const retried = await inject({ method: "POST", url: "/v1/localize", payload: request, headers });
+      expect(retried.statusCode).toBe(200);
+      expect(retried.json()).toMatchObject({ status: "succeeded", cached: true });
+      // One job: the record the first attempt wrote is the one the retry follows.
+      expect(await admin.keys(`${config.QUEUE_PREFIX}:*static:*`)).toEqual([keys(config.QUEUE_PREFIX).staticView(retried.json().id)]);
+    } finally {
+      await admin.call("ACL", "DELUSER", user);
+      admin.disconnect();
+    }
+  });
+
   it("answers a repeated request at once from the cache, unless the request opts out", async () => {
     const { inject, config } = await start();
     const redis = new Redis(config.REDIS_URL);
