@@ -227,7 +227,9 @@ export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string)
     policy: job.data.options.policy,
     owner: job.data.owner,
     created_at: new Date(job.timestamp).toISOString(),
-    started_at: iso(job.processedOn),
+    // A queued job has not started, even one handed back after a start (a worker's shutdown, a
+    // newer API's fields): a start time beside "queued" read as a job running unseen.
+    started_at: status === "queued" ? null : iso(job.processedOn),
     finished_at: iso(job.finishedOn),
     attempts: job.attemptsMade,
     progress: progress.success ? progress.data : null,
