@@ -138,7 +138,7 @@ export class Submitter {
       throw new ApiError(422, "invalid_repository", (err as Error).message, `${at}url`);
     }
     if (!SHA_RE.test(repo.commit) && !REF_RE.test(repo.commit)) {
-      throw new ApiError(422, "invalid_commit", "commit must be a 40-hex sha or a branch/tag name", `${at}commit`);
+      throw new ApiError(422, "invalid_commit", "commit must be a 40-hex sha or a name git resolves (a branch, a tag, HEAD): no spaces, control characters, \":?*[\\\" or \"..\", and no leading \"-\"", `${at}commit`);
     }
     if (repo.token && !config.SECRET_KEY) {
       throw new ApiError(422, "tokens_disabled", "this server takes no repository tokens (SECRET_KEY is not set)", `${at}token`);

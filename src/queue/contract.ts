@@ -10,8 +10,12 @@ export const QUEUES = { localize: "localize", webhook: "webhook" } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 export const SHA_RE = /^[0-9a-f]{40}$/;
-/** A branch or tag name git will resolve; never an option (leading "-") or a range (".."). */
-export const REF_RE = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/@{}^~-]{1,200}$/;
+/**
+ * A name git resolves (a branch, a tag, `refs/pull/7/head`, `main~1`): what git allows in a ref
+ * name (`fix#12`, `résumé`) and the suffixes read after it; never an option (leading "-"), a
+ * range (".."), nor what git refuses in a name (spaces, controls, `:?*[\`).
+ */
+export const REF_RE = /^(?!-)(?!.*\.\.)[^\s\p{Cc}:?*[\\]{1,200}$/u;
 
 export const policyNameSchema = z.enum(["codescout", "baseline"]);
 
@@ -106,7 +110,7 @@ export type NamedCommitRef = z.infer<typeof namedCommitSchema>;
 export const repoRefSchema = z
   .object({
     url: z.string().min(1).max(2048).optional().describe("Git URL of the repository: https, or an ssh remote as `git remote get-url` prints it (git@github.com:owner/name.git), fetched over https; http and file:// only when the server allows them."),
-    commit: z.string().min(1).max(256).optional().describe("A 40-hex commit sha, or a branch/tag resolved to one. Required with `url`."),
+    commit: z.string().min(1).max(256).optional().describe("A 40-hex commit sha, or a name the repository's remote resolves when the job starts (a branch, a tag, `HEAD`, `refs/pull/7/head`, `main~1`). Required with `url`."),
     token: z
       .string()
       .min(1)

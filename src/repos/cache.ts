@@ -290,11 +290,28 @@ export class RepoCache {
       // The mirror may have come while this request waited for the lock or for the clone.
       await authorizeIfPrivate();
       if (req.token) await writeFile(join(mirror, PRIVATE_MARK), "fetched with credentials\n");
-      let sha = await this.resolve(mirror, req.commit, signal);
-      if (!sha) {
-        await this.fetch(id.url, mirror, req.commit, env, signal);
-        if (cache === "warm") cache = "cold";
+      // A name (a branch, a tag, HEAD) is asked of the remote each time, unless the mirror was
+      // cloned for this request: a mirror's refs are as old as its last fetch, and a branch
+      // moved since answered the commit it had then, for good.
+      // A name (a branch, a tag, HEAD) is asked of the remote each time, unless the mirror was
+      // cloned for this request: a mirror's refs are as old as its last fetch, and a branch
+      // moved since answered the commit it had then, for good. A sha, even abbreviated, names
+      // the same commit wherever it is read.
+      const named = !SHA_RE.test(req.commit) && !ABBREVIATED_SHA.test(req.commit);
+      let sha: string | null;
+      if (named && cache !== "cold") {
+        const had = await this.resolve(mirror, req.commit, signal);
+        sha = await this.resolveOnRemote(id.url, mirror, req.commit, env, signal);
+        if (sha !== had) cache = "cold";
+      } else {
         sha = await this.resolve(mirror, req.commit, signal);
+        if (!sha) {
+          await this.fetch(id.url, mirror, req.commit, env, signal);
+          if (cache === "warm") cache = "cold";
+          sha = await this.resolve(mirror, req.commit, signal);
+          // A ref a clone does not bring (a pull request's `refs/pull/7/head`).
+          if (!sha && named) sha = await this.resolveOnRemote(id.url, mirror, req.commit, env, signal);
+        }
       }
       // Only a clone or a fetch makes the mirrors bigger.
       if (cache === "cold") await this.mirrors.evict().catch(() => 0);
@@ -622,6 +639,36 @@ export class RepoCache {
     }
   }
 
+  /**
+   * The commit a name stands for on the remote now: the name alone (`main`, `v1.2`, `HEAD`,
+   * `refs/pull/7/head`) is fetched into a ref of this request's own, and what follows it (`~2`,
+   * `^{}`) is read here. Null when the remote has no such name. A remote that cannot be reached
+   * fails the request: the mirror's copy of a name may be any age.
+   */
+  private async resolveOnRemote(url: string, mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal): Promise<string | null> {
+    const [, name = commit, rest = ""] = /^([^~^]+)(.*)$/.exec(commit) ?? [];
+    // A reflog's `main@{1}` or `@` names nothing on a remote.
+    if (name.includes("@{") || name === "@") return this.resolve(mirror, commit, signal);
+    const netEnv = await env();
+    const asked = `refs/codescout/asked-${randomBytes(6).toString("hex")}`;
+    try {
+      await this.retried(url, signal, () =>
+        this.mirrors.watch(mirror, signal, (watched) =>
+          runGit(["--git-dir", mirror, "fetch", "--quiet", "--no-tags", "origin", "--", `+${name}:${asked}`], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }),
+        ),
+      );
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (err instanceof GitError && /couldn't find remote ref|invalid refspec|not a valid ref/i.test(err.stderr)) return null;
+      throw new RepoError("fetch_failed", `could not ask ${url} which commit ${name} is now (a name may have moved since the last fetch; a full sha is served from the cache): ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      return await this.resolve(mirror, `${asked}${rest}`, signal);
+    } finally {
+      await runGit(["--git-dir", mirror, "update-ref", "-d", asked]).catch(() => undefined);
+    }
+  }
+
   private async fetch(url: string, mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
     const netEnv = await env();
     try {
@@ -755,6 +802,9 @@ export class RepoCache {
  * downloads and keeps in a repository with thousands of them (BENCHMARKS.md). A commit only a
  * pull request holds is still fetched by its sha when a job names it.
  */
+/** A commit's sha cut short, as `git log --oneline` prints it, and what may follow it (`~1`). */
+const ABBREVIATED_SHA = /^[0-9a-f]{4,39}([~^].*)?$/;
+
 const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
 const PRIVATE_MARK = "codescout-private";

@@ -84,12 +84,21 @@ describe("POST /v1/localize", () => {
     expect(res.statusCode).toBe(202);
   });
 
+  it("takes any branch name git allows, and a pull request's ref", async () => {
+    for (const commit of ["fix#12", "feature/résumé", "fix+plus", "refs/pull/7/head", "main~1"]) {
+      const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} (${commit})`, repo: { ...validBody.repo, commit } } });
+      expect([commit, res.statusCode]).toEqual([commit, 202]);
+    }
+  });
+
   it.each([
     [{ ...validBody, repo: { url: "https://x/y.git" } }, "repo.commit"],
     [{ ...validBody, issue: "" }, "issue"],
     [{ ...validBody, repo: { ...validBody.repo, url: "https://user:secret@github.com/a/b.git" } }, "repo.url"],
     [{ ...validBody, repo: { ...validBody.repo, url: "ftp://example.com/r.git" } }, "repo.url"],
     [{ ...validBody, repo: { ...validBody.repo, commit: "--upload-pack=x" } }, "repo.commit"],
+    [{ ...validBody, repo: { ...validBody.repo, commit: "main branch" } }, "repo.commit"],
+    [{ ...validBody, repo: { ...validBody.repo, commit: "origin:main" } }, "repo.commit"],
     [{ ...validBody, options: { max_turns: 0 } }, "options.max_turns"],
     [{ ...validBody, options: { policy: "gpt" } }, "options.policy"],
     [{ ...validBody, options: { alternatives: "no" } }, "options.alternatives"],

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, rmSync, utimesSync, statSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, renameSync, rmSync, utimesSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -362,13 +362,53 @@ describe("RepoCache", () => {
     expect(tree.sha).toBe(pr);
     expect(readFileSync(join(tree.treePath, "pkg/contrib.py"), "utf8")).toContain("def contributed");
 
-    // A branch pushed later is found by name: the mirror's refspec still updates branches.
+    // A branch pushed later is found by name, and a pull request's head by its ref.
     fx.git("checkout", "-q", "-b", "later");
     const later = fx.commit({ "pkg/util.py": "def helper():\n    return 44\n" }, "later");
     fx.git("checkout", "-q", "main");
     expect((await cache.prepare({ url: fx.url, commit: "later" })).sha).toBe(later);
+    expect((await cache.prepare({ url: fx.url, commit: "refs/pull/7/head" })).sha).toBe(pr);
+    // What the requests asked for by name left no ref of theirs behind.
     const after = execFileSync("git", ["--git-dir", gitDir, "for-each-ref", "--format=%(refname)"], { encoding: "utf8" }).trim().split("\n");
-    expect(after).toEqual(["refs/heads/later", "refs/heads/main", "refs/tags/v1"]);
+    expect(after).toEqual(["refs/heads/main", "refs/tags/v1"]);
+  });
+
+  it("asks the remote what a name stands for now: a branch moved, HEAD, a tag moved, a branch deleted", async () => {
+    const { fx, cache } = setup();
+    fx.git("tag", "v1");
+    expect((await cache.prepare({ url: fx.url, commit: "main" })).sha).toBe(fx.commits[0]);
+    // The mirror is there now; the branch and the tag move on the remote.
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    fx.git("tag", "-f", "v1");
+    for (const name of ["main", "HEAD", "v1", "main~0", "v1^{}"]) {
+      const tree = await cache.prepare({ url: fx.url, commit: name });
+      expect([name, tree.sha]).toEqual([name, second]);
+    }
+    expect(readFileSync(join((await cache.prepare({ url: fx.url, commit: "main" })).treePath, "pkg/util.py"), "utf8")).toContain("43");
+    expect((await cache.prepare({ url: fx.url, commit: "main~1" })).sha).toBe(fx.commits[0]);
+    // A sha cut short names the same commit anywhere: read from the mirror.
+    expect((await cache.prepare({ url: fx.url, commit: second.slice(0, 10) })).sha).toBe(second);
+    // Any name git allows.
+    for (const name of ["fix#12", "résumé+1"]) {
+      fx.git("branch", "-q", name, fx.commits[0]!);
+      expect([name, (await cache.prepare({ url: fx.url, commit: name })).sha]).toEqual([name, fx.commits[0]]);
+    }
+    // A branch deleted on the remote is gone, whatever the mirror remembers of it.
+    fx.git("branch", "-q", "gone");
+    expect((await cache.prepare({ url: fx.url, commit: "gone" })).sha).toBe(second);
+    fx.git("branch", "-q", "-D", "gone");
+    await expect(cache.prepare({ url: fx.url, commit: "gone" })).rejects.toMatchObject({ reason: "commit_not_found" });
+  });
+
+  it("fails a name when the remote cannot be asked, saying a full sha is served from the cache", async () => {
+    const { fx, cache } = setup();
+    await cache.prepare({ url: fx.url, commit: "main" });
+    // The remote gone (moved, a host down): its mirror's copy of `main` may be any age.
+    const moved = `${fx.dir}-moved`;
+    renameSync(fx.dir, moved);
+    cleanups.push(() => rmSync(moved, { recursive: true, force: true }));
+    await expect(cache.prepare({ url: fx.url, commit: "main" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringContaining("a full sha is served from the cache") });
+    expect((await cache.prepare({ url: fx.url, commit: fx.commits[0]! })).sha).toBe(fx.commits[0]);
   });
 
   it("resolves a ref to a sha", async () => {

@@ -101,7 +101,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         response: {
           202: batchResponseSchema.describe("Every job was accepted, in the order given.").meta({ examples: [{ jobs: [queuedJobExample] }] }),
           ...errors,
-          422: errorResponse("A request of the batch is invalid; `field` names it by index. No job was queued.", "invalid_commit", "commit must be a 40-hex sha or a branch/tag name", "jobs.3.repo.commit"),
+          422: errorResponse("A request of the batch is invalid; `field` names it by index. No job was queued.", "invalid_commit", "commit must be a 40-hex sha or a name git resolves (a branch, a tag, HEAD): no spaces, control characters, \":?*[\\\" or \"..\", and no leading \"-\"", "jobs.3.repo.commit"),
         },
       },
     },
