@@ -33,14 +33,33 @@ export class RepoUrlError extends Error {
 export function httpsFormOf(raw: string): { url: string; password: boolean } | null {
   // git's own rule for scp-like syntax: no scheme, and a colon before any slash.
   const scp = /^(?:[^@/:]+@)?([^@/:]+):(?!\/\/)(.+)$/.exec(raw);
-  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return { url: `https://${scp[1]}/${scp[2]!.replace(/^\/+/, "")}`, password: false };
+  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return { url: httpsOf(scp[1]!, `/${scp[2]!.replace(/^\/+/, "")}`), password: false };
   if (!/^(ssh|git\+ssh|ssh\+git|git):\/\//i.test(raw)) return null;
   try {
     const u = new URL(raw);
-    return { url: `https://${u.hostname}${u.pathname}`, password: u.password !== "" };
+    return { url: httpsOf(u.hostname, u.pathname), password: u.password !== "" };
   } catch {
     return null;
   }
+}
+
+/** The https address of a host and path written for ssh: the same, but for Azure DevOps, whose ssh host and path are its own (`ssh.dev.azure.com:v3/org/project/repo`). */
+function httpsOf(host: string, path: string): string {
+  const azure = /^\/v3\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(path);
+  if (host.toLowerCase() === "ssh.dev.azure.com" && azure) return `https://dev.azure.com/${azure[1]}/${azure[2]}/_git/${azure[3]}`;
+  return `https://${host}${path}`;
+}
+
+/**
+ * A web page's address in place of the repository's (a branch's or a file's page, as a browser
+ * shows it): the repository's address to give instead, or null. GitHub's repositories are
+ * `owner/name`; GitLab's pages follow a `-` segment.
+ */
+function repositoryOfPage(u: URL): string | null {
+  const segments = u.pathname.split("/").filter(Boolean);
+  const dash = segments.indexOf("-");
+  const kept = dash > 0 ? segments.slice(0, dash) : u.hostname === "github.com" && segments.length > 2 ? segments.slice(0, 2) : null;
+  return kept ? `${u.protocol}//${u.host}/${kept.join("/").replace(/\.git$/, "")}.git` : null;
 }
 
 export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
@@ -63,7 +82,12 @@ export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
   } else if (u.protocol !== "https:") {
     throw new RepoUrlError(`repository URL scheme ${u.protocol} is not allowed (https only)`);
   }
+  // Azure DevOps' clone address names the organization as the user (`https://org@dev.azure.com/org/…`),
+  // and `git remote get-url` prints it so: a name, not a credential, and git is given none.
+  if (u.username && !u.password && u.username === u.pathname.split("/")[1]) u.username = "";
   if (u.username || u.password) throw new RepoUrlError("repository URL must not carry credentials; pass a token instead");
+  const repository = repositoryOfPage(u);
+  if (repository) throw new RepoUrlError(`repository URL is a web page's (a branch, a file, a pull request), not the repository's: give ${repository}, and the branch or commit as repo.commit`);
   // A query (`?private_token=…`) is where a token hides, and it would be stored and echoed in
   // the job as it is; a fragment names nothing git fetches.
   if (u.search || u.hash) throw new RepoUrlError("repository URL must not carry a query or a fragment; pass a token as repo.token");

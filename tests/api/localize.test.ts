@@ -73,6 +73,26 @@ describe("POST /v1/localize", () => {
       expect(res.statusCode, url).toBe(202);
       expect(res.json().repo.url, url).toBe(https);
     }
+    // Azure DevOps' addresses as its clone button and `git remote get-url` give them.
+    for (const [url, as] of [
+      ["git@ssh.dev.azure.com:v3/myorg/proj/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
+      ["https://myorg@dev.azure.com/myorg/proj/_git/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
+    ]) {
+      const azure = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} ${url}`, repo: { ...validBody.repo, url } } });
+      expect([url, azure.statusCode, azure.json().repo?.url ?? azure.json().error]).toEqual([url, 202, as]);
+    }
+    // A user name that is not the organization's may be a token (GitHub takes one so): refused.
+    const token = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url: "https://ghp_abc123@github.com/psf/requests.git" } } });
+    expect([token.statusCode, token.json().error.field]).toEqual([422, "repo.url"]);
+    // A page of the repository (a branch's, a file's) names the repository's address to give instead.
+    for (const [url, as] of [
+      ["https://github.com/psf/requests/tree/main", "https://github.com/psf/requests.git"],
+      ["https://github.com/psf/requests/blob/main/src/requests/models.py", "https://github.com/psf/requests.git"],
+      ["https://example.com/group/sub/project/-/tree/main", "https://example.com/group/sub/project.git"],
+    ]) {
+      const page = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url } } });
+      expect([url, page.statusCode, page.json().error.field, page.json().error.message]).toEqual([url, 422, "repo.url", expect.stringContaining(`give ${as}`)]);
+    }
     const res = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url: "ssh://git:hunter2@github.com/psf/requests.git" } } });
     expect(res.statusCode).toBe(422);
     expect(res.json().error).toMatchObject({ code: "invalid_repository", field: "repo.url" });

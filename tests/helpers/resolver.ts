@@ -31,6 +31,7 @@ export function scriptedResolver(answers: Record<string, Answer[]>): ScriptedRes
 /** Public names the API tests use, answered without a network. */
 export const PUBLIC_NAMES: Record<string, Answer[]> = {
   "github.com": [["140.82.112.3"]],
+  "dev.azure.com": [["13.107.42.20"]],
   "example.com": [["93.184.215.14"]],
   "hooks.example.com": [["93.184.215.15"]],
 };
