@@ -8,6 +8,7 @@ import { createGzip } from "node:zlib";
 import { PassThrough, type Readable } from "node:stream";
 import { isUtf8 } from "node:buffer";
 import { printable } from "./printable.js";
+import { AS_COMMITTED } from "../repos/treeWrite.js";
 
 /**
  * The work tree of a checkout as git sees it right now (tracked files with their edits,
@@ -612,7 +613,7 @@ async function archiveGitDir(setsDir: string): Promise<string> {
   if (await stat(attributes).then(() => false, () => true)) {
     await git(setsDir, ["init", "-q", "--bare", "--template="], { GIT_DIR: dir });
     await mkdir(join(dir, "info"), { recursive: true });
-    await writeFile(attributes, "* -export-ignore -export-subst -filter -text -eol -ident -working-tree-encoding\n");
+    await writeFile(attributes, AS_COMMITTED);
   }
   return dir;
 }

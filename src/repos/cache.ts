@@ -17,7 +17,7 @@ import { TreeStore, type TreeStoreOptions } from "./trees.js";
 import { touch } from "./disk.js";
 import { MirrorBudget, MirrorTooLarge } from "./mirrors.js";
 import { commitChanges, type CommitChange } from "./history.js";
-import { archiveInto, deriveInto, linkTree, NotDerivable, TreeTooLarge } from "./treeWrite.js";
+import { archiveAsCommitted, archiveInto, deriveInto, linkTree, NotDerivable, TreeTooLarge } from "./treeWrite.js";
 
 /**
  * Repository cache on the host: one bare mirror per repository URL, fetched once and then
@@ -735,6 +735,7 @@ export class RepoCache {
    * a patched one only links to it.
    */
   private async writeTree(mirror: string, object: string, treePath: string, maxBytes: number, patched: boolean, signal?: AbortSignal, env: Record<string, string> = {}) {
+    await archiveAsCommitted(mirror);
     const neighbour = await this.trees.newestBeside(treePath, (name) => SHA_RE.test(name));
     let pages: number | undefined;
     if (neighbour) {

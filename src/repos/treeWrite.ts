@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { realpath, rmdir, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, realpath, rename, rmdir, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runGit } from "./git.js";
 
@@ -33,6 +34,26 @@ export class NotDerivable extends Error {
 }
 
 const gitEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...extra });
+
+/**
+ * Attributes for a git directory's `info/attributes`, which outrank a tree's own
+ * `.gitattributes`: an archive is then the tree as committed, with its `export-ignore` paths
+ * (often the tests, or a PHP package's bin/), `export-subst` not expanded, and no filter (Git
+ * LFS's) or line-ending conversion run. A tree by URL and the same tree uploaded (whose client
+ * archives with these too) are then the same files.
+ */
+export const AS_COMMITTED = "* -export-ignore -export-subst -filter -text -eol -ident -working-tree-encoding\n";
+
+/** Gives a mirror (or a seed fetched beside it) AS_COMMITTED, once; mirrors made before it get it on their next tree. */
+export async function archiveAsCommitted(gitDir: string): Promise<void> {
+  const path = join(gitDir, "info", "attributes");
+  if ((await readFile(path, "utf8").catch(() => "")) === AS_COMMITTED) return;
+  await mkdir(dirname(path), { recursive: true });
+  // Renamed into place: another job archiving from the same mirror never reads it half written.
+  const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
+  await writeFile(tmp, AS_COMMITTED);
+  await rename(tmp, path);
+}
 
 /**
  * `git archive | tar -x`. Beside it, `git ls-tree -l` sizes the tree from its objects: both
@@ -78,11 +99,10 @@ function extract(mirror: string, args: string[], dest: string, extraEnv: Record<
  * `base` puts that tree's files at `dest` (hard links, or the tree itself moved there), then
  * what `git diff-tree` says changed is unlinked and written from `git archive` as in
  * archiveInto. Nobody writes a tree's files (they are read-only to jobs, and a changed file is
- * unlinked before it is written), so linked trees stay apart. Files the archive writes the
- * commit into (export-subst) are written again whatever the diff says. Throws NotDerivable,
- * before `base` runs, when the result could differ from archiveInto's: a .gitattributes the
- * diff touches or whose export-subst files are not named plainly, submodules, a path that is
- * not a plain relative one; also when more than one file in eight changed (one per eight
+ * unlinked before it is written), so linked trees stay apart. A file's archived bytes are its
+ * blob's alone (the mirror archives AS_COMMITTED: no export-subst, no filter), so an unchanged
+ * blob is an unchanged file. Throws NotDerivable, before `base` runs, when the result could
+ * differ from archiveInto's: submodules, a path that is not a plain relative one; also when more than one file in eight changed (one per eight
  * pages of the neighbour, when its size is known), where writing the tree whole costs as much
  * (pylint, 900 of 3,900 files changed: 0.36-0.40 s derived, 0.20-0.24 s whole). Resolves to
  * the tree's pages.
@@ -109,9 +129,12 @@ export async function deriveInto(
   if (fromPages > 0 && changes.length * MAX_CHANGED_SHARE * PAGE > fromPages) throw new NotDerivable(`${changes.length} files changed, in a tree of ${fromPages / PAGE} pages`);
   const tree = await listTree(mirror, object, maxBytes, signal, extraEnv);
   // A refusal from here on hands the tree's size on: archiveInto need not read it again.
-  const written = await checkChanges(mirror, tree, changes, fromPages, signal, extraEnv).catch((err: unknown) => {
+  let written: string[];
+  try {
+    written = checkChanges(tree, changes, fromPages);
+  } catch (err) {
     throw err instanceof NotDerivable ? new NotDerivable(err.message, tree.pages) : err;
-  });
+  }
 
   await base();
   const root = await realpath(dest);
@@ -146,20 +169,13 @@ export async function deriveInto(
 }
 
 /**
- * deriveInto's checks once the new tree is listed: adds the files the archive rewrites to
- * `changes`, and returns the paths to write. Throws NotDerivable where the tree must be
- * written whole.
+ * deriveInto's checks once the new tree is listed: the paths to write. Throws NotDerivable
+ * where the tree must be written whole.
  */
-async function checkChanges(mirror: string, tree: Listing, changes: Change[], fromPages: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<string[]> {
+function checkChanges(tree: Listing, changes: Change[], fromPages: number): string[] {
   if (fromPages === 0 && changes.length * MAX_CHANGED_SHARE > tree.paths.length) throw new NotDerivable(`${changes.length} of ${tree.paths.length} files changed`);
-  // Files the archive writes the commit into change with every commit: written again too.
-  const named = new Set(changes.map((c) => c.path));
-  for (const path of await substituted(mirror, tree, signal, extraEnv)) {
-    if (!named.has(path)) changes.push({ oldMode: "100644", newMode: "100644", path });
-  }
   for (const c of changes) {
     if (c.oldMode === GITLINK || c.newMode === GITLINK) throw new NotDerivable(`${c.path} is a submodule`);
-    if (isAttributes(c.path)) throw new NotDerivable(`${c.path} changed`);
     if (!safePath(c.path)) throw new NotDerivable(`${JSON.stringify(c.path)} is not a plain relative path`);
   }
   const written = changes.filter((c) => c.newMode !== ABSENT).map((c) => c.path);
@@ -229,19 +245,17 @@ interface Listing {
   pages: number;
   /** The files' paths. */
   paths: string[];
-  /** The tree's .gitattributes files: path and blob id. */
-  attributes: Array<{ path: string; blob: string }>;
 }
 
 /**
- * `git ls-tree -r -l` of the tree: its size, file count and attribute files. Rejects with
+ * `git ls-tree -r -l` of the tree: its size and files. Rejects with
  * TreeTooLarge (after `onTooLarge`, so a caller can stop what it started beside it) once the
  * tree passes `maxBytes` as tar would count it.
  */
 function listTree(mirror: string, object: string, maxBytes: number, signal?: AbortSignal, extraEnv: Record<string, string> = {}, onTooLarge = () => {}): Promise<Listing> {
   return new Promise((done, fail) => {
     const sizes = spawn("git", ["--git-dir", mirror, "ls-tree", "-r", "-l", "-z", "--full-tree", object], { env: gitEnv(extraEnv), stdio: ["ignore", "pipe", "pipe"], signal });
-    const listing: Listing = { pages: 0, paths: [], attributes: [] };
+    const listing: Listing = { pages: 0, paths: [] };
     let tarBytes = 0;
     let partial = "";
     let tooLarge = false;
@@ -252,14 +266,13 @@ function listTree(mirror: string, object: string, maxBytes: number, signal?: Abo
       for (const entry of entries) {
         // "<mode> <type> <object> <size>\t<path>"; a submodule's size is "-" and it is not archived.
         const tab = entry.indexOf("\t");
-        const [, type, id = "", size] = entry.slice(0, tab).split(/ +/);
+        const [, type, , size] = entry.slice(0, tab).split(/ +/);
         const n = Number(size);
         if (type !== "blob" || !Number.isFinite(n)) continue;
         tarBytes += 512 + Math.ceil(n / 512) * 512;
         listing.pages += Math.ceil(n / PAGE) * PAGE;
         const path = entry.slice(tab + 1);
         listing.paths.push(path);
-        if (isAttributes(path)) listing.attributes.push({ path, blob: id });
       }
       if (tarBytes > maxBytes && !tooLarge) {
         tooLarge = true;
@@ -279,28 +292,3 @@ function listTree(mirror: string, object: string, maxBytes: number, signal?: Abo
 
 const tooLargeError = (maxBytes: number) => new TreeTooLarge(`the tree is larger than ${Math.round(maxBytes / 2 ** 20)} MB`);
 
-const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
-
-/**
- * The files the archive rewrites with the commit it archives (`export-subst`, e.g. setuptools-
- * scm's `.git_archival.txt`): they differ from commit to commit although their blobs do not.
- * Read from the tree's .gitattributes where each such line names a file by a plain path or
- * name; any other such line (a glob, a macro, an unset) throws NotDerivable.
- */
-async function substituted(mirror: string, tree: Listing, signal?: AbortSignal, extraEnv: Record<string, string> = {}): Promise<string[]> {
-  const out: string[] = [];
-  for (const { path, blob } of tree.attributes) {
-    const text = await runGit(["--git-dir", mirror, "cat-file", "blob", blob], { env: extraEnv, signal });
-    if (!text.includes("export-subst")) continue;
-    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/") + 1) : "";
-    for (const line of text.split("\n")) {
-      if (!line.includes("export-subst")) continue;
-      const [pattern = "", ...attrs] = line.trim().split(/\s+/);
-      if (!attrs.includes("export-subst") || /[*?[\\!]/.test(pattern) || pattern.startsWith("#") || pattern.endsWith("/")) throw new NotDerivable(`${path}: ${line.trim()}`);
-      // With a slash, a path from the attributes' directory; without, a name at any depth below it.
-      const match = pattern.includes("/") ? (p: string) => p === dir + pattern.replace(/^\//, "") : (p: string) => p.startsWith(dir) && (p === dir + pattern || p.endsWith(`/${pattern}`));
-      out.push(...tree.paths.filter(match));
-    }
-  }
-  return out;
-}

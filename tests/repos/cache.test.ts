@@ -56,6 +56,20 @@ describe("RepoCache", () => {
     expect(readFileSync(join(first.treePath, "pkg/util.py"), "utf8")).toContain("42");
   });
 
+  it("writes the tree as committed, whatever its .gitattributes tells an archive: export-ignore paths kept, export-subst not expanded", async () => {
+    const { fx, cache } = setup();
+    const sha = fx.commit({ ".gitattributes": "/bin export-ignore\n/tests export-ignore\npkg/version.py export-subst\n", "bin/console.py": "def run_console():\n    pass\n", "tests/test_util.py": "def test_helper():\n    pass\n", "pkg/version.py": "REF = '$Format:%H$'\n" });
+    const tree = await cache.prepare({ url: fx.url, commit: sha });
+    expect(readFileSync(join(tree.treePath, "bin/console.py"), "utf8")).toContain("def run_console");
+    expect(existsSync(join(tree.treePath, "tests/test_util.py"))).toBe(true);
+    expect(readFileSync(join(tree.treePath, "pkg/version.py"), "utf8")).toBe("REF = '$Format:%H$'\n");
+    // A tree derived from it (another commit beside it) is as committed too.
+    const next = fx.commit({ "bin/console.py": "def run_console():\n    return 1\n" });
+    const derived = await cache.prepare({ url: fx.url, commit: next });
+    expect(readFileSync(join(derived.treePath, "bin/console.py"), "utf8")).toContain("return 1");
+    expect(readFileSync(join(derived.treePath, "pkg/version.py"), "utf8")).toBe("REF = '$Format:%H$'\n");
+  });
+
   it("sweeps half-made trees a crashed worker left, but not fresh ones", async () => {
     const { fx, dir } = setup();
     const cache = new RepoCache({ dir, allowFileUrls: true, treeRoot: privateRoot() });

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RepoCache } from "../../src/repos/cache.js";
+import { AS_COMMITTED } from "../../src/repos/treeWrite.js";
 import { makeGitFixture, type GitFixture } from "../helpers/gitFixture.js";
 import { removeCacheDir } from "../helpers/tempDirs.js";
 
@@ -43,10 +44,12 @@ function snapshot(root: string): Record<string, string> {
   return out;
 }
 
-/** What a whole `git archive` of the commit gives, the way the cache extracts it. */
+/** What a whole `git archive` of the commit gives, the way the cache extracts it (as committed: AS_COMMITTED). */
 function archived(fx: GitFixture, sha: string): Record<string, string> {
   const dir = mkdtempSync(join(tmpdir(), "codescout-archive-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(fx.dir, ".git", "info"), { recursive: true });
+  writeFileSync(join(fx.dir, ".git", "info", "attributes"), AS_COMMITTED);
   execFileSync("sh", ["-c", `git -C "${fx.dir}" archive --format=tar ${sha} | tar -x --no-same-owner --no-same-permissions -C "${dir}"`]);
   return snapshot(dir);
 }
@@ -78,7 +81,7 @@ describe("derived trees", () => {
     });
     // Every kind of change: edited, deleted (emptying two directories), a file and a symlink
     // to a directory become directories, an executable bit, a symlink's target, a new deep
-    // directory, a file the archive leaves out.
+    // directory, a file .gitattributes marks export-ignore (kept: the tree is as committed).
     const b = commitEdit(fx, (d) => {
       writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n");
       rmSync(join(d, "pkg/sub"), { recursive: true });
@@ -103,7 +106,7 @@ describe("derived trees", () => {
     const second = await cache.prepare({ url: fx.url, commit: b });
     expect(second.cache).toBe("warm");
     expect(snapshot(second.treePath)).toEqual(archived(fx, b));
-    expect(snapshot(second.treePath)["keys.secret"]).toBeUndefined();
+    expect(snapshot(second.treePath)["keys.secret"]).toBe("file 644 not for the archive\n");
     expect(snapshot(first.treePath)).toEqual(archived(fx, a));
     expect(lstatSync(join(second.treePath, "README.md")).ino).toBe(lstatSync(join(first.treePath, "README.md")).ino);
 
@@ -151,34 +154,27 @@ describe("derived trees", () => {
     expect(hot).toMatchObject({ cache: "hot", treePath: base.treePath });
   });
 
-  it("write again the files the archive writes the commit into, and are written whole where the attributes do not name those files plainly", async () => {
+  it("derive a tree whose .gitattributes asks an archive to rewrite or leave out files: those stay as committed", async () => {
     const { fx, cache } = setup();
-    // export-subst writes the archived commit into the file: an unchanged file differs.
     const a = commitEdit(fx, (d) => {
-      writeFileSync(join(d, ".gitattributes"), ".git_archival.txt export-subst\n");
+      writeFileSync(join(d, ".gitattributes"), ".git_archival.txt export-subst\n/bin export-ignore\n");
       writeFileSync(join(d, ".git_archival.txt"), "node: $Format:%H$\n");
+      mkdirSync(join(d, "bin"));
+      writeFileSync(join(d, "bin/console.py"), "def run():\n    pass\n");
       mkdirSync(join(d, "lib"));
       for (let i = 0; i < 40; i++) writeFileSync(join(d, `lib/m${i}.py`), `N = ${i}\n`);
-      writeFileSync(join(d, "lib/.git_archival.txt"), "lib: $Format:%H$\n");
     });
-    const b = commitEdit(fx, (d) => writeFileSync(join(d, "pkg/util.py"), "def helper():\n    return 43\n"));
+    const b = commitEdit(fx, (d) => writeFileSync(join(d, "lib/.gitattributes"), "*.py export-subst export-ignore\n"));
     const first = await cache.prepare({ url: fx.url, commit: a });
     await first.release();
     const second = await cache.prepare({ url: fx.url, commit: b });
+    expect(second.cache).toBe("warm");
     const tree = snapshot(second.treePath);
     expect(tree).toEqual(archived(fx, b));
-    expect(tree[".git_archival.txt"]).toBe(`file 644 node: ${b}\n`);
-    expect(tree["lib/.git_archival.txt"]).toBe(`file 644 lib: ${b}\n`);
+    expect(tree[".git_archival.txt"]).toBe("file 644 node: $Format:%H$\n");
+    expect(tree["bin/console.py"]).toBeDefined();
+    expect(tree["lib/m3.py"]).toBe("file 644 N = 3\n");
+    // Derived from the first tree, which no job held: taken over.
     expect(existsSync(first.treePath)).toBe(false);
-
-    // A glob: which files it names is not read here, so the tree is written whole.
-    const c = commitEdit(fx, (d) => writeFileSync(join(d, "lib/.gitattributes"), "*.py export-subst\n"));
-    const d = commitEdit(fx, (w) => writeFileSync(join(w, "pkg/util.py"), "def helper():\n    return 44\n"));
-    await second.release();
-    const before = await cache.prepare({ url: fx.url, commit: c });
-    await before.release();
-    const third = await cache.prepare({ url: fx.url, commit: d });
-    expect(snapshot(third.treePath)).toEqual(archived(fx, d));
-    expect(existsSync(before.treePath)).toBe(true);
   });
 });
