@@ -257,7 +257,7 @@ export class RepoCache {
     if (existsSync(join(mirror, "HEAD"))) {
       await authorizeIfPrivate();
       if (SHA_RE.test(req.commit) && !req.patch) {
-        const treePath = await this.trees.find(join(key, req.commit));
+        const treePath = await this.trees.find(join(treesOf(key), req.commit));
         if (treePath) return { ...id, sha: req.commit, treePath, cache: "hot", durationMs: performance.now() - started };
       }
     }
@@ -323,9 +323,9 @@ export class RepoCache {
         );
       }
       if (req.patch) return this.preparePatched(id, key, mirror, sha, req.patch, cache, started, signal);
-      const found = await this.trees.find(join(key, sha));
+      const found = await this.trees.find(join(treesOf(key), sha));
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
-      const treePath = await this.materialize(mirror, sha, join(key, sha), signal);
+      const treePath = await this.materialize(mirror, sha, join(treesOf(key), sha), signal);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache, durationMs: performance.now() - started };
     });
@@ -376,7 +376,7 @@ export class RepoCache {
       throw err;
     }
     try {
-      const rel = join(key, `patched-${patched.treeId}`);
+      const rel = join(treesOf(key), `patched-${patched.treeId}`);
       const found = await this.trees.find(rel);
       if (found) return { ...id, sha, treePath: found, cache: cache === "cold" ? cache : "hot", durationMs: performance.now() - started };
       const treePath = await this.materialize(mirror, patched.treeId, rel, signal, patched.env, true);
@@ -579,9 +579,9 @@ export class RepoCache {
       const sha = await this.resolve(seed, "FETCH_HEAD", signal);
       if (!sha) return null;
       if (req.patch) return await this.preparePatched(id, key, seed, sha, req.patch, "cold", started, signal);
-      const found = await this.trees.find(join(key, sha));
+      const found = await this.trees.find(join(treesOf(key), sha));
       if (found) return { ...id, sha, treePath: found, cache: "cold", durationMs: performance.now() - started };
-      const treePath = await this.materialize(seed, sha, join(key, sha), signal);
+      const treePath = await this.materialize(seed, sha, join(treesOf(key), sha), signal);
       await this.evict().catch(() => 0);
       return { ...id, sha, treePath, cache: "cold", durationMs: performance.now() - started };
     } finally {
@@ -803,6 +803,14 @@ export class RepoCache {
  * downloads and keeps in a repository with thousands of them (BENCHMARKS.md). A commit only a
  * pull request holds is still fetched by its sha when a job names it.
  */
+/**
+ * Where a repository's trees are, by its mirror's key: a directory of their own since trees are
+ * written as committed (AS_COMMITTED). An earlier tree lacks its export-ignore paths, and a tree
+ * derived from it would too: under the old name it is neither found nor derived from, and goes
+ * as idle trees go.
+ */
+const treesOf = (key: string) => `${key}-as-committed`;
+
 /** A commit's sha cut short, as `git log --oneline` prints it, and what may follow it (`~1`). */
 const ABBREVIATED_SHA = /^[0-9a-f]{4,39}([~^].*)?$/;
 
