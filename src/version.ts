@@ -1,11 +1,11 @@
 /**
  * The service's version, shown in the OpenAPI document and the MCP server's identity. The result
- * cache's key names it: a change that answers otherwise (0.9.3: a file's issue terms as the file
- * spells them; spans of definitions under an attribute over several lines, or cut by a merge
- * conflict's markers; `notes` for a local checkout) takes a new patch version, and old answers
- * are not served.
+ * cache's key names it: a change that answers otherwise (0.9.4: a file that is not source code
+ * the issue names; trees by URL as committed, export-ignore paths kept; a tree past the scan's
+ * 20,000 files read by the issue's words first) takes a new patch version, and old answers are
+ * not served.
  */
-export const API_VERSION = "0.9.3";
+export const API_VERSION = "0.9.4";
 
 /**
  * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,

@@ -8,6 +8,7 @@ import { CALIBRATION, calibrate, type Curve } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
 import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
+import { MAX_ANSWERED_FILES } from "./baseline/namedFiles.js";
 
 /**
  * A deterministic, model-free localizer. It reads the issue for terms (paths, traceback
@@ -171,8 +172,16 @@ export function pick({ ctx, files }: RankedFiles, g: Gathered, weights: Weights)
       });
     }
   }
-  return { locations, alternatives: alternatives(ctx, files, chosen, outlined, weights), files, functions };
+  // Files the issue names that the ranking never reads (not source code), ahead of what it ranked.
+  const named: Location[] = g.scan.named
+    .slice(0, MAX_ANSWERED_FILES)
+    .filter((file) => !locations.some((l) => l.file === file))
+    .map((file) => ({ file, evidence: ["the issue names this file (not source code, which the ranking does not read)"], confidence: { file: NAMED_FILE_CONFIDENCE } }));
+  return { locations: [...named, ...locations], alternatives: alternatives(ctx, files, chosen, outlined, weights), files, functions };
 }
+
+/** How sure a named file that is not source is: not calibrated (no set holds enough of them to fit), an even chance said as one. */
+const NAMED_FILE_CONFIDENCE = 0.5;
 
 /**
  * The files ranked after the chosen ones, up to CANDIDATE_FILES in all, each with its best

@@ -1,4 +1,4 @@
-import { realpath, stat } from "node:fs/promises";
+import { readdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type { Location, NamedCommit } from "../agent/policy.js";
 import { JobFailedError } from "../queue/failure.js";
@@ -19,6 +19,10 @@ export async function scopedTree(treePath: string, scope: string, sha: string): 
   const rel = relative(top, inside);
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) throw missing();
   if (!(await stat(inside)).isDirectory()) throw missing();
+  // A submodule is an empty directory in its repository's tree: localized, it found nothing, and said no more.
+  if ((await readdir(inside)).length === 0) {
+    throw new JobFailedError("scope_not_found", `options.scope: ${scope} holds no files in the repository at ${sha.slice(0, 12)} (a submodule's directory is empty: the service fetches no submodule; localize in the submodule's own repository)`);
+  }
   return { dir: inside, scope: rel.split(sep).join("/") };
 }
 

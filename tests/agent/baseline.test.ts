@@ -60,6 +60,11 @@ const FILES: Record<string, string> = {
   "shop/merged.py": ["def zebra_stripes(n):", "<<<<<<< HEAD", "    return n * 2", "=======", "    return n * 3", ">>>>>>> branch", "", "def zebra_count():", "    return 1", ""].join("\n"),
   "shop/tests/test_cart.py": "from shop.cart import Cart\n\ndef test_total():\n    assert Cart().total() == 0\n",
   "docs/conf.py": "project = 'shop'\n",
+  // Files that are not source code: the scan never reads them.
+  ".github/workflows/ci.yml": "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n",
+  "pyproject.toml": "[project]\nname = 'shop'\n",
+  "docs/usage.md": "# Usage\n",
+  "shop/templates/receipt.html": "<p>{{ total }}</p>\n",
 };
 
 let box: SandboxFixture;
@@ -297,6 +302,29 @@ describe("baseline policy in a real sandbox", () => {
     expect(cart.defs).toEqual([{ name: "Cart", kind: "class", line: 1 }]);
     expect(cart.tf.get("quantity")).toBe(1); // "quantities" in the docstring
     expect(scan.files.find((f) => f.path === "shop/shipping.py")?.ids.get("format_price")).toBe(2);
+  });
+
+  it("answers a file that is not source code when the issue names it and the tree holds it, ahead of what it ranked", async () => {
+    const { result } = await localize(
+      "The receipt shows the cart total unrounded\n\nThe CI workflow `.github/workflows/ci.yml` never renders shop/templates/receipt.html, where `{{ total }}` prints `Cart.total` as it is; see also https://github.com/o/shop/blob/main/pyproject.toml and docs/missing.html, as [the docs](https://github.com/o/shop/blob/main/docs/usage.md#totals) say.",
+    );
+    const files = (result.locations ?? []).map((l) => l.file);
+    expect(files.slice(0, 3)).toEqual([".github/workflows/ci.yml", "shop/templates/receipt.html", "pyproject.toml"]);
+    expect(result.locations?.[0]).toMatchObject({ evidence: ["the issue names this file (not source code, which the ranking does not read)"], confidence: { file: 0.5 } });
+    // What it ranked follows; a path the tree lacks is no answer.
+    expect(files).toContain("shop/cart.py");
+    expect(files).not.toContain("docs/missing.html");
+    // A link to a page of the documentation is what the reporter read.
+    expect(files).not.toContain("docs/usage.md");
+  });
+
+  it("takes a bare file name the reporter calls theirs, or writes in their own code, for their project's file, not the repository's", async () => {
+    const theirs = await localize("Totals are wrong with my pyproject.toml\n\n`Cart.total` ignores quantities once my pyproject.toml sets a currency.");
+    expect(theirs.result.locations?.map((l) => l.file)).not.toContain("pyproject.toml");
+    const inCode = await localize("Totals are wrong\n\n`Cart.total` ignores quantities:\n\n```\n$ cat pyproject.toml\n[project]\n```\n");
+    expect(inCode.result.locations?.map((l) => l.file)).not.toContain("pyproject.toml");
+    const named = await localize("pyproject.toml lacks the project's license\n\nThe packaging metadata in pyproject.toml has no license field.");
+    expect(named.result.locations?.[0]?.file).toBe("pyproject.toml");
   });
 
   it("gives the same answer for the same input", async () => {

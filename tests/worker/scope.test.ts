@@ -23,6 +23,8 @@ function tree(): string {
   symlinkSync(outside, join(top, "escape"));
   symlinkSync("/", join(top, "services/root"));
   symlinkSync("api", join(top, "services/api-link"));
+  // A submodule, as an archive of its repository writes it.
+  mkdirSync(join(top, "vendor/sub"), { recursive: true });
   return top;
 }
 
@@ -38,6 +40,7 @@ describe("a job's scope", () => {
       await expect(refused).rejects.toBeInstanceOf(JobFailedError);
       await expect(refused).rejects.toMatchObject({ code: "scope_not_found", detail: `options.scope: ${scope} is not a directory of the repository at aaaaaaaaaaaa` });
     }
+    await expect(scopedTree(top, "vendor/sub", sha)).rejects.toMatchObject({ code: "scope_not_found", detail: expect.stringContaining("vendor/sub holds no files in the repository at aaaaaaaaaaaa (a submodule's directory is empty") });
   });
 
   it("answers with the repository's paths, and gives the policy what named commits changed in the scope", () => {

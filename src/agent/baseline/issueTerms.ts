@@ -7,6 +7,7 @@
 
 import { SOURCE_EXTENSIONS } from "../sourceOutline.js";
 import { FENCE, dropEnvironment } from "./environment.js";
+import { namedFiles } from "./namedFiles.js";
 
 export interface Frame {
   /** Path as written, normalized (site-packages prefix and leading separators removed). */
@@ -52,6 +53,8 @@ export interface IssueTerms {
   /** The first line, lowercased: what the issue is about, in the reporter's shortest words. */
   title: string;
   pointers: LinePointer[];
+  /** Paths of files that are not source code that it names (namedFiles.ts), for the tree to say which it holds. */
+  files: string[];
   /**
    * What may name commits: hex words ("Regression in b3db6c8", a `/commit/<sha>` link), those
    * written beside a word about history first, then issue and pull-request numbers ("#30408";
@@ -594,7 +597,7 @@ export function extractIssueTerms(issueText: string): IssueTerms {
   // common ones too. No issue of the benchmarks (1,113) comes here.
   if (!proseWords && !identifiers.length && !paths.length && !phrases.length) words = plainWords(text);
 
-  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, commits: commitRefs(text), diffAnchors: diffAnchors(text) };
+  return { paths, frames, identifiers, qualified, words, options, phrases, title: title.slice(0, 300).toLowerCase(), pointers, files: namedFiles(prose, code), commits: commitRefs(text), diffAnchors: diffAnchors(text) };
 }
 
 /** Capitals that are a writer's, not the code's: chat and Roman numerals (emphasis, "NOT", is a function word). */

@@ -20,6 +20,8 @@ export interface ScanQuery {
   names: string[];
   /** Fixed strings to find (error messages, code lines, option names). */
   phrases: string[];
+  /** Paths of files that are not source, as the issue writes them: which of them the tree holds. */
+  files?: string[];
 }
 
 /** Directories the scan never enters (docs, builds, tests, vendored installs), and those it skips at the top only. */
@@ -34,6 +36,8 @@ SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
 TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
 MAX_FILES, MAX_BYTES, LANG_CAP = 20000, 2000000, 65536
+# Source files listed at most, of which the scan reads MAX_FILES.
+MAX_LISTED = 1000000
 # Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
 # tokens a bytes \\w+ regex finds, at a fraction of its cost.
 NONWORD = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32 for c in range(256))
@@ -130,8 +134,23 @@ for rel, dirs, files in walk(root):
         elif lang is None or OTHER_TESTISH.search(path):
             continue
         found.append((path, lang, size))
-    if len(found) >= MAX_FILES:
+    if len(found) >= MAX_LISTED:
         break
+# A tree with more source files than the scan reads (a monorepo): those whose paths hold an
+# issue term first (the package the issue is about), then the others in walk order. Cut in walk
+# order alone, everything past the first directories' files went unread.
+if len(found) > MAX_FILES:
+    part_terms = {}
+
+    def on_topic(path):
+        for part in os.path.splitext(path)[0].split("/"):
+            if part not in part_terms:
+                part_terms[part] = bool(terms.of(part.encode("utf-8", "surrogateescape")))
+            if part_terms[part]:
+                return True
+        return False
+
+    found = sorted(found, key=lambda f: not on_topic(f[0]))
 # The tree's own languages, by size, each file counted up to LANG_CAP bytes. Python alone when
 # it is a quarter of the source or more: Python packages carry generated C, vendored C libraries
 # and JavaScript assets (matplotlib's agg, scikit-learn's Cython output, sphinx's translations),
@@ -201,8 +220,26 @@ for i, (p, lang) in enumerate(kept):
     if tf or ids or pt or ph:
         out.append({"i": i, "n": text.count(b"\\n") + 1, "tf": tf, "pt": pt, "ids": ids, "defs": defs, "ph": ph})
 
+# Files that are not source the issue names (namedFiles.ts), which the tree holds and the scan
+# did not read. A path written with leading directories of the reporter's own (a checkout's, an
+# install's) is tried without them, one at a time, down to its last directory; a bare name is
+# asked at the top only. Never through a link: the answer names what the tree itself holds.
+scanned = set(paths)
+real_root = os.path.realpath(root) + os.sep
+named = []
+for p in q.get("files", [])[:20]:
+    parts = p.split("/")
+    for k in range(max(len(parts) - 1, 1)):
+        cand = "/".join(parts[k:])
+        full = os.path.join(root, cand)
+        if cand in scanned or not os.path.isfile(full) or os.path.realpath(full) != os.path.join(real_root, cand):
+            continue
+        if cand not in named:
+            named.append(cand)
+        break
+
 # dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
-sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out}, separators=(",", ":"), sort_keys=True))
+sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named}, separators=(",", ":"), sort_keys=True))
 `;
 
 /**
@@ -238,6 +275,8 @@ const scanSchema = z.object({
       }),
     )
     .max(20_000),
+  // Optional: a scan of an earlier build prints none (the dumps the offline replays read).
+  named: z.array(z.string().max(4096)).max(20).optional(),
 });
 
 export interface ScannedFile {
@@ -260,6 +299,8 @@ export interface ScanResult {
   paths: string[];
   /** Files with any signal. */
   files: ScannedFile[];
+  /** Files that are not source the issue names and the tree holds (namedFiles.ts). */
+  named: string[];
 }
 
 export class ScanError extends Error {
@@ -287,10 +328,10 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
   }
   const parsed = scanSchema.safeParse(raw);
   if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  const { keys, paths, files } = parsed.data;
+  const { keys, paths, files, named = [] } = parsed.data;
   // What the script printed is the tree's to shape (a module of its own imported in place of the
   // standard one, say): a path that leaves the tree is refused, not read and answered.
-  const outside = paths.find((p) => p.startsWith("/") || p.split("/").includes(".."));
+  const outside = [...paths, ...named].find((p) => p.startsWith("/") || p.split("/").includes(".."));
   if (outside !== undefined) throw new ScanError(`repository scan printed a path outside the tree: ${JSON.stringify(outside.slice(0, 200))}`);
   // A file printed twice would count twice in how many files hold a term (and a term in every
   // file would weigh less than nothing).
@@ -309,6 +350,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
         defs: f.defs.map(([name, kind, line]) => ({ name, kind, line })),
         phrases: f.ph.filter(([phrase]) => phrase < phrases).map(([phrase, line]) => ({ phrase, line })),
       })),
+    named,
   };
 }
 

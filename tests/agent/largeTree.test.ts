@@ -1,0 +1,40 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
+import { policyContext, startSandbox, type SandboxFixture } from "../helpers/sandbox.js";
+
+/**
+ * A tree with more source files than the scan reads (20,000): a monorepo's. Its many packages
+ * come first in walk order; the one the issue is about comes last.
+ */
+let box: SandboxFixture;
+beforeAll(async () => {
+  box = await startSandbox(
+    { "README.md": "a monorepo\n" },
+    {
+      more: (dir) => {
+        // Committing 21,000 files would start git's gc in the background, still writing when the fixture is removed.
+        execFileSync("git", ["-C", dir, "config", "gc.auto", "0"]);
+        for (let d = 0; d < 210; d++) {
+          const pkg = join(dir, `a${String(d).padStart(3, "0")}`);
+          mkdirSync(pkg);
+          for (let f = 0; f < 100; f++) writeFileSync(join(pkg, `m${f}.py`), `def helper_${d}_${f}():\n    return ${f}\n`);
+        }
+        mkdirSync(join(dir, "zz_needle"));
+        writeFileSync(join(dir, "zz_needle/frobulate.py"), "def frobulate_needle(x):\n    return x\n");
+      },
+    },
+  );
+}, 300_000);
+afterAll(async () => {
+  await box?.cleanup();
+});
+
+describe("a tree larger than the scan reads", () => {
+  it("reads first the files whose paths hold the issue's words, so a package past the first 20,000 files is still found", async () => {
+    const result = await new BaselinePolicy().run(policyContext(box, "frobulate_needle breaks on empty needles\n\nCalling `frobulate_needle` in the needle package with an empty needle fails.", () => {}));
+    expect(result.locations?.[0]).toMatchObject({ file: "zz_needle/frobulate.py", function_name: "frobulate_needle" });
+  });
+});
