@@ -275,6 +275,7 @@ async function sayLeftOut(snapshot: Snapshot, say: (line: string) => void, base?
   else for (const path of credentials) say(`left out ${path}: its name says it holds credentials${theirs}`);
   for (const f of untold) {
     if (f.why === "credentials") continue;
+    else if (f.why === "name") say(`left out ${JSON.stringify(f.path)}: the service takes no path with a line break or a backslash`);
     else if (f.why === "size") say(`left out ${f.path}: ${(f.bytes / 2 ** 20).toFixed(0)} MiB and not in HEAD (new files over ${MAX_NEW_FILE_BYTES / 2 ** 20} MiB are not sent)`);
     else say(`left out ${f.path}: installed packages or a cache${f.files ? `, ${f.files} files` : ""} HEAD does not hold`);
   }

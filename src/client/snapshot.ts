@@ -108,8 +108,11 @@ export interface LeftOut {
   path: string;
   files: number;
   bytes: number;
-  why: "environment" | "size" | "credentials";
+  why: "environment" | "size" | "credentials" | "name";
 }
+
+/** Names the service refuses in an upload (uploads/archive.ts): a line break, a backslash. */
+const UNSENDABLE_NAME = /[\n\r\\]/;
 
 /**
  * Names that hold credentials wherever they are: never sent, committed or not. A patch leaves
@@ -383,7 +386,8 @@ export class Snapshot {
     // Against HEAD's tree, without a look at the work tree; with no commit yet, every file is new.
     const added = await changedSince("HEAD", ["--diff-filter=A"]);
     const isNew = new Set(added);
-    const secrets = (base ? await changedSince(base, []) : await allPaths()).filter(namesCredentials);
+    const sent = base ? await changedSince(base, []) : await allPaths();
+    const secrets = sent.filter(namesCredentials);
     const out: LeftOut[] = [];
     for (const dir of this.unread) out.push({ path: `${dir}/`, files: 0, bytes: 0, why: "environment" });
     const envDirs = environmentDirs(added).filter((d) => !this.unread.some((u) => d.startsWith(`${u}/`)));
@@ -398,7 +402,9 @@ export class Snapshot {
     // lstat: a symlink's own size; its target is not what would be sent.
     const size = (path: string) => lstat(join(this.root, path)).catch(() => null);
     for (const path of secrets.filter(outside)) out.push({ path, files: 1, bytes: (await size(path))?.size ?? 0, why: "credentials" });
-    for (const path of added.filter((p) => outside(p) && !namesCredentials(p))) {
+    // A name the service refuses would refuse the whole tree: the file goes, the rest is sent.
+    for (const path of sent.filter((p) => outside(p) && !namesCredentials(p) && UNSENDABLE_NAME.test(p))) out.push({ path, files: 1, bytes: 0, why: "name" });
+    for (const path of added.filter((p) => outside(p) && !namesCredentials(p) && !UNSENDABLE_NAME.test(p))) {
       const st = await size(path);
       if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
     }

@@ -268,6 +268,27 @@ describe("work tree snapshot", () => {
       }
     }));
 
+  it("leaves out a file whose name the service refuses (a line break, a backslash), not the whole tree", () =>
+    withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
+      const odd = ["app/new\nline.py", "app/back\\slash.py"];
+      for (const path of odd) writeFileSync(join(repo.dir, path), "X = 1\n");
+      repo.git("add", "-A");
+      repo.git("commit", "-qm", "odd names");
+      writeFileSync(join(repo.dir, "app/main.py"), "def main():\n    return 1\n");
+      const snap = await Snapshot.take(repo.dir, cache);
+      try {
+        expect((await snap.leftOut()).filter((f) => f.why === "name").map((f) => f.path)).toEqual([...odd].sort());
+        expect(await archivedNames(snap)).toEqual(["app/main.py"]);
+        // A patch carries the edit, not the odd names' files (the service has the commit's own copies).
+        const patch = await snap.patch(repo.commits[0]!);
+        expect(patch).toContain("+    return 1");
+        expect(patch).not.toContain("slash");
+        expect(patch).not.toContain("line.py");
+      } finally {
+        await snap.dispose();
+      }
+    }));
+
   it("refuses to make a patch of a file that is not UTF-8, naming it, rather than send it garbled; an upload still carries the file", () =>
     withCheckout({ "app/main.py": "def main():\n    pass\n" }, async (repo, cache) => {
       mkdirSync(join(repo.dir, "app/old b"), { recursive: true });
