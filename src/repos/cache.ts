@@ -246,7 +246,7 @@ export class RepoCache {
     let authorized = false;
     const authorizeIfPrivate = async () => {
       if (authorized || !existsSync(join(mirror, PRIVATE_MARK))) return;
-      await this.authorize(id.url, env, signal);
+      await this.authorize(id.url, env, signal, req.token !== undefined);
       authorized = true;
     };
 
@@ -508,7 +508,7 @@ export class RepoCache {
     });
   }
 
-  private async authorize(url: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
+  private async authorize(url: string, env: () => Promise<Record<string, string>>, signal: AbortSignal | undefined, withToken: boolean) {
     try {
       const netEnv = await env();
       await this.retried(url, signal, () => runGit(["ls-remote", "--quiet", "--exit-code", "--", url, "HEAD"], { timeoutMs: 60_000, env: netEnv, signal }));
@@ -516,7 +516,13 @@ export class RepoCache {
       if (err instanceof RepoError) throw err;
       // A remote that kept failing has not said the credentials are wrong.
       if (isTransientGitFailure(err)) throw new RepoError("fetch_failed", `could not reach ${url}: ${(err as Error).message}`);
-      throw new RepoError("fetch_failed", `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${new URL(url).hostname})`);
+      const host = new URL(url).hostname;
+      throw new RepoError(
+        "fetch_failed",
+        withToken
+          ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
+          : `${url} is private (the service fetched it with credentials), and this request sent none: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
+      );
     }
   }
 
@@ -623,6 +629,10 @@ export class RepoCache {
             : `could not mirror ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
           { cause: err },
         );
+      }
+      // The service follows no redirect (it could lead anywhere, with the token): a renamed or transferred repository's old address answers 301.
+      if (/returned error: 30[1278]\b/.test((err as Error).message)) {
+        throw new RepoError("fetch_failed", `could not mirror ${url}: the host says the repository moved (an HTTP redirect, as for a renamed or transferred repository), and the service follows none: give its new address`, { cause: err });
       }
       throw new RepoError("fetch_failed", `could not mirror ${url}: ${(err as Error).message}`, { cause: err });
     }

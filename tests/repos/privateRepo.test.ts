@@ -67,7 +67,7 @@ describe("private repositories", () => {
     expect(found).toBe("");
 
     // The tree is cached, yet a request without (or with wrong) credentials is refused.
-    await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed" });
+    await expect(cache.prepare({ url, commit: fx.commits[0]! })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringContaining("this request sent none: give repo.token") });
     await expect(cache.prepare({ url, commit: fx.commits[0]!, token: "wrong" })).rejects.toMatchObject({ reason: "fetch_failed", message: expect.stringContaining("the remote refused them") });
     expect((await cache.prepare({ url, commit: fx.commits[0]!, token: TOKEN })).cache).toBe("hot");
   });

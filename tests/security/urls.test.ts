@@ -221,6 +221,8 @@ describe("repository URLs that lead back into the service's network", () => {
     const end = await job(res.json().id);
     expect(end.status).toBe("failed");
     expect(end.error.code).toBe("repository_unavailable");
+    // As a renamed repository's old address answers: the message says to give the new one.
+    expect(end.error.message).toContain("the host says the repository moved");
     expect(redirecting.requests.length).toBeGreaterThan(0);
     expect(internal.requests).toEqual([]);
 
