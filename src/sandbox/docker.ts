@@ -66,6 +66,12 @@ const LABEL_JOB = "codescout.job";
 const LABEL_OWNER = "codescout.owner";
 /** On the containers of a provider whose owner's heartbeat names it: where it beats (owners.scope). */
 const LABEL_BEATS = "codescout.owner-beats";
+/**
+ * When the sandbox is past any use (epoch seconds: its job's time limit and a margin), by its own
+ * maker's limit: two deployments sharing an engine may allow their jobs different times, and one
+ * judging the other's sandboxes by its own removed them mid-job.
+ */
+const LABEL_EXPIRES = "codescout.expires";
 /** A heartbeat beats every 10 s and lives 30 s: older than this, a container's owner has beaten since it was made. */
 const BEATING_GRACE_S = 60;
 const SERVER = ["python3", "-I", "-S", "-u", "/opt/codescout/terminal-server.py"];
@@ -141,6 +147,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         [LABEL_SERVICE]: o.serviceLabel,
         [LABEL_JOB]: spec.jobId.slice(0, 200),
         [LABEL_OWNER]: this.ownerId,
+        [LABEL_EXPIRES]: String(Math.ceil(Date.now() / 1000) + o.jobTimeoutS + PAST_LIMIT_S),
         ...(this.owners ? { [LABEL_BEATS]: this.owners.scope } : {}),
       },
       AttachStdin: true,
@@ -233,7 +240,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       throw classifyEngineError(err, this.opts.image);
     }
     const host = hostname();
-    const maxAgeS = this.opts.jobTimeoutS + 120;
+    const maxAgeS = this.opts.jobTimeoutS + PAST_LIMIT_S;
     const now = Date.now() / 1000;
     // Asked once, and only when a container needs it; an answer Redis cannot give reaps nothing by it.
     const scope = this.owners?.scope;
@@ -257,13 +264,22 @@ export class DockerSandboxProvider implements SandboxProvider {
         (pidReadable && !pidAlive(Number(ownerPid))) ||
         // Its owner's heartbeat named it, and no live worker's does now.
         (beating !== null && info.Labels?.[LABEL_BEATS] === scope && owner !== this.ownerId && !beating.has(owner) && now - info.Created > BEATING_GRACE_S) ||
-        now - info.Created > maxAgeS ||
+        pastItsLimit(info, now, maxAgeS) ||
         !owner;
       if (!orphan) continue;
       if (await removeContainer(this.docker.getContainer(info.Id))) removed++;
     }
     return removed;
   }
+}
+
+/** How long past its job's time limit a sandbox may still be in use (its removal, a slow engine). */
+const PAST_LIMIT_S = 120;
+
+/** Whether a sandbox is past its maker's limit; one an earlier worker made, without it, by this worker's. */
+function pastItsLimit(info: Dockerode.ContainerInfo, now: number, maxAgeS: number): boolean {
+  const expires = Number(info.Labels?.[LABEL_EXPIRES]);
+  return Number.isFinite(expires) && expires > 0 ? now > expires : now - info.Created > maxAgeS;
 }
 
 /**

@@ -114,6 +114,32 @@ describe("sandbox lifecycle", () => {
     }
   });
 
+  it("judges a sandbox's age by the limit of the worker that made it: another deployment on the engine allowing its jobs longer keeps its sandboxes", async () => {
+    const label = testServiceLabel("limits");
+    // This deployment's jobs may run 5 minutes; the other's 20.
+    const p = provider({ serviceLabel: label, jobTimeoutS: 300 });
+    const theirs = await provider({ serviceLabel: label, jobTimeoutS: 1200 }).create(spec(await tree(), "job-long"));
+    // A sandbox of an earlier worker, which labelled no limit: judged by this worker's.
+    const earlier = await docker.createContainer({ Image: IMAGE, Cmd: ["sleep", "60"], Labels: { "codescout.service": label, "codescout.owner": "elsewhere:7:ee:1" } });
+    try {
+      expect((await docker.getContainer(theirs.id).inspect()).Config.Labels["codescout.expires"]).toMatch(/^\d+$/);
+      vi.useFakeTimers({ toFake: ["Date"] });
+      // Ten minutes on: past this deployment's limit, within theirs.
+      vi.setSystemTime(Date.now() + 600_000);
+      expect(await p.reapOrphans()).toBe(1);
+      expect(await exists(theirs.id)).toBe(true);
+      expect(await exists(earlier.id)).toBe(false);
+      // Past theirs too.
+      vi.setSystemTime(Date.now() + 900_000);
+      expect(await p.reapOrphans()).toBe(1);
+      expect(await exists(theirs.id)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+      await theirs.destroy();
+      await earlier.remove({ force: true }).catch(() => undefined);
+    }
+  });
+
   it("reaps the containers of a worker whose heartbeat has stopped, whatever its pid namespace, once past the heartbeat's grace", async () => {
     const label = testServiceLabel("beats");
     const alive = new Set<string>();
