@@ -88,6 +88,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const metrics = new WorkerMetrics({ concurrency });
   // Before anything that must be closed again: a port taken fails the start with nothing left running.
   const metricsServer = config.WORKER_METRICS_PORT === undefined ? null : await serveMetrics(metrics, config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
+  let heartbeat: Heartbeat | undefined;
   try {
     const connection = createRedis(config.REDIS_URL, "worker", redisDown);
     // A job's own writes (its trajectory, events, the result cache) wait for a Redis that restarts,
@@ -126,7 +127,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       alive: async () => (await within(liveSandboxOwners(redis, store.keys), REDIS_CLOSE_MS)) ?? null,
     };
     const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
-    const heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
+    heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
     await heartbeat.start();
     const reaped = await sandboxes.reapOrphans();
     metrics.sandboxesReaped(reaped);
@@ -265,7 +266,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         clearTimeout(grace);
         await cleanups.settle();
         await repos.close();
-        await atMost(Promise.all([webhookWorker?.close(), heartbeat.stop(), queue.close(), webhooks.close()]), left(1000));
+        await atMost(Promise.all([webhookWorker?.close(), heartbeat?.stop(), queue.close(), webhooks.close()]), left(1000));
         subscriber.disconnect();
         metricsServer?.closeAllConnections();
         metricsServer?.close();
@@ -273,8 +274,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       },
     };
   } catch (err) {
-    // A start that fails past the listener leaves nothing open: the listener neither.
+    // A start that fails past the listener leaves nothing open: the listener neither. Nor its
+    // heartbeat, begun before the reaping (which reads it): a worker restarted on a broken
+    // engine every few seconds kept one alive, so workers_alive never fell to 0 and no job
+    // waiting for a worker was ended.
     metricsServer?.close();
+    await heartbeat?.stop().catch(() => undefined);
     throw err;
   }
 }

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createRedis } from "../../src/queue/connection.js";
 import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
@@ -97,5 +98,12 @@ describe("the worker's /metrics", () => {
     const failing = Object.assign(Object.create(real) as typeof real, { reapOrphans: async () => Promise.reject(new Error("docker unreachable")) });
     await expect(startWorker(config, { logger: pino({ level: "silent" }), sandboxes: failing })).rejects.toThrow("docker unreachable");
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+    // Nor a heartbeat: no worker is alive for the API to count.
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      expect(await redis.keys(`${config.QUEUE_PREFIX}:*worker*`)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
