@@ -209,6 +209,9 @@ export class DockerSandboxProvider implements SandboxProvider {
     } catch (err) {
       await sandbox.destroy();
       if (err instanceof SandboxError || signal?.aborted) throw err;
+      // The engine gone between the container's creation and its start: the engine's trouble, not the sandbox's.
+      const engine = classifyEngineError(err, this.opts.image);
+      if (engine.reason === "engine_unreachable") throw engine;
       throw new SandboxError("create_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -22,6 +22,8 @@ import { deploymentScope, liveSandboxOwners, type ModelState } from "../store/wo
 import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
+import { watchEngine } from "./engineWatch.js";
+import { Pauses } from "./pauses.js";
 import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
 import { createProcessor } from "./processor.js";
@@ -57,6 +59,8 @@ export interface WorkerOptions {
   upkeepSoonAfterMs?: number;
   /** How often it looks at its Redis: full (it takes no job while it is), come back empty (default 10 s). */
   redisWatchEveryMs?: number;
+  /** How often a worker whose engine could not start a sandbox asks it again (default 10 s). */
+  engineWatchEveryMs?: number;
 }
 
 /** Wires one worker process: the localize consumer, webhook delivery, cancellation, heartbeat. */
@@ -183,6 +187,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       shutdownSignal: shutdown.signal,
       cleanups,
       lockMs: config.WORKER_LOCK_MS,
+      engineDown: (err) => engine.down(err),
     });
     const worker = new Worker<LocalizePayload, LocalizeResult>(QUEUES.localize, (job, token, signal) => metrics.counting(() => processor(job, token, signal)), {
       connection,
@@ -194,6 +199,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       stalledInterval: config.WORKER_LOCK_MS,
       maxStalledCount: 1,
     });
+    // Each reason to take no job held apart: the one that ends first does not resume the worker for the other.
+    const pauses = new Pauses(worker);
+    const engine = watchEngine(pauses.for("engine"), () => sandboxes.ping?.() ?? Promise.resolve(), logger, options.engineWatchEveryMs ?? 10_000);
 
     const notify = (job: { id?: string; data: LocalizePayload } | undefined) => {
       if (!job?.id || !job.data.callbackUrl) return;
@@ -239,7 +247,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     });
 
     await worker.waitUntilReady();
-    const stopRedisWatch = watchRedis(worker, redis, store.keys.deployment, logger, options.redisWatchEveryMs ?? 10_000);
+    const stopRedisWatch = watchRedis(pauses.for("redis_full"), redis, store.keys.deployment, logger, options.redisWatchEveryMs ?? 10_000);
     const metricsUrl = metricsServer ? `http://${config.WORKER_METRICS_HOST.includes(":") ? `[${config.WORKER_METRICS_HOST}]` : config.WORKER_METRICS_HOST}:${metricsServer.port}/metrics` : undefined;
     logger.info({ id, concurrency, defaultPolicy: config.MODEL_BASE_URL ? "codescout" : "baseline", ...(metricsUrl ? { metrics: metricsUrl } : {}) }, "worker ready");
 
@@ -254,6 +262,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         clearInterval(upkeep);
         clearTimeout(soon);
         stopRedisWatch();
+        engine.stop();
         const grace = setTimeout(() => shutdown.abort(), config.WORKER_SHUTDOWN_GRACE_S * 1000);
         // What waits on Redis shares one deadline: with Redis away BullMQ's closes wait for it for
         // ever, and bounded one after another they added up to a minute, past the orchestrator's

@@ -57,6 +57,8 @@ export interface ProcessorDeps {
   cleanups: Cleanups;
   /** The job lock's duration (WORKER_LOCK_MS): each run renews its own lock at half of it. */
   lockMs?: number;
+  /** Told when this worker's engine cannot start a sandbox (engineWatch.ts): the worker takes no more jobs until it can. */
+  engineDown?: (err: Error) => void;
 }
 
 export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
@@ -64,6 +66,15 @@ export type LocalizeJob = Job<LocalizePayload, LocalizeResult>;
 /** How long a job a newer API queued waits for an upgraded worker (a rolling upgrade's length), and how often it is looked at. */
 const NEWER_JOB_WAIT_MS = 10 * 60_000;
 const NEWER_JOB_RETRY_MS = 5_000;
+
+/**
+ * How long a job whose worker's engine could not start its sandbox is handed back for another
+ * worker, and how soon it is taken again: past this, every worker's engine has failed it, and it
+ * fails saying so.
+ */
+const ENGINE_WAIT_MS = 5 * 60_000;
+const ENGINE_RETRY_MS = 15_000;
+const ENGINE_TROUBLE: ReadonlySet<SandboxError["reason"]> = new Set(["engine_unreachable", "image_missing"]);
 
 /** Why a run is aborted when its lock is no longer its: the job is another run's. */
 const LOCK_LOST = "lock_lost";
@@ -124,11 +135,12 @@ export function createProcessor(deps: ProcessorDeps) {
       await publish("started", { attempt: job.attemptsMade + 1, policy: policy.name });
       await progress({ phase: "repository", turn: 0 });
       const tR = performance.now();
-      const token = deps.tokenFor(payload);
+      // Not `token`, which is the job's lock's: a repository's credentials go to git alone.
+      const credentials = deps.tokenFor(payload);
       const { url, commit, upload } = payload.repo;
       const prepared = upload
         ? deps.repos.prepareUpload(upload, abort.signal, payload.patch)
-        : deps.repos.prepare({ url: url ?? "", commit: commit ?? "", ...(token ? { token } : {}), ...(payload.patch ? { patch: payload.patch } : {}) }, abort.signal);
+        : deps.repos.prepare({ url: url ?? "", commit: commit ?? "", ...(credentials ? { token: credentials } : {}), ...(payload.patch ? { patch: payload.patch } : {}) }, abort.signal);
       const tree = await prepared.catch((err) => {
         if (abort.signal.aborted) throw failAborted();
         throw repoFailure(err);
@@ -139,7 +151,7 @@ export function createProcessor(deps: ProcessorDeps) {
       await publish("repository_ready", { sha: tree.sha, cache: tree.cache, ms: Math.round(repoMs) });
 
       const cacheKey =
-        payload.options.cache !== false && !token
+        payload.options.cache !== false && !credentials
           ? resultCacheKey({ url: tree.url, sha: tree.sha, patch: payload.repo.patch_sha256, commits: payload.commits, issue: payload.issue, options: payload.options, model: deps.model, service: ANSWER_REVISION })
           : null;
       const cached = cacheKey ? await deps.cache.get(cacheKey) : null;
@@ -159,8 +171,15 @@ export function createProcessor(deps: ProcessorDeps) {
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
       const workingDir = makeWorkingDir(tree.owner, tree.name, instance);
       ran = { policy: policy.name, workingDir };
-      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch((err) => {
+      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
+        // This worker's engine, not the job: another worker's may start it.
+        const handedBack = Math.max(0, job.attemptsStarted - 1);
+        if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token && handedBack * ENGINE_RETRY_MS < ENGINE_WAIT_MS) {
+          deps.engineDown?.(err);
+          await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token);
+          throw new DelayedError();
+        }
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
       const sandboxMs = performance.now() - tS;
@@ -274,6 +293,7 @@ export function createProcessor(deps: ProcessorDeps) {
       );
       return result;
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
       if (abortedFor() === "shutdown" && token) {
         // The worker is going away: hand the job back so another worker runs it from the start.
         await job.moveToWait(token);

@@ -1,0 +1,45 @@
+import type { Logger } from "pino";
+
+/**
+ * A worker whose Docker engine cannot start a sandbox (unreachable, the sandbox image missing)
+ * takes no job until it can: each job it took failed within milliseconds, so one worker so
+ * broken emptied the shared queue as failures while healthy workers stood by. The job that met
+ * it is handed back (processor.ts); from then the worker takes no other, asks the engine every
+ * `everyMs`, and takes jobs again once it answers. Returns what the processor calls, and the stop.
+ */
+export function watchEngine(
+  pause: { pause(): Promise<void>; resume(): void },
+  ping: () => Promise<void>,
+  logger: Logger,
+  everyMs: number,
+): { down(err: Error): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let asking = false;
+  const ask = async () => {
+    if (asking) return;
+    asking = true;
+    try {
+      await ping();
+      clearInterval(timer);
+      timer = undefined;
+      pause.resume();
+      logger.warn("the Docker engine can start sandboxes again: taking jobs");
+    } catch {
+      // Still down: asked again at the next tick.
+    } finally {
+      asking = false;
+    }
+  };
+  return {
+    down(err) {
+      if (timer) return;
+      timer = setInterval(() => void ask(), everyMs);
+      timer.unref();
+      void pause.pause().catch((e: unknown) => logger.warn({ err: e }, "pausing the worker failed"));
+      logger.error({ reason: err.message }, "the Docker engine cannot start a sandbox: taking no job until it can (the job is handed back for another worker)");
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
