@@ -293,26 +293,20 @@ export class RepoCache {
       // A name (a branch, a tag, HEAD) is asked of the remote each time, unless the mirror was
       // cloned for this request: a mirror's refs are as old as its last fetch, and a branch
       // moved since answered the commit it had then, for good.
-      // A name (a branch, a tag, HEAD) is asked of the remote each time, unless the mirror was
-      // cloned for this request: a mirror's refs are as old as its last fetch, and a branch
-      // moved since answered the commit it had then, for good. A sha, even abbreviated, names
-      // the same commit wherever it is read.
-      const named = !SHA_RE.test(req.commit) && !ABBREVIATED_SHA.test(req.commit);
-      let sha: string | null;
-      if (named && cache !== "cold") {
-        const had = await this.resolve(mirror, req.commit, signal);
-        sha = await this.resolveOnRemote(id.url, mirror, req.commit, env, signal);
-        if (sha !== had) cache = "cold";
-      } else {
-        sha = await this.resolve(mirror, req.commit, signal);
+      const named = !SHA_RE.test(req.commit);
+      const before = await this.resolve(mirror, req.commit, signal);
+      let sha = named && cache !== "cold" ? await this.resolveOnRemote(id.url, mirror, req.commit, env, signal) : null;
+      // No name the remote has: a sha, even cut short (`abc1234~1`), is the same commit wherever it is read.
+      if (sha === null && (!named || cache === "cold" || ABBREVIATED_SHA.test(req.commit))) {
+        sha = before;
         if (!sha) {
           await this.fetch(id.url, mirror, req.commit, env, signal);
-          if (cache === "warm") cache = "cold";
           sha = await this.resolve(mirror, req.commit, signal);
           // A ref a clone does not bring (a pull request's `refs/pull/7/head`).
-          if (!sha && named) sha = await this.resolveOnRemote(id.url, mirror, req.commit, env, signal);
+          if (!sha && named && cache === "cold") sha = await this.resolveOnRemote(id.url, mirror, req.commit, env, signal);
         }
       }
+      if (sha !== before && cache === "warm") cache = "cold";
       // Only a clone or a fetch makes the mirrors bigger.
       if (cache === "cold") await this.mirrors.evict().catch(() => 0);
       // Most often a caller's own commit, not pushed: the message says how to send it instead.
@@ -656,27 +650,28 @@ export class RepoCache {
    * fails the request: the mirror's copy of a name may be any age.
    */
   private async resolveOnRemote(url: string, mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal): Promise<string | null> {
-    const [, name = commit, rest = ""] = /^([^~^]+)(.*)$/.exec(commit) ?? [];
-    // A reflog's `main@{1}` or `@` names nothing on a remote.
-    if (name.includes("@{") || name === "@") return this.resolve(mirror, commit, signal);
+    const [, written = commit, rest = ""] = /^([^~^]+)(.*)$/.exec(commit) ?? [];
+    // A reflog's `main@{1}` names nothing on a remote; `@` is HEAD.
+    if (written.includes("@{")) return this.resolve(mirror, commit, signal);
+    const name = written === "@" ? "HEAD" : written;
+    // Kept, one ref per name: the next fetch tells the remote what the mirror holds of it, and is
+    // sent only what is new (with the ref dropped after each job, each fetch of a moved branch
+    // brought again all its history since the clone). Flat, so `a` and `a/b` never collide.
+    const kept = `refs/codescout/named/${name.replaceAll("%", "%25").replaceAll("/", "%2F")}`;
     const netEnv = await env();
-    const asked = `refs/codescout/asked-${randomBytes(6).toString("hex")}`;
-    try {
-      await this.retried(url, signal, () =>
-        this.mirrors.watch(mirror, signal, (watched) =>
-          runGit(["--git-dir", mirror, "fetch", "--quiet", "--no-tags", "origin", "--", `+${name}:${asked}`], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }),
-        ),
+    const fetchOnce = () =>
+      this.mirrors.watch(mirror, signal, (watched) =>
+        runGit(["--git-dir", mirror, "fetch", "--quiet", "--no-tags", "origin", "--", `+${name}:${kept}`], { timeoutMs: this.options.gitTimeoutMs, env: netEnv, signal: watched }),
       );
+    try {
+      // Another worker on the same cache fetching the same name holds the ref's lock a moment.
+      await this.retried(url, signal, () => fetchOnce().catch(async (err: unknown) => (err instanceof GitError && /cannot lock ref/.test(err.stderr) ? sleep(200).then(fetchOnce) : Promise.reject(err))));
     } catch (err) {
       if (signal?.aborted) throw err;
       if (err instanceof GitError && /couldn't find remote ref|invalid refspec|not a valid ref/i.test(err.stderr)) return null;
       throw new RepoError("fetch_failed", `could not ask ${url} which commit ${name} is now (a name may have moved since the last fetch; a full sha is served from the cache): ${(err as Error).message}`, { cause: err });
     }
-    try {
-      return await this.resolve(mirror, `${asked}${rest}`, signal);
-    } finally {
-      await runGit(["--git-dir", mirror, "update-ref", "-d", asked]).catch(() => undefined);
-    }
+    return this.resolve(mirror, `${kept}${rest}`, signal);
   }
 
   private async fetch(url: string, mirror: string, commit: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal) {
@@ -822,7 +817,7 @@ export class RepoCache {
 const treesOf = (key: string) => `${key}-as-committed`;
 
 /** A commit's sha cut short, as `git log --oneline` prints it, and what may follow it (`~1`). */
-const ABBREVIATED_SHA = /^[0-9a-f]{4,39}([~^].*)?$/;
+const ABBREVIATED_SHA = /^[0-9a-f]{4,39}([~^].*)?$/i;
 
 const MIRRORED_REFS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 

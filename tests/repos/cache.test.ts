@@ -382,9 +382,9 @@ describe("RepoCache", () => {
     fx.git("checkout", "-q", "main");
     expect((await cache.prepare({ url: fx.url, commit: "later" })).sha).toBe(later);
     expect((await cache.prepare({ url: fx.url, commit: "refs/pull/7/head" })).sha).toBe(pr);
-    // What the requests asked for by name left no ref of theirs behind.
+    // What was asked for by name is kept under a ref of its own, one per name.
     const after = execFileSync("git", ["--git-dir", gitDir, "for-each-ref", "--format=%(refname)"], { encoding: "utf8" }).trim().split("\n");
-    expect(after).toEqual(["refs/heads/main", "refs/tags/v1"]);
+    expect(after).toEqual(["refs/codescout/named/later", "refs/codescout/named/refs%2Fpull%2F7%2Fhead", "refs/heads/main", "refs/tags/v1"]);
   });
 
   it("asks the remote what a name stands for now: a branch moved, HEAD, a tag moved, a branch deleted", async () => {
@@ -412,6 +412,35 @@ describe("RepoCache", () => {
     expect((await cache.prepare({ url: fx.url, commit: "gone" })).sha).toBe(second);
     fx.git("branch", "-q", "-D", "gone");
     await expect(cache.prepare({ url: fx.url, commit: "gone" })).rejects.toMatchObject({ reason: "commit_not_found" });
+  });
+
+  it("fetches of a moved branch bring what is new since the last one, not all since the clone", async () => {
+    const { fx, cache, dir } = setup();
+    await cache.prepare({ url: fx.url, commit: "main" });
+    for (let i = 0; i < 20; i++) fx.commit({ [`pkg/m${i}.py`]: `N = ${i}\n` });
+    await cache.prepare({ url: fx.url, commit: "main" });
+    const [mirror] = readdirSync(join(dir, "mirrors")).filter((m) => m.endsWith(".git"));
+    const objects = () => {
+      const counts = execFileSync("git", ["--git-dir", join(dir, "mirrors", mirror!), "count-objects", "-v"], { encoding: "utf8" });
+      return Number(/^count: (\d+)/m.exec(counts)![1]) + Number(/^in-pack: (\d+)/m.exec(counts)![1]);
+    };
+    const had = objects();
+    const last = fx.commit({ "pkg/last.py": "N = 99\n" });
+    expect((await cache.prepare({ url: fx.url, commit: "main" })).sha).toBe(last);
+    // The new commit, its trees and its file: not the twenty commits before it again.
+    expect(objects() - had).toBeLessThan(8);
+  });
+
+  it("asks the remote about a name that looks like a sha, and reads a sha cut short (any case) or `@` as git does", async () => {
+    const { fx, cache } = setup();
+    await cache.prepare({ url: fx.url, commit: "main" });
+    fx.git("branch", "-q", "cafe");
+    const second = fx.commit({ "pkg/util.py": "def helper():\n    return 43\n" });
+    fx.git("branch", "-q", "-f", "cafe", second);
+    expect((await cache.prepare({ url: fx.url, commit: "cafe" })).sha).toBe(second);
+    expect((await cache.prepare({ url: fx.url, commit: second.slice(0, 10).toUpperCase() })).sha).toBe(second);
+    expect((await cache.prepare({ url: fx.url, commit: "@" })).sha).toBe(second);
+    expect((await cache.prepare({ url: fx.url, commit: "@~1" })).sha).toBe(fx.commits[0]);
   });
 
   it("fails a name when the remote cannot be asked, saying a full sha is served from the cache", async () => {
