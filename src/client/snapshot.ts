@@ -402,9 +402,10 @@ export class Snapshot {
     // lstat: a symlink's own size; its target is not what would be sent.
     const size = (path: string) => lstat(join(this.root, path)).catch(() => null);
     for (const path of secrets.filter(outside)) out.push({ path, files: 1, bytes: (await size(path))?.size ?? 0, why: "credentials" });
-    // A name the service refuses would refuse the whole tree: the file goes, the rest is sent.
-    for (const path of sent.filter((p) => outside(p) && !namesCredentials(p) && UNSENDABLE_NAME.test(p))) out.push({ path, files: 1, bytes: 0, why: "name" });
-    for (const path of added.filter((p) => outside(p) && !namesCredentials(p) && !UNSENDABLE_NAME.test(p))) {
+    // A name an upload may not hold would refuse the whole tree: the file goes, the rest is sent.
+    // A patch carries such a name as git quotes it, which the service applies.
+    if (!base) for (const path of sent.filter((p) => outside(p) && !namesCredentials(p) && UNSENDABLE_NAME.test(p))) out.push({ path, files: 1, bytes: 0, why: "name" });
+    for (const path of added.filter((p) => outside(p) && !namesCredentials(p) && (base || !UNSENDABLE_NAME.test(p)))) {
       const st = await size(path);
       if (st?.isFile() && st.size > this.maxNewFileBytes) out.push({ path, files: 1, bytes: st.size, why: "size" });
     }

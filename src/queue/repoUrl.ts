@@ -84,10 +84,8 @@ export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
   }
   // Azure DevOps' clone address names the organization as the user (`https://org@dev.azure.com/org/…`),
   // and `git remote get-url` prints it so: a name, not a credential, and git is given none.
-  if (u.username && !u.password && u.username === u.pathname.split("/")[1]) u.username = "";
+  if (u.username && !u.password && u.username.toLowerCase() === u.pathname.split("/")[1]?.toLowerCase()) u.username = "";
   if (u.username || u.password) throw new RepoUrlError("repository URL must not carry credentials; pass a token instead");
-  const repository = repositoryOfPage(u);
-  if (repository) throw new RepoUrlError(`repository URL is a web page's (a branch, a file, a pull request), not the repository's: give ${repository}, and the branch or commit as repo.commit`);
   // A query (`?private_token=…`) is where a token hides, and it would be stored and echoed in
   // the job as it is; a fragment names nothing git fetches.
   if (u.search || u.hash) throw new RepoUrlError("repository URL must not carry a query or a fragment; pass a token as repo.token");
@@ -102,6 +100,9 @@ export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
     }
     u.hostname = host.includes(":") ? `[${host}]` : host;
   }
+  // After the host is normalized: `github.com.` is github.com.
+  const repository = repositoryOfPage(u);
+  if (repository) throw new RepoUrlError(`repository URL is a web page's (a branch, a file, a pull request), not the repository's: give ${repository}, and the branch or commit as repo.commit`);
   const segments = u.pathname.replace(/\/+$/, "").replace(/\.git$/, "").split("/").filter(Boolean);
   const clean = (s: string | undefined, fallback: string) => (s ?? fallback).replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 64) || fallback;
   const name = clean(segments.at(-1), "repo");

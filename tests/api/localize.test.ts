@@ -77,6 +77,7 @@ describe("POST /v1/localize", () => {
     for (const [url, as] of [
       ["git@ssh.dev.azure.com:v3/myorg/proj/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
       ["https://myorg@dev.azure.com/myorg/proj/_git/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
+      ["https://MyOrg@dev.azure.com/myorg/proj/_git/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
     ]) {
       const azure = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} ${url}`, repo: { ...validBody.repo, url } } });
       expect([url, azure.statusCode, azure.json().repo?.url ?? azure.json().error]).toEqual([url, 202, as]);
@@ -89,6 +90,7 @@ describe("POST /v1/localize", () => {
       ["https://github.com/psf/requests/tree/main", "https://github.com/psf/requests.git"],
       ["https://github.com/psf/requests/blob/main/src/requests/models.py", "https://github.com/psf/requests.git"],
       ["https://example.com/group/sub/project/-/tree/main", "https://example.com/group/sub/project.git"],
+      ["https://github.com./psf/requests/tree/main", "https://github.com/psf/requests.git"],
     ]) {
       const page = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, repo: { ...validBody.repo, url } } });
       expect([url, page.statusCode, page.json().error.field, page.json().error.message]).toEqual([url, 422, "repo.url", expect.stringContaining(`give ${as}`)]);

@@ -36,8 +36,8 @@ SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
 TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
 MAX_FILES, MAX_BYTES, LANG_CAP = 20000, 2000000, 65536
-# Source files listed at most, of which the scan reads MAX_FILES.
-MAX_LISTED = 1000000
+# Source files listed at most, of which the scan reads MAX_FILES (240,000 listed: 2.4 s, 60 MB).
+MAX_LISTED = 200000
 # Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
 # tokens a bytes \\w+ regex finds, at a fraction of its cost.
 NONWORD = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32 for c in range(256))
