@@ -226,6 +226,25 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
   }
 
+  /**
+   * Throws when the engine would start sandboxes without their limits: one lacking the cgroup
+   * memory, pids or CPU controller (rootless without delegation, a kernel without them) drops
+   * them with a warning the API's answer carries and nobody reads, and a sandbox then took
+   * 1.5 GiB and 400 processes past its limits. A sandbox holds untrusted code: none is started so.
+   */
+  async checkLimits(): Promise<void> {
+    let info: EngineLimits;
+    try {
+      info = (await this.docker.info()) as EngineLimits;
+    } catch (err) {
+      throw classifyEngineError(err, this.opts.image);
+    }
+    const missing = missingLimits(info);
+    if (missing.length) {
+      throw new SandboxError("create_failed", `the Docker engine cannot limit a sandbox's ${missing.join(", ")} (no cgroup controller for it: a rootless engine without delegation, or a kernel without it); a sandbox holds untrusted code and none is started without its limits`);
+    }
+  }
+
   /** @internal */
   forget(id: string): void {
     this.live.delete(id);
@@ -274,6 +293,18 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
     return removed;
   }
+}
+
+/** What an engine's `info` says of the limits it can set. */
+export interface EngineLimits {
+  MemoryLimit?: boolean;
+  PidsLimit?: boolean;
+  CpuCfsQuota?: boolean;
+}
+
+/** The limits a sandbox is given that the engine says it cannot set. */
+export function missingLimits(info: EngineLimits): string[] {
+  return [info.MemoryLimit === false && "memory", info.PidsLimit === false && "number of processes", info.CpuCfsQuota === false && "CPU"].filter((x): x is string => Boolean(x));
 }
 
 /** How long past its job's time limit a sandbox may still be in use (its removal, a slow engine). */
@@ -566,6 +597,10 @@ function classifyEngineError(err: unknown, image: string): SandboxError {
   }
   if (e.code === "ECONNREFUSED" || e.code === "ENOENT" || e.code === "EACCES" || e.code === "ETIMEDOUT") {
     return new SandboxError("engine_unreachable", `the Docker engine is unreachable: ${e.message ?? e.code}`, { cause: err });
+  }
+  // An engine on another host or in another mount namespace sees none of this worker's trees.
+  if (/bind source path does not exist/i.test(e.message ?? "")) {
+    return new SandboxError("create_failed", `the Docker engine cannot see the job's tree (${e.message}): an engine that does not share this worker's file system needs SANDBOX_MOUNT_MODE=copy`, { cause: err });
   }
   return new SandboxError("create_failed", `the Docker engine refused the sandbox: ${e.message ?? String(err)}`, { cause: err });
 }

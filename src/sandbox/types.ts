@@ -86,6 +86,8 @@ export interface SandboxProvider {
   readonly ownerId?: string;
   /** Throws when the container engine cannot be reached (readiness). */
   ping?(): Promise<void>;
+  /** Throws when the engine would start a sandbox without the limits it is given (asked once, at the worker's start). */
+  checkLimits?(): Promise<void>;
 }
 
 export class SandboxError extends Error {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTree, provider, spec, see, testServiceLabel, IMAGE, type Tree } from "./helpers.js";
 import { SandboxError } from "../../src/sandbox/types.js";
-import { PID_NAMESPACE } from "../../src/sandbox/docker.js";
+import { missingLimits, PID_NAMESPACE } from "../../src/sandbox/docker.js";
 
 /** Lifecycle against the real engine: cleanup, reaping, wall-clock cap, exec, reset, errors. */
 
@@ -112,6 +112,23 @@ describe("sandbox lifecycle", () => {
       await elsewhere.remove({ force: true }).catch(() => undefined);
       await creating.remove({ force: true }).catch(() => undefined);
     }
+  });
+
+  it("asks the engine whether it can set a sandbox's limits, and names those it cannot", async () => {
+    const info = await docker.info();
+    // This engine sets them all; one without the cgroup controllers says so in the same fields.
+    expect(missingLimits(info)).toEqual([]);
+    await expect(provider({ serviceLabel: testServiceLabel("limits-check") }).checkLimits()).resolves.toBeUndefined();
+    expect(missingLimits({ ...info, MemoryLimit: false, PidsLimit: false })).toEqual(["memory", "number of processes"]);
+    expect(missingLimits({ ...info, CpuCfsQuota: false })).toEqual(["CPU"]);
+  });
+
+  it("says an engine that cannot see the job's tree needs the copy mount mode", async () => {
+    // As an engine on another host, or in another mount namespace, sees the worker's tree: not at all.
+    const gone = { ...(await tree()), treePath: join(tmpdir(), `codescout-nowhere-${process.pid}`) };
+    const refused = provider({ serviceLabel: testServiceLabel("nowhere") }).create(spec(gone, "job-nowhere"));
+    await expect(refused).rejects.toBeInstanceOf(SandboxError);
+    await expect(refused).rejects.toThrow("needs SANDBOX_MOUNT_MODE=copy");
   });
 
   it("judges a sandbox's age by the limit of the worker that made it: another deployment on the engine allowing its jobs longer keeps its sandboxes", async () => {
