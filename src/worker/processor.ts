@@ -171,7 +171,10 @@ export function createProcessor(deps: ProcessorDeps) {
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
       const workingDir = makeWorkingDir(tree.owner, tree.name, instance);
       ran = { policy: policy.name, workingDir };
-      sandbox = await deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal).catch(async (err) => {
+      const creating = deps.sandboxes.create({ jobId: payload.jobId, treePath, workingDir, lazyShell: policy.usesShell === false }, abort.signal);
+      // An engine that hangs holds the create past the job's time and its cancel: the job ends
+      // when they say, and a sandbox that comes after all is removed then.
+      sandbox = await untilAborted(creating, abort.signal, (late) => void late.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"))).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
         // This worker's engine, not the job: another worker's may start it.
         const handedBack = Math.max(0, job.attemptsStarted - 1);
@@ -343,6 +346,32 @@ export function createProcessor(deps: ProcessorDeps) {
  * before the job's time limit, then the job is answered without it.
  */
 const HISTORY_JOB_MARGIN_MS = 30_000;
+
+/** `work`, or its signal's reason once it aborts first; what `work` brings after that goes to `late`. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
+  if (signal.aborted) {
+    void work.then(late, () => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      void work.then(late, () => undefined);
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        // Aborted first: onAbort gave it to `late` already.
+        if (!signal.aborted) resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
 
 const shorten = (command: string) => (command.length > 200 ? `${command.slice(0, 197)}...` : command);
 

@@ -1,11 +1,13 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { pino } from "pino";
 import { createRedis } from "../../src/queue/connection.js";
+import { JobStore } from "../../src/store/jobStore.js";
 import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
 import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../../src/sandbox/config.js";
@@ -78,4 +80,53 @@ describe("a worker whose Docker engine cannot start sandboxes", () => {
       redis.disconnect();
     }
   }, 180_000);
+
+  it("ends a job at its time limit, and on its cancel, while its engine hangs on the sandbox's creation", async () => {
+    // The engine reached through a proxy of the test's own, which can stop passing anything on: an engine that hangs.
+    const pairs: Socket[] = [];
+    let hung = false;
+    const proxy = createServer((client) => {
+      pairs.push(client);
+      if (hung) return void client.pause();
+      const up = connect(engineSocket);
+      pairs.push(up);
+      client.pipe(up);
+      up.pipe(client);
+      client.on("error", () => up.destroy());
+      up.on("error", () => client.destroy());
+    });
+    const hangSocket = join(dir, "hang.sock");
+    await new Promise<void>((r) => proxy.listen(hangSocket, r));
+    const config = testConfig({ ALLOW_FILE_URLS: "true", SANDBOX_JOB_TIMEOUT_S: "10" });
+    prefixes.push(config.QUEUE_PREFIX);
+    const owners = { scope: `hang-${config.QUEUE_PREFIX}`, alive: async () => null };
+    const worker = await startWorker(config, {
+      logger: pino({ level: "silent" }),
+      sandboxes: createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners, docker: new Dockerode({ socketPath: hangSocket }) }),
+    });
+    const redis = createRedis(config.REDIS_URL, "producer");
+    const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
+    const store = new JobStore(queue, redis, 600);
+    try {
+      hung = true;
+      for (const s of pairs) s.pause();
+      const timedOut = randomUUID();
+      await enqueueLocalize(queue, { jobId: timedOut, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43 (hung)", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
+      const failed = await waitFor(async () => ((await store.get(timedOut))?.status === "failed" ? store.get(timedOut) : undefined), 30_000, "the job ended at its limit");
+      expect(failed?.error).toMatchObject({ code: "job_timeout" });
+
+      const cancelled = randomUUID();
+      await enqueueLocalize(queue, { jobId: cancelled, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43 (hung, cancelled)", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
+      await waitFor(async () => ((await store.get(cancelled))?.progress?.phase === "sandbox" ? true : undefined), 10_000, "the job at its sandbox");
+      await store.cancel(cancelled);
+      const ended = await waitFor(async () => ((await store.get(cancelled))?.status === "cancelled" ? true : undefined), 3_000, "the job cancelled at once");
+      expect(ended).toBe(true);
+    } finally {
+      for (const s of pairs) s.destroy();
+      proxy.close();
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+    }
+  }, 60_000);
 });
