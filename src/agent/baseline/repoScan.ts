@@ -307,11 +307,13 @@ export class ScanError extends Error {
   override name = "ScanError";
 }
 
+const SCAN_TIMEOUT_MS = 60_000;
+
 export async function scanRepository(exec: Exec, root: string, query: ScanQuery): Promise<ScanResult> {
   // PYTHONSAFEPATH: the tree is the working directory, and a json.py of its own would be imported in place of the standard one.
   const result = await exec(["env", "PYTHONHASHSEED=0", "PYTHONSAFEPATH=1", "python3", "-c", SCAN_SCRIPT, root], {
     stdin: JSON.stringify(query),
-    timeoutMs: 60_000,
+    timeoutMs: SCAN_TIMEOUT_MS,
     maxOutputBytes: 16 << 20,
   });
   return parseScan(result, query.phrases.length);
@@ -319,6 +321,7 @@ export async function scanRepository(exec: Exec, root: string, query: ScanQuery)
 
 /** The scan's output, checked: `phrases` is how many phrases were asked about (a line for another is dropped). */
 export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
+  if (result.timedOut) throw new ScanError(`repository scan took longer than its ${SCAN_TIMEOUT_MS / 1000} s (a tree too large for it, or a sandbox that stopped answering): ask with options.scope, a directory of the repository`);
   if (result.exitCode !== 0 || result.truncated) throw new ScanError(`repository scan failed (exit ${result.exitCode}${result.truncated ? ", output cut" : ""}): ${result.stderr.slice(-300)}`);
   let raw: unknown;
   try {
