@@ -6,6 +6,7 @@ import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
 import { printable } from "../client/printable.js";
 import { timeSpent } from "../client/timeSpent.js";
+import { notesOf } from "../client/notes.js";
 
 /**
  * The small client: submit a job, follow its progress in the terminal, print the answer.
@@ -184,7 +185,8 @@ else if (final.status === "succeeded" && final.result) {
     const title = final.result.policy === "baseline" ? "also considered, less likely" : rows.length ? "also considered, by the model-free ranking" : "where the model-free ranking would start reading";
     process.stdout.write(`\n${title}:\n${leads.map(lead).join("\n")}\n`);
   }
-  if (notes.length) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join("\n")}\n`);
+  const noted = notesOf(final.result, notes);
+  if (noted.length) process.stdout.write(`\n${noted.map((n) => `note: ${printable(n)}`).join("\n")}\n`);
   const fallback = final.result.fallback;
   say(`(${final.result.policy}${fallback ? `, as the model server ${fallback.reason === "llm_timeout" ? "did not answer in time" : "could not be reached"}` : ""}, ${final.result.finish_reason})`);
 } else process.stdout.write(`job ${final.status}: ${printable(`${final.error?.code ?? ""} ${final.error?.message ?? ""}${timeSpent(final.error?.timings)}`)}\n`);

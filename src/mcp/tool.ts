@@ -4,6 +4,7 @@ import { EmptyResultSchema, type CallToolResult, type ServerNotification } from 
 import { z } from "zod";
 import { printable } from "../client/printable.js";
 import { timeSpent } from "../client/timeSpent.js";
+import { notesOf } from "../client/notes.js";
 import { confidenceSchema, jobFailureSchema, policyNameSchema, scopeSchema, timingsSchema, UPLOAD_ID_RE } from "../queue/contract.js";
 import type { JobEvent } from "../store/events.js";
 import type { JobView } from "../store/jobStore.js";
@@ -157,7 +158,7 @@ export const localizeOutputSchema = z.object({
   notes: z
     .array(z.string())
     .optional()
-    .describe("For a local checkout: what of it the answer does not show as it is on disk (a submodule not searched, edits git is told to ignore and so not sent, an answer's file not on disk)."),
+    .describe("What the answer did not search or does not show as it is: a submodule not searched; for a local checkout, edits git is told to ignore and so not sent, an answer's file not on disk."),
   locations: z.array(locationOutput),
   alternatives: z.array(locationOutput).optional().describe("The baseline's next candidates, not part of the answer: where to read when the answer's confidence is low, or the model's answer does not fit."),
   timings: timingsSchema.optional(),
@@ -297,10 +298,11 @@ function refusal(err: LocalizeRefused): CallToolResult {
 }
 
 /** The job's end as the tool's result: structured for programs, a few lines for the calling model. */
-export function answer(view: JobView, root?: string, notes: string[] = []): CallToolResult {
+export function answer(view: JobView, root?: string, checkoutNotes: string[] = []): CallToolResult {
   if (view.status === "queued" || view.status === "running") return handedOff(view);
   const status = view.status === "succeeded" ? "succeeded" : view.status === "cancelled" ? "cancelled" : "failed";
   const r = view.result;
+  const notes = notesOf(r, checkoutNotes);
   const structured: LocalizeOutput = {
     job_id: view.id,
     status,

@@ -249,6 +249,11 @@ export const localizeResultSchema = z.object({
     .describe(
       "Present when the model server could not be reached or did not answer in time (reason llm_unavailable or llm_timeout) and the model-free baseline answered instead (`policy`: baseline). Only for requests that did not name a policy; not kept in the result cache.",
     ),
+  notes: z
+    .array(z.string().max(2000))
+    .max(10)
+    .optional()
+    .describe("What the service could not search of the tree, for the caller to know: the submodules it holds as empty directories (the service fetches none)."),
   files: z.array(z.string()),
   modules: z.array(z.string()),
   entities: z.array(z.string()),

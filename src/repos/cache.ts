@@ -134,6 +134,8 @@ export class RepoCache {
    * stopped again.
    */
   private readonly tooLarge = new Map<string, { limit: MirrorTooLarge["limit"]; until: number }>();
+  /** Submodules by mirror key and commit (submodules()). */
+  private readonly gitlinks = new Map<string, string[]>();
   private readonly hosts: HostGuard;
   /** Disk kept free under the cache, mirrors and spilled trees alike. */
   private readonly diskFloor: number;
@@ -330,6 +332,30 @@ export class RepoCache {
    * history.ts). An upload has no history: it answers nothing, as a hint that is not there.
    * The tree's mirror was used by its preparation, so the budget does not count it idle yet.
    */
+  /**
+   * The submodules of a tree's commit, as its `.gitmodules` names them: the tree holds each as an
+   * empty directory (the service fetches none), and a job says so rather than answer as if their
+   * code were not there. None for an upload (its client says), or where the commit's mirror is
+   * not here yet (a commit fetched alone, while the clone runs).
+   */
+  async submodules(tree: PreparedTree, signal?: AbortSignal): Promise<string[]> {
+    if (!SHA_RE.test(tree.sha)) return [];
+    const { key, mirror } = this.mirrorOf(tree.url);
+    const known = this.gitlinks.get(`${key}/${tree.sha}`);
+    if (known) return known;
+    if (!existsSync(join(mirror, "HEAD"))) return [];
+    const listed = await runGit(["--git-dir", mirror, "config", "--blob", `${tree.sha}:.gitmodules`, "--get-regexp", String.raw`^submodule\..*\.path$`], { signal }).catch(() => "");
+    const paths = listed
+      .split("\n")
+      .map((line) => line.slice(line.indexOf(" ") + 1).trim())
+      .filter(Boolean)
+      .sort();
+    // A memo of the trees asked lately: a tree's submodules never change.
+    if (this.gitlinks.size >= 1000) this.gitlinks.clear();
+    this.gitlinks.set(`${key}/${tree.sha}`, paths);
+    return paths;
+  }
+
   async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal, options: { waitUntil?: number } = {}): Promise<CommitChange[]> {
     if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];
     const { key, mirror } = this.mirrorOf(tree.url);

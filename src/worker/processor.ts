@@ -165,6 +165,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const scoped = asked ? await scopedTree(tree.treePath, asked, tree.sha) : undefined;
       const treePath = scoped?.dir ?? tree.treePath;
       const scope = scoped?.scope;
+      const notes = notSearched(await deps.repos.submodules(tree, abort.signal), scope);
 
       await progress({ phase: "sandbox", turn: 0 });
       const tS = performance.now();
@@ -269,6 +270,7 @@ export function createProcessor(deps: ProcessorDeps) {
         locations: unscoped(checked, scope),
         ...(alternatives.length ? { alternatives: unscoped(alternatives, scope) } : {}),
         ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
+        ...(notes.length ? { notes } : {}),
         ...sets,
         turns: outcome.turns,
         timings: {
@@ -346,6 +348,14 @@ export function createProcessor(deps: ProcessorDeps) {
  * before the job's time limit, then the job is answered without it.
  */
 const HISTORY_JOB_MARGIN_MS = 30_000;
+
+/** What the job could not search: the submodules in its tree (or scope), which the service fetches none of. */
+function notSearched(submodules: string[], scope: string | undefined): string[] {
+  const inScope = scope ? submodules.filter((p) => p.startsWith(`${scope}/`)) : submodules;
+  if (!inScope.length) return [];
+  const named = inScope.slice(0, 10).join(", ") + (inScope.length > 10 ? `, and ${inScope.length - 10} more` : "");
+  return [`not searched: ${named}, ${inScope.length === 1 ? "a submodule" : "submodules"} (the service fetches none: localize in the submodule's own repository)`];
+}
 
 /** `work`, or its signal's reason once it aborts first; what `work` brings after that goes to `late`. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
