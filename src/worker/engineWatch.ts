@@ -1,4 +1,8 @@
 import type { Logger } from "pino";
+import { within } from "../queue/connection.js";
+
+/** An engine that does not answer its ping within this is still down (a hung engine holds the ping). */
+const PING_MS = 5_000;
 
 /**
  * A worker whose Docker engine cannot start a sandbox (unreachable, the sandbox image missing)
@@ -15,30 +19,31 @@ export function watchEngine(
 ): { down(err: Error): void; stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let asking = false;
+  let stopped = false;
   const ask = async () => {
     if (asking) return;
     asking = true;
     try {
-      await ping();
+      // Still down (refused, or no answer in time): asked again at the next tick.
+      if (!(await within(ping().then(() => true), PING_MS)) || stopped) return;
       clearInterval(timer);
       timer = undefined;
       pause.resume();
       logger.warn("the Docker engine can start sandboxes again: taking jobs");
-    } catch {
-      // Still down: asked again at the next tick.
     } finally {
       asking = false;
     }
   };
   return {
     down(err) {
-      if (timer) return;
+      if (timer || stopped) return;
       timer = setInterval(() => void ask(), everyMs);
       timer.unref();
       void pause.pause().catch((e: unknown) => logger.warn({ err: e }, "pausing the worker failed"));
       logger.error({ reason: err.message }, "the Docker engine cannot start a sandbox: taking no job until it can (the job is handed back for another worker)");
     },
     stop() {
+      stopped = true;
       clearInterval(timer);
     },
   };
