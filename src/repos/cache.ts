@@ -344,12 +344,28 @@ export class RepoCache {
     const known = this.gitlinks.get(`${key}/${tree.sha}`);
     if (known) return known;
     if (!existsSync(join(mirror, "HEAD"))) return [];
-    const listed = await runGit(["--git-dir", mirror, "config", "--blob", `${tree.sha}:.gitmodules`, "--get-regexp", String.raw`^submodule\..*\.path$`], { signal }).catch(() => "");
-    const paths = listed
-      .split("\n")
-      .map((line) => line.slice(line.indexOf(" ") + 1).trim())
-      .filter(Boolean)
-      .sort();
+    const git = (args: string[]) => runGit(["--git-dir", mirror, ...args], { signal });
+    let paths: string[];
+    try {
+      // No .gitmodules (most commits): none. Asked apart, so that a failure below is not read as none.
+      const listed = (await git(["cat-file", "-e", `${tree.sha}:.gitmodules`]).then(() => true, () => false))
+        ? await git(["config", "--blob", `${tree.sha}:.gitmodules`, "--get-regexp", String.raw`^submodule\..*\.path$`]).catch((err: unknown) => (err instanceof GitError && err.exitCode === 1 ? "" : Promise.reject(err)))
+        : "";
+      const named = listed
+        .split("\n")
+        .map((line) => line.slice(line.indexOf(" ") + 1).trim())
+        .filter(Boolean);
+      // Those the tree holds as submodules: an entry .gitmodules kept for one removed names nothing.
+      const entries = named.length ? await git(["ls-tree", "-z", "--full-tree", tree.sha, "--", ...named.map((p) => `:(literal)${p}`)]) : "";
+      paths = entries
+        .split("\0")
+        .filter((e) => e.startsWith("160000 "))
+        .map((e) => e.slice(e.indexOf("\t") + 1))
+        .sort();
+    } catch {
+      // Not known (the job stopped meanwhile, git failed): said as none, and asked again next time.
+      return [];
+    }
     // A memo of the trees asked lately: a tree's submodules never change.
     if (this.gitlinks.size >= 1000) this.gitlinks.clear();
     this.gitlinks.set(`${key}/${tree.sha}`, paths);
@@ -682,8 +698,9 @@ export class RepoCache {
     const name = written === "@" ? "HEAD" : written;
     // Kept, one ref per name: the next fetch tells the remote what the mirror holds of it, and is
     // sent only what is new (with the ref dropped after each job, each fetch of a moved branch
-    // brought again all its history since the clone). Flat, so `a` and `a/b` never collide.
-    const kept = `refs/codescout/named/${name.replaceAll("%", "%25").replaceAll("/", "%2F")}`;
+    // brought again all its history since the clone). Named by a digest of the name: `a` and
+    // `a/b` never collide, and a long name (each part under git's limit) is no longer file name.
+    const kept = `refs/codescout/named/${createHash("sha256").update(name).digest("hex").slice(0, 40)}`;
     const netEnv = await env();
     const fetchOnce = () =>
       this.mirrors.watch(mirror, signal, (watched) =>

@@ -232,7 +232,7 @@ export class DockerSandboxProvider implements SandboxProvider {
    * them with a warning the API's answer carries and nobody reads, and a sandbox then took
    * 1.5 GiB and 400 processes past its limits. A sandbox holds untrusted code: none is started so.
    */
-  async checkLimits(): Promise<void> {
+  async checkLimits(): Promise<string[]> {
     let info: EngineLimits;
     try {
       info = (await this.docker.info()) as EngineLimits;
@@ -243,6 +243,8 @@ export class DockerSandboxProvider implements SandboxProvider {
     if (missing.length) {
       throw new SandboxError("create_failed", `the Docker engine cannot limit a sandbox's ${missing.join(", ")} (no cgroup controller for it: a rootless engine without delegation, or a kernel without it); a sandbox holds untrusted code and none is started without its limits`);
     }
+    // Without swap accounting (many hosts' default) the memory limit holds, and a sandbox may swap past it: said, not refused.
+    return info.SwapLimit === false ? ["the Docker engine cannot limit a sandbox's swap (no swap accounting: the kernel's swapaccount=1, or cgroup v2): a sandbox may use swap past its memory limit"] : [];
   }
 
   /** @internal */
@@ -297,6 +299,7 @@ export class DockerSandboxProvider implements SandboxProvider {
 
 /** What an engine's `info` says of the limits it can set. */
 export interface EngineLimits {
+  SwapLimit?: boolean;
   MemoryLimit?: boolean;
   PidsLimit?: boolean;
   CpuCfsQuota?: boolean;

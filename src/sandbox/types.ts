@@ -86,8 +86,11 @@ export interface SandboxProvider {
   readonly ownerId?: string;
   /** Throws when the container engine cannot be reached (readiness). */
   ping?(): Promise<void>;
-  /** Throws when the engine would start a sandbox without the limits it is given (asked once, at the worker's start). */
-  checkLimits?(): Promise<void>;
+  /**
+   * Throws when the engine would start a sandbox without the limits it is given (asked once, at
+   * the worker's start); returns what it would drop that the others still bound, to be said.
+   */
+  checkLimits?(): Promise<string[]>;
 }
 
 export class SandboxError extends Error {

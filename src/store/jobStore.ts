@@ -101,6 +101,17 @@ export class JobStore {
     return parsed.success ? parsed.data : null;
   }
 
+  /**
+   * When a worker's engine first failed to start this job's sandbox (ms), now if it never did:
+   * how long the job has been handed back for other workers, apart from its other starts (a
+   * newer API's fields, a shutdown), which count in BullMQ's own.
+   */
+  async engineTroubleSince(id: string): Promise<number> {
+    const key = this.keys.engineTrouble(id);
+    await this.redis.set(key, String(Date.now()), "EX", this.retentionS, "NX");
+    return Number(await this.redis.get(key)) || Date.now();
+  }
+
   async putStatic(view: JobView): Promise<void> {
     await this.redis.set(this.keys.staticView(view.id), JSON.stringify(view), "EX", this.retentionS);
   }

@@ -9,6 +9,8 @@ export function keys(prefix: string) {
     events: (id: string) => `${base}:events:${id}`,
     staticView: (id: string) => `${base}:static:${id}`,
     cancelFlag: (id: string) => `${base}:cancel:${id}`,
+    /** When a worker's engine first failed to start the job's sandbox (ms since the epoch). */
+    engineTrouble: (id: string) => `${base}:engine-trouble:${id}`,
     cancelChannel: `${base}:cancel`,
     idempotency: (hash: string) => `${base}:idem:${hash}`,
     resultCache: (hash: string) => `${base}:cache:${hash}`,

@@ -133,7 +133,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     const sandboxes = options.sandboxes ?? createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners });
     heartbeat = new Heartbeat(redis, store.keys, id, () => probe(config, sandboxes), sandboxes.ownerId);
     await heartbeat.start();
-    await sandboxes.checkLimits?.();
+    for (const line of (await sandboxes.checkLimits?.()) ?? []) logger.error(line);
     const reaped = await sandboxes.reapOrphans();
     metrics.sandboxesReaped(reaped);
     if (reaped > 0) logger.warn({ reaped }, "removed sandboxes left behind by a crashed worker");

@@ -177,12 +177,15 @@ export function createProcessor(deps: ProcessorDeps) {
       // when they say, and a sandbox that comes after all is removed then.
       sandbox = await untilAborted(creating, abort.signal, (late) => void late.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"))).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
-        // This worker's engine, not the job: another worker's may start it.
-        const handedBack = Math.max(0, job.attemptsStarted - 1);
-        if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token && handedBack * ENGINE_RETRY_MS < ENGINE_WAIT_MS) {
+        // This worker's engine, not the job: it takes no more jobs, and another worker's engine may start this one.
+        if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token) {
           deps.engineDown?.(err);
-          await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token);
-          throw new DelayedError();
+          const since = await deps.store.engineTroubleSince(payload.jobId).catch(() => Date.now());
+          if (Date.now() - since < ENGINE_WAIT_MS) {
+            // Refused, the lock is no longer this run's: the run that has it says the job's end.
+            await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
+            throw new DelayedError();
+          }
         }
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
@@ -298,7 +301,7 @@ export function createProcessor(deps: ProcessorDeps) {
       );
       return result;
     } catch (err) {
-      if (err instanceof DelayedError) throw err;
+      if (err instanceof DelayedError || err instanceof WaitingError) throw err;
       if (abortedFor() === "shutdown" && token) {
         // The worker is going away: hand the job back so another worker runs it from the start.
         await job.moveToWait(token);
@@ -353,7 +356,9 @@ const HISTORY_JOB_MARGIN_MS = 30_000;
 function notSearched(submodules: string[], scope: string | undefined): string[] {
   const inScope = scope ? submodules.filter((p) => p.startsWith(`${scope}/`)) : submodules;
   if (!inScope.length) return [];
-  const named = inScope.slice(0, 10).join(", ") + (inScope.length > 10 ? `, and ${inScope.length - 10} more` : "");
+  // Within the answer's bound on a note (contract.ts: 2,000 characters): ten paths at most, each cut at 150.
+  const shown = inScope.slice(0, 10).map((p) => (p.length > 150 ? `${p.slice(0, 149)}…` : p));
+  const named = shown.join(", ") + (inScope.length > shown.length ? `, and ${inScope.length - shown.length} more` : "");
   return [`not searched: ${named}, ${inScope.length === 1 ? "a submodule" : "submodules"} (the service fetches none: localize in the submodule's own repository)`];
 }
 

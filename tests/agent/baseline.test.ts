@@ -838,7 +838,7 @@ describe("baseline pieces", () => {
     const ok = { exitCode: 0, stderr: "", truncated: false };
     expect(() => parseScan({ ...ok, stdout: "not json" })).toThrow(ScanError);
     // Killed at its time limit: said so, with what to do, not as an exit code with no reason.
-    expect(() => parseScan({ ...ok, exitCode: -1, stdout: "", timedOut: true })).toThrow(/took longer than its 60 s .*options\.scope/);
+    expect(() => parseScan({ ...ok, exitCode: -1, stdout: "", timedOut: true })).toThrow(/was stopped \(past its 60 s, or past the sandbox's memory.*options\.scope/);
     expect(() => parseScan({ ...ok, stdout: JSON.stringify({ keys: [], paths: [], files: [{ i: 0, n: -1 }] }) })).toThrow(/malformed/);
     expect(() => parseScan({ ...ok, truncated: true, stdout: "{}" })).toThrow(/output cut/);
     const file = (i: number, tf: string, ph = "[]") => `{"i":${i},"n":1,"tf":${tf},"pt":{},"ids":{},"defs":[],"ph":${ph}}`;

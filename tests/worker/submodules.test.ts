@@ -23,7 +23,8 @@ afterAll(async () => {
 
 describe("a repository with submodules", () => {
   it("says which submodules were not searched, beside the answer and in the tool's text", async () => {
-    writeFileSync(join(fx.dir, ".gitmodules"), '[submodule "retry"]\n\tpath = vendor/retry\n\turl = https://example.com/retry.git\n');
+    // And an entry .gitmodules kept for a submodule since removed: it names nothing of the tree.
+    writeFileSync(join(fx.dir, ".gitmodules"), '[submodule "retry"]\n\tpath = vendor/retry\n\turl = https://example.com/retry.git\n[submodule "old"]\n\tpath = vendor/old\n\turl = https://example.com/old.git\n');
     // A gitlink, as `git submodule add` records one: the commit of another repository.
     fx.git("update-index", "--add", "--cacheinfo", `160000,${fx.commits[0]!},vendor/retry`);
     fx.git("add", ".gitmodules");
@@ -36,9 +37,9 @@ describe("a repository with submodules", () => {
     const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
     const store = new JobStore(queue, redis, 600);
     try {
-      const ask = async (scope?: string) => {
+      const ask = async (scope?: string, commit = sha) => {
         const jobId = randomUUID();
-        await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: sha }, issue: `\`helper\` should retry with jitter${scope ? ` (${scope})` : ""}`, options: { policy: "baseline", ...(scope ? { scope } : {}) }, owner: "alice", submittedAt: new Date().toISOString() });
+        await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit }, issue: `\`helper\` should retry with jitter${scope ? ` (${scope})` : ""}`, options: { policy: "baseline", ...(scope ? { scope } : {}) }, owner: "alice", submittedAt: new Date().toISOString() });
         return waitFor(async () => {
           const view = await store.get(jobId);
           return view?.status === "succeeded" || view?.status === "failed" ? view : undefined;
@@ -50,6 +51,17 @@ describe("a repository with submodules", () => {
       expect(text).toContain("Note: not searched: vendor/retry, a submodule");
       // A scope without submodules says nothing of them.
       expect((await ask("pkg")).result?.notes).toBeUndefined();
+
+      // Many, with long paths: the note stays within what an answer may carry, and says how many more.
+      const long = Array.from({ length: 12 }, (_, i) => `third_party/${"deeply-nested-vendor-directory/".repeat(6)}lib${i}`);
+      writeFileSync(join(fx.dir, ".gitmodules"), long.map((p, i) => `[submodule "l${i}"]\n\tpath = ${p}\n\turl = https://example.com/l${i}.git\n`).join(""));
+      for (const p of long) fx.git("update-index", "--add", "--cacheinfo", `160000,${fx.commits[0]!},${p}`);
+      fx.git("add", ".gitmodules");
+      fx.git("commit", "-qm", "many submodules");
+      const many = await ask(undefined, fx.git("rev-parse", "HEAD"));
+      expect(many.status).toBe("succeeded");
+      expect(many.result?.notes?.[0]?.length).toBeLessThan(2000);
+      expect(many.result?.notes?.[0]).toContain(", and 2 more");
     } finally {
       await worker.close();
       await queue.close();

@@ -321,7 +321,8 @@ export async function scanRepository(exec: Exec, root: string, query: ScanQuery)
 
 /** The scan's output, checked: `phrases` is how many phrases were asked about (a line for another is dropped). */
 export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
-  if (result.timedOut) throw new ScanError(`repository scan took longer than its ${SCAN_TIMEOUT_MS / 1000} s (a tree too large for it, or a sandbox that stopped answering): ask with options.scope, a directory of the repository`);
+  // Killed: its time limit, or the sandbox's memory limit (both read as a timed-out exec, exit 137).
+  if (result.timedOut) throw new ScanError(`repository scan was stopped (past its ${SCAN_TIMEOUT_MS / 1000} s, or past the sandbox's memory: a tree too large for it, or a sandbox that stopped answering): ask with options.scope, a directory of the repository`);
   if (result.exitCode !== 0 || result.truncated) throw new ScanError(`repository scan failed (exit ${result.exitCode}${result.truncated ? ", output cut" : ""}): ${result.stderr.slice(-300)}`);
   let raw: unknown;
   try {
