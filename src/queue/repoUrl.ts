@@ -103,7 +103,11 @@ export function parseRepoUrl(raw: string, policy: RepoUrlPolicy): RepoIdentity {
   // After the host is normalized: `github.com.` is github.com.
   const repository = repositoryOfPage(u);
   if (repository) throw new RepoUrlError(`repository URL is a web page's (a branch, a file, a pull request), not the repository's: give ${repository}, and the branch or commit as repo.commit`);
-  const segments = u.pathname.replace(/\/+$/, "").replace(/\.git$/, "").split("/").filter(Boolean);
+  // One spelling per repository, so that each is mirrored once: no trailing slash, and on GitHub
+  // (which serves `owner/name` and `owner/name.git` alike) the `.git` its clone button gives.
+  if (u.pathname.length > 1) u.pathname = u.pathname.replace(/\/+$/, "");
+  if (u.hostname === "github.com" && u.pathname.split("/").filter(Boolean).length === 2 && !u.pathname.endsWith(".git")) u.pathname += ".git";
+  const segments = u.pathname.replace(/\.git$/, "").split("/").filter(Boolean);
   const clean = (s: string | undefined, fallback: string) => (s ?? fallback).replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 64) || fallback;
   const name = clean(segments.at(-1), "repo");
   const owner = clean(segments.at(-2), "local");

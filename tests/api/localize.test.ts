@@ -73,6 +73,13 @@ describe("POST /v1/localize", () => {
       expect(res.statusCode, url).toBe(202);
       expect(res.json().repo.url, url).toBe(https);
     }
+    // One spelling per repository: without a trailing slash, and GitHub's with `.git`.
+    for (const url of ["https://github.com/psf/requests", "https://github.com/psf/requests/", "https://github.com/psf/requests.git/"]) {
+      const spelled = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} (${url})`, repo: { ...validBody.repo, url } } });
+      expect([url, spelled.statusCode, spelled.json().repo.url]).toEqual([url, 202, https]);
+    }
+    const other = await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} (elsewhere)`, repo: { ...validBody.repo, url: "https://example.com/git/tool/" } } });
+    expect(other.json().repo.url).toBe("https://example.com/git/tool");
     // Azure DevOps' addresses as its clone button and `git remote get-url` give them.
     for (const [url, as] of [
       ["git@ssh.dev.azure.com:v3/myorg/proj/repo", "https://dev.azure.com/myorg/proj/_git/repo"],
