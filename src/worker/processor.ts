@@ -177,16 +177,7 @@ export function createProcessor(deps: ProcessorDeps) {
       // when they say, and a sandbox that comes after all is removed then.
       sandbox = await untilAborted(creating, abort.signal, (late) => void late.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"))).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
-        // This worker's engine, not the job: it takes no more jobs, and another worker's engine may start this one.
-        if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token) {
-          deps.engineDown?.(err);
-          const since = await deps.store.engineTroubleSince(payload.jobId).catch(() => Date.now());
-          if (Date.now() - since < ENGINE_WAIT_MS) {
-            // Refused, the lock is no longer this run's: the run that has it says the job's end.
-            await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
-            throw new DelayedError();
-          }
-        }
+        if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token) await handBackForAnotherEngine(job, token, err, deps);
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
       const sandboxMs = performance.now() - tS;
@@ -351,6 +342,21 @@ export function createProcessor(deps: ProcessorDeps) {
  * before the job's time limit, then the job is answered without it.
  */
 const HISTORY_JOB_MARGIN_MS = 30_000;
+
+/**
+ * A job whose sandbox this worker's engine could not start (unreachable, its image missing): not
+ * the job's fault. The worker takes no more jobs (engineWatch.ts), and the job is handed back for
+ * another worker's engine, for ENGINE_WAIT_MS from its first such failure; past that, every
+ * engine has failed it, and it fails (returns, for the caller to throw).
+ */
+async function handBackForAnotherEngine(job: LocalizeJob, token: string, err: SandboxError, deps: Pick<ProcessorDeps, "store" | "engineDown">): Promise<void> {
+  deps.engineDown?.(err);
+  const since = await deps.store.engineTroubleSince(job.data.jobId).catch(() => Date.now());
+  if (Date.now() - since >= ENGINE_WAIT_MS) return;
+  // Refused, the lock is no longer this run's: the run that has it says the job's end.
+  await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
+  throw new DelayedError();
+}
 
 /** What the job could not search: the submodules in its tree (or scope), which the service fetches none of. */
 function notSearched(submodules: string[], scope: string | undefined): string[] {
