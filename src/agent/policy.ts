@@ -93,6 +93,8 @@ export interface PolicyResult {
   finishReason: FinishReason;
   /** Set when this answer is the fallback's: which policy failed, and why (a ModelError's reason). */
   fallback?: { from: PolicyName; reason: string };
+  /** What the policy did not read of the tree, for the caller to know (the baseline's scan past its bound). */
+  notes?: string[];
   turns: number;
   usage: PolicyUsage;
   /** Messages, tool calls, observations and timings, in order. */

@@ -253,7 +253,7 @@ export const localizeResultSchema = z.object({
     .array(z.string().max(2000))
     .max(10)
     .optional()
-    .describe("What the service could not search of the tree, for the caller to know: the submodules it holds as empty directories (the service fetches none)."),
+    .describe("What the service did not search of the tree, for the caller to know: the submodules it holds as empty directories (the service fetches none); of a tree past the baseline's 20,000 source files, how many it read."),
   files: z.array(z.string()),
   modules: z.array(z.string()),
   entities: z.array(z.string()),

@@ -264,7 +264,7 @@ export function createProcessor(deps: ProcessorDeps) {
         locations: unscoped(checked, scope),
         ...(alternatives.length ? { alternatives: unscoped(alternatives, scope) } : {}),
         ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
-        ...(notes.length ? { notes } : {}),
+        ...(notes.length || outcome.notes?.length ? { notes: [...notes, ...(outcome.notes ?? [])] } : {}),
         ...sets,
         turns: outcome.turns,
         timings: {

@@ -94,6 +94,8 @@ describe("baseline policy in a real sandbox", () => {
     expect(result.locations?.[0]?.evidence).toContain("the file defines `Cart.total` (line 10) as the issue writes it");
     expect(result.locations?.[0]?.evidence).toContain("the file defines `Cart` (line 1), `total` (line 10), named in the issue");
     expect(result.locations?.some((l) => l.file.includes("tests/"))).toBe(false);
+    // A tree the scan reads whole says nothing of what it did not read.
+    expect(result.notes).toBeUndefined();
     // The scan and the ast outline ran in the sandbox, and the trajectory says so.
     expect(events.filter((e) => e.type === "command")).toHaveLength(2);
     expect(result.trajectory.filter((s) => s.kind === "tool" && s.name === "sandbox_exec" && s.exit_code === 0)).toHaveLength(2);

@@ -36,5 +36,7 @@ describe("a tree larger than the scan reads", () => {
   it("reads first the files whose paths hold the issue's words, so a package past the first 20,000 files is still found", async () => {
     const result = await new BaselinePolicy().run(policyContext(box, "frobulate_needle breaks on empty needles\n\nCalling `frobulate_needle` in the needle package with an empty needle fails.", () => {}));
     expect(result.locations?.[0]).toMatchObject({ file: "zz_needle/frobulate.py", function_name: "frobulate_needle" });
+    // The answer is of the files read, and says so.
+    expect(result.notes).toEqual(["read 20,000 of the tree's 21,001 source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part"]);
   });
 });

@@ -24,6 +24,10 @@ export interface ScanQuery {
   files?: string[];
 }
 
+/** Source files the scan reads at most, and lists at most (240,000 listed: 2.4 s, 60 MB) to choose them from. */
+export const SCAN_MAX_FILES = 20_000;
+export const SCAN_MAX_LISTED = 200_000;
+
 /** Directories the scan never enters (docs, builds, tests, vendored installs), and those it skips at the top only. */
 export const SCAN_SKIP_DIRS: readonly string[] = ["tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages", "__tests__", "__mocks__", "testdata"];
 export const SCAN_TOP_SKIP_DIRS: readonly string[] = ["test", "testing"];
@@ -35,9 +39,9 @@ q = json.load(sys.stdin)
 SKIP_DIRS = set(${JSON.stringify(SCAN_SKIP_DIRS)})
 TOP_SKIP = set(${JSON.stringify(SCAN_TOP_SKIP_DIRS)})
 TESTISH = re.compile(r"^(test_.*|.*_test|conftest)\\.py$")
-MAX_FILES, MAX_BYTES, LANG_CAP = 20000, 2000000, 65536
-# Source files listed at most, of which the scan reads MAX_FILES (240,000 listed: 2.4 s, 60 MB).
-MAX_LISTED = 200000
+MAX_FILES, MAX_BYTES, LANG_CAP = ${SCAN_MAX_FILES}, 2000000, 65536
+# Source files listed at most (SCAN_MAX_LISTED), of which the scan reads MAX_FILES.
+MAX_LISTED = ${SCAN_MAX_LISTED}
 # Bytes that are not ASCII word characters, mapped to spaces: translate + split gives the
 # tokens a bytes \\w+ regex finds, at a fraction of its cost.
 NONWORD = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32 for c in range(256))
@@ -239,7 +243,7 @@ for p in q.get("files", [])[:20]:
         break
 
 # dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
-sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named}, separators=(",", ":"), sort_keys=True))
+sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": len(found)}, separators=(",", ":"), sort_keys=True))
 `;
 
 /**
@@ -277,6 +281,7 @@ const scanSchema = z.object({
     .max(20_000),
   // Optional: a scan of an earlier build prints none (the dumps the offline replays read).
   named: z.array(z.string().max(4096)).max(20).optional(),
+  listed: z.number().int().nonnegative().optional(),
 });
 
 export interface ScannedFile {
@@ -301,6 +306,8 @@ export interface ScanResult {
   files: ScannedFile[];
   /** Files that are not source the issue names and the tree holds (namedFiles.ts). */
   named: string[];
+  /** Source files the tree holds, of every language (up to SCAN_MAX_LISTED): past SCAN_MAX_FILES, not all were read. */
+  listed: number;
 }
 
 export class ScanError extends Error {
@@ -332,7 +339,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
   }
   const parsed = scanSchema.safeParse(raw);
   if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  const { keys, paths, files, named = [] } = parsed.data;
+  const { keys, paths, files, named = [], listed = paths.length } = parsed.data;
   // What the script printed is the tree's to shape (a module of its own imported in place of the
   // standard one, say): a path that leaves the tree is refused, not read and answered.
   const outside = [...paths, ...named].find((p) => p.startsWith("/") || p.split("/").includes(".."));
@@ -355,6 +362,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
         phrases: f.ph.filter(([phrase]) => phrase < phrases).map(([phrase, line]) => ({ phrase, line })),
       })),
     named,
+    listed,
   };
 }
 
