@@ -22,6 +22,9 @@ export function loadDump(path: string): Map<string, Dumped> {
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line.trim()) continue;
     const d = deserialize<Dumped>(line);
+    // Dumps made before stop 58 hold no named files (none then answered) nor the count listed.
+    d.gathered.scan.named ??= [];
+    d.gathered.scan.listed ??= d.gathered.scan.paths.length;
     out.set(d.instance_id, d);
   }
   return out;
