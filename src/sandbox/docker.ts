@@ -219,7 +219,10 @@ export class DockerSandboxProvider implements SandboxProvider {
   /** Resolves when the engine answers and the sandbox image is present. */
   async ping(): Promise<void> {
     try {
-      await this.docker.ping();
+      // Given up with its connection: a hung engine asked every few seconds kept each one open.
+      // dockerode's ping takes docker-modem's abort signal, which its types do not say.
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+      await ping({ abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
       await this.docker.getImage(this.opts.image).inspect();
     } catch (err) {
       throw classifyEngineError(err, this.opts.image);
@@ -309,6 +312,9 @@ export interface EngineLimits {
 export function missingLimits(info: EngineLimits): string[] {
   return [info.MemoryLimit === false && "memory", info.PidsLimit === false && "number of processes", info.CpuCfsQuota === false && "CPU"].filter((x): x is string => Boolean(x));
 }
+
+/** How long an engine has to answer a ping. */
+const PING_TIMEOUT_MS = 4_000;
 
 /** How long past its job's time limit a sandbox may still be in use (its removal, a slow engine). */
 const PAST_LIMIT_S = 120;
@@ -597,6 +603,9 @@ function classifyEngineError(err: unknown, image: string): SandboxError {
   const e = err as { statusCode?: number; code?: string; message?: string };
   if (e.statusCode === 404 && /image/i.test(e.message ?? "" + String(err))) {
     return new SandboxError("image_missing", `sandbox image ${image} is missing: run docker/build-sandbox-image.sh`, { cause: err });
+  }
+  if ((err as Error | undefined)?.name === "AbortError" || (err as Error | undefined)?.name === "TimeoutError") {
+    return new SandboxError("engine_unreachable", "the Docker engine did not answer in time", { cause: err });
   }
   if (e.code === "ECONNREFUSED" || e.code === "ENOENT" || e.code === "EACCES" || e.code === "ETIMEDOUT") {
     return new SandboxError("engine_unreachable", `the Docker engine is unreachable: ${e.message ?? e.code}`, { cause: err });

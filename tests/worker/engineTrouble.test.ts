@@ -90,7 +90,8 @@ describe("a worker whose Docker engine cannot start sandboxes", () => {
     let hung = false;
     const proxy = createServer((client) => {
       pairs.push(client);
-      if (hung) return void client.pause();
+      // Hung: what it is sent is read and never answered (read, so that a caller giving up is seen).
+      if (hung) return void client.resume();
       const up = connect(engineSocket);
       pairs.push(up);
       client.pipe(up);
@@ -103,10 +104,8 @@ describe("a worker whose Docker engine cannot start sandboxes", () => {
     const config = testConfig({ ALLOW_FILE_URLS: "true", SANDBOX_JOB_TIMEOUT_S: "10" });
     prefixes.push(config.QUEUE_PREFIX);
     const owners = { scope: `hang-${config.QUEUE_PREFIX}`, alive: async () => null };
-    const worker = await startWorker(config, {
-      logger: pino({ level: "silent" }),
-      sandboxes: createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners, docker: new Dockerode({ socketPath: hangSocket }) }),
-    });
+    const sandboxes = createDockerSandboxProvider({ ...sandboxOptionsFromConfig(config), owners, docker: new Dockerode({ socketPath: hangSocket }) });
+    const worker = await startWorker(config, { logger: pino({ level: "silent" }), sandboxes });
     const redis = createRedis(config.REDIS_URL, "producer");
     const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
     const store = new JobStore(queue, redis, 600);
@@ -117,6 +116,13 @@ describe("a worker whose Docker engine cannot start sandboxes", () => {
       await enqueueLocalize(queue, { jobId: timedOut, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43 (hung)", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
       const failed = await waitFor(async () => ((await store.get(timedOut))?.status === "failed" ? store.get(timedOut) : undefined), 30_000, "the job ended at its limit");
       expect(failed?.error).toMatchObject({ code: "job_timeout" });
+
+      // Its ping gives up in time, and with its connection: asked every few seconds, a hung engine kept each one open.
+      const from = pairs.length;
+      await expect(sandboxes.ping()).rejects.toThrow("the Docker engine did not answer in time");
+      expect(pairs.length).toBeGreaterThan(from);
+      // Those opened meanwhile (this ping's, and the heartbeat's, which gives up as it does) are closed.
+      await expect.poll(() => pairs.slice(from).every((c) => c.closed), { timeout: 6_000 }).toBe(true);
 
       const cancelled = randomUUID();
       await enqueueLocalize(queue, { jobId: cancelled, repo: { url: fx.url, commit: fx.commits[0]! }, issue: "`helper` should return 43 (hung, cancelled)", options: { policy: "baseline" }, owner: "alice", submittedAt: new Date().toISOString() });
