@@ -711,7 +711,11 @@ export class RepoCache {
       await this.retried(url, signal, () => fetchOnce().catch(async (err: unknown) => (err instanceof GitError && /cannot lock ref/.test(err.stderr) ? sleep(200).then(fetchOnce) : Promise.reject(err))));
     } catch (err) {
       if (signal?.aborted) throw err;
-      if (err instanceof GitError && /couldn't find remote ref|invalid refspec|not a valid ref/i.test(err.stderr)) return null;
+      if (err instanceof GitError && /couldn't find remote ref|invalid refspec|not a valid ref/i.test(err.stderr)) {
+        // A branch deleted on the remote: what its kept ref held goes with the next repack.
+        await runGit(["--git-dir", mirror, "update-ref", "-d", kept]).catch(() => undefined);
+        return null;
+      }
       throw new RepoError("fetch_failed", `could not ask ${url} which commit ${name} is now (a name may have moved since the last fetch; a full sha is served from the cache): ${(err as Error).message}`, { cause: err });
     }
     return this.resolve(mirror, `${kept}${rest}`, signal);

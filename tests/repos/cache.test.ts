@@ -390,7 +390,7 @@ describe("RepoCache", () => {
   });
 
   it("asks the remote what a name stands for now: a branch moved, HEAD, a tag moved, a branch deleted", async () => {
-    const { fx, cache } = setup();
+    const { fx, cache, dir } = setup();
     fx.git("tag", "v1");
     expect((await cache.prepare({ url: fx.url, commit: "main" })).sha).toBe(fx.commits[0]);
     // The mirror is there now; the branch and the tag move on the remote.
@@ -414,6 +414,10 @@ describe("RepoCache", () => {
     expect((await cache.prepare({ url: fx.url, commit: "gone" })).sha).toBe(second);
     fx.git("branch", "-q", "-D", "gone");
     await expect(cache.prepare({ url: fx.url, commit: "gone" })).rejects.toMatchObject({ reason: "commit_not_found" });
+    // Nor does its kept ref stay, holding its commits.
+    const [mirror] = readdirSync(join(dir, "mirrors")).filter((m) => m.endsWith(".git"));
+    const keptRefs = execFileSync("git", ["--git-dir", join(dir, "mirrors", mirror!), "for-each-ref", "--format=%(refname)", "refs/codescout/named/"], { encoding: "utf8" });
+    expect(keptRefs).not.toContain(createHash("sha256").update("gone").digest("hex").slice(0, 40));
   });
 
   it("fetches of a moved branch bring what is new since the last one, not all since the clone", async () => {
