@@ -328,15 +328,11 @@ export class RepoCache {
   }
 
   /**
-   * What the commits an issue names changed, among the prepared tree's ancestors (see
-   * history.ts). An upload has no history: it answers nothing, as a hint that is not there.
-   * The tree's mirror was used by its preparation, so the budget does not count it idle yet.
-   */
-  /**
-   * The submodules of a tree's commit, as its `.gitmodules` names them: the tree holds each as an
-   * empty directory (the service fetches none), and a job says so rather than answer as if their
-   * code were not there. None for an upload (its client says), or where the commit's mirror is
-   * not here yet (a commit fetched alone, while the clone runs).
+   * The submodules of a tree's commit: the entries of its `.gitmodules` that the tree holds as
+   * submodules (gitlinks), each an empty directory of the tree, since the service fetches none. A
+   * job says so rather than answer as if their code were not there. None for an upload (its
+   * client says), or where the commit's mirror is not here yet (a commit fetched alone, while the
+   * clone runs).
    */
   async submodules(tree: PreparedTree, signal?: AbortSignal): Promise<string[]> {
     if (!SHA_RE.test(tree.sha)) return [];
@@ -372,6 +368,11 @@ export class RepoCache {
     return paths;
   }
 
+  /**
+   * What the commits an issue names changed, among the prepared tree's ancestors (see
+   * history.ts). An upload has no history: it answers nothing, as a hint that is not there.
+   * The tree's mirror was used by its preparation, so the budget does not count it idle yet.
+   */
   async namedCommits(tree: PreparedTree, refs: string[], signal?: AbortSignal, options: { waitUntil?: number } = {}): Promise<CommitChange[]> {
     if (refs.length === 0 || !SHA_RE.test(tree.sha)) return [];
     const { key, mirror } = this.mirrorOf(tree.url);
