@@ -25,6 +25,7 @@ export function loadDump(path: string): Map<string, Dumped> {
     // Dumps made before stop 58 hold no named files (none then answered) nor the count listed.
     d.gathered.scan.named ??= [];
     d.gathered.scan.listed ??= d.gathered.scan.paths.length;
+    d.gathered.scan.cut ??= false;
     out.set(d.instance_id, d);
   }
   return out;

@@ -6,7 +6,7 @@ import { outlineFiles, type OutlinedDef, type OutlinedFile } from "./baseline/ou
 import { buildQuery, type Query } from "./baseline/query.js";
 import { CALIBRATION, calibrate, type Curve } from "./baseline/calibration.js";
 import { rerank } from "./baseline/rerank.js";
-import { SCAN_MAX_FILES, SCAN_MAX_LISTED, scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
+import { scanRepository, type Exec, type ScanResult } from "./baseline/repoScan.js";
 import { WEIGHTS } from "./baseline/weights.js";
 import { MAX_ANSWERED_FILES } from "./baseline/namedFiles.js";
 
@@ -95,9 +95,9 @@ export class BaselinePolicy implements Policy {
       arguments: JSON.stringify({ locations: decision.locations }),
       ranked_files: decision.files.slice(0, 5).map((f) => ({ file: f.item.path, score: round(f.score), p: round(f.p) })),
     });
-    const { listed } = gathered.scan;
+    const { listed, cut, paths } = gathered.scan;
     // A tree past what the scan reads (a monorepo): the answer is of the files read, and says so.
-    const notes = listed > SCAN_MAX_FILES ? [`read ${SCAN_MAX_FILES.toLocaleString("en")} of the tree's ${listed >= SCAN_MAX_LISTED ? `more than ${SCAN_MAX_LISTED.toLocaleString("en")}` : listed.toLocaleString("en")} source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part`] : [];
+    const notes = listed > paths.length ? [`read ${paths.length.toLocaleString("en")} of the tree's ${cut ? "more than " : ""}${listed.toLocaleString("en")} source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part`] : [];
     return { policy: "baseline", locations: decision.locations, alternatives: decision.alternatives, finishReason: "finish_tool", turns: turn, usage, trajectory, ...(notes.length ? { notes } : {}) };
   }
 }

@@ -343,8 +343,13 @@ export class RepoCache {
     const git = (args: string[]) => runGit(["--git-dir", mirror, ...args], { signal });
     let paths: string[];
     try {
-      // No .gitmodules (most commits): none. Asked apart, so that a failure below is not read as none.
-      const listed = (await git(["cat-file", "-e", `${tree.sha}:.gitmodules`]).then(() => true, () => false))
+      // No .gitmodules (most commits): none. Only git's own "does not exist" says so: a run stopped
+      // or failed says nothing, and is not remembered.
+      const hasModules = await git(["cat-file", "-e", `${tree.sha}:.gitmodules`]).then(
+        () => true,
+        (err: unknown) => (err instanceof GitError && /does not exist/.test(err.stderr) ? false : Promise.reject(err)),
+      );
+      const listed = hasModules
         ? await git(["config", "--blob", `${tree.sha}:.gitmodules`, "--get-regexp", String.raw`^submodule\..*\.path$`]).catch((err: unknown) => (err instanceof GitError && err.exitCode === 1 ? "" : Promise.reject(err)))
         : "";
       const named = listed
@@ -362,6 +367,7 @@ export class RepoCache {
       // Not known (the job stopped meanwhile, git failed): said as none, and asked again next time.
       return [];
     }
+    if (signal?.aborted) return paths;
     // A memo of the trees asked lately: a tree's submodules never change.
     if (this.gitlinks.size >= 1000) this.gitlinks.clear();
     this.gitlinks.set(`${key}/${tree.sha}`, paths);

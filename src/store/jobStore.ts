@@ -112,6 +112,11 @@ export class JobStore {
     return Number(await this.redis.get(key)) || Date.now();
   }
 
+  /** A sandbox of the job started: a later engine's trouble is timed from its own first failure. */
+  async engineTroubleOver(id: string): Promise<void> {
+    await this.redis.del(this.keys.engineTrouble(id));
+  }
+
   async putStatic(view: JobView): Promise<void> {
     await this.redis.set(this.keys.staticView(view.id), JSON.stringify(view), "EX", this.retentionS);
   }

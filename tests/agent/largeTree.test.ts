@@ -40,3 +40,38 @@ describe("a tree larger than the scan reads", () => {
     expect(result.notes).toEqual(["read 20,000 of the tree's 21,001 source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part"]);
   });
 });
+
+describe("a tree past 20,000 source files of which the language read holds fewer", () => {
+  let mixed: SandboxFixture;
+  beforeAll(async () => {
+    mixed = await startSandbox(
+      { "README.md": "an application and its vendored scripts\n" },
+      {
+        more: (dir) => {
+          execFileSync("git", ["-C", dir, "config", "gc.auto", "0"]);
+          // 18,000 small vendored scripts, and the application's 3,001 Python files, most of the source by size.
+          for (let d = 0; d < 180; d++) {
+            const lib = join(dir, "web", "static", `lib${String(d).padStart(3, "0")}`);
+            mkdirSync(lib, { recursive: true });
+            for (let f = 0; f < 100; f++) writeFileSync(join(lib, `s${f}.js`), "x=1;\n");
+          }
+          for (let f = 0; f < 3000; f++) {
+            const pkg = join(dir, "pkg", `p${Math.floor(f / 100)}`);
+            mkdirSync(pkg, { recursive: true });
+            writeFileSync(join(pkg, `m${f % 100}.py`), `def helper_${f}(value):\n    """Returns the value it is given, unchanged, for the caller."""\n    return value\n`);
+          }
+          writeFileSync(join(dir, "pkg", "frobulate.py"), "def frobulate_needle(x):\n    return x\n");
+        },
+      },
+    );
+  }, 300_000);
+  afterAll(async () => {
+    await mixed?.cleanup();
+  });
+
+  it("reads every file of that language, and says nothing of a part not read", async () => {
+    const result = await new BaselinePolicy().run(policyContext(mixed, "frobulate_needle breaks on empty needles\n\nCalling `frobulate_needle` with an empty needle fails.", () => {}));
+    expect(result.locations?.[0]).toMatchObject({ file: "pkg/frobulate.py", function_name: "frobulate_needle" });
+    expect(result.notes).toBeUndefined();
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, renameSync, rmSync, utimesSync, statSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, renameSync, rmSync, utimesSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
@@ -448,6 +448,19 @@ describe("RepoCache", () => {
     expect((await cache.prepare({ url: fx.url, commit: second.slice(0, 10).toUpperCase() })).sha).toBe(second);
     expect((await cache.prepare({ url: fx.url, commit: "@" })).sha).toBe(second);
     expect((await cache.prepare({ url: fx.url, commit: "@~1" })).sha).toBe(fx.commits[0]);
+  });
+
+  it("names a commit's submodules, those its .gitmodules lists that the tree holds, and remembers only a known answer", async () => {
+    const { fx, cache } = setup();
+    writeFileSync(join(fx.dir, ".gitmodules"), '[submodule "r"]\n\tpath = vendor/retry\n\turl = https://example.com/r.git\n[submodule "o"]\n\tpath = vendor/old\n\turl = https://example.com/o.git\n');
+    fx.git("update-index", "--add", "--cacheinfo", `160000,${fx.commits[0]!},vendor/retry`);
+    fx.git("add", ".gitmodules");
+    fx.git("commit", "-qm", "a submodule");
+    const tree = await cache.prepare({ url: fx.url, commit: fx.git("rev-parse", "HEAD") });
+    // Asked by a job that stopped meanwhile: not known, and not remembered as none.
+    expect(await cache.submodules(tree, AbortSignal.abort())).toEqual([]);
+    expect(await cache.submodules(tree)).toEqual(["vendor/retry"]);
+    expect(await cache.submodules(await cache.prepare({ url: fx.url, commit: fx.commits[0]! }))).toEqual([]);
   });
 
   it("fails a name when the remote cannot be asked, saying a full sha is served from the cache", async () => {

@@ -9,6 +9,7 @@ import Dockerode from "dockerode";
 import { pino } from "pino";
 import { createRedis } from "../../src/queue/connection.js";
 import { JobStore } from "../../src/store/jobStore.js";
+import { keys } from "../../src/store/keys.js";
 import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
 import { createDockerSandboxProvider } from "../../src/sandbox/docker.js";
 import { sandboxOptionsFromConfig } from "../../src/sandbox/config.js";
@@ -71,6 +72,8 @@ describe("a worker whose Docker engine cannot start sandboxes", () => {
       // A worker whose engine answers takes them all, the one handed back too.
       healthy = await startWorker(config, { logger: pino({ level: "silent" }) });
       for (const id of ids) await waitFor(async () => ((await queue.getJobState(id)) === "completed" ? true : undefined), 60_000, `job ${id} answered`);
+      // Its sandbox started: an engine's trouble later would be timed from then, not from this one's.
+      expect(await redis.exists(keys(config.QUEUE_PREFIX).engineTrouble(often))).toBe(0);
 
       // The engine back, the broken worker takes jobs again.
       symlinkSync(engineSocket, socket);

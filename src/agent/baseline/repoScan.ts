@@ -25,8 +25,8 @@ export interface ScanQuery {
 }
 
 /** Source files the scan reads at most, and lists at most (240,000 listed: 2.4 s, 60 MB) to choose them from. */
-export const SCAN_MAX_FILES = 20_000;
-export const SCAN_MAX_LISTED = 200_000;
+const SCAN_MAX_FILES = 20_000;
+const SCAN_MAX_LISTED = 200_000;
 
 /** Directories the scan never enters (docs, builds, tests, vendored installs), and those it skips at the top only. */
 export const SCAN_SKIP_DIRS: readonly string[] = ["tests", "doc", "docs", "examples", "benchmarks", "asv_bench", "build", "dist", "node_modules", "__pycache__", "site-packages", "__tests__", "__mocks__", "testdata"];
@@ -243,7 +243,9 @@ for p in q.get("files", [])[:20]:
         break
 
 # dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
-sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": len(found)}, separators=(",", ":"), sort_keys=True))
+# Of the languages read, how many files the tree holds (past MAX_LISTED, more than that).
+listed = sum(1 for _, lang, _ in found if lang in langs)
+sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": listed, "cut": len(found) >= MAX_LISTED}, separators=(",", ":"), sort_keys=True))
 `;
 
 /**
@@ -282,6 +284,7 @@ const scanSchema = z.object({
   // Optional: a scan of an earlier build prints none (the dumps the offline replays read).
   named: z.array(z.string().max(4096)).max(20).optional(),
   listed: z.number().int().nonnegative().optional(),
+  cut: z.boolean().optional(),
 });
 
 export interface ScannedFile {
@@ -306,8 +309,9 @@ export interface ScanResult {
   files: ScannedFile[];
   /** Files that are not source the issue names and the tree holds (namedFiles.ts). */
   named: string[];
-  /** Source files the tree holds, of every language (up to SCAN_MAX_LISTED): past SCAN_MAX_FILES, not all were read. */
+  /** Files the tree holds in the languages read (of the first SCAN_MAX_LISTED source files: `cut` when there were more): past `paths`, not all were read. */
   listed: number;
+  cut: boolean;
 }
 
 export class ScanError extends Error {
@@ -339,7 +343,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
   }
   const parsed = scanSchema.safeParse(raw);
   if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  const { keys, paths, files, named = [], listed = paths.length } = parsed.data;
+  const { keys, paths, files, named = [], listed = paths.length, cut = false } = parsed.data;
   // What the script printed is the tree's to shape (a module of its own imported in place of the
   // standard one, say): a path that leaves the tree is refused, not read and answered.
   const outside = [...paths, ...named].find((p) => p.startsWith("/") || p.split("/").includes(".."));
@@ -363,6 +367,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
       })),
     named,
     listed,
+    cut,
   };
 }
 
