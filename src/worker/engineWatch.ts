@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { within } from "../queue/connection.js";
+import { every } from "./every.js";
 
 /** An engine that does not answer its ping within this is still down (a hung engine holds the ping). */
 const PING_MS = 5_000;
@@ -17,34 +18,26 @@ export function watchEngine(
   logger: Logger,
   everyMs: number,
 ): { down(err: Error): void; stop(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  let asking = false;
+  let stopAsking: (() => void) | undefined;
   let stopped = false;
   const ask = async () => {
-    if (asking) return;
-    asking = true;
-    try {
-      // Still down (refused, or no answer in time): asked again at the next tick.
-      if (!(await within(ping().then(() => true), PING_MS)) || stopped) return;
-      clearInterval(timer);
-      timer = undefined;
-      pause.resume();
-      logger.warn("the Docker engine can start sandboxes again: taking jobs");
-    } finally {
-      asking = false;
-    }
+    // Still down (refused, or no answer in time): asked again at the next tick.
+    if (!(await within(ping().then(() => true), PING_MS)) || stopped) return;
+    stopAsking?.();
+    stopAsking = undefined;
+    pause.resume();
+    logger.warn("the Docker engine can start sandboxes again: taking jobs");
   };
   return {
     down(err) {
-      if (timer || stopped) return;
-      timer = setInterval(() => void ask(), everyMs);
-      timer.unref();
+      if (stopAsking || stopped) return;
+      stopAsking = every(everyMs, ask);
       void pause.pause().catch((e: unknown) => logger.warn({ err: e }, "pausing the worker failed"));
       logger.error({ reason: err.message }, "the Docker engine cannot start a sandbox: taking no job until it can (the job is handed back for another worker)");
     },
     stop() {
       stopped = true;
-      clearInterval(timer);
+      stopAsking?.();
     },
   };
 }

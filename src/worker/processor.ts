@@ -186,7 +186,8 @@ export function createProcessor(deps: ProcessorDeps) {
         if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token) await handBackForAnotherEngine(job, token, err, deps);
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
-      void deps.store.engineTroubleOver(payload.jobId).catch(() => undefined);
+      // Only a job started before can have met an engine's trouble: a first run writes nothing.
+      if (job.attemptsStarted > 1) void deps.store.engineTroubleOver(payload.jobId).catch(() => undefined);
       const sandboxMs = performance.now() - tS;
       spent.sandbox_ms = Math.round(sandboxMs);
       await publish("sandbox_ready", { ms: Math.round(sandboxMs) });

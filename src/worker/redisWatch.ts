@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { redisAtMaxMemory, within } from "../queue/connection.js";
+import { every } from "./every.js";
 
 /** How long a look at Redis may take before it counts as not read (Redis away: nothing changes). */
 const LOOK_MS = 2_000;
@@ -17,30 +18,21 @@ const LOOK_MS = 2_000;
 export function watchRedis(worker: { pause(doNotWaitActive?: boolean): Promise<void>; resume(): void }, redis: Redis, marker: string, logger: Logger, everyMs: number): () => void {
   let paused = false;
   let emptySaid = false;
-  let looking = false;
   const look = async () => {
-    if (looking) return;
-    looking = true;
-    try {
-      const full = await within(redisAtMaxMemory(redis), LOOK_MS);
-      if (full === true && !paused) {
-        paused = true;
-        await worker.pause(true);
-        logger.error("Redis is full (maxmemory, noeviction): taking no job until it has room (old jobs expire after JOB_TTL_S; or raise maxmemory)");
-      } else if (full === false && paused) {
-        paused = false;
-        worker.resume();
-        logger.warn("Redis has room again: taking jobs");
-      }
-      if (!emptySaid && (await within(redis.exists(marker), LOOK_MS)) === 0) {
-        emptySaid = true;
-        logger.error("Redis came back empty (restarted without persistence, flushed, or an empty replica promoted): every job it held is gone, and their ids answer 404; keep Redis's data (appendonly yes, docs/deployment.md)");
-      }
-    } finally {
-      looking = false;
+    const full = await within(redisAtMaxMemory(redis), LOOK_MS);
+    if (full === true && !paused) {
+      paused = true;
+      await worker.pause(true);
+      logger.error("Redis is full (maxmemory, noeviction): taking no job until it has room (old jobs expire after JOB_TTL_S; or raise maxmemory)");
+    } else if (full === false && paused) {
+      paused = false;
+      worker.resume();
+      logger.warn("Redis has room again: taking jobs");
+    }
+    if (!emptySaid && (await within(redis.exists(marker), LOOK_MS)) === 0) {
+      emptySaid = true;
+      logger.error("Redis came back empty (restarted without persistence, flushed, or an empty replica promoted): every job it held is gone, and their ids answer 404; keep Redis's data (appendonly yes, docs/deployment.md)");
     }
   };
-  const timer = setInterval(() => void look().catch((err: unknown) => logger.warn({ err }, "looking at Redis failed")), everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return every(everyMs, () => look().catch((err: unknown) => logger.warn({ err }, "looking at Redis failed")));
 }
