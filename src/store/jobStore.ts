@@ -249,7 +249,8 @@ export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string)
     finished_at: iso(job.finishedOn),
     attempts: job.attemptsMade,
     progress: progress.success ? progress.data : null,
-    cached: false,
+    // A worker that found the answer in the result cache says so in its last progress (the API's own hits are written as such).
+    cached: status === "succeeded" && (job.progress as { cached?: unknown } | null | undefined)?.cached === true,
     result: answer?.success ? answer.data : null,
     error: failure,
   };

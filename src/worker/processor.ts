@@ -156,6 +156,8 @@ export function createProcessor(deps: ProcessorDeps) {
           : null;
       const cached = cacheKey ? await deps.cache.get(cacheKey) : null;
       if (cached) {
+        // The job's view reads `cached` from its progress: the answer itself is the cached one, unchanged.
+        await job.updateProgress({ phase: "done", turn: 0, max_turns: maxTurns, cached: true }).catch((err) => log.warn({ err }, "progress update failed"));
         await publish("finished", { cached: true });
         // This job's own time and use, not the job's that made the answer: its model calls and
         // tokens were counted once (the replicas' codescout_tokens_total), and none were made now.

@@ -44,6 +44,7 @@ describe("an answer a worker takes from the result cache", () => {
       await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue, options, owner: "alice", submittedAt: new Date().toISOString() });
       const view = await waitFor(async () => ((await store.get(jobId))?.status === "succeeded" ? store.get(jobId) : undefined), 60_000, "the job answered");
       expect(view?.result?.entities).toEqual(made.entities);
+      expect(view?.cached).toBe(true);
       expect(view?.result?.usage).toEqual({ model_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
       expect(view?.result?.timings).toMatchObject({ sandbox_ms: 0, policy_ms: 0, model_ms: 0, tool_ms: 0 });
       expect(view?.result?.timings.total_ms).toBeLessThan(31_600);
