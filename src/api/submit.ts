@@ -229,6 +229,7 @@ export class Submitter {
     }
     const ids = fresh.map((i) => prepared[i]!.payload.jobId);
     try {
+      if (idempotencyKey) await this.keyForBatch(this.idempotencyKeyOf(owner, idempotencyKey), bodies);
       await limits.reserve(owner, ids, config.JOB_TTL_S);
     } catch (err) {
       await charge.refund(fresh.length - 1);
@@ -250,6 +251,21 @@ export class Submitter {
       throw err;
     }
     return views as JobView[];
+  }
+
+  /**
+   * The key itself names the batch it was first sent with (its jobs are keyed by their places):
+   * the same key on a single job, or on a batch of another length, made new jobs instead of
+   * being refused as a key used for a different request.
+   */
+  private async keyForBatch(idemKey: string, bodies: LocalizeBody[]): Promise<void> {
+    const { redis } = this.deps.store;
+    const batch = sha256(JSON.stringify(bodies.map(bodyHashOf)));
+    if ((await redis.set(idemKey, JSON.stringify({ batch }), "EX", this.deps.config.JOB_TTL_S, "NX")) !== null) return;
+    const raw = await redis.get(idemKey);
+    if (raw !== null && (JSON.parse(raw) as { batch?: string }).batch !== batch) {
+      throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request", "idempotency-key");
+    }
   }
 
   private idempotencyKeyOf(owner: string, idempotencyKey: string): string {

@@ -282,6 +282,25 @@ describe("batches a program retries", () => {
     expect(waiting).toBe(4);
   });
 
+  it("refuses one Idempotency-Key for a single job and a batch, or for batches of other lengths, as a key used for a different request", async () => {
+    const { inject, config } = await start();
+    const reused = (r: { statusCode: number; json: () => { error?: { code?: string } } }) => [r.statusCode, r.json().error?.code];
+    const single = { "idempotency-key": "single-then-batch" };
+    expect((await inject({ method: "POST", url: "/v1/localize", headers: single, payload: body("kept a") })).statusCode).toBe(202);
+    expect(reused(await inject({ method: "POST", url: "/v1/localize/batch", headers: single, payload: { jobs: [body("kept a")] } }))).toEqual([422, "idempotency_key_reused"]);
+    const batch = { "idempotency-key": "batch-then-other" };
+    const jobs = [body("kept b"), body("kept c")];
+    expect((await inject({ method: "POST", url: "/v1/localize/batch", headers: batch, payload: { jobs } })).statusCode).toBe(202);
+    expect(reused(await inject({ method: "POST", url: "/v1/localize", headers: batch, payload: body("kept b") }))).toEqual([422, "idempotency_key_reused"]);
+    expect(reused(await inject({ method: "POST", url: "/v1/localize/batch", headers: batch, payload: { jobs: [...jobs, body("kept d")] } }))).toEqual([422, "idempotency_key_reused"]);
+    // The same batch again still follows its jobs.
+    expect((await inject({ method: "POST", url: "/v1/localize/batch", headers: batch, payload: { jobs } })).statusCode).toBe(202);
+    const redis = new Redis(config.REDIS_URL);
+    const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
+    redis.disconnect();
+    expect(waiting).toBe(3);
+  });
+
   it("refuses a batch the key's limits could never let through as too large (422), and a batch over what is left of the minute spends none of it", async () => {
     const { inject } = await start({ RATE_LIMIT_PER_MIN: "10", MAX_OPEN_JOBS_PER_KEY: "5" });
     const six = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 6 }, (_, i) => body(`six ${i}`)) } });
