@@ -18,6 +18,7 @@ const QUEUE_COUNTS_WAIT_MS = 2_000;
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly phases: Histogram<"phase">;
+  private readonly failedPhases: Histogram<"phase" | "code">;
   private readonly tokens: Counter<"kind">;
   private readonly failures: Counter<"code">;
   private readonly finished: Counter<"policy" | "finish_reason">;
@@ -55,6 +56,15 @@ export class ServiceMetrics {
       name: "codescout_job_phase_seconds",
       help: "Time per job phase: queue_wait, repository, sandbox, model, tools, policy, total",
       labelNames: ["phase"],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+      registers,
+    });
+    // Apart from the succeeded jobs' histogram, whose meaning dashboards rely on: a failed job's
+    // time (a job_timeout is the slowest of all) was in no histogram, so latency read better than it was.
+    this.failedPhases = new Histogram({
+      name: "codescout_failed_job_phase_seconds",
+      help: "Time per phase of failed and cancelled jobs, by failure code: queue_wait, repository, sandbox, total (the phases each came to)",
+      labelNames: ["phase", "code"],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
       registers,
     });
@@ -135,7 +145,18 @@ export class ServiceMetrics {
       this.finished.inc({ policy: r.policy, finish_reason: r.finish_reason });
       if (r.fallback) this.fallbacks.inc({ from: r.fallback.from, reason: r.fallback.reason });
     });
-    events.on("failed", ({ failedReason }) => this.failures.inc({ code: decodeFailure(failedReason).code }));
+    events.on("failed", ({ failedReason }) => {
+      const { code, timings } = decodeFailure(failedReason);
+      this.failures.inc({ code });
+      for (const [phase, ms] of [
+        ["queue_wait", timings?.queue_wait_ms],
+        ["repository", timings?.repo_ms],
+        ["sandbox", timings?.sandbox_ms],
+        ["total", timings?.total_ms],
+      ] as const) {
+        if (ms !== undefined) this.failedPhases.observe({ phase, code }, ms / 1000);
+      }
+    });
   }
 }
 

@@ -14,7 +14,8 @@ import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
 import { JobEvents } from "../../src/store/events.js";
-import { Queue } from "bullmq";
+import { Queue, Worker } from "bullmq";
+import { JobFailedError } from "../../src/queue/failure.js";
 import { QUEUES } from "../../src/queue/contract.js";
 import { redisOptions } from "../../src/queue/connection.js";
 import { testConfig } from "../helpers/config.js";
@@ -524,6 +525,36 @@ describe("auth and limits", () => {
     const bigHeaders = await raw(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"x".repeat(20_000)}\r\n\r\n`);
     expect(bigHeaders).toMatch(/^HTTP\/1\.1 431 /);
     expect(JSON.parse(bigHeaders.split("\r\n\r\n")[1]!)).toMatchObject({ error: { code: "headers_too_large" } });
+  });
+
+  it("times a failed job's phases, by its failure's code, apart from the succeeded jobs'", async () => {
+    const { inject, config } = await start();
+    const job = (await inject({ method: "POST", url: "/v1/localize", payload: body("a job that fails") })).json();
+    // A worker that fails the job as ours do: the failure's code and where its time went, in its reason.
+    const failing = new Worker(
+      QUEUES.localize,
+      async () => {
+        const failure = new JobFailedError("job_timeout", "the job ran out of time");
+        failure.spent = { queue_wait_ms: 20, repo_ms: 250_000, total_ms: 300_000 };
+        throw failure;
+      },
+      { connection: redisOptions(config.REDIS_URL), prefix: config.QUEUE_PREFIX },
+    );
+    try {
+      const scraped = await waitFor(async () => {
+        const body = (await inject({ method: "GET", url: "/metrics" })).body;
+        return /codescout_failed_job_phase_seconds_count\{phase="total",code="job_timeout"\} 1/.test(body) ? body : undefined;
+      }, 15_000, "the failed job in the metrics");
+      expect((await inject({ method: "GET", url: `/v1/jobs/${job.id}` })).json().error.code).toBe("job_timeout");
+      expect(scraped).toMatch(/^codescout_failed_job_phase_seconds_bucket\{le="300",phase="repository",code="job_timeout"\} 1$/m);
+      expect(scraped).toMatch(/^codescout_failed_job_phase_seconds_bucket\{le="120",phase="repository",code="job_timeout"\} 0$/m);
+      expect(scraped).toMatch(/^codescout_failed_job_phase_seconds_sum\{phase="total",code="job_timeout"\} 300$/m);
+      // Not a phase it never came to, and not in the succeeded jobs' histogram.
+      expect(scraped).not.toMatch(/codescout_failed_job_phase_seconds_count\{phase="sandbox"/);
+      expect(scraped).not.toMatch(/codescout_job_phase_seconds_count\{phase="total"\} [1-9]/);
+    } finally {
+      await failing.close();
+    }
   });
 
   it("scrapes no live worker while its Redis does not answer, not the last count", async () => {
