@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { readlinkSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import { posix } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Duplex } from "node:stream";
 import Dockerode from "dockerode";
 import pLimit, { type LimitFunction } from "p-limit";
@@ -216,6 +217,35 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
   }
 
+  /**
+   * Whether the engine stopped this container, started at `sinceS`: its event log says it killed
+   * it (an operator's `docker stop`), or, for a server ended by a signal, the engine goes away in
+   * the seconds after (an engine stopping or restarting stops every container first, and its
+   * event log answers nothing by then). A process inside can end its own server, but neither
+   * write the engine's log nor stop the engine. Read bounded; unread, it is not known to be so.
+   */
+  async stoppedByEngine(containerId: string, sinceS: number, exitCode: number): Promise<boolean> {
+    const killEvent = async () => {
+      const stream = (await this.docker.getEvents({
+        since: sinceS,
+        // Now, to the millisecond: a whole second ahead, the engine holds the stream open until then.
+        until: (Date.now() / 1000).toFixed(3) as unknown as number,
+        filters: { type: ["container"], container: [containerId], event: ["kill"] },
+      })) as NodeJS.ReadableStream;
+      for await (const chunk of stream) if (String(chunk).trim()) return true;
+      return false;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), EVENTS_READ_MS)));
+    const killed = await Promise.race([killEvent().catch(() => false), late]).finally(() => clearTimeout(timer));
+    if (killed || (exitCode !== 137 && exitCode !== 143)) return killed;
+    for (const until = Date.now() + ENGINE_GONE_WATCH_MS; Date.now() < until; await sleep(ENGINE_GONE_EVERY_MS)) {
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+      if (!(await ping({ abortSignal: AbortSignal.timeout(ENGINE_GONE_EVERY_MS * 2) }).then(() => true, () => false))) return true;
+    }
+    return false;
+  }
+
   /** Resolves when the engine answers and the sandbox image is present. */
   async ping(): Promise<void> {
     try {
@@ -313,6 +343,12 @@ export function missingLimits(info: EngineLimits): string[] {
   return [info.MemoryLimit === false && "memory", info.PidsLimit === false && "number of processes", info.CpuCfsQuota === false && "CPU"].filter((x): x is string => Boolean(x));
 }
 
+/** How long reading a container's kill events may take (the engine may be going away). */
+const EVENTS_READ_MS = 3_000;
+/** How long, and how often, an engine is watched for going away after a sandbox's server ended by a signal. */
+const ENGINE_GONE_WATCH_MS = 3_000;
+const ENGINE_GONE_EVERY_MS = 200;
+
 /** How long an engine has to answer a ping. */
 const PING_TIMEOUT_MS = 4_000;
 
@@ -341,6 +377,8 @@ class DockerSandbox implements Sandbox {
   private readonly stderr = new TailBuffer(8192);
   private expiry: NodeJS.Timeout | null = null;
   private destroyed: Promise<void> | null = null;
+  /** When it was started, in the engine's event times (seconds). */
+  private startedAtS = 0;
 
   constructor(
     private readonly provider: DockerSandboxProvider,
@@ -388,6 +426,7 @@ class DockerSandbox implements Sandbox {
     demux(stream, (b) => reader.push(b), (b) => this.stderr.push(b));
     stream.on("error", () => undefined);
     stream.on("close", () => void this.onStreamClosed());
+    this.startedAtS = Math.floor(Date.now() / 1000) - 1;
     await this.container.start();
     this.expiry = setTimeout(() => {
       this.kill(new SandboxError("job_timeout", `the sandbox exceeded its wall-clock cap of ${jobTimeoutS} s`));
@@ -405,14 +444,24 @@ class DockerSandbox implements Sandbox {
     // A shell that never answered failed the terminal only: execs still need to hear of it.
     if (this.destroyed) return;
     let detail = "";
+    // Stopped by the engine (restarting, or an operator's `docker stop`) or removed while it ran:
+    // not the job's doing, and another run may answer it. What runs inside can end its own
+    // server too, but not make the engine say it killed it, nor remove the container.
+    let outside = false;
     try {
       const state = (await this.container.inspect()).State;
       detail = state.OOMKilled ? " (killed: out of memory)" : ` (exit code ${state.ExitCode})`;
+      outside = !state.OOMKilled && (await this.provider.stoppedByEngine(this.container.id, this.startedAtS, state.ExitCode));
     } catch {
       detail = " (container gone)";
+      outside = true;
     }
     const err = this.stderr.text().trim().split("\n").slice(-3).join(" | ");
-    this.kill(new SandboxError("terminal_died", `the sandbox terminal server stopped${detail}${err ? `: ${err}` : ""}`));
+    this.kill(
+      outside
+        ? new SandboxError("stopped_outside", `the sandbox was stopped from outside it (the Docker engine stopping, or an operator)${detail}`)
+        : new SandboxError("terminal_died", `the sandbox terminal server stopped${detail}${err ? `: ${err}` : ""}`),
+    );
   }
 
   /** Fails the terminal with `err` and removes the container. */

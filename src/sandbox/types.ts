@@ -96,7 +96,7 @@ export interface SandboxProvider {
 export class SandboxError extends Error {
   override name = "SandboxError";
   constructor(
-    readonly reason: "image_missing" | "create_failed" | "terminal_died" | "job_timeout" | "output_limit" | "engine_unreachable",
+    readonly reason: "image_missing" | "create_failed" | "terminal_died" | "job_timeout" | "output_limit" | "engine_unreachable" | "stopped_outside",
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -117,6 +117,13 @@ export class JobStore {
     await this.redis.del(this.keys.engineTrouble(id));
   }
 
+  /** How many times the job's sandbox was stopped from outside it while it ran, this one counted. */
+  async sandboxStopped(id: string): Promise<number> {
+    const key = this.keys.sandboxStops(id);
+    const [[, n]] = (await this.redis.multi().incr(key).expire(key, this.retentionS).exec()) as [[Error | null, number]];
+    return n;
+  }
+
   async putStatic(view: JobView): Promise<void> {
     await this.redis.set(this.keys.staticView(view.id), JSON.stringify(view), "EX", this.retentionS);
   }

@@ -11,6 +11,7 @@ export function keys(prefix: string) {
     cancelFlag: (id: string) => `${base}:cancel:${id}`,
     /** When a worker's engine first failed to start the job's sandbox (ms since the epoch). */
     engineTrouble: (id: string) => `${base}:engine-trouble:${id}`,
+    sandboxStops: (id: string) => `${base}:sandbox-stops:${id}`,
     cancelChannel: `${base}:cancel`,
     idempotency: (hash: string) => `${base}:idem:${hash}`,
     resultCache: (hash: string) => `${base}:cache:${hash}`,

@@ -74,6 +74,9 @@ const NEWER_JOB_RETRY_MS = 5_000;
  */
 const ENGINE_WAIT_MS = 5 * 60_000;
 const ENGINE_RETRY_MS = 15_000;
+/** A job whose sandbox is stopped from outside this often fails (something stops every sandbox), and waits this before each new run. */
+const SANDBOX_STOPS_MAX = 3;
+const SANDBOX_STOPPED_RETRY_MS = 5_000;
 const ENGINE_TROUBLE: ReadonlySet<SandboxError["reason"]> = new Set(["engine_unreachable", "image_missing"]);
 
 /** Why a run is aborted when its lock is no longer its: the job is another run's. */
@@ -175,6 +178,16 @@ export function createProcessor(deps: ProcessorDeps) {
       const scope = scoped?.scope;
       const notes = notSearched(await deps.repos.submodules(tree, abort.signal), scope);
 
+      // A sandbox the engine stopped under the job (its restart, an operator's drain) is not the
+      // job's fault: it is run again, a few times, not failed.
+      const handBackStopped = async (err: unknown) => {
+        if (!(err instanceof SandboxError) || err.reason !== "stopped_outside" || !token) return;
+        if ((await deps.store.sandboxStopped(payload.jobId).catch(() => SANDBOX_STOPS_MAX)) >= SANDBOX_STOPS_MAX) return;
+        log.warn({ reason: err.message }, "the job's sandbox was stopped from outside it: the job is handed back");
+        await job.moveToDelayed(Date.now() + SANDBOX_STOPPED_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
+        throw new DelayedError();
+      };
+
       await progress({ phase: "sandbox", turn: 0 });
       const tS = performance.now();
       const instance = `${tree.owner}__${tree.name}-${payload.jobId.slice(0, 8)}`;
@@ -227,7 +240,8 @@ export function createProcessor(deps: ProcessorDeps) {
               scope,
             ),
         })
-        .catch((err) => {
+        .catch(async (err) => {
+          if (!abort.signal.aborted) await handBackStopped(err);
           const failure = abort.signal.aborted ? failAborted() : policyFailure(err);
           // The policy's steps until then go with the job's failure, to be kept as its trajectory.
           const steps = stepsOf(err);
@@ -247,8 +261,9 @@ export function createProcessor(deps: ProcessorDeps) {
         workingDir,
         (argv, options) => box.exec(argv, options),
         { snippetLines: payload.options.snippets ? deps.snippetMaxLines : 0 },
-      ).catch((err) => {
+      ).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
+        await handBackStopped(err);
         // The sandbox gone while the answer was checked (killed, out of memory) is its failure, not an internal one.
         throw policyFailure(err);
       });
