@@ -22,6 +22,7 @@ import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
+import { documentMediaTypes } from "./mediaTypes.js";
 import { documentResponseHeaders } from "./responseHeaders.js";
 import { trackClients } from "./clientGone.js";
 import { FollowerSlots } from "./followers.js";
@@ -93,12 +94,15 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
         { name: "operations", description: "Health, readiness and metrics" },
       ],
       components: {
-        securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "An API key (when AUTH_MODE=api_key)." } },
+        securitySchemes: {
+          bearerAuth: { type: "http", scheme: "bearer", description: "An API key (when AUTH_MODE=api_key)." },
+          apiKeyHeader: { type: "apiKey", in: "header", name: "X-API-Key", description: "The same API key, for clients that cannot send Authorization." },
+        },
       },
       webhooks: jobEndedWebhook,
     },
     transform: jsonSchemaTransform,
-    transformObject: documentResponseHeaders,
+    transformObject: (input) => documentMediaTypes(documentResponseHeaders(input)),
   });
   await fastify.register(swaggerUi, { routePrefix: "/docs" });
   fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());

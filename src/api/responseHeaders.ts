@@ -33,7 +33,7 @@ function saysWhenToRetry(op: Operation, status: string): boolean {
 }
 
 /** Operations that answer a job (by operationId) and so point at it. */
-const JOB_ANSWERS = new Set(["localize", "localizeUnversioned"]);
+const JOB_ANSWERS = new Set(["localize", "localizeUnversioned", "callLocalizeTool"]);
 
 function withHeader(response: ResponseObject, name: string, header: HeaderObject): void {
   response.headers = { ...response.headers, [name]: header };

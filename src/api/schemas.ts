@@ -30,7 +30,8 @@ export const waitQuerySchema = z.object({
     .describe("Seconds to hold the request until the job ends (capped by the server's WAIT_MAX_S)."),
 });
 
-export const jobParamsSchema = z.object({ id: z.string().min(1).max(128) });
+// 100: the router refuses a longer path part (414) before any schema reads it.
+export const jobParamsSchema = z.object({ id: z.string().min(1).max(100) });
 
 export const idempotencyHeadersSchema = z.object({
   "idempotency-key": z.string().min(1).max(255).optional().describe("The same key returns the same job (per API key, for the job retention time)."),
@@ -106,7 +107,7 @@ export const finishedJobExample = {
 /** The same job answered by the baseline (no model server): how sure it is, and what it would read next. */
 export const baselineJobExample = {
   ...finishedJobExample,
-  progress: { phase: "done", turn: 2, max_turns: 0 },
+  progress: { phase: "done", turn: 2, max_turns: 10 },
   result: {
     ...finishedJobExample.result,
     policy: "baseline",
@@ -201,3 +202,6 @@ export const jobEndedWebhook: OpenApiWebhooks = {
   },
 };
 
+
+/** Either way of sending an API key (when AUTH_MODE=api_key): Authorization: Bearer, or X-API-Key. */
+export const API_KEY: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKeyHeader: [] }];

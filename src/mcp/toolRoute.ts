@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AppContext } from "../api/context.js";
-import { commonErrors, errorResponse, finishedJobExample, idempotencyHeadersSchema, localizeExample } from "../api/schemas.js";
+import { API_KEY, commonErrors, errorResponse, finishedJobExample, idempotencyHeadersSchema, localizeExample } from "../api/schemas.js";
 import type { JobView } from "../store/jobStore.js";
 import { followToEnd, submitToolCall } from "./inProcess.js";
 import { answer, localizeOutputSchema, toolArgumentsSchema, type LocalizeToolInput } from "./tool.js";
@@ -14,7 +14,7 @@ import { answer, localizeOutputSchema, toolArgumentsSchema, type LocalizeToolInp
  * cancels the job, as cancelling an MCP call does (one that gave an Idempotency-Key leaves it
  * running, for its retry to follow).
  */
-const toolResponseSchema = z.object({
+export const toolResponseSchema = z.object({
   text: z.string().describe("What the calling model reads: the locations with their line ranges, confidence and evidence, or why there are none."),
   is_error: z.boolean().describe("True when the job failed or was cancelled, or the service stopped before it ended (the text says why)."),
   result: localizeOutputSchema,
@@ -36,7 +36,7 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
         description:
           "For function-calling agents without MCP: send the arguments the model gave the `localize` tool (docs/openai-tool.json; `upload` too) and hand `text` back to the model. Answers when the job has ended; closing the connection before then cancels the job, unless the call has an Idempotency-Key: then the job goes on, and the same call again follows it. A job quiet for more than ~5 s gets its 200 then, and a blank every ~5 s before the body (JSON allows leading blanks), so a proxy in front does not cut the connection. A field the tool does not take is refused, naming it.",
         tags: ["localize"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         headers: idempotencyHeadersSchema,
         body: toolArgumentsSchema.meta({ examples: [example] }),
         response: {
@@ -80,7 +80,14 @@ export const toolRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) =>
       } catch (err) {
         if (!streaming) throw err;
         request.log.error({ err }, "tool call failed after its status was sent");
-        reply.raw.end(JSON.stringify({ text: `Localization failed (internal: the service lost the job ${queued.id}; read it with GET /v1/jobs/${queued.id}).`, is_error: true }));
+        const message = `the service lost the job ${queued.id}; read it with GET /v1/jobs/${queued.id}`;
+        // The 200 went out already: its body is the one documented, `result` included, as on any other end.
+        const lost: z.infer<typeof toolResponseSchema> = {
+          text: `Localization failed (internal: ${message}).`,
+          is_error: true,
+          result: { job_id: queued.id, status: queued.status, answered: false, locations: [], error: { code: "internal", message } },
+        };
+        reply.raw.end(JSON.stringify(lost));
         return reply;
       }
       if (streaming) {

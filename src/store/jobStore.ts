@@ -249,7 +249,8 @@ export function toView(job: Job<LocalizePayload, LocalizeResult>, state: string)
     repo: job.data.repo,
     policy: job.data.options.policy,
     owner: job.data.owner,
-    created_at: new Date(job.timestamp).toISOString(),
+    // As the POST answered it: BullMQ's own time is a few milliseconds later, and one job read with two.
+    created_at: job.data.submittedAt || new Date(job.timestamp).toISOString(),
     // A queued job has not started, even one handed back after a start (a worker's shutdown, a
     // newer API's fields): a start time beside "queued" read as a job running unseen.
     started_at: status === "queued" ? null : iso(job.processedOn),

@@ -405,6 +405,26 @@ describe("documentation", () => {
     }
   });
 
+  it("documents what is not JSON as what it is, both ways of sending a key, and a job's created_at as read back", async () => {
+    type Op = { requestBody?: { content: Record<string, unknown> }; responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>; security?: unknown[] };
+    const spec = (await api.fastify.inject({ method: "GET", url: "/openapi.json" })).json() as { paths: Record<string, Record<string, Op>>; components: { securitySchemes: Record<string, { name?: string }> } };
+    const op = (path: string, method: string) => spec.paths[path]![method]!;
+    expect(Object.keys(op("/v1/jobs/{id}/events", "get").responses["200"]!.content!)).toEqual(["text/event-stream"]);
+    expect(Object.keys(op("/metrics", "get").responses["200"]!.content!)).toEqual(["text/plain; version=0.0.4"]);
+    const metrics = await api.fastify.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(Object.keys(op("/v1/uploads", "post").requestBody!.content)).toEqual(["application/gzip", "application/x-tar"]);
+    expect(Object.keys(op("/v1/tools/localize", "post").responses["200"]!.headers ?? {})).toEqual(["Location"]);
+    expect(spec.components.securitySchemes.apiKeyHeader).toMatchObject({ type: "apiKey", in: "header", name: "X-API-Key" });
+    expect(op("/v1/localize", "post").security).toEqual([{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+    // One job, one creation time: the POST's answer and every read agree.
+    for (let i = 0; i < 5; i++) {
+      const posted = (await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} (created ${i})` } })).json() as { id: string; created_at: string };
+      const read = (await api.fastify.inject({ method: "GET", url: `/v1/jobs/${posted.id}` })).json() as { created_at: string };
+      expect(read.created_at).toBe(posted.created_at);
+    }
+  });
+
   it("keeps docs/openai-tool.json, the tool for frameworks without MCP, what the code generates", () => {
     expect(readFileSync("docs/openai-tool.json", "utf8"), "docs/openai-tool.json is stale: run `npm run openai-tool`").toBe(renderOpenAiTool());
     const tool = JSON.parse(renderOpenAiTool());

@@ -12,6 +12,7 @@ import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/processes.js";
+import { toolResponseSchema } from "../../src/mcp/toolRoute.js";
 
 /**
  * A call held for an agent whose job no worker takes: an API on real Redis with no worker
@@ -83,6 +84,36 @@ describe("no worker to take the job", () => {
       await taker.close();
     }
   }, 40_000);
+
+  it("answers a held tool call whose job it lost (its Redis gone) with the documented body, `result` included", async () => {
+    const own = await ownRedis();
+    own.start();
+    const ownConfig = testConfig({ REDIS_URL: own.url, NO_WORKER_WAIT_S: "30" });
+    const ownApi = await buildApiServer(ownConfig, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    try {
+      await ownApi.fastify.listen({ port: 0, host: "127.0.0.1" });
+      const at = `http://127.0.0.1:${(ownApi.fastify.server.address() as AddressInfo).port}`;
+      const res = await fetch(`${at}/v1/tools/localize`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ issue: "Session.request breaks on binary method names (its Redis goes)", repo_url: repo.url, commit: repo.commit }),
+      });
+      // The status goes out once the call has been quiet a few seconds; then the Redis goes.
+      expect(res.status).toBe(200);
+      own.stop();
+      const body: unknown = await res.json();
+      const parsed = toolResponseSchema.parse(body);
+      expect(parsed).toMatchObject({ is_error: true, result: { answered: false, locations: [], error: { code: "internal" } } });
+      expect(parsed.result.error?.message).toMatch(/the service lost the job .*GET \/v1\/jobs\//);
+    } finally {
+      await ownApi.close().catch(() => undefined);
+      try {
+        own.stop();
+      } catch {
+        // stopped above
+      }
+    }
+  }, 60_000);
 
   it("leaves a job waiting its turn while a worker is alive, and tells the follower once the last one has gone", async () => {
     const redis = createRedis(config.REDIS_URL, "producer");

@@ -4,7 +4,7 @@ import type { JobView } from "../../store/jobStore.js";
 import { mayRead } from "../auth.js";
 import { cancelJob } from "../cancel.js";
 import { ApiError } from "../errors.js";
-import { baselineJobExample, cancelledJobExample, commonErrors, errorResponse, finishedJobExample, jobParamsSchema, jobSchema, trajectoryExample, waitQuerySchema } from "../schemas.js";
+import { API_KEY, baselineJobExample, cancelledJobExample, commonErrors, errorResponse, finishedJobExample, jobParamsSchema, jobSchema, trajectoryExample, waitQuerySchema } from "../schemas.js";
 import { waitForEnd } from "../waitFor.js";
 import { followJob } from "../follow.js";
 import type { AppContext } from "../context.js";
@@ -38,7 +38,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         operationId: "getJob",
         summary: "A job's status, progress and result",
         tags: ["jobs"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         params: jobParamsSchema,
         querystring: waitQuerySchema,
         response: {
@@ -64,7 +64,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         summary: "Cancel a queued or running job",
         description: "A queued job ends `cancelled` at once; a running one has its model request aborted and its sandbox removed, then ends `cancelled`. 409 when the job has already ended.",
         tags: ["jobs"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         params: jobParamsSchema,
         response: {
           202: jobSchema.describe("Cancelled (a running job ends within moments; this is its record then).").meta({ examples: [cancelledJobExample] }),
@@ -92,7 +92,7 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         operationId: "getTrajectory",
         summary: "Every message, tool call, observation, timing and token count of a finished job",
         tags: ["jobs"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         params: jobParamsSchema,
         response: {
           200: z
@@ -128,9 +128,9 @@ export const jobRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => 
         operationId: "streamJobEvents",
         summary: "Progress as Server-Sent Events",
         description:
-          "text/event-stream of queued, started, repository_ready, sandbox_ready, turn, command (fallback when the model server failed and the baseline answers), then finished, failed or cancelled. Late subscribers get the events that already happened; Last-Event-ID resumes. The stream ends after the final event.",
+          "text/event-stream of queued, started, repository_ready, sandbox_ready, turn, command (fallback when the model server failed and the baseline answers), then finished, failed or cancelled; no_worker when no worker takes the job or the one running it stopped. Late subscribers get the events that already happened; Last-Event-ID resumes. The stream ends after the final event. Each event's data is `{type, at, data}`, its `data` by type: queued `{job}`, started `{attempt, policy}`, repository_ready `{sha, cache, ms}`, sandbox_ready `{ms}`, turn `{turn, max_turns}`, command `{turn, command}`, fallback `{from, reason}`, finished `{cached?}`, failed `{code, message}`, cancelled `{while?}`, no_worker `{seconds, message, status}` (the job's status then: a job no worker took is cancelled; a running one whose worker stopped goes on), and, when the stream ends on the job's record alone, `{status}`.",
         tags: ["jobs"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         params: jobParamsSchema,
         headers: z.object({
           "last-event-id": z

@@ -5,6 +5,7 @@ import {
   batchResponseSchema,
   commonErrors,
   errorResponse,
+  API_KEY,
   finishedJobExample,
   queuedJobExample,
   idempotencyHeadersSchema,
@@ -48,7 +49,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
           description:
             "Answers 202 with the queued job, or 200 with a job that has already ended (a result-cache hit, a replayed Idempotency-Key, or `wait` long enough).",
           tags: ["localize"],
-          security: [{ bearerAuth: [] }],
+          security: API_KEY,
           headers: idempotencyHeadersSchema,
           querystring: waitQuerySchema,
           body: localizeBodySchema.meta({ examples: [localizeExample] }),
@@ -94,7 +95,7 @@ export const localizeRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx
         summary: "Queue many localization jobs at once",
         description: `All requests are validated before any is queued; the first invalid one is named by its index. At most BATCH_MAX (${config.BATCH_MAX}) jobs, and no more than the key's limits let through (RATE_LIMIT_PER_MIN, MAX_OPEN_JOBS_PER_KEY); the whole body is one request's (4 × ISSUE_MAX_CHARS + 2 × PATCH_MAX_BYTES). A failure part-way (503) may leave the jobs before it queued: send an Idempotency-Key, and the same batch sent again follows those jobs and queues only the rest (each job is keyed by its place in the batch).`,
         tags: ["localize"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         headers: idempotencyHeadersSchema,
         // The bound is documented for generated clients; preValidation refuses past it with its own code.
         body: batchBodySchema.extend({ jobs: batchBodySchema.shape.jobs.max(config.BATCH_MAX) }),

@@ -6,7 +6,7 @@ import { UPLOAD_ID_RE } from "../../queue/contract.js";
 import { ArchiveError, readArchive } from "../../uploads/archive.js";
 import { uploadInfoSchema, UploadStoreFailed, UploadStoreFull, type StagedUpload } from "../../uploads/store.js";
 import { ApiError } from "../errors.js";
-import { commonErrors, errorResponse } from "../schemas.js";
+import { API_KEY, commonErrors, errorResponse } from "../schemas.js";
 import type { AppContext } from "../context.js";
 
 /**
@@ -44,7 +44,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         summary: "Upload a working tree (tar or tar.gz)",
         description: `The body is the archive itself (content-type application/gzip or application/x-tar). Only regular files, directories and symlinks that stay inside the tree are accepted; absolute paths, \`..\`, paths through symlinks, hard links, devices, fifos, sparse files and \`.git\` are refused, as is going past UPLOAD_MAX_ARCHIVE_BYTES (${config.UPLOAD_MAX_ARCHIVE_BYTES}), UPLOAD_MAX_BYTES (${config.UPLOAD_MAX_BYTES}) unpacked, UPLOAD_MAX_FILES (${config.UPLOAD_MAX_FILES}), UPLOAD_MAX_PATH_BYTES (${config.UPLOAD_MAX_PATH_BYTES}) or a compression ratio of UPLOAD_MAX_RATIO (${config.UPLOAD_MAX_RATIO}). The id is the tree's content address (the same tree is stored once): ask GET /v1/uploads/{id} first to skip sending a tree the service already has.`,
         tags: ["uploads"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         response: {
           200: uploadInfoSchema.describe("The same tree was already stored; its lifetime was renewed.").meta({ examples: [uploadExample] }),
           201: uploadInfoSchema.describe("The tree was stored.").meta({ examples: [uploadExample] }),
@@ -98,7 +98,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         summary: "Whether the service holds an uploaded tree (HEAD works too)",
         description: "Renews the upload's lifetime. A client computes the id of its tree locally (see README) and skips the upload when this answers 200.",
         tags: ["uploads"],
-        security: [{ bearerAuth: [] }],
+        security: API_KEY,
         params: uploadParamsSchema,
         response: {
           200: uploadInfoSchema.describe("The tree is stored; use its id as repo.upload.").meta({ examples: [uploadExample] }),
