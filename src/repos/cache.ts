@@ -564,7 +564,7 @@ export class RepoCache {
         "fetch_failed",
         withToken
           ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
-          : `${url} is private (the service fetched it with credentials), and this request sent none: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
+          : asksForCredentials(url, host),
       );
     }
   }
@@ -669,7 +669,7 @@ export class RepoCache {
           "fetch_failed",
           withToken
             ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
-            : `could not mirror ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
+            : asksForCredentials(url, host),
           { cause: err },
         );
       }
@@ -906,3 +906,10 @@ async function settlesBy(promise: Promise<unknown>, until: number, signal?: Abor
     timer.abort();
   }
 }
+
+/**
+ * One message whether or not the service holds a copy fetched with another caller's credentials:
+ * two told a key without access that some other key had used the repository.
+ */
+const asksForCredentials = (url: string, host: string) =>
+  `could not read ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`;

@@ -162,13 +162,9 @@ export function createProcessor(deps: ProcessorDeps) {
         // The job's view reads `cached` from its progress: the answer itself is the cached one, unchanged.
         await job.updateProgress({ phase: "done", turn: 0, max_turns: maxTurns, cached: true }).catch((err) => log.warn({ err }, "progress update failed"));
         await publish("finished", { cached: true });
-        // This job's own time and use, not the job's that made the answer: its model calls and
-        // tokens were counted once (the replicas' codescout_tokens_total), and none were made now.
-        return {
-          ...cached,
-          timings: { queue_wait_ms: queueWaitMs, repo_ms: spent.repo_ms ?? 0, sandbox_ms: 0, policy_ms: 0, model_ms: 0, tool_ms: 0, total_ms: Math.round(performance.now() - t0) },
-          usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
-        };
+        // This job's own time (the cache gives the answer without its run's time and model use,
+        // which the replicas' codescout_tokens_total counted once).
+        return { ...cached, timings: { ...cached.timings, queue_wait_ms: queueWaitMs, repo_ms: spent.repo_ms ?? 0, total_ms: Math.round(performance.now() - t0) } };
       }
 
       // The sandbox holds the scope's directory alone, as if it were the repository.

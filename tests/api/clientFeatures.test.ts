@@ -157,8 +157,9 @@ describe("result cache", () => {
         modules: ["requests/sessions.py:Session"],
         entities: ["requests/sessions.py:Session.request"],
         turns: 3,
-        timings: { queue_wait_ms: 1, repo_ms: 1, sandbox_ms: 1, policy_ms: 1, model_ms: 0, tool_ms: 1, total_ms: 5 },
-        usage: { model_calls: 0, prompt_tokens: 0, completion_tokens: 0 },
+        // The run that made it (another key's, maybe): its time and model use are not this request's.
+        timings: { queue_wait_ms: 12, repo_ms: 900, sandbox_ms: 100, policy_ms: 30_000, model_ms: 28_000, tool_ms: 1_000, total_ms: 31_012 },
+        usage: { model_calls: 4, prompt_tokens: 12_000, completion_tokens: 800 },
       };
       const key = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: body().issue, options: body().options, model: config.MODEL_NAME, service: ANSWER_REVISION });
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(key, cached);
@@ -177,6 +178,8 @@ describe("result cache", () => {
       const hit = await inject({ method: "POST", url: "/v1/localize", payload: body() });
       expect(hit.statusCode).toBe(200);
       expect(hit.json()).toMatchObject({ status: "succeeded", cached: true, result: { entities: cached.entities } });
+      expect(hit.json().result.usage).toEqual({ model_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
+      expect(hit.json().result.timings).toEqual({ queue_wait_ms: 0, repo_ms: 0, sandbox_ms: 0, policy_ms: 0, model_ms: 0, tool_ms: 0, total_ms: 0 });
       const read = await inject({ method: "GET", url: `/v1/jobs/${hit.json().id}` });
       expect(read.json().status).toBe("succeeded");
       // No job ran for it, so no job counter sees it: the replica counts it.
