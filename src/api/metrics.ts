@@ -44,12 +44,15 @@ export class ServiceMetrics {
     // jobs) and a busy one read alike by it. The oldest waiting job's age tells them apart.
     new Gauge({
       name: "codescout_queue_oldest_waiting_seconds",
-      help: "How long the oldest job waiting in the localize queue has waited (0 when none waits)",
+      help: "How long the oldest of the jobs next in line has waited: the first waiting job of each API key, and the next of the keys' backlogs (0 when none waits)",
       registers,
       async collect() {
-        // Oldest first; unread in time (Redis away), it keeps its last value, as the counts do.
-        const waiting = await within(queue.getJobs(["wait"], 0, 0, true), QUEUE_COUNTS_WAIT_MS);
-        if (waiting) this.set(waiting[0] ? Math.max(0, (Date.now() - waiting[0].timestamp) / 1000) : 0);
+        // The oldest first-of-its-key job, and the backlogs' next (store/turns.ts); unread in time
+        // (Redis away), it keeps its last value, as the counts do.
+        const next = await within(Promise.all([queue.getJobs(["wait"], 0, 0, true), queue.getJobs(["prioritized"], 0, 0, true)]), QUEUE_COUNTS_WAIT_MS);
+        if (!next) return;
+        const times = next.flat().flatMap((job) => (job ? [job.timestamp] : []));
+        this.set(times.length ? Math.max(0, (Date.now() - Math.min(...times)) / 1000) : 0);
       },
     });
     this.phases = new Histogram({

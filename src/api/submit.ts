@@ -342,7 +342,12 @@ export class Submitter {
         }
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
-      await enqueueLocalize(queue, payload).catch(mayHaveLanded);
+      const priority = await store.turns.take(payload.owner);
+      await enqueueLocalize(queue, payload, priority).catch((err: Error) => {
+        // Not queued: it does not wait. One that may have landed (a timeout) is counted, as it may wait.
+        if (!isCommandTimeout(err)) void store.turns.left(payload.owner).catch(() => undefined);
+        return mayHaveLanded(err);
+      });
     } catch (err) {
       // A write Redis took too long to answer may still land (the job queued after its 503), and a
       // cached job whose record was written is there: the claim, which names the job, stays for

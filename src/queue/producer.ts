@@ -28,8 +28,9 @@ export function jobOptions(settings: QueueSettings): JobsOptions {
   };
 }
 
-export async function enqueueLocalize(queue: LocalizeQueue, payload: LocalizePayload): Promise<void> {
-  await queue.add("localize", payload, { jobId: payload.jobId });
+/** `priority`: its owner's turn (store/turns.ts); 0, the default, is taken first. */
+export async function enqueueLocalize(queue: LocalizeQueue, payload: LocalizePayload, priority = 0): Promise<void> {
+  await queue.add("localize", payload, { jobId: payload.jobId, ...(priority > 0 ? { priority } : {}) });
 }
 
 export type WebhookQueue = Queue<WebhookPayload, { status: number }, "webhook">;

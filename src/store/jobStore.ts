@@ -16,6 +16,7 @@ import {
 import { decodeFailure } from "../queue/failure.js";
 import type { LocalizeQueue, WebhookQueue } from "../queue/producer.js";
 import { keys, type Keys } from "./keys.js";
+import { Turns } from "./turns.js";
 
 /**
  * Where a job's state is read from: BullMQ's own record (state, progress, result, failure)
@@ -58,6 +59,9 @@ const isJobId = (id: string) => SERVICE_ID_RE.test(id);
 export class JobStore {
   readonly keys: Keys;
 
+  /** The API keys' turns in the queue. */
+  readonly turns: Turns;
+
   constructor(
     readonly queue: LocalizeQueue,
     readonly redis: Redis,
@@ -66,6 +70,7 @@ export class JobStore {
     private readonly webhooks?: WebhookQueue,
   ) {
     this.keys = keys(queue.opts.prefix ?? "bull");
+    this.turns = new Turns(redis, this.keys);
   }
 
   /**
@@ -184,6 +189,7 @@ export class JobStore {
         if (options.onlyQueued) return "running";
       }
       if (removed) {
+        if (job.attemptsStarted === 0) await this.turns.left(job.data.owner).catch(() => undefined);
         // Its webhook is queued once the cancel stands; a queue that fails it loses the webhook, not the cancel.
         await this.notifyEnded(id, job.data.callbackUrl).catch(() => undefined);
         return "cancelled";

@@ -17,6 +17,8 @@ export function keys(prefix: string) {
     resultCache: (hash: string) => `${base}:cache:${hash}`,
     /** A sorted set (id → when it was reserved); `:open` held a plain set before. */
     ownerOpenJobs: (owner: string) => `${base}:owner:${owner}:opened`,
+    /** How many of the owner's jobs wait in the queue (store/turns.ts). */
+    ownerWaiting: (owner: string) => `${base}:owner:${owner}:waiting`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

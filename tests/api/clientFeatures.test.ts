@@ -42,6 +42,9 @@ async function start(env: Record<string, string> = {}) {
   return { api, config, inject: api.fastify.inject.bind(api.fastify) };
 }
 
+/** Jobs waiting in the queue: a key's first in BullMQ's list, the rest by their turn (store/turns.ts). */
+const waitingIn = async (redis: Redis, prefix: string) => (await redis.llen(`${prefix}:localize:wait`)) + (await redis.zcard(`${prefix}:localize:prioritized`));
+
 const SHA = "091991be0da19de9108dbe5e3752917fea3d7fdc";
 const body = (issue = "Session.request breaks on binary method names") => ({
   repo: { url: "https://github.com/psf/requests.git", commit: SHA },
@@ -228,7 +231,7 @@ describe("batch", () => {
     const tooManyToRead = await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: [1, 2, 3, 4] } });
     expect([tooManyToRead.statusCode, tooManyToRead.json().error.code]).toEqual([422, "batch_too_large"]);
     const redis = new Redis(config.REDIS_URL);
-    const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
+    const waiting = await waitingIn(redis, config.QUEUE_PREFIX);
     redis.disconnect();
     expect(waiting).toBe(2);
   });
@@ -281,7 +284,7 @@ describe("batches a program retries", () => {
     expect((await inject({ method: "POST", url: "/v1/localize", payload: body("one more") })).statusCode).toBe(202);
     expect((await inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs } })).json().error.code).toBe("rate_limited");
     const redis = new Redis(config.REDIS_URL);
-    const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
+    const waiting = await waitingIn(redis, config.QUEUE_PREFIX);
     redis.disconnect();
     expect(waiting).toBe(4);
   });
@@ -300,7 +303,7 @@ describe("batches a program retries", () => {
     // The same batch again still follows its jobs.
     expect((await inject({ method: "POST", url: "/v1/localize/batch", headers: batch, payload: { jobs } })).statusCode).toBe(202);
     const redis = new Redis(config.REDIS_URL);
-    const waiting = await redis.llen(`${config.QUEUE_PREFIX}:localize:wait`);
+    const waiting = await waitingIn(redis, config.QUEUE_PREFIX);
     redis.disconnect();
     expect(waiting).toBe(3);
   });
