@@ -19,6 +19,8 @@ export function keys(prefix: string) {
     ownerOpenJobs: (owner: string) => `${base}:owner:${owner}:opened`,
     /** How many of the owner's jobs wait in the queue (store/turns.ts). */
     ownerWaiting: (owner: string) => `${base}:owner:${owner}:waiting`,
+    /** The priority the owner's last waiting job was queued with (store/turns.ts). */
+    ownerTurn: (owner: string) => `${base}:owner:${owner}:turn`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

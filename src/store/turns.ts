@@ -22,25 +22,33 @@ export class Turns {
 
   /** Counts a job of `owner` as waiting, and gives the priority to queue it with. */
   async take(owner: string): Promise<number> {
-    const waiting = Number(await this.redis.eval(TAKE, 1, this.keys.ownerWaiting(owner), COUNT_TTL_S));
-    return Math.min(Math.max(0, waiting - 1), PRIORITY_LIMIT);
+    const priority = Number(await this.redis.eval(TAKE, 2, this.keys.ownerWaiting(owner), this.keys.ownerTurn(owner), COUNT_TTL_S));
+    return Math.min(Math.max(0, priority), PRIORITY_LIMIT);
   }
 
   /** A job of `owner` stopped waiting: started for the first time, cancelled while queued, or never queued. */
   async left(owner: string): Promise<void> {
-    await this.redis.eval(LEAVE, 1, this.keys.ownerWaiting(owner));
+    await this.redis.eval(LEAVE, 2, this.keys.ownerWaiting(owner), this.keys.ownerTurn(owner));
   }
 }
 
+/**
+ * KEYS: the owner's waiting count, and the priority its last job got. Never lower than that one
+ * while any of its jobs waits: a key's own jobs keep their order, where a new job with fewer
+ * waiting before it would pass the older ones, for as long as new ones came.
+ */
 const TAKE = `
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return n
+local p = math.max(n - 1, tonumber(redis.call('GET', KEYS[2]) or '0'))
+redis.call('SET', KEYS[2], p, 'EX', ARGV[1])
+return p
 `;
 
-/** Never below 0: a count a crash left short stays right from then on. */
+/** Never below 0: a count a crash left short stays right from then on. None waiting, the key starts afresh. */
 const LEAVE = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then return redis.call('DECR', KEYS[1]) end
+if n > 1 then return redis.call('DECR', KEYS[1]) end
+redis.call('DEL', KEYS[1], KEYS[2])
 return 0
 `;

@@ -60,6 +60,15 @@ describe("API keys' turns in the queue", () => {
       // Cancelled while queued, it waits no more.
       await api.fastify.inject({ method: "DELETE", url: `/v1/jobs/${next!.id}`, headers: { authorization: "Bearer key-alice-1234" } });
       expect(Number(await redis.get(keys(config.QUEUE_PREFIX).ownerWaiting("alice")))).toBe(0);
+
+      // A key's own jobs keep their order while new ones come: jobs taken from the middle of its
+      // backlog (cancelled) does not let the next new job pass those before it.
+      const backlog: string[] = [];
+      for (let i = 0; i < 4; i++) backlog.push(await submit("alice", i + 10));
+      for (const id of backlog.slice(1, 3)) await api.fastify.inject({ method: "DELETE", url: `/v1/jobs/${id}`, headers: { authorization: "Bearer key-alice-1234" } });
+      const late = await submit("alice", 20);
+      const priorities = await Promise.all([...backlog, late].map(async (id) => (await queue.getJob(id))?.opts.priority ?? 0));
+      expect(priorities[4]).toBeGreaterThanOrEqual(priorities[3]!);
     } finally {
       await worker?.close();
       await api.close();
