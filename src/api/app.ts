@@ -15,6 +15,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { localizeRoutes } from "./routes/localize.js";
 import { uploadRoutes } from "./routes/uploads.js";
+import { webhookSecretRoutes } from "./routes/webhookSecret.js";
 import { Submitter } from "./submit.js";
 import { jobEndedWebhook } from "./schemas.js";
 import { API_VERSION } from "../version.js";
@@ -111,6 +112,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   await fastify.register(localizeRoutes, ctx);
   await fastify.register(jobRoutes, ctx);
   await fastify.register(uploadRoutes, ctx);
+  await fastify.register(webhookSecretRoutes, ctx);
   await fastify.register(toolRoutes, ctx);
   await fastify.register(mcpRoutes(ctx, { idleMs: config.MCP_SESSION_IDLE_S * 1000, maxSessions: config.MCP_MAX_SESSIONS }));
 }

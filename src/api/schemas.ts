@@ -191,9 +191,10 @@ export const jobEndedWebhook: OpenApiWebhooks = {
     post: {
       summary: "A job ended (succeeded, failed or cancelled): sent to its callback_url",
       description:
-        "Delivered at least once: retried after 15 s, 30 s, 1, 2 and 4 min (WEBHOOK_MAX_ATTEMPTS) until a 2xx answer, each delivery answered within 10 s; a redirect is not followed. Dedupe on X-CodeScout-Job. Verify X-CodeScout-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with WEBHOOK_SECRET>, and refuse an old t.",
+        "Delivered at least once: retried after 15 s, 30 s, 1, 2 and 4 min (WEBHOOK_MAX_ATTEMPTS) until a 2xx answer, each delivery answered within 10 s; a redirect is not followed. Dedupe on X-CodeScout-Job. Verify X-CodeScout-Key-Signature with your API key's own webhook secret (GET /v1/webhook-secret), which no other key can sign with, or X-CodeScout-Signature with WEBHOOK_SECRET where the operator gives you that; refuse an old t.",
       parameters: [
         { name: "X-CodeScout-Signature", in: "header" as const, required: true, schema: { type: "string" }, description: "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" keyed with WEBHOOK_SECRET>" },
+        { name: "X-CodeScout-Key-Signature", in: "header" as const, required: true, schema: { type: "string" }, description: "The same, keyed with the job's API key's own webhook secret (GET /v1/webhook-secret)" },
         { name: "X-CodeScout-Job", in: "header" as const, required: true, schema: { type: "string", format: "uuid" }, description: "The job's id: the same on every delivery of it." },
       ],
       requestBody: { required: true, content: { "application/json": { schema: jobJsonSchema } } },

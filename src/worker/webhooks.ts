@@ -1,4 +1,3 @@
-import { createHmac } from "node:crypto";
 import { request as httpRequest, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
@@ -7,16 +6,7 @@ import type { HostGuard } from "../queue/hostPolicy.js";
 import type { WebhookPayload } from "../queue/contract.js";
 import { hasEnded, type JobStore, type JobView } from "../store/jobStore.js";
 import { ANONYMOUS } from "../queue/contract.js";
-
-/**
- * A finished job, POSTed to its callback_url and signed so the receiver can check it came
- * from us and is fresh: X-CodeScout-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
- * "<t>.<body>" under WEBHOOK_SECRET>.
- */
-export function signWebhook(body: string, secret: string, timestamp = Math.floor(Date.now() / 1000)): string {
-  const mac = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
-  return `t=${timestamp},v1=${mac}`;
-}
+import { KEY_SIGNATURE_HEADER, keyWebhookSecret, signWebhook } from "../queue/webhookSigning.js";
 
 export class WebhookError extends Error {
   override name = "WebhookError";
@@ -45,6 +35,7 @@ export async function deliverWebhook(url: string, view: JobView, secret: string,
       "content-length": Buffer.byteLength(body),
       "user-agent": "codescout-service",
       "x-codescout-signature": signWebhook(body, secret),
+      [KEY_SIGNATURE_HEADER.toLowerCase()]: signWebhook(body, keyWebhookSecret(secret, view.owner)),
       "x-codescout-job": view.id,
     },
     // The socket's idle time is not enough: a receiver that sends a byte every few seconds

@@ -348,7 +348,7 @@ describe("documentation", () => {
     expect(spec.json().paths["/localize"].post).toBeDefined();
     // The webhook a receiver implements: its body is the job view, its headers the signature and the job's id.
     const hook = spec.json().webhooks.jobEnded.post;
-    expect(hook.parameters.map((p: { name: string }) => p.name)).toEqual(["X-CodeScout-Signature", "X-CodeScout-Job"]);
+    expect(hook.parameters.map((p: { name: string }) => p.name)).toEqual(["X-CodeScout-Signature", "X-CodeScout-Key-Signature", "X-CodeScout-Job"]);
     expect(Object.keys(hook.requestBody.content["application/json"].schema.properties)).toEqual(expect.arrayContaining(["id", "status", "result", "error"]));
     const committed = readFileSync("openapi/openapi.json", "utf8");
     expect(committed, "openapi/openapi.json is stale: run `npm run openapi`").toBe(await renderOpenApi(loadConfig({})));
