@@ -25,6 +25,7 @@ import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
 import { documentMediaTypes } from "./mediaTypes.js";
 import { documentResponseHeaders } from "./responseHeaders.js";
+import { documentSharedRefusals } from "./sharedRefusals.js";
 import { trackClients } from "./clientGone.js";
 import { FollowerSlots } from "./followers.js";
 import { ApiShutdown } from "./shutdown.js";
@@ -103,7 +104,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
       webhooks: jobEndedWebhook,
     },
     transform: jsonSchemaTransform,
-    transformObject: (input) => documentMediaTypes(documentResponseHeaders(input)),
+    transformObject: (input) => documentSharedRefusals(documentMediaTypes(documentResponseHeaders(input))),
   });
   await fastify.register(swaggerUi, { routePrefix: "/docs" });
   fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());

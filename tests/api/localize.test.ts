@@ -417,6 +417,12 @@ describe("documentation", () => {
     expect(Object.keys(op("/v1/tools/localize", "post").responses["200"]!.headers ?? {})).toEqual(["Location"]);
     expect(spec.components.securitySchemes.apiKeyHeader).toMatchObject({ type: "apiKey", in: "header", name: "X-API-Key" });
     expect(op("/v1/localize", "post").security).toEqual([{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+    // What any route answers before its own code: a foreign origin (403), a path part too long (414).
+    expect(Object.keys(op("/v1/localize", "post").responses)).toContain("403");
+    expect(Object.keys(op("/v1/jobs/{id}", "get").responses)).toEqual(expect.arrayContaining(["400", "403", "414"]));
+    expect(Object.keys(op("/v1/uploads/{id}", "get").responses)).toContain("503");
+    const long = await api.fastify.inject({ method: "GET", url: `/v1/jobs/${"a".repeat(120)}` });
+    expect([long.statusCode, long.json().error.code]).toEqual([414, "uri_too_long"]);
     // One job, one creation time: the POST's answer and every read agree.
     for (let i = 0; i < 5; i++) {
       const posted = (await api.fastify.inject({ method: "POST", url: "/v1/localize", payload: { ...validBody, issue: `${validBody.issue} (created ${i})` } })).json() as { id: string; created_at: string };

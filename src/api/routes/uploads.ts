@@ -106,6 +106,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
           404: errorResponse("No such upload (never sent, or expired).", "upload_not_found", `no upload ${uploadExample.upload_id} (never sent, or expired)`, "id"),
           422: errorResponse("The id is not 64 lowercase hex characters.", "validation_failed", "params.id: an upload id is 64 lowercase hex characters", "params.id"),
           429: commonErrors.readLimited,
+          503: commonErrors.unavailable,
         },
       },
     },
