@@ -230,7 +230,7 @@ export const timingsSchema = z.object({
 export const finishReasonSchema = z.enum(["finish_tool", "recovered", "text_reply", "budget_exhausted", "context_exhausted", "stuck"]);
 
 export const localizeResultSchema = z.object({
-  policy: policyNameSchema,
+  policy: policyNameSchema.describe("The localizer that answered: the baseline when the model server was away and it answered instead (see fallback)."),
   finish_reason: finishReasonSchema,
   commit_sha: z.string(),
   scope: z.string().optional().describe("The directory of the repository the job localized in (`options.scope`); absent for the whole repository."),

@@ -30,7 +30,7 @@ export const jobViewSchema = z.object({
   id: z.string(),
   status: jobStatusSchema,
   repo: publicRepoRefSchema,
-  policy: z.string().optional(),
+  policy: z.string().optional().describe("The localizer the job was asked to run; result.policy says which answered (the baseline, when the model server was away)."),
   owner: z.string().describe("The API key name that submitted the job."),
   created_at: z.string(),
   started_at: z.string().nullable(),
