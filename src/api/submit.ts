@@ -342,10 +342,10 @@ export class Submitter {
         }
       }
       // No "queued" event is stored: the event stream opens with one made from the job itself.
-      const priority = await store.turns.take(payload.owner);
+      const priority = await store.turns.take(payload.owner, payload.jobId);
       await enqueueLocalize(queue, payload, priority).catch((err: Error) => {
-        // Not queued: it does not wait. One that may have landed (a timeout) is counted, as it may wait.
-        if (!isCommandTimeout(err)) void store.turns.left(payload.owner).catch(() => undefined);
+        // Not queued: it does not wait (one that may have landed, a timeout, is read from its record).
+        if (!isCommandTimeout(err)) void store.turns.left(payload.owner, payload.jobId).catch(() => undefined);
         return mayHaveLanded(err);
       });
     } catch (err) {

@@ -189,7 +189,7 @@ export class JobStore {
         if (options.onlyQueued) return "running";
       }
       if (removed) {
-        if (job.attemptsStarted === 0) await this.turns.left(job.data.owner).catch(() => undefined);
+        await this.turns.left(job.data.owner, id).catch(() => undefined);
         // Its webhook is queued once the cancel stands; a queue that fails it loses the webhook, not the cancel.
         await this.notifyEnded(id, job.data.callbackUrl).catch(() => undefined);
         return "cancelled";

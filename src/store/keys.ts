@@ -17,10 +17,13 @@ export function keys(prefix: string) {
     resultCache: (hash: string) => `${base}:cache:${hash}`,
     /** A sorted set (id → when it was reserved); `:open` held a plain set before. */
     ownerOpenJobs: (owner: string) => `${base}:owner:${owner}:opened`,
-    /** How many of the owner's jobs wait in the queue (store/turns.ts). */
+    /** The owner's jobs recorded as waiting, by when (store/turns.ts). */
     ownerWaiting: (owner: string) => `${base}:owner:${owner}:waiting`,
-    /** The priority the owner's last waiting job was queued with (store/turns.ts). */
+    /** The round (priority) of the owner's last waiting job (store/turns.ts). */
     ownerTurn: (owner: string) => `${base}:owner:${owner}:turn`,
+    /** BullMQ's own keys, read (never written) to learn which jobs wait: its prioritized set, and its job records' prefix. */
+    prioritized: `${base}:prioritized`,
+    jobPrefix: `${base}:`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

@@ -4,15 +4,24 @@ import type { Keys } from "./keys.js";
 /** BullMQ's lowest priority. */
 const PRIORITY_LIMIT = 2 ** 21;
 
-/** A key's count lives a day past its last job: one a crash left too high heals. */
-const COUNT_TTL_S = 86_400;
+/** A key's record of its waiting jobs lives a day past its last job. */
+const RECORD_TTL_S = 86_400;
+
+/** A job recorded as waiting whose job is not there yet is being queued, for this long at most. */
+const QUEUEING_MS = 60_000;
 
 /**
  * Each API key's turn in the queue. BullMQ takes jobs first in, first out, so one key's batch of
- * 500 held every other key's job behind it for as long as it ran. A key's only waiting job is
- * queued as before (priority 0, taken before any other); its second waiting job gets priority 1,
- * its third 2, and so on, and BullMQ takes equal priorities in order: the keys' backlogs are
- * served a job of each in turn, and an agent's single call waits for no one's backlog.
+ * 500 held every other key's job behind it for as long as it ran. A key with no job waiting has
+ * its job queued as before (priority 0: taken before any other); a key's further waiting jobs go
+ * in rounds (start-time fair queuing): each one round after the key's last, and never before the
+ * round now being served (the lowest priority waiting), so keys with backlogs are served a job
+ * of each in turn, a key's own jobs keep their order, and a key that comes late waits for no
+ * backlog's earlier rounds, nor is held behind its own old ones.
+ *
+ * Which of a key's jobs still wait is read from the jobs themselves (BullMQ's job record: gone, or
+ * started, `processedOn`), not counted up and down: a count went wrong for good where a worker or
+ * API of an earlier version, which counts nothing, ran beside this one, or a process died between.
  */
 export class Turns {
   constructor(
@@ -20,35 +29,47 @@ export class Turns {
     private readonly keys: Keys,
   ) {}
 
-  /** Counts a job of `owner` as waiting, and gives the priority to queue it with. */
-  async take(owner: string): Promise<number> {
-    const priority = Number(await this.redis.eval(TAKE, 2, this.keys.ownerWaiting(owner), this.keys.ownerTurn(owner), COUNT_TTL_S));
+  /** Records `jobId` of `owner` as waiting, and gives the priority to queue it with. */
+  async take(owner: string, jobId: string): Promise<number> {
+    const k = this.keys;
+    const priority = Number(await this.redis.eval(TAKE, 3, k.ownerWaiting(owner), k.ownerTurn(owner), k.prioritized, jobId, RECORD_TTL_S, k.jobPrefix, QUEUEING_MS));
     return Math.min(Math.max(0, priority), PRIORITY_LIMIT);
   }
 
-  /** A job of `owner` stopped waiting: started for the first time, cancelled while queued, or never queued. */
-  async left(owner: string): Promise<void> {
-    await this.redis.eval(LEAVE, 2, this.keys.ownerWaiting(owner), this.keys.ownerTurn(owner));
+  /** `jobId` of `owner` waits no more (cancelled, or never queued): at once, not at the key's next job. */
+  async left(owner: string, jobId: string): Promise<void> {
+    await this.redis.zrem(this.keys.ownerWaiting(owner), jobId);
   }
 }
 
 /**
- * KEYS: the owner's waiting count, and the priority its last job got. Never lower than that one
- * while any of its jobs waits: a key's own jobs keep their order, where a new job with fewer
- * waiting before it would pass the older ones, for as long as new ones came.
+ * KEYS: the owner's waiting jobs (id → when recorded), the round of its last, BullMQ's prioritized
+ * set (score: priority × 2^32 + a counter). ARGV: the job's id, the records' lifetime, the prefix
+ * of BullMQ's job records, how long a job may be queueing.
  */
 const TAKE = `
-local n = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local p = math.max(n - 1, tonumber(redis.call('GET', KEYS[2]) or '0'))
-redis.call('SET', KEYS[2], p, 'EX', ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local waiting = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local job = ARGV[3] .. id
+  local there = redis.call('EXISTS', job) == 1
+  local queueing = (not there) and now - tonumber(redis.call('ZSCORE', KEYS[1], id)) < tonumber(ARGV[4])
+  if queueing or (there and redis.call('HEXISTS', job, 'processedOn') == 0) then
+    waiting = waiting + 1
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+local p = 0
+if waiting > 0 then
+  local round = 1
+  local next = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if next[2] then round = math.max(1, math.floor(tonumber(next[2]) / 4294967296)) end
+  p = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, round)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], p, 'EX', ARGV[2])
 return p
-`;
-
-/** Never below 0: a count a crash left short stays right from then on. None waiting, the key starts afresh. */
-const LEAVE = `
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 1 then return redis.call('DECR', KEYS[1]) end
-redis.call('DEL', KEYS[1], KEYS[2])
-return 0
 `;

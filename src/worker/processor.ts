@@ -132,8 +132,6 @@ export function createProcessor(deps: ProcessorDeps) {
     /** The policy that ran, and where: a failed run's steps are kept as its trajectory. */
     let ran: { policy: string; workingDir: string } | undefined;
     try {
-      // Its first start: it no longer waits, and its owner's next job comes sooner in turn.
-      if (job.attemptsStarted <= 1) void deps.store.turns.left(payload.owner).catch(() => undefined);
       // Cancelled while it sat in the queue, or between a crash and this retry.
       if (await deps.store.isCancelRequested(payload.jobId)) throw new JobFailedError("cancelled", "the job was cancelled");
       const policy = deps.policyFor(payload.options, payload.policyChosenBy);

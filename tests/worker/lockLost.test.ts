@@ -1,15 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { randomUUID } from "node:crypto";
-import { pino } from "pino";
-import type { Redis } from "ioredis";
-import { createRedis } from "../../src/queue/connection.js";
-import { createLocalizeQueue, enqueueLocalize, type LocalizeQueue } from "../../src/queue/producer.js";
 import { parseEntries } from "../../src/store/events.js";
 import { keys } from "../../src/store/keys.js";
-import { startWorker } from "../../src/worker/build.js";
-import { JobStore } from "../../src/store/jobStore.js";
 import { testConfig } from "../helpers/config.js";
-import { startFakeModel, type FakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
+import { withModelJob } from "../helpers/modelJob.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { containersOf, waitFor } from "../helpers/processes.js";
 import { dropPrefix } from "../helpers/redis.js";
@@ -26,32 +19,12 @@ afterAll(async () => {
   await dropPrefix(config.QUEUE_PREFIX);
 });
 
-/** A worker on a scripted model server, a job of its own queued on it, and what both said: handed to `check`, then all closed. */
-async function withModelJob(script: ScriptedReply[] | ((req: RecordedRequest, i: number) => ScriptedReply), issue: string, check: (run: { jobId: string; model: FakeModel; redis: Redis; queue: LocalizeQueue; store: JobStore; lines: Array<Record<string, unknown>> }) => Promise<void>): Promise<void> {
-  const model = await startFakeModel();
-  model.script(script);
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const redis = createRedis(config.REDIS_URL, "producer");
-  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
-  const worker = await startWorker({ ...config, MODEL_BASE_URL: model.baseURL, MODEL_ALTERNATIVES: false, MODEL_FALLBACK: "none" as const }, { logger });
-  try {
-    const jobId = randomUUID();
-    await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue, options: { policy: "codescout" }, owner: "alice", submittedAt: new Date().toISOString() });
-    await waitFor(async () => (model.requests.length >= 1 ? true : undefined), 60_000, "the first run's model request");
-    await check({ jobId, model, redis, queue, store: new JobStore(queue, redis, 600), lines });
-  } finally {
-    await worker.close();
-    await queue.close();
-    redis.disconnect();
-    await model.close();
-  }
-}
-
 describe("a run whose job lock lapsed", () => {
   it("stops, removes its sandbox and publishes no end; the job's new run answers it", () =>
     // The first run's request hangs; the second run's is answered.
     withModelJob(
+      config,
+      { url: fx.url, commit: fx.commits[0]! },
       (_req, i) => (i === 0 ? { hang: true } : { toolCalls: [{ name: "localization_finish", arguments: { locations: [{ file: "pkg/parser.py" }] } }] }),
       "`helper` should return 43",
       async ({ jobId, model, redis, queue, lines }) => {
@@ -74,7 +47,7 @@ describe("a run whose job lock lapsed", () => {
   120_000);
 
   it("reads a cancel no handle received (its message missed, or its handle dropped) from the job's flag, and stops", () =>
-    withModelJob([{ hang: true }], "`helper` should return 44 (asked again: not the cached answer)", async ({ jobId, redis, store }) => {
+    withModelJob(config, { url: fx.url, commit: fx.commits[0]! }, [{ hang: true }], "`helper` should return 44 (asked again: not the cached answer)", async ({ jobId, redis, store }) => {
       // The flag a DELETE sets, without the message that tells the worker at once.
       await redis.set(keys(config.QUEUE_PREFIX).cancelFlag(jobId), "1", "EX", 600);
       const ended = await waitFor(async () => {

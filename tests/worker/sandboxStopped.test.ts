@@ -1,13 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { pino } from "pino";
-import { createRedis } from "../../src/queue/connection.js";
-import { createLocalizeQueue, enqueueLocalize } from "../../src/queue/producer.js";
-import { JobStore } from "../../src/store/jobStore.js";
-import { startWorker } from "../../src/worker/build.js";
+import type { JobView } from "../../src/store/jobStore.js";
 import { testConfig } from "../helpers/config.js";
-import { startFakeModel, type RecordedRequest, type ScriptedReply } from "../helpers/fakeModel.js";
+import type { RecordedRequest, ScriptedReply } from "../helpers/fakeModel.js";
+import { withModelJob } from "../helpers/modelJob.js";
 import { makeGitFixture } from "../helpers/gitFixture.js";
 import { containersOf, waitFor } from "../helpers/processes.js";
 import { dropPrefix } from "../helpers/redis.js";
@@ -29,34 +25,20 @@ const finish: ScriptedReply = { toolCalls: [{ name: "localization_finish", argum
 
 /** A worker on a scripted model whose first reply runs `first` in the sandbox; `during` acts on the job's container while it runs. */
 async function run(first: string, during: (container: string, jobId: string) => void, issue: string, later = "rg -n helper") {
-  const model = await startFakeModel();
   // The first run's first turn is `first`; a later run's looks, then each answers.
-  model.script((req: RecordedRequest, i: number) => (i === 0 ? terminal(first) : req.body.messages.some((m) => m.role === "tool") ? finish : terminal(later)));
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const redis = createRedis(config.REDIS_URL, "producer");
-  const queue = createLocalizeQueue(redis, { prefix: config.QUEUE_PREFIX, retentionS: 600 });
-  const worker = await startWorker({ ...config, MODEL_BASE_URL: model.baseURL, MODEL_ALTERNATIVES: false, MODEL_FALLBACK: "none" as const }, { logger });
-  try {
-    const jobId = randomUUID();
-    await enqueueLocalize(queue, { jobId, repo: { url: fx.url, commit: fx.commits[0]! }, issue, options: { policy: "codescout" }, owner: "alice", submittedAt: new Date().toISOString() });
-    const container = await waitFor(async () => (model.requests.length >= 1 ? containersOf(jobId) || undefined : undefined), 60_000, "the first run's sandbox");
-    during(container, jobId);
-    const store = new JobStore(queue, redis, 600);
+  const script = (req: RecordedRequest, i: number) => (i === 0 ? terminal(first) : req.body.messages.some((m) => m.role === "tool") ? finish : terminal(later));
+  let ended: { view: JobView; lines: Array<Record<string, unknown>>; requests: number } | undefined;
+  await withModelJob(config, { url: fx.url, commit: fx.commits[0]! }, script, issue, async ({ jobId, model, queue, store, lines }) => {
+    during(await waitFor(async () => containersOf(jobId) || undefined, 60_000, "the first run's sandbox"), jobId);
     // A hand-back waits a few seconds before the job's next run: the test does not.
-    const handedBack = await waitFor(async () => {
-      const state = await queue.getJobState(jobId);
-      if (state === "delayed") await (await queue.getJob(jobId))?.promote();
-      const view = await store.get(jobId);
-      return view && (view.status === "succeeded" || view.status === "failed") ? view : undefined;
+    const view = await waitFor(async () => {
+      if ((await queue.getJobState(jobId)) === "delayed") await (await queue.getJob(jobId))?.promote();
+      const v = await store.get(jobId);
+      return v && (v.status === "succeeded" || v.status === "failed") ? v : undefined;
     }, 60_000, "the job ended");
-    return { view: handedBack, lines: lines.filter((l) => l.jobId === jobId), requests: model.requests.length };
-  } finally {
-    await worker.close();
-    await queue.close();
-    redis.disconnect();
-    await model.close();
-  }
+    ended = { view, lines: lines.filter((l) => l.jobId === jobId), requests: model.requests.length };
+  });
+  return ended!;
 }
 
 describe("a job whose sandbox is stopped from outside while it runs", () => {
