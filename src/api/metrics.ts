@@ -66,7 +66,7 @@ export class ServiceMetrics {
     // time (a job_timeout is the slowest of all) was in no histogram, so latency read better than it was.
     this.failedPhases = new Histogram({
       name: "codescout_failed_job_phase_seconds",
-      help: "Time per phase of failed and cancelled jobs, by failure code: queue_wait, repository, sandbox, total (the phases each came to)",
+      help: "Time per phase of jobs that failed on a worker (cancelled while running included; cancelled while queued, not), by failure code: queue_wait, repository, sandbox, total (the phases each came to)",
       labelNames: ["phase", "code"],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
       registers,

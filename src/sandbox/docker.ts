@@ -225,23 +225,28 @@ export class DockerSandboxProvider implements SandboxProvider {
    * write the engine's log nor stop the engine. Read bounded; unread, it is not known to be so.
    */
   async stoppedByEngine(containerId: string, sinceS: number, exitCode: number): Promise<boolean> {
+    const reading = AbortSignal.timeout(EVENTS_READ_MS);
     const killEvent = async () => {
+      // docker-modem's abort signal, which dockerode's types do not say: the read ends at its time.
       const stream = (await this.docker.getEvents({
         since: sinceS,
         // Now, to the millisecond: a whole second ahead, the engine holds the stream open until then.
         until: (Date.now() / 1000).toFixed(3) as unknown as number,
         filters: { type: ["container"], container: [containerId], event: ["kill"] },
-      })) as NodeJS.ReadableStream;
+        abortSignal: reading,
+      } as Parameters<Dockerode["getEvents"]>[0])) as NodeJS.ReadableStream;
       for await (const chunk of stream) if (String(chunk).trim()) return true;
       return false;
     };
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), EVENTS_READ_MS)));
-    const killed = await Promise.race([killEvent().catch(() => false), late]).finally(() => clearTimeout(timer));
+    const killed = await killEvent().catch(() => false);
     if (killed || (exitCode !== 137 && exitCode !== 143)) return killed;
+    // Gone, not slow: a loaded engine may miss one ping's time.
+    let missed = 0;
+    const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
     for (const until = Date.now() + ENGINE_GONE_WATCH_MS; Date.now() < until; await sleep(ENGINE_GONE_EVERY_MS)) {
-      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
-      if (!(await ping({ abortSignal: AbortSignal.timeout(ENGINE_GONE_EVERY_MS * 2) }).then(() => true, () => false))) return true;
+      const answered = await ping({ abortSignal: AbortSignal.timeout(ENGINE_GONE_EVERY_MS * 2) }).then(() => true, () => false);
+      missed = answered ? 0 : missed + 1;
+      if (missed >= 2) return true;
     }
     return false;
   }
@@ -379,6 +384,8 @@ class DockerSandbox implements Sandbox {
   private destroyed: Promise<void> | null = null;
   /** When it was started, in the engine's event times (seconds). */
   private startedAtS = 0;
+  /** Its stream closed on its own, and the engine is being asked why. */
+  private stopping = false;
 
   constructor(
     private readonly provider: DockerSandboxProvider,
@@ -390,7 +397,12 @@ class DockerSandbox implements Sandbox {
     this.id = container.id;
     this.workingDir = spec.workingDir;
     const write = (line: string) => {
-      if (!this.stream || this.stream.destroyed) throw new Error("stream closed");
+      if (!this.stream || this.stream.destroyed) {
+        // Closed, and why is being asked of the engine (onStreamClosed): the request waits for
+        // that answer's failure, which a failure of its own would have come before.
+        if (this.stopping) return;
+        throw new Error("stream closed");
+      }
       this.stream.write(line);
     };
     this.terminal = new TerminalClient({ softTimeoutMs, readyTimeoutMs, write });
@@ -443,6 +455,7 @@ class DockerSandbox implements Sandbox {
   private async onStreamClosed() {
     // A shell that never answered failed the terminal only: execs still need to hear of it.
     if (this.destroyed) return;
+    this.stopping = true;
     let detail = "";
     // Stopped by the engine (restarting, or an operator's `docker stop`) or removed while it ran:
     // not the job's doing, and another run may answer it. What runs inside can end its own
