@@ -1,15 +1,18 @@
+/** The service's version, shown in the OpenAPI document and the MCP server's identity. */
+export const API_VERSION = "0.9.5";
+
 /**
- * The service's version, shown in the OpenAPI document and the MCP server's identity. The result
- * cache's key names it: a change that answers otherwise (0.9.4: a file that is not source code
- * the issue names; trees by URL as committed, export-ignore paths kept; a tree past the scan's
- * 20,000 files read by the issue's words first) takes a new patch version, and old answers are
- * not served.
+ * The version whose answers the service gives, which the result cache's key names: a change that
+ * answers otherwise (0.9.4: a file that is not source code the issue names; trees by URL as
+ * committed, export-ignore paths kept; a tree past the scan's 20,000 files read by the issue's
+ * words first) sets it to its own version, and old answers are not served. A release that answers
+ * the same (0.9.5) keeps it, and the answers cached before it are served still.
  */
-export const API_VERSION = "0.9.4";
+export const ANSWERS_OF = "0.9.4";
 
 /**
  * A digest of the baseline's fitted weights and calibration (src/agent/baseline/weights.ts,
- * calibration.ts). A refit answers otherwise under the same API_VERSION, so the result cache's
+ * calibration.ts). A refit answers otherwise under the same ANSWERS_OF, so the result cache's
  * key names it too; tests/agent/baselineFit.test.ts fails, giving the new digest, when a refit
  * leaves it behind. Written out rather than computed so that the API, which never imports the
  * agent, names the same answerer as the worker.
@@ -17,4 +20,4 @@ export const API_VERSION = "0.9.4";
 export const BASELINE_FIT = "6fefadfd86dc";
 
 /** The answerer the result cache's key names: what the service returns and how it ranks. */
-export const ANSWER_REVISION = `${API_VERSION}+${BASELINE_FIT}`;
+export const ANSWER_REVISION = `${ANSWERS_OF}+${BASELINE_FIT}`;

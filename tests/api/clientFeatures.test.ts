@@ -9,7 +9,7 @@ import { connect, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { resultCacheKey } from "../../src/queue/cacheKey.js";
-import { ANSWER_REVISION, API_VERSION } from "../../src/version.js";
+import { ANSWER_REVISION, ANSWERS_OF } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
 import { keys } from "../../src/store/keys.js";
@@ -197,7 +197,7 @@ describe("result cache", () => {
       expect(miss.json().cached).toBe(false);
       // Nor is what another fit of the baseline cached under this version.
       const refit = { ...body(), issue: `${body().issue} (asked before a refit)` };
-      const refitKey = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: refit.issue, options: refit.options, model: config.MODEL_NAME, service: `${API_VERSION}+000000000000` });
+      const refitKey = resultCacheKey({ url: "https://github.com/psf/requests.git", sha: SHA, issue: refit.issue, options: refit.options, model: config.MODEL_NAME, service: `${ANSWERS_OF}+000000000000` });
       await new ResultCache(redis, config.QUEUE_PREFIX, 60).put(refitKey, cached);
       const refitMiss = await inject({ method: "POST", url: "/v1/localize", payload: refit });
       expect(refitMiss.statusCode).toBe(202);
