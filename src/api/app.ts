@@ -7,6 +7,7 @@ import { JobEvents } from "../store/events.js";
 import { EventHub } from "../store/eventHub.js";
 import { redisAtMaxMemory, withErrorListener } from "../queue/connection.js";
 import { ResultCache } from "../store/resultCache.js";
+import { UploadGrants } from "../store/uploadGrants.js";
 import { authenticate, KeyRing } from "./auth.js";
 import type { AppContext, AppDeps } from "./context.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
@@ -43,6 +44,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const eventHub = new EventHub(withErrorListener(redis.duplicate({ commandTimeout: 10_000 })), redis, config.QUEUE_PREFIX);
   fastify.addHook("onClose", async () => eventHub.close());
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
+  const uploadGrants = new UploadGrants(redis, store.keys, config.UPLOAD_TTL_S);
   const limits = new Limits(redis, store.keys, store, {
     submitPerMinute: config.RATE_LIMIT_PER_MIN,
     pollPerMinute: config.POLL_RATE_LIMIT_PER_MIN,
@@ -61,8 +63,9 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
     events,
     eventHub,
     cache,
+    uploadGrants,
     limits,
-    submitter: new Submitter({ ...deps, cache, events, limits }),
+    submitter: new Submitter({ ...deps, cache, events, limits, uploadGrants }),
     workers,
     noWorker: { anyAlive: () => workers.anyAlive(), afterMs: config.NO_WORKER_WAIT_S * 1000 },
     followers: new FollowerSlots(config.MAX_FOLLOWERS, config.MAX_FOLLOWERS_PER_KEY),

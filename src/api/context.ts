@@ -6,6 +6,7 @@ import type { JobEvents } from "../store/events.js";
 import type { EventHub } from "../store/eventHub.js";
 import type { JobStore } from "../store/jobStore.js";
 import type { ResultCache } from "../store/resultCache.js";
+import type { UploadGrants } from "../store/uploadGrants.js";
 import type { Limits } from "./limits.js";
 import type { Submitter } from "./submit.js";
 import type { ServiceMetrics } from "./metrics.js";
@@ -34,6 +35,8 @@ export interface AppContext extends AppDeps {
   /** What followers read a job's events through: one blocking connection for all of them. */
   eventHub: EventHub;
   cache: ResultCache;
+  /** Which keys may use which uploads. */
+  uploadGrants: UploadGrants;
   submitter: Submitter;
   limits: Limits;
   /** Places for the jobs followed at once (each holds a stream's reads and a response). */

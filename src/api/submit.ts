@@ -15,6 +15,7 @@ import { onlyAnIssueReference } from "./issueReference.js";
 import type { Limits } from "./limits.js";
 import type { LocalizeBody } from "./schemas.js";
 import { ANSWER_REVISION } from "../version.js";
+import type { UploadGrants } from "../store/uploadGrants.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { isCommandTimeout } from "../queue/connection.js";
 
@@ -37,6 +38,7 @@ export interface SubmitDeps {
   cache: ResultCache;
   events: JobEvents;
   uploads: UploadStore;
+  uploadGrants: UploadGrants;
   limits: Limits;
   resolver: Resolver;
   metrics: Pick<ServiceMetrics, "cacheHit">;
@@ -64,7 +66,7 @@ export class Submitter {
     if (reference) {
       throw new ApiError(422, "issue_is_a_reference", `issue holds only a reference to an issue (${reference}), and the service follows no link: send the issue's title and text (for a GitHub issue, \`gh issue view <number> --json title,body\` prints them)`, `${at}issue`);
     }
-    const source = await this.source(body.repo, `${at}repo.`);
+    const source = await this.source(body.repo, owner, `${at}repo.`);
     if (body.callback_url) {
       if (!config.WEBHOOK_SECRET) throw new ApiError(422, "webhooks_disabled", "this server sends no webhooks (WEBHOOK_SECRET is not set)", `${at}callback_url`);
       try {
@@ -106,13 +108,14 @@ export class Submitter {
    * The tree a request names: an upload, or a repository at a commit with an optional patch.
    * `identity` is what the result cache may key on (a full sha or an upload id), or null.
    */
-  private async source(repo: RepoRef, at: string): Promise<{ repo: PublicRepoRef; identity: { url: string; sha: string } | null }> {
-    const { config, uploads } = this.deps;
+  private async source(repo: RepoRef, owner: string, at: string): Promise<{ repo: PublicRepoRef; identity: { url: string; sha: string } | null }> {
+    const { config, uploads, uploadGrants } = this.deps;
     if (repo.upload !== undefined) {
       const extra = (["url", "commit", "token"] as const).find((k) => repo[k] !== undefined);
       if (extra) throw new ApiError(422, "invalid_repository", `repo.upload names a whole tree; it is not combined with repo.${extra}`, `${at}${extra}`);
       const patchSha = repo.patch === undefined ? undefined : this.checkedPatch(repo.patch, at);
-      if (!(await uploads.touch(repo.upload))) {
+      // Another key's upload is no upload to this one, in the same words.
+      if (!(await uploadGrants.holds(repo.upload, owner)) || !(await uploads.touch(repo.upload))) {
         throw new ApiError(422, "upload_not_found", `no upload ${repo.upload} (never sent, or expired): send the tree with POST /v1/uploads`, `${at}upload`);
       }
       return { repo: { upload: repo.upload, ...(patchSha ? { patch_sha256: patchSha } : {}) }, identity: { url: `upload:${repo.upload}`, sha: repo.upload } };

@@ -24,6 +24,8 @@ export function keys(prefix: string) {
     /** BullMQ's own keys, read (never written) to learn which jobs wait: its prioritized set, and its job records' prefix. */
     prioritized: `${base}:prioritized`,
     jobPrefix: `${base}:`,
+    /** The API keys granted an upload (store/uploadGrants.ts). */
+    uploadOwners: (id: string) => `${base}:upload-owners:${id}`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

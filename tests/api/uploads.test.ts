@@ -104,6 +104,25 @@ describe("uploads", () => {
     expect(mixed.json().error.field).toBe("repo.commit");
   });
 
+  it("is an API key's own: another key can neither read, renew nor use it, nor learn it was sent, until it sends the tree itself", async () => {
+    const { inject } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234,bob:key-bob-12345" });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const sent = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-alice-1234") } });
+    expect(sent.statusCode).toBe(201);
+    const id = sent.json().upload_id as string;
+    expect((await inject({ method: "GET", url: `/v1/uploads/${id}`, headers: as("key-alice-1234") })).statusCode).toBe(200);
+    // To Bob, as an upload never sent.
+    const read = await inject({ method: "GET", url: `/v1/uploads/${id}`, headers: as("key-bob-12345") });
+    expect([read.statusCode, read.json().error.code]).toEqual([404, "upload_not_found"]);
+    const used = await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: id }, issue: "main returns the wrong code" }, headers: as("key-bob-12345") });
+    expect([used.statusCode, used.json().error.code]).toEqual([422, "upload_not_found"]);
+    // Bob sends the same tree: stored, to him, as any first sending is (201); then it is his to use.
+    const own = await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-bob-12345") } });
+    expect([own.statusCode, own.json().upload_id]).toEqual([201, id]);
+    expect((await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: id }, issue: "main returns the wrong code" }, headers: as("key-bob-12345") })).statusCode).toBe(202);
+    expect((await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-bob-12345") } })).statusCode).toBe(200);
+  });
+
   it("takes what the commits an issue names changed with an upload, or a patch's own commits, checked field by field, and keeps it out of the job's view", async () => {
     const { inject, config } = await start();
     const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();

@@ -31,7 +31,7 @@ const uploadExample = {
 const isStream = (body: unknown): body is Readable => body instanceof Readable;
 
 export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) => {
-  const { config, uploads, limits } = ctx;
+  const { config, uploads, uploadGrants, limits } = ctx;
   // The body stays a stream: archives are read as they arrive, never buffered whole here.
   app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
 
@@ -42,11 +42,11 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       schema: {
         operationId: "upload",
         summary: "Upload a working tree (tar or tar.gz)",
-        description: `The body is the archive itself (content-type application/gzip or application/x-tar). Only regular files, directories and symlinks that stay inside the tree are accepted; absolute paths, \`..\`, paths through symlinks, hard links, devices, fifos, sparse files and \`.git\` are refused, as is going past UPLOAD_MAX_ARCHIVE_BYTES (${config.UPLOAD_MAX_ARCHIVE_BYTES}), UPLOAD_MAX_BYTES (${config.UPLOAD_MAX_BYTES}) unpacked, UPLOAD_MAX_FILES (${config.UPLOAD_MAX_FILES}), UPLOAD_MAX_PATH_BYTES (${config.UPLOAD_MAX_PATH_BYTES}) or a compression ratio of UPLOAD_MAX_RATIO (${config.UPLOAD_MAX_RATIO}). The id is the tree's content address (the same tree is stored once): ask GET /v1/uploads/{id} first to skip sending a tree the service already has.`,
+        description: `The body is the archive itself (content-type application/gzip or application/x-tar). Only regular files, directories and symlinks that stay inside the tree are accepted; absolute paths, \`..\`, paths through symlinks, hard links, devices, fifos, sparse files and \`.git\` are refused, as is going past UPLOAD_MAX_ARCHIVE_BYTES (${config.UPLOAD_MAX_ARCHIVE_BYTES}), UPLOAD_MAX_BYTES (${config.UPLOAD_MAX_BYTES}) unpacked, UPLOAD_MAX_FILES (${config.UPLOAD_MAX_FILES}), UPLOAD_MAX_PATH_BYTES (${config.UPLOAD_MAX_PATH_BYTES}) or a compression ratio of UPLOAD_MAX_RATIO (${config.UPLOAD_MAX_RATIO}). The id is the tree's content address (the same tree is stored once): ask GET /v1/uploads/{id} first to skip sending a tree the service already has from this API key (another key's uploads are not this key's: each sends its own).`,
         tags: ["uploads"],
         security: API_KEY,
         response: {
-          200: uploadInfoSchema.describe("The same tree was already stored; its lifetime was renewed.").meta({ examples: [uploadExample] }),
+          200: uploadInfoSchema.describe("This key had already sent the same tree; its lifetime was renewed.").meta({ examples: [uploadExample] }),
           201: uploadInfoSchema.describe("The tree was stored.").meta({ examples: [uploadExample] }),
           401: commonErrors.unauthorized,
           413: errorResponse("The archive, or the tree in it, is larger than the server takes.", "upload_too_large", "the archive holds more than 536870912 bytes", "body"),
@@ -83,7 +83,11 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         reply.header("connection", "close");
         throw refusal(err, config.UPLOAD_MAX_ARCHIVE_BYTES);
       }
-      const { info, created } = kept;
+      const { info } = kept;
+      // Sent by this key: its to use, whoever sent the same tree before. Stored anew, to this key,
+      // when it had not sent it: "already stored" told a key that another had sent that tree.
+      const created = kept.created || !(await uploadGrants.holds(info.upload_id, request.owner));
+      await uploadGrants.grant(info.upload_id, request.owner);
       request.log.info({ upload: info.upload_id, files: info.files, bytes: info.bytes, created }, "upload stored");
       return reply.code(created ? 201 : 200).send(info);
     },
@@ -103,7 +107,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
         response: {
           200: uploadInfoSchema.describe("The tree is stored; use its id as repo.upload.").meta({ examples: [uploadExample] }),
           401: commonErrors.unauthorized,
-          404: errorResponse("No such upload (never sent, or expired).", "upload_not_found", `no upload ${uploadExample.upload_id} (never sent, or expired)`, "id"),
+          404: errorResponse("No such upload from this API key (never sent by it, or expired).", "upload_not_found", `no upload ${uploadExample.upload_id} (never sent, or expired)`, "id"),
           422: errorResponse("The id is not 64 lowercase hex characters.", "validation_failed", "params.id: an upload id is 64 lowercase hex characters", "params.id"),
           429: commonErrors.readLimited,
           503: commonErrors.unavailable,
@@ -112,7 +116,8 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
     },
     async (request) => {
       await limits.takePoll(request.owner);
-      const info = await uploads.touch(request.params.id);
+      // Another key's upload answers as one never sent: its GET told a key that someone had sent that tree, and renewed it.
+      const info = (await uploadGrants.holds(request.params.id, request.owner)) ? await uploads.touch(request.params.id) : null;
       if (!info) throw new ApiError(404, "upload_not_found", `no upload ${request.params.id} (never sent, or expired)`, "id");
       return info;
     },
