@@ -25,7 +25,7 @@ const errors = {
   409: commonErrors.idempotencyConflict,
   413: commonErrors.bodyTooLarge,
   415: commonErrors.unsupportedMedia,
-  422: errorResponse("A field is invalid; `field` names it (e.g. repo.url, repo.commit, repo.patch, options.max_turns).", "invalid_repository", "repository URL host 10.0.0.7 points at a private, loopback, link-local or reserved address", "repo.url"),
+  422: errorResponse("A field is invalid; `field` names it (e.g. repo.url, repo.commit, repo.patch, options.max_turns). Codes: validation_failed, invalid_repository, invalid_commit, invalid_patch, patch_too_large, issue_too_long, issue_is_a_reference, upload_not_found, tokens_disabled, webhooks_disabled, invalid_callback_url, model_disabled, idempotency_key_reused; a batch also batch_too_large.", "invalid_repository", "repository URL host 10.0.0.7 points at a private, loopback, link-local or reserved address", "repo.url"),
   429: commonErrors.submitLimited,
   500: commonErrors.internal,
   503: commonErrors.unavailable,
