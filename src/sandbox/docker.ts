@@ -348,6 +348,8 @@ export function missingLimits(info: EngineLimits): string[] {
   return [info.MemoryLimit === false && "memory", info.PidsLimit === false && "number of processes", info.CpuCfsQuota === false && "CPU"].filter((x): x is string => Boolean(x));
 }
 
+/** How long the engine has to say how a sandbox whose stream closed ended (unanswered: the engine's trouble, not the job's). */
+const INSPECT_STOPPED_MS = 5_000;
 /** How long reading a container's kill events may take (the engine may be going away). */
 const EVENTS_READ_MS = 3_000;
 /** How long, and how often, an engine is watched for going away after a sandbox's server ended by a signal. */
@@ -462,7 +464,8 @@ class DockerSandbox implements Sandbox {
     // server too, but not make the engine say it killed it, nor remove the container.
     let outside = false;
     try {
-      const state = (await this.container.inspect()).State;
+      // Bounded: commands sent meanwhile wait for the answer, and a hung engine would hold them to the job's end.
+      const state = (await this.container.inspect({ abortSignal: AbortSignal.timeout(INSPECT_STOPPED_MS) } as Dockerode.ContainerInspectOptions)).State;
       detail = state.OOMKilled ? " (killed: out of memory)" : ` (exit code ${state.ExitCode})`;
       outside = !state.OOMKilled && (await this.provider.stoppedByEngine(this.container.id, this.startedAtS, state.ExitCode));
     } catch {

@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 
-/** BullMQ's lowest priority. */
-const PRIORITY_LIMIT = 2 ** 21;
+/** BullMQ's lowest priority (it refuses 2^21, and the job with it). */
+const PRIORITY_LIMIT = 2 ** 21 - 1;
 
 /** A key's record of its waiting jobs lives a day past its last job. */
 const RECORD_TTL_S = 86_400;
@@ -32,8 +32,7 @@ export class Turns {
   /** Records `jobId` of `owner` as waiting, and gives the priority to queue it with. */
   async take(owner: string, jobId: string): Promise<number> {
     const k = this.keys;
-    const priority = Number(await this.redis.eval(TAKE, 3, k.ownerWaiting(owner), k.ownerTurn(owner), k.prioritized, jobId, RECORD_TTL_S, k.jobPrefix, QUEUEING_MS));
-    return Math.min(Math.max(0, priority), PRIORITY_LIMIT);
+    return Number(await this.redis.eval(TAKE, 3, k.ownerWaiting(owner), k.ownerTurn(owner), k.prioritized, jobId, RECORD_TTL_S, k.jobPrefix, QUEUEING_MS, PRIORITY_LIMIT));
   }
 
   /** `jobId` of `owner` waits no more (cancelled, or never queued): at once, not at the key's next job. */
@@ -45,28 +44,34 @@ export class Turns {
 /**
  * KEYS: the owner's waiting jobs (id → when recorded), the round of its last, BullMQ's prioritized
  * set (score: priority × 2^32 + a counter). ARGV: the job's id, the records' lifetime, the prefix
- * of BullMQ's job records, how long a job may be queueing.
+ * of BullMQ's job records, how long a job may be queueing, the lowest priority (a backlog never
+ * empty for ~2 million rounds reaches it, and is then served first in, first out, never refused).
+ * Whether any job waits is all that is
+ * asked: the oldest records are read until one still waits, and those that do not are dropped,
+ * each once, so a submission costs the same beside 10 waiting jobs or 10,000 (a key's jobs start
+ * oldest first).
  */
 const TAKE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local waiting = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local job = ARGV[3] .. id
+local waiting = false
+while true do
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if not first[1] then break end
+  local job = ARGV[3] .. first[1]
   local there = redis.call('EXISTS', job) == 1
-  local queueing = (not there) and now - tonumber(redis.call('ZSCORE', KEYS[1], id)) < tonumber(ARGV[4])
-  if queueing or (there and redis.call('HEXISTS', job, 'processedOn') == 0) then
-    waiting = waiting + 1
-  else
-    redis.call('ZREM', KEYS[1], id)
+  if (there and redis.call('HEXISTS', job, 'processedOn') == 0) or ((not there) and now - tonumber(first[2]) < tonumber(ARGV[4])) then
+    waiting = true
+    break
   end
+  redis.call('ZREM', KEYS[1], first[1])
 end
 local p = 0
-if waiting > 0 then
+if waiting then
   local round = 1
   local next = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if next[2] then round = math.max(1, math.floor(tonumber(next[2]) / 4294967296)) end
-  p = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, round)
+  p = math.min(math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, round), tonumber(ARGV[5]))
 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])

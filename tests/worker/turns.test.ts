@@ -6,6 +6,7 @@ import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { createRedis, redisOptions } from "../../src/queue/connection.js";
 import { QUEUES } from "../../src/queue/contract.js";
 import { createLocalizeQueue, enqueueLocalize, type LocalizeQueue } from "../../src/queue/producer.js";
+import { keys } from "../../src/store/keys.js";
 import { startWorker } from "../../src/worker/build.js";
 import type { Config } from "../../src/config/env.js";
 import { testConfig } from "../helpers/config.js";
@@ -117,6 +118,21 @@ describe("API keys' turns in the queue", () => {
       expect(await Promise.all(bob.map(s.priority))).toEqual([0, 1, 2]);
       expect(await s.priority(await s.submit("alice", "c"))).toBe(0);
     } finally {
+      await s.close();
+    }
+  });
+
+  it("never gives a priority BullMQ refuses: a backlog at the last round is served first in, first out, not refused", async () => {
+    const s = await service();
+    const redis = createRedis(s.config.REDIS_URL, "producer");
+    try {
+      await s.submit("alice", "first");
+      // As a backlog never empty for two million rounds leaves it.
+      await redis.set(keys(s.config.QUEUE_PREFIX).ownerTurn("alice"), String(2 ** 21 - 2), "EX", 600);
+      const late = [await s.submit("alice", "x"), await s.submit("alice", "y"), await s.submit("alice", "z")];
+      expect(await Promise.all(late.map(s.priority))).toEqual([2 ** 21 - 1, 2 ** 21 - 1, 2 ** 21 - 1]);
+    } finally {
+      redis.disconnect();
       await s.close();
     }
   });
