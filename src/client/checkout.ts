@@ -187,11 +187,13 @@ export async function uploadCheckout(
   signal?: AbortSignal,
   // Over loopback, compressing costs more time than it saves.
   compress = !isLoopbackUrl(client.baseUrl),
+  // Whether to ask first if the service holds the tree: not when it said so and then did not find it.
+  ask = true,
 ): Promise<UploadInfo> {
   const treeId = await snapshot.treeId();
   const key = under ? `${treeId}:${under}` : treeId;
   const what = under ? `${under}/ of the tree` : "the tree";
-  const known = await cache.get(key);
+  const known = ask ? await cache.get(key) : undefined;
   // An empty upload remembered (one a client before this check sent) is not asked for: it is refused below.
   const held = known?.files ? await client.upload(known.sha256) : null;
   if (held) {
@@ -507,10 +509,19 @@ export async function localizeCheckout(client: ServiceClient, dir: string, reque
     });
     const commits = await reading;
     if (!since) sayCommits(commits, hooks.say);
-    const repo = { upload: upload.upload_id, ...(commits.length ? { commits } : {}) };
-    // Given up while the tree was read or sent: no job is queued only to be cancelled.
-    hooks.signal?.throwIfAborted();
-    const view = await client.submit({ repo, issue: request.issue, options });
+    const submit = (sent: UploadInfo) => {
+      // Given up while the tree was read or sent: no job is queued only to be cancelled.
+      hooks.signal?.throwIfAborted();
+      return client.submit({ repo: { upload: sent.upload_id, ...(commits.length ? { commits } : {}) }, issue: request.issue, options });
+    };
+    const view = await submit(upload).catch(async (err: unknown) => {
+      // Held, or just taken, and then not found for the job: an API replica of another version
+      // beside this one (0.9.4 kept no record of which key sent a tree), or the upload expired in
+      // between. Sent once more, without asking first.
+      if (!(err instanceof ServiceRefused) || err.code !== "upload_not_found") throw err;
+      hooks.say("the service did not find the tree for the job; sending it again");
+      return submit(await uploadCheckout(client, snapshot, hooks.say, cache, under, hooks.signal, undefined, false));
+    });
     return ended(await client.follow(view, hooks));
   } finally {
     await snapshot.dispose();

@@ -70,7 +70,7 @@ export class JobStore {
     private readonly webhooks?: WebhookQueue,
   ) {
     this.keys = keys(queue.opts.prefix ?? "bull");
-    this.turns = new Turns(redis, this.keys);
+    this.turns = new Turns(redis, this.keys, retentionS);
   }
 
   /**

@@ -4,8 +4,6 @@ import type { Keys } from "./keys.js";
 /** BullMQ's lowest priority (it refuses 2^21, and the job with it). */
 const PRIORITY_LIMIT = 2 ** 21 - 1;
 
-/** A key's record of its waiting jobs lives a day past its last job. */
-const RECORD_TTL_S = 86_400;
 
 /** A job recorded as waiting whose job is not there yet is being queued, for this long at most. */
 const QUEUEING_MS = 60_000;
@@ -27,12 +25,14 @@ export class Turns {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** How long a key's records live past its last job: as long as a job may wait (JOB_TTL_S). */
+    private readonly recordTtlS: number,
   ) {}
 
   /** Records `jobId` of `owner` as waiting, and gives the priority to queue it with. */
   async take(owner: string, jobId: string): Promise<number> {
     const k = this.keys;
-    return Number(await this.redis.eval(TAKE, 3, k.ownerWaiting(owner), k.ownerTurn(owner), k.prioritized, jobId, RECORD_TTL_S, k.jobPrefix, QUEUEING_MS, PRIORITY_LIMIT));
+    return Number(await this.redis.eval(TAKE, 3, k.ownerWaiting(owner), k.ownerTurn(owner), k.prioritized, jobId, this.recordTtlS, k.jobPrefix, QUEUEING_MS, PRIORITY_LIMIT));
   }
 
   /** `jobId` of `owner` waits no more (cancelled, or never queued): at once, not at the key's next job. */

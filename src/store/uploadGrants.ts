@@ -15,15 +15,22 @@ export class UploadGrants {
     private readonly ttlS: number,
   ) {}
 
-  async grant(id: string, owner: string): Promise<void> {
+  /** `stored`: the tree was stored anew (it had expired): grants to the keys that sent it before go with it. */
+  async grant(id: string, owner: string, stored = false): Promise<void> {
     const key = this.keys.uploadOwners(id);
-    await this.redis.multi().sadd(key, owner).expire(key, this.ttlS).exec();
+    const tx = this.redis.multi();
+    if (stored) tx.del(key);
+    await tx.sadd(key, owner).expire(key, this.ttlS).exec();
   }
 
-  /** Whether `owner` may use the upload; renews the grants with the upload's own renewal. */
+  /** Whether `owner` may use the upload; its use renews the grants, as it renews the upload (another key's asking, neither). */
   async holds(id: string, owner: string): Promise<boolean> {
-    const key = this.keys.uploadOwners(id);
-    const [[, member]] = (await this.redis.multi().sismember(key, owner).expire(key, this.ttlS).exec()) as [[Error | null, number], unknown];
-    return member === 1;
+    return (await this.redis.eval(HOLDS, 1, this.keys.uploadOwners(id), owner, this.ttlS)) === 1;
   }
 }
+
+const HOLDS = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+`;

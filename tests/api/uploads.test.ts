@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { buildApiServer, type ApiServer } from "../../src/api/build.js";
 import { testConfig } from "../helpers/config.js";
@@ -20,6 +22,7 @@ import { resultCacheKey } from "../../src/queue/cacheKey.js";
 import { ANSWER_REVISION } from "../../src/version.js";
 import type { LocalizeResult } from "../../src/queue/contract.js";
 import { ResultCache } from "../../src/store/resultCache.js";
+import { keys } from "../../src/store/keys.js";
 
 const servers: Array<{ api: ApiServer; prefix: string }> = [];
 afterEach(async () => {
@@ -121,6 +124,26 @@ describe("uploads", () => {
     expect([own.statusCode, own.json().upload_id]).toEqual([201, id]);
     expect((await inject({ method: "POST", url: "/v1/localize", payload: { repo: { upload: id }, issue: "main returns the wrong code" }, headers: as("key-bob-12345") })).statusCode).toBe(202);
     expect((await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-bob-12345") } })).statusCode).toBe(200);
+  });
+
+  it("keeps no grant past its upload: another key's asking does not renew it, and a tree stored anew is only its new sender's", async () => {
+    const { inject, config } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234,bob:key-bob-12345", UPLOAD_STORE: "redis" });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const id = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-alice-1234") } })).json().upload_id as string;
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      const grants = keys(config.QUEUE_PREFIX).uploadOwners(id);
+      await redis.expire(grants, 5);
+      expect((await inject({ method: "GET", url: `/v1/uploads/${id}`, headers: as("key-bob-12345") })).statusCode).toBe(404);
+      expect(await redis.ttl(grants)).toBeLessThanOrEqual(5);
+      // The upload expires (its keys gone, as their TTL takes them); Bob sends the same tree.
+      await redis.del(`${config.QUEUE_PREFIX}:upload:${id}:archive`, `${config.QUEUE_PREFIX}:upload:${id}:meta`);
+      expect((await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: { ...gz, ...as("key-bob-12345") } })).statusCode).toBe(201);
+      expect((await inject({ method: "GET", url: `/v1/uploads/${id}`, headers: as("key-alice-1234") })).statusCode).toBe(404);
+      expect((await inject({ method: "GET", url: `/v1/uploads/${id}`, headers: as("key-bob-12345") })).statusCode).toBe(200);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it("takes what the commits an issue names changed with an upload, or a patch's own commits, checked field by field, and keeps it out of the job's view", async () => {
@@ -340,6 +363,46 @@ describe("uploads", () => {
       fx.cleanup();
     }
   });
+
+  it("sends the tree once more when the job does not find the upload the service had taken (an API replica of 0.9.4 beside, which records no sender)", async () => {
+    // No worker: the job, once taken, ends as no one's to run (no_worker), which is all this asks of it.
+    const { api, config } = await start({ NO_WORKER_WAIT_S: "1" });
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const redis = new Redis(config.REDIS_URL);
+    // In front of the API: before the first job is passed on, the record of who sent each upload
+    // goes, as when the upload went to a 0.9.4 replica.
+    let dropped = false;
+    const proxy = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", async () => {
+        if (req.method === "POST" && req.url === "/v1/localize" && !dropped) {
+          dropped = true;
+          const grants = await redis.keys(`${config.QUEUE_PREFIX}:localize:upload-owners:*`);
+          if (grants.length) await redis.del(...grants);
+        }
+        const upstream = httpRequest(`${base}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        upstream.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const fx = makeGitFixture();
+    try {
+      const said: string[] = [];
+      const client = new ServiceClient(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      const job = await localizeCheckout(client, fx.dir, { issue: "`helper` should return 43", options: { policy: "baseline" } }, { say: (l) => said.push(l) }).catch((err: Error) => err);
+      expect(dropped).toBe(true);
+      expect(said).toContain("the service did not find the tree for the job; sending it again");
+      expect(job).toMatchObject({ view: { repo: { upload: expect.any(String) }, error: { code: "no_worker" } } });
+    } finally {
+      fx.cleanup();
+      proxy.close();
+      redis.disconnect();
+    }
+  }, 60_000);
 
   it("takes a streamed archive from the client over HTTP, and reports a refusal sent mid-stream as the service's answer", async () => {
     const { api } = await start({ UPLOAD_MAX_ARCHIVE_BYTES: String(2 << 20) });

@@ -42,6 +42,7 @@ describe("an API key's own webhook secret", () => {
     const bob = await ask("key-bob-12345");
     expect(alice.statusCode).toBe(200);
     expect(alice.json()).toMatchObject({ header: "X-CodeScout-Key-Signature" });
+    expect(alice.headers["cache-control"]).toBe("no-store");
     expect(alice.json().secret).not.toBe(bob.json().secret);
     expect(alice.json().secret).not.toBe(WEBHOOK_SECRET);
     expect((await ask()).statusCode).toBe(401);

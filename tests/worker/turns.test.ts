@@ -111,6 +111,10 @@ describe("API keys' turns in the queue", () => {
       }
       const mine = [await s.submit("alice", "a"), await s.submit("alice", "b")];
       expect(await Promise.all(mine.map(s.priority))).toEqual([0, 1]);
+      // Kept as long as a job may wait (JOB_TTL_S), not a day: a backlog waiting longer kept no turn.
+      const records = createRedis(s.config.REDIS_URL, "producer");
+      expect(await records.ttl(keys(s.config.QUEUE_PREFIX).ownerTurn("alice"))).toBeGreaterThan(s.config.JOB_TTL_S - 60);
+      records.disconnect();
       // An earlier worker starts everything; it tells no one.
       expect(await startJobs(s.config, 5)).toHaveLength(5);
       // Nothing of Alice's waits: her next call is a first one again, ahead of Bob's backlog.

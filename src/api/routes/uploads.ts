@@ -87,7 +87,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       // Sent by this key: its to use, whoever sent the same tree before. Stored anew, to this key,
       // when it had not sent it: "already stored" told a key that another had sent that tree.
       const created = kept.created || !(await uploadGrants.holds(info.upload_id, request.owner));
-      await uploadGrants.grant(info.upload_id, request.owner);
+      await uploadGrants.grant(info.upload_id, request.owner, kept.created);
       request.log.info({ upload: info.upload_id, files: info.files, bytes: info.bytes, created }, "upload stored");
       return reply.code(created ? 201 : 200).send(info);
     },

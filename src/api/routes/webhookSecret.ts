@@ -35,8 +35,10 @@ export const webhookSecretRoutes: FastifyPluginAsyncZod<AppContext> = async (app
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       await limits.takePoll(request.owner);
+      // A secret: no cache between here and the key's holder keeps it.
+      void reply.header("cache-control", "no-store");
       if (!config.WEBHOOK_SECRET) throw new ApiError(404, "webhooks_disabled", "this server sends no webhooks (WEBHOOK_SECRET is not set)");
       if (config.AUTH_MODE !== "api_key") throw new ApiError(404, "webhooks_disabled", "keys have no webhook secrets of their own without API keys (AUTH_MODE=off): verify X-CodeScout-Signature with WEBHOOK_SECRET");
       return { secret: keyWebhookSecret(config.WEBHOOK_SECRET, request.owner), header: KEY_SIGNATURE_HEADER } as const;
