@@ -64,7 +64,8 @@ export class Limits {
       // the minute would use it up, and the key's next requests with it.
       await this.redis.decrby(key, cost).catch(() => undefined);
       const retry = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
-      throw new ApiError(429, "rate_limited", `more than ${perMinute} ${what} a minute for this API key`, undefined, { "retry-after": String(retry) });
+      // The wait in the words too: an agent shown only the message asks again at once otherwise.
+      throw new ApiError(429, "rate_limited", `more than ${perMinute} ${what} a minute for this API key: retry in ${retry} s`, undefined, { "retry-after": String(retry) });
     }
     return key;
   }

@@ -164,8 +164,8 @@ export const errorResponse = (description: string, code: string, message: string
 export const commonErrors = {
   unauthorized: errorResponse("No valid API key (with AUTH_MODE=api_key): unauthorized (none sent), invalid_api_key (not one of the keys).", "unauthorized", "an API key is required (Authorization: Bearer <key>)", "authorization"),
   jobNotFound: errorResponse("No such job for this API key: unknown, expired, or another key's (they answer alike).", "job_not_found", `no job ${JOB_ID}`, "id"),
-  readLimited: errorResponse("More reads than POLL_RATE_LIMIT_PER_MIN for this key; see Retry-After.", "rate_limited", "more than 600 reads a minute for this API key"),
-  submitLimited: errorResponse("More submissions than RATE_LIMIT_PER_MIN (rate_limited), or more open jobs than MAX_OPEN_JOBS_PER_KEY (too_many_open_jobs); see Retry-After.", "rate_limited", "more than 120 submissions a minute for this API key"),
+  readLimited: errorResponse("More reads than POLL_RATE_LIMIT_PER_MIN for this key; see Retry-After.", "rate_limited", "more than 600 reads a minute for this API key: retry in 41 s"),
+  submitLimited: errorResponse("More submissions than RATE_LIMIT_PER_MIN (rate_limited), or more open jobs than MAX_OPEN_JOBS_PER_KEY (too_many_open_jobs); see Retry-After.", "rate_limited", "more than 120 submissions a minute for this API key: retry in 41 s"),
   invalidJson: errorResponse("The body is not valid JSON.", "invalid_json", "request body is not valid JSON"),
   idempotencyConflict: errorResponse("A request with the same Idempotency-Key is still being accepted; retry shortly.", "idempotency_conflict", "a request with this Idempotency-Key is still being accepted; retry shortly", "idempotency-key"),
   bodyTooLarge: errorResponse("The body is larger than the server takes (the issue and patch caps).", "body_too_large", "request body is too large"),

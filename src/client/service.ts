@@ -33,10 +33,17 @@ export class ServiceUnreachable extends Error {
 export class ServiceClient {
   readonly baseUrl: string;
   private readonly headers: Record<string, string>;
+  /** The service answered this client before (any answer): one it cannot reach now is restarting, not misnamed. */
+  private answeredOnce = false;
 
   constructor(baseUrl: string, apiKey?: string) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+  }
+
+  /** Whether the service has answered this client: where it has, a call it cannot reach waits out a restart. */
+  get reached(): boolean {
+    return this.answeredOnce;
   }
 
   /** POST /v1/localize; resolves with the accepted (or already finished) job. */
@@ -74,9 +81,18 @@ export class ServiceClient {
    * function that makes it (a stream is read once). Given up (`signal`), the send stops at once.
    */
   async sendUpload(archive: Buffer | Readable | (() => Promise<Buffer | Readable>), signal?: AbortSignal): Promise<UploadInfo> {
+    const again = typeof archive === "function" || Buffer.isBuffer(archive);
+    const until = Date.now() + RESTART_RIDE_OUT_MS;
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
-      const { status, body, retryAfter } = await this.postUpload(typeof archive === "function" ? await archive() : archive, signal);
+      const answer = await this.postUpload(typeof archive === "function" ? await archive() : archive, signal).catch(async (err: unknown) => {
+        // A restart of the service is waited out, when the archive can be had again.
+        if (!again || !this.restarting(err, until)) throw err;
+        await sleep(restartWait(attempt), undefined, { signal });
+        return null;
+      });
+      if (!answer) continue;
+      const { status, body, retryAfter } = answer;
       let parsed: unknown = null;
       try {
         parsed = JSON.parse(body);
@@ -84,9 +100,9 @@ export class ServiceClient {
         /* not JSON: judged by the status below */
       }
       if (status >= 200 && status < 300 && parsed) return parsed as UploadInfo;
-      const again = (typeof archive === "function" || Buffer.isBuffer(archive)) && retryWait(status, retryAfter, attempt);
-      if (!again) throw refusalOf(status, parsed, `HTTP ${status}`);
-      await sleep(again, undefined, { signal });
+      const wait = again && retryWait(status, retryAfter, attempt);
+      if (!wait) throw refusalOf(status, parsed, `HTTP ${status}`);
+      await sleep(wait, undefined, { signal });
     }
   }
 
@@ -99,7 +115,10 @@ export class ServiceClient {
       const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method: "POST", headers, signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), retryAfter: headerOf(res.headers["retry-after"]) }));
+        res.on("end", () => {
+          this.answeredOnce = true;
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), retryAfter: headerOf(res.headers["retry-after"]) });
+        });
         res.on("error", reject);
       });
       // A refusal may come (and the connection close) before the whole archive is sent: the
@@ -223,7 +242,9 @@ export class ServiceClient {
   private async fetch(method: string, path: string, init: CallInit = {}): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...init.headers, ...(init.contentType ? { "content-type": init.contentType } : {}) };
     try {
-      return await fetch(`${this.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
+      const res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
+      this.answeredOnce = true;
+      return res;
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;
       // fetch says only "fetch failed"; what failed (ECONNREFUSED, ENOTFOUND) is in its cause.
@@ -238,8 +259,13 @@ export class ServiceClient {
    * never after more than RETRY_AFTER_MAX_S at once: a blip is not the caller's failure.
    */
   private async json<T>(method: string, path: string, init: CallInit = {}): Promise<T> {
+    const until = Date.now() + RESTART_RIDE_OUT_MS;
     for (let attempt = 1; ; attempt++) {
-      const res = await this.fetch(method, path, init);
+      const res = await this.fetch(method, path, init).catch((err: unknown) => (this.restarting(err, until) ? null : Promise.reject(err)));
+      if (!res) {
+        await sleep(restartWait(attempt), undefined, init.signal ? { signal: init.signal } : undefined);
+        continue;
+      }
       if (res.ok) return (await res.json()) as T;
       const wait = retryWait(res.status, res.headers.get("retry-after"), attempt);
       if (wait) {
@@ -247,8 +273,24 @@ export class ServiceClient {
         await sleep(wait);
         continue;
       }
-      throw refusalOf(res.status, await res.json().catch(() => null), res.statusText);
+      const refusal = refusalOf(res.status, await res.json().catch(() => null), res.statusText);
+      // A proxy's 502-504, or the service's own 503 as it closes (Fastify's, with no body): a restart.
+      if (this.restarting(refusal, until)) {
+        await sleep(restartWait(attempt), undefined, init.signal ? { signal: init.signal } : undefined);
+        continue;
+      }
+      throw refusal;
     }
+  }
+
+  /**
+   * Whether `err` is a service going through a restart, to wait out until `until`: unreachable, or
+   * a proxy's (or its own closing) 502-504, where the service has answered this client before.
+   * A service never reached is misnamed, or not started: that is said at once. Every call so
+   * waited is safe to send again (a submission carries its own Idempotency-Key).
+   */
+  private restarting(err: unknown, until: number): boolean {
+    return this.answeredOnce && Date.now() < until && (err instanceof ServiceUnreachable || isPassing(err));
   }
 }
 
@@ -272,6 +314,10 @@ const FINAL_EVENTS: readonly string[] = ["finished", "failed", "cancelled"];
 const isPassing = (err: unknown) => err instanceof ServiceRefused && err.status >= 502 && err.status <= 504;
 const RETRIES = 4;
 const RETRY_AFTER_MAX_S = 30;
+/** How long a call waits out a restart of a service that answered it before (a deploy's restart: seconds). */
+const RESTART_RIDE_OUT_MS = 60_000;
+/** 0.5, 1, 2, then 4 s between tries while a service restarts. */
+const restartWait = (attempt: number) => Math.min(4_000, 500 * 2 ** (attempt - 1));
 
 /** How long to wait before asking again (ms), or 0 when this refusal is the answer. */
 function retryWait(status: number, retryAfter: string | null, attempt: number): number {

@@ -88,7 +88,10 @@ class RestBackend implements LocalizeBackend {
       if (err instanceof ServiceRefused && err.status === 401) throw new LocalizeRefused(err.code, `the service refused the API key codescout-mcp sent (${err.message}): set CODESCOUT_API_KEY in the env of this MCP server's entry in the client's config`);
       if (err instanceof ServiceRefused && err.status >= 400 && err.status < 500) throw new LocalizeRefused(err.code, err.message, toolField(err.field));
       if (err instanceof CheckoutError) throw new LocalizeRefused(`invalid_${err.field}`, err.message, err.field);
-      if (err instanceof ServiceUnreachable) throw new LocalizeRefused("service_unreachable", `${err.message} (set CODESCOUT_URL)`);
+      // Never reached: misnamed, or not started. Reached before: down for longer than a restart takes.
+      if (err instanceof ServiceUnreachable) {
+        throw new LocalizeRefused("service_unreachable", client.reached ? `${err.message} (it answered before: it has been down for more than a minute)` : `${err.message} (is it running? CODESCOUT_URL names it)`);
+      }
       throw err;
     } finally {
       clearInterval(quiet);

@@ -320,6 +320,8 @@ describe("batches a program retries", () => {
     expect((await rate.inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 8 }, (_, i) => body(`eight ${i}`)) } })).statusCode).toBe(202);
     const over = await rate.inject({ method: "POST", url: "/v1/localize/batch", payload: { jobs: Array.from({ length: 3 }, (_, i) => body(`three ${i}`)) } });
     expect([over.statusCode, over.json().error.code]).toEqual([429, "rate_limited"]);
+    // When to ask again, in the words an agent reads as well as in Retry-After.
+    expect(over.json().error.message).toBe(`more than 10 submissions a minute for this API key: retry in ${over.headers["retry-after"]} s`);
     // The refused three spent nothing: two single jobs still fit the minute.
     for (const n of [1, 2]) expect((await rate.inject({ method: "POST", url: "/v1/localize", payload: body(`single ${n}`) })).statusCode).toBe(202);
   });

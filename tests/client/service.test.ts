@@ -1,12 +1,14 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { buildApiServer } from "../../src/api/build.js";
-import { ServiceClient, type ServiceRefused } from "../../src/client/service.js";
+import { ServiceClient, ServiceUnreachable, type ServiceRefused } from "../../src/client/service.js";
 import { closeRedis } from "../../src/queue/connection.js";
 import { createLocalizeQueue } from "../../src/queue/producer.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix, ownRedis } from "../helpers/redis.js";
 import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+import { freePort } from "../helpers/processes.js";
+import { tarOf } from "../helpers/tarball.js";
 
 /**
  * The local client against the real API, whose Redis (a server of this test's own) goes away
@@ -79,6 +81,42 @@ describe("ServiceClient", () => {
       expect(events).toEqual(["queued", "cancelled"]);
     } finally {
       await second.close();
+    }
+  });
+
+  it("waits out a restart of a service that answered it before, on a submission and an upload, and says at once that one never reached cannot be", async () => {
+    const first = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+    const url = await first.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const port = Number(new URL(url).port);
+    const client = new ServiceClient(url);
+    await client.submit({ ...body, issue: `${body.issue} (before the restart)` });
+    await first.close();
+    // Down for two seconds, as a deploy's restart is: the calls made meanwhile are answered once it is back.
+    let second: Awaited<ReturnType<typeof buildApiServer>> | undefined;
+    const restarted = new Promise<void>((done) =>
+      setTimeout(async () => {
+        second = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+        await second.fastify.listen({ port, host: "127.0.0.1" });
+        done();
+      }, 2000),
+    );
+    try {
+      const [job, upload] = await Promise.all([
+        client.submit({ ...body, issue: `${body.issue} (during the restart)` }),
+        client.sendUpload(async () => tarOf([{ name: "app/main.py", body: "def main():\n    return 0\n" }], { gzip: true })),
+      ]);
+      expect(job.status).toBe("queued");
+      expect(upload.files).toBe(1);
+      expect(client.reached).toBe(true);
+      // Never answered: not a restart, and said at once.
+      const never = new ServiceClient(`http://127.0.0.1:${await freePort()}`);
+      const t = Date.now();
+      await expect(never.submit(body)).rejects.toBeInstanceOf(ServiceUnreachable);
+      expect(Date.now() - t).toBeLessThan(1_000);
+      expect(never.reached).toBe(false);
+    } finally {
+      await restarted;
+      await second?.close();
     }
   });
 

@@ -774,7 +774,7 @@ describe("MCP over stdio (codescout-mcp)", () => {
     const down = `http://127.0.0.1:${await freePort()}`;
     const said = await text({ CODESCOUT_URL: down }, {});
     expect(said.startsWith(`The service could not be reached: cannot reach the service at ${down}: `), said).toBe(true);
-    expect(said).toMatch(/ECONNREFUSED[^(]*\(set CODESCOUT_URL\) \[service_unreachable\]$/);
+    expect(said).toMatch(/ECONNREFUSED[^(]*\(is it running\? CODESCOUT_URL names it\) \[service_unreachable\]$/);
   });
 
   it("reads the checkout of the client's roots when a call names none, and refuses one outside them", async () => {
