@@ -4,7 +4,6 @@ import type { Keys } from "./keys.js";
 /** BullMQ's lowest priority (it refuses 2^21, and the job with it). */
 const PRIORITY_LIMIT = 2 ** 21 - 1;
 
-
 /** A job recorded as waiting whose job is not there yet is being queued, for this long at most. */
 const QUEUEING_MS = 60_000;
 
@@ -46,10 +45,9 @@ export class Turns {
  * set (score: priority × 2^32 + a counter). ARGV: the job's id, the records' lifetime, the prefix
  * of BullMQ's job records, how long a job may be queueing, the lowest priority (a backlog never
  * empty for ~2 million rounds reaches it, and is then served first in, first out, never refused).
- * Whether any job waits is all that is
- * asked: the oldest records are read until one still waits, and those that do not are dropped,
- * each once, so a submission costs the same beside 10 waiting jobs or 10,000 (a key's jobs start
- * oldest first).
+ * Whether any job waits is all that is asked: the oldest records are read until one still waits,
+ * and those that do not are dropped, each once, so a submission costs the same beside 10 waiting
+ * jobs or 10,000 (a key's jobs start oldest first).
  */
 const TAKE = `
 local t = redis.call('TIME')
