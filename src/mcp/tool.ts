@@ -200,11 +200,16 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       const token = extra._meta?.progressToken;
       let step = 0;
       let last = "";
-      const progress = (message: string) => {
-        last = message;
+      let lastAt = Date.now();
+      const notify = (message: string) => {
         if (token === undefined) return;
         const notification: ServerNotification = { method: "notifications/progress", params: { progressToken: token, progress: ++step, message } };
         void extra.sendNotification(notification).catch(() => undefined);
+      };
+      const progress = (message: string) => {
+        last = message;
+        lastAt = Date.now();
+        notify(message);
       };
       // A quiet step (a long model call) says where it is again: over HTTP the stream stays alive
       // through a proxy's read timeout, and a client that resets its timeout on progress keeps waiting.
@@ -212,7 +217,9 @@ export function registerLocalizeTool(server: McpServer, backend: LocalizeBackend
       // client answers a ping): without it, a job of minutes would leave that stream silent.
       const idle = () => {
         if (token === undefined) void extra.sendRequest({ method: "ping" }, EmptyResultSchema, { timeout: 30_000 }).catch(() => undefined);
-        else if (last) progress(last);
+        // Said as no news since, not as the step again: a step repeated read as work going on
+        // (a scan every 5 s) while the job's worker was dead and the job waited for its retry.
+        else if (last) notify(`${last} (nothing new for ${Math.round((Date.now() - lastAt) / 1000)} s)`);
       };
       try {
         const call = extra.sessionId ? { session: extra.sessionId, request: extra.requestId } : undefined;

@@ -331,8 +331,11 @@ describe("MCP over Streamable HTTP (/mcp)", () => {
     });
     const quietCall = silent.callTool({ name: "localize", arguments: { issue: "QUIET-ISSUE: the parser is slow to blame (no progress)", repo_url: repo.url, commit: repo.commits[0]!, policy: "codescout" } }, CallToolResultSchema);
     const [overHttp, overStdio, unasked] = await Promise.all([ask(http, "http"), ask(stdio, "stdio"), quietCall]);
-    // The model takes 7 s to answer its first turn: the turn is said at its start and again ~5 s on.
-    for (const messages of [overHttp, overStdio]) expect(messages.filter((m) => m === "turn 1/10").length, messages.join(" | ")).toBeGreaterThanOrEqual(2);
+    // The model takes 7 s to answer its first turn: the turn is said at its start, and ~5 s on that nothing has happened since.
+    for (const messages of [overHttp, overStdio]) {
+      expect(messages, messages.join(" | ")).toContain("turn 1/10");
+      expect(messages.some((m) => /^turn 1\/10 \(nothing new for [4-9] s\)$/.test(m)), messages.join(" | ")).toBe(true);
+    }
     expect(unasked.isError).toBeFalsy();
     expect(pinged).toBeGreaterThanOrEqual(1);
     await Promise.all([http.close(), stdio.close(), silent.close()]);
