@@ -1,3 +1,5 @@
+import { operationsOf } from "./documentOperations.js";
+
 /**
  * What the OpenAPI document says is sent and taken, where it is not JSON. The routes' schemas
  * are zod, which knows only JSON: a client generated from the document JSON-decoded the event
@@ -16,16 +18,14 @@ const NOT_JSON: Record<string, string> = {
 const archive = { schema: { type: "string", format: "binary" } };
 
 export function documentMediaTypes<D extends { paths?: unknown }>(doc: D): D {
-  for (const item of Object.values((doc.paths ?? {}) as Record<string, Record<string, Operation>>)) {
-    for (const op of Object.values(item)) {
-      const type = op.operationId ? NOT_JSON[op.operationId] : undefined;
-      const ok = op.responses?.["200"];
-      if (type && ok?.content?.["application/json"]) {
-        ok.content = { [type]: ok.content["application/json"] };
-      }
-      if (op.operationId === "upload") {
-        op.requestBody = { required: true, description: "The tree as a tar archive, gzipped or not.", content: { "application/gzip": archive, "application/x-tar": archive } };
-      }
+  for (const op of operationsOf<Operation>(doc)) {
+    const type = op.operationId ? NOT_JSON[op.operationId] : undefined;
+    const ok = op.responses?.["200"];
+    if (type && ok?.content?.["application/json"]) {
+      ok.content = { [type]: ok.content["application/json"] };
+    }
+    if (op.operationId === "upload") {
+      op.requestBody = { required: true, description: "The tree as a tar archive, gzipped or not.", content: { "application/gzip": archive, "application/x-tar": archive } };
     }
   }
   return doc;

@@ -1,4 +1,5 @@
 import type { SwaggerTransformObject } from "@fastify/swagger";
+import { operationsOf } from "./documentOperations.js";
 
 /**
  * The response headers a client acts on, written into the OpenAPI document. The routes' response
@@ -41,12 +42,10 @@ function withHeader(response: ResponseObject, name: string, header: HeaderObject
 
 export const documentResponseHeaders: SwaggerTransformObject = (input) => {
   const doc = "openapiObject" in input ? input.openapiObject : input.swaggerObject;
-  for (const item of Object.values((doc.paths ?? {}) as Record<string, Record<string, Operation>>)) {
-    for (const op of Object.values(item)) {
-      for (const [status, response] of Object.entries(op.responses ?? {})) {
-        if (saysWhenToRetry(op, status)) withHeader(response, "Retry-After", retryAfter);
-        if (op.operationId && JOB_ANSWERS.has(op.operationId) && (status === "200" || status === "202")) withHeader(response, "Location", location);
-      }
+  for (const op of operationsOf<Operation>(doc)) {
+    for (const [status, response] of Object.entries(op.responses ?? {})) {
+      if (saysWhenToRetry(op, status)) withHeader(response, "Retry-After", retryAfter);
+      if (op.operationId && JOB_ANSWERS.has(op.operationId) && (status === "200" || status === "202")) withHeader(response, "Location", location);
     }
   }
   return doc;

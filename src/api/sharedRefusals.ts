@@ -1,3 +1,5 @@
+import { operationsOf } from "./documentOperations.js";
+
 /**
  * Refusals every route can answer before its own code runs, written into the OpenAPI document:
  * a generated client met 403s and 414s no operation named. The host and origin checks
@@ -33,14 +35,12 @@ const BAD_URL = refusal("The URL's path does not decode (a malformed %-escape)."
 type Operation = { parameters?: { in: string }[]; responses?: Record<string, unknown> };
 
 export function documentSharedRefusals<D extends { paths?: unknown }>(doc: D): D {
-  for (const item of Object.values((doc.paths ?? {}) as Record<string, Record<string, Operation>>)) {
-    for (const op of Object.values(item)) {
-      const responses = (op.responses ??= {});
-      responses["403"] ??= FORBIDDEN;
-      if ((op.parameters ?? []).some((p) => p.in === "path")) {
-        responses["400"] ??= BAD_URL;
-        responses["414"] ??= TOO_LONG;
-      }
+  for (const op of operationsOf<Operation>(doc)) {
+    const responses = (op.responses ??= {});
+    responses["403"] ??= FORBIDDEN;
+    if ((op.parameters ?? []).some((p) => p.in === "path")) {
+      responses["400"] ??= BAD_URL;
+      responses["414"] ??= TOO_LONG;
     }
   }
   return doc;

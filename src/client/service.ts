@@ -261,25 +261,21 @@ export class ServiceClient {
   private async json<T>(method: string, path: string, init: CallInit = {}): Promise<T> {
     const until = Date.now() + RESTART_RIDE_OUT_MS;
     for (let attempt = 1; ; attempt++) {
+      // Unanswered (null) while the service restarts.
       const res = await this.fetch(method, path, init).catch((err: unknown) => (this.restarting(err, until) ? null : Promise.reject(err)));
-      if (!res) {
-        await sleep(restartWait(attempt), undefined, init.signal ? { signal: init.signal } : undefined);
-        continue;
+      if (res?.ok) return (await res.json()) as T;
+      if (res) {
+        const wait = retryWait(res.status, res.headers.get("retry-after"), attempt);
+        if (wait) {
+          await res.body?.cancel();
+          await sleep(wait);
+          continue;
+        }
+        const refusal = refusalOf(res.status, await res.json().catch(() => null), res.statusText);
+        // A proxy's 502-504, or the service's own 503 as it closes (Fastify's, with no body): a restart.
+        if (!this.restarting(refusal, until)) throw refusal;
       }
-      if (res.ok) return (await res.json()) as T;
-      const wait = retryWait(res.status, res.headers.get("retry-after"), attempt);
-      if (wait) {
-        await res.body?.cancel();
-        await sleep(wait);
-        continue;
-      }
-      const refusal = refusalOf(res.status, await res.json().catch(() => null), res.statusText);
-      // A proxy's 502-504, or the service's own 503 as it closes (Fastify's, with no body): a restart.
-      if (this.restarting(refusal, until)) {
-        await sleep(restartWait(attempt), undefined, init.signal ? { signal: init.signal } : undefined);
-        continue;
-      }
-      throw refusal;
+      await sleep(restartWait(attempt), undefined, init.signal ? { signal: init.signal } : undefined);
     }
   }
 

@@ -559,13 +559,7 @@ export class RepoCache {
       if (err instanceof RepoError) throw err;
       // A remote that kept failing has not said the credentials are wrong.
       if (isTransientGitFailure(err)) throw new RepoError("fetch_failed", `could not reach ${url}: ${(err as Error).message}`);
-      const host = new URL(url).hostname;
-      throw new RepoError(
-        "fetch_failed",
-        withToken
-          ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
-          : asksForCredentials(url, host),
-      );
+      throw credentialsRefused(url, withToken);
     }
   }
 
@@ -664,14 +658,7 @@ export class RepoCache {
       // git's words for a remote that wants credentials ("could not read Username ... terminal
       // prompts disabled") say neither that none were sent nor how to send them.
       if (ASKS_FOR_CREDENTIALS.test((err as Error).message)) {
-        const host = new URL(url).hostname;
-        throw new RepoError(
-          "fetch_failed",
-          withToken
-            ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
-            : asksForCredentials(url, host),
-          { cause: err },
-        );
+        throw credentialsRefused(url, withToken, err);
       }
       // The service follows no redirect (it could lead anywhere, with the token): a renamed or transferred repository's old address answers 301.
       if (/returned error: 30[1278]\b/.test((err as Error).message)) {
@@ -908,8 +895,17 @@ async function settlesBy(promise: Promise<unknown>, until: number, signal?: Abor
 }
 
 /**
- * One message whether or not the service holds a copy fetched with another caller's credentials:
- * two told a key without access that some other key had used the repository.
+ * A remote that wants credentials: those sent were refused, or none were sent. The same words
+ * whether or not the service holds a copy fetched with another caller's credentials: two told a
+ * key without access that some other key had used the repository.
  */
-const asksForCredentials = (url: string, host: string) =>
-  `could not read ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`;
+function credentialsRefused(url: string, withToken: boolean, cause?: unknown): RepoError {
+  const host = new URL(url).hostname;
+  return new RepoError(
+    "fetch_failed",
+    withToken
+      ? `cannot read ${url} with the credentials given: the remote refused them (the request's repo.token, or GIT_CREDENTIALS for ${host})`
+      : `could not read ${url}: the remote asks for credentials, and none were sent: give repo.token, or set GIT_CREDENTIALS for ${host} on the workers`,
+    cause === undefined ? undefined : { cause },
+  );
+}

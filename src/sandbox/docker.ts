@@ -242,22 +242,28 @@ export class DockerSandboxProvider implements SandboxProvider {
     if (killed || (exitCode !== 137 && exitCode !== 143)) return killed;
     // Gone, not slow: a loaded engine may miss one ping's time.
     let missed = 0;
-    const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
     for (const until = Date.now() + ENGINE_GONE_WATCH_MS; Date.now() < until; await sleep(ENGINE_GONE_EVERY_MS)) {
-      const answered = await ping({ abortSignal: AbortSignal.timeout(ENGINE_GONE_EVERY_MS * 2) }).then(() => true, () => false);
+      const answered = await this.pinged(ENGINE_GONE_EVERY_MS * 2).then(() => true, () => false);
       missed = answered ? 0 : missed + 1;
       if (missed >= 2) return true;
     }
     return false;
   }
 
+  /**
+   * The engine's ping, given up with its connection after `ms`: a hung engine asked every few
+   * seconds kept each one open. dockerode's ping takes docker-modem's abort signal, which its
+   * types do not say.
+   */
+  private async pinged(ms: number): Promise<void> {
+    const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+    await ping({ abortSignal: AbortSignal.timeout(ms) });
+  }
+
   /** Resolves when the engine answers and the sandbox image is present. */
   async ping(): Promise<void> {
     try {
-      // Given up with its connection: a hung engine asked every few seconds kept each one open.
-      // dockerode's ping takes docker-modem's abort signal, which its types do not say.
-      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
-      await ping({ abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
+      await this.pinged(PING_TIMEOUT_MS);
       await this.docker.getImage(this.opts.image).inspect();
     } catch (err) {
       throw classifyEngineError(err, this.opts.image);

@@ -180,8 +180,7 @@ export function createProcessor(deps: ProcessorDeps) {
         if (!(err instanceof SandboxError) || err.reason !== "stopped_outside" || !token) return;
         if ((await deps.store.sandboxStopped(payload.jobId).catch(() => SANDBOX_STOPS_MAX)) >= SANDBOX_STOPS_MAX) return;
         log.warn({ reason: err.message }, "the job's sandbox was stopped from outside it: the job is handed back");
-        await job.moveToDelayed(Date.now() + SANDBOX_STOPPED_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
-        throw new DelayedError();
+        await handBack(job, token, SANDBOX_STOPPED_RETRY_MS);
       };
 
       await progress({ phase: "sandbox", turn: 0 });
@@ -374,8 +373,12 @@ async function handBackForAnotherEngine(job: LocalizeJob, token: string, err: Sa
   deps.engineDown?.(err);
   const since = await deps.store.engineTroubleSince(job.data.jobId).catch(() => Date.now());
   if (Date.now() - since >= ENGINE_WAIT_MS) return;
-  // Refused, the lock is no longer this run's: the run that has it says the job's end.
-  await job.moveToDelayed(Date.now() + ENGINE_RETRY_MS, token).catch(() => Promise.reject(new WaitingError()));
+  await handBack(job, token, ENGINE_RETRY_MS);
+}
+
+/** Hands the job back, to be run again in `ms`. Refused, the lock is no longer this run's: the run that has it says the job's end. */
+async function handBack(job: LocalizeJob, token: string, ms: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + ms, token).catch(() => Promise.reject(new WaitingError()));
   throw new DelayedError();
 }
 
