@@ -24,7 +24,7 @@ import { mcpRoutes } from "../mcp/http.js";
 import { toolRoutes } from "../mcp/toolRoute.js";
 import { WorkerPresence } from "../store/workers.js";
 import { hostGuard } from "./hostGuard.js";
-import { documentMediaTypes } from "./mediaTypes.js";
+import { documentHeadOperations, documentMediaTypes } from "./mediaTypes.js";
 import { documentResponseHeaders } from "./responseHeaders.js";
 import { documentSharedRefusals } from "./sharedRefusals.js";
 import { trackClients } from "./clientGone.js";
@@ -107,7 +107,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
       webhooks: jobEndedWebhook,
     },
     transform: jsonSchemaTransform,
-    transformObject: (input) => documentSharedRefusals(documentMediaTypes(documentResponseHeaders(input))),
+    transformObject: (input) => documentHeadOperations(documentSharedRefusals(documentMediaTypes(documentResponseHeaders(input)))),
   });
   await fastify.register(swaggerUi, { routePrefix: "/docs" });
   fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());

@@ -97,9 +97,11 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
     "/v1/uploads/:id",
     {
       onRequest: ctx.authenticate,
+      // The HEAD Fastify adds is what a client asks before sending a tree: the document names it too.
+      config: { swagger: { exposeHeadRoute: true } },
       schema: {
         operationId: "getUpload",
-        summary: "Whether the service holds an uploaded tree (HEAD works too)",
+        summary: "Whether the service holds an uploaded tree",
         description: "Renews the upload's lifetime. A client computes the id of its tree locally (see README) and skips the upload when this answers 200.",
         tags: ["uploads"],
         security: API_KEY,
