@@ -44,7 +44,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const eventHub = new EventHub(withErrorListener(redis.duplicate({ commandTimeout: 10_000 })), redis, config.QUEUE_PREFIX);
   fastify.addHook("onClose", async () => eventHub.close());
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
-  const uploadGrants = new UploadGrants(redis, store.keys, config.UPLOAD_TTL_S);
+  const uploadGrants = new UploadGrants(redis, store.keys, config.UPLOAD_TTL_S, config.UPLOAD_KEY_MAX_MB * 2 ** 20);
   const limits = new Limits(redis, store.keys, store, {
     submitPerMinute: config.RATE_LIMIT_PER_MIN,
     pollPerMinute: config.POLL_RATE_LIMIT_PER_MIN,

@@ -26,6 +26,9 @@ export function keys(prefix: string) {
     jobPrefix: `${base}:`,
     /** The API keys granted an upload (store/uploadGrants.ts). */
     uploadOwners: (id: string) => `${base}:upload-owners:${id}`,
+    /** The uploads an API key holds, by when its hold ends, and their archives' bytes (store/uploadGrants.ts). */
+    ownerUploads: (owner: string) => `${base}:owner:${owner}:uploads`,
+    ownerUploadBytes: (owner: string) => `${base}:owner:${owner}:upload-bytes`,
     rate: (owner: string, window: number) => `${base}:rate:${owner}:${window}`,
     workerHeartbeat: (id: string) => `${base}:worker:${id}`,
     workerHeartbeatPattern: `${base}:worker:*`,

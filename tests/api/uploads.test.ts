@@ -146,6 +146,35 @@ describe("uploads", () => {
     }
   });
 
+  it("holds each API key to its own share of the store: past it an upload is refused (413, naming the share, with Retry-After) and nothing of it is kept; other keys and trees held already go on", async () => {
+    const { inject, config } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234,bob:key-bob-12345", UPLOAD_KEY_MAX_MB: "1" });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    // Random bytes do not compress: each archive is ~0.6 MB, two past a 1 MB share.
+    const tree = (name: string) => tarOf([{ name: `${name}.bin`, body: randomBytes(600_000) }], { gzip: true });
+    const send = async (archive: Buffer, key: string) => inject({ method: "POST", url: "/v1/uploads", payload: archive, headers: { ...gz, ...as(key) } });
+    const first = await tree("first");
+    expect((await send(first, "key-alice-1234")).statusCode).toBe(201);
+    const before = filesUnder(config.UPLOAD_DIR);
+    const second = await tree("second");
+    const refused = await send(second, "key-alice-1234");
+    expect([refused.statusCode, refused.json().error.code, refused.json().error.field]).toEqual([413, "upload_quota_exceeded", "body"]);
+    expect(refused.json().error.message).toContain("UPLOAD_KEY_MAX_MB (1)");
+    expect(Number(refused.headers["retry-after"])).toBeGreaterThan(config.UPLOAD_TTL_S - 60);
+    expect(filesUnder(config.UPLOAD_DIR)).toEqual(before);
+    // A tree the key holds already costs nothing more; another key has a share of its own.
+    expect((await send(first, "key-alice-1234")).statusCode).toBe(200);
+    expect((await send(second, "key-bob-12345")).statusCode).toBe(201);
+    expect((await send(first, "key-bob-12345")).statusCode).toBe(413);
+    // Alice's hold on the first tree ends: its bytes are hers again.
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      await redis.zadd(keys(config.QUEUE_PREFIX).ownerUploads("alice"), Date.now() - 1, (await send(first, "key-alice-1234")).json().upload_id);
+    } finally {
+      redis.disconnect();
+    }
+    expect((await send(second, "key-alice-1234")).statusCode).toBe(201);
+  });
+
   it("takes what the commits an issue names changed with an upload, or a patch's own commits, checked field by field, and keeps it out of the job's view", async () => {
     const { inject, config } = await start();
     const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();
@@ -282,8 +311,15 @@ describe("uploads", () => {
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("5");
       expect((await res.json()).error).toMatchObject({ code: "upload_store_unavailable", message: expect.stringContaining("EFBIG") });
-      // Nothing half-written is kept.
+      // Nothing half-written is kept, nor counted against the key's share.
       expect(filesUnder(config.UPLOAD_DIR)).toEqual([]);
+      const redis = new Redis(config.REDIS_URL);
+      try {
+        const share = keys(config.QUEUE_PREFIX);
+        expect([await redis.zcard(share.ownerUploads("anonymous")), await redis.hget(share.ownerUploadBytes("anonymous"), "total")]).toEqual([0, "0"]);
+      } finally {
+        redis.disconnect();
+      }
     } finally {
       api.kill();
       await dropPrefix(config.QUEUE_PREFIX);

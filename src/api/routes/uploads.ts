@@ -49,7 +49,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
           200: uploadInfoSchema.describe("This key had already sent the same tree; its lifetime was renewed.").meta({ examples: [uploadExample] }),
           201: uploadInfoSchema.describe("The tree was stored.").meta({ examples: [uploadExample] }),
           401: commonErrors.unauthorized,
-          413: errorResponse("The archive, or the tree in it, is larger than the server takes.", "upload_too_large", "the archive holds more than 536870912 bytes", "body"),
+          413: errorResponse("The archive, or the tree in it, is larger than the server takes (upload_too_large), or holding it would take the API key past its share of the store, UPLOAD_KEY_MAX_MB (upload_quota_exceeded, with Retry-After: when the key's first upload is dropped).", "upload_too_large", "the archive holds more than 536870912 bytes", "body"),
           415: errorResponse("The body is not sent as application/gzip or application/x-tar.", "unsupported_media_type", "content type text/plain is not accepted here: send application/gzip or application/x-tar"),
           422: errorResponse("The archive is not a readable tar, or holds an entry that is refused (named in the message).", "upload_unsafe_path", "../../etc/cron.d/x: paths with .. are not accepted", "body"),
           429: commonErrors.submitLimited,
@@ -69,6 +69,7 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
       const body = request.body as Readable;
       const staged = await uploads.stage().catch((err: unknown) => Promise.reject(refusal(new UploadStoreFailed(err), config.UPLOAD_MAX_ARCHIVE_BYTES)));
       let kept;
+      let undoCharge = async () => undefined as void;
       try {
         const summary = await readArchive(copyInto(body, staged, config.UPLOAD_MAX_ARCHIVE_BYTES), {
           maxBytes: config.UPLOAD_MAX_BYTES,
@@ -76,8 +77,13 @@ export const uploadRoutes: FastifyPluginAsyncZod<AppContext> = async (app, ctx) 
           maxPathBytes: config.UPLOAD_MAX_PATH_BYTES,
           maxRatio: config.UPLOAD_MAX_RATIO,
         });
+        // Counted before the store keeps it: a tree refused here must not be kept with no key holding it.
+        const share = await uploadGrants.charge(summary.sha256, request.owner, summary.archiveBytes);
+        if (!share.ok) throw pastShare(summary.archiveBytes, share, config.UPLOAD_KEY_MAX_MB);
+        undoCharge = share.undo;
         kept = await staged.commit(summary);
       } catch (err) {
+        await undoCharge();
         await staged.abort().catch(() => undefined);
         body.destroy();
         reply.header("connection", "close");
@@ -135,6 +141,19 @@ async function* copyInto(body: Readable, staged: StagedUpload, max: number): Asy
     await staged.write(chunk);
     yield chunk;
   }
+}
+
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+function pastShare(bytes: number, share: { held: number; freedAt: number }, maxMb: number): ApiError {
+  const wait = Math.max(1, Math.ceil((share.freedAt - Date.now()) / 1000));
+  return new ApiError(
+    413,
+    "upload_quota_exceeded",
+    `this API key holds ${mb(share.held)} MB of uploads and this one is ${mb(bytes)} MB: past its share of the store, UPLOAD_KEY_MAX_MB (${maxMb}). An upload is dropped UPLOAD_TTL_S after its last use, the first of this key's at ${new Date(share.freedAt).toISOString()}; meanwhile send changes as repo.patch on a tree already sent`,
+    "body",
+    { "retry-after": String(wait) },
+  );
 }
 
 function refusal(err: unknown, max: number): ApiError {
