@@ -2,6 +2,7 @@ import fp from "fastify-plugin";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
+import type { Config } from "../config/env.js";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { JobEvents } from "../store/events.js";
 import { EventHub } from "../store/eventHub.js";
@@ -44,7 +45,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   const eventHub = new EventHub(withErrorListener(redis.duplicate({ commandTimeout: 10_000 })), redis, config.QUEUE_PREFIX);
   fastify.addHook("onClose", async () => eventHub.close());
   const cache = new ResultCache(redis, config.QUEUE_PREFIX, config.RESULT_CACHE_TTL_S);
-  const uploadGrants = new UploadGrants(redis, store.keys, config.UPLOAD_TTL_S, config.UPLOAD_KEY_MAX_MB * 2 ** 20);
+  const uploadGrants = new UploadGrants(redis, store.keys, config.UPLOAD_TTL_S, uploadShareBytes(config));
   const limits = new Limits(redis, store.keys, store, {
     submitPerMinute: config.RATE_LIMIT_PER_MIN,
     pollPerMinute: config.POLL_RATE_LIMIT_PER_MIN,
@@ -122,3 +123,8 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
 }
 
 export default fp(app, { name: "codescout-api", fastify: "5.x" });
+
+/** Each API key's share of the upload store; with AUTH_MODE=off there are no keys to keep apart, and everyone's uploads are one "anonymous" key's. */
+function uploadShareBytes(config: Config): number {
+  return config.AUTH_MODE === "api_key" ? config.UPLOAD_KEY_MAX_MB * 2 ** 20 : 0;
+}

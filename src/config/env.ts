@@ -98,7 +98,7 @@ export const envSchema = z.object({
   UPLOAD_MIN_FREE_MB: int(0, 1 << 30).default(2048),
   /** Bytes of archives the "redis" store keeps at once, and (apart) one API process buffers of those arriving: past either an upload is refused (503). */
   UPLOAD_REDIS_MAX_MB: int(1, 1 << 20).default(1024),
-  /** Archives' bytes one API key may hold at once, whoever stored them; 0: no share of its own (the store's caps alone). */
+  /** With AUTH_MODE=api_key, archives' bytes one API key may hold at once, whoever stored them; 0: no share of its own (the store's caps alone). */
   UPLOAD_KEY_MAX_MB: int(0, 1 << 20).default(512),
   /** The archive as sent (compressed or not). */
   UPLOAD_MAX_ARCHIVE_BYTES: int(1024, 4 * 1024 ** 3).default(100 << 20),

@@ -175,6 +175,14 @@ describe("uploads", () => {
     expect((await send(second, "key-alice-1234")).statusCode).toBe(201);
   });
 
+  it("has no share per key with AUTH_MODE=off, where everyone is one key", async () => {
+    const { inject } = await start({ UPLOAD_KEY_MAX_MB: "1" });
+    for (const name of ["first", "second"]) {
+      const archive = await tarOf([{ name: `${name}.bin`, body: randomBytes(600_000) }], { gzip: true });
+      expect((await inject({ method: "POST", url: "/v1/uploads", payload: archive, headers: gz })).statusCode).toBe(201);
+    }
+  });
+
   it("takes what the commits an issue names changed with an upload, or a patch's own commits, checked field by field, and keeps it out of the job's view", async () => {
     const { inject, config } = await start();
     const info = (await inject({ method: "POST", url: "/v1/uploads", payload: await tarOf(TREE, { gzip: true }), headers: gz })).json();
@@ -298,16 +306,17 @@ describe("uploads", () => {
   });
 
   it("answers 503, the service's fault and not the archive's, when its store cannot keep the upload (a file-size limit: EFBIG)", async () => {
-    const config = testConfig();
+    const apiKeys = { AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234" };
+    const config = testConfig(apiKeys);
     const port = await freePort();
     // A real API whose process may write no file over 1 MB: the upload store's writes fail.
-    const env = { ...process.env, ...serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "silent" }) };
+    const env = { ...process.env, ...serviceEnv(config, { API_PORT: String(port), LOG_LEVEL: "silent", ...apiKeys }) };
     const api = spawn("bash", ["-c", `ulimit -f 1024 && exec "${process.execPath}" --import tsx src/api/server.ts`], { env, stdio: "ignore" });
     try {
       const base = `http://127.0.0.1:${port}`;
       await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 60_000, "the API");
       const archive = await tarOf([{ name: "big.bin", body: randomBytes(3 << 20) }]);
-      const res = await fetch(`${base}/v1/uploads`, { method: "POST", headers: { "content-type": "application/x-tar" }, body: new Uint8Array(archive) });
+      const res = await fetch(`${base}/v1/uploads`, { method: "POST", headers: { "content-type": "application/x-tar", authorization: "Bearer key-alice-1234" }, body: new Uint8Array(archive) });
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("5");
       expect((await res.json()).error).toMatchObject({ code: "upload_store_unavailable", message: expect.stringContaining("EFBIG") });
@@ -316,7 +325,7 @@ describe("uploads", () => {
       const redis = new Redis(config.REDIS_URL);
       try {
         const share = keys(config.QUEUE_PREFIX);
-        expect([await redis.zcard(share.ownerUploads("anonymous")), await redis.hget(share.ownerUploadBytes("anonymous"), "total")]).toEqual([0, "0"]);
+        expect([await redis.zcard(share.ownerUploads("alice")), await redis.hget(share.ownerUploadBytes("alice"), "total")]).toEqual([0, "0"]);
       } finally {
         redis.disconnect();
       }
