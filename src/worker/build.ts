@@ -23,6 +23,7 @@ import { ResultCache } from "../store/resultCache.js";
 import { archiveLimitsFromConfig, uploadStoreFromConfig } from "../uploads/fromConfig.js";
 import { Heartbeat } from "./heartbeat.js";
 import { watchEngine } from "./engineWatch.js";
+import { dropEndedJobs } from "./retention.js";
 import { Pauses } from "./pauses.js";
 import { createPolicySelector } from "./policies.js";
 import { Cleanups } from "./cleanups.js";
@@ -154,6 +155,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         // Expired uploads in a directory went only as new ones arrived: with none coming, never.
         const expired = (await uploads.sweep?.()) ?? 0;
         if (expired > 0) logger.info({ expired }, "removed expired uploads");
+        const ended = await dropEndedJobs(redis, [queue, webhooks], config.JOB_TTL_S * 1000);
+        if (ended > 0) logger.info({ ended }, "removed jobs ended more than JOB_TTL_S ago");
       })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
     const upkeep = setInterval(upkeepOnce, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
     upkeep.unref();

@@ -6,6 +6,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { Redis } from "ioredis";
+import { Queue, Worker } from "bullmq";
+import { QUEUES } from "../../src/queue/contract.js";
 import { PID_NAMESPACE } from "../../src/sandbox/docker.js";
 import { keys } from "../../src/store/keys.js";
 import { liveWorkers } from "../../src/store/workers.js";
@@ -62,6 +64,49 @@ describe("a running worker's upkeep", () => {
       await waitFor(async () => !existsSync(join(config.UPLOAD_DIR, `${expiredId}.archive`)) || undefined, 15_000, "the expired upload to go");
     } finally {
       await orphan.remove({ force: true }).catch(() => undefined);
+    }
+  });
+
+  it("removes what the queues keep of jobs ended more than JOB_TTL_S ago (their records and event stream entries), on a queue where no other job ends, and keeps the recent ones", async () => {
+    await worker?.close();
+    worker = undefined;
+    const own = testConfig();
+    const redis = new Redis(own.REDIS_URL);
+    const connection = { url: own.REDIS_URL };
+    try {
+      // Jobs that ended, each way, in both queues: the records BullMQ keeps (a plain worker ends them).
+      const past = Date.now() - 2 * own.JOB_TTL_S * 1000;
+      for (const name of [QUEUES.localize, QUEUES.webhook]) {
+        // The event stream's entry of an old job's end (a stream takes ids in order: written first).
+        await redis.xadd(`${own.QUEUE_PREFIX}:${name}:events`, `${past}-0`, "event", "completed", "jobId", `${name}-old-done`, "returnvalue", "answer");
+        const queue = new Queue(name, { connection, prefix: own.QUEUE_PREFIX });
+        for (const id of ["old-done", "old-failed", "new-done"]) await queue.add("x", { issue: "AKIA-SECRET in the patch" }, { jobId: `${name}-${id}` });
+        const ends = new Worker(name, async (job) => { if (job.id!.endsWith("failed")) throw new Error("no"); return "answer"; }, { connection, prefix: own.QUEUE_PREFIX });
+        await waitFor(async () => ((await queue.getCompletedCount()) === 2 && (await queue.getFailedCount()) === 1) || undefined, 15_000, "the jobs to end");
+        await ends.close();
+        await queue.close();
+        // Ended two JOB_TTL_S ago: as the ended sets record it.
+        await redis.zadd(`${own.QUEUE_PREFIX}:${name}:completed`, "XX", past, `${name}-old-done`);
+        await redis.zadd(`${own.QUEUE_PREFIX}:${name}:failed`, "XX", past, `${name}-old-failed`);
+      }
+      const stream = `${own.QUEUE_PREFIX}:${QUEUES.localize}:events`;
+      expect(await redis.xlen(stream)).toBeGreaterThan(1);
+      const soon = await startWorker(own, { logger: pino({ level: "silent" }), upkeepEveryMs: 3_600_000, upkeepSoonAfterMs: 300 });
+      try {
+        for (const name of [QUEUES.localize, QUEUES.webhook]) {
+          await waitFor(async () => (await redis.exists(`${own.QUEUE_PREFIX}:${name}:${name}-old-failed`)) === 0 || undefined, 15_000, "the old jobs to go");
+          expect(await redis.exists(`${own.QUEUE_PREFIX}:${name}:${name}-old-done`)).toBe(0);
+          expect(await redis.exists(`${own.QUEUE_PREFIX}:${name}:${name}-new-done`)).toBe(1);
+        }
+        // Nothing in the stream from before the cut, though newer entries share its node.
+        const [first] = await redis.xrange(stream, "-", "+", "COUNT", 1);
+        expect(Number(first![0].split("-")[0])).toBeGreaterThan(Date.now() - own.JOB_TTL_S * 1000);
+      } finally {
+        await soon.close();
+      }
+    } finally {
+      redis.disconnect();
+      await dropPrefix(own.QUEUE_PREFIX);
     }
   });
 
