@@ -209,11 +209,21 @@ export async function uploadCheckout(
   say(`uploading ${what}`);
   const send = (gzip: boolean) => client.sendUpload(() => snapshot.archive(gzip, under), signal);
   const sent = send(compress).catch((err: unknown) => {
+    if (!(err instanceof ServiceRefused)) throw err;
     // Files of one byte repeated (a SQL dump, generated fixtures) compress past the ratio the
     // service takes for a bomb's; the same tree uncompressed is no bomb.
-    if (!compress || !(err instanceof ServiceRefused) || err.code !== "upload_compression_ratio") throw err;
-    say("the tree compresses past the service's limit on compression; sending it uncompressed");
-    return send(false);
+    if (compress && err.code === "upload_compression_ratio") {
+      say("the tree compresses past the service's limit on compression; sending it uncompressed");
+      return send(false);
+    }
+    // Over loopback a tree goes uncompressed, which a tree past the service's limit on an archive
+    // (UPLOAD_MAX_ARCHIVE_BYTES) but not on the files in it passes compressed: the local setup
+    // refused what a remote one took.
+    if (!compress && err.code === "upload_too_large") {
+      say("the tree uncompressed is past the service's limit on an archive; sending it compressed");
+      return send(true);
+    }
+    throw err;
   });
   const info = await sent.catch(async (err: unknown) => {
     if (!(err instanceof ServiceRefused) || (err.code !== "upload_too_large" && err.code !== "upload_too_many_files")) throw err;

@@ -382,6 +382,25 @@ describe("uploads", () => {
     }
   });
 
+  it("sends a tree past the service's limit on an archive uncompressed (as over loopback) again compressed, and says so", async () => {
+    const { api } = await start({ UPLOAD_MAX_ARCHIVE_BYTES: String(1 << 20) });
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    // 2 MB of source text: past a 1 MB archive as it is, well under it gzipped.
+    const fx = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "app/table.py": Array.from({ length: 40_000 }, (_, i) => `ROW_${i} = ${i}  # a row of the table`).join("\n") });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const snap = await Snapshot.take(fx.dir, cache);
+    try {
+      const said: string[] = [];
+      const info = await uploadCheckout(new ServiceClient(base), snap, (l) => said.push(l), new TreeCache(cache));
+      expect(info.bytes).toBeGreaterThan(1 << 20);
+      expect(said).toContain("the tree uncompressed is past the service's limit on an archive; sending it compressed");
+    } finally {
+      await snap.dispose();
+      rmSync(cache, { recursive: true, force: true });
+      fx.cleanup();
+    }
+  });
+
   it("sends no tree, and queues no job, for a checkout given up as its upload begins", async () => {
     const { api, config } = await start();
     const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
