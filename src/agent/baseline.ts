@@ -95,12 +95,18 @@ export class BaselinePolicy implements Policy {
       arguments: JSON.stringify({ locations: decision.locations }),
       ranked_files: decision.files.slice(0, 5).map((f) => ({ file: f.item.path, score: round(f.score), p: round(f.p) })),
     });
-    const { listed, cut, paths } = gathered.scan;
+    const { listed, cut, paths, unread } = gathered.scan;
     // A tree past what the scan reads (a monorepo): the answer is of the files read, and says so.
     const notes = listed > paths.length ? [`read ${paths.length.toLocaleString("en")} of the tree's ${cut ? "more than " : ""}${listed.toLocaleString("en")} source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part`] : [];
+    // A monorepo's parts in other languages: the calling agent learns the answer did not look there.
+    const others = Object.entries(unread).map(([lang, files]) => `${LANGUAGE_NAMES[lang] ?? lang} (${files.toLocaleString("en")} files)`);
+    if (others.length) notes.push(`read the tree's source in its main language only; it also holds ${others.join(", ")}, not read: an issue naming a file of theirs (a traceback's), or options.scope (their directory), has them read`);
     return { policy: "baseline", locations: decision.locations, alternatives: decision.alternatives, finishReason: "finish_tool", turns: turn, usage, trajectory, ...(notes.length ? { notes } : {}) };
   }
 }
+
+/** The scan's language families, as an answer's note names them. */
+const LANGUAGE_NAMES: Readonly<Record<string, string>> = { py: "Python", js: "JavaScript/TypeScript", go: "Go", rust: "Rust", jvm: "Java/Kotlin/Scala", ruby: "Ruby", php: "PHP", c: "C/C++", cs: "C#", swift: "Swift" };
 
 /**
  * The sandbox work: one scan of the repository (beside it, on the host, what the commits the

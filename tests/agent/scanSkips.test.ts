@@ -1,6 +1,7 @@
-import { describe, it, expect } from "vitest";
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { BaselinePolicy } from "../../src/agent/baseline.js";
 import { scanRepository } from "../../src/agent/baseline/repoScan.js";
-import { startSandbox } from "../helpers/sandbox.js";
+import { policyContext, startSandbox } from "../helpers/sandbox.js";
 
 /**
  * Files of an agent's working tree that no fix changes by hand, each holding the issue's words as
@@ -48,5 +49,43 @@ describe("the scan leaves out what no fix changes by hand", () => {
   it("reads a web project's own source, not a minified asset, nor what .gitattributes marks generated or vendored", async () => {
     // A vendored file the attributes say is not vendored (-linguist-vendored) is read.
     expect(await scanOf(part("web/"))).toEqual(["web/src/widget.js", "web/vendor/widget.js"]);
+  });
+});
+
+/**
+ * A monorepo whose parts are in several languages: the scan reads the tree's main language, and an
+ * issue about another part (its traceback's frames in that language) has that part read. Seen by a
+ * review: a Flask service's traceback, in a tree mostly TypeScript, was answered with TypeScript.
+ */
+describe("a monorepo's parts in other languages", () => {
+  const web = Object.fromEntries(
+    Array.from({ length: 12 }, (_, i) => [`web/src/part${i}.ts`, `export function renderPart${i}(json: string): string {\n${"  // provider of the page's json encoding and its parts\n".repeat(40)}  return json;\n}\n`]),
+  );
+  const api = {
+    "api/pkg/__init__.py": "",
+    "api/pkg/provider.py": "import json\n\n\nclass JsonProvider:\n    def dumps(self, obj, **kwargs):\n        return json.dumps(obj, **kwargs)\n",
+    "api/pkg/app.py": "from pkg.provider import JsonProvider\n\n\ndef create_app():\n    return JsonProvider()\n",
+    // A part of the tree, not a few scripts: a fifth of the main language's size, under a quarter of the whole.
+    ...Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`api/pkg/view${i}.py`, `def view${i}(request):\n${"    # answers the request with the rows of the table\n".repeat(16)}    return request\n`])),
+  };
+  let fx: Awaited<ReturnType<typeof startSandbox>>;
+  beforeAll(async () => {
+    fx = await startSandbox({ ...web, ...api });
+  });
+  afterAll(async () => {
+    await fx?.cleanup();
+  });
+  const localize = (issue: string) => new BaselinePolicy().run(policyContext(fx, issue, () => undefined));
+
+  it("reads the part an issue's traceback is in, and names the parts it did not read when the issue names none", async () => {
+    const traced = await localize(
+      'JSON provider fails on sets\n\n```\nTraceback (most recent call last):\n  File "/home/me/proj/api/pkg/app.py", line 5, in create_app\n  File "/home/me/proj/api/pkg/provider.py", line 6, in dumps\n    return json.dumps(obj, **kwargs)\nTypeError: Object of type set is not JSON serializable\n```',
+    );
+    expect(traced.locations?.[0]).toMatchObject({ file: "api/pkg/provider.py" });
+    const vague = await localize("The json provider encodes the page's parts wrongly");
+    expect(vague.locations?.every((l) => l.file.startsWith("web/"))).toBe(true);
+    expect(vague.notes).toEqual([
+      "read the tree's source in its main language only; it also holds Python (11 files), not read: an issue naming a file of theirs (a traceback's), or options.scope (their directory), has them read",
+    ]);
   });
 });

@@ -22,6 +22,8 @@ export interface ScanQuery {
   phrases: string[];
   /** Paths of files that are not source, as the issue writes them: which of them the tree holds. */
   files?: string[];
+  /** Paths of source files the issue names (its traceback's frames, paths in its text): their languages are read. */
+  sources?: string[];
 }
 
 /** Source files the scan reads at most, and lists at most (240,000 listed: 2.4 s, 60 MB) to choose them from. */
@@ -223,6 +225,15 @@ for _, lang, size in found[:MAX_FILES]:
     per_lang[lang] += min(size, LANG_CAP) + 1
 top_size = max(per_lang.values(), default=0)
 langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_size}
+# A monorepo's other parts: an issue whose paths (a traceback's frames) are all of a language
+# the rule above left out is about that part (a Python service's traceback in a tree mostly
+# TypeScript was answered with TypeScript files).
+named_langs = {lang_of(p) for p in q.get("sources", [])[:60]} & set(per_lang)
+if named_langs and not (named_langs & langs):
+    langs |= named_langs
+# What is left unread, said in the answer, when it is a part of the tree and not a few assets.
+kept_size = sum(per_lang[lang] for lang in langs)
+unread = {lang: sum(1 for _, l, _ in found if l == lang) for lang, c in per_lang.items() if lang not in langs and 5 * c >= kept_size}
 kept = [(p, lang) for p, lang, _ in found[:MAX_FILES] if lang in langs]
 paths = [p for p, _ in kept]
 
@@ -303,7 +314,7 @@ for p in q.get("files", [])[:20]:
 # dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
 # Of the languages read, how many files the tree holds (past MAX_LISTED, more than that).
 listed = sum(1 for _, lang, _ in found if lang in langs)
-sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": listed, "cut": len(found) >= MAX_LISTED}, separators=(",", ":"), sort_keys=True))
+sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": listed, "cut": len(found) >= MAX_LISTED, "unread": unread}, separators=(",", ":"), sort_keys=True))
 `;
 
 /**
@@ -343,6 +354,7 @@ const scanSchema = z.object({
   named: z.array(z.string().max(4096)).max(20).optional(),
   listed: z.number().int().nonnegative().optional(),
   cut: z.boolean().optional(),
+  unread: z.record(z.string().max(20), z.number().int().nonnegative()).optional(),
 });
 
 export interface ScannedFile {
@@ -370,6 +382,8 @@ export interface ScanResult {
   /** Files the tree holds in the languages read (of the first SCAN_MAX_LISTED source files: `cut` when there were more): past `paths`, not all were read. */
   listed: number;
   cut: boolean;
+  /** Languages the tree holds a part in that were not read (the tree's own language chosen), with their files. */
+  unread: Record<string, number>;
 }
 
 export class ScanError extends Error {
@@ -401,7 +415,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
   }
   const parsed = scanSchema.safeParse(raw);
   if (!parsed.success) throw new ScanError(`repository scan output is malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  const { keys, paths, files, named = [], listed = paths.length, cut = false } = parsed.data;
+  const { keys, paths, files, named = [], listed = paths.length, cut = false, unread = {} } = parsed.data;
   // What the script printed is the tree's to shape (a module of its own imported in place of the
   // standard one, say): a path that leaves the tree is refused, not read and answered.
   const outside = [...paths, ...named].find((p) => p.startsWith("/") || p.split("/").includes(".."));
@@ -426,6 +440,7 @@ export function parseScan(result: ExecResult, phrases = Infinity): ScanResult {
     named,
     listed,
     cut,
+    unread,
   };
 }
 
