@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { backdate, diskUsage, filesystemOf, freeBytes, removeDir, touch } from "./disk.js";
 
 /**
@@ -37,7 +37,16 @@ export interface TreeStoreOptions {
   spillMinFreeBytes?: number;
   /** Bytes free on that disk (default: what the filesystem says). */
   spillFreeBytes?: (dir: string) => number | null;
+  /**
+   * Trees made of what a client sent (an upload, a patch) are removed once unused this long,
+   * within the limits or not (default: only over them): the code a client sent stayed in the
+   * trees, readable on the host, long after the upload itself was dropped.
+   */
+  sentMaxIdleMs?: number;
 }
+
+/** A tree made of what a client sent: an upload's (`uploads/<id>`, `uploads/<id>-patch-…`), or a commit with a patch (`patched-…`). */
+const isSent = (path: string) => basename(dirname(path)) === "uploads" || basename(path).startsWith("patched-");
 
 interface Tree {
   path: string;
@@ -307,6 +316,29 @@ export class TreeStore {
     if (this.dir !== this.spillDir) await scan(this.spillDir, this.idleMs, false, this.dir);
     // Only the trees still there: the map stays as small as the store.
     this.sizes = sizes;
+
+    const sentMaxIdle = this.options.sentMaxIdleMs;
+    if (sentMaxIdle) {
+      const cut = Date.now() - sentMaxIdle;
+      const kept: Tree[] = [];
+      for (const t of trees) {
+        if (t.used === HELD || t.used > cut || !isSent(t.path)) {
+          kept.push(t);
+          continue;
+        }
+        const doomed = `${t.path}.tmp-expire-${randomBytes(3).toString("hex")}`;
+        const moved = await moveIfUnused(t.path, doomed, t.holds, t.idleMs);
+        if (moved === "in use") {
+          kept.push(t);
+          continue;
+        }
+        if (moved === "moved") {
+          await removeDir(doomed);
+          onRemove();
+        }
+      }
+      trees = kept;
+    }
 
     const maxTrees = this.options.maxTrees || Infinity;
     const maxBytes = this.maxBytes || Infinity;

@@ -115,6 +115,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       maxTrees: config.REPO_MAX_TREES,
       ...(config.REPO_TREE_MAX_MB !== undefined ? { maxTreeBytes: config.REPO_TREE_MAX_MB * 1024 * 1024 } : {}),
       treeIdleMs: (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000,
+      // What a client sent goes from the trees when its upload goes from the store.
+      sentMaxIdleMs: config.UPLOAD_TTL_S * 1000,
       ...(config.REPO_MIRROR_MAX_MB !== undefined ? { maxMirrorBytes: config.REPO_MIRROR_MAX_MB * 1024 * 1024 } : {}),
       mirrorMinFreeBytes: config.REPO_MIRROR_MIN_FREE_MB * 1024 * 1024,
       shallowAfterMs: config.REPO_SHALLOW_FIRST_AFTER_S === "off" ? Infinity : config.REPO_SHALLOW_FIRST_AFTER_S * 1000,

@@ -128,6 +128,21 @@ describe("working trees", () => {
     expect(existsSync(join(dir, "outside.py"))).toBe(false);
   });
 
+  it("removes the trees of what a client sent (a patched commit, an upload) once unused past their time, within the limits or not; a commit's tree and a tree in use stay", async () => {
+    const { fx, dir, store: s } = setup();
+    const cache = new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store: s, limits: LIMITS }, sentMaxIdleMs: 1_000 });
+    const commit = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const patched = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch: diffOf(fx, (d) => writeFileSync(join(d, "pkg/added.py"), "SECRET = 'sent by a client'\n")) });
+    const upload = await cache.prepareUpload(await store(s, [{ name: "app/main.py", body: "def main():\n    return 0\n" }]));
+    await commit.release();
+    await patched.release();
+    await cache.sweep();
+    expect([existsSync(commit.treePath), existsSync(patched.treePath), existsSync(upload.treePath)]).toEqual([true, false, true]);
+    await upload.release();
+    await cache.sweep();
+    expect([existsSync(commit.treePath), existsSync(upload.treePath)]).toEqual([true, false]);
+  });
+
   it("applies a patch to an upload laid out as a bare git repository without reading its config (its filter would run a command)", async () => {
     const { cache, store: s, dir } = setup();
     const marker = join(dir, "ran");
