@@ -227,9 +227,10 @@ top_size = max(per_lang.values(), default=0)
 langs = {"py"} if 4 * per_lang["py"] >= sum(per_lang.values()) > 0 else {lang for lang, c in per_lang.items() if 2 * c >= top_size}
 # A monorepo's other parts: an issue whose paths (a traceback's frames) are all of a language
 # the rule above left out is about that part (a Python service's traceback in a tree mostly
-# TypeScript was answered with TypeScript files).
+# TypeScript was answered with TypeScript files). Not in a Python package, for the reason above:
+# an issue quoting its C extension's assertion (astropy's convolve.c) is fixed in its Python.
 named_langs = {lang_of(p) for p in q.get("sources", [])[:60]} & set(per_lang)
-if named_langs and not (named_langs & langs):
+if named_langs and not (named_langs & langs) and "py" not in langs:
     langs |= named_langs
 # What is left unread, said in the answer, when it is a part of the tree and not a few assets.
 kept_size = sum(per_lang[lang] for lang in langs)
