@@ -13,7 +13,7 @@ import { extractArchive } from "../uploads/extract.js";
 import type { UploadStore } from "../uploads/store.js";
 import { applyPatch, applyPatchToCopy, PatchError } from "./patch.js";
 import { parseRepoUrl, type RepoUrlPolicy, type RepoIdentity } from "../queue/repoUrl.js";
-import { TreeStore, type TreeStoreOptions } from "./trees.js";
+import { makeTreeDir, TreeStore, type TreeStoreOptions } from "./trees.js";
 import { touch } from "./disk.js";
 import { MirrorBudget, MirrorTooLarge } from "./mirrors.js";
 import { commitChanges, type CommitChange } from "./history.js";
@@ -442,7 +442,7 @@ export class RepoCache {
     return this.uploadTree(uploadId, join("uploads", uploadId), bytes, async (tmp) => {
       const archive = await uploads.store.read(uploadId);
       if (!archive) throw new RepoError("upload_not_found", `upload ${uploadId} is gone (expired?); upload the tree again`);
-      await mkdir(tmp, { recursive: true, mode: 0o755 });
+      await makeTreeDir(tmp);
       try {
         await extractArchive(archive, tmp, uploads.limits, signal);
       } catch (err) {
@@ -511,6 +511,8 @@ export class RepoCache {
    * same host may be writing a fresh one right now.
    */
   async sweep(olderThanMs = 15 * 60_000): Promise<number> {
+    // Mirrors made before they were kept from other users of the host (createMirror).
+    await chmod(join(this.dir, "mirrors"), 0o700).catch(() => undefined);
     let removed = 0;
     const cutoff = Date.now() - olderThanMs;
     for (const dir of [join(this.dir, "mirrors"), join(this.dir, "scratch")]) {
@@ -634,7 +636,10 @@ export class RepoCache {
 
   private async createMirror(url: string, mirror: string, env: () => Promise<Record<string, string>>, signal?: AbortSignal, withToken = false) {
     const netEnv = await env();
-    await mkdir(join(this.dir, "mirrors"), { recursive: true });
+    // Read by git on this host alone: no other user of the host lists or clones them (a private
+    // repository's among them).
+    await mkdir(join(this.dir, "mirrors"), { recursive: true, mode: 0o700 });
+    await chmod(join(this.dir, "mirrors"), 0o700);
     try {
       await this.retried(url, signal, async () => {
         // A clone cut short leaves a partial repository: each attempt starts in a place of its own.
@@ -809,7 +814,7 @@ export class RepoCache {
       }
     }
     const tmp = `${treePath}.tmp-${randomBytes(4).toString("hex")}`;
-    await mkdir(tmp, { recursive: true });
+    await makeTreeDir(tmp);
     await this.finishTree(object, treePath, tmp, () => archiveInto(mirror, object, tmp, maxBytes, signal, env, pages));
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { backdate, diskUsage, filesystemOf, freeBytes, removeDir, touch } from "./disk.js";
 
@@ -131,6 +131,7 @@ export class TreeStore {
    * hold less than the budget and the tmpfs keeps a margin free; else the spill directory.
    */
   async place(rel: string): Promise<string> {
+    await this.guard();
     if (this.dir === this.spillDir) return join(this.dir, rel);
     const fastBytes = await this.trim();
     const full = (this.maxBytes > 0 && fastBytes >= this.maxBytes) || !tmpfsHasRoom(this.dir);
@@ -374,14 +375,40 @@ export class TreeStore {
     return fastBytes;
   }
 
+  private guarded = false;
+
+  /**
+   * The directories above the trees are passed through, not listed, by anyone but their owner:
+   * a tree's own mode lets the sandbox's user read it (mounted, it is the sandbox's top), and
+   * listed from above, another user of the host read every tree, a private repository's and
+   * the code clients sent among them. A tree's name is a commit's sha or a content address.
+   */
+  private async guard(): Promise<void> {
+    if (this.guarded) return;
+    this.guarded = true;
+    for (const dir of [this.root, this.dir, this.spillDir]) if (dir) await chmod(dir, TREE_PARENT_MODE).catch(() => undefined);
+  }
+
   /** Marks this cache's directory under the shared root with its owner and idle time. */
   private async claim() {
     if (!this.root || existsSync(join(this.dir, OWNER_FILE))) return;
     // The owner must exist before its trees do, or another cache would take them for orphans.
     await mkdir(this.cacheDir, { recursive: true });
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: TREE_PARENT_MODE });
+    await chmod(this.dir, TREE_PARENT_MODE).catch(() => undefined);
+    if (this.root) await chmod(this.root, TREE_PARENT_MODE).catch(() => undefined);
     await writeFile(join(this.dir, OWNER_FILE), JSON.stringify({ cacheDir: this.cacheDir, idleMs: this.idleMs }));
   }
+}
+
+/** Directories holding trees: entered by anyone (a rootless engine mounting a tree), listed by their owner alone. */
+export const TREE_PARENT_MODE = 0o711;
+
+/** Where a tree is written, `tmp` (then renamed to its place): its parents made (or kept) unlistable, itself readable. */
+export async function makeTreeDir(tmp: string, mode = 0o755): Promise<void> {
+  await mkdir(dirname(tmp), { recursive: true, mode: TREE_PARENT_MODE });
+  await chmod(dirname(tmp), TREE_PARENT_MODE);
+  await mkdir(tmp, { mode });
 }
 
 /** Beside each tree, a small file with its size, for the byte budget. */

@@ -1,8 +1,8 @@
 import { describe, it, expect, afterEach } from "vitest";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { RepoCache, RepoError } from "../../src/repos/cache.js";
 import { readArchive } from "../../src/uploads/archive.js";
@@ -141,6 +141,26 @@ describe("working trees", () => {
     await upload.release();
     await cache.sweep();
     expect([existsSync(commit.treePath), existsSync(upload.treePath)]).toEqual([true, false]);
+  });
+
+  it("keeps trees and mirrors from other users of the host: the directories above a tree are entered, not listed, and the mirrors neither; the tree itself stays readable to the sandbox's user", async () => {
+    const { fx, dir, store: s } = setup();
+    const cache = new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store: s, limits: LIMITS }, treeRoot: join(dir, "shm") });
+    const commit = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
+    const upload = await cache.prepareUpload(await store(s, [{ name: "app/main.py", body: "def main():\n    return 0\n" }]));
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    for (const tree of [commit.treePath, upload.treePath]) {
+      expect(mode(tree)).toBe(0o755);
+      for (let d = dirname(tree); d !== dir; d = dirname(d)) if (d.startsWith(join(dir, "shm"))) expect([d, mode(d)]).toEqual([d, 0o711]);
+    }
+    expect(mode(join(dir, "repos", "mirrors"))).toBe(0o700);
+    // As another user: a tree read by its path, nothing found by listing.
+    const as = (...argv: string[]) => spawnSync("runuser", ["-u", "nobody", "--", ...argv], { encoding: "utf8" });
+    execFileSync("chmod", ["o+x", dir]);
+    expect(as("cat", join(commit.treePath, "pkg/util.py")).status).toBe(0);
+    expect(as("ls", dirname(commit.treePath)).status).not.toBe(0);
+    expect(as("ls", join(dir, "shm")).status).not.toBe(0);
+    expect(as("ls", join(dir, "repos", "mirrors")).status).not.toBe(0);
   });
 
   it("applies a patch to an upload laid out as a bare git repository without reading its config (its filter would run a command)", async () => {
