@@ -513,6 +513,7 @@ export class RepoCache {
   async sweep(olderThanMs = 15 * 60_000): Promise<number> {
     // Mirrors made before they were kept from other users of the host (createMirror).
     await chmod(join(this.dir, "mirrors"), 0o700).catch(() => undefined);
+    await this.trees.guard();
     let removed = 0;
     const cutoff = Date.now() - olderThanMs;
     for (const dir of [join(this.dir, "mirrors"), join(this.dir, "scratch")]) {

@@ -383,10 +383,17 @@ export class TreeStore {
    * listed from above, another user of the host read every tree, a private repository's and
    * the code clients sent among them. A tree's name is a commit's sha or a content address.
    */
-  private async guard(): Promise<void> {
+  async guard(): Promise<void> {
     if (this.guarded) return;
     this.guarded = true;
-    for (const dir of [this.root, this.dir, this.spillDir]) if (dir) await chmod(dir, TREE_PARENT_MODE).catch(() => undefined);
+    for (const dir of [this.root, this.dir, this.spillDir]) {
+      if (!dir) continue;
+      await chmod(dir, TREE_PARENT_MODE).catch(() => undefined);
+      // Each repository's directory of trees too, made before (0755): its name is computed from a URL.
+      if (dir === this.root) continue;
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) await chmod(join(dir, e.name), TREE_PARENT_MODE).catch(() => undefined);
+    }
   }
 
   /** Marks this cache's directory under the shared root with its owner and idle time. */

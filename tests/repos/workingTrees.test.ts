@@ -154,6 +154,10 @@ describe("working trees", () => {
       for (let d = dirname(tree); d !== dir; d = dirname(d)) if (d.startsWith(join(dir, "shm"))) expect([d, mode(d)]).toEqual([d, 0o711]);
     }
     expect(mode(join(dir, "repos", "mirrors"))).toBe(0o700);
+    // Made before, listable: a worker's start (its sweep) closes them.
+    execFileSync("chmod", ["0755", join(dir, "shm"), dirname(commit.treePath), join(dir, "repos", "mirrors")]);
+    await new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, treeRoot: join(dir, "shm") }).sweep();
+    expect([mode(join(dir, "shm")), mode(dirname(commit.treePath)), mode(join(dir, "repos", "mirrors"))]).toEqual([0o711, 0o711, 0o700]);
     // As another user: a tree read by its path, nothing found by listing.
     const as = (...argv: string[]) => spawnSync("runuser", ["-u", "nobody", "--", ...argv], { encoding: "utf8" });
     execFileSync("chmod", ["o+x", dir]);
