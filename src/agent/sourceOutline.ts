@@ -67,6 +67,10 @@ BINDING_DECL = re.compile(r"^\s*(?:export\s+)?(?:(?:const|let|var|static|public|
 # A block that opens an anonymous function (a callback, a closure): what is defined in it is not a location.
 CLOSURE = re.compile(r"(=>|->|\bfunction\b\s*\*?\s*\([^()]*\)|\bfunc\s*\([^()]*\)[^{]*|\|[^|]*\|)\s*\{\s*$")
 PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?function\b")
+# A function assigned to an object's member (Express's "res.redirect = function redirect(url) {",
+# CommonJS's "exports.parse = (s) => ..."): its name is the member's, its class the object's,
+# none for a module's exports or "this".
+MEMBER_DECL = re.compile(r"^\s*((?:[A-Za-z_$][\w$]*\.)+)([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)")
 # A method head: modifiers, up to three type words, a name, a parameter list with no strings or
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
@@ -478,6 +482,11 @@ def declaration(line, lang):
         m = PROTO_DECL.match(line)
         if m:
             return "def", m.group(2), m.group(1), ""
+        m = MEMBER_DECL.match(line)
+        if m and m.group(2) != "exports":
+            recv = m.group(1).rstrip(".").split(".")[-1]
+            rest = line[m.end(2):]
+            return "def", m.group(2), None if recv in ("exports", "this", "module") else recv, rest[rest.find("(") + 1:rest.find(")")] if "(" in rest else ""
     if lang in ("ruby", "go", "rust"):
         return None
     m = METHOD_DECL.match(line)

@@ -530,6 +530,17 @@ describe("classes whose heads other readers get wrong", () => {
     ].join("\n"),
     // A comparison whose operator begins a line: a call, not a definition.
     "src/size.js": ["if (", "  process.env.LIMIT &&", "  computeSize(a)", "  > limit", ") {", "  warn();", "}", ""].join("\n"),
+    // Functions assigned to an object's members (Express's response, CommonJS exports).
+    "src/response.js": [
+      "var res = Object.create(http.ServerResponse.prototype);", // 1
+      "res.redirect = function redirect(url) {", // 2
+      "  this.location(url);", // 3
+      "};", // 4
+      "exports.parseRange = (header) => {", // 5
+      "  return header.split(',');", // 6
+      "};", // 7
+      "module.exports = res;", // 8
+    ].join("\n"),
     "src/render.ts": ["export const view = compiled", "  ? render(", "      props)", "  : fallback;", ""].join("\n"),
   };
   let heads: SandboxFixture;
@@ -542,13 +553,15 @@ describe("classes whose heads other readers get wrong", () => {
 
   it("reads each method's class, and names no comment or conditional a definition", async () => {
     const exec = policyContext(heads, "").exec;
-    const outlined = await outlineFiles(exec, heads.workingDir, ["src/types.ts", "src/env.rs", "src/size.js"], { words: [], names: [] });
+    const outlined = await outlineFiles(exec, heads.workingDir, ["src/types.ts", "src/env.rs", "src/size.js", "src/response.js"], { words: [], names: [] });
     expect(outlined.flatMap((f) => f.defs.filter((d) => d.kind === "def").map((d) => `${f.path} ${d.cls}.${d.name} ${d.start}-${d.end}`))).toEqual([
       "src/types.ts ZodArray._parse 8-10",
       "src/env.rs CompleteEnv.try_complete 2-4",
       "src/env.rs Completer.name 10-12",
       "src/env.rs Deep.open 15-17",
       "src/env.rs Multi.attr 24-26",
+      "src/response.js res.redirect 2-4",
+      "src/response.js null.parseRange 5-7",
     ]);
     // Its attribute is in its span, as a Java annotation or a Python decorator is; its doc comment is not.
     expect(outlined[1]!.defs.find((d) => d.name === "name")?.first).toBe(9);
