@@ -13,6 +13,7 @@ import { authenticate, KeyRing } from "./auth.js";
 import type { AppContext, AppDeps } from "./context.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { Limits } from "./limits.js";
+import { chargeBodies } from "./bodyCharge.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { localizeRoutes } from "./routes/localize.js";
@@ -75,6 +76,10 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   };
 
   fastify.decorateRequest("owner", "");
+  const bodyLimit = fastify.initialConfig.bodyLimit ?? 1 << 20;
+  // Never under one body of the largest size: a budget below it would refuse such a body for ever.
+  const bodyBytesPerMinute = config.BODY_MB_PER_MIN > 0 ? Math.max(config.BODY_MB_PER_MIN * 2 ** 20, bodyLimit) : 0;
+  chargeBodies(fastify, limits, { bytesPerMinute: bodyBytesPerMinute, atOnce: config.BODIES_AT_ONCE_PER_KEY, bodyLimit });
   trackClients(fastify);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);

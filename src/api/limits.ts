@@ -44,6 +44,11 @@ export class Limits {
     };
   }
 
+  /** Counts a request body's bytes against the key's budget of them (bodyCharge.ts). */
+  async takeBodyBytes(owner: string, bytes: number, perMinute: number): Promise<void> {
+    await this.take("body", owner, bytes, perMinute, "bytes of request bodies");
+  }
+
   async takePoll(owner: string): Promise<void> {
     // A Redis full to its maxmemory refuses the count's write: reads go on uncounted, so a
     // client still gets the answers of the jobs it was given (submissions are refused, 503).

@@ -160,6 +160,10 @@ export const envSchema = z.object({
   /** Reads (job status, waits, event streams, trajectories, cancels, upload lookups), per minute per key. */
   POLL_RATE_LIMIT_PER_MIN: int(0, 1_000_000).default(600),
   MAX_OPEN_JOBS_PER_KEY: int(0, 100_000).default(500),
+  /** Megabytes of JSON request bodies per minute per key, charged before they are read (0: no limit). */
+  BODY_MB_PER_MIN: int(0, 1_000_000).default(64),
+  /** JSON request bodies one key may be sending to one API process at once (0: no limit). */
+  BODIES_AT_ONCE_PER_KEY: int(0, 100_000).default(32),
 
   WEBHOOK_SECRET: z.string().min(16).optional(),
   WEBHOOK_MAX_ATTEMPTS: int(1, 20).default(6),

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
@@ -860,7 +861,8 @@ describe("MCP over stdio (codescout-mcp)", () => {
   it("says where the bulk of a tree the service refuses as too large is, and how to leave it out", async () => {
     const dir = checkoutWithEdit({ remote: false });
     mkdirSync(join(dir, "fixtures"));
-    writeFileSync(join(dir, "fixtures", "recording.json"), "x".repeat(200_000));
+    // Past the service's cap on an archive (64 KiB) compressed too: the client sends a tree refused uncompressed once more compressed.
+    writeFileSync(join(dir, "fixtures", "recording.json"), randomBytes(150_000).toString("base64"));
     const client = await stdioClient({ CODESCOUT_URL: openBase }, ["--path", dir]);
     const result = await client.callTool({ name: "localize", arguments: { issue: "EDIT-ISSUE: doubling is wrong", policy: "codescout" } }, CallToolResultSchema);
     expect(result.isError).toBe(true);

@@ -1,0 +1,67 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { connect, type Socket } from "node:net";
+import { buildApiServer, type ApiServer } from "../../src/api/build.js";
+import { testConfig } from "../helpers/config.js";
+import { dropPrefix } from "../helpers/redis.js";
+import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
+
+/**
+ * A JSON body costs its API key before it is read: a key flooding the API with bodies of the
+ * largest size (each refused once read) stalled every other key's requests, and one holding
+ * bodies all but sent kept them in the process's memory. Real HTTP, real Redis.
+ */
+const KEYS = { AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234,bob:key-bob-12345" };
+const servers: Array<{ api: ApiServer; prefix: string }> = [];
+afterEach(async () => {
+  for (const { api, prefix } of servers.splice(0)) {
+    await api.close();
+    await dropPrefix(prefix);
+  }
+});
+
+async function start(env: Record<string, string>) {
+  const config = testConfig({ ...KEYS, ...env });
+  const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
+  servers.push({ api, prefix: config.QUEUE_PREFIX });
+  const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+  return { base, port: Number(new URL(base).port) };
+}
+
+const job = { repo: { url: "https://github.com/psf/requests", commit: "a".repeat(40) }, issue: "Session.request drops the timeout" };
+const post = (base: string, key: string, body: string) =>
+  fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body });
+
+describe("request bodies charged to their key", () => {
+  it("refuses a key's bodies past its bytes a minute before reading them (429, Retry-After), whatever they hold, and not another key's", async () => {
+    const { base } = await start({ BODY_MB_PER_MIN: "1" });
+    // 2 MB each, refused once read (an unknown field): the budget is one largest body at least (~4.4 MB).
+    const big = JSON.stringify({ ...job, padding: "x".repeat(2 << 20) });
+    expect((await post(base, "key-alice-1234", big)).status).toBe(422);
+    expect((await post(base, "key-alice-1234", big)).status).toBe(422);
+    const refused = await post(base, "key-alice-1234", big);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/bytes of request bodies a minute for this API key: retry in \d+ s/);
+    expect((await post(base, "key-bob-12345", JSON.stringify(job))).status).toBe(202);
+  });
+
+  it("refuses a key's body while it is sending its limit of them to the process at once, and takes it again once they end; another key's go on", async () => {
+    const { base, port } = await start({ BODIES_AT_ONCE_PER_KEY: "2" });
+    const body = JSON.stringify(job);
+    // Bodies all but sent: the process holds them until their time runs out.
+    const held: Socket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const socket = connect(port, "127.0.0.1");
+      await new Promise((r) => socket.once("connect", r));
+      socket.write(`POST /v1/localize HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer key-alice-1234\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`);
+      held.push(socket);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await post(base, "key-alice-1234", body);
+    expect([refused.status, refused.headers.get("retry-after")]).toEqual([429, "1"]);
+    expect((await post(base, "key-bob-12345", body)).status).toBe(202);
+    for (const s of held) s.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await post(base, "key-alice-1234", JSON.stringify({ ...job, issue: `${job.issue} again` }))).status).toBe(202);
+  });
+});
