@@ -124,7 +124,7 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   await fastify.register(uploadRoutes, ctx);
   await fastify.register(webhookSecretRoutes, ctx);
   await fastify.register(toolRoutes, ctx);
-  await fastify.register(mcpRoutes(ctx, { idleMs: config.MCP_SESSION_IDLE_S * 1000, maxSessions: config.MCP_MAX_SESSIONS }));
+  await fastify.register(mcpRoutes(ctx, { idleMs: config.MCP_SESSION_IDLE_S * 1000, maxSessions: config.MCP_MAX_SESSIONS, unreadMs: config.MCP_UNREAD_ANSWER_S * 1000 }));
 }
 
 export default fp(app, { name: "codescout-api", fastify: "5.x" });

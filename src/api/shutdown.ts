@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { FastifyInstance } from "fastify";
 
 /** How long after the hand-off the connections still open are cut: time for the hand-off answers to be written. */
@@ -16,6 +17,12 @@ export class ApiShutdown {
   private readonly handOffCtl = new AbortController();
   readonly closing = this.closingCtl.signal;
   readonly handOff = this.handOffCtl.signal;
+
+  constructor() {
+    // One listener per request held (a stream, a wait, a call): thousands are expected, and each
+    // is removed when its request ends; Node's warning of a leak past ten misled operators.
+    setMaxListeners(0, this.closing, this.handOff);
+  }
 
   attach(fastify: FastifyInstance, graceMs: number): void {
     const timers: NodeJS.Timeout[] = [];

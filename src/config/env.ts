@@ -34,6 +34,8 @@ export const envSchema = z.object({
   API_ALLOWED_ORIGINS: z.string().default(""),
   MCP_SESSION_IDLE_S: int(10, 7 * 86_400).default(1800),
   MCP_MAX_SESSIONS: int(1, 1_000_000).default(1000),
+  /** An MCP answer its client has read none of for this long is cut: its session is then free to close. */
+  MCP_UNREAD_ANSWER_S: int(1, 3600).default(30),
   /** Jobs one API process follows at once (event streams, held calls), and one key of them. */
   MAX_FOLLOWERS: int(1, 100_000).default(2000),
   MAX_FOLLOWERS_PER_KEY: int(1, 100_000).default(200),

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { getRequestListener } from "@hono/node-server";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -33,6 +34,8 @@ export interface McpHttpOptions {
   /** A session unused this long is closed. */
   idleMs: number;
   maxSessions: number;
+  /** An answer its client has not read any of for this long is cut (its connection closed). */
+  unreadMs: number;
 }
 
 interface Session {
@@ -156,9 +159,14 @@ export function mcpRoutes(ctx: AppContext, options: McpHttpOptions): FastifyPlug
       // client does not read (a batch of huge ids echoed back) would pin it against eviction.
       const counted = request.method === "POST" && messagesOf(request.body).some((m) => (m as { method?: unknown } | null)?.method === "tools/call");
       if (counted) session.busy++;
+      // A client that never reads its answer (a batch of a failing call and pings with huge ids)
+      // held its session busy for ever, and with the cap's worth of such sessions locked every
+      // other key out of MCP: an answer nothing of which is taken for `unreadMs` is cut.
+      const unread = cutIfUnread(reply.raw, options.unreadMs);
       try {
         await listener(request.raw, reply.raw);
       } finally {
+        unread();
         // Idle from the end of its last call, not from its start.
         if (counted) session.busy--;
         session.seen = Date.now();
@@ -193,4 +201,22 @@ function rpcError(reply: FastifyReply, status: number, code: number, message: st
 function messagesOf(body: unknown): unknown[] {
   if (!Array.isArray(body)) return [body];
   return body.length > MAX_BATCH_SIZE ? [] : body;
+}
+
+/**
+ * Closes `res` once what is written to it has waited unread (its buffers full) for `ms`: a
+ * client reading slowly drains some of it, and the wait starts again. Returns the stop.
+ */
+function cutIfUnread(res: ServerResponse, ms: number): () => void {
+  let stuckSince: number | undefined;
+  let left = res.writableLength;
+  const timer = setInterval(() => {
+    const stuck = res.writableNeedDrain && res.writableLength >= left;
+    left = res.writableLength;
+    if (!stuck) stuckSince = undefined;
+    else if (stuckSince === undefined) stuckSince = Date.now();
+    else if (Date.now() - stuckSince >= ms) res.destroy();
+  }, Math.max(100, Math.min(5_000, ms / 4)));
+  timer.unref();
+  return () => clearInterval(timer);
 }

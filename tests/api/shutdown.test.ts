@@ -8,7 +8,7 @@ import { PUBLIC_NAMES, scriptedResolver } from "../helpers/resolver.js";
 import { testConfig } from "../helpers/config.js";
 import { dropPrefix } from "../helpers/redis.js";
 import { getEventListeners } from "node:events";
-import { untilEither } from "../../src/api/shutdown.js";
+import { ApiShutdown, untilEither } from "../../src/api/shutdown.js";
 
 /**
  * An API stopping (SIGTERM runs the same close) while it holds an agent's calls, on real Redis
@@ -115,5 +115,20 @@ describe("a held request's signal", () => {
     const other = new AbortController();
     for (let i = 0; i < 10; i++) AbortSignal.any([new AbortController().signal, other.signal]);
     if (process.versions.node.startsWith("20.")) expect(kept(other.signal)).toBe(10);
+  });
+
+  it("holds many requests on the API's signals without Node's warning of a leak (which misled operators past ten)", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const shutdown = new ApiShutdown();
+      const held = Array.from({ length: 50 }, () => untilEither(new AbortController().signal, shutdown.closing));
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w === "MaxListenersExceededWarning")).toEqual([]);
+      for (const h of held) h.dispose();
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });

@@ -12,7 +12,7 @@ import { dropPrefix } from "../helpers/redis.js";
  * An API process at its cap of MCP sessions (two here), with two keys: one key opening
  * sessions must not lock the other out. The SDK's own client, over real HTTP.
  */
-const config = testConfig({ AUTH_MODE: "api_key", API_KEYS: "agent:agent-key-0123456789,other:other-key-0123456789", MCP_MAX_SESSIONS: "2" });
+const config = testConfig({ AUTH_MODE: "api_key", API_KEYS: "agent:agent-key-0123456789,other:other-key-0123456789", MCP_MAX_SESSIONS: "2", MCP_UNREAD_ANSWER_S: "1" });
 let api: ApiServer;
 let base: string;
 const clients: Client[] = [];
@@ -57,6 +57,33 @@ describe("an API process at its cap of MCP sessions", () => {
     }
   });
 
+
+  it("cuts an answer its client reads none of, so a tool call among pings with huge ids (busy while its answer waits) does not hold a session at the cap for ever", async () => {
+    const { port } = new URL(base);
+    const pinned = await Promise.all(
+      [0, 1].map(async () => {
+        // A session of its own first: a call is only taken within one.
+        const { transport } = await openSession("other-key-0123456789");
+        const body = JSON.stringify([
+          { jsonrpc: "2.0", id: "call", method: "tools/call", params: { name: "no_such_tool", arguments: {} } },
+          ...Array.from({ length: 99 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(44_000)}`, method: "ping" })),
+        ]);
+        const socket = connect(Number(port), "127.0.0.1");
+        socket.on("error", () => undefined);
+        socket.pause();
+        socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer other-key-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        return socket;
+      }),
+    );
+    try {
+      // Cut within its unread time and a check (1 s, a quarter of it): then the sessions are free to close for another key's.
+      await new Promise((r) => setTimeout(r, 3000));
+      const agent = await openSession("agent-key-0123456789");
+      expect((await agent.client.listTools()).tools.map((t) => t.name)).toEqual(["localize"]);
+    } finally {
+      for (const socket of pinned) socket.destroy();
+    }
+  });
 
   it("makes room by closing the session unused longest, which its client's next request makes again, instead of refusing every new one", async () => {
     const agent = await openSession("agent-key-0123456789");
