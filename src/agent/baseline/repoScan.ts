@@ -184,6 +184,11 @@ ATTRIBUTE_SKIPS = attribute_skips(root)
 found = []
 for rel, dirs, files in walk(root):
     top = rel == ""
+    # Packages installed into the tree (\`pip install -t lib\`, as App Engine's projects vendor):
+    # a directory holding two packages' install records or more is an install, not the project.
+    if not top and sum(1 for x in dirs if x.endswith(".dist-info")) >= 2:
+        dirs[:] = []
+        continue
     dirs[:] = [x for x in dirs if not x.startswith(".") and x not in SKIP_DIRS and not x.endswith(".egg-info") and not (top and x in TOP_SKIP)]
     for f, size in sorted(files):
         lang = lang_of(f)
