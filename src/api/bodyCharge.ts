@@ -28,11 +28,18 @@ export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings:
     if (settings.atOnce > 0 && now >= settings.atOnce) {
       throw new ApiError(429, "rate_limited", `this API key is sending ${now} request bodies to this process at once, its limit: retry in 1 s`, undefined, { "retry-after": "1" });
     }
-    // A body without a length (chunked) is counted as the largest it may be.
-    const bytes = Math.min(Number(headers["content-length"] ?? settings.bodyLimit) || settings.bodyLimit, settings.bodyLimit);
-    await limits.takeBodyBytes(request.owner, bytes, settings.bytesPerMinute);
+    // Its place taken before the budget is asked (a wait on Redis): requests arriving together
+    // each see the others'.
     sending.set(request.owner, now + 1);
     charged.add(request);
+    // A body without a length (chunked) is counted as the largest it may be.
+    const bytes = Math.min(Number(headers["content-length"] ?? settings.bodyLimit) || settings.bodyLimit, settings.bodyLimit);
+    try {
+      await limits.takeBodyBytes(request.owner, bytes, settings.bytesPerMinute);
+    } catch (err) {
+      done(request);
+      throw err;
+    }
     return payload;
   });
   // Sent once parsed, or once the request ends however it ends: a held call keeps no place.
