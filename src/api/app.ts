@@ -76,10 +76,14 @@ async function app(fastify: FastifyInstance, deps: AppDeps) {
   };
 
   fastify.decorateRequest("owner", "");
-  const bodyLimit = fastify.initialConfig.bodyLimit ?? 1 << 20;
-  // Never under one body of the largest size: a budget below it would refuse such a body for ever.
-  const bodyBytesPerMinute = config.BODY_MB_PER_MIN > 0 ? Math.max(config.BODY_MB_PER_MIN * 2 ** 20, bodyLimit) : 0;
-  chargeBodies(fastify, limits, { bytesPerMinute: bodyBytesPerMinute, atOnce: config.BODIES_AT_ONCE_PER_KEY, bodyLimit });
+  // With keys only: with AUTH_MODE=off every caller is one "anonymous" key, and there are no keys
+  // to keep from each other.
+  if (config.AUTH_MODE === "api_key") {
+    const bodyLimit = fastify.initialConfig.bodyLimit ?? 1 << 20;
+    // Never under one body of the largest size: a budget below it would refuse such a body for ever.
+    const bodyBytesPerMinute = config.BODY_MB_PER_MIN > 0 ? Math.max(config.BODY_MB_PER_MIN * 2 ** 20, bodyLimit) : 0;
+    chargeBodies(fastify, limits, { bytesPerMinute: bodyBytesPerMinute, atOnce: config.BODIES_AT_ONCE_PER_KEY, bodyLimit });
+  }
   trackClients(fastify);
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);

@@ -1,3 +1,4 @@
+import { Transform, type Readable } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./errors.js";
 import type { Limits } from "./limits.js";
@@ -9,11 +10,14 @@ import type { Limits } from "./limits.js";
  * 5 ms to 2.8 s) and spent none of its own budget; a key holding bodies all but sent kept their
  * bytes in memory for the request's time. So a key has a budget of body bytes a minute (shared by
  * every replica, as its other budgets) and a number of bodies it may be sending to one process at
- * once. Uploads stream (routes/uploads.ts) and are charged there.
+ * once. A body of a declared length is charged that before it is read; one sent without (chunked)
+ * is charged what it was once read, and refused beforehand only when the budget is spent. Uploads
+ * stream (routes/uploads.ts) and are charged there.
  */
 export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings: { bytesPerMinute: number; atOnce: number; bodyLimit: number }): void {
   const sending = new Map<string, number>();
   const charged = new WeakSet<FastifyRequest>();
+  const counted = new WeakMap<FastifyRequest, { bytes: number }>();
   const done = (request: FastifyRequest) => {
     if (!charged.delete(request)) return;
     const left = (sending.get(request.owner) ?? 1) - 1;
@@ -22,28 +26,45 @@ export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings:
   };
   fastify.addHook("preParsing", async (request, _reply, payload) => {
     const headers = request.headers;
-    const hasBody = headers["content-length"] !== undefined ? Number(headers["content-length"]) > 0 : headers["transfer-encoding"] !== undefined;
-    if (!hasBody || !request.owner || !/^application\/json\b/i.test(headers["content-type"] ?? "")) return payload;
+    const declared = headers["content-length"] !== undefined ? Number(headers["content-length"]) : undefined;
+    const hasBody = declared !== undefined ? declared > 0 : headers["transfer-encoding"] !== undefined;
+    // Gone already: nothing will be read, and nothing would give its place back.
+    if (!hasBody || !request.owner || request.raw.destroyed || !/^application\/json\b/i.test(headers["content-type"] ?? "")) return payload;
     const now = sending.get(request.owner) ?? 0;
     if (settings.atOnce > 0 && now >= settings.atOnce) {
       throw new ApiError(429, "rate_limited", `this API key is sending ${now} request bodies to this process at once, its limit: retry in 1 s`, undefined, { "retry-after": "1" });
     }
     // Its place taken before the budget is asked (a wait on Redis): requests arriving together
-    // each see the others'.
+    // each see the others'. Given back however the request ends, its connection cut during that
+    // wait too (the request's close).
     sending.set(request.owner, now + 1);
     charged.add(request);
-    // A body without a length (chunked) is counted as the largest it may be.
-    const bytes = Math.min(Number(headers["content-length"] ?? settings.bodyLimit) || settings.bodyLimit, settings.bodyLimit);
+    request.raw.once("close", () => done(request));
     try {
-      await limits.takeBodyBytes(request.owner, bytes, settings.bytesPerMinute);
+      // A length past the most a body may be is refused by the parser (413): charged that most.
+      await limits.takeBodyBytes(request.owner, Math.min(declared ?? 0, settings.bodyLimit), settings.bytesPerMinute);
     } catch (err) {
       done(request);
       throw err;
     }
-    return payload;
+    if (declared !== undefined || settings.bytesPerMinute <= 0) return payload;
+    const count = { bytes: 0 };
+    counted.set(request, count);
+    return (payload as Readable).pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, next) {
+          count.bytes += chunk.length;
+          next(null, chunk);
+        },
+      }),
+    );
   });
-  // Sent once parsed, or once the request ends however it ends: a held call keeps no place.
-  fastify.addHook("preValidation", async (request) => done(request));
+  // Its place given back once parsed (a held call keeps none), or once the request ends however it ends.
+  fastify.addHook("preValidation", async (request) => {
+    done(request);
+    const count = counted.get(request);
+    if (count) await limits.addBodyBytes(request.owner, count.bytes);
+  });
   fastify.addHook("onResponse", async (request) => done(request));
   fastify.addHook("onRequestAbort", async (request) => done(request));
 }

@@ -44,9 +44,16 @@ export class Limits {
     };
   }
 
-  /** Counts a request body's bytes against the key's budget of them (bodyCharge.ts). */
+  /** Counts a request body's bytes against the key's budget of them (bodyCharge.ts); 0 bytes: refused only when it is spent. */
   async takeBodyBytes(owner: string, bytes: number, perMinute: number): Promise<void> {
     await this.take("body", owner, bytes, perMinute, "bytes of request bodies");
+  }
+
+  /** Counts bytes already read (a body sent without a length) against that budget, past it or not. */
+  async addBodyBytes(owner: string, bytes: number): Promise<void> {
+    if (bytes <= 0) return;
+    const key = this.keys.rate(`body:${owner}`, Math.floor(Date.now() / 60_000));
+    await this.redis.multi().incrby(key, bytes).expire(key, 120).exec();
   }
 
   async takePoll(owner: string): Promise<void> {

@@ -217,10 +217,10 @@ export async function uploadCheckout(
       return send(false);
     }
     // Over loopback a tree goes uncompressed, which a tree past the service's limit on an archive
-    // (UPLOAD_MAX_ARCHIVE_BYTES) but not on the files in it passes compressed: the local setup
-    // refused what a remote one took.
-    if (!compress && err.code === "upload_too_large") {
-      say("the tree uncompressed is past the service's limit on an archive; sending it compressed");
+    // (UPLOAD_MAX_ARCHIVE_BYTES), or past the key's share of the store, but not on the files in it
+    // passes compressed: the local setup refused what a remote one took.
+    if (!compress && (err.code === "upload_too_large" || err.code === "upload_quota_exceeded")) {
+      say(`the tree uncompressed is past the service's limit on ${err.code === "upload_too_large" ? "an archive" : "this key's uploads"}; sending it compressed`);
       return send(true);
     }
     throw err;

@@ -56,7 +56,10 @@ export async function touch(path: string): Promise<void> {
 }
 
 /** Dates `path`'s last use `idleMs` (and a second) ago, so it counts as idle now. */
+/** How much further than the idle time `backdate` sets a tree back. */
+export const BACKDATE_MARGIN_MS = 1000;
+
 export async function backdate(path: string, idleMs: number): Promise<void> {
-  const then = new Date(Date.now() - idleMs - 1000);
+  const then = new Date(Date.now() - idleMs - BACKDATE_MARGIN_MS);
   await utimes(path, then, then).catch(() => undefined);
 }

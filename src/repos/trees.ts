@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { backdate, diskUsage, filesystemOf, freeBytes, removeDir, touch } from "./disk.js";
+import { BACKDATE_MARGIN_MS, backdate, diskUsage, filesystemOf, freeBytes, removeDir, touch } from "./disk.js";
 
 /**
  * Where materialized trees live, and how much of the host they may take. Trees go to a fast
@@ -103,7 +103,8 @@ export class TreeStore {
    */
   async hold(treePath: string): Promise<(() => Promise<void>) | undefined> {
     const { holds, name } = this.holdsOf(treePath);
-    await mkdir(holds, { recursive: true });
+    // Named after the trees jobs use: listed, they named trees to read by path.
+    await mkdir(holds, { recursive: true, mode: TREE_PARENT_MODE });
     const file = join(holds, `${name}.${randomBytes(6).toString("hex")}`);
     await writeFile(file, "");
     await touch(treePath);
@@ -323,7 +324,9 @@ export class TreeStore {
       const cut = Date.now() - sentMaxIdle;
       const kept: Tree[] = [];
       for (const t of trees) {
-        if (t.used === HELD || t.used > cut || !isSent(t.path)) {
+        // A tree its last job let go of reads as used `idleMs` before (hold's release backdates
+        // it, so the budget takes it first): its last use is at most that much later.
+        if (t.used === HELD || t.used + t.idleMs + BACKDATE_MARGIN_MS > cut || !isSent(t.path)) {
           kept.push(t);
           continue;
         }
@@ -389,10 +392,13 @@ export class TreeStore {
     for (const dir of [this.root, this.dir, this.spillDir]) {
       if (!dir) continue;
       await chmod(dir, TREE_PARENT_MODE).catch(() => undefined);
-      // Each repository's directory of trees too, made before (0755): its name is computed from a URL.
       if (dir === this.root) continue;
-      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) await chmod(join(dir, e.name), TREE_PARENT_MODE).catch(() => undefined);
+      // Each repository's directory of trees too, and of holds, made before (0755): their names are computed from a URL.
+      for (const parent of [dir, join(dir, HOLDS_DIR)]) {
+        const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
+        for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".")) await chmod(join(parent, e.name), TREE_PARENT_MODE).catch(() => undefined);
+      }
+      await chmod(join(dir, HOLDS_DIR), TREE_PARENT_MODE).catch(() => undefined);
     }
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { z } from "zod";
@@ -111,6 +111,20 @@ export class DirUploadStore implements UploadStore {
     }
   }
 
+  private unlisted = false;
+
+  /**
+   * The staging directory, made with the store's own unlistable by other users of the host: the
+   * archives are theirs to read alone (0600), and the names listed were the upload ids, which
+   * name the trees a worker makes of them.
+   */
+  private async makeIncoming(incoming: string): Promise<void> {
+    await mkdir(incoming, { recursive: true, mode: 0o700 });
+    if (this.unlisted) return;
+    this.unlisted = true;
+    await chmod(this.dir, 0o700).catch(() => undefined);
+  }
+
   private paths(id: string) {
     return { archive: join(this.dir, `${id}.archive`), meta: join(this.dir, `${id}.json`) };
   }
@@ -143,7 +157,7 @@ export class DirUploadStore implements UploadStore {
    */
   private async writeMeta(meta: string, info: UploadInfo): Promise<void> {
     const incoming = join(this.dir, ".incoming");
-    await mkdir(incoming, { recursive: true });
+    await this.makeIncoming(incoming);
     const tmp = join(incoming, `meta-${randomBytes(8).toString("hex")}`);
     try {
       await writeFile(tmp, JSON.stringify(info), { mode: 0o600 });
@@ -158,7 +172,7 @@ export class DirUploadStore implements UploadStore {
     await this.sweep().catch(() => 0);
     this.roomFor();
     const incoming = join(this.dir, ".incoming");
-    await mkdir(incoming, { recursive: true });
+    await this.makeIncoming(incoming);
     const tmp = join(incoming, randomBytes(8).toString("hex"));
     const file = await open(tmp, "wx", 0o600);
     // Chunks arrive at 64 KiB; writing them in batches, one batch in flight while the next

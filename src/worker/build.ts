@@ -147,7 +147,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     // under a long-running worker may never come. Past the longest a job or a git command runs,
     // a half-made one is no live writer's.
     const halfMadeAfterMs = Math.max(15 * 60_000, (config.SANDBOX_JOB_TIMEOUT_S + 300) * 1000);
-    const upkeepOnce = () =>
+    const upkeepOnce = () => {
       void (async () => {
         const reapedNow = await sandboxes.reapOrphans();
         metrics.sandboxesReaped(reapedNow);
@@ -157,9 +157,13 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         // Expired uploads in a directory went only as new ones arrived: with none coming, never.
         const expired = (await uploads.sweep?.()) ?? 0;
         if (expired > 0) logger.info({ expired }, "removed expired uploads");
-        const ended = await dropEndedJobs(redis, [queue, webhooks], config.JOB_TTL_S * 1000);
-        if (ended > 0) logger.info({ ended }, "removed jobs ended more than JOB_TTL_S ago");
       })().catch((err: unknown) => logger.warn({ err }, "upkeep failed"));
+      // Apart: an engine or a disk failing above must not keep ended jobs' data past its time.
+      void dropEndedJobs(redis, [queue, webhooks], config.JOB_TTL_S * 1000).then(
+        (ended) => ended > 0 && logger.info({ ended }, "removed jobs ended more than JOB_TTL_S ago"),
+        (err: unknown) => logger.warn({ err }, "removing ended jobs failed"),
+      );
+    };
     const upkeep = setInterval(upkeepOnce, options.upkeepEveryMs ?? UPKEEP_EVERY_MS);
     upkeep.unref();
     // Once more soon after the start: a worker restarted in place starts within its predecessor's

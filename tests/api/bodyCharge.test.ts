@@ -19,8 +19,8 @@ afterEach(async () => {
   }
 });
 
-async function start(env: Record<string, string>) {
-  const config = testConfig({ ...KEYS, ...env });
+async function start(env: Record<string, string>, keys: Record<string, string> = KEYS) {
+  const config = testConfig({ ...keys, ...env });
   const api = await buildApiServer(config, { logger: false, resolver: scriptedResolver(PUBLIC_NAMES).resolve });
   servers.push({ api, prefix: config.QUEUE_PREFIX });
   const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
@@ -28,6 +28,22 @@ async function start(env: Record<string, string>) {
 }
 
 const job = { repo: { url: "https://github.com/psf/requests", commit: "a".repeat(40) }, issue: "Session.request drops the timeout" };
+/** Sockets each sending headers and all but the last byte of a body, as `key`; what each was answered, as it comes. */
+async function holdBodies(port: number, key: string | undefined, n: number, body: string): Promise<{ sockets: Socket[]; answers: string[] }> {
+  const answers: string[] = [];
+  const sockets = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const socket = connect(port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.on("data", (d: Buffer) => answers.push(d.toString("latin1").split("\r\n")[0]!));
+      await new Promise((r) => socket.once("connect", r));
+      socket.write(`POST /v1/localize HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n${key ? `authorization: Bearer ${key}\r\n` : ""}content-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`);
+      return socket;
+    }),
+  );
+  return { sockets, answers };
+}
+
 const post = (base: string, key: string, body: string) =>
   fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body });
 
@@ -43,6 +59,42 @@ describe("request bodies charged to their key", () => {
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/bytes of request bodies a minute for this API key: retry in \d+ s/);
     expect((await post(base, "key-bob-12345", JSON.stringify(job))).status).toBe(202);
+  });
+
+  it("holds a key to its bodies at once when they arrive together, gives back the place of a connection cut as it sends, and charges a body sent without a length what it was", async () => {
+    const { base, port } = await start({ BODIES_AT_ONCE_PER_KEY: "5", BODY_MB_PER_MIN: "1" });
+    const body = JSON.stringify(job);
+    // Ten at once: five held, five refused.
+    const burst = await holdBodies(port, "key-alice-1234", 10, body);
+    const deadline = Date.now() + 10_000;
+    while (burst.answers.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(burst.answers).toEqual(Array(5).fill("HTTP/1.1 429 Too Many Requests"));
+    for (const s of burst.sockets) s.destroy();
+    // Cut as they send, again and again: no place is kept by a connection gone.
+    for (let round = 0; round < 4; round++) for (const s of (await holdBodies(port, "key-alice-1234", 10, body)).sockets) s.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    // Sent chunked (no length): charged what they hold, not the largest a body may be (~4.4 MB each, the minute's budget).
+    for (let i = 0; i < 5; i++) {
+      const chunked = await fetch(`${base}/v1/localize`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer key-alice-1234" },
+        body: new Blob([JSON.stringify({ ...job, issue: `${job.issue} (chunked ${i})` })]).stream(),
+        duplex: "half",
+      } as RequestInit);
+      expect(chunked.status).toBe(202);
+    }
+  });
+
+  it("charges nothing with AUTH_MODE=off, where every caller is one key", async () => {
+    const { base, port } = await start({ BODIES_AT_ONCE_PER_KEY: "1" }, {});
+    const held = await holdBodies(port, undefined, 2, JSON.stringify(job));
+    await new Promise((r) => setTimeout(r, 300));
+    try {
+      expect((await fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(job) })).status).toBe(202);
+      expect(held.answers).toEqual([]);
+    } finally {
+      for (const s of held.sockets) s.destroy();
+    }
   });
 
   it("refuses a key's body while it is sending its limit of them to the process at once, and takes it again once they end; another key's go on", async () => {

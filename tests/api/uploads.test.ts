@@ -401,6 +401,23 @@ describe("uploads", () => {
     }
   });
 
+  it("sends a tree past the key's share of the store uncompressed (as over loopback) again compressed", async () => {
+    const { api } = await start({ AUTH_MODE: "api_key", API_KEYS: "alice:key-alice-1234", UPLOAD_KEY_MAX_MB: "1" });
+    const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });
+    const fx = makeGitFixture({ "app/main.py": "def main():\n    pass\n", "app/table.py": Array.from({ length: 40_000 }, (_, i) => `ROW_${i} = ${i}  # a row of the table`).join("\n") });
+    const cache = mkdtempSync(join(tmpdir(), "codescout-snapcache-"));
+    const snap = await Snapshot.take(fx.dir, cache);
+    try {
+      const said: string[] = [];
+      await uploadCheckout(new ServiceClient(base, "key-alice-1234"), snap, (l) => said.push(l), new TreeCache(cache));
+      expect(said).toContain("the tree uncompressed is past the service's limit on this key's uploads; sending it compressed");
+    } finally {
+      await snap.dispose();
+      rmSync(cache, { recursive: true, force: true });
+      fx.cleanup();
+    }
+  });
+
   it("sends no tree, and queues no job, for a checkout given up as its upload begins", async () => {
     const { api, config } = await start();
     const base = await api.fastify.listen({ port: 0, host: "127.0.0.1" });

@@ -130,15 +130,26 @@ describe("working trees", () => {
 
   it("removes the trees of what a client sent (a patched commit, an upload) once unused past their time, within the limits or not; a commit's tree and a tree in use stay", async () => {
     const { fx, dir, store: s } = setup();
-    const cache = new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store: s, limits: LIMITS }, sentMaxIdleMs: 1_000 });
+    // Trees idle 1.5 s after their jobs let go (a job's hold lapses then too); what clients sent, unused 0.5 s past that.
+    const cache = new RepoCache({ dir: join(dir, "repos"), allowFileUrls: true, uploads: { store: s, limits: LIMITS }, treeIdleMs: 1_500, sentMaxIdleMs: 500 });
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const commit = await cache.prepare({ url: fx.url, commit: fx.commits[0]! });
     const patched = await cache.prepare({ url: fx.url, commit: fx.commits[0]!, patch: diffOf(fx, (d) => writeFileSync(join(d, "pkg/added.py"), "SECRET = 'sent by a client'\n")) });
-    const upload = await cache.prepareUpload(await store(s, [{ name: "app/main.py", body: "def main():\n    return 0\n" }]));
+    const id = await store(s, [{ name: "app/main.py", body: "def main():\n    return 0\n" }]);
+    const upload = await cache.prepareUpload(id);
     await commit.release();
     await patched.release();
+    // Let go of just now: not yet past its time.
+    await cache.sweep();
+    expect(existsSync(patched.treePath)).toBe(true);
+    await wait(700);
+    // A job takes the upload again (a hold of its own, fresh).
+    const again = await cache.prepareUpload(id);
     await cache.sweep();
     expect([existsSync(commit.treePath), existsSync(patched.treePath), existsSync(upload.treePath)]).toEqual([true, false, true]);
     await upload.release();
+    await again.release();
+    await wait(700);
     await cache.sweep();
     expect([existsSync(commit.treePath), existsSync(upload.treePath)]).toEqual([true, false]);
   });
@@ -165,6 +176,12 @@ describe("working trees", () => {
     expect(as("ls", dirname(commit.treePath)).status).not.toBe(0);
     expect(as("ls", join(dir, "shm")).status).not.toBe(0);
     expect(as("ls", join(dir, "repos", "mirrors")).status).not.toBe(0);
+    // Nor the holds, named after the trees jobs use, nor the upload store, named by the uploads' ids.
+    const treesDir = dirname(dirname(commit.treePath));
+    expect(existsSync(join(treesDir, ".holds"))).toBe(true);
+    expect(as("ls", join(treesDir, ".holds")).status).not.toBe(0);
+    expect(as("ls", join(treesDir, ".holds", "uploads")).status).not.toBe(0);
+    expect(mode(join(dir, "uploads"))).toBe(0o700);
   });
 
   it("applies a patch to an upload laid out as a bare git repository without reading its config (its filter would run a command)", async () => {
