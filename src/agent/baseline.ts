@@ -100,7 +100,7 @@ export class BaselinePolicy implements Policy {
     const notes = listed > paths.length ? [`read ${paths.length.toLocaleString("en")} of the tree's ${cut ? "more than " : ""}${listed.toLocaleString("en")} source files, those whose paths hold the issue's words first: give options.scope (a directory of the repository) to read all of one part`] : [];
     // A monorepo's parts in other languages: the calling agent learns the answer did not look there.
     const others = Object.entries(unread).map(([lang, files]) => `${LANGUAGE_NAMES[lang] ?? lang} (${files.toLocaleString("en")} files)`);
-    if (others.length) notes.push(`read the tree's source in its main language only; it also holds ${others.join(", ")}, not read: an issue naming a file of theirs (a traceback's), or options.scope (their directory), has them read`);
+    if (others.length) notes.push(`read the tree's source in its main language only; it also holds ${others.join(", ")}, not read: a stack trace through their files, or options.scope (their directory), has them read`);
     return { policy: "baseline", locations: decision.locations, alternatives: decision.alternatives, finishReason: "finish_tool", turns: turn, usage, trajectory, ...(notes.length ? { notes } : {}) };
   }
 }

@@ -70,7 +70,7 @@ PROTO_DECL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\.prototype\.([A-Za-z_$][\w$]*)\
 # A function assigned to an object's member (Express's "res.redirect = function redirect(url) {",
 # CommonJS's "exports.parse = (s) => ..."): its name is the member's, its class the object's,
 # none for a module's exports or "this".
-MEMBER_DECL = re.compile(r"^\s*((?:[A-Za-z_$][\w$]*\.)+)([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)")
+MEMBER_DECL = re.compile(r"^\s*((?:[A-Za-z_$][\w$]*\.)+)([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*(?::[^=]{0,80})?=>|[A-Za-z_$][\w$]*\s*=>)")
 # A method head: modifiers, up to three type words, a name, a parameter list with no strings or
 # calls in it (so "describe('x', () => {" is a call, not a definition), then the body's brace
 # (or the parameters going on over the next lines).
@@ -484,7 +484,9 @@ def declaration(line, lang):
             return "def", m.group(2), m.group(1), ""
         m = MEMBER_DECL.match(line)
         if m and m.group(2) != "exports":
-            recv = m.group(1).rstrip(".").split(".")[-1]
+            # "Foo.prototype.bar = (x) =>" is Foo's, as PROTO_DECL reads a function's.
+            objects = [o for o in m.group(1).rstrip(".").split(".") if o != "prototype"]
+            recv = objects[-1] if objects else "this"
             rest = line[m.end(2):]
             return "def", m.group(2), None if recv in ("exports", "this", "module") else recv, rest[rest.find("(") + 1:rest.find(")")] if "(" in rest else ""
     if lang in ("ruby", "go", "rust"):

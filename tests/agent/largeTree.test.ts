@@ -73,7 +73,7 @@ describe("a tree past 20,000 source files of which the language read holds fewer
     const result = await new BaselinePolicy().run(policyContext(mixed, "frobulate_needle breaks on empty needles\n\nCalling `frobulate_needle` with an empty needle fails.", () => {}));
     expect(result.locations?.[0]).toMatchObject({ file: "pkg/frobulate.py", function_name: "frobulate_needle" });
     expect(result.notes).toEqual([
-      "read the tree's source in its main language only; it also holds JavaScript/TypeScript (18,000 files), not read: an issue naming a file of theirs (a traceback's), or options.scope (their directory), has them read",
+      "read the tree's source in its main language only; it also holds JavaScript/TypeScript (18,000 files), not read: a stack trace through their files, or options.scope (their directory), has them read",
     ]);
   });
 });

@@ -540,6 +540,12 @@ describe("classes whose heads other readers get wrong", () => {
       "  return header.split(',');", // 6
       "};", // 7
       "module.exports = res;", // 8
+      "Router.prototype.handle = (req) => {", // 9
+      "  return req;", // 10
+      "};", // 11
+      "exports.typed = (a: string): number => {", // 12
+      "  return a.length;", // 13
+      "};", // 14
     ].join("\n"),
     "src/render.ts": ["export const view = compiled", "  ? render(", "      props)", "  : fallback;", ""].join("\n"),
   };
@@ -562,6 +568,8 @@ describe("classes whose heads other readers get wrong", () => {
       "src/env.rs Multi.attr 24-26",
       "src/response.js res.redirect 2-4",
       "src/response.js null.parseRange 5-7",
+      "src/response.js Router.handle 9-11",
+      "src/response.js null.typed 12-14",
     ]);
     // Its attribute is in its span, as a Java annotation or a Python decorator is; its doc comment is not.
     expect(outlined[1]!.defs.find((d) => d.name === "name")?.first).toBe(9);

@@ -20,6 +20,8 @@ export interface Query {
   files: string[];
   /** Paths the issue names (its frames', its text's): the languages of the tree's parts it is about. */
   sources: string[];
+  /** Its stack trace's frames' paths. */
+  frames: string[];
 }
 
 const MAX_WORDS = 60;
@@ -72,7 +74,7 @@ export function buildQuery(terms: IssueTerms): Query {
   }
   // Well-formed, for the sandbox's Python: half an emoji (a phrase cut at its length limit, an
   // issue's own "\ud83d") would end its script at the first strict encode.
-  return { words: words.map(wellFormed), wordFrom, names: names.map((n) => wellFormed(n.name)), phrases: phrases.map(wellFormed), phraseKinds, files: terms.files.map(wellFormed), sources: terms.paths.map(wellFormed) };
+  return { words: words.map(wellFormed), wordFrom, names: names.map((n) => wellFormed(n.name)), phrases: phrases.map(wellFormed), phraseKinds, files: terms.files.map(wellFormed), sources: terms.paths.map(wellFormed), frames: terms.frames.map((f) => wellFormed(f.path)) };
 }
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
