@@ -6,7 +6,7 @@ export const API_VERSION = "0.9.6";
  * answers otherwise (0.9.4: a file that is not source code the issue names; trees by URL as
  * committed, export-ignore paths kept; a tree past the scan's 20,000 files read by the issue's
  * words first; 0.9.6: tests by Django's names, generated and minified files, and what .gitattributes
- * marks generated or vendored are not read) sets it to its own version, and old answers are not
+ * marks generated are not read) sets it to its own version, and old answers are not
  * served. A release that answers the same (0.9.5) keeps it, and the answers cached before it are
  * served still.
  */
