@@ -213,6 +213,11 @@ export class DockerSandboxProvider implements SandboxProvider {
       // The engine gone between the container's creation and its start: the engine's trouble, not the sandbox's.
       const engine = classifyEngineError(err, this.opts.image);
       if (engine.reason === "engine_unreachable") throw engine;
+      // Made, then gone before it started (removed by an operator, or an engine restarting): from
+      // outside it, as one stopped while it runs is, and handed back as that is.
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        throw new SandboxError("stopped_outside", `the sandbox was stopped from outside it as it started (removed: the Docker engine, or an operator): ${(err as Error).message}`, { cause: err });
+      }
       throw new SandboxError("create_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -194,6 +194,7 @@ export function createProcessor(deps: ProcessorDeps) {
       sandbox = await untilAborted(creating, abort.signal, (late) => void late.destroy().catch((err) => log.error({ err }, "sandbox destroy failed"))).catch(async (err) => {
         if (abort.signal.aborted) throw failAborted();
         if (err instanceof SandboxError && ENGINE_TROUBLE.has(err.reason) && token) await handBackForAnotherEngine(job, token, err, deps);
+        await handBackStopped(err);
         throw new JobFailedError("sandbox_failed", `could not start the sandbox: ${(err as Error).message}`, { cause: err });
       });
       // Only a job started before can have met an engine's trouble: a first run writes nothing.
