@@ -14,12 +14,13 @@ import type { Limits } from "./limits.js";
  * is charged what it was once read, and refused beforehand only when the budget is spent. Uploads
  * stream (routes/uploads.ts) and are charged there.
  */
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+
 export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings: { bytesPerMinute: number; atOnce: number; bodyLimit: number }): void {
   const sending = new Map<string, number>();
-  const charged = new WeakSet<FastifyRequest>();
-  const counted = new WeakMap<FastifyRequest, { bytes: number }>();
+  const placed = new WeakSet<FastifyRequest>();
   const done = (request: FastifyRequest) => {
-    if (!charged.delete(request)) return;
+    if (!placed.delete(request)) return;
     const left = (sending.get(request.owner) ?? 1) - 1;
     if (left > 0) sending.set(request.owner, left);
     else sending.delete(request.owner);
@@ -28,6 +29,9 @@ export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings:
     const headers = request.headers;
     const declared = headers["content-length"] !== undefined ? Number(headers["content-length"]) : undefined;
     const hasBody = declared !== undefined ? declared > 0 : headers["transfer-encoding"] !== undefined;
+    // Only where a body is read: a body sent with a GET is not, and a stream of it waiting to be
+    // counted held the connection's next requests behind it.
+    if (!BODY_METHODS.has(request.method)) return payload;
     // Gone already: nothing will be read, and nothing would give its place back.
     if (!hasBody || !request.owner || request.raw.destroyed || !/^application\/json\b/i.test(headers["content-type"] ?? "")) return payload;
     const now = sending.get(request.owner) ?? 0;
@@ -38,7 +42,7 @@ export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings:
     // each see the others'. Given back however the request ends, its connection cut during that
     // wait too (the request's close).
     sending.set(request.owner, now + 1);
-    charged.add(request);
+    placed.add(request);
     request.raw.once("close", () => done(request));
     try {
       // A length past the most a body may be is refused by the parser (413): charged that most.
@@ -48,23 +52,31 @@ export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings:
       throw err;
     }
     if (declared !== undefined || settings.bytesPerMinute <= 0) return payload;
-    const count = { bytes: 0 };
-    counted.set(request, count);
+    // Charged what was read once it is all read, or cut, however parsing ends: a body refused
+    // as it is parsed (malformed JSON) costs what it cost to read.
+    let bytes = 0;
+    let billed = false;
+    const charge = () => {
+      if (billed) return;
+      billed = true;
+      void limits.addBodyBytes(request.owner, bytes).catch(() => undefined);
+    };
+    request.raw.once("close", charge);
     return (payload as Readable).pipe(
       new Transform({
         transform(chunk: Buffer, _encoding, next) {
-          count.bytes += chunk.length;
+          bytes += chunk.length;
           next(null, chunk);
+        },
+        flush(next) {
+          charge();
+          next();
         },
       }),
     );
   });
   // Its place given back once parsed (a held call keeps none), or once the request ends however it ends.
-  fastify.addHook("preValidation", async (request) => {
-    done(request);
-    const count = counted.get(request);
-    if (count) await limits.addBodyBytes(request.owner, count.bytes);
-  });
+  fastify.addHook("preValidation", async (request) => done(request));
   fastify.addHook("onResponse", async (request) => done(request));
   fastify.addHook("onRequestAbort", async (request) => done(request));
 }

@@ -85,6 +85,21 @@ describe("request bodies charged to their key", () => {
     }
   });
 
+  it("charges a body sent without a length what it was however its parsing ends (malformed JSON too)", async () => {
+    const { base } = await start({ BODY_MB_PER_MIN: "1" });
+    // 1 MB each, chunked, a brace short: refused as it is parsed (400), and counted all the same (the budget: ~4.4 MB).
+    const malformed = `${JSON.stringify({ ...job, padding: "x".repeat(1 << 20) }).slice(0, -1)}`;
+    const send = () =>
+      fetch(`${base}/v1/localize`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer key-alice-1234" }, body: new Blob([malformed]).stream(), duplex: "half" } as RequestInit);
+    const statuses: number[] = [];
+    for (let i = 0; i < 8 && statuses.at(-1) !== 429; i++) {
+      statuses.push((await send()).status);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(statuses.slice(0, 4)).toEqual([400, 400, 400, 400]);
+    expect(statuses.at(-1)).toBe(429);
+  });
+
   it("charges nothing with AUTH_MODE=off, where every caller is one key", async () => {
     const { base, port } = await start({ BODIES_AT_ONCE_PER_KEY: "1" }, {});
     const held = await holdBodies(port, undefined, 2, JSON.stringify(job));
