@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "./errors.js";
 import type { Limits } from "./limits.js";
 
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+
 /**
  * What reading a JSON body costs, charged to its API key before the body is read. Parsing is
  * done on the process's one thread: a key sending bodies of the largest size, each refused once
@@ -14,8 +16,6 @@ import type { Limits } from "./limits.js";
  * is charged what it was once read, and refused beforehand only when the budget is spent. Uploads
  * stream (routes/uploads.ts) and are charged there.
  */
-const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
-
 export function chargeBodies(fastify: FastifyInstance, limits: Limits, settings: { bytesPerMinute: number; atOnce: number; bodyLimit: number }): void {
   const sending = new Map<string, number>();
   const placed = new WeakSet<FastifyRequest>();
