@@ -40,6 +40,9 @@ const FILES: Record<string, string> = {
   "web/lib/widget.js": js("built"),
   "web/lib/keep.js": js("kept"),
   "web/gen/deep/widget.js": js("deep"),
+  // A release of a library committed beside the project's scripts.
+  "web/public/javascripts/jquery-3.6.0.js": `${js("jquery")}${"// the widget's library\n".repeat(10)}`,
+  "web/public/bootstrap.bundle.js": js("bootstrap"),
   // Marked vendored to keep it out of GitHub's language statistics (Laravel's projects do): read.
   "web/vendor/widget.js": js("vendored"),
   // git's rules: the last line that says anything decides; "**" not between slashes is "*".

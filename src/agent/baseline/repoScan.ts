@@ -60,6 +60,10 @@ GENERATED_HEAD = 1024
 # Minified or bundled code (a web page's asset committed beside the source): lines of 200
 # bytes and more on average, where code written by hand averages a fifth of that.
 MINIFIED_LINE, MINIFIED_FROM = 200, 20000
+# Copies of the two libraries web projects most often commit beside their own scripts, by the
+# names their releases carry (Linguist's list has them): jquery-3.6.0.js in express-generator's
+# public/javascripts took every location of an Express issue.
+VENDORED_COPIES = re.compile(r"(^|/)(jquery|bootstrap)([-.][\\w.-]*)?\\.js$", re.I)
 MAX_FILES, MAX_BYTES, LANG_CAP = ${SCAN_MAX_FILES}, 2000000, 65536
 # Source files listed at most (SCAN_MAX_LISTED), of which the scan reads MAX_FILES.
 MAX_LISTED = ${SCAN_MAX_LISTED}
@@ -251,7 +255,7 @@ for rel, dirs, files in walk(root):
                 continue
             if MAYBE_TESTS.match(f):
                 maybe_tests.add(path)
-        elif lang is None or OTHER_TESTISH.search(path):
+        elif lang is None or OTHER_TESTISH.search(path) or VENDORED_COPIES.search(path):
             continue
         if GENERATED_PATHS and is_generated(path):
             continue
