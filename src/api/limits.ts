@@ -51,9 +51,7 @@ export class Limits {
 
   /** Counts bytes already read (a body sent without a length) against that budget, past it or not. */
   async addBodyBytes(owner: string, bytes: number): Promise<void> {
-    if (bytes <= 0) return;
-    const key = this.keys.rate(`body:${owner}`, Math.floor(Date.now() / 60_000));
-    await this.redis.multi().incrby(key, bytes).expire(key, 120).exec();
+    if (bytes > 0) await this.take("body", owner, bytes, Infinity, "bytes of request bodies");
   }
 
   async takePoll(owner: string): Promise<void> {

@@ -330,16 +330,7 @@ export class TreeStore {
           kept.push(t);
           continue;
         }
-        const doomed = `${t.path}.tmp-expire-${randomBytes(3).toString("hex")}`;
-        const moved = await moveIfUnused(t.path, doomed, t.holds, t.idleMs);
-        if (moved === "in use") {
-          kept.push(t);
-          continue;
-        }
-        if (moved === "moved") {
-          await removeDir(doomed);
-          onRemove();
-        }
+        if ((await removeIfUnused(t, onRemove)) === "in use") kept.push(t);
       }
       trees = kept;
     }
@@ -362,14 +353,7 @@ export class TreeStore {
       // Only the bytes or the disk are over: a tree counted in neither would not bring them under.
       if (count <= maxTrees && !(bytes > maxBytes && budgeted(t)) && !(diskShort > 0 && !t.fast)) continue;
       if (t.used > now - t.idleMs) continue;
-      // Looked at again as it is moved out of the way: a job may have taken the tree up since the listing.
-      const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
-      const moved = await moveIfUnused(t.path, doomed, t.holds, t.idleMs);
-      if (moved === "in use") continue;
-      if (moved === "moved") {
-        await removeDir(doomed);
-        onRemove();
-      }
+      if ((await removeIfUnused(t, onRemove)) === "in use") continue;
       count--;
       if (budgeted(t)) bytes -= t.bytes;
       if (t.fast) fastBytes -= t.bytes;
@@ -407,9 +391,8 @@ export class TreeStore {
     if (!this.root || existsSync(join(this.dir, OWNER_FILE))) return;
     // The owner must exist before its trees do, or another cache would take them for orphans.
     await mkdir(this.cacheDir, { recursive: true });
+    // Made unlistable as it is made (guard() closes those made before).
     await mkdir(this.dir, { recursive: true, mode: TREE_PARENT_MODE });
-    await chmod(this.dir, TREE_PARENT_MODE).catch(() => undefined);
-    if (this.root) await chmod(this.root, TREE_PARENT_MODE).catch(() => undefined);
     await writeFile(join(this.dir, OWNER_FILE), JSON.stringify({ cacheDir: this.cacheDir, idleMs: this.idleMs }));
   }
 }
@@ -517,6 +500,20 @@ export function defaultTreeBudget(treeDir: string): number {
  * hold() writes its hold before it looks for the tree, and this looks for holds again after
  * the move, so one of the two sees the other.
  */
+/**
+ * Removes a listed tree unless a job uses it: looked at again as it is moved out of the way, since
+ * a job may have taken the tree up since the listing.
+ */
+async function removeIfUnused(t: Tree, onRemove: () => void): Promise<"moved" | "in use" | "gone"> {
+  const doomed = `${t.path}.tmp-evict-${randomBytes(3).toString("hex")}`;
+  const moved = await moveIfUnused(t.path, doomed, t.holds, t.idleMs);
+  if (moved === "moved") {
+    await removeDir(doomed);
+    onRemove();
+  }
+  return moved;
+}
+
 async function moveIfUnused(path: string, dest: string, holds: string, idleMs: number): Promise<"moved" | "in use" | "gone"> {
   const st = await stat(path).catch(() => null);
   if (!st?.isDirectory()) return "gone";

@@ -312,7 +312,9 @@ if named_langs and not (named_langs & langs):
     langs |= named_langs
 # What is left unread, said in the answer, when it is a part of the tree and not a few assets.
 kept_size = sum(per_lang[lang] for lang in langs)
-unread = {lang: sum(1 for _, l, _ in found if l == lang) for lang, c in per_lang.items() if lang not in langs and 5 * c >= kept_size}
+# Files per language, of all listed (past MAX_FILES too): what was not read, and how many were.
+listed_files = Counter(lang for _, lang, _ in found)
+unread = {lang: listed_files[lang] for lang, c in per_lang.items() if lang not in langs and 5 * c >= kept_size}
 kept = [(p, lang) for p, lang, _ in found[:MAX_FILES] if lang in langs]
 paths = [p for p, _ in kept]
 
@@ -393,7 +395,7 @@ for p in q.get("files", [])[:20]:
 
 # dumps, not dump: only a one-shot encode runs in C (a tenth of a second on a large tree).
 # Of the languages read, how many files the tree holds (past MAX_LISTED, more than that).
-listed = sum(1 for _, lang, _ in found if lang in langs)
+listed = sum(listed_files[lang] for lang in langs)
 sys.stdout.write(json.dumps({"keys": keys, "paths": paths, "files": out, "named": named, "listed": listed, "cut": len(found) >= MAX_LISTED, "unread": unread}, separators=(",", ":"), sort_keys=True))
 `;
 
