@@ -36,18 +36,21 @@ async function openSession(key: string): Promise<{ client: Client; transport: St
   return { client, transport };
 }
 
+/** A POST to /mcp as another key, whose answer its socket (paused) never reads. */
+function postUnread(session: string | undefined, body: string) {
+  const { port } = new URL(base);
+  const socket = connect(Number(port), "127.0.0.1");
+  socket.on("error", () => undefined);
+  socket.pause();
+  socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer other-key-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${session}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return socket;
+}
+
 describe("an API process at its cap of MCP sessions", () => {
   it("is not held at the cap by sessions whose clients do not read their (large) answers: only a tool call in progress keeps a session", async () => {
     // A batch of listings with 44 KB ids, echoed back: an answer of ~5 MB its client never reads.
     const body = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(44_000)}`, method: "tools/list" })));
-    const { port } = new URL(base);
-    const unread = [0, 1].map(() => {
-      const socket = connect(Number(port), "127.0.0.1");
-      socket.on("error", () => undefined);
-      socket.pause();
-      socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer other-key-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${randomUUID()}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      return socket;
-    });
+    const unread = [0, 1].map(() => postUnread(randomUUID(), body));
     try {
       await new Promise((r) => setTimeout(r, 2000));
       const agent = await openSession("agent-key-0123456789");
@@ -57,9 +60,7 @@ describe("an API process at its cap of MCP sessions", () => {
     }
   });
 
-
   it("cuts an answer its client reads none of, so a tool call among pings with huge ids (busy while its answer waits) does not hold a session at the cap for ever", async () => {
-    const { port } = new URL(base);
     const pinned = await Promise.all(
       [0, 1].map(async () => {
         // A session of its own first: a call is only taken within one.
@@ -68,11 +69,7 @@ describe("an API process at its cap of MCP sessions", () => {
           { jsonrpc: "2.0", id: "call", method: "tools/call", params: { name: "no_such_tool", arguments: {} } },
           ...Array.from({ length: 99 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(44_000)}`, method: "ping" })),
         ]);
-        const socket = connect(Number(port), "127.0.0.1");
-        socket.on("error", () => undefined);
-        socket.pause();
-        socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer other-key-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-        return socket;
+        return postUnread(transport.sessionId, body);
       }),
     );
     try {
